@@ -1,0 +1,49 @@
+# Everything runs from a local virtualenv that these targets create on demand.
+PYTHON ?= python3.11
+VENV := venv
+PY := $(VENV)/bin/python
+STACK ?= dev
+STACKS := dev staging prod
+
+.PHONY: help venv preview preview-all test lint format bench-policy bench-preview clean
+
+help:
+	@echo "make preview [STACK=dev]  offline preview with the policy pack (writes build/<stack>/)"
+	@echo "make test                 run the test suite"
+	@echo "make lint | format        ruff check / ruff format"
+	@echo "make bench-policy         policy pack throughput through gRPC"
+	@echo "make bench-preview        offline preview time and memory with 10/100/500 tenants"
+
+$(VENV)/.installed: requirements.txt
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: install Python 3.11 or run 'make PYTHON=python3 ...'"; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@touch $@
+
+venv: $(VENV)/.installed
+
+preview: venv
+	$(PY) -m tools.preview --stack $(STACK)
+
+preview-all: venv
+	@for s in $(STACKS); do $(PY) -m tools.preview --stack $$s || exit 1; done
+
+test: venv
+	$(PY) -m pytest -q
+
+lint: venv
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: venv
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+bench-policy: venv
+	$(PY) -m tools.bench_policy
+
+bench-preview: venv
+	$(PY) -m tools.bench_preview
+
+clean:
+	rm -rf build .pytest_cache

@@ -1,0 +1,815 @@
+"""Typed stack configuration, parsed once.
+
+Every key lives in the ``agent-platform:`` namespace. Defaults come from the ``config:`` section of
+``Pulumi.yaml`` (the Pulumi CLI applies the same defaults to every stack), so this module never
+repeats a default. Bad input raises :class:`ConfigError` naming the key, before any resource exists.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+NAMESPACE = "agent-platform"
+SANDBOX_LABEL = "agent-platform.io/sandbox"
+PROJECT_FILE = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
+
+# Keys the project schema cannot type (objects and secrets without default): value type and secrecy.
+UNDECLARED_KEYS: dict[str, type] = {
+    "tenants": list,
+    "bedrockModels": list,
+    "tenantSecrets": dict,
+    "litellmDatabaseUrl": str,
+}
+SECRET_KEYS = frozenset({"litellmMasterKey", "grafanaAdminPassword", "tenantSecrets", "litellmDatabaseUrl"})
+
+# 8th-gen Intel families with EC2 nested virtualization (KVM inside the instance).
+NESTED_VIRT_FAMILIES = ("c8i", "c8i-flex", "m8i", "m8i-flex", "r8i", "r8i-flex")
+KATA_SHIMS = ("clh", "qemu", "fc")
+AGENT_TYPES = ("hermes", "openclaw")
+# Regions where Amazon Bedrock runtime is offered (November 2026).
+BEDROCK_REGIONS = frozenset(
+    {
+        "us-east-1", "us-east-2", "us-west-1", "us-west-2", "us-gov-west-1", "us-gov-east-1",
+        "ca-central-1", "ca-west-1", "sa-east-1", "mx-central-1",
+        "eu-central-1", "eu-central-2", "eu-west-1", "eu-west-2", "eu-west-3",
+        "eu-north-1", "eu-south-1", "eu-south-2",
+        "ap-northeast-1", "ap-northeast-2", "ap-northeast-3", "ap-south-1", "ap-south-2",
+        "ap-southeast-1", "ap-southeast-2", "ap-southeast-3", "ap-southeast-4", "ap-southeast-5",
+        "ap-southeast-7", "ap-east-2", "me-central-1", "me-south-1", "il-central-1", "af-south-1",
+    }
+)  # fmt: skip
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$")
+_DURATION = re.compile(r"^[0-9]+(s|m|h|d|w|y)$")
+_SEMVER = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)$")
+
+
+class ConfigError(ValueError):
+    """A stack configuration value is missing or invalid. The message names the key."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        self.key = key
+        self.reason = reason
+        super().__init__(f"{key if ':' in key else f'{NAMESPACE}:{key}'}: {reason}")
+
+
+T = TypeVar("T")
+
+
+class Reader:
+    """Reads typed values out of one mapping, naming ``path.key`` in every error."""
+
+    def __init__(self, values: Mapping[str, Any], path: str = "") -> None:
+        if not isinstance(values, Mapping):
+            raise ConfigError(path or "<root>", f"expected an object, got {type(values).__name__}")
+        self.values = values
+        self.path = path
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def reject_unknown(self, known: Sequence[str]) -> None:
+        for name in self.values:
+            if name not in known:
+                close = difflib.get_close_matches(name, known, n=1)
+                hint = f"did you mean {close[0]!r}?" if close else f"expected one of {', '.join(sorted(known))}"
+                raise ConfigError(self.key(name), f"unknown key; {hint}")
+
+    def _get(self, name: str, default: Any, kind: type | tuple[type, ...], what: str) -> Any:
+        value = self.values.get(name, default)
+        if value is _REQUIRED:
+            raise ConfigError(self.key(name), "is required")
+        if isinstance(value, bool) and kind is not bool:
+            raise ConfigError(self.key(name), f"expected {what}, got a boolean")
+        if not isinstance(value, kind):
+            raise ConfigError(self.key(name), f"expected {what}, got {value!r}")
+        return value
+
+    def str(self, name: str, default: Any = None) -> str:
+        return self._get(name, _REQUIRED if default is None else default, str, "a string")
+
+    def int(
+        self,
+        name: str,
+        default: Any = None,
+        lo: int | None = None,
+        hi: int | None = None,
+    ) -> int:
+        value = self._get(name, _REQUIRED if default is None else default, int, "an integer")
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise ConfigError(
+                self.key(name),
+                f"must be between {lo} and {hi if hi is not None else 'any'}, got {value}",
+            )
+        return value
+
+    def number(self, name: str, default: Any = None) -> float:
+        return float(
+            self._get(
+                name,
+                _REQUIRED if default is None else default,
+                (int, float),
+                "a number",
+            )
+        )
+
+    def bool(self, name: str, default: Any = None) -> bool:
+        return self._get(name, _REQUIRED if default is None else default, bool, "true or false")
+
+    def strs(self, name: str, default: Any = None) -> tuple[str, ...]:
+        value = self._get(
+            name,
+            _REQUIRED if default is None else default,
+            (list, tuple),
+            "a list of strings",
+        )
+        for i, item in enumerate(value):
+            if not isinstance(item, str):
+                raise ConfigError(f"{self.key(name)}[{i}]", f"expected a string, got {item!r}")
+        return tuple(value)
+
+    def choice(self, name: str, choices: Sequence[str], default: Any = None) -> str:
+        value = self.str(name, default)
+        if value not in choices:
+            raise ConfigError(self.key(name), f"{value!r} is not one of {', '.join(choices)}")
+        return value
+
+    def objects(self, name: str, parse: Callable[[Reader], T], default: Any = None) -> tuple[T, ...]:
+        value = self._get(
+            name,
+            _REQUIRED if default is None else default,
+            (list, tuple),
+            "a list of objects",
+        )
+        return tuple(parse(Reader(item, f"{self.key(name)}[{i}]")) for i, item in enumerate(value))
+
+    def object(self, name: str, parse: Callable[[Reader], T]) -> T:
+        return parse(Reader(self.values.get(name) or {}, self.key(name)))
+
+
+_REQUIRED = object()
+
+
+def _check(key: str, ok: bool, reason: str) -> None:
+    if not ok:
+        raise ConfigError(key, reason)
+
+
+def _cidr(key: str, value: str) -> ipaddress.IPv4Network:
+    try:
+        net = ipaddress.ip_network(value, strict=True)
+    except ValueError as exc:
+        raise ConfigError(key, f"{value!r} is not a valid CIDR ({exc})") from None
+    _check(key, isinstance(net, ipaddress.IPv4Network), f"{value!r} must be an IPv4 CIDR")
+    return net  # type: ignore[return-value]
+
+
+def _quantity(key: str, value: Any) -> str:
+    text = str(value)
+    _check(
+        key,
+        bool(_QUANTITY.match(text)),
+        f"{text!r} is not a Kubernetes quantity (e.g. 500m, 2, 4Gi)",
+    )
+    return text
+
+
+def _semver(key: str, value: str) -> tuple[int, int, int]:
+    match = _SEMVER.match(value)
+    _check(key, match is not None, f"{value!r} is not a version like 1.2.3")
+    return tuple(int(part) for part in match.groups())  # type: ignore[union-attr,return-value]
+
+
+def instance_family(instance_type: str) -> str:
+    """``m8i-flex.2xlarge`` -> ``m8i-flex``."""
+    return instance_type.split(".", 1)[0]
+
+
+def check_nested_virt_types(key: str, instance_types: Sequence[str]) -> None:
+    _check(key, len(instance_types) > 0, "needs at least one instance type")
+    for instance_type in instance_types:
+        _check(
+            key,
+            "." in instance_type and instance_family(instance_type) in NESTED_VIRT_FAMILIES,
+            f"{instance_type} has no EC2 nested virtualization, which Kata needs; "
+            f"use an 8th-gen Intel family: {', '.join(NESTED_VIRT_FAMILIES)}",
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Sections
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    cidr: str
+    az_count: int
+    nat_per_az: bool
+
+    @property
+    def network(self) -> ipaddress.IPv4Network:
+        return ipaddress.IPv4Network(self.cidr)
+
+    @property
+    def resolver_ip(self) -> str:
+        """The Amazon-provided DNS server: the VPC CIDR's base address + 2."""
+        return str(self.network.network_address + 2)
+
+    def subnet_cidrs(self) -> tuple[list[str], list[str]]:
+        """(public, private) CIDRs, one of each per AZ. The VPC is cut in eight blocks: private
+        subnets (pods live there) take one block each, public subnets share the last block."""
+        blocks = list(self.network.subnets(prefixlen_diff=3))
+        public = list(blocks[-1].subnets(prefixlen_diff=3))
+        return [str(n) for n in public[: self.az_count]], [str(n) for n in blocks[: self.az_count]]
+
+    @classmethod
+    def from_reader(cls, r: Reader) -> NetworkConfig:
+        net = _cidr("vpcCidr", r.str("vpcCidr"))
+        _check(
+            "vpcCidr",
+            16 <= net.prefixlen <= 20,
+            f"prefix must be between /16 and /20, got /{net.prefixlen}",
+        )
+        _check("vpcCidr", net.is_private, f"{net} is not a private (RFC 1918) range")
+        return cls(
+            cidr=str(net),
+            az_count=r.int("azCount", lo=2, hi=6),
+            nat_per_az=r.choice("natGateways", ("single", "perAz")) == "perAz",
+        )
+
+
+@dataclass(frozen=True)
+class NodeGroupConfig:
+    instance_types: tuple[str, ...]
+    min_size: int
+    desired_size: int
+    max_size: int
+    disk_gib: int
+
+    @classmethod
+    def from_reader(cls, r: Reader, prefix: str) -> NodeGroupConfig:
+        group = cls(
+            instance_types=r.strs(f"{prefix}InstanceTypes"),
+            min_size=r.int(f"{prefix}MinSize", lo=0, hi=1000),
+            desired_size=r.int(f"{prefix}DesiredSize", lo=0, hi=1000),
+            max_size=r.int(f"{prefix}MaxSize", lo=1, hi=1000),
+            disk_gib=r.int(f"{prefix}DiskGiB", lo=20, hi=16384),
+        )
+        _check(
+            f"{prefix}InstanceTypes",
+            len(group.instance_types) > 0,
+            "needs at least one instance type",
+        )
+        _check(
+            f"{prefix}MinSize",
+            group.min_size <= group.max_size,
+            f"min size {group.min_size} is greater than max size {group.max_size}",
+        )
+        _check(
+            f"{prefix}DesiredSize",
+            group.min_size <= group.desired_size <= group.max_size,
+            f"desired size {group.desired_size} must be between min {group.min_size} and max {group.max_size}",
+        )
+        return group
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    name: str
+    kubernetes_version: str
+    service_cidr: str
+    admin_role_arns: tuple[str, ...]
+    public_access_cidrs: tuple[str, ...]
+    core: NodeGroupConfig
+    kata: NodeGroupConfig
+
+    @classmethod
+    def from_reader(cls, r: Reader, stack: str) -> ClusterConfig:
+        name = r.str("clusterName") or f"agents-{stack}"
+        _check(
+            "clusterName",
+            bool(re.match(r"^[a-zA-Z][a-zA-Z0-9-]{0,99}$", name)),
+            f"{name!r} is not a valid EKS name",
+        )
+        version = r.str("kubernetesVersion")
+        _check(
+            "kubernetesVersion",
+            bool(re.match(r"^1\.(2[89]|3\d)$", version)),
+            f"{version!r} is not 1.28-1.39",
+        )
+        for i, arn in enumerate(r.strs("adminRoleArns")):
+            _check(
+                f"adminRoleArns[{i}]",
+                bool(re.match(r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$", arn)),
+                f"{arn!r} is not an IAM role ARN",
+            )
+        public = r.strs("endpointPublicAccessCidrs")
+        for i, cidr in enumerate(public):
+            _cidr(f"endpointPublicAccessCidrs[{i}]", cidr)
+        kata = NodeGroupConfig.from_reader(r, "kata")
+        check_nested_virt_types("kataInstanceTypes", kata.instance_types)
+        return cls(
+            name=name,
+            kubernetes_version=version,
+            service_cidr=str(_cidr("serviceCidr", r.str("serviceCidr"))),
+            admin_role_arns=r.strs("adminRoleArns"),
+            public_access_cidrs=public,
+            core=NodeGroupConfig.from_reader(r, "core"),
+            kata=kata,
+        )
+
+
+@dataclass(frozen=True)
+class KarpenterConfig:
+    version: str
+    capacity_types: tuple[str, ...]
+    instance_families: tuple[str, ...]
+    cpu_limit: int
+    memory_limit_gib: int
+    consolidation_policy: str
+    consolidate_after: str
+    disruption_budget: str
+
+    @classmethod
+    def from_reader(cls, r: Reader) -> KarpenterConfig:
+        version = r.str("karpenterVersion")
+        _check(
+            "karpenterVersion",
+            _semver("karpenterVersion", version) >= (1, 13, 0),
+            f"{version} is below 1.13.0, the first release with EC2NodeClass cpuOptions.nestedVirtualization",
+        )
+        capacity = r.strs("karpenterCapacityTypes")
+        _check(
+            "karpenterCapacityTypes",
+            bool(capacity) and set(capacity) <= {"on-demand", "spot"},
+            f"{list(capacity)} must be a non-empty subset of on-demand, spot",
+        )
+        families = r.strs("karpenterInstanceFamilies")
+        _check("karpenterInstanceFamilies", bool(families), "needs at least one family")
+        for family in families:
+            _check(
+                "karpenterInstanceFamilies",
+                family in NESTED_VIRT_FAMILIES,
+                f"{family} has no EC2 nested virtualization; use {', '.join(NESTED_VIRT_FAMILIES)}",
+            )
+        after = r.str("karpenterConsolidateAfter")
+        _check(
+            "karpenterConsolidateAfter",
+            after == "Never" or bool(_DURATION.match(after)),
+            f"{after!r} is not a duration like 30s, 5m or Never",
+        )
+        budget = r.str("karpenterDisruptionBudget")
+        _check(
+            "karpenterDisruptionBudget",
+            bool(re.match(r"^((100|[0-9]{1,2})%|[0-9]+)$", budget)),
+            f"{budget!r} is not a node count or percentage",
+        )
+        return cls(
+            version=version.lstrip("v"),
+            capacity_types=capacity,
+            instance_families=families,
+            cpu_limit=r.int("karpenterCpuLimit", lo=1),
+            memory_limit_gib=r.int("karpenterMemoryLimitGiB", lo=1),
+            consolidation_policy=r.choice("karpenterConsolidationPolicy", ("WhenEmpty", "WhenEmptyOrUnderutilized")),
+            consolidate_after=after,
+            disruption_budget=budget,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class KataConfig:
+    version: str
+    firecracker: bool
+    gvisor: bool
+    default_runtime_class: str
+
+    @property
+    def shims(self) -> tuple[str, ...]:
+        return ("clh", "qemu", "fc") if self.firecracker else ("clh", "qemu")
+
+    @property
+    def runtime_classes(self) -> tuple[str, ...]:
+        return tuple(f"kata-{shim}" for shim in self.shims) + (("gvisor",) if self.gvisor else ())
+
+    @classmethod
+    def from_reader(cls, r: Reader) -> KataConfig:
+        version = r.str("kataDeployVersion")
+        _semver("kataDeployVersion", version)
+        kata = cls(
+            version.lstrip("v"),
+            r.bool("kataFirecracker"),
+            r.bool("gvisor"),
+            r.str("defaultRuntimeClass"),
+        )
+        _check(
+            "defaultRuntimeClass",
+            kata.default_runtime_class in kata.runtime_classes,
+            f"{kata.default_runtime_class!r} is not one of the enabled runtime classes {', '.join(kata.runtime_classes)}",
+        )
+        return kata
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str
+    model_id: str
+
+    @classmethod
+    def from_reader(cls, r: Reader) -> ModelConfig:
+        r.reject_unknown(("name", "modelId"))
+        model = cls(r.str("name"), r.str("modelId"))
+        _check(
+            r.key("modelId"),
+            bool(re.match(r"^[a-z0-9.:-]+$", model.model_id)),
+            f"{model.model_id!r} is not a Bedrock model id",
+        )
+        return model
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    chart_version: str
+    replicas: int
+    bedrock_region: str
+    models: tuple[ModelConfig, ...]
+    external_database: bool
+    lb_controller_version: str
+
+    @property
+    def model_names(self) -> tuple[str, ...]:
+        return tuple(m.name for m in self.models)
+
+    @classmethod
+    def from_reader(cls, r: Reader) -> GatewayConfig:
+        region = r.str("bedrockRegion")
+        _check(
+            "bedrockRegion",
+            region in BEDROCK_REGIONS,
+            f"{region!r} is not a region where Amazon Bedrock is available",
+        )
+        models = r.objects("bedrockModels", ModelConfig.from_reader, default=[])
+        _check(
+            "bedrockModels",
+            len(models) > 0,
+            "needs at least one model ({name, modelId}) for LiteLLM to serve",
+        )
+        _unique("bedrockModels", [m.name for m in models], "model name")
+        external = r.choice("litellmDatabase", ("standalone", "external")) == "external"
+        _check(
+            "litellmDatabaseUrl",
+            not external or "litellmDatabaseUrl" in r.values,
+            "is required when litellmDatabase is external (set it with --secret)",
+        )
+        return cls(
+            chart_version=r.str("litellmChartVersion"),
+            replicas=r.int("litellmReplicas", lo=1, hi=20),
+            bedrock_region=region,
+            models=models,
+            external_database=external,
+            lb_controller_version=r.str("awsLoadBalancerControllerVersion"),
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ObservabilityConfig:
+    chart_version: str
+    retention: str
+    storage_gib: int
+
+    @classmethod
+    def from_reader(cls, r: Reader) -> ObservabilityConfig:
+        retention = r.str("prometheusRetention")
+        _check(
+            "prometheusRetention",
+            bool(_DURATION.match(retention)),
+            f"{retention!r} is not a duration like 15d",
+        )
+        return cls(
+            r.str("kubePrometheusStackVersion"),
+            retention,
+            r.int("prometheusStorageGiB", lo=1),
+        )
+
+
+@dataclass(frozen=True)
+class ImagesConfig:
+    hermes: str
+    openclaw: str
+    agent_sandbox_version: str
+
+    @classmethod
+    def from_reader(cls, r: Reader) -> ImagesConfig:
+        for key in ("hermesImage", "openclawImage"):
+            image = r.str(key)
+            _check(
+                key,
+                ":" in image.rsplit("/", 1)[-1] and not image.endswith(":latest"),
+                f"{image!r} must pin a tag (not latest)",
+            )
+        return cls(r.str("hermesImage"), r.str("openclawImage"), r.str("agentSandboxVersion"))
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    name: str
+    type: str
+    runtime_class: str
+    warm_pool: int
+    cpu: str
+    memory: str
+    storage_gib: int
+    vm_cpus: int | None
+    vm_memory_mib: int | None
+    secret_env: tuple[str, ...]
+
+    @classmethod
+    def from_reader(cls, r: Reader, default_runtime_class: str) -> AgentConfig:
+        r.reject_unknown(
+            (
+                "name",
+                "type",
+                "runtimeClass",
+                "warmPool",
+                "cpu",
+                "memory",
+                "storageGiB",
+                "vmCpus",
+                "vmMemoryMiB",
+                "secretEnv",
+            )
+        )
+        name = r.str("name")
+        _check(
+            r.key("name"),
+            bool(_DNS_LABEL.match(name)) and len(name) <= 30,
+            f"{name!r} must be a DNS label of at most 30 characters",
+        )
+        secret_env = r.strs("secretEnv", default=[])
+        for env in secret_env:
+            _check(
+                r.key("secretEnv"),
+                bool(_ENV_NAME.match(env)),
+                f"{env!r} is not an environment variable name",
+            )
+        vm_cpus = r.values.get("vmCpus")
+        vm_memory = r.values.get("vmMemoryMiB")
+        return cls(
+            name=name,
+            type=r.choice("type", AGENT_TYPES),
+            runtime_class=r.str("runtimeClass", default=default_runtime_class),
+            warm_pool=r.int("warmPool", default=0, lo=0, hi=100),
+            cpu=_quantity(r.key("cpu"), r.values.get("cpu", "1")),
+            memory=_quantity(r.key("memory"), r.values.get("memory", "2Gi")),
+            storage_gib=r.int("storageGiB", default=0, lo=0, hi=1024),
+            vm_cpus=None if vm_cpus is None else r.int("vmCpus", lo=1, hi=64),
+            vm_memory_mib=None if vm_memory is None else r.int("vmMemoryMiB", lo=256, hi=262144),
+            secret_env=secret_env,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TenantQuota:
+    cpu: str
+    memory: str
+    pods: int
+    storage: str
+
+    @classmethod
+    def from_reader(cls, r: Reader) -> TenantQuota:
+        r.reject_unknown(("cpu", "memory", "pods", "storage"))
+        return cls(
+            cpu=_quantity(r.key("cpu"), r.values.get("cpu", "16")),
+            memory=_quantity(r.key("memory"), r.values.get("memory", "64Gi")),
+            pods=r.int("pods", default=20, lo=1, hi=1000),
+            storage=_quantity(r.key("storage"), r.values.get("storage", "200Gi")),
+        )
+
+
+@dataclass(frozen=True)
+class TenantLitellmConfig:
+    max_budget: float
+    budget_duration: str
+    rpm_limit: int
+    tpm_limit: int
+    models: tuple[str, ...]
+
+    @classmethod
+    def from_reader(cls, r: Reader) -> TenantLitellmConfig:
+        r.reject_unknown(("maxBudget", "budgetDuration", "rpmLimit", "tpmLimit", "models"))
+        duration = r.str("budgetDuration", default="30d")
+        _check(
+            r.key("budgetDuration"),
+            bool(_DURATION.match(duration)),
+            f"{duration!r} is not a duration like 30d",
+        )
+        return cls(
+            max_budget=r.number("maxBudget", default=100),
+            budget_duration=duration,
+            rpm_limit=r.int("rpmLimit", default=60, lo=1),
+            tpm_limit=r.int("tpmLimit", default=100000, lo=1),
+            models=r.strs("models", default=[]),
+        )
+
+
+@dataclass(frozen=True)
+class TenantConfig:
+    name: str
+    namespace: str
+    agents: tuple[AgentConfig, ...]
+    quota: TenantQuota
+    litellm: TenantLitellmConfig
+
+    @property
+    def warm_pool_total(self) -> int:
+        return sum(agent.warm_pool for agent in self.agents)
+
+    @classmethod
+    def from_reader(cls, r: Reader, default_runtime_class: str) -> TenantConfig:
+        r.reject_unknown(("name", "namespace", "agents", "quota", "litellm"))
+        name = r.str("name")
+        _check(
+            r.key("name"),
+            bool(_DNS_LABEL.match(name)) and len(name) <= 40,
+            f"{name!r} must be a DNS label of at most 40 characters",
+        )
+        namespace = r.str("namespace", default=f"tenant-{name}")
+        _check(
+            r.key("namespace"),
+            bool(_DNS_LABEL.match(namespace)) and len(namespace) <= 63,
+            f"{namespace!r} is not a valid namespace name",
+        )
+        _check(
+            r.key("namespace"),
+            not namespace.startswith("kube-") and namespace not in RESERVED_NAMESPACES,
+            f"{namespace!r} is reserved for the platform",
+        )
+        agents = r.objects("agents", lambda a: AgentConfig.from_reader(a, default_runtime_class))
+        _check(r.key("agents"), len(agents) > 0, "needs at least one agent")
+        _unique(r.key("agents"), [a.name for a in agents], "agent name")
+        return cls(name, namespace, agents, r.object("quota", TenantQuota.from_reader), r.object("litellm", TenantLitellmConfig.from_reader))  # fmt: skip
+
+
+# Namespaces the platform itself uses; tenants may not take them.
+RESERVED_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease", "karpenter", "kata-system", "litellm", "monitoring", "agent-sandbox-system"})  # fmt: skip
+
+
+def _unique(key: str, names: Sequence[str], what: str) -> None:
+    seen: set[str] = set()
+    for name in names:
+        _check(key, name not in seen, f"duplicate {what} {name!r}")
+        seen.add(name)
+
+
+@dataclass(frozen=True)
+class PlatformConfig:
+    stack: str
+    region: str
+    protect: bool
+    network: NetworkConfig
+    cluster: ClusterConfig
+    karpenter: KarpenterConfig
+    kata: KataConfig
+    gateway: GatewayConfig
+    observability: ObservabilityConfig
+    images: ImagesConfig
+    tenants: tuple[TenantConfig, ...] = field(default_factory=tuple)
+    secret_keys_present: frozenset[str] = frozenset()
+
+    @property
+    def any_warm_pool(self) -> bool:
+        return any(t.warm_pool_total > 0 for t in self.tenants)
+
+    def __post_init__(self) -> None:
+        vpc, services = (
+            self.network.network,
+            ipaddress.IPv4Network(self.cluster.service_cidr),
+        )
+        _check(
+            "serviceCidr",
+            not vpc.overlaps(services),
+            f"{services} overlaps vpcCidr {vpc}; Kubernetes services need their own range",
+        )
+        _unique("tenants", [t.name for t in self.tenants], "tenant name")
+        _unique("tenants", [t.namespace for t in self.tenants], "tenant namespace")
+        models = set(self.gateway.model_names)
+        for i, tenant in enumerate(self.tenants):
+            for model in tenant.litellm.models:
+                _check(
+                    f"tenants[{i}].litellm.models",
+                    model in models,
+                    f"{model!r} is not in bedrockModels ({', '.join(sorted(models))})",
+                )
+            for j, agent in enumerate(tenant.agents):
+                _check(
+                    f"tenants[{i}].agents[{j}].runtimeClass",
+                    agent.runtime_class in self.kata.runtime_classes,
+                    f"unknown runtime class {agent.runtime_class!r}; enabled: {', '.join(self.kata.runtime_classes)}",
+                )
+                _check(
+                    f"tenants[{i}].agents[{j}].vmCpus",
+                    agent.vm_cpus is None and agent.vm_memory_mib is None or agent.runtime_class.startswith("kata-"),
+                    "VM sizing only applies to kata runtime classes",
+                )
+        for key in ("litellmMasterKey", "grafanaAdminPassword"):
+            _check(key, key in self.secret_keys_present, "is required: set it with `pulumi config set --secret`")  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, stack: str, region: str, values: Mapping[str, Any]) -> PlatformConfig:
+        """Parse namespace-less keys (``vpcCidr``...) with typed values; Pulumi.yaml supplies defaults."""
+        schema = project_schema()
+        merged = {key: decl["default"] for key, decl in schema.items() if "default" in decl}
+        merged.update(values)
+        r = Reader(merged)
+        r.reject_unknown(list(schema) + list(UNDECLARED_KEYS))
+        for key, decl in schema.items():
+            if key in values:
+                _check_declared_type(key, decl, values[key])
+        region_ok = bool(re.match(r"^[a-z]{2}(-gov)?-[a-z]+-\d$", region))
+        if not region_ok:
+            raise ConfigError("aws:region", f"{region!r} is not an AWS region") from None
+        kata = KataConfig.from_reader(r)
+        return cls(
+            stack=stack,
+            region=region,
+            protect=r.bool("protect"),
+            network=NetworkConfig.from_reader(r),
+            cluster=ClusterConfig.from_reader(r, stack),
+            karpenter=KarpenterConfig.from_reader(r),
+            kata=kata,
+            gateway=GatewayConfig.from_reader(r),
+            observability=ObservabilityConfig.from_reader(r),
+            images=ImagesConfig.from_reader(r),
+            tenants=r.objects(
+                "tenants",
+                lambda t: TenantConfig.from_reader(t, kata.default_runtime_class),
+                default=[],
+            ),
+            secret_keys_present=frozenset(k for k in SECRET_KEYS if values.get(k) not in (None, "")),
+        )
+
+
+_TYPES: dict[str, type | tuple[type, ...]] = {
+    "string": str,
+    "integer": int,
+    "boolean": bool,
+    "array": list,
+}
+
+
+def _check_declared_type(key: str, decl: Mapping[str, Any], value: Any) -> None:
+    kind = decl.get("type", "string")
+    ok = isinstance(value, _TYPES[kind]) and not (kind == "integer" and isinstance(value, bool))
+    _check(key, ok, f"expected {kind} (as declared in Pulumi.yaml), got {value!r}")
+
+
+@cache
+def project_schema() -> dict[str, dict[str, Any]]:
+    """The ``agent-platform:`` keys declared in Pulumi.yaml, without namespace."""
+    project = yaml.safe_load(PROJECT_FILE.read_text())
+    prefix = f"{NAMESPACE}:"
+    return {key[len(prefix) :]: decl for key, decl in (project.get("config") or {}).items() if key.startswith(prefix)}
+
+
+def decode_raw(key: str, raw: Any) -> Any:
+    """Turn a config value as the engine passes it (always a string) into its typed value."""
+    if not isinstance(raw, str):
+        return raw
+    kind = project_schema().get(key, {}).get("type")
+    if key in UNDECLARED_KEYS and UNDECLARED_KEYS[key] is not str:
+        kind = "object"
+    try:
+        if kind == "integer":
+            return int(raw)
+        if kind == "boolean":
+            _check(key, raw in ("true", "false"), f"expected true or false, got {raw!r}")
+            return raw == "true"
+        if kind in ("array", "object"):
+            return json.loads(raw)
+    except ValueError:
+        raise ConfigError(key, f"expected {kind}, got {raw!r}") from None
+    return raw
+
+
+def load() -> PlatformConfig:
+    """Read the running stack's configuration (call once, from __main__.py)."""
+    import pulumi
+    from pulumi.runtime import config as runtime_config
+
+    all_config = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    prefix = f"{NAMESPACE}:"
+    values = {k[len(prefix) :]: decode_raw(k[len(prefix) :], v) for k, v in all_config.items() if k.startswith(prefix)}
+    region = all_config.get("aws:region") or ""
+    if not region:
+        raise ConfigError("aws:region", "is required (pulumi config set aws:region us-east-1)")
+    return PlatformConfig.from_dict(pulumi.get_stack(), region, values)

@@ -1,0 +1,12 @@
+"""Labels, taints and names shared by the components and the policy contract (see shared/design.md)."""
+
+SANDBOX_LABEL = "agent-platform.io/sandbox"  # on sandbox namespaces and every sandbox pod template
+CORE_NODE_LABEL = "node-role.agent-platform.io/core"  # core nodes: LiteLLM, monitoring, controllers
+KATA_NODE_LABEL = "workload-type"  # = "kata" on Kata nodes (managed group and Karpenter)
+KATA_NODE_VALUE = "kata"
+KATA_TAINT = {"key": "kata", "value": "true", "effect": "NoSchedule"}
+KATA_RUNTIME_LABEL = "katacontainers.io/kata-runtime"  # set to "true" by kata-deploy when a node is ready
+
+CORE_NODE_SELECTOR = {CORE_NODE_LABEL: "true"}
+KATA_NODE_SELECTOR = {KATA_NODE_LABEL: KATA_NODE_VALUE}
+KATA_TOLERATION = {"key": "kata", "operator": "Equal", "value": "true", "effect": "NoSchedule"}

@@ -1,0 +1,211 @@
+"""Shared helpers for the agent platform policies.
+
+Every validator reads resource properties through these helpers so that:
+
+* values that are unknown during preview never crash a policy and never turn into a
+  bogus violation: the SDK's proxy raises ``UnknownValueError`` on access, and a raw
+  unknown sentinel string (when a validator is called with plain dicts) is turned into
+  the same exception;
+* garbage (a string where a mapping is expected, a number where a list is expected...)
+  is treated as "absent" instead of raising.
+
+Validators that check several independent things use :class:`Unknowns` to keep checking
+the known parts and re-raise the first unknown at the end, so the SDK still reports the
+usual advisory "can't run policy ... during preview" note.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+from pulumi_policy import PolicyConfigSchema
+from pulumi_policy.proxy import UnknownValueError
+
+SANDBOX_LABEL = "agent-platform.io/sandbox"
+
+DEFAULT_RUNTIME_CLASSES: tuple[str, ...] = ("kata-clh", "kata-qemu", "kata-fc")
+DEFAULT_SERVICE_CIDRS: tuple[str, ...] = ("10.100.0.0/16", "172.20.0.0/16")
+DEFAULT_NESTED_VIRT_FAMILIES: tuple[str, ...] = (
+    "c8i",
+    "m8i",
+    "r8i",
+    "c8i-flex",
+    "m8i-flex",
+    "r8i-flex",
+)
+
+# Unknown-value sentinels of the Pulumi wire protocol (pulumi_policy.proxy).
+UNKNOWN_SENTINELS: frozenset[str] = frozenset(
+    {
+        "1c4a061d-8072-4f0a-a4cb-0ff528b18fe7",
+        "3eeb2bf0-c639-47a8-9e75-3b44932eb421",
+        "04da6b54-80e4-46f7-96ec-b56ff0331ba9",
+        "6a19a0b0-7e62-4c92-b797-7f8e31da9cc2",
+        "030794c1-ac77-496b-92df-f27374a8bd58",
+        "e48ece36-62e2-4504-bad9-02848725956a",
+        "dd056dcd-154b-4c76-9bd3-c8f88648b5ff",
+    }
+)
+
+ReportFn = Callable[..., None]
+
+
+def get(obj: Any, key: str) -> Any:
+    """Return ``obj[key]``, or None when obj is not a mapping or has no such key.
+
+    Raises UnknownValueError when the value is unknown during preview.
+    """
+    if not isinstance(obj, Mapping):
+        return None
+    try:
+        value = obj[key]
+    except KeyError:
+        return None
+    if value.__class__ is str and value in UNKNOWN_SENTINELS:
+        raise UnknownValueError(value, [key])
+    return value
+
+
+def dig(obj: Any, *keys: str) -> Any:
+    """Walk nested mappings; None as soon as a level is absent or not a mapping."""
+    for key in keys:
+        obj = get(obj, key)
+        if obj is None:
+            return None
+    return obj
+
+
+def mapping(value: Any) -> Mapping[str, Any] | None:
+    return value if isinstance(value, Mapping) else None
+
+
+def items(value: Any) -> Iterator[Any]:
+    """Iterate a list-like value (never a string); nothing for anything else.
+
+    Elements that are unknown raise UnknownValueError when reached.
+    """
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        return
+    for index in range(len(value)):
+        element = value[index]
+        if element.__class__ is str and element in UNKNOWN_SENTINELS:
+            raise UnknownValueError(element, [str(index)])
+        yield element
+
+
+def string(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def is_true(value: Any) -> bool:
+    """True for a boolean true or the string "true" (any case), as Kubernetes labels use."""
+    return value is True or (isinstance(value, str) and value.lower() == "true")
+
+
+class Unknowns:
+    """Run independent checks, remember the first unknown value, re-raise it at the end."""
+
+    __slots__ = ("first",)
+
+    def __init__(self) -> None:
+        self.first: UnknownValueError | None = None
+
+    def run(self, check: Callable[..., None], *args: Any) -> None:
+        try:
+            check(*args)
+        except UnknownValueError as error:
+            if self.first is None:
+                self.first = error
+
+    def finish(self) -> None:
+        if self.first is not None:
+            raise self.first
+
+
+# --- configuration ---------------------------------------------------------------------------
+
+
+def config_strings(config: Mapping[str, Any], key: str, default: Sequence[str]) -> tuple[str, ...]:
+    """A list-of-strings config value (schema defaults apply when the CLI configured the pack)."""
+    value = config.get(key) if isinstance(config, Mapping) else None
+    if isinstance(value, (list, tuple)):
+        return tuple(v for v in value if isinstance(v, str))
+    return tuple(default)
+
+
+def config_bool(config: Mapping[str, Any], key: str, default: bool) -> bool:
+    value = config.get(key) if isinstance(config, Mapping) else None
+    return value if isinstance(value, bool) else default
+
+
+def config_str(config: Mapping[str, Any], key: str, default: str) -> str:
+    value = config.get(key) if isinstance(config, Mapping) else None
+    return value if isinstance(value, str) else default
+
+
+def string_list_property(description: str, default: Sequence[str], **extra: Any) -> dict[str, Any]:
+    item: dict[str, Any] = {"type": "string", "minLength": 1}
+    if "pattern" in extra:
+        item["pattern"] = extra.pop("pattern")
+    return {
+        "type": "array",
+        "items": item,
+        "uniqueItems": True,
+        "description": description,
+        "default": list(default),
+        **extra,
+    }
+
+
+SANDBOX_NAMESPACES_PROPERTY = string_list_property(
+    f"Namespaces whose workloads are sandboxes even without the {SANDBOX_LABEL} pod template label.",
+    (),
+)
+SANDBOX_KINDS_PROPERTY = string_list_property(
+    "Workload kinds (e.g. Sandbox, SandboxTemplate) that are always treated as sandboxes.",
+    (),
+)
+
+
+def schema(properties: dict[str, dict[str, Any]]) -> PolicyConfigSchema:
+    return PolicyConfigSchema(properties=properties)
+
+
+# --- networks --------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=64)
+def parse_networks(
+    cidrs: tuple[str, ...],
+) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    networks = []
+    for cidr in cidrs:
+        try:
+            networks.append(ipaddress.ip_network(cidr, strict=False))
+        except ValueError as error:
+            raise ValueError(f"invalid CIDR {cidr!r} in policy configuration: {error}") from None
+    return tuple(networks)
+
+
+@functools.lru_cache(maxsize=1024)
+def parse_ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(value.strip())
+    except ValueError:
+        return None
+
+
+def instance_family(instance_type: str) -> str:
+    """``c8i-flex.2xlarge`` -> ``c8i-flex``."""
+    return instance_type.strip().lower().split(".", 1)[0]
+
+
+def human_list(values: Sequence[str], conjunction: str = "or") -> str:
+    if not values:
+        return "(none configured)"
+    if len(values) == 1:
+        return values[0]
+    return f"{', '.join(values[:-1])} {conjunction} {values[-1]}"

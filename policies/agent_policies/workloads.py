@@ -1,0 +1,180 @@
+"""Find the pod spec of every kind of Kubernetes workload the engine may send."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pulumi_policy.proxy import UnknownValueError
+
+from .common import SANDBOX_LABEL, dig, get, is_true, mapping, string
+
+
+@dataclass(frozen=True, slots=True)
+class WorkloadShape:
+    kind: str
+    spec_path: tuple[str, ...]  # where the pod spec lives
+    labels_path: tuple[str, ...]  # where the pod template labels live
+
+
+_SPEC_TEMPLATE = WorkloadShape("", ("spec", "template", "spec"), ("spec", "template", "metadata", "labels"))
+_SHAPES: dict[tuple[str, str], WorkloadShape] = {
+    ("core", "Pod"): WorkloadShape("Pod", ("spec",), ("metadata", "labels")),
+    ("core", "PodTemplate"): WorkloadShape("PodTemplate", ("template", "spec"), ("template", "metadata", "labels")),
+    ("batch", "CronJob"): WorkloadShape(
+        "CronJob",
+        ("spec", "jobTemplate", "spec", "template", "spec"),
+        ("spec", "jobTemplate", "spec", "template", "metadata", "labels"),
+    ),
+    ("agents.x-k8s.io", "Sandbox"): WorkloadShape(
+        "Sandbox", ("spec", "podTemplate", "spec"), ("spec", "podTemplate", "metadata", "labels")
+    ),
+    ("extensions.agents.x-k8s.io", "SandboxTemplate"): WorkloadShape(
+        "SandboxTemplate",
+        ("spec", "podTemplate", "spec"),
+        ("spec", "podTemplate", "metadata", "labels"),
+    ),
+}
+for _group, _kinds in (
+    ("core", ("ReplicationController",)),
+    ("apps", ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet")),
+    ("extensions", ("Deployment", "DaemonSet", "ReplicaSet")),
+    ("batch", ("Job",)),
+):
+    for _kind in _kinds:
+        _SHAPES[(_group, _kind)] = WorkloadShape(_kind, _SPEC_TEMPLATE.spec_path, _SPEC_TEMPLATE.labels_path)
+
+
+@functools.lru_cache(maxsize=512)
+def k8s_group_kind(resource_type: str) -> tuple[str, str] | None:
+    """``kubernetes:apps/v1:Deployment`` -> ``("apps", "Deployment")``; None if not Kubernetes."""
+    parts = resource_type.split(":")
+    if len(parts) != 3 or parts[0] != "kubernetes":
+        return None
+    group = parts[1].rsplit("/", 1)[0] if "/" in parts[1] else parts[1]
+    return group, parts[2]
+
+
+@functools.lru_cache(maxsize=512)
+def workload_shape(resource_type: str) -> WorkloadShape | None:
+    group_kind = k8s_group_kind(resource_type)
+    return _SHAPES.get(group_kind) if group_kind else None
+
+
+def is_workload(resource_type: str) -> bool:
+    return workload_shape(resource_type) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    kind: str
+    namespace: str | None  # None when unset (provider default namespace)
+    namespace_unknown: bool
+    name: str
+
+    def __str__(self) -> str:
+        if self.namespace:
+            return f"{self.kind} {self.namespace}/{self.name}"
+        return f"{self.kind} {self.name}"
+
+
+def identity(kind: str, props: Any, resource_name: str) -> Identity:
+    """Kind, namespace and name for messages; never raises on unknowns or garbage."""
+    namespace: str | None = None
+    namespace_unknown = False
+    name = resource_name
+    try:
+        metadata = mapping(get(props, "metadata"))
+    except UnknownValueError:
+        return Identity(kind, None, True, resource_name)
+    if metadata is not None:
+        try:
+            namespace = string(get(metadata, "namespace"))
+        except UnknownValueError:
+            namespace_unknown = True
+        try:
+            name = string(get(metadata, "name")) or resource_name
+        except UnknownValueError:
+            name = resource_name
+    return Identity(kind, namespace, namespace_unknown, name)
+
+
+@dataclass(frozen=True, slots=True)
+class PodTemplate:
+    """The pod spec of a workload, plus what messages and sandbox detection need."""
+
+    who: Identity
+    spec: Mapping[str, Any]
+    spec_path: str
+    labels: Mapping[str, Any] | None
+    labels_path: str
+    labels_unknown: UnknownValueError | None = None
+
+    def field(self, *names: str) -> str:
+        return ".".join((self.spec_path, *names))
+
+    def runtime_class(self) -> str | None:
+        """runtimeClassName; raises UnknownValueError when unknown."""
+        return string(get(self.spec, "runtimeClassName"))
+
+    def has_sandbox_label(self) -> bool:
+        """Raises UnknownValueError when the labels or the label value are unknown."""
+        if self.labels_unknown is not None:
+            raise self.labels_unknown
+        return is_true(get(self.labels, SANDBOX_LABEL))
+
+
+def pod_template(resource_type: str, props: Any, resource_name: str) -> PodTemplate | None:
+    """The pod template of a workload resource; None for anything else.
+
+    Raises UnknownValueError when the pod spec itself is unknown during preview.
+    """
+    shape = workload_shape(resource_type)
+    if shape is None or not isinstance(props, Mapping):
+        return None
+    spec = mapping(dig(props, *shape.spec_path))
+    if spec is None:
+        return None
+    labels: Mapping[str, Any] | None = None
+    labels_unknown: UnknownValueError | None = None
+    try:
+        labels = mapping(dig(props, *shape.labels_path))
+    except UnknownValueError as error:
+        labels_unknown = error  # the namespace may still decide; see is_sandbox
+    return PodTemplate(
+        who=identity(shape.kind, props, resource_name),
+        spec=spec,
+        spec_path=".".join(shape.spec_path),
+        labels=labels,
+        labels_path=".".join(shape.labels_path),
+        labels_unknown=labels_unknown,
+    )
+
+
+def is_sandbox(
+    template: PodTemplate,
+    sandbox_namespaces: Sequence[str],
+    sandbox_kinds: Sequence[str] = (),
+) -> bool:
+    """Resource-level sandbox detection: label, configured namespace, or configured kind.
+
+    Raises UnknownValueError only when the answer depends on an unknown value.
+    """
+    if template.who.kind in sandbox_kinds:
+        return True
+    label_unknown: UnknownValueError | None = None
+    try:
+        if template.has_sandbox_label():
+            return True
+    except UnknownValueError as error:
+        label_unknown = error
+    if sandbox_namespaces:
+        if template.who.namespace_unknown:
+            raise label_unknown or UnknownValueError("04da6b54-80e4-46f7-96ec-b56ff0331ba9", ["metadata", "namespace"])
+        if (template.who.namespace or "default") in sandbox_namespaces:
+            return True
+    if label_unknown is not None:
+        raise label_unknown
+    return False

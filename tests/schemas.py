@@ -1,0 +1,48 @@
+"""Validate rendered Kubernetes objects: built-in kinds against the Kubernetes OpenAPI schema
+(kubernetes-validate), custom resources against the CRDs in ../shared/schemas/crds/."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import yaml
+
+CRD_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "schemas" / "crds"
+KUBERNETES_VERSION = "1.34.0"
+
+
+@cache
+def crd_schemas() -> dict[tuple[str, str], dict[str, Any]]:
+    """(apiVersion, kind) -> openAPIV3Schema, for every CRD shipped in shared/ (empty without it)."""
+    schemas: dict[tuple[str, str], dict[str, Any]] = {}
+    if not CRD_DIR.is_dir():
+        return schemas
+    for path in sorted(CRD_DIR.glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if not doc or doc.get("kind") != "CustomResourceDefinition":
+                continue
+            spec = doc["spec"]
+            for version in spec["versions"]:
+                key = (f"{spec['group']}/{version['name']}", spec["names"]["kind"])
+                schemas[key] = version["schema"]["openAPIV3Schema"]
+    return schemas
+
+
+def validate_custom_resource(obj: dict[str, Any]) -> None:
+    schema = crd_schemas().get((obj["apiVersion"], obj["kind"]))
+    if schema is None:
+        raise LookupError(f"no CRD schema for {obj['apiVersion']} {obj['kind']} in {CRD_DIR}")
+    jsonschema.validate(obj, schema, cls=jsonschema.Draft7Validator)
+
+
+def validate_object(obj: dict[str, Any]) -> None:
+    """Raise if ``obj`` is not a valid Kubernetes object of its apiVersion/kind."""
+    group = obj["apiVersion"].split("/")[0] if "/" in obj["apiVersion"] else ""
+    if "." in group and not group.endswith(".k8s.io"):
+        validate_custom_resource(obj)
+    else:
+        kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)

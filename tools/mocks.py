@@ -1,0 +1,187 @@
+"""Believable engine answers for the offline preview: what AWS and Kubernetes would report back.
+
+Resource outputs echo the inputs plus the fields a provider computes (ids, ARNs, DNS names,
+kubeconfig). Remote components (``eks:index:Cluster``) are one resource here, so their outputs,
+including the ``eksCluster`` resource reference, are mocked as the real component returns them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from pulumi.runtime import MockCallArgs, MockResourceArgs, Mocks
+from pulumi.runtime.mocks import MockMonitor
+
+ACCOUNT_ID = "123456789012"
+_RESOURCE_REF_SIG = "5cf8f73096256a8f31e491e813e4eb8e"
+_SIG = "4dabf18193072939515e22adb298388d"
+
+
+def _suffix(*parts: str) -> str:
+    return hashlib.sha256("/".join(parts).encode()).hexdigest()[:8]
+
+
+def _service(type_: str) -> str:
+    """``aws:ec2/vpc:Vpc`` -> ``ec2``."""
+    return type_.split(":")[1].split("/")[0]
+
+
+class PlatformMocks(Mocks):
+    """Answers ``RegisterResource`` and invokes for the types this program uses."""
+
+    def __init__(self, region: str = "us-east-1", stack: str = "dev", project: str = "agent-platform") -> None:
+        self.region = region
+        self.stack = stack
+        self.project = project
+        self.monitor: MockMonitor | None = None  # set by the monitor, to register synthetic children
+
+    # ---- invokes
+    def call(self, args: MockCallArgs) -> dict:
+        token = args.token
+        if token == "aws:index/getAvailabilityZones:getAvailabilityZones":
+            names = [f"{self.region}{z}" for z in "abcdef"]
+            return {"names": names, "zoneIds": [f"use1-az{i}" for i in range(1, 7)], "id": self.region}
+        if token == "aws:index/getCallerIdentity:getCallerIdentity":
+            arn = f"arn:aws:iam::{ACCOUNT_ID}:role/ci"
+            return {"accountId": ACCOUNT_ID, "arn": arn, "userId": "AROA:ci", "id": ACCOUNT_ID}
+        if token == "aws:index/getRegion:getRegion":
+            return {"name": self.region, "region": self.region, "id": self.region}
+        if token == "aws:index/getPartition:getPartition":
+            return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}
+        if token == "aws:iam/getPolicyDocument:getPolicyDocument":
+            return {"json": json.dumps({"Version": "2012-10-17", "Statement": args.args.get("statements", [])})}
+        return dict(args.args)
+
+    # ---- resources
+    def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict]:
+        state = dict(args.inputs)
+        type_, name = args.typ, args.name
+        rid = f"{name}-{_suffix(type_, name)}"
+        if type_ == "eks:index:Cluster":
+            return rid, self._eks_cluster(name, state)
+        if type_.startswith("aws:"):
+            state.setdefault("arn", self._arn(type_, name, state))
+            state.setdefault("tagsAll", state.get("tags", {}))
+        if type_ == "aws:ec2/vpc:Vpc":
+            rid = f"vpc-{_suffix(name)}"
+            state.update(
+                defaultSecurityGroupId=f"sg-{_suffix(name, 'default')}", mainRouteTableId=f"rtb-{_suffix(name)}"
+            )
+        elif type_ == "aws:ec2/subnet:Subnet":
+            rid = f"subnet-{_suffix(name)}"
+        elif type_ == "aws:ec2/securityGroup:SecurityGroup":
+            rid = f"sg-{_suffix(name)}"
+        elif type_ == "aws:ec2/eip:Eip":
+            rid = f"eipalloc-{_suffix(name)}"
+            state["publicIp"] = f"203.0.113.{int(_suffix(name), 16) % 250 + 1}"
+        elif type_ == "aws:ec2/launchTemplate:LaunchTemplate":
+            rid = f"lt-{_suffix(name)}"
+            state["latestVersion"] = 1
+        elif type_ == "aws:iam/role:Role":
+            state.setdefault("name", name)
+            state["arn"] = f"arn:aws:iam::{ACCOUNT_ID}:role/{state['name']}"
+            state["uniqueId"] = f"AROA{_suffix(name).upper()}"
+            rid = state["name"]
+        elif type_ == "aws:iam/instanceProfile:InstanceProfile":
+            state.setdefault("name", name)
+            state["arn"] = f"arn:aws:iam::{ACCOUNT_ID}:instance-profile/{state['name']}"
+        elif type_ == "aws:iam/policy:Policy":
+            state.setdefault("name", name)
+            state["arn"] = f"arn:aws:iam::{ACCOUNT_ID}:policy/{state['name']}"
+            rid = state["arn"]
+        elif type_ == "aws:kms/key:Key":
+            rid = f"{_suffix(name)}-0000-4000-8000-{_suffix(name, 'key')}0000"
+            state.update(keyId=rid, arn=f"arn:aws:kms:{self.region}:{ACCOUNT_ID}:key/{rid}")
+        elif type_ == "aws:sqs/queue:Queue":
+            state.setdefault("name", name)
+            state["arn"] = f"arn:aws:sqs:{self.region}:{ACCOUNT_ID}:{state['name']}"
+            state["url"] = f"https://sqs.{self.region}.amazonaws.com/{ACCOUNT_ID}/{state['name']}"
+            rid = state["url"]
+        elif type_ == "aws:eks/nodeGroup:NodeGroup":
+            state.setdefault("nodeGroupName", name)
+            state["status"] = "ACTIVE"
+        elif type_ == "aws:eks/podIdentityAssociation:PodIdentityAssociation":
+            state["associationId"] = f"a-{_suffix(name)}"
+            state["associationArn"] = self._arn(type_, name, state)
+        elif type_ == "kubernetes:core/v1:Service":
+            state["status"] = self._service_status(state)
+        elif type_ == "kubernetes:helm.sh/v3:Release":
+            state["status"] = {
+                "name": state.get("name", name),
+                "namespace": state.get("namespace", "default"),
+                "status": "deployed",
+                "version": state.get("version", ""),
+                "revision": 1,
+            }
+        elif type_.startswith("random:"):
+            state["result"] = "r" * int(state.get("length", 32))
+            rid = f"random-{_suffix(name)}"
+        elif type_.startswith("kubernetes:") and isinstance(state.get("metadata"), dict):
+            state["metadata"] = {"uid": f"uid-{_suffix(type_, name)}", **state["metadata"]}
+        return rid, state
+
+    def _arn(self, type_: str, name: str, state: dict[str, Any]) -> str:
+        resource = type_.split(":")[-1].lower()
+        return f"arn:aws:{_service(type_)}:{self.region}:{ACCOUNT_ID}:{resource}/{state.get('name', name)}"
+
+    def _service_status(self, state: dict[str, Any]) -> dict[str, Any]:
+        if (state.get("spec") or {}).get("type") != "LoadBalancer":
+            return {}
+        meta = state.get("metadata") or {}
+        ns, svc = meta.get("namespace", "default"), meta.get("name", "svc")
+        annotations = meta.get("annotations") or {}
+        scheme = (
+            "internal-" if annotations.get("service.beta.kubernetes.io/aws-load-balancer-scheme") == "internal" else ""
+        )
+        host = f"k8s-{ns[:8]}-{svc[:8]}-{_suffix(ns, svc)}{_suffix(svc)[:2]}.elb.{self.region}.amazonaws.com"
+        return {"loadBalancer": {"ingress": [{"hostname": f"{scheme}{host}" if scheme else host}]}}
+
+    def _eks_cluster(self, name: str, state: dict[str, Any]) -> dict[str, Any]:
+        cluster_name = state.get("name") or name
+        endpoint = (
+            f"https://{_suffix(cluster_name).upper()}{_suffix(name, 'ep').upper()}.gr7.{self.region}.eks.amazonaws.com"
+        )
+        issuer = f"https://oidc.eks.{self.region}.amazonaws.com/id/{_suffix(cluster_name, 'oidc').upper() * 4}"
+        kubeconfig = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": cluster_name, "cluster": {"server": endpoint, "certificate-authority-data": "LS0tLS1CRUdJTi=="}}],
+            "contexts": [{"name": "aws", "context": {"cluster": cluster_name, "user": "aws"}}],
+            "current-context": "aws",
+            "users": [{"name": "aws", "user": {"exec": {"apiVersion": "client.authentication.k8s.io/v1beta1", "command": "aws", "args": ["eks", "get-token", "--cluster-name", cluster_name]}}}],
+        }  # fmt: skip
+        eks_urn = self._register_child(
+            "aws:eks/cluster:Cluster",
+            f"{name}-eksCluster",
+            cluster_name,
+            {
+                "name": cluster_name,
+                "arn": f"arn:aws:eks:{self.region}:{ACCOUNT_ID}:cluster/{cluster_name}",
+                "endpoint": endpoint,
+                "version": state.get("version", "1.34"),
+                "identities": [{"oidcs": [{"issuer": issuer}]}],
+                "vpcConfig": {"clusterSecurityGroupId": f"sg-{_suffix(name, 'cluster')}"},
+                "certificateAuthority": {"data": "LS0tLS1CRUdJTi=="},
+            },
+        )
+        oidc_host = issuer.removeprefix("https://")
+        return {
+            **state,
+            "kubeconfig": kubeconfig,
+            "kubeconfigJson": json.dumps(kubeconfig),
+            "eksCluster": {_SIG: _RESOURCE_REF_SIG, "urn": eks_urn, "id": cluster_name, "packageVersion": ""},
+            "clusterSecurityGroupId": f"sg-{_suffix(name, 'cluster')}",
+            "nodeSecurityGroupId": f"sg-{_suffix(name, 'node')}",
+            "oidcProviderArn": f"arn:aws:iam::{ACCOUNT_ID}:oidc-provider/{oidc_host}",
+            "oidcProviderUrl": oidc_host,
+            "oidcIssuer": issuer,
+        }
+
+    def _register_child(self, type_: str, name: str, rid: str, state: dict[str, Any]) -> str:
+        """Record a resource the remote component would have created, so references to it resolve."""
+        urn = f"urn:pulumi:{self.stack}::{self.project}::{type_}::{name}"
+        if self.monitor is not None:
+            self.monitor.resources[urn] = MockMonitor.ResourceRegistration(urn, rid, state)
+        return urn

@@ -1,0 +1,135 @@
+"""Offline preview: ``python -m tools.preview --stack dev``.
+
+Runs the real program under the mock engine (tools.program), writes ``build/<stack>/`` as the
+design contract says (resources.json, outputs.json, manifests/, policy-report.json), and runs the
+policy pack in ``policies/`` through the analyzer gRPC protocol the Pulumi CLI uses. Exit codes:
+0 clean or advisory only, 1 mandatory violation, 2 configuration error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from tools.analyzer import AnalyzerResource, Violation, run_pack
+
+from components.config import ConfigError
+from tools.program import ROOT, ProgramResult, Registration, run_program
+
+# Kubernetes types that are not objects in the cluster (providers, Helm releases, component wrappers).
+_NOT_OBJECTS = re.compile(r"^(pulumi:providers:|kubernetes:helm\.sh/|kubernetes:yaml/|kubernetes:kustomize/)")
+
+
+def analyzer_resources(result: ProgramResult) -> list[AnalyzerResource]:
+    """The program's registrations as the CLI hands them to an analyzer."""
+    by_urn = {r.urn: r for r in result.registrations}
+    resources = []
+    for r in result.registrations:
+        provider = by_urn.get(r.provider)
+        resources.append(
+            AnalyzerResource(
+                type=r.type,
+                urn=r.urn,
+                name=r.name,
+                properties=r.properties,
+                parent=r.parent,
+                provider_urn=r.provider,
+                provider_type=provider.type if provider else "",
+                protect=r.protect,
+                dependencies=r.dependencies,
+                property_dependencies=r.property_dependencies,
+            )
+        )
+    return resources
+
+
+def manifest_name(r: Registration) -> str | None:
+    """``Deployment_tenant-acme_hermes.yaml`` for a Kubernetes object, None for anything else."""
+    if not r.type.startswith("kubernetes:") or _NOT_OBJECTS.match(r.type) or not r.custom:
+        return None
+    meta = r.inputs.get("metadata") or {}
+    kind = r.inputs.get("kind") or r.type.rsplit(":", 1)[-1]
+    parts = [kind, meta.get("namespace"), meta.get("name") or r.name]
+    return "_".join(re.sub(r"[^A-Za-z0-9.-]", "-", str(p)) for p in parts if p) + ".yaml"
+
+
+def write_build(result: ProgramResult, violations: list[Violation], out: Path) -> None:
+    if out.exists():
+        shutil.rmtree(out)
+    (out / "manifests").mkdir(parents=True)
+    resources = [
+        {"urn": r.urn, "type": r.type, "name": r.name, "parent": r.parent, "provider": r.provider, "inputs": r.inputs}
+        for r in result.registrations
+    ]
+    (out / "resources.json").write_text(json.dumps(resources, indent=2, sort_keys=True) + "\n")
+    (out / "outputs.json").write_text(json.dumps(result.outputs, indent=2, sort_keys=True) + "\n")
+    for r in result.registrations:
+        name = manifest_name(r)
+        if name:
+            body = {k: v for k, v in r.inputs.items() if not k.startswith("__")}
+            (out / "manifests" / name).write_text(yaml.safe_dump(body, sort_keys=False))
+    report = [
+        {"policy": v.policy, "enforcementLevel": v.enforcement_level, "urn": v.urn, "message": v.message}
+        for v in violations
+    ]
+    (out / "policy-report.json").write_text(json.dumps(report, indent=2) + "\n")
+
+
+def summarize(result: ProgramResult, violations: list[Violation], seconds: float) -> str:
+    types = Counter(r.type for r in result.registrations)
+    levels = Counter(v.enforcement_level for v in violations)
+    lines = [f"Resources by type ({len(result.registrations)}):"]
+    lines += [f"  {count:4d}  {type_}" for type_, count in sorted(types.items(), key=lambda kv: (-kv[1], kv[0]))]
+    for v in violations:
+        lines.append(f"  [{v.enforcement_level}] {v.policy}: {v.urn.rsplit('::', 1)[-1]}: {v.message.splitlines()[-1]}")
+    lines.append(
+        f"{result.stack}: {len(result.registrations)} resources, {len(result.outputs)} outputs, "
+        f"{levels.get('mandatory', 0)} mandatory and {levels.get('advisory', 0)} advisory violations "
+        f"in {seconds:.1f}s"
+    )
+    return "\n".join(lines)
+
+
+def preview(
+    stack: str,
+    out_dir: Path | None = None,
+    pack_dir: Path = ROOT / "policies",
+    policy_config: dict[str, Any] | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> tuple[ProgramResult, list[Violation]]:
+    result = run_program(stack, overrides)
+    violations = run_pack(pack_dir, analyzer_resources(result), policy_config)
+    write_build(result, violations, out_dir or ROOT / "build" / stack)
+    return result, violations
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stack", default="dev")
+    parser.add_argument("--out", type=Path, help="output folder (default build/<stack>)")
+    parser.add_argument("--policy-pack", type=Path, default=ROOT / "policies")
+    parser.add_argument("--policy-pack-config", type=Path, help="JSON file, as for pulumi --policy-pack-config")
+    args = parser.parse_args(argv)
+    policy_config = json.loads(args.policy_pack_config.read_text()) if args.policy_pack_config else None
+    started = time.monotonic()
+    try:
+        result, violations = preview(args.stack, args.out, args.policy_pack, policy_config)
+    except (ConfigError, FileNotFoundError, pulumi.RunError) as error:
+        # One line naming the key, no traceback.
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(summarize(result, violations, time.monotonic() - started))
+    return 1 if any(v.enforcement_level == "mandatory" for v in violations) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

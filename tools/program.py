@@ -1,0 +1,234 @@
+"""Run the real Pulumi program under Pulumi's mock engine and record what it registers.
+
+This is the engine half of the offline preview: stack config is read from ``Pulumi.<stack>.yaml``
+the way the CLI does (project defaults from ``Pulumi.yaml``, structured values as JSON, ``secure:``
+values replaced by a fake placeholder and marked secret), the program in ``__main__.py`` runs in a
+fresh context, and every ``RegisterResource`` request is kept in the engine's wire form.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import json
+import runpy
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from google.protobuf import json_format
+from pulumi.runtime import set_mocks
+from pulumi.runtime.mocks import MockMonitor
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+from tools.mocks import PlatformMocks
+
+ROOT = Path(__file__).resolve().parent.parent
+PROJECT = "agent-platform"
+SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
+SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+PLACEHOLDER = "sk-offline-placeholder-not-a-secret"
+MASK = "[secret]"
+
+
+@dataclass
+class Registration:
+    """One ``RegisterResource`` request, as the engine received it."""
+
+    urn: str
+    type: str
+    name: str
+    parent: str
+    provider: str
+    custom: bool
+    protect: bool
+    properties: dict[str, Any]  # wire form: secrets as signature objects, unknowns as the sentinel
+    dependencies: list[str] = field(default_factory=list)
+    property_dependencies: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def inputs(self) -> dict[str, Any]:
+        """Properties with secrets replaced by ``[secret]``: safe to print or write."""
+        return mask_secrets(self.properties)
+
+    @property
+    def plain(self) -> dict[str, Any]:
+        """Properties with secrets unwrapped, for assertions in tests only."""
+        return unwrap_secrets(self.properties)
+
+
+@dataclass
+class ProgramResult:
+    stack: str
+    registrations: list[Registration]
+    outputs: dict[str, Any]  # masked
+    secret_outputs: frozenset[str]
+
+    def of_type(self, type_: str) -> list[Registration]:
+        return [r for r in self.registrations if r.type == type_]
+
+    def named(self, type_: str, name: str) -> Registration:
+        matches = [r for r in self.registrations if r.type == type_ and r.name == name]
+        if len(matches) != 1:
+            raise KeyError(f"{len(matches)} resources of type {type_} named {name}")
+        return matches[0]
+
+
+class RecordingMonitor(MockMonitor):
+    def __init__(self, mocks: PlatformMocks) -> None:
+        super().__init__(mocks)
+        mocks.monitor = self
+        self.registrations: list[Registration] = []
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            self.registrations.append(
+                Registration(
+                    urn=response.urn,
+                    type=request.type,
+                    name=request.name,
+                    parent=request.parent,
+                    provider=request.provider.rsplit("::", 1)[0] if request.provider else "",
+                    custom=request.custom,
+                    protect=request.protect,
+                    properties=json_format.MessageToDict(request.object),
+                    dependencies=list(request.dependencies),
+                    property_dependencies={k: list(v.urns) for k, v in request.propertyDependencies.items()},
+                )
+            )
+        return response
+
+
+def mask_secrets(value: Any) -> Any:
+    if isinstance(value, dict):
+        if value.get(SECRET_SIG_KEY) == SECRET_SIG:
+            return MASK
+        return {k: mask_secrets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask_secrets(v) for v in value]
+    return value
+
+
+def unwrap_secrets(value: Any) -> Any:
+    if isinstance(value, dict):
+        if value.get(SECRET_SIG_KEY) == SECRET_SIG:
+            return unwrap_secrets(value.get("value"))
+        return {k: unwrap_secrets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unwrap_secrets(v) for v in value]
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Stack configuration, read like the CLI does
+
+
+def _has_secure(value: Any) -> bool:
+    if isinstance(value, dict):
+        return set(value) == {"secure"} or any(_has_secure(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_secure(v) for v in value)
+    return False
+
+
+def _replace_secure(value: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"secure"}:
+            return PLACEHOLDER
+        return {k: _replace_secure(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_replace_secure(v) for v in value]
+    return value
+
+
+def _engine_string(value: Any) -> str:
+    """The CLI hands every config value to the program as a string; objects and arrays as JSON."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value) if isinstance(value, dict | list) else str(value)
+
+
+def stack_config(
+    stack: str, overrides: dict[str, Any] | None = None, root: Path = ROOT
+) -> tuple[dict[str, str], list[str]]:
+    """Config map (``ns:key`` -> string) and secret keys for ``stack``: project defaults, then
+    ``Pulumi.<stack>.yaml``, then ``overrides`` (used by tests and benchmarks)."""
+    project = yaml.safe_load((root / "Pulumi.yaml").read_text())
+    path = root / f"Pulumi.{stack}.yaml"
+    if not path.exists():
+        raise FileNotFoundError(f"no stack file {path.name}; stacks: dev, staging, prod")
+    values: dict[str, Any] = {}
+    for key, decl in (project.get("config") or {}).items():
+        full = key if ":" in key else f"{project['name']}:{key}"
+        if isinstance(decl, dict) and "default" in decl:
+            values[full] = decl["default"]
+        elif not isinstance(decl, dict):
+            values[full] = decl
+    values.update((yaml.safe_load(path.read_text()) or {}).get("config") or {})
+    values.update(overrides or {})
+    secret_keys = sorted(k for k, v in values.items() if _has_secure(v))
+    return {k: _engine_string(_replace_secure(v)) for k, v in values.items()}, secret_keys
+
+
+# ---------------------------------------------------------------------------------------------
+# Running the program
+
+
+def _resolve_output(value: Any) -> tuple[Any, bool]:
+    output = pulumi.Output.from_input(value)
+
+    async def resolve() -> tuple[Any, bool]:
+        known = await output.is_known()
+        return (await output.future(with_unknowns=True) if known else UNKNOWN), await output.is_secret()
+
+    return _sync_await(resolve())
+
+
+def run_program(
+    stack: str,
+    overrides: dict[str, Any] | None = None,
+    program: Callable[[], Any] | None = None,
+    root: Path = ROOT,
+) -> ProgramResult:
+    """Evaluate ``program`` (default: the project's ``__main__.py``) for ``stack`` under mocks.
+
+    Runs in a fresh context and event loop, so several runs in one process do not share state.
+    Exceptions from the program (``ConfigError`` above all) propagate unchanged.
+    """
+    config, secret_keys = stack_config(stack, overrides, root)
+    region = config.get("aws:region", "us-east-1")
+    mocks = PlatformMocks(region=region, stack=stack, project=PROJECT)
+    monitor = RecordingMonitor(mocks)
+
+    def run() -> ProgramResult:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            set_mocks(mocks, project=PROJECT, stack=stack, preview=True, monitor=monitor)
+            pulumi.runtime.set_all_config(config, secret_keys)
+            main = program or (lambda: runpy.run_path(str(root / "__main__.py"), run_name="__main__"))
+            if str(root) not in sys.path:
+                sys.path.insert(0, str(root))
+            _sync_await(run_pulumi_func(main))
+            stack_resource = pulumi.runtime.get_root_resource()
+            outputs, secret_outputs = {}, set()
+            for key, value in sorted(getattr(stack_resource, "outputs", {}).items()):
+                resolved, secret = _resolve_output(value)
+                outputs[key] = MASK if secret else mask_secrets(resolved)
+                if secret:
+                    secret_outputs.add(key)
+            return ProgramResult(stack, list(monitor.registrations), outputs, frozenset(secret_outputs))
+        finally:
+            loop.close()
+            asyncio.set_event_loop(None)
+
+    return contextvars.Context().run(run)
