@@ -31,10 +31,18 @@ def _service(type_: str) -> str:
 class PlatformMocks(Mocks):
     """Answers ``RegisterResource`` and invokes for the types this program uses."""
 
-    def __init__(self, region: str = "us-east-1", stack: str = "dev", project: str = "agent-platform") -> None:
+    def __init__(
+        self,
+        region: str = "us-east-1",
+        stack: str = "dev",
+        project: str = "agent-platform",
+        stack_references: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
         self.region = region
         self.stack = stack
         self.project = project
+        # "org/project/stack" -> {"outputs": {...}, "secretOutputNames": [...]}, for StackReference reads
+        self.stack_references = stack_references or {}
         self.monitor: MockMonitor | None = None  # set by the monitor, to register synthetic children
 
     # ---- invokes
@@ -61,6 +69,11 @@ class PlatformMocks(Mocks):
         rid = f"{name}-{_suffix(type_, name)}"
         if type_ == "eks:index:Cluster":
             return rid, self._eks_cluster(name, state)
+        if type_ == "pulumi:pulumi:StackReference":
+            ref = self.stack_references.get(state["name"])
+            if ref is None:
+                raise KeyError(f"no mocked stack {state['name']!r}; known: {sorted(self.stack_references)}")
+            return state["name"], {"name": state["name"], **ref}
         if type_.startswith("aws:"):
             state.setdefault("arn", self._arn(type_, name, state))
             state.setdefault("tagsAll", state.get("tags", {}))

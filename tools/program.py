@@ -29,7 +29,6 @@ from pulumi.runtime.sync_await import _sync_await
 from tools.mocks import PlatformMocks
 
 ROOT = Path(__file__).resolve().parent.parent
-PROJECT = "agent-platform"
 SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
@@ -198,6 +197,7 @@ def run_program(
     overrides: dict[str, Any] | None = None,
     program: Callable[[], Any] | None = None,
     root: Path = ROOT,
+    stack_references: dict[str, dict[str, Any]] | None = None,
 ) -> ProgramResult:
     """Evaluate ``program`` (default: the project's ``__main__.py``) for ``stack`` under mocks.
 
@@ -206,14 +206,15 @@ def run_program(
     """
     config, secret_keys = stack_config(stack, overrides, root)
     region = config.get("aws:region", "us-east-1")
-    mocks = PlatformMocks(region=region, stack=stack, project=PROJECT)
+    project = yaml.safe_load((root / "Pulumi.yaml").read_text())["name"]
+    mocks = PlatformMocks(region=region, stack=stack, project=project, stack_references=stack_references)
     monitor = RecordingMonitor(mocks)
 
     def run() -> ProgramResult:
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         try:
-            set_mocks(mocks, project=PROJECT, stack=stack, preview=True, monitor=monitor)
+            set_mocks(mocks, project=project, stack=stack, preview=True, monitor=monitor)
             pulumi.runtime.set_all_config(config, secret_keys)
             main = program or (lambda: runpy.run_path(str(root / "__main__.py"), run_name="__main__"))
             if str(root) not in sys.path:

@@ -1,0 +1,104 @@
+"""The offline preview harness: build/<stack>/ contract, secret masking, policy pack through gRPC."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tools import preview
+from tools.program import PLACEHOLDER, ROOT
+
+FIXTURE_PACK = ROOT / "tests" / "fixtures" / "violating_pack"
+
+
+@pytest.fixture(scope="module")
+def dev_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("build") / "dev"
+    assert preview.main(["--stack", "dev", "--out", str(out)]) == 0
+    return out
+
+
+def test_build_holds_the_four_outputs_of_the_contract(dev_build: Path) -> None:
+    resources = json.loads((dev_build / "resources.json").read_text())
+    assert isinstance(resources, list) and len(resources) > 20
+    for r in resources:
+        assert set(r) == {"urn", "type", "name", "parent", "provider", "inputs"}
+        assert r["urn"].startswith("urn:pulumi:dev::agent-platform::")
+    vpc = next(r for r in resources if r["type"] == "aws:ec2/vpc:Vpc")
+    assert vpc["inputs"]["cidrBlock"] == "10.1.0.0/16"  # camelCase inputs as the engine receives them
+    outputs = json.loads((dev_build / "outputs.json").read_text())
+    assert outputs["clusterName"] == "agents-dev"
+    assert isinstance(json.loads((dev_build / "policy-report.json").read_text()), list)
+    manifests = sorted((dev_build / "manifests").glob("*.yaml"))
+    assert manifests
+    for path in manifests:
+        obj = yaml.safe_load(path.read_text())
+        assert {"apiVersion", "kind", "metadata"} <= set(obj), path.name
+        assert path.name.startswith(obj["kind"] + "_")
+
+
+def test_secrets_never_reach_the_build_folder_unmasked(dev_build: Path) -> None:
+    for path in dev_build.rglob("*"):
+        if path.is_file():
+            text = path.read_text()
+            assert PLACEHOLDER not in text, path
+            assert "rrrrrrrrrrrrrrrr" not in text, path  # mocked random passwords
+    outputs = json.loads((dev_build / "outputs.json").read_text())
+    assert outputs["kubeconfig"] == "[secret]"
+    resources = json.loads((dev_build / "resources.json").read_text())
+    provider = next(r for r in resources if r["type"] == "pulumi:providers:kubernetes")
+    assert provider["inputs"]["kubeconfig"] == "[secret]"
+
+
+def test_violation_from_a_test_pack_is_reported_through_grpc_and_fails_the_preview(tmp_path: Path) -> None:
+    out = tmp_path / "dev"
+    code = preview.main(["--stack", "dev", "--out", str(out), "--policy-pack", str(FIXTURE_PACK)])
+    assert code == 1
+    report = json.loads((out / "policy-report.json").read_text())
+    assert len(report) == 1
+    (violation,) = report
+    assert set(violation) == {"policy", "enforcementLevel", "urn", "message"}
+    assert violation["policy"] == "no-vpcs"
+    assert violation["enforcementLevel"] == "mandatory"
+    assert violation["urn"].endswith("aws:ec2/vpc:Vpc::network-vpc")
+    assert "VPC network-vpc: this test pack forbids every VPC (10.1.0.0/16)." in violation["message"]
+
+
+def test_policy_config_can_downgrade_the_violation(tmp_path: Path) -> None:
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"no-vpcs": "advisory"}))
+    out = tmp_path / "dev"
+    args = ["--stack", "dev", "--out", str(out), "--policy-pack", str(FIXTURE_PACK), "--policy-pack-config", str(config)]
+    assert preview.main(args) == 0
+    assert json.loads((out / "policy-report.json").read_text())[0]["enforcementLevel"] == "advisory"
+
+
+def test_make_preview_entry_point_exits_non_zero_and_prints_a_summary(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "tools.preview", "--stack", "dev", "--out", str(tmp_path), "--policy-pack", str(FIXTURE_PACK)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "[mandatory] no-vpcs: network-vpc" in proc.stdout
+    assert proc.stdout.strip().splitlines()[-1].startswith("dev: ")
+    assert "1 mandatory and 0 advisory violations" in proc.stdout
+
+
+def test_unknown_stack_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert preview.main(["--stack", "qa"]) == 2
+    assert "no stack file Pulumi.qa.yaml" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_every_stack_previews_without_mandatory_violations(stack: str, tmp_path: Path) -> None:
+    assert preview.main(["--stack", stack, "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "policy-report.json").read_text())
+    assert [v for v in report if v["enforcementLevel"] == "mandatory"] == []
