@@ -1,0 +1,51 @@
+"""Every Kubernetes object the program declares is valid: built-in kinds against the Kubernetes
+OpenAPI schema (strict), custom resources against the CRDs in ../shared/schemas/crds/."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import program_result
+from tests.schemas import crd_schemas, validate_object
+from tools.preview import manifest_name
+
+# Custom resources whose CRD is not shipped in shared/ (installed by their charts at deploy time).
+NO_SHARED_CRD = {"monitoring.coreos.com"}
+
+
+def kubernetes_objects(stack: str) -> list[tuple[str, dict]]:
+    result = program_result(stack)
+    return [(name, r.inputs) for r in result.registrations if (name := manifest_name(r))]
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_every_manifest_is_schema_valid(stack: str) -> None:
+    objects = kubernetes_objects(stack)
+    assert objects
+    checked = 0
+    for name, obj in objects:
+        group = obj["apiVersion"].split("/")[0]
+        if group in NO_SHARED_CRD:
+            continue
+        if "." in group and not group.endswith(".k8s.io") and not crd_schemas():
+            pytest.skip("../shared/schemas/crds not present")
+        try:
+            validate_object(obj)
+        except Exception as error:  # noqa: BLE001 - report which manifest, with the validator's reason
+            pytest.fail(f"{stack}: {name} is invalid: {error}")
+        checked += 1
+    assert checked >= len(objects) * 0.8
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_manifest_file_names_are_unique(stack: str) -> None:
+    names = [name for name, _ in kubernetes_objects(stack)]
+    assert len(names) == len(set(names))
+
+
+def test_every_object_has_an_explicit_name_and_namespace_where_namespaced(dev) -> None:  # noqa: ANN001
+    cluster_scoped = {"Namespace", "RuntimeClass", "StorageClass", "ClusterRole", "ClusterRoleBinding", "NodePool", "EC2NodeClass", "CustomResourceDefinition", "PriorityClass"}  # fmt: skip
+    for name, obj in kubernetes_objects("dev"):
+        assert obj["metadata"].get("name"), name
+        if obj["kind"] not in cluster_scoped:
+            assert obj["metadata"].get("namespace"), name
