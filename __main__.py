@@ -2,9 +2,16 @@
 
 import pulumi
 
+from components.agents import Tenant, TenantArgs
 from components.cluster import Cluster, ClusterArgs
 from components.config import ConfigError, load
+from components.gateway import Gateway, GatewayArgs
+from components.karpenter import Karpenter, KarpenterArgs
+from components.kata import KataNodes, KataNodesArgs
+from components.kata_runtime import KataRuntime, KataRuntimeArgs
 from components.network import Network, NetworkArgs
+from components.observability import Observability, ObservabilityArgs
+from components.sandbox import AgentSandbox, AgentSandboxArgs
 
 try:
     cfg = load()
@@ -22,18 +29,96 @@ cluster = Cluster(
         cfg.cluster,
         vpc_id=network.vpc_id,
         private_subnet_ids=network.private_subnet_ids,
-        public_subnet_ids=network.public_subnet_ids,
         protect=cfg.protect,
+    ),
+)
+kata_nodes = KataNodes("kata", KataNodesArgs(cfg.cluster.kata, cluster, cfg.cluster.name))
+karpenter = Karpenter(
+    "karpenter",
+    KarpenterArgs(
+        cfg.karpenter,
+        cluster,
+        cluster_name=cfg.cluster.name,
+        region=cfg.region,
+        kata_disk_gib=cfg.cluster.kata.disk_gib,
+    ),
+)
+
+# --- model gateway (before the tenants: agents use gateway.url and gateway.tenant_keys)
+secrets = pulumi.Config("agent-platform")
+gateway = Gateway(
+    "gateway",
+    GatewayArgs(
+        cfg.gateway,
+        tenants=cfg.tenants,
+        cluster_name=cluster.name,
+        vpc_id=network.vpc_id,
+        region=cfg.region,
+        provider=cluster.provider,
+        master_key=secrets.require_secret("litellmMasterKey"),
+        vpc_cidr=cfg.network.cidr,
+        database_url=secrets.get_secret("litellmDatabaseUrl") if cfg.gateway.external_database else None,
+        depends_on=[cluster.core_node_group],
     ),
 )
 
 # --- kata runtime and tenants
+in_cluster = pulumi.ResourceOptions(providers=[cluster.provider])
+core_nodes = (cluster.core_node_group,)
+kata_runtime = KataRuntime("kata-runtime", KataRuntimeArgs(cfg.kata, depends_on=core_nodes), opts=in_cluster)
+sandbox_controller = (
+    AgentSandbox("agent-sandbox", AgentSandboxArgs(cfg.images.agent_sandbox_version, core_nodes), opts=in_cluster)
+    if cfg.any_warm_pool
+    else None
+)
+# {tenant: {agent: {ENV: value}}} (bot tokens...); config validation checked every agent's secretEnv is there.
+tenant_secrets = secrets.get_secret_object("tenantSecrets") or pulumi.Output.secret({})
+tenants = [
+    Tenant(
+        tenant.name,
+        TenantArgs(
+            tenant,
+            network=cfg.network,
+            kata=cfg.kata,
+            images=cfg.images,
+            litellm_url=gateway.url,
+            litellm_key=gateway.tenant_keys[tenant.name],
+            models=tenant.litellm.models or cfg.gateway.model_names,
+            secrets=tenant_secrets.apply(lambda s, t=tenant.name: (s or {}).get(t, {})),
+            sandbox_controller=sandbox_controller,
+            depends_on=tuple(kata_runtime.runtime_classes),
+        ),
+        opts=in_cluster,
+    )
+    for tenant in cfg.tenants
+]
 
 # --- model gateway and observability
+observability = Observability(
+    "observability",
+    ObservabilityArgs(
+        cfg.observability,
+        provider=cluster.provider,
+        admin_password=secrets.require_secret("grafanaAdminPassword"),
+        litellm_namespace=gateway.namespace,
+        depends_on=[cluster.core_node_group],
+    ),
+)
 
-# --- outputs
+# --- outputs (a contract with other teams: docs/outputs.md; bump the version when it changes)
+OUTPUTS_VERSION = "1.0"
+pulumi.export("outputsVersion", OUTPUTS_VERSION)
 pulumi.export("clusterName", cluster.name)
 pulumi.export("clusterEndpoint", cluster.endpoint)
 pulumi.export("kubeconfig", cluster.kubeconfig)
+pulumi.export("oidcProviderArn", cluster.oidc_provider_arn)
+pulumi.export("oidcProviderUrl", cluster.oidc_provider_url)
+pulumi.export("clusterSecurityGroupId", cluster.cluster_security_group_id)
 pulumi.export("vpcId", network.vpc_id)
 pulumi.export("privateSubnetIds", network.private_subnet_ids)
+pulumi.export("coreNodeRoleArn", cluster.core_node_role_arn)
+pulumi.export("kataNodeRoleArn", kata_nodes.node_role_arn)
+pulumi.export("karpenterNodeRoleArn", karpenter.node_role_arn)
+pulumi.export("litellmEndpoint", gateway.url)
+pulumi.export("runtimeClasses", kata_runtime.runtime_class_names)
+pulumi.export("tenantNamespaces", {t.name: t.namespace for t in cfg.tenants})

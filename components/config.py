@@ -36,6 +36,8 @@ SECRET_KEYS = frozenset({"litellmMasterKey", "grafanaAdminPassword", "tenantSecr
 NESTED_VIRT_FAMILIES = ("c8i", "c8i-flex", "m8i", "m8i-flex", "r8i", "r8i-flex")
 KATA_SHIMS = ("clh", "qemu", "fc")
 AGENT_TYPES = ("hermes", "openclaw")
+# Environment variables the platform sets in every agent container; tenantSecrets may not override them.
+RESERVED_AGENT_ENV = frozenset({"LITELLM_API_KEY", "API_SERVER_KEY", "OPENCLAW_GATEWAY_TOKEN", "HOME", "HERMES_HOME", "OPENCLAW_CONFIG_DIR", "PATH"})  # fmt: skip
 # Regions where Amazon Bedrock runtime is offered (November 2026).
 BEDROCK_REGIONS = frozenset(
     {
@@ -185,6 +187,38 @@ def _quantity(key: str, value: Any) -> str:
     return text
 
 
+_SUFFIXES = {"m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+
+
+def quantity_value(text: str) -> float:
+    """``"500m"`` -> 0.5, ``"4Gi"`` -> 4294967296.0 (a quantity already checked by ``_quantity``)."""
+    match = _QUANTITY.match(text)
+    if match is None:
+        raise ValueError(f"{text!r} is not a Kubernetes quantity")
+    suffix = match.group(2) or ""
+    return float(text[: len(text) - len(suffix)]) * _SUFFIXES.get(suffix, 1)
+
+
+def _human(field_name: str, value: float) -> str:
+    if field_name in ("memory", "storage"):
+        return f"{value / 2**30:.2f}Gi"
+    return f"{value:g}" + (" pods" if field_name == "pods" else " CPU")
+
+
+def _secret_paths(value: Any) -> frozenset[str]:
+    """``{"acme": {"hermes": {"TOKEN": ...}}}`` -> ``{"acme.hermes.TOKEN"}``; the values are never kept."""
+    if not isinstance(value, Mapping):
+        return frozenset()
+    return frozenset(
+        f"{tenant}.{agent}.{env}"
+        for tenant, agents in value.items()
+        if isinstance(agents, Mapping)
+        for agent, envs in agents.items()
+        if isinstance(envs, Mapping)
+        for env in envs
+    )
+
+
 def _semver(key: str, value: str) -> tuple[int, int, int]:
     match = _SEMVER.match(value)
     _check(key, match is not None, f"{value!r} is not a version like 1.2.3")
@@ -314,6 +348,7 @@ class ClusterConfig:
                 bool(re.match(r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$", arn)),
                 f"{arn!r} is not an IAM role ARN",
             )
+        _unique("adminRoleArns", [arn.rsplit("/", 1)[-1] for arn in r.strs("adminRoleArns")], "role name")
         public = r.strs("endpointPublicAccessCidrs")
         for i, cidr in enumerate(public):
             _cidr(f"endpointPublicAccessCidrs[{i}]", cidr)
@@ -340,6 +375,7 @@ class KarpenterConfig:
     consolidation_policy: str
     consolidate_after: str
     disruption_budget: str
+    ami_alias: str
 
     @classmethod
     def from_reader(cls, r: Reader) -> KarpenterConfig:
@@ -366,8 +402,14 @@ class KarpenterConfig:
         after = r.str("karpenterConsolidateAfter")
         _check(
             "karpenterConsolidateAfter",
-            after == "Never" or bool(_DURATION.match(after)),
-            f"{after!r} is not a duration like 30s, 5m or Never",
+            after == "Never" or bool(re.match(r"^([0-9]+(s|m|h))+$", after)),
+            f"{after!r} is not a duration like 30s, 5m, 1h30m or Never (Karpenter takes no d/w/y units)",
+        )
+        ami_alias = r.str("karpenterAmiAlias")
+        _check(
+            "karpenterAmiAlias",
+            bool(re.match(r"^al2023@(latest|v[0-9]{8})$", ami_alias)),
+            f"{ami_alias!r} is not an AL2023 alias like al2023@latest or al2023@v20251001",
         )
         budget = r.str("karpenterDisruptionBudget")
         _check(
@@ -384,6 +426,7 @@ class KarpenterConfig:
             consolidation_policy=r.choice("karpenterConsolidationPolicy", ("WhenEmpty", "WhenEmptyOrUnderutilized")),
             consolidate_after=after,
             disruption_budget=budget,
+            ami_alias=ami_alias,
         )  # fmt: skip
 
 
@@ -401,6 +444,19 @@ class KataConfig:
     @property
     def runtime_classes(self) -> tuple[str, ...]:
         return tuple(f"kata-{shim}" for shim in self.shims) + (("gvisor",) if self.gvisor else ())
+
+    @property
+    def major(self) -> int:
+        return int(self.version.split(".", 1)[0])
+
+    def pod_overhead(self, runtime_class: str) -> dict[str, str] | None:
+        """RuntimeClass ``overhead.podFixed`` of a ``kata-<shim>`` class, as kata-deploy's chart sizes it
+        (templates/runtimeclasses.yaml): QEMU needs 160Mi in Kata 3.x and 320Mi from 4.x. None for gvisor."""
+        if not runtime_class.startswith("kata-"):
+            return None
+        shim = runtime_class.removeprefix("kata-")
+        memory = {"clh": "130Mi", "fc": "130Mi", "qemu": "320Mi" if self.major >= 4 else "160Mi"}[shim]
+        return {"cpu": "250m", "memory": memory}
 
     @classmethod
     def from_reader(cls, r: Reader) -> KataConfig:
@@ -445,6 +501,7 @@ class GatewayConfig:
     models: tuple[ModelConfig, ...]
     external_database: bool
     lb_controller_version: str
+    curl_image: str
 
     @property
     def model_names(self) -> tuple[str, ...]:
@@ -471,13 +528,28 @@ class GatewayConfig:
             not external or "litellmDatabaseUrl" in r.values,
             "is required when litellmDatabase is external (set it with --secret)",
         )
+        for key in ("litellmChartVersion", "awsLoadBalancerControllerVersion"):
+            _semver(key, r.str(key))
+        master_key = r.values.get("litellmMasterKey")
+        _check(
+            "litellmMasterKey",
+            master_key in (None, "") or (isinstance(master_key, str) and master_key.startswith("sk-")),
+            "must start with sk- (LiteLLM rejects other master keys)",
+        )
+        curl_image = r.str("curlImage")
+        _check(
+            "curlImage",
+            ":" in curl_image.rsplit("/", 1)[-1] and not curl_image.endswith(":latest"),
+            f"{curl_image!r} must pin a tag (not latest)",
+        )
         return cls(
-            chart_version=r.str("litellmChartVersion"),
-            replicas=r.int("litellmReplicas", lo=1, hi=20),
+            chart_version=r.str("litellmChartVersion").lstrip("v"),
+            replicas=r.int("litellmReplicas", lo=2, hi=20),
             bedrock_region=region,
             models=models,
             external_database=external,
-            lb_controller_version=r.str("awsLoadBalancerControllerVersion"),
+            lb_controller_version=r.str("awsLoadBalancerControllerVersion").lstrip("v"),
+            curl_image=curl_image,
         )  # fmt: skip
 
 
@@ -495,8 +567,9 @@ class ObservabilityConfig:
             bool(_DURATION.match(retention)),
             f"{retention!r} is not a duration like 15d",
         )
+        _semver("kubePrometheusStackVersion", r.str("kubePrometheusStackVersion"))
         return cls(
-            r.str("kubePrometheusStackVersion"),
+            r.str("kubePrometheusStackVersion").lstrip("v"),
             retention,
             r.int("prometheusStorageGiB", lo=1),
         )
@@ -562,11 +635,24 @@ class AgentConfig:
                 bool(_ENV_NAME.match(env)),
                 f"{env!r} is not an environment variable name",
             )
+            _check(
+                r.key("secretEnv"),
+                env not in RESERVED_AGENT_ENV,
+                f"{env} is set by the platform and cannot come from tenantSecrets",
+            )
         vm_cpus = r.values.get("vmCpus")
         vm_memory = r.values.get("vmMemoryMiB")
+        agent_type = r.str("type")
+        _check(
+            r.key("type"),
+            agent_type in AGENT_TYPES,
+            f"unknown agent type {agent_type!r}: not one of {', '.join(AGENT_TYPES)}",
+        )
+        warm_pool = r.int("warmPool", default=0)
+        _check(r.key("warmPool"), warm_pool >= 0, f"must be between 0 and 100 (0 disables it), got {warm_pool}")
         return cls(
             name=name,
-            type=r.choice("type", AGENT_TYPES),
+            type=agent_type,
             runtime_class=r.str("runtimeClass", default=default_runtime_class),
             warm_pool=r.int("warmPool", default=0, lo=0, hi=100),
             cpu=_quantity(r.key("cpu"), r.values.get("cpu", "1")),
@@ -685,10 +771,36 @@ class PlatformConfig:
     images: ImagesConfig
     tenants: tuple[TenantConfig, ...] = field(default_factory=tuple)
     secret_keys_present: frozenset[str] = frozenset()
+    tenant_secret_paths: frozenset[str] = frozenset()  # "tenant.agent.ENV" present in tenantSecrets (no values)
 
     @property
     def any_warm_pool(self) -> bool:
         return any(t.warm_pool_total > 0 for t in self.tenants)
+
+    def _check_quota(self, i: int, tenant: TenantConfig) -> None:
+        """The tenant's agents (plus warm pools) must fit its ResourceQuota, Kata pod overhead included:
+        the quota charges RuntimeClass overhead to every pod, so an agent asking for 1 CPU uses 1.25."""
+        pods = cpu = memory = storage = 0.0
+        for agent in tenant.agents:
+            count = 1 + agent.warm_pool
+            overhead = self.kata.pod_overhead(agent.runtime_class) or {"cpu": "0", "memory": "0"}
+            pods += count
+            cpu += count * (quantity_value(agent.cpu) + quantity_value(overhead["cpu"]))
+            memory += count * (quantity_value(agent.memory) + quantity_value(overhead["memory"]))
+            storage += count * agent.storage_gib * 2**30
+        quota = tenant.quota
+        for field_name, used, hard in (
+            ("pods", pods, float(quota.pods)),
+            ("cpu", cpu, quantity_value(quota.cpu)),
+            ("memory", memory, quantity_value(quota.memory)),
+            ("storage", storage, quantity_value(quota.storage)),
+        ):
+            _check(
+                f"tenants[{i}].quota.{field_name}",
+                used <= hard + 1e-9,
+                f"the agents of tenant {tenant.name!r} need {_human(field_name, used)} (warm pools and Kata "
+                f"pod overhead included) but the quota allows {_human(field_name, hard)}",
+            )
 
     def __post_init__(self) -> None:
         vpc, services = (
@@ -721,6 +833,14 @@ class PlatformConfig:
                     agent.vm_cpus is None and agent.vm_memory_mib is None or agent.runtime_class.startswith("kata-"),
                     "VM sizing only applies to kata runtime classes",
                 )
+                for env in agent.secret_env:
+                    _check(
+                        f"tenantSecrets.{tenant.name}.{agent.name}.{env}",
+                        f"{tenant.name}.{agent.name}.{env}" in self.tenant_secret_paths,
+                        f"is required by tenants[{i}].agents[{j}].secretEnv: set it with "
+                        f"`pulumi config set --secret --path 'tenantSecrets.{tenant.name}.{agent.name}.{env}' <value>`",
+                    )
+            self._check_quota(i, tenant)
         for key in ("litellmMasterKey", "grafanaAdminPassword"):
             _check(key, key in self.secret_keys_present, "is required: set it with `pulumi config set --secret`")  # fmt: skip
 
@@ -756,6 +876,7 @@ class PlatformConfig:
                 default=[],
             ),
             secret_keys_present=frozenset(k for k in SECRET_KEYS if values.get(k) not in (None, "")),
+            tenant_secret_paths=_secret_paths(values.get("tenantSecrets")),
         )
 
 

@@ -58,6 +58,9 @@ class PlatformMocks(Mocks):
             return {"name": self.region, "region": self.region, "id": self.region}
         if token == "aws:index/getPartition:getPartition":
             return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}
+        if token == "aws:eks/getAddonVersion:getAddonVersion":
+            name, k8s_version = args.args.get("addonName", ""), args.args.get("kubernetesVersion", "")
+            return {**args.args, "version": f"v{k8s_version}.0-eksbuild.1", "id": name}
         if token == "aws:iam/getPolicyDocument:getPolicyDocument":
             return {"json": json.dumps({"Version": "2012-10-17", "Statement": args.args.get("statements", [])})}
         return dict(args.args)
@@ -97,6 +100,8 @@ class PlatformMocks(Mocks):
             state["arn"] = f"arn:aws:iam::{ACCOUNT_ID}:role/{state['name']}"
             state["uniqueId"] = f"AROA{_suffix(name).upper()}"
             rid = state["name"]
+        elif type_ == "aws:cloudwatch/eventRule:EventRule":
+            state.setdefault("name", name)
         elif type_ == "aws:iam/instanceProfile:InstanceProfile":
             state.setdefault("name", name)
             state["arn"] = f"arn:aws:iam::{ACCOUNT_ID}:instance-profile/{state['name']}"
@@ -188,8 +193,8 @@ class PlatformMocks(Mocks):
             "clusterSecurityGroupId": f"sg-{_suffix(name, 'cluster')}",
             "nodeSecurityGroupId": f"sg-{_suffix(name, 'node')}",
             "oidcProviderArn": f"arn:aws:iam::{ACCOUNT_ID}:oidc-provider/{oidc_host}",
-            "oidcProviderUrl": oidc_host,
-            "oidcIssuer": issuer,
+            "oidcProviderUrl": issuer,  # upstream: the issuer URL; oidcIssuer drops https://
+            "oidcIssuer": oidc_host,
         }
 
     def _register_child(self, type_: str, name: str, rid: str, state: dict[str, Any]) -> str:

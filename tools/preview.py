@@ -20,9 +20,9 @@ from typing import Any
 
 import pulumi
 import yaml
-from tools.analyzer import AnalyzerResource, Violation, run_pack
 
 from components.config import ConfigError
+from tools.analyzer import AnalyzerResource, Violation, run_pack
 from tools.program import ROOT, ProgramResult, Registration, run_program
 
 # Kubernetes types that are not objects in the cluster (providers, Helm releases, component wrappers).

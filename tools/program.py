@@ -105,14 +105,16 @@ class RecordingMonitor(MockMonitor):
         return response
 
 
-def mask_secrets(value: Any) -> Any:
+def mask_secrets(value: Any, secret: bool = False) -> Any:
+    """Replace every secret scalar by ``[secret]``; a secret object keeps its keys (so a masked
+    manifest stays a valid manifest) but none of its values."""
     if isinstance(value, dict):
         if value.get(SECRET_SIG_KEY) == SECRET_SIG:
-            return MASK
-        return {k: mask_secrets(v) for k, v in value.items()}
+            return mask_secrets(value.get("value"), True)
+        return {k: mask_secrets(v, secret) for k, v in value.items()}
     if isinstance(value, list):
-        return [mask_secrets(v) for v in value]
-    return value
+        return [mask_secrets(v, secret) for v in value]
+    return MASK if secret else value
 
 
 def unwrap_secrets(value: Any) -> Any:

@@ -82,17 +82,24 @@ def mapping(value: Any) -> Mapping[str, Any] | None:
     return value if isinstance(value, Mapping) else None
 
 
-def items(value: Any) -> Iterator[Any]:
+def items(value: Any, unknowns: Unknowns | None = None) -> Iterator[Any]:
     """Iterate a list-like value (never a string); nothing for anything else.
 
-    Elements that are unknown raise UnknownValueError when reached.
+    An unknown element raises UnknownValueError, or, when ``unknowns`` is given, is
+    recorded there and skipped so the known elements still get checked.
     """
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
         return
     for index in range(len(value)):
-        element = value[index]
-        if element.__class__ is str and element in UNKNOWN_SENTINELS:
-            raise UnknownValueError(element, [str(index)])
+        try:
+            element = value[index]
+            if element.__class__ is str and element in UNKNOWN_SENTINELS:
+                raise UnknownValueError(element, [str(index)])
+        except UnknownValueError as error:
+            if unknowns is None:
+                raise
+            unknowns.record(error)
+            continue
         yield element
 
 
@@ -113,12 +120,15 @@ class Unknowns:
     def __init__(self) -> None:
         self.first: UnknownValueError | None = None
 
+    def record(self, error: UnknownValueError) -> None:
+        if self.first is None:
+            self.first = error
+
     def run(self, check: Callable[..., None], *args: Any) -> None:
         try:
             check(*args)
         except UnknownValueError as error:
-            if self.first is None:
-                self.first = error
+            self.record(error)
 
     def finish(self) -> None:
         if self.first is not None:

@@ -1,0 +1,559 @@
+"""Tenants and their agents: one namespace per tenant, one Deployment (and optionally a warm pool) per agent.
+
+A tenant gets a Namespace (sandbox label, Pod Security admission), a ResourceQuota and LimitRange, a
+NetworkPolicy that denies all ingress and allows only the egress sandboxes need, and a ServiceAccount
+without token. Each agent gets a Secret (LiteLLM virtual key, generated API/gateway token, bot tokens), a
+ConfigMap with its config files, an optional gp3 PVC and a Deployment whose pod template comes from
+components/podspec.py. Agents with ``warmPool > 0`` also get a SandboxTemplate and a SandboxWarmPool
+(components/sandbox.py) built from the same pod template.
+
+Agent types are described by :class:`AgentType` (image facts checked upstream, see shared/design.md
+section 4). Because kata-clh cannot run initContainers, each entrypoint first seeds its config files from
+the ConfigMap into the data volume, then execs the agent:
+
+- platform-owned files (Hermes ``config.yaml``, OpenClaw ``openclaw.json``: model endpoint, ports) are
+  rewritten on every start, so a changed LiteLLM URL reaches the agent by restarting it;
+- agent-owned files (``SOUL.md``, ``.env``, ``AGENTS.md``) are copied only when missing, so what the
+  agent or its tenant changes on a persistent volume survives restarts.
+
+Secrets never enter a ConfigMap: config files reference ``${LITELLM_API_KEY}``, which both agents expand
+from the environment, and the environment reads the Secret.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+import yaml
+
+from components.config import (
+    ImagesConfig,
+    KataConfig,
+    NetworkConfig,
+    TenantConfig,
+    quantity_value,
+)
+from components.labels import SANDBOX_LABEL
+from components.podspec import (
+    Container,
+    SandboxPod,
+    sandbox_egress_rules,
+    sandbox_pod_template,
+    secret_env,
+    selector_labels,
+    volume_mount,
+)
+from components.sandbox import sandbox_template, warm_pool
+
+SERVICE_ACCOUNT = "sandbox"
+STORAGE_CLASS = "gp3"  # created by components/cluster.py
+SEED_PATH = "/etc/agent-seed"  # the ConfigMap, read-only
+LITELLM_KEY_ENV = "LITELLM_API_KEY"
+PSA_LABELS = {
+    # Enforce baseline (what kata pods need at minimum); warn and audit on restricted, which the sandbox
+    # pod template satisfies, so anything less hardened shows up at admission.
+    "pod-security.kubernetes.io/enforce": "baseline",
+    "pod-security.kubernetes.io/enforce-version": "latest",
+    "pod-security.kubernetes.io/warn": "restricted",
+    "pod-security.kubernetes.io/warn-version": "latest",
+    "pod-security.kubernetes.io/audit": "restricted",
+    "pod-security.kubernetes.io/audit-version": "latest",
+}
+
+
+@dataclass(frozen=True)
+class AgentFiles:
+    """What an agent type needs to write its config files."""
+
+    tenant: str
+    agent: str
+    litellm_url: str  # http://<nlb>:4000
+    models: tuple[str, ...]  # LiteLLM model names the tenant may use, first is the default
+
+
+@dataclass(frozen=True)
+class AgentType:
+    name: str
+    uid: int  # the image's runtime user (also its group)
+    data_path: str  # persistent state: PVC when storageGiB > 0, else emptyDir
+    token_env: str  # generated API server / gateway token
+    ports: tuple[tuple[str, int], ...]
+    entrypoint: str  # /bin/sh -c script: seed files, then exec the agent
+    files: Callable[[AgentFiles], dict[str, str]]
+    env: Callable[[str], list[dict[str, Any]]]  # memory limit -> plain environment
+    probes: Mapping[str, Mapping[str, Any]]
+    tmp_medium: str  # "" (node disk) or "Memory" (tmpfs)
+    tmp_size: str
+
+
+def _exec_probe(command: Sequence[str], period: int, failures: int, timeout: int = 5) -> dict[str, Any]:
+    return {
+        "exec": {"command": list(command)},
+        "periodSeconds": period,
+        "timeoutSeconds": timeout,
+        "failureThreshold": failures,
+    }
+
+
+def _probes(check: Callable[[str], list[str]], live: str, ready: str) -> dict[str, dict[str, Any]]:
+    # exec probes run inside the micro-VM through the Kata agent: no dependency on node-to-pod traffic,
+    # which the deny-all ingress NetworkPolicy would otherwise have to allow.
+    return {
+        "startupProbe": _exec_probe(check(ready), period=10, failures=30),  # up to 5 minutes to boot
+        "readinessProbe": _exec_probe(check(ready), period=10, failures=3),
+        "livenessProbe": _exec_probe(check(live), period=30, failures=3, timeout=10),
+    }
+
+
+# ---------------------------------------------------------------------------------------------------
+# Hermes Agent (NousResearch/hermes-agent): docker image nousresearch/hermes-agent, user hermes (10000),
+# HERMES_HOME=/opt/data, API server on 8642 with GET /health, dashboard 9119. The image's own entrypoint
+# starts s6-overlay as root to chown the volume and drop privileges; running as non-root from the start,
+# we exec the venv's hermes directly (fsGroup makes the volume writable). HERMES_GATEWAY_NO_SUPERVISE=1
+# keeps `gateway run` in the foreground (the s6 image otherwise hands it to its supervisor).
+
+HERMES_HOME = "/opt/data"
+HERMES_BIN = "/opt/hermes/.venv/bin/hermes"
+HERMES_ENTRYPOINT = f"""set -eu
+mkdir -p {HERMES_HOME}/home {HERMES_HOME}/workspace {HERMES_HOME}/logs
+cp {SEED_PATH}/config.yaml {HERMES_HOME}/config.yaml
+[ -f {HERMES_HOME}/SOUL.md ] || cp {SEED_PATH}/SOUL.md {HERMES_HOME}/SOUL.md
+[ -f {HERMES_HOME}/.env ] || cp {SEED_PATH}/.env {HERMES_HOME}/.env
+{HERMES_BIN} dashboard --host 127.0.0.1 --port 9119 --no-open &
+exec {HERMES_BIN} gateway run
+"""
+
+
+def hermes_files(f: AgentFiles) -> dict[str, str]:
+    config = {
+        "model": {
+            "default": f.models[0],
+            "provider": "custom",  # any OpenAI-compatible endpoint
+            "base_url": f"{f.litellm_url}/v1",
+            "api_key": f"${{{LITELLM_KEY_ENV}}}",  # expanded by Hermes from the environment (the Secret)
+        },
+        "terminal": {"backend": "local", "cwd": f"{HERMES_HOME}/workspace"},
+    }
+    header = "# Managed by the agent platform: rewritten from the ConfigMap on every start.\n"
+    return {
+        "config.yaml": header + yaml.safe_dump(config, sort_keys=False),
+        ".env": (
+            "# Secrets (LiteLLM key, API server key, bot tokens) come from the pod environment, which reads\n"
+            "# the agent's Kubernetes Secret; keep them out of this file.\n"
+        ),
+        "SOUL.md": (
+            f"You are {f.agent}, an AI agent of {f.tenant}. You run in an isolated micro-VM with no access to\n"
+            "other tenants or to the cluster. Follow security best practices and never reveal credentials.\n"
+        ),
+    }
+
+
+def hermes_env(memory: str) -> list[dict[str, Any]]:
+    return [
+        {"name": "HOME", "value": HERMES_HOME},
+        {"name": "HERMES_HOME", "value": HERMES_HOME},
+        {"name": "HERMES_GATEWAY_NO_SUPERVISE", "value": "1"},
+        {"name": "API_SERVER_ENABLED", "value": "true"},
+        {"name": "API_SERVER_HOST", "value": "0.0.0.0"},
+        {"name": "API_SERVER_PORT", "value": "8642"},
+    ]
+
+
+def _hermes_check(path: str) -> list[str]:
+    script = (
+        "import sys, urllib.request; "
+        f"sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8642{path}', timeout=4).status == 200 else 1)"
+    )
+    return ["python3", "-c", script]
+
+
+HERMES = AgentType(
+    name="hermes",
+    uid=10000,
+    data_path=HERMES_HOME,
+    token_env="API_SERVER_KEY",  # required by Hermes when the API server listens beyond loopback
+    ports=(("api", 8642), ("dashboard", 9119)),
+    entrypoint=HERMES_ENTRYPOINT,
+    files=hermes_files,
+    env=hermes_env,
+    probes=_probes(_hermes_check, live="/health", ready="/health"),
+    # readOnlyRootFilesystem holds: the image keeps all mutable state under HERMES_HOME (its
+    # HERMES_WRITE_SAFE_ROOT) and disables runtime installs into /opt/hermes; /tmp is an emptyDir on the
+    # node disk because tools (pip builds, browsers) write large temporary files there.
+    tmp_medium="",
+    tmp_size="4Gi",
+)
+
+
+# ---------------------------------------------------------------------------------------------------
+# OpenClaw (openclaw/openclaw): image ghcr.io/openclaw/openclaw, user node (1000), state in
+# /home/node/.openclaw (openclaw.json), gateway on 18789, `--bind lan` to listen beyond loopback, token from
+# OPENCLAW_GATEWAY_TOKEN, /healthz and /readyz. Upstream's Kubernetes manifest (scripts/k8s) runs it with
+# readOnlyRootFilesystem and a sticky /tmp prepared by an init container; without init containers /tmp
+# is a memory-backed emptyDir, whose tmpfs root has the usual 1777 mode the temp-root guard checks.
+
+OPENCLAW_HOME = "/home/node/.openclaw"
+OPENCLAW_ENTRYPOINT = f"""set -eu
+mkdir -p {OPENCLAW_HOME}/workspace
+cp {SEED_PATH}/openclaw.json {OPENCLAW_HOME}/openclaw.json
+[ -f {OPENCLAW_HOME}/workspace/AGENTS.md ] || cp {SEED_PATH}/AGENTS.md {OPENCLAW_HOME}/workspace/AGENTS.md
+exec node /app/dist/index.js gateway run --bind lan
+"""
+
+
+def openclaw_files(f: AgentFiles) -> dict[str, str]:
+    config = {
+        "gateway": {"mode": "local", "bind": "lan", "port": 18789, "auth": {"mode": "token"}},
+        "agents": {"defaults": {"workspace": "~/.openclaw/workspace", "model": {"primary": f"litellm/{f.models[0]}"}}},
+        "models": {
+            "mode": "merge",
+            "providers": {
+                "litellm": {
+                    "baseUrl": f"{f.litellm_url}/v1",
+                    "apiKey": f"${{{LITELLM_KEY_ENV}}}",
+                    "api": "openai-completions",
+                    "models": [{"id": m, "name": m} for m in f.models],
+                    # The NLB resolves to VPC addresses, which OpenClaw refuses without this opt-in.
+                    "request": {"allowPrivateNetwork": True},
+                }
+            },
+        },
+    }
+    return {
+        "openclaw.json": json.dumps(config, indent=2) + "\n",
+        "AGENTS.md": f"# {f.agent}\n\nYou are {f.agent}, an AI assistant of {f.tenant}, running in an isolated micro-VM.\n",
+    }
+
+
+def openclaw_env(memory: str) -> list[dict[str, Any]]:
+    # V8 sizes its heap from the host, not the cgroup: pin it to 75% of the memory limit (upstream advice).
+    heap_mib = int(quantity_value(memory) / 2**20 * 0.75)
+    return [
+        {"name": "HOME", "value": "/home/node"},
+        {"name": "OPENCLAW_CONFIG_DIR", "value": OPENCLAW_HOME},
+        {"name": "NODE_ENV", "value": "production"},
+        {"name": "NODE_OPTIONS", "value": f"--max-old-space-size={heap_mib}"},
+    ]
+
+
+def _openclaw_check(path: str) -> list[str]:
+    script = (
+        f"require('http').get('http://127.0.0.1:18789{path}', r => process.exit(r.statusCode < 400 ? 0 : 1))"
+        ".on('error', () => process.exit(1))"
+    )
+    return ["node", "-e", script]
+
+
+OPENCLAW = AgentType(
+    name="openclaw",
+    # The image's `node` user. checkov CKV_K8S_40 prefers UIDs >= 10000 to avoid clashing with host users;
+    # inside a Kata micro-VM the UID belongs to the guest kernel, not the node.
+    uid=1000,
+    data_path=OPENCLAW_HOME,
+    token_env="OPENCLAW_GATEWAY_TOKEN",
+    ports=(("gateway", 18789),),
+    entrypoint=OPENCLAW_ENTRYPOINT,
+    files=openclaw_files,
+    env=openclaw_env,
+    probes=_probes(_openclaw_check, live="/healthz", ready="/readyz"),
+    tmp_medium="Memory",
+    tmp_size="256Mi",
+)
+
+AGENT_TYPES: dict[str, AgentType] = {t.name: t for t in (HERMES, OPENCLAW)}
+
+
+def agent_image(images: ImagesConfig, agent_type: str) -> str:
+    """The configured image. checkov CKV_K8S_43 asks for a digest: the stack config may give one
+    (``repo:tag@sha256:...``); the defaults pin release tags."""
+    return {"hermes": images.hermes, "openclaw": images.openclaw}[agent_type]
+
+
+def agent_pod_template(
+    *,
+    tenant: TenantConfig,
+    agent_name: str,
+    image: str,
+    network: NetworkConfig,
+    workload: str,
+    data: str,
+    secret_names: Sequence[str],
+) -> dict[str, Any]:
+    """The pod template of one agent. ``data`` is "pvc", "emptyDir" or "claimTemplate" (the agent-sandbox
+    controller adds a volume named "data" from the SandboxTemplate's volumeClaimTemplates itself)."""
+    agent = next(a for a in tenant.agents if a.name == agent_name)
+    kind = AGENT_TYPES[agent.type]
+    volumes: list[dict[str, Any]] = [
+        {"name": "seed", "configMap": {"name": f"{agent.name}-config", "defaultMode": 0o444}},
+        {"name": "tmp", "emptyDir": {"sizeLimit": kind.tmp_size, **({"medium": "Memory"} if kind.tmp_medium else {})}},
+    ]
+    if data == "pvc":
+        volumes.append({"name": "data", "persistentVolumeClaim": {"claimName": f"{agent.name}-data"}})
+    elif data == "emptyDir":
+        volumes.append({"name": "data", "emptyDir": {}})
+    elif data != "claimTemplate":
+        raise ValueError(f"data must be pvc, emptyDir or claimTemplate, got {data!r}")
+    # Secrets arrive as environment variables (checkov CKV_K8S_35 prefers files): both agents read their
+    # LiteLLM key, token and bot tokens from the environment (${VAR} in their config files).
+    container = Container(
+        name=agent.type,
+        image=image,
+        command=("/bin/sh", "-c", kind.entrypoint),
+        env=(*kind.env(agent.memory), *secret_env(secret_names, f"{agent.name}-secrets")),
+        ports=kind.ports,
+        volume_mounts=(
+            volume_mount("data", kind.data_path),
+            volume_mount("seed", SEED_PATH, read_only=True),
+            volume_mount("tmp", "/tmp"),
+        ),
+        startup_probe=kind.probes["startupProbe"],
+        readiness_probe=kind.probes["readinessProbe"],
+        liveness_probe=kind.probes["livenessProbe"],
+        working_dir=kind.data_path,
+    )
+    pod = SandboxPod(
+        tenant=tenant.name,
+        namespace=tenant.namespace,
+        app=agent.type,
+        agent=agent.name,
+        workload=workload,
+        runtime_class=agent.runtime_class,
+        uid=kind.uid,
+        cpu=agent.cpu,
+        memory=agent.memory,
+        service_account=SERVICE_ACCOUNT,
+        container=container,
+        volumes=tuple(volumes),
+        vm_cpus=agent.vm_cpus,
+        vm_memory_mib=agent.vm_memory_mib,
+    )
+    return sandbox_pod_template(pod, network)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Tenant component
+
+
+@dataclass(frozen=True)
+class TenantArgs:
+    config: TenantConfig
+    network: NetworkConfig
+    kata: KataConfig
+    images: ImagesConfig
+    litellm_url: pulumi.Input[str]  # http://<internal NLB>:4000
+    litellm_key: pulumi.Input[str]  # the tenant's LiteLLM virtual key (secret)
+    models: tuple[str, ...]  # LiteLLM model names, first is the agents' default
+    # tenantSecrets.<tenant> as {agent: {ENV: value}} (secret); every agent.secretEnv key must be there.
+    secrets: pulumi.Input[Mapping[str, Mapping[str, str]]] | None = None
+    # The agent-sandbox install (CRDs + controller), required when an agent has a warm pool.
+    sandbox_controller: pulumi.Resource | None = None
+    depends_on: tuple[pulumi.Resource, ...] = ()  # e.g. the RuntimeClasses
+
+
+class Tenant(pulumi.ComponentResource):
+    namespace: str
+    deployments: dict[str, k8s.apps.v1.Deployment]
+
+    def __init__(self, name: str, args: TenantArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("agent-platform:agents:Tenant", name, None, opts)
+        cfg = args.config
+        if not args.models:
+            raise ValueError(f"tenant {cfg.name}: no LiteLLM model to configure the agents with")
+        ns_name = cfg.namespace
+        base_labels = {"app.kubernetes.io/part-of": "agent-platform", "agent-platform.io/tenant": cfg.name}
+        namespace = k8s.core.v1.Namespace(
+            f"{name}-ns",
+            metadata={"name": ns_name, "labels": {**base_labels, SANDBOX_LABEL: "true", **PSA_LABELS}},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
+        )
+        child = pulumi.ResourceOptions(parent=namespace)
+
+        def meta(object_name: str, **labels: str) -> dict[str, Any]:
+            return {"name": object_name, "namespace": ns_name, "labels": {**base_labels, **labels}}
+
+        k8s.core.v1.ResourceQuota(
+            f"{name}-quota",
+            metadata=meta("sandbox-quota"),
+            spec={
+                # Kata RuntimeClass overhead is charged to every pod on top of its requests/limits.
+                "hard": {
+                    "requests.cpu": cfg.quota.cpu,
+                    "limits.cpu": cfg.quota.cpu,
+                    "requests.memory": cfg.quota.memory,
+                    "limits.memory": cfg.quota.memory,
+                    "pods": str(cfg.quota.pods),
+                    "requests.storage": cfg.quota.storage,
+                    "persistentvolumeclaims": str(cfg.quota.pods),
+                }
+            },
+            opts=child,
+        )
+        k8s.core.v1.LimitRange(
+            f"{name}-limits",
+            metadata=meta("sandbox-limits"),
+            spec={
+                "limits": [
+                    {
+                        # Defaults for pods that do not size themselves (agents always do).
+                        "type": "Container",
+                        "default": {"cpu": "1", "memory": "2Gi"},
+                        "defaultRequest": {"cpu": "1", "memory": "2Gi"},
+                        "max": {"cpu": cfg.quota.cpu, "memory": cfg.quota.memory},
+                    },
+                    {"type": "PersistentVolumeClaim", "max": {"storage": cfg.quota.storage}},
+                ]
+            },
+            opts=child,
+        )
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-netpol",
+            metadata=meta("sandbox-isolation"),
+            spec={
+                "podSelector": {},  # every pod in the namespace
+                "policyTypes": ["Ingress", "Egress"],
+                "ingress": [],  # agents only connect out (WebSocket / long polling)
+                "egress": sandbox_egress_rules(args.network),
+            },
+            opts=child,
+        )
+        k8s.core.v1.ServiceAccount(
+            f"{name}-sa",
+            metadata=meta(SERVICE_ACCOUNT),
+            automount_service_account_token=False,
+            opts=child,
+        )
+
+        secrets = pulumi.Output.secret(args.secrets if args.secrets is not None else {})
+        self.deployments = {}
+        for agent in cfg.agents:
+            kind = AGENT_TYPES[agent.type]
+            image = agent_image(args.images, agent.type)
+            agent_labels = {"app.kubernetes.io/name": agent.type, "agent-platform.io/agent": agent.name}
+            token = random.RandomPassword(
+                f"{name}-{agent.name}-token",
+                length=48,
+                special=False,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            bot_env = agent.secret_env
+            # Every value is a secret on its own (keys stay readable in previews and manifests).
+            string_data = {
+                LITELLM_KEY_ENV: pulumi.Output.secret(args.litellm_key),
+                kind.token_env: pulumi.Output.secret(token.result),
+                **{
+                    env: secrets.apply(lambda s, a=agent.name, e=env: str(s[a][e]))  # secret: derived from one
+                    for env in bot_env
+                },
+            }
+            k8s.core.v1.Secret(
+                f"{name}-{agent.name}-secret",
+                metadata=meta(f"{agent.name}-secrets", **agent_labels),
+                type="Opaque",
+                string_data=string_data,
+                opts=pulumi.ResourceOptions(parent=namespace, additional_secret_outputs=["data", "stringData"]),
+            )
+            files = pulumi.Output.from_input(args.litellm_url).apply(
+                lambda url, agent_name=agent.name, kind=kind: kind.files(
+                    AgentFiles(tenant=cfg.name, agent=agent_name, litellm_url=url, models=args.models)
+                )
+            )
+            k8s.core.v1.ConfigMap(
+                f"{name}-{agent.name}-config",
+                metadata=meta(f"{agent.name}-config", **agent_labels),
+                data=files,
+                opts=child,
+            )
+            if agent.storage_gib > 0:
+                k8s.core.v1.PersistentVolumeClaim(
+                    f"{name}-{agent.name}-data",
+                    metadata=meta(f"{agent.name}-data", **agent_labels),
+                    spec={
+                        "accessModes": ["ReadWriteOnce"],
+                        "storageClassName": STORAGE_CLASS,
+                        "resources": {"requests": {"storage": f"{agent.storage_gib}Gi"}},
+                    },
+                    opts=child,
+                )
+            secret_names = (LITELLM_KEY_ENV, kind.token_env, *bot_env)
+            template = agent_pod_template(
+                tenant=cfg,
+                agent_name=agent.name,
+                image=image,
+                network=args.network,
+                workload="deployment",
+                data="pvc" if agent.storage_gib > 0 else "emptyDir",
+                secret_names=secret_names,
+            )
+            # A PVC is ReadWriteOnce: replace the pod (Recreate). Without one, never run two copies either:
+            # both would hold the same bot connection (maxSurge 0).
+            strategy = (
+                {"type": "Recreate"}
+                if agent.storage_gib > 0
+                else {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}
+            )
+            self.deployments[agent.name] = k8s.apps.v1.Deployment(
+                f"{name}-{agent.name}",
+                metadata=meta(agent.name, **agent_labels, **{SANDBOX_LABEL: "true"}),
+                spec={
+                    "replicas": 1,
+                    "revisionHistoryLimit": 3,
+                    "strategy": strategy,
+                    "selector": {"matchLabels": selector_labels(cfg.name, agent.name, "deployment")},
+                    "template": template,
+                },
+                opts=child,
+            )
+            if agent.warm_pool > 0:
+                if args.sandbox_controller is None:
+                    raise ValueError(f"tenant {cfg.name}: agent {agent.name} has a warm pool but agent-sandbox is not installed")  # fmt: skip
+                # Warm sandboxes serve SandboxClaims (on-demand sessions), not the tenant's bot: they get the
+                # LiteLLM key and the gateway token but not the bot tokens, so spare pods never open a second
+                # connection to the chat platform.
+                pool_template = agent_pod_template(
+                    tenant=cfg,
+                    agent_name=agent.name,
+                    image=image,
+                    network=args.network,
+                    workload="warm-pool",
+                    data="claimTemplate" if agent.storage_gib > 0 else "emptyDir",
+                    secret_names=(LITELLM_KEY_ENV, kind.token_env),
+                )
+                claims = (
+                    [
+                        {
+                            "metadata": {"name": "data"},
+                            "spec": {
+                                "accessModes": ["ReadWriteOnce"],
+                                "storageClassName": STORAGE_CLASS,
+                                "resources": {"requests": {"storage": f"{agent.storage_gib}Gi"}},
+                            },
+                        }
+                    ]
+                    if agent.storage_gib > 0
+                    else []
+                )
+                cr_opts = pulumi.ResourceOptions(parent=namespace, depends_on=[args.sandbox_controller])
+                template_cr = sandbox_template(
+                    f"{name}-{agent.name}-template",
+                    metadata=meta(agent.name, **agent_labels),
+                    pod_template=pool_template,
+                    egress=sandbox_egress_rules(args.network),
+                    volume_claim_templates=claims,
+                    opts=cr_opts,
+                )
+                warm_pool(
+                    f"{name}-{agent.name}-pool",
+                    metadata=meta(agent.name, **agent_labels),
+                    template_name=agent.name,
+                    replicas=agent.warm_pool,
+                    opts=pulumi.ResourceOptions(parent=namespace, depends_on=[args.sandbox_controller, template_cr]),
+                )
+
+        self.namespace = ns_name
+        self.register_outputs({"namespace": ns_name})

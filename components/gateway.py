@@ -1,0 +1,567 @@
+"""Model gateway: LiteLLM (to Amazon Bedrock) on core nodes, reachable from Kata pods through an internal
+cross-zone NLB, with one LiteLLM virtual key per tenant.
+
+Interface used by the tenant agents:
+  ``url``          ``http://<internal NLB hostname>:4000``: what Kata pods call (they cannot reach ClusterIPs)
+  ``hostname``     the NLB hostname alone
+  ``tenant_keys``  tenant name -> LiteLLM virtual key (``sk-...``), Pulumi secrets
+
+Pieces (checked against upstream, see the issue note):
+  * LiteLLM through its chart ``oci://ghcr.io/berriai/litellm-helm`` (ClusterIP Service ``litellm``, pods
+    labelled ``app.kubernetes.io/name: litellm`` / ``app.kubernetes.io/instance: <release>``), master key from
+    a first-class Secret (``masterkeySecretName``/``masterkeySecretKey``), Bedrock through EKS Pod Identity
+    (no AWS keys: boto3's default chain) with a role that may only invoke the configured models.
+  * The AWS Load Balancer Controller (eks-charts) with its published IAM policy, and the NLB Service for
+    Kata pods as a first-class object so the policy pack sees its annotations.
+  * Tenant keys registered INSIDE the cluster by one Job per tenant (curl against the ClusterIP Service
+    from a core node); the machine running Pulumi never talks to LiteLLM.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from components.config import GatewayConfig, TenantConfig
+from components.iam import pod_identity_role
+from components.labels import CORE_NODE_SELECTOR
+
+NAMESPACE = "litellm"
+RELEASE = "litellm"  # the chart's fullname is the release name when it contains "litellm"
+SERVICE_ACCOUNT = "litellm"
+PORT = 4000
+NLB_SERVICE = "litellm-nlb"
+MASTER_KEY_SECRET = "litellm-masterkey"
+MASTER_KEY_KEY = "masterkey"
+DATABASE_SECRET = "litellm-database"
+TENANT_KEYS_SECRET = "litellm-tenant-keys"
+KEY_JOB_SERVICE_ACCOUNT = "litellm-key-registrar"
+SELECTOR = {"app.kubernetes.io/name": "litellm", "app.kubernetes.io/instance": RELEASE}
+CLUSTER_URL = f"http://{RELEASE}.{NAMESPACE}.svc.cluster.local:{PORT}"  # core pods only, never Kata pods
+LITELLM_CHART = "oci://ghcr.io/berriai/litellm-helm"
+STANDALONE_DB_GIB = 20
+STORAGE_CLASS = "gp3"  # the cluster's default StorageClass (components/cluster.py)
+
+LB_CONTROLLER_CHART = "aws-load-balancer-controller"
+LB_CONTROLLER_REPO = "https://aws.github.io/eks-charts"
+LB_CONTROLLER_NAMESPACE = "kube-system"
+LB_CONTROLLER_SERVICE_ACCOUNT = "aws-load-balancer-controller"
+LB_CONTROLLER_POLICY = Path(__file__).resolve().parent / "policies" / "aws-load-balancer-controller-iam-policy.json"
+
+NLB_ANNOTATIONS = {
+    "service.beta.kubernetes.io/aws-load-balancer-type": "external",
+    "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip",
+    "service.beta.kubernetes.io/aws-load-balancer-scheme": "internal",
+    # Without cross-zone load balancing, clients in a zone with no LiteLLM pod fail silently.
+    "service.beta.kubernetes.io/aws-load-balancer-attributes": "load_balancing.cross_zone.enabled=true",
+}
+NLB_CLASS = "service.k8s.aws/nlb"
+
+BEDROCK_ACTIONS = ("bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream")
+# Cross-Region inference profile ids start with a geography (or "global"): us.anthropic.claude-...
+INFERENCE_PROFILE_PREFIXES = ("us", "us-gov", "eu", "apac", "jp", "au", "ca", "global")
+
+
+# ----------------------------------------------------------------------------------------------
+# Bedrock IAM scope
+
+
+def split_model_id(model_id: str) -> tuple[str | None, str]:
+    """``us.anthropic.claude-x`` -> (``us``, ``anthropic.claude-x``); a plain model id -> (None, id)."""
+    prefix, _, rest = model_id.partition(".")
+    if rest and prefix in INFERENCE_PROFILE_PREFIXES:
+        return prefix, rest
+    return None, model_id
+
+
+def bedrock_resource_arns(model_ids: Sequence[str], region: str, account_id: str, partition: str = "aws") -> list[str]:
+    """The only resources LiteLLM may invoke.
+
+    A plain model id is a foundation model in the Bedrock region. An inference profile needs the profile
+    ARN in the source region AND the foundation model in every Region the profile routes to; those
+    destination Regions are AWS's to change, so the foundation-model ARN uses a Region wildcard (``*``
+    also matches the empty Region of the ``arn:aws:bedrock:::foundation-model/...`` form that global
+    profiles use) while the model id stays exact. Never a bare ``*``.
+    """
+    arns: set[str] = set()
+    for model_id in model_ids:
+        prefix, base = split_model_id(model_id)
+        if prefix is None:
+            arns.add(f"arn:{partition}:bedrock:{region}::foundation-model/{model_id}")
+        else:
+            arns.add(f"arn:{partition}:bedrock:{region}:{account_id}:inference-profile/{model_id}")
+            arns.add(f"arn:{partition}:bedrock:*::foundation-model/{base}")
+    return sorted(arns)
+
+
+def bedrock_policy(model_ids: Sequence[str], region: str, account_id: str, partition: str = "aws") -> str:
+    statement = {
+        "Sid": "InvokeConfiguredModels",
+        "Effect": "Allow",
+        "Action": list(BEDROCK_ACTIONS),
+        "Resource": bedrock_resource_arns(model_ids, region, account_id, partition),
+    }
+    return json.dumps({"Version": "2012-10-17", "Statement": [statement]}, sort_keys=True)
+
+
+def lb_controller_policy() -> str:
+    """The controller's published IAM policy (docs/install/iam_policy.json of the pinned release)."""
+    return json.dumps(json.loads(LB_CONTROLLER_POLICY.read_text()))
+
+
+# ----------------------------------------------------------------------------------------------
+# Tenant keys
+
+
+def key_alias(tenant: str) -> str:
+    return f"tenant-{tenant}"
+
+
+def key_spec(tenant: TenantConfig) -> dict[str, Any]:
+    """Body of /key/generate and /key/update, without the key itself (that one is secret)."""
+    limits = tenant.litellm
+    return {
+        "key_alias": key_alias(tenant.name),
+        "models": list(limits.models),
+        "max_budget": limits.max_budget,
+        "budget_duration": limits.budget_duration,
+        "rpm_limit": limits.rpm_limit,
+        "tpm_limit": limits.tpm_limit,
+        # LLM routes only (what key_type "llm_api" stores): no key/user/team management with a tenant key.
+        "allowed_routes": ["llm_api_routes"],
+        "metadata": {"tenant": tenant.name, "managed-by": "pulumi"},
+    }
+
+
+# Idempotent registration. /key/update answers 404 for an unknown key, while /key/generate with a key that
+# already exists fails on the database's unique constraint (HTTP 500), so: update first; on 404 revoke a
+# previous key holding the alias (key rotation) and generate. Keys stay in files of a memory-backed
+# emptyDir (not in argv) and response bodies, which carry the key, are never printed.
+KEY_JOB_SCRIPT = r"""set -eu
+umask 077
+auth=/tmp/auth
+body=/tmp/body.json
+out=/tmp/response.json
+printf 'Authorization: Bearer %s\n' "$MASTER_KEY" > "$auth"
+printf '{"key":"%s",%s' "$TENANT_KEY" "${KEY_SPEC#?}" > "$body"
+unset MASTER_KEY TENANT_KEY
+post() {
+  curl -sS -o "$out" -w '%{http_code}' --max-time 30 -X POST -H @"$auth" \
+    -H 'Content-Type: application/json' --data @"$2" "$LITELLM_URL$1"
+}
+i=0
+until curl -fsS -o /dev/null --max-time 5 "$LITELLM_URL/health/readiness"; do
+  i=$((i + 1))
+  [ "$i" -lt 60 ] || { echo "LiteLLM is not ready at $LITELLM_URL"; exit 1; }
+  sleep 5
+done
+code=$(post /key/update "$body")
+case "$code" in
+  200) echo "key $KEY_ALIAS updated" ;;
+  404)
+    printf '{"key_aliases":["%s"]}' "$KEY_ALIAS" > /tmp/delete.json
+    post /key/delete /tmp/delete.json > /dev/null || true
+    code=$(post /key/generate "$body")
+    [ "$code" = 200 ] || { echo "key $KEY_ALIAS: /key/generate returned HTTP $code"; exit 1; }
+    echo "key $KEY_ALIAS created" ;;
+  *) echo "key $KEY_ALIAS: /key/update returned HTTP $code"; exit 1 ;;
+esac
+rm -f "$auth" "$body" "$out"
+"""
+
+
+def key_job_name(tenant: TenantConfig, curl_image: str) -> str:
+    """``litellm-key-<tenant>-<hash>``: a changed spec, script or image gives a new Job, so it runs again."""
+    material = json.dumps({"spec": key_spec(tenant), "script": KEY_JOB_SCRIPT, "image": curl_image}, sort_keys=True)
+    return f"litellm-key-{tenant.name}-{hashlib.sha256(material.encode()).hexdigest()[:8]}"
+
+
+RESTRICTED_CONTAINER = {
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "runAsNonRoot": True,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+
+def key_job_pod_spec(tenant: TenantConfig, curl_image: str) -> dict[str, Any]:
+    def secret_env(name: str, secret: str, key: str) -> dict[str, Any]:
+        return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+
+    return {
+        "serviceAccountName": KEY_JOB_SERVICE_ACCOUNT,
+        "automountServiceAccountToken": False,
+        "restartPolicy": "Never",
+        "nodeSelector": dict(CORE_NODE_SELECTOR),  # runc on a core node: the ClusterIP is reachable
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 100,  # curl_user in the curlimages/curl image
+            "runAsGroup": 101,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [
+            {
+                "name": "register-key",
+                "image": curl_image,
+                "command": ["/bin/sh", "-c", KEY_JOB_SCRIPT],
+                "env": [
+                    {"name": "LITELLM_URL", "value": CLUSTER_URL},
+                    {"name": "KEY_ALIAS", "value": key_alias(tenant.name)},
+                    {"name": "KEY_SPEC", "value": json.dumps(key_spec(tenant), sort_keys=True)},
+                    secret_env("MASTER_KEY", MASTER_KEY_SECRET, MASTER_KEY_KEY),
+                    secret_env("TENANT_KEY", TENANT_KEYS_SECRET, tenant.name),
+                ],
+                "securityContext": dict(RESTRICTED_CONTAINER),
+                "resources": {
+                    "requests": {"cpu": "10m", "memory": "16Mi"},
+                    "limits": {"cpu": "100m", "memory": "64Mi"},
+                },
+                "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+            }
+        ],
+        "volumes": [{"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}}],
+    }
+
+
+# ----------------------------------------------------------------------------------------------
+# Chart values
+
+
+def model_list(cfg: GatewayConfig) -> list[dict[str, Any]]:
+    return [
+        {
+            "model_name": m.name,
+            "litellm_params": {"model": f"bedrock/{m.model_id}", "aws_region_name": cfg.bedrock_region},
+        }
+        for m in cfg.models
+    ]
+
+
+def topology_spread() -> list[dict[str, Any]]:
+    return [
+        {
+            "maxSkew": 1,
+            "topologyKey": "topology.kubernetes.io/zone",
+            "whenUnsatisfiable": "DoNotSchedule",
+            "labelSelector": {"matchLabels": dict(SELECTOR)},
+        },
+        {
+            "maxSkew": 1,
+            "topologyKey": "kubernetes.io/hostname",
+            "whenUnsatisfiable": "ScheduleAnyway",
+            "labelSelector": {"matchLabels": dict(SELECTOR)},
+        },
+    ]
+
+
+def litellm_values(cfg: GatewayConfig, db_password: pulumi.Output[str] | None) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "replicaCount": cfg.replicas,
+        "serviceAccount": {"create": False, "name": SERVICE_ACCOUNT},
+        "masterkeySecretName": MASTER_KEY_SECRET,
+        "masterkeySecretKey": MASTER_KEY_KEY,
+        "service": {"type": "ClusterIP", "port": PORT},
+        "nodeSelector": dict(CORE_NODE_SELECTOR),
+        "topologySpreadConstraints": topology_spread(),
+        "podSecurityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+        "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}},
+        "proxy_config": {
+            "model_list": model_list(cfg),
+            "general_settings": {"master_key": "os.environ/PROXY_MASTER_KEY"},
+            "litellm_settings": {
+                "callbacks": ["prometheus"],
+                # /metrics is on the same port as the NLB: keep tenants from reading each other's spend.
+                "require_auth_for_metrics_endpoint": True,
+                "prometheus_initialize_budget_metrics": True,
+            },
+        },
+        "migrationJob": {"enabled": True},
+    }
+    if db_password is None:  # external Postgres: the URL comes from a Secret, never from chart values
+        values["db"] = {"useExisting": False, "deployStandalone": False}
+        values["extraEnvVars"] = [
+            {"name": "DATABASE_URL", "valueFrom": {"secretKeyRef": {"name": DATABASE_SECRET, "key": "url"}}}
+        ]
+    else:  # the chart's bundled Postgres (Bitnami subchart) on a gp3 volume
+        values["db"] = {"useExisting": False, "deployStandalone": True}
+        values["postgresql"] = {
+            "architecture": "standalone",
+            "auth": {"username": "litellm", "database": "litellm", "password": db_password, "postgres-password": db_password},
+            "primary": {
+                "nodeSelector": dict(CORE_NODE_SELECTOR),
+                "persistence": {"enabled": True, "storageClass": STORAGE_CLASS, "size": f"{STANDALONE_DB_GIB}Gi"},
+            },
+        }  # fmt: skip
+    return values
+
+
+# ----------------------------------------------------------------------------------------------
+# Component
+
+
+class PodIdentity(pulumi.ComponentResource):
+    """``iam.pod_identity_role`` wrapped in a component, so that workloads can depend on the role, its
+    policy AND the association: EKS Pod Identity injects credentials when a pod is created, so the
+    association must exist before the chart's pods do."""
+
+    role: aws.iam.Role
+
+    def __init__(
+        self,
+        name: str,
+        cluster_name: pulumi.Input[str],
+        namespace: str,
+        service_account: str,
+        policy: pulumi.Input[str],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("agent-platform:gateway:PodIdentity", name, None, opts)
+        self.role = pod_identity_role(
+            name,
+            cluster_name=cluster_name,
+            namespace=namespace,
+            service_account=service_account,
+            policy=policy,
+            parent=self,
+        )
+        self.register_outputs({"roleArn": self.role.arn})
+
+
+@dataclass(frozen=True)
+class GatewayArgs:
+    config: GatewayConfig
+    tenants: tuple[TenantConfig, ...]
+    cluster_name: pulumi.Input[str]
+    vpc_id: pulumi.Input[str]
+    region: str  # the cluster's region (the LB controller's); Bedrock's is config.bedrock_region
+    provider: k8s.Provider
+    master_key: pulumi.Input[str]  # secret
+    vpc_cidr: str = ""  # NLB source range; empty leaves the controller's default
+    database_url: pulumi.Input[str] | None = None  # secret, when config.external_database
+    depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)  # e.g. the core node group
+
+
+class Gateway(pulumi.ComponentResource):
+    url: pulumi.Output[str]
+    hostname: pulumi.Output[str]
+    tenant_keys: dict[str, pulumi.Output[str]]  # secret
+    release: k8s.helm.v3.Release
+    namespace: k8s.core.v1.Namespace
+
+    def __init__(self, name: str, args: GatewayArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("agent-platform:gateway:Gateway", name, None, opts)
+        cfg = args.config
+        if cfg.external_database and args.database_url is None:
+            raise pulumi.RunError("agent-platform:litellmDatabaseUrl: is required when litellmDatabase is external")
+
+        def k8s_opts(*depends_on: pulumi.Resource, parent: pulumi.Resource | None = None) -> pulumi.ResourceOptions:
+            return pulumi.ResourceOptions(parent=parent or self, provider=args.provider, depends_on=list(depends_on))
+
+        lb_controller = self._lb_controller(name, args)
+
+        ns = k8s.core.v1.Namespace(
+            f"{name}-ns",
+            metadata={
+                "name": NAMESPACE,
+                "labels": {
+                    "app.kubernetes.io/part-of": "agent-platform",
+                    "pod-security.kubernetes.io/enforce": "baseline",
+                    "pod-security.kubernetes.io/warn": "restricted",
+                },
+            },
+            opts=k8s_opts(*args.depends_on),
+        )
+        self.namespace = ns
+
+        # --- identity: Bedrock through Pod Identity, only the configured models
+        service_account = k8s.core.v1.ServiceAccount(
+            f"{name}-sa",
+            metadata={"name": SERVICE_ACCOUNT, "namespace": NAMESPACE},
+            opts=k8s_opts(ns),
+        )
+        invoke = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=self))
+        partition = aws.get_partition_output(opts=pulumi.InvokeOptions(parent=self)).partition
+        model_ids = [m.model_id for m in cfg.models]
+        policy = pulumi.Output.all(invoke.account_id, partition).apply(
+            lambda v: bedrock_policy(model_ids, cfg.bedrock_region, v[0], v[1])
+        )
+        self.bedrock_identity = PodIdentity(
+            f"{name}-bedrock",
+            args.cluster_name,
+            NAMESPACE,
+            SERVICE_ACCOUNT,
+            policy,
+            pulumi.ResourceOptions(parent=self),
+        )
+
+        # --- secrets the chart references
+        master_key = k8s.core.v1.Secret(
+            f"{name}-master-key",
+            metadata={"name": MASTER_KEY_SECRET, "namespace": NAMESPACE},
+            type="Opaque",
+            string_data={MASTER_KEY_KEY: pulumi.Output.secret(args.master_key)},
+            opts=k8s_opts(ns),
+        )
+        db_dependencies: list[pulumi.Resource] = []
+        db_password: pulumi.Output[str] | None = None
+        if cfg.external_database:
+            db_dependencies.append(
+                k8s.core.v1.Secret(
+                    f"{name}-database",
+                    metadata={"name": DATABASE_SECRET, "namespace": NAMESPACE},
+                    type="Opaque",
+                    string_data={"url": pulumi.Output.secret(args.database_url)},
+                    opts=k8s_opts(ns),
+                )
+            )
+        else:
+            # RandomPassword.result is secret by the engine's additional_secret_outputs; say it here too.
+            db_password = pulumi.Output.secret(
+                random.RandomPassword(
+                    f"{name}-db-password", length=32, special=False, opts=pulumi.ResourceOptions(parent=self)
+                ).result
+            )
+
+        self.release = k8s.helm.v3.Release(
+            f"{name}-litellm",
+            name=RELEASE,
+            namespace=NAMESPACE,
+            chart=LITELLM_CHART,
+            version=cfg.chart_version,
+            values=litellm_values(cfg, db_password),
+            timeout=900,
+            opts=k8s_opts(ns, service_account, master_key, *db_dependencies, self.bedrock_identity),
+        )
+        k8s.policy.v1.PodDisruptionBudget(
+            f"{name}-pdb",
+            metadata={"name": RELEASE, "namespace": NAMESPACE},
+            spec={"minAvailable": 1, "selector": {"matchLabels": dict(SELECTOR)}},
+            opts=k8s_opts(ns),
+        )
+
+        # --- the internal NLB Kata pods use (they cannot reach the ClusterIP Service)
+        nlb_spec: dict[str, Any] = {
+            "type": "LoadBalancer",
+            "loadBalancerClass": NLB_CLASS,
+            "selector": dict(SELECTOR),
+            "ports": [{"name": "http", "port": PORT, "targetPort": PORT, "protocol": "TCP"}],
+        }
+        if args.vpc_cidr:
+            nlb_spec["loadBalancerSourceRanges"] = [args.vpc_cidr]
+        nlb = k8s.core.v1.Service(
+            f"{name}-nlb",
+            metadata={
+                "name": NLB_SERVICE,
+                "namespace": NAMESPACE,
+                "labels": {"app.kubernetes.io/part-of": "agent-platform"},
+                "annotations": dict(NLB_ANNOTATIONS),
+            },
+            spec=nlb_spec,
+            # The controller's webhook must be up before a LoadBalancer Service is admitted.
+            opts=k8s_opts(ns, lb_controller),
+        )
+        self.hostname = nlb.status.apply(lambda status: status.load_balancer.ingress[0].hostname)
+        self.url = self.hostname.apply(lambda host: f"http://{host}:{PORT}")
+
+        # --- tenant virtual keys: generated here, registered in LiteLLM by in-cluster Jobs
+        passwords: dict[str, random.RandomPassword] = {}
+        self.tenant_keys = {}
+        for tenant in args.tenants:
+            passwords[tenant.name] = random.RandomPassword(
+                f"{name}-key-{tenant.name}", length=40, special=False, opts=pulumi.ResourceOptions(parent=self)
+            )
+            self.tenant_keys[tenant.name] = pulumi.Output.secret(
+                passwords[tenant.name].result.apply(lambda value: f"sk-{value}")
+            )
+        if args.tenants:
+            self._key_jobs(name, args, ns, passwords, [self.release, master_key])
+
+        self.register_outputs({"url": self.url, "hostname": self.hostname})
+
+    def _lb_controller(self, name: str, args: GatewayArgs) -> k8s.helm.v3.Release:
+        """AWS Load Balancer Controller on core nodes, with its published policy through Pod Identity."""
+        identity = PodIdentity(
+            f"{name}-lb-controller",
+            args.cluster_name,
+            LB_CONTROLLER_NAMESPACE,
+            LB_CONTROLLER_SERVICE_ACCOUNT,
+            lb_controller_policy(),
+            pulumi.ResourceOptions(parent=self),
+        )
+        opts = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=list(args.depends_on))
+        service_account = k8s.core.v1.ServiceAccount(
+            f"{name}-lb-controller-sa",
+            metadata={"name": LB_CONTROLLER_SERVICE_ACCOUNT, "namespace": LB_CONTROLLER_NAMESPACE},
+            opts=opts,
+        )
+        return k8s.helm.v3.Release(
+            f"{name}-lb-controller",
+            name="aws-load-balancer-controller",
+            namespace=LB_CONTROLLER_NAMESPACE,
+            chart=LB_CONTROLLER_CHART,
+            repository_opts={"repo": LB_CONTROLLER_REPO},
+            version=args.config.lb_controller_version,
+            values={
+                "clusterName": args.cluster_name,
+                "region": args.region,
+                "vpcId": args.vpc_id,
+                "replicaCount": 2,
+                "serviceAccount": {"create": False, "name": LB_CONTROLLER_SERVICE_ACCOUNT},
+                "nodeSelector": dict(CORE_NODE_SELECTOR),
+            },
+            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[service_account, identity])),
+        )
+
+    def _key_jobs(
+        self,
+        name: str,
+        args: GatewayArgs,
+        ns: k8s.core.v1.Namespace,
+        passwords: dict[str, random.RandomPassword],
+        after: list[pulumi.Resource],
+    ) -> None:
+        opts = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[ns])
+        keys = k8s.core.v1.Secret(
+            f"{name}-tenant-keys",
+            metadata={"name": TENANT_KEYS_SECRET, "namespace": NAMESPACE},
+            type="Opaque",
+            string_data={tenant: key for tenant, key in self.tenant_keys.items()},
+            opts=opts,
+        )
+        registrar = k8s.core.v1.ServiceAccount(
+            f"{name}-key-registrar",
+            metadata={"name": KEY_JOB_SERVICE_ACCOUNT, "namespace": NAMESPACE},
+            automount_service_account_token=False,
+            opts=opts,
+        )
+        for tenant in args.tenants:
+            job_name = key_job_name(tenant, args.config.curl_image)
+            labels = {"app.kubernetes.io/name": "litellm-key-registrar", "agent-platform.io/tenant": tenant.name}
+            k8s.batch.v1.Job(
+                f"{name}-key-job-{tenant.name}",
+                metadata={"name": job_name, "namespace": NAMESPACE, "labels": labels},
+                spec={
+                    "backoffLimit": 3,
+                    "activeDeadlineSeconds": 1800,
+                    # no ttlSecondsAfterFinished: a Job deleted by the TTL controller would be drift
+                    "template": {"metadata": {"labels": labels}, "spec": key_job_pod_spec(tenant, args.config.curl_image)},
+                },
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    provider=args.provider,
+                    depends_on=[keys, registrar, *after],
+                    # a rotated key (replaced RandomPassword) must be registered again
+                    replace_with=[passwords[tenant.name]],
+                ),
+            )  # fmt: skip

@@ -1,0 +1,198 @@
+"""Kata Containers on the Kata nodes: kata-deploy (Helm) plus the RuntimeClasses sandboxes use.
+
+kata-deploy (chart ``oci://ghcr.io/kata-containers/kata-deploy-charts/kata-deploy``, version = the Kata
+release) installs the shims on every node labelled ``workload-type: kata`` (tolerating the kata taint) and
+labels finished nodes ``katacontainers.io/kata-runtime: "true"``. Only clh and qemu are enabled (fc with
+``kataFirecracker``); the chart's own RuntimeClasses are off: they are declared here as first-class
+resources so the policy pack sees them and their overhead follows the configured Kata version.
+
+Values checked in kata-containers ``tools/packaging/kata-deploy/helm-chart/kata-deploy`` (try-kata*.values.yaml,
+templates/runtimeclasses.yaml) and docs/helm-configuration.md: ``shims.disableAll``,
+``shims.<shim>.enabled``, ``shims.<shim>.allowedHypervisorAnnotations``,
+``shims.<shim>.containerd.snapshotter``, ``defaultShim.<arch>``, ``runtimeClasses.enabled/createDefault``,
+``snapshotter.setup``, top-level ``nodeSelector`` / ``tolerations``; ``deploymentMode`` from 4.x.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.config import KataConfig
+from components.labels import KATA_NODE_SELECTOR, KATA_RUNTIME_LABEL, KATA_TOLERATION
+
+CHART = "oci://ghcr.io/kata-containers/kata-deploy-charts/kata-deploy"
+NAMESPACE = "kata-system"
+DEFAULT_SHIM = "clh"
+# Per-pod VM sizing annotations the shims accept (components/podspec.py sets them when a tenant asks).
+# Only sizing: annotations naming host paths (jailer, hypervisor, virtiofsd args) stay disallowed.
+ALLOWED_HYPERVISOR_ANNOTATIONS = ["default_vcpus", "default_memory"]
+FC_POOL = "kata-devpool"
+
+
+def kata_deploy_values(cfg: KataConfig) -> dict[str, Any]:
+    shims: dict[str, Any] = {"disableAll": True}
+    for shim in cfg.shims:
+        shims[shim] = {"enabled": True, "allowedHypervisorAnnotations": list(ALLOWED_HYPERVISOR_ANNOTATIONS)}
+    if "fc" in shims:
+        # Firecracker has no shared filesystem: images reach the guest as block devices from containerd's
+        # devmapper snapshotter, whose thin pool the node prepares (firecracker_devmapper_userdata()).
+        shims["fc"]["containerd"] = {"snapshotter": "devmapper"}
+    values: dict[str, Any] = {
+        "k8sDistribution": "k8s",
+        "nodeSelector": dict(KATA_NODE_SELECTOR),
+        "tolerations": [dict(KATA_TOLERATION)],
+        "shims": shims,
+        "defaultShim": {"amd64": DEFAULT_SHIM},
+        "runtimeClasses": {"enabled": False, "createDefault": False},
+        "snapshotter": {"setup": []},
+        "debug": False,
+    }
+    if cfg.major >= 4:
+        # 4.x defaults to "job" mode, which installs only on the nodes present at helm install/upgrade.
+        # Karpenter adds Kata nodes at any time: keep the DaemonSet, which covers every new node.
+        values["deploymentMode"] = "daemonset"
+    return values
+
+
+def runtime_class_spec(cfg: KataConfig, runtime_class: str) -> dict[str, Any]:
+    """``handler``, ``overhead`` and ``scheduling`` of one RuntimeClass."""
+    if runtime_class == "gvisor":
+        # gVisor (runsc) must be installed on the Kata nodes by their user data; nothing in this program
+        # does it yet. Scheduled like the Kata classes so sandboxes never land on core nodes.
+        return {"handler": "runsc", "scheduling": {"nodeSelector": dict(KATA_NODE_SELECTOR), "tolerations": [dict(KATA_TOLERATION)]}}  # fmt: skip
+    return {
+        "handler": runtime_class,  # kata-deploy registers the handler kata-<shim>
+        "overhead": {"podFixed": cfg.pod_overhead(runtime_class)},
+        "scheduling": {
+            # Only nodes where kata-deploy finished: it sets this label at the end of the install.
+            "nodeSelector": {KATA_RUNTIME_LABEL: "true"},
+            "tolerations": [dict(KATA_TOLERATION)],
+        },
+    }
+
+
+@dataclass(frozen=True)
+class KataRuntimeArgs:
+    config: KataConfig
+    depends_on: tuple[pulumi.Resource, ...] = ()  # e.g. the core node group (depends_on is not inherited)
+
+
+class KataRuntime(pulumi.ComponentResource):
+    runtime_class_names: list[str]
+    runtime_classes: list[k8s.node.v1.RuntimeClass]
+    release: k8s.helm.v3.Release
+
+    def __init__(self, name: str, args: KataRuntimeArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("agent-platform:kata:KataRuntime", name, None, opts)
+        cfg = args.config
+        labels = {"app.kubernetes.io/part-of": "agent-platform"}
+        namespace = k8s.core.v1.Namespace(
+            f"{name}-ns",
+            # kata-deploy is privileged by nature (hostPID, host mounts, containerd restarts).
+            metadata={"name": NAMESPACE, "labels": {**labels, "pod-security.kubernetes.io/enforce": "privileged"}},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.release = k8s.helm.v3.Release(
+            f"{name}-deploy",
+            name="kata-deploy",
+            chart=CHART,
+            version=cfg.version,
+            namespace=NAMESPACE,
+            values=kata_deploy_values(cfg),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace, *args.depends_on]),
+        )
+        self.runtime_classes = []
+        for runtime_class in cfg.runtime_classes:
+            spec = runtime_class_spec(cfg, runtime_class)
+            self.runtime_classes.append(
+                k8s.node.v1.RuntimeClass(
+                    f"{name}-{runtime_class}",
+                    metadata={"name": runtime_class, "labels": labels},
+                    **spec,
+                    opts=pulumi.ResourceOptions(parent=self),
+                )
+            )
+        self.runtime_class_names = list(cfg.runtime_classes)
+        self.register_outputs({"runtimeClasses": self.runtime_class_names, "chartVersion": cfg.version})
+
+
+# ---------------------------------------------------------------------------------------------------
+# Node preparation for the Firecracker shim, for the Kata nodes' user data (components/kata.py).
+
+_DEVPOOL_SCRIPT = """#!/bin/bash
+# Kata Firecracker (kata-fc) needs containerd's devmapper snapshotter: a device-mapper thin pool, here on
+# sparse loop files, re-created at every boot before containerd starts (loop devices do not survive a
+# reboot; the metadata file does, so existing snapshots stay usable).
+set -euo pipefail
+cat > /usr/local/sbin/__POOL__ <<'SCRIPT'
+#!/bin/bash
+set -euo pipefail
+DIR=/var/lib/containerd/devmapper
+POOL=__POOL__
+dmsetup status "$POOL" >/dev/null 2>&1 && exit 0
+mkdir -p "$DIR"
+[ -f "$DIR/data" ] || truncate -s __DATA_GIB__G "$DIR/data"
+[ -f "$DIR/meta" ] || truncate -s 2G "$DIR/meta"
+DATA_DEV=$(losetup --find --show "$DIR/data")
+META_DEV=$(losetup --find --show "$DIR/meta")
+SECTORS=$(( $(blockdev --getsize64 "$DATA_DEV") / 512 ))
+dmsetup create "$POOL" --table "0 $SECTORS thin-pool $META_DEV $DATA_DEV 128 32768 1 skip_block_zeroing"
+SCRIPT
+chmod 0755 /usr/local/sbin/__POOL__
+cat > /etc/systemd/system/__POOL__.service <<'UNIT'
+[Unit]
+Description=Device-mapper thin pool for the Kata Firecracker shim (containerd devmapper snapshotter)
+DefaultDependencies=no
+After=local-fs.target
+Before=containerd.service
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/local/sbin/__POOL__
+
+[Install]
+WantedBy=multi-user.target containerd.service
+UNIT
+systemctl daemon-reload
+systemctl enable --now __POOL__.service
+"""
+
+_NODECONFIG = """---
+apiVersion: node.eks.aws/v1alpha1
+kind: NodeConfig
+spec:
+  containerd:
+    config: |
+      [plugins."io.containerd.snapshotter.v1.devmapper"]
+        pool_name = "__POOL__"
+        root_path = "/var/lib/containerd/devmapper/snapshotter"
+        base_image_size = "10GB"
+        discard_blocks = true
+"""
+
+_BOUNDARY = "//KATA-FC-DEVMAPPER//"
+
+
+def firecracker_devmapper_parts(data_gib: int = 64) -> list[tuple[str, str]]:
+    """The two AL2023 user-data parts, as ``(content type, body)``: a nodeadm NodeConfig that adds the
+    devmapper snapshotter to containerd's config (nodeadm merges every NodeConfig part), and a shell
+    script (cloud-init runs it before nodeadm starts containerd) that creates the thin pool."""
+    script = _DEVPOOL_SCRIPT.replace("__POOL__", FC_POOL).replace("__DATA_GIB__", str(data_gib))
+    return [
+        ("application/node.eks.aws", _NODECONFIG.replace("__POOL__", FC_POOL)),
+        ('text/x-shellscript; charset="us-ascii"', script),
+    ]
+
+
+def firecracker_devmapper_userdata(data_gib: int = 64) -> str:
+    """The same parts as a complete MIME multipart document. Only needed when ``kataFirecracker`` is on."""
+    lines = ["MIME-Version: 1.0", f'Content-Type: multipart/mixed; boundary="{_BOUNDARY}"', ""]
+    for content_type, body in firecracker_devmapper_parts(data_gib):
+        lines += [f"--{_BOUNDARY}", f"Content-Type: {content_type}", "", body]
+    lines.append(f"--{_BOUNDARY}--")
+    return "\n".join(lines) + "\n"

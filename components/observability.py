@@ -1,0 +1,211 @@
+"""Observability: kube-prometheus-stack on core nodes (Prometheus, Alertmanager, Grafana, operator,
+kube-state-metrics), node-exporter on every node including Kata nodes, LiteLLM and kata-monitor scraping,
+and the platform's Grafana dashboards (components/dashboards/*.json) as sidecar-loaded ConfigMaps.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.config import ObservabilityConfig
+from components.gateway import MASTER_KEY_KEY, MASTER_KEY_SECRET
+from components.gateway import NAMESPACE as LITELLM_NAMESPACE
+from components.gateway import SELECTOR as LITELLM_SELECTOR
+from components.labels import CORE_NODE_SELECTOR, KATA_NODE_LABEL, KATA_RUNTIME_LABEL, SANDBOX_LABEL
+
+NAMESPACE = "monitoring"
+RELEASE = "monitoring"
+CHART = "kube-prometheus-stack"
+REPO = "https://prometheus-community.github.io/helm-charts"
+STORAGE_CLASS = "gp3"
+GRAFANA_ADMIN_SECRET = "grafana-admin"
+DASHBOARD_DIR = Path(__file__).resolve().parent / "dashboards"
+DASHBOARD_LABEL = "grafana_dashboard"  # the chart's grafana.sidecar.dashboards.label default
+KATA_MONITOR_PORT = 8090  # kata-monitor (hostNetwork) serves /metrics there
+
+
+def prometheus_label(name: str) -> str:
+    """Kubernetes label -> the name kube-state-metrics and service discovery give it (``a.b/c-d`` -> ``a_b_c_d``)."""
+    return "".join(c if c.isalnum() else "_" for c in name)
+
+
+def kata_monitor_scrape_config() -> dict[str, Any]:
+    """kata-monitor on every node kata-deploy finished (``katacontainers.io/kata-runtime: "true"``)."""
+    return {
+        "job_name": "kata-monitor",
+        "metrics_path": "/metrics",
+        "kubernetes_sd_configs": [{"role": "node"}],
+        "relabel_configs": [
+            {
+                "source_labels": [f"__meta_kubernetes_node_label_{prometheus_label(KATA_RUNTIME_LABEL)}"],
+                "regex": "true",
+                "action": "keep",
+            },
+            {
+                "source_labels": ["__meta_kubernetes_node_address_InternalIP"],
+                "regex": "(.+)",
+                "target_label": "__address__",
+                "replacement": f"$1:{KATA_MONITOR_PORT}",
+            },
+            {"source_labels": ["__meta_kubernetes_node_name"], "target_label": "node"},
+        ],
+    }
+
+
+def stack_values(cfg: ObservabilityConfig) -> dict[str, Any]:
+    core = dict(CORE_NODE_SELECTOR)
+    return {
+        "crds": {"enabled": True},
+        "prometheusOperator": {"nodeSelector": core, "admissionWebhooks": {"patch": {"nodeSelector": core}}},
+        "prometheus": {
+            "prometheusSpec": {
+                "nodeSelector": core,
+                "retention": cfg.retention,
+                # Select every ServiceMonitor/PodMonitor/rule, not only those labelled with this release.
+                "serviceMonitorSelectorNilUsesHelmValues": False,
+                "podMonitorSelectorNilUsesHelmValues": False,
+                "ruleSelectorNilUsesHelmValues": False,
+                "serviceMonitorNamespaceSelector": {},
+                "podMonitorNamespaceSelector": {},
+                "storageSpec": {
+                    "volumeClaimTemplate": {
+                        "spec": {
+                            "storageClassName": STORAGE_CLASS,
+                            "accessModes": ["ReadWriteOnce"],
+                            "resources": {"requests": {"storage": f"{cfg.storage_gib}Gi"}},
+                        }
+                    }
+                },
+                "resources": {"requests": {"cpu": "500m", "memory": "2Gi"}, "limits": {"memory": "4Gi"}},
+                "additionalScrapeConfigs": [kata_monitor_scrape_config()],
+            }
+        },
+        "alertmanager": {"alertmanagerSpec": {"nodeSelector": core}},
+        "grafana": {
+            "nodeSelector": core,
+            "admin": {"existingSecret": GRAFANA_ADMIN_SECRET, "userKey": "admin-user", "passwordKey": "admin-password"},
+            # The chart default searches ALL namespaces; only the platform's namespace may add dashboards.
+            "sidecar": {
+                "dashboards": {
+                    "enabled": True,
+                    "label": DASHBOARD_LABEL,
+                    "labelValue": "1",
+                    "searchNamespace": NAMESPACE,
+                }
+            },
+        },  # fmt: skip
+        "kube-state-metrics": {
+            "nodeSelector": core,
+            # Exported as label_agent_platform_io_sandbox / label_workload_type for the dashboards.
+            "metricLabelsAllowlist": [
+                f"pods=[{SANDBOX_LABEL}]",
+                f"namespaces=[{SANDBOX_LABEL}]",
+                f"nodes=[{KATA_NODE_LABEL},{KATA_RUNTIME_LABEL}]",
+            ],
+        },
+        # A DaemonSet that must also run on Kata nodes (tainted): tolerate every taint.
+        "prometheus-node-exporter": {"tolerations": [{"operator": "Exists"}]},
+    }
+
+
+def dashboards() -> dict[str, str]:
+    """File stem -> dashboard JSON (compact), for every components/dashboards/*.json."""
+    return {path.stem: json.dumps(json.loads(path.read_text())) for path in sorted(DASHBOARD_DIR.glob("*.json"))}
+
+
+def litellm_service_monitor_spec() -> dict[str, Any]:
+    return {
+        "selector": {"matchLabels": dict(LITELLM_SELECTOR)},
+        "namespaceSelector": {"matchNames": [LITELLM_NAMESPACE]},
+        "endpoints": [
+            {
+                "port": "http",
+                "path": "/metrics/",
+                "interval": "30s",
+                "scheme": "http",
+                # LiteLLM runs with require_auth_for_metrics_endpoint: the scrape presents the master key,
+                # read from the Secret in the ServiceMonitor's own namespace.
+                "authorization": {"type": "Bearer", "credentials": {"name": MASTER_KEY_SECRET, "key": MASTER_KEY_KEY}},
+            }
+        ],
+    }
+
+
+@dataclass(frozen=True)
+class ObservabilityArgs:
+    config: ObservabilityConfig
+    provider: k8s.Provider
+    admin_password: pulumi.Input[str]  # secret
+    litellm_namespace: pulumi.Resource | None = None  # the gateway's Namespace, for the ServiceMonitor
+    depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
+
+
+class Observability(pulumi.ComponentResource):
+    release: k8s.helm.v3.Release
+
+    def __init__(self, name: str, args: ObservabilityArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("agent-platform:observability:Observability", name, None, opts)
+
+        def k8s_opts(*depends_on: pulumi.Resource) -> pulumi.ResourceOptions:
+            return pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=list(depends_on))
+
+        ns = k8s.core.v1.Namespace(
+            f"{name}-ns",
+            metadata={
+                "name": NAMESPACE,
+                # node-exporter needs the host network, PID namespace and root filesystem.
+                "labels": {"app.kubernetes.io/part-of": "agent-platform", "pod-security.kubernetes.io/enforce": "privileged"},
+            },
+            opts=k8s_opts(*args.depends_on),
+        )  # fmt: skip
+        admin = k8s.core.v1.Secret(
+            f"{name}-grafana-admin",
+            metadata={"name": GRAFANA_ADMIN_SECRET, "namespace": NAMESPACE},
+            type="Opaque",
+            string_data={"admin-user": "admin", "admin-password": pulumi.Output.secret(args.admin_password)},
+            opts=k8s_opts(ns),
+        )
+        self.release = k8s.helm.v3.Release(
+            f"{name}-stack",
+            name=RELEASE,
+            namespace=NAMESPACE,
+            chart=CHART,
+            repository_opts={"repo": REPO},
+            version=args.config.chart_version,
+            values=stack_values(args.config),
+            timeout=900,
+            opts=k8s_opts(ns, admin),
+        )
+        for stem, body in dashboards().items():
+            k8s.core.v1.ConfigMap(
+                f"{name}-dashboard-{stem}",
+                metadata={
+                    "name": f"agent-platform-{stem}",
+                    "namespace": NAMESPACE,
+                    "labels": {DASHBOARD_LABEL: "1", "app.kubernetes.io/part-of": "agent-platform"},
+                },
+                data={f"{stem}.json": body},
+                opts=k8s_opts(ns),
+            )
+        # The ServiceMonitor CRD comes with the release.
+        after = [self.release] + ([args.litellm_namespace] if args.litellm_namespace is not None else [])
+        k8s.apiextensions.CustomResource(
+            f"{name}-litellm-monitor",
+            api_version="monitoring.coreos.com/v1",
+            kind="ServiceMonitor",
+            metadata={
+                "name": "litellm",
+                "namespace": LITELLM_NAMESPACE,
+                "labels": {"app.kubernetes.io/part-of": "agent-platform"},
+            },
+            spec=litellm_service_monitor_spec(),
+            opts=k8s_opts(*after),
+        )
+        self.register_outputs({"namespace": NAMESPACE})

@@ -1,0 +1,249 @@
+"""The single builder of sandbox pod templates.
+
+Every agent Deployment and every SandboxTemplate gets its pod template from :func:`sandbox_pod_template`,
+so the isolation rules cannot drift between agent types or between the two ways a sandbox is started:
+
+- a Kata runtime class (``kata-clh`` unless the agent asks for another one);
+- ``dnsPolicy: None`` with the VPC resolver (CIDR base + 2, computed): a Kata pod cannot reach CoreDNS at
+  its ClusterIP (see shared/design.md section 2);
+- no initContainers on ``kata-clh`` (Cloud Hypervisor fails them with "File exists (os error 17)"): the
+  builder refuses them, agents seed their files from the entrypoint instead;
+- no service account token, no service links, no host namespaces, no hostPath, no privilege: a
+  non-root user, every capability dropped, no privilege escalation, seccomp RuntimeDefault;
+- requests equal limits (Guaranteed QoS), so the micro-VM is sized from the agent config.
+
+The module also holds the network contract that goes with that DNS setup (:func:`sandbox_egress_rules`),
+shared by the tenant NetworkPolicy and the SandboxTemplate's managed policy. Everything here is plain
+data (no Pulumi resources), which keeps it easy to test.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from components.config import NetworkConfig
+from components.labels import SANDBOX_LABEL
+
+# Runtime classes that cannot start initContainers (Cloud Hypervisor).
+NO_INIT_CONTAINERS = frozenset({"kata-clh"})
+# Per-pod VM sizing (kata-containers docs/how-to/how-to-set-sandbox-config-kata.md). The shims must allow
+# them (kata-deploy ``shims.<shim>.allowedHypervisorAnnotations``), see components/kata_runtime.py.
+KATA_VCPUS_ANNOTATION = "io.katacontainers.config.hypervisor.default_vcpus"
+KATA_MEMORY_ANNOTATION = "io.katacontainers.config.hypervisor.default_memory"
+TENANT_LABEL = "agent-platform.io/tenant"
+AGENT_LABEL = "agent-platform.io/agent"
+WORKLOAD_LABEL = "agent-platform.io/workload"  # "deployment" or "warm-pool": keeps selectors disjoint
+DNS_NDOTS = "2"  # public names like api.slack.com are tried as absolute names first
+LITELLM_PORT = 4000  # the LiteLLM NLB listener (shared/design.md, components/gateway.py)
+INSTANCE_METADATA = "169.254.169.254/32"
+_HOST_FIELDS = ("hostNetwork", "hostPID", "hostIPC")
+
+
+@dataclass(frozen=True)
+class Container:
+    """The agent container; the builder adds the security context and resources."""
+
+    name: str
+    image: str
+    command: tuple[str, ...]
+    args: tuple[str, ...] = ()
+    env: tuple[Mapping[str, Any], ...] = ()
+    ports: tuple[tuple[str, int], ...] = ()
+    volume_mounts: tuple[Mapping[str, Any], ...] = ()
+    liveness_probe: Mapping[str, Any] | None = None
+    readiness_probe: Mapping[str, Any] | None = None
+    startup_probe: Mapping[str, Any] | None = None
+    working_dir: str | None = None
+    # Whether the image runs with a read-only root filesystem. Callers that turn it off must say why.
+    read_only_root: bool = True
+
+
+@dataclass(frozen=True)
+class SandboxPod:
+    tenant: str
+    namespace: str
+    app: str  # agent type: app.kubernetes.io/name
+    agent: str  # agent name
+    workload: str  # "deployment" or "warm-pool"
+    runtime_class: str
+    uid: int  # the image's user; also its group
+    cpu: str
+    memory: str
+    service_account: str
+    container: Container
+    volumes: tuple[Mapping[str, Any], ...] = ()
+    init_containers: tuple[Container, ...] = ()
+    vm_cpus: int | None = None
+    vm_memory_mib: int | None = None
+    extra_labels: Mapping[str, str] = field(default_factory=dict)
+
+
+def selector_labels(tenant: str, agent: str, workload: str) -> dict[str, str]:
+    return {TENANT_LABEL: tenant, AGENT_LABEL: agent, WORKLOAD_LABEL: workload}
+
+
+def pod_labels(pod: SandboxPod) -> dict[str, str]:
+    return {
+        **pod.extra_labels,
+        "app.kubernetes.io/name": pod.app,
+        "app.kubernetes.io/instance": f"{pod.tenant}-{pod.agent}",
+        "app.kubernetes.io/part-of": "agent-platform",
+        **selector_labels(pod.tenant, pod.agent, pod.workload),
+        SANDBOX_LABEL: "true",
+    }
+
+
+def dns_config(namespace: str, network: NetworkConfig) -> dict[str, Any]:
+    """The VPC resolver plus the usual cluster search domains (tools expect them; they resolve nothing here)."""
+    return {
+        "nameservers": [network.resolver_ip],
+        "searches": [f"{namespace}.svc.cluster.local", "svc.cluster.local", "cluster.local"],
+        "options": [{"name": "ndots", "value": DNS_NDOTS}],
+    }
+
+
+def container_security_context(uid: int, read_only_root: bool) -> dict[str, Any]:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": uid,
+        "runAsGroup": uid,
+        "privileged": False,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": read_only_root,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def _container(c: Container, pod: SandboxPod) -> dict[str, Any]:
+    resources = {"cpu": pod.cpu, "memory": pod.memory}
+    body: dict[str, Any] = {
+        "name": c.name,
+        "image": c.image,
+        # checkov CKV_K8S_15 wants Always: tags are pinned (config refuses :latest), and pulling multi-GB
+        # agent images on every start would defeat warm pools.
+        "imagePullPolicy": "IfNotPresent",
+        "command": list(c.command),
+        "securityContext": container_security_context(pod.uid, c.read_only_root),
+        "resources": {"requests": dict(resources), "limits": dict(resources)},
+    }
+    if c.args:
+        body["args"] = list(c.args)
+    if c.working_dir:
+        body["workingDir"] = c.working_dir
+    if c.env:
+        body["env"] = [dict(e) for e in c.env]
+    if c.ports:
+        body["ports"] = [{"name": name, "containerPort": port, "protocol": "TCP"} for name, port in c.ports]
+    if c.volume_mounts:
+        body["volumeMounts"] = [dict(m) for m in c.volume_mounts]
+    for key, probe in (
+        ("livenessProbe", c.liveness_probe),
+        ("readinessProbe", c.readiness_probe),
+        ("startupProbe", c.startup_probe),
+    ):
+        if probe:
+            body[key] = dict(probe)
+    return body
+
+
+def _check(pod: SandboxPod) -> None:
+    if pod.init_containers and pod.runtime_class in NO_INIT_CONTAINERS:
+        raise ValueError(
+            f"{pod.tenant}/{pod.agent}: {pod.runtime_class} (Cloud Hypervisor) cannot start initContainers "
+            '("File exists (os error 17)"); do that work in the entrypoint or use kata-qemu'
+        )
+    if pod.uid <= 0:
+        raise ValueError(f"{pod.tenant}/{pod.agent}: sandbox containers run as a non-root UID, got {pod.uid}")
+    for volume in pod.volumes:
+        if "hostPath" in volume:
+            raise ValueError(f"{pod.tenant}/{pod.agent}: hostPath volume {volume.get('name')!r} is not allowed")
+
+
+def sandbox_pod_template(pod: SandboxPod, network: NetworkConfig) -> dict[str, Any]:
+    """``{"metadata": {...}, "spec": {...}}`` for a Deployment's ``spec.template`` or a SandboxTemplate's
+    ``spec.podTemplate``. Raises ValueError when the pod would break an isolation rule."""
+    _check(pod)
+    spec: dict[str, Any] = {
+        "runtimeClassName": pod.runtime_class,
+        "serviceAccountName": pod.service_account,
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        **{name: False for name in _HOST_FIELDS},
+        "dnsPolicy": "None",
+        "dnsConfig": dns_config(pod.namespace, network),
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": pod.uid,
+            "runAsGroup": pod.uid,
+            "fsGroup": pod.uid,
+            "fsGroupChangePolicy": "OnRootMismatch",
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [_container(pod.container, pod)],
+    }
+    if pod.init_containers:
+        spec["initContainers"] = [_container(c, pod) for c in pod.init_containers]
+    if pod.volumes:
+        spec["volumes"] = [dict(v) for v in pod.volumes]
+    metadata: dict[str, Any] = {"labels": pod_labels(pod)}
+    annotations = kata_annotations(pod)
+    if annotations:
+        metadata["annotations"] = annotations
+    return copy.deepcopy({"metadata": metadata, "spec": spec})  # callers may edit it; nothing is shared
+
+
+def kata_annotations(pod: SandboxPod) -> dict[str, str]:
+    """VM sizing annotations, only when the tenant asked for them (Kata sizes the VM from the limits
+    otherwise: default_vcpus/default_memory from the shim config plus the container limits)."""
+    if not pod.runtime_class.startswith("kata-"):
+        return {}
+    annotations = {}
+    if pod.vm_cpus is not None:
+        annotations[KATA_VCPUS_ANNOTATION] = str(pod.vm_cpus)
+    if pod.vm_memory_mib is not None:
+        annotations[KATA_MEMORY_ANNOTATION] = str(pod.vm_memory_mib)
+    return annotations
+
+
+def sandbox_egress_rules(network: NetworkConfig) -> list[dict[str, Any]]:
+    """Egress a sandbox needs, nothing more: the VPC resolver, the LiteLLM NLB, HTTPS to the internet.
+
+    - DNS only to the VPC resolver (/32, UDP and TCP 53): a sandbox cannot use another resolver to tunnel.
+    - LiteLLM: TCP 4000 to the VPC CIDR, where the internal NLB's addresses live (their IPs are not known
+      before the NLB exists and may change, so the rule names the CIDR and the port).
+    - HTTPS: TCP 443 anywhere except the instance metadata address and the VPC CIDR itself. Excluding the
+      VPC keeps sandboxes away from everything private that answers on 443 (the EKS API endpoint ENIs,
+      other tenants' pods, internal load balancers, interface VPC endpoints); agents only need public
+      HTTPS (chat platforms, package indexes). Metadata (port 80) is unreachable anyway; the /32 is
+      listed so the intent survives a future port change.
+    """
+    vpc = network.cidr
+    return [
+        {
+            "to": [{"ipBlock": {"cidr": f"{network.resolver_ip}/32"}}],
+            "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+        },
+        {"to": [{"ipBlock": {"cidr": vpc}}], "ports": [{"protocol": "TCP", "port": LITELLM_PORT}]},
+        {
+            "to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": [INSTANCE_METADATA, vpc]}}],
+            "ports": [{"protocol": "TCP", "port": 443}],
+        },
+    ]
+
+
+def volume_mount(name: str, path: str, read_only: bool = False, sub_path: str | None = None) -> dict[str, Any]:
+    mount: dict[str, Any] = {"name": name, "mountPath": path}
+    if read_only:
+        mount["readOnly"] = True
+    if sub_path:
+        mount["subPath"] = sub_path
+    return mount
+
+
+def secret_env(names: Sequence[str], secret: str) -> list[dict[str, Any]]:
+    """Environment variables read from keys of the same name in ``secret``."""
+    return [{"name": n, "valueFrom": {"secretKeyRef": {"name": secret, "key": n}}} for n in names]

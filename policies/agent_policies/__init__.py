@@ -1,0 +1,42 @@
+"""CrossGuard policies for the agent sandbox platform.
+
+``policies/__main__.py`` builds the PolicyPack from :func:`all_policies`; the validators
+are plain module-level functions so tests can call them directly.
+"""
+
+from __future__ import annotations
+
+from pulumi_policy import Policy
+
+from . import sdk_speedups
+from .dns import kata_dns
+from .kata import kata_clh_no_init_containers
+from .network import nlb_cross_zone
+from .nodes import kata_node_capacity, nested_virtualization_nodes
+from .sandbox import (
+    sandbox_namespace_runtime_class,
+    sandbox_no_host_access,
+    sandbox_runtime_class,
+)
+
+POLICY_PACK_NAME = "agent-platform-policies"
+
+POLICIES: tuple[Policy, ...] = (
+    sandbox_runtime_class,
+    sandbox_namespace_runtime_class,
+    kata_dns,
+    nlb_cross_zone,
+    kata_clh_no_init_containers,
+    sandbox_no_host_access,
+    nested_virtualization_nodes,
+    kata_node_capacity,
+)
+
+
+def all_policies() -> list[Policy]:
+    """The pack's policies; also installs the SDK speedups (see sdk_speedups)."""
+    sdk_speedups.install()
+    return list(POLICIES)
+
+
+__all__ = ["POLICIES", "POLICY_PACK_NAME", "all_policies"]

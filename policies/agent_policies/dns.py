@@ -1,0 +1,113 @@
+"""Kata pods cannot reach ClusterIP services, CoreDNS included: they resolve via the VPC."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from ipaddress import IPv4Network, IPv6Network
+
+from pulumi_policy import ReportViolation, ResourceValidationArgs, ResourceValidationPolicy
+
+from .common import (
+    DEFAULT_SERVICE_CIDRS,
+    Unknowns,
+    config_str,
+    config_strings,
+    get,
+    items,
+    parse_ip,
+    parse_networks,
+    schema,
+    string_list_property,
+)
+from .workloads import PodTemplate, pod_template
+
+CIDR_PATTERN = r"^[0-9A-Fa-f:.]+/[0-9]{1,3}$"
+VPC_RESOLVER_HINT = "the VPC resolver (the VPC CIDR base address + 2, e.g. 10.1.0.2 for 10.1.0.0/16)"
+
+
+def _check_dns_policy(template: PodTemplate, report_violation: ReportViolation) -> None:
+    dns_policy = get(template.spec, "dnsPolicy")
+    if dns_policy == "None":
+        return
+    found = f' instead of "{dns_policy}"' if isinstance(dns_policy, str) else ""
+    report_violation(
+        f'{template.who}: set {template.field("dnsPolicy")} to "None"{found} and list '
+        f"{VPC_RESOLVER_HINT} in {template.field('dnsConfig', 'nameservers')}; Kata pods "
+        "cannot reach CoreDNS at its ClusterIP."
+    )
+
+
+def _check_nameservers(
+    template: PodTemplate,
+    service_networks: Sequence[IPv4Network | IPv6Network],
+    report_violation: ReportViolation,
+    unknowns: Unknowns,
+) -> None:
+    field = template.field("dnsConfig", "nameservers")
+    nameservers = get(get(template.spec, "dnsConfig"), "nameservers")
+    seen = 0
+    unknown_entries = Unknowns()
+    for nameserver in items(nameservers, unknown_entries):
+        seen += 1
+        address = parse_ip(nameserver) if isinstance(nameserver, str) else None
+        if address is None:
+            report_violation(
+                f"{template.who}: replace nameserver {nameserver!r} in {field} with the IP "
+                f"address of {VPC_RESOLVER_HINT}; nameservers must be IP addresses."
+            )
+            continue
+        for network in service_networks:
+            if address in network:
+                report_violation(
+                    f"{template.who}: replace nameserver {address} in {field} with "
+                    f"{VPC_RESOLVER_HINT}; {address} is inside the service CIDR {network}, "
+                    "which Kata pods cannot reach."
+                )
+                break
+    if unknown_entries.first is not None:
+        unknowns.record(unknown_entries.first)
+    elif seen == 0:
+        report_violation(
+            f"{template.who}: add {VPC_RESOLVER_HINT} to {field}; a Kata pod with "
+            'dnsPolicy "None" needs at least one nameserver.'
+        )
+
+
+def kata_dns_validator(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    template = pod_template(args.resource_type, args.props, args.name)
+    if template is None:
+        return
+    config = args.get_config()
+    runtime_class = template.runtime_class()
+    if runtime_class is None or not runtime_class.startswith(config_str(config, "kataRuntimePrefix", "kata")):
+        return
+    service_networks = parse_networks(config_strings(config, "serviceCidrs", DEFAULT_SERVICE_CIDRS))
+    unknowns = Unknowns()
+    unknowns.run(_check_dns_policy, template, report_violation)
+    unknowns.run(_check_nameservers, template, service_networks, report_violation, unknowns)
+    unknowns.finish()
+
+
+kata_dns = ResourceValidationPolicy(
+    name="kata-dns",
+    description=(
+        "Kata pods cannot reach ClusterIP services (CoreDNS included): they need dnsPolicy "
+        "None and the VPC resolver as nameserver, never an address in a service CIDR."
+    ),
+    validate=kata_dns_validator,
+    config_schema=schema(
+        {
+            "kataRuntimePrefix": {
+                "type": "string",
+                "minLength": 1,
+                "description": "Pods whose runtimeClassName starts with this prefix run in Kata.",
+                "default": "kata",
+            },
+            "serviceCidrs": string_list_property(
+                "Cluster service CIDRs (ClusterIP ranges) that Kata pods cannot reach.",
+                DEFAULT_SERVICE_CIDRS,
+                pattern=CIDR_PATTERN,
+            ),
+        }
+    ),
+)

@@ -1,0 +1,51 @@
+"""Cloud Hypervisor (kata-clh) cannot start init containers."""
+
+from __future__ import annotations
+
+from pulumi_policy import (
+    EnforcementLevel,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+)
+from pulumi_policy.proxy import UnknownValueError
+
+from .common import Unknowns, config_strings, get, items, mapping, schema, string, string_list_property
+from .workloads import pod_template
+
+
+def kata_clh_no_init_containers_validator(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    template = pod_template(args.resource_type, args.props, args.name)
+    if template is None:
+        return
+    runtime_class = template.runtime_class()
+    if runtime_class is None or runtime_class not in config_strings(args.get_config(), "runtimeClasses", ("kata-clh",)):
+        return
+    unknowns = Unknowns()
+    names: list[str] = []
+    for index, container in enumerate(items(get(template.spec, "initContainers"), unknowns)):
+        try:
+            names.append(string(get(mapping(container), "name")) or str(index))
+        except UnknownValueError:
+            names.append(str(index))
+    if names:
+        report_violation(
+            f"{template.who}: remove {template.field('initContainers')} ({', '.join(names)}) "
+            f"and move that work into the entrypoint, or use runtimeClassName kata-qemu; "
+            f"{runtime_class} (Cloud Hypervisor) fails to start init containers with "
+            '"File exists (os error 17)".'
+        )
+    unknowns.finish()
+
+
+kata_clh_no_init_containers = ResourceValidationPolicy(
+    name="kata-clh-no-init-containers",
+    description=(
+        'Pods on Cloud Hypervisor (kata-clh) must not use initContainers: they fail with "File exists (os error 17)".'
+    ),
+    validate=kata_clh_no_init_containers_validator,
+    enforcement_level=EnforcementLevel.ADVISORY,
+    config_schema=schema(
+        {"runtimeClasses": string_list_property("RuntimeClass names backed by Cloud Hypervisor.", ("kata-clh",))}
+    ),
+)

@@ -1,0 +1,478 @@
+"""Model gateway: LiteLLM to Bedrock, the internal NLB Kata pods use, tenant virtual keys, config errors."""
+
+from __future__ import annotations
+
+import json
+import re
+import runpy
+from dataclasses import replace
+from typing import Any
+
+import pulumi
+import pytest
+
+from components import gateway as gw
+from components.config import ConfigError, PlatformConfig
+from components.labels import CORE_NODE_SELECTOR
+from tests.conftest import ROOT, program_result
+from tests.schemas import validate_object
+from tools.mocks import ACCOUNT_ID
+from tools.program import MASK, PLACEHOLDER, ProgramResult, Registration, run_program
+
+RELEASE = "kubernetes:helm.sh/v3:Release"
+SERVICE = "kubernetes:core/v1:Service"
+SECRET = "kubernetes:core/v1:Secret"
+JOB = "kubernetes:batch/v1:Job"
+ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
+ASSOCIATION = "aws:eks/podIdentityAssociation:PodIdentityAssociation"
+ROLE = "aws:iam/role:Role"
+STACKS = ("dev", "staging", "prod")
+
+
+def gateway_children(result: ProgramResult) -> list[Registration]:
+    return [r for r in result.registrations if "agent-platform:gateway:Gateway" in r.urn and r.type.startswith("kubernetes:")]  # fmt: skip
+
+
+def bedrock_statement(result: ProgramResult) -> dict[str, Any]:
+    policy = json.loads(result.named(ROLE_POLICY, "gateway-bedrock-policy").inputs["policy"])
+    assert len(policy["Statement"]) == 1
+    return policy["Statement"][0]
+
+
+# --------------------------------------------------------------------------------------------
+# Bedrock IAM scope
+
+
+def test_plain_model_ids_get_their_regional_foundation_model_arn() -> None:
+    arns = gw.bedrock_resource_arns(["amazon.nova-pro-v1:0"], "eu-west-1", ACCOUNT_ID)
+    assert arns == ["arn:aws:bedrock:eu-west-1::foundation-model/amazon.nova-pro-v1:0"]
+
+
+@pytest.mark.parametrize("prefix", ["us", "eu", "apac", "global"])
+def test_inference_profiles_get_the_profile_and_the_routed_foundation_models(prefix: str) -> None:
+    model = f"{prefix}.anthropic.claude-sonnet-4-5-20250929-v1:0"
+    arns = gw.bedrock_resource_arns([model], "us-west-2", ACCOUNT_ID)
+    assert arns == [
+        "arn:aws:bedrock:*::foundation-model/anthropic.claude-sonnet-4-5-20250929-v1:0",
+        f"arn:aws:bedrock:us-west-2:{ACCOUNT_ID}:inference-profile/{model}",
+    ]
+
+
+def test_split_model_id_only_strips_known_geographies() -> None:
+    assert gw.split_model_id("us.amazon.nova-pro-v1:0") == ("us", "amazon.nova-pro-v1:0")
+    assert gw.split_model_id("amazon.nova-pro-v1:0") == (None, "amazon.nova-pro-v1:0")
+    assert gw.split_model_id("meta.llama3-70b-instruct-v1:0") == (None, "meta.llama3-70b-instruct-v1:0")
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_bedrock_role_may_only_invoke_the_configured_models(stack: str) -> None:
+    result = program_result(stack)
+    statement = bedrock_statement(result)
+    assert statement["Effect"] == "Allow"
+    assert sorted(statement["Action"]) == ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"]
+    resources = statement["Resource"]
+    assert "*" not in resources and all(arn.startswith("arn:aws:bedrock:") for arn in resources)
+    assert not any(arn.endswith("/*") or arn.endswith(":*") for arn in resources)
+    assert "Condition" not in statement and "NotResource" not in statement and "NotAction" not in statement
+    model_list = result.named(RELEASE, "gateway-litellm").inputs["values"]["proxy_config"]["model_list"]
+    region = model_list[0]["litellm_params"]["aws_region_name"]
+    assert region == {"dev": "us-east-1", "staging": "us-west-2", "prod": "us-east-1"}[stack]
+    expected: set[str] = set()
+    for model in model_list:
+        model_id = model["litellm_params"]["model"].removeprefix("bedrock/")
+        expected.update(gw.bedrock_resource_arns([model_id], region, ACCOUNT_ID))
+    assert set(resources) == expected
+
+
+def test_prod_bedrock_policy_has_no_wildcard_resource_and_covers_each_inference_profile() -> None:
+    statement = bedrock_statement(program_result("prod"))
+    assert all(arn != "*" for arn in statement["Resource"])
+    profiles = [arn for arn in statement["Resource"] if ":inference-profile/" in arn]
+    models = [arn for arn in statement["Resource"] if ":foundation-model/" in arn]
+    assert {arn.rsplit("/", 1)[1] for arn in profiles} == {
+        "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+        "us.anthropic.claude-haiku-4-5-20251001-v1:0",
+        "us.amazon.nova-pro-v1:0",
+    }
+    assert all(arn.startswith(f"arn:aws:bedrock:us-east-1:{ACCOUNT_ID}:inference-profile/") for arn in profiles)
+    assert {arn.rsplit("/", 1)[1] for arn in models} == {
+        "anthropic.claude-sonnet-4-5-20250929-v1:0",
+        "anthropic.claude-haiku-4-5-20251001-v1:0",
+        "amazon.nova-pro-v1:0",
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Pod Identity
+
+
+@pytest.mark.parametrize(
+    ("name", "namespace", "service_account"),
+    [
+        ("gateway-bedrock", "litellm", "litellm"),
+        ("gateway-lb-controller", "kube-system", "aws-load-balancer-controller"),
+    ],
+)
+def test_pod_identity_binds_the_service_account_to_its_own_role(
+    each_stack: ProgramResult, name: str, namespace: str, service_account: str
+) -> None:
+    association = each_stack.named(ASSOCIATION, f"{name}-pod-identity")
+    assert association.inputs["namespace"] == namespace
+    assert association.inputs["serviceAccount"] == service_account
+    assert association.inputs["clusterName"] == f"agents-{each_stack.stack}"
+    role = each_stack.named(ROLE, f"{name}-role")
+    assert association.inputs["roleArn"] == f"arn:aws:iam::{ACCOUNT_ID}:role/{name}-role"
+    trust = json.loads(role.inputs["assumeRolePolicy"])
+    assert trust["Statement"][0]["Principal"] == {"Service": "pods.eks.amazonaws.com"}
+    # the Kubernetes ServiceAccount exists, declared by the gateway
+    accounts = [r for r in each_stack.of_type("kubernetes:core/v1:ServiceAccount") if "gateway" in r.urn]
+    assert {"name": service_account, "namespace": namespace} in [
+        {k: r.inputs["metadata"][k] for k in ("name", "namespace")} for r in accounts
+    ]
+
+
+def test_litellm_waits_for_its_pod_identity(dev: ProgramResult) -> None:
+    release = dev.named(RELEASE, "gateway-litellm")
+    # Pod Identity injects credentials at pod creation: the association must exist before the pods.
+    association = dev.named(ASSOCIATION, "gateway-bedrock-pod-identity")
+    assert association.urn in release.dependencies
+    assert dev.named(ROLE, "gateway-bedrock-role").urn in release.dependencies
+
+
+def test_lb_controller_policy_is_the_published_one(dev: ProgramResult) -> None:
+    shipped = json.loads(gw.LB_CONTROLLER_POLICY.read_text())
+    policy = json.loads(dev.named(ROLE_POLICY, "gateway-lb-controller-policy").inputs["policy"])
+    assert policy == shipped
+    actions = {
+        a for s in shipped["Statement"] for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    }
+    # what the controller needs for an NLB with IP targets (v2.14 policy)
+    assert {"elasticloadbalancing:CreateLoadBalancer", "elasticloadbalancing:RegisterTargets", "ec2:DescribeAvailabilityZones", "elasticloadbalancing:DescribeCapacityReservation"} <= actions  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------
+# NLB for Kata pods
+
+
+def test_nlb_service_is_internal_cross_zone_ip_targets(each_stack: ProgramResult) -> None:
+    nlb = each_stack.named(SERVICE, "gateway-nlb")
+    meta, spec = nlb.inputs["metadata"], nlb.inputs["spec"]
+    assert (meta["name"], meta["namespace"]) == ("litellm-nlb", "litellm")
+    assert meta["annotations"] == {
+        "service.beta.kubernetes.io/aws-load-balancer-type": "external",
+        "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip",
+        "service.beta.kubernetes.io/aws-load-balancer-scheme": "internal",
+        "service.beta.kubernetes.io/aws-load-balancer-attributes": "load_balancing.cross_zone.enabled=true",
+    }
+    assert spec["type"] == "LoadBalancer"
+    assert spec["loadBalancerClass"] == "service.k8s.aws/nlb"
+    assert spec["selector"] == {"app.kubernetes.io/name": "litellm", "app.kubernetes.io/instance": "litellm"}
+    assert [(p["port"], p["targetPort"], p["protocol"]) for p in spec["ports"]] == [(4000, 4000, "TCP")]
+    vpc_cidr = each_stack.named("aws:ec2/vpc:Vpc", "network-vpc").inputs["cidrBlock"]
+    assert spec["loadBalancerSourceRanges"] == [vpc_cidr]
+    lb = each_stack.named(RELEASE, "gateway-lb-controller")
+    assert lb.urn in nlb.dependencies
+
+
+def test_chart_service_stays_cluster_ip_on_core_nodes(each_stack: ProgramResult) -> None:
+    values = each_stack.named(RELEASE, "gateway-litellm").inputs["values"]
+    assert values["service"] == {"type": "ClusterIP", "port": 4000}
+    assert values["nodeSelector"] == CORE_NODE_SELECTOR
+
+
+def test_litellm_endpoint_output_is_the_nlb_url(each_stack: ProgramResult) -> None:
+    url = each_stack.outputs["litellmEndpoint"]
+    assert re.fullmatch(r"http://internal-[a-z0-9-]+\.elb\.[a-z0-9-]+\.amazonaws\.com:4000", url)
+    assert "litellmEndpoint" not in each_stack.secret_outputs
+    assert "grafanaAdminPassword" not in each_stack.outputs and "litellmMasterKey" not in each_stack.outputs
+
+
+def test_lb_controller_release(each_stack: ProgramResult) -> None:
+    lb = each_stack.named(RELEASE, "gateway-lb-controller")
+    inputs = lb.inputs
+    assert inputs["chart"] == "aws-load-balancer-controller"
+    assert inputs["repositoryOpts"] == {"repo": "https://aws.github.io/eks-charts"}
+    assert inputs["version"] == "1.14.0"
+    assert inputs["namespace"] == "kube-system"
+    values = inputs["values"]
+    assert values["clusterName"] == f"agents-{each_stack.stack}"
+    assert values["vpcId"].startswith("vpc-")
+    assert values["region"] in ("us-east-1", "us-west-2")
+    assert values["replicaCount"] == 2
+    assert values["nodeSelector"] == CORE_NODE_SELECTOR
+    assert values["serviceAccount"] == {"create": False, "name": "aws-load-balancer-controller"}
+
+
+# --------------------------------------------------------------------------------------------
+# LiteLLM release
+
+
+def test_litellm_release_values(each_stack: ProgramResult) -> None:
+    release = each_stack.named(RELEASE, "gateway-litellm")
+    inputs = release.inputs
+    assert inputs["chart"] == "oci://ghcr.io/berriai/litellm-helm"
+    assert inputs["version"] == "1.93.0"
+    assert (inputs["name"], inputs["namespace"]) == ("litellm", "litellm")
+    values = inputs["values"]
+    assert values["replicaCount"] >= 2
+    assert values["masterkeySecretName"] == "litellm-masterkey" and values["masterkeySecretKey"] == "masterkey"
+    assert values["serviceAccount"] == {"create": False, "name": "litellm"}
+    zone = [c for c in values["topologySpreadConstraints"] if c["topologyKey"] == "topology.kubernetes.io/zone"]
+    assert zone and zone[0]["labelSelector"]["matchLabels"] == gw.SELECTOR and zone[0]["maxSkew"] == 1
+    settings = values["proxy_config"]["litellm_settings"]
+    assert settings["callbacks"] == ["prometheus"]
+    assert settings["require_auth_for_metrics_endpoint"] is True
+    assert values["proxy_config"]["general_settings"]["master_key"] == "os.environ/PROXY_MASTER_KEY"
+    for model in values["proxy_config"]["model_list"]:
+        assert set(model) == {"model_name", "litellm_params"}
+        assert model["litellm_params"]["model"].startswith("bedrock/")
+        assert set(model["litellm_params"]) == {"model", "aws_region_name"}  # no AWS keys: Pod Identity
+
+
+def test_replicas_follow_config() -> None:
+    assert program_result("prod").named(RELEASE, "gateway-litellm").inputs["values"]["replicaCount"] == 3
+    assert program_result("dev").named(RELEASE, "gateway-litellm").inputs["values"]["replicaCount"] == 2
+
+
+def test_dev_uses_the_bundled_postgres_on_gp3_with_a_secret_password(dev: ProgramResult) -> None:
+    values = dev.named(RELEASE, "gateway-litellm").inputs["values"]
+    assert values["db"] == {"useExisting": False, "deployStandalone": True}
+    postgres = values["postgresql"]
+    assert postgres["primary"]["persistence"] == {"enabled": True, "storageClass": "gp3", "size": "20Gi"}
+    assert postgres["primary"]["nodeSelector"] == CORE_NODE_SELECTOR
+    assert postgres["auth"]["password"] == MASK and postgres["auth"]["postgres-password"] == MASK
+    assert not any(r.name == "gateway-database" for r in dev.of_type(SECRET))
+
+
+def test_prod_uses_the_external_database_url_from_a_secret() -> None:
+    prod = program_result("prod")
+    values = prod.named(RELEASE, "gateway-litellm").inputs["values"]
+    assert values["db"] == {"useExisting": False, "deployStandalone": False}
+    assert "postgresql" not in values
+    assert values["extraEnvVars"] == [
+        {"name": "DATABASE_URL", "valueFrom": {"secretKeyRef": {"name": "litellm-database", "key": "url"}}}
+    ]
+    secret = prod.named(SECRET, "gateway-database")
+    assert secret.inputs["stringData"] == {"url": MASK}
+    assert secret.inputs["metadata"] == {"name": "litellm-database", "namespace": "litellm"}
+    assert secret.urn in prod.named(RELEASE, "gateway-litellm").dependencies
+
+
+def test_pdb_keeps_one_litellm_pod(each_stack: ProgramResult) -> None:
+    pdb = each_stack.named("kubernetes:policy/v1:PodDisruptionBudget", "gateway-pdb")
+    assert pdb.inputs["spec"] == {"minAvailable": 1, "selector": {"matchLabels": gw.SELECTOR}}
+    assert pdb.inputs["metadata"]["namespace"] == "litellm"
+
+
+# --------------------------------------------------------------------------------------------
+# Secrets
+
+
+def test_master_key_is_a_secret_the_chart_references(each_stack: ProgramResult) -> None:
+    secret = each_stack.named(SECRET, "gateway-master-key")
+    assert secret.inputs["metadata"] == {"name": "litellm-masterkey", "namespace": "litellm"}
+    assert secret.inputs["stringData"] == {"masterkey": MASK}
+    assert secret.plain["stringData"]["masterkey"] == PLACEHOLDER
+
+
+def test_no_secret_value_appears_in_inputs_or_outputs(each_stack: ProgramResult) -> None:
+    masked = json.dumps([r.inputs for r in each_stack.registrations]) + json.dumps(each_stack.outputs)
+    assert PLACEHOLDER not in masked
+    assert "rrrrrrrrrrrrrrrr" not in masked  # the mocked RandomPassword results (tenant keys, DB password)
+    tenant_keys = each_stack.named(SECRET, "gateway-tenant-keys")
+    assert tenant_keys.inputs["stringData"] == MASK or set(tenant_keys.inputs["stringData"].values()) == {MASK}
+
+
+def test_tenant_keys_are_secret_sk_values() -> None:
+    seen: dict[str, str] = {}
+
+    def program() -> None:
+        module = runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+        keys: dict[str, pulumi.Output[str]] = module["gateway"].tenant_keys
+        for tenant, key in keys.items():
+            pulumi.export(f"test-key-{tenant}", key)
+            key.apply(lambda value, t=tenant: seen.__setitem__(t, value))
+
+    result = run_program("dev", program=program)
+    assert set(seen) == {"acme", "globex"}
+    assert all(value.startswith("sk-") and len(value) > 30 for value in seen.values())
+    assert {"test-key-acme", "test-key-globex"} <= result.secret_outputs
+    assert result.outputs["test-key-acme"] == MASK
+
+
+# --------------------------------------------------------------------------------------------
+# Tenant key Jobs
+
+
+def key_jobs(result: ProgramResult) -> dict[str, Registration]:
+    return {job.inputs["metadata"]["labels"]["agent-platform.io/tenant"]: job for job in result.of_type(JOB) if "gateway" in job.urn}  # fmt: skip
+
+
+def test_one_key_job_per_tenant_with_a_spec_hash_in_its_name(each_stack: ProgramResult) -> None:
+    jobs = key_jobs(each_stack)
+    tenants = {t.inputs["metadata"]["labels"]["agent-platform.io/tenant"] for t in jobs.values()}
+    assert set(jobs) == tenants and len(jobs) >= 2
+    for tenant, job in jobs.items():
+        assert re.fullmatch(rf"litellm-key-{tenant}-[0-9a-f]{{8}}", job.inputs["metadata"]["name"])
+        assert job.inputs["metadata"]["namespace"] == "litellm"
+
+
+def test_key_job_spec_runs_on_core_nodes_restricted(each_stack: ProgramResult) -> None:
+    for job in key_jobs(each_stack).values():
+        spec = job.inputs["spec"]
+        assert "ttlSecondsAfterFinished" not in spec
+        assert 0 < spec["backoffLimit"] <= 4
+        pod = spec["template"]["spec"]
+        assert pod["nodeSelector"] == CORE_NODE_SELECTOR
+        assert pod["automountServiceAccountToken"] is False
+        assert pod["restartPolicy"] == "Never"
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        (container,) = pod["containers"]
+        assert container["image"] == "docker.io/curlimages/curl:8.16.0"
+        ctx = container["securityContext"]
+        assert ctx["allowPrivilegeEscalation"] is False and ctx["runAsNonRoot"] is True
+        assert ctx["capabilities"] == {"drop": ["ALL"]} and ctx["readOnlyRootFilesystem"] is True
+        env = {e["name"]: e for e in container["env"]}
+        assert env["LITELLM_URL"]["value"] == "http://litellm.litellm.svc.cluster.local:4000"
+        assert env["MASTER_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "litellm-masterkey", "key": "masterkey"}
+        tenant = job.inputs["metadata"]["labels"]["agent-platform.io/tenant"]
+        assert env["TENANT_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "litellm-tenant-keys", "key": tenant}
+        assert not any(MASK in json.dumps(e) for e in container["env"])  # no secret value inlined
+
+
+def test_key_job_carries_the_tenant_limits(dev: ProgramResult) -> None:
+    env = {e["name"]: e.get("value") for e in key_jobs(dev)["acme"].inputs["spec"]["template"]["spec"]["containers"][0]["env"]}  # fmt: skip
+    spec = json.loads(env["KEY_SPEC"])
+    assert spec == {
+        "key_alias": "tenant-acme",
+        "models": ["claude-sonnet"],
+        "max_budget": 50.0,
+        "budget_duration": "30d",
+        "rpm_limit": 60,
+        "tpm_limit": 100000,
+        "allowed_routes": ["llm_api_routes"],
+        "metadata": {"tenant": "acme", "managed-by": "pulumi"},
+    }
+    assert "key" not in spec
+
+
+def test_key_job_script_is_idempotent_and_never_prints_keys() -> None:
+    script = gw.KEY_JOB_SCRIPT
+    update, generate = script.index("/key/update"), script.index("/key/generate")
+    assert update < generate  # update first, generate only when the key is unknown
+    assert re.search(r"404\)\s*\n\s*printf '\{\"key_aliases\"", script)  # rotation: revoke the alias holder
+    assert "set -eu" in script and "/health/readiness" in script
+    assert '-H @"$auth"' in script and "--data @" in script  # keys travel in files, not argv
+    for line in script.splitlines():
+        if "echo" in line:
+            assert "$MASTER_KEY" not in line and "$TENANT_KEY" not in line and "$out" not in line
+            assert "cat " not in line
+    assert "unset MASTER_KEY TENANT_KEY" in script
+
+
+def test_key_job_name_changes_with_the_spec() -> None:
+    from components.config import TenantLitellmConfig
+
+    tenant = PlatformConfig.from_dict("dev", "us-east-1", base_values()).tenants[0]
+    name = gw.key_job_name(tenant, "docker.io/curlimages/curl:8.16.0")
+    richer = replace(tenant, litellm=TenantLitellmConfig(**{**tenant.litellm.__dict__, "max_budget": 999.0}))
+    assert gw.key_job_name(richer, "docker.io/curlimages/curl:8.16.0") != name
+    assert gw.key_job_name(tenant, "docker.io/curlimages/curl:8.16.0") == name
+    assert gw.key_job_name(tenant, "docker.io/curlimages/curl:8.17.0") != name
+
+
+def test_key_jobs_run_after_litellm(dev: ProgramResult) -> None:
+    litellm = dev.named(RELEASE, "gateway-litellm")
+    keys = dev.named(SECRET, "gateway-tenant-keys")
+    for job in key_jobs(dev).values():
+        assert litellm.urn in job.dependencies and keys.urn in job.dependencies
+
+
+# --------------------------------------------------------------------------------------------
+# Rendering and wiring
+
+
+def test_every_gateway_object_is_a_valid_kubernetes_object(each_stack: ProgramResult) -> None:
+    kinds = set()
+    for registration in gateway_children(each_stack):
+        if registration.type == RELEASE:
+            continue
+        obj = registration.plain
+        validate_object(obj)
+        kinds.add(obj["kind"])
+    assert {"Namespace", "ServiceAccount", "Secret", "Service", "PodDisruptionBudget", "Job"} <= kinds
+
+
+def test_gateway_children_use_the_cluster_provider(each_stack: ProgramResult) -> None:
+    for registration in gateway_children(each_stack):
+        assert registration.provider.endswith("::cluster-k8s"), registration.name
+        assert registration.parent.endswith("Gateway::gateway") or "PodIdentity" in registration.parent
+
+
+def test_gateway_is_declared_before_the_tenants(dev: ProgramResult) -> None:
+    names = [r.name for r in dev.registrations]
+    tenant_types = [i for i, r in enumerate(dev.registrations) if r.type.startswith("agent-platform:agents")]
+    assert names.index("gateway") < min(tenant_types, default=len(names))
+
+
+# --------------------------------------------------------------------------------------------
+# Config validation
+
+
+def base_values(**overrides: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "litellmMasterKey": "sk-test",
+        "grafanaAdminPassword": "pw",
+        "bedrockModels": [{"name": "claude", "modelId": "us.anthropic.claude-sonnet-4-5-20250929-v1:0"}],
+        "tenants": [
+            {"name": "acme", "agents": [{"name": "hermes", "type": "hermes"}], "litellm": {"models": ["claude"]}}
+        ],  # fmt: skip
+    }
+    values.update(overrides)
+    return values
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key", "reason"),
+    [
+        ({"bedrockRegion": "mars-north-1"}, "agent-platform:bedrockRegion", "not a region where Amazon Bedrock"),
+        ({"bedrockModels": []}, "agent-platform:bedrockModels", "needs at least one model"),
+        (
+            {
+                "tenants": [
+                    {"name": "acme", "agents": [{"name": "h", "type": "hermes"}], "litellm": {"models": ["gpt-5"]}}
+                ]
+            },
+            "agent-platform:tenants[0].litellm.models",
+            "'gpt-5' is not in bedrockModels",
+        ),
+        ({"litellmReplicas": 1}, "agent-platform:litellmReplicas", "between 2 and 20"),
+        ({"curlImage": "docker.io/curlimages/curl"}, "agent-platform:curlImage", "must pin a tag"),
+        ({"curlImage": "docker.io/curlimages/curl:latest"}, "agent-platform:curlImage", "must pin a tag"),
+        ({"litellmChartVersion": "main"}, "agent-platform:litellmChartVersion", "not a version"),
+        (
+            {"awsLoadBalancerControllerVersion": "latest"},
+            "agent-platform:awsLoadBalancerControllerVersion",
+            "not a version",
+        ),  # fmt: skip
+        ({"litellmMasterKey": "hunter2"}, "agent-platform:litellmMasterKey", "must start with sk-"),
+        ({"litellmDatabase": "external"}, "agent-platform:litellmDatabaseUrl", "required when litellmDatabase"),
+        (
+            {"bedrockModels": [{"name": "x", "modelId": "Not A Model"}]},
+            "agent-platform:bedrockModels[0].modelId",
+            "not a Bedrock model id",
+        ),  # fmt: skip
+    ],
+)
+def test_gateway_config_errors_name_the_key(overrides: dict[str, Any], key: str, reason: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        PlatformConfig.from_dict("dev", "us-east-1", base_values(**overrides))
+    message = str(info.value)
+    assert message.startswith(f"{key}:") and reason in message
+    assert "hunter2" not in message
+
+
+def test_config_error_stops_the_program_before_any_resource() -> None:
+    with pytest.raises(Exception, match=r"agent-platform:bedrockRegion: 'mars-north-1'"):
+        run_program("dev", overrides={"agent-platform:bedrockRegion": "mars-north-1"})

@@ -1,0 +1,142 @@
+"""Kata managed node group: nested-virtualization launch template (IMDSv2, encrypted gp3, cluster SG),
+AL2023 node group with the Kata label and taint, sized from config; bad instance types refused."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from components.config import ConfigError, PlatformConfig
+from tests.conftest import program_result
+from tools.program import ProgramResult, run_program
+
+NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
+LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
+STACKS = {
+    # stack: (instance types, (min, desired, max), disk GiB)
+    "dev": (["m8i.2xlarge"], (1, 1, 2), 100),
+    "staging": (["m8i.2xlarge", "c8i.2xlarge"], (1, 2, 4), 100),
+    "prod": (["m8i.4xlarge", "c8i.4xlarge", "r8i.4xlarge"], (3, 3, 12), 200),
+}
+
+
+@pytest.mark.parametrize("stack", list(STACKS))
+def test_launch_template_enables_nested_virtualization(stack: str) -> None:
+    result = program_result(stack)
+    _, _, disk = STACKS[stack]
+    lt = result.named(LAUNCH_TEMPLATE, "kata-lt").inputs
+    assert lt["cpuOptions"] == {"nestedVirtualization": "enabled"}
+    # IMDSv2 only, and the token cannot reach a pod network namespace or a Kata guest (hop limit 1).
+    assert lt["metadataOptions"] == {"httpEndpoint": "enabled", "httpTokens": "required", "httpPutResponseHopLimit": 1}
+    assert lt["blockDeviceMappings"] == [
+        {
+            "deviceName": "/dev/xvda",
+            "ebs": {"volumeSize": disk, "volumeType": "gp3", "encrypted": "true", "deleteOnTermination": "true"},
+        }
+    ]
+    # A launch template naming SGs replaces the one EKS would add: attach the cluster SG explicitly,
+    # so Kata nodes reach the control plane and the other nodes.
+    assert lt["vpcSecurityGroupIds"] == [result.outputs["clusterSecurityGroupId"]]
+    assert lt["tags"]["karpenter.sh/discovery"] == f"agents-{stack}"
+    assert "imageId" not in lt and "instanceType" not in lt  # EKS picks the AL2023 AMI and bootstraps it
+
+
+@pytest.mark.parametrize("stack", list(STACKS))
+def test_node_group_shape(stack: str) -> None:
+    result = program_result(stack)
+    types, (lo, desired, hi), _ = STACKS[stack]
+    group = result.named(NODE_GROUP, "kata-nodes")
+    inputs = group.inputs
+    assert inputs["amiType"] == "AL2023_x86_64_STANDARD"
+    assert inputs["instanceTypes"] == types
+    assert inputs["scalingConfig"] == {"minSize": lo, "desiredSize": desired, "maxSize": hi}
+    assert inputs["labels"] == {"workload-type": "kata"}
+    assert inputs["taints"] == [{"key": "kata", "value": "true", "effect": "NO_SCHEDULE"}]
+    assert inputs["updateConfig"] == {"maxUnavailable": 1}
+    assert inputs["subnetIds"] == result.outputs["privateSubnetIds"]
+    template = result.named(LAUNCH_TEMPLATE, "kata-lt")
+    assert template.urn in group.property_dependencies["launchTemplate"]
+    assert inputs["launchTemplate"]["version"] == "1"
+    assert "diskSize" not in inputs  # the disk is in the launch template
+
+
+def test_kata_nodes_have_their_own_role(dev: ProgramResult) -> None:
+    group = dev.named(NODE_GROUP, "kata-nodes")
+    role = dev.named("aws:iam/role:Role", "kata-node-role")
+    assert (
+        group.inputs["nodeRoleArn"] == dev.outputs["kataNodeRoleArn"] == f"arn:aws:iam::123456789012:role/{role.name}"
+    )
+    assert dev.outputs["kataNodeRoleArn"] != dev.outputs["coreNodeRoleArn"]
+    assert json.loads(role.inputs["assumeRolePolicy"])["Statement"][0]["Principal"] == {"Service": "ec2.amazonaws.com"}
+    attachments = [r for r in dev.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment") if r.parent == role.urn]
+    assert len(attachments) == 4
+    assert {a.urn for a in attachments} <= set(group.dependencies)
+    # Networking add-ons are up before the nodes start.
+    assert dev.named("aws:eks/addon:Addon", "cluster-vpc-cni").urn in group.dependencies
+
+
+def test_instance_types_and_sizes_come_from_config() -> None:
+    result = run_program(
+        "dev",
+        overrides={
+            "agent-platform:kataInstanceTypes": ["c8i-flex.4xlarge", "r8i.2xlarge"],
+            "agent-platform:kataMinSize": 0,
+            "agent-platform:kataDesiredSize": 2,
+            "agent-platform:kataMaxSize": 5,
+            "agent-platform:kataDiskGiB": 300,
+        },
+    )
+    group = result.named(NODE_GROUP, "kata-nodes").inputs
+    assert group["instanceTypes"] == ["c8i-flex.4xlarge", "r8i.2xlarge"]
+    assert group["scalingConfig"] == {"minSize": 0, "desiredSize": 2, "maxSize": 5}
+    lt = result.named(LAUNCH_TEMPLATE, "kata-lt").inputs
+    assert lt["blockDeviceMappings"][0]["ebs"]["volumeSize"] == 300
+
+
+def test_component_parents_its_children(dev: ProgramResult) -> None:
+    component = dev.named("agent-platform:kata:KataNodes", "kata")
+    for type_, name in (
+        (NODE_GROUP, "kata-nodes"),
+        (LAUNCH_TEMPLATE, "kata-lt"),
+        ("aws:iam/role:Role", "kata-node-role"),
+    ):
+        assert dev.named(type_, name).parent == component.urn
+
+
+# --- bad input
+
+
+def parse(**values: Any) -> PlatformConfig:
+    base: dict[str, Any] = {
+        "litellmMasterKey": "sk-test",
+        "grafanaAdminPassword": "pw",
+        "bedrockModels": [{"name": "claude", "modelId": "anthropic.claude-3-haiku-20240307-v1:0"}],
+        **values,
+    }
+    return PlatformConfig.from_dict("dev", "us-east-1", base)
+
+
+@pytest.mark.parametrize(
+    ("types", "bad"),
+    [(["m7i.2xlarge"], "m7i.2xlarge"), (["m8i.2xlarge", "m8g.2xlarge"], "m8g.2xlarge"), (["c8a.xlarge"], "c8a.xlarge"), (["m8i"], "m8i")],
+)  # fmt: skip
+def test_instance_type_without_nested_virtualization_is_refused(types: list[str], bad: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse(kataInstanceTypes=types)
+    message = str(info.value)
+    assert message.startswith("agent-platform:kataInstanceTypes: ")
+    assert f"{bad} has no EC2 nested virtualization" in message
+
+
+def test_empty_instance_types_are_refused() -> None:
+    with pytest.raises(ConfigError, match=r"^agent-platform:kataInstanceTypes: needs at least one instance type"):
+        parse(kataInstanceTypes=[])
+
+
+def test_the_program_refuses_a_kata_type_without_nested_virtualization() -> None:
+    import pulumi
+
+    with pytest.raises(pulumi.RunError, match=r"^agent-platform:kataInstanceTypes: m7i\.4xlarge has no EC2 nested"):
+        run_program("staging", overrides={"agent-platform:kataInstanceTypes": ["m7i.4xlarge"]})

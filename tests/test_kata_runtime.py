@@ -1,0 +1,136 @@
+"""kata-deploy (Helm) values and the RuntimeClasses, across Kata versions and optional shims."""
+
+from __future__ import annotations
+
+import email
+import json
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+import yaml
+
+from components.config import load
+from components.kata_runtime import (
+    CHART,
+    FC_POOL,
+    KataRuntime,
+    KataRuntimeArgs,
+    firecracker_devmapper_parts,
+    firecracker_devmapper_userdata,
+)
+from components.labels import KATA_RUNTIME_LABEL, KATA_TOLERATION
+from tests.schemas import validate_object
+from tools.program import ProgramResult, run_program
+
+RELEASE = "kubernetes:helm.sh/v3:Release"
+RUNTIME_CLASS = "kubernetes:node.k8s.io/v1:RuntimeClass"
+
+
+def kata_program() -> None:
+    provider = k8s.Provider("test-k8s", kubeconfig="{}")
+    KataRuntime("kata-runtime", KataRuntimeArgs(load().kata), opts=pulumi.ResourceOptions(providers=[provider]))
+
+
+_RESULTS: dict[str, ProgramResult] = {}
+
+
+def kata(**overrides: Any) -> ProgramResult:
+    key = json.dumps(overrides, sort_keys=True)
+    if key not in _RESULTS:
+        full = {f"agent-platform:{k}": v for k, v in overrides.items()}
+        _RESULTS[key] = run_program("dev", full, program=kata_program)
+    return _RESULTS[key]
+
+
+def values(result: ProgramResult) -> dict[str, Any]:
+    return result.named(RELEASE, "kata-runtime-deploy").inputs["values"]
+
+
+def runtime_classes(result: ProgramResult) -> dict[str, dict[str, Any]]:
+    return {r.inputs["metadata"]["name"]: r.inputs for r in result.of_type(RUNTIME_CLASS)}
+
+
+def test_kata_deploy_release_runs_only_on_kata_nodes() -> None:
+    release = kata().named(RELEASE, "kata-runtime-deploy").inputs
+    assert release["chart"] == CHART == "oci://ghcr.io/kata-containers/kata-deploy-charts/kata-deploy"
+    assert release["version"] == "3.27.0"  # kataDeployVersion
+    assert release["namespace"] == "kata-system"
+    v = release["values"]
+    assert v["nodeSelector"] == {"workload-type": "kata"}
+    assert v["tolerations"] == [KATA_TOLERATION]
+    assert v["shims"]["disableAll"] is True
+    assert {s for s, c in v["shims"].items() if s != "disableAll" and c["enabled"]} == {"clh", "qemu"}
+    assert v["shims"]["clh"]["allowedHypervisorAnnotations"] == ["default_vcpus", "default_memory"]
+    assert v["defaultShim"] == {"amd64": "clh"}
+    assert v["runtimeClasses"] == {"enabled": False, "createDefault": False}  # declared below instead
+    assert "deploymentMode" not in v  # a 4.x value
+
+
+def test_runtime_classes_match_the_shims_and_kata_3_overhead() -> None:
+    classes = runtime_classes(kata())
+    assert set(classes) == {"kata-clh", "kata-qemu"}
+    assert classes["kata-clh"]["overhead"]["podFixed"] == {"cpu": "250m", "memory": "130Mi"}
+    assert classes["kata-qemu"]["overhead"]["podFixed"] == {"cpu": "250m", "memory": "160Mi"}
+    for name, rc in classes.items():
+        assert rc["handler"] == name
+        assert rc["scheduling"] == {"nodeSelector": {KATA_RUNTIME_LABEL: "true"}, "tolerations": [KATA_TOLERATION]}
+        validate_object(rc)
+
+
+def test_kata_4_doubles_the_qemu_overhead_and_keeps_the_daemonset() -> None:
+    result = kata(kataDeployVersion="4.1.0")
+    assert runtime_classes(result)["kata-qemu"]["overhead"]["podFixed"]["memory"] == "320Mi"
+    assert runtime_classes(result)["kata-clh"]["overhead"]["podFixed"]["memory"] == "130Mi"
+    assert values(result)["deploymentMode"] == "daemonset"  # Karpenter nodes appear after helm install
+
+
+def test_firecracker_and_gvisor_are_opt_in() -> None:
+    result = kata(kataFirecracker=True, gvisor=True)
+    v = values(result)
+    assert v["shims"]["fc"]["enabled"] is True
+    assert v["shims"]["fc"]["containerd"] == {"snapshotter": "devmapper"}
+    classes = runtime_classes(result)
+    assert set(classes) == {"kata-clh", "kata-qemu", "kata-fc", "gvisor"}
+    assert classes["kata-fc"]["handler"] == "kata-fc"
+    assert classes["kata-fc"]["overhead"]["podFixed"] == {"cpu": "250m", "memory": "130Mi"}
+    assert classes["gvisor"]["handler"] == "runsc" and "overhead" not in classes["gvisor"]
+    assert classes["gvisor"]["scheduling"]["tolerations"] == [KATA_TOLERATION]
+    for rc in classes.values():
+        validate_object(rc)
+
+
+def test_children_use_the_given_provider() -> None:
+    result = kata()
+    provider = result.of_type("pulumi:providers:kubernetes")[0].urn
+    component = result.of_type("agent-platform:kata:KataRuntime")[0].urn
+    children = result.of_type(RUNTIME_CLASS) + result.of_type(RELEASE)
+    assert all(r.provider == provider and r.parent == component for r in children)
+    namespace = result.named("kubernetes:core/v1:Namespace", "kata-runtime-ns")
+    assert namespace.inputs["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "privileged"
+    assert namespace.urn in result.named(RELEASE, "kata-runtime-deploy").dependencies
+
+
+def test_firecracker_user_data_prepares_the_devmapper_pool() -> None:
+    message = email.message_from_string(firecracker_devmapper_userdata(data_gib=32))
+    assert message.is_multipart()
+    parts = {p.get_content_type(): p.get_payload() for p in message.get_payload()}
+    assert set(parts) == {"application/node.eks.aws", "text/x-shellscript"}
+    node_config = yaml.safe_load(parts["application/node.eks.aws"])
+    assert node_config["kind"] == "NodeConfig" and node_config["apiVersion"] == "node.eks.aws/v1alpha1"
+    containerd = node_config["spec"]["containerd"]["config"]
+    assert '[plugins."io.containerd.snapshotter.v1.devmapper"]' in containerd
+    assert f'pool_name = "{FC_POOL}"' in containerd
+    script = parts["text/x-shellscript"]
+    assert script.startswith("#!/bin/bash")
+    assert "truncate -s 32G" in script and 'dmsetup create "$POOL"' in script and f"POOL={FC_POOL}" in script
+    assert "Before=containerd.service" in script
+    assert [t for t, _ in firecracker_devmapper_parts()] == ["application/node.eks.aws", 'text/x-shellscript; charset="us-ascii"']  # fmt: skip
+
+
+def test_main_exports_the_runtime_classes_and_installs_after_the_core_nodes(dev: ProgramResult) -> None:
+    assert dev.outputs["runtimeClasses"] == sorted(runtime_classes(dev))
+    release = dev.named(RELEASE, "kata-runtime-deploy")
+    assert release.inputs["version"] == "3.27.0"
+    node_groups = {r.urn for r in dev.of_type("aws:eks/nodeGroup:NodeGroup")}
+    assert node_groups & set(release.dependencies)

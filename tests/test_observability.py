@@ -1,0 +1,197 @@
+"""Observability: kube-prometheus-stack on core nodes, node-exporter everywhere, LiteLLM and kata-monitor
+scraping, Grafana admin secret, and the platform dashboards."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from components import gateway as gw
+from components import observability as obs
+from components.labels import CORE_NODE_SELECTOR
+from tests.conftest import program_result
+from tests.schemas import validate_object
+from tools.program import MASK, PLACEHOLDER, ProgramResult, Registration
+
+RELEASE = "kubernetes:helm.sh/v3:Release"
+CONFIGMAP = "kubernetes:core/v1:ConfigMap"
+SERVICE_MONITOR = "kubernetes:monitoring.coreos.com/v1:ServiceMonitor"
+DASHBOARDS = sorted((Path(obs.__file__).parent / "dashboards").glob("*.json"))
+EXPECTED = {"dev": ("7d", 20), "staging": ("15d", 50), "prod": ("30d", 200)}
+
+
+def stack_values(result: ProgramResult) -> dict[str, Any]:
+    return result.named(RELEASE, "observability-stack").inputs["values"]
+
+
+def observability_children(result: ProgramResult) -> list[Registration]:
+    return [r for r in result.registrations if "agent-platform:observability:Observability" in r.urn]
+
+
+def test_release_is_the_pinned_chart_in_monitoring(each_stack: ProgramResult) -> None:
+    release = each_stack.named(RELEASE, "observability-stack")
+    assert release.inputs["chart"] == "kube-prometheus-stack"
+    assert release.inputs["repositoryOpts"] == {"repo": "https://prometheus-community.github.io/helm-charts"}
+    assert release.inputs["version"] == "81.4.5"
+    assert release.inputs["namespace"] == "monitoring"
+    assert release.provider.endswith("::cluster-k8s")
+
+
+def test_every_component_runs_on_core_nodes(each_stack: ProgramResult) -> None:
+    values = stack_values(each_stack)
+    assert values["prometheus"]["prometheusSpec"]["nodeSelector"] == CORE_NODE_SELECTOR
+    assert values["alertmanager"]["alertmanagerSpec"]["nodeSelector"] == CORE_NODE_SELECTOR
+    assert values["grafana"]["nodeSelector"] == CORE_NODE_SELECTOR
+    assert values["prometheusOperator"]["nodeSelector"] == CORE_NODE_SELECTOR
+    assert values["prometheusOperator"]["admissionWebhooks"]["patch"]["nodeSelector"] == CORE_NODE_SELECTOR
+    assert values["kube-state-metrics"]["nodeSelector"] == CORE_NODE_SELECTOR
+
+
+def test_node_exporter_tolerates_every_taint_to_reach_kata_nodes(each_stack: ProgramResult) -> None:
+    exporter = stack_values(each_stack)["prometheus-node-exporter"]
+    assert exporter["tolerations"] == [{"operator": "Exists"}]
+    assert "nodeSelector" not in exporter
+
+
+@pytest.mark.parametrize("stack", sorted(EXPECTED))
+def test_retention_and_gp3_storage_follow_config(stack: str) -> None:
+    spec = stack_values(program_result(stack))["prometheus"]["prometheusSpec"]
+    retention, gib = EXPECTED[stack]
+    assert spec["retention"] == retention
+    claim = spec["storageSpec"]["volumeClaimTemplate"]["spec"]
+    assert claim["storageClassName"] == "gp3"
+    assert claim["resources"]["requests"]["storage"] == f"{gib}Gi"
+
+
+def test_prometheus_selects_monitors_outside_the_release(each_stack: ProgramResult) -> None:
+    spec = stack_values(each_stack)["prometheus"]["prometheusSpec"]
+    assert spec["serviceMonitorSelectorNilUsesHelmValues"] is False
+    assert spec["podMonitorSelectorNilUsesHelmValues"] is False
+    assert spec["serviceMonitorNamespaceSelector"] == {}
+
+
+def test_kata_monitor_is_scraped_on_kata_nodes(each_stack: ProgramResult) -> None:
+    (job,) = stack_values(each_stack)["prometheus"]["prometheusSpec"]["additionalScrapeConfigs"]
+    assert job["job_name"] == "kata-monitor" and job["metrics_path"] == "/metrics"
+    assert job["kubernetes_sd_configs"] == [{"role": "node"}]
+    keep, address, node = job["relabel_configs"]
+    assert keep == {
+        "source_labels": ["__meta_kubernetes_node_label_katacontainers_io_kata_runtime"],
+        "regex": "true",
+        "action": "keep",
+    }
+    assert address["target_label"] == "__address__" and address["replacement"] == "$1:8090"
+    assert address["source_labels"] == ["__meta_kubernetes_node_address_InternalIP"]
+    assert node["target_label"] == "node"
+
+
+def test_kube_state_metrics_exports_the_sandbox_and_node_labels(each_stack: ProgramResult) -> None:
+    allowlist = stack_values(each_stack)["kube-state-metrics"]["metricLabelsAllowlist"]
+    assert "pods=[agent-platform.io/sandbox]" in allowlist
+    assert "namespaces=[agent-platform.io/sandbox]" in allowlist
+    assert "nodes=[workload-type,katacontainers.io/kata-runtime]" in allowlist
+
+
+def test_grafana_admin_password_comes_from_a_secret(each_stack: ProgramResult) -> None:
+    grafana = stack_values(each_stack)["grafana"]
+    assert grafana["admin"] == {
+        "existingSecret": "grafana-admin",
+        "userKey": "admin-user",
+        "passwordKey": "admin-password",
+    }
+    assert "adminPassword" not in grafana
+    secret = each_stack.named("kubernetes:core/v1:Secret", "observability-grafana-admin")
+    assert secret.inputs["metadata"] == {"name": "grafana-admin", "namespace": "monitoring"}
+    assert secret.inputs["stringData"] == {"admin-user": "admin", "admin-password": MASK}
+    assert secret.plain["stringData"]["admin-password"] == PLACEHOLDER
+    assert secret.urn in each_stack.named(RELEASE, "observability-stack").dependencies
+    assert "grafanaAdminPassword" not in each_stack.outputs
+    assert PLACEHOLDER not in json.dumps(each_stack.outputs)
+
+
+def test_litellm_service_monitor(each_stack: ProgramResult) -> None:
+    monitor = each_stack.named(SERVICE_MONITOR, "observability-litellm-monitor")
+    inputs = monitor.inputs
+    assert (inputs["apiVersion"], inputs["kind"]) == ("monitoring.coreos.com/v1", "ServiceMonitor")
+    assert inputs["metadata"]["namespace"] == "litellm" and inputs["metadata"]["name"] == "litellm"
+    spec = inputs["spec"]
+    assert spec["selector"] == {"matchLabels": gw.SELECTOR}
+    assert spec["namespaceSelector"] == {"matchNames": ["litellm"]}
+    (endpoint,) = spec["endpoints"]
+    assert endpoint["port"] == "http" and endpoint["path"] == "/metrics/"
+    assert endpoint["authorization"] == {
+        "type": "Bearer",
+        "credentials": {"name": "litellm-masterkey", "key": "masterkey"},
+    }
+    assert each_stack.named(RELEASE, "observability-stack").urn in monitor.dependencies  # the CRD
+    assert each_stack.named("kubernetes:core/v1:Namespace", "gateway-ns").urn in monitor.dependencies
+    # the NLB Service does not carry the chart's labels, so LiteLLM is not scraped twice
+    nlb = each_stack.named("kubernetes:core/v1:Service", "gateway-nlb")
+    assert not set(gw.SELECTOR.items()) <= set((nlb.inputs["metadata"].get("labels") or {}).items())
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.stem)
+def test_dashboards_are_valid_json_with_panels_and_targets(path: Path) -> None:
+    dashboard = json.loads(path.read_text())
+    assert dashboard["uid"] and dashboard["title"].startswith("Agent platform /")
+    assert dashboard["panels"]
+    ids = [panel["id"] for panel in dashboard["panels"]]
+    assert len(ids) == len(set(ids))
+    for panel in dashboard["panels"]:
+        assert panel["datasource"] == {"type": "prometheus", "uid": "prometheus"}
+        assert panel["targets"], panel["title"]
+        for target in panel["targets"]:
+            assert target["expr"].strip() and target["refId"]
+            assert target["expr"].count("(") == target["expr"].count(")"), target["expr"]
+
+
+def test_dashboards_cover_sandboxes_kata_capacity_and_litellm_per_key() -> None:
+    exprs = {path.stem: " ".join(t["expr"] for p in json.loads(path.read_text())["panels"] for t in p["targets"]) for path in DASHBOARDS}  # fmt: skip
+    assert set(exprs) == {"sandboxes", "kata-capacity", "litellm"}
+    assert 'label_agent_platform_io_sandbox="true"' in exprs["sandboxes"] and "kube_pod_info" in exprs["sandboxes"]
+    assert "by (node)" in exprs["sandboxes"] and "by (namespace)" in exprs["sandboxes"]
+    assert 'label_workload_type="kata"' in exprs["kata-capacity"]
+    assert (
+        "kube_node_status_allocatable" in exprs["kata-capacity"]
+        and "node_memory_MemAvailable_bytes" in exprs["kata-capacity"]
+    )
+    for metric in ("litellm_proxy_total_requests_metric_total", "litellm_spend_metric_total", "litellm_request_total_latency_metric_bucket"):  # fmt: skip
+        assert metric in exprs["litellm"]
+    assert "by (api_key_alias)" in exprs["litellm"]
+
+
+def test_dashboards_ship_as_sidecar_configmaps(each_stack: ProgramResult) -> None:
+    maps = {r.inputs["metadata"]["name"]: r for r in each_stack.of_type(CONFIGMAP) if "observability" in r.urn}
+    assert set(maps) == {f"agent-platform-{p.stem}" for p in DASHBOARDS}
+    for path in DASHBOARDS:
+        configmap = maps[f"agent-platform-{path.stem}"]
+        assert configmap.inputs["metadata"]["namespace"] == "monitoring"
+        assert configmap.inputs["metadata"]["labels"]["grafana_dashboard"] == "1"
+        assert json.loads(configmap.inputs["data"][f"{path.stem}.json"]) == json.loads(path.read_text())
+    sidecar = stack_values(each_stack)["grafana"]["sidecar"]["dashboards"]
+    assert sidecar == {
+        "enabled": True,
+        "label": "grafana_dashboard",
+        "labelValue": "1",
+        "searchNamespace": "monitoring",
+    }
+
+
+def test_every_observability_object_is_a_valid_kubernetes_object(each_stack: ProgramResult) -> None:
+    kinds = set()
+    for registration in observability_children(each_stack):
+        if not registration.type.startswith("kubernetes:") or registration.type in (RELEASE, SERVICE_MONITOR):
+            continue  # the ServiceMonitor CRD schema is not in shared/schemas
+        validate_object(registration.plain)
+        kinds.add(registration.plain["kind"])
+        assert registration.provider.endswith("::cluster-k8s")
+    assert kinds == {"Namespace", "Secret", "ConfigMap"}
+
+
+def test_monitoring_namespace_allows_node_exporter(dev: ProgramResult) -> None:
+    ns = dev.named("kubernetes:core/v1:Namespace", "observability-ns")
+    assert ns.inputs["metadata"]["name"] == "monitoring"
+    assert ns.inputs["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "privileged"

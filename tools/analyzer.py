@@ -1,0 +1,457 @@
+"""Drive a Pulumi policy pack over the analyzer gRPC protocol, the way the Pulumi CLI does.
+
+The CLI's Python language host starts a policy pack as
+``python -u -m pulumi.policy <engine address> <pack dir>``; the pack prints the port of
+its Analyzer gRPC server on stdout. The CLI then asks for the pack's metadata
+(GetAnalyzerInfo), reconciles the user's policy configuration with the config schema
+defaults and validates it (Configure), calls Analyze for every resource (concurrently)
+and AnalyzeStack once with all resources.
+
+This module does the same without the CLI. It does not import the policies: everything
+goes through the wire protocol, so what it reports is what ``pulumi preview
+--policy-pack`` would report.
+
+Property values use the wire form: a JSON-like dict where secrets are
+``{SIG_KEY: SECRET_SIG, "value": ...}`` (see :func:`secret`) and values unknown during
+preview are the string :data:`UNKNOWN`.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import grpc
+import jsonschema
+from google.protobuf import empty_pb2, json_format, struct_pb2
+from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc, plugin_pb2
+
+SIG_KEY = "4dabf18193072939515e22adb298388d"
+SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+
+ENFORCEMENT_LEVELS: dict[str, int] = {
+    "advisory": analyzer_pb2.ADVISORY,
+    "mandatory": analyzer_pb2.MANDATORY,
+    "disabled": analyzer_pb2.DISABLED,
+    "remediate": analyzer_pb2.REMEDIATE,
+}
+_LEVEL_NAMES: dict[int, str] = {value: name for name, value in ENFORCEMENT_LEVELS.items()}
+
+_GRPC_OPTIONS = [
+    ("grpc.max_receive_message_length", 400 * 1024 * 1024),
+    ("grpc.max_send_message_length", 400 * 1024 * 1024),
+]
+_STDERR_TAIL = 64 * 1024
+
+
+def secret(value: Any) -> dict[str, Any]:
+    """A secret property value in wire form."""
+    return {SIG_KEY: SECRET_SIG, "value": value}
+
+
+@dataclass(frozen=True)
+class Violation:
+    policy: str
+    enforcement_level: str  # "advisory" | "mandatory" | "disabled" | "remediate"
+    urn: str
+    message: str
+
+
+@dataclass
+class AnalyzerResource:
+    type: str
+    urn: str
+    name: str
+    properties: dict  # wire form, see module docstring
+    parent: str = ""
+    provider_urn: str = ""
+    provider_type: str = ""
+    protect: bool = False
+    dependencies: list[str] = field(default_factory=list)
+    property_dependencies: dict[str, list[str]] = field(default_factory=dict)
+
+
+class PolicyPackError(RuntimeError):
+    """The policy pack failed to start or a call to it failed."""
+
+
+class PolicyPackProcess:
+    """A running policy pack plus an Analyzer client; use it as a context manager."""
+
+    def __init__(
+        self,
+        pack_dir: str | Path,
+        config: dict | None = None,
+        python: str = sys.executable,
+        *,
+        project: str = "agent-platform",
+        stack: str = "dev",
+        startup_timeout: float = 30.0,
+        call_timeout: float = 120.0,
+    ) -> None:
+        self.pack_dir = Path(pack_dir).resolve()
+        self.config: dict[str, Any] = dict(config or {})
+        self.call_timeout = call_timeout
+        self.project = project
+        self.stack = stack
+        self._info: analyzer_pb2.AnalyzerInfo | None = None
+        self._stderr: collections.deque[bytes] = collections.deque()
+        self._stderr_size = 0
+        self._stderr_lock = threading.Lock()
+        self._channel: grpc.Channel | None = None
+        self._started = False
+        if not (self.pack_dir / "__main__.py").is_file():
+            raise PolicyPackError(f"{self.pack_dir} is not a Python policy pack (no __main__.py)")
+        env = dict(os.environ)
+        env.update(PULUMI_PROJECT=project, PULUMI_STACK=stack, PULUMI_DRY_RUN="true")
+        try:
+            self._process = subprocess.Popen(
+                [python, "-u", "-m", "pulumi.policy", "127.0.0.1:0", str(self.pack_dir)],
+                cwd=self.pack_dir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+        except OSError as error:
+            raise PolicyPackError(f"cannot start policy pack {self.pack_dir} with {python}: {error}") from error
+        try:
+            assert self._process.stdout is not None and self._process.stderr is not None
+            self._start_reader(self._process.stderr, self._keep_stderr)
+            lines: queue.Queue[bytes | None] = queue.Queue()
+
+            def on_stdout(line: bytes) -> None:
+                # Until the port shows up, the startup code reads stdout; afterwards the
+                # pack's prints go to the same tail as its stderr.
+                (self._keep_stderr if self._started else lines.put)(line)
+
+            self._start_reader(self._process.stdout, on_stdout, eof=lambda: lines.put(None))
+            port = self._wait_for_port(lines, startup_timeout)
+            self._started = True
+            self._channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=_GRPC_OPTIONS)
+            grpc.channel_ready_future(self._channel).result(timeout=startup_timeout)
+            self.stub = analyzer_pb2_grpc.AnalyzerStub(self._channel)
+        except BaseException:
+            self.close()
+            raise
+
+    # --- process plumbing ------------------------------------------------------------------
+
+    @staticmethod
+    def _start_reader(stream: IO[bytes], sink: Callable[[bytes], None], eof: Callable[[], None] | None = None) -> None:
+        def pump() -> None:
+            for line in iter(stream.readline, b""):
+                sink(line)
+            if eof is not None:
+                eof()
+
+        threading.Thread(target=pump, name="policy-pack-reader", daemon=True).start()
+
+    def _keep_stderr(self, line: bytes) -> None:
+        with self._stderr_lock:
+            self._stderr.append(line)
+            self._stderr_size += len(line)
+            while self._stderr_size > _STDERR_TAIL and len(self._stderr) > 1:
+                self._stderr_size -= len(self._stderr.popleft())
+
+    @property
+    def stderr(self) -> str:
+        """The tail of what the pack wrote on stderr (and on stdout after its port)."""
+        with self._stderr_lock:
+            return b"".join(self._stderr).decode("utf-8", "replace")
+
+    def _wait_for_port(self, lines: queue.Queue[bytes | None], timeout: float) -> int:
+        deadline = time.monotonic() + timeout
+        seen: list[str] = []
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise self._startup_error(f"printed no port within {timeout:g} s", seen)
+            try:
+                line = lines.get(timeout=min(remaining, 0.5))
+            except queue.Empty:
+                if self._process.poll() is not None:
+                    raise self._startup_error(f"exited with code {self._process.returncode}", seen) from None
+                continue
+            if line is None:
+                self._process.wait(timeout=5)
+                raise self._startup_error(f"exited with code {self._process.returncode}", seen)
+            text = line.decode("utf-8", "replace").strip()
+            if text.isdigit():
+                return int(text)
+            seen.append(text)
+
+    def _startup_error(self, what: str, stdout: list[str]) -> PolicyPackError:
+        time.sleep(0.1)  # let the reader thread collect the last stderr lines
+        details = ""
+        if stdout:
+            details += "\n--- stdout ---\n" + "\n".join(stdout)
+        details += "\n--- stderr ---\n" + (self.stderr.strip() or "(empty)")
+        return PolicyPackError(f"policy pack {self.pack_dir} {what}{details}")
+
+    def _call(self, method: str, request: Any) -> Any:
+        try:
+            return getattr(self.stub, method)(request, timeout=self.call_timeout)
+        except grpc.RpcError as error:
+            raise self._rpc_error(method, error) from None
+
+    def _rpc_error(self, method: str, error: grpc.RpcError) -> PolicyPackError:
+        status = error.code() if isinstance(error, grpc.Call) else None
+        details = error.details() if isinstance(error, grpc.Call) else str(error)
+        return PolicyPackError(f"{method} failed ({status}): {details}\n--- pack stderr ---\n{self.stderr.strip()}")
+
+    # --- protocol -----------------------------------------------------------------------------
+
+    @property
+    def info(self) -> analyzer_pb2.AnalyzerInfo:
+        if self._info is None:
+            self._info = self._call("GetAnalyzerInfo", empty_pb2.Empty())
+        return self._info
+
+    def plugin_version(self) -> str:
+        response: plugin_pb2.PluginInfo = self._call("GetPluginInfo", empty_pb2.Empty())
+        return response.version
+
+    def policy_config(self) -> dict[str, tuple[str, dict[str, Any]]]:
+        """Reconcile the user config with the pack's policies like the CLI does.
+
+        Returns ``{policy: (enforcement level, properties)}`` for every policy. Raises
+        ValueError for an invalid enforcement level, an unknown policy name, or properties
+        that do not match the policy's config schema.
+        """
+        policies = {p.name: p for p in self.info.policies}
+        result: dict[str, tuple[str, dict[str, Any]]] = {}
+        schemas: dict[str, dict[str, Any]] = {}
+        for name, policy in policies.items():
+            properties: dict[str, Any] = {}
+            if policy.HasField("configSchema"):
+                schema = json_format.MessageToDict(policy.configSchema)
+                schema_properties = schema.get("properties", {})
+                for key, spec in schema_properties.items():
+                    if isinstance(spec, Mapping) and "default" in spec:
+                        properties[key] = spec["default"]
+                schemas[name] = {"type": "object"}
+                if schema_properties:
+                    schemas[name]["properties"] = schema_properties
+                if schema.get("required"):
+                    schemas[name]["required"] = schema["required"]
+            result[name] = (_LEVEL_NAMES[policy.enforcementLevel], properties)
+
+        user = {key: _parse_config_entry(key, value) for key, value in self.config.items()}
+        all_level = user.pop("all", (None, {}))[0]
+        if all_level is not None:
+            result = {name: (all_level, props) for name, (_, props) in result.items()}
+        for name, (level, properties) in user.items():
+            if name not in result:
+                known = ", ".join(sorted(result))
+                raise ValueError(f"policy {name!r} is not in the pack (policies: {known})")
+            current_level, current = result[name]
+            result[name] = (level or current_level, {**current, **properties})
+
+        validator_class = jsonschema.Draft7Validator
+        for name, schema in schemas.items():
+            errors = sorted(validator_class(schema).iter_errors(result[name][1]), key=lambda e: list(e.path))
+            if errors:
+                problems = "; ".join(f"{'.'.join(str(p) for p in e.path) or '(root)'}: {e.message}" for e in errors)
+                raise ValueError(f"invalid configuration for policy {name!r}: {problems}")
+        return result
+
+    def configure(self) -> None:
+        request = analyzer_pb2.ConfigureAnalyzerRequest()
+        for name, (level, properties) in self.policy_config().items():
+            config = request.policyConfig[name]
+            config.enforcementLevel = ENFORCEMENT_LEVELS[level]
+            config.properties.update(properties)
+        self._call("Configure", request)
+
+    def configure_stack(self, tags: Mapping[str, str] | None = None) -> None:
+        """ConfigureStack, as the CLI sends it (stack tags are visible to policies)."""
+        request = analyzer_pb2.AnalyzerStackConfigureRequest(
+            stack=self.stack,
+            project=self.project,
+            organization="organization",
+            dry_run=True,
+        )
+        for key, value in (tags or {}).items():
+            request.tags[key] = value
+        self._call("ConfigureStack", request)
+
+    def analyze(self, r: AnalyzerResource) -> list[Violation]:
+        return self._violations(self._call("Analyze", _analyze_request(r)), r.urn)
+
+    def analyze_many(self, resources: Iterable[AnalyzerResource], workers: int = 4) -> list[Violation]:
+        """Analyze resources with up to ``workers`` calls in flight; results in input order."""
+        window: collections.deque[tuple[grpc.Future, str]] = collections.deque()
+        violations: list[Violation] = []
+
+        def drain_one() -> None:
+            future, urn = window.popleft()
+            try:
+                response = future.result()
+            except grpc.RpcError as error:
+                raise self._rpc_error("Analyze", error) from None
+            violations.extend(self._violations(response, urn))
+
+        for resource in resources:
+            request = _analyze_request(resource)
+            window.append((self.stub.Analyze.future(request, timeout=self.call_timeout), resource.urn))
+            if len(window) >= max(1, workers):
+                drain_one()
+        while window:
+            drain_one()
+        return violations
+
+    def analyze_stack(
+        self, resources: Sequence[AnalyzerResource] | analyzer_pb2.AnalyzeStackRequest
+    ) -> list[Violation]:
+        """AnalyzeStack with all resources (or a request built with :func:`stack_request`)."""
+        request = resources if isinstance(resources, analyzer_pb2.AnalyzeStackRequest) else stack_request(resources)
+        return self._violations(self._call("AnalyzeStack", request), "")
+
+    @staticmethod
+    def _violations(response: analyzer_pb2.AnalyzeResponse, urn: str) -> list[Violation]:
+        return [
+            Violation(
+                policy=d.policyName,
+                enforcement_level=_LEVEL_NAMES.get(d.enforcementLevel, str(d.enforcementLevel)),
+                urn=d.urn or urn,
+                message=d.message.strip(),
+            )
+            for d in response.diagnostics
+        ]
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
+        if self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait(timeout=5)
+
+    def __enter__(self) -> PolicyPackProcess:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        process = getattr(self, "_process", None)
+        if process is not None and process.poll() is None:
+            process.kill()
+
+
+def _parse_config_entry(name: str, value: Any) -> tuple[str | None, dict[str, Any]]:
+    """One entry of a --policy-pack-config file: a level string or an object."""
+    if isinstance(value, str):
+        return _check_level(name, value), {}
+    if isinstance(value, Mapping):
+        properties = dict(value)
+        level = properties.pop("enforcementLevel", None)
+        if level is not None and not isinstance(level, str):
+            raise ValueError(f"policy {name!r}: enforcementLevel must be a string, got {level!r}")
+        return (_check_level(name, level) if level is not None else None), properties
+    raise ValueError(f"policy {name!r}: {value!r} is not a valid value; use a string or an object")
+
+
+def _check_level(name: str, level: str) -> str:
+    if level not in ENFORCEMENT_LEVELS:
+        raise ValueError(
+            f"policy {name!r}: {level!r} is not a valid enforcement level ({', '.join(ENFORCEMENT_LEVELS)})"
+        )
+    return level
+
+
+def _struct(properties: Mapping[str, Any]) -> struct_pb2.Struct:
+    message = struct_pb2.Struct()
+    message.update(properties)
+    return message
+
+
+def _provider(r: AnalyzerResource) -> analyzer_pb2.AnalyzerProviderResource | None:
+    if not r.provider_urn:
+        return None
+    provider_type = r.provider_type or r.provider_urn.split("::")[-2]
+    return analyzer_pb2.AnalyzerProviderResource(
+        type=provider_type,
+        urn=r.provider_urn,
+        name=r.provider_urn.rsplit("::", 1)[-1],
+        properties=struct_pb2.Struct(),
+    )
+
+
+def _options(r: AnalyzerResource) -> analyzer_pb2.AnalyzerResourceOptions:
+    return analyzer_pb2.AnalyzerResourceOptions(protect=r.protect, parent=r.parent)
+
+
+def _analyze_request(r: AnalyzerResource) -> analyzer_pb2.AnalyzeRequest:
+    return analyzer_pb2.AnalyzeRequest(
+        type=r.type,
+        properties=_struct(r.properties),
+        urn=r.urn,
+        name=r.name,
+        options=_options(r),
+        provider=_provider(r),
+    )
+
+
+def _stack_resource(r: AnalyzerResource) -> analyzer_pb2.AnalyzerResource:
+    message = analyzer_pb2.AnalyzerResource(
+        type=r.type,
+        properties=_struct(r.properties),
+        urn=r.urn,
+        name=r.name,
+        options=_options(r),
+        provider=_provider(r),
+        parent=r.parent,
+        dependencies=list(r.dependencies),
+    )
+    for key, urns in r.property_dependencies.items():
+        message.propertyDependencies[key].urns.extend(urns)
+    return message
+
+
+def stack_request(resources: Iterable[AnalyzerResource]) -> analyzer_pb2.AnalyzeStackRequest:
+    return analyzer_pb2.AnalyzeStackRequest(resources=[_stack_resource(r) for r in resources])
+
+
+def run_pack(
+    pack_dir: str | Path,
+    resources: Sequence[AnalyzerResource],
+    config: dict | None = None,
+) -> list[Violation]:
+    """Configure the pack, analyze every resource, then the whole stack once.
+
+    The AnalyzeStack request is encoded in a background thread while the Analyze calls
+    run (the pack, not this client, is the bottleneck).
+    """
+    with PolicyPackProcess(pack_dir, config) as pack, ThreadPoolExecutor(1) as encoder:
+        pack.configure()
+        pack.configure_stack()
+        encoded = encoder.submit(stack_request, resources)
+        violations = pack.analyze_many(resources)
+        violations.extend(pack.analyze_stack(encoded.result()))
+        return violations
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a --policy-pack-config JSON file (empty file: no config)."""
+    text = Path(path).read_text()
+    return json.loads(text) if text.strip() else {}

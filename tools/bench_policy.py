@@ -1,0 +1,370 @@
+"""Policy pack throughput through the analyzer gRPC protocol.
+
+    python -m tools.bench_policy [--count 10000] [--workers 4] [--repeat 3] [--no-sdk-speedups]
+
+Generates a mixed stack (workloads of every kind, Services, Namespaces, launch templates,
+node groups, Karpenter NodePools/EC2NodeClasses and unrelated AWS resources; about one in
+eight violates a rule), starts the pack like the CLI does, configures it, analyzes every
+resource (``workers`` calls in flight, like the CLI) and then the whole stack once, and
+prints resources per second. Every resource goes through every policy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import gc
+import os
+import random
+import statistics
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from tools.analyzer import UNKNOWN, AnalyzerResource, PolicyPackProcess, secret, stack_request
+
+ROOT = Path(__file__).resolve().parent.parent
+PACK_DIR = ROOT / "policies"
+PROJECT, STACK = "agent-platform", "bench"
+SANDBOX_LABEL = "agent-platform.io/sandbox"
+K8S_PROVIDER = f"urn:pulumi:{STACK}::{PROJECT}::pulumi:providers:kubernetes::default"
+AWS_PROVIDER = f"urn:pulumi:{STACK}::{PROJECT}::pulumi:providers:aws::default"
+
+WORKLOAD_TYPES = [
+    ("kubernetes:core/v1:Pod", "v1", "Pod"),
+    ("kubernetes:apps/v1:Deployment", "apps/v1", "Deployment"),
+    ("kubernetes:apps/v1:StatefulSet", "apps/v1", "StatefulSet"),
+    ("kubernetes:apps/v1:DaemonSet", "apps/v1", "DaemonSet"),
+    ("kubernetes:apps/v1:ReplicaSet", "apps/v1", "ReplicaSet"),
+    ("kubernetes:batch/v1:Job", "batch/v1", "Job"),
+    ("kubernetes:batch/v1:CronJob", "batch/v1", "CronJob"),
+    ("kubernetes:agents.x-k8s.io/v1alpha1:Sandbox", "agents.x-k8s.io/v1alpha1", "Sandbox"),
+    ("kubernetes:agents.x-k8s.io/v1beta1:Sandbox", "agents.x-k8s.io/v1beta1", "Sandbox"),
+    (
+        "kubernetes:extensions.agents.x-k8s.io/v1alpha1:SandboxTemplate",
+        "extensions.agents.x-k8s.io/v1alpha1",
+        "SandboxTemplate",
+    ),
+    (
+        "kubernetes:extensions.agents.x-k8s.io/v1beta1:SandboxTemplate",
+        "extensions.agents.x-k8s.io/v1beta1",
+        "SandboxTemplate",
+    ),
+]
+
+
+def urn(resource_type: str, name: str) -> str:
+    return f"urn:pulumi:{STACK}::{PROJECT}::{resource_type}::{name}"
+
+
+def pod_spec(rng: random.Random, sandbox: bool, bad: bool) -> dict[str, Any]:
+    container: dict[str, Any] = {
+        "name": "agent",
+        "image": "nousresearch/hermes-agent:v2026.11.1",
+        "args": ["gateway", "run"],
+        "ports": [{"containerPort": 8642, "name": "api"}, {"containerPort": 9119}],
+        "env": [
+            {"name": "API_SERVER_ENABLED", "value": "true"},
+            {"name": "API_SERVER_HOST", "value": "0.0.0.0"},
+            {"name": "API_SERVER_KEY", "value": secret("not-a-real-key")},
+            {"name": "MODEL_BASE_URL", "value": UNKNOWN},
+        ],
+        "resources": {
+            "requests": {"cpu": "500m", "memory": "1Gi"},
+            "limits": {"cpu": "2", "memory": "4Gi"},
+        },
+        "securityContext": {"runAsUser": 10000, "runAsNonRoot": True, "privileged": False},
+        "volumeMounts": [{"name": "data", "mountPath": "/opt/data"}],
+    }
+    spec: dict[str, Any] = {
+        "containers": [container],
+        "volumes": [{"name": "data", "emptyDir": {}}],
+        "serviceAccountName": "agent",
+    }
+    if sandbox:
+        spec.update(
+            runtimeClassName=rng.choice(["kata-clh", "kata-qemu"]),
+            dnsPolicy="None",
+            dnsConfig={"nameservers": ["10.1.0.2"], "searches": ["svc.cluster.local"]},
+            nodeSelector={"katacontainers.io/kata-runtime": "true"},
+            tolerations=[{"key": "kata", "operator": "Exists", "effect": "NoSchedule"}],
+        )
+    if bad:
+        problem = rng.randrange(5)
+        if problem == 0:
+            spec.pop("runtimeClassName", None)
+        elif problem == 1:
+            spec["dnsPolicy"] = "ClusterFirst"
+            spec["dnsConfig"] = {"nameservers": ["10.100.0.10"]}
+        elif problem == 2:
+            spec["runtimeClassName"] = "kata-clh"
+            spec["initContainers"] = [{"name": "setup", "image": "busybox"}]
+        elif problem == 3:
+            container["securityContext"]["privileged"] = True
+            spec["hostNetwork"] = True
+        else:
+            spec["volumes"].append({"name": "host", "hostPath": {"path": "/var/run"}})
+    return spec
+
+
+def workload(rng: random.Random, index: int, namespaces: list[str]) -> AnalyzerResource:
+    resource_type, api_version, kind = WORKLOAD_TYPES[index % len(WORKLOAD_TYPES)]
+    sandbox = rng.random() < 0.7
+    bad = sandbox and rng.random() < 0.15
+    labels = {"app": f"agent-{index}"}
+    if sandbox:
+        labels[SANDBOX_LABEL] = "true"
+    template = {"metadata": {"labels": labels}, "spec": pod_spec(rng, sandbox, bad)}
+    name = f"agent-{index}"
+    # Even tenant namespaces carry the sandbox label (see generate); sandboxes live there.
+    namespace = rng.choice(namespaces[0::2] if sandbox else namespaces[1::2] or namespaces)
+    metadata = {"name": name, "namespace": namespace, "labels": {"tenant": "t"}}
+    props: dict[str, Any] = {"apiVersion": api_version, "kind": kind, "metadata": metadata}
+    if kind == "Pod":
+        metadata["labels"] = labels
+        props["spec"] = template["spec"]
+    elif kind == "CronJob":
+        props["spec"] = {"schedule": "*/5 * * * *", "jobTemplate": {"spec": {"template": template}}}
+    elif kind in ("Sandbox", "SandboxTemplate"):
+        props["spec"] = {"podTemplate": template}
+    else:
+        props["spec"] = {"selector": {"matchLabels": {"app": name}}, "template": template}
+        if kind != "DaemonSet":
+            props["spec"]["replicas"] = 1
+    return AnalyzerResource(
+        type=resource_type,
+        urn=urn(resource_type, name),
+        name=name,
+        properties=props,
+        provider_urn=K8S_PROVIDER,
+    )
+
+
+def service(rng: random.Random, index: int) -> AnalyzerResource:
+    name = f"svc-{index}"
+    kind = rng.random()
+    annotations: dict[str, str] = {}
+    spec: dict[str, Any] = {"selector": {"app": name}, "ports": [{"port": 4000}]}
+    if kind < 0.5:
+        spec["type"] = "ClusterIP"
+    else:
+        spec["type"] = "LoadBalancer"
+        annotations = {
+            "service.beta.kubernetes.io/aws-load-balancer-type": "external",
+            "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip",
+            "service.beta.kubernetes.io/aws-load-balancer-scheme": "internal",
+            "service.beta.kubernetes.io/aws-load-balancer-attributes": (
+                "load_balancing.cross_zone.enabled=true" if rng.random() < 0.85 else "deletion_protection.enabled=true"
+            ),
+        }
+    props = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": "litellm", "annotations": annotations},
+        "spec": spec,
+    }
+    resource_type = "kubernetes:core/v1:Service"
+    return AnalyzerResource(resource_type, urn(resource_type, name), name, props, provider_urn=K8S_PROVIDER)
+
+
+def namespace(index: int, sandbox: bool) -> AnalyzerResource:
+    name = f"tenant-{index}"
+    labels = {SANDBOX_LABEL: "true"} if sandbox else {}
+    props = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}
+    resource_type = "kubernetes:core/v1:Namespace"
+    return AnalyzerResource(resource_type, urn(resource_type, name), name, props, provider_urn=K8S_PROVIDER)
+
+
+def node_resources(rng: random.Random, index: int) -> list[AnalyzerResource]:
+    bad = rng.random() < 0.2
+    lt_type = "aws:ec2/launchTemplate:LaunchTemplate"
+    lt_name = f"kata-lt-{index}"
+    lt = AnalyzerResource(
+        lt_type,
+        urn(lt_type, lt_name),
+        lt_name,
+        {
+            "name": lt_name,
+            "cpuOptions": {"nestedVirtualization": "enabled"},
+            "metadataOptions": {"httpTokens": "optional" if bad else "required"},
+            "instanceType": "m7i.large" if bad else "m8i.xlarge",
+            "tags": {"Name": lt_name},
+        },
+        provider_urn=AWS_PROVIDER,
+    )
+    ng_type = "aws:eks/nodeGroup:NodeGroup"
+    ng_name = f"kata-ng-{index}"
+    ng = AnalyzerResource(
+        ng_type,
+        urn(ng_type, ng_name),
+        ng_name,
+        {
+            "clusterName": "agents",
+            "instanceTypes": ["m8i.xlarge", "c7i.xlarge"] if bad else ["m8i.xlarge", "c8i.xlarge"],
+            "launchTemplate": {"id": UNKNOWN, "version": UNKNOWN},
+            "scalingConfig": {"desiredSize": 2, "maxSize": 10, "minSize": 1},
+        },
+        provider_urn=AWS_PROVIDER,
+        dependencies=[lt.urn],
+        property_dependencies={"launchTemplate": [lt.urn]},
+    )
+    nc_type = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
+    nc_name = f"kata-{index}"
+    nc = AnalyzerResource(
+        nc_type,
+        urn(nc_type, nc_name),
+        nc_name,
+        {
+            "apiVersion": "karpenter.k8s.aws/v1",
+            "kind": "EC2NodeClass",
+            "metadata": {"name": nc_name},
+            "spec": {
+                "amiSelectorTerms": [{"alias": "al2023@latest"}],
+                "cpuOptions": {"nestedVirtualization": "disabled" if bad else "enabled"},
+                "role": "KarpenterNodeRole",
+                "subnetSelectorTerms": [{"tags": {"karpenter.sh/discovery": "agents"}}],
+                "securityGroupSelectorTerms": [{"tags": {"karpenter.sh/discovery": "agents"}}],
+            },
+        },
+        provider_urn=K8S_PROVIDER,
+    )
+    np_type = "kubernetes:karpenter.sh/v1:NodePool"
+    np_name = f"kata-{index}"
+    np = AnalyzerResource(
+        np_type,
+        urn(np_type, np_name),
+        np_name,
+        {
+            "apiVersion": "karpenter.sh/v1",
+            "kind": "NodePool",
+            "metadata": {"name": np_name},
+            "spec": {
+                "template": {
+                    "metadata": {"labels": {"workload-type": "kata"}},
+                    "spec": {
+                        "nodeClassRef": {
+                            "group": "karpenter.k8s.aws",
+                            "kind": "EC2NodeClass",
+                            "name": nc_name,
+                        },
+                        "taints": [{"key": "kata", "effect": "NoSchedule"}],
+                        "requirements": [
+                            {
+                                "key": "karpenter.k8s.aws/instance-family",
+                                "operator": "In",
+                                "values": ["c8i", "m8i", "r8i"],
+                            }
+                        ],
+                    },
+                }
+            },
+        },
+        provider_urn=K8S_PROVIDER,
+    )
+    return [lt, ng, nc, np]
+
+
+def unrelated(rng: random.Random, index: int) -> AnalyzerResource:
+    choice = index % 4
+    if choice == 0:
+        resource_type = "aws:s3/bucketV2:BucketV2"
+        props: dict[str, Any] = {"bucket": f"agent-data-{index}", "tags": {"team": "platform"}}
+    elif choice == 1:
+        resource_type = "aws:iam/role:Role"
+        props = {
+            "assumeRolePolicy": '{"Version":"2012-10-17","Statement":[]}',
+            "name": f"role-{index}",
+        }
+    elif choice == 2:
+        resource_type = "aws:lb/loadBalancer:LoadBalancer"
+        props = {
+            "loadBalancerType": rng.choice(["application", "network"]),
+            "internal": True,
+            "enableCrossZoneLoadBalancing": True,
+            "subnets": [UNKNOWN, UNKNOWN],
+        }
+    else:
+        resource_type = "aws:ec2/securityGroup:SecurityGroup"
+        props = {
+            "vpcId": UNKNOWN,
+            "ingress": [{"protocol": "tcp", "fromPort": 443, "toPort": 443, "cidrBlocks": ["10.1.0.0/16"]}],
+        }
+    name = f"res-{index}"
+    return AnalyzerResource(resource_type, urn(resource_type, name), name, props, provider_urn=AWS_PROVIDER)
+
+
+def generate(count: int, seed: int = 7) -> list[AnalyzerResource]:
+    """``count`` mixed resources: ~55% workloads, 10% Services, 20% nodes, 15% other."""
+    rng = random.Random(seed)
+    resources: list[AnalyzerResource] = []
+    namespaces = [f"tenant-{i}" for i in range(max(1, count // 200))]
+    for i, _ in enumerate(namespaces):
+        resources.append(namespace(i, sandbox=i % 2 == 0))
+    index = 0
+    while len(resources) < count:
+        bucket = index % 20
+        if bucket < 11:
+            resources.append(workload(rng, index, namespaces))
+        elif bucket < 13:
+            resources.append(service(rng, index))
+        elif bucket == 13:
+            resources.extend(node_resources(rng, index))
+        else:
+            resources.append(unrelated(rng, index))
+        index += 1
+    return resources[:count]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--count", type=int, default=10_000)
+    parser.add_argument("--workers", type=int, default=4, help="Analyze calls in flight")
+    parser.add_argument("--repeat", type=int, default=3, help="runs against the same pack process")
+    parser.add_argument("--pack", type=Path, default=PACK_DIR)
+    parser.add_argument(
+        "--no-sdk-speedups",
+        action="store_true",
+        help="run the SDK unmodified (AGENT_POLICIES_SDK_SPEEDUPS=0), for comparison",
+    )
+    args = parser.parse_args(argv)
+    if args.no_sdk_speedups:
+        os.environ["AGENT_POLICIES_SDK_SPEEDUPS"] = "0"
+
+    resources = generate(args.count)
+    kinds = collections.Counter(r.type.rsplit(":", 1)[-1] for r in resources)
+    print(f"{len(resources)} resources: " + ", ".join(f"{k} {n}" for k, n in kinds.most_common()))
+
+    gc.freeze()  # the generated stack lives until the end: keep it out of GC passes
+    started = time.perf_counter()
+    rates: list[float] = []
+    with PolicyPackProcess(args.pack, project=PROJECT, stack=STACK) as pack, ThreadPoolExecutor(1) as encoder:
+        pack.configure()
+        print(f"pack start + configure {time.perf_counter() - started:.2f} s, {len(pack.info.policies)} policies")
+        for run in range(1, args.repeat + 1):
+            t0 = time.perf_counter()
+            # Like run_pack: encode the AnalyzeStack request while the Analyze calls run.
+            encoded = encoder.submit(stack_request, resources)
+            violations = pack.analyze_many(resources, workers=args.workers)
+            t1 = time.perf_counter()
+            violations += pack.analyze_stack(encoded.result())
+            t2 = time.perf_counter()
+            rates.append(len(resources) / (t2 - t0))
+            print(
+                f"run {run}: Analyze x{len(resources)} {t1 - t0:.2f} s "
+                f"({len(resources) / (t1 - t0):,.0f}/s), AnalyzeStack {t2 - t1:.2f} s, "
+                f"total {t2 - t0:.2f} s -> {rates[-1]:,.0f} resources/s"
+            )
+
+    per_policy = collections.Counter((v.policy, v.enforcement_level) for v in violations)
+    print("violations: " + ", ".join(f"{p} [{lvl}] {n}" for (p, lvl), n in sorted(per_policy.items())))
+    best, median = max(rates), statistics.median(rates)
+    print(
+        f"throughput: {best:,.0f} resources/s best, {median:,.0f} median of {len(rates)} (Analyze each + AnalyzeStack)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
