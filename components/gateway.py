@@ -365,8 +365,8 @@ class Gateway(pulumi.ComponentResource):
         if cfg.external_database and args.database_url is None:
             raise pulumi.RunError("agent-platform:litellmDatabaseUrl: is required when litellmDatabase is external")
 
-        def k8s_opts(*depends_on: pulumi.Resource, parent: pulumi.Resource | None = None) -> pulumi.ResourceOptions:
-            return pulumi.ResourceOptions(parent=parent or self, provider=args.provider, depends_on=list(depends_on))
+        def k8s_opts(*depends_on: pulumi.Resource) -> pulumi.ResourceOptions:
+            return pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=list(depends_on))
 
         lb_controller = self._lb_controller(name, args)
 
@@ -390,10 +390,10 @@ class Gateway(pulumi.ComponentResource):
             metadata={"name": SERVICE_ACCOUNT, "namespace": NAMESPACE},
             opts=k8s_opts(ns),
         )
-        invoke = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=self))
+        caller = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=self))
         partition = aws.get_partition_output(opts=pulumi.InvokeOptions(parent=self)).partition
         model_ids = [m.model_id for m in cfg.models]
-        policy = pulumi.Output.all(invoke.account_id, partition).apply(
+        policy = pulumi.Output.all(caller.account_id, partition).apply(
             lambda v: bedrock_policy(model_ids, cfg.bedrock_region, v[0], v[1])
         )
         self.bedrock_identity = PodIdentity(

@@ -21,6 +21,7 @@ for _path in (ROOT, ROOT / "policies"):
 
 from pulumi_policy import (  # noqa: E402
     Policy,
+    PolicyCustomTimeouts,
     PolicyResource,
     PolicyResourceOptions,
     ResourceValidationArgs,
@@ -214,7 +215,7 @@ class Outcome:
 
 
 def _options() -> PolicyResourceOptions:
-    return PolicyResourceOptions(False, [], None, [], None, [], None)  # type: ignore[arg-type]
+    return PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), [], None)
 
 
 def _props(properties: Mapping[str, Any]) -> Any:

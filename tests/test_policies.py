@@ -1007,3 +1007,45 @@ def test_env_switch_is_documented() -> None:
         for key in policy.config_schema.properties:
             assert f"`{key}`" in readme, (policy.name, key)
     assert os.path.exists(PACK_DIR / "requirements.txt")
+
+
+PROBE_PACK = """
+import sys
+
+sys.path.insert(0, {policies!r})
+import pulumi
+from agent_policies import sdk_speedups
+from pulumi_policy import PolicyPack, ResourceValidationPolicy, StackValidationPolicy
+
+assert sdk_speedups.install()
+
+
+def probe(args, report_violation):
+    report_violation(f"{{pulumi.get_project()}}/{{pulumi.get_stack()}} x={{args.props['x']}}")
+
+
+def stack_probe(args, report_violation):
+    report_violation(",".join(str(r.props["x"]) for r in args.resources))
+
+
+PolicyPack(
+    name="probe",
+    policies=[
+        ResourceValidationPolicy(name="first", description="d", validate=probe),
+        ResourceValidationPolicy(name="second", description="d", validate=probe),
+        StackValidationPolicy(name="stack", description="d", validate=stack_probe),
+    ],
+)
+"""
+
+
+def test_speedups_keep_sdk_behaviour(tmp_path: Path) -> None:
+    """Runtime settings stay set on every request; no properties leak between requests."""
+    (tmp_path / "__main__.py").write_text(PROBE_PACK.format(policies=str(PACK_DIR)))
+    resources = [resource("test:index:Thing", f"t{i}", {"x": i}) for i in range(12)]
+    with PolicyPackProcess(tmp_path, project="proj", stack="stk") as probe:
+        probe.configure()
+        messages = [v.message.splitlines()[-1] for v in probe.analyze_many(resources, workers=4)]
+        assert messages == [f"proj/stk x={i}.0" for i in range(12) for _ in range(2)]
+        (stack,) = probe.analyze_stack(resources)
+        assert stack.message.splitlines()[-1] == ",".join(f"{i}.0" for i in range(12))

@@ -26,8 +26,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -167,6 +166,10 @@ class PolicyPackProcess:
                 self._stderr_size -= len(self._stderr.popleft())
 
     @property
+    def pid(self) -> int:
+        return self._process.pid
+
+    @property
     def stderr(self) -> str:
         """The tail of what the pack wrote on stderr (and on stdout after its port)."""
         with self._stderr_lock:
@@ -293,6 +296,11 @@ class PolicyPackProcess:
 
     def analyze_many(self, resources: Iterable[AnalyzerResource], workers: int = 4) -> list[Violation]:
         """Analyze resources with up to ``workers`` calls in flight; results in input order."""
+        return self._analyze_requests(((r.urn, _analyze_request(r)) for r in resources), workers)
+
+    def _analyze_requests(
+        self, requests: Iterable[tuple[str, analyzer_pb2.AnalyzeRequest]], workers: int
+    ) -> list[Violation]:
         window: collections.deque[tuple[grpc.Future, str]] = collections.deque()
         violations: list[Violation] = []
 
@@ -304,13 +312,44 @@ class PolicyPackProcess:
                 raise self._rpc_error("Analyze", error) from None
             violations.extend(self._violations(response, urn))
 
-        for resource in resources:
-            request = _analyze_request(resource)
-            window.append((self.stub.Analyze.future(request, timeout=self.call_timeout), resource.urn))
+        for urn, request in requests:
+            window.append((self.stub.Analyze.future(request, timeout=self.call_timeout), urn))
             if len(window) >= max(1, workers):
                 drain_one()
         while window:
             drain_one()
+        return violations
+
+    def analyze_preview(
+        self,
+        resources: Sequence[AnalyzerResource],
+        workers: int = 4,
+        timings: dict[str, float] | None = None,
+    ) -> list[Violation]:
+        """What a preview does: Analyze every resource (concurrently), then AnalyzeStack once.
+
+        Same result as ``analyze_many(resources) + analyze_stack(resources)``, but each
+        resource's properties are encoded once for both. ``timings`` (if given) receives the
+        seconds spent in ``analyze`` and ``analyze_stack``.
+        """
+        encoded: list[struct_pb2.Struct] = []
+
+        def requests() -> Iterator[tuple[str, analyzer_pb2.AnalyzeRequest]]:
+            for r in resources:
+                properties = _struct(r.properties)
+                encoded.append(properties)
+                yield r.urn, _analyze_request(r, properties)
+
+        started = time.perf_counter()
+        violations = self._analyze_requests(requests(), workers)
+        analyzed = time.perf_counter()
+        request = analyzer_pb2.AnalyzeStackRequest(
+            resources=[_stack_resource(r, p) for r, p in zip(resources, encoded, strict=True)]
+        )
+        violations.extend(self.analyze_stack(request))
+        if timings is not None:
+            timings["analyze"] = analyzed - started
+            timings["analyze_stack"] = time.perf_counter() - analyzed
         return violations
 
     def analyze_stack(
@@ -401,10 +440,10 @@ def _options(r: AnalyzerResource) -> analyzer_pb2.AnalyzerResourceOptions:
     return analyzer_pb2.AnalyzerResourceOptions(protect=r.protect, parent=r.parent)
 
 
-def _analyze_request(r: AnalyzerResource) -> analyzer_pb2.AnalyzeRequest:
+def _analyze_request(r: AnalyzerResource, properties: struct_pb2.Struct | None = None) -> analyzer_pb2.AnalyzeRequest:
     return analyzer_pb2.AnalyzeRequest(
         type=r.type,
-        properties=_struct(r.properties),
+        properties=properties if properties is not None else _struct(r.properties),
         urn=r.urn,
         name=r.name,
         options=_options(r),
@@ -412,10 +451,10 @@ def _analyze_request(r: AnalyzerResource) -> analyzer_pb2.AnalyzeRequest:
     )
 
 
-def _stack_resource(r: AnalyzerResource) -> analyzer_pb2.AnalyzerResource:
+def _stack_resource(r: AnalyzerResource, properties: struct_pb2.Struct | None = None) -> analyzer_pb2.AnalyzerResource:
     message = analyzer_pb2.AnalyzerResource(
         type=r.type,
-        properties=_struct(r.properties),
+        properties=properties if properties is not None else _struct(r.properties),
         urn=r.urn,
         name=r.name,
         options=_options(r),
@@ -437,18 +476,11 @@ def run_pack(
     resources: Sequence[AnalyzerResource],
     config: dict | None = None,
 ) -> list[Violation]:
-    """Configure the pack, analyze every resource, then the whole stack once.
-
-    The AnalyzeStack request is encoded in a background thread while the Analyze calls
-    run (the pack, not this client, is the bottleneck).
-    """
-    with PolicyPackProcess(pack_dir, config) as pack, ThreadPoolExecutor(1) as encoder:
+    """Configure the pack, analyze every resource, then the whole stack once."""
+    with PolicyPackProcess(pack_dir, config) as pack:
         pack.configure()
         pack.configure_stack()
-        encoded = encoder.submit(stack_request, resources)
-        violations = pack.analyze_many(resources)
-        violations.extend(pack.analyze_stack(encoded.result()))
-        return violations
+        return pack.analyze_preview(resources)
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:

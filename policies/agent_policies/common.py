@@ -50,8 +50,6 @@ UNKNOWN_SENTINELS: frozenset[str] = frozenset(
     }
 )
 
-ReportFn = Callable[..., None]
-
 
 def get(obj: Any, key: str) -> Any:
     """Return ``obj[key]``, or None when obj is not a mapping or has no such key.

@@ -2,9 +2,9 @@
 
 For every Analyze request, pulumi-policy 1.x converts the request's protobuf Struct to a
 dict with ``json_format.MessageToDict``, deserializes it and wraps it in the
-unknown-checking proxy *once per policy*, and re-runs ``_configure_runtime_settings``
-(which calls ``inspect.signature``) on every request. With six resource policies this
-overhead was ~85% of the time of an Analyze call (profiled with cProfile).
+unknown-checking proxy *once per policy*, and its ``_configure_runtime_settings`` calls
+``inspect.signature(pulumi.runtime.Settings)`` on every request. With six resource
+policies this overhead was ~85% of the time of an Analyze call (profiled with cProfile).
 
 :func:`install` patches ``pulumi_policy.policy`` so that, without changing what any
 policy sees:
@@ -15,8 +15,9 @@ policy sees:
   copy of the properties (validators never mutate ``args.props``);
 * ``MessageToDict`` of a ``google.protobuf.Struct`` uses a direct converter with the
   same result (dict/list/str/float/bool/None; inf and NaN still raise ValueError);
-* the runtime settings are configured once per server thread: they are context
-  variables, and the gRPC worker threads keep their context between requests.
+* ``inspect.signature`` of ``pulumi.runtime.Settings`` is computed once (the runtime
+  settings themselves are still configured on every request, as the SDK does: gRPC runs
+  every call in a fresh ``contextvars.Context``).
 
 The cache lives for one Analyze, AnalyzeStack or Remediate call. The pack process also
 raises the cyclic garbage collector's thresholds (see ``_tune_gc``).
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import inspect
 import math
 import os
 import threading
@@ -124,13 +126,11 @@ def install() -> bool:
     except ImportError:
         return False
     servicer = getattr(sdk, "_PolicyAnalyzerServicer", None)
-    configure_settings = getattr(servicer, "_configure_runtime_settings", None)
     json_format = getattr(sdk, "json_format", None)
     deserialize = getattr(sdk, "deserialize_properties", None)
     proxy = getattr(sdk, "unknown_checking_proxy", None)
     if (
         servicer is None
-        or not callable(configure_settings)
         or not isinstance(json_format, ModuleType)
         or not callable(getattr(json_format, "MessageToDict", None))
         or not callable(deserialize)
@@ -138,12 +138,6 @@ def install() -> bool:
     ):
         return False
 
-    def configure_settings_once(self: Any) -> None:
-        if not getattr(_local, "settings_configured", False):
-            configure_settings(self)
-            _local.settings_configured = True
-
-    servicer._configure_runtime_settings = configure_settings_once
     for method in ("Analyze", "AnalyzeStack", "Remediate"):
         handler = getattr(servicer, method, None)
         if callable(handler):
@@ -151,6 +145,11 @@ def install() -> bool:
     sdk.json_format = _JsonFormat(json_format)
     sdk.deserialize_properties = _memoize(1, deserialize)
     sdk.unknown_checking_proxy = _memoize(2, proxy)
+    if getattr(sdk, "signature", None) is inspect.signature:
+        # _configure_runtime_settings runs on every request (each gRPC call gets a fresh
+        # contextvars.Context, so the settings must be set again) and inspects the
+        # signature of pulumi.runtime.Settings each time: the class does not change.
+        sdk.signature = functools.lru_cache(maxsize=8)(inspect.signature)
     _tune_gc()
     _installed = True
     return True
