@@ -8,7 +8,7 @@ from components.config import ConfigError, load
 from components.gateway import Gateway, GatewayArgs
 from components.karpenter import Karpenter, KarpenterArgs
 from components.kata import KataNodes, KataNodesArgs
-from components.kata_runtime import KataRuntime, KataRuntimeArgs
+from components.kata_runtime import KataRuntime, KataRuntimeArgs, firecracker_devmapper_userdata
 from components.network import Network, NetworkArgs
 from components.observability import Observability, ObservabilityArgs
 from components.sandbox import AgentSandbox, AgentSandboxArgs
@@ -32,7 +32,9 @@ cluster = Cluster(
         protect=cfg.protect,
     ),
 )
-kata_nodes = KataNodes("kata", KataNodesArgs(cfg.cluster.kata, cluster, cfg.cluster.name))
+# Kata nodes prepare the devmapper thin pool kata-fc needs, only when Firecracker is enabled.
+kata_user_data = firecracker_devmapper_userdata() if cfg.kata.firecracker else None
+kata_nodes = KataNodes("kata", KataNodesArgs(cfg.cluster.kata, cluster, cfg.cluster.name, kata_user_data))
 karpenter = Karpenter(
     "karpenter",
     KarpenterArgs(
@@ -41,6 +43,7 @@ karpenter = Karpenter(
         cluster_name=cfg.cluster.name,
         region=cfg.region,
         kata_disk_gib=cfg.cluster.kata.disk_gib,
+        user_data=kata_user_data,
     ),
 )
 
@@ -93,7 +96,7 @@ tenants = [
     for tenant in cfg.tenants
 ]
 
-# --- model gateway and observability
+# --- observability
 observability = Observability(
     "observability",
     ObservabilityArgs(

@@ -18,6 +18,7 @@ The helpers ``node_role`` and ``node_launch_template`` are shared with the Kata 
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -105,11 +106,13 @@ def node_launch_template(
     parent: pulumi.Resource,
     cpu_options: Mapping[str, str] | None = None,
     tags: Mapping[str, str] | None = None,
+    user_data: str | None = None,
 ) -> aws.ec2.LaunchTemplate:
     """Launch template for an EKS managed node group (no AMI: EKS picks the AL2023 AMI and bootstraps it).
 
     IMDSv2 is required, the root volume is an encrypted gp3 volume, and the EKS cluster security group
     is attached: a launch template that names security groups replaces the one EKS would add itself.
+    ``user_data`` is a MIME multipart document; EKS merges its own nodeadm part into it.
     """
     instance_tags = {"Name": f"{cluster_name}-{node_name}"}
     return aws.ec2.LaunchTemplate(
@@ -117,6 +120,7 @@ def node_launch_template(
         description=f"EKS {node_name} nodes of {cluster_name}",
         update_default_version=True,
         cpu_options=dict(cpu_options) if cpu_options else None,
+        user_data=base64.b64encode(user_data.encode()).decode() if user_data else None,
         metadata_options={
             "http_endpoint": "enabled",
             "http_tokens": "required",

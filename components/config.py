@@ -141,6 +141,13 @@ class Reader:
                 raise ConfigError(f"{self.key(name)}[{i}]", f"expected a string, got {item!r}")
         return tuple(value)
 
+    def image(self, name: str) -> str:
+        """A container image reference that pins a tag or digest (never ``latest``)."""
+        image = self.str(name)
+        pinned = "@sha256:" in image or (":" in image.rsplit("/", 1)[-1] and not image.endswith(":latest"))
+        _check(self.key(name), pinned, f"{image!r} must pin a tag or digest (not latest)")
+        return image
+
     def choice(self, name: str, choices: Sequence[str], default: Any = None) -> str:
         value = self.str(name, default)
         if value not in choices:
@@ -536,12 +543,7 @@ class GatewayConfig:
             master_key in (None, "") or (isinstance(master_key, str) and master_key.startswith("sk-")),
             "must start with sk- (LiteLLM rejects other master keys)",
         )
-        curl_image = r.str("curlImage")
-        _check(
-            "curlImage",
-            ":" in curl_image.rsplit("/", 1)[-1] and not curl_image.endswith(":latest"),
-            f"{curl_image!r} must pin a tag (not latest)",
-        )
+        curl_image = r.image("curlImage")
         return cls(
             chart_version=r.str("litellmChartVersion").lstrip("v"),
             replicas=r.int("litellmReplicas", lo=2, hi=20),
@@ -583,14 +585,7 @@ class ImagesConfig:
 
     @classmethod
     def from_reader(cls, r: Reader) -> ImagesConfig:
-        for key in ("hermesImage", "openclawImage"):
-            image = r.str(key)
-            _check(
-                key,
-                ":" in image.rsplit("/", 1)[-1] and not image.endswith(":latest"),
-                f"{image!r} must pin a tag (not latest)",
-            )
-        return cls(r.str("hermesImage"), r.str("openclawImage"), r.str("agentSandboxVersion"))
+        return cls(r.image("hermesImage"), r.image("openclawImage"), r.str("agentSandboxVersion"))
 
 
 @dataclass(frozen=True)
@@ -648,8 +643,6 @@ class AgentConfig:
             agent_type in AGENT_TYPES,
             f"unknown agent type {agent_type!r}: not one of {', '.join(AGENT_TYPES)}",
         )
-        warm_pool = r.int("warmPool", default=0)
-        _check(r.key("warmPool"), warm_pool >= 0, f"must be between 0 and 100 (0 disables it), got {warm_pool}")
         return cls(
             name=name,
             type=agent_type,

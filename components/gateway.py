@@ -34,6 +34,7 @@ import pulumi_random as random
 from components.config import GatewayConfig, TenantConfig
 from components.iam import pod_identity_role
 from components.labels import CORE_NODE_SELECTOR
+from components.podspec import container_security_context
 
 NAMESPACE = "litellm"
 RELEASE = "litellm"  # the chart's fullname is the release name when it contains "litellm"
@@ -185,13 +186,7 @@ def key_job_name(tenant: TenantConfig, curl_image: str) -> str:
     return f"litellm-key-{tenant.name}-{hashlib.sha256(material.encode()).hexdigest()[:8]}"
 
 
-RESTRICTED_CONTAINER = {
-    "allowPrivilegeEscalation": False,
-    "readOnlyRootFilesystem": True,
-    "runAsNonRoot": True,
-    "capabilities": {"drop": ["ALL"]},
-    "seccompProfile": {"type": "RuntimeDefault"},
-}
+CURL_UID, CURL_GID = 100, 101  # curl_user / curl_group in the curlimages/curl image
 
 
 def key_job_pod_spec(tenant: TenantConfig, curl_image: str) -> dict[str, Any]:
@@ -205,8 +200,8 @@ def key_job_pod_spec(tenant: TenantConfig, curl_image: str) -> dict[str, Any]:
         "nodeSelector": dict(CORE_NODE_SELECTOR),  # runc on a core node: the ClusterIP is reachable
         "securityContext": {
             "runAsNonRoot": True,
-            "runAsUser": 100,  # curl_user in the curlimages/curl image
-            "runAsGroup": 101,
+            "runAsUser": CURL_UID,
+            "runAsGroup": CURL_GID,
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "containers": [
@@ -221,7 +216,7 @@ def key_job_pod_spec(tenant: TenantConfig, curl_image: str) -> dict[str, Any]:
                     secret_env("MASTER_KEY", MASTER_KEY_SECRET, MASTER_KEY_KEY),
                     secret_env("TENANT_KEY", TENANT_KEYS_SECRET, tenant.name),
                 ],
-                "securityContext": dict(RESTRICTED_CONTAINER),
+                "securityContext": container_security_context(CURL_UID, read_only_root=True, gid=CURL_GID),
                 "resources": {
                     "requests": {"cpu": "10m", "memory": "16Mi"},
                     "limits": {"cpu": "100m", "memory": "64Mi"},

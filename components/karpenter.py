@@ -54,6 +54,7 @@ class KarpenterArgs:
     cluster_name: str  # plain name from config: tags, selector terms, IAM conditions
     region: str
     kata_disk_gib: int
+    user_data: str | None = None  # MIME multipart node setup, the same as the managed Kata group's
 
 
 class Karpenter(pulumi.ComponentResource):
@@ -194,6 +195,7 @@ class Karpenter(pulumi.ComponentResource):
                 cluster_name=cluster_name,
                 ami_alias=cfg.ami_alias,
                 disk_gib=args.kata_disk_gib,
+                user_data=args.user_data,
             ),
             opts=pulumi.ResourceOptions(
                 parent=self,
@@ -225,9 +227,13 @@ class Karpenter(pulumi.ComponentResource):
         )
 
 
-def node_class_spec(*, role: pulumi.Input[str], cluster_name: str, ami_alias: str, disk_gib: int) -> dict[str, Any]:
+def node_class_spec(
+    *, role: pulumi.Input[str], cluster_name: str, ami_alias: str, disk_gib: int, user_data: str | None = None
+) -> dict[str, Any]:
     discovery = [{"tags": {DISCOVERY_TAG: cluster_name}}]
+    extra = {"userData": user_data} if user_data else {}  # Karpenter merges it with its own AL2023 part
     return {
+        **extra,
         "role": role,
         "amiSelectorTerms": [{"alias": ami_alias}],
         "subnetSelectorTerms": discovery,

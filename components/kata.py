@@ -29,6 +29,7 @@ class KataNodesArgs:
     config: NodeGroupConfig
     cluster: Cluster
     cluster_name: str  # plain name from config, for tags
+    user_data: str | None = None  # MIME multipart node setup (the kata-fc devmapper pool when enabled)
 
 
 class KataNodes(pulumi.ComponentResource):
@@ -49,6 +50,7 @@ class KataNodes(pulumi.ComponentResource):
             hop_limit=KATA_IMDS_HOP_LIMIT,
             cpu_options=NESTED_VIRTUALIZATION,
             tags={"karpenter.sh/discovery": args.cluster_name},
+            user_data=args.user_data,
             parent=self,
         )
         self.node_group = aws.eks.NodeGroup(

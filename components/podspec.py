@@ -105,11 +105,12 @@ def dns_config(namespace: str, network: NetworkConfig) -> dict[str, Any]:
     }
 
 
-def container_security_context(uid: int, read_only_root: bool) -> dict[str, Any]:
+def container_security_context(uid: int, read_only_root: bool, gid: int | None = None) -> dict[str, Any]:
+    """Restricted-profile container security context: non-root, no escalation, no capabilities."""
     return {
         "runAsNonRoot": True,
         "runAsUser": uid,
-        "runAsGroup": uid,
+        "runAsGroup": uid if gid is None else gid,
         "privileged": False,
         "allowPrivilegeEscalation": False,
         "readOnlyRootFilesystem": read_only_root,

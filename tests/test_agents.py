@@ -15,13 +15,14 @@ import pytest
 import yaml
 
 from components.agents import PSA_LABELS, Tenant, TenantArgs
-from components.config import ConfigError, PlatformConfig, load
+from components.config import ConfigError, load
 from components.kata_runtime import KataRuntime, KataRuntimeArgs
 from components.labels import SANDBOX_LABEL
 from components.podspec import sandbox_egress_rules
 from components.sandbox import AgentSandbox, AgentSandboxArgs, release_manifest_url
+from tests.configs import parse_config
 from tests.schemas import validate_object
-from tests.test_podspec import MODELS, SECRETS, assert_sandbox_pod
+from tests.test_podspec import assert_sandbox_pod
 from tools.program import MASK, PLACEHOLDER, ProgramResult, Registration, run_program
 
 LITELLM_URL = "http://internal-k8s-litellm-0123456789.elb.us-east-1.amazonaws.com:4000"
@@ -254,7 +255,7 @@ def test_a_non_default_vpc_cidr_moves_the_resolver_everywhere() -> None:
         assert spec["podTemplate"]["spec"]["dnsConfig"]["nameservers"] == ["10.77.0.2"]
         assert spec["networkPolicy"]["egress"][0]["to"] == [{"ipBlock": {"cidr": "10.77.0.2/32"}}]
     policy = one(result, "kubernetes:networking.k8s.io/v1:NetworkPolicy", "acme-netpol").inputs["spec"]
-    network = PlatformConfig.from_dict("dev", "us-east-1", {"vpcCidr": "10.77.0.0/16", "bedrockModels": MODELS, **SECRETS}).network  # fmt: skip
+    network = parse_config(vpcCidr="10.77.0.0/16").network
     assert policy["egress"] == sandbox_egress_rules(network)
 
 
@@ -334,7 +335,7 @@ def test_no_warm_pool_means_no_agent_sandbox_install() -> None:
 
 def config_error(tenants: list[dict[str, Any]], **values: Any) -> str:
     with pytest.raises(ConfigError) as error:
-        PlatformConfig.from_dict("dev", "us-east-1", {"bedrockModels": MODELS, **SECRETS, "tenants": tenants, **values})
+        parse_config(tenants=tenants, **values)
     return str(error.value)
 
 
@@ -411,7 +412,7 @@ def test_bad_tenant_config_is_one_clear_error(tenants: list, values: dict, key: 
 def test_quota_counts_the_kata_pod_overhead() -> None:
     # 12 x (1 CPU + 250m overhead) = 15 CPU fits 16; 13 x 1.25 = 16.25 does not, although 13 x 1 would.
     ok = [{"name": "a", "agents": [{**AGENT, "warmPool": 11}]}]
-    PlatformConfig.from_dict("dev", "us-east-1", {"bedrockModels": MODELS, **SECRETS, "tenants": ok})
+    parse_config(tenants=ok)
     message = config_error([{"name": "a", "agents": [{**AGENT, "warmPool": 12}]}])
     assert "tenants[0].quota.cpu" in message and "16.25 CPU" in message
 

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from components.config import ConfigError, PlatformConfig
+from components.config import ConfigError
+from tests.configs import parse_config
 from tests.conftest import program_result
 from tests.schemas import validate_object
 from tools.program import MASK, ProgramResult, Registration, run_program
@@ -322,14 +323,7 @@ def test_cluster_children_are_parented_to_the_component(dev: ProgramResult) -> N
 # --- bad input
 
 
-def parse(**values: Any) -> PlatformConfig:
-    base: dict[str, Any] = {
-        "litellmMasterKey": "sk-test",
-        "grafanaAdminPassword": "pw",
-        "bedrockModels": [{"name": "claude", "modelId": "anthropic.claude-3-haiku-20240307-v1:0"}],
-        **values,
-    }
-    return PlatformConfig.from_dict("dev", "us-east-1", base)
+parse = parse_config
 
 
 @pytest.mark.parametrize(

@@ -9,17 +9,14 @@ from typing import Any
 import pytest
 
 from components.config import ConfigError, PlatformConfig, decode_raw, project_schema
+from tests.configs import parse_config
 from tools.program import ROOT, stack_config
 
-SECRETS = {"litellmMasterKey": "sk-test", "grafanaAdminPassword": "pw"}
-MODELS = [{"name": "claude", "modelId": "anthropic.claude-3-haiku-20240307-v1:0"}]
 TENANT = {"name": "acme", "agents": [{"name": "hermes", "type": "hermes"}], "litellm": {"models": ["claude"]}}
 
 
 def parse(**values: Any) -> PlatformConfig:
-    base: dict[str, Any] = {**SECRETS, "bedrockModels": MODELS, "tenants": [TENANT]}
-    base.update(values)
-    return PlatformConfig.from_dict("dev", "us-east-1", base)
+    return parse_config(**{"tenants": [TENANT], **values})
 
 
 def error_for(**values: Any) -> str:
@@ -99,14 +96,22 @@ def tenant(**fields: Any) -> dict[str, Any]:
     ("tenants", "key", "reason"),
     [
         ([TENANT, TENANT], "agent-platform:tenants", "duplicate tenant name 'acme'"),
-        ([TENANT, tenant(name="other", namespace="tenant-acme")], "agent-platform:tenants", "duplicate tenant namespace"),
+        (
+            [TENANT, tenant(name="other", namespace="tenant-acme")],
+            "agent-platform:tenants",
+            "duplicate tenant namespace",
+        ),
         ([tenant(namespace="kube-system")], "agent-platform:tenants[0].namespace", "reserved"),
         ([tenant(namespace="monitoring")], "agent-platform:tenants[0].namespace", "reserved"),
         ([{"agents": TENANT["agents"]}], "agent-platform:tenants[0].name", "is required"),
         ([tenant(name="Acme_Corp")], "agent-platform:tenants[0].name", "DNS label"),
         ([tenant(agents=[])], "agent-platform:tenants[0].agents", "at least one agent"),
         ([tenant(agents=[{"name": "x", "type": "autogpt"}])], "agent-platform:tenants[0].agents[0].type", "not one of"),
-        ([tenant(agents=[{"name": "x", "type": "hermes", "warmPool": -1}])], "tenants[0].agents[0].warmPool", "between"),
+        (
+            [tenant(agents=[{"name": "x", "type": "hermes", "warmPool": -1}])],
+            "tenants[0].agents[0].warmPool",
+            "between",
+        ),
         (
             [tenant(agents=[{"name": "x", "type": "hermes", "runtimeClass": "runc"}])],
             "agent-platform:tenants[0].agents[0].runtimeClass",

@@ -14,6 +14,7 @@ import pytest
 from components import gateway as gw
 from components.config import ConfigError, PlatformConfig
 from components.labels import CORE_NODE_SELECTOR
+from tests.configs import MODELS, SECRETS
 from tests.conftest import ROOT, program_result
 from tests.schemas import validate_object
 from tools.mocks import ACCOUNT_ID
@@ -422,9 +423,8 @@ def test_gateway_is_declared_before_the_tenants(dev: ProgramResult) -> None:
 
 def base_values(**overrides: Any) -> dict[str, Any]:
     values: dict[str, Any] = {
-        "litellmMasterKey": "sk-test",
-        "grafanaAdminPassword": "pw",
-        "bedrockModels": [{"name": "claude", "modelId": "us.anthropic.claude-sonnet-4-5-20250929-v1:0"}],
+        **SECRETS,
+        "bedrockModels": MODELS,
         "tenants": [
             {"name": "acme", "agents": [{"name": "hermes", "type": "hermes"}], "litellm": {"models": ["claude"]}}
         ],  # fmt: skip

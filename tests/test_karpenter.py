@@ -9,8 +9,9 @@ from typing import Any
 import jsonschema
 import pytest
 
-from components.config import ConfigError, PlatformConfig
+from components.config import ConfigError
 from components.karpenter import node_pool_spec
+from tests.configs import parse_config
 from tests.conftest import program_result
 from tests.schemas import validate_custom_resource, validate_object
 from tools.program import ProgramResult, Registration, run_program
@@ -309,14 +310,7 @@ def test_controller_starts_after_the_interruption_wiring(dev: ProgramResult) -> 
 # --- bad input
 
 
-def parse(**values: Any) -> PlatformConfig:
-    base: dict[str, Any] = {
-        "litellmMasterKey": "sk-test",
-        "grafanaAdminPassword": "pw",
-        "bedrockModels": [{"name": "claude", "modelId": "anthropic.claude-3-haiku-20240307-v1:0"}],
-        **values,
-    }
-    return PlatformConfig.from_dict("dev", "us-east-1", base)
+parse = parse_config
 
 
 @pytest.mark.parametrize(

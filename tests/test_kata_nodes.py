@@ -3,12 +3,13 @@ AL2023 node group with the Kata label and taint, sized from config; bad instance
 
 from __future__ import annotations
 
+import base64
 import json
-from typing import Any
 
 import pytest
 
-from components.config import ConfigError, PlatformConfig
+from components.config import ConfigError
+from tests.configs import parse_config
 from tests.conftest import program_result
 from tools.program import ProgramResult, run_program
 
@@ -108,14 +109,7 @@ def test_component_parents_its_children(dev: ProgramResult) -> None:
 # --- bad input
 
 
-def parse(**values: Any) -> PlatformConfig:
-    base: dict[str, Any] = {
-        "litellmMasterKey": "sk-test",
-        "grafanaAdminPassword": "pw",
-        "bedrockModels": [{"name": "claude", "modelId": "anthropic.claude-3-haiku-20240307-v1:0"}],
-        **values,
-    }
-    return PlatformConfig.from_dict("dev", "us-east-1", base)
+parse = parse_config
 
 
 @pytest.mark.parametrize(
@@ -140,3 +134,18 @@ def test_the_program_refuses_a_kata_type_without_nested_virtualization() -> None
 
     with pytest.raises(pulumi.RunError, match=r"^agent-platform:kataInstanceTypes: m7i\.4xlarge has no EC2 nested"):
         run_program("staging", overrides={"agent-platform:kataInstanceTypes": ["m7i.4xlarge"]})
+
+
+def test_firecracker_prepares_the_devmapper_pool_on_every_kata_node() -> None:
+    """With kataFirecracker on, both the managed Kata group and Karpenter's nodes get the user data that
+    creates the thin pool and registers containerd's devmapper snapshotter; without it, neither has any."""
+    with_fc = run_program("dev", {"agent-platform:kataFirecracker": True})
+    template = next(r for r in with_fc.of_type("aws:ec2/launchTemplate:LaunchTemplate") if "kata" in r.name)
+    user_data = base64.b64decode(template.inputs["userData"]).decode()
+    assert user_data.startswith("MIME-Version: 1.0")
+    assert 'plugins."io.containerd.snapshotter.v1.devmapper"' in user_data
+    node_class = with_fc.of_type("kubernetes:karpenter.k8s.aws/v1:EC2NodeClass")[0].inputs
+    assert node_class["spec"]["userData"] == user_data
+    assert all(
+        "userData" not in r.inputs for r in program_result("dev").of_type("aws:ec2/launchTemplate:LaunchTemplate")
+    )

@@ -58,7 +58,9 @@ def test_private_routes_go_through_nat_and_public_through_igw() -> None:
     assert len({t["routes"][0]["natGatewayId"] for t in private}) == 3  # one NAT per AZ in prod
     public = [t for name, t in tables.items() if name.endswith("-public")]
     assert public[0]["routes"][0]["cidrBlock"] == "0.0.0.0/0" and "gatewayId" in public[0]["routes"][0]
-    dev_private = [r.inputs for r in program_result("dev").of_type("aws:ec2/routeTable:RouteTable") if "-private-" in r.name]
+    dev_private = [
+        r.inputs for r in program_result("dev").of_type("aws:ec2/routeTable:RouteTable") if "-private-" in r.name
+    ]
     assert len({t["routes"][0]["natGatewayId"] for t in dev_private}) == 1  # shared NAT in dev
 
 

@@ -20,10 +20,8 @@ from components.podspec import (
     sandbox_pod_template,
 )
 from components.sandbox import sandbox_template_spec
+from tests.configs import parse_config
 from tests.schemas import validate_custom_resource, validate_object
-
-SECRETS = {"litellmMasterKey": "sk-x", "grafanaAdminPassword": "x"}
-MODELS = [{"name": "claude", "modelId": "us.anthropic.claude-sonnet-4-5-20250929-v1:0"}]
 
 
 def platform(cidr: str = "10.1.0.0/16", **agent: Any) -> PlatformConfig:
@@ -31,8 +29,7 @@ def platform(cidr: str = "10.1.0.0/16", **agent: Any) -> PlatformConfig:
         {"name": "hermes", "type": "hermes", "cpu": "2", "memory": "4Gi", "storageGiB": 10, **agent},
         {"name": "openclaw", "type": "openclaw", **agent},
     ]
-    values = {"vpcCidr": cidr, "bedrockModels": MODELS, "tenants": [{"name": "acme", "agents": agents}], **SECRETS}
-    return PlatformConfig.from_dict("dev", "us-east-1", values)
+    return parse_config(vpcCidr=cidr, tenants=[{"name": "acme", "agents": agents}])
 
 
 def template_for(cfg: PlatformConfig, agent: str, workload: str = "deployment", data: str = "emptyDir") -> dict:

@@ -1049,3 +1049,196 @@ def test_speedups_keep_sdk_behaviour(tmp_path: Path) -> None:
         assert messages == [f"proj/stk x={i}.0" for i in range(12) for _ in range(2)]
         (stack,) = probe.analyze_stack(resources)
         assert stack.message.splitlines()[-1] == ",".join(f"{i}.0" for i in range(12))
+
+
+# --- the SDK speedups change nothing the policies or the CLI can see ----------------------------
+
+WALK_PACK = """
+import sys
+
+sys.path.insert(0, {policies!r})
+from collections.abc import Mapping, Sequence
+
+from agent_policies import sdk_speedups
+from pulumi_policy import EnforcementLevel, PolicyPack, ResourceValidationPolicy, StackValidationPolicy
+from pulumi_policy.proxy import UnknownValueError, _DictProxy, _ListProxy
+
+sdk_speedups.install()
+
+
+def kind(x):
+    return (type(x).__name__ if not isinstance(x, (_DictProxy, _ListProxy)) else "proxy") + (
+        "M" if isinstance(x, Mapping) else "S" if isinstance(x, Sequence) and not isinstance(x, str) else ""
+    )
+
+
+def walk(x, out):
+    '''Everything a policy can read, the way it can read it.'''
+    out.append(kind(x))
+    if isinstance(x, Mapping):
+        out.append(f"len={{len(x)}} keys={{list(x)}} missing={{x.get('missing', '-')}}")
+        for key in x:
+            try:
+                value = x[key]
+            except UnknownValueError as e:
+                out.append(f"unknown {{key}}: {{e.message}} {{e.props}} {{e.unknown_type_sentinel}}")
+                continue
+            out.append(f"{{key}} in x: {{key in x}}")
+            walk(value, out)
+    elif isinstance(x, Sequence) and not isinstance(x, str):
+        out.append(f"len={{len(x)}}")
+        for index in (*range(len(x)), -1):
+            try:
+                walk(x[index], out)
+            except UnknownValueError as e:
+                out.append(f"unknown [{{index}}]: {{e.message}} {{e.props}}")
+            except IndexError:
+                out.append("empty")
+    else:
+        out.append(repr(sorted(vars(x).items())) if hasattr(x, "__dict__") else repr(x))
+
+
+def validate(args, report_violation):
+    out = [args.resource_type, args.urn, args.name, str(args.opts.protect), str(args.opts.parent)]
+    walk(args.props, out)
+    if args.provider is not None:
+        out.append(args.provider.urn)
+        walk(args.provider.props, out)
+    report_violation("\\\\n".join(out))
+    dict(args.props)  # raises on the first unknown value, like an unprepared policy would
+
+
+async def validate_async(args, report_violation):
+    report_violation(f"async {{args.urn}} {{args.get_config()}} {{dict(args.stack_tags)}}")
+
+
+def not_applicable(args, report_violation):
+    if args.name.endswith("3"):
+        args.not_applicable("ends with 3")
+    report_violation("applies")
+
+
+def validate_stack(args, report_violation):
+    out = []
+    for r in args.resources:
+        out.append(f"{{r.urn}} parent={{r.parent and r.parent.urn}} deps={{[d.urn for d in r.dependencies]}}")
+        out.append(str({{k: [d.urn for d in v] for k, v in r.property_dependencies.items()}}))
+        walk(r.props, out)
+    report_violation("\\\\n".join(out))
+
+
+def remediate(args):
+    return {{**{{k: args.props["__target"][k] for k in args.props}}, "remediated": args.urn}}
+
+
+PolicyPack(
+    name="walk",
+    policies=[
+        ResourceValidationPolicy(name="walk", description="d", validate=validate),
+        ResourceValidationPolicy(name="async", description="d", validate=validate_async),
+        ResourceValidationPolicy(name="not-applicable", description="d", validate=not_applicable),
+        ResourceValidationPolicy(name="remediate-only", description="d", remediate=lambda args: None),
+        ResourceValidationPolicy(
+            name="fixer", description="d", remediate=remediate, enforcement_level=EnforcementLevel.REMEDIATE
+        ),
+        ResourceValidationPolicy(
+            name="off", description="d", validate=validate, enforcement_level=EnforcementLevel.DISABLED
+        ),
+        StackValidationPolicy(name="stack", description="d", validate=validate_stack),
+        StackValidationPolicy(name="stack-na", description="d", validate=lambda args, report: args.not_applicable()),
+    ],
+)
+"""
+
+ASSET = {"4dabf18193072939515e22adb298388d": "c44067f5952c0a294b673a41bacd8c17", "text": "hello"}
+ARCHIVE = {"4dabf18193072939515e22adb298388d": "0def7320c3a5731c473e5ecbe6d01bc7", "path": "/tmp/a.zip"}
+UNKNOWNS = [
+    UNKNOWN,
+    "1c4a061d-8072-4f0a-a4cb-0ff528b18fe7",
+    "6a19a0b0-7e62-4c92-b797-7f8e31da9cc2",
+    "dd056dcd-154b-4c76-9bd3-c8f88648b5ff",
+]
+
+
+def _random_value(rng: Any, depth: int = 0) -> Any:
+    roll = rng.random()
+    if depth > 3 or roll < 0.35:
+        return rng.choice(["a", "", "true", 1, 2.5, -0.0, True, False, None, *UNKNOWNS])
+    if roll < 0.6:
+        return {f"k{i}": _random_value(rng, depth + 1) for i in range(rng.randrange(4))}
+    if roll < 0.8:
+        return [_random_value(rng, depth + 1) for _ in range(rng.randrange(4))]
+    if roll < 0.92:
+        return secret(_random_value(rng, depth + 1))
+    return rng.choice([ASSET, ARCHIVE])
+
+
+def _raw_responses(pack_dir: Path, requests: Any, speedups: str) -> list[bytes | str]:
+    os.environ["AGENT_POLICIES_SDK_SPEEDUPS"] = speedups
+    with PolicyPackProcess(pack_dir) as pack:
+        pack.configure()
+        pack.configure_stack({"team": "platform"})
+        channel = pack._channel
+        assert channel is not None
+
+        def call(method: str) -> Any:
+            return channel.unary_unary(f"/pulumirpc.Analyzer/{method}", request_serializer=None)
+
+        analyze, stack, remediate = call("Analyze"), call("AnalyzeStack"), call("Remediate")
+        return (
+            [analyze(r) for r in requests.analyze] + [stack(requests.stack)] + [remediate(r) for r in requests.analyze]
+        )
+
+
+def test_lazy_decoding_matches_the_sdk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Byte-identical responses for what policies read: unknowns, secrets, assets, stack links."""
+    import random
+
+    from tools.analyzer import encode_preview
+
+    rng = random.Random(6)
+    resources: list[AnalyzerResource] = []
+    for i in range(80):
+        deps = [r.urn for r in rng.sample(resources, min(len(resources), rng.randrange(3)))]
+        resources.append(
+            AnalyzerResource(
+                type=rng.choice(["test:index:Thing", KINDS[1].resource_type]),
+                urn=urn("test:index:Thing", f"r{i}"),
+                name=f"r{i}",
+                properties={f"p{j}": _random_value(rng) for j in range(rng.randrange(5))},
+                parent=rng.choice(["", *(r.urn for r in resources[-2:])]),
+                provider_urn=rng.choice(["", "urn:pulumi:test::agent-platform::pulumi:providers:aws::default"]),
+                protect=rng.random() < 0.2,
+                dependencies=deps,
+                property_dependencies={"p0": deps[:1]} if deps else {},
+            )
+        )
+    (tmp_path / "__main__.py").write_text(WALK_PACK.format(policies=str(PACK_DIR)))
+    requests = encode_preview(resources)
+    monkeypatch.setenv("AGENT_POLICIES_SDK_SPEEDUPS", "1")
+    fast = _raw_responses(tmp_path, requests, "1")
+    slow = _raw_responses(tmp_path, requests, "0")
+    assert fast == slow
+    assert sum(b"can't be known during preview" in r for r in fast if isinstance(r, bytes)) > 10
+
+
+def test_bench_stack_agrees_in_both_modes(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tools.bench_policy import generate
+
+    resources = generate(600)
+    fast = run_pack(PACK_DIR, resources)
+    monkeypatch.setenv("AGENT_POLICIES_SDK_SPEEDUPS", "0")
+    assert run_pack(PACK_DIR, resources) == fast
+    assert {v.policy for v in fast} == {p.name for p in POLICIES}
+
+
+@pytest.mark.parametrize("speedups", ["1", "0"])
+def test_unimplemented_methods_stay_unimplemented(monkeypatch: pytest.MonkeyPatch, speedups: str) -> None:
+    """The CLI reads UNIMPLEMENTED from Handshake as "an older analyzer": keep the status code."""
+    import grpc
+    from pulumi.runtime.proto import analyzer_pb2
+
+    monkeypatch.setenv("AGENT_POLICIES_SDK_SPEEDUPS", speedups)
+    with PolicyPackProcess(PACK_DIR) as pack, pytest.raises(grpc.RpcError) as error:
+        pack.stub.Handshake(analyzer_pb2.AnalyzerHandshakeRequest())
+    assert error.value.code() == grpc.StatusCode.UNIMPLEMENTED

@@ -73,14 +73,33 @@ def test_policy_config_can_downgrade_the_violation(tmp_path: Path) -> None:
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"no-vpcs": "advisory"}))
     out = tmp_path / "dev"
-    args = ["--stack", "dev", "--out", str(out), "--policy-pack", str(FIXTURE_PACK), "--policy-pack-config", str(config)]
+    args = [
+        "--stack",
+        "dev",
+        "--out",
+        str(out),
+        "--policy-pack",
+        str(FIXTURE_PACK),
+        "--policy-pack-config",
+        str(config),
+    ]
     assert preview.main(args) == 0
     assert json.loads((out / "policy-report.json").read_text())[0]["enforcementLevel"] == "advisory"
 
 
 def test_make_preview_entry_point_exits_non_zero_and_prints_a_summary(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "tools.preview", "--stack", "dev", "--out", str(tmp_path), "--policy-pack", str(FIXTURE_PACK)],
+        [
+            sys.executable,
+            "-m",
+            "tools.preview",
+            "--stack",
+            "dev",
+            "--out",
+            str(tmp_path),
+            "--policy-pack",
+            str(FIXTURE_PACK),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,

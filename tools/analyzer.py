@@ -9,7 +9,9 @@ and AnalyzeStack once with all resources.
 
 This module does the same without the CLI. It does not import the policies: everything
 goes through the wire protocol, so what it reports is what ``pulumi preview
---policy-pack`` would report.
+--policy-pack`` would report. Requests are serialized to protobuf bytes first (see
+:func:`encode_preview`) and sent as bytes: encoding is the CLI's job (in Go), so a
+benchmark can do it before its clock starts.
 
 Property values use the wire form: a JSON-like dict where secrets are
 ``{SIG_KEY: SECRET_SIG, "value": ...}`` (see :func:`secret`) and values unknown during
@@ -26,7 +28,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -80,6 +82,15 @@ class AnalyzerResource:
     protect: bool = False
     dependencies: list[str] = field(default_factory=list)
     property_dependencies: dict[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EncodedPreview:
+    """A preview's requests as protobuf bytes: one AnalyzeRequest per resource, one AnalyzeStackRequest."""
+
+    urns: list[str]
+    analyze: list[bytes]
+    stack: bytes
 
 
 class PolicyPackError(RuntimeError):
@@ -142,6 +153,17 @@ class PolicyPackProcess:
             self._channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=_GRPC_OPTIONS)
             grpc.channel_ready_future(self._channel).result(timeout=startup_timeout)
             self.stub = analyzer_pb2_grpc.AnalyzerStub(self._channel)
+            # Requests already serialized (see encode_preview) are sent as they are.
+            self._analyze_bytes = self._channel.unary_unary(
+                "/pulumirpc.Analyzer/Analyze",
+                request_serializer=None,
+                response_deserializer=analyzer_pb2.AnalyzeResponse.FromString,
+            )
+            self._analyze_stack_bytes = self._channel.unary_unary(
+                "/pulumirpc.Analyzer/AnalyzeStack",
+                request_serializer=None,
+                response_deserializer=analyzer_pb2.AnalyzeResponse.FromString,
+            )
         except BaseException:
             self.close()
             raise
@@ -204,9 +226,9 @@ class PolicyPackProcess:
         details += "\n--- stderr ---\n" + (self.stderr.strip() or "(empty)")
         return PolicyPackError(f"policy pack {self.pack_dir} {what}{details}")
 
-    def _call(self, method: str, request: Any) -> Any:
+    def _call(self, method: str, request: Any, call: Callable[..., Any] | None = None) -> Any:
         try:
-            return getattr(self.stub, method)(request, timeout=self.call_timeout)
+            return (call or getattr(self.stub, method))(request, timeout=self.call_timeout)
         except grpc.RpcError as error:
             raise self._rpc_error(method, error) from None
 
@@ -296,11 +318,10 @@ class PolicyPackProcess:
 
     def analyze_many(self, resources: Iterable[AnalyzerResource], workers: int = 4) -> list[Violation]:
         """Analyze resources with up to ``workers`` calls in flight; results in input order."""
-        return self._analyze_requests(((r.urn, _analyze_request(r)) for r in resources), workers)
+        return self.analyze_encoded(((r.urn, _analyze_request(r).SerializeToString()) for r in resources), workers)
 
-    def _analyze_requests(
-        self, requests: Iterable[tuple[str, analyzer_pb2.AnalyzeRequest]], workers: int
-    ) -> list[Violation]:
+    def analyze_encoded(self, requests: Iterable[tuple[str, bytes]], workers: int = 4) -> list[Violation]:
+        """Send serialized AnalyzeRequests ``(urn, bytes)``, ``workers`` in flight; results in input order."""
         window: collections.deque[tuple[grpc.Future, str]] = collections.deque()
         violations: list[Violation] = []
 
@@ -312,8 +333,9 @@ class PolicyPackProcess:
                 raise self._rpc_error("Analyze", error) from None
             violations.extend(self._violations(response, urn))
 
+        send = self._analyze_bytes.future
         for urn, request in requests:
-            window.append((self.stub.Analyze.future(request, timeout=self.call_timeout), urn))
+            window.append((send(request, timeout=self.call_timeout), urn))
             if len(window) >= max(1, workers):
                 drain_one()
         while window:
@@ -322,33 +344,26 @@ class PolicyPackProcess:
 
     def analyze_preview(
         self,
-        resources: Sequence[AnalyzerResource],
+        resources: Sequence[AnalyzerResource] | EncodedPreview,
         workers: int = 4,
         timings: dict[str, float] | None = None,
     ) -> list[Violation]:
         """What a preview does: Analyze every resource (concurrently), then AnalyzeStack once.
 
-        Same result as ``analyze_many(resources) + analyze_stack(resources)``, but each
-        resource's properties are encoded once for both. ``timings`` (if given) receives the
-        seconds spent in ``analyze`` and ``analyze_stack``.
+        Same result as ``analyze_many(resources) + analyze_stack(resources)``. Resources are
+        encoded first (see :func:`encode_preview`; pass an :class:`EncodedPreview` to reuse
+        one). ``timings`` (if given) receives the seconds spent in ``encode``, ``analyze``
+        and ``analyze_stack``.
         """
-        encoded: list[struct_pb2.Struct] = []
-
-        def requests() -> Iterator[tuple[str, analyzer_pb2.AnalyzeRequest]]:
-            for r in resources:
-                properties = _struct(r.properties)
-                encoded.append(properties)
-                yield r.urn, _analyze_request(r, properties)
-
         started = time.perf_counter()
-        violations = self._analyze_requests(requests(), workers)
+        encoded = resources if isinstance(resources, EncodedPreview) else encode_preview(resources)
+        encoded_at = time.perf_counter()
+        violations = self.analyze_encoded(zip(encoded.urns, encoded.analyze, strict=True), workers)
         analyzed = time.perf_counter()
-        request = analyzer_pb2.AnalyzeStackRequest(
-            resources=[_stack_resource(r, p) for r, p in zip(resources, encoded, strict=True)]
-        )
-        violations.extend(self.analyze_stack(request))
+        violations.extend(self._violations(self._call("AnalyzeStack", encoded.stack, self._analyze_stack_bytes), ""))
         if timings is not None:
-            timings["analyze"] = analyzed - started
+            timings["encode"] = encoded_at - started
+            timings["analyze"] = analyzed - encoded_at
             timings["analyze_stack"] = time.perf_counter() - analyzed
         return violations
 
@@ -469,6 +484,19 @@ def _stack_resource(r: AnalyzerResource, properties: struct_pb2.Struct | None = 
 
 def stack_request(resources: Iterable[AnalyzerResource]) -> analyzer_pb2.AnalyzeStackRequest:
     return analyzer_pb2.AnalyzeStackRequest(resources=[_stack_resource(r) for r in resources])
+
+
+def encode_preview(resources: Sequence[AnalyzerResource]) -> EncodedPreview:
+    """Serialize a preview's requests; each resource's properties are encoded once for both."""
+    urns: list[str] = []
+    analyze: list[bytes] = []
+    stack = analyzer_pb2.AnalyzeStackRequest()
+    for r in resources:
+        properties = _struct(r.properties)
+        urns.append(r.urn)
+        analyze.append(_analyze_request(r, properties).SerializeToString())
+        stack.resources.append(_stack_resource(r, properties))
+    return EncodedPreview(urns, analyze, stack.SerializeToString())
 
 
 def run_pack(

@@ -10,6 +10,7 @@ from typing import Any
 from pulumi_policy.proxy import UnknownValueError
 
 from .common import SANDBOX_LABEL, dig, get, is_true, mapping, string
+from .sdk_speedups import request_cache
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,8 +130,25 @@ class PodTemplate:
 def pod_template(resource_type: str, props: Any, resource_name: str) -> PodTemplate | None:
     """The pod template of a workload resource; None for anything else.
 
-    Raises UnknownValueError when the pod spec itself is unknown during preview.
+    Raises UnknownValueError when the pod spec itself is unknown during preview. Within one
+    Analyze request (see sdk_speedups.request_cache) the policies share one PodTemplate
+    (immutable) of the shared, read-only properties instead of building it once each.
     """
+    if workload_shape(resource_type) is None:
+        return None
+    cache = request_cache()
+    if cache is None:
+        return _pod_template(resource_type, props, resource_name)
+    key = ("pod_template", resource_type, id(props), resource_name)
+    hit = cache.get(key)
+    if hit is not None and hit[0] is props:
+        return hit[1]
+    template = _pod_template(resource_type, props, resource_name)  # an UnknownValueError is not cached
+    cache[key] = (props, template)
+    return template
+
+
+def _pod_template(resource_type: str, props: Any, resource_name: str) -> PodTemplate | None:
     shape = workload_shape(resource_type)
     if shape is None or not isinstance(props, Mapping):
         return None

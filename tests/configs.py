@@ -1,0 +1,15 @@
+"""Typed config built from a few values (the rest are Pulumi.yaml defaults), for config tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from components.config import PlatformConfig
+
+SECRETS = {"litellmMasterKey": "sk-test", "grafanaAdminPassword": "pw"}
+MODELS = [{"name": "claude", "modelId": "us.anthropic.claude-sonnet-4-5-20250929-v1:0"}]
+
+
+def parse_config(**values: Any) -> PlatformConfig:
+    """``PlatformConfig`` of the dev stack from namespace-less keys, with the required secrets and a model."""
+    return PlatformConfig.from_dict("dev", "us-east-1", {**SECRETS, "bedrockModels": MODELS, **values})
