@@ -1242,3 +1242,36 @@ def test_unimplemented_methods_stay_unimplemented(monkeypatch: pytest.MonkeyPatc
     with PolicyPackProcess(PACK_DIR) as pack, pytest.raises(grpc.RpcError) as error:
         pack.stub.Handshake(analyzer_pb2.AnalyzerHandshakeRequest())
     assert error.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+class _Untouchable(dict):  # type: ignore[type-arg]
+    """Properties that fail the test when a validator reads them."""
+
+    def __getitem__(self, key: Any) -> Any:
+        raise AssertionError(f"read {key!r}")
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        raise AssertionError(f"read {key!r}")
+
+
+def test_declared_resource_types_cover_what_validators_read() -> None:
+    """A policy is skipped for types its ``applies_to`` rejects: its validator must ignore them."""
+    from pulumi_policy import ResourceValidationArgs
+
+    from tests.policy_cases import Outcome, _options
+    from tools.bench_policy import generate
+
+    types = {r.type for r in generate(400)} | {k.resource_type for k in KINDS}
+    types |= {SERVICE, NAMESPACE, LAUNCH_TEMPLATE, NODE_GROUP, AWS_LB, NODE_POOL, NODE_CLASS}
+    types |= {"aws:alb/loadBalancer:LoadBalancer", "kubernetes:core/v1:ConfigMap", "kubernetes:core/v1:PodTemplate"}
+    types |= {"kubernetes:core/v1:ReplicationController", "kubernetes:extensions/v1beta1:Deployment", "x:y:Z"}
+    declared = [p for p in POLICIES if isinstance(p, ResourceValidationPolicy)]
+    assert all(callable(getattr(p, "applies_to", None)) for p in declared)
+    for policy in declared:
+        skipped = sorted(t for t in types if not policy.applies_to(t))
+        assert skipped and len(skipped) < len(types), policy.name
+        outcome = Outcome()
+        for resource_type in skipped:
+            args = ResourceValidationArgs(resource_type, _Untouchable(), "urn", "n", _options(), None, {})
+            policy.validate(args, outcome.report)
+        assert outcome.messages == [], policy.name

@@ -21,7 +21,7 @@ import ipaddress
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from pulumi_policy import PolicyConfigSchema
+from pulumi_policy import PolicyConfigSchema, ResourceValidationPolicy
 from pulumi_policy.proxy import UnknownValueError
 
 SANDBOX_LABEL = "agent-platform.io/sandbox"
@@ -131,6 +131,19 @@ class Unknowns:
     def finish(self) -> None:
         if self.first is not None:
             raise self.first
+
+
+# --- type dispatch ---------------------------------------------------------------------------
+
+
+def applies_to(policy: ResourceValidationPolicy, predicate: Callable[[str], bool]) -> None:
+    """Declare the resource types ``policy`` reports on.
+
+    Its validator must return at once, without reading the properties, for any type the
+    predicate rejects. The pack's Analyze handler (sdk_handlers) then skips the policy for
+    those types without the SDK's per-policy work; the SDK itself ignores the declaration.
+    """
+    policy.applies_to = predicate  # type: ignore[attr-defined]
 
 
 # --- configuration ---------------------------------------------------------------------------

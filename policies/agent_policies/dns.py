@@ -10,6 +10,7 @@ from pulumi_policy import ReportViolation, ResourceValidationArgs, ResourceValid
 from .common import (
     DEFAULT_SERVICE_CIDRS,
     Unknowns,
+    applies_to,
     config_str,
     config_strings,
     get,
@@ -19,7 +20,7 @@ from .common import (
     schema,
     string_list_property,
 )
-from .workloads import PodTemplate, pod_template
+from .workloads import PodTemplate, is_workload, pod_template
 
 CIDR_PATTERN = r"^[0-9A-Fa-f:.]+/[0-9]{1,3}$"
 VPC_RESOLVER_HINT = "the VPC resolver (the VPC CIDR base address + 2, e.g. 10.1.0.2 for 10.1.0.0/16)"
@@ -111,3 +112,4 @@ kata_dns = ResourceValidationPolicy(
         }
     ),
 )
+applies_to(kata_dns, is_workload)

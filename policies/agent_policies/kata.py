@@ -10,8 +10,8 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import UnknownValueError
 
-from .common import Unknowns, config_strings, get, items, mapping, schema, string, string_list_property
-from .workloads import pod_template
+from .common import Unknowns, applies_to, config_strings, get, items, mapping, schema, string, string_list_property
+from .workloads import is_workload, pod_template
 
 
 def kata_clh_no_init_containers_validator(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
@@ -49,3 +49,4 @@ kata_clh_no_init_containers = ResourceValidationPolicy(
         {"runtimeClasses": string_list_property("RuntimeClass names backed by Cloud Hypervisor.", ("kata-clh",))}
     ),
 )
+applies_to(kata_clh_no_init_containers, is_workload)

@@ -6,7 +6,7 @@ from typing import Any
 
 from pulumi_policy import ReportViolation, ResourceValidationArgs, ResourceValidationPolicy
 
-from .common import config_strings, dig, get, is_true, mapping, schema, string, string_list_property
+from .common import applies_to, config_strings, dig, get, is_true, mapping, schema, string, string_list_property
 from .workloads import identity, k8s_group_kind
 
 TYPE_ANNOTATION = "service.beta.kubernetes.io/aws-load-balancer-type"
@@ -68,11 +68,18 @@ def _check_aws_load_balancer(args: ResourceValidationArgs, report_violation: Rep
     )
 
 
+def is_load_balancer(resource_type: str) -> bool:
+    """An aws:lb/aws:alb LoadBalancer or a Kubernetes Service."""
+    return resource_type in AWS_LB_TYPES or k8s_group_kind(resource_type) == ("core", "Service")
+
+
 def nlb_cross_zone_validator(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     resource_type = args.resource_type
+    if not is_load_balancer(resource_type):
+        return
     if resource_type in AWS_LB_TYPES:
         _check_aws_load_balancer(args, report_violation)
-    elif k8s_group_kind(resource_type) == ("core", "Service"):
+    else:
         _check_service(args, report_violation)
 
 
@@ -96,3 +103,4 @@ nlb_cross_zone = ResourceValidationPolicy(
         }
     ),
 )
+applies_to(nlb_cross_zone, is_load_balancer)

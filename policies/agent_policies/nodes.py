@@ -18,6 +18,7 @@ from pulumi_policy.proxy import UnknownValueError
 from .common import (
     DEFAULT_NESTED_VIRT_FAMILIES,
     Unknowns,
+    applies_to,
     config_bool,
     config_strings,
     dig,
@@ -86,8 +87,12 @@ def _check_imdsv2(args: ResourceValidationArgs, report_violation: ReportViolatio
     )
 
 
+def is_launch_template(resource_type: str) -> bool:
+    return resource_type == LAUNCH_TEMPLATE
+
+
 def nested_virtualization_nodes_validator(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    if args.resource_type != LAUNCH_TEMPLATE or not _nested_virtualization_enabled(args.props):
+    if not is_launch_template(args.resource_type) or not _nested_virtualization_enabled(args.props):
         return
     config = args.get_config()
     unknowns = Unknowns()
@@ -115,6 +120,7 @@ nested_virtualization_nodes = ResourceValidationPolicy(
         }
     ),
 )
+applies_to(nested_virtualization_nodes, is_launch_template)
 
 
 # --- kata-node-capacity (stack) ----------------------------------------------------------------

@@ -20,6 +20,7 @@ from .common import (
     SANDBOX_LABEL,
     SANDBOX_NAMESPACES_PROPERTY,
     Unknowns,
+    applies_to,
     config_strings,
     dig,
     get,
@@ -89,6 +90,7 @@ sandbox_runtime_class = ResourceValidationPolicy(
         }
     ),
 )
+applies_to(sandbox_runtime_class, is_workload)
 
 
 # --- sandbox-namespace-runtime-class (stack) --------------------------------------------------
@@ -267,3 +269,4 @@ sandbox_no_host_access = ResourceValidationPolicy(
         }
     ),
 )
+applies_to(sandbox_no_host_access, is_workload)

@@ -6,7 +6,10 @@ They follow ``_PolicyAnalyzerServicer.Analyze``/``AnalyzeStack`` statement by st
 validators) except that:
 
 * Analyze decodes the properties and builds the resource options and provider once per
-  request instead of once per policy (the SDK speedups already share these objects);
+  request instead of once per policy (the SDK speedups already share these objects); it
+  skips a policy whose declared resource types (``common.applies_to``) exclude the
+  resource, as its validator would return at once, and configures the runtime settings
+  (which only policies can see) just before the first policy runs;
 * AnalyzeStack builds the stack's PolicyResources once and hands every stack policy its
   own list of the same (read-only) PolicyResource objects, instead of a new set per policy;
 * the runtime settings read the PULUMI_* environment once (the CLI sets it when it starts
@@ -65,8 +68,8 @@ def build(sdk: ModuleType) -> dict[str, Callable[..., Any]]:
             response.not_applicable.append(proto.PolicyNotApplicable(policy_name=policy.name, reason=e.reason or ""))
 
     def analyze(self: Any, request: Any, _context: Any) -> Any:
-        self._configure_runtime_settings()
         response = proto.AnalyzeResponse()
+        resource_type = request.type
         shared: tuple[Any, ...] | None = None  # type, props, urn, name, options, provider
         for policy in self._PolicyAnalyzerServicer__policies:
             enforcement_level = self._get_enforcement_level(policy)
@@ -76,14 +79,19 @@ def build(sdk: ModuleType) -> dict[str, Callable[..., Any]]:
                 reason = "Policy does not implement validate"
                 response.not_applicable.append(proto.PolicyNotApplicable(policy_name=policy.name, reason=reason))
                 continue
+            applies = getattr(policy, "applies_to", None)  # see common.applies_to
+            if applies is not None and not applies(resource_type):
+                continue  # its validator would return at once
             if enforcement_level == level.REMEDIATE:
                 enforcement_level = level.MANDATORY
             report_violation = self._create_report_violation(
                 response, policy.name, policy.description, enforcement_level, policy.severity
             )
             if shared is None:
+                # The settings live in this call's contextvars context: only a policy sees them.
+                self._configure_runtime_settings()
                 options, provider = self._get_resource_options(request), self._get_provider_resource(request)
-                shared = (request.type, decode(request.properties), request.urn, request.name, options, provider)
+                shared = (resource_type, decode(request.properties), request.urn, request.name, options, provider)
             config = self._get_policy_config(policy.name)
             args = sdk.ResourceValidationArgs(*shared, config, self._PolicyAnalyzerServicer__stack_tags)
             run_validation(self, policy, args, report_violation, response)
