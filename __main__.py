@@ -34,17 +34,10 @@ cluster = Cluster(
 )
 # Kata nodes prepare the devmapper thin pool kata-fc needs, only when Firecracker is enabled.
 kata_user_data = firecracker_devmapper_userdata() if cfg.kata.firecracker else None
-kata_nodes = KataNodes("kata", KataNodesArgs(cfg.cluster.kata, cluster, cfg.cluster.name, kata_user_data))
+kata_nodes = KataNodes("kata", KataNodesArgs(cfg.cluster.kata, cluster, kata_user_data))
 karpenter = Karpenter(
     "karpenter",
-    KarpenterArgs(
-        cfg.karpenter,
-        cluster,
-        cluster_name=cfg.cluster.name,
-        region=cfg.region,
-        kata_disk_gib=cfg.cluster.kata.disk_gib,
-        user_data=kata_user_data,
-    ),
+    KarpenterArgs(cfg.karpenter, cluster, region=cfg.region, user_data=kata_user_data),
 )
 
 # --- model gateway (before the tenants: agents use gateway.url and gateway.tenant_keys)
@@ -79,14 +72,11 @@ tenant_secrets = secrets.get_secret_object("tenantSecrets") or pulumi.Output.sec
 tenants = [
     Tenant(
         tenant.name,
-        TenantArgs(
+        TenantArgs.for_tenant(
             tenant,
-            network=cfg.network,
-            kata=cfg.kata,
-            images=cfg.images,
+            cfg,
             litellm_url=gateway.url,
             litellm_key=gateway.tenant_keys[tenant.name],
-            models=tenant.litellm.models or cfg.gateway.model_names,
             secrets=tenant_secrets.apply(lambda s, t=tenant.name: (s or {}).get(t, {})),
             sandbox_controller=sandbox_controller,
             depends_on=tuple(kata_runtime.runtime_classes),

@@ -36,6 +36,7 @@ from components.config import (
     ImagesConfig,
     KataConfig,
     NetworkConfig,
+    PlatformConfig,
     TenantConfig,
     quantity_value,
 )
@@ -354,6 +355,32 @@ class TenantArgs:
     # The agent-sandbox install (CRDs + controller), required when an agent has a warm pool.
     sandbox_controller: pulumi.Resource | None = None
     depends_on: tuple[pulumi.Resource, ...] = ()  # e.g. the RuntimeClasses
+
+    @classmethod
+    def for_tenant(
+        cls,
+        tenant: TenantConfig,
+        platform: PlatformConfig,
+        *,
+        litellm_url: pulumi.Input[str],
+        litellm_key: pulumi.Input[str],
+        secrets: pulumi.Input[Mapping[str, Mapping[str, str]]] | None = None,
+        sandbox_controller: pulumi.Resource | None = None,
+        depends_on: tuple[pulumi.Resource, ...] = (),
+    ) -> TenantArgs:
+        """Args for one of the platform's tenants; its models default to every gateway model."""
+        return cls(
+            tenant,
+            network=platform.network,
+            kata=platform.kata,
+            images=platform.images,
+            litellm_url=litellm_url,
+            litellm_key=litellm_key,
+            models=tenant.litellm.models or platform.gateway.model_names,
+            secrets=secrets,
+            sandbox_controller=sandbox_controller,
+            depends_on=depends_on,
+        )
 
 
 class Tenant(pulumi.ComponentResource):

@@ -28,7 +28,7 @@ import pulumi_aws as aws
 import pulumi_eks as eks
 import pulumi_kubernetes as k8s
 
-from components.config import ClusterConfig
+from components.config import ClusterConfig, NodeGroupConfig
 from components.iam import POD_IDENTITY_TRUST, assume_role_policy
 from components.labels import CORE_NODE_SELECTOR
 
@@ -54,6 +54,8 @@ VPC_CNI_CONFIGURATION = {
 # Add-ons that must run before any node starts (networking, kube-proxy, Pod Identity credentials).
 NODE_ADDONS = ("vpc-cni", "kube-proxy", "eks-pod-identity-agent")
 DEFAULT_STORAGE_CLASS = "gp3"
+# Kubernetes taint effect -> EKS API enum.
+EKS_TAINT_EFFECTS = {"NoSchedule": "NO_SCHEDULE", "NoExecute": "NO_EXECUTE", "PreferNoSchedule": "PREFER_NO_SCHEDULE"}
 
 
 def _partition(parent: pulumi.Resource) -> pulumi.Output[str]:
@@ -170,10 +172,11 @@ class Cluster(pulumi.ComponentResource):
     addons: dict[str, aws.eks.Addon]
     node_prerequisites: list[pulumi.Resource]  # add-ons every node group must wait for
     provider: k8s.Provider
+    config: ClusterConfig
 
     def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("agent-platform:cluster:Cluster", name, None, opts)
-        cfg = args.config
+        cfg = self.config = args.config
         child = pulumi.ResourceOptions(parent=self)
         partition = _partition(self)
 
@@ -268,36 +271,13 @@ class Cluster(pulumi.ComponentResource):
         self.node_prerequisites = [self.addons[a] for a in NODE_ADDONS]
 
         # --- core node group (controllers, LiteLLM, monitoring): no taint, core label
-        core_role = node_role(f"{name}-core", parent=self)
-        core_template = node_launch_template(
+        core_role, _, self.core_node_group = self.managed_node_group(
             f"{name}-core",
             node_name="core",
-            cluster_name=cfg.name,
-            security_group_id=self.cluster_security_group_id,
-            disk_gib=cfg.core.disk_gib,
+            config=cfg.core,
             hop_limit=CORE_IMDS_HOP_LIMIT,
+            labels=CORE_NODE_SELECTOR,
             parent=self,
-        )
-        self.core_node_group = aws.eks.NodeGroup(
-            f"{name}-core",
-            cluster_name=self.name,
-            version=self.version,
-            node_role_arn=core_role.role.arn,
-            subnet_ids=args.private_subnet_ids,
-            ami_type=AMI_TYPE,
-            capacity_type="ON_DEMAND",
-            instance_types=list(cfg.core.instance_types),
-            scaling_config={
-                "min_size": cfg.core.min_size,
-                "desired_size": cfg.core.desired_size,
-                "max_size": cfg.core.max_size,
-            },
-            update_config={"max_unavailable": 1},
-            launch_template={"id": core_template.id, "version": core_template.latest_version.apply(str)},
-            labels=dict(CORE_NODE_SELECTOR),
-            node_repair_config={"enabled": True},
-            tags={"Name": f"{cfg.name}-core"},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[*core_role.ready, *self.node_prerequisites]),
         )
         self.core_node_role_arn = core_role.role.arn
         # Kubernetes resources wait for the core nodes (like pulumi-eks' own provider did): Helm releases
@@ -351,6 +331,62 @@ class Cluster(pulumi.ComponentResource):
                 "coreNodeRoleArn": self.core_node_role_arn,
             }
         )
+
+    def managed_node_group(
+        self,
+        name: str,
+        *,
+        node_name: str,
+        config: NodeGroupConfig,
+        hop_limit: int,
+        labels: Mapping[str, str],
+        parent: pulumi.Resource,
+        taint: Mapping[str, str] | None = None,
+        cpu_options: Mapping[str, str] | None = None,
+        tags: Mapping[str, str] | None = None,
+        user_data: str | None = None,
+    ) -> tuple[NodeRole, aws.ec2.LaunchTemplate, aws.eks.NodeGroup]:
+        """An AL2023 EKS managed node group of this cluster, with its own role and launch template.
+
+        On-demand, one node replaced at a time, node auto-repair on; it waits for the node add-ons.
+        """
+        role = node_role(name, parent=parent)
+        template = node_launch_template(
+            name,
+            node_name=node_name,
+            cluster_name=self.config.name,
+            security_group_id=self.cluster_security_group_id,
+            disk_gib=config.disk_gib,
+            hop_limit=hop_limit,
+            cpu_options=cpu_options,
+            tags=tags,
+            user_data=user_data,
+            parent=parent,
+        )
+        taints = [{**taint, "effect": EKS_TAINT_EFFECTS[taint["effect"]]}] if taint else None
+        group = aws.eks.NodeGroup(
+            f"{name}-nodes",
+            cluster_name=self.name,
+            version=self.version,
+            node_role_arn=role.role.arn,
+            subnet_ids=self.private_subnet_ids,
+            ami_type=AMI_TYPE,
+            capacity_type="ON_DEMAND",
+            instance_types=list(config.instance_types),
+            scaling_config={
+                "min_size": config.min_size,
+                "desired_size": config.desired_size,
+                "max_size": config.max_size,
+            },
+            update_config={"max_unavailable": 1},
+            launch_template={"id": template.id, "version": template.latest_version.apply(str)},
+            labels=dict(labels),
+            taints=taints,
+            node_repair_config={"enabled": True},
+            tags={"Name": f"{self.config.name}-{node_name}"},
+            opts=pulumi.ResourceOptions(parent=parent, depends_on=[*role.ready, *self.node_prerequisites]),
+        )
+        return role, template, group
 
     def _addon(
         self,

@@ -51,9 +51,7 @@ INTERRUPTION_EVENTS = {
 class KarpenterArgs:
     config: KarpenterConfig
     cluster: Cluster
-    cluster_name: str  # plain name from config: tags, selector terms, IAM conditions
     region: str
-    kata_disk_gib: int
     user_data: str | None = None  # MIME multipart node setup, the same as the managed Kata group's
 
 
@@ -68,7 +66,8 @@ class Karpenter(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: KarpenterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("agent-platform:karpenter:Karpenter", name, None, opts)
-        cfg, cluster, cluster_name = args.config, args.cluster, args.cluster_name
+        cfg, cluster = args.config, args.cluster
+        cluster_name = cluster.config.name  # plain name: tags, selector terms, IAM conditions
         child = pulumi.ResourceOptions(parent=self)
         k8s_opts = pulumi.ResourceOptions(parent=self, provider=cluster.provider)
 
@@ -194,7 +193,7 @@ class Karpenter(pulumi.ComponentResource):
                 role=nodes.role.name,
                 cluster_name=cluster_name,
                 ami_alias=cfg.ami_alias,
-                disk_gib=args.kata_disk_gib,
+                disk_gib=cluster.config.kata.disk_gib,
                 user_data=args.user_data,
             ),
             opts=pulumi.ResourceOptions(

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from components.config import PlatformConfig
+import pytest
+
+from components.config import ConfigError, PlatformConfig
 
 SECRETS = {"litellmMasterKey": "sk-test", "grafanaAdminPassword": "pw"}
 MODELS = [{"name": "claude", "modelId": "us.anthropic.claude-sonnet-4-5-20250929-v1:0"}]
@@ -13,3 +15,10 @@ MODELS = [{"name": "claude", "modelId": "us.anthropic.claude-sonnet-4-5-20250929
 def parse_config(**values: Any) -> PlatformConfig:
     """``PlatformConfig`` of the dev stack from namespace-less keys, with the required secrets and a model."""
     return PlatformConfig.from_dict("dev", "us-east-1", {**SECRETS, "bedrockModels": MODELS, **values})
+
+
+def config_error(**values: Any) -> str:
+    """The one-line ``ConfigError`` message ``parse_config(**values)`` fails with."""
+    with pytest.raises(ConfigError) as info:
+        parse_config(**values)
+    return str(info.value)

@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from tools.program import ProgramResult, run_program  # noqa: E402
+from tools.program import ProgramResult, run_program
 
 _CACHE: dict[str, ProgramResult] = {}
 

@@ -8,18 +8,11 @@ config is the schema defaults overlaid by the test's overrides (what the CLI sen
 from __future__ import annotations
 
 import copy
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-for _path in (ROOT, ROOT / "policies"):
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
-
-from pulumi_policy import (  # noqa: E402
+from pulumi_policy import (
     Policy,
     PolicyCustomTimeouts,
     PolicyResource,
@@ -29,10 +22,11 @@ from pulumi_policy import (  # noqa: E402
     StackValidationArgs,
     StackValidationPolicy,
 )
-from pulumi_policy.deserialize import deserialize_properties  # noqa: E402
-from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy  # noqa: E402
+from pulumi_policy.deserialize import deserialize_properties
+from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
 
-from tools.analyzer import UNKNOWN, AnalyzerResource, secret  # noqa: E402
+from tools.analyzer import UNKNOWN, AnalyzerResource, secret
+from tools.program import ROOT
 
 PACK_DIR = ROOT / "policies"
 STACK, PROJECT = "test", "agent-platform"

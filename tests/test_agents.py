@@ -15,12 +15,12 @@ import pytest
 import yaml
 
 from components.agents import PSA_LABELS, Tenant, TenantArgs
-from components.config import ConfigError, load
+from components.config import load
 from components.kata_runtime import KataRuntime, KataRuntimeArgs
 from components.labels import SANDBOX_LABEL
 from components.podspec import sandbox_egress_rules
 from components.sandbox import AgentSandbox, AgentSandboxArgs, release_manifest_url
-from tests.configs import parse_config
+from tests.configs import config_error, parse_config
 from tests.schemas import validate_object
 from tests.test_podspec import assert_sandbox_pod
 from tools.program import MASK, PLACEHOLDER, ProgramResult, Registration, run_program
@@ -42,14 +42,11 @@ def tenants_program() -> None:
     for tenant in cfg.tenants:
         Tenant(
             tenant.name,
-            TenantArgs(
+            TenantArgs.for_tenant(
                 tenant,
-                network=cfg.network,
-                kata=cfg.kata,
-                images=cfg.images,
+                cfg,
                 litellm_url=LITELLM_URL,
                 litellm_key=pulumi.Output.secret(f"sk-{tenant.name}-virtual-key"),
-                models=tenant.litellm.models or cfg.gateway.model_names,
                 secrets=None if secrets is None else secrets.apply(lambda s, t=tenant.name: s.get(t, {})),
                 sandbox_controller=controller,
                 depends_on=tuple(kata.runtime_classes),
@@ -333,12 +330,6 @@ def test_no_warm_pool_means_no_agent_sandbox_install() -> None:
 # Config errors
 
 
-def config_error(tenants: list[dict[str, Any]], **values: Any) -> str:
-    with pytest.raises(ConfigError) as error:
-        parse_config(tenants=tenants, **values)
-    return str(error.value)
-
-
 AGENT = {"name": "bot", "type": "hermes"}
 
 
@@ -404,7 +395,7 @@ AGENT = {"name": "bot", "type": "hermes"}
     ],
 )
 def test_bad_tenant_config_is_one_clear_error(tenants: list, values: dict, key: str, reason: str) -> None:
-    message = config_error(tenants, **values)
+    message = config_error(tenants=tenants, **values)
     assert message.startswith(f"agent-platform:{key}:"), message
     assert reason in message, message
 
@@ -413,7 +404,7 @@ def test_quota_counts_the_kata_pod_overhead() -> None:
     # 12 x (1 CPU + 250m overhead) = 15 CPU fits 16; 13 x 1.25 = 16.25 does not, although 13 x 1 would.
     ok = [{"name": "a", "agents": [{**AGENT, "warmPool": 11}]}]
     parse_config(tenants=ok)
-    message = config_error([{"name": "a", "agents": [{**AGENT, "warmPool": 12}]}])
+    message = config_error(tenants=[{"name": "a", "agents": [{**AGENT, "warmPool": 12}]}])
     assert "tenants[0].quota.cpu" in message and "16.25 CPU" in message
 
 

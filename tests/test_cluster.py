@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 
-from components.config import ConfigError
-from tests.configs import parse_config
+from tests.configs import config_error, parse_config
 from tests.conftest import program_result
 from tests.schemas import validate_object
 from tools.program import MASK, ProgramResult, Registration, run_program
@@ -186,7 +185,7 @@ def test_vpc_cni_uses_prefix_delegation_and_enforces_network_policies(each_stack
 
 def test_networking_addons_exist_before_any_node_and_workload_addons_after(dev: ProgramResult) -> None:
     before = {dev.named(ADDON, f"cluster-{a}").urn for a in ("vpc-cni", "kube-proxy", "eks-pod-identity-agent")}
-    core = dev.named(NODE_GROUP, "cluster-core")
+    core = dev.named(NODE_GROUP, "cluster-core-nodes")
     for group in dev.of_type(NODE_GROUP):
         assert before <= set(group.dependencies), group.name
     for addon in ("coredns", "aws-ebs-csi-driver"):
@@ -224,7 +223,7 @@ def test_default_storage_class_is_encrypted_gp3(dev: ProgramResult) -> None:
 def test_core_node_group_shape(stack: str) -> None:
     result = program_result(stack)
     _, types, (lo, desired, hi), _, _ = STACKS[stack]
-    group = result.named(NODE_GROUP, "cluster-core").inputs
+    group = result.named(NODE_GROUP, "cluster-core-nodes").inputs
     assert group["amiType"] == "AL2023_x86_64_STANDARD"
     assert group["capacityType"] == "ON_DEMAND"
     assert group["instanceTypes"] == types
@@ -237,7 +236,7 @@ def test_core_node_group_shape(stack: str) -> None:
 
 
 def test_core_nodes_have_their_own_role_with_the_node_policies(dev: ProgramResult) -> None:
-    group = dev.named(NODE_GROUP, "cluster-core")
+    group = dev.named(NODE_GROUP, "cluster-core-nodes")
     role = dev.named("aws:iam/role:Role", "cluster-core-node-role")
     assert (
         group.inputs["nodeRoleArn"] == dev.outputs["coreNodeRoleArn"] == f"arn:aws:iam::123456789012:role/{role.name}"
@@ -257,7 +256,7 @@ def test_core_nodes_have_their_own_role_with_the_node_policies(dev: ProgramResul
 @pytest.mark.parametrize(("stack", "disk"), [("dev", 50), ("prod", 50)])
 def test_core_launch_template_requires_imdsv2_and_encrypts_the_root_volume(stack: str, disk: int) -> None:
     result = program_result(stack)
-    group = result.named(NODE_GROUP, "cluster-core")
+    group = result.named(NODE_GROUP, "cluster-core-nodes")
     template = result.named(LAUNCH_TEMPLATE, "cluster-core-lt")
     assert template.urn in group.property_dependencies["launchTemplate"]
     assert group.inputs["launchTemplate"]["version"] == "1"
@@ -296,7 +295,7 @@ def test_kubernetes_provider_uses_the_secret_kubeconfig_and_waits_for_core_nodes
     assert provider.inputs["kubeconfig"] == MASK
     kubeconfig = json.loads(provider.plain["kubeconfig"])
     assert kubeconfig["clusters"][0]["cluster"]["server"] == dev.outputs["clusterEndpoint"]
-    assert dev.named(NODE_GROUP, "cluster-core").urn in provider.dependencies
+    assert dev.named(NODE_GROUP, "cluster-core-nodes").urn in provider.dependencies
     assert "kubeconfig" in dev.secret_outputs
 
 
@@ -312,7 +311,7 @@ def test_cluster_children_are_parented_to_the_component(dev: ProgramResult) -> N
     assert {
         "cluster-eks",
         "cluster-secrets-key",
-        "cluster-core",
+        "cluster-core-nodes",
         "cluster-core-lt",
         "cluster-k8s",
         "cluster-gp3",
@@ -341,10 +340,9 @@ parse = parse_config
     ],
 )  # fmt: skip
 def test_bad_cluster_config_names_the_key(values: dict[str, Any], key: str, reason: str) -> None:
-    with pytest.raises(ConfigError) as info:
-        parse(**values)
-    assert str(info.value).startswith(f"{key}: ")
-    assert reason in str(info.value)
+    message = config_error(**values)
+    assert message.startswith(f"{key}: ")
+    assert reason in message
 
 
 def test_the_program_stops_on_bad_node_counts_before_any_resource() -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from components.config import ConfigError, PlatformConfig, decode_raw, project_schema
-from tests.configs import parse_config
+from tests.configs import config_error, parse_config
 from tools.program import ROOT, stack_config
 
 TENANT = {"name": "acme", "agents": [{"name": "hermes", "type": "hermes"}], "litellm": {"models": ["claude"]}}
@@ -20,9 +20,7 @@ def parse(**values: Any) -> PlatformConfig:
 
 
 def error_for(**values: Any) -> str:
-    with pytest.raises(ConfigError) as info:
-        parse(**values)
-    return str(info.value)
+    return config_error(**{"tenants": [TENANT], **values})
 
 
 def test_defaults_come_from_pulumi_yaml() -> None:

@@ -15,10 +15,10 @@ from components import gateway as gw
 from components.config import ConfigError, PlatformConfig
 from components.labels import CORE_NODE_SELECTOR
 from tests.configs import MODELS, SECRETS
-from tests.conftest import ROOT, program_result
+from tests.conftest import program_result
 from tests.schemas import validate_object
 from tools.mocks import ACCOUNT_ID
-from tools.program import MASK, PLACEHOLDER, ProgramResult, Registration, run_program
+from tools.program import MASK, PLACEHOLDER, ROOT, ProgramResult, Registration, run_program
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 SERVICE = "kubernetes:core/v1:Service"

@@ -9,9 +9,8 @@ from typing import Any
 import jsonschema
 import pytest
 
-from components.config import ConfigError
 from components.karpenter import node_pool_spec
-from tests.configs import parse_config
+from tests.configs import config_error, parse_config
 from tests.conftest import program_result
 from tests.schemas import validate_custom_resource, validate_object
 from tools.program import ProgramResult, Registration, run_program
@@ -170,7 +169,7 @@ def test_controller_release_runs_on_core_nodes(dev: ProgramResult) -> None:
     assert values["replicas"] == 2
     assert values["serviceAccount"] == {"create": True, "name": "karpenter"}
     assert values["controller"]["resources"]["requests"] == {"cpu": "1", "memory": "1Gi"}
-    assert dev.named("aws:eks/nodeGroup:NodeGroup", "cluster-core").urn in release.dependencies
+    assert dev.named("aws:eks/nodeGroup:NodeGroup", "cluster-core-nodes").urn in release.dependencies
     assert release.provider.endswith("::cluster-k8s")
 
 
@@ -328,10 +327,9 @@ parse = parse_config
     ],
 )  # fmt: skip
 def test_bad_karpenter_config_names_the_key(values: dict[str, Any], key: str, reason: str) -> None:
-    with pytest.raises(ConfigError) as info:
-        parse(**values)
-    assert str(info.value).startswith(f"{key}: ")
-    assert reason in str(info.value)
+    message = config_error(**values)
+    assert message.startswith(f"{key}: ")
+    assert reason in message
 
 
 def pool_object(spec: dict[str, Any]) -> dict[str, Any]:

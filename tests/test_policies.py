@@ -11,33 +11,26 @@ from __future__ import annotations
 import copy
 import json
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
-for _path in (ROOT, ROOT / "policies"):
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
-
-from agent_policies import POLICIES, POLICY_PACK_NAME  # noqa: E402
-from agent_policies.dns import kata_dns  # noqa: E402
-from agent_policies.kata import kata_clh_no_init_containers  # noqa: E402
-from agent_policies.network import nlb_cross_zone, parse_attributes  # noqa: E402
-from agent_policies.nodes import kata_node_capacity, nested_virtualization_nodes  # noqa: E402
-from agent_policies.sandbox import (  # noqa: E402
+from agent_policies import POLICIES, POLICY_PACK_NAME
+from agent_policies.dns import kata_dns
+from agent_policies.kata import kata_clh_no_init_containers
+from agent_policies.network import nlb_cross_zone, parse_attributes
+from agent_policies.nodes import kata_node_capacity, nested_virtualization_nodes
+from agent_policies.sandbox import (
     sandbox_namespace_runtime_class,
     sandbox_no_host_access,
     sandbox_runtime_class,
 )
-from agent_policies.sdk_speedups import struct_to_dict  # noqa: E402
-from google.protobuf import json_format, struct_pb2  # noqa: E402
-from pulumi_policy import ResourceValidationPolicy, StackValidationPolicy  # noqa: E402
+from agent_policies.sdk_speedups import struct_to_dict
+from google.protobuf import json_format, struct_pb2
+from pulumi_policy import ResourceValidationPolicy, StackValidationPolicy
 
-from tests.policy_cases import (  # noqa: E402
+from tests.policy_cases import (
     KINDS,
     PACK_DIR,
     UNKNOWN,
@@ -52,7 +45,7 @@ from tests.policy_cases import (  # noqa: E402
     urn,
     workload,
 )
-from tools.analyzer import (  # noqa: E402
+from tools.analyzer import (
     AnalyzerResource,
     PolicyPackError,
     PolicyPackProcess,

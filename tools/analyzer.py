@@ -455,25 +455,25 @@ def _options(r: AnalyzerResource) -> analyzer_pb2.AnalyzerResourceOptions:
     return analyzer_pb2.AnalyzerResourceOptions(protect=r.protect, parent=r.parent)
 
 
+def _resource_fields(r: AnalyzerResource, properties: struct_pb2.Struct | None) -> dict[str, Any]:
+    """The fields AnalyzeRequest and AnalyzerResource share."""
+    return {
+        "type": r.type,
+        "properties": properties if properties is not None else _struct(r.properties),
+        "urn": r.urn,
+        "name": r.name,
+        "options": _options(r),
+        "provider": _provider(r),
+    }
+
+
 def _analyze_request(r: AnalyzerResource, properties: struct_pb2.Struct | None = None) -> analyzer_pb2.AnalyzeRequest:
-    return analyzer_pb2.AnalyzeRequest(
-        type=r.type,
-        properties=properties if properties is not None else _struct(r.properties),
-        urn=r.urn,
-        name=r.name,
-        options=_options(r),
-        provider=_provider(r),
-    )
+    return analyzer_pb2.AnalyzeRequest(**_resource_fields(r, properties))
 
 
 def _stack_resource(r: AnalyzerResource, properties: struct_pb2.Struct | None = None) -> analyzer_pb2.AnalyzerResource:
     message = analyzer_pb2.AnalyzerResource(
-        type=r.type,
-        properties=properties if properties is not None else _struct(r.properties),
-        urn=r.urn,
-        name=r.name,
-        options=_options(r),
-        provider=_provider(r),
+        **_resource_fields(r, properties),
         parent=r.parent,
         dependencies=list(r.dependencies),
     )

@@ -105,6 +105,14 @@ def string(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def item_label(item: Any, index: int) -> str:
+    """A list item's ``name`` (container, volume), or its index when the name is missing or unknown."""
+    try:
+        return string(get(item, "name")) or str(index)
+    except UnknownValueError:
+        return str(index)
+
+
 def is_true(value: Any) -> bool:
     """True for a boolean true or the string "true" (any case), as Kubernetes labels use."""
     return value is True or (isinstance(value, str) and value.lower() == "true")

@@ -8,9 +8,17 @@ from pulumi_policy import (
     ResourceValidationArgs,
     ResourceValidationPolicy,
 )
-from pulumi_policy.proxy import UnknownValueError
 
-from .common import Unknowns, applies_to, config_strings, get, items, mapping, schema, string, string_list_property
+from .common import (
+    Unknowns,
+    applies_to,
+    config_strings,
+    get,
+    item_label,
+    items,
+    schema,
+    string_list_property,
+)
 from .workloads import is_workload, pod_template
 
 
@@ -22,12 +30,7 @@ def kata_clh_no_init_containers_validator(args: ResourceValidationArgs, report_v
     if runtime_class is None or runtime_class not in config_strings(args.get_config(), "runtimeClasses", ("kata-clh",)):
         return
     unknowns = Unknowns()
-    names: list[str] = []
-    for index, container in enumerate(items(get(template.spec, "initContainers"), unknowns)):
-        try:
-            names.append(string(get(mapping(container), "name")) or str(index))
-        except UnknownValueError:
-            names.append(str(index))
+    names = [item_label(c, i) for i, c in enumerate(items(get(template.spec, "initContainers"), unknowns))]
     if names:
         report_violation(
             f"{template.who}: remove {template.field('initContainers')} ({', '.join(names)}) "

@@ -25,6 +25,7 @@ from .common import (
     dig,
     get,
     is_true,
+    item_label,
     items,
     mapping,
     schema,
@@ -214,12 +215,8 @@ def _check_privileged(
             unknowns.record(error)
             continue
         if privileged:
-            try:
-                label = string(get(container, "name")) or str(index)
-            except UnknownValueError:
-                label = str(index)
             report_violation(
-                f"{template.who}: set {template.field(list_name)}[{label}]"
+                f"{template.who}: set {template.field(list_name)}[{item_label(container, index)}]"
                 ".securityContext.privileged to false; sandbox containers must not be privileged."
             )
 
@@ -234,12 +231,8 @@ def _check_host_path(template: PodTemplate, report_violation: ReportViolation, u
             host_path = True  # present, contents unknown: still a hostPath volume
         if host_path is None:
             continue
-        try:
-            label = string(get(volume, "name")) or str(index)
-        except UnknownValueError:
-            label = str(index)
         report_violation(
-            f'{template.who}: remove the hostPath volume "{label}" from '
+            f'{template.who}: remove the hostPath volume "{item_label(volume, index)}" from '
             f"{template.field('volumes')}; sandbox pods must not mount node paths "
             "(use emptyDir or a PersistentVolumeClaim)."
         )
