@@ -9,6 +9,7 @@ from typing import Any
 
 import jsonschema
 import kubernetes_validate
+import pytest
 import yaml
 
 CRD_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "schemas" / "crds"
@@ -33,16 +34,26 @@ def crd_schemas() -> dict[tuple[str, str], dict[str, Any]]:
 
 
 def validate_custom_resource(obj: dict[str, Any]) -> None:
+    """Validate against the shipped CRD; skip the calling test when shared/ is absent (a clone elsewhere).
+
+    Callers validate custom resources last, so the test's other assertions still run.
+    """
+    if not crd_schemas():
+        pytest.skip(f"CRD schemas not present at {CRD_DIR}")
     schema = crd_schemas().get((obj["apiVersion"], obj["kind"]))
     if schema is None:
         raise LookupError(f"no CRD schema for {obj['apiVersion']} {obj['kind']} in {CRD_DIR}")
     jsonschema.validate(obj, schema, cls=jsonschema.Draft7Validator)
 
 
+def is_custom_resource(obj: dict[str, Any]) -> bool:
+    group = obj["apiVersion"].split("/")[0] if "/" in obj["apiVersion"] else ""
+    return "." in group and not group.endswith(".k8s.io")
+
+
 def validate_object(obj: dict[str, Any]) -> None:
     """Raise if ``obj`` is not a valid Kubernetes object of its apiVersion/kind."""
-    group = obj["apiVersion"].split("/")[0] if "/" in obj["apiVersion"] else ""
-    if "." in group and not group.endswith(".k8s.io"):
+    if is_custom_resource(obj):
         validate_custom_resource(obj)
     else:
         kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)

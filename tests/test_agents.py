@@ -21,7 +21,7 @@ from components.labels import SANDBOX_LABEL
 from components.podspec import sandbox_egress_rules
 from components.sandbox import AgentSandbox, AgentSandboxArgs, release_manifest_url
 from tests.configs import config_error, parse_config
-from tests.schemas import validate_object
+from tests.schemas import is_custom_resource, validate_object
 from tests.test_podspec import assert_sandbox_pod
 from tools.program import MASK, PLACEHOLDER, ProgramResult, Registration, run_program
 
@@ -238,9 +238,9 @@ def test_every_sandbox_pod_in_every_stack_keeps_the_invariants(stack: str) -> No
     for template in templates:
         namespace = "tenant-" + template["metadata"]["labels"]["agent-platform.io/tenant"]
         assert_sandbox_pod(template, resolver=cfg_resolver, namespace=namespace)
-    for r in mine(result):
-        if not r.type.startswith("kubernetes:yaml/") and not r.type.startswith("kubernetes:helm.sh/"):
-            validate_object(r.inputs)  # as written to build/<stack>/manifests, secrets masked
+    objects = [r.inputs for r in mine(result) if not r.type.startswith(("kubernetes:yaml/", "kubernetes:helm.sh/"))]
+    for obj in sorted(objects, key=is_custom_resource):  # custom resources last: they need shared/ CRDs
+        validate_object(obj)  # as written to build/<stack>/manifests, secrets masked
 
 
 def test_a_non_default_vpc_cidr_moves_the_resolver_everywhere() -> None:

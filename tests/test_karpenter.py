@@ -96,10 +96,10 @@ def test_kata_disk_ami_alias_and_version_come_from_config() -> None:
     spec = node_class(result).inputs["spec"]
     assert spec["blockDeviceMappings"][0]["ebs"]["volumeSize"] == "250Gi"
     assert spec["amiSelectorTerms"] == [{"alias": "al2023@v20251020"}]
-    validate_custom_resource(node_class(result).inputs)
     crds = result.named(RELEASE, "karpenter-crd").inputs
     assert crds["chart"] == "oci://public.ecr.aws/karpenter/karpenter-crd"
     assert crds["version"] == result.named(RELEASE, "karpenter-controller").inputs["version"] == "1.13.2"
+    validate_custom_resource(node_class(result).inputs)
 
 
 @pytest.mark.parametrize(
