@@ -12,8 +12,8 @@ Add-ons are first-class ``aws.eks.Addon`` resources (pulumi-eks creates none, EK
 self-managed copies): vpc-cni, kube-proxy and the Pod Identity agent before any node, CoreDNS and the
 EBS CSI driver once the core nodes exist.
 
-The helpers ``node_role`` and ``node_launch_template`` are shared with the Kata node group
-(components/kata.py) and Karpenter (components/karpenter.py).
+``Cluster.managed_node_group`` builds the core and the Kata node groups (components/kata.py);
+``node_role`` also serves Karpenter's nodes (components/karpenter.py).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components.cluster import NODE_POLICIES, ROOT_DEVICE, Cluster, node_role
+from components.cluster import ROOT_DEVICE, Cluster, node_role
 from components.config import KarpenterConfig
 from components.iam import pod_identity_role
 from components.kata import KATA_IMDS_HOP_LIMIT
@@ -72,7 +72,7 @@ class Karpenter(pulumi.ComponentResource):
         k8s_opts = pulumi.ResourceOptions(parent=self, provider=cluster.provider)
 
         # --- node role: Karpenter builds the instance profile from it; the access entry lets nodes join
-        nodes = node_role(name, parent=self, policies=NODE_POLICIES)
+        nodes = node_role(name, parent=self)
         access_entry = aws.eks.AccessEntry(
             f"{name}-node-access",
             cluster_name=cluster.name,

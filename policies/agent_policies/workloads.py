@@ -134,23 +134,23 @@ def pod_template(resource_type: str, props: Any, resource_name: str) -> PodTempl
     Analyze request (see sdk_speedups.request_cache) the policies share one PodTemplate
     (immutable) of the shared, read-only properties instead of building it once each.
     """
-    if workload_shape(resource_type) is None:
+    shape = workload_shape(resource_type)
+    if shape is None:
         return None
     cache = request_cache()
     if cache is None:
-        return _pod_template(resource_type, props, resource_name)
+        return _pod_template(shape, props, resource_name)
     key = ("pod_template", resource_type, id(props), resource_name)
     hit = cache.get(key)
     if hit is not None and hit[0] is props:
         return hit[1]
-    template = _pod_template(resource_type, props, resource_name)  # an UnknownValueError is not cached
+    template = _pod_template(shape, props, resource_name)  # an UnknownValueError is not cached
     cache[key] = (props, template)
     return template
 
 
-def _pod_template(resource_type: str, props: Any, resource_name: str) -> PodTemplate | None:
-    shape = workload_shape(resource_type)
-    if shape is None or not isinstance(props, Mapping):
+def _pod_template(shape: WorkloadShape, props: Any, resource_name: str) -> PodTemplate | None:
+    if not isinstance(props, Mapping):
         return None
     spec = mapping(dig(props, *shape.spec_path))
     if spec is None:
