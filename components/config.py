@@ -443,6 +443,7 @@ class KataConfig:
     firecracker: bool
     gvisor: bool
     default_runtime_class: str
+    kubectl_image: str
 
     @property
     def shims(self) -> tuple[str, ...]:
@@ -474,6 +475,7 @@ class KataConfig:
             r.bool("kataFirecracker"),
             r.bool("gvisor"),
             r.str("defaultRuntimeClass"),
+            r.image("kataKubectlImage"),
         )
         _check(
             "defaultRuntimeClass",
@@ -509,6 +511,8 @@ class GatewayConfig:
     external_database: bool
     lb_controller_version: str
     curl_image: str
+    image: str
+    postgres_image: str
 
     @property
     def model_names(self) -> tuple[str, ...]:
@@ -552,6 +556,8 @@ class GatewayConfig:
             external_database=external,
             lb_controller_version=r.str("awsLoadBalancerControllerVersion").lstrip("v"),
             curl_image=curl_image,
+            image=r.image("litellmImage"),
+            postgres_image=r.image("postgresImage"),
         )  # fmt: skip
 
 

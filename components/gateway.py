@@ -32,6 +32,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components.config import GatewayConfig, TenantConfig
+from components.gateway_db import LitellmDatabase, LitellmDatabaseArgs, database_url_env
 from components.iam import pod_identity_role
 from components.labels import CORE_NODE_SELECTOR
 from components.podspec import container_security_context
@@ -43,14 +44,11 @@ PORT = 4000
 NLB_SERVICE = "litellm-nlb"
 MASTER_KEY_SECRET = "litellm-masterkey"
 MASTER_KEY_KEY = "masterkey"
-DATABASE_SECRET = "litellm-database"
 TENANT_KEYS_SECRET = "litellm-tenant-keys"
 KEY_JOB_SERVICE_ACCOUNT = "litellm-key-registrar"
 SELECTOR = {"app.kubernetes.io/name": "litellm", "app.kubernetes.io/instance": RELEASE}
 CLUSTER_URL = f"http://{RELEASE}.{NAMESPACE}.svc.cluster.local:{PORT}"  # core pods only, never Kata pods
 LITELLM_CHART = "oci://ghcr.io/berriai/litellm-helm"
-STANDALONE_DB_GIB = 20
-STORAGE_CLASS = "gp3"  # the cluster's default StorageClass (components/cluster.py)
 
 LB_CONTROLLER_CHART = "aws-load-balancer-controller"
 LB_CONTROLLER_REPO = "https://aws.github.io/eks-charts"
@@ -259,13 +257,14 @@ def topology_spread() -> list[dict[str, Any]]:
     ]
 
 
-def litellm_values(cfg: GatewayConfig, db_password: pulumi.Output[str] | None) -> dict[str, Any]:
-    values: dict[str, Any] = {
+def litellm_values(cfg: GatewayConfig) -> dict[str, Any]:
+    """Only what differs from the chart's defaults (the offline render checks that every key has an effect)."""
+    repository, _, tag = cfg.image.rpartition(":")
+    return {
+        "image": {"repository": repository, "tag": tag},
         "replicaCount": cfg.replicas,
-        "serviceAccount": {"create": False, "name": SERVICE_ACCOUNT},
-        "masterkeySecretName": MASTER_KEY_SECRET,
-        "masterkeySecretKey": MASTER_KEY_KEY,
-        "service": {"type": "ClusterIP", "port": PORT},
+        "serviceAccount": {"name": SERVICE_ACCOUNT},
+        "masterkeySecretName": MASTER_KEY_SECRET,  # key MASTER_KEY_KEY, the chart's default key name
         "nodeSelector": dict(CORE_NODE_SELECTOR),
         "topologySpreadConstraints": topology_spread(),
         "podSecurityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
@@ -273,7 +272,6 @@ def litellm_values(cfg: GatewayConfig, db_password: pulumi.Output[str] | None) -
         "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}},
         "proxy_config": {
             "model_list": model_list(cfg),
-            "general_settings": {"master_key": "os.environ/PROXY_MASTER_KEY"},
             "litellm_settings": {
                 "callbacks": ["prometheus"],
                 # /metrics is on the same port as the NLB: keep tenants from reading each other's spend.
@@ -281,24 +279,12 @@ def litellm_values(cfg: GatewayConfig, db_password: pulumi.Output[str] | None) -
                 "prometheus_initialize_budget_metrics": True,
             },
         },
-        "migrationJob": {"enabled": True},
+        # The database (in-cluster or external) and its migrations: components/gateway_db.py.
+        "db": {"deployStandalone": False},
+        "migrationJob": {"enabled": False},
+        "envVars": {"DISABLE_SCHEMA_UPDATE": "true"},
+        "extraEnvVars": [database_url_env()],
     }
-    if db_password is None:  # external Postgres: the URL comes from a Secret, never from chart values
-        values["db"] = {"useExisting": False, "deployStandalone": False}
-        values["extraEnvVars"] = [
-            {"name": "DATABASE_URL", "valueFrom": {"secretKeyRef": {"name": DATABASE_SECRET, "key": "url"}}}
-        ]
-    else:  # the chart's bundled Postgres (Bitnami subchart) on a gp3 volume
-        values["db"] = {"useExisting": False, "deployStandalone": True}
-        values["postgresql"] = {
-            "architecture": "standalone",
-            "auth": {"username": "litellm", "database": "litellm", "password": db_password, "postgres-password": db_password},
-            "primary": {
-                "nodeSelector": dict(CORE_NODE_SELECTOR),
-                "persistence": {"enabled": True, "storageClass": STORAGE_CLASS, "size": f"{STANDALONE_DB_GIB}Gi"},
-            },
-        }  # fmt: skip
-    return values
 
 
 # ----------------------------------------------------------------------------------------------
@@ -408,35 +394,28 @@ class Gateway(pulumi.ComponentResource):
             string_data={MASTER_KEY_KEY: pulumi.Output.secret(args.master_key)},
             opts=k8s_opts(ns),
         )
-        db_dependencies: list[pulumi.Resource] = []
-        db_password: pulumi.Output[str] | None = None
-        if cfg.external_database:
-            db_dependencies.append(
-                k8s.core.v1.Secret(
-                    f"{name}-database",
-                    metadata={"name": DATABASE_SECRET, "namespace": NAMESPACE},
-                    type="Opaque",
-                    string_data={"url": pulumi.Output.secret(args.database_url)},
-                    opts=k8s_opts(ns),
-                )
-            )
-        else:
-            # RandomPassword.result is secret by the engine's additional_secret_outputs; say it here too.
-            db_password = pulumi.Output.secret(
-                random.RandomPassword(
-                    f"{name}-db-password", length=32, special=False, opts=pulumi.ResourceOptions(parent=self)
-                ).result
-            )
-
+        database = LitellmDatabase(
+            f"{name}-db",
+            LitellmDatabaseArgs(
+                namespace=NAMESPACE,
+                provider=args.provider,
+                image=cfg.image,
+                postgres_image=cfg.postgres_image,
+                service_account=SERVICE_ACCOUNT,
+                external_url=args.database_url if cfg.external_database else None,
+                depends_on=(ns, service_account),
+            ),
+            pulumi.ResourceOptions(parent=self),
+        )
         self.release = k8s.helm.v3.Release(
             f"{name}-litellm",
             name=RELEASE,
             namespace=NAMESPACE,
             chart=LITELLM_CHART,
             version=cfg.chart_version,
-            values=litellm_values(cfg, db_password),
+            values=litellm_values(cfg),
             timeout=900,
-            opts=k8s_opts(ns, service_account, master_key, *db_dependencies, self.bedrock_identity),
+            opts=k8s_opts(ns, service_account, master_key, database.migrations, self.bedrock_identity),
         )
         k8s.policy.v1.PodDisruptionBudget(
             f"{name}-pdb",
@@ -511,7 +490,6 @@ class Gateway(pulumi.ComponentResource):
                 "clusterName": args.cluster_name,
                 "region": args.region,
                 "vpcId": args.vpc_id,
-                "replicaCount": 2,
                 "serviceAccount": {"create": False, "name": LB_CONTROLLER_SERVICE_ACCOUNT},
                 "nodeSelector": dict(CORE_NODE_SELECTOR),
             },

@@ -32,7 +32,6 @@ NODE_POOL = "kata"
 DISCOVERY_TAG = "karpenter.sh/discovery"
 # Per the getting-started guide (helm --set controller.resources...).
 CONTROLLER_RESOURCES = {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
-CONTROLLER_REPLICAS = 2
 # With vpc-cni prefix delegation pods are not capped by ENI IPs; use the Kubernetes default instead of
 # Karpenter's ENI-based estimate.
 KATA_MAX_PODS = 110
@@ -171,9 +170,8 @@ class Karpenter(pulumi.ComponentResource):
                     "clusterEndpoint": cluster.endpoint,
                     "interruptionQueue": queue.name,
                 },
-                "serviceAccount": {"create": True, "name": SERVICE_ACCOUNT},
-                "replicas": CONTROLLER_REPLICAS,
-                "nodeSelector": {"kubernetes.io/os": "linux", **CORE_NODE_SELECTOR},
+                # The chart's defaults: service account "karpenter" (SERVICE_ACCOUNT), 2 replicas, linux nodes.
+                "nodeSelector": dict(CORE_NODE_SELECTOR),
                 "controller": {"resources": CONTROLLER_RESOURCES},
             },
             opts=pulumi.ResourceOptions(

@@ -31,9 +31,12 @@ DEFAULT_SHIM = "clh"
 # Only sizing: annotations naming host paths (jailer, hypervisor, virtiofsd args) stay disallowed.
 ALLOWED_HYPERVISOR_ANNOTATIONS = ["default_vcpus", "default_memory"]
 FC_POOL = "kata-devpool"
+KATA_MONITOR_PORT = 8090  # kata-monitor's listen port (chart value monitor.port)
+MONITOR_LABELS = {"app.kubernetes.io/name": "kata-monitor", "app.kubernetes.io/instance": "kata-deploy"}
 
 
 def kata_deploy_values(cfg: KataConfig) -> dict[str, Any]:
+    """Only what differs from the chart's defaults (the offline render checks that every key has an effect)."""
     shims: dict[str, Any] = {"disableAll": True}
     for shim in cfg.shims:
         shims[shim] = {"enabled": True, "allowedHypervisorAnnotations": list(ALLOWED_HYPERVISOR_ANNOTATIONS)}
@@ -41,20 +44,20 @@ def kata_deploy_values(cfg: KataConfig) -> dict[str, Any]:
         # Firecracker has no shared filesystem: images reach the guest as block devices from containerd's
         # devmapper snapshotter, whose thin pool the node prepares (firecracker_devmapper_userdata()).
         shims["fc"]["containerd"] = {"snapshotter": "devmapper"}
+    repository, _, tag = cfg.kubectl_image.rpartition(":")
     values: dict[str, Any] = {
-        "k8sDistribution": "k8s",
         "nodeSelector": dict(KATA_NODE_SELECTOR),
         "tolerations": [dict(KATA_TOLERATION)],
         "shims": shims,
         "defaultShim": {"amd64": DEFAULT_SHIM},
-        "runtimeClasses": {"enabled": False, "createDefault": False},
-        "snapshotter": {"setup": []},
-        "debug": False,
+        "runtimeClasses": {"enabled": False},
+        "snapshotter": {"setup": []},  # no nydus: images are pulled by containerd on the node
+        # The verification and post-delete RBAC cleanup Jobs: a pinned image instead of the chart's latest tag.
+        "kubectlImage": {"reference": repository, "tag": tag},
     }
     if cfg.major >= 4:
-        # 4.x defaults to "job" mode, which installs only on the nodes present at helm install/upgrade.
-        # Karpenter adds Kata nodes at any time: keep the DaemonSet, which covers every new node.
-        values["deploymentMode"] = "daemonset"
+        # kata-monitor (DaemonSet, port KATA_MONITOR_PORT on the pod IP): per-sandbox metrics for Prometheus.
+        values["monitor"] = {"enabled": True}
     return values
 
 

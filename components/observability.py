@@ -18,6 +18,9 @@ from components.config import ObservabilityConfig
 from components.gateway import MASTER_KEY_KEY, MASTER_KEY_SECRET
 from components.gateway import NAMESPACE as LITELLM_NAMESPACE
 from components.gateway import SELECTOR as LITELLM_SELECTOR
+from components.kata_runtime import KATA_MONITOR_PORT
+from components.kata_runtime import MONITOR_LABELS as KATA_MONITOR_LABELS
+from components.kata_runtime import NAMESPACE as KATA_NAMESPACE
 from components.labels import CORE_NODE_SELECTOR, KATA_NODE_LABEL, KATA_RUNTIME_LABEL, SANDBOX_LABEL
 
 NAMESPACE = "monitoring"
@@ -28,7 +31,6 @@ STORAGE_CLASS = "gp3"
 GRAFANA_ADMIN_SECRET = "grafana-admin"
 DASHBOARD_DIR = Path(__file__).resolve().parent / "dashboards"
 DASHBOARD_LABEL = "grafana_dashboard"  # the chart's grafana.sidecar.dashboards.label default
-KATA_MONITOR_PORT = 8090  # kata-monitor (hostNetwork) serves /metrics there
 
 
 def prometheus_label(name: str) -> str:
@@ -36,33 +38,19 @@ def prometheus_label(name: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in name)
 
 
-def kata_monitor_scrape_config() -> dict[str, Any]:
-    """kata-monitor on every node kata-deploy finished (``katacontainers.io/kata-runtime: "true"``)."""
+def kata_monitor_pod_monitor_spec() -> dict[str, Any]:
+    """kata-monitor pods (kata-deploy 4.x, one per Kata node) on their pod IP; job label ``kata-monitor``."""
     return {
-        "job_name": "kata-monitor",
-        "metrics_path": "/metrics",
-        "kubernetes_sd_configs": [{"role": "node"}],
-        "relabel_configs": [
-            {
-                "source_labels": [f"__meta_kubernetes_node_label_{prometheus_label(KATA_RUNTIME_LABEL)}"],
-                "regex": "true",
-                "action": "keep",
-            },
-            {
-                "source_labels": ["__meta_kubernetes_node_address_InternalIP"],
-                "regex": "(.+)",
-                "target_label": "__address__",
-                "replacement": f"$1:{KATA_MONITOR_PORT}",
-            },
-            {"source_labels": ["__meta_kubernetes_node_name"], "target_label": "node"},
-        ],
+        "jobLabel": "app.kubernetes.io/name",
+        "selector": {"matchLabels": dict(KATA_MONITOR_LABELS)},
+        "namespaceSelector": {"matchNames": [KATA_NAMESPACE]},
+        "podMetricsEndpoints": [{"portNumber": KATA_MONITOR_PORT, "path": "/metrics", "interval": "30s"}],
     }
 
 
 def stack_values(cfg: ObservabilityConfig) -> dict[str, Any]:
     core = dict(CORE_NODE_SELECTOR)
     return {
-        "crds": {"enabled": True},
         "prometheusOperator": {"nodeSelector": core, "admissionWebhooks": {"patch": {"nodeSelector": core}}},
         "prometheus": {
             "prometheusSpec": {
@@ -72,8 +60,6 @@ def stack_values(cfg: ObservabilityConfig) -> dict[str, Any]:
                 "serviceMonitorSelectorNilUsesHelmValues": False,
                 "podMonitorSelectorNilUsesHelmValues": False,
                 "ruleSelectorNilUsesHelmValues": False,
-                "serviceMonitorNamespaceSelector": {},
-                "podMonitorNamespaceSelector": {},
                 "storageSpec": {
                     "volumeClaimTemplate": {
                         "spec": {
@@ -84,22 +70,20 @@ def stack_values(cfg: ObservabilityConfig) -> dict[str, Any]:
                     }
                 },
                 "resources": {"requests": {"cpu": "500m", "memory": "2Gi"}, "limits": {"memory": "4Gi"}},
-                "additionalScrapeConfigs": [kata_monitor_scrape_config()],
             }
         },
+        # EKS runs the control plane itself: these components are not reachable, their targets would stay down.
+        "kubeControllerManager": {"enabled": False},
+        "kubeScheduler": {"enabled": False},
+        "kubeEtcd": {"enabled": False},
         "alertmanager": {"alertmanagerSpec": {"nodeSelector": core}},
         "grafana": {
             "nodeSelector": core,
-            "admin": {"existingSecret": GRAFANA_ADMIN_SECRET, "userKey": "admin-user", "passwordKey": "admin-password"},
+            # keys admin-user / admin-password (the chart's defaults)
+            "admin": {"existingSecret": GRAFANA_ADMIN_SECRET},
             # The chart default searches ALL namespaces; only the platform's namespace may add dashboards.
-            "sidecar": {
-                "dashboards": {
-                    "enabled": True,
-                    "label": DASHBOARD_LABEL,
-                    "labelValue": "1",
-                    "searchNamespace": NAMESPACE,
-                }
-            },
+            # The sidecar (on by default) loads ConfigMaps labelled DASHBOARD_LABEL="1" (the chart's defaults).
+            "sidecar": {"dashboards": {"searchNamespace": NAMESPACE}},
         },  # fmt: skip
         "kube-state-metrics": {
             "nodeSelector": core,
@@ -144,6 +128,9 @@ class ObservabilityArgs:
     provider: k8s.Provider
     admin_password: pulumi.Input[str]  # secret
     litellm_namespace: pulumi.Resource | None = None  # the gateway's Namespace, for the ServiceMonitor
+    kata_monitor: pulumi.Resource | None = (
+        None  # the kata-deploy 4.x release (runs kata-monitor): scraped by a PodMonitor
+    )
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
 
 
@@ -208,4 +195,13 @@ class Observability(pulumi.ComponentResource):
             spec=litellm_service_monitor_spec(),
             opts=k8s_opts(*after),
         )
+        if args.kata_monitor is not None:
+            k8s.apiextensions.CustomResource(
+                f"{name}-kata-monitor",
+                api_version="monitoring.coreos.com/v1",
+                kind="PodMonitor",
+                metadata={"name": "kata-monitor", "namespace": KATA_NAMESPACE, "labels": {"app.kubernetes.io/part-of": "agent-platform"}},
+                spec=kata_monitor_pod_monitor_spec(),
+                opts=k8s_opts(self.release, args.kata_monitor),
+            )  # fmt: skip
         self.register_outputs({"namespace": NAMESPACE})

@@ -1,18 +1,15 @@
 """Warm pools: the kubernetes-sigs/agent-sandbox controller and its SandboxTemplate / SandboxWarmPool.
 
-The controller ships as release manifests, not a chart. ``extensions.yaml`` is the whole install: its
-kustomization (k8s/extensions.kustomization.yaml) starts from the base install (``manifest.yaml``: the
-``agent-sandbox-system`` namespace, the Sandbox CRD, RBAC, the controller) and adds the extension CRDs
-(SandboxTemplate, SandboxClaim, SandboxWarmPool) and the controller's ``--extensions`` flag. Applying
-both files, as the README shows, would declare the controller Deployment twice, so only
-``extensions.yaml`` is applied.
+The controller ships as release manifests. ``sandbox-with-extensions.yaml`` is the complete install: the
+``agent-sandbox-system`` namespace, the Sandbox CRD and the extension CRDs (SandboxTemplate, SandboxClaim,
+SandboxWarmPool), the controller's RBAC and the controller with ``--extensions``. ``extensions.yaml`` alone
+lacks the namespace, the Sandbox CRD and the core RBAC (the offline render checks catch that).
 
-The controller has no toleration for the Kata taint, so it can only schedule on core nodes, the
-cluster's only untainted nodes. (A nodeSelector would need a patch of an object inside the remote
-ConfigFile component, which the offline engine cannot see or validate.)
+The controller has no toleration for the Kata taint, so it can only schedule on core nodes, the cluster's only
+untainted nodes (the render checks verify every system pod lands there).
 
-Custom resources use ``extensions.agents.x-k8s.io/v1beta1``, the storage version, and validate against
-the CRDs in ../shared/schemas/crds/.
+Custom resources use ``extensions.agents.x-k8s.io/v1beta1`` (the only version from v1.0) and validate against
+the CRDs the stack installs.
 """
 
 from __future__ import annotations
@@ -29,13 +26,16 @@ EXTENSIONS_API = "extensions.agents.x-k8s.io/v1beta1"
 NAMESPACE = "agent-sandbox-system"
 
 
-def release_manifest_url(version: str, asset: str = "extensions.yaml") -> str:
-    return f"{RELEASES}/{version}/{asset}"
+MANIFEST = "sandbox-with-extensions.yaml"
+
+
+def release_manifest_url(version: str) -> str:
+    return f"{RELEASES}/{version}/{MANIFEST}"
 
 
 @dataclass(frozen=True)
 class AgentSandboxArgs:
-    version: str  # release tag, e.g. v0.5.6
+    version: str  # release tag, e.g. v1.0.0
     depends_on: tuple[pulumi.Resource, ...] = ()  # the core node group the controller runs on
 
 
@@ -47,7 +47,7 @@ class AgentSandbox(pulumi.ComponentResource):
     def __init__(self, name: str, args: AgentSandboxArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("agent-platform:sandbox:AgentSandbox", name, None, opts)
         self.manifest = k8s.yaml.v2.ConfigFile(
-            f"{name}-extensions",
+            f"{name}-install",
             file=release_manifest_url(args.version),
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
         )

@@ -10,10 +10,20 @@ from typing import Any
 import jsonschema
 import kubernetes_validate
 import pytest
-import yaml
+
+from components.config import project_schema
+from tools.render import parse_objects
 
 CRD_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "schemas" / "crds"
 KUBERNETES_VERSION = "1.34.0"
+
+
+def crd_sets() -> tuple[str, ...]:
+    """The CRD folders of the pinned versions (Pulumi.yaml defaults); kube-prometheus-stack 88.5.3 ships
+    prometheus-operator v0.93.1's CRDs."""
+    schema = project_schema()
+    karpenter, sandbox = schema["karpenterVersion"]["default"], schema["agentSandboxVersion"]["default"]
+    return (f"karpenter-{karpenter}", f"agent-sandbox-{sandbox}", "prometheus-operator-v0.93.1")
 
 
 @cache
@@ -22,8 +32,8 @@ def crd_schemas() -> dict[tuple[str, str], dict[str, Any]]:
     schemas: dict[tuple[str, str], dict[str, Any]] = {}
     if not CRD_DIR.is_dir():
         return schemas
-    for path in sorted(CRD_DIR.glob("*.yaml")):
-        for doc in yaml.safe_load_all(path.read_text()):
+    for path in sorted(p for folder in crd_sets() for p in (CRD_DIR / folder).glob("*.yaml")):
+        for doc in parse_objects(path.read_text()):
             if not doc or doc.get("kind") != "CustomResourceDefinition":
                 continue
             spec = doc["spec"]

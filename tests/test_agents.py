@@ -276,8 +276,7 @@ def test_every_child_uses_the_cluster_provider_and_sits_under_its_tenant(tenants
 def test_warm_pool_agents_get_a_template_and_a_pool(tenants: ProgramResult) -> None:
     config_file = tenants.of_type("kubernetes:yaml/v2:ConfigFile")
     assert len(config_file) == 1
-    assert config_file[0].inputs["file"] == release_manifest_url("v0.5.6")
-    assert config_file[0].inputs["file"].endswith("/v0.5.6/extensions.yaml")
+    assert config_file[0].inputs["file"] == release_manifest_url("v1.0.0")
     template = one(tenants, TEMPLATE, "globex-openclaw-template")
     pool = one(tenants, WARM_POOL, "globex-openclaw-pool")
     assert pool.inputs["spec"]["replicas"] == 2

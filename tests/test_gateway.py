@@ -177,7 +177,7 @@ def test_nlb_service_is_internal_cross_zone_ip_targets(each_stack: ProgramResult
 
 def test_chart_service_stays_cluster_ip_on_core_nodes(each_stack: ProgramResult) -> None:
     values = each_stack.named(RELEASE, "gateway-litellm").inputs["values"]
-    assert values["service"] == {"type": "ClusterIP", "port": 4000}
+    assert "service" not in values  # the chart's default: ClusterIP on port 4000 (rendered, see test_render)
     assert values["nodeSelector"] == CORE_NODE_SELECTOR
 
 
@@ -193,13 +193,13 @@ def test_lb_controller_release(each_stack: ProgramResult) -> None:
     inputs = lb.inputs
     assert inputs["chart"] == "aws-load-balancer-controller"
     assert inputs["repositoryOpts"] == {"repo": "https://aws.github.io/eks-charts"}
-    assert inputs["version"] == "1.14.0"
+    assert inputs["version"] == "3.5.0"
     assert inputs["namespace"] == "kube-system"
     values = inputs["values"]
     assert values["clusterName"] == f"agents-{each_stack.stack}"
     assert values["vpcId"].startswith("vpc-")
     assert values["region"] in ("us-east-1", "us-west-2")
-    assert values["replicaCount"] == 2
+    assert "replicaCount" not in values  # the chart's default of 2
     assert values["nodeSelector"] == CORE_NODE_SELECTOR
     assert values["serviceAccount"] == {"create": False, "name": "aws-load-balancer-controller"}
 
@@ -216,14 +216,14 @@ def test_litellm_release_values(each_stack: ProgramResult) -> None:
     assert (inputs["name"], inputs["namespace"]) == ("litellm", "litellm")
     values = inputs["values"]
     assert values["replicaCount"] >= 2
-    assert values["masterkeySecretName"] == "litellm-masterkey" and values["masterkeySecretKey"] == "masterkey"
-    assert values["serviceAccount"] == {"create": False, "name": "litellm"}
+    assert values["masterkeySecretName"] == "litellm-masterkey"
+    assert values["serviceAccount"] == {"name": "litellm"}
+    assert values["image"] == {"repository": "ghcr.io/berriai/litellm-database", "tag": "v1.93.0"}
     zone = [c for c in values["topologySpreadConstraints"] if c["topologyKey"] == "topology.kubernetes.io/zone"]
     assert zone and zone[0]["labelSelector"]["matchLabels"] == gw.SELECTOR and zone[0]["maxSkew"] == 1
     settings = values["proxy_config"]["litellm_settings"]
     assert settings["callbacks"] == ["prometheus"]
     assert settings["require_auth_for_metrics_endpoint"] is True
-    assert values["proxy_config"]["general_settings"]["master_key"] == "os.environ/PROXY_MASTER_KEY"
     for model in values["proxy_config"]["model_list"]:
         assert set(model) == {"model_name", "litellm_params"}
         assert model["litellm_params"]["model"].startswith("bedrock/")
@@ -235,28 +235,46 @@ def test_replicas_follow_config() -> None:
     assert program_result("dev").named(RELEASE, "gateway-litellm").inputs["values"]["replicaCount"] == 2
 
 
-def test_dev_uses_the_bundled_postgres_on_gp3_with_a_secret_password(dev: ProgramResult) -> None:
+def test_dev_runs_its_own_postgres_with_a_maintained_image_on_gp3(dev: ProgramResult) -> None:
     values = dev.named(RELEASE, "gateway-litellm").inputs["values"]
-    assert values["db"] == {"useExisting": False, "deployStandalone": True}
-    postgres = values["postgresql"]
-    assert postgres["primary"]["persistence"] == {"enabled": True, "storageClass": "gp3", "size": "20Gi"}
-    assert postgres["primary"]["nodeSelector"] == CORE_NODE_SELECTOR
-    assert postgres["auth"]["password"] == MASK and postgres["auth"]["postgres-password"] == MASK
-    assert not any(r.name == "gateway-database" for r in dev.of_type(SECRET))
+    assert values["db"] == {"deployStandalone": False} and "postgresql" not in values  # no Bitnami subchart
+    assert values["extraEnvVars"] == [
+        {"name": "DATABASE_URL", "valueFrom": {"secretKeyRef": {"name": "litellm-database", "key": "url"}}}
+    ]
+    database = dev.named("kubernetes:apps/v1:StatefulSet", "gateway-db-postgres").inputs
+    pod = database["spec"]["template"]["spec"]
+    assert pod["containers"][0]["image"] == "docker.io/library/postgres:17.6"
+    assert pod["nodeSelector"] == CORE_NODE_SELECTOR and pod["securityContext"]["runAsNonRoot"] is True
+    claim = database["spec"]["volumeClaimTemplates"][0]["spec"]
+    assert claim["storageClassName"] == "gp3" and claim["resources"]["requests"]["storage"] == "20Gi"
+    secret = dev.named(SECRET, "gateway-db-url")
+    assert secret.inputs["stringData"] == {"url": MASK, "password": MASK}
+    assert secret.plain["stringData"]["url"].startswith("postgresql://litellm:")
+    assert "@litellm-postgres.litellm.svc.cluster.local:5432/litellm" in secret.plain["stringData"]["url"]
 
 
 def test_prod_uses_the_external_database_url_from_a_secret() -> None:
     prod = program_result("prod")
     values = prod.named(RELEASE, "gateway-litellm").inputs["values"]
-    assert values["db"] == {"useExisting": False, "deployStandalone": False}
-    assert "postgresql" not in values
-    assert values["extraEnvVars"] == [
-        {"name": "DATABASE_URL", "valueFrom": {"secretKeyRef": {"name": "litellm-database", "key": "url"}}}
-    ]
-    secret = prod.named(SECRET, "gateway-database")
+    assert values["db"] == {"deployStandalone": False}
+    assert not prod.of_type("kubernetes:apps/v1:StatefulSet")
+    secret = prod.named(SECRET, "gateway-db-url")
     assert secret.inputs["stringData"] == {"url": MASK}
     assert secret.inputs["metadata"] == {"name": "litellm-database", "namespace": "litellm"}
-    assert secret.urn in prod.named(RELEASE, "gateway-litellm").dependencies
+
+
+def test_migrations_run_in_their_own_job_before_litellm(each_stack: ProgramResult) -> None:
+    """The chart's migration Job shares the proxy pods' labels (it would be an NLB endpoint): ours has its own."""
+    values = each_stack.named(RELEASE, "gateway-litellm").inputs["values"]
+    assert values["migrationJob"] == {"enabled": False}
+    assert values["envVars"] == {"DISABLE_SCHEMA_UPDATE": "true"}
+    job = each_stack.named(JOB, "gateway-db-migrations")
+    labels = job.inputs["spec"]["template"]["metadata"]["labels"]
+    assert not all(labels.get(k) == v for k, v in gw.SELECTOR.items())
+    pod = job.inputs["spec"]["template"]["spec"]
+    assert pod["containers"][0]["image"] == "ghcr.io/berriai/litellm-database:v1.93.0"
+    assert pod["containers"][0]["command"] == ["python", "litellm/proxy/prisma_migration.py"]
+    assert job.urn in each_stack.named(RELEASE, "gateway-litellm").dependencies
 
 
 def test_pdb_keeps_one_litellm_pod(each_stack: ProgramResult) -> None:
@@ -306,7 +324,7 @@ def test_tenant_keys_are_secret_sk_values() -> None:
 
 
 def key_jobs(result: ProgramResult) -> dict[str, Registration]:
-    return {job.inputs["metadata"]["labels"]["agent-platform.io/tenant"]: job for job in result.of_type(JOB) if "gateway" in job.urn}  # fmt: skip
+    return {job.inputs["metadata"]["labels"]["agent-platform.io/tenant"]: job for job in result.of_type(JOB) if "key-job" in job.urn}  # fmt: skip
 
 
 def test_one_key_job_per_tenant_with_a_spec_hash_in_its_name(each_stack: ProgramResult) -> None:

@@ -54,7 +54,7 @@ def runtime_classes(result: ProgramResult) -> dict[str, dict[str, Any]]:
 def test_kata_deploy_release_runs_only_on_kata_nodes() -> None:
     release = kata().named(RELEASE, "kata-runtime-deploy").inputs
     assert release["chart"] == CHART == "oci://ghcr.io/kata-containers/kata-deploy-charts/kata-deploy"
-    assert release["version"] == "3.27.0"  # kataDeployVersion
+    assert release["version"] == "4.1.0"  # kataDeployVersion
     assert release["namespace"] == "kata-system"
     v = release["values"]
     assert v["nodeSelector"] == {"workload-type": "kata"}
@@ -63,26 +63,27 @@ def test_kata_deploy_release_runs_only_on_kata_nodes() -> None:
     assert {s for s, c in v["shims"].items() if s != "disableAll" and c["enabled"]} == {"clh", "qemu"}
     assert v["shims"]["clh"]["allowedHypervisorAnnotations"] == ["default_vcpus", "default_memory"]
     assert v["defaultShim"] == {"amd64": "clh"}
-    assert v["runtimeClasses"] == {"enabled": False, "createDefault": False}  # declared below instead
-    assert "deploymentMode" not in v  # a 4.x value
+    assert v["runtimeClasses"] == {"enabled": False}  # declared below instead
+    assert "deploymentMode" not in v  # 4.1's default is the DaemonSet: it also covers nodes Karpenter adds later
+    assert v["monitor"] == {"enabled": True}
+    assert v["kubectlImage"] == {"reference": "docker.io/alpine/k8s", "tag": "1.34.2"}  # not the chart's latest
 
 
-def test_runtime_classes_match_the_shims_and_kata_3_overhead() -> None:
+def test_runtime_classes_match_the_shims_and_kata_4_overhead() -> None:
     classes = runtime_classes(kata())
     assert set(classes) == {"kata-clh", "kata-qemu"}
     assert classes["kata-clh"]["overhead"]["podFixed"] == {"cpu": "250m", "memory": "130Mi"}
-    assert classes["kata-qemu"]["overhead"]["podFixed"] == {"cpu": "250m", "memory": "160Mi"}
+    assert classes["kata-qemu"]["overhead"]["podFixed"] == {"cpu": "250m", "memory": "320Mi"}
     for name, rc in classes.items():
         assert rc["handler"] == name
         assert rc["scheduling"] == {"nodeSelector": {KATA_RUNTIME_LABEL: "true"}, "tolerations": [KATA_TOLERATION]}
         validate_object(rc)
 
 
-def test_kata_4_doubles_the_qemu_overhead_and_keeps_the_daemonset() -> None:
-    result = kata(kataDeployVersion="4.1.0")
-    assert runtime_classes(result)["kata-qemu"]["overhead"]["podFixed"]["memory"] == "320Mi"
-    assert runtime_classes(result)["kata-clh"]["overhead"]["podFixed"]["memory"] == "130Mi"
-    assert values(result)["deploymentMode"] == "daemonset"  # Karpenter nodes appear after helm install
+def test_kata_3_halves_the_qemu_overhead_and_has_no_monitor() -> None:
+    result = kata(kataDeployVersion="3.27.0")
+    assert runtime_classes(result)["kata-qemu"]["overhead"]["podFixed"]["memory"] == "160Mi"
+    assert "monitor" not in values(result)
 
 
 def test_firecracker_and_gvisor_are_opt_in() -> None:
@@ -131,6 +132,6 @@ def test_firecracker_user_data_prepares_the_devmapper_pool() -> None:
 def test_main_exports_the_runtime_classes_and_installs_after_the_core_nodes(dev: ProgramResult) -> None:
     assert dev.outputs["runtimeClasses"] == sorted(runtime_classes(dev))
     release = dev.named(RELEASE, "kata-runtime-deploy")
-    assert release.inputs["version"] == "3.27.0"
+    assert release.inputs["version"] == "4.1.0"
     node_groups = {r.urn for r in dev.of_type("aws:eks/nodeGroup:NodeGroup")}
     assert node_groups & set(release.dependencies)

@@ -39,11 +39,12 @@ def run_one(count: int, out: Path) -> dict[str, Any]:
     from tools.preview import preview
 
     started = time.monotonic()
-    result, violations = preview("dev", out, overrides={"agent-platform:tenants": generated_tenants(count)})
+    report = preview("dev", out, overrides={"agent-platform:tenants": generated_tenants(count)})
     return {
         "tenants": count,
-        "resources": len(result.registrations),
-        "mandatory": sum(v.enforcement_level == "mandatory" for v in violations),
+        "resources": len(report.result.registrations),
+        "mandatory": sum(v.enforcement_level == "mandatory" for v in report.violations),
+        "render_findings": len(report.findings),
         "seconds": round(time.monotonic() - started, 2),
     }
 

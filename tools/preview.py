@@ -2,19 +2,21 @@
 
 Runs the real program under the mock engine (tools.program), writes ``build/<stack>/`` as the
 design contract says (resources.json, outputs.json, manifests/, policy-report.json), and runs the
-policy pack in ``policies/`` through the analyzer gRPC protocol the Pulumi CLI uses. Exit codes:
-0 clean or advisory only, 1 mandatory violation, 2 configuration error.
+policy pack in ``policies/`` through the analyzer gRPC protocol the Pulumi CLI uses, then renders every
+third-party install with the vendored charts (tools/render.py) into ``rendered/`` and checks what they create
+(tools/render_checks.py, ``render-report.json``). Exit codes: 0 clean or advisory only, 1 mandatory violation
+or render finding, 2 configuration error.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
 import sys
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +25,21 @@ import yaml
 
 from components.config import ConfigError
 from tools.analyzer import AnalyzerResource, Violation, run_pack
-from tools.program import ROOT, ProgramResult, Registration, run_program
+from tools.program import ROOT, ProgramResult, manifest_name, run_program
+from tools.render import RenderUnavailable, render_all, write_rendered
+from tools.render_checks import Finding, run_checks
 
-# Kubernetes types that are not objects in the cluster (providers, Helm releases, component wrappers).
-_NOT_OBJECTS = re.compile(r"^(pulumi:providers:|kubernetes:helm\.sh/|kubernetes:yaml/|kubernetes:kustomize/)")
+
+@dataclass
+class Report:
+    result: ProgramResult
+    violations: list[Violation]
+    findings: list[Finding] = field(default_factory=list)  # render checks
+    render_skipped: str = ""  # why the render step could not run here
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.findings) or any(v.enforcement_level == "mandatory" for v in self.violations)
 
 
 def analyzer_resources(result: ProgramResult) -> list[AnalyzerResource]:
@@ -52,16 +65,6 @@ def analyzer_resources(result: ProgramResult) -> list[AnalyzerResource]:
     return resources
 
 
-def manifest_name(r: Registration) -> str | None:
-    """``Deployment_tenant-acme_hermes.yaml`` for a Kubernetes object, None for anything else."""
-    if not r.type.startswith("kubernetes:") or _NOT_OBJECTS.match(r.type) or not r.custom:
-        return None
-    meta = r.inputs.get("metadata") or {}
-    kind = r.inputs.get("kind") or r.type.rsplit(":", 1)[-1]
-    parts = [kind, meta.get("namespace"), meta.get("name") or r.name]
-    return "_".join(re.sub(r"[^A-Za-z0-9.-]", "-", str(p)) for p in parts if p) + ".yaml"
-
-
 def write_build(result: ProgramResult, violations: list[Violation], out: Path) -> None:
     if out.exists():
         shutil.rmtree(out)
@@ -84,17 +87,45 @@ def write_build(result: ProgramResult, violations: list[Violation], out: Path) -
     (out / "policy-report.json").write_text(json.dumps(report, indent=2) + "\n")
 
 
-def summarize(result: ProgramResult, violations: list[Violation], seconds: float) -> str:
+def kubernetes_version(result: ProgramResult) -> str:
+    """The cluster's Kubernetes minor version, as the program passed it to EKS."""
+    clusters = result.of_type("eks:index:Cluster")
+    return str(clusters[0].inputs.get("version")) if clusters else "1.34"
+
+
+def check_installs(result: ProgramResult, out: Path) -> tuple[list[Finding], str]:
+    """Render every install into ``out/rendered`` and check it; ("", reason) when it cannot run here."""
+    kube_version = kubernetes_version(result)
+    try:
+        rendered = render_all(result, kube_version)
+    except RenderUnavailable as reason:
+        findings, skipped = [], str(reason)
+    else:
+        write_rendered(rendered, out)
+        findings, skipped = run_checks(result, rendered, kube_version), ""
+    report = {"skipped": skipped or None, "findings": [vars(f) for f in findings]}
+    (out / "render-report.json").write_text(json.dumps(report, indent=2) + "\n")
+    return findings, skipped
+
+
+def summarize(report: Report, seconds: float) -> str:
+    result, violations = report.result, report.violations
     types = Counter(r.type for r in result.registrations)
     levels = Counter(v.enforcement_level for v in violations)
     lines = [f"Resources by type ({len(result.registrations)}):"]
     lines += [f"  {count:4d}  {type_}" for type_, count in sorted(types.items(), key=lambda kv: (-kv[1], kv[0]))]
     for v in violations:
         lines.append(f"  [{v.enforcement_level}] {v.policy}: {v.urn.rsplit('::', 1)[-1]}: {v.message.splitlines()[-1]}")
+    lines += [f"  [render] {finding}" for finding in report.findings]
+    render = (
+        f"render skipped ({report.render_skipped})"
+        if report.render_skipped
+        else f"{len(report.findings)} render findings"
+    )
     lines.append(
         f"{result.stack}: {len(result.registrations)} resources, {len(result.outputs)} outputs, "
-        f"{levels.get('mandatory', 0)} mandatory and {levels.get('advisory', 0)} advisory violations "
-        f"in {seconds:.1f}s"
+        f"{levels.get('mandatory', 0)} mandatory and {levels.get('advisory', 0)} advisory violations, "
+        f"{render} in {seconds:.1f}s"
     )
     return "\n".join(lines)
 
@@ -105,11 +136,13 @@ def preview(
     pack_dir: Path = ROOT / "policies",
     policy_config: dict[str, Any] | None = None,
     overrides: dict[str, Any] | None = None,
-) -> tuple[ProgramResult, list[Violation]]:
+) -> Report:
+    out = out_dir or ROOT / "build" / stack
     result = run_program(stack, overrides)
     violations = run_pack(pack_dir, analyzer_resources(result), policy_config)
-    write_build(result, violations, out_dir or ROOT / "build" / stack)
-    return result, violations
+    write_build(result, violations, out)
+    findings, skipped = check_installs(result, out)
+    return Report(result, violations, findings, skipped)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -122,13 +155,13 @@ def main(argv: list[str] | None = None) -> int:
     policy_config = json.loads(args.policy_pack_config.read_text()) if args.policy_pack_config else None
     started = time.monotonic()
     try:
-        result, violations = preview(args.stack, args.out, args.policy_pack, policy_config)
+        report = preview(args.stack, args.out, args.policy_pack, policy_config)
     except (ConfigError, FileNotFoundError, pulumi.RunError) as error:
         # One line naming the key, no traceback.
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(summarize(result, violations, time.monotonic() - started))
-    return 1 if any(v.enforcement_level == "mandatory" for v in violations) else 0
+    print(summarize(report, time.monotonic() - started))
+    return 1 if report.failed else 0
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import json
+import re
 import runpy
 import sys
 from collections.abc import Callable
@@ -235,3 +236,17 @@ def run_program(
             asyncio.set_event_loop(None)
 
     return contextvars.Context().run(run)
+
+
+# Kubernetes types that are not objects in the cluster (providers, Helm releases, component wrappers).
+_NOT_OBJECTS = re.compile(r"^(pulumi:providers:|kubernetes:helm\.sh/|kubernetes:yaml/|kubernetes:kustomize/)")
+
+
+def manifest_name(r: Registration) -> str | None:
+    """``Deployment_tenant-acme_hermes.yaml`` for a Kubernetes object, None for anything else."""
+    if not r.type.startswith("kubernetes:") or _NOT_OBJECTS.match(r.type) or not r.custom:
+        return None
+    meta = r.inputs.get("metadata") or {}
+    kind = r.inputs.get("kind") or r.type.rsplit(":", 1)[-1]
+    parts = [kind, meta.get("namespace"), meta.get("name") or r.name]
+    return "_".join(re.sub(r"[^A-Za-z0-9.-]", "-", str(p)) for p in parts if p) + ".yaml"

@@ -1,0 +1,200 @@
+"""The LiteLLM database: an in-cluster PostgreSQL (official image) or an external URL, and the schema migrations.
+
+LiteLLM reads one Secret key (``litellm-database``/``url``) in both cases. The chart's bundled Bitnami
+subchart is not used: Bitnami withdrew its versioned images from docker.io in 2025. The chart's migration Job
+is not used either: its pods carry the same labels as the proxy pods (the chart has one label set for both),
+so they would become endpoints of the Services and count in the disruption budget. The migrations run here as
+a first-class Job with labels of its own, which the LiteLLM release waits for: every rollout of a new image
+starts on a migrated schema, and the proxies do not race to migrate it (``DISABLE_SCHEMA_UPDATE``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from components.cluster import DEFAULT_STORAGE_CLASS
+from components.labels import CORE_NODE_SELECTOR
+from components.podspec import container_security_context
+
+DATABASE_SECRET = "litellm-database"  # key "url": postgresql://...
+POSTGRES = "litellm-postgres"
+POSTGRES_PORT = 5432
+POSTGRES_UID = 999  # the postgres user of the official image
+POSTGRES_DB = "litellm"
+POSTGRES_USER = "litellm"
+POSTGRES_GIB = 20
+POSTGRES_LABELS = {"app.kubernetes.io/name": "postgresql", "app.kubernetes.io/instance": POSTGRES}
+MIGRATION_LABELS = {"app.kubernetes.io/name": "litellm-migrations", "app.kubernetes.io/instance": "litellm"}
+MIGRATION_COMMAND = ["python", "litellm/proxy/prisma_migration.py"]  # what the chart's migration Job runs
+
+
+def database_url_env() -> dict[str, Any]:
+    return {"name": "DATABASE_URL", "valueFrom": {"secretKeyRef": {"name": DATABASE_SECRET, "key": "url"}}}
+
+
+def postgres_spec(image: str) -> dict[str, Any]:
+    """StatefulSet spec: one PostgreSQL on a gp3 volume, non-root, on core nodes."""
+    return {
+        "serviceName": POSTGRES,
+        "replicas": 1,
+        "selector": {"matchLabels": dict(POSTGRES_LABELS)},
+        "template": {
+            "metadata": {"labels": dict(POSTGRES_LABELS)},
+            "spec": {
+                "nodeSelector": dict(CORE_NODE_SELECTOR),
+                "automountServiceAccountToken": False,
+                "securityContext": {
+                    "runAsNonRoot": True,
+                    "runAsUser": POSTGRES_UID,
+                    "runAsGroup": POSTGRES_UID,
+                    "fsGroup": POSTGRES_UID,
+                    "seccompProfile": {"type": "RuntimeDefault"},
+                },
+                "containers": [
+                    {
+                        "name": "postgres",
+                        "image": image,
+                        "ports": [{"name": "postgres", "containerPort": POSTGRES_PORT}],
+                        "env": [
+                            {"name": "POSTGRES_DB", "value": POSTGRES_DB},
+                            {"name": "POSTGRES_USER", "value": POSTGRES_USER},
+                            {
+                                "name": "POSTGRES_PASSWORD",
+                                "valueFrom": {"secretKeyRef": {"name": DATABASE_SECRET, "key": "password"}},
+                            },  # fmt: skip
+                            # A subfolder: the volume's root holds lost+found, which initdb refuses.
+                            {"name": "PGDATA", "value": "/var/lib/postgresql/data/pgdata"},
+                        ],
+                        "securityContext": container_security_context(POSTGRES_UID, read_only_root=True),
+                        "readinessProbe": {
+                            "exec": {"command": ["pg_isready", "-U", POSTGRES_USER, "-d", POSTGRES_DB]},
+                            "periodSeconds": 10,
+                        },  # fmt: skip
+                        "resources": {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"memory": "1Gi"}},
+                        "volumeMounts": [
+                            {"name": "data", "mountPath": "/var/lib/postgresql/data"},
+                            {"name": "run", "mountPath": "/var/run/postgresql"},
+                            {"name": "tmp", "mountPath": "/tmp"},
+                        ],
+                    }
+                ],
+                "volumes": [{"name": "run", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}],
+            },
+        },
+        "volumeClaimTemplates": [
+            {
+                "metadata": {"name": "data"},
+                "spec": {
+                    "accessModes": ["ReadWriteOnce"],
+                    "storageClassName": DEFAULT_STORAGE_CLASS,
+                    "resources": {"requests": {"storage": f"{POSTGRES_GIB}Gi"}},
+                },
+            }
+        ],
+    }
+
+
+def migration_job_name(image: str) -> str:
+    """A new name per image: Pulumi creates a new Job, which runs that image's migrations once."""
+    return f"litellm-migrations-{hashlib.sha256(f'{image} {MIGRATION_COMMAND}'.encode()).hexdigest()[:8]}"
+
+
+def migration_pod_spec(image: str, service_account: str) -> dict[str, Any]:
+    return {
+        "serviceAccountName": service_account,
+        "automountServiceAccountToken": False,
+        "restartPolicy": "OnFailure",  # retried until the database accepts connections
+        "nodeSelector": dict(CORE_NODE_SELECTOR),
+        "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [
+            {
+                "name": "prisma-migrations",
+                "image": image,
+                "command": list(MIGRATION_COMMAND),
+                "workingDir": "/app",
+                "env": [database_url_env()],
+                "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+                "resources": {"requests": {"cpu": "100m", "memory": "512Mi"}, "limits": {"memory": "1Gi"}},
+            }
+        ],
+    }
+
+
+@dataclass(frozen=True)
+class LitellmDatabaseArgs:
+    namespace: str
+    provider: k8s.Provider
+    image: str  # the LiteLLM image, which carries the migrations
+    postgres_image: str
+    service_account: str
+    external_url: pulumi.Input[str] | None = None  # secret; None deploys PostgreSQL in the cluster
+    depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
+
+
+class LitellmDatabase(pulumi.ComponentResource):
+    migrations: k8s.batch.v1.Job  # LiteLLM waits for it
+
+    def __init__(self, name: str, args: LitellmDatabaseArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("agent-platform:gateway:LitellmDatabase", name, None, opts)
+        k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=list(args.depends_on))
+        meta = {"name": DATABASE_SECRET, "namespace": args.namespace}
+        ready: list[pulumi.Resource] = []
+        if args.external_url is not None:
+            secret = k8s.core.v1.Secret(f"{name}-url", metadata=meta, type="Opaque", string_data={"url": pulumi.Output.secret(args.external_url)}, opts=k8s_opts)  # fmt: skip
+        else:
+            password = pulumi.Output.secret(
+                random.RandomPassword(
+                    f"{name}-password", length=32, special=False, opts=pulumi.ResourceOptions(parent=self)
+                ).result  # fmt: skip
+            )
+            url = pulumi.Output.format(
+                "postgresql://{0}:{1}@{2}.{3}.svc.cluster.local:{4}/{5}",
+                POSTGRES_USER, password, POSTGRES, args.namespace, POSTGRES_PORT, POSTGRES_DB,
+            )  # fmt: skip
+            secret = k8s.core.v1.Secret(f"{name}-url", metadata=meta, type="Opaque", string_data={"url": pulumi.Output.secret(url), "password": password}, opts=k8s_opts)  # fmt: skip
+            service = k8s.core.v1.Service(
+                f"{name}-postgres",
+                metadata={"name": POSTGRES, "namespace": args.namespace, "labels": dict(POSTGRES_LABELS)},
+                spec={
+                    "selector": dict(POSTGRES_LABELS),
+                    "ports": [{"name": "postgres", "port": POSTGRES_PORT, "targetPort": "postgres"}],
+                },  # fmt: skip
+                opts=k8s_opts,
+            )
+            database = k8s.apps.v1.StatefulSet(
+                f"{name}-postgres",
+                metadata={"name": POSTGRES, "namespace": args.namespace, "labels": dict(POSTGRES_LABELS)},
+                spec=postgres_spec(args.postgres_image),
+                opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[secret, service])),
+            )
+            ready.append(database)
+        self.migrations = k8s.batch.v1.Job(
+            f"{name}-migrations",
+            metadata={
+                "name": migration_job_name(args.image),
+                "namespace": args.namespace,
+                "labels": dict(MIGRATION_LABELS),
+            },  # fmt: skip
+            spec={
+                "backoffLimit": 10,
+                "activeDeadlineSeconds": 900,
+                "template": {
+                    "metadata": {"labels": dict(MIGRATION_LABELS)},
+                    "spec": migration_pod_spec(args.image, args.service_account),
+                },  # fmt: skip
+            },
+            opts=pulumi.ResourceOptions.merge(
+                k8s_opts,
+                pulumi.ResourceOptions(
+                    depends_on=[secret, *ready], custom_timeouts=pulumi.CustomTimeouts(create="20m", update="20m")
+                ),  # fmt: skip
+            ),
+        )
+        self.register_outputs({"secret": DATABASE_SECRET})
