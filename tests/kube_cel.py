@@ -151,6 +151,7 @@ class Decision:
     denials: list[tuple[str, str]] = field(default_factory=list)  # (binding, message)
     warnings: list[tuple[str, str]] = field(default_factory=list)
     audits: list[tuple[str, str]] = field(default_factory=list)
+    failed: list[tuple[str, int]] = field(default_factory=list)  # (policy, validation index); -1: an error
 
     @property
     def allowed(self) -> bool:
@@ -233,9 +234,9 @@ def admit(
         ]
         if not all(selector_matches(selector, labels) for selector, labels in selectors):
             continue
-        messages = _validate(policy, data)
         actions = binding["validationActions"]
-        for message in messages:
+        for index, message in _validate(policy, data):
+            decision.failed.append((binding["policyName"], index))
             if "Deny" in actions:
                 decision.denials.append((binding_name, message))
             if "Warn" in actions:
@@ -245,12 +246,12 @@ def admit(
     return decision
 
 
-def _validate(policy: Mapping[str, Any], data: dict[str, Any]) -> list[str]:
-    """Messages of the failed validations ([] when the policy passes or does not apply)."""
+def _validate(policy: Mapping[str, Any], data: dict[str, Any]) -> list[tuple[int, str]]:
+    """(index, message) of the failed validations ([] when the policy passes or does not apply)."""
     fail_closed = policy.get("failurePolicy", "Fail") == "Fail"
 
-    def failure(error: CelError) -> list[str]:
-        return [f"evaluation error: {error}"] if fail_closed else []
+    def failure(error: CelError) -> list[tuple[int, str]]:
+        return [(-1, f"evaluation error: {error}")] if fail_closed else []
 
     try:
         if not all(evaluate(c["expression"], data) is True for c in policy.get("matchConditions") or []):
@@ -264,8 +265,8 @@ def _validate(policy: Mapping[str, Any], data: dict[str, Any]) -> list[str]:
         except CelError as error:
             return failure(error)  # every validation here reads the variables
     scope = {**data, "variables": variables}
-    messages = []
-    for validation in policy.get("validations") or []:
+    messages: list[tuple[int, str]] = []
+    for index, validation in enumerate(policy.get("validations") or []):
         try:
             ok = evaluate(validation["expression"], scope)
         except CelError as error:
@@ -277,5 +278,5 @@ def _validate(policy: Mapping[str, Any], data: dict[str, Any]) -> list[str]:
         if validation.get("messageExpression"):
             with contextlib.suppress(CelError):  # the API server falls back to the static message
                 message = evaluate(validation["messageExpression"], scope)
-        messages.append(message)
+        messages.append((index, message))
     return messages

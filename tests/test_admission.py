@@ -148,6 +148,14 @@ def test_admission_decides_the_corpus(gates: tuple[dict[str, Any], dict[str, Any
     assert not any(message.startswith("evaluation error") for _, message in decision.denials), decision.denials
 
 
+def test_corpus_exercises_every_validation(gates: tuple[dict[str, Any], dict[str, Any]]) -> None:
+    """Each rule of each policy is the reason for at least one denial in the corpus."""
+    policies, _ = gates
+    failed = {item for case in CASES for item in admit(gates, case).failed}
+    expected = {(name, i) for name, spec in policies.items() for i in range(len(spec["validations"]))}
+    assert failed == expected
+
+
 # --- the shared corpus: the pack agrees -----------------------------------------------------------
 
 
