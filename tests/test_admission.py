@@ -283,8 +283,9 @@ _RESTRICTED_VOLUMES = {
 
 
 def restricted_violations(spec: dict[str, Any]) -> list[str]:
-    """Pod Security Standards "restricted" (baseline included) for one pod spec, as kube-apiserver's
-    pod-security-admission checks it (k8s.io/pod-security-admission/policy, latest)."""
+    """Pod Security Standards "restricted" (baseline included) for one pod spec, after the checks of
+    k8s.io/pod-security-admission/policy (latest): stricter on sysctls (none at all); the annotations
+    (AppArmor) live in the pod metadata, not here."""
     problems = []
     pod_ctx = spec.get("securityContext") or {}
     for flag in ("hostNetwork", "hostPID", "hostIPC"):
@@ -298,6 +299,7 @@ def restricted_violations(spec: dict[str, Any]) -> list[str]:
     if pod_ctx.get("runAsUser") == 0:
         problems.append("pod runAsUser 0")
     pod_seccomp = (pod_ctx.get("seccompProfile") or {}).get("type")
+    problems += _selinux_apparmor("pod", pod_ctx)
     for c in [*(spec.get("initContainers") or []), *spec["containers"], *(spec.get("ephemeralContainers") or [])]:
         ctx = c.get("securityContext") or {}
         name = c["name"]
@@ -323,12 +325,34 @@ def restricted_violations(spec: dict[str, Any]) -> list[str]:
             problems.append(f"{name}: procMount")
         if (ctx.get("windowsOptions") or {}).get("hostProcess"):
             problems.append(f"{name}: hostProcess")
+        problems += _selinux_apparmor(name, ctx)
+        handlers = [c.get(p) for p in ("livenessProbe", "readinessProbe", "startupProbe")]
+        handlers += [(c.get("lifecycle") or {}).get(h) for h in ("postStart", "preStop")]
+        for handler in filter(None, handlers):
+            if any((handler.get(kind) or {}).get("host") for kind in ("httpGet", "tcpSocket")):
+                problems.append(f"{name}: probe or lifecycle host")
+    return problems
+
+
+def _selinux_apparmor(who: str, ctx: dict[str, Any]) -> list[str]:
+    problems = []
+    selinux = ctx.get("seLinuxOptions") or {}
+    if selinux.get("type", "") not in ("", "container_t", "container_init_t", "container_kvm_t"):
+        problems.append(f"{who}: seLinuxOptions.type")
+    if selinux.get("user") or selinux.get("role"):
+        problems.append(f"{who}: seLinuxOptions user or role")
+    if (ctx.get("appArmorProfile") or {}).get("type") not in (None, "RuntimeDefault", "Localhost"):
+        problems.append(f"{who}: appArmorProfile")
     return problems
 
 
 def test_restricted_checker_catches_what_baseline_allows() -> None:
     assert "agent: allowPrivilegeEscalation must be false" in restricted_violations(kata_spec())
     assert "volume root" in restricted_violations(kata_spec(volumes=[{"name": "root", "hostPath": {"path": "/"}}]))
+    probe = {"httpGet": {"host": "10.0.0.1", "port": 80}}
+    spec = kata_spec(securityContext={"seLinuxOptions": {"type": "spc_t"}})
+    spec["containers"][0]["readinessProbe"] = probe
+    assert {"pod: seLinuxOptions.type", "agent: probe or lifecycle host"} <= set(restricted_violations(spec))
 
 
 def test_tenant_namespaces_enforce_restricted_and_sandbox_pods_meet_it(each_stack: ProgramResult) -> None:
