@@ -2,6 +2,7 @@
 
 import pulumi
 
+from components.admission import SandboxAdmission, SandboxAdmissionArgs
 from components.agents import Tenant, TenantArgs
 from components.cluster import Cluster, ClusterArgs
 from components.config import ConfigError, load
@@ -66,6 +67,17 @@ sandbox_controller = (
     AgentSandbox("agent-sandbox", AgentSandboxArgs(cfg.images.agent_sandbox_version, core_nodes), opts=in_cluster)
     if cfg.any_warm_pool
     else None
+)
+# In-cluster enforcement of the sandbox rules for what CrossGuard never sees (controllers, kubectl).
+admission = SandboxAdmission(
+    "admission",
+    SandboxAdmissionArgs(
+        mode=cfg.admission_mode,
+        runtime_classes=cfg.kata.runtime_classes,
+        service_cidrs=(cfg.cluster.service_cidr,),
+        resolver_ip=cfg.network.resolver_ip,
+    ),
+    opts=in_cluster,
 )
 # {tenant: {agent: {ENV: value}}} (bot tokens...); config validation checked every agent's secretEnv is there.
 tenant_secrets = secrets.get_secret_object("tenantSecrets") or pulumi.Output.secret({})

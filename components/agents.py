@@ -57,9 +57,10 @@ STORAGE_CLASS = "gp3"  # created by components/cluster.py
 SEED_PATH = "/etc/agent-seed"  # the ConfigMap, read-only
 LITELLM_KEY_ENV = "LITELLM_API_KEY"
 PSA_LABELS = {
-    # Enforce baseline (what kata pods need at minimum); warn and audit on restricted, which the sandbox
-    # pod template satisfies, so anything less hardened shows up at admission.
-    "pod-security.kubernetes.io/enforce": "baseline",
+    # Enforce restricted: the sandbox pod template meets it (non-root, no escalation, every capability
+    # dropped, seccomp RuntimeDefault, only emptyDir/configMap/PVC volumes; tests/test_admission.py checks
+    # every rendered template), so a pod that kubectl or a controller creates must too.
+    "pod-security.kubernetes.io/enforce": "restricted",
     "pod-security.kubernetes.io/enforce-version": "latest",
     "pod-security.kubernetes.io/warn": "restricted",
     "pod-security.kubernetes.io/warn-version": "latest",

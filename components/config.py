@@ -36,6 +36,7 @@ SECRET_KEYS = frozenset({"litellmMasterKey", "grafanaAdminPassword", "tenantSecr
 NESTED_VIRT_FAMILIES = ("c8i", "c8i-flex", "m8i", "m8i-flex", "r8i", "r8i-flex")
 KATA_SHIMS = ("clh", "qemu", "fc")
 AGENT_TYPES = ("hermes", "openclaw")
+ADMISSION_MODES = ("Deny", "Audit")
 # Environment variables the platform sets in every agent container; tenantSecrets may not override them.
 RESERVED_AGENT_ENV = frozenset({"LITELLM_API_KEY", "API_SERVER_KEY", "OPENCLAW_GATEWAY_TOKEN", "HOME", "HERMES_HOME", "OPENCLAW_CONFIG_DIR", "PATH"})  # fmt: skip
 # Regions where Amazon Bedrock runtime is offered (November 2026).
@@ -769,6 +770,7 @@ class PlatformConfig:
     observability: ObservabilityConfig
     images: ImagesConfig
     tenants: tuple[TenantConfig, ...] = field(default_factory=tuple)
+    admission_mode: str = "Deny"  # ValidatingAdmissionPolicyBinding actions: Deny, or Audit (+ Warn) during rollout
     secret_keys_present: frozenset[str] = frozenset()
     tenant_secret_paths: frozenset[str] = frozenset()  # "tenant.agent.ENV" present in tenantSecrets (no values)
 
@@ -874,6 +876,7 @@ class PlatformConfig:
                 lambda t: TenantConfig.from_reader(t, kata.default_runtime_class),
                 default=[],
             ),
+            admission_mode=r.choice("admissionMode", ADMISSION_MODES),
             secret_keys_present=frozenset(k for k in SECRET_KEYS if values.get(k) not in (None, "")),
             tenant_secret_paths=_secret_paths(values.get("tenantSecrets")),
         )

@@ -91,7 +91,7 @@ def test_tenant_namespace_is_a_sandbox_namespace_with_pod_security(tenants: Prog
     labels = ns["metadata"]["labels"]
     assert ns["metadata"]["name"] == "tenant-acme"
     assert labels[SANDBOX_LABEL] == "true"
-    assert labels["pod-security.kubernetes.io/enforce"] == "baseline"
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
     assert labels["pod-security.kubernetes.io/warn"] == "restricted"
     assert labels["pod-security.kubernetes.io/audit"] == "restricted"
     assert PSA_LABELS.items() <= labels.items()

@@ -41,7 +41,7 @@ def test_manifest_file_names_are_unique(stack: str) -> None:
 
 
 def test_every_object_has_an_explicit_name_and_namespace_where_namespaced(dev) -> None:  # noqa: ANN001
-    cluster_scoped = {"Namespace", "RuntimeClass", "StorageClass", "ClusterRole", "ClusterRoleBinding", "NodePool", "EC2NodeClass", "CustomResourceDefinition", "PriorityClass"}  # fmt: skip
+    cluster_scoped = {"Namespace", "RuntimeClass", "StorageClass", "ClusterRole", "ClusterRoleBinding", "NodePool", "EC2NodeClass", "CustomResourceDefinition", "PriorityClass", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}  # fmt: skip
     for name, obj in kubernetes_objects("dev"):
         assert obj["metadata"].get("name"), name
         if obj["kind"] not in cluster_scoped:
