@@ -5,6 +5,7 @@ import pulumi
 from components.agents import Tenant, TenantArgs
 from components.cluster import Cluster, ClusterArgs
 from components.config import ConfigError, load
+from components.egress import EgressProxy, EgressProxyArgs
 from components.gateway import Gateway, GatewayArgs
 from components.karpenter import Karpenter, KarpenterArgs
 from components.kata import KataNodes, KataNodesArgs
@@ -58,6 +59,23 @@ gateway = Gateway(
     ),
 )
 
+# --- egress proxy (allowlist mode): per-tenant domain allowlists behind an internal NLB
+egress = (
+    EgressProxy(
+        "egress",
+        EgressProxyArgs(
+            cfg.egress,
+            tenants=cfg.tenants,
+            provider=cluster.provider,
+            vpc_cidr=cfg.network.cidr,
+            lb_controller=gateway.lb_controller,
+            depends_on=[cluster.core_node_group],
+        ),
+    )
+    if cfg.egress.allowlist
+    else None
+)
+
 # --- kata runtime and tenants
 in_cluster = pulumi.ResourceOptions(providers=[cluster.provider])
 core_nodes = (cluster.core_node_group,)
@@ -80,6 +98,7 @@ tenants = [
             secrets=tenant_secrets.apply(lambda s, t=tenant.name: (s or {}).get(t, {})),
             sandbox_controller=sandbox_controller,
             depends_on=tuple(kata_runtime.runtime_classes),
+            proxy_url=egress.tenant_proxy_urls[tenant.name] if egress else None,
         ),
         opts=in_cluster,
     )
