@@ -29,15 +29,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from agent_policies.egress import sandbox_egress_allowlist
 
 from components import egress as eg
 from components.agents import PROXY_ENV, proxy_secret_data
 from components.config import AGENT_EGRESS_DEFAULTS
+from components.gateway import NLB_ANNOTATIONS
 from components.podspec import PROXY_PORT, SandboxEgress, sandbox_egress_rules
 from tests.configs import config_error, parse_config
 from tests.conftest import program_result
+from tests.policy_cases import PACK_DIR, k8s, resource, run_stack_policy
 from tests.schemas import validate_object
-from tools.program import MASK
+from tools.analyzer import run_pack
+from tools.preview import analyzer_resources
+from tools.program import MASK, run_program
 
 NETPOL = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
@@ -462,8 +467,6 @@ def test_proxy_secret_values() -> None:
 
 
 def test_proxy_deployment_is_hardened_and_behind_a_cross_zone_nlb(dev: Any) -> None:
-    from components.gateway import NLB_ANNOTATIONS
-
     component = dev.of_type("agent-platform:egress:EgressProxy")[0]
     deployment = dev.named(DEPLOYMENT, "egress-squid").inputs
     assert deployment["spec"]["replicas"] == 2
@@ -496,8 +499,6 @@ def test_proxy_deployment_is_hardened_and_behind_a_cross_zone_nlb(dev: Any) -> N
 
 
 def test_open_mode_keeps_the_previous_behaviour() -> None:
-    from tools.program import run_program
-
     result = run_program("dev", {"agent-platform:egressMode": "open"})
     assert not result.of_type("agent-platform:egress:EgressProxy")
     for egress in netpol_egress(result):
@@ -514,3 +515,93 @@ def test_sandbox_egress_rules_in_allowlist_mode() -> None:
     assert rules[2] == {"to": [{"ipBlock": {"cidr": "10.9.0.0/16"}}], "ports": [{"protocol": "TCP", "port": 3128}]}
     assert rules[3] == {"to": [{"ipBlock": {"cidr": "203.0.113.0/24"}}, {"ipBlock": {"cidr": "198.51.100.0/24"}}]}
     assert len(rules) == 4
+
+
+# --------------------------------------------------------------------------------------------
+# CrossGuard: sandbox-egress-allowlist (direct calls, then the whole pack over gRPC)
+
+NAMESPACE_TYPE = "kubernetes:core/v1:Namespace"
+
+
+def _ns(name: str, sandbox: bool = True) -> Any:
+    labels = {"agent-platform.io/sandbox": "true"} if sandbox else {}
+    return resource(NAMESPACE_TYPE, name, k8s("v1", "Namespace", name, labels=labels))
+
+
+def _netpol(
+    name: str, namespace: str, egress: Any, pod_selector: Any = None, types: Any = ("Ingress", "Egress")
+) -> Any:  # noqa: E501
+    spec = {"podSelector": {} if pod_selector is None else pod_selector, "policyTypes": list(types), "egress": egress}
+    return resource(NETPOL, f"{namespace}-{name}", k8s("networking.k8s.io/v1", "NetworkPolicy", name, spec, namespace=namespace))  # fmt: skip
+
+
+def _template(name: str, namespace: str, network_policy: Any) -> Any:
+    spec: dict[str, Any] = {"podTemplate": {"metadata": {"labels": {"agent-platform.io/sandbox": "true"}}, "spec": {}}}
+    if network_policy is not None:
+        spec["networkPolicy"] = network_policy
+    return resource(TEMPLATE, f"{namespace}-{name}", k8s("extensions.agents.x-k8s.io/v1beta1", "SandboxTemplate", name, spec, namespace=namespace))  # fmt: skip
+
+
+ALLOWLIST = sandbox_egress_rules(parse_config().network, SandboxEgress(allowlist=True, cidrs=("203.0.113.0/24",)))
+OPEN = sandbox_egress_rules(parse_config().network)
+
+
+def _run(resources: list[Any]) -> list[str]:
+    outcome = run_stack_policy(sandbox_egress_allowlist, resources)
+    assert outcome.unknown is None
+    return outcome.messages
+
+
+def test_policy_accepts_the_allowlist_rules() -> None:
+    assert _run([_ns("tenant-a"), _netpol("sandbox-isolation", "tenant-a", ALLOWLIST), _template("t", "tenant-a", {"egress": ALLOWLIST})]) == []  # fmt: skip
+
+
+def test_policy_requires_a_default_deny_egress_policy() -> None:
+    messages = _run([_ns("tenant-a"), _ns("plain", sandbox=False)])
+    assert messages == [
+        "Namespace tenant-a: add a default-deny egress NetworkPolicy (podSelector {}, policyTypes including Egress) "
+        "to this sandbox namespace (agent-platform.io/sandbox=true); without one every pod may connect anywhere."
+    ]
+    # A policy that selects only some pods, or only restricts ingress, is not a default deny.
+    assert len(_run([_ns("tenant-a"), _netpol("x", "tenant-a", ALLOWLIST, pod_selector={"matchLabels": {"a": "b"}})])) == 1  # fmt: skip
+    assert len(_run([_ns("tenant-a"), _netpol("x", "tenant-a", [], types=("Ingress",))])) == 1
+
+
+@pytest.mark.parametrize(
+    ("rules", "problem"),
+    [
+        (OPEN, "egress[2] allows 0.0.0.0/0"),
+        ([{"to": [{"ipBlock": {"cidr": "::/0"}}]}], "egress[0] allows ::/0"),
+        (
+            [{"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.0.0.0/8"]}}], "ports": [{"port": 443}]}],
+            "egress[0] allows 0.0.0.0/0",
+        ),  # fmt: skip
+        ([{"ports": [{"protocol": "TCP", "port": 443}]}], "egress[0] has no 'to', which allows every destination"),
+        ([{}], "egress[0] has no 'to', which allows every destination"),
+    ],
+)
+def test_policy_refuses_internet_wide_egress(rules: list[Any], problem: str) -> None:
+    messages = _run([_ns("tenant-a"), _netpol("sandbox-isolation", "tenant-a", rules)])
+    assert messages == [f"NetworkPolicy tenant-a/sandbox-isolation: {problem}; sandboxes reach the internet only through the egress proxy (their tenant's domain allowlist); list the proxy and model gateway ports and the tenant's own cidrs instead."]  # fmt: skip
+    template = _run([_ns("tenant-a"), _netpol("d", "tenant-a", ALLOWLIST), _template("t", "tenant-a", {"egress": rules})])  # fmt: skip
+    assert len(template) == 1 and template[0].startswith(f"SandboxTemplate tenant-a/t: spec.networkPolicy.{problem}")
+
+
+def test_policy_ignores_other_namespaces_and_flags_templates_without_rules() -> None:
+    assert _run([_ns("web", sandbox=False), _netpol("open", "web", OPEN)]) == []
+    messages = _run([_ns("tenant-a"), _netpol("d", "tenant-a", ALLOWLIST), _template("t", "tenant-a", None)])
+    assert len(messages) == 1 and "controller's default lets sandboxes reach the public internet" in messages[0]
+
+
+def test_policy_through_the_pack_on_every_stack_and_open_mode() -> None:
+    for stack in STACKS:
+        violations = run_pack(PACK_DIR, analyzer_resources(program_result(stack)))
+        assert [v for v in violations if v.policy == "sandbox-egress-allowlist"] == [], stack
+    # The transition switch really opens the internet, and the pack says so (mandatory unless reconfigured).
+    open_mode = analyzer_resources(run_program("dev", {"agent-platform:egressMode": "open"}))
+    violations = [v for v in run_pack(PACK_DIR, open_mode) if v.policy == "sandbox-egress-allowlist"]
+    assert {v.enforcement_level for v in violations} == {"mandatory"}
+    assert len(violations) == 3  # acme's and globex's NetworkPolicies, globex's SandboxTemplate
+    assert all("allows 0.0.0.0/0" in v.message for v in violations)
+    advisory = run_pack(PACK_DIR, open_mode, {"sandbox-egress-allowlist": "advisory"})
+    assert {v.enforcement_level for v in advisory if v.policy == "sandbox-egress-allowlist"} == {"advisory"}
