@@ -59,6 +59,18 @@ gateway = Gateway(
     ),
 )
 
+# --- observability
+observability = Observability(
+    "observability",
+    ObservabilityArgs(
+        cfg.observability,
+        provider=cluster.provider,
+        admin_password=secrets.require_secret("grafanaAdminPassword"),
+        litellm_namespace=gateway.namespace,
+        depends_on=[cluster.core_node_group],
+    ),
+)
+
 # --- egress proxy (allowlist mode): per-tenant domain allowlists behind an internal NLB
 egress = (
     EgressProxy(
@@ -69,6 +81,7 @@ egress = (
             provider=cluster.provider,
             vpc_cidr=cfg.network.cidr,
             lb_controller=gateway.lb_controller,
+            monitoring=observability.release,
             depends_on=[cluster.core_node_group],
         ),
     )
@@ -104,18 +117,6 @@ tenants = [
     )
     for tenant in cfg.tenants
 ]
-
-# --- observability
-observability = Observability(
-    "observability",
-    ObservabilityArgs(
-        cfg.observability,
-        provider=cluster.provider,
-        admin_password=secrets.require_secret("grafanaAdminPassword"),
-        litellm_namespace=gateway.namespace,
-        depends_on=[cluster.core_node_group],
-    ),
-)
 
 # --- outputs (a contract with other teams: docs/outputs.md; bump the version when it changes)
 OUTPUTS_VERSION = "1.0"

@@ -665,6 +665,7 @@ class EgressConfig:
 
     mode: str  # "allowlist" (proxy + tight NetworkPolicy) or "open" (HTTPS anywhere, the pre-proxy behaviour)
     squid_image: str
+    mtail_image: str
     replicas: int
     log_retention_days: int  # VPC Flow Logs and Route 53 Resolver query logs
 
@@ -683,6 +684,7 @@ class EgressConfig:
         return cls(
             mode=r.choice("egressMode", EGRESS_MODES),
             squid_image=r.image("squidImage"),
+            mtail_image=r.image("mtailImage"),
             replicas=r.int("egressProxyReplicas", lo=2, hi=20),
             log_retention_days=retention,
         )

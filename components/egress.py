@@ -58,6 +58,12 @@ BLOCKED_DESTINATIONS: tuple[str, ...] = (
     "192.168.0.0/16", "198.18.0.0/15", "224.0.0.0/4", "240.0.0.0/4",
     "::1", "fc00::/7", "fe80::/10",
 )  # fmt: skip
+MTAIL_PORT = 3903
+MTAIL_DIR = "/etc/mtail"
+MTAIL_UID = 65534  # nobody; the image (FROM scratch) has no user of its own
+# Alert when one tenant gets more than this many denials within DENIED_BURST_WINDOW.
+DENIED_BURST_THRESHOLD = 30
+DENIED_BURST_WINDOW = "5m"
 ROTATE_SECONDS = 3600  # the access log is rotated hourly (one old file kept) so its emptyDir never fills up
 
 
@@ -202,6 +208,74 @@ def squid_conf(
     return "\n".join(line for line in lines if line is not None) + "\n"
 
 
+# mtail turns Squid's access log (logformat egress) into per-tenant counters; tests/test_egress.py runs it
+# (Debian's mtail) on the log the real Squid wrote. decision: allowed, denied (403) or auth_required (407, no
+# tenant known yet: tenant="-"). bytes: out = what the sandbox sent, in = what it received.
+MTAIL_PROGRAM = r"""# Rendered by components/egress.py: Squid access log (logformat egress) -> Prometheus counters.
+counter egress_requests_total by tenant, decision
+counter egress_bytes_total by tenant, direction
+
+/^\d+\.\d+ tenant=(?P<tenant>\S+) client=\S+ method=\S+ domain=\S+ port=\S+ status=(?P<status>\d+) result=(?P<result>\S+) bytes_out=(?P<bytes_out>\d+) bytes_in=(?P<bytes_in>\d+)$/ {
+  $status == 407 {
+    egress_requests_total[$tenant]["auth_required"]++
+  } else {
+    $result =~ /DENIED/ {
+      egress_requests_total[$tenant]["denied"]++
+    } else {
+      egress_requests_total[$tenant]["allowed"]++
+    }
+  }
+  egress_bytes_total[$tenant]["out"] += $bytes_out
+  egress_bytes_total[$tenant]["in"] += $bytes_in
+}
+"""
+
+
+def pod_monitor_spec() -> dict[str, Any]:
+    return {
+        "selector": {"matchLabels": dict(SELECTOR)},
+        "namespaceSelector": {"matchNames": [NAMESPACE]},
+        "podMetricsEndpoints": [{"port": "metrics", "path": "/metrics", "interval": "30s"}],
+    }
+
+
+def prometheus_rule_spec() -> dict[str, Any]:
+    denied = f'sum by (tenant) (increase(egress_requests_total{{decision="denied"}}[{DENIED_BURST_WINDOW}]))'
+    return {
+        "groups": [
+            {
+                "name": "agent-platform-egress",
+                "rules": [
+                    {
+                        "alert": "EgressDeniedBurst",
+                        "expr": f"{denied} > {DENIED_BURST_THRESHOLD}",
+                        "for": "2m",
+                        "labels": {"severity": "warning"},
+                        "annotations": {
+                            "summary": "Tenant {{ $labels.tenant }}: burst of denied egress requests",
+                            "description": (
+                                f'{{{{ $value | printf "%.0f" }}}} requests from tenant {{{{ $labels.tenant }}}} were '
+                                f"refused by the egress proxy in {DENIED_BURST_WINDOW}: a missing domain on its "
+                                "allowlist, or an agent trying to reach somewhere it should not. The proxy's access "
+                                "log names the domains."
+                            ),
+                        },
+                    },
+                    {
+                        "alert": "EgressProxyDown",
+                        "expr": f'sum(up{{namespace="{NAMESPACE}"}}) < 1 or absent(up{{namespace="{NAMESPACE}"}})',
+                        "for": "5m",
+                        "labels": {"severity": "critical"},
+                        "annotations": {
+                            "summary": "No egress proxy pod is scraped: sandboxes cannot reach their chat platforms",
+                        },
+                    },
+                ],
+            }
+        ]
+    }
+
+
 # MD5-crypt ($1$), which Squid's basic_ncsa_auth verifies on every platform (crypt_md5.cc); computed here in
 # pure Python so the htpasswd never depends on the operator's libc. The passwords are 40 random characters,
 # so the hash's age is no weakness.
@@ -288,8 +362,9 @@ def squid_command(conf: str = f"{CONF_DIR}/squid.conf", rotate_seconds: int = RO
     return ["/bin/sh", "-c", script]
 
 
-def proxy_pod_spec(image: str, config_hash: str) -> dict[str, Any]:
-    """Squid pod: core nodes, non-root (the image's proxy user), read-only root, every capability dropped."""
+def proxy_pod_spec(image: str, mtail_image: str, config_hash: str) -> dict[str, Any]:
+    """Squid pod: core nodes, non-root (the image's proxy user), read-only root, every capability dropped;
+    an mtail sidecar reads the access log and serves per-tenant metrics on :3903."""
     volumes = [
         {"name": "config", "configMap": {"name": CONFIG_MAP, "defaultMode": 0o444}},
         {"name": "htpasswd", "secret": {"secretName": HTPASSWD_SECRET, "defaultMode": 0o440}},
@@ -305,6 +380,29 @@ def proxy_pod_spec(image: str, config_hash: str) -> dict[str, Any]:
         {"name": "run", "mountPath": RUN_DIR},
         {"name": "spool", "mountPath": SPOOL_DIR},
     ]
+    mtail = {
+        "name": "mtail",
+        "image": mtail_image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["/mtail"],
+        "args": [
+            f"-progs={MTAIL_DIR}",
+            f"-logs={LOG_DIR}/access.log",
+            f"-port={MTAIL_PORT}",
+            "-logtostderr",
+            "-emit_prog_label=false",
+        ],
+        "ports": [{"name": "metrics", "containerPort": MTAIL_PORT, "protocol": "TCP"}],
+        # Reads the log as a member of the squid group (fsGroup); the log is the proxy user's.
+        "securityContext": container_security_context(MTAIL_UID, read_only_root=True, gid=SQUID_UID),
+        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
+        "readinessProbe": {"httpGet": {"path": "/", "port": MTAIL_PORT}, "periodSeconds": 15},
+        "volumeMounts": [
+            {"name": "mtail", "mountPath": MTAIL_DIR, "readOnly": True},
+            {"name": "logs", "mountPath": LOG_DIR, "readOnly": True},
+        ],
+    }
+    volumes.append({"name": "mtail", "configMap": {"name": CONFIG_MAP, "items": [{"key": "egress.mtail", "path": "egress.mtail"}]}})  # fmt: skip
     probe = {"tcpSocket": {"port": PROXY_PORT}, "periodSeconds": 10, "timeoutSeconds": 3}
     return {
         "metadata": {"labels": dict(SELECTOR), "annotations": {"agent-platform.io/config-hash": config_hash}},
@@ -340,7 +438,8 @@ def proxy_pod_spec(image: str, config_hash: str) -> dict[str, Any]:
                     "readinessProbe": probe,
                     "livenessProbe": {**probe, "periodSeconds": 20, "failureThreshold": 3},
                     "volumeMounts": mounts,
-                }
+                },
+                mtail,
             ],
             "volumes": volumes,
         },
@@ -354,6 +453,7 @@ class EgressProxyArgs:
     provider: k8s.Provider
     vpc_cidr: str  # NLB source range: only the VPC reaches the proxy
     lb_controller: pulumi.Resource | None = None  # its webhook must admit the LoadBalancer Service
+    monitoring: pulumi.Resource | None = None  # kube-prometheus-stack (PodMonitor/PrometheusRule CRDs)
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)  # the core node group
 
 
@@ -391,11 +491,11 @@ class EgressProxy(pulumi.ComponentResource):
             for t in args.tenants
         }
         self.squid_conf = squid_conf([ProxyTenant.of(t) for t in args.tenants])
-        config_hash = hashlib.sha256((self.squid_conf + error_page()).encode()).hexdigest()[:16]
+        config_hash = hashlib.sha256((self.squid_conf + error_page() + MTAIL_PROGRAM).encode()).hexdigest()[:16]
         k8s.core.v1.ConfigMap(
             f"{name}-config",
             metadata={"name": CONFIG_MAP, "namespace": NAMESPACE, "labels": labels},
-            data={"squid.conf": self.squid_conf, ERROR_PAGE: error_page()},
+            data={"squid.conf": self.squid_conf, ERROR_PAGE: error_page(), "egress.mtail": MTAIL_PROGRAM},
             opts=k8s_opts(ns),
         )
         names = sorted(passwords)
@@ -413,7 +513,7 @@ class EgressProxy(pulumi.ComponentResource):
                 parent=self, provider=args.provider, depends_on=[ns], additional_secret_outputs=["data", "stringData"]
             ),
         )
-        template = proxy_pod_spec(args.config.squid_image, config_hash)
+        template = proxy_pod_spec(args.config.squid_image, args.config.mtail_image, config_hash)
         k8s.apps.v1.Deployment(
             f"{name}-squid",
             metadata={"name": APP, "namespace": NAMESPACE, "labels": labels},
@@ -449,6 +549,20 @@ class EgressProxy(pulumi.ComponentResource):
             },
             opts=k8s_opts(ns, *([args.lb_controller] if args.lb_controller is not None else [])),
         )
+        if args.monitoring is not None:
+            # Prometheus selects every PodMonitor and rule (observability.stack_values); CRDs come with the chart.
+            for kind, suffix, spec in (
+                ("PodMonitor", "monitor", pod_monitor_spec()),
+                ("PrometheusRule", "rules", prometheus_rule_spec()),
+            ):
+                k8s.apiextensions.CustomResource(
+                    f"{name}-{suffix}",
+                    api_version="monitoring.coreos.com/v1",
+                    kind=kind,
+                    metadata={"name": APP, "namespace": NAMESPACE, "labels": labels},
+                    spec=spec,
+                    opts=k8s_opts(ns, args.monitoring),
+                )
         self.hostname = nlb.status.apply(lambda status: status.load_balancer.ingress[0].hostname)
         self.tenant_proxy_urls = {
             tenant: pulumi.Output.secret(

@@ -14,6 +14,7 @@ import base64
 import contextlib
 import http.server
 import ipaddress
+import json
 import os
 import shutil
 import signal
@@ -28,7 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
+import yaml
 from agent_policies.egress import sandbox_egress_allowlist
 
 from components import egress as eg
@@ -39,7 +42,7 @@ from components.podspec import PROXY_PORT, SandboxEgress, sandbox_egress_rules
 from tests.configs import config_error, parse_config
 from tests.conftest import program_result
 from tests.policy_cases import PACK_DIR, k8s, resource, run_stack_policy
-from tests.schemas import validate_object
+from tests.schemas import CRD_DIR, validate_object
 from tools.analyzer import run_pack
 from tools.preview import analyzer_resources
 from tools.program import MASK, run_program
@@ -605,3 +608,73 @@ def test_policy_through_the_pack_on_every_stack_and_open_mode() -> None:
     assert all("allows 0.0.0.0/0" in v.message for v in violations)
     advisory = run_pack(PACK_DIR, open_mode, {"sandbox-egress-allowlist": "advisory"})
     assert {v.enforcement_level for v in advisory if v.policy == "sandbox-egress-allowlist"} == {"advisory"}
+
+
+# --------------------------------------------------------------------------------------------
+# Visibility: mtail on the real Squid log, PodMonitor, alert, dashboard
+
+
+def test_mtail_turns_the_real_access_log_into_per_tenant_metrics(live_proxy: LiveProxy, tmp_path: Path) -> None:
+    mtail = shutil.which("mtail")
+    if mtail is None:
+        pytest.skip("mtail is not installed (.ci/run installs Debian's mtail)")
+    acme, globex = live_proxy.passwords["acme"], live_proxy.passwords["globex"]
+    connect(live_proxy, "allowed.test", live_proxy.tls_port, "acme", acme)
+    connect(live_proxy, "allowed.test", live_proxy.tls_port, "globex", globex)
+    connect(live_proxy, "allowed.test", live_proxy.tls_port, None, None)
+    time.sleep(0.5)  # Squid writes its log line when the connection closes
+    log = live_proxy.workdir / "access.log"
+    fields = [dict(part.split("=", 1) for part in line.split()[1:]) for line in live_proxy.access_log()]
+    (tmp_path / "egress.mtail").write_text(eg.MTAIL_PROGRAM)
+    out = subprocess.run(
+        [mtail, "-one_shot", "-one_shot_format", "prometheus", "-emit_prog_label=false", "-progs", str(tmp_path), "-logs", str(log)],  # fmt: skip
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    samples = {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in out.stdout.splitlines()
+        if line and not line.startswith("#")
+    }
+
+    def expected(tenant: str, decision: str) -> int:
+        def decide(f: dict[str, str]) -> str:
+            if f["status"] == "407":
+                return "auth_required"
+            return "denied" if "DENIED" in f["result"] else "allowed"
+
+        return sum(1 for f in fields if f["tenant"] == tenant and decide(f) == decision)
+
+    for tenant, decision in (("acme", "allowed"), ("globex", "denied"), ("-", "auth_required")):
+        assert expected(tenant, decision) >= 1
+        assert samples[f'egress_requests_total{{decision="{decision}",tenant="{tenant}"}}'] == expected(
+            tenant, decision
+        )
+    acme_in = sum(int(f["bytes_in"]) for f in fields if f["tenant"] == "acme")
+    assert samples['egress_bytes_total{direction="in",tenant="acme"}'] == acme_in > 0
+
+
+def test_proxy_metrics_are_scraped_alerted_and_charted(dev: Any) -> None:
+    pod = dev.named(DEPLOYMENT, "egress-squid").inputs["spec"]["template"]["spec"]
+    mtail = next(c for c in pod["containers"] if c["name"] == "mtail")
+    assert mtail["image"] == "ghcr.io/google/mtail:3.0.9"
+    assert mtail["securityContext"]["runAsNonRoot"] is True and mtail["securityContext"]["readOnlyRootFilesystem"]
+    assert {"name": "logs", "mountPath": eg.LOG_DIR, "readOnly": True} in mtail["volumeMounts"]
+    monitor = dev.named("kubernetes:monitoring.coreos.com/v1:PodMonitor", "egress-monitor").inputs
+    assert monitor["spec"]["podMetricsEndpoints"][0]["port"] == "metrics"
+    rule = dev.named("kubernetes:monitoring.coreos.com/v1:PrometheusRule", "egress-rules").inputs
+    alerts = {r["alert"]: r for r in rule["spec"]["groups"][0]["rules"]}
+    burst = alerts["EgressDeniedBurst"]
+    assert burst["expr"] == 'sum by (tenant) (increase(egress_requests_total{decision="denied"}[5m])) > 30'
+    assert "{{ $labels.tenant }}" in burst["annotations"]["summary"]
+    dashboard = json.loads((Path(eg.__file__).parent / "dashboards" / "egress.json").read_text())
+    exprs = " ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"])
+    assert 'decision="denied"' in exprs and 'decision="allowed"' in exprs and "egress_bytes_total" in exprs
+    assert "by (tenant)" in exprs
+    # Last: the prometheus-operator CRDs (shared/, skipped when absent) of the version the chart ships.
+    crds = CRD_DIR / "prometheus-operator-v0.93.1"
+    if not crds.is_dir():
+        pytest.skip(f"prometheus-operator CRDs not present at {crds}")
+    for obj, file in ((monitor, "crd-podmonitors.yaml"), (rule, "crd-prometheusrules.yaml")):
+        crd = yaml.safe_load((crds / file).read_text())
+        schema = next(v["schema"]["openAPIV3Schema"] for v in crd["spec"]["versions"] if v["name"] == "v1")
+        jsonschema.Draft7Validator(schema).validate(obj)  # no metaschema check: the CRD uses (?i) patterns
