@@ -21,7 +21,10 @@ except ConfigError as error:
     raise pulumi.RunError(str(error)) from None
 
 # --- network
-network = Network("network", NetworkArgs(cfg.network, cfg.cluster.name, protect=cfg.protect))
+network = Network(
+    "network",
+    NetworkArgs(cfg.network, cfg.cluster.name, protect=cfg.protect, log_retention_days=cfg.egress.log_retention_days),
+)
 
 # --- cluster and capacity
 cluster = Cluster(

@@ -678,3 +678,35 @@ def test_proxy_metrics_are_scraped_alerted_and_charted(dev: Any) -> None:
         crd = yaml.safe_load((crds / file).read_text())
         schema = next(v["schema"]["openAPIV3Schema"] for v in crd["spec"]["versions"] if v["name"] == "v1")
         jsonschema.Draft7Validator(schema).validate(obj)  # no metaschema check: the CRD uses (?i) patterns
+
+
+# --------------------------------------------------------------------------------------------
+# Audit trail: VPC Flow Logs and Route 53 Resolver query logs
+
+
+@pytest.mark.parametrize(("stack", "days"), [("dev", 14), ("staging", 30), ("prod", 365)])
+def test_flow_logs_and_resolver_query_logs_per_stack(stack: str, days: int) -> None:
+    result = program_result(stack)
+    groups = {r.inputs["name"]: r.inputs for r in result.of_type("aws:cloudwatch/logGroup:LogGroup")}
+    cluster = f"agents-{stack}"
+    flow_group = groups[f"/agent-platform/{cluster}/vpc-flow-logs"]
+    query_group = groups[f"/agent-platform/{cluster}/resolver-query-logs"]
+    assert flow_group["retentionInDays"] == query_group["retentionInDays"] == days
+    (flow,) = result.of_type("aws:ec2/flowLog:FlowLog")
+    vpc = result.of_type("aws:ec2/vpc:Vpc")[0]
+    assert flow.inputs["trafficType"] == "ALL" and flow.inputs["logDestinationType"] == "cloud-watch-logs"
+    assert "${pkt-srcaddr}" in flow.inputs["logFormat"] and "${flow-direction}" in flow.inputs["logFormat"]
+    role = result.named("aws:iam/role:Role", "network-flow-logs").inputs
+    assert json.loads(role["assumeRolePolicy"])["Statement"][0]["Principal"] == {"Service": "vpc-flow-logs.amazonaws.com"}  # fmt: skip
+    statement = json.loads(result.named("aws:iam/rolePolicy:RolePolicy", "network-flow-logs").inputs["policy"])["Statement"][0]  # fmt: skip
+    arn = statement["Resource"][0]  # the flow log group's ARN (the mock engine's), and its streams
+    assert "vpc-flow-logs" in arn and statement["Resource"] == [arn, f"{arn}:*"]
+    assert flow.inputs["logDestination"] == arn
+    (association,) = result.of_type("aws:route53/resolverQueryLogConfigAssociation:ResolverQueryLogConfigAssociation")
+    assert association.inputs["resourceId"] == flow.inputs["vpcId"]
+    assert vpc.urn in association.dependencies or association.inputs["resourceId"].startswith("vpc-")
+    (config,) = result.of_type("aws:route53/resolverQueryLogConfig:ResolverQueryLogConfig")
+    assert "resolver-query-logs" in config.inputs["destinationArn"]
+    policy = json.loads(result.of_type("aws:cloudwatch/logResourcePolicy:LogResourcePolicy")[0].inputs["policyDocument"])  # fmt: skip
+    assert policy["Statement"][0]["Principal"] == {"Service": "delivery.logs.amazonaws.com"}
+    assert "aws:SourceAccount" in policy["Statement"][0]["Condition"]["StringEquals"]
