@@ -349,15 +349,25 @@ def prepare_error_directory(error_directory: str, page_source: str, templates: s
     )
 
 
-def squid_command(conf: str = f"{CONF_DIR}/squid.conf", rotate_seconds: int = ROTATE_SECONDS) -> list[str]:
-    """Squid in the foreground, plus an hourly ``squid -k rotate`` so the access log (read by the metrics
-    sidecar) stays small; TERM is passed on so Squid drains within shutdown_lifetime."""
+def squid_command(
+    conf: str = f"{CONF_DIR}/squid.conf",
+    *,
+    error_directory: str = SquidPaths().error_directory,
+    page_source: str = f"{CONF_DIR}/{ERROR_PAGE}",
+    rotate_seconds: int = ROTATE_SECONDS,
+    squid: str = "squid",
+) -> list[str]:
+    """The proxy container's entrypoint (tests/test_egress.py starts the real Squid with it): fill the error
+    directory, run Squid in the foreground, ``squid -k rotate`` every ``rotate_seconds`` so the access log
+    (read by the metrics sidecar) stays small, and pass TERM on so Squid drains within shutdown_lifetime."""
     script = (
-        "set -e\n" + prepare_error_directory(SquidPaths().error_directory, f"{CONF_DIR}/{ERROR_PAGE}") + "set +e\n"
-        f"squid -N -f {conf} & pid=$!\n"
-        "trap 'kill -TERM $pid; wait $pid; exit 0' TERM INT\n"
-        f"while kill -0 $pid 2>/dev/null; do sleep {rotate_seconds} & wait $!; squid -f {conf} -k rotate || true; done\n"  # noqa: E501
-        "wait $pid\n"
+        "set -e\n"
+        + prepare_error_directory(error_directory, page_source)
+        + "set +e\n"
+        + f"{squid} -N -f {conf} & pid=$!\n"
+        + "trap 'kill -TERM $pid; wait $pid; exit 0' TERM INT\n"
+        + f"while kill -0 $pid 2>/dev/null; do sleep {rotate_seconds} & wait $!; {squid} -f {conf} -k rotate; done\n"
+        + "wait $pid\n"
     )
     return ["/bin/sh", "-c", script]
 

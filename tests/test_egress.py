@@ -177,6 +177,7 @@ class LiveProxy:
     http_port: int
     workdir: Path
     passwords: dict[str, str]
+    squid: str
 
     def access_log(self) -> list[str]:
         path = self.workdir / "access.log"
@@ -271,8 +272,6 @@ def live_proxy() -> Iterator[LiveProxy]:
             coredump_dir=str(workdir),
             hosts_file=str(workdir / "hosts"),
         )
-        # The same shell lines the container runs at start, against the package's templates.
-        subprocess.run(["/bin/sh", "-c", eg.prepare_error_directory(paths.error_directory, str(workdir / eg.ERROR_PAGE))], check=True)  # fmt: skip
         port = free_port()
         # Loopback is where the test servers live: the only range taken off the blocked list here.
         blocked = [b for b in eg.BLOCKED_DESTINATIONS if b != "127.0.0.0/8"]
@@ -281,15 +280,24 @@ def live_proxy() -> Iterator[LiveProxy]:
         for path in workdir.iterdir():
             if path.is_file():
                 path.chmod(0o644)
+        # The container's own entrypoint (error pages from the package's templates, Squid in the foreground,
+        # the rotation loop), with this test's paths.
+        command = eg.squid_command(
+            str(workdir / "squid.conf"),
+            error_directory=paths.error_directory,
+            page_source=str(workdir / eg.ERROR_PAGE),
+            rotate_seconds=3600,
+            squid=squid,
+        )
         process = subprocess.Popen(
-            [squid, "-N", "-f", str(workdir / "squid.conf")],
+            command,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,  # its helpers share the group: one signal stops them all
         )
         try:
             wait_for_port(port, process, deadline_s=20)
-            yield LiveProxy(port, tls_port, http_port, workdir, passwords)
+            yield LiveProxy(port, tls_port, http_port, workdir, passwords, squid)
         finally:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGTERM)
@@ -411,6 +419,22 @@ def test_access_log_names_tenant_domain_status_and_bytes(live_proxy: LiveProxy) 
     assert allowed and denied
     assert int(allowed[-1]["bytes_in"]) > 0 and int(allowed[-1]["bytes_out"]) > 0
     assert denied[-1]["result"] == "TCP_DENIED"
+
+
+def test_rotation_keeps_logging(live_proxy: LiveProxy) -> None:
+    """What the entrypoint's loop runs every hour: the old log moves to access.log.0, new lines go on."""
+    conf = str(live_proxy.workdir / "squid.conf")
+    subprocess.run([live_proxy.squid, "-f", conf, "-k", "rotate"], check=True, capture_output=True, timeout=30)
+    rotated = live_proxy.workdir / "access.log.0"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not rotated.exists():
+        time.sleep(0.1)
+    assert rotated.exists() and "tenant=acme" in rotated.read_text()
+    connect(live_proxy, "other.test", live_proxy.tls_port, "globex", live_proxy.passwords["globex"])
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not any("domain=other.test" in line for line in live_proxy.access_log()):
+        time.sleep(0.1)
+    assert any("tenant=globex" in line and "domain=other.test" in line for line in live_proxy.access_log())
 
 
 # --------------------------------------------------------------------------------------------
