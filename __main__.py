@@ -6,6 +6,7 @@ from components.admission import SandboxAdmission, SandboxAdmissionArgs
 from components.agents import Tenant, TenantArgs
 from components.cluster import Cluster, ClusterArgs
 from components.config import ConfigError, load
+from components.egress import EgressProxy, EgressProxyArgs
 from components.gateway import Gateway, GatewayArgs
 from components.karpenter import Karpenter, KarpenterArgs
 from components.kata import KataNodes, KataNodesArgs
@@ -21,7 +22,10 @@ except ConfigError as error:
     raise pulumi.RunError(str(error)) from None
 
 # --- network
-network = Network("network", NetworkArgs(cfg.network, cfg.cluster.name, protect=cfg.protect))
+network = Network(
+    "network",
+    NetworkArgs(cfg.network, cfg.cluster.name, protect=cfg.protect, log_retention_days=cfg.egress.log_retention_days),
+)
 
 # --- cluster and capacity
 cluster = Cluster(
@@ -59,10 +63,43 @@ gateway = Gateway(
     ),
 )
 
-# --- kata runtime and tenants
+# --- Kata runtime (kata-deploy, RuntimeClasses)
 in_cluster = pulumi.ResourceOptions(providers=[cluster.provider])
 core_nodes = (cluster.core_node_group,)
 kata_runtime = KataRuntime("kata-runtime", KataRuntimeArgs(cfg.kata, depends_on=core_nodes), opts=in_cluster)
+
+# --- observability
+observability = Observability(
+    "observability",
+    ObservabilityArgs(
+        cfg.observability,
+        provider=cluster.provider,
+        admin_password=secrets.require_secret("grafanaAdminPassword"),
+        litellm_namespace=gateway.namespace,
+        kata_monitor=kata_runtime.release if cfg.kata.major >= 4 else None,
+        depends_on=[cluster.core_node_group],
+    ),
+)
+
+# --- egress proxy (allowlist mode): per-tenant domain allowlists behind an internal NLB
+egress = (
+    EgressProxy(
+        "egress",
+        EgressProxyArgs(
+            cfg.egress,
+            tenants=cfg.tenants,
+            provider=cluster.provider,
+            vpc_cidr=cfg.network.cidr,
+            lb_controller=gateway.lb_controller,
+            monitoring=observability.release,
+            depends_on=[cluster.core_node_group],
+        ),
+    )
+    if cfg.egress.allowlist
+    else None
+)
+
+# --- kata runtime and tenants
 sandbox_controller = (
     AgentSandbox("agent-sandbox", AgentSandboxArgs(cfg.images.agent_sandbox_version, core_nodes), opts=in_cluster)
     if cfg.any_warm_pool
@@ -92,24 +129,12 @@ tenants = [
             secrets=tenant_secrets.apply(lambda s, t=tenant.name: (s or {}).get(t, {})),
             sandbox_controller=sandbox_controller,
             depends_on=tuple(kata_runtime.runtime_classes),
+            proxy_url=egress.tenant_proxy_urls[tenant.name] if egress else None,
         ),
         opts=in_cluster,
     )
     for tenant in cfg.tenants
 ]
-
-# --- observability
-observability = Observability(
-    "observability",
-    ObservabilityArgs(
-        cfg.observability,
-        provider=cluster.provider,
-        admin_password=secrets.require_secret("grafanaAdminPassword"),
-        litellm_namespace=gateway.namespace,
-        kata_monitor=kata_runtime.release if cfg.kata.major >= 4 else None,
-        depends_on=[cluster.core_node_group],
-    ),
-)
 
 # --- outputs (a contract with other teams: docs/outputs.md; bump the version when it changes)
 OUTPUTS_VERSION = "1.0"

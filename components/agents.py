@@ -26,6 +26,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -42,7 +43,9 @@ from components.config import (
 )
 from components.labels import SANDBOX_LABEL
 from components.podspec import (
+    OPEN_EGRESS,
     Container,
+    SandboxEgress,
     SandboxPod,
     sandbox_egress_rules,
     sandbox_pod_template,
@@ -56,6 +59,10 @@ SERVICE_ACCOUNT = "sandbox"
 STORAGE_CLASS = "gp3"  # created by components/cluster.py
 SEED_PATH = "/etc/agent-seed"  # the ConfigMap, read-only
 LITELLM_KEY_ENV = "LITELLM_API_KEY"
+PROXY_SECRET = "egress-proxy"  # per tenant: the proxy URL with the tenant's credentials, and NO_PROXY
+# Both spellings: Python (httpx, requests, aiohttp with trust_env), curl and pip read either; Node's
+# NODE_USE_ENV_PROXY and undici's EnvHttpProxyAgent read both too.
+PROXY_ENV = ("HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "https_proxy", "http_proxy", "no_proxy")
 PSA_LABELS = {
     # Enforce restricted: the sandbox pod template meets it (non-root, no escalation, every capability
     # dropped, seccomp RuntimeDefault, only emptyDir/configMap/PVC volumes; tests/test_admission.py checks
@@ -286,9 +293,11 @@ def agent_pod_template(
     workload: str,
     data: str,
     secret_names: Sequence[str],
+    proxy_secret: str | None = None,
 ) -> dict[str, Any]:
     """The pod template of one agent. ``data`` is "pvc", "emptyDir" or "claimTemplate" (the agent-sandbox
-    controller adds a volume named "data" from the SandboxTemplate's volumeClaimTemplates itself)."""
+    controller adds a volume named "data" from the SandboxTemplate's volumeClaimTemplates itself).
+    ``proxy_secret`` names the tenant's egress proxy Secret (allowlist mode)."""
     agent = next(a for a in tenant.agents if a.name == agent_name)
     kind = AGENT_TYPES[agent.type]
     volumes: list[dict[str, Any]] = [
@@ -307,7 +316,11 @@ def agent_pod_template(
         name=agent.type,
         image=image,
         command=("/bin/sh", "-c", kind.entrypoint),
-        env=(*kind.env(agent.memory), *secret_env(secret_names, f"{agent.name}-secrets")),
+        env=(
+            *kind.env(agent.memory),
+            *secret_env(secret_names, f"{agent.name}-secrets"),
+            *(proxy_env(proxy_secret) if proxy_secret else ()),
+        ),
         ports=kind.ports,
         volume_mounts=(
             volume_mount("data", kind.data_path),
@@ -338,6 +351,22 @@ def agent_pod_template(
     return sandbox_pod_template(pod, network)
 
 
+def proxy_env(secret: str) -> list[dict[str, Any]]:
+    """The egress proxy settings, from the tenant's Secret (the URL carries the tenant's proxy password).
+    NODE_USE_ENV_PROXY=1 makes Node >= 24 (OpenClaw, and any npx tool an agent runs) honour them in
+    node:http/https and fetch; Python's httpx/requests/aiohttp(trust_env) read them natively."""
+    return [*secret_env(PROXY_ENV, secret), {"name": "NODE_USE_ENV_PROXY", "value": "1"}]
+
+
+def proxy_secret_data(proxy_url: str, litellm_url: str) -> dict[str, str]:
+    """HTTPS_PROXY/HTTP_PROXY/NO_PROXY (both spellings) for one tenant: everything goes through the proxy
+    except loopback and the LiteLLM NLB, which the NetworkPolicy lets the pods reach directly."""
+    host = urlsplit(litellm_url).hostname or ""
+    bypass = ",".join(dict.fromkeys(("localhost", "127.0.0.1", "::1", *([host] if host else []))))
+    values = {"HTTPS_PROXY": proxy_url, "HTTP_PROXY": proxy_url, "NO_PROXY": bypass}
+    return {**values, **{k.lower(): v for k, v in values.items()}}
+
+
 # ---------------------------------------------------------------------------------------------------
 # Tenant component
 
@@ -356,6 +385,8 @@ class TenantArgs:
     # The agent-sandbox install (CRDs + controller), required when an agent has a warm pool.
     sandbox_controller: pulumi.Resource | None = None
     depends_on: tuple[pulumi.Resource, ...] = ()  # e.g. the RuntimeClasses
+    egress: SandboxEgress = OPEN_EGRESS  # allowlist mode needs proxy_url
+    proxy_url: pulumi.Input[str] | None = None  # http://<tenant>:<password>@<proxy NLB>:3128 (secret)
 
     @classmethod
     def for_tenant(
@@ -368,8 +399,10 @@ class TenantArgs:
         secrets: pulumi.Input[Mapping[str, Mapping[str, str]]] | None = None,
         sandbox_controller: pulumi.Resource | None = None,
         depends_on: tuple[pulumi.Resource, ...] = (),
+        proxy_url: pulumi.Input[str] | None = None,
     ) -> TenantArgs:
-        """Args for one of the platform's tenants; its models default to every gateway model."""
+        """Args for one of the platform's tenants; its models default to every gateway model, its egress
+        follows the stack's egressMode and its own cidrs."""
         return cls(
             tenant,
             network=platform.network,
@@ -381,6 +414,8 @@ class TenantArgs:
             secrets=secrets,
             sandbox_controller=sandbox_controller,
             depends_on=depends_on,
+            egress=SandboxEgress(allowlist=platform.egress.allowlist, cidrs=tenant.egress_cidrs),
+            proxy_url=proxy_url,
         )
 
 
@@ -393,6 +428,8 @@ class Tenant(pulumi.ComponentResource):
         cfg = args.config
         if not args.models:
             raise ValueError(f"tenant {cfg.name}: no LiteLLM model to configure the agents with")
+        if args.egress.allowlist and args.proxy_url is None:
+            raise ValueError(f"tenant {cfg.name}: egressMode allowlist needs the egress proxy URL (proxy_url)")
         ns_name = cfg.namespace
         base_labels = {"app.kubernetes.io/part-of": "agent-platform", "agent-platform.io/tenant": cfg.name}
         namespace = k8s.core.v1.Namespace(
@@ -446,10 +483,28 @@ class Tenant(pulumi.ComponentResource):
                 "podSelector": {},  # every pod in the namespace
                 "policyTypes": ["Ingress", "Egress"],
                 "ingress": [],  # agents only connect out (WebSocket / long polling)
-                "egress": sandbox_egress_rules(args.network),
+                "egress": sandbox_egress_rules(args.network, args.egress),
             },
             opts=child,
         )
+        proxy_secret: str | None = None
+        if args.egress.allowlist and args.proxy_url is not None:
+            proxy_secret = PROXY_SECRET
+            k8s.core.v1.Secret(
+                f"{name}-egress-proxy",
+                metadata=meta(PROXY_SECRET),
+                type="Opaque",
+                # Every value a secret on its own (keys stay readable in previews and manifests).
+                string_data={
+                    key: pulumi.Output.secret(
+                        pulumi.Output.all(args.proxy_url, args.litellm_url).apply(
+                            lambda v, key=key: proxy_secret_data(v[0], v[1])[key]
+                        )
+                    )
+                    for key in PROXY_ENV
+                },
+                opts=pulumi.ResourceOptions(parent=namespace, additional_secret_outputs=["data", "stringData"]),
+            )
         k8s.core.v1.ServiceAccount(
             f"{name}-sa",
             metadata=meta(SERVICE_ACCOUNT),
@@ -517,6 +572,7 @@ class Tenant(pulumi.ComponentResource):
                 workload="deployment",
                 data="pvc" if agent.storage_gib > 0 else "emptyDir",
                 secret_names=secret_names,
+                proxy_secret=proxy_secret,
             )
             # A PVC is ReadWriteOnce: replace the pod (Recreate). Without one, never run two copies either:
             # both would hold the same bot connection (maxSurge 0).
@@ -551,6 +607,7 @@ class Tenant(pulumi.ComponentResource):
                     workload="warm-pool",
                     data="claimTemplate" if agent.storage_gib > 0 else "emptyDir",
                     secret_names=(LITELLM_KEY_ENV, kind.token_env),
+                    proxy_secret=proxy_secret,
                 )
                 claims = (
                     [
@@ -571,7 +628,7 @@ class Tenant(pulumi.ComponentResource):
                     f"{name}-{agent.name}-template",
                     metadata=meta(agent.name, **agent_labels),
                     pod_template=pool_template,
-                    egress=sandbox_egress_rules(args.network),
+                    egress=sandbox_egress_rules(args.network, args.egress),
                     volume_claim_templates=claims,
                     opts=cr_opts,
                 )

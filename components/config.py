@@ -37,8 +37,25 @@ NESTED_VIRT_FAMILIES = ("c8i", "c8i-flex", "m8i", "m8i-flex", "r8i", "r8i-flex")
 KATA_SHIMS = ("clh", "qemu", "fc")
 AGENT_TYPES = ("hermes", "openclaw")
 ADMISSION_MODES = ("Deny", "Audit")
+# Hosts each agent type needs to reach its chat platforms when egressMode is allowlist (docs/egress.md lists
+# the sources). "*.example.com" means example.com and every subdomain (Squid's ".example.com").
+# Hermes: Telegram Bot API (long polling and file downloads on api.telegram.org); Discord REST on discord.com,
+#   the gateway WebSocket on gateway.discord.gg and its regional resume hosts (gateway-us-east1-b.discord.gg...),
+#   attachments on cdn.discordapp.com / media.discordapp.net.
+# OpenClaw: Slack Web API on slack.com (apps.connections.open, chat.postMessage...), the Socket Mode WebSocket
+#   on wss-primary.slack.com / wss-backup.slack.com and files on files.slack.com.
+AGENT_EGRESS_DEFAULTS: dict[str, tuple[str, ...]] = {
+    "hermes": ("api.telegram.org", "discord.com", "*.discord.gg", "cdn.discordapp.com", "media.discordapp.net"),
+    "openclaw": ("slack.com", "*.slack.com"),
+}
+EGRESS_MODES = ("allowlist", "open")
+# Ranges a tenant's egress.cidrs may not touch: "this network", loopback, link-local (instance metadata),
+# multicast and reserved. The VPC CIDR is checked too (other tenants' pods, the cluster's own endpoints).
+EGRESS_FORBIDDEN_RANGES = tuple(
+    ipaddress.IPv4Network(n) for n in ("0.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16", "224.0.0.0/4", "240.0.0.0/4")
+)
 # Environment variables the platform sets in every agent container; tenantSecrets may not override them.
-RESERVED_AGENT_ENV = frozenset({"LITELLM_API_KEY", "API_SERVER_KEY", "OPENCLAW_GATEWAY_TOKEN", "HOME", "HERMES_HOME", "OPENCLAW_CONFIG_DIR", "PATH"})  # fmt: skip
+RESERVED_AGENT_ENV = frozenset({"LITELLM_API_KEY", "API_SERVER_KEY", "OPENCLAW_GATEWAY_TOKEN", "HOME", "HERMES_HOME", "OPENCLAW_CONFIG_DIR", "PATH", "HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "ALL_PROXY", "NODE_USE_ENV_PROXY"})  # fmt: skip
 # Regions where Amazon Bedrock runtime is offered (November 2026).
 BEDROCK_REGIONS = frozenset(
     {
@@ -56,6 +73,7 @@ _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$")
 _DURATION = re.compile(r"^[0-9]+(s|m|h|d|w|y)$")
 _SEMVER = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)$")
+_HOSTNAME = re.compile(r"^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
 class ConfigError(ValueError):
@@ -595,6 +613,94 @@ class ImagesConfig:
         return cls(r.image("hermesImage"), r.image("openclawImage"), r.str("agentSandboxVersion"))
 
 
+def egress_domain(key: str, value: str) -> str:
+    """A lower-cased exact host name or a leading wildcard (``*.example.com``); never a bare ``*`` or an IP."""
+    domain = value.strip().lower().rstrip(".")
+    _check(
+        key,
+        domain not in ("*", "*.", ".") and not domain.startswith("*.*"),
+        f"{value!r} would allow every domain; list the domains (or set egressMode: open during a transition)",
+    )
+    try:
+        ipaddress.ip_address(domain.strip("[]"))
+    except ValueError:
+        pass
+    else:
+        raise ConfigError(key, f"{value!r} is an IP address: list it under egress.cidrs")
+    name = domain[2:] if domain.startswith("*.") else domain
+    _check(key, not domain.startswith("*.") or "." in name, f"{value!r} is a wildcard over a whole top-level domain")  # fmt: skip
+    _check(
+        key,
+        bool(_HOSTNAME.match(name)) and len(name) <= 253,
+        f"{value!r} is not a host name or a leading wildcard like *.example.com",
+    )
+    return domain
+
+
+def egress_cidr(key: str, value: str) -> str:
+    net = _cidr(key, value)
+    _check(key, net.prefixlen >= 8, f"{net} is too wide for an allowlist (at most /8)")
+    for forbidden in EGRESS_FORBIDDEN_RANGES:
+        _check(key, not net.overlaps(forbidden), f"{net} overlaps {forbidden} (loopback, link-local/metadata or reserved)")  # fmt: skip
+    return str(net)
+
+
+@dataclass(frozen=True)
+class EgressRules:
+    """``egress: {domains, cidrs, typeDefaults}`` of a tenant or an agent."""
+
+    domains: tuple[str, ...] = ()
+    cidrs: tuple[str, ...] = ()
+    type_defaults: bool | None = None  # None: inherit (agent from tenant, tenant: true)
+
+    @classmethod
+    def from_reader(cls, r: Reader) -> EgressRules:
+        r.reject_unknown(("domains", "cidrs", "typeDefaults"))
+        domains = tuple(
+            egress_domain(f"{r.key('domains')}[{i}]", d) for i, d in enumerate(r.strs("domains", default=[]))
+        )
+        cidrs = tuple(egress_cidr(f"{r.key('cidrs')}[{i}]", c) for i, c in enumerate(r.strs("cidrs", default=[])))
+        _unique(r.key("domains"), domains, "domain")
+        _unique(r.key("cidrs"), cidrs, "CIDR")
+        type_defaults = r.bool("typeDefaults") if "typeDefaults" in r.values else None
+        return cls(domains, cidrs, type_defaults)
+
+
+@dataclass(frozen=True)
+class EgressConfig:
+    """Stack-level egress settings: the mode switch and the proxy deployment."""
+
+    mode: str  # "allowlist" (proxy + tight NetworkPolicy) or "open" (HTTPS anywhere, the pre-proxy behaviour)
+    squid_image: str
+    mtail_image: str
+    replicas: int
+    log_retention_days: int  # VPC Flow Logs and Route 53 Resolver query logs
+
+    @property
+    def allowlist(self) -> bool:
+        return self.mode == "allowlist"
+
+    @classmethod
+    def from_reader(cls, r: Reader) -> EgressConfig:
+        retention = r.int("egressLogRetentionDays", lo=1)
+        _check(
+            "egressLogRetentionDays",
+            retention in CLOUDWATCH_RETENTION_DAYS,
+            f"{retention} is not a CloudWatch Logs retention ({', '.join(map(str, CLOUDWATCH_RETENTION_DAYS))})",
+        )
+        return cls(
+            mode=r.choice("egressMode", EGRESS_MODES),
+            squid_image=r.image("squidImage"),
+            mtail_image=r.image("mtailImage"),
+            replicas=r.int("egressProxyReplicas", lo=2, hi=20),
+            log_retention_days=retention,
+        )
+
+
+# Values CloudWatch Logs accepts for a log group's retention.
+CLOUDWATCH_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class AgentConfig:
     name: str
@@ -607,6 +713,7 @@ class AgentConfig:
     vm_cpus: int | None
     vm_memory_mib: int | None
     secret_env: tuple[str, ...]
+    egress: EgressRules = EgressRules()
 
     @classmethod
     def from_reader(cls, r: Reader, default_runtime_class: str) -> AgentConfig:
@@ -622,6 +729,7 @@ class AgentConfig:
                 "vmCpus",
                 "vmMemoryMiB",
                 "secretEnv",
+                "egress",
             )
         )
         name = r.str("name")
@@ -661,6 +769,7 @@ class AgentConfig:
             vm_cpus=None if vm_cpus is None else r.int("vmCpus", lo=1, hi=64),
             vm_memory_mib=None if vm_memory is None else r.int("vmMemoryMiB", lo=256, hi=262144),
             secret_env=secret_env,
+            egress=r.object("egress", EgressRules.from_reader),
         )  # fmt: skip
 
 
@@ -715,14 +824,33 @@ class TenantConfig:
     agents: tuple[AgentConfig, ...]
     quota: TenantQuota
     litellm: TenantLitellmConfig
+    egress: EgressRules = EgressRules()
 
     @property
     def warm_pool_total(self) -> int:
         return sum(agent.warm_pool for agent in self.agents)
 
+    def agent_domains(self, agent: AgentConfig) -> tuple[str, ...]:
+        """What one agent needs: its type's defaults (unless typeDefaults: false on the agent or, failing
+        that, on the tenant), the tenant's domains and its own."""
+        use_defaults = next((v for v in (agent.egress.type_defaults, self.egress.type_defaults) if v is not None), True)
+        defaults = AGENT_EGRESS_DEFAULTS[agent.type] if use_defaults else ()
+        return tuple(dict.fromkeys((*defaults, *self.egress.domains, *agent.egress.domains)))
+
+    @property
+    def egress_domains(self) -> tuple[str, ...]:
+        """Every domain the tenant's proxy user may reach: the union over its agents (one proxy credential per
+        tenant, so the proxy enforces the tenant's union)."""
+        return tuple(sorted({d for agent in self.agents for d in self.agent_domains(agent)}))
+
+    @property
+    def egress_cidrs(self) -> tuple[str, ...]:
+        """Addresses the tenant reaches directly (NetworkPolicy) or as raw IPs through the proxy."""
+        return tuple(sorted({*self.egress.cidrs, *(c for a in self.agents for c in a.egress.cidrs)}))
+
     @classmethod
     def from_reader(cls, r: Reader, default_runtime_class: str) -> TenantConfig:
-        r.reject_unknown(("name", "namespace", "agents", "quota", "litellm"))
+        r.reject_unknown(("name", "namespace", "agents", "quota", "litellm", "egress"))
         name = r.str("name")
         _check(
             r.key("name"),
@@ -743,7 +871,7 @@ class TenantConfig:
         agents = r.objects("agents", lambda a: AgentConfig.from_reader(a, default_runtime_class))
         _check(r.key("agents"), len(agents) > 0, "needs at least one agent")
         _unique(r.key("agents"), [a.name for a in agents], "agent name")
-        return cls(name, namespace, agents, r.object("quota", TenantQuota.from_reader), r.object("litellm", TenantLitellmConfig.from_reader))  # fmt: skip
+        return cls(name, namespace, agents, r.object("quota", TenantQuota.from_reader), r.object("litellm", TenantLitellmConfig.from_reader), r.object("egress", EgressRules.from_reader))  # fmt: skip
 
 
 # Namespaces the platform itself uses; tenants may not take them.
@@ -769,6 +897,7 @@ class PlatformConfig:
     gateway: GatewayConfig
     observability: ObservabilityConfig
     images: ImagesConfig
+    egress: EgressConfig
     tenants: tuple[TenantConfig, ...] = field(default_factory=tuple)
     admission_mode: str = "Deny"  # ValidatingAdmissionPolicyBinding actions: Deny, or Audit (+ Warn) during rollout
     secret_keys_present: frozenset[str] = frozenset()
@@ -802,6 +931,17 @@ class PlatformConfig:
                 f"the agents of tenant {tenant.name!r} need {_human(field_name, used)} (warm pools and Kata "
                 f"pod overhead included) but the quota allows {_human(field_name, hard)}",
             )
+
+    def _check_egress_cidrs(self, i: int, tenant: TenantConfig) -> None:
+        """A tenant's cidrs stay outside the VPC: inside it they would reach other tenants' pods, the EKS API
+        endpoints and internal load balancers, which the NetworkPolicy keeps sandboxes away from."""
+        vpc = self.network.network
+        scopes = [(f"tenants[{i}].egress.cidrs", tenant.egress.cidrs)] + [
+            (f"tenants[{i}].agents[{j}].egress.cidrs", agent.egress.cidrs) for j, agent in enumerate(tenant.agents)
+        ]
+        for key, cidrs in scopes:
+            for k, cidr in enumerate(cidrs):
+                _check(f"{key}[{k}]", not ipaddress.IPv4Network(cidr).overlaps(vpc), f"{cidr} overlaps vpcCidr {vpc}")
 
     def __post_init__(self) -> None:
         vpc, services = (
@@ -842,6 +982,7 @@ class PlatformConfig:
                         f"`pulumi config set --secret --path 'tenantSecrets.{tenant.name}.{agent.name}.{env}' <value>`",
                     )
             self._check_quota(i, tenant)
+            self._check_egress_cidrs(i, tenant)
         for key in ("litellmMasterKey", "grafanaAdminPassword"):
             _check(key, key in self.secret_keys_present, "is required: set it with `pulumi config set --secret`")  # fmt: skip
 
@@ -871,6 +1012,7 @@ class PlatformConfig:
             gateway=GatewayConfig.from_reader(r),
             observability=ObservabilityConfig.from_reader(r),
             images=ImagesConfig.from_reader(r),
+            egress=EgressConfig.from_reader(r),
             tenants=r.objects(
                 "tenants",
                 lambda t: TenantConfig.from_reader(t, kata.default_runtime_class),

@@ -339,6 +339,7 @@ class Gateway(pulumi.ComponentResource):
     tenant_keys: dict[str, pulumi.Output[str]]  # secret
     release: k8s.helm.v3.Release
     namespace: k8s.core.v1.Namespace
+    lb_controller: k8s.helm.v3.Release
 
     def __init__(self, name: str, args: GatewayArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("agent-platform:gateway:Gateway", name, None, opts)
@@ -350,6 +351,7 @@ class Gateway(pulumi.ComponentResource):
             return pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=list(depends_on))
 
         lb_controller = self._lb_controller(name, args)
+        self.lb_controller = lb_controller  # other NLB Services (the egress proxy) wait for its webhook
 
         ns = k8s.core.v1.Namespace(
             f"{name}-ns",

@@ -1,7 +1,10 @@
-"""VPC with public and private subnets over the configured AZs, NAT per AZ or shared."""
+"""VPC with public and private subnets over the configured AZs, NAT per AZ or shared, and the audit trail of
+sandbox traffic: VPC Flow Logs (where every ENI connected) and Route 53 Resolver query logs (what every pod
+resolved) in CloudWatch Logs, kept for ``egressLogRetentionDays``."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import pulumi
@@ -15,6 +18,45 @@ class NetworkArgs:
     config: NetworkConfig
     cluster_name: str
     protect: bool = False
+    log_retention_days: int | None = None  # None: no flow or query logs
+
+
+# Flow log fields: the default set plus the packet-level addresses (the pod behind a NAT'd flow), the
+# direction and the AWS service (S3, EC2 metadata...) a flow reached.
+FLOW_LOG_FORMAT = " ".join(
+    f"${{{field}}}"
+    for field in (
+        "version", "account-id", "interface-id", "srcaddr", "dstaddr", "srcport", "dstport", "protocol",
+        "packets", "bytes", "start", "end", "action", "log-status", "vpc-id", "subnet-id", "pkt-srcaddr",
+        "pkt-dstaddr", "flow-direction", "pkt-src-aws-service", "pkt-dst-aws-service",
+    )
+)  # fmt: skip
+
+
+def flow_log_role_policy(log_group_arn: str) -> str:
+    """What the VPC Flow Logs service may do: write streams of this one log group."""
+    actions = ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogGroups", "logs:DescribeLogStreams"]
+    resources = [log_group_arn, f"{log_group_arn}:*"]
+    return json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": resources}]})  # fmt: skip
+
+
+def query_log_resource_policy(log_group_arn: str, account_id: str) -> str:
+    """Route 53 Resolver delivers query logs as vended logs: delivery.logs.amazonaws.com writes into the group,
+    only on behalf of this account."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "delivery.logs.amazonaws.com"},
+                    "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                    "Resource": f"{log_group_arn}:*",
+                    "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
+                }
+            ],
+        }
+    )
 
 
 class Network(pulumi.ComponentResource):
@@ -109,6 +151,9 @@ class Network(pulumi.ComponentResource):
             )
             private.append(subnet)
 
+        if args.log_retention_days is not None:
+            self._traffic_logs(name, args, vpc)
+
         self.vpc_id = vpc.id
         self.public_subnet_ids = [s.id for s in public]
         self.private_subnet_ids = [s.id for s in private]
@@ -118,4 +163,77 @@ class Network(pulumi.ComponentResource):
                 "publicSubnetIds": self.public_subnet_ids,
                 "privateSubnetIds": self.private_subnet_ids,
             }
+        )
+
+    def _traffic_logs(self, name: str, args: NetworkArgs, vpc: aws.ec2.Vpc) -> None:
+        """VPC Flow Logs and Route 53 Resolver query logs, each in its own CloudWatch log group."""
+        child = pulumi.ResourceOptions(parent=self)
+        retention = args.log_retention_days
+        flow_group = aws.cloudwatch.LogGroup(
+            f"{name}-flow-logs",
+            name=f"/agent-platform/{args.cluster_name}/vpc-flow-logs",
+            retention_in_days=retention,
+            opts=child,
+        )
+        role = aws.iam.Role(
+            f"{name}-flow-logs",
+            assume_role_policy=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "vpc-flow-logs.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                }
+            ),
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-flow-logs",
+            role=role.id,
+            policy=flow_group.arn.apply(flow_log_role_policy),
+            opts=pulumi.ResourceOptions(parent=role),
+        )
+        aws.ec2.FlowLog(
+            f"{name}-flow-log",
+            vpc_id=vpc.id,
+            traffic_type="ALL",
+            log_destination_type="cloud-watch-logs",
+            log_destination=flow_group.arn,
+            iam_role_arn=role.arn,
+            max_aggregation_interval=60,
+            log_format=FLOW_LOG_FORMAT,
+            tags={"Name": f"{args.cluster_name}-flow-log"},
+            opts=child,
+        )
+        query_group = aws.cloudwatch.LogGroup(
+            f"{name}-dns-query-logs",
+            name=f"/agent-platform/{args.cluster_name}/resolver-query-logs",
+            retention_in_days=retention,
+            opts=child,
+        )
+        account = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=self)).account_id
+        policy = aws.cloudwatch.LogResourcePolicy(
+            f"{name}-dns-query-logs",
+            policy_name=f"{args.cluster_name}-resolver-query-logs",
+            policy_document=pulumi.Output.all(query_group.arn, account).apply(
+                lambda v: query_log_resource_policy(v[0], v[1])
+            ),
+            opts=child,
+        )
+        query_config = aws.route53.ResolverQueryLogConfig(
+            f"{name}-dns-query-logs",
+            name=f"{args.cluster_name}-vpc",
+            destination_arn=query_group.arn,
+            tags={"Name": f"{args.cluster_name}-resolver-query-logs"},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]),
+        )
+        aws.route53.ResolverQueryLogConfigAssociation(
+            f"{name}-dns-query-logs",
+            resolver_query_log_config_id=query_config.id,
+            resource_id=vpc.id,
+            opts=child,
         )

@@ -38,6 +38,7 @@ AGENT_LABEL = "agent-platform.io/agent"
 WORKLOAD_LABEL = "agent-platform.io/workload"  # "deployment" or "warm-pool": keeps selectors disjoint
 DNS_NDOTS = "2"  # public names like api.slack.com are tried as absolute names first
 LITELLM_PORT = 4000  # the LiteLLM NLB listener (shared/design.md, components/gateway.py)
+PROXY_PORT = 3128  # the egress proxy NLB listener (components/egress.py)
 INSTANCE_METADATA = "169.254.169.254/32"
 _HOST_FIELDS = ("hostNetwork", "hostPID", "hostIPC")
 
@@ -210,30 +211,50 @@ def kata_annotations(pod: SandboxPod) -> dict[str, str]:
     return annotations
 
 
-def sandbox_egress_rules(network: NetworkConfig) -> list[dict[str, Any]]:
-    """Egress a sandbox needs, nothing more: the VPC resolver, the LiteLLM NLB, HTTPS to the internet.
+@dataclass(frozen=True)
+class SandboxEgress:
+    """What a tenant's sandboxes may reach besides DNS and LiteLLM (config: egressMode and egress.cidrs)."""
+
+    allowlist: bool  # True: only the egress proxy NLB and ``cidrs``; False: HTTPS anywhere public (open mode)
+    cidrs: tuple[str, ...] = ()
+
+
+OPEN_EGRESS = SandboxEgress(allowlist=False)
+
+
+def sandbox_egress_rules(network: NetworkConfig, egress: SandboxEgress = OPEN_EGRESS) -> list[dict[str, Any]]:
+    """Egress a sandbox needs, nothing more. Shared by the tenant NetworkPolicy and the SandboxTemplate's
+    managed policy, so both ways of starting a sandbox get the same rules.
 
     - DNS only to the VPC resolver (/32, UDP and TCP 53): a sandbox cannot use another resolver to tunnel.
     - LiteLLM: TCP 4000 to the VPC CIDR, where the internal NLB's addresses live (their IPs are not known
       before the NLB exists and may change, so the rule names the CIDR and the port).
-    - HTTPS: TCP 443 anywhere except the instance metadata address and the VPC CIDR itself. Excluding the
-      VPC keeps sandboxes away from everything private that answers on 443 (the EKS API endpoint ENIs,
-      other tenants' pods, internal load balancers, interface VPC endpoints); agents only need public
-      HTTPS (chat platforms, package indexes). Metadata (port 80) is unreachable anyway; the /32 is
-      listed so the intent survives a future port change.
+    - allowlist mode: the egress proxy, TCP 3128 to the VPC CIDR (its NLB, same reasoning), and the tenant's
+      ``cidrs`` (any port); nothing reaches the internet except through the proxy, which checks the domain.
+    - open mode (the transition switch): TCP 443 anywhere except the instance metadata address and the VPC
+      CIDR itself. Excluding the VPC keeps sandboxes away from everything private that answers on 443 (the EKS
+      API endpoint ENIs, other tenants' pods, internal load balancers, interface VPC endpoints).
     """
     vpc = network.cidr
-    return [
+    rules: list[dict[str, Any]] = [
         {
             "to": [{"ipBlock": {"cidr": f"{network.resolver_ip}/32"}}],
             "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
         },
         {"to": [{"ipBlock": {"cidr": vpc}}], "ports": [{"protocol": "TCP", "port": LITELLM_PORT}]},
-        {
-            "to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": [INSTANCE_METADATA, vpc]}}],
-            "ports": [{"protocol": "TCP", "port": 443}],
-        },
     ]
+    if egress.allowlist:
+        rules.append({"to": [{"ipBlock": {"cidr": vpc}}], "ports": [{"protocol": "TCP", "port": PROXY_PORT}]})
+    else:
+        rules.append(
+            {
+                "to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": [INSTANCE_METADATA, vpc]}}],
+                "ports": [{"protocol": "TCP", "port": 443}],
+            }
+        )
+    if egress.cidrs:
+        rules.append({"to": [{"ipBlock": {"cidr": cidr}} for cidr in egress.cidrs]})
+    return rules
 
 
 def volume_mount(name: str, path: str, read_only: bool = False, sub_path: str | None = None) -> dict[str, Any]:

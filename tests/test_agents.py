@@ -18,7 +18,7 @@ from components.agents import PSA_LABELS, Tenant, TenantArgs
 from components.config import load
 from components.kata_runtime import KataRuntime, KataRuntimeArgs
 from components.labels import SANDBOX_LABEL
-from components.podspec import sandbox_egress_rules
+from components.podspec import SandboxEgress, sandbox_egress_rules
 from components.sandbox import AgentSandbox, AgentSandboxArgs, release_manifest_url
 from tests.configs import config_error, parse_config
 from tests.schemas import is_custom_resource, validate_object
@@ -26,6 +26,7 @@ from tests.test_podspec import assert_sandbox_pod
 from tools.program import MASK, PLACEHOLDER, ProgramResult, Registration, run_program
 
 LITELLM_URL = "http://internal-k8s-litellm-0123456789.elb.us-east-1.amazonaws.com:4000"
+PROXY_HOST = "internal-k8s-egress-0123456789.elb.us-east-1.amazonaws.com"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 TEMPLATE = "kubernetes:extensions.agents.x-k8s.io/v1beta1:SandboxTemplate"
 WARM_POOL = "kubernetes:extensions.agents.x-k8s.io/v1beta1:SandboxWarmPool"
@@ -50,6 +51,7 @@ def tenants_program() -> None:
                 secrets=None if secrets is None else secrets.apply(lambda s, t=tenant.name: s.get(t, {})),
                 sandbox_controller=controller,
                 depends_on=tuple(kata.runtime_classes),
+                proxy_url=pulumi.Output.secret(f"http://{tenant.name}:proxy-password@{PROXY_HOST}:3128"),
             ),
             opts=opts,
         )
@@ -117,13 +119,11 @@ def test_network_policy_denies_ingress_and_allows_only_needed_egress(tenants: Pr
     assert sorted(spec["policyTypes"]) == ["Egress", "Ingress"]
     assert spec.get("ingress", []) == []
     egress = spec["egress"]
-    dns, litellm, https = egress
+    dns, litellm, proxy = egress  # egressMode allowlist (the default): no direct internet access
     assert dns["to"] == [{"ipBlock": {"cidr": "10.1.0.2/32"}}]
     assert sorted((p["protocol"], p["port"]) for p in dns["ports"]) == [("TCP", 53), ("UDP", 53)]
     assert litellm == {"to": [{"ipBlock": {"cidr": "10.1.0.0/16"}}], "ports": [{"protocol": "TCP", "port": 4000}]}
-    assert https["ports"] == [{"protocol": "TCP", "port": 443}]
-    assert https["to"][0]["ipBlock"]["cidr"] == "0.0.0.0/0"
-    assert set(https["to"][0]["ipBlock"]["except"]) == {"169.254.169.254/32", "10.1.0.0/16"}
+    assert proxy == {"to": [{"ipBlock": {"cidr": "10.1.0.0/16"}}], "ports": [{"protocol": "TCP", "port": 3128}]}
     assert len(egress) == 3
 
 
@@ -253,7 +253,7 @@ def test_a_non_default_vpc_cidr_moves_the_resolver_everywhere() -> None:
         assert spec["networkPolicy"]["egress"][0]["to"] == [{"ipBlock": {"cidr": "10.77.0.2/32"}}]
     policy = one(result, "kubernetes:networking.k8s.io/v1:NetworkPolicy", "acme-netpol").inputs["spec"]
     network = parse_config(vpcCidr="10.77.0.0/16").network
-    assert policy["egress"] == sandbox_egress_rules(network)
+    assert policy["egress"] == sandbox_egress_rules(network, SandboxEgress(allowlist=True))
 
 
 def test_every_child_uses_the_cluster_provider_and_sits_under_its_tenant(tenants: ProgramResult) -> None:

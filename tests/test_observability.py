@@ -149,7 +149,7 @@ def test_dashboards_are_valid_json_with_panels_and_targets(path: Path) -> None:
 
 def test_dashboards_cover_sandboxes_kata_capacity_and_litellm_per_key() -> None:
     exprs = {path.stem: " ".join(t["expr"] for p in json.loads(path.read_text())["panels"] for t in p["targets"]) for path in DASHBOARDS}  # fmt: skip
-    assert set(exprs) == {"sandboxes", "kata-capacity", "litellm"}
+    assert set(exprs) == {"sandboxes", "kata-capacity", "litellm", "egress"}  # egress: tests/test_egress.py
     assert 'label_agent_platform_io_sandbox="true"' in exprs["sandboxes"] and "kube_pod_info" in exprs["sandboxes"]
     assert "by (node)" in exprs["sandboxes"] and "by (namespace)" in exprs["sandboxes"]
     assert 'label_workload_type="kata"' in exprs["kata-capacity"]

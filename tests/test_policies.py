@@ -90,9 +90,10 @@ def test_pack_lists_every_rule_once() -> None:
         "sandbox-no-host-access",
         "nested-virtualization-nodes",
         "kata-node-capacity",
+        "sandbox-egress-allowlist",  # tests/test_egress.py
     ]
     stack_level = {p.name for p in POLICIES if isinstance(p, StackValidationPolicy)}
-    assert stack_level == {"sandbox-namespace-runtime-class", "kata-node-capacity"}
+    assert stack_level == {"sandbox-namespace-runtime-class", "kata-node-capacity", "sandbox-egress-allowlist"}
     for policy in POLICIES:
         assert policy.config_schema is not None, policy.name
         for key, spec in policy.config_schema.properties.items():
@@ -848,6 +849,7 @@ def test_grpc_stack_rules_violating_and_compliant(pack: PolicyPackProcess) -> No
     assert sorted((v.policy, v.urn) for v in violations) == sorted(
         [
             ("sandbox-namespace-runtime-class", bad_workload.urn),
+            ("sandbox-egress-allowlist", urn(NAMESPACE, "tenant-a")),  # no default-deny egress policy
             ("kata-node-capacity", group.urn),
             ("kata-node-capacity", urn(NODE_POOL, "kata-pool")),
         ]
@@ -855,8 +857,10 @@ def test_grpc_stack_rules_violating_and_compliant(pack: PolicyPackProcess) -> No
     assert all(v.enforcement_level == "mandatory" for v in violations)
 
     good_nodes, _ = _node_stack(["m8i.large"])
+    deny_egress = k8s("networking.k8s.io/v1", "NetworkPolicy", "deny", {"podSelector": {}, "policyTypes": ["Egress"]}, namespace="tenant-a")  # fmt: skip
     good = [
         _namespace("tenant-a", True),
+        resource("kubernetes:networking.k8s.io/v1:NetworkPolicy", "deny", deny_egress),
         _workload_resource(deployment, kata_spec(), sandbox=False, name="plain"),
         *good_nodes,
         _node_pool(families=["m8i"]),

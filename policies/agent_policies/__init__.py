@@ -10,6 +10,7 @@ from pulumi_policy import Policy
 
 from . import sdk_speedups
 from .dns import kata_dns
+from .egress import sandbox_egress_allowlist
 from .kata import kata_clh_no_init_containers
 from .network import nlb_cross_zone
 from .nodes import kata_node_capacity, nested_virtualization_nodes
@@ -30,6 +31,7 @@ POLICIES: tuple[Policy, ...] = (
     sandbox_no_host_access,
     nested_virtualization_nodes,
     kata_node_capacity,
+    sandbox_egress_allowlist,
 )
 
 
