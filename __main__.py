@@ -76,7 +76,7 @@ observability = Observability(
         provider=cluster.provider,
         admin_password=secrets.require_secret("grafanaAdminPassword"),
         litellm_namespace=gateway.namespace,
-        kata_monitor=kata_runtime.release if cfg.kata.major >= 4 else None,
+        kata_monitor=kata_runtime.release if cfg.kata.monitor else None,
         depends_on=[cluster.core_node_group],
     ),
 )

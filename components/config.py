@@ -34,7 +34,6 @@ SECRET_KEYS = frozenset({"litellmMasterKey", "grafanaAdminPassword", "tenantSecr
 
 # 8th-gen Intel families with EC2 nested virtualization (KVM inside the instance).
 NESTED_VIRT_FAMILIES = ("c8i", "c8i-flex", "m8i", "m8i-flex", "r8i", "r8i-flex")
-KATA_SHIMS = ("clh", "qemu", "fc")
 AGENT_TYPES = ("hermes", "openclaw")
 ADMISSION_MODES = ("Deny", "Audit")
 # Hosts each agent type needs to reach its chat platforms when egressMode is allowlist (docs/egress.md lists
@@ -465,24 +464,46 @@ class KataConfig:
     kubectl_image: str
 
     @property
+    def classes(self) -> dict[str, str]:
+        """Platform RuntimeClass name -> kata-deploy shim. The names stay stable for tenants across Kata
+        releases; from 4.x they map to the Rust runtime (runtime-rs, the 4.x default) where a runtime-rs shim
+        exists. Firecracker exists only in the Go runtime (deprecated in 4.x, still shipped)."""
+        rust = self.major >= 4
+        classes = {"kata-clh": "clh-runtime-rs" if rust else "clh", "kata-qemu": "qemu-runtime-rs" if rust else "qemu"}
+        if self.firecracker:
+            classes["kata-fc"] = "fc"
+        return classes
+
+    @property
     def shims(self) -> tuple[str, ...]:
-        return ("clh", "qemu", "fc") if self.firecracker else ("clh", "qemu")
+        return tuple(self.classes.values())
+
+    @property
+    def go_runtime_shims(self) -> tuple[str, ...]:
+        """The enabled shims of the Go runtime: the only sandboxes kata-monitor sees (it reads /run/vc/sbs;
+        runtime-rs keeps its shim sockets under /run/kata, which kata-deploy 4.1's kata-monitor does not mount)."""
+        return tuple(shim for shim in self.shims if not shim.endswith("-runtime-rs"))
+
+    @property
+    def monitor(self) -> bool:
+        """kata-monitor runs (kata-deploy 4.x) only where it can see sandboxes: with a Go-runtime shim."""
+        return self.major >= 4 and bool(self.go_runtime_shims)
 
     @property
     def runtime_classes(self) -> tuple[str, ...]:
-        return tuple(f"kata-{shim}" for shim in self.shims) + (("gvisor",) if self.gvisor else ())
+        return (*self.classes, *(("gvisor",) if self.gvisor else ()))
 
     @property
     def major(self) -> int:
         return int(self.version.split(".", 1)[0])
 
     def pod_overhead(self, runtime_class: str) -> dict[str, str] | None:
-        """RuntimeClass ``overhead.podFixed`` of a ``kata-<shim>`` class, as kata-deploy's chart sizes it
+        """RuntimeClass ``overhead.podFixed`` of a Kata class, as kata-deploy's chart sizes its shim
         (templates/runtimeclasses.yaml): QEMU needs 160Mi in Kata 3.x and 320Mi from 4.x. None for gvisor."""
-        if not runtime_class.startswith("kata-"):
+        shim = self.classes.get(runtime_class)
+        if shim is None:
             return None
-        shim = runtime_class.removeprefix("kata-")
-        memory = {"clh": "130Mi", "fc": "130Mi", "qemu": "320Mi" if self.major >= 4 else "160Mi"}[shim]
+        memory = "130Mi" if shim.startswith(("clh", "fc")) else ("320Mi" if self.major >= 4 else "160Mi")
         return {"cpu": "250m", "memory": memory}
 
     @classmethod

@@ -22,11 +22,10 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.config import KataConfig
-from components.labels import KATA_NODE_SELECTOR, KATA_RUNTIME_LABEL, KATA_TOLERATION
+from components.labels import KATA_DEPLOY_INSTANCE_LABEL, KATA_NODE_SELECTOR, KATA_RUNTIME_LABEL, KATA_TOLERATION
 
 CHART = "oci://ghcr.io/kata-containers/kata-deploy-charts/kata-deploy"
 NAMESPACE = "kata-system"
-DEFAULT_SHIM = "clh"
 # Per-pod VM sizing annotations the shims accept (components/podspec.py sets them when a tenant asks).
 # Only sizing: annotations naming host paths (jailer, hypervisor, virtiofsd args) stay disallowed.
 ALLOWED_HYPERVISOR_ANNOTATIONS = ["default_vcpus", "default_memory"]
@@ -49,14 +48,15 @@ def kata_deploy_values(cfg: KataConfig) -> dict[str, Any]:
         "nodeSelector": dict(KATA_NODE_SELECTOR),
         "tolerations": [dict(KATA_TOLERATION)],
         "shims": shims,
-        "defaultShim": {"amd64": DEFAULT_SHIM},
+        "defaultShim": {"amd64": cfg.classes.get(cfg.default_runtime_class, cfg.shims[0])},
         "runtimeClasses": {"enabled": False},
         "snapshotter": {"setup": []},  # no nydus: images are pulled by containerd on the node
         # The verification and post-delete RBAC cleanup Jobs: a pinned image instead of the chart's latest tag.
         "kubectlImage": {"reference": repository, "tag": tag},
     }
-    if cfg.major >= 4:
-        # kata-monitor (DaemonSet, port KATA_MONITOR_PORT on the pod IP): per-sandbox metrics for Prometheus.
+    if cfg.monitor:
+        # kata-monitor (DaemonSet, port KATA_MONITOR_PORT on the pod IP): per-sandbox metrics of the Go-runtime
+        # shims; it does not mount runtime-rs' /run/kata, so it runs only when such a shim (kata-fc) is on.
         values["monitor"] = {"enabled": True}
     return values
 
@@ -67,14 +67,12 @@ def runtime_class_spec(cfg: KataConfig, runtime_class: str) -> dict[str, Any]:
         # gVisor (runsc) must be installed on the Kata nodes by their user data; nothing in this program
         # does it yet. Scheduled like the Kata classes so sandboxes never land on core nodes.
         return {"handler": "runsc", "scheduling": {"nodeSelector": dict(KATA_NODE_SELECTOR), "tolerations": [dict(KATA_TOLERATION)]}}  # fmt: skip
+    ready = {KATA_RUNTIME_LABEL: "true", **({KATA_DEPLOY_INSTANCE_LABEL: "true"} if cfg.major >= 4 else {})}
     return {
-        "handler": runtime_class,  # kata-deploy registers the handler kata-<shim>
+        "handler": f"kata-{cfg.classes[runtime_class]}",  # kata-deploy registers the handler kata-<shim>
         "overhead": {"podFixed": cfg.pod_overhead(runtime_class)},
-        "scheduling": {
-            # Only nodes where kata-deploy finished: it sets this label at the end of the install.
-            "nodeSelector": {KATA_RUNTIME_LABEL: "true"},
-            "tolerations": [dict(KATA_TOLERATION)],
-        },
+        # Only nodes where kata-deploy finished (it sets these labels last), so never a node without /dev/kvm.
+        "scheduling": {"nodeSelector": ready, "tolerations": [dict(KATA_TOLERATION)]},
     }
 
 

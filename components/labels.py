@@ -6,6 +6,8 @@ KATA_NODE_LABEL = "workload-type"  # = "kata" on Kata nodes (managed group and K
 KATA_NODE_VALUE = "kata"
 KATA_TAINT = {"key": "kata", "value": "true", "effect": "NoSchedule"}
 KATA_RUNTIME_LABEL = "katacontainers.io/kata-runtime"  # set to "true" by kata-deploy when a node is ready
+# kata-deploy 4.x also marks the nodes its (default) instance finished; its RuntimeClasses require both labels.
+KATA_DEPLOY_INSTANCE_LABEL = "kata-deploy.katacontainers.io/default"
 
 CORE_NODE_SELECTOR = {CORE_NODE_LABEL: "true"}
 KATA_NODE_SELECTOR = {KATA_NODE_LABEL: KATA_NODE_VALUE}

@@ -60,12 +60,13 @@ def test_kata_deploy_release_runs_only_on_kata_nodes() -> None:
     assert v["nodeSelector"] == {"workload-type": "kata"}
     assert v["tolerations"] == [KATA_TOLERATION]
     assert v["shims"]["disableAll"] is True
-    assert {s for s, c in v["shims"].items() if s != "disableAll" and c["enabled"]} == {"clh", "qemu"}
-    assert v["shims"]["clh"]["allowedHypervisorAnnotations"] == ["default_vcpus", "default_memory"]
-    assert v["defaultShim"] == {"amd64": "clh"}
+    # Kata 4.x: the Rust runtime (runtime-rs) behind the platform's stable class names
+    assert {s for s, c in v["shims"].items() if s != "disableAll" and c["enabled"]} == {"clh-runtime-rs", "qemu-runtime-rs"}  # fmt: skip
+    assert v["shims"]["clh-runtime-rs"]["allowedHypervisorAnnotations"] == ["default_vcpus", "default_memory"]
+    assert v["defaultShim"] == {"amd64": "clh-runtime-rs"}
     assert v["runtimeClasses"] == {"enabled": False}  # declared below instead
     assert "deploymentMode" not in v  # 4.1's default is the DaemonSet: it also covers nodes Karpenter adds later
-    assert v["monitor"] == {"enabled": True}
+    assert "monitor" not in v  # kata-monitor reads only the Go runtime's /run/vc/sbs: nothing to see here
     assert v["kubectlImage"] == {"reference": "docker.io/alpine/k8s", "tag": "1.34.2"}  # not the chart's latest
 
 
@@ -74,15 +75,19 @@ def test_runtime_classes_match_the_shims_and_kata_4_overhead() -> None:
     assert set(classes) == {"kata-clh", "kata-qemu"}
     assert classes["kata-clh"]["overhead"]["podFixed"] == {"cpu": "250m", "memory": "130Mi"}
     assert classes["kata-qemu"]["overhead"]["podFixed"] == {"cpu": "250m", "memory": "320Mi"}
-    for name, rc in classes.items():
-        assert rc["handler"] == name
-        assert rc["scheduling"] == {"nodeSelector": {KATA_RUNTIME_LABEL: "true"}, "tolerations": [KATA_TOLERATION]}
+    assert {name: rc["handler"] for name, rc in classes.items()} == {"kata-clh": "kata-clh-runtime-rs", "kata-qemu": "kata-qemu-runtime-rs"}  # fmt: skip
+    for rc in classes.values():
+        # never a node where kata-deploy has not finished (no /dev/kvm check passed, no shim installed)
+        ready = {KATA_RUNTIME_LABEL: "true", "kata-deploy.katacontainers.io/default": "true"}
+        assert rc["scheduling"] == {"nodeSelector": ready, "tolerations": [KATA_TOLERATION]}
         validate_object(rc)
 
 
 def test_kata_3_halves_the_qemu_overhead_and_has_no_monitor() -> None:
     result = kata(kataDeployVersion="3.27.0")
     assert runtime_classes(result)["kata-qemu"]["overhead"]["podFixed"]["memory"] == "160Mi"
+    assert runtime_classes(result)["kata-clh"]["handler"] == "kata-clh"  # the Go runtime in 3.x
+    assert runtime_classes(result)["kata-clh"]["scheduling"]["nodeSelector"] == {KATA_RUNTIME_LABEL: "true"}
     assert "monitor" not in values(result)
 
 
@@ -91,6 +96,7 @@ def test_firecracker_and_gvisor_are_opt_in() -> None:
     v = values(result)
     assert v["shims"]["fc"]["enabled"] is True
     assert v["shims"]["fc"]["containerd"] == {"snapshotter": "devmapper"}
+    assert v["monitor"] == {"enabled": True}  # fc is a Go-runtime shim: kata-monitor sees its sandboxes
     classes = runtime_classes(result)
     assert set(classes) == {"kata-clh", "kata-qemu", "kata-fc", "gvisor"}
     assert classes["kata-fc"]["handler"] == "kata-fc"

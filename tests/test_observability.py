@@ -14,7 +14,7 @@ from components import observability as obs
 from components.labels import CORE_NODE_SELECTOR
 from tests.conftest import program_result
 from tests.schemas import validate_object
-from tools.program import MASK, PLACEHOLDER, ProgramResult, Registration
+from tools.program import MASK, PLACEHOLDER, ProgramResult, Registration, run_program
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 CONFIGMAP = "kubernetes:core/v1:ConfigMap"
@@ -74,14 +74,16 @@ def test_prometheus_selects_monitors_outside_the_release(each_stack: ProgramResu
     assert "serviceMonitorNamespaceSelector" not in spec  # the chart's default {}: every namespace
 
 
-def test_kata_monitor_is_scraped_with_a_pod_monitor(each_stack: ProgramResult) -> None:
-    """kata-monitor (kata-deploy 4.x) listens on its pod IP, not on the node: a PodMonitor, not a node job."""
+def test_kata_monitor_is_scraped_with_a_pod_monitor_when_it_runs(each_stack: ProgramResult) -> None:
+    """kata-monitor listens on its pod IP (a PodMonitor, not a node job) and runs only with a Go-runtime shim."""
     assert "additionalScrapeConfigs" not in stack_values(each_stack)["prometheus"]["prometheusSpec"]
-    monitor = each_stack.named(POD_MONITOR, "observability-kata-monitor").inputs
+    assert not [m for m in each_stack.of_type(POD_MONITOR) if "kata" in m.name]  # runtime-rs only: nothing to see
+    fc = run_program("dev", {"agent-platform:kataFirecracker": True})
+    monitor = fc.named(POD_MONITOR, "observability-kata-monitor").inputs
     assert monitor["metadata"]["namespace"] == "kata-system"
     assert monitor["spec"]["selector"] == {"matchLabels": {"app.kubernetes.io/name": "kata-monitor", "app.kubernetes.io/instance": "kata-deploy"}}  # fmt: skip
     assert monitor["spec"]["podMetricsEndpoints"] == [{"portNumber": 8090, "path": "/metrics", "interval": "30s"}]
-    assert monitor["spec"]["jobLabel"] == "app.kubernetes.io/name"  # job="kata-monitor" for the dashboard
+    assert monitor["spec"]["jobLabel"] == "app.kubernetes.io/name"  # job="kata-monitor"
 
 
 def test_control_plane_monitors_are_off_on_eks(each_stack: ProgramResult) -> None:
