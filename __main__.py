@@ -39,7 +39,12 @@ cluster = Cluster(
 )
 # Kata nodes prepare the devmapper thin pool kata-fc needs, only when Firecracker is enabled.
 kata_user_data = firecracker_devmapper_userdata() if cfg.kata.firecracker else None
-kata_nodes = KataNodes("kata", KataNodesArgs(cfg.cluster.kata, cluster, kata_user_data))
+# Karpenter launches Kata nodes; a managed node group is opt-in (kataManagedNodeGroup), see README.
+kata_nodes = (
+    KataNodes("kata", KataNodesArgs(cfg.cluster.kata, cluster, kata_user_data))
+    if cfg.cluster.kata_managed_node_group
+    else None
+)
 karpenter = Karpenter(
     "karpenter",
     KarpenterArgs(cfg.karpenter, cluster, region=cfg.region, user_data=kata_user_data),
@@ -148,7 +153,7 @@ pulumi.export("clusterSecurityGroupId", cluster.cluster_security_group_id)
 pulumi.export("vpcId", network.vpc_id)
 pulumi.export("privateSubnetIds", network.private_subnet_ids)
 pulumi.export("coreNodeRoleArn", cluster.core_node_role_arn)
-pulumi.export("kataNodeRoleArn", kata_nodes.node_role_arn)
+pulumi.export("kataNodeRoleArn", kata_nodes.node_role_arn if kata_nodes else karpenter.node_role_arn)
 pulumi.export("karpenterNodeRoleArn", karpenter.node_role_arn)
 pulumi.export("litellmEndpoint", gateway.url)
 pulumi.export("runtimeClasses", kata_runtime.runtime_class_names)

@@ -352,6 +352,7 @@ class ClusterConfig:
     public_access_cidrs: tuple[str, ...]
     core: NodeGroupConfig
     kata: NodeGroupConfig
+    kata_managed_node_group: bool
 
     @classmethod
     def from_reader(cls, r: Reader, stack: str) -> ClusterConfig:
@@ -387,6 +388,7 @@ class ClusterConfig:
             public_access_cidrs=public,
             core=NodeGroupConfig.from_reader(r, "core"),
             kata=kata,
+            kata_managed_node_group=r.bool("kataManagedNodeGroup"),
         )
 
 
@@ -401,6 +403,8 @@ class KarpenterConfig:
     consolidate_after: str
     disruption_budget: str
     ami_alias: str
+    warm_nodes: int
+    pause_image: str
 
     @classmethod
     def from_reader(cls, r: Reader) -> KarpenterConfig:
@@ -452,6 +456,8 @@ class KarpenterConfig:
             consolidate_after=after,
             disruption_budget=budget,
             ami_alias=ami_alias,
+            warm_nodes=r.int("kataWarmNodes", lo=0, hi=100),
+            pause_image=r.image("pauseImage"),
         )  # fmt: skip
 
 

@@ -21,7 +21,14 @@ from components.cluster import ROOT_DEVICE, Cluster, node_role
 from components.config import KarpenterConfig
 from components.iam import pod_identity_role
 from components.kata import KATA_IMDS_HOP_LIMIT
-from components.labels import CORE_NODE_SELECTOR, KATA_NODE_SELECTOR, KATA_TAINT
+from components.labels import (
+    CAPACITY_PLACEHOLDER_LABEL,
+    CORE_NODE_SELECTOR,
+    KATA_NODE_SELECTOR,
+    KATA_TAINT,
+    KATA_TOLERATION,
+)
+from components.podspec import container_security_context
 
 NAMESPACE = "karpenter"
 SERVICE_ACCOUNT = "karpenter"
@@ -36,6 +43,9 @@ CONTROLLER_RESOURCES = {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"c
 # Karpenter's ENI-based estimate.
 KATA_MAX_PODS = 110
 QUEUE_RETENTION_SECONDS = 300
+PLACEHOLDER = "kata-capacity-placeholder"
+PLACEHOLDER_PRIORITY = -10  # below every workload: any sandbox preempts a placeholder
+PLACEHOLDER_UID = 65535  # the pause image's nobody
 # EventBridge rules feeding the interruption queue: rule suffix -> (source, detail-type).
 INTERRUPTION_EVENTS = {
     "scheduled-change": ("aws.health", "AWS Health Event"),
@@ -211,6 +221,9 @@ class Karpenter(pulumi.ComponentResource):
             ),
         )
 
+        if cfg.warm_nodes > 0:
+            self._warm_floor(name, cfg, k8s_opts, [namespace, self.node_pool])
+
         self.node_role_arn = nodes.role.arn
         self.node_role_name = nodes.role.name
         self.queue_name = queue.name
@@ -222,6 +235,61 @@ class Karpenter(pulumi.ComponentResource):
                 "controllerRoleArn": self.controller_role_arn,
             }
         )
+
+    def _warm_floor(
+        self, name: str, cfg: KarpenterConfig, k8s_opts: pulumi.ResourceOptions, after: list[pulumi.Resource]
+    ) -> None:
+        """``kataWarmNodes`` Kata nodes kept up by placeholder pods: Karpenter launches a node for each (they
+        repel each other per host) and keeps it; a sandbox that needs the room preempts the placeholder."""
+        priority = k8s.scheduling.v1.PriorityClass(
+            f"{name}-placeholder-priority",
+            metadata={"name": PLACEHOLDER},
+            value=PLACEHOLDER_PRIORITY,
+            preemption_policy="Never",
+            description="Kata capacity placeholders: preempted by any sandbox.",
+            opts=k8s_opts,
+        )
+        k8s.apps.v1.Deployment(
+            f"{name}-placeholder",
+            metadata={"name": PLACEHOLDER, "namespace": NAMESPACE},
+            spec=placeholder_spec(cfg),
+            opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[priority, *after])),
+        )
+
+
+def placeholder_spec(cfg: KarpenterConfig) -> dict[str, Any]:
+    labels = {"app.kubernetes.io/name": PLACEHOLDER, CAPACITY_PLACEHOLDER_LABEL: "true"}
+    resources = {"cpu": "1", "memory": "1Gi"}  # the warm room each node keeps for the first sandbox
+    return {
+        "replicas": cfg.warm_nodes,
+        "selector": {"matchLabels": dict(labels)},
+        "template": {
+            "metadata": {"labels": dict(labels)},
+            "spec": {
+                "priorityClassName": PLACEHOLDER,
+                "terminationGracePeriodSeconds": 0,
+                "automountServiceAccountToken": False,
+                "nodeSelector": dict(KATA_NODE_SELECTOR),
+                "tolerations": [dict(KATA_TOLERATION)],
+                "affinity": {
+                    "podAntiAffinity": {
+                        "requiredDuringSchedulingIgnoredDuringExecution": [
+                            {"labelSelector": {"matchLabels": dict(labels)}, "topologyKey": "kubernetes.io/hostname"}
+                        ]
+                    }
+                },
+                "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+                "containers": [
+                    {
+                        "name": "pause",
+                        "image": cfg.pause_image,
+                        "resources": {"requests": dict(resources), "limits": {"memory": resources["memory"]}},
+                        "securityContext": container_security_context(PLACEHOLDER_UID, read_only_root=True),
+                    }
+                ],
+            },
+        },
+    }
 
 
 def node_class_spec(

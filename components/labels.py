@@ -12,3 +12,5 @@ KATA_DEPLOY_INSTANCE_LABEL = "kata-deploy.katacontainers.io/default"
 CORE_NODE_SELECTOR = {CORE_NODE_LABEL: "true"}
 KATA_NODE_SELECTOR = {KATA_NODE_LABEL: KATA_NODE_VALUE}
 KATA_TOLERATION = {"key": "kata", "operator": "Equal", "value": "true", "effect": "NoSchedule"}
+# Low-priority pods that hold Kata capacity for sandboxes (Karpenter keeps their nodes up; sandboxes preempt them).
+CAPACITY_PLACEHOLDER_LABEL = "agent-platform.io/capacity-placeholder"

@@ -130,9 +130,10 @@ def test_node_pool_per_stack(
     }
 
 
-def test_node_pool_matches_the_kata_managed_group(dev: ProgramResult) -> None:
-    group = dev.named("aws:eks/nodeGroup:NodeGroup", "kata-nodes").inputs
-    template = node_pool(dev).inputs["spec"]["template"]
+def test_node_pool_matches_the_kata_managed_group() -> None:
+    managed = run_program("dev", {"agent-platform:kataManagedNodeGroup": True})
+    group = managed.named("aws:eks/nodeGroup:NodeGroup", "kata-nodes").inputs
+    template = node_pool(managed).inputs["spec"]["template"]
     assert template["metadata"]["labels"] == group["labels"]
     (taint,) = template["spec"]["taints"]
     assert (taint["key"], taint["value"]) == (group["taints"][0]["key"], group["taints"][0]["value"])
@@ -354,3 +355,19 @@ def test_the_program_refuses_karpenter_before_1_13() -> None:
 
     with pytest.raises(pulumi.RunError, match=r"^agent-platform:karpenterVersion: 1\.12\.0 is below 1\.13\.0"):
         run_program("prod", overrides={"agent-platform:karpenterVersion": "1.12.0"})
+
+
+def test_warm_kata_nodes_are_held_by_preemptible_placeholders() -> None:
+    """kataWarmNodes: one placeholder per Kata node (anti-affinity), lowest priority, never preempting."""
+    prod = program_result("prod")
+    deployment = prod.named("kubernetes:apps/v1:Deployment", "karpenter-placeholder").inputs
+    assert deployment["spec"]["replicas"] == 2  # Pulumi.prod.yaml
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"workload-type": "kata"} and pod["tolerations"][0]["key"] == "kata"
+    anti = pod["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0]
+    assert anti["topologyKey"] == "kubernetes.io/hostname"
+    priority = prod.named("kubernetes:scheduling.k8s.io/v1:PriorityClass", "karpenter-placeholder-priority").inputs
+    assert priority["value"] < 0 and priority["preemptionPolicy"] == "Never"
+    assert pod["priorityClassName"] == priority["metadata"]["name"]
+    assert pod["containers"][0]["image"] == "registry.k8s.io/pause:3.10"
+    assert not program_result("dev").of_type("kubernetes:scheduling.k8s.io/v1:PriorityClass")  # kataWarmNodes 0

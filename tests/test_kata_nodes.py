@@ -1,4 +1,4 @@
-"""Kata managed node group: nested-virtualization launch template (IMDSv2, encrypted gp3, cluster SG),
+"""Kata managed node group (opt-in: kataManagedNodeGroup): nested-virtualization launch template (IMDSv2, encrypted gp3, cluster SG),
 AL2023 node group with the Kata label and taint, sized from config; bad instance types refused."""
 
 from __future__ import annotations
@@ -13,6 +13,24 @@ from tests.configs import config_error, parse_config
 from tests.conftest import program_result
 from tools.program import ProgramResult, run_program
 
+MANAGED = {"agent-platform:kataManagedNodeGroup": True}
+_MANAGED: dict[str, ProgramResult] = {}
+
+
+def managed(stack: str) -> ProgramResult:
+    """The stack with the Kata managed node group turned on (one run per stack)."""
+    if stack not in _MANAGED:
+        _MANAGED[stack] = run_program(stack, MANAGED)
+    return _MANAGED[stack]
+
+
+def test_default_stacks_have_no_kata_managed_node_group(each_stack: ProgramResult) -> None:
+    """Karpenter-first: the EC2NodeClass sets nested virtualization itself (managed groups may drop it, #2784)."""
+    assert [g.name for g in each_stack.of_type(NODE_GROUP)] == ["cluster-core-nodes"]
+    assert not [t for t in each_stack.of_type(LAUNCH_TEMPLATE) if t.name == "kata-lt"]
+    assert each_stack.outputs["kataNodeRoleArn"] == "arn:aws:iam::123456789012:role/karpenter-node-role"
+
+
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
 LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
 STACKS = {
@@ -25,7 +43,7 @@ STACKS = {
 
 @pytest.mark.parametrize("stack", list(STACKS))
 def test_launch_template_enables_nested_virtualization(stack: str) -> None:
-    result = program_result(stack)
+    result = managed(stack)
     _, _, disk = STACKS[stack]
     lt = result.named(LAUNCH_TEMPLATE, "kata-lt").inputs
     assert lt["cpuOptions"] == {"nestedVirtualization": "enabled"}
@@ -46,7 +64,7 @@ def test_launch_template_enables_nested_virtualization(stack: str) -> None:
 
 @pytest.mark.parametrize("stack", list(STACKS))
 def test_node_group_shape(stack: str) -> None:
-    result = program_result(stack)
+    result = managed(stack)
     types, (lo, desired, hi), _ = STACKS[stack]
     group = result.named(NODE_GROUP, "kata-nodes")
     inputs = group.inputs
@@ -63,7 +81,8 @@ def test_node_group_shape(stack: str) -> None:
     assert "diskSize" not in inputs  # the disk is in the launch template
 
 
-def test_kata_nodes_have_their_own_role(dev: ProgramResult) -> None:
+def test_kata_nodes_have_their_own_role() -> None:
+    dev = managed("dev")
     group = dev.named(NODE_GROUP, "kata-nodes")
     role = dev.named("aws:iam/role:Role", "kata-node-role")
     assert (
@@ -82,6 +101,7 @@ def test_instance_types_and_sizes_come_from_config() -> None:
     result = run_program(
         "dev",
         overrides={
+            **MANAGED,
             "agent-platform:kataInstanceTypes": ["c8i-flex.4xlarge", "r8i.2xlarge"],
             "agent-platform:kataMinSize": 0,
             "agent-platform:kataDesiredSize": 2,
@@ -96,7 +116,8 @@ def test_instance_types_and_sizes_come_from_config() -> None:
     assert lt["blockDeviceMappings"][0]["ebs"]["volumeSize"] == 300
 
 
-def test_component_parents_its_children(dev: ProgramResult) -> None:
+def test_component_parents_its_children() -> None:
+    dev = managed("dev")
     component = dev.named("agent-platform:kata:KataNodes", "kata")
     for type_, name in (
         (NODE_GROUP, "kata-nodes"),
@@ -137,7 +158,7 @@ def test_the_program_refuses_a_kata_type_without_nested_virtualization() -> None
 def test_firecracker_prepares_the_devmapper_pool_on_every_kata_node() -> None:
     """With kataFirecracker on, both the managed Kata group and Karpenter's nodes get the user data that
     creates the thin pool and registers containerd's devmapper snapshotter; without it, neither has any."""
-    with_fc = run_program("dev", {"agent-platform:kataFirecracker": True})
+    with_fc = run_program("dev", {"agent-platform:kataFirecracker": True, **MANAGED})
     template = next(r for r in with_fc.of_type("aws:ec2/launchTemplate:LaunchTemplate") if "kata" in r.name)
     user_data = base64.b64decode(template.inputs["userData"]).decode()
     assert user_data.startswith("MIME-Version: 1.0")

@@ -19,7 +19,7 @@ from typing import Any
 import jsonschema
 import kubernetes_validate
 
-from components.labels import CORE_NODE_SELECTOR, KATA_TAINT, SANDBOX_LABEL
+from components.labels import CAPACITY_PLACEHOLDER_LABEL, CORE_NODE_SELECTOR, KATA_TAINT, SANDBOX_LABEL
 from tools.program import ProgramResult, manifest_name
 from tools.render import Rendered, catalog, ineffective_values
 
@@ -387,8 +387,8 @@ def lands_on_core(spec: Mapping[str, Any]) -> bool:
 
 def check_placement(stack: Stack) -> Iterator[Finding]:
     for pod in stack.pods:
-        if pod.owner.origin == "EKS" or pod.daemon or pod.labels.get(SANDBOX_LABEL) == "true":
-            continue
+        if pod.owner.origin == "EKS" or pod.daemon or "true" in (pod.labels.get(SANDBOX_LABEL), pod.labels.get(CAPACITY_PLACEHOLDER_LABEL)):  # fmt: skip
+            continue  # node agents, sandboxes and Kata capacity placeholders belong on other nodes
         if not lands_on_core(pod.spec):
             yield Finding(
                 pod.owner.origin,
