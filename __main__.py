@@ -47,7 +47,7 @@ kata_nodes = (
 )
 karpenter = Karpenter(
     "karpenter",
-    KarpenterArgs(cfg.karpenter, cluster, region=cfg.region, user_data=kata_user_data),
+    KarpenterArgs(cfg.karpenter, cluster, region=cfg.region, user_data=kata_user_data, gvisor=cfg.kata.gvisor),
 )
 
 # --- model gateway (before the tenants: agents use gateway.url and gateway.tenant_keys)

@@ -405,6 +405,8 @@ class KarpenterConfig:
     ami_alias: str
     warm_nodes: int
     pause_image: str
+    gvisor_release: str
+    gvisor_families: tuple[str, ...]
 
     @classmethod
     def from_reader(cls, r: Reader) -> KarpenterConfig:
@@ -440,6 +442,12 @@ class KarpenterConfig:
             bool(re.match(r"^al2023@(latest|v[0-9]{8})$", ami_alias)),
             f"{ami_alias!r} is not an AL2023 alias like al2023@latest or al2023@v20251001",
         )
+        gvisor_release = r.str("gvisorRelease")
+        _check("gvisorRelease", bool(re.match(r"^[0-9]{8}\.[0-9]+$", gvisor_release)), f"{gvisor_release!r} is not a gVisor release like 20240729.0")  # fmt: skip
+        gvisor_families = r.strs("gvisorInstanceFamilies")
+        _check("gvisorInstanceFamilies", bool(gvisor_families), "needs at least one family")
+        for family in gvisor_families:
+            _check("gvisorInstanceFamilies", bool(re.match(r"^[a-z][a-z0-9-]*$", family)) and "." not in family, f"{family!r} is not an instance family like m7g")  # fmt: skip
         budget = r.str("karpenterDisruptionBudget")
         _check(
             "karpenterDisruptionBudget",
@@ -458,6 +466,8 @@ class KarpenterConfig:
             ami_alias=ami_alias,
             warm_nodes=r.int("kataWarmNodes", lo=0, hi=100),
             pause_image=r.image("pauseImage"),
+            gvisor_release=gvisor_release,
+            gvisor_families=gvisor_families,
         )  # fmt: skip
 
 

@@ -10,6 +10,7 @@ cloudformation.yaml). Karpenter v1 creates the instance profile itself from ``EC
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
+from components import gvisor
 from components.cluster import ROOT_DEVICE, Cluster, node_role
 from components.config import KarpenterConfig
 from components.iam import pod_identity_role
@@ -24,6 +26,8 @@ from components.kata import KATA_IMDS_HOP_LIMIT
 from components.labels import (
     CAPACITY_PLACEHOLDER_LABEL,
     CORE_NODE_SELECTOR,
+    GVISOR_NODE_SELECTOR,
+    GVISOR_TAINT,
     KATA_NODE_SELECTOR,
     KATA_TAINT,
     KATA_TOLERATION,
@@ -62,6 +66,7 @@ class KarpenterArgs:
     cluster: Cluster
     region: str
     user_data: str | None = None  # MIME multipart node setup, the same as the managed Kata group's
+    gvisor: bool = False  # the gVisor tier's node pool
 
 
 class Karpenter(pulumi.ComponentResource):
@@ -223,6 +228,44 @@ class Karpenter(pulumi.ComponentResource):
 
         if cfg.warm_nodes > 0:
             self._warm_floor(name, cfg, k8s_opts, [namespace, self.node_pool])
+        if args.gvisor:
+            # The gVisor tier: its own class and pool, no nested virtualization, runsc installed at boot.
+            gvisor_class = k8s.apiextensions.CustomResource(
+                f"{name}-{gvisor.NODE_CLASS}-nodeclass",
+                api_version="karpenter.k8s.aws/v1",
+                kind="EC2NodeClass",
+                metadata={"name": gvisor.NODE_CLASS},
+                spec=node_class_spec(
+                    role=nodes.role.name,
+                    cluster_name=cluster_name,
+                    ami_alias=cfg.ami_alias,
+                    disk_gib=cluster.config.kata.disk_gib,
+                    user_data=gvisor.gvisor_userdata(cfg.gvisor_release),
+                    nested_virtualization=False,
+                    pool=gvisor.NODE_POOL,
+                ),
+                opts=pulumi.ResourceOptions.merge(
+                    k8s_opts,
+                    pulumi.ResourceOptions(depends_on=[crds, self.release, access_entry, sg_tag, *nodes.ready]),
+                ),  # fmt: skip
+            )
+            k8s.apiextensions.CustomResource(
+                f"{name}-{gvisor.NODE_POOL}-nodepool",
+                api_version="karpenter.sh/v1",
+                kind="NodePool",
+                metadata={"name": gvisor.NODE_POOL},
+                spec=node_pool_spec(
+                    cfg,
+                    node_class=gvisor.NODE_CLASS,
+                    labels=GVISOR_NODE_SELECTOR,
+                    taint=GVISOR_TAINT,
+                    families=cfg.gvisor_families,
+                    arches=gvisor.architectures(cfg.gvisor_families),
+                ),
+                opts=pulumi.ResourceOptions.merge(
+                    k8s_opts, pulumi.ResourceOptions(depends_on=[crds, self.release, gvisor_class])
+                ),  # fmt: skip
+            )
 
         self.node_role_arn = nodes.role.arn
         self.node_role_name = nodes.role.name
@@ -293,18 +336,26 @@ def placeholder_spec(cfg: KarpenterConfig) -> dict[str, Any]:
 
 
 def node_class_spec(
-    *, role: pulumi.Input[str], cluster_name: str, ami_alias: str, disk_gib: int, user_data: str | None = None
+    *,
+    role: pulumi.Input[str],
+    cluster_name: str,
+    ami_alias: str,
+    disk_gib: int,
+    user_data: str | None = None,
+    nested_virtualization: bool = True,
+    pool: str = NODE_POOL,
 ) -> dict[str, Any]:
     discovery = [{"tags": {DISCOVERY_TAG: cluster_name}}]
-    extra = {"userData": user_data} if user_data else {}  # Karpenter merges it with its own AL2023 part
+    extra: dict[str, Any] = {"userData": user_data} if user_data else {}  # merged with Karpenter's AL2023 part
+    if nested_virtualization:
+        # Karpenter (>= 1.13) keeps only instance types reporting nested virtualization and enables it.
+        extra["cpuOptions"] = {"nestedVirtualization": "enabled"}
     return {
         **extra,
         "role": role,
         "amiSelectorTerms": [{"alias": ami_alias}],
         "subnetSelectorTerms": discovery,
         "securityGroupSelectorTerms": discovery,
-        # Karpenter (>= 1.13) keeps only instance types reporting nested virtualization and enables it.
-        "cpuOptions": {"nestedVirtualization": "enabled"},
         "metadataOptions": {
             "httpEndpoint": "enabled",
             "httpProtocolIPv6": "disabled",
@@ -324,25 +375,34 @@ def node_class_spec(
             }
         ],
         "kubelet": {"maxPods": KATA_MAX_PODS},
-        "tags": {DISCOVERY_TAG: cluster_name, "Name": f"{cluster_name}-kata-karpenter"},
+        "tags": {DISCOVERY_TAG: cluster_name, "Name": f"{cluster_name}-{pool}-karpenter"},
     }
 
 
-def node_pool_spec(cfg: KarpenterConfig) -> dict[str, Any]:
+def node_pool_spec(
+    cfg: KarpenterConfig,
+    *,
+    node_class: str = NODE_CLASS,
+    labels: Mapping[str, str] = KATA_NODE_SELECTOR,
+    taint: Mapping[str, str] = KATA_TAINT,
+    families: Sequence[str] | None = None,
+    arches: Sequence[str] = ("amd64",),
+) -> dict[str, Any]:
+    """A NodePool: the Kata pool by default (nested-virtualization families, amd64)."""
     return {
         "template": {
-            "metadata": {"labels": dict(KATA_NODE_SELECTOR)},
+            "metadata": {"labels": dict(labels)},
             "spec": {
-                "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": NODE_CLASS},
-                "taints": [dict(KATA_TAINT)],
+                "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": node_class},
+                "taints": [dict(taint)],
                 "requirements": [
                     {
                         "key": "karpenter.k8s.aws/instance-family",
                         "operator": "In",
-                        "values": list(cfg.instance_families),
+                        "values": list(families or cfg.instance_families),
                     },
                     {"key": "karpenter.sh/capacity-type", "operator": "In", "values": list(cfg.capacity_types)},
-                    {"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]},
+                    {"key": "kubernetes.io/arch", "operator": "In", "values": list(arches)},
                     {"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]},
                 ],
             },

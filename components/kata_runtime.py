@@ -21,6 +21,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components import gvisor
 from components.config import KataConfig
 from components.labels import KATA_DEPLOY_INSTANCE_LABEL, KATA_NODE_SELECTOR, KATA_RUNTIME_LABEL, KATA_TOLERATION
 
@@ -64,9 +65,7 @@ def kata_deploy_values(cfg: KataConfig) -> dict[str, Any]:
 def runtime_class_spec(cfg: KataConfig, runtime_class: str) -> dict[str, Any]:
     """``handler``, ``overhead`` and ``scheduling`` of one RuntimeClass."""
     if runtime_class == "gvisor":
-        # gVisor (runsc) must be installed on the Kata nodes by their user data; nothing in this program
-        # does it yet. Scheduled like the Kata classes so sandboxes never land on core nodes.
-        return {"handler": "runsc", "scheduling": {"nodeSelector": dict(KATA_NODE_SELECTOR), "tolerations": [dict(KATA_TOLERATION)]}}  # fmt: skip
+        return gvisor.runtime_class_spec()  # runsc on the gVisor pool (components/gvisor.py)
     ready = {KATA_RUNTIME_LABEL: "true", **({KATA_DEPLOY_INSTANCE_LABEL: "true"} if cfg.major >= 4 else {})}
     return {
         "handler": f"kata-{cfg.classes[runtime_class]}",  # kata-deploy registers the handler kata-<shim>

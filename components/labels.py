@@ -9,7 +9,11 @@ KATA_RUNTIME_LABEL = "katacontainers.io/kata-runtime"  # set to "true" by kata-d
 # kata-deploy 4.x also marks the nodes its (default) instance finished; its RuntimeClasses require both labels.
 KATA_DEPLOY_INSTANCE_LABEL = "kata-deploy.katacontainers.io/default"
 
+GVISOR_NODE_VALUE = "gvisor"  # KATA_NODE_LABEL = "gvisor" on the gVisor pool
+GVISOR_TAINT = {"key": "gvisor", "value": "true", "effect": "NoSchedule"}
+
 CORE_NODE_SELECTOR = {CORE_NODE_LABEL: "true"}
+GVISOR_NODE_SELECTOR = {KATA_NODE_LABEL: GVISOR_NODE_VALUE}
 KATA_NODE_SELECTOR = {KATA_NODE_LABEL: KATA_NODE_VALUE}
 KATA_TOLERATION = {"key": "kata", "operator": "Equal", "value": "true", "effect": "NoSchedule"}
 # Low-priority pods that hold Kata capacity for sandboxes (Karpenter keeps their nodes up; sandboxes preempt them).

@@ -19,7 +19,7 @@ from typing import Any
 import jsonschema
 import kubernetes_validate
 
-from components.labels import CAPACITY_PLACEHOLDER_LABEL, CORE_NODE_SELECTOR, KATA_TAINT, SANDBOX_LABEL
+from components.labels import CAPACITY_PLACEHOLDER_LABEL, CORE_NODE_SELECTOR, GVISOR_TAINT, KATA_TAINT, SANDBOX_LABEL
 from tools.program import ProgramResult, manifest_name
 from tools.render import Rendered, catalog, ineffective_values
 
@@ -382,7 +382,7 @@ def lands_on_core(spec: Mapping[str, Any]) -> bool:
     if any(CORE_NODE_LABELS.get(k) != v for k, v in selector.items()):
         return False
     pinned = all(selector.get(k) == v for k, v in CORE_NODE_SELECTOR.items())
-    return pinned or not _tolerates(spec, KATA_TAINT)
+    return pinned or not any(_tolerates(spec, taint) for taint in (KATA_TAINT, GVISOR_TAINT))
 
 
 def check_placement(stack: Stack) -> Iterator[Finding]:
