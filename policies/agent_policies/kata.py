@@ -11,7 +11,6 @@ from pulumi_policy import (
 
 from .common import (
     Unknowns,
-    applies_to,
     config_strings,
     get,
     item_label,
@@ -23,6 +22,8 @@ from .workloads import is_workload, pod_template
 
 
 def kata_clh_no_init_containers_validator(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    if not is_workload(args.resource_type):
+        return
     template = pod_template(args.resource_type, args.props, args.name)
     if template is None:
         return
@@ -52,4 +53,3 @@ kata_clh_no_init_containers = ResourceValidationPolicy(
         {"runtimeClasses": string_list_property("RuntimeClass names backed by Cloud Hypervisor.", ("kata-clh",))}
     ),
 )
-applies_to(kata_clh_no_init_containers, is_workload)
