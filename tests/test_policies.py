@@ -1558,3 +1558,24 @@ def test_kata_node_pool_requirement_operators(requirements: list[dict[str, Any]]
 def test_grpc_kata_node_pool_not_in(pack: PolicyPackProcess) -> None:
     pool = _node_pool(extra_requirements=[{"key": FAMILY, "operator": "NotIn", "values": ["t3"]}])
     assert [(v.policy, v.urn) for v in pack.analyze_stack([pool, _node_class()])] == [("kata-node-capacity", pool.urn)]
+
+
+def test_node_group_with_unknown_template_id_and_no_link() -> None:
+    resources, group = _node_stack(["m5.large"], link="none")  # launchTemplate {id: unknown}
+    outcome = run_stack_policy(kata_node_capacity, resources)
+    assert outcome.messages == [] and outcome.unknown is not None
+    group.properties["launchTemplate"] = {"id": "lt-0123456789", "version": "1"}  # a template of another stack
+    outcome = run_stack_policy(kata_node_capacity, resources)
+    assert outcome.messages == [] and outcome.unknown is None
+
+
+def test_empty_namespace_is_the_provider_default() -> None:
+    props = workload(KINDS[1], {"runtimeClassName": "runc"}, sandbox=False, namespace="")
+    config = {"sandboxNamespaces": ["tenant-a"]}
+    provider = k8s_provider("c", namespace="tenant-a")
+    outcome = run_resource_policy(sandbox_runtime_class, KINDS[1].resource_type, props, config, provider=provider)
+    assert len(outcome) == 1
+    outcome = run_resource_policy(
+        sandbox_runtime_class, KINDS[1].resource_type, props, {"sandboxNamespaces": ["default"]}
+    )
+    assert len(outcome) == 1

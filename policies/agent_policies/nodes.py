@@ -183,8 +183,12 @@ def _referenced_launch_template(
         raise unknown
     try:
         name = string(get(reference, "name"))
-    except UnknownValueError:
-        name = None
+        if name is None:
+            get(reference, "id")  # raises when the id is unknown: which template it is cannot be told
+    except UnknownValueError as error:
+        if other_template:
+            return None
+        raise error from None  # neither a dependency nor the name says which template it is
     return by_name.get(name) if name else None
 
 

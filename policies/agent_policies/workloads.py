@@ -103,7 +103,7 @@ def identity(kind: str, props: Any, resource_name: str) -> Identity:
         return Identity(kind, None, True, resource_name)
     if metadata is not None:
         try:
-            namespace = string(get(metadata, "namespace"))
+            namespace = string(get(metadata, "namespace")) or None  # "" is unset: the provider default
         except UnknownValueError:
             namespace_unknown = True
         try:
