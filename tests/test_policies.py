@@ -51,6 +51,7 @@ from tools.analyzer import (
     PolicyPackProcess,
     Violation,
 )
+from tools.program import ROOT
 
 KIND_IDS = [k.id for k in KINDS]
 SERVICE = "kubernetes:core/v1:Service"
@@ -1579,3 +1580,56 @@ def test_empty_namespace_is_the_provider_default() -> None:
         sandbox_runtime_class, KINDS[1].resource_type, props, {"sandboxNamespaces": ["default"]}
     )
     assert len(outcome) == 1
+
+
+# --- the SDK runs unmodified --------------------------------------------------------------------
+
+SNAPSHOT = """
+import sys
+sys.path.insert(0, {policies!r})
+import asyncio, concurrent.futures, gc, inspect
+import grpc, grpc._server
+import pulumi_policy, pulumi_policy.deserialize, pulumi_policy.policy, pulumi_policy.proxy
+
+MODULES = [asyncio, asyncio.events, concurrent.futures, grpc, grpc._server, pulumi_policy,
+           pulumi_policy.deserialize, pulumi_policy.policy, pulumi_policy.proxy]
+
+
+def snapshot():
+    state = {{}}
+    for module in MODULES:
+        for key, value in vars(module).items():
+            state[(module.__name__, key)] = id(value)
+            if inspect.isclass(value):
+                for attribute, member in vars(value).items():
+                    state[(module.__name__, key, attribute)] = id(member)
+    state["gc"] = (gc.isenabled(), gc.get_threshold(), gc.get_freeze_count())
+    return state
+
+
+before = snapshot()
+import agent_policies
+policies = agent_policies.all_policies()
+after = snapshot()
+changed = sorted(str(k) for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+print(len(policies), changed)
+"""
+
+
+def test_the_pack_patches_nothing(tmp_path: Path) -> None:
+    """Importing the pack changes no attribute of pulumi-policy, grpc or asyncio, nor the GC settings."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "snapshot.py"
+    script.write_text(SNAPSHOT.format(policies=str(PACK_DIR)))
+    output = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=True)
+    assert output.stdout.strip() == f"{len(POLICIES)} []", output.stdout + output.stderr
+    for path in (PACK_DIR / "agent_policies").glob("*.py"):
+        source = path.read_text()
+        for needle in ("_PolicyAnalyzerServicer", "setattr(", "import grpc", "import asyncio", "import gc"):
+            assert needle not in source, (path.name, needle)
+    assert not any((PACK_DIR / "agent_policies").glob("sdk_*.py"))
+    pins = [(ROOT / "requirements.txt"), (PACK_DIR / "requirements.txt")]
+    for pin in pins:
+        assert "pulumi-policy==1.21.0" in pin.read_text().splitlines(), pin

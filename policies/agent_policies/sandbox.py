@@ -42,7 +42,6 @@ from .workloads import (
     pod_template,
     provider_namespace,
     provider_props,
-    workload_shape,
 )
 
 ALLOWED_RUNTIME_CLASSES_PROPERTY = string_list_property(
@@ -217,18 +216,34 @@ def _in_sandbox_namespace(
     return None
 
 
-def _sandbox_targets(
-    resources: Iterable[PolicyResource], clusters: Clusters, unknowns: Unknowns
-) -> dict[tuple[Hashable, str, str, str, str], str]:
-    """Workloads of the stack with the sandbox label, by (cluster, group, kind, namespace, name): what patches hit."""
-    targets: dict[tuple[Hashable, str, str, str, str], str] = {}
+def _workloads(resources: Iterable[PolicyResource], unknowns: Unknowns) -> list[tuple[PolicyResource, PodTemplate]]:
+    """Every workload of the stack with its pod template, built once for the whole validation."""
+    found = []
     for resource in resources:
-        shape = workload_shape(resource.resource_type)
-        if shape is None or shape.patch:
+        if not is_workload(resource.resource_type):
             continue
         try:
             template = pod_template(resource.resource_type, resource.props, resource.name)
-            if template is None or not template.has_sandbox_label():
+        except UnknownValueError as error:
+            unknowns.record(error)
+            continue
+        if template is not None:
+            found.append((resource, template))
+    return found
+
+
+def _sandbox_targets(
+    workloads: list[tuple[PolicyResource, PodTemplate]], clusters: Clusters, unknowns: Unknowns
+) -> dict[tuple[Hashable, str, str, str, str], str]:
+    """Workloads of the stack with the sandbox label, by (cluster, group, kind, namespace, name): what patches hit."""
+    targets: dict[tuple[Hashable, str, str, str, str], str] = {}
+    if not any(template.patch for _, template in workloads):
+        return targets
+    for resource, template in workloads:
+        if template.patch:
+            continue
+        try:
+            if not template.has_sandbox_label():
                 continue
             namespace = clusters.namespace(resource, template)
         except UnknownValueError as error:
@@ -236,7 +251,9 @@ def _sandbox_targets(
             continue
         if namespace is not None:
             group = k8s_group_kind(resource.resource_type)[0]  # type: ignore[index]
-            targets[(clusters.key(resource), group, shape.kind, namespace, template.who.name)] = str(template.who)
+            targets[(clusters.key(resource), group, template.who.kind, namespace, template.who.name)] = str(
+                template.who
+            )
     return targets
 
 
@@ -260,6 +277,7 @@ def _patched_sandbox(
 
 def _check_namespace_workload(
     resource: PolicyResource,
+    template: PodTemplate,
     clusters: Clusters,
     names: set[tuple[Hashable, str]],
     urns: dict[str, str | None],
@@ -268,9 +286,6 @@ def _check_namespace_workload(
     report_violation: ReportViolation,
     unknowns: Unknowns,
 ) -> None:
-    template = pod_template(resource.resource_type, resource.props, resource.name)
-    if template is None:
-        return
     try:
         if template.has_sandbox_label():
             return  # already checked by sandbox-runtime-class and sandbox-no-host-access
@@ -301,22 +316,26 @@ def sandbox_namespace_runtime_class_validator(args: StackValidationArgs, report_
     resources = args.resources
     clusters = Clusters(resources)
     names, urns = _sandbox_namespaces(resources, clusters, unknowns)
-    targets = _sandbox_targets(resources, clusters, unknowns)
+    unknown_specs = Unknowns()  # only matter when some workload may be a sandbox
+    workloads = _workloads(resources, unknown_specs)
+    targets = _sandbox_targets(workloads, clusters, unknowns)
     if urns or targets:
+        if unknown_specs.first is not None:
+            unknowns.record(unknown_specs.first)
         allowed = config_strings(args.get_config(), "allowedRuntimeClasses", DEFAULT_RUNTIME_CLASSES)
-        for resource in resources:
-            if is_workload(resource.resource_type):
-                unknowns.run(
-                    _check_namespace_workload,
-                    resource,
-                    clusters,
-                    names,
-                    urns,
-                    targets,
-                    allowed,
-                    report_violation,
-                    unknowns,
-                )
+        for resource, template in workloads:
+            unknowns.run(
+                _check_namespace_workload,
+                resource,
+                template,
+                clusters,
+                names,
+                urns,
+                targets,
+                allowed,
+                report_violation,
+                unknowns,
+            )
     unknowns.finish()
 
 
