@@ -976,31 +976,22 @@ class _Untouchable(dict):  # type: ignore[type-arg]
 
 
 def test_validators_ignore_other_resource_types_without_reading_them() -> None:
-    """Each resource validator returns at once, without reading properties, for types it does not check."""
-    from agent_policies.network import is_load_balancer
-    from agent_policies.nodes import is_launch_template
-    from agent_policies.workloads import is_workload
+    """Each resource policy declares its types (``common.applies_to``); its validator returns at once,
+    without reading the properties, for every other type (the SDK calls it for every resource)."""
     from pulumi_policy import ResourceValidationArgs
 
     from tests.policy_cases import Outcome, _options
     from tools.bench_policy import generate
 
-    types = {r.type for r in generate(400)} | {k.resource_type for k in KINDS}
+    types = {r.type for r in generate(400)} | {k.resource_type for k in KINDS} | {k.resource_type for k in PATCH_KINDS}
     types |= {SERVICE, NAMESPACE, LAUNCH_TEMPLATE, NODE_GROUP, AWS_LB, NODE_POOL, NODE_CLASS}
     types |= {"aws:alb/loadBalancer:LoadBalancer", "kubernetes:core/v1:ConfigMap", "kubernetes:core/v1:PodTemplate"}
     types |= {"kubernetes:core/v1:ReplicationController", "kubernetes:extensions/v1beta1:Deployment", "x:y:Z"}
-    types |= {"kubernetes:apps/v1:DeploymentPatch", "kubernetes:core/v1:ConfigMapPatch"}
-    checks = {
-        sandbox_runtime_class: is_workload,
-        kata_dns: is_workload,
-        nlb_cross_zone: is_load_balancer,
-        kata_clh_no_init_containers: is_workload,
-        sandbox_no_host_access: is_workload,
-        nested_virtualization_nodes: is_launch_template,
-    }
-    assert set(checks) == {p for p in POLICIES if isinstance(p, ResourceValidationPolicy)}
-    for policy, predicate in checks.items():
-        skipped = sorted(t for t in types if not predicate(t))
+    types |= {"kubernetes:core/v1:ConfigMapPatch", "kubernetes:core/v1:ServicePatch", "pulumi:providers:kubernetes"}
+    declared = [p for p in POLICIES if isinstance(p, ResourceValidationPolicy)]
+    assert all(callable(getattr(p, "applies_to", None)) for p in declared)
+    for policy in declared:
+        skipped = sorted(t for t in types if not policy.applies_to(t))
         assert skipped and len(skipped) < len(types), policy.name
         outcome = Outcome()
         for resource_type in skipped:
@@ -1633,3 +1624,17 @@ def test_the_pack_patches_nothing(tmp_path: Path) -> None:
     pins = [(ROOT / "requirements.txt"), (PACK_DIR / "requirements.txt")]
     for pin in pins:
         assert "pulumi-policy==1.21.0" in pin.read_text().splitlines(), pin
+
+
+def test_nlb_cross_zone_per_port_target_groups() -> None:
+    two_ports = [4000, 4001]
+    off_on_4001 = {LB_ATTRIBUTES: ON, f"{TG_ATTRIBUTES}.4001": "load_balancing.cross_zone.enabled=False"}
+    (message,) = _nlb(off_on_4001, ports=two_ports)
+    assert "target group of port 4001" in message and f"{TG_ATTRIBUTES}.4001 annotation" in message
+    # Target groups turned on one by one make up for a load balancer without cross-zone.
+    each_on = {f"{TG_ATTRIBUTES}.4000": ON, f"{TG_ATTRIBUTES}.4001": ON}
+    assert _nlb(each_on, ports=two_ports) == []
+    (message,) = _nlb({f"{TG_ATTRIBUTES}.4000": ON}, ports=two_ports)
+    assert message.startswith(
+        f"Service litellm/litellm: add load_balancing.cross_zone.enabled=true to the {LB_ATTRIBUTES}"
+    )

@@ -21,7 +21,7 @@ import ipaddress
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from pulumi_policy import PolicyConfigSchema
+from pulumi_policy import PolicyConfigSchema, ResourceValidationPolicy
 from pulumi_policy.proxy import UnknownValueError
 
 SANDBOX_LABEL = "agent-platform.io/sandbox"
@@ -139,6 +139,19 @@ class Unknowns:
     def finish(self) -> None:
         if self.first is not None:
             raise self.first
+
+
+# --- type dispatch ---------------------------------------------------------------------------
+
+
+def applies_to(policy: ResourceValidationPolicy, predicate: Callable[[str], bool]) -> None:
+    """Declare the resource types ``policy`` reports on (an attribute of the pack's own policy object).
+
+    A convention, not a dispatch: the unmodified SDK calls every validator for every resource,
+    so each validator starts with the same type check and returns at once, without reading
+    the properties, for any type the predicate rejects (a test holds every policy to it).
+    """
+    policy.applies_to = predicate  # type: ignore[attr-defined]
 
 
 # --- configuration ---------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from pulumi_policy import ReportViolation, ResourceValidationArgs, ResourceValid
 from .common import (
     DEFAULT_SERVICE_CIDRS,
     Unknowns,
+    applies_to,
     config_str,
     config_strings,
     embedded_ipv4,
@@ -126,3 +127,4 @@ kata_dns = ResourceValidationPolicy(
         }
     ),
 )
+applies_to(kata_dns, is_workload)

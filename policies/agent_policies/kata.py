@@ -11,6 +11,7 @@ from pulumi_policy import (
 
 from .common import (
     Unknowns,
+    applies_to,
     config_strings,
     get,
     item_label,
@@ -53,3 +54,4 @@ kata_clh_no_init_containers = ResourceValidationPolicy(
         {"runtimeClasses": string_list_property("RuntimeClass names backed by Cloud Hypervisor.", ("kata-clh",))}
     ),
 )
+applies_to(kata_clh_no_init_containers, is_workload)

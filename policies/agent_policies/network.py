@@ -38,6 +38,7 @@ from typing import Any
 from pulumi_policy import ReportViolation, ResourceValidationArgs, ResourceValidationPolicy
 
 from .common import (
+    applies_to,
     config_bool,
     config_str,
     config_strings,
@@ -250,13 +251,13 @@ def _check_service(args: ResourceValidationArgs, report_violation: ReportViolati
             if not lb_enabled and not lb_reported:
                 report_violation(report)
                 lb_reported = True
-        elif value == "false":
+        elif value.lower() == "false":
             report_violation(
                 f"{who}: remove {CROSS_ZONE_ATTRIBUTE}=false from the {source} annotation (or set it to true): "
                 f"the target group attribute wins over the load balancer's cross-zone setting for the target group "
                 f"of {group}; {consequence}"
             )
-        elif value != "true":
+        elif value.lower() != "true":
             report_violation(
                 f'{who}: set {CROSS_ZONE_ATTRIBUTE} in the {source} annotation to true (it is "{value}"); '
                 f"ELBv2 accepts only true, false or {TARGET_GROUP_DEFAULT}, so the target group of {group} "
@@ -327,3 +328,4 @@ nlb_cross_zone = ResourceValidationPolicy(
         }
     ),
 )
+applies_to(nlb_cross_zone, is_load_balancer)

@@ -18,6 +18,7 @@ from pulumi_policy.proxy import UnknownValueError
 from .common import (
     DEFAULT_NESTED_VIRT_FAMILIES,
     Unknowns,
+    applies_to,
     config_bool,
     config_strings,
     dig,
@@ -121,6 +122,7 @@ nested_virtualization_nodes = ResourceValidationPolicy(
         }
     ),
 )
+applies_to(nested_virtualization_nodes, is_launch_template)
 
 
 # --- kata-node-capacity (stack) ----------------------------------------------------------------

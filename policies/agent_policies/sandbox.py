@@ -22,6 +22,7 @@ from .common import (
     SANDBOX_LABEL,
     SANDBOX_NAMESPACES_PROPERTY,
     Unknowns,
+    applies_to,
     config_strings,
     dig,
     get,
@@ -105,6 +106,7 @@ sandbox_runtime_class = ResourceValidationPolicy(
         }
     ),
 )
+applies_to(sandbox_runtime_class, is_workload)
 
 
 # --- sandbox-namespace-runtime-class (stack) --------------------------------------------------
@@ -429,3 +431,4 @@ sandbox_no_host_access = ResourceValidationPolicy(
         }
     ),
 )
+applies_to(sandbox_no_host_access, is_workload)
