@@ -1638,3 +1638,17 @@ def test_nlb_cross_zone_per_port_target_groups() -> None:
     assert message.startswith(
         f"Service litellm/litellm: add load_balancing.cross_zone.enabled=true to the {LB_ATTRIBUTES}"
     )
+
+
+def test_stack_namespace_workloads_get_the_host_access_checks() -> None:
+    spec = kata_spec(hostPID=True, volumes=[{"name": "root", "hostPath": {"path": "/"}}])
+    plain = _deployment("plain", spec, sandbox=False)
+    outcome = run_stack_policy(sandbox_namespace_runtime_class, [_namespace("tenant-a", True), plain])
+    assert outcome.urns == [plain.urn, plain.urn]
+    assert "remove spec.template.spec.hostPID" in outcome.messages[0]
+    assert 'remove the hostPath volume "root"' in outcome.messages[1]
+    assert all(
+        m.endswith("Namespace tenant-a is a sandbox namespace (agent-platform.io/sandbox=true).")
+        for m in outcome.messages
+    )
+    assert len(run_stack_policy(sandbox_namespace_runtime_class, [_namespace("tenant-a", False), plain])) == 0

@@ -304,13 +304,9 @@ def _check_namespace_workload(
     namespace = _in_sandbox_namespace(resource, template, clusters, names, urns)
     if namespace is None:
         return
-    check_runtime_class(
-        template,
-        allowed,
-        report_violation,
-        resource.urn,
-        f" Namespace {namespace} is a sandbox namespace ({SANDBOX_LABEL}=true).",
-    )
+    reason = f" Namespace {namespace} is a sandbox namespace ({SANDBOX_LABEL}=true)."
+    check_runtime_class(template, allowed, report_violation, resource.urn, reason)
+    check_host_access(template, lambda message: report_violation(message + reason, resource.urn), unknowns)
 
 
 def sandbox_namespace_runtime_class_validator(args: StackValidationArgs, report_violation: ReportViolation) -> None:
@@ -345,8 +341,8 @@ sandbox_namespace_runtime_class = StackValidationPolicy(
     name="sandbox-namespace-runtime-class",
     description=(
         "Workloads in a Namespace declared in this stack (on the same cluster) with the label "
-        "agent-platform.io/sandbox=true must run in a Kata Containers runtime class; server-side-apply "
-        "patches of a sandbox workload declared in this stack must keep it in Kata and off the host."
+        "agent-platform.io/sandbox=true, and server-side-apply patches of a sandbox workload declared "
+        "in this stack, must run in a Kata Containers runtime class without host access."
     ),
     validate=sandbox_namespace_runtime_class_validator,
     config_schema=schema({"allowedRuntimeClasses": ALLOWED_RUNTIME_CLASSES_PROPERTY}),
