@@ -1652,3 +1652,11 @@ def test_stack_namespace_workloads_get_the_host_access_checks() -> None:
         for m in outcome.messages
     )
     assert len(run_stack_policy(sandbox_namespace_runtime_class, [_namespace("tenant-a", False), plain])) == 0
+
+
+def test_nlb_cross_zone_legacy_off_but_every_target_group_on() -> None:
+    # Exact semantics: the target groups' own attribute wins over the load balancer's (legacy) setting.
+    assert _nlb({LEGACY_CROSS_ZONE: "false", TG_ATTRIBUTES: ON}) == []
+    (message,) = _nlb({LEGACY_CROSS_ZONE: "false", LB_ATTRIBUTES: OFF})
+    assert message.startswith(f"Service litellm/litellm: remove the {LEGACY_CROSS_ZONE} annotation")
+    assert f'to the {LB_ATTRIBUTES} annotation (it is "false")' in message

@@ -202,6 +202,7 @@ def _check_service(args: ResourceValidationArgs, report_violation: ReportViolati
     attribute = attributes.get(CROSS_ZONE_ATTRIBUTE)
     found = f' (it is "{attribute}")' if attribute is not None else ""
     report = f"{who}: add {CROSS_ZONE_ATTRIBUTE}=true to the {ATTRIBUTES_ANNOTATION} annotation{found}; {consequence}"
+    lb_enabled = attribute is not None and attribute.lower() == "true"
     if legacy_raw is not None:
         try:
             legacy = _go_bool(legacy_raw) if isinstance(legacy_raw, str) else None
@@ -213,22 +214,18 @@ def _check_service(args: ResourceValidationArgs, report_violation: ReportViolati
                 f"rejects {legacy_raw!r} (not a boolean) and does not reconcile this load balancer."
             )
             return
+        if not legacy and lb_enabled:
+            report = (
+                f'{who}: remove the {LEGACY_CROSS_ZONE_ANNOTATION} annotation (it is "{legacy_raw}"): {controller} '
+                f"lets it take precedence over {CROSS_ZONE_ATTRIBUTE}={attribute} in the {ATTRIBUTES_ANNOTATION} "
+                f"annotation; {consequence}"
+            )
+        elif not legacy:
+            report = (
+                f'{who}: remove the {LEGACY_CROSS_ZONE_ANNOTATION} annotation (it is "{legacy_raw}") and add '
+                f"{CROSS_ZONE_ATTRIBUTE}=true to the {ATTRIBUTES_ANNOTATION} annotation{found}; {consequence}"
+            )
         lb_enabled = legacy
-        if not legacy:
-            if attribute is not None:
-                report_violation(
-                    f'{who}: remove the {LEGACY_CROSS_ZONE_ANNOTATION} annotation (it is "{legacy_raw}"): '
-                    f"{controller} lets it take precedence over {CROSS_ZONE_ATTRIBUTE}={attribute} in the "
-                    f"{ATTRIBUTES_ANNOTATION} annotation; keep {CROSS_ZONE_ATTRIBUTE}=true there; {consequence}"
-                )
-            else:
-                report_violation(
-                    f'{who}: remove the {LEGACY_CROSS_ZONE_ANNOTATION} annotation (it is "{legacy_raw}") and add '
-                    f"{CROSS_ZONE_ATTRIBUTE}=true to the {ATTRIBUTES_ANNOTATION} annotation; {consequence}"
-                )
-            return
-    else:
-        lb_enabled = attribute is not None and attribute.lower() == "true"
     # The target groups: each port's target group attribute wins over the load balancer's setting.
     base = parsed(TARGET_GROUP_ANNOTATION)
     if base is None:
