@@ -35,6 +35,7 @@ from tests.policy_cases import (
     UNKNOWN,
     VPC_DNS,
     Kind,
+    defaults,
     k8s,
     k8s_provider,
     kata_spec,
@@ -704,8 +705,13 @@ def _garbage_corpus() -> list[tuple[str, dict[str, Any]]]:
         hostNetwork=True,
         volumes=[{"name": "h", "hostPath": {"path": "/"}}],
     )
-    corpus = [(kind.resource_type, workload(kind, spec)) for kind in (KINDS[0], KINDS[6], KINDS[8])]
+    corpus = [(kind.resource_type, workload(kind, spec)) for kind in (KINDS[0], KINDS[6], KINDS[8], PATCH_KINDS[1])]
     corpus.append((SERVICE, _service({LB_TYPE: "external", **CROSS_ZONE})))
+    tg = "service.beta.kubernetes.io/aws-load-balancer-target-group-attributes"
+    legacy = "service.beta.kubernetes.io/aws-load-balancer-cross-zone-load-balancing-enabled"
+    corpus.append(
+        (SERVICE, _service({legacy: "true", tg: "a=b", f"{tg}.4000": "load_balancing.cross_zone.enabled=true"}))
+    )
     corpus.append((AWS_LB, {"loadBalancerType": "network", "enableCrossZoneLoadBalancing": True}))
     corpus.append((LAUNCH_TEMPLATE, _launch_template()))
     pool = _node_pool(families=["m8i"])
@@ -729,6 +735,22 @@ def test_garbage_never_raises() -> None:
             stack[2].property_dependencies = {"launchTemplate": [stack[0].urn]}
             for policy in STACK_POLICIES:
                 run_stack_policy(policy, stack)
+
+
+def test_garbage_providers_never_raise() -> None:
+    inputs = {"namespace": "tenant-a", "kubeconfig": {"contexts": [{"name": "c", "context": {"namespace": "x"}}]}}
+    props = workload(KINDS[1], {"runtimeClassName": "runc"}, sandbox=False, namespace=None)
+    for variant in [inputs, *_garbage_variants(inputs)]:
+        provider = k8s_provider("p", **variant)
+        for policy in RESOURCE_POLICIES:
+            config = {"sandboxNamespaces": ["tenant-a"]} if "sandboxNamespaces" in defaults(policy) else None
+            run_resource_policy(policy, KINDS[1].resource_type, props, config, provider=provider)
+        namespace = resource(
+            NAMESPACE, "ns", k8s("v1", "Namespace", "tenant-a", labels={SANDBOX: "true"}), provider=provider
+        )
+        stack = [provider, namespace, resource(KINDS[1].resource_type, "w", props, provider=provider)]
+        for policy in STACK_POLICIES:
+            run_stack_policy(policy, stack)
 
 
 @pytest.mark.parametrize("resource_type", ["aws:s3/bucketV2:BucketV2", "kubernetes:core/v1:ConfigMap", NAMESPACE])
