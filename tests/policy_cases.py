@@ -15,6 +15,7 @@ from typing import Any
 from pulumi_policy import (
     Policy,
     PolicyCustomTimeouts,
+    PolicyProviderResource,
     PolicyResource,
     PolicyResourceOptions,
     ResourceValidationArgs,
@@ -36,12 +37,14 @@ VPC_DNS = "10.1.0.2"
 __all__ = [
     "KINDS",
     "PACK_DIR",
+    "PATCH_KINDS",
     "UNKNOWN",
     "VPC_DNS",
     "Kind",
     "Outcome",
     "defaults",
     "k8s",
+    "k8s_provider",
     "kata_spec",
     "resource",
     "run_resource_policy",
@@ -101,6 +104,17 @@ KINDS: list[Kind] = [
 ]
 
 
+# Server-side-apply patches of every workload kind (pulumi-kubernetes ``<Kind>Patch`` types).
+PATCH_KINDS: list[Kind] = [
+    Kind(k.resource_type + "Patch", k.api_version, k.kind + "Patch", k.spec_path)
+    for k in [
+        *KINDS,
+        Kind("kubernetes:core/v1:PodTemplate", "v1", "PodTemplate", "template.spec"),
+        Kind("kubernetes:core/v1:ReplicationController", "v1", "ReplicationController", _TEMPLATE),
+    ]
+]
+
+
 def urn(resource_type: str, name: str) -> str:
     return f"urn:pulumi:{STACK}::{PROJECT}::{resource_type}::{name}"
 
@@ -142,12 +156,15 @@ def workload(
         metadata["namespace"] = namespace
     template = {"metadata": {"labels": pod_labels}, "spec": copy.deepcopy(pod_spec)}
     props: dict[str, Any] = {"apiVersion": kind.api_version, "kind": kind.kind, "metadata": metadata}
-    if kind.kind == "Pod":
+    base = kind.kind.removesuffix("Patch")
+    if base == "Pod":
         metadata["labels"] = pod_labels
         props["spec"] = template["spec"]
-    elif kind.kind == "CronJob":
+    elif base == "PodTemplate":
+        props["template"] = template
+    elif base == "CronJob":
         props["spec"] = {"schedule": "@hourly", "jobTemplate": {"spec": {"template": template}}}
-    elif kind.kind in ("Sandbox", "SandboxTemplate"):
+    elif base in ("Sandbox", "SandboxTemplate"):
         props["spec"] = {"podTemplate": template}
     else:
         props["spec"] = {"selector": {"matchLabels": {"app": name}}, "template": template}
@@ -172,7 +189,9 @@ def resource(
     *,
     dependencies: list[str] | None = None,
     property_dependencies: dict[str, list[str]] | None = None,
+    provider: AnalyzerResource | None = None,
 ) -> AnalyzerResource:
+    """A resource; ``provider`` (see :func:`k8s_provider`) is attached the way the CLI attaches it."""
     return AnalyzerResource(
         type=resource_type,
         urn=urn(resource_type, name),
@@ -180,7 +199,15 @@ def resource(
         properties=properties,
         dependencies=list(dependencies or []),
         property_dependencies=dict(property_dependencies or {}),
+        provider_urn=provider.urn if provider else "",
+        provider_type=provider.type if provider else "",
+        provider_properties=dict(provider.properties) if provider else {},
     )
+
+
+def k8s_provider(name: str, **inputs: Any) -> AnalyzerResource:
+    """A Kubernetes provider resource with the given inputs (``namespace``, ``kubeconfig``, ``context``)."""
+    return resource("pulumi:providers:kubernetes", name, inputs)
 
 
 def defaults(policy: Policy) -> dict[str, Any]:
@@ -216,12 +243,20 @@ def _props(properties: Mapping[str, Any]) -> Any:
     return unknown_checking_proxy(deserialize_properties(copy.deepcopy(dict(properties))))
 
 
+def _provider(provider_urn: str, provider_type: str, properties: Mapping[str, Any]) -> PolicyProviderResource:
+    name = provider_urn.rsplit("::", 1)[-1]
+    return PolicyProviderResource(
+        provider_type or "pulumi:providers:kubernetes", _props(properties), provider_urn, name
+    )
+
+
 def run_resource_policy(
     policy: ResourceValidationPolicy,
     resource_type: str,
     properties: Mapping[str, Any],
     config: Mapping[str, Any] | None = None,
     name: str = "hermes",
+    provider: AnalyzerResource | None = None,
 ) -> Outcome:
     """Run a resource policy's validator on wire-form properties, as the SDK would."""
     outcome = Outcome()
@@ -231,7 +266,7 @@ def run_resource_policy(
         urn(resource_type, name),
         name,
         _options(),
-        None,
+        _provider(provider.urn, provider.type, provider.properties) if provider else None,
         {**defaults(policy), **(config or {})},
     )
     try:
@@ -249,7 +284,8 @@ def run_stack_policy(
     """Run a stack policy's validator over resources, linked up the way the SDK links them."""
     by_urn: dict[str, PolicyResource] = {}
     for r in resources:
-        by_urn[r.urn] = PolicyResource(r.type, _props(r.properties), r.urn, r.name, _options(), None, None, [], {})
+        provider = _provider(r.provider_urn, r.provider_type, r.provider_properties) if r.provider_urn else None
+        by_urn[r.urn] = PolicyResource(r.type, _props(r.properties), r.urn, r.name, _options(), provider, None, [], {})
     for r in resources:
         policy_resource = by_urn[r.urn]
         policy_resource.parent = by_urn.get(r.parent)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 SANDBOX_LABEL = "agent-platform.io/sandbox"
@@ -100,8 +100,6 @@ class Case:
     kind: str = "Pod"
     namespace: str = SANDBOX_NAMESPACE
     labelled: bool = True  # sandbox label on the object and its pod template
-    # Why the pack (today) decides otherwise; the parity check of this case is an expected failure.
-    pack_differs: str | None = field(default=None, compare=False)
 
     def object(self) -> dict[str, Any]:
         return build(self.kind, self.spec, self.namespace, self.labelled)
@@ -110,12 +108,6 @@ class Case:
     def resource_type(self) -> str:
         return KINDS[self.kind][1]
 
-
-PACK_IPV4_MAPPED = "pack fix on branch issue-13a"
-PACK_IPV4_MAPPED_OUTSIDE = (
-    "the pack accepts an IPv4-mapped nameserver outside the service CIDR; Kubernetes' ip()/isIP() refuse every "
-    "IPv4-mapped address, so admission denies it: the pack must refuse it too (issue 13, branch issue-13a)"
-)
 
 CASES: list[Case] = [
     # --- every kind: the pod spec is found wherever the kind keeps it
@@ -209,18 +201,8 @@ CASES: list[Case] = [
     Case("nameserver-ipv6", kata_spec(**dns("fd00:ec2::253")), True),
     Case("nameserver-hostname", kata_spec(**dns("dns.internal")), False),
     Case("nameserver-leading-zeros", kata_spec(**dns("010.001.000.002")), False),
-    Case(
-        "nameserver-ipv4-mapped-in-service-cidr",
-        kata_spec(**dns("::ffff:172.20.0.10")),
-        False,
-        pack_differs=PACK_IPV4_MAPPED,
-    ),  # fmt: skip
-    Case(
-        "nameserver-ipv4-mapped-outside",
-        kata_spec(**dns("::ffff:10.1.0.2")),
-        False,
-        pack_differs=PACK_IPV4_MAPPED_OUTSIDE,
-    ),  # fmt: skip
+    Case("nameserver-ipv4-mapped-in-service-cidr", kata_spec(**dns("::ffff:172.20.0.10")), False),
+    Case("nameserver-ipv4-mapped-outside", kata_spec(**dns("::ffff:10.1.0.2")), False),
     Case("nameserver-cluster-dns-sandbox-kind", kata_spec(**dns("172.20.0.10")), False, kind="Sandbox"),
     # --- the namespace decides without the pod label
     Case("unlabelled-runc-in-sandbox-namespace", kata_spec(runtimeClassName="runc"), False, labelled=False),

@@ -174,16 +174,7 @@ def pack() -> Iterator[PolicyPackProcess]:
         yield process
 
 
-def _parity_params() -> list[Any]:
-    return [
-        pytest.param(case, id=case.id, marks=[pytest.mark.xfail(strict=True, reason=case.pack_differs)])
-        if case.pack_differs
-        else pytest.param(case, id=case.id)
-        for case in CASES
-    ]
-
-
-@pytest.mark.parametrize("case", _parity_params())
+@pytest.mark.parametrize("case", [pytest.param(case, id=case.id) for case in CASES])
 def test_pack_agrees_with_admission(
     gates: tuple[dict[str, Any], dict[str, Any]], pack: PolicyPackProcess, case: Case
 ) -> None:

@@ -19,24 +19,25 @@ import pytest
 from agent_policies import POLICIES, POLICY_PACK_NAME
 from agent_policies.dns import kata_dns
 from agent_policies.kata import kata_clh_no_init_containers
-from agent_policies.network import nlb_cross_zone, parse_attributes
+from agent_policies.network import AnnotationError, nlb_cross_zone, parse_attributes, parse_string_map
 from agent_policies.nodes import kata_node_capacity, nested_virtualization_nodes
 from agent_policies.sandbox import (
     sandbox_namespace_runtime_class,
     sandbox_no_host_access,
     sandbox_runtime_class,
 )
-from agent_policies.sdk_speedups import struct_to_dict
-from google.protobuf import json_format, struct_pb2
 from pulumi_policy import ResourceValidationPolicy, StackValidationPolicy
 
 from tests.policy_cases import (
     KINDS,
     PACK_DIR,
+    PATCH_KINDS,
     UNKNOWN,
     VPC_DNS,
     Kind,
+    defaults,
     k8s,
+    k8s_provider,
     kata_spec,
     resource,
     run_resource_policy,
@@ -50,8 +51,8 @@ from tools.analyzer import (
     PolicyPackError,
     PolicyPackProcess,
     Violation,
-    run_pack,
 )
+from tools.program import ROOT
 
 KIND_IDS = [k.id for k in KINDS]
 SERVICE = "kubernetes:core/v1:Service"
@@ -384,7 +385,7 @@ CROSS_ZONE = {LB_ATTRIBUTES: "load_balancing.cross_zone.enabled=true"}
         ),
         ({LB_TYPE: "external", LB_ATTRIBUTES: "load_balancing.cross_zone.enabled=false"}, {}, 1),
         ({LB_TYPE: "external", LB_ATTRIBUTES: "deletion_protection.enabled=true"}, {}, 1),
-        ({}, {}, 0),  # in-tree classic ELB: not an NLB
+        ({}, {}, 1),  # the controller's webhook makes it an NLB (see test_nlb_cross_zone_without_webhook)
     ],
 )
 def test_nlb_cross_zone_services(annotations: dict[str, str], spec: dict[str, Any], violations: int) -> None:
@@ -429,10 +430,11 @@ def test_nlb_cross_zone_aws_load_balancers(props: dict[str, Any], violations: in
             assert outcome.messages[0].startswith("LoadBalancer litellm-nlb: set enableCrossZoneLoadBalancing to true")
 
 
-def test_parse_attributes() -> None:
-    assert parse_attributes(" a = b ,c=d,, junk ,e=") == {"a": "b", "c": "d", "e": ""}
-    assert parse_attributes(None) == {}
-    assert parse_attributes(["a=b"]) == {}
+def test_nlb_cross_zone_without_webhook() -> None:
+    config = {"serviceMutatorWebhook": False}
+    assert len(run_resource_policy(nlb_cross_zone, SERVICE, _service({}), config)) == 0  # in-tree classic ELB
+    props = _service({}, loadBalancerClass="example.com/other")
+    assert len(run_resource_policy(nlb_cross_zone, SERVICE, props)) == 0  # another controller's class
 
 
 # --- nested-virtualization-nodes ---------------------------------------------------------------------
@@ -704,8 +706,13 @@ def _garbage_corpus() -> list[tuple[str, dict[str, Any]]]:
         hostNetwork=True,
         volumes=[{"name": "h", "hostPath": {"path": "/"}}],
     )
-    corpus = [(kind.resource_type, workload(kind, spec)) for kind in (KINDS[0], KINDS[6], KINDS[8])]
+    corpus = [(kind.resource_type, workload(kind, spec)) for kind in (KINDS[0], KINDS[6], KINDS[8], PATCH_KINDS[1])]
     corpus.append((SERVICE, _service({LB_TYPE: "external", **CROSS_ZONE})))
+    tg = "service.beta.kubernetes.io/aws-load-balancer-target-group-attributes"
+    legacy = "service.beta.kubernetes.io/aws-load-balancer-cross-zone-load-balancing-enabled"
+    corpus.append(
+        (SERVICE, _service({legacy: "true", tg: "a=b", f"{tg}.4000": "load_balancing.cross_zone.enabled=true"}))
+    )
     corpus.append((AWS_LB, {"loadBalancerType": "network", "enableCrossZoneLoadBalancing": True}))
     corpus.append((LAUNCH_TEMPLATE, _launch_template()))
     pool = _node_pool(families=["m8i"])
@@ -731,30 +738,27 @@ def test_garbage_never_raises() -> None:
                 run_stack_policy(policy, stack)
 
 
+def test_garbage_providers_never_raise() -> None:
+    inputs = {"namespace": "tenant-a", "kubeconfig": {"contexts": [{"name": "c", "context": {"namespace": "x"}}]}}
+    props = workload(KINDS[1], {"runtimeClassName": "runc"}, sandbox=False, namespace=None)
+    for variant in [inputs, *_garbage_variants(inputs)]:
+        provider = k8s_provider("p", **variant)
+        for policy in RESOURCE_POLICIES:
+            config = {"sandboxNamespaces": ["tenant-a"]} if "sandboxNamespaces" in defaults(policy) else None
+            run_resource_policy(policy, KINDS[1].resource_type, props, config, provider=provider)
+        namespace = resource(
+            NAMESPACE, "ns", k8s("v1", "Namespace", "tenant-a", labels={SANDBOX: "true"}), provider=provider
+        )
+        stack = [provider, namespace, resource(KINDS[1].resource_type, "w", props, provider=provider)]
+        for policy in STACK_POLICIES:
+            run_stack_policy(policy, stack)
+
+
 @pytest.mark.parametrize("resource_type", ["aws:s3/bucketV2:BucketV2", "kubernetes:core/v1:ConfigMap", NAMESPACE])
 def test_quiet_on_unrelated_resources(resource_type: str) -> None:
     props = {"metadata": {"name": "x"}, "spec": {"template": {"spec": {"hostNetwork": True}}}}
     for policy in RESOURCE_POLICIES:
         assert len(run_resource_policy(policy, resource_type, props)) == 0
-
-
-# --- the SDK speedups -------------------------------------------------------------------------
-
-
-def test_struct_to_dict_matches_message_to_dict() -> None:
-    value = {
-        "a": [1, 2.5, "x", None, True, {"b": []}, []],
-        "c": {},
-        "d": {"e": {"f": False}},
-        "g": -0.0,
-        "h": 1e300,
-    }
-    message = struct_pb2.Struct()
-    message.update(value)
-    assert struct_to_dict(message) == json_format.MessageToDict(message)
-    message["bad"] = float("inf")
-    with pytest.raises(ValueError):
-        struct_to_dict(message)
 
 
 # --- through the analyzer gRPC protocol -------------------------------------------------------
@@ -961,24 +965,6 @@ def test_grpc_analyze_many_keeps_input_order(pack: PolicyPackProcess) -> None:
     assert [v.urn for v in sequential] == [r.urn for r in resources]
 
 
-def test_run_pack_and_speedups_off_agree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    nodes, _ = _node_stack(["m5.large"])
-    resources = [
-        _namespace("tenant-a", True),
-        _workload_resource(KINDS[1], {k: v for k, v in BAD_SPEC.items() if v is not None}),
-        _workload_resource(KINDS[3], {}, sandbox=False, name="plain"),
-        _workload_resource(KINDS[7], kata_spec(runtimeClassName=UNKNOWN), name="unknown"),
-        resource(SERVICE, "nlb", _service({LB_TYPE: "nlb"})),
-        *nodes,
-    ]
-    config = {"kata-clh-no-init-containers": "mandatory"}
-    fast = run_pack(PACK_DIR, resources, config)
-    monkeypatch.setenv("AGENT_POLICIES_SDK_SPEEDUPS", "0")
-    slow = run_pack(PACK_DIR, resources, config)
-    assert fast == slow
-    assert len({v.policy for v in fast}) >= 5
-
-
 def test_broken_pack_fails_with_its_stderr(tmp_path: Path) -> None:
     (tmp_path / "__main__.py").write_text("raise RuntimeError('policy pack is broken')\n")
     with pytest.raises(PolicyPackError, match="policy pack is broken"):
@@ -996,249 +982,13 @@ def test_example_config_is_valid(pack: PolicyPackProcess) -> None:
         pack.config = {}
 
 
-def test_env_switch_is_documented() -> None:
+def test_readme_documents_every_policy_and_key() -> None:
     readme = (PACK_DIR / "README.md").read_text()
-    assert "AGENT_POLICIES_SDK_SPEEDUPS" in readme
     for policy in POLICIES:
         assert f"`{policy.name}`" in readme, policy.name
         for key in policy.config_schema.properties:
             assert f"`{key}`" in readme, (policy.name, key)
     assert os.path.exists(PACK_DIR / "requirements.txt")
-
-
-PROBE_PACK = """
-import sys
-
-sys.path.insert(0, {policies!r})
-import pulumi
-from agent_policies import sdk_speedups
-from pulumi_policy import PolicyPack, ResourceValidationPolicy, StackValidationPolicy
-
-assert sdk_speedups.install()
-
-
-def probe(args, report_violation):
-    report_violation(f"{{pulumi.get_project()}}/{{pulumi.get_stack()}} x={{args.props['x']}}")
-
-
-def stack_probe(args, report_violation):
-    report_violation(",".join(str(r.props["x"]) for r in args.resources))
-
-
-PolicyPack(
-    name="probe",
-    policies=[
-        ResourceValidationPolicy(name="first", description="d", validate=probe),
-        ResourceValidationPolicy(name="second", description="d", validate=probe),
-        StackValidationPolicy(name="stack", description="d", validate=stack_probe),
-    ],
-)
-"""
-
-
-def test_speedups_keep_sdk_behaviour(tmp_path: Path) -> None:
-    """Runtime settings stay set on every request; no properties leak between requests."""
-    (tmp_path / "__main__.py").write_text(PROBE_PACK.format(policies=str(PACK_DIR)))
-    resources = [resource("test:index:Thing", f"t{i}", {"x": i}) for i in range(12)]
-    with PolicyPackProcess(tmp_path, project="proj", stack="stk") as probe:
-        probe.configure()
-        messages = [v.message.splitlines()[-1] for v in probe.analyze_many(resources, workers=4)]
-        assert messages == [f"proj/stk x={i}.0" for i in range(12) for _ in range(2)]
-        (stack,) = probe.analyze_stack(resources)
-        assert stack.message.splitlines()[-1] == ",".join(f"{i}.0" for i in range(12))
-
-
-# --- the SDK speedups change nothing the policies or the CLI can see ----------------------------
-
-WALK_PACK = """
-import sys
-
-sys.path.insert(0, {policies!r})
-from collections.abc import Mapping, Sequence
-
-from agent_policies import sdk_speedups
-from pulumi_policy import EnforcementLevel, PolicyPack, ResourceValidationPolicy, StackValidationPolicy
-from pulumi_policy.proxy import UnknownValueError, _DictProxy, _ListProxy
-
-sdk_speedups.install()
-
-
-def kind(x):
-    return (type(x).__name__ if not isinstance(x, (_DictProxy, _ListProxy)) else "proxy") + (
-        "M" if isinstance(x, Mapping) else "S" if isinstance(x, Sequence) and not isinstance(x, str) else ""
-    )
-
-
-def walk(x, out):
-    '''Everything a policy can read, the way it can read it.'''
-    out.append(kind(x))
-    if isinstance(x, Mapping):
-        out.append(f"len={{len(x)}} keys={{list(x)}} missing={{x.get('missing', '-')}}")
-        for key in x:
-            try:
-                value = x[key]
-            except UnknownValueError as e:
-                out.append(f"unknown {{key}}: {{e.message}} {{e.props}} {{e.unknown_type_sentinel}}")
-                continue
-            out.append(f"{{key}} in x: {{key in x}}")
-            walk(value, out)
-    elif isinstance(x, Sequence) and not isinstance(x, str):
-        out.append(f"len={{len(x)}}")
-        for index in (*range(len(x)), -1):
-            try:
-                walk(x[index], out)
-            except UnknownValueError as e:
-                out.append(f"unknown [{{index}}]: {{e.message}} {{e.props}}")
-            except IndexError:
-                out.append("empty")
-    else:
-        out.append(repr(sorted(vars(x).items())) if hasattr(x, "__dict__") else repr(x))
-
-
-def validate(args, report_violation):
-    out = [args.resource_type, args.urn, args.name, str(args.opts.protect), str(args.opts.parent)]
-    walk(args.props, out)
-    if args.provider is not None:
-        out.append(args.provider.urn)
-        walk(args.provider.props, out)
-    report_violation("\\\\n".join(out))
-    dict(args.props)  # raises on the first unknown value, like an unprepared policy would
-
-
-async def validate_async(args, report_violation):
-    report_violation(f"async {{args.urn}} {{args.get_config()}} {{dict(args.stack_tags)}}")
-
-
-def not_applicable(args, report_violation):
-    if args.name.endswith("3"):
-        args.not_applicable("ends with 3")
-    report_violation("applies")
-
-
-def validate_stack(args, report_violation):
-    out = []
-    for r in args.resources:
-        out.append(f"{{r.urn}} parent={{r.parent and r.parent.urn}} deps={{[d.urn for d in r.dependencies]}}")
-        out.append(str({{k: [d.urn for d in v] for k, v in r.property_dependencies.items()}}))
-        walk(r.props, out)
-    report_violation("\\\\n".join(out))
-
-
-def remediate(args):
-    return {{**{{k: args.props["__target"][k] for k in args.props}}, "remediated": args.urn}}
-
-
-PolicyPack(
-    name="walk",
-    policies=[
-        ResourceValidationPolicy(name="walk", description="d", validate=validate),
-        ResourceValidationPolicy(name="async", description="d", validate=validate_async),
-        ResourceValidationPolicy(name="not-applicable", description="d", validate=not_applicable),
-        ResourceValidationPolicy(name="remediate-only", description="d", remediate=lambda args: None),
-        ResourceValidationPolicy(
-            name="fixer", description="d", remediate=remediate, enforcement_level=EnforcementLevel.REMEDIATE
-        ),
-        ResourceValidationPolicy(
-            name="off", description="d", validate=validate, enforcement_level=EnforcementLevel.DISABLED
-        ),
-        StackValidationPolicy(name="stack", description="d", validate=validate_stack),
-        StackValidationPolicy(name="stack-na", description="d", validate=lambda args, report: args.not_applicable()),
-    ],
-)
-"""
-
-ASSET = {"4dabf18193072939515e22adb298388d": "c44067f5952c0a294b673a41bacd8c17", "text": "hello"}
-ARCHIVE = {"4dabf18193072939515e22adb298388d": "0def7320c3a5731c473e5ecbe6d01bc7", "path": "/tmp/a.zip"}
-UNKNOWNS = [
-    UNKNOWN,
-    "1c4a061d-8072-4f0a-a4cb-0ff528b18fe7",
-    "6a19a0b0-7e62-4c92-b797-7f8e31da9cc2",
-    "dd056dcd-154b-4c76-9bd3-c8f88648b5ff",
-]
-
-
-def _random_value(rng: Any, depth: int = 0) -> Any:
-    roll = rng.random()
-    if depth > 3 or roll < 0.35:
-        return rng.choice(["a", "", "true", 1, 2.5, -0.0, True, False, None, *UNKNOWNS])
-    if roll < 0.6:
-        return {f"k{i}": _random_value(rng, depth + 1) for i in range(rng.randrange(4))}
-    if roll < 0.8:
-        return [_random_value(rng, depth + 1) for _ in range(rng.randrange(4))]
-    if roll < 0.92:
-        return secret(_random_value(rng, depth + 1))
-    return rng.choice([ASSET, ARCHIVE])
-
-
-def _raw_responses(pack_dir: Path, requests: Any, speedups: str) -> list[bytes | str]:
-    os.environ["AGENT_POLICIES_SDK_SPEEDUPS"] = speedups
-    with PolicyPackProcess(pack_dir) as pack:
-        pack.configure()
-        pack.configure_stack({"team": "platform"})
-        channel = pack._channel
-        assert channel is not None
-
-        def call(method: str) -> Any:
-            return channel.unary_unary(f"/pulumirpc.Analyzer/{method}", request_serializer=None)
-
-        analyze, stack, remediate = call("Analyze"), call("AnalyzeStack"), call("Remediate")
-        return (
-            [analyze(r) for r in requests.analyze] + [stack(requests.stack)] + [remediate(r) for r in requests.analyze]
-        )
-
-
-def test_lazy_decoding_matches_the_sdk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Byte-identical responses for what policies read: unknowns, secrets, assets, stack links."""
-    import random
-
-    from tools.analyzer import encode_preview
-
-    rng = random.Random(6)
-    resources: list[AnalyzerResource] = []
-    for i in range(80):
-        deps = [r.urn for r in rng.sample(resources, min(len(resources), rng.randrange(3)))]
-        resources.append(
-            AnalyzerResource(
-                type=rng.choice(["test:index:Thing", KINDS[1].resource_type]),
-                urn=urn("test:index:Thing", f"r{i}"),
-                name=f"r{i}",
-                properties={f"p{j}": _random_value(rng) for j in range(rng.randrange(5))},
-                parent=rng.choice(["", *(r.urn for r in resources[-2:])]),
-                provider_urn=rng.choice(["", "urn:pulumi:test::agent-platform::pulumi:providers:aws::default"]),
-                protect=rng.random() < 0.2,
-                dependencies=deps,
-                property_dependencies={"p0": deps[:1]} if deps else {},
-            )
-        )
-    (tmp_path / "__main__.py").write_text(WALK_PACK.format(policies=str(PACK_DIR)))
-    requests = encode_preview(resources)
-    monkeypatch.setenv("AGENT_POLICIES_SDK_SPEEDUPS", "1")
-    fast = _raw_responses(tmp_path, requests, "1")
-    slow = _raw_responses(tmp_path, requests, "0")
-    assert fast == slow
-    assert sum(b"can't be known during preview" in r for r in fast if isinstance(r, bytes)) > 10
-
-
-def test_bench_stack_agrees_in_both_modes(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tools.bench_policy import generate
-
-    resources = generate(600)
-    fast = run_pack(PACK_DIR, resources)
-    monkeypatch.setenv("AGENT_POLICIES_SDK_SPEEDUPS", "0")
-    assert run_pack(PACK_DIR, resources) == fast
-    assert {v.policy for v in fast} == {p.name for p in POLICIES}
-
-
-@pytest.mark.parametrize("speedups", ["1", "0"])
-def test_unimplemented_methods_stay_unimplemented(monkeypatch: pytest.MonkeyPatch, speedups: str) -> None:
-    """The CLI reads UNIMPLEMENTED from Handshake as "an older analyzer": keep the status code."""
-    import grpc
-    from pulumi.runtime.proto import analyzer_pb2
-
-    monkeypatch.setenv("AGENT_POLICIES_SDK_SPEEDUPS", speedups)
-    with PolicyPackProcess(PACK_DIR) as pack, pytest.raises(grpc.RpcError) as error:
-        pack.stub.Handshake(analyzer_pb2.AnalyzerHandshakeRequest())
-    assert error.value.code() == grpc.StatusCode.UNIMPLEMENTED
 
 
 class _Untouchable(dict):  # type: ignore[type-arg]
@@ -1251,17 +1001,19 @@ class _Untouchable(dict):  # type: ignore[type-arg]
         raise AssertionError(f"read {key!r}")
 
 
-def test_declared_resource_types_cover_what_validators_read() -> None:
-    """A policy is skipped for types its ``applies_to`` rejects: its validator must ignore them."""
+def test_validators_ignore_other_resource_types_without_reading_them() -> None:
+    """Each resource policy declares its types (``common.applies_to``); its validator returns at once,
+    without reading the properties, for every other type (the SDK calls it for every resource)."""
     from pulumi_policy import ResourceValidationArgs
 
     from tests.policy_cases import Outcome, _options
     from tools.bench_policy import generate
 
-    types = {r.type for r in generate(400)} | {k.resource_type for k in KINDS}
+    types = {r.type for r in generate(400)} | {k.resource_type for k in KINDS} | {k.resource_type for k in PATCH_KINDS}
     types |= {SERVICE, NAMESPACE, LAUNCH_TEMPLATE, NODE_GROUP, AWS_LB, NODE_POOL, NODE_CLASS}
     types |= {"aws:alb/loadBalancer:LoadBalancer", "kubernetes:core/v1:ConfigMap", "kubernetes:core/v1:PodTemplate"}
     types |= {"kubernetes:core/v1:ReplicationController", "kubernetes:extensions/v1beta1:Deployment", "x:y:Z"}
+    types |= {"kubernetes:core/v1:ConfigMapPatch", "kubernetes:core/v1:ServicePatch", "pulumi:providers:kubernetes"}
     declared = [p for p in POLICIES if isinstance(p, ResourceValidationPolicy)]
     assert all(callable(getattr(p, "applies_to", None)) for p in declared)
     for policy in declared:
@@ -1272,3 +1024,679 @@ def test_declared_resource_types_cover_what_validators_read() -> None:
             args = ResourceValidationArgs(resource_type, _Untouchable(), "urn", "n", _options(), None, {})
             policy.validate(args, outcome.report)
         assert outcome.messages == [], policy.name
+
+
+# --- issue 13: server-side-apply patches ------------------------------------------------------
+
+PATCH_IDS = [k.id for k in PATCH_KINDS]
+
+
+def _patch(kind: Kind, spec: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    return workload(kind, spec, **kwargs)
+
+
+@pytest.mark.parametrize("kind", PATCH_KINDS, ids=PATCH_IDS)
+def test_patches_are_workloads(kind: Kind) -> None:
+    """A patch that sets a bad field on a sandbox is reported; a field it omits is not a violation."""
+    who_ = f"{kind.kind} tenant-a/hermes"
+    assert check(sandbox_runtime_class, kind, {"runtimeClassName": "runc"}) == [
+        f'{who_}: set {kind.spec_path}.runtimeClassName to one of kata-clh, kata-qemu, kata-fc instead of "runc".'
+    ]
+    assert check(sandbox_runtime_class, kind, {"containers": [{"name": "agent", "image": "x:2"}]}) == []
+    assert check(sandbox_runtime_class, kind, {"runtimeClassName": "kata-clh"}) == []
+    host = check(
+        sandbox_no_host_access,
+        kind,
+        {
+            "hostNetwork": True,
+            "hostPID": "true",
+            "containers": [{"name": "agent", "securityContext": {"privileged": True}}],
+            "volumes": [{"name": "root", "hostPath": {"path": "/"}}],
+        },
+    )
+    assert [m.split(": ", 1)[1].split(" ", 2)[:2] for m in host] == [
+        ["remove", f"{kind.spec_path}.hostNetwork"],
+        ["remove", f"{kind.spec_path}.hostPID"],
+        ["set", f"{kind.spec_path}.containers[agent].securityContext.privileged"],
+        ["remove", "the"],
+    ]
+    assert all(m.startswith(who_) for m in host)
+    assert check(sandbox_no_host_access, kind, {"hostNetwork": False}) == []
+    assert check(sandbox_no_host_access, kind, {}) == []
+    # kata-dns: judged on the fields the patch sets, Kata by runtime class or (left alone) by the sandbox label.
+    assert len(check(kata_dns, kind, {"runtimeClassName": "kata-qemu", "dnsPolicy": "ClusterFirst"})) == 1
+    assert len(check(kata_dns, kind, {"dnsPolicy": "ClusterFirst"})) == 1
+    assert len(check(kata_dns, kind, {"dnsConfig": {"nameservers": ["172.20.0.10"]}})) == 1
+    assert len(check(kata_dns, kind, {"dnsConfig": {"nameservers": []}})) == 1
+    assert check(kata_dns, kind, {"dnsPolicy": "None"}) == []
+    assert check(kata_dns, kind, {"containers": [{"name": "agent"}]}) == []
+    assert check(kata_dns, kind, {"dnsPolicy": "ClusterFirst"}, sandbox=False) == []
+    assert len(check(kata_clh_no_init_containers, kind, {"runtimeClassName": "kata-clh", "initContainers": [{}]})) == 1
+
+
+def test_patch_sandbox_by_namespace_and_kind() -> None:
+    kind = PATCH_KINDS[1]  # DeploymentPatch
+    config = {"sandboxNamespaces": ["tenant-a"]}
+    assert len(check(sandbox_runtime_class, kind, {"runtimeClassName": "runc"}, sandbox=False, config=config)) == 1
+    assert check(sandbox_runtime_class, kind, {"runtimeClassName": "runc"}, sandbox=False) == []
+    sandbox_patch = next(k for k in PATCH_KINDS if k.kind == "SandboxPatch")
+    config = {"sandboxKinds": ["Sandbox"]}
+    assert len(check(sandbox_no_host_access, sandbox_patch, {"hostIPC": True}, sandbox=False, config=config)) == 1
+
+
+def _deployment(name: str, spec: dict[str, Any], *, sandbox: bool, namespace: str = "tenant-a", **kw: Any) -> Any:
+    kind = KINDS[1]
+    return resource(kind.resource_type, name, workload(kind, spec, sandbox=sandbox, namespace=namespace), **kw)
+
+
+def _deployment_patch(name: str, spec: dict[str, Any], namespace: str = "tenant-a", **kw: Any) -> AnalyzerResource:
+    kind = PATCH_KINDS[1]
+    props = workload(kind, spec, sandbox=False, namespace=namespace, name="hermes")
+    return resource(kind.resource_type, name, props, **kw)
+
+
+def test_stack_patch_of_a_sandbox_workload_in_the_stack() -> None:
+    cluster_a = k8s_provider("a", kubeconfig="cluster-a")
+    cluster_b = k8s_provider("b", kubeconfig="cluster-b")
+    target = _deployment("hermes", kata_spec(), sandbox=True, provider=cluster_a)
+    bad = _deployment_patch("hermes-runc", {"runtimeClassName": "runc", "hostNetwork": True}, provider=cluster_a)
+    outcome = run_stack_policy(sandbox_namespace_runtime_class, [cluster_a, cluster_b, target, bad])
+    assert outcome.urns == [bad.urn, bad.urn]
+    assert outcome.messages[0].startswith(
+        "DeploymentPatch tenant-a/hermes: set spec.template.spec.runtimeClassName to one of kata-clh, kata-qemu, "
+        'kata-fc instead of "runc". It patches Deployment tenant-a/hermes, a sandbox'
+    )
+    assert "remove spec.template.spec.hostNetwork" in outcome.messages[1]
+    # Same name on another cluster, in another namespace, or a patch that leaves the fields alone: not this sandbox.
+    other_cluster = _deployment_patch("p1", {"runtimeClassName": "runc"}, provider=cluster_b)
+    other_namespace = _deployment_patch("p2", {"runtimeClassName": "runc"}, namespace="tenant-b", provider=cluster_a)
+    harmless = _deployment_patch("p3", {"containers": [{"name": "agent", "image": "x:2"}]}, provider=cluster_a)
+    resources = [cluster_a, cluster_b, target, other_cluster, other_namespace, harmless]
+    assert run_stack_policy(sandbox_namespace_runtime_class, resources).messages == []
+
+
+def test_stack_patch_in_a_sandbox_namespace() -> None:
+    patch = _deployment_patch("p", {"runtimeClassName": "runc"})
+    outcome = run_stack_policy(sandbox_namespace_runtime_class, [_namespace("tenant-a", True), patch])
+    assert outcome.urns == [patch.urn]
+    assert "Namespace tenant-a is a sandbox namespace" in outcome.messages[0]
+    leaves_it = _deployment_patch("q", {"replicas": 2})
+    assert len(run_stack_policy(sandbox_namespace_runtime_class, [_namespace("tenant-a", True), leaves_it])) == 0
+
+
+def test_grpc_patches(pack: PolicyPackProcess) -> None:
+    kind = PATCH_KINDS[3]  # DaemonSetPatch
+    bad = resource(kind.resource_type, "ds", workload(kind, {"runtimeClassName": "runc", "hostNetwork": True}))
+    assert _levels(pack.analyze(bad)) == {"sandbox-runtime-class": "mandatory", "sandbox-no-host-access": "mandatory"}
+    fine = resource(kind.resource_type, "ds-ok", workload(kind, {"containers": [{"name": "agent", "image": "x:2"}]}))
+    assert pack.analyze(fine) == []
+    target = _deployment("hermes", kata_spec(), sandbox=True)
+    patch = _deployment_patch("hermes-runc", {"runtimeClassName": "runc"})
+    assert [(v.policy, v.urn) for v in pack.analyze_stack([target, patch])] == [
+        ("sandbox-namespace-runtime-class", patch.urn)
+    ]
+
+
+# --- issue 13: the provider's default namespace -----------------------------------------------
+
+KUBECONFIG_YAML = """
+apiVersion: v1
+kind: Config
+current-context: main
+contexts:
+- name: main
+  context: {cluster: c, user: u, namespace: tenant-a}
+- name: other
+  context: {cluster: c, user: u}
+"""
+
+
+@pytest.mark.parametrize(
+    ("inputs", "sandbox"),
+    [
+        ({"namespace": "tenant-a"}, True),
+        ({"namespace": "tenant-b"}, False),
+        ({}, False),  # "default"
+        ({"kubeconfig": KUBECONFIG_YAML}, True),
+        ({"kubeconfig": KUBECONFIG_YAML, "context": "other"}, False),
+        ({"kubeconfig": KUBECONFIG_YAML, "namespace": "tenant-b"}, False),  # the provider input wins
+        (
+            {
+                "kubeconfig": json.dumps(
+                    {"current-context": "x", "contexts": [{"name": "x", "context": {"namespace": "tenant-a"}}]}
+                )
+            },
+            True,
+        ),  # noqa: E501
+        ({"kubeconfig": "not: [a kubeconfig"}, False),
+    ],
+)
+def test_provider_default_namespace_resource_policies(inputs: dict[str, Any], sandbox: bool) -> None:
+    provider = k8s_provider("cluster", **inputs)
+    props = workload(KINDS[1], {"runtimeClassName": "runc"}, sandbox=False, namespace=None)
+    config = {"sandboxNamespaces": ["tenant-a"]}
+    outcome = run_resource_policy(sandbox_runtime_class, KINDS[1].resource_type, props, config, provider=provider)
+    assert outcome.unknown is None
+    assert len(outcome) == int(sandbox), outcome.messages
+    # metadata.namespace, when set, wins over the provider's default.
+    props = workload(KINDS[1], {"runtimeClassName": "runc"}, sandbox=False, namespace="tenant-c")
+    assert (
+        len(run_resource_policy(sandbox_runtime_class, KINDS[1].resource_type, props, config, provider=provider)) == 0
+    )
+
+
+def test_provider_default_namespace_from_a_kubeconfig_file(tmp_path: Path) -> None:
+    path = tmp_path / "kubeconfig"
+    path.write_text(KUBECONFIG_YAML)
+    props = workload(KINDS[0], {"hostNetwork": True}, sandbox=False, namespace=None)
+    outcome = run_resource_policy(
+        sandbox_no_host_access,
+        KINDS[0].resource_type,
+        props,
+        {"sandboxNamespaces": ["tenant-a"]},
+        provider=k8s_provider("file", kubeconfig=str(path)),
+    )
+    assert len(outcome) == 1
+
+
+def test_provider_default_namespace_unknown() -> None:
+    props = workload(KINDS[1], {"runtimeClassName": "runc"}, sandbox=False, namespace=None)
+    config = {"sandboxNamespaces": ["tenant-a"]}
+    for inputs in ({"namespace": UNKNOWN}, {"kubeconfig": UNKNOWN}):
+        provider = k8s_provider("cluster", **inputs)
+        outcome = run_resource_policy(sandbox_runtime_class, KINDS[1].resource_type, props, config, provider=provider)
+        assert outcome.messages == [] and outcome.unknown is not None
+    # Not needed when nothing depends on it.
+    provider = k8s_provider("cluster", namespace=UNKNOWN)
+    outcome = run_resource_policy(sandbox_runtime_class, KINDS[1].resource_type, props, provider=provider)
+    assert outcome.messages == [] and outcome.unknown is None
+
+
+def test_provider_default_namespace_stack_policy() -> None:
+    provider = k8s_provider("cluster", namespace="tenant-a")
+    namespace = resource(
+        NAMESPACE, "ns", k8s("v1", "Namespace", "tenant-a", labels={SANDBOX: "true"}), provider=provider
+    )
+    plain = _deployment("plain", {"runtimeClassName": "runc"}, sandbox=False, namespace=None, provider=provider)
+    outcome = run_stack_policy(sandbox_namespace_runtime_class, [provider, namespace, plain])
+    assert outcome.urns == [plain.urn]
+    other = k8s_provider("other")
+    elsewhere = _deployment("plain2", {"runtimeClassName": "runc"}, sandbox=False, namespace=None, provider=other)
+    assert len(run_stack_policy(sandbox_namespace_runtime_class, [provider, other, namespace, elsewhere])) == 0
+
+
+def test_grpc_provider_default_namespace(pack: PolicyPackProcess, reconfigure: Any) -> None:
+    reconfigure({"sandbox-runtime-class": {"sandboxNamespaces": ["tenant-a"]}})
+    props = workload(KINDS[1], {"runtimeClassName": "runc"}, sandbox=False, namespace=None)
+    bad = resource(KINDS[1].resource_type, "p", props, provider=k8s_provider("c", namespace="tenant-a"))
+    assert _levels(pack.analyze(bad)) == {"sandbox-runtime-class": "mandatory"}
+    ok = resource(KINDS[1].resource_type, "q", props, provider=k8s_provider("d", namespace="web"))
+    assert pack.analyze(ok) == []
+
+
+# --- issue 13: two clusters in one stack ------------------------------------------------------
+
+SANDBOX = "agent-platform.io/sandbox"
+
+
+def _cluster_stack(
+    a: AnalyzerResource, b: AnalyzerResource, *, workload_on: AnalyzerResource
+) -> tuple[list[AnalyzerResource], AnalyzerResource]:
+    namespace = resource(NAMESPACE, "ns-a", k8s("v1", "Namespace", "tenant-a", labels={SANDBOX: "true"}), provider=a)
+    plain_b = resource(NAMESPACE, "ns-b", k8s("v1", "Namespace", "tenant-a"), provider=b)
+    web = _deployment("web", {"containers": [{"name": "web"}]}, sandbox=False, provider=workload_on)
+    return [a, b, namespace, plain_b, web], web
+
+
+def test_namespaces_match_per_cluster() -> None:
+    a = k8s_provider("a", kubeconfig="apiVersion: v1\nclusters: [{name: a}]")
+    b = k8s_provider("b", kubeconfig="apiVersion: v1\nclusters: [{name: b}]")
+    resources, web = _cluster_stack(a, b, workload_on=b)
+    assert run_stack_policy(sandbox_namespace_runtime_class, resources).messages == []  # the old false positive
+    resources, web = _cluster_stack(a, b, workload_on=a)
+    assert run_stack_policy(sandbox_namespace_runtime_class, resources).urns == [web.urn]
+    # Two providers of one cluster (same kubeconfig, or kubeconfig from the same EKS cluster) are one cluster.
+    same = k8s_provider("a2", kubeconfig="apiVersion: v1\nclusters: [{name: a}]")
+    resources, web = _cluster_stack(a, same, workload_on=same)
+    assert run_stack_policy(sandbox_namespace_runtime_class, resources).urns == [web.urn]
+    eks = resource("eks:index:Cluster", "agents", {})
+    a_out = k8s_provider("a-out", kubeconfig=UNKNOWN)
+    b_out = k8s_provider("b-out", kubeconfig=UNKNOWN)
+    for p in (a_out, b_out):
+        p.property_dependencies = {"kubeconfig": [eks.urn]}
+    resources, web = _cluster_stack(a_out, b_out, workload_on=b_out)
+    assert run_stack_policy(sandbox_namespace_runtime_class, [eks, *resources]).urns == [web.urn]
+    c_out = k8s_provider("c-out", kubeconfig=UNKNOWN)  # unknown kubeconfig, no known source: its own cluster
+    resources, web = _cluster_stack(a_out, c_out, workload_on=c_out)
+    assert run_stack_policy(sandbox_namespace_runtime_class, [eks, *resources]).messages == []
+
+
+def test_computed_namespace_of_another_cluster() -> None:
+    a = k8s_provider("a", kubeconfig="a")
+    b = k8s_provider("b", kubeconfig="b")
+    namespace = resource(NAMESPACE, "ns-a", k8s("v1", "Namespace", "tenant-a", labels={SANDBOX: "true"}), provider=a)
+    props = workload(KINDS[1], {"containers": []}, sandbox=False, namespace=UNKNOWN)
+    on_b = resource(KINDS[1].resource_type, "w", props, provider=b, property_dependencies={"metadata": [namespace.urn]})
+    assert run_stack_policy(sandbox_namespace_runtime_class, [a, b, namespace, on_b]).messages == []
+    on_a = resource(KINDS[1].resource_type, "v", props, provider=a, property_dependencies={"metadata": [namespace.urn]})
+    assert run_stack_policy(sandbox_namespace_runtime_class, [a, b, namespace, on_a]).urns == [on_a.urn]
+
+
+def test_grpc_two_clusters(pack: PolicyPackProcess) -> None:
+    a = k8s_provider("a", kubeconfig="a")
+    b = k8s_provider("b", kubeconfig="b")
+
+    def runtime_class_urns(resources: list[AnalyzerResource]) -> list[str]:
+        return [v.urn for v in pack.analyze_stack(resources) if v.policy == "sandbox-namespace-runtime-class"]
+
+    resources, _ = _cluster_stack(a, b, workload_on=b)
+    assert runtime_class_urns(resources) == []
+    resources, web = _cluster_stack(a, b, workload_on=a)
+    assert runtime_class_urns(resources) == [web.urn]
+
+
+# --- issue 13: IPv6 spellings of IPv4 nameservers ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("nameserver", "inside"),
+    [
+        ("::ffff:0:172.20.0.10", True),  # IPv4-translated
+        ("::172.20.0.10", True),  # IPv4-compatible
+        ("64:ff9b::172.20.0.10", True),  # NAT64
+        ("2002:ac14:000a::1", True),  # 6to4
+        ("64:ff9b::10.1.0.2", False),
+        ("fd00::a", False),
+        ("::1", False),
+        ("::", False),
+    ],
+)
+def test_kata_dns_ipv6_spellings_of_ipv4(nameserver: str, inside: bool) -> None:
+    spec = kata_spec(dnsConfig={"nameservers": [nameserver]})
+    messages = check(kata_dns, KINDS[1], spec)
+    assert len(messages) == int(inside), messages
+    if inside:
+        assert f"replace nameserver {nameserver} in spec.template.spec.dnsConfig.nameservers" in messages[0]
+        assert "(IPv4 " in messages[0] and "inside the service CIDR" in messages[0]
+
+
+@pytest.mark.parametrize(
+    ("nameserver", "ipv4"),
+    [
+        ("::ffff:172.20.0.10", "172.20.0.10"),
+        ("::FFFF:AC14:000A", "172.20.0.10"),
+        ("0:0:0:0:0:ffff:172.20.0.10", "172.20.0.10"),
+        ("::ffff:10.100.0.10", "10.100.0.10"),
+        ("::ffff:10.1.0.2", "10.1.0.2"),  # even the VPC resolver: admission (CEL ip()) refuses every mapped form
+    ],
+)
+def test_kata_dns_refuses_ipv4_mapped_nameservers(nameserver: str, ipv4: str) -> None:
+    (message,) = check(kata_dns, KINDS[1], kata_spec(dnsConfig={"nameservers": [nameserver]}))
+    assert f"replace nameserver {nameserver} in spec.template.spec.dnsConfig.nameservers with the plain IPv4 address {ipv4}" in message  # fmt: skip
+
+
+def test_kata_dns_ipv6_service_cidr() -> None:
+    spec = kata_spec(dnsConfig={"nameservers": ["fd00:10:96::a", "10.1.0.2"]})
+    config = {"serviceCidrs": ["fd00:10:96::/112"]}
+    assert len(check(kata_dns, KINDS[0], spec, config=config)) == 1
+
+
+def test_grpc_kata_dns_mapped_ipv4(pack: PolicyPackProcess) -> None:
+    spec = kata_spec(dnsConfig={"nameservers": ["::ffff:172.20.0.10"]})
+    (violation,) = pack.analyze(_workload_resource(KINDS[2], spec))
+    assert violation.policy == "kata-dns" and "the plain IPv4 address 172.20.0.10" in violation.message
+
+
+# --- issue 13: NLB cross-zone as the AWS Load Balancer Controller decides ----------------------
+
+LEGACY_CROSS_ZONE = "service.beta.kubernetes.io/aws-load-balancer-cross-zone-load-balancing-enabled"
+TG_ATTRIBUTES = "service.beta.kubernetes.io/aws-load-balancer-target-group-attributes"
+V3, V2 = (3, 5, 0), (2, 14, 0)
+
+
+@pytest.mark.parametrize(
+    ("raw", "v3", "v2"),
+    [
+        ("a=1,b=2", {"a": "1", "b": "2"}, {"a": "1", "b": "2"}),
+        (" a = 1 , b = 2 ", {"a": "1", "b": "2"}, {"a ": " 1", "b ": " 2"}),  # v2.14.0 trims entries only
+        ("a=1,,b=2", None, {"a": "1", "b": "2"}),  # empty entry: rejected since v2.14.1, skipped before
+        ("a=1, ,b=2", None, {"a": "1", "b": "2"}),
+        ("a=1,", {"a": "1,"}, {"a": "1"}),  # a trailing comma stays in the value since v2.14.1
+        ("a=1,b", None, None),
+        ("a=x\\,y,b=2", {"a": "x,y", "b": "2"}, None),  # escaped comma since v2.14.1
+        ("a=tr\\ue", {"a": "true"}, {"a": "tr\\ue"}),
+        ("a=1,a=2", {"a": "2"}, {"a": "2"}),  # the last duplicate wins
+        ("a=b=c", {"a": "b=c"}, {"a": "b=c"}),
+        ("=1", None, None),
+        (" =1", None, None),
+        ("", {}, {}),
+        ("   ", None, {}),
+    ],
+)
+def test_parse_string_map_per_controller_version(raw: str, v3: Any, v2: Any) -> None:
+    for version, expected in ((V3, v3), (V2, v2)):
+        if expected is None:
+            with pytest.raises(AnnotationError):
+                parse_string_map(raw, version)
+        else:
+            assert parse_string_map(raw, version) == expected, version
+    assert parse_attributes(None) == {} and parse_attributes(["a=b"]) == {}
+
+
+def _nlb(annotations: dict[str, str], version: str = "v3.5.0", ports: list[int] | None = None) -> list[str]:
+    props = _service({LB_TYPE: "external", **annotations})
+    if ports is not None:
+        props["spec"]["ports"] = [{"port": p} for p in ports]
+    outcome = run_resource_policy(
+        nlb_cross_zone, SERVICE, props, {"awsLoadBalancerControllerVersion": version}, name="litellm"
+    )
+    assert outcome.unknown is None
+    return outcome.messages
+
+
+ON = "load_balancing.cross_zone.enabled=true"
+OFF = "load_balancing.cross_zone.enabled=false"
+
+
+@pytest.mark.parametrize(
+    ("annotations", "fragments"),
+    [
+        # The legacy annotation wins over the attributes annotation (MergeStringMap keeps the first map).
+        (
+            {LEGACY_CROSS_ZONE: "false", LB_ATTRIBUTES: ON},
+            ["take precedence over load_balancing.cross_zone.enabled=true"],
+        ),
+        ({LEGACY_CROSS_ZONE: "0"}, [f"remove the {LEGACY_CROSS_ZONE} annotation"]),
+        ({LEGACY_CROSS_ZONE: "true", LB_ATTRIBUTES: OFF}, []),
+        ({LEGACY_CROSS_ZONE: "True"}, []),
+        ({LEGACY_CROSS_ZONE: "1"}, []),
+        ({LEGACY_CROSS_ZONE: "t"}, []),
+        ({LEGACY_CROSS_ZONE: "yes", LB_ATTRIBUTES: ON}, ["rejects 'yes' (not a boolean)"]),
+        ({LEGACY_CROSS_ZONE: " true"}, ["not a boolean"]),
+        # The target group attribute wins for its target group.
+        (
+            {LB_ATTRIBUTES: ON, TG_ATTRIBUTES: OFF},
+            [f"remove load_balancing.cross_zone.enabled=false from the {TG_ATTRIBUTES}"],
+        ),  # noqa: E501
+        (
+            {LEGACY_CROSS_ZONE: "true", TG_ATTRIBUTES: "preserve_client_ip.enabled=true, " + OFF},
+            ["target group attribute wins"],
+        ),  # noqa: E501
+        ({TG_ATTRIBUTES: ON}, []),
+        ({LB_ATTRIBUTES: ON, TG_ATTRIBUTES: "load_balancing.cross_zone.enabled=use_load_balancer_configuration"}, []),
+        ({TG_ATTRIBUTES: "load_balancing.cross_zone.enabled=use_load_balancer_configuration"}, ["add load_balancing"]),
+        ({LB_ATTRIBUTES: ON, TG_ATTRIBUTES: "load_balancing.cross_zone.enabled=maybe"}, ['(it is "maybe")']),
+        ({LB_ATTRIBUTES: ON, f"{TG_ATTRIBUTES}.4000": OFF}, [f"{TG_ATTRIBUTES}.4000 annotation", "port 4000"]),
+        ({LB_ATTRIBUTES: ON, f"{TG_ATTRIBUTES}.5000": OFF}, []),  # not a port of this Service
+        ({LB_ATTRIBUTES: ON, TG_ATTRIBUTES: OFF, f"{TG_ATTRIBUTES}.4000": ON}, []),  # the port's value wins
+        (
+            {LB_ATTRIBUTES: ON, TG_ATTRIBUTES: OFF, f"{TG_ATTRIBUTES}.4000": "load_balancing.cross_zone.enabled="},
+            ["target group attribute wins"],
+        ),  # noqa: E501
+        # Parsing (v3.5.0): empty entries are rejected, a trailing comma stays in the value, last duplicate wins.
+        ({LB_ATTRIBUTES: "deletion_protection.enabled=true,," + ON}, ["rejects it (entry '' is not key=value)"]),
+        ({LB_ATTRIBUTES: ON + ","}, ['(it is "true,")']),
+        ({LB_ATTRIBUTES: f"{ON},{OFF}"}, ['(it is "false")']),
+        ({LB_ATTRIBUTES: f"{OFF},{ON}"}, []),
+        ({LB_ATTRIBUTES: " load_balancing.cross_zone.enabled = true "}, []),
+        ({LB_ATTRIBUTES: "load_balancing.cross_zone.enabled=tr\\ue"}, []),
+        (
+            {LB_ATTRIBUTES: "load_balancing.cross_zone.enabled"},
+            ["fix the service.beta.kubernetes.io/aws-load-balancer-attributes annotation"],
+        ),  # noqa: E501
+    ],
+)
+def test_nlb_cross_zone_controller_semantics(annotations: dict[str, str], fragments: list[str]) -> None:
+    messages = _nlb(annotations)
+    assert len(messages) == (1 if fragments else 0), messages
+    for fragment in fragments:
+        assert fragment in messages[0], messages[0]
+    if messages:
+        assert messages[0].startswith("Service litellm/litellm: ")
+
+
+@pytest.mark.parametrize(
+    ("annotations", "v3_ok", "v2_ok"),
+    [
+        ({LB_ATTRIBUTES: "deletion_protection.enabled=true,," + ON}, False, True),
+        ({LB_ATTRIBUTES: ON + ","}, False, True),
+        ({LB_ATTRIBUTES: "load_balancing.cross_zone.enabled = true"}, True, False),
+        ({LB_ATTRIBUTES: "a=1 , load_balancing.cross_zone.enabled= true"}, True, False),
+        ({LB_ATTRIBUTES: "load_balancing.cross_zone.enabled=tr\\ue"}, True, False),
+        ({LB_ATTRIBUTES: ON, TG_ATTRIBUTES: "load_balancing.cross_zone.enabled = false"}, False, True),
+    ],
+)
+def test_nlb_cross_zone_depends_on_the_controller_version(
+    annotations: dict[str, str], v3_ok: bool, v2_ok: bool
+) -> None:
+    assert (_nlb(annotations, "v3.5.0") == []) is v3_ok
+    assert (_nlb(annotations, "v2.14.1") == []) is v3_ok
+    assert (_nlb(annotations, "v2.14.0") == []) is v2_ok
+    assert (_nlb(annotations, "2.13.4") == []) is v2_ok
+
+
+def test_nlb_cross_zone_unknown_ports_and_annotations() -> None:
+    props = _service({LB_TYPE: "external", LB_ATTRIBUTES: ON, f"{TG_ATTRIBUTES}.4000": OFF})
+    props["spec"]["ports"] = UNKNOWN
+    outcome = run_resource_policy(nlb_cross_zone, SERVICE, props)
+    assert outcome.messages == [] and outcome.unknown is not None
+    props = _service({LB_TYPE: "external", LB_ATTRIBUTES: ON, LEGACY_CROSS_ZONE: UNKNOWN})
+    outcome = run_resource_policy(nlb_cross_zone, SERVICE, props)
+    assert outcome.messages == [] and outcome.unknown is not None
+
+
+def test_grpc_nlb_cross_zone(pack: PolicyPackProcess, reconfigure: Any) -> None:
+    legacy_off = resource(SERVICE, "legacy", _service({LB_TYPE: "external", LEGACY_CROSS_ZONE: "false", **CROSS_ZONE}))
+    (violation,) = pack.analyze(legacy_off)
+    assert "take precedence" in violation.message
+    spaced = resource(
+        SERVICE, "spaced", _service({LB_TYPE: "external", LB_ATTRIBUTES: "load_balancing.cross_zone.enabled = true"})
+    )  # noqa: E501
+    assert pack.analyze(spaced) == []
+    reconfigure({"nlb-cross-zone": {"awsLoadBalancerControllerVersion": "v2.14.0"}})
+    assert _levels(pack.analyze(spaced)) == {"nlb-cross-zone": "mandatory"}
+    pack.config = {"nlb-cross-zone": {"awsLoadBalancerControllerVersion": "latest"}}
+    with pytest.raises(ValueError, match="policy 'nlb-cross-zone'"):
+        pack.configure()
+
+
+# --- issue 13: node groups and NodePools -------------------------------------------------------
+
+
+@pytest.mark.parametrize("link", ["property", "dependency"])
+def test_node_group_with_unknown_launch_template(link: str) -> None:
+    resources, group = _node_stack(["m8i.xlarge", "m5.large"], link=link)
+    group.properties["launchTemplate"] = UNKNOWN
+    outcome = run_stack_policy(kata_node_capacity, resources)
+    assert outcome.urns == [group.urn] and "(remove m5.large)" in outcome.messages[0]
+    resources, group = _node_stack(["m8i.xlarge"], link=link)
+    group.properties["launchTemplate"] = UNKNOWN
+    outcome = run_stack_policy(kata_node_capacity, resources)
+    assert outcome.messages == [] and outcome.unknown is None
+
+
+def test_node_group_with_unknown_launch_template_and_no_link() -> None:
+    resources, group = _node_stack(["m5.large"], link="none")
+    group.properties["launchTemplate"] = UNKNOWN
+    outcome = run_stack_policy(kata_node_capacity, resources)
+    assert outcome.messages == [] and outcome.unknown is not None  # cannot tell: advisory note
+    # The core group's unknown template is known not to be a nested-virtualization one.
+    core = next(r for r in resources if r.name == "core-ng")
+    core.properties["launchTemplate"] = UNKNOWN
+    others = [r for r in resources if r is not group]
+    outcome = run_stack_policy(kata_node_capacity, others)
+    assert outcome.messages == [] and outcome.unknown is None
+
+
+def test_grpc_node_group_with_unknown_launch_template(pack: PolicyPackProcess) -> None:
+    resources, group = _node_stack(["c7i.large"])
+    group.properties["launchTemplate"] = UNKNOWN
+    assert [(v.policy, v.urn, v.enforcement_level) for v in pack.analyze_stack(resources)] == [
+        ("kata-node-capacity", group.urn, "mandatory")
+    ]
+
+
+FAMILY = "karpenter.k8s.aws/instance-family"
+TYPE = "node.kubernetes.io/instance-type"
+
+
+@pytest.mark.parametrize(
+    ("requirements", "expected"),
+    [
+        ([{"key": FAMILY, "operator": "NotIn", "values": ["t3"]}], ["karpenter.k8s.aws/instance-family NotIn"]),
+        ([{"key": FAMILY, "operator": "Exists"}], ["instance-family Exists does not confine"]),
+        ([{"key": FAMILY, "operator": "DoesNotExist"}], ["DoesNotExist"]),
+        ([{"key": TYPE, "operator": "Gt", "values": ["1"]}], ["node.kubernetes.io/instance-type Gt"]),
+        ([{"key": TYPE, "operator": "Lt", "values": ["9"]}], ["Lt"]),
+        (
+            [{"key": "beta.kubernetes.io/instance-type", "operator": "NotIn", "values": ["m5.large"]}],
+            ["beta.kubernetes.io/instance-type NotIn"],
+        ),  # noqa: E501
+        (
+            [
+                {"key": FAMILY, "operator": "NotIn", "values": ["t3"]},
+                {"key": FAMILY, "operator": "In", "values": ["m8i"]},
+            ],
+            [],
+        ),  # noqa: E501
+        ([{"key": FAMILY, "operator": "Exists"}, {"key": TYPE, "operator": "In", "values": ["c8i.large"]}], []),
+        (
+            [{"key": "beta.kubernetes.io/instance-type", "operator": "In", "values": ["m5.large"]}],
+            ["(remove m5.large)"],
+        ),  # noqa: E501
+        (
+            [{"key": FAMILY, "operator": "Exists"}, {"key": FAMILY, "operator": "In", "values": ["m8i", "m7i"]}],
+            ["(remove m7i)"],
+        ),  # noqa: E501
+        ([{"key": "karpenter.k8s.aws/instance-generation", "operator": "Gt", "values": ["7"]}], []),  # other keys
+        ([], []),
+    ],
+)
+def test_kata_node_pool_requirement_operators(requirements: list[dict[str, Any]], expected: list[str]) -> None:
+    pool = _node_pool(extra_requirements=requirements)
+    outcome = run_stack_policy(kata_node_capacity, [pool, _node_class()])
+    assert outcome.unknown is None
+    assert len(outcome) == len(expected), outcome.messages
+    for message, fragment in zip(outcome.messages, expected, strict=True):
+        assert message.startswith("NodePool kata: ") and fragment in message
+    if expected and "does not confine" in outcome.messages[0]:
+        assert outcome.messages[0].startswith(
+            "NodePool kata: add a requirement {key: karpenter.k8s.aws/instance-family"
+        )
+    not_kata = _node_pool(taint=None, extra_requirements=requirements)
+    assert len(run_stack_policy(kata_node_capacity, [not_kata, _node_class()])) == 0
+
+
+def test_grpc_kata_node_pool_not_in(pack: PolicyPackProcess) -> None:
+    pool = _node_pool(extra_requirements=[{"key": FAMILY, "operator": "NotIn", "values": ["t3"]}])
+    assert [(v.policy, v.urn) for v in pack.analyze_stack([pool, _node_class()])] == [("kata-node-capacity", pool.urn)]
+
+
+def test_node_group_with_unknown_template_id_and_no_link() -> None:
+    resources, group = _node_stack(["m5.large"], link="none")  # launchTemplate {id: unknown}
+    outcome = run_stack_policy(kata_node_capacity, resources)
+    assert outcome.messages == [] and outcome.unknown is not None
+    group.properties["launchTemplate"] = {"id": "lt-0123456789", "version": "1"}  # a template of another stack
+    outcome = run_stack_policy(kata_node_capacity, resources)
+    assert outcome.messages == [] and outcome.unknown is None
+
+
+def test_empty_namespace_is_the_provider_default() -> None:
+    props = workload(KINDS[1], {"runtimeClassName": "runc"}, sandbox=False, namespace="")
+    config = {"sandboxNamespaces": ["tenant-a"]}
+    provider = k8s_provider("c", namespace="tenant-a")
+    outcome = run_resource_policy(sandbox_runtime_class, KINDS[1].resource_type, props, config, provider=provider)
+    assert len(outcome) == 1
+    outcome = run_resource_policy(
+        sandbox_runtime_class, KINDS[1].resource_type, props, {"sandboxNamespaces": ["default"]}
+    )
+    assert len(outcome) == 1
+
+
+# --- the SDK runs unmodified --------------------------------------------------------------------
+
+SNAPSHOT = """
+import sys
+sys.path.insert(0, {policies!r})
+import asyncio, concurrent.futures, gc, inspect
+import grpc, grpc._server
+import pulumi_policy, pulumi_policy.deserialize, pulumi_policy.policy, pulumi_policy.proxy
+
+MODULES = [asyncio, asyncio.events, concurrent.futures, grpc, grpc._server, pulumi_policy,
+           pulumi_policy.deserialize, pulumi_policy.policy, pulumi_policy.proxy]
+
+
+def snapshot():
+    state = {{}}
+    for module in MODULES:
+        for key, value in vars(module).items():
+            state[(module.__name__, key)] = id(value)
+            if inspect.isclass(value):
+                for attribute, member in vars(value).items():
+                    state[(module.__name__, key, attribute)] = id(member)
+    state["gc"] = (gc.isenabled(), gc.get_threshold(), gc.get_freeze_count())
+    return state
+
+
+before = snapshot()
+import agent_policies
+policies = agent_policies.all_policies()
+after = snapshot()
+changed = sorted(str(k) for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+print(len(policies), changed)
+"""
+
+
+def test_the_pack_patches_nothing(tmp_path: Path) -> None:
+    """Importing the pack changes no attribute of pulumi-policy, grpc or asyncio, nor the GC settings."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "snapshot.py"
+    script.write_text(SNAPSHOT.format(policies=str(PACK_DIR)))
+    output = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=True)
+    assert output.stdout.strip() == f"{len(POLICIES)} []", output.stdout + output.stderr
+    for path in (PACK_DIR / "agent_policies").glob("*.py"):
+        source = path.read_text()
+        for needle in ("_PolicyAnalyzerServicer", "setattr(", "import grpc", "import asyncio", "import gc"):
+            assert needle not in source, (path.name, needle)
+    assert not any((PACK_DIR / "agent_policies").glob("sdk_*.py"))
+    pins = [(ROOT / "requirements.txt"), (PACK_DIR / "requirements.txt")]
+    for pin in pins:
+        assert "pulumi-policy==1.21.0" in pin.read_text().splitlines(), pin
+
+
+def test_nlb_cross_zone_per_port_target_groups() -> None:
+    two_ports = [4000, 4001]
+    off_on_4001 = {LB_ATTRIBUTES: ON, f"{TG_ATTRIBUTES}.4001": "load_balancing.cross_zone.enabled=False"}
+    (message,) = _nlb(off_on_4001, ports=two_ports)
+    assert "target group of port 4001" in message and f"{TG_ATTRIBUTES}.4001 annotation" in message
+    # Target groups turned on one by one make up for a load balancer without cross-zone.
+    each_on = {f"{TG_ATTRIBUTES}.4000": ON, f"{TG_ATTRIBUTES}.4001": ON}
+    assert _nlb(each_on, ports=two_ports) == []
+    (message,) = _nlb({f"{TG_ATTRIBUTES}.4000": ON}, ports=two_ports)
+    assert message.startswith(
+        f"Service litellm/litellm: add load_balancing.cross_zone.enabled=true to the {LB_ATTRIBUTES}"
+    )
+
+
+def test_stack_namespace_workloads_get_the_host_access_checks() -> None:
+    spec = kata_spec(hostPID=True, volumes=[{"name": "root", "hostPath": {"path": "/"}}])
+    plain = _deployment("plain", spec, sandbox=False)
+    outcome = run_stack_policy(sandbox_namespace_runtime_class, [_namespace("tenant-a", True), plain])
+    assert outcome.urns == [plain.urn, plain.urn]
+    assert "remove spec.template.spec.hostPID" in outcome.messages[0]
+    assert 'remove the hostPath volume "root"' in outcome.messages[1]
+    assert all(
+        m.endswith("Namespace tenant-a is a sandbox namespace (agent-platform.io/sandbox=true).")
+        for m in outcome.messages
+    )
+    assert len(run_stack_policy(sandbox_namespace_runtime_class, [_namespace("tenant-a", False), plain])) == 0
+
+
+def test_nlb_cross_zone_legacy_off_but_every_target_group_on() -> None:
+    # Exact semantics: the target groups' own attribute wins over the load balancer's (legacy) setting.
+    assert _nlb({LEGACY_CROSS_ZONE: "false", TG_ATTRIBUTES: ON}) == []
+    (message,) = _nlb({LEGACY_CROSS_ZONE: "false", LB_ATTRIBUTES: OFF})
+    assert message.startswith(f"Service litellm/litellm: remove the {LEGACY_CROSS_ZONE} annotation")
+    assert f'to the {LB_ATTRIBUTES} annotation (it is "false")' in message

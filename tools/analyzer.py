@@ -79,6 +79,7 @@ class AnalyzerResource:
     parent: str = ""
     provider_urn: str = ""
     provider_type: str = ""
+    provider_properties: dict = field(default_factory=dict)  # the provider's inputs, as the CLI sends them
     protect: bool = False
     dependencies: list[str] = field(default_factory=list)
     property_dependencies: dict[str, list[str]] = field(default_factory=dict)
@@ -447,7 +448,7 @@ def _provider(r: AnalyzerResource) -> analyzer_pb2.AnalyzerProviderResource | No
         type=provider_type,
         urn=r.provider_urn,
         name=r.provider_urn.rsplit("::", 1)[-1],
-        properties=struct_pb2.Struct(),
+        properties=_struct(r.provider_properties),
     )
 
 

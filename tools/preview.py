@@ -57,6 +57,7 @@ def analyzer_resources(result: ProgramResult) -> list[AnalyzerResource]:
                 parent=r.parent,
                 provider_urn=r.provider,
                 provider_type=provider.type if provider else "",
+                provider_properties=provider.properties if provider else {},
                 protect=r.protect,
                 dependencies=r.dependencies,
                 property_dependencies=r.property_dependencies,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from pulumi_policy import Policy
 
-from . import sdk_speedups
 from .dns import kata_dns
 from .egress import sandbox_egress_allowlist
 from .kata import kata_clh_no_init_containers
@@ -36,8 +35,7 @@ POLICIES: tuple[Policy, ...] = (
 
 
 def all_policies() -> list[Policy]:
-    """The pack's policies; also installs the SDK speedups (see sdk_speedups)."""
-    sdk_speedups.install()
+    """The pack's policies, run by the unmodified pulumi-policy SDK."""
     return list(POLICIES)
 
 

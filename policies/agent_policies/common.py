@@ -145,11 +145,11 @@ class Unknowns:
 
 
 def applies_to(policy: ResourceValidationPolicy, predicate: Callable[[str], bool]) -> None:
-    """Declare the resource types ``policy`` reports on.
+    """Declare the resource types ``policy`` reports on (an attribute of the pack's own policy object).
 
-    Its validator must return at once, without reading the properties, for any type the
-    predicate rejects. The pack's Analyze handler (sdk_handlers) then skips the policy for
-    those types without the SDK's per-policy work; the SDK itself ignores the declaration.
+    A convention, not a dispatch: the unmodified SDK calls every validator for every resource,
+    so each validator starts with the same type check and returns at once, without reading
+    the properties, for any type the predicate rejects (a test holds every policy to it).
     """
     policy.applies_to = predicate  # type: ignore[attr-defined]
 
@@ -225,6 +225,30 @@ def parse_ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None
         return ipaddress.ip_address(value.strip())
     except ValueError:
         return None
+
+
+def embedded_ipv4(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address reaches or embeds, if any.
+
+    ``::ffff:a.b.c.d`` (IPv4-mapped: a dual-stack socket sends it over IPv4 to a.b.c.d),
+    ``::a.b.c.d`` (IPv4-compatible, deprecated), ``::ffff:0:a.b.c.d`` (IPv4-translated, SIIT),
+    ``64:ff9b::a.b.c.d`` (NAT64 well-known prefix) and ``2002:aabb:ccdd::`` (6to4). A
+    resolver that is told any of these may end up at the IPv4 address, so the DNS rule
+    judges them by it.
+    """
+    if address.version != 6:
+        return None
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    value = int(address)
+    high, low = value >> 32, value & 0xFFFFFFFF
+    if high == 0 and low > 1:  # ::a.b.c.d, not :: or ::1
+        return ipaddress.IPv4Address(low)
+    if high in (0xFFFF0000, 0x64FF9B0000000000000000):  # ::ffff:0:a.b.c.d, 64:ff9b::a.b.c.d
+        return ipaddress.IPv4Address(low)
+    return None
 
 
 def instance_family(instance_type: str) -> str:

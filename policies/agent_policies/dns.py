@@ -13,6 +13,7 @@ from .common import (
     applies_to,
     config_str,
     config_strings,
+    embedded_ipv4,
     get,
     items,
     parse_ip,
@@ -28,7 +29,7 @@ VPC_RESOLVER_HINT = "the VPC resolver (the VPC CIDR base address + 2, e.g. 10.1.
 
 def _check_dns_policy(template: PodTemplate, report_violation: ReportViolation) -> None:
     dns_policy = get(template.spec, "dnsPolicy")
-    if dns_policy == "None":
+    if dns_policy == "None" or (dns_policy is None and template.patch):
         return
     found = f' instead of "{dns_policy}"' if isinstance(dns_policy, str) else ""
     report_violation(
@@ -46,6 +47,8 @@ def _check_nameservers(
 ) -> None:
     field = template.field("dnsConfig", "nameservers")
     nameservers = get(get(template.spec, "dnsConfig"), "nameservers")
+    if nameservers is None and template.patch:
+        return  # a patch that leaves the nameservers as they are
     seen = 0
     unknown_entries = Unknowns()
     for nameserver in items(nameservers, unknown_entries):
@@ -57,11 +60,23 @@ def _check_nameservers(
                 f"address of {VPC_RESOLVER_HINT}; nameservers must be IP addresses."
             )
             continue
+        mapped = getattr(address, "ipv4_mapped", None)
+        if mapped is not None:
+            # Kubernetes CEL's ip() refuses IPv4-mapped IPv6, so the admission policy denies every such
+            # nameserver; the pack does the same (one rule at both gates), and names the plain address to use.
+            report_violation(
+                f"{template.who}: replace nameserver {nameserver.strip()} in {field} with the plain IPv4 "
+                f"address {mapped} ({VPC_RESOLVER_HINT}); IPv4-mapped IPv6 nameservers are refused."
+            )
+            continue
+        ipv4 = embedded_ipv4(address)
         for network in service_networks:
-            if address in network:
+            inside = address in network or (ipv4 is not None and ipv4 in network)
+            if inside:
+                reached = f"{address}" if address in network else f"{address} (IPv4 {ipv4})"
                 report_violation(
-                    f"{template.who}: replace nameserver {address} in {field} with "
-                    f"{VPC_RESOLVER_HINT}; {address} is inside the service CIDR {network}, "
+                    f"{template.who}: replace nameserver {nameserver.strip()} in {field} with "
+                    f"{VPC_RESOLVER_HINT}; {reached} is inside the service CIDR {network}, "
                     "which Kata pods cannot reach."
                 )
                 break
@@ -74,13 +89,22 @@ def _check_nameservers(
         )
 
 
+def _runs_in_kata(template: PodTemplate, prefix: str) -> bool:
+    """Kata by its runtimeClassName; a patch that leaves it as it is runs in Kata when it patches a sandbox."""
+    runtime_class = template.runtime_class()
+    if runtime_class is None:
+        return template.patch and template.has_sandbox_label()
+    return runtime_class.startswith(prefix)
+
+
 def kata_dns_validator(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    if not is_workload(args.resource_type):
+        return
     template = pod_template(args.resource_type, args.props, args.name)
     if template is None:
         return
     config = args.get_config()
-    runtime_class = template.runtime_class()
-    if runtime_class is None or not runtime_class.startswith(config_str(config, "kataRuntimePrefix", "kata")):
+    if not _runs_in_kata(template, config_str(config, "kataRuntimePrefix", "kata")):
         return
     service_networks = parse_networks(config_strings(config, "serviceCidrs", DEFAULT_SERVICE_CIDRS))
     unknowns = Unknowns()

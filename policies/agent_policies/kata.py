@@ -23,6 +23,8 @@ from .workloads import is_workload, pod_template
 
 
 def kata_clh_no_init_containers_validator(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    if not is_workload(args.resource_type):
+        return
     template = pod_template(args.resource_type, args.props, args.name)
     if template is None:
         return

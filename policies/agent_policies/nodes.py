@@ -39,6 +39,8 @@ NODE_POOL = ("karpenter.sh", "NodePool")
 EC2_NODE_CLASS = ("karpenter.k8s.aws", "EC2NodeClass")
 INSTANCE_FAMILY_LABEL = "karpenter.k8s.aws/instance-family"
 INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
+# Karpenter normalizes the deprecated beta label to the GA one (karpenter.sh/v1 NormalizedLabels).
+INSTANCE_KEYS = frozenset({INSTANCE_FAMILY_LABEL, INSTANCE_TYPE_LABEL, "beta.kubernetes.io/instance-type"})
 EKS_DEFAULT_INSTANCE_TYPE = "t3.medium"
 
 FAMILIES_PROPERTY = string_list_property(
@@ -156,19 +158,39 @@ def _referenced_launch_template(
     by_urn: dict[str, PolicyResource],
     by_name: dict[str, PolicyResource],
 ) -> PolicyResource | None:
-    reference = mapping(get(group.props, "launchTemplate"))
-    if reference is None:
+    """The nested-virtualization launch template the group uses, found by dependency or by name.
+
+    ``launchTemplate`` may be wholly unknown during preview (an output of the template): its
+    property dependencies still name the template. Raises UnknownValueError only when no
+    dependency settles it and the reference is unknown.
+    """
+    unknown: UnknownValueError | None = None
+    try:
+        reference = mapping(get(group.props, "launchTemplate"))
+    except UnknownValueError as error:
+        reference, unknown = None, error
+    if reference is None and unknown is None:
         return None
     deps = group.property_dependencies.get("launchTemplate")
     if deps is None and not group.property_dependencies:
         deps = group.dependencies
+    other_template = False
     for dep in deps or ():
         if dep.urn in by_urn:
             return by_urn[dep.urn]
+        other_template = other_template or dep.resource_type == LAUNCH_TEMPLATE
+    if unknown is not None:
+        if other_template:
+            return None  # it uses a launch template without nested virtualization
+        raise unknown
     try:
         name = string(get(reference, "name"))
-    except UnknownValueError:
-        name = None
+        if name is None:
+            get(reference, "id")  # raises when the id is unknown: which template it is cannot be told
+    except UnknownValueError as error:
+        if other_template:
+            return None
+        raise error from None  # neither a dependency nor the name says which template it is
     return by_name.get(name) if name else None
 
 
@@ -294,19 +316,41 @@ def _check_node_pool(
                 f"{node_class_who}, which this Kata NodePool uses.",
                 pool.urn,
             )
-    for requirement in items(dig(template, "spec", "requirements"), unknowns):
+    _check_requirements(who, pool, mapping(get(template, "spec")), families, report_violation, unknowns)
+
+
+def _check_requirements(
+    who: Any,
+    pool: PolicyResource,
+    spec: Mapping[str, Any] | None,
+    families: Sequence[str],
+    report_violation: ReportViolation,
+    unknowns: Unknowns,
+) -> None:
+    """``In`` requirements on the instance family or type allow only nested-virtualization families.
+
+    Any other operator (``NotIn``, ``Exists``, ``DoesNotExist``, ``Gt``, ``Lt``) on those keys does
+    not confine Kata nodes to them: it is reported unless an ``In`` requirement on the family or
+    the type does (Karpenter ANDs a NodePool's requirements).
+    """
+    confined = False
+    loose: list[str] = []
+    for requirement in items(get(spec, "requirements"), unknowns):
         try:
-            key = get(requirement, "key")
-            if key not in (INSTANCE_FAMILY_LABEL, INSTANCE_TYPE_LABEL):
+            key = string(get(requirement, "key"))
+            if key not in INSTANCE_KEYS:
                 continue
-            if get(requirement, "operator") != "In":
+            operator = string(get(requirement, "operator"))
+            if operator != "In":
+                loose.append(f"{key} {operator}")
                 continue
             values = list(items(get(requirement, "values"), unknowns))
         except UnknownValueError as error:
             unknowns.record(error)
             continue
+        confined = True
         if key == INSTANCE_FAMILY_LABEL:
-            bad = [str(v) for v in values if not isinstance(v, str) or v.lower() not in families]
+            bad = [str(v) for v in values if not isinstance(v, str) or v.strip().lower() not in families]
         else:
             bad = _bad_instance_types(values, families)
         if bad:
@@ -315,6 +359,13 @@ def _check_node_pool(
                 f"(remove {', '.join(bad)}); Kata nodes need nested virtualization.",
                 pool.urn,
             )
+    if loose and not confined and unknowns.first is None:
+        report_violation(
+            f"{who}: add a requirement {{key: {INSTANCE_FAMILY_LABEL}, operator: In, values: "
+            f"[{', '.join(families)}]}}; {', '.join(loose)} does not confine Kata nodes to "
+            "nested-virtualization families.",
+            pool.urn,
+        )
 
 
 def kata_node_capacity_validator(args: StackValidationArgs, report_violation: ReportViolation) -> None:

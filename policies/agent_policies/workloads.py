@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import functools
+import json
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pulumi_policy.proxy import UnknownValueError
 
-from .common import SANDBOX_LABEL, dig, get, is_true, mapping, string
-from .sdk_speedups import request_cache
+from .common import SANDBOX_LABEL, dig, get, is_true, items, mapping, string
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +19,7 @@ class WorkloadShape:
     kind: str
     spec_path: tuple[str, ...]  # where the pod spec lives
     labels_path: tuple[str, ...]  # where the pod template labels live
+    patch: bool = False  # a server-side-apply patch (``DeploymentPatch``...): omitted fields are left as they are
 
 
 _SPEC_TEMPLATE = WorkloadShape("", ("spec", "template", "spec"), ("spec", "template", "metadata", "labels"))
@@ -60,8 +62,17 @@ def k8s_group_kind(resource_type: str) -> tuple[str, str] | None:
 
 @functools.lru_cache(maxsize=512)
 def workload_shape(resource_type: str) -> WorkloadShape | None:
+    """The shape of a workload type, ``*Patch`` kinds (server-side apply) included."""
     group_kind = k8s_group_kind(resource_type)
-    return _SHAPES.get(group_kind) if group_kind else None
+    if group_kind is None:
+        return None
+    group, kind = group_kind
+    shape = _SHAPES.get(group_kind)
+    if shape is None and kind.endswith("Patch"):
+        base = _SHAPES.get((group, kind[: -len("Patch")]))
+        if base is not None:
+            shape = WorkloadShape(kind, base.spec_path, base.labels_path, patch=True)
+    return shape
 
 
 def is_workload(resource_type: str) -> bool:
@@ -92,7 +103,7 @@ def identity(kind: str, props: Any, resource_name: str) -> Identity:
         return Identity(kind, None, True, resource_name)
     if metadata is not None:
         try:
-            namespace = string(get(metadata, "namespace"))
+            namespace = string(get(metadata, "namespace")) or None  # "" is unset: the provider default
         except UnknownValueError:
             namespace_unknown = True
         try:
@@ -112,6 +123,7 @@ class PodTemplate:
     labels: Mapping[str, Any] | None
     labels_path: str
     labels_unknown: UnknownValueError | None = None
+    patch: bool = False  # a ``*Patch`` kind: a field it omits is not set by it
 
     def field(self, *names: str) -> str:
         return ".".join((self.spec_path, *names))
@@ -130,23 +142,10 @@ class PodTemplate:
 def pod_template(resource_type: str, props: Any, resource_name: str) -> PodTemplate | None:
     """The pod template of a workload resource; None for anything else.
 
-    Raises UnknownValueError when the pod spec itself is unknown during preview. Within one
-    Analyze request (see sdk_speedups.request_cache) the policies share one PodTemplate
-    (immutable) of the shared, read-only properties instead of building it once each.
+    Raises UnknownValueError when the pod spec itself is unknown during preview.
     """
     shape = workload_shape(resource_type)
-    if shape is None:
-        return None
-    cache = request_cache()
-    if cache is None:
-        return _pod_template(shape, props, resource_name)
-    key = ("pod_template", resource_type, id(props), resource_name)
-    hit = cache.get(key)
-    if hit is not None and hit[0] is props:
-        return hit[1]
-    template = _pod_template(shape, props, resource_name)  # an UnknownValueError is not cached
-    cache[key] = (props, template)
-    return template
+    return None if shape is None else _pod_template(shape, props, resource_name)
 
 
 def _pod_template(shape: WorkloadShape, props: Any, resource_name: str) -> PodTemplate | None:
@@ -168,6 +167,7 @@ def _pod_template(shape: WorkloadShape, props: Any, resource_name: str) -> PodTe
         labels=labels,
         labels_path=".".join(shape.labels_path),
         labels_unknown=labels_unknown,
+        patch=shape.patch,
     )
 
 
@@ -175,12 +175,16 @@ def is_sandbox(
     template: PodTemplate,
     sandbox_namespaces: Sequence[str],
     sandbox_kinds: Sequence[str] = (),
+    provider: Any = None,
 ) -> bool:
     """Resource-level sandbox detection: label, configured namespace, or configured kind.
 
-    Raises UnknownValueError only when the answer depends on an unknown value.
+    A workload without ``metadata.namespace`` is in its provider's default namespace
+    (:func:`provider_namespace`). Raises UnknownValueError only when the answer depends on
+    an unknown value.
     """
-    if template.who.kind in sandbox_kinds:
+    kind = template.who.kind
+    if kind in sandbox_kinds or (template.patch and kind[: -len("Patch")] in sandbox_kinds):
         return True
     label_unknown: UnknownValueError | None = None
     try:
@@ -190,9 +194,75 @@ def is_sandbox(
         label_unknown = error
     if sandbox_namespaces:
         if template.who.namespace_unknown:
-            raise label_unknown or UnknownValueError("04da6b54-80e4-46f7-96ec-b56ff0331ba9", ["metadata", "namespace"])
-        if (template.who.namespace or "default") in sandbox_namespaces:
+            raise label_unknown or UnknownValueError(UNKNOWN_NAMESPACE, ["metadata", "namespace"])
+        namespace = template.who.namespace
+        if namespace is None:
+            try:
+                namespace = provider_namespace(provider_props(provider))
+            except UnknownValueError as error:
+                raise label_unknown or error from None
+        if namespace in sandbox_namespaces:
             return True
     if label_unknown is not None:
         raise label_unknown
     return False
+
+
+# --- the namespace of a workload without metadata.namespace -----------------------------------
+
+UNKNOWN_NAMESPACE = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+
+
+def provider_props(provider: Any) -> Any:
+    """The properties (inputs) of a provider resource (PolicyProviderResource or PolicyResource), or None."""
+    return None if provider is None else getattr(provider, "props", None)
+
+
+def provider_namespace(props: Any) -> str:
+    """The namespace a Kubernetes provider puts namespaced objects without ``metadata.namespace`` in.
+
+    pulumi-kubernetes' precedence (provider ``namespace`` input docs): the provider's
+    ``namespace`` input, then the namespace of the kubeconfig's active context (the
+    ``context`` input, else ``current-context``), then ``default``. Raises
+    UnknownValueError when the answer depends on a value unknown during preview.
+    """
+    namespace = string(get(props, "namespace"))
+    if namespace:
+        return namespace
+    kubeconfig = get(props, "kubeconfig")
+    if kubeconfig is None:
+        return "default"
+    context = string(get(props, "context"))
+    if isinstance(kubeconfig, Mapping):
+        return _kubeconfig_namespace_of(kubeconfig, context)
+    return _kubeconfig_namespace(kubeconfig, context) if isinstance(kubeconfig, str) else "default"
+
+
+@functools.lru_cache(maxsize=64)
+def _kubeconfig_namespace(kubeconfig: str, context: str | None) -> str:
+    """The active context's namespace of a kubeconfig given as JSON or YAML text (or a path to one)."""
+    text = kubeconfig
+    if "\n" not in text and not text.lstrip().startswith("{") and os.path.isfile(os.path.expanduser(text)):
+        try:
+            with open(os.path.expanduser(text), encoding="utf-8") as handle:
+                text = handle.read()
+        except OSError:
+            return "default"
+    try:
+        document = json.loads(text)
+    except ValueError:
+        try:
+            import yaml  # PyYAML, a dependency of the pulumi SDK
+
+            document = yaml.safe_load(text)
+        except Exception:  # noqa: BLE001 (unparseable kubeconfig: the provider would fail, not deploy)
+            return "default"
+    return _kubeconfig_namespace_of(document, context) if isinstance(document, Mapping) else "default"
+
+
+def _kubeconfig_namespace_of(document: Mapping[str, Any], context: str | None) -> str:
+    name = context or string(get(document, "current-context"))
+    for entry in items(get(document, "contexts")):
+        if name is not None and get(entry, "name") == name:
+            return string(dig(entry, "context", "namespace")) or "default"
+    return "default"
