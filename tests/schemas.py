@@ -15,7 +15,9 @@ from components.config import project_schema
 from tools.render import parse_objects
 
 CRD_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "schemas" / "crds"
-KUBERNETES_VERSION = "1.34.0"
+
+
+KUBERNETES_VERSION = f"{project_schema()['kubernetesVersion']['default']}.0"  # the pinned default
 
 
 def crd_sets() -> tuple[str, ...]:

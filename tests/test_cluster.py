@@ -21,9 +21,9 @@ LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
 ATTACHMENT = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
 STACKS = {
     # stack: (k8s version, core types, (min, desired, max), public CIDRs, protect)
-    "dev": ("1.34", ["m8i.xlarge"], (2, 2, 3), ["0.0.0.0/0"], False),
-    "staging": ("1.34", ["m8i.xlarge"], (2, 2, 4), ["198.51.100.0/24"], False),
-    "prod": ("1.34", ["m8i.xlarge", "m8i.2xlarge"], (3, 3, 6), ["198.51.100.0/24"], True),
+    "dev": ("1.36", ["m8i.xlarge"], (2, 2, 3), ["0.0.0.0/0"], False),
+    "staging": ("1.36", ["m8i.xlarge"], (2, 2, 4), ["198.51.100.0/24"], False),
+    "prod": ("1.36", ["m8i.xlarge", "m8i.2xlarge"], (3, 3, 6), ["198.51.100.0/24"], True),
 }
 
 
@@ -171,7 +171,7 @@ def test_all_managed_addons_are_first_class(dev: ProgramResult) -> None:
     assert names == {"vpc-cni", "coredns", "kube-proxy", "aws-ebs-csi-driver", "eks-pod-identity-agent"}
     for addon in dev.of_type(ADDON):
         assert addon.inputs["clusterName"] == "agents-dev"
-        assert addon.inputs["addonVersion"] == "v1.34.0-eksbuild.1"
+        assert addon.inputs["addonVersion"] == "v1.36.0-eksbuild.1"
         assert addon.inputs["resolveConflictsOnCreate"] == addon.inputs["resolveConflictsOnUpdate"] == "OVERWRITE"
 
 

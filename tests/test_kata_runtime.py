@@ -67,7 +67,7 @@ def test_kata_deploy_release_runs_only_on_kata_nodes() -> None:
     assert v["runtimeClasses"] == {"enabled": False}  # declared below instead
     assert "deploymentMode" not in v  # 4.1's default is the DaemonSet: it also covers nodes Karpenter adds later
     assert "monitor" not in v  # kata-monitor reads only the Go runtime's /run/vc/sbs: nothing to see here
-    assert v["kubectlImage"] == {"reference": "docker.io/alpine/k8s", "tag": "1.34.2"}  # not the chart's latest
+    assert v["kubectlImage"] == {"reference": "docker.io/alpine/k8s", "tag": "1.35.0"}  # not the chart's latest
 
 
 def test_runtime_classes_match_the_shims_and_kata_4_overhead() -> None:

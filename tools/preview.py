@@ -23,7 +23,7 @@ from typing import Any
 import pulumi
 import yaml
 
-from components.config import ConfigError
+from components.config import ConfigError, project_schema
 from tools.analyzer import AnalyzerResource, Violation, run_pack
 from tools.program import ROOT, ProgramResult, manifest_name, run_program
 from tools.render import RenderUnavailable, render_all, write_rendered
@@ -91,7 +91,7 @@ def write_build(result: ProgramResult, violations: list[Violation], out: Path) -
 def kubernetes_version(result: ProgramResult) -> str:
     """The cluster's Kubernetes minor version, as the program passed it to EKS."""
     clusters = result.of_type("eks:index:Cluster")
-    return str(clusters[0].inputs.get("version")) if clusters else "1.34"
+    return str(clusters[0].inputs.get("version") if clusters else project_schema()["kubernetesVersion"]["default"])
 
 
 def check_installs(result: ProgramResult, out: Path) -> tuple[list[Finding], str]:
