@@ -9,6 +9,7 @@ containerd (containerd 2.x config, version 3: the CRI runtime plugin is ``io.con
 
 from __future__ import annotations
 
+from components import userdata
 from components.labels import GVISOR_NODE_SELECTOR, GVISOR_TAINT
 
 HANDLER = "runsc"  # the containerd runtime name and the RuntimeClass handler
@@ -34,14 +35,8 @@ install -m 0755 __BINARIES__ "${GVISOR_BIN_DIR:-/usr/local/bin}/"
 cd / && rm -rf "$WORK"
 """
 
-_NODECONFIG = """---
-apiVersion: node.eks.aws/v1alpha1
-kind: NodeConfig
-spec:
-  containerd:
-    config: |
-      [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.__HANDLER__]
-        runtime_type = "io.containerd.runsc.v1"
+_CONTAINERD = """[plugins."io.containerd.cri.v1.runtime".containerd.runtimes.__HANDLER__]
+  runtime_type = "io.containerd.runsc.v1"
 """
 
 _BOUNDARY = "//GVISOR//"
@@ -53,17 +48,12 @@ def install_script(release: str) -> str:
 
 
 def node_config() -> str:
-    return _NODECONFIG.replace("__HANDLER__", HANDLER)
+    return userdata.containerd_node_config(_CONTAINERD.replace("__HANDLER__", HANDLER))
 
 
 def gvisor_userdata(release: str) -> str:
-    """MIME multipart user data: the install script and the containerd runtime entry."""
-    parts = [("application/node.eks.aws", node_config()), ('text/x-shellscript; charset="us-ascii"', install_script(release))]  # fmt: skip
-    lines = ["MIME-Version: 1.0", f'Content-Type: multipart/mixed; boundary="{_BOUNDARY}"', ""]
-    for content_type, body in parts:
-        lines += [f"--{_BOUNDARY}", f"Content-Type: {content_type}", "", body]
-    lines.append(f"--{_BOUNDARY}--")
-    return "\n".join(lines) + "\n"
+    """MIME multipart user data: the containerd runtime entry and the install script."""
+    return userdata.multipart([(userdata.NODECONFIG, node_config()), (userdata.SHELL, install_script(release))], _BOUNDARY)  # fmt: skip
 
 
 def architectures(families: tuple[str, ...]) -> tuple[str, ...]:

@@ -21,7 +21,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import gvisor
+from components import gvisor, userdata
 from components.config import KataConfig
 from components.labels import KATA_DEPLOY_INSTANCE_LABEL, KATA_NODE_SELECTOR, KATA_RUNTIME_LABEL, KATA_TOLERATION
 
@@ -162,17 +162,11 @@ systemctl daemon-reload
 systemctl enable --now __POOL__.service
 """
 
-_NODECONFIG = """---
-apiVersion: node.eks.aws/v1alpha1
-kind: NodeConfig
-spec:
-  containerd:
-    config: |
-      [plugins."io.containerd.snapshotter.v1.devmapper"]
-        pool_name = "__POOL__"
-        root_path = "/var/lib/containerd/devmapper/snapshotter"
-        base_image_size = "10GB"
-        discard_blocks = true
+_CONTAINERD = """[plugins."io.containerd.snapshotter.v1.devmapper"]
+  pool_name = "__POOL__"
+  root_path = "/var/lib/containerd/devmapper/snapshotter"
+  base_image_size = "10GB"
+  discard_blocks = true
 """
 
 _BOUNDARY = "//KATA-FC-DEVMAPPER//"
@@ -184,15 +178,11 @@ def firecracker_devmapper_parts(data_gib: int = 64) -> list[tuple[str, str]]:
     script (cloud-init runs it before nodeadm starts containerd) that creates the thin pool."""
     script = _DEVPOOL_SCRIPT.replace("__POOL__", FC_POOL).replace("__DATA_GIB__", str(data_gib))
     return [
-        ("application/node.eks.aws", _NODECONFIG.replace("__POOL__", FC_POOL)),
-        ('text/x-shellscript; charset="us-ascii"', script),
+        (userdata.NODECONFIG, userdata.containerd_node_config(_CONTAINERD.replace("__POOL__", FC_POOL))),
+        (userdata.SHELL, script),
     ]
 
 
 def firecracker_devmapper_userdata(data_gib: int = 64) -> str:
     """The same parts as a complete MIME multipart document. Only needed when ``kataFirecracker`` is on."""
-    lines = ["MIME-Version: 1.0", f'Content-Type: multipart/mixed; boundary="{_BOUNDARY}"', ""]
-    for content_type, body in firecracker_devmapper_parts(data_gib):
-        lines += [f"--{_BOUNDARY}", f"Content-Type: {content_type}", "", body]
-    lines.append(f"--{_BOUNDARY}--")
-    return "\n".join(lines) + "\n"
+    return userdata.multipart(firecracker_devmapper_parts(data_gib), _BOUNDARY)
