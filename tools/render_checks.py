@@ -351,10 +351,10 @@ def _check_scrape_job(stack: Stack, item: Rendered, job: Mapping[str, Any]) -> I
         return
     if "node" in roles:
         listeners = [p for p in stack.pods if p.daemon and p.host_network and port in p.ports]
-        where = "a hostNetwork DaemonSet"
+        where = "hostNetwork DaemonSet"
     else:
         listeners = [p for p in stack.pods if port in p.ports]
-        where = "a pod"
+        where = "pod"
     if not listeners:
         yield Finding(
             f"{item.install.kind} {item.install.name}",
