@@ -3,6 +3,7 @@ of issue 11, injected back, is reported by name. Skipped (reported) where ../sha
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from components import gateway, kata_runtime, observability, sandbox
 from components.config import project_schema
 from tests.conftest import program_result
 from tools.preview import check_installs, kubernetes_version
+from tools.preview import main as preview_main
 from tools.program import PLACEHOLDER, run_program
 from tools.render import SHARED, catalog, installs, render_all
 from tools.render_checks import (
@@ -217,3 +219,13 @@ def test_lands_on_core(spec: dict[str, Any], expected: bool) -> None:
 def test_image_problems(image: str, problem: str | None) -> None:
     found = image_problem(image)
     assert (found is None) if problem is None else (problem in (found or ""))
+
+
+def test_a_render_finding_fails_the_preview(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    """`make preview` (tools.preview.main) exits 1 on a render finding and prints it; the report names it."""
+    monkeypatch.setattr(sandbox, "MANIFEST", "extensions.yaml")
+    assert preview_main(["--stack", "dev", "--out", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "[render] manifest agent-sandbox: Deployment agent-sandbox-system/agent-sandbox-controller" in out
+    report = json.loads((tmp_path / "render-report.json").read_text())
+    assert report["skipped"] is None and any("agent-sandbox-system" in f["key"] for f in report["findings"])
