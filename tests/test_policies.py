@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
-import os
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -988,7 +988,7 @@ def test_readme_documents_every_policy_and_key() -> None:
         assert f"`{policy.name}`" in readme, policy.name
         for key in policy.config_schema.properties:
             assert f"`{key}`" in readme, (policy.name, key)
-    assert os.path.exists(PACK_DIR / "requirements.txt")
+    assert (PACK_DIR / "pyproject.toml").exists() and (PACK_DIR / "uv.lock").exists()
 
 
 class _Untouchable(dict):  # type: ignore[type-arg]
@@ -1661,9 +1661,10 @@ def test_the_pack_patches_nothing(tmp_path: Path) -> None:
         for needle in ("_PolicyAnalyzerServicer", "setattr(", "import grpc", "import asyncio", "import gc"):
             assert needle not in source, (path.name, needle)
     assert not any((PACK_DIR / "agent_policies").glob("sdk_*.py"))
-    pins = [(ROOT / "requirements.txt"), (PACK_DIR / "requirements.txt")]
-    for pin in pins:
-        assert "pulumi-policy==1.21.0" in pin.read_text().splitlines(), pin
+    for project in (ROOT, PACK_DIR):  # the gate's SDK is pinned exactly, in the project and in its lock
+        assert '"pulumi-policy==1.21.0"' in (project / "pyproject.toml").read_text(), project
+        lock = tomllib.loads((project / "uv.lock").read_text())
+        assert [p["version"] for p in lock["package"] if p["name"] == "pulumi-policy"] == ["1.21.0"], project
 
 
 def test_nlb_cross_zone_per_port_target_groups() -> None:

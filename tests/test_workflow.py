@@ -33,7 +33,7 @@ MUTATING = re.compile(r"\bpulumi\s+(up|update|refresh|destroy|import|state|cance
 
 def _tool(name: str) -> str:
     path = BIN / name
-    assert path.exists(), f"{name} is not installed next to {sys.executable}: run `make venv` (requirements.txt)"
+    assert path.exists(), f"{name} is not installed next to {sys.executable}: run `make venv` (uv.lock)"
     return str(path)
 
 
@@ -107,14 +107,14 @@ def test_workflows_match_the_github_workflow_schema() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_dependabot_config_matches_its_schema_and_covers_actions_and_pip() -> None:
+def test_dependabot_config_matches_its_schema_and_covers_actions_and_uv() -> None:
     path = GITHUB / "dependabot.yml"
     cmd = [_tool("check-jsonschema"), "--builtin-schema", "vendor.dependabot", str(path)]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=_offline_env())
     assert result.returncode == 0, result.stdout + result.stderr
     ecosystems = {u["package-ecosystem"]: u for u in yaml.safe_load(path.read_text())["updates"]}
     assert ecosystems["github-actions"]["schedule"]["interval"] == "weekly"
-    assert "pip" in ecosystems
+    assert ecosystems["uv"]["directories"] == ["/", "/policies", "/examples/consumer"]  # every uv.lock
 
 
 def test_zizmor_finds_nothing_at_medium_or_above() -> None:
