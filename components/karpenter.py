@@ -10,8 +10,10 @@ cloudformation.yaml). Karpenter v1 creates the instance profile itself from ``EC
 from __future__ import annotations
 
 import json
+import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -35,6 +37,7 @@ from components.labels import (
 from components.podspec import container_security_context
 
 NAMESPACE = "karpenter"
+CONTROLLER_POLICY = Path(__file__).resolve().parent / "policies" / "karpenter-controller-iam-policy.json"
 SERVICE_ACCOUNT = "karpenter"
 CHART = "oci://public.ecr.aws/karpenter/karpenter"
 CRD_CHART = "oci://public.ecr.aws/karpenter/karpenter-crd"
@@ -444,196 +447,17 @@ def _queue_policy(queue_arn: str) -> str:
 def controller_policy(
     partition: str, region: str, account: str, cluster: str, queue_arn: str, node_role_arn: str
 ) -> dict[str, Any]:
-    """The controller permissions of the upstream template (node lifecycle, IAM and EKS integration,
-    interruption, zonal shift, resource discovery), scoped to this cluster's tags like upstream."""
-    ec2 = f"arn:{partition}:ec2:{region}"
-    profiles = f"arn:{partition}:iam::{account}:instance-profile/*"
-    cluster_arn = f"arn:{partition}:eks:{region}:{account}:cluster/{cluster}"
-    owned = f"aws:ResourceTag/kubernetes.io/cluster/{cluster}"
-    requested = f"aws:RequestTag/kubernetes.io/cluster/{cluster}"
-    created = [f"{ec2}:*:{kind}/*" for kind in ("fleet", "instance", "volume", "network-interface", "launch-template", "spot-instances-request")]  # fmt: skip
-    statements: list[dict[str, Any]] = [
-        {
-            "Sid": "AllowScopedEC2InstanceAccessActions",
-            "Effect": "Allow",
-            "Resource": [
-                f"{ec2}::image/*",
-                f"{ec2}::snapshot/*",
-                f"{ec2}:*:security-group/*",
-                f"{ec2}:*:subnet/*",
-                f"{ec2}:*:capacity-reservation/*",
-                f"{ec2}:*:placement-group/*",
-            ],
-            "Action": ["ec2:RunInstances", "ec2:CreateFleet"],
-        },
-        {
-            "Sid": "AllowScopedEC2LaunchTemplateAccessActions",
-            "Effect": "Allow",
-            "Resource": f"{ec2}:*:launch-template/*",
-            "Action": ["ec2:RunInstances", "ec2:CreateFleet"],
-            "Condition": {
-                "StringEquals": {owned: "owned"},
-                "StringLike": {"aws:ResourceTag/karpenter.sh/nodepool": "*"},
-            },
-        },
-        {
-            "Sid": "AllowScopedEC2InstanceActionsWithTags",
-            "Effect": "Allow",
-            "Resource": created,
-            "Action": ["ec2:RunInstances", "ec2:CreateFleet", "ec2:CreateLaunchTemplate"],
-            "Condition": {
-                "StringEquals": {requested: "owned", "aws:RequestTag/eks:eks-cluster-name": cluster},
-                "StringLike": {"aws:RequestTag/karpenter.sh/nodepool": "*"},
-            },
-        },
-        {
-            "Sid": "AllowScopedResourceCreationTagging",
-            "Effect": "Allow",
-            "Resource": created,
-            "Action": "ec2:CreateTags",
-            "Condition": {
-                "StringEquals": {
-                    requested: "owned",
-                    "aws:RequestTag/eks:eks-cluster-name": cluster,
-                    "ec2:CreateAction": ["RunInstances", "CreateFleet", "CreateLaunchTemplate"],
-                },
-                "StringLike": {"aws:RequestTag/karpenter.sh/nodepool": "*"},
-            },
-        },
-        {
-            "Sid": "AllowScopedResourceTagging",
-            "Effect": "Allow",
-            "Resource": f"{ec2}:*:instance/*",
-            "Action": "ec2:CreateTags",
-            "Condition": {
-                "StringEquals": {owned: "owned"},
-                "StringLike": {"aws:ResourceTag/karpenter.sh/nodepool": "*"},
-                "StringEqualsIfExists": {"aws:RequestTag/eks:eks-cluster-name": cluster},
-                "ForAllValues:StringEquals": {
-                    "aws:TagKeys": ["eks:eks-cluster-name", "karpenter.sh/nodeclaim", "Name"]
-                },
-            },
-        },
-        {
-            "Sid": "AllowScopedDeletion",
-            "Effect": "Allow",
-            "Resource": [f"{ec2}:*:instance/*", f"{ec2}:*:launch-template/*"],
-            "Action": ["ec2:TerminateInstances", "ec2:DeleteLaunchTemplate"],
-            "Condition": {
-                "StringEquals": {owned: "owned"},
-                "StringLike": {"aws:ResourceTag/karpenter.sh/nodepool": "*"},
-            },
-        },
-        {
-            "Sid": "AllowPassingInstanceRole",
-            "Effect": "Allow",
-            "Resource": node_role_arn,
-            "Action": "iam:PassRole",
-            "Condition": {"StringEquals": {"iam:PassedToService": ["ec2.amazonaws.com", "ec2.amazonaws.com.cn"]}},
-        },
-        {
-            "Sid": "AllowScopedInstanceProfileCreationActions",
-            "Effect": "Allow",
-            "Resource": profiles,
-            "Action": ["iam:CreateInstanceProfile"],
-            "Condition": {
-                "StringEquals": {
-                    requested: "owned",
-                    "aws:RequestTag/eks:eks-cluster-name": cluster,
-                    "aws:RequestTag/topology.kubernetes.io/region": region,
-                },
-                "StringLike": {"aws:RequestTag/karpenter.k8s.aws/ec2nodeclass": "*"},
-            },
-        },
-        {
-            "Sid": "AllowScopedInstanceProfileTagActions",
-            "Effect": "Allow",
-            "Resource": profiles,
-            "Action": ["iam:TagInstanceProfile"],
-            "Condition": {
-                "StringEquals": {
-                    owned: "owned",
-                    "aws:ResourceTag/topology.kubernetes.io/region": region,
-                    requested: "owned",
-                    "aws:RequestTag/eks:eks-cluster-name": cluster,
-                    "aws:RequestTag/topology.kubernetes.io/region": region,
-                },
-                "StringLike": {
-                    "aws:ResourceTag/karpenter.k8s.aws/ec2nodeclass": "*",
-                    "aws:RequestTag/karpenter.k8s.aws/ec2nodeclass": "*",
-                },
-            },
-        },
-        {
-            "Sid": "AllowScopedInstanceProfileActions",
-            "Effect": "Allow",
-            "Resource": profiles,
-            "Action": [
-                "iam:AddRoleToInstanceProfile",
-                "iam:RemoveRoleFromInstanceProfile",
-                "iam:DeleteInstanceProfile",
-            ],
-            "Condition": {
-                "StringEquals": {owned: "owned", "aws:ResourceTag/topology.kubernetes.io/region": region},
-                "StringLike": {"aws:ResourceTag/karpenter.k8s.aws/ec2nodeclass": "*"},
-            },
-        },
-        {
-            "Sid": "AllowAPIServerEndpointDiscovery",
-            "Effect": "Allow",
-            "Resource": cluster_arn,
-            "Action": "eks:DescribeCluster",
-        },
-        {
-            "Sid": "AllowInterruptionQueueActions",
-            "Effect": "Allow",
-            "Resource": queue_arn,
-            "Action": ["sqs:DeleteMessage", "sqs:GetQueueUrl", "sqs:ReceiveMessage"],
-        },
-        {
-            "Sid": "AllowZonalShiftStatusReadOnly",
-            "Effect": "Allow",
-            "Resource": "*",
-            "Action": ["arc-zonal-shift:GetManagedResource"],
-            "Condition": {"StringEquals": {"arc-zonal-shift:ResourceIdentifier": cluster_arn}},
-        },
-        {
-            "Sid": "AllowRegionalReadActions",
-            "Effect": "Allow",
-            "Resource": "*",
-            "Action": [
-                "ec2:DescribeCapacityReservations",
-                "ec2:DescribeImages",
-                "ec2:DescribeInstances",
-                "ec2:DescribeInstanceStatus",
-                "ec2:DescribeInstanceTypeOfferings",
-                "ec2:DescribeInstanceTypes",
-                "ec2:DescribeLaunchTemplates",
-                "ec2:DescribePlacementGroups",
-                "ec2:DescribeSecurityGroups",
-                "ec2:DescribeSpotPriceHistory",
-                "ec2:DescribeSubnets",
-            ],
-            "Condition": {"StringEquals": {"aws:RequestedRegion": region}},
-        },
-        {
-            "Sid": "AllowSSMReadActions",
-            "Effect": "Allow",
-            "Resource": f"arn:{partition}:ssm:{region}::parameter/aws/service/*",
-            "Action": "ssm:GetParameter",
-        },
-        {"Sid": "AllowPricingReadActions", "Effect": "Allow", "Resource": "*", "Action": "pricing:GetProducts"},
-        {
-            "Sid": "AllowUnscopedInstanceProfileListAction",
-            "Effect": "Allow",
-            "Resource": "*",
-            "Action": "iam:ListInstanceProfiles",
-        },
-        {
-            "Sid": "AllowInstanceProfileReadActions",
-            "Effect": "Allow",
-            "Resource": profiles,
-            "Action": "iam:GetInstanceProfile",
-        },
-    ]
-    return {"Version": "2012-10-17", "Statement": statements}
+    """The controller permissions of the upstream getting-started template (node lifecycle, IAM and EKS
+    integration, interruption, zonal shift, resource discovery), scoped to this cluster's tags like upstream.
+    Kept as JSON (components/policies/) with ``${...}`` placeholders, like the LB controller's policy."""
+    template = string.Template(CONTROLLER_POLICY.read_text())
+    return json.loads(
+        template.substitute(
+            Partition=partition,
+            Region=region,
+            AccountId=account,
+            ClusterName=cluster,
+            QueueArn=queue_arn,
+            NodeRoleArn=node_role_arn,
+        )
+    )
