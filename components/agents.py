@@ -41,7 +41,7 @@ from components.config import (
     TenantConfig,
     quantity_value,
 )
-from components.labels import SANDBOX_LABEL
+from components.labels import SANDBOX_LABEL, STORAGE_CLASS
 from components.podspec import (
     OPEN_EGRESS,
     Container,
@@ -56,7 +56,6 @@ from components.podspec import (
 from components.sandbox import sandbox_template, warm_pool
 
 SERVICE_ACCOUNT = "sandbox"
-STORAGE_CLASS = "gp3"  # created by components/cluster.py
 SEED_PATH = "/etc/agent-seed"  # the ConfigMap, read-only
 LITELLM_KEY_ENV = "LITELLM_API_KEY"
 PROXY_SECRET = "egress-proxy"  # per tenant: the proxy URL with the tenant's credentials, and NO_PROXY

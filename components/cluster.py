@@ -30,7 +30,7 @@ import pulumi_kubernetes as k8s
 
 from components.config import ClusterConfig, NodeGroupConfig
 from components.iam import POD_IDENTITY_TRUST, assume_role_policy
-from components.labels import CORE_NODE_SELECTOR
+from components.labels import CORE_NODE_SELECTOR, STORAGE_CLASS
 
 CONTROL_PLANE_LOGS = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 LOG_RETENTION_DAYS = 90
@@ -53,7 +53,7 @@ VPC_CNI_CONFIGURATION = {
 }
 # Add-ons that must run before any node starts (networking, kube-proxy, Pod Identity credentials).
 NODE_ADDONS = ("vpc-cni", "kube-proxy", "eks-pod-identity-agent")
-DEFAULT_STORAGE_CLASS = "gp3"
+DEFAULT_STORAGE_CLASS = STORAGE_CLASS
 # Kubernetes taint effect -> EKS API enum.
 EKS_TAINT_EFFECTS = {"NoSchedule": "NO_SCHEDULE", "NoExecute": "NO_EXECUTE", "PreferNoSchedule": "PREFER_NO_SCHEDULE"}
 

@@ -19,8 +19,9 @@ from typing import Any, TypeVar
 
 import yaml
 
+from components.labels import AGENT_TYPES, RESERVED_NAMESPACES
+
 NAMESPACE = "agent-platform"
-SANDBOX_LABEL = "agent-platform.io/sandbox"
 PROJECT_FILE = Path(__file__).resolve().parent.parent / "Pulumi.yaml"
 
 # Keys the project schema cannot type (objects and secrets without default): value type and secrecy.
@@ -34,7 +35,6 @@ SECRET_KEYS = frozenset({"litellmMasterKey", "grafanaAdminPassword", "tenantSecr
 
 # 8th-gen Intel families with EC2 nested virtualization (KVM inside the instance).
 NESTED_VIRT_FAMILIES = ("c8i", "c8i-flex", "m8i", "m8i-flex", "r8i", "r8i-flex")
-AGENT_TYPES = ("hermes", "openclaw")
 ADMISSION_MODES = ("Deny", "Audit")
 # Hosts each agent type needs to reach its chat platforms when egressMode is allowlist (docs/egress.md lists
 # the sources). "*.example.com" means example.com and every subdomain (Squid's ".example.com").
@@ -909,10 +909,6 @@ class TenantConfig:
         _check(r.key("agents"), len(agents) > 0, "needs at least one agent")
         _unique(r.key("agents"), [a.name for a in agents], "agent name")
         return cls(name, namespace, agents, r.object("quota", TenantQuota.from_reader), r.object("litellm", TenantLitellmConfig.from_reader), r.object("egress", EgressRules.from_reader))  # fmt: skip
-
-
-# Namespaces the platform itself uses; tenants may not take them.
-RESERVED_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease", "karpenter", "kata-system", "litellm", "monitoring", "agent-sandbox-system"})  # fmt: skip
 
 
 def _unique(key: str, names: Sequence[str], what: str) -> None:

@@ -33,10 +33,10 @@ import pulumi_random as random
 
 from components.config import EgressConfig, TenantConfig
 from components.gateway import NLB_ANNOTATIONS, NLB_CLASS
-from components.labels import CORE_NODE_SELECTOR
+from components.labels import CORE_NODE_SELECTOR, EGRESS_NAMESPACE
 from components.podspec import PROXY_PORT, container_security_context
 
-NAMESPACE = "egress"
+NAMESPACE = EGRESS_NAMESPACE
 APP = "egress-proxy"
 NLB_SERVICE = "egress-proxy-nlb"
 CONFIG_MAP = "egress-proxy-config"

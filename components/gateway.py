@@ -34,13 +34,13 @@ import pulumi_random as random
 from components.config import GatewayConfig, TenantConfig
 from components.gateway_db import LitellmDatabase, LitellmDatabaseArgs, database_url_env
 from components.iam import pod_identity_role
-from components.labels import CORE_NODE_SELECTOR
+from components.labels import CORE_NODE_SELECTOR, LITELLM_NAMESPACE, LITELLM_PORT
 from components.podspec import container_security_context
 
-NAMESPACE = "litellm"
+NAMESPACE = LITELLM_NAMESPACE
 RELEASE = "litellm"  # the chart's fullname is the release name when it contains "litellm"
 SERVICE_ACCOUNT = "litellm"
-PORT = 4000
+PORT = LITELLM_PORT
 NLB_SERVICE = "litellm-nlb"
 MASTER_KEY_SECRET = "litellm-masterkey"
 MASTER_KEY_KEY = "masterkey"

@@ -28,22 +28,23 @@ from components.kata import KATA_IMDS_HOP_LIMIT
 from components.labels import (
     CAPACITY_PLACEHOLDER_LABEL,
     CORE_NODE_SELECTOR,
+    DISCOVERY_TAG,
     GVISOR_NODE_SELECTOR,
     GVISOR_TAINT,
+    KARPENTER_NAMESPACE,
     KATA_NODE_SELECTOR,
     KATA_TAINT,
     KATA_TOLERATION,
 )
 from components.podspec import container_security_context
 
-NAMESPACE = "karpenter"
+NAMESPACE = KARPENTER_NAMESPACE
 CONTROLLER_POLICY = Path(__file__).resolve().parent / "policies" / "karpenter-controller-iam-policy.json"
 SERVICE_ACCOUNT = "karpenter"
 CHART = "oci://public.ecr.aws/karpenter/karpenter"
 CRD_CHART = "oci://public.ecr.aws/karpenter/karpenter-crd"
 NODE_CLASS = "kata"
 NODE_POOL = "kata"
-DISCOVERY_TAG = "karpenter.sh/discovery"
 # Per the getting-started guide (helm --set controller.resources...).
 CONTROLLER_RESOURCES = {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
 # With vpc-cni prefix delegation pods are not capped by ENI IPs; use the Kubernetes default instead of

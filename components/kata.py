@@ -13,7 +13,7 @@ import pulumi_aws as aws
 
 from components.cluster import Cluster
 from components.config import NodeGroupConfig
-from components.labels import KATA_NODE_SELECTOR, KATA_TAINT
+from components.labels import DISCOVERY_TAG, KATA_NODE_SELECTOR, KATA_TAINT
 
 NESTED_VIRTUALIZATION = {"nested_virtualization": "enabled"}
 # Hop limit 1: the IMDSv2 token response cannot cross the extra hop into a pod network namespace (or a
@@ -44,7 +44,7 @@ class KataNodes(pulumi.ComponentResource):
             labels=KATA_NODE_SELECTOR,
             taint=KATA_TAINT,
             cpu_options=NESTED_VIRTUALIZATION,
-            tags={"karpenter.sh/discovery": args.cluster.config.name},
+            tags={DISCOVERY_TAG: args.cluster.config.name},
             user_data=args.user_data,
             parent=self,
         )

@@ -23,10 +23,16 @@ import pulumi_kubernetes as k8s
 
 from components import gvisor, userdata
 from components.config import KataConfig
-from components.labels import KATA_DEPLOY_INSTANCE_LABEL, KATA_NODE_SELECTOR, KATA_RUNTIME_LABEL, KATA_TOLERATION
+from components.labels import (
+    KATA_DEPLOY_INSTANCE_LABEL,
+    KATA_NAMESPACE,
+    KATA_NODE_SELECTOR,
+    KATA_RUNTIME_LABEL,
+    KATA_TOLERATION,
+)
 
 CHART = "oci://ghcr.io/kata-containers/kata-deploy-charts/kata-deploy"
-NAMESPACE = "kata-system"
+NAMESPACE = KATA_NAMESPACE
 # Per-pod VM sizing annotations the shims accept (components/podspec.py sets them when a tenant asks).
 # Only sizing: annotations naming host paths (jailer, hypervisor, virtiofsd args) stay disallowed.
 ALLOWED_HYPERVISOR_ANNOTATIONS = ["default_vcpus", "default_memory"]

@@ -1,4 +1,35 @@
-"""Labels, taints and names shared by the components and the policy contract (see shared/design.md)."""
+"""The platform's contracts: labels, taints, namespaces, ports and names that more than one place uses.
+
+Pulumi-free, so config validation, the components, the offline tools and the tests read one home for each;
+tests/test_contracts.py checks that the policy pack (a separate package) agrees where it must.
+"""
+
+# --- names
+AGENT_TYPES = ("hermes", "openclaw")  # components/agents.py describes each
+STORAGE_CLASS = "gp3"  # the cluster's default StorageClass (components/cluster.py): encrypted gp3 via EBS CSI
+LITELLM_PORT = 4000  # the model gateway's NLB listener (and LiteLLM's own port)
+DISCOVERY_TAG = "karpenter.sh/discovery"  # subnets and security groups Karpenter may use (value: cluster name)
+
+# --- namespaces the platform owns; tenants may not take them (nor kube-*)
+LITELLM_NAMESPACE = "litellm"
+MONITORING_NAMESPACE = "monitoring"
+KARPENTER_NAMESPACE = "karpenter"
+KATA_NAMESPACE = "kata-system"
+AGENT_SANDBOX_NAMESPACE = "agent-sandbox-system"
+EGRESS_NAMESPACE = "egress"
+PLATFORM_NAMESPACES = frozenset(
+    {
+        LITELLM_NAMESPACE,
+        MONITORING_NAMESPACE,
+        KARPENTER_NAMESPACE,
+        KATA_NAMESPACE,
+        AGENT_SANDBOX_NAMESPACE,
+        EGRESS_NAMESPACE,
+    }
+)
+RESERVED_NAMESPACES = PLATFORM_NAMESPACES | {"default", "kube-system", "kube-public", "kube-node-lease"}
+
+# --- labels and taints
 
 SANDBOX_LABEL = "agent-platform.io/sandbox"  # on sandbox namespaces and every sandbox pod template
 CORE_NODE_LABEL = "node-role.agent-platform.io/core"  # core nodes: LiteLLM, monitoring, controllers

@@ -11,6 +11,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.config import NetworkConfig
+from components.labels import DISCOVERY_TAG
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ class Network(pulumi.ComponentResource):
             raise pulumi.RunError(f"agent-platform:azCount: the region has {len(zones)} zones, {cfg.az_count} asked")
         zones = zones[: cfg.az_count]
         public_cidrs, private_cidrs = cfg.subnet_cidrs()
-        discovery = {"karpenter.sh/discovery": args.cluster_name}
+        discovery = {DISCOVERY_TAG: args.cluster_name}
         cluster_tag = {f"kubernetes.io/cluster/{args.cluster_name}": "shared"}
 
         vpc = aws.ec2.Vpc(

@@ -16,18 +16,24 @@ import pulumi_kubernetes as k8s
 
 from components.config import ObservabilityConfig
 from components.gateway import MASTER_KEY_KEY, MASTER_KEY_SECRET
-from components.gateway import NAMESPACE as LITELLM_NAMESPACE
 from components.gateway import SELECTOR as LITELLM_SELECTOR
 from components.kata_runtime import KATA_MONITOR_PORT
 from components.kata_runtime import MONITOR_LABELS as KATA_MONITOR_LABELS
-from components.kata_runtime import NAMESPACE as KATA_NAMESPACE
-from components.labels import CORE_NODE_SELECTOR, KATA_NODE_LABEL, KATA_RUNTIME_LABEL, SANDBOX_LABEL
+from components.labels import (
+    CORE_NODE_SELECTOR,
+    KATA_NAMESPACE,
+    KATA_NODE_LABEL,
+    KATA_RUNTIME_LABEL,
+    LITELLM_NAMESPACE,
+    MONITORING_NAMESPACE,
+    SANDBOX_LABEL,
+    STORAGE_CLASS,
+)
 
-NAMESPACE = "monitoring"
+NAMESPACE = MONITORING_NAMESPACE
 RELEASE = "monitoring"
 CHART = "kube-prometheus-stack"
 REPO = "https://prometheus-community.github.io/helm-charts"
-STORAGE_CLASS = "gp3"
 GRAFANA_ADMIN_SECRET = "grafana-admin"
 DASHBOARD_DIR = Path(__file__).resolve().parent / "dashboards"
 DASHBOARD_LABEL = "grafana_dashboard"  # the chart's grafana.sidecar.dashboards.label default

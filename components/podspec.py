@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from components.config import NetworkConfig
-from components.labels import SANDBOX_LABEL
+from components.labels import LITELLM_PORT, SANDBOX_LABEL
 
 # Runtime classes that cannot start initContainers (Cloud Hypervisor).
 NO_INIT_CONTAINERS = frozenset({"kata-clh"})
@@ -37,7 +37,6 @@ TENANT_LABEL = "agent-platform.io/tenant"
 AGENT_LABEL = "agent-platform.io/agent"
 WORKLOAD_LABEL = "agent-platform.io/workload"  # "deployment" or "warm-pool": keeps selectors disjoint
 DNS_NDOTS = "2"  # public names like api.slack.com are tried as absolute names first
-LITELLM_PORT = 4000  # the LiteLLM NLB listener (shared/design.md, components/gateway.py)
 PROXY_PORT = 3128  # the egress proxy NLB listener (components/egress.py)
 INSTANCE_METADATA = "169.254.169.254/32"
 _HOST_FIELDS = ("hostNetwork", "hostPID", "hostIPC")

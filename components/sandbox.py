@@ -21,9 +21,11 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.labels import AGENT_SANDBOX_NAMESPACE
+
 RELEASES = "https://github.com/kubernetes-sigs/agent-sandbox/releases/download"
 EXTENSIONS_API = "extensions.agents.x-k8s.io/v1beta1"
-NAMESPACE = "agent-sandbox-system"
+NAMESPACE = AGENT_SANDBOX_NAMESPACE
 
 
 MANIFEST = "sandbox-with-extensions.yaml"
