@@ -29,7 +29,7 @@ import pulumi_eks as eks
 import pulumi_kubernetes as k8s
 
 from components.config import ClusterConfig, NodeGroupConfig
-from components.iam import POD_IDENTITY_TRUST, assume_role_policy
+from components.iam import assume_role_policy, pod_identity_trust_policy
 from components.labels import CORE_NODE_SELECTOR
 
 CONTROL_PLANE_LOGS = ("api", "audit", "authenticator", "controllerManager", "scheduler")
@@ -290,7 +290,9 @@ class Cluster(pulumi.ComponentResource):
         )
 
         # --- add-ons whose pods need nodes
-        ebs_csi_role = aws.iam.Role(f"{name}-ebs-csi-role", assume_role_policy=POD_IDENTITY_TRUST, opts=child)
+        ebs_csi_role = aws.iam.Role(
+            f"{name}-ebs-csi-role", assume_role_policy=pod_identity_trust_policy(self.name, self), opts=child
+        )
         ebs_csi_policy = aws.iam.RolePolicyAttachment(
             f"{name}-AmazonEBSCSIDriverPolicy",
             role=ebs_csi_role.name,
