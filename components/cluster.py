@@ -36,12 +36,14 @@ CONTROL_PLANE_LOGS = ("api", "audit", "authenticator", "controllerManager", "sch
 LOG_RETENTION_DAYS = 90
 AMI_TYPE = "AL2023_x86_64_STANDARD"
 ROOT_DEVICE = "/dev/xvda"  # root device of the EKS AL2023 AMIs
-NODE_POLICIES = (
-    "AmazonEKSWorkerNodePolicy",
-    "AmazonEC2ContainerRegistryReadOnly",
-    "AmazonEKS_CNI_Policy",
-    "AmazonSSMManagedInstanceCore",
-)
+# Node roles: joining the cluster (and eks-auth:AssumeRoleForPodIdentity for the Pod Identity agent) and
+# pulling images. The CNI's ENI/IP permissions go to the aws-node service account through Pod Identity
+# (VPC_CNI_POLICY), so a pod or VM that reaches a node's credentials cannot rewire the VPC's ENIs; Session
+# Manager access is opt-in (config nodeSsmAccess).
+NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryReadOnly")
+SSM_POLICY = "AmazonSSMManagedInstanceCore"
+VPC_CNI_POLICY = "AmazonEKS_CNI_Policy"
+VPC_CNI_SERVICE_ACCOUNT = "aws-node"  # kube-system
 CORE_IMDS_HOP_LIMIT = 2  # core pods (controllers) may use IMDS; IMDSv2 tokens are still required
 CLUSTER_ADMIN_POLICY = "AmazonEKSClusterAdminPolicy"
 EBS_CSI_SERVICE_ACCOUNT = "ebs-csi-controller-sa"
@@ -78,8 +80,14 @@ class NodeRole:
         return [self.role, *self.attachments]
 
 
-def node_role(name: str, *, parent: pulumi.Resource, policies: Sequence[str] = NODE_POLICIES) -> NodeRole:
-    """An EC2 instance role for EKS nodes with the AWS managed node policies."""
+def node_policies(ssm: bool) -> tuple[str, ...]:
+    """The managed policies of a node role: ``NODE_POLICIES``, plus SSM when ``nodeSsmAccess`` is on."""
+    return (*NODE_POLICIES, SSM_POLICY) if ssm else NODE_POLICIES
+
+
+def node_role(name: str, *, parent: pulumi.Resource, ssm: bool = False) -> NodeRole:
+    """An EC2 instance role for EKS nodes with the AWS managed node policies (see ``NODE_POLICIES``)."""
+    policies = node_policies(ssm)
     role = aws.iam.Role(
         f"{name}-node-role",
         assume_role_policy=assume_role_policy("ec2.amazonaws.com"),
@@ -264,10 +272,29 @@ class Cluster(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=entry),
             )
 
-        # --- add-ons needed before nodes
+        # --- add-ons needed before nodes. The VPC CNI (aws-node, host network) gets its IAM policy through
+        # Pod Identity, served by the Pod Identity agent (host network too) on the same node: the agent add-on
+        # comes first, and the role with its policy before the add-on.
+        cni_role = aws.iam.Role(
+            f"{name}-vpc-cni-role", assume_role_policy=pod_identity_trust_policy(self.name, self), opts=child
+        )
+        cni_policy = aws.iam.RolePolicyAttachment(
+            f"{name}-{VPC_CNI_POLICY}",
+            role=cni_role.name,
+            policy_arn=managed_policy_arn(VPC_CNI_POLICY, self),
+            opts=pulumi.ResourceOptions(parent=cni_role),
+        )
         self.addons = {}
-        for addon in NODE_ADDONS:
-            self.addons[addon] = self._addon(name, addon, cfg, VPC_CNI_CONFIGURATION if addon == "vpc-cni" else None)
+        for addon in ("eks-pod-identity-agent", "kube-proxy"):
+            self.addons[addon] = self._addon(name, addon, cfg, None)
+        self.addons["vpc-cni"] = self._addon(
+            name,
+            "vpc-cni",
+            cfg,
+            VPC_CNI_CONFIGURATION,
+            [self.addons["eks-pod-identity-agent"], cni_policy],
+            pod_identity=[{"role_arn": cni_role.arn, "service_account": VPC_CNI_SERVICE_ACCOUNT}],
+        )
         self.node_prerequisites = [self.addons[a] for a in NODE_ADDONS]
 
         # --- core node group (controllers, LiteLLM, monitoring): no taint, core label
@@ -352,7 +379,7 @@ class Cluster(pulumi.ComponentResource):
 
         On-demand, one node replaced at a time, node auto-repair on; it waits for the node add-ons.
         """
-        role = node_role(name, parent=parent)
+        role = node_role(name, parent=parent, ssm=self.config.node_ssm_access)
         template = node_launch_template(
             name,
             node_name=node_name,

@@ -353,6 +353,7 @@ class ClusterConfig:
     core: NodeGroupConfig
     kata: NodeGroupConfig
     kata_managed_node_group: bool
+    node_ssm_access: bool = False  # AmazonSSMManagedInstanceCore on node roles (Session Manager), opt-in
 
     @classmethod
     def from_reader(cls, r: Reader, stack: str) -> ClusterConfig:
@@ -389,6 +390,7 @@ class ClusterConfig:
             core=NodeGroupConfig.from_reader(r, "core"),
             kata=kata,
             kata_managed_node_group=r.bool("kataManagedNodeGroup"),
+            node_ssm_access=r.bool("nodeSsmAccess"),
         )
 
 

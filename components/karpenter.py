@@ -86,7 +86,7 @@ class Karpenter(pulumi.ComponentResource):
         k8s_opts = pulumi.ResourceOptions(parent=self, provider=cluster.provider)
 
         # --- node role: Karpenter builds the instance profile from it; the access entry lets nodes join
-        nodes = node_role(name, parent=self)
+        nodes = node_role(name, parent=self, ssm=cluster.config.node_ssm_access)
         access_entry = aws.eks.AccessEntry(
             f"{name}-node-access",
             cluster_name=cluster.name,

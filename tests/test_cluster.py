@@ -246,8 +246,6 @@ def test_core_nodes_have_their_own_role_with_the_node_policies(dev: ProgramResul
     assert {a.inputs["policyArn"].rsplit("/", 1)[1] for a in attachments} == {
         "AmazonEKSWorkerNodePolicy",
         "AmazonEC2ContainerRegistryReadOnly",
-        "AmazonEKS_CNI_Policy",
-        "AmazonSSMManagedInstanceCore",
     }
     # Policies are attached before nodes try to join.
     assert {a.urn for a in attachments} <= set(group.dependencies)
