@@ -44,7 +44,17 @@ NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryReadOnl
 SSM_POLICY = "AmazonSSMManagedInstanceCore"
 VPC_CNI_POLICY = "AmazonEKS_CNI_Policy"
 VPC_CNI_SERVICE_ACCOUNT = "aws-node"  # kube-system
-CORE_IMDS_HOP_LIMIT = 2  # core pods (controllers) may use IMDS; IMDSv2 tokens are still required
+# Hop limit 1 on core nodes too: the IMDSv2 token response cannot cross into a pod's network namespace, so a
+# compromised core pod (LiteLLM first) cannot read the node role's credentials. Why nothing breaks:
+# - host-network pods (aws-node, kube-proxy, the Pod Identity agent) are on the node itself: 1 hop suffices;
+# - AWS credentials of every core workload come from EKS Pod Identity (the agent on 169.254.170.23), not IMDS;
+# - the region, the only other IMDS read, is given explicitly: Karpenter's AWS_REGION (components/karpenter.py;
+#   its operator asks IMDS only when the SDK has no region), the LB controller's --aws-region and --aws-vpc-id
+#   (chart values region/vpcId, components/gateway.py); the EBS CSI driver falls back from IMDS to the
+#   Kubernetes API (node providerID and topology labels, its default metadata sources "imds,kubernetes");
+#   LiteLLM names the Bedrock region per model (aws_region_name).
+# EKS managed node groups launched without a launch template use hop limit 1 on AL2023 as well.
+CORE_IMDS_HOP_LIMIT = 1
 CLUSTER_ADMIN_POLICY = "AmazonEKSClusterAdminPolicy"
 EBS_CSI_SERVICE_ACCOUNT = "ebs-csi-controller-sa"
 # vpc-cni: /28 prefixes per ENI slot so Kata nodes are not capped by ENI IPs; the network policy agent

@@ -187,7 +187,11 @@ class Karpenter(pulumi.ComponentResource):
                 },
                 # The chart's defaults: service account "karpenter" (SERVICE_ACCOUNT), 2 replicas, linux nodes.
                 "nodeSelector": dict(CORE_NODE_SELECTOR),
-                "controller": {"resources": CONTROLLER_RESOURCES},
+                # The region from config, not IMDS: every node has IMDS hop limit 1 (components/cluster.py).
+                "controller": {
+                    "resources": CONTROLLER_RESOURCES,
+                    "env": [{"name": "AWS_REGION", "value": args.region}],
+                },
             },
             opts=pulumi.ResourceOptions(
                 parent=self,

@@ -259,7 +259,7 @@ def test_core_launch_template_requires_imdsv2_and_encrypts_the_root_volume(stack
     assert template.urn in group.property_dependencies["launchTemplate"]
     assert group.inputs["launchTemplate"]["version"] == "1"
     lt = template.inputs
-    assert lt["metadataOptions"] == {"httpEndpoint": "enabled", "httpTokens": "required", "httpPutResponseHopLimit": 2}
+    assert lt["metadataOptions"] == {"httpEndpoint": "enabled", "httpTokens": "required", "httpPutResponseHopLimit": 1}
     assert lt["blockDeviceMappings"] == [
         {
             "deviceName": "/dev/xvda",
