@@ -55,6 +55,8 @@ EGRESS_FORBIDDEN_RANGES = tuple(
 )
 # Environment variables the platform sets in every agent container; tenantSecrets may not override them.
 RESERVED_AGENT_ENV = frozenset({"LITELLM_API_KEY", "API_SERVER_KEY", "OPENCLAW_GATEWAY_TOKEN", "HOME", "HERMES_HOME", "OPENCLAW_CONFIG_DIR", "PATH", "HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "ALL_PROXY", "NODE_USE_ENV_PROXY"})  # fmt: skip
+# endpointPublicAccessCidrs entries may not be wider than this prefix (0.0.0.0/0 is refused).
+MIN_ENDPOINT_PREFIX = 8
 # Regions where Amazon Bedrock runtime is offered (November 2026).
 BEDROCK_REGIONS = frozenset(
     {
@@ -378,7 +380,14 @@ class ClusterConfig:
         _unique("adminRoleArns", [arn.rsplit("/", 1)[-1] for arn in r.strs("adminRoleArns")], "role name")
         public = r.strs("endpointPublicAccessCidrs")
         for i, cidr in enumerate(public):
-            _cidr(f"endpointPublicAccessCidrs[{i}]", cidr)
+            net = _cidr(f"endpointPublicAccessCidrs[{i}]", cidr)
+            # The API endpoint is the cluster's front door: never the whole internet (0.0.0.0/0, or halves of it).
+            _check(
+                f"endpointPublicAccessCidrs[{i}]",
+                net.prefixlen >= MIN_ENDPOINT_PREFIX,
+                f"{cidr} opens the Kubernetes API endpoint to the internet; list your operators' or CI's CIDRs "
+                f"(at most /{MIN_ENDPOINT_PREFIX} wide), or none to keep the endpoint private",
+            )
         kata = NodeGroupConfig.from_reader(r, "kata")
         check_nested_virt_types("kataInstanceTypes", kata.instance_types)
         return cls(

@@ -21,7 +21,7 @@ LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
 ATTACHMENT = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
 STACKS = {
     # stack: (k8s version, core types, (min, desired, max), public CIDRs, protect)
-    "dev": ("1.36", ["m8i.xlarge"], (2, 2, 3), ["0.0.0.0/0"], False),
+    "dev": ("1.36", ["m8i.xlarge"], (2, 2, 3), ["203.0.113.0/24"], False),
     "staging": ("1.36", ["m8i.xlarge"], (2, 2, 4), ["198.51.100.0/24"], False),
     "prod": ("1.36", ["m8i.xlarge", "m8i.2xlarge"], (3, 3, 6), ["198.51.100.0/24"], True),
 }
@@ -334,6 +334,8 @@ parse = parse_config
         ({"adminRoleArns": ["arn:aws:iam::123456789012:user/bob"]}, "agent-platform:adminRoleArns[0]", "not an IAM role ARN"),
         ({"adminRoleArns": ["arn:aws:iam::111111111111:role/ops", "arn:aws:iam::222222222222:role/ops"]}, "agent-platform:adminRoleArns", "duplicate role name 'ops'"),
         ({"endpointPublicAccessCidrs": ["203.0.113.0/33"]}, "agent-platform:endpointPublicAccessCidrs[0]", "not a valid CIDR"),
+        ({"endpointPublicAccessCidrs": ["0.0.0.0/0"]}, "agent-platform:endpointPublicAccessCidrs[0]", "opens the Kubernetes API endpoint to the internet"),
+        ({"endpointPublicAccessCidrs": ["198.51.100.0/24", "0.0.0.0/1"]}, "agent-platform:endpointPublicAccessCidrs[1]", "at most /8 wide"),
         ({"serviceCidr": "10.1.128.0/17"}, "agent-platform:serviceCidr", "overlaps vpcCidr"),
     ],
 )  # fmt: skip
@@ -349,3 +351,11 @@ def test_the_program_stops_on_bad_node_counts_before_any_resource() -> None:
     overrides = {"agent-platform:coreMinSize": 4, "agent-platform:coreMaxSize": 2}
     with pytest.raises(pulumi.RunError, match=r"^agent-platform:coreMinSize: min size 4 is greater than max size 2$"):
         run_program("dev", overrides=overrides)
+
+
+def test_no_stack_opens_the_api_endpoint_to_the_internet(each_stack: ProgramResult) -> None:
+    """Issue 14: the dev endpoint was public to 0.0.0.0/0; every stack now names its CIDRs (or none)."""
+    import ipaddress
+
+    for cidr in eks(each_stack).inputs.get("publicAccessCidrs") or []:
+        assert ipaddress.ip_network(cidr).prefixlen >= 8, cidr
