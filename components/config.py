@@ -53,8 +53,19 @@ EGRESS_MODES = ("allowlist", "open")
 EGRESS_FORBIDDEN_RANGES = tuple(
     ipaddress.IPv4Network(n) for n in ("0.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16", "224.0.0.0/4", "240.0.0.0/4")
 )
-# Environment variables the platform sets in every agent container; tenantSecrets may not override them.
-RESERVED_AGENT_ENV = frozenset({"LITELLM_API_KEY", "API_SERVER_KEY", "OPENCLAW_GATEWAY_TOKEN", "HOME", "HERMES_HOME", "OPENCLAW_CONFIG_DIR", "PATH", "HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "ALL_PROXY", "NODE_USE_ENV_PROXY"})  # fmt: skip
+# Environment variables the platform sets in agent containers (components/agents.py: each AgentType's env and
+# token, the LiteLLM key, the egress proxy settings in both spellings). A later env entry overrides an earlier
+# one, so a secretEnv of the same name would replace the platform's value: tenantSecrets may not use them.
+# tests/test_reserved_env.py derives the set from the pod templates the program builds and fails on any drift.
+PLATFORM_AGENT_ENV = frozenset({
+    "LITELLM_API_KEY", "API_SERVER_KEY", "OPENCLAW_GATEWAY_TOKEN",
+    "HOME", "HERMES_HOME", "HERMES_GATEWAY_NO_SUPERVISE", "API_SERVER_ENABLED", "API_SERVER_HOST", "API_SERVER_PORT",
+    "OPENCLAW_CONFIG_DIR", "NODE_ENV", "NODE_OPTIONS",
+    "HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "https_proxy", "http_proxy", "no_proxy", "NODE_USE_ENV_PROXY",
+})  # fmt: skip
+# Reserved too although the platform does not set them: they would reroute the agent's binaries or traffic.
+EXTRA_RESERVED_AGENT_ENV = frozenset({"PATH", "ALL_PROXY", "all_proxy"})
+RESERVED_AGENT_ENV = PLATFORM_AGENT_ENV | EXTRA_RESERVED_AGENT_ENV
 # endpointPublicAccessCidrs entries may not be wider than this prefix (0.0.0.0/0 is refused).
 MIN_ENDPOINT_PREFIX = 8
 # Regions where Amazon Bedrock runtime is offered (November 2026).
