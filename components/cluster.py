@@ -1,10 +1,11 @@
 """EKS control plane (pulumi-eks), its managed add-ons, the core node group and the Kubernetes provider
 every in-cluster resource uses.
 
-Networking choice: every node (core, Kata managed group, Karpenter) carries exactly one security group,
-the one EKS creates for the cluster (``vpc_config.cluster_security_group_id``). It lets nodes reach the
-control plane and each other, and it is the single SG tagged ``kubernetes.io/cluster/<name>`` that the
-AWS Load Balancer Controller expects on pod ENIs. pulumi-eks' own SGs are therefore skipped.
+Networking choice: every node carries exactly one security group. Core nodes carry the one EKS creates for
+the cluster (``vpc_config.cluster_security_group_id``): it lets them reach the control plane and each other,
+and it is the single SG tagged ``kubernetes.io/cluster/<name>`` that the AWS Load Balancer Controller expects
+on target pod ENIs. Sandbox nodes (Kata, gVisor) carry their own, narrower group
+(components/node_security.py). pulumi-eks' own SGs are skipped.
 The control plane ENIs live in the private subnets only; load balancers find the public subnets by their
 ``kubernetes.io/role/elb`` tag.
 
@@ -384,17 +385,21 @@ class Cluster(pulumi.ComponentResource):
         cpu_options: Mapping[str, str] | None = None,
         tags: Mapping[str, str] | None = None,
         user_data: str | None = None,
+        security_group: pulumi.Resource | None = None,
+        security_group_id: pulumi.Input[str] | None = None,
     ) -> tuple[NodeRole, aws.ec2.LaunchTemplate, aws.eks.NodeGroup]:
         """An AL2023 EKS managed node group of this cluster, with its own role and launch template.
 
-        On-demand, one node replaced at a time, node auto-repair on; it waits for the node add-ons.
+        On-demand, one node replaced at a time, node auto-repair on; it waits for the node add-ons. Nodes carry
+        the EKS cluster security group unless ``security_group_id`` (the sandbox nodes' group, whose component
+        ``security_group`` the group waits for) is given.
         """
         role = node_role(name, parent=parent, ssm=self.config.node_ssm_access)
         template = node_launch_template(
             name,
             node_name=node_name,
             cluster_name=self.config.name,
-            security_group_id=self.cluster_security_group_id,
+            security_group_id=security_group_id or self.cluster_security_group_id,
             disk_gib=config.disk_gib,
             hop_limit=hop_limit,
             cpu_options=cpu_options,
@@ -423,7 +428,10 @@ class Cluster(pulumi.ComponentResource):
             taints=taints,
             node_repair_config={"enabled": True},
             tags={"Name": f"{self.config.name}-{node_name}"},
-            opts=pulumi.ResourceOptions(parent=parent, depends_on=[*role.ready, *self.node_prerequisites]),
+            opts=pulumi.ResourceOptions(
+                parent=parent,
+                depends_on=[*role.ready, *self.node_prerequisites, *([security_group] if security_group else [])],
+            ),
         )
         return role, template, group
 

@@ -32,6 +32,7 @@ from components.labels import (
     KATA_TAINT,
     KATA_TOLERATION,
 )
+from components.node_security import SandboxNodeSecurityGroup
 from components.podspec import container_security_context
 
 NAMESPACE = "karpenter"
@@ -67,6 +68,8 @@ class KarpenterArgs:
     region: str
     user_data: str | None = None  # MIME multipart node setup, the same as the managed Kata group's
     gvisor: bool = False  # the gVisor tier's node pool
+    # The sandbox nodes' security group (components/node_security.py); None: the EKS cluster SG, by tag.
+    security_group: SandboxNodeSecurityGroup | None = None
 
 
 class Karpenter(pulumi.ComponentResource):
@@ -94,9 +97,10 @@ class Karpenter(pulumi.ComponentResource):
             type="EC2_LINUX",
             opts=child,
         )
-        # Nodes carry the EKS cluster security group; Karpenter finds it (and the private subnets,
-        # tagged by the network component) through the discovery tag.
-        sg_tag = aws.ec2.Tag(
+        # Nodes carry the sandbox nodes' security group, selected by id; without one, the EKS cluster security
+        # group, found (like the private subnets, tagged by the network component) through the discovery tag.
+        sg_id = args.security_group.id if args.security_group else None
+        sg_ready: pulumi.Resource = args.security_group or aws.ec2.Tag(
             f"{name}-discovery-sg",
             resource_id=cluster.cluster_security_group_id,
             key=DISCOVERY_TAG,
@@ -212,11 +216,12 @@ class Karpenter(pulumi.ComponentResource):
                 ami_alias=cfg.ami_alias,
                 disk_gib=cluster.config.kata.disk_gib,
                 user_data=args.user_data,
+                security_group_id=sg_id,
             ),
             opts=pulumi.ResourceOptions(
                 parent=self,
                 provider=cluster.provider,
-                depends_on=[crds, self.release, access_entry, sg_tag, *nodes.ready],
+                depends_on=[crds, self.release, access_entry, sg_ready, *nodes.ready],
             ),
         )
         self.node_pool = k8s.apiextensions.CustomResource(
@@ -247,10 +252,11 @@ class Karpenter(pulumi.ComponentResource):
                     user_data=gvisor.gvisor_userdata(cfg.gvisor_release),
                     nested_virtualization=False,
                     pool=gvisor.NODE_POOL,
+                    security_group_id=sg_id,
                 ),
                 opts=pulumi.ResourceOptions.merge(
                     k8s_opts,
-                    pulumi.ResourceOptions(depends_on=[crds, self.release, access_entry, sg_tag, *nodes.ready]),
+                    pulumi.ResourceOptions(depends_on=[crds, self.release, access_entry, sg_ready, *nodes.ready]),
                 ),  # fmt: skip
             )
             k8s.apiextensions.CustomResource(
@@ -348,8 +354,10 @@ def node_class_spec(
     user_data: str | None = None,
     nested_virtualization: bool = True,
     pool: str = NODE_POOL,
+    security_group_id: pulumi.Input[str] | None = None,
 ) -> dict[str, Any]:
     discovery = [{"tags": {DISCOVERY_TAG: cluster_name}}]
+    security_groups = [{"id": security_group_id}] if security_group_id is not None else discovery
     extra: dict[str, Any] = {"userData": user_data} if user_data else {}  # merged with Karpenter's AL2023 part
     if nested_virtualization:
         # Karpenter (>= 1.13) keeps only instance types reporting nested virtualization and enables it.
@@ -359,7 +367,7 @@ def node_class_spec(
         "role": role,
         "amiSelectorTerms": [{"alias": ami_alias}],
         "subnetSelectorTerms": discovery,
-        "securityGroupSelectorTerms": discovery,
+        "securityGroupSelectorTerms": security_groups,
         "metadataOptions": {
             "httpEndpoint": "enabled",
             "httpProtocolIPv6": "disabled",

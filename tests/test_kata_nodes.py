@@ -55,9 +55,13 @@ def test_launch_template_enables_nested_virtualization(stack: str) -> None:
             "ebs": {"volumeSize": disk, "volumeType": "gp3", "encrypted": "true", "deleteOnTermination": "true"},
         }
     ]
-    # A launch template naming SGs replaces the one EKS would add: attach the cluster SG explicitly,
-    # so Kata nodes reach the control plane and the other nodes.
-    assert lt["vpcSecurityGroupIds"] == [result.outputs["clusterSecurityGroupId"]]
+    # A launch template naming SGs replaces the one EKS would add: the sandbox nodes' own group, the same
+    # Karpenter's EC2NodeClass selects (its rules: tests/test_node_security.py), not the cluster SG.
+    rule = result.named(
+        "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", "sandbox-nodes-in-kubelet-from-cluster"
+    )
+    assert lt["vpcSecurityGroupIds"] == [rule.inputs["securityGroupId"]]
+    assert lt["vpcSecurityGroupIds"] != [result.outputs["clusterSecurityGroupId"]]
     assert lt["tags"]["karpenter.sh/discovery"] == f"agents-{stack}"
     assert "imageId" not in lt and "instanceType" not in lt  # EKS picks the AL2023 AMI and bootstraps it
 
