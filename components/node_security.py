@@ -9,7 +9,8 @@ group also applies to every sandbox pod. The rules, and why each exists:
 Ingress (sandbox nodes accept only):
 - TCP 10250 (kubelet) from the EKS cluster security group: the control plane (logs, exec, port-forward) and
   Prometheus on the core nodes (kubelet and cAdvisor metrics). The control plane ENIs carry that group.
-- TCP 9100 (node-exporter, host network) from the cluster security group: Prometheus.
+- TCP 9100 (node-exporter, host network) and 10249 (kube-proxy metrics, host network: kube-prometheus-stack's
+  kubeProxy ServiceMonitor, on by default) from the cluster security group: Prometheus.
 - TCP 8090 (kata-monitor, pod IP) from the cluster security group, when kata-monitor runs.
 - Nothing from other sandbox nodes (no self rule) and no load balancer traffic: no Service targets a sandbox
   (tenant namespaces deny all ingress), so the AWS Load Balancer Controller never adds rules here.
@@ -55,6 +56,7 @@ from components.podspec import LITELLM_PORT, PROXY_PORT
 
 KUBELET_PORT = 10250
 NODE_EXPORTER_PORT = 9100  # kube-prometheus-stack's prometheus-node-exporter (host network)
+KUBE_PROXY_METRICS_PORT = 10249  # kube-proxy's metrics, scraped by kube-prometheus-stack (kubeProxy.service.port)
 ANYWHERE = "0.0.0.0/0"
 
 
@@ -119,6 +121,7 @@ class SandboxNodeSecurityGroup(pulumi.ComponentResource):
         # --- into the sandbox nodes
         ingress("kubelet-from-cluster", group.id, cluster_sg, "tcp", KUBELET_PORT)
         ingress("node-exporter-from-cluster", group.id, cluster_sg, "tcp", NODE_EXPORTER_PORT)
+        ingress("kube-proxy-metrics-from-cluster", group.id, cluster_sg, "tcp", KUBE_PROXY_METRICS_PORT)
         if args.kata_monitor:
             ingress("kata-monitor-from-cluster", group.id, cluster_sg, "tcp", KATA_MONITOR_PORT)
         # --- into the cluster security group, from the sandbox nodes

@@ -59,6 +59,7 @@ def expected(result: ProgramResult, stack: str, *, allowlist: bool, monitor: boo
     want = {
         ("in", sandbox, "tcp", 10250, 10250, cluster),
         ("in", sandbox, "tcp", 9100, 9100, cluster),
+        ("in", sandbox, "tcp", 10249, 10249, cluster),
         ("in", cluster, "tcp", 443, 443, sandbox),
         ("in", cluster, "udp", 53, 53, sandbox),
         ("in", cluster, "tcp", 53, 53, sandbox),
@@ -127,3 +128,23 @@ def test_no_sandbox_rule_opens_a_core_host_port() -> None:
     sandbox, cluster = sandbox_sg(result), result.outputs["clusterSecurityGroupId"]
     into_core = {(p, f, t) for d, g, p, f, t, peer in rules(result) if d == "in" and g == cluster and peer == sandbox}
     assert into_core == {("tcp", 443, 443), ("udp", 53, 53), ("tcp", 53, 53)}
+
+
+def test_the_monitoring_ports_match_what_prometheus_scrapes() -> None:
+    """The node ports the sandbox group admits are the ones kube-prometheus-stack scrapes on every node."""
+    import yaml
+
+    from components import node_security
+    from tools.render import SHARED
+
+    version = parse_config().observability.chart_version
+    chart = SHARED / "charts" / f"kube-prometheus-stack-{version}"
+    if not chart.is_dir():
+        pytest.skip(f"{chart} not present")
+    values = yaml.safe_load((chart / "values.yaml").read_text())
+    assert values["kubeProxy"]["enabled"] is True
+    assert values["kubeProxy"]["service"]["port"] == node_security.KUBE_PROXY_METRICS_PORT
+    assert values["kubelet"]["enabled"] is True and node_security.KUBELET_PORT == 10250
+    exporter = yaml.safe_load((chart / "charts" / "prometheus-node-exporter" / "values.yaml").read_text())
+    assert exporter["service"]["port"] == node_security.NODE_EXPORTER_PORT
+    assert exporter["hostNetwork"] is True
