@@ -68,6 +68,7 @@ karpenter = Karpenter(
         user_data=kata_user_data,
         gvisor=cfg.kata.gvisor,
         security_group=sandbox_nodes_sg,
+        dedicated_tenants=tuple(t.name for t in cfg.tenants if t.dedicated_nodes),
     ),
 )
 
@@ -92,7 +93,11 @@ gateway = Gateway(
 # --- Kata runtime (kata-deploy, RuntimeClasses)
 in_cluster = pulumi.ResourceOptions(providers=[cluster.provider])
 core_nodes = (cluster.core_node_group,)
-kata_runtime = KataRuntime("kata-runtime", KataRuntimeArgs(cfg.kata, depends_on=core_nodes), opts=in_cluster)
+kata_runtime = KataRuntime(
+    "kata-runtime",
+    KataRuntimeArgs(cfg.kata, depends_on=core_nodes, dedicated_nodes=any(t.dedicated_nodes for t in cfg.tenants)),
+    opts=in_cluster,
+)
 
 # --- observability
 observability = Observability(

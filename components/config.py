@@ -884,6 +884,7 @@ class TenantConfig:
     quota: TenantQuota
     litellm: TenantLitellmConfig
     egress: EgressRules = EgressRules()
+    dedicated_nodes: bool = False  # its own tainted Karpenter NodePool: no other tenant's VM shares its hosts
 
     @property
     def warm_pool_total(self) -> int:
@@ -909,7 +910,7 @@ class TenantConfig:
 
     @classmethod
     def from_reader(cls, r: Reader, default_runtime_class: str) -> TenantConfig:
-        r.reject_unknown(("name", "namespace", "agents", "quota", "litellm", "egress"))
+        r.reject_unknown(("name", "namespace", "agents", "quota", "litellm", "egress", "dedicatedNodes"))
         name = r.str("name")
         _check(
             r.key("name"),
@@ -930,7 +931,14 @@ class TenantConfig:
         agents = r.objects("agents", lambda a: AgentConfig.from_reader(a, default_runtime_class))
         _check(r.key("agents"), len(agents) > 0, "needs at least one agent")
         _unique(r.key("agents"), [a.name for a in agents], "agent name")
-        return cls(name, namespace, agents, r.object("quota", TenantQuota.from_reader), r.object("litellm", TenantLitellmConfig.from_reader), r.object("egress", EgressRules.from_reader))  # fmt: skip
+        dedicated = r.bool("dedicatedNodes", default=False)
+        for j, agent in enumerate(agents):
+            _check(
+                f"{r.key('agents')}[{j}].runtimeClass",
+                not dedicated or agent.runtime_class.startswith("kata-"),
+                f"{agent.runtime_class!r}: dedicatedNodes are Kata nodes; use a kata-* runtime class",
+            )
+        return cls(name, namespace, agents, r.object("quota", TenantQuota.from_reader), r.object("litellm", TenantLitellmConfig.from_reader), r.object("egress", EgressRules.from_reader), dedicated)  # fmt: skip
 
 
 # Namespaces the platform itself uses; tenants may not take them.

@@ -26,11 +26,13 @@ from components.kata import KATA_IMDS_HOP_LIMIT
 from components.labels import (
     CAPACITY_PLACEHOLDER_LABEL,
     CORE_NODE_SELECTOR,
+    DEDICATED_TENANT_KEY,
     GVISOR_NODE_SELECTOR,
     GVISOR_TAINT,
     KATA_NODE_SELECTOR,
     KATA_TAINT,
     KATA_TOLERATION,
+    dedicated_taint,
 )
 from components.node_security import SandboxNodeSecurityGroup
 from components.podspec import container_security_context
@@ -70,6 +72,7 @@ class KarpenterArgs:
     gvisor: bool = False  # the gVisor tier's node pool
     # The sandbox nodes' security group (components/node_security.py); None: the EKS cluster SG, by tag.
     security_group: SandboxNodeSecurityGroup | None = None
+    dedicated_tenants: tuple[str, ...] = ()  # tenants with dedicatedNodes: one tainted NodePool each
 
 
 class Karpenter(pulumi.ComponentResource):
@@ -80,6 +83,7 @@ class Karpenter(pulumi.ComponentResource):
     release: k8s.helm.v3.Release
     node_class: k8s.apiextensions.CustomResource
     node_pool: k8s.apiextensions.CustomResource
+    dedicated_pools: dict[str, k8s.apiextensions.CustomResource]  # tenant -> its own NodePool
 
     def __init__(self, name: str, args: KarpenterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("agent-platform:karpenter:Karpenter", name, None, opts)
@@ -234,6 +238,25 @@ class Karpenter(pulumi.ComponentResource):
                 parent=self, provider=cluster.provider, depends_on=[crds, self.release, self.node_class]
             ),
         )
+
+        # Tenants that must not share a host: the same EC2NodeClass, a pool whose nodes carry the tenant's label
+        # and taint on top of the Kata ones (each pool has the configured limits of its own).
+        self.dedicated_pools = {}
+        for tenant in args.dedicated_tenants:
+            self.dedicated_pools[tenant] = k8s.apiextensions.CustomResource(
+                f"{name}-{NODE_POOL}-{tenant}-nodepool",
+                api_version="karpenter.sh/v1",
+                kind="NodePool",
+                metadata={"name": f"{NODE_POOL}-{tenant}"},
+                spec=node_pool_spec(
+                    cfg,
+                    labels={**KATA_NODE_SELECTOR, DEDICATED_TENANT_KEY: tenant},
+                    taints=(KATA_TAINT, dedicated_taint(tenant)),
+                ),
+                opts=pulumi.ResourceOptions(
+                    parent=self, provider=cluster.provider, depends_on=[crds, self.release, self.node_class]
+                ),
+            )
 
         if cfg.warm_nodes > 0:
             self._warm_floor(name, cfg, k8s_opts, [namespace, self.node_pool])
@@ -397,6 +420,7 @@ def node_pool_spec(
     node_class: str = NODE_CLASS,
     labels: Mapping[str, str] = KATA_NODE_SELECTOR,
     taint: Mapping[str, str] = KATA_TAINT,
+    taints: Sequence[Mapping[str, str]] | None = None,  # several taints (a dedicated pool); overrides ``taint``
     families: Sequence[str] | None = None,
     arches: Sequence[str] = ("amd64",),
 ) -> dict[str, Any]:
@@ -406,7 +430,7 @@ def node_pool_spec(
             "metadata": {"labels": dict(labels)},
             "spec": {
                 "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": node_class},
-                "taints": [dict(taint)],
+                "taints": [dict(t) for t in (taints or (taint,))],
                 "requirements": [
                     {
                         "key": "karpenter.k8s.aws/instance-family",
