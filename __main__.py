@@ -12,6 +12,7 @@ from components.karpenter import Karpenter, KarpenterArgs
 from components.kata import KataNodes, KataNodesArgs
 from components.kata_runtime import KataRuntime, KataRuntimeArgs, firecracker_devmapper_userdata
 from components.network import Network, NetworkArgs
+from components.node_security import SandboxNodeSecurityGroup, SandboxNodeSecurityGroupArgs
 from components.observability import Observability, ObservabilityArgs
 from components.sandbox import AgentSandbox, AgentSandboxArgs
 
@@ -37,17 +38,38 @@ cluster = Cluster(
         protect=cfg.protect,
     ),
 )
+# Sandbox (Kata, gVisor) nodes carry their own security group: only what a host running untrusted code needs.
+sandbox_nodes_sg = SandboxNodeSecurityGroup(
+    "sandbox-nodes",
+    SandboxNodeSecurityGroupArgs(
+        cfg.cluster.name,
+        vpc_id=network.vpc_id,
+        cluster_security_group_id=cluster.cluster_security_group_id,
+        network=cfg.network,
+        allowlist=cfg.egress.allowlist,
+        tenant_cidrs=tuple(c for t in cfg.tenants for c in t.egress_cidrs),
+        kata_monitor=cfg.kata.monitor,
+    ),
+)
 # Kata nodes prepare the devmapper thin pool kata-fc needs, only when Firecracker is enabled.
 kata_user_data = firecracker_devmapper_userdata() if cfg.kata.firecracker else None
 # Karpenter launches Kata nodes; a managed node group is opt-in (kataManagedNodeGroup), see README.
 kata_nodes = (
-    KataNodes("kata", KataNodesArgs(cfg.cluster.kata, cluster, kata_user_data))
+    KataNodes("kata", KataNodesArgs(cfg.cluster.kata, cluster, kata_user_data, security_group=sandbox_nodes_sg))
     if cfg.cluster.kata_managed_node_group
     else None
 )
 karpenter = Karpenter(
     "karpenter",
-    KarpenterArgs(cfg.karpenter, cluster, region=cfg.region, user_data=kata_user_data, gvisor=cfg.kata.gvisor),
+    KarpenterArgs(
+        cfg.karpenter,
+        cluster,
+        region=cfg.region,
+        user_data=kata_user_data,
+        gvisor=cfg.kata.gvisor,
+        security_group=sandbox_nodes_sg,
+        dedicated_tenants=tuple(t.name for t in cfg.tenants if t.dedicated_nodes),
+    ),
 )
 
 # --- model gateway (before the tenants: agents use gateway.url and gateway.tenant_keys)
@@ -71,7 +93,11 @@ gateway = Gateway(
 # --- Kata runtime (kata-deploy, RuntimeClasses)
 in_cluster = pulumi.ResourceOptions(providers=[cluster.provider])
 core_nodes = (cluster.core_node_group,)
-kata_runtime = KataRuntime("kata-runtime", KataRuntimeArgs(cfg.kata, depends_on=core_nodes), opts=in_cluster)
+kata_runtime = KataRuntime(
+    "kata-runtime",
+    KataRuntimeArgs(cfg.kata, depends_on=core_nodes, dedicated_nodes=any(t.dedicated_nodes for t in cfg.tenants)),
+    opts=in_cluster,
+)
 
 # --- observability
 observability = Observability(

@@ -346,6 +346,7 @@ def agent_pod_template(
         volumes=tuple(volumes),
         vm_cpus=agent.vm_cpus,
         vm_memory_mib=agent.vm_memory_mib,
+        dedicated_nodes=tenant.dedicated_nodes,
     )
     return sandbox_pod_template(pod, network)
 

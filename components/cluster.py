@@ -1,10 +1,11 @@
 """EKS control plane (pulumi-eks), its managed add-ons, the core node group and the Kubernetes provider
 every in-cluster resource uses.
 
-Networking choice: every node (core, Kata managed group, Karpenter) carries exactly one security group,
-the one EKS creates for the cluster (``vpc_config.cluster_security_group_id``). It lets nodes reach the
-control plane and each other, and it is the single SG tagged ``kubernetes.io/cluster/<name>`` that the
-AWS Load Balancer Controller expects on pod ENIs. pulumi-eks' own SGs are therefore skipped.
+Networking choice: every node carries exactly one security group. Core nodes carry the one EKS creates for
+the cluster (``vpc_config.cluster_security_group_id``): it lets them reach the control plane and each other,
+and it is the single SG tagged ``kubernetes.io/cluster/<name>`` that the AWS Load Balancer Controller expects
+on target pod ENIs. Sandbox nodes (Kata, gVisor) carry their own, narrower group
+(components/node_security.py). pulumi-eks' own SGs are skipped.
 The control plane ENIs live in the private subnets only; load balancers find the public subnets by their
 ``kubernetes.io/role/elb`` tag.
 
@@ -29,20 +30,32 @@ import pulumi_eks as eks
 import pulumi_kubernetes as k8s
 
 from components.config import ClusterConfig, NodeGroupConfig
-from components.iam import POD_IDENTITY_TRUST, assume_role_policy
+from components.iam import assume_role_policy, pod_identity_trust_policy
 from components.labels import CORE_NODE_SELECTOR, STORAGE_CLASS
 
 CONTROL_PLANE_LOGS = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 LOG_RETENTION_DAYS = 90
 AMI_TYPE = "AL2023_x86_64_STANDARD"
 ROOT_DEVICE = "/dev/xvda"  # root device of the EKS AL2023 AMIs
-NODE_POLICIES = (
-    "AmazonEKSWorkerNodePolicy",
-    "AmazonEC2ContainerRegistryReadOnly",
-    "AmazonEKS_CNI_Policy",
-    "AmazonSSMManagedInstanceCore",
-)
-CORE_IMDS_HOP_LIMIT = 2  # core pods (controllers) may use IMDS; IMDSv2 tokens are still required
+# Node roles: joining the cluster (and eks-auth:AssumeRoleForPodIdentity for the Pod Identity agent) and
+# pulling images. The CNI's ENI/IP permissions go to the aws-node service account through Pod Identity
+# (VPC_CNI_POLICY), so a pod or VM that reaches a node's credentials cannot rewire the VPC's ENIs; Session
+# Manager access is opt-in (config nodeSsmAccess).
+NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryReadOnly")
+SSM_POLICY = "AmazonSSMManagedInstanceCore"
+VPC_CNI_POLICY = "AmazonEKS_CNI_Policy"
+VPC_CNI_SERVICE_ACCOUNT = "aws-node"  # kube-system
+# Hop limit 1 on core nodes too: the IMDSv2 token response cannot cross into a pod's network namespace, so a
+# compromised core pod (LiteLLM first) cannot read the node role's credentials. Why nothing breaks:
+# - host-network pods (aws-node, kube-proxy, the Pod Identity agent) are on the node itself: 1 hop suffices;
+# - AWS credentials of every core workload come from EKS Pod Identity (the agent on 169.254.170.23), not IMDS;
+# - the region, the only other IMDS read, is given explicitly: Karpenter's AWS_REGION (components/karpenter.py;
+#   its operator asks IMDS only when the SDK has no region), the LB controller's --aws-region and --aws-vpc-id
+#   (chart values region/vpcId, components/gateway.py); the EBS CSI driver falls back from IMDS to the
+#   Kubernetes API (node providerID and topology labels, its default metadata sources "imds,kubernetes");
+#   LiteLLM names the Bedrock region per model (aws_region_name).
+# EKS managed node groups launched without a launch template use hop limit 1 on AL2023 as well.
+CORE_IMDS_HOP_LIMIT = 1
 CLUSTER_ADMIN_POLICY = "AmazonEKSClusterAdminPolicy"
 EBS_CSI_SERVICE_ACCOUNT = "ebs-csi-controller-sa"
 # vpc-cni: /28 prefixes per ENI slot so Kata nodes are not capped by ENI IPs; the network policy agent
@@ -78,8 +91,14 @@ class NodeRole:
         return [self.role, *self.attachments]
 
 
-def node_role(name: str, *, parent: pulumi.Resource, policies: Sequence[str] = NODE_POLICIES) -> NodeRole:
-    """An EC2 instance role for EKS nodes with the AWS managed node policies."""
+def node_policies(ssm: bool) -> tuple[str, ...]:
+    """The managed policies of a node role: ``NODE_POLICIES``, plus SSM when ``nodeSsmAccess`` is on."""
+    return (*NODE_POLICIES, SSM_POLICY) if ssm else NODE_POLICIES
+
+
+def node_role(name: str, *, parent: pulumi.Resource, ssm: bool = False) -> NodeRole:
+    """An EC2 instance role for EKS nodes with the AWS managed node policies (see ``NODE_POLICIES``)."""
+    policies = node_policies(ssm)
     role = aws.iam.Role(
         f"{name}-node-role",
         assume_role_policy=assume_role_policy("ec2.amazonaws.com"),
@@ -264,10 +283,29 @@ class Cluster(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=entry),
             )
 
-        # --- add-ons needed before nodes
+        # --- add-ons needed before nodes. The VPC CNI (aws-node, host network) gets its IAM policy through
+        # Pod Identity, served by the Pod Identity agent (host network too) on the same node: the agent add-on
+        # comes first, and the role with its policy before the add-on.
+        cni_role = aws.iam.Role(
+            f"{name}-vpc-cni-role", assume_role_policy=pod_identity_trust_policy(self.name, self), opts=child
+        )
+        cni_policy = aws.iam.RolePolicyAttachment(
+            f"{name}-{VPC_CNI_POLICY}",
+            role=cni_role.name,
+            policy_arn=managed_policy_arn(VPC_CNI_POLICY, self),
+            opts=pulumi.ResourceOptions(parent=cni_role),
+        )
         self.addons = {}
-        for addon in NODE_ADDONS:
-            self.addons[addon] = self._addon(name, addon, cfg, VPC_CNI_CONFIGURATION if addon == "vpc-cni" else None)
+        for addon in ("eks-pod-identity-agent", "kube-proxy"):
+            self.addons[addon] = self._addon(name, addon, cfg, None)
+        self.addons["vpc-cni"] = self._addon(
+            name,
+            "vpc-cni",
+            cfg,
+            VPC_CNI_CONFIGURATION,
+            [self.addons["eks-pod-identity-agent"], cni_policy],
+            pod_identity=[{"role_arn": cni_role.arn, "service_account": VPC_CNI_SERVICE_ACCOUNT}],
+        )
         self.node_prerequisites = [self.addons[a] for a in NODE_ADDONS]
 
         # --- core node group (controllers, LiteLLM, monitoring): no taint, core label
@@ -290,7 +328,9 @@ class Cluster(pulumi.ComponentResource):
         )
 
         # --- add-ons whose pods need nodes
-        ebs_csi_role = aws.iam.Role(f"{name}-ebs-csi-role", assume_role_policy=POD_IDENTITY_TRUST, opts=child)
+        ebs_csi_role = aws.iam.Role(
+            f"{name}-ebs-csi-role", assume_role_policy=pod_identity_trust_policy(self.name, self), opts=child
+        )
         ebs_csi_policy = aws.iam.RolePolicyAttachment(
             f"{name}-AmazonEBSCSIDriverPolicy",
             role=ebs_csi_role.name,
@@ -345,17 +385,21 @@ class Cluster(pulumi.ComponentResource):
         cpu_options: Mapping[str, str] | None = None,
         tags: Mapping[str, str] | None = None,
         user_data: str | None = None,
+        security_group: pulumi.Resource | None = None,
+        security_group_id: pulumi.Input[str] | None = None,
     ) -> tuple[NodeRole, aws.ec2.LaunchTemplate, aws.eks.NodeGroup]:
         """An AL2023 EKS managed node group of this cluster, with its own role and launch template.
 
-        On-demand, one node replaced at a time, node auto-repair on; it waits for the node add-ons.
+        On-demand, one node replaced at a time, node auto-repair on; it waits for the node add-ons. Nodes carry
+        the EKS cluster security group unless ``security_group_id`` (the sandbox nodes' group, whose component
+        ``security_group`` the group waits for) is given.
         """
-        role = node_role(name, parent=parent)
+        role = node_role(name, parent=parent, ssm=self.config.node_ssm_access)
         template = node_launch_template(
             name,
             node_name=node_name,
             cluster_name=self.config.name,
-            security_group_id=self.cluster_security_group_id,
+            security_group_id=security_group_id or self.cluster_security_group_id,
             disk_gib=config.disk_gib,
             hop_limit=hop_limit,
             cpu_options=cpu_options,
@@ -384,7 +428,10 @@ class Cluster(pulumi.ComponentResource):
             taints=taints,
             node_repair_config={"enabled": True},
             tags={"Name": f"{self.config.name}-{node_name}"},
-            opts=pulumi.ResourceOptions(parent=parent, depends_on=[*role.ready, *self.node_prerequisites]),
+            opts=pulumi.ResourceOptions(
+                parent=parent,
+                depends_on=[*role.ready, *self.node_prerequisites, *([security_group] if security_group else [])],
+            ),
         )
         return role, template, group
 

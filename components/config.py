@@ -53,8 +53,21 @@ EGRESS_MODES = ("allowlist", "open")
 EGRESS_FORBIDDEN_RANGES = tuple(
     ipaddress.IPv4Network(n) for n in ("0.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16", "224.0.0.0/4", "240.0.0.0/4")
 )
-# Environment variables the platform sets in every agent container; tenantSecrets may not override them.
-RESERVED_AGENT_ENV = frozenset({"LITELLM_API_KEY", "API_SERVER_KEY", "OPENCLAW_GATEWAY_TOKEN", "HOME", "HERMES_HOME", "OPENCLAW_CONFIG_DIR", "PATH", "HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "ALL_PROXY", "NODE_USE_ENV_PROXY"})  # fmt: skip
+# Environment variables the platform sets in agent containers (components/agents.py: each AgentType's env and
+# token, the LiteLLM key, the egress proxy settings in both spellings). A later env entry overrides an earlier
+# one, so a secretEnv of the same name would replace the platform's value: tenantSecrets may not use them.
+# tests/test_reserved_env.py derives the set from the pod templates the program builds and fails on any drift.
+PLATFORM_AGENT_ENV = frozenset({
+    "LITELLM_API_KEY", "API_SERVER_KEY", "OPENCLAW_GATEWAY_TOKEN",
+    "HOME", "HERMES_HOME", "HERMES_GATEWAY_NO_SUPERVISE", "API_SERVER_ENABLED", "API_SERVER_HOST", "API_SERVER_PORT",
+    "OPENCLAW_CONFIG_DIR", "NODE_ENV", "NODE_OPTIONS",
+    "HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "https_proxy", "http_proxy", "no_proxy", "NODE_USE_ENV_PROXY",
+})  # fmt: skip
+# Reserved too although the platform does not set them: they would reroute the agent's binaries or traffic.
+EXTRA_RESERVED_AGENT_ENV = frozenset({"PATH", "ALL_PROXY", "all_proxy"})
+RESERVED_AGENT_ENV = PLATFORM_AGENT_ENV | EXTRA_RESERVED_AGENT_ENV
+# endpointPublicAccessCidrs entries may not be wider than this prefix (0.0.0.0/0 is refused).
+MIN_ENDPOINT_PREFIX = 8
 # Regions where Amazon Bedrock runtime is offered (November 2026).
 BEDROCK_REGIONS = frozenset(
     {
@@ -353,6 +366,7 @@ class ClusterConfig:
     core: NodeGroupConfig
     kata: NodeGroupConfig
     kata_managed_node_group: bool
+    node_ssm_access: bool = False  # AmazonSSMManagedInstanceCore on node roles (Session Manager), opt-in
 
     @classmethod
     def from_reader(cls, r: Reader, stack: str) -> ClusterConfig:
@@ -377,7 +391,14 @@ class ClusterConfig:
         _unique("adminRoleArns", [arn.rsplit("/", 1)[-1] for arn in r.strs("adminRoleArns")], "role name")
         public = r.strs("endpointPublicAccessCidrs")
         for i, cidr in enumerate(public):
-            _cidr(f"endpointPublicAccessCidrs[{i}]", cidr)
+            net = _cidr(f"endpointPublicAccessCidrs[{i}]", cidr)
+            # The API endpoint is the cluster's front door: never the whole internet (0.0.0.0/0, or halves of it).
+            _check(
+                f"endpointPublicAccessCidrs[{i}]",
+                net.prefixlen >= MIN_ENDPOINT_PREFIX,
+                f"{cidr} opens the Kubernetes API endpoint to the internet; list your operators' or CI's CIDRs "
+                f"(at most /{MIN_ENDPOINT_PREFIX} wide), or none to keep the endpoint private",
+            )
         kata = NodeGroupConfig.from_reader(r, "kata")
         check_nested_virt_types("kataInstanceTypes", kata.instance_types)
         return cls(
@@ -389,6 +410,7 @@ class ClusterConfig:
             core=NodeGroupConfig.from_reader(r, "core"),
             kata=kata,
             kata_managed_node_group=r.bool("kataManagedNodeGroup"),
+            node_ssm_access=r.bool("nodeSsmAccess"),
         )
 
 
@@ -862,6 +884,7 @@ class TenantConfig:
     quota: TenantQuota
     litellm: TenantLitellmConfig
     egress: EgressRules = EgressRules()
+    dedicated_nodes: bool = False  # its own tainted Karpenter NodePool: no other tenant's VM shares its hosts
 
     @property
     def warm_pool_total(self) -> int:
@@ -887,7 +910,7 @@ class TenantConfig:
 
     @classmethod
     def from_reader(cls, r: Reader, default_runtime_class: str) -> TenantConfig:
-        r.reject_unknown(("name", "namespace", "agents", "quota", "litellm", "egress"))
+        r.reject_unknown(("name", "namespace", "agents", "quota", "litellm", "egress", "dedicatedNodes"))
         name = r.str("name")
         _check(
             r.key("name"),
@@ -908,7 +931,14 @@ class TenantConfig:
         agents = r.objects("agents", lambda a: AgentConfig.from_reader(a, default_runtime_class))
         _check(r.key("agents"), len(agents) > 0, "needs at least one agent")
         _unique(r.key("agents"), [a.name for a in agents], "agent name")
-        return cls(name, namespace, agents, r.object("quota", TenantQuota.from_reader), r.object("litellm", TenantLitellmConfig.from_reader), r.object("egress", EgressRules.from_reader))  # fmt: skip
+        dedicated = r.bool("dedicatedNodes", default=False)
+        for j, agent in enumerate(agents):
+            _check(
+                f"{r.key('agents')}[{j}].runtimeClass",
+                not dedicated or agent.runtime_class.startswith("kata-"),
+                f"{agent.runtime_class!r}: dedicatedNodes are Kata nodes; use a kata-* runtime class",
+            )
+        return cls(name, namespace, agents, r.object("quota", TenantQuota.from_reader), r.object("litellm", TenantLitellmConfig.from_reader), r.object("egress", EgressRules.from_reader), dedicated)  # fmt: skip
 
 
 def _unique(key: str, names: Sequence[str], what: str) -> None:

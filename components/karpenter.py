@@ -28,6 +28,7 @@ from components.kata import KATA_IMDS_HOP_LIMIT
 from components.labels import (
     CAPACITY_PLACEHOLDER_LABEL,
     CORE_NODE_SELECTOR,
+    DEDICATED_TENANT_KEY,
     DISCOVERY_TAG,
     GVISOR_NODE_SELECTOR,
     GVISOR_TAINT,
@@ -35,7 +36,9 @@ from components.labels import (
     KATA_NODE_SELECTOR,
     KATA_TAINT,
     KATA_TOLERATION,
+    dedicated_taint,
 )
+from components.node_security import SandboxNodeSecurityGroup
 from components.podspec import container_security_context
 
 NAMESPACE = KARPENTER_NAMESPACE
@@ -71,6 +74,9 @@ class KarpenterArgs:
     region: str
     user_data: str | None = None  # MIME multipart node setup, the same as the managed Kata group's
     gvisor: bool = False  # the gVisor tier's node pool
+    # The sandbox nodes' security group (components/node_security.py); None: the EKS cluster SG, by tag.
+    security_group: SandboxNodeSecurityGroup | None = None
+    dedicated_tenants: tuple[str, ...] = ()  # tenants with dedicatedNodes: one tainted NodePool each
 
 
 class Karpenter(pulumi.ComponentResource):
@@ -81,6 +87,7 @@ class Karpenter(pulumi.ComponentResource):
     release: k8s.helm.v3.Release
     node_class: k8s.apiextensions.CustomResource
     node_pool: k8s.apiextensions.CustomResource
+    dedicated_pools: dict[str, k8s.apiextensions.CustomResource]  # tenant -> its own NodePool
 
     def __init__(self, name: str, args: KarpenterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("agent-platform:karpenter:Karpenter", name, None, opts)
@@ -90,7 +97,7 @@ class Karpenter(pulumi.ComponentResource):
         k8s_opts = pulumi.ResourceOptions(parent=self, provider=cluster.provider)
 
         # --- node role: Karpenter builds the instance profile from it; the access entry lets nodes join
-        nodes = node_role(name, parent=self)
+        nodes = node_role(name, parent=self, ssm=cluster.config.node_ssm_access)
         access_entry = aws.eks.AccessEntry(
             f"{name}-node-access",
             cluster_name=cluster.name,
@@ -98,9 +105,10 @@ class Karpenter(pulumi.ComponentResource):
             type="EC2_LINUX",
             opts=child,
         )
-        # Nodes carry the EKS cluster security group; Karpenter finds it (and the private subnets,
-        # tagged by the network component) through the discovery tag.
-        sg_tag = aws.ec2.Tag(
+        # Nodes carry the sandbox nodes' security group, selected by id; without one, the EKS cluster security
+        # group, found (like the private subnets, tagged by the network component) through the discovery tag.
+        sg_id = args.security_group.id if args.security_group else None
+        sg_ready: pulumi.Resource = args.security_group or aws.ec2.Tag(
             f"{name}-discovery-sg",
             resource_id=cluster.cluster_security_group_id,
             key=DISCOVERY_TAG,
@@ -191,7 +199,11 @@ class Karpenter(pulumi.ComponentResource):
                 },
                 # The chart's defaults: service account "karpenter" (SERVICE_ACCOUNT), 2 replicas, linux nodes.
                 "nodeSelector": dict(CORE_NODE_SELECTOR),
-                "controller": {"resources": CONTROLLER_RESOURCES},
+                # The region from config, not IMDS: every node has IMDS hop limit 1 (components/cluster.py).
+                "controller": {
+                    "resources": CONTROLLER_RESOURCES,
+                    "env": [{"name": "AWS_REGION", "value": args.region}],
+                },
             },
             opts=pulumi.ResourceOptions(
                 parent=self,
@@ -212,11 +224,12 @@ class Karpenter(pulumi.ComponentResource):
                 ami_alias=cfg.ami_alias,
                 disk_gib=cluster.config.kata.disk_gib,
                 user_data=args.user_data,
+                security_group_id=sg_id,
             ),
             opts=pulumi.ResourceOptions(
                 parent=self,
                 provider=cluster.provider,
-                depends_on=[crds, self.release, access_entry, sg_tag, *nodes.ready],
+                depends_on=[crds, self.release, access_entry, sg_ready, *nodes.ready],
             ),
         )
         self.node_pool = k8s.apiextensions.CustomResource(
@@ -229,6 +242,25 @@ class Karpenter(pulumi.ComponentResource):
                 parent=self, provider=cluster.provider, depends_on=[crds, self.release, self.node_class]
             ),
         )
+
+        # Tenants that must not share a host: the same EC2NodeClass, a pool whose nodes carry the tenant's label
+        # and taint on top of the Kata ones (each pool has the configured limits of its own).
+        self.dedicated_pools = {}
+        for tenant in args.dedicated_tenants:
+            self.dedicated_pools[tenant] = k8s.apiextensions.CustomResource(
+                f"{name}-{NODE_POOL}-{tenant}-nodepool",
+                api_version="karpenter.sh/v1",
+                kind="NodePool",
+                metadata={"name": f"{NODE_POOL}-{tenant}"},
+                spec=node_pool_spec(
+                    cfg,
+                    labels={**KATA_NODE_SELECTOR, DEDICATED_TENANT_KEY: tenant},
+                    taints=(KATA_TAINT, dedicated_taint(tenant)),
+                ),
+                opts=pulumi.ResourceOptions(
+                    parent=self, provider=cluster.provider, depends_on=[crds, self.release, self.node_class]
+                ),
+            )
 
         if cfg.warm_nodes > 0:
             self._warm_floor(name, cfg, k8s_opts, [namespace, self.node_pool])
@@ -247,10 +279,11 @@ class Karpenter(pulumi.ComponentResource):
                     user_data=gvisor.gvisor_userdata(cfg.gvisor_release),
                     nested_virtualization=False,
                     pool=gvisor.NODE_POOL,
+                    security_group_id=sg_id,
                 ),
                 opts=pulumi.ResourceOptions.merge(
                     k8s_opts,
-                    pulumi.ResourceOptions(depends_on=[crds, self.release, access_entry, sg_tag, *nodes.ready]),
+                    pulumi.ResourceOptions(depends_on=[crds, self.release, access_entry, sg_ready, *nodes.ready]),
                 ),  # fmt: skip
             )
             k8s.apiextensions.CustomResource(
@@ -348,8 +381,10 @@ def node_class_spec(
     user_data: str | None = None,
     nested_virtualization: bool = True,
     pool: str = NODE_POOL,
+    security_group_id: pulumi.Input[str] | None = None,
 ) -> dict[str, Any]:
     discovery = [{"tags": {DISCOVERY_TAG: cluster_name}}]
+    security_groups = [{"id": security_group_id}] if security_group_id is not None else discovery
     extra: dict[str, Any] = {"userData": user_data} if user_data else {}  # merged with Karpenter's AL2023 part
     if nested_virtualization:
         # Karpenter (>= 1.13) keeps only instance types reporting nested virtualization and enables it.
@@ -359,7 +394,7 @@ def node_class_spec(
         "role": role,
         "amiSelectorTerms": [{"alias": ami_alias}],
         "subnetSelectorTerms": discovery,
-        "securityGroupSelectorTerms": discovery,
+        "securityGroupSelectorTerms": security_groups,
         "metadataOptions": {
             "httpEndpoint": "enabled",
             "httpProtocolIPv6": "disabled",
@@ -389,6 +424,7 @@ def node_pool_spec(
     node_class: str = NODE_CLASS,
     labels: Mapping[str, str] = KATA_NODE_SELECTOR,
     taint: Mapping[str, str] = KATA_TAINT,
+    taints: Sequence[Mapping[str, str]] | None = None,  # several taints (a dedicated pool); overrides ``taint``
     families: Sequence[str] | None = None,
     arches: Sequence[str] = ("amd64",),
 ) -> dict[str, Any]:
@@ -398,7 +434,7 @@ def node_pool_spec(
             "metadata": {"labels": dict(labels)},
             "spec": {
                 "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": node_class},
-                "taints": [dict(taint)],
+                "taints": [dict(t) for t in (taints or (taint,))],
                 "requirements": [
                     {
                         "key": "karpenter.k8s.aws/instance-family",

@@ -14,6 +14,7 @@ import pulumi_aws as aws
 from components.cluster import Cluster
 from components.config import NodeGroupConfig
 from components.labels import DISCOVERY_TAG, KATA_NODE_SELECTOR, KATA_TAINT
+from components.node_security import SandboxNodeSecurityGroup
 
 NESTED_VIRTUALIZATION = {"nested_virtualization": "enabled"}
 # Hop limit 1: the IMDSv2 token response cannot cross the extra hop into a pod network namespace (or a
@@ -27,6 +28,8 @@ class KataNodesArgs:
     config: NodeGroupConfig
     cluster: Cluster
     user_data: str | None = None  # MIME multipart node setup (the kata-fc devmapper pool when enabled)
+    # The sandbox nodes' security group (components/node_security.py); None keeps the EKS cluster SG.
+    security_group: SandboxNodeSecurityGroup | None = None
 
 
 class KataNodes(pulumi.ComponentResource):
@@ -46,6 +49,8 @@ class KataNodes(pulumi.ComponentResource):
             cpu_options=NESTED_VIRTUALIZATION,
             tags={DISCOVERY_TAG: args.cluster.config.name},
             user_data=args.user_data,
+            security_group=args.security_group,
+            security_group_id=args.security_group.id if args.security_group else None,
             parent=self,
         )
         self.node_role_arn = role.role.arn

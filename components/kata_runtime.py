@@ -24,6 +24,7 @@ import pulumi_kubernetes as k8s
 from components import gvisor, userdata
 from components.config import KataConfig
 from components.labels import (
+    DEDICATED_TOLERATION_ANY,
     KATA_DEPLOY_INSTANCE_LABEL,
     KATA_NAMESPACE,
     KATA_NODE_SELECTOR,
@@ -41,8 +42,9 @@ KATA_MONITOR_PORT = 8090  # kata-monitor's listen port (chart value monitor.port
 MONITOR_LABELS = {"app.kubernetes.io/name": "kata-monitor", "app.kubernetes.io/instance": "kata-deploy"}
 
 
-def kata_deploy_values(cfg: KataConfig) -> dict[str, Any]:
-    """Only what differs from the chart's defaults (the offline render checks that every key has an effect)."""
+def kata_deploy_values(cfg: KataConfig, dedicated_nodes: bool = False) -> dict[str, Any]:
+    """Only what differs from the chart's defaults (the offline render checks that every key has an effect).
+    ``dedicated_nodes``: some tenant has its own tainted Kata nodes, where kata-deploy must run too."""
     shims: dict[str, Any] = {"disableAll": True}
     for shim in cfg.shims:
         shims[shim] = {"enabled": True, "allowedHypervisorAnnotations": list(ALLOWED_HYPERVISOR_ANNOTATIONS)}
@@ -53,7 +55,7 @@ def kata_deploy_values(cfg: KataConfig) -> dict[str, Any]:
     repository, _, tag = cfg.kubectl_image.rpartition(":")
     values: dict[str, Any] = {
         "nodeSelector": dict(KATA_NODE_SELECTOR),
-        "tolerations": [dict(KATA_TOLERATION)],
+        "tolerations": [dict(KATA_TOLERATION), *([dict(DEDICATED_TOLERATION_ANY)] if dedicated_nodes else [])],
         "shims": shims,
         "defaultShim": {"amd64": cfg.classes.get(cfg.default_runtime_class, cfg.shims[0])},
         "runtimeClasses": {"enabled": False},
@@ -85,6 +87,7 @@ def runtime_class_spec(cfg: KataConfig, runtime_class: str) -> dict[str, Any]:
 class KataRuntimeArgs:
     config: KataConfig
     depends_on: tuple[pulumi.Resource, ...] = ()  # e.g. the core node group (depends_on is not inherited)
+    dedicated_nodes: bool = False  # some tenant has dedicatedNodes: kata-deploy tolerates their taint
 
 
 class KataRuntime(pulumi.ComponentResource):
@@ -108,7 +111,7 @@ class KataRuntime(pulumi.ComponentResource):
             chart=CHART,
             version=cfg.version,
             namespace=NAMESPACE,
-            values=kata_deploy_values(cfg),
+            values=kata_deploy_values(cfg, args.dedicated_nodes),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace, *args.depends_on]),
         )
         self.runtime_classes = []

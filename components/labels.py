@@ -47,5 +47,19 @@ CORE_NODE_SELECTOR = {CORE_NODE_LABEL: "true"}
 GVISOR_NODE_SELECTOR = {KATA_NODE_LABEL: GVISOR_NODE_VALUE}
 KATA_NODE_SELECTOR = {KATA_NODE_LABEL: KATA_NODE_VALUE}
 KATA_TOLERATION = {"key": "kata", "operator": "Equal", "value": "true", "effect": "NoSchedule"}
+# Tenants with dedicatedNodes: their own Karpenter NodePool, whose nodes carry this label and taint (value = the
+# tenant); only that tenant's pods select and tolerate it. Node DaemonSets tolerate the key with Exists.
+DEDICATED_TENANT_KEY = "agent-platform.io/dedicated-tenant"
+DEDICATED_TOLERATION_ANY = {"key": DEDICATED_TENANT_KEY, "operator": "Exists", "effect": "NoSchedule"}
+
+
+def dedicated_taint(tenant: str) -> dict[str, str]:
+    return {"key": DEDICATED_TENANT_KEY, "value": tenant, "effect": "NoSchedule"}
+
+
+def dedicated_toleration(tenant: str) -> dict[str, str]:
+    return {"key": DEDICATED_TENANT_KEY, "operator": "Equal", "value": tenant, "effect": "NoSchedule"}
+
+
 # Low-priority pods that hold Kata capacity for sandboxes (Karpenter keeps their nodes up; sandboxes preempt them).
 CAPACITY_PLACEHOLDER_LABEL = "agent-platform.io/capacity-placeholder"

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from components.config import NetworkConfig
-from components.labels import LITELLM_PORT, SANDBOX_LABEL
+from components.labels import DEDICATED_TENANT_KEY, LITELLM_PORT, SANDBOX_LABEL, dedicated_toleration
 
 # Runtime classes that cannot start initContainers (Cloud Hypervisor).
 NO_INIT_CONTAINERS = frozenset({"kata-clh"})
@@ -79,6 +79,7 @@ class SandboxPod:
     vm_cpus: int | None = None
     vm_memory_mib: int | None = None
     extra_labels: Mapping[str, str] = field(default_factory=dict)
+    dedicated_nodes: bool = False  # only on the tenant's own Kata nodes (tenant dedicatedNodes)
 
 
 def selector_labels(tenant: str, agent: str, workload: str) -> dict[str, str]:
@@ -186,6 +187,10 @@ def sandbox_pod_template(pod: SandboxPod, network: NetworkConfig) -> dict[str, A
         },
         "containers": [_container(pod.container, pod)],
     }
+    if pod.dedicated_nodes:
+        # Added to the RuntimeClass' own scheduling (the Kata node label and taint) at admission.
+        spec["nodeSelector"] = {DEDICATED_TENANT_KEY: pod.tenant}
+        spec["tolerations"] = [dedicated_toleration(pod.tenant)]
     if pod.init_containers:
         spec["initContainers"] = [_container(c, pod) for c in pod.init_containers]
     if pod.volumes:

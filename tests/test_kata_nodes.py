@@ -55,9 +55,13 @@ def test_launch_template_enables_nested_virtualization(stack: str) -> None:
             "ebs": {"volumeSize": disk, "volumeType": "gp3", "encrypted": "true", "deleteOnTermination": "true"},
         }
     ]
-    # A launch template naming SGs replaces the one EKS would add: attach the cluster SG explicitly,
-    # so Kata nodes reach the control plane and the other nodes.
-    assert lt["vpcSecurityGroupIds"] == [result.outputs["clusterSecurityGroupId"]]
+    # A launch template naming SGs replaces the one EKS would add: the sandbox nodes' own group, the same
+    # Karpenter's EC2NodeClass selects (its rules: tests/test_node_security.py), not the cluster SG.
+    rule = result.named(
+        "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", "sandbox-nodes-in-kubelet-from-cluster"
+    )
+    assert lt["vpcSecurityGroupIds"] == [rule.inputs["securityGroupId"]]
+    assert lt["vpcSecurityGroupIds"] != [result.outputs["clusterSecurityGroupId"]]
     assert lt["tags"]["karpenter.sh/discovery"] == f"agents-{stack}"
     assert "imageId" not in lt and "instanceType" not in lt  # EKS picks the AL2023 AMI and bootstraps it
 
@@ -91,7 +95,7 @@ def test_kata_nodes_have_their_own_role() -> None:
     assert dev.outputs["kataNodeRoleArn"] != dev.outputs["coreNodeRoleArn"]
     assert json.loads(role.inputs["assumeRolePolicy"])["Statement"][0]["Principal"] == {"Service": "ec2.amazonaws.com"}
     attachments = [r for r in dev.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment") if r.parent == role.urn]
-    assert len(attachments) == 4
+    assert len(attachments) == 2  # worker node + ECR read-only (tests/test_iam.py checks which)
     assert {a.urn for a in attachments} <= set(group.dependencies)
     # Networking add-ons are up before the nodes start.
     assert dev.named("aws:eks/addon:Addon", "cluster-vpc-cni").urn in group.dependencies

@@ -1,0 +1,144 @@
+"""The security group of the sandbox nodes (Kata, gVisor): what a host that runs untrusted code may reach,
+and who may reach it, independent of NetworkPolicy (a VM escape lands in the host network namespace, where
+NetworkPolicy does not apply). Core nodes keep the EKS cluster security group; sandbox nodes (Karpenter's
+EC2NodeClasses and the optional Kata managed node group) carry only this one.
+
+With the VPC CNI a pod's IP lives on the node's ENIs (secondary ENIs copy the primary ENI's groups), so this
+group also applies to every sandbox pod. The rules, and why each exists:
+
+Ingress (sandbox nodes accept only):
+- TCP 10250 (kubelet) from the EKS cluster security group: the control plane (logs, exec, port-forward) and
+  Prometheus on the core nodes (kubelet and cAdvisor metrics). The control plane ENIs carry that group.
+- TCP 9100 (node-exporter, host network) and 10249 (kube-proxy metrics, host network: kube-prometheus-stack's
+  kubeProxy ServiceMonitor, on by default) from the cluster security group: Prometheus.
+- TCP 8090 (kata-monitor, pod IP) from the cluster security group, when kata-monitor runs.
+- Nothing from other sandbox nodes (no self rule) and no load balancer traffic: no Service targets a sandbox
+  (tenant namespaces deny all ingress), so the AWS Load Balancer Controller never adds rules here.
+
+Egress (sandbox nodes may open):
+- TCP 443 and 80 to anywhere: the API server (kubelet, DaemonSets through the kubernetes Service), ECR/S3,
+  STS/EKS Auth (Pod Identity agent), EC2, image registries, kata-deploy/runsc artifacts, through the NAT
+  gateways. Open-mode sandboxes use 443 too (their NetworkPolicy still excludes the VPC CIDR).
+- TCP 4000 (LiteLLM NLB) and, in allowlist mode, TCP 3128 (egress proxy NLB) to the VPC CIDR: the internal
+  NLBs' addresses are not known in advance; their own (controller-managed) groups admit the VPC CIDR.
+- UDP/TCP 53 to the VPC resolver (Route 53 Resolver traffic is not filtered by security groups: the rule only
+  documents it) and to the cluster security group (CoreDNS, for DaemonSet pods with ClusterFirst DNS).
+- Any port to the tenants' ``egress.cidrs`` (their NetworkPolicy allows any port there; config keeps those
+  outside the VPC).
+
+Into the cluster security group (core nodes and control plane ENIs), from this group only TCP 443 (the API
+server; core pods listening on 443 share it, none does) and UDP/TCP 53 (CoreDNS): no host port of a core node
+(kubelet, node-exporter, LiteLLM's 4000 on pod IPs, Prometheus 9090, webhooks) is reachable from a sandbox
+host. The NLB reaches LiteLLM and the proxy through the controller's backend group rules on the cluster
+security group, unchanged.
+
+Load balancer tag semantics: the EKS cluster security group is the one tagged ``kubernetes.io/cluster/<name>``
+(the AWS Load Balancer Controller requires exactly one tagged group per target ENI); this group carries no
+such tag, and sandbox ENIs are never targets.
+
+Not verifiable offline: that no future DaemonSet on sandbox nodes needs another port to core nodes (a new one
+would show as a connection timeout, not a silent opening), and that AWS-managed add-on pods on sandbox nodes
+(ebs-csi-node, aws-node, eks-pod-identity-agent, kube-proxy) need nothing beyond 443/53, which follows from
+their upstream manifests (host network or API-only clients) rather than a live run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from components.config import NetworkConfig
+from components.kata_runtime import KATA_MONITOR_PORT
+from components.podspec import LITELLM_PORT, PROXY_PORT
+
+KUBELET_PORT = 10250
+NODE_EXPORTER_PORT = 9100  # kube-prometheus-stack's prometheus-node-exporter (host network)
+KUBE_PROXY_METRICS_PORT = 10249  # kube-proxy's metrics, scraped by kube-prometheus-stack (kubeProxy.service.port)
+ANYWHERE = "0.0.0.0/0"
+
+
+@dataclass(frozen=True)
+class SandboxNodeSecurityGroupArgs:
+    cluster_name: str
+    vpc_id: pulumi.Input[str]
+    cluster_security_group_id: pulumi.Input[str]  # the EKS cluster SG: core nodes and control plane ENIs
+    network: NetworkConfig
+    allowlist: bool  # egressMode allowlist: sandboxes reach the egress proxy NLB
+    tenant_cidrs: Sequence[str] = ()  # every tenant's egress.cidrs
+    kata_monitor: bool = False  # kata-monitor pods on the sandbox nodes, scraped by Prometheus
+
+
+class SandboxNodeSecurityGroup(pulumi.ComponentResource):
+    id: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: SandboxNodeSecurityGroupArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("agent-platform:cluster:SandboxNodeSecurityGroup", name, None, opts)
+        group = aws.ec2.SecurityGroup(
+            f"{name}-sg",
+            description=f"EKS sandbox (Kata, gVisor) nodes of {args.cluster_name}",
+            vpc_id=args.vpc_id,
+            revoke_rules_on_delete=True,
+            tags={"Name": f"{args.cluster_name}-sandbox-nodes"},  # no kubernetes.io/cluster tag (module docstring)
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.id = group.id
+        cluster_sg = args.cluster_security_group_id
+        # Rules are children of the component (not of the group): depending on the component waits for them all.
+        child = pulumi.ResourceOptions(parent=self)
+
+        def ingress(
+            rule: str, group_id: pulumi.Input[str], source: pulumi.Input[str], protocol: str, port: int
+        ) -> None:
+            aws.vpc.SecurityGroupIngressRule(
+                f"{name}-in-{rule}",
+                security_group_id=group_id,
+                referenced_security_group_id=source,
+                ip_protocol=protocol,
+                from_port=port,
+                to_port=port,
+                description=rule,
+                opts=child,
+            )
+
+        def egress(rule: str, protocol: str, port: int | None, *, cidr: str | None = None, sg: pulumi.Input[str] | None = None) -> None:  # fmt: skip
+            aws.vpc.SecurityGroupEgressRule(
+                f"{name}-out-{rule}",
+                security_group_id=group.id,
+                cidr_ipv4=cidr,
+                referenced_security_group_id=sg,
+                ip_protocol=protocol,
+                from_port=port,
+                to_port=port,
+                description=rule,
+                opts=child,
+            )
+
+        # --- into the sandbox nodes
+        ingress("kubelet-from-cluster", group.id, cluster_sg, "tcp", KUBELET_PORT)
+        ingress("node-exporter-from-cluster", group.id, cluster_sg, "tcp", NODE_EXPORTER_PORT)
+        ingress("kube-proxy-metrics-from-cluster", group.id, cluster_sg, "tcp", KUBE_PROXY_METRICS_PORT)
+        if args.kata_monitor:
+            ingress("kata-monitor-from-cluster", group.id, cluster_sg, "tcp", KATA_MONITOR_PORT)
+        # --- into the cluster security group, from the sandbox nodes
+        ingress("api-from-sandbox-nodes", cluster_sg, group.id, "tcp", 443)
+        for protocol in ("udp", "tcp"):
+            ingress(f"dns-{protocol}-from-sandbox-nodes", cluster_sg, group.id, protocol, 53)
+
+        # --- out of the sandbox nodes
+        egress("https", "tcp", 443, cidr=ANYWHERE)
+        egress("http", "tcp", 80, cidr=ANYWHERE)
+        egress("litellm-nlb", "tcp", LITELLM_PORT, cidr=args.network.cidr)
+        if args.allowlist:
+            egress("egress-proxy-nlb", "tcp", PROXY_PORT, cidr=args.network.cidr)
+        for protocol in ("udp", "tcp"):
+            egress(f"dns-{protocol}-resolver", protocol, 53, cidr=f"{args.network.resolver_ip}/32")
+            egress(f"dns-{protocol}-coredns", protocol, 53, sg=cluster_sg)
+        for cidr in sorted(set(args.tenant_cidrs)):
+            egress(f"tenant-{cidr.replace('/', '-')}", "-1", None, cidr=cidr)
+
+        self.register_outputs({"id": self.id})
