@@ -532,6 +532,7 @@ class GatewayConfig:
     curl_image: str
     image: str
     postgres_image: str
+    tenant_gateway_image: str
 
     @property
     def model_names(self) -> tuple[str, ...]:
@@ -577,6 +578,7 @@ class GatewayConfig:
             curl_image=curl_image,
             image=r.image("litellmImage"),
             postgres_image=r.image("postgresImage"),
+            tenant_gateway_image=r.image("tenantGatewayImage"),
         )  # fmt: skip
 
 

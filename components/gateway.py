@@ -33,6 +33,9 @@ import pulumi_random as random
 
 from components.config import GatewayConfig, TenantConfig
 from components.gateway_db import LitellmDatabase, LitellmDatabaseArgs, database_url_env
+from components.gateway_proxy import LISTEN_PORT as TENANT_GATEWAY_PORT
+from components.gateway_proxy import SELECTOR as TENANT_GATEWAY_SELECTOR
+from components.gateway_proxy import TenantGateway, TenantGatewayArgs
 from components.iam import pod_identity_role
 from components.labels import CORE_NODE_SELECTOR
 from components.podspec import container_security_context
@@ -426,12 +429,25 @@ class Gateway(pulumi.ComponentResource):
             opts=k8s_opts(ns),
         )
 
-        # --- the internal NLB Kata pods use (they cannot reach the ClusterIP Service)
+        # --- the internal NLB Kata pods use (they cannot reach the ClusterIP Service). It targets the tenant
+        # gateway (nginx, inference routes only), never LiteLLM itself: components/gateway_proxy.py.
+        self.tenant_gateway = TenantGateway(
+            f"{name}-tenant-gateway",
+            TenantGatewayArgs(
+                namespace=NAMESPACE,
+                image=cfg.tenant_gateway_image,
+                replicas=cfg.replicas,
+                upstream=f"{RELEASE}.{NAMESPACE}.svc.cluster.local:{PORT}",
+                provider=args.provider,
+                depends_on=(ns, self.release),
+            ),
+            pulumi.ResourceOptions(parent=self),
+        )
         nlb_spec: dict[str, Any] = {
             "type": "LoadBalancer",
             "loadBalancerClass": NLB_CLASS,
-            "selector": dict(SELECTOR),
-            "ports": [{"name": "http", "port": PORT, "targetPort": PORT, "protocol": "TCP"}],
+            "selector": dict(TENANT_GATEWAY_SELECTOR),
+            "ports": [{"name": "http", "port": PORT, "targetPort": TENANT_GATEWAY_PORT, "protocol": "TCP"}],
         }
         if args.vpc_cidr:
             nlb_spec["loadBalancerSourceRanges"] = [args.vpc_cidr]

@@ -167,7 +167,11 @@ def test_nlb_service_is_internal_cross_zone_ip_targets(each_stack: ProgramResult
     }
     assert spec["type"] == "LoadBalancer"
     assert spec["loadBalancerClass"] == "service.k8s.aws/nlb"
-    assert spec["selector"] == {"app.kubernetes.io/name": "litellm", "app.kubernetes.io/instance": "litellm"}
+    # the tenant gateway (nginx, inference routes only), never the LiteLLM pods: tests/test_gateway_proxy.py
+    assert spec["selector"] == {
+        "app.kubernetes.io/name": "litellm-tenant-gateway",
+        "app.kubernetes.io/component": "tenant-gateway",
+    }
     assert [(p["port"], p["targetPort"], p["protocol"]) for p in spec["ports"]] == [(4000, 4000, "TCP")]
     vpc_cidr = each_stack.named("aws:ec2/vpc:Vpc", "network-vpc").inputs["cidrBlock"]
     assert spec["loadBalancerSourceRanges"] == [vpc_cidr]
