@@ -56,7 +56,6 @@ gateway = Gateway(
         vpc_id=network.vpc_id,
         region=cfg.region,
         provider=cluster.provider,
-        master_key=secrets.require_secret("litellmMasterKey"),
         vpc_cidr=cfg.network.cidr,
         database_url=secrets.get_secret("litellmDatabaseUrl") if cfg.gateway.external_database else None,
         depends_on=[cluster.core_node_group],

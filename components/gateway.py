@@ -294,6 +294,15 @@ def litellm_values(cfg: GatewayConfig) -> dict[str, Any]:
 # Component
 
 
+MASTER_KEY_LENGTH = 64  # random characters after the sk- prefix LiteLLM requires
+
+
+def generated_key(name: str, length: int, parent: pulumi.Resource) -> pulumi.Output[str]:
+    """``sk-`` + ``length`` random letters and digits (about 6 bits each), as a Pulumi secret."""
+    password = random.RandomPassword(name, length=length, special=False, opts=pulumi.ResourceOptions(parent=parent))
+    return pulumi.Output.secret(password.result.apply(lambda value: f"sk-{value}"))
+
+
 class PodIdentity(pulumi.ComponentResource):
     """``iam.pod_identity_role`` wrapped in a component, so that workloads can depend on the role, its
     policy AND the association: EKS Pod Identity injects credentials when a pod is created, so the
@@ -330,7 +339,6 @@ class GatewayArgs:
     vpc_id: pulumi.Input[str]
     region: str  # the cluster's region (the LB controller's); Bedrock's is config.bedrock_region
     provider: k8s.Provider
-    master_key: pulumi.Input[str]  # secret
     vpc_cidr: str = ""  # NLB source range; empty leaves the controller's default
     database_url: pulumi.Input[str] | None = None  # secret, when config.external_database
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)  # e.g. the core node group
@@ -391,13 +399,15 @@ class Gateway(pulumi.ComponentResource):
             pulumi.ResourceOptions(parent=self),
         )
 
-        # --- secrets the chart references
+        # --- secrets the chart references. The master key is generated here, never chosen by hand.
         master_key = k8s.core.v1.Secret(
             f"{name}-master-key",
             metadata={"name": MASTER_KEY_SECRET, "namespace": NAMESPACE},
             type="Opaque",
-            string_data={MASTER_KEY_KEY: pulumi.Output.secret(args.master_key)},
-            opts=k8s_opts(ns),
+            string_data={MASTER_KEY_KEY: generated_key(f"{name}-master-key-value", MASTER_KEY_LENGTH, self)},
+            opts=pulumi.ResourceOptions.merge(
+                k8s_opts(ns), pulumi.ResourceOptions(additional_secret_outputs=["data", "stringData"])
+            ),
         )
         database = LitellmDatabase(
             f"{name}-db",

@@ -141,7 +141,8 @@ def test_defect_5_control_plane_monitors_eks_does_not_expose_are_reported(monkey
 def test_defect_6_selectors_that_match_the_migration_job_are_reported(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(gateway, "litellm_values", wrap(gateway, "litellm_values", lambda v: v.update(migrationJob={"enabled": True})))  # fmt: skip
     found = "\n".join(findings())
-    for selector in ("program: Service litellm/litellm-nlb", "program: PodDisruptionBudget litellm/litellm"):
+    # the chart's ClusterIP Service (the NLB now targets the tenant gateway) and the program's PDB
+    for selector in ("helm litellm: Service litellm/litellm", "program: PodDisruptionBudget litellm/litellm"):
         assert f"{selector}: selector" in found and "also matches the pods of Job litellm/litellm-migrations" in found
 
 
