@@ -2,6 +2,13 @@
 
 import pulumi
 
+from components import egress as egress_module
+from components import gateway as gateway_module
+from components import karpenter as karpenter_module
+from components import kata_runtime as kata_runtime_module
+from components import network_policies
+from components import observability as observability_module
+from components import sandbox as sandbox_module
 from components.admission import SandboxAdmission, SandboxAdmissionArgs
 from components.agents import Tenant, TenantArgs
 from components.cluster import Cluster, ClusterArgs
@@ -12,6 +19,7 @@ from components.karpenter import Karpenter, KarpenterArgs
 from components.kata import KataNodes, KataNodesArgs
 from components.kata_runtime import KataRuntime, KataRuntimeArgs, firecracker_devmapper_userdata
 from components.network import Network, NetworkArgs
+from components.network_policies import PlatformNetworkPolicies, PlatformNetworkPoliciesArgs
 from components.observability import Observability, ObservabilityArgs
 from components.sandbox import AgentSandbox, AgentSandboxArgs
 
@@ -103,6 +111,28 @@ sandbox_controller = (
     AgentSandbox("agent-sandbox", AgentSandboxArgs(cfg.images.agent_sandbox_version, core_nodes), opts=in_cluster)
     if cfg.any_warm_pool
     else None
+)
+# --- default-deny NetworkPolicies with explicit allows in every platform namespace, and allow-all in kube-system
+# (strict mode would deny EKS's add-ons otherwise). They wait for the namespaces only, not for the workloads.
+platform_namespaces: dict[str, pulumi.Resource | None] = {
+    network_policies.KUBE_SYSTEM: None,
+    gateway_module.NAMESPACE: gateway.namespace,
+    observability_module.NAMESPACE: observability.namespace,
+    karpenter_module.NAMESPACE: karpenter.namespace,
+    kata_runtime_module.NAMESPACE: kata_runtime.namespace,
+}
+if egress is not None:
+    platform_namespaces[egress_module.NAMESPACE] = egress.namespace
+if sandbox_controller is not None:
+    platform_namespaces[sandbox_module.NAMESPACE] = sandbox_controller.manifest  # the manifest creates it
+PlatformNetworkPolicies(
+    "network-policies",
+    PlatformNetworkPoliciesArgs(
+        platform_namespaces,
+        vpc_cidr=cfg.network.cidr,
+        external_database=cfg.gateway.external_database,
+        provider=cluster.provider,
+    ),
 )
 # In-cluster enforcement of the sandbox rules for what CrossGuard never sees (controllers, kubectl).
 admission = SandboxAdmission(

@@ -49,6 +49,7 @@ MASTER_KEY_SECRET = "litellm-masterkey"
 MASTER_KEY_KEY = "masterkey"
 TENANT_KEYS_SECRET = "litellm-tenant-keys"
 KEY_JOB_SERVICE_ACCOUNT = "litellm-key-registrar"
+KEY_JOB_SELECTOR = {"app.kubernetes.io/name": "litellm-key-registrar"}  # the key Jobs' pods
 SELECTOR = {"app.kubernetes.io/name": "litellm", "app.kubernetes.io/instance": RELEASE}
 CLUSTER_URL = f"http://{RELEASE}.{NAMESPACE}.svc.cluster.local:{PORT}"  # core pods only, never Kata pods
 LITELLM_CHART = "oci://ghcr.io/berriai/litellm-helm"
@@ -548,7 +549,7 @@ class Gateway(pulumi.ComponentResource):
         )
         for tenant in args.tenants:
             job_name = key_job_name(tenant, args.config.curl_image)
-            labels = {"app.kubernetes.io/name": "litellm-key-registrar", "agent-platform.io/tenant": tenant.name}
+            labels = {**KEY_JOB_SELECTOR, "agent-platform.io/tenant": tenant.name}
             k8s.batch.v1.Job(
                 f"{name}-key-job-{tenant.name}",
                 metadata={"name": job_name, "namespace": NAMESPACE, "labels": labels},

@@ -149,6 +149,7 @@ class Karpenter(pulumi.ComponentResource):
             metadata={"name": NAMESPACE, "labels": {"app.kubernetes.io/part-of": "agent-platform"}},
             opts=k8s_opts,
         )
+        self.namespace = namespace  # NetworkPolicies wait for it (components/network_policies.py)
         crds = k8s.helm.v3.Release(
             f"{name}-crd",
             name="karpenter-crd",

@@ -99,6 +99,7 @@ class KataRuntime(pulumi.ComponentResource):
             metadata={"name": NAMESPACE, "labels": {**labels, "pod-security.kubernetes.io/enforce": "privileged"}},
             opts=pulumi.ResourceOptions(parent=self),
         )
+        self.namespace = namespace  # NetworkPolicies wait for it (components/network_policies.py)
         self.release = k8s.helm.v3.Release(
             f"{name}-deploy",
             name="kata-deploy",

@@ -31,6 +31,19 @@ STORAGE_CLASS = "gp3"
 GRAFANA_ADMIN_SECRET = "grafana-admin"
 DASHBOARD_DIR = Path(__file__).resolve().parent / "dashboards"
 DASHBOARD_LABEL = "grafana_dashboard"  # the chart's grafana.sidecar.dashboards.label default
+# Pods and ports of the chart (its defaults; components/network_policies.py allows traffic by them).
+PROMETHEUS_PODS = {"app.kubernetes.io/name": "prometheus"}
+ALERTMANAGER_PODS = {"app.kubernetes.io/name": "alertmanager"}
+GRAFANA_PODS = {"app.kubernetes.io/name": "grafana"}
+KUBE_STATE_METRICS_PODS = {"app.kubernetes.io/name": "kube-state-metrics"}
+OPERATOR_PODS = {"app.kubernetes.io/name": "kube-prometheus-stack-prometheus-operator"}  # and its webhook Jobs
+PROMETHEUS_PORT = 9090
+ALERTMANAGER_PORT = 9093
+ALERTMANAGER_MESH_PORT = 9094
+GRAFANA_PORT = 3000
+RELOADER_PORT = 8080  # config-reloader sidecars of Prometheus and Alertmanager
+KUBE_STATE_METRICS_PORTS = (8080, 8081)
+OPERATOR_PORT = 10250  # the operator's metrics and admission webhook (HTTPS)
 
 
 def prometheus_label(name: str) -> str:
@@ -152,6 +165,7 @@ class Observability(pulumi.ComponentResource):
             },
             opts=k8s_opts(*args.depends_on),
         )  # fmt: skip
+        self.namespace = ns  # NetworkPolicies wait for it (components/network_policies.py)
         admin = k8s.core.v1.Secret(
             f"{name}-grafana-admin",
             metadata={"name": GRAFANA_ADMIN_SECRET, "namespace": NAMESPACE},
