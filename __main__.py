@@ -15,6 +15,7 @@ from components.cluster import Cluster, ClusterArgs
 from components.config import ConfigError, load
 from components.egress import EgressProxy, EgressProxyArgs
 from components.gateway import Gateway, GatewayArgs
+from components.gateway_metrics import MetricsKey, MetricsKeyArgs
 from components.karpenter import Karpenter, KarpenterArgs
 from components.kata import KataNodes, KataNodesArgs
 from components.kata_runtime import KataRuntime, KataRuntimeArgs, firecracker_devmapper_userdata
@@ -68,6 +69,12 @@ gateway = Gateway(
         database_url=secrets.get_secret("litellmDatabaseUrl") if cfg.gateway.external_database else None,
         depends_on=[cluster.core_node_group],
     ),
+)
+
+# A scrape credential of its own for LiteLLM's /metrics (the ServiceMonitor's bearer token), not the master key.
+MetricsKey(
+    "gateway-metrics-key",
+    MetricsKeyArgs(cfg.gateway.curl_image, cluster.provider, depends_on=[gateway.release], namespace=gateway.namespace),
 )
 
 # --- Kata runtime (kata-deploy, RuntimeClasses)

@@ -15,9 +15,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.config import ObservabilityConfig
-from components.gateway import MASTER_KEY_KEY, MASTER_KEY_SECRET
 from components.gateway import NAMESPACE as LITELLM_NAMESPACE
 from components.gateway import SELECTOR as LITELLM_SELECTOR
+from components.gateway_metrics import METRICS_KEY_KEY, METRICS_KEY_SECRET
 from components.kata_runtime import KATA_MONITOR_PORT
 from components.kata_runtime import MONITOR_LABELS as KATA_MONITOR_LABELS
 from components.kata_runtime import NAMESPACE as KATA_NAMESPACE
@@ -97,6 +97,8 @@ def stack_values(cfg: ObservabilityConfig) -> dict[str, Any]:
             # The chart default searches ALL namespaces; only the platform's namespace may add dashboards.
             # The sidecar (on by default) loads ConfigMaps labelled DASHBOARD_LABEL="1" (the chart's defaults).
             "sidecar": {"dashboards": {"searchNamespace": NAMESPACE}},
+            # A Role in its own namespace instead of the chart's ClusterRole (which reads every Secret).
+            "rbac": {"namespaced": True},
         },  # fmt: skip
         "kube-state-metrics": {
             "nodeSelector": core,
@@ -127,9 +129,13 @@ def litellm_service_monitor_spec() -> dict[str, Any]:
                 "path": "/metrics/",
                 "interval": "30s",
                 "scheme": "http",
-                # LiteLLM runs with require_auth_for_metrics_endpoint: the scrape presents the master key,
-                # read from the Secret in the ServiceMonitor's own namespace.
-                "authorization": {"type": "Bearer", "credentials": {"name": MASTER_KEY_SECRET, "key": MASTER_KEY_KEY}},
+                # LiteLLM runs with require_auth_for_metrics_endpoint: the scrape presents a virtual key that
+                # may call /metrics only (components/gateway_metrics.py), never the master key, since the
+                # operator copies it into Prometheus' config Secret.
+                "authorization": {
+                    "type": "Bearer",
+                    "credentials": {"name": METRICS_KEY_SECRET, "key": METRICS_KEY_KEY},
+                },
             }
         ],
     }
