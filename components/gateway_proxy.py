@@ -141,6 +141,7 @@ def nginx_conf(
         "  upstream litellm {",
         f"    server {upstream};",
         "    keepalive 32;",
+        "    keepalive_timeout 4s;  # below uvicorn's 5 s: never reuse a connection LiteLLM is closing",
         "  }",
         "",
         "  server {",

@@ -173,7 +173,12 @@ class Karpenter(pulumi.ComponentResource):
                 },
                 # The chart's defaults: service account "karpenter" (SERVICE_ACCOUNT), 2 replicas, linux nodes.
                 "nodeSelector": dict(CORE_NODE_SELECTOR),
-                "controller": {"resources": CONTROLLER_RESOURCES},
+                # The region from the environment, not from instance metadata: its NetworkPolicy keeps the
+                # controller off 169.254.169.254 (components/network_policies.py).
+                "controller": {
+                    "resources": CONTROLLER_RESOURCES,
+                    "env": [{"name": "AWS_REGION", "value": args.region}],
+                },
             },
             opts=pulumi.ResourceOptions(
                 parent=self,

@@ -189,6 +189,18 @@ def test_every_platform_pod_keeps_dns_and_what_prometheus_scrapes(stack: str) ->
 
 @RENDERED
 @pytest.mark.parametrize("stack", STACKS)
+def test_controllers_reach_https_and_pod_identity_but_not_instance_metadata(stack: str) -> None:
+    objects, reach = rendered(stack)
+    karpenter = one_of(objects, "karpenter", {"app.kubernetes.io/name": "karpenter"})
+    assert reach.egress_allows_ip(karpenter, "52.94.0.10", 443)  # EC2, SQS, SSM, pricing
+    assert reach.egress_allows_ip(karpenter, "169.254.170.23", np.POD_IDENTITY_PORT)
+    assert not any(reach.egress_allows_ip(karpenter, "169.254.169.254", p) for p in (80, 443))
+    env = {e["name"]: e.get("value") for c in karpenter.spec["containers"] for e in c.get("env") or []}
+    assert env["AWS_REGION"]  # so it never asks instance metadata for its region
+
+
+@RENDERED
+@pytest.mark.parametrize("stack", STACKS)
 def test_every_platform_namespace_has_a_default_deny_policy(stack: str) -> None:
     objects, reach = rendered(stack)
     tenant_namespaces = {o.name for o in objects.objects if o.kind == "Namespace" and (o.body["metadata"].get("labels") or {}).get(SANDBOX_LABEL) == "true"}  # fmt: skip
