@@ -2,16 +2,25 @@
 
 import pulumi
 
+from components import egress as egress_module
+from components import gateway as gateway_module
+from components import karpenter as karpenter_module
+from components import kata_runtime as kata_runtime_module
+from components import network_policies
+from components import observability as observability_module
+from components import sandbox as sandbox_module
 from components.admission import SandboxAdmission, SandboxAdmissionArgs
 from components.agents import Tenant, TenantArgs
 from components.cluster import Cluster, ClusterArgs
 from components.config import ConfigError, load
 from components.egress import EgressProxy, EgressProxyArgs
 from components.gateway import Gateway, GatewayArgs
+from components.gateway_metrics import MetricsKey, MetricsKeyArgs
 from components.karpenter import Karpenter, KarpenterArgs
 from components.kata import KataNodes, KataNodesArgs
 from components.kata_runtime import KataRuntime, KataRuntimeArgs, firecracker_devmapper_userdata
 from components.network import Network, NetworkArgs
+from components.network_policies import PlatformNetworkPolicies, PlatformNetworkPoliciesArgs
 from components.node_security import SandboxNodeSecurityGroup, SandboxNodeSecurityGroupArgs
 from components.observability import Observability, ObservabilityArgs
 from components.sandbox import AgentSandbox, AgentSandboxArgs
@@ -83,11 +92,16 @@ gateway = Gateway(
         vpc_id=network.vpc_id,
         region=cfg.region,
         provider=cluster.provider,
-        master_key=secrets.require_secret("litellmMasterKey"),
         vpc_cidr=cfg.network.cidr,
         database_url=secrets.get_secret("litellmDatabaseUrl") if cfg.gateway.external_database else None,
         depends_on=[cluster.core_node_group],
     ),
+)
+
+# A scrape credential of its own for LiteLLM's /metrics (the ServiceMonitor's bearer token), not the master key.
+MetricsKey(
+    "gateway-metrics-key",
+    MetricsKeyArgs(cfg.gateway.curl_image, cluster.provider, depends_on=[gateway.release], namespace=gateway.namespace),
 )
 
 # --- Kata runtime (kata-deploy, RuntimeClasses)
@@ -135,6 +149,29 @@ sandbox_controller = (
     AgentSandbox("agent-sandbox", AgentSandboxArgs(cfg.images.agent_sandbox_version, core_nodes), opts=in_cluster)
     if cfg.any_warm_pool
     else None
+)
+# --- default-deny NetworkPolicies with explicit allows in every platform namespace, and allow-all in kube-system
+# (strict mode would deny EKS's add-ons otherwise). They wait for the namespaces only, not for the workloads.
+platform_namespaces: dict[str, pulumi.Resource | None] = {
+    network_policies.KUBE_SYSTEM: None,
+    gateway_module.NAMESPACE: gateway.namespace,
+    observability_module.NAMESPACE: observability.namespace,
+    karpenter_module.NAMESPACE: karpenter.namespace,
+    kata_runtime_module.NAMESPACE: kata_runtime.namespace,
+}
+if egress is not None:
+    platform_namespaces[egress_module.NAMESPACE] = egress.namespace
+if sandbox_controller is not None:
+    platform_namespaces[sandbox_module.NAMESPACE] = sandbox_controller.manifest  # the manifest creates it
+PlatformNetworkPolicies(
+    "network-policies",
+    PlatformNetworkPoliciesArgs(
+        platform_namespaces,
+        vpc_cidr=cfg.network.cidr,
+        external_database=cfg.gateway.external_database,
+        provider=cluster.provider,
+        kata_monitor=cfg.kata.monitor,
+    ),
 )
 # In-cluster enforcement of the sandbox rules for what CrossGuard never sees (controllers, kubectl).
 admission = SandboxAdmission(

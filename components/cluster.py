@@ -61,7 +61,10 @@ EBS_CSI_SERVICE_ACCOUNT = "ebs-csi-controller-sa"
 # vpc-cni: /28 prefixes per ENI slot so Kata nodes are not capped by ENI IPs; the network policy agent
 # enforces the tenants' NetworkPolicies.
 VPC_CNI_CONFIGURATION = {
-    "env": {"ENABLE_PREFIX_DELEGATION": "true", "WARM_PREFIX_TARGET": "1"},
+    # strict: a new pod starts denied until its NetworkPolicies are programmed (standard mode lets it talk
+    # freely meanwhile); a pod no policy selects stays denied, so every namespace has policies
+    # (components/network_policies.py).
+    "env": {"ENABLE_PREFIX_DELEGATION": "true", "WARM_PREFIX_TARGET": "1", "NETWORK_POLICY_ENFORCING_MODE": "strict"},
     "enableNetworkPolicy": "true",
 }
 # Add-ons that must run before any node starts (networking, kube-proxy, Pod Identity credentials).

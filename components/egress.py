@@ -494,6 +494,7 @@ class EgressProxy(pulumi.ComponentResource):
             },
             opts=k8s_opts(*args.depends_on),
         )
+        self.namespace = ns  # NetworkPolicies wait for it (components/network_policies.py)
         passwords = {
             t.name: random.RandomPassword(
                 f"{name}-{t.name}-password", length=40, special=False, opts=pulumi.ResourceOptions(parent=self)

@@ -33,6 +33,9 @@ import pulumi_random as random
 
 from components.config import GatewayConfig, TenantConfig
 from components.gateway_db import LitellmDatabase, LitellmDatabaseArgs, database_url_env
+from components.gateway_proxy import LISTEN_PORT as TENANT_GATEWAY_PORT
+from components.gateway_proxy import SELECTOR as TENANT_GATEWAY_SELECTOR
+from components.gateway_proxy import TenantGateway, TenantGatewayArgs
 from components.iam import pod_identity_role
 from components.labels import CORE_NODE_SELECTOR, LITELLM_NAMESPACE, LITELLM_PORT
 from components.podspec import container_security_context
@@ -46,6 +49,7 @@ MASTER_KEY_SECRET = "litellm-masterkey"
 MASTER_KEY_KEY = "masterkey"
 TENANT_KEYS_SECRET = "litellm-tenant-keys"
 KEY_JOB_SERVICE_ACCOUNT = "litellm-key-registrar"
+KEY_JOB_SELECTOR = {"app.kubernetes.io/name": "litellm-key-registrar"}  # the key Jobs' pods
 SELECTOR = {"app.kubernetes.io/name": "litellm", "app.kubernetes.io/instance": RELEASE}
 CLUSTER_URL = f"http://{RELEASE}.{NAMESPACE}.svc.cluster.local:{PORT}"  # core pods only, never Kata pods
 LITELLM_CHART = "oci://ghcr.io/berriai/litellm-helm"
@@ -291,6 +295,15 @@ def litellm_values(cfg: GatewayConfig) -> dict[str, Any]:
 # Component
 
 
+MASTER_KEY_LENGTH = 64  # random characters after the sk- prefix LiteLLM requires
+
+
+def generated_key(name: str, length: int, parent: pulumi.Resource) -> pulumi.Output[str]:
+    """``sk-`` + ``length`` random letters and digits (about 6 bits each), as a Pulumi secret."""
+    password = random.RandomPassword(name, length=length, special=False, opts=pulumi.ResourceOptions(parent=parent))
+    return pulumi.Output.secret(password.result.apply(lambda value: f"sk-{value}"))
+
+
 class PodIdentity(pulumi.ComponentResource):
     """``iam.pod_identity_role`` wrapped in a component, so that workloads can depend on the role, its
     policy AND the association: EKS Pod Identity injects credentials when a pod is created, so the
@@ -327,7 +340,6 @@ class GatewayArgs:
     vpc_id: pulumi.Input[str]
     region: str  # the cluster's region (the LB controller's); Bedrock's is config.bedrock_region
     provider: k8s.Provider
-    master_key: pulumi.Input[str]  # secret
     vpc_cidr: str = ""  # NLB source range; empty leaves the controller's default
     database_url: pulumi.Input[str] | None = None  # secret, when config.external_database
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)  # e.g. the core node group
@@ -388,13 +400,15 @@ class Gateway(pulumi.ComponentResource):
             pulumi.ResourceOptions(parent=self),
         )
 
-        # --- secrets the chart references
+        # --- secrets the chart references. The master key is generated here, never chosen by hand.
         master_key = k8s.core.v1.Secret(
             f"{name}-master-key",
             metadata={"name": MASTER_KEY_SECRET, "namespace": NAMESPACE},
             type="Opaque",
-            string_data={MASTER_KEY_KEY: pulumi.Output.secret(args.master_key)},
-            opts=k8s_opts(ns),
+            string_data={MASTER_KEY_KEY: generated_key(f"{name}-master-key-value", MASTER_KEY_LENGTH, self)},
+            opts=pulumi.ResourceOptions.merge(
+                k8s_opts(ns), pulumi.ResourceOptions(additional_secret_outputs=["data", "stringData"])
+            ),
         )
         database = LitellmDatabase(
             f"{name}-db",
@@ -426,12 +440,25 @@ class Gateway(pulumi.ComponentResource):
             opts=k8s_opts(ns),
         )
 
-        # --- the internal NLB Kata pods use (they cannot reach the ClusterIP Service)
+        # --- the internal NLB Kata pods use (they cannot reach the ClusterIP Service). It targets the tenant
+        # gateway (nginx, inference routes only), never LiteLLM itself: components/gateway_proxy.py.
+        self.tenant_gateway = TenantGateway(
+            f"{name}-tenant-gateway",
+            TenantGatewayArgs(
+                namespace=NAMESPACE,
+                image=cfg.tenant_gateway_image,
+                replicas=cfg.replicas,
+                upstream=f"{RELEASE}.{NAMESPACE}.svc.cluster.local:{PORT}",
+                provider=args.provider,
+                depends_on=(ns, self.release),
+            ),
+            pulumi.ResourceOptions(parent=self),
+        )
         nlb_spec: dict[str, Any] = {
             "type": "LoadBalancer",
             "loadBalancerClass": NLB_CLASS,
-            "selector": dict(SELECTOR),
-            "ports": [{"name": "http", "port": PORT, "targetPort": PORT, "protocol": "TCP"}],
+            "selector": dict(TENANT_GATEWAY_SELECTOR),
+            "ports": [{"name": "http", "port": PORT, "targetPort": TENANT_GATEWAY_PORT, "protocol": "TCP"}],
         }
         if args.vpc_cidr:
             nlb_spec["loadBalancerSourceRanges"] = [args.vpc_cidr]
@@ -522,7 +549,7 @@ class Gateway(pulumi.ComponentResource):
         )
         for tenant in args.tenants:
             job_name = key_job_name(tenant, args.config.curl_image)
-            labels = {"app.kubernetes.io/name": "litellm-key-registrar", "agent-platform.io/tenant": tenant.name}
+            labels = {**KEY_JOB_SELECTOR, "agent-platform.io/tenant": tenant.name}
             k8s.batch.v1.Job(
                 f"{name}-key-job-{tenant.name}",
                 metadata={"name": job_name, "namespace": NAMESPACE, "labels": labels},

@@ -176,6 +176,7 @@ class Karpenter(pulumi.ComponentResource):
             metadata={"name": NAMESPACE, "labels": {"app.kubernetes.io/part-of": "agent-platform"}},
             opts=k8s_opts,
         )
+        self.namespace = namespace  # NetworkPolicies wait for it (components/network_policies.py)
         crds = k8s.helm.v3.Release(
             f"{name}-crd",
             name="karpenter-crd",
@@ -199,7 +200,8 @@ class Karpenter(pulumi.ComponentResource):
                 },
                 # The chart's defaults: service account "karpenter" (SERVICE_ACCOUNT), 2 replicas, linux nodes.
                 "nodeSelector": dict(CORE_NODE_SELECTOR),
-                # The region from config, not IMDS: every node has IMDS hop limit 1 (components/cluster.py).
+                # The region from config, not instance metadata: every node has IMDS hop limit 1
+                # (components/cluster.py) and the controller's NetworkPolicy keeps it off 169.254.169.254.
                 "controller": {
                     "resources": CONTROLLER_RESOURCES,
                     "env": [{"name": "AWS_REGION", "value": args.region}],

@@ -48,9 +48,10 @@ def kata_deploy_values(cfg: KataConfig, dedicated_nodes: bool = False) -> dict[s
     shims: dict[str, Any] = {"disableAll": True}
     for shim in cfg.shims:
         shims[shim] = {"enabled": True, "allowedHypervisorAnnotations": list(ALLOWED_HYPERVISOR_ANNOTATIONS)}
-    if "fc" in shims:
+    if "fc" in shims and cfg.major < 4:
         # Firecracker has no shared filesystem: images reach the guest as block devices from containerd's
-        # devmapper snapshotter, whose thin pool the node prepares (firecracker_devmapper_userdata()).
+        # devmapper snapshotter, whose thin pool the node prepares (firecracker_devmapper_userdata()). The 4.x
+        # chart sets it for fc by default.
         shims["fc"]["containerd"] = {"snapshotter": "devmapper"}
     repository, _, tag = cfg.kubectl_image.rpartition(":")
     values: dict[str, Any] = {
@@ -105,6 +106,7 @@ class KataRuntime(pulumi.ComponentResource):
             metadata={"name": NAMESPACE, "labels": {**labels, "pod-security.kubernetes.io/enforce": "privileged"}},
             opts=pulumi.ResourceOptions(parent=self),
         )
+        self.namespace = namespace  # NetworkPolicies wait for it (components/network_policies.py)
         self.release = k8s.helm.v3.Release(
             f"{name}-deploy",
             name="kata-deploy",

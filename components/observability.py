@@ -15,8 +15,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.config import ObservabilityConfig
-from components.gateway import MASTER_KEY_KEY, MASTER_KEY_SECRET
 from components.gateway import SELECTOR as LITELLM_SELECTOR
+from components.gateway_metrics import METRICS_KEY_KEY, METRICS_KEY_SECRET
 from components.kata_runtime import KATA_MONITOR_PORT
 from components.kata_runtime import MONITOR_LABELS as KATA_MONITOR_LABELS
 from components.labels import (
@@ -37,6 +37,19 @@ REPO = "https://prometheus-community.github.io/helm-charts"
 GRAFANA_ADMIN_SECRET = "grafana-admin"
 DASHBOARD_DIR = Path(__file__).resolve().parent / "dashboards"
 DASHBOARD_LABEL = "grafana_dashboard"  # the chart's grafana.sidecar.dashboards.label default
+# Pods and ports of the chart (its defaults; components/network_policies.py allows traffic by them).
+PROMETHEUS_PODS = {"app.kubernetes.io/name": "prometheus"}
+ALERTMANAGER_PODS = {"app.kubernetes.io/name": "alertmanager"}
+GRAFANA_PODS = {"app.kubernetes.io/name": "grafana"}
+KUBE_STATE_METRICS_PODS = {"app.kubernetes.io/name": "kube-state-metrics"}
+OPERATOR_PODS = {"app.kubernetes.io/name": "kube-prometheus-stack-prometheus-operator"}  # and its webhook Jobs
+PROMETHEUS_PORT = 9090
+ALERTMANAGER_PORT = 9093
+ALERTMANAGER_MESH_PORT = 9094
+GRAFANA_PORT = 3000
+RELOADER_PORT = 8080  # config-reloader sidecars of Prometheus and Alertmanager
+KUBE_STATE_METRICS_PORTS = (8080, 8081)
+OPERATOR_PORT = 10250  # the operator's metrics and admission webhook (HTTPS)
 
 
 def prometheus_label(name: str) -> str:
@@ -90,6 +103,8 @@ def stack_values(cfg: ObservabilityConfig) -> dict[str, Any]:
             # The chart default searches ALL namespaces; only the platform's namespace may add dashboards.
             # The sidecar (on by default) loads ConfigMaps labelled DASHBOARD_LABEL="1" (the chart's defaults).
             "sidecar": {"dashboards": {"searchNamespace": NAMESPACE}},
+            # A Role in its own namespace instead of the chart's ClusterRole (which reads every Secret).
+            "rbac": {"namespaced": True},
         },  # fmt: skip
         "kube-state-metrics": {
             "nodeSelector": core,
@@ -120,9 +135,13 @@ def litellm_service_monitor_spec() -> dict[str, Any]:
                 "path": "/metrics/",
                 "interval": "30s",
                 "scheme": "http",
-                # LiteLLM runs with require_auth_for_metrics_endpoint: the scrape presents the master key,
-                # read from the Secret in the ServiceMonitor's own namespace.
-                "authorization": {"type": "Bearer", "credentials": {"name": MASTER_KEY_SECRET, "key": MASTER_KEY_KEY}},
+                # LiteLLM runs with require_auth_for_metrics_endpoint: the scrape presents a virtual key that
+                # may call /metrics only (components/gateway_metrics.py), never the master key, since the
+                # operator copies it into Prometheus' config Secret.
+                "authorization": {
+                    "type": "Bearer",
+                    "credentials": {"name": METRICS_KEY_SECRET, "key": METRICS_KEY_KEY},
+                },
             }
         ],
     }
@@ -158,6 +177,7 @@ class Observability(pulumi.ComponentResource):
             },
             opts=k8s_opts(*args.depends_on),
         )  # fmt: skip
+        self.namespace = ns  # NetworkPolicies wait for it (components/network_policies.py)
         admin = k8s.core.v1.Secret(
             f"{name}-grafana-admin",
             metadata={"name": GRAFANA_ADMIN_SECRET, "namespace": NAMESPACE},

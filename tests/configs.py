@@ -8,7 +8,7 @@ import pytest
 
 from components.config import ConfigError, PlatformConfig
 
-SECRETS = {"litellmMasterKey": "sk-test", "grafanaAdminPassword": "pw"}
+SECRETS = {"grafanaAdminPassword": "pw"}
 MODELS = [{"name": "claude", "modelId": "us.anthropic.claude-sonnet-4-5-20250929-v1:0"}]
 
 

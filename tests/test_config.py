@@ -145,7 +145,7 @@ def test_stack_config_reads_like_the_cli() -> None:
     config, secret_keys = stack_config("dev")
     assert config["agent-platform:azCount"] == "2"  # every value reaches the program as a string
     assert config["agent-platform:karpenterVersion"]  # project default applied
-    assert "agent-platform:litellmMasterKey" in secret_keys
+    assert "agent-platform:grafanaAdminPassword" in secret_keys
     assert "agent-platform:tenantSecrets" in secret_keys  # structured value with secure leaves
     assert "OFFLINE-PLACEHOLDER" not in config["agent-platform:tenantSecrets"]
 

@@ -123,10 +123,13 @@ def test_litellm_service_monitor(each_stack: ProgramResult) -> None:
     assert spec["namespaceSelector"] == {"matchNames": ["litellm"]}
     (endpoint,) = spec["endpoints"]
     assert endpoint["port"] == "http" and endpoint["path"] == "/metrics/"
+    # a key of its own that may only call /metrics, never the master key (the operator copies the token into
+    # Prometheus' config Secret): tests/test_gateway_metrics.py
     assert endpoint["authorization"] == {
         "type": "Bearer",
-        "credentials": {"name": "litellm-masterkey", "key": "masterkey"},
+        "credentials": {"name": "litellm-metrics-key", "key": "token"},
     }
+    assert gw.MASTER_KEY_SECRET not in json.dumps(inputs)
     assert each_stack.named(RELEASE, "observability-stack").urn in monitor.dependencies  # the CRD
     assert each_stack.named("kubernetes:core/v1:Namespace", "gateway-ns").urn in monitor.dependencies
     # the NLB Service does not carry the chart's labels, so LiteLLM is not scraped twice

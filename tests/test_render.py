@@ -79,6 +79,13 @@ def test_every_install_renders_and_checks_clean(stack: str, tmp_path: Path) -> N
     assert "kind: Deployment" in text and PLACEHOLDER not in text  # secrets are masked before rendering
 
 
+def test_every_optional_feature_renders_clean(tmp_path: Path) -> None:
+    """kata-fc (kata-monitor), the gVisor tier and the Kata managed node group, all on: still 0 findings."""
+    overrides = {f"agent-platform:{key}": True for key in ("kataFirecracker", "gvisor", "kataManagedNodeGroup")}
+    found, skipped = check_installs(run_program("dev", overrides), tmp_path)
+    assert skipped == "" and [str(f) for f in found] == []
+
+
 def test_every_pinned_version_is_published_and_a_config_default(dev) -> None:  # noqa: ANN001
     defaults = {str(d.get("default")).lstrip("v") for d in project_schema().values()}
     charts = catalog()["charts"]
@@ -163,7 +170,8 @@ def test_defect_5_control_plane_monitors_eks_does_not_expose_are_reported(defect
 
 
 def test_defect_6_selectors_that_match_the_migration_job_are_reported(defects_b: str) -> None:
-    for selector in ("program: Service litellm/litellm-nlb", "program: PodDisruptionBudget litellm/litellm"):
+    # the chart's ClusterIP Service (the NLB now targets the tenant gateway) and the program's PDB
+    for selector in ("helm litellm: Service litellm/litellm", "program: PodDisruptionBudget litellm/litellm"):
         assert f"{selector}: selector" in defects_b
     assert "also matches the pods of Job litellm/litellm-migrations" in defects_b
 

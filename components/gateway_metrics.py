@@ -1,0 +1,143 @@
+"""A scrape credential of its own for LiteLLM's ``/metrics``, instead of the master key.
+
+LiteLLM runs with ``require_auth_for_metrics_endpoint``: ``/metrics`` goes through ``user_api_key_auth`` like any
+route. The Prometheus operator copies the ServiceMonitor's bearer token into Prometheus' own config Secret, so
+that token must not be the master key. This module generates a virtual key (``sk-`` + 64 random characters, a
+Pulumi secret) and registers it in LiteLLM with ``allowed_routes: ["/metrics"]`` (LiteLLM's route check allows
+the exact route and anything under ``/metrics/``): it can read metrics and nothing else. The registration is an
+in-cluster Job running the same idempotent script as the tenant keys (components/gateway.py), labelled like the
+key Jobs so that the NetworkPolicies let it reach LiteLLM.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from components import gateway as gw
+from components.labels import CORE_NODE_SELECTOR
+from components.podspec import container_security_context
+
+METRICS_KEY_SECRET = "litellm-metrics-key"
+METRICS_KEY_KEY = "token"
+METRICS_KEY_ALIAS = "platform-prometheus-scrape"
+METRICS_ROUTES = ("/metrics",)
+METRICS_KEY_LENGTH = 64
+JOB_LABELS = {**gw.KEY_JOB_SELECTOR, "app.kubernetes.io/component": "metrics-key"}
+
+
+def metrics_key_spec() -> dict[str, Any]:
+    """Body of /key/generate and /key/update without the key: metrics only, no model routes."""
+    return {
+        "key_alias": METRICS_KEY_ALIAS,
+        "allowed_routes": list(METRICS_ROUTES),
+        "metadata": {"purpose": "prometheus scrape", "managed-by": "pulumi"},
+    }
+
+
+def metrics_job_name(curl_image: str) -> str:
+    material = json.dumps({"spec": metrics_key_spec(), "script": gw.KEY_JOB_SCRIPT, "image": curl_image}, sort_keys=True)  # fmt: skip
+    return f"litellm-metrics-key-{hashlib.sha256(material.encode()).hexdigest()[:8]}"
+
+
+def metrics_job_pod_spec(curl_image: str) -> dict[str, Any]:
+    def secret_env(name: str, secret: str, key: str) -> dict[str, Any]:
+        return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+
+    return {
+        "automountServiceAccountToken": False,
+        "restartPolicy": "Never",
+        "nodeSelector": dict(CORE_NODE_SELECTOR),
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": gw.CURL_UID,
+            "runAsGroup": gw.CURL_GID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [
+            {
+                "name": "register-key",
+                "image": curl_image,
+                "command": ["/bin/sh", "-c", gw.KEY_JOB_SCRIPT],
+                "env": [
+                    {"name": "LITELLM_URL", "value": gw.CLUSTER_URL},
+                    {"name": "KEY_ALIAS", "value": METRICS_KEY_ALIAS},
+                    {"name": "KEY_SPEC", "value": json.dumps(metrics_key_spec(), sort_keys=True)},
+                    secret_env("MASTER_KEY", gw.MASTER_KEY_SECRET, gw.MASTER_KEY_KEY),
+                    secret_env("TENANT_KEY", METRICS_KEY_SECRET, METRICS_KEY_KEY),  # the script's name for the key
+                ],
+                "securityContext": container_security_context(gw.CURL_UID, read_only_root=True, gid=gw.CURL_GID),
+                "resources": {
+                    "requests": {"cpu": "10m", "memory": "16Mi"},
+                    "limits": {"cpu": "100m", "memory": "64Mi"},
+                },  # fmt: skip
+                "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+            }
+        ],
+        "volumes": [{"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}}],
+    }
+
+
+@dataclass(frozen=True)
+class MetricsKeyArgs:
+    curl_image: str
+    provider: k8s.Provider
+    depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)  # the gateway (LiteLLM and its master key)
+    namespace: pulumi.Resource | None = None
+
+
+class MetricsKey(pulumi.ComponentResource):
+    """The scrape key's Secret (what the ServiceMonitor reads) and the Job registering it in LiteLLM."""
+
+    secret: k8s.core.v1.Secret
+
+    def __init__(self, name: str, args: MetricsKeyArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("agent-platform:gateway:MetricsKey", name, None, opts)
+        password = random.RandomPassword(
+            f"{name}-value", length=METRICS_KEY_LENGTH, special=False, opts=pulumi.ResourceOptions(parent=self)
+        )
+        key = pulumi.Output.secret(password.result.apply(lambda value: f"sk-{value}"))
+        self.secret = k8s.core.v1.Secret(
+            f"{name}-secret",
+            metadata={
+                "name": METRICS_KEY_SECRET,
+                "namespace": gw.NAMESPACE,
+                "labels": {"app.kubernetes.io/part-of": "agent-platform"},
+            },  # fmt: skip
+            type="Opaque",
+            string_data={METRICS_KEY_KEY: key},
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                provider=args.provider,
+                depends_on=[args.namespace] if args.namespace is not None else [],
+                additional_secret_outputs=["data", "stringData"],
+            ),
+        )
+        k8s.batch.v1.Job(
+            f"{name}-registration",
+            metadata={
+                "name": metrics_job_name(args.curl_image),
+                "namespace": gw.NAMESPACE,
+                "labels": dict(JOB_LABELS),
+            },  # fmt: skip
+            spec={
+                "backoffLimit": 3,
+                "activeDeadlineSeconds": 1800,
+                "template": {"metadata": {"labels": dict(JOB_LABELS)}, "spec": metrics_job_pod_spec(args.curl_image)},
+            },
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                provider=args.provider,
+                depends_on=[self.secret, *args.depends_on],
+                replace_with=[password],  # a new key is registered again
+                custom_timeouts=pulumi.CustomTimeouts(create="35m", update="35m"),  # the Job's own deadline + margin
+            ),
+        )
+        self.register_outputs({"secret": METRICS_KEY_SECRET})

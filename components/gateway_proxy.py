@@ -1,0 +1,297 @@
+"""Tenant-facing gateway: nginx in front of LiteLLM, the only thing the LiteLLM NLB reaches.
+
+A sandbox is assumed hostile. LiteLLM serves far more than inference on one port: the admin UI (whose login is
+the master key), key/user/team/spend management, ``/metrics``, config routes. The NLB therefore targets this
+proxy, which forwards only the inference and health routes the agents call (Hermes and OpenClaw both speak
+OpenAI chat completions at ``<url>/v1``, list models, and may ask for model info) to the LiteLLM ClusterIP
+Service, and answers every other path with a JSON 403 without contacting LiteLLM. Operators reach the admin UI
+with ``kubectl port-forward`` (docs/gateway.md).
+
+:func:`nginx_conf` is a pure function; tests/test_gateway_proxy.py runs Debian's nginx with it in front of a
+recording stub upstream. Each allowed route is an exact location that passes its own fixed path upstream (never
+the client's raw URI), so percent-encoding, dot segments or doubled slashes cannot reach another LiteLLM route.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.labels import CORE_NODE_SELECTOR
+from components.podspec import LITELLM_PORT, container_security_context
+
+APP = "litellm-tenant-gateway"
+SELECTOR = {"app.kubernetes.io/name": APP, "app.kubernetes.io/component": "tenant-gateway"}
+CONFIG_MAP = APP
+LISTEN_PORT = LITELLM_PORT  # the NLB listener and target port: gateway.url does not change
+HEALTH_PORT = 8081  # kubelet probes only; answered by nginx itself
+NGINX_UID = 101  # the nginx user of the nginx-unprivileged image
+CONF_PATH = "/etc/nginx/nginx.conf"
+CACHE_DIR = "/var/cache/nginx"
+BODY_LIMIT = "20m"  # base64 images in chat requests; LiteLLM has no smaller limit of its own
+READ_TIMEOUT_S = 600  # long generations and SSE streams with pauses between events
+STREAM_WORKER_CONNECTIONS = 4096
+
+
+@dataclass(frozen=True)
+class Route:
+    path: str
+    methods: tuple[str, ...]
+
+
+# What the agents call (OpenAI-compatible, with and without the /v1 prefix LiteLLM also serves), plus the
+# liveness/readiness routes (no model calls, unlike /health). Nothing else reaches LiteLLM from a sandbox.
+ROUTES: tuple[Route, ...] = (
+    Route("/v1/chat/completions", ("POST",)),
+    Route("/chat/completions", ("POST",)),
+    Route("/v1/completions", ("POST",)),
+    Route("/completions", ("POST",)),
+    Route("/v1/embeddings", ("POST",)),
+    Route("/embeddings", ("POST",)),
+    Route("/v1/models", ("GET",)),
+    Route("/models", ("GET",)),
+    Route("/v1/model/info", ("GET",)),
+    Route("/model/info", ("GET",)),
+    Route("/health/liveliness", ("GET",)),
+    Route("/health/readiness", ("GET",)),
+)
+FORBIDDEN_BODY = json.dumps(
+    {
+        "error": {
+            "message": "agent-platform tenant gateway: only inference routes are served here "
+            "(/v1/chat/completions, /v1/completions, /v1/embeddings, /v1/models, /v1/model/info)",
+            "type": "forbidden",
+            "code": "route_not_allowed",
+        }
+    },
+    sort_keys=True,
+)
+METHOD_BODY = json.dumps(
+    {
+        "error": {
+            "message": "agent-platform tenant gateway: method not allowed on this route",
+            "type": "method_not_allowed",
+            "code": "method_not_allowed",
+        }
+    },
+    sort_keys=True,
+)
+
+
+@dataclass(frozen=True)
+class NginxPaths:
+    """Where the rendered configuration points nginx (the pod mounts these; tests use a temp dir)."""
+
+    pid: str = "/tmp/nginx.pid"
+    temp: str = CACHE_DIR
+    access_log: str = "/dev/stdout"
+    error_log: str = "/dev/stderr"
+
+
+def _quoted(text: str) -> str:
+    """An nginx single-quoted string."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def nginx_conf(
+    upstream: str,
+    *,
+    listen: str = "",
+    port: int = LISTEN_PORT,
+    health_port: int = HEALTH_PORT,
+    paths: NginxPaths = NginxPaths(),
+    routes: Sequence[Route] = ROUTES,
+    body_limit: str = BODY_LIMIT,
+    read_timeout_s: int = READ_TIMEOUT_S,
+    workers: int = 2,
+) -> str:
+    """The complete nginx.conf. ``upstream`` is ``host:port`` of LiteLLM's ClusterIP Service (tests: a stub);
+    ``listen`` binds an address (tests use 127.0.0.1), empty means every address."""
+    bind = f"{listen}:" if listen else ""
+    lines = [
+        "# Rendered by components/gateway_proxy.py (agent-platform tenant gateway): do not edit by hand.",
+        "daemon off;",
+        f"worker_processes {workers};",
+        f"pid {paths.pid};",
+        f"error_log {paths.error_log} warn;",
+        "",
+        f"events {{ worker_connections {STREAM_WORKER_CONNECTIONS}; }}",
+        "",
+        "http {",
+        "  server_tokens off;",
+        "  default_type application/json;",
+        "  log_format tenant_gateway '$remote_addr $request_method $uri $status $body_bytes_sent '",
+        "                            '$request_time upstream=$upstream_status';",
+        f"  access_log {paths.access_log} tenant_gateway;",
+        f"  client_body_temp_path {paths.temp}/client_body;",
+        f"  proxy_temp_path {paths.temp}/proxy;",
+        f"  fastcgi_temp_path {paths.temp}/fastcgi;",
+        f"  uwsgi_temp_path {paths.temp}/uwsgi;",
+        f"  scgi_temp_path {paths.temp}/scgi;",
+        f"  client_max_body_size {body_limit};",
+        "  client_body_buffer_size 1m;",
+        "  keepalive_timeout 75s;",
+        "",
+        "  upstream litellm {",
+        f"    server {upstream};",
+        "    keepalive 32;",
+        "    keepalive_timeout 4s;  # below uvicorn's 5 s: never reuse a connection LiteLLM is closing",
+        "  }",
+        "",
+        "  server {",
+        f"    listen {bind}{port};",
+        "    # Streaming: events go out as LiteLLM writes them; long generations keep the connection.",
+        "    proxy_http_version 1.1;",
+        '    proxy_set_header Connection "";',
+        "    proxy_set_header X-Forwarded-For $remote_addr;",
+        "    proxy_buffering off;",
+        "    proxy_cache off;",
+        "    proxy_connect_timeout 5s;",
+        f"    proxy_read_timeout {read_timeout_s}s;",
+        f"    proxy_send_timeout {read_timeout_s}s;",
+        "",
+    ]
+    for route in routes:
+        methods = "|".join(route.methods)
+        lines += [
+            f"    location = {route.path} {{",
+            f"      if ($request_method !~ ^({methods})$) {{ return 405 {_quoted(METHOD_BODY)}; }}",
+            f"      proxy_pass http://litellm{route.path};",
+            "    }",
+        ]
+    lines += [
+        "",
+        "    # Everything else (admin UI, key/user/team/spend management, metrics, config): refused here.",
+        f"    location / {{ return 403 {_quoted(FORBIDDEN_BODY)}; }}",
+        "  }",
+        "",
+        "  server {",
+        f"    listen {bind}{health_port};",
+        "    access_log off;",
+        '    location = /healthz { return 200 \'{"status":"ok"}\'; }',
+        "    location / { return 404; }",
+        "  }",
+        "}",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def pod_template(image: str, config_hash: str) -> dict[str, Any]:
+    """nginx pod: core nodes, spread over zones, non-root, read-only root with emptyDirs for the pid file and
+    temp files, every capability dropped, seccomp RuntimeDefault, no service account token."""
+    probe = {"httpGet": {"path": "/healthz", "port": "health"}, "periodSeconds": 10, "timeoutSeconds": 3}
+    return {
+        "metadata": {"labels": dict(SELECTOR), "annotations": {"agent-platform.io/config-hash": config_hash}},
+        "spec": {
+            "nodeSelector": dict(CORE_NODE_SELECTOR),
+            "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
+            # Open SSE streams get time to finish (nginx's image stops with SIGQUIT: graceful shutdown).
+            "terminationGracePeriodSeconds": 60,
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": NGINX_UID,
+                "runAsGroup": NGINX_UID,
+                "fsGroup": NGINX_UID,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "topologySpreadConstraints": [
+                {
+                    "maxSkew": 1,
+                    "topologyKey": "topology.kubernetes.io/zone",
+                    "whenUnsatisfiable": "DoNotSchedule",
+                    "labelSelector": {"matchLabels": dict(SELECTOR)},
+                },
+                {
+                    "maxSkew": 1,
+                    "topologyKey": "kubernetes.io/hostname",
+                    "whenUnsatisfiable": "ScheduleAnyway",
+                    "labelSelector": {"matchLabels": dict(SELECTOR)},
+                },
+            ],
+            "containers": [
+                {
+                    "name": "nginx",
+                    "image": image,
+                    "imagePullPolicy": "IfNotPresent",
+                    # nginx itself, not the image's entrypoint scripts (they rewrite files under /etc/nginx).
+                    "command": ["nginx", "-c", CONF_PATH],
+                    "ports": [
+                        {"name": "http", "containerPort": LISTEN_PORT, "protocol": "TCP"},
+                        {"name": "health", "containerPort": HEALTH_PORT, "protocol": "TCP"},
+                    ],
+                    "securityContext": container_security_context(NGINX_UID, read_only_root=True),
+                    "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
+                    "readinessProbe": probe,
+                    "livenessProbe": {**probe, "periodSeconds": 20, "failureThreshold": 3},
+                    "volumeMounts": [
+                        {"name": "config", "mountPath": CONF_PATH, "subPath": "nginx.conf", "readOnly": True},
+                        {"name": "tmp", "mountPath": "/tmp"},
+                        {"name": "cache", "mountPath": CACHE_DIR},
+                    ],
+                }
+            ],
+            "volumes": [
+                {"name": "config", "configMap": {"name": CONFIG_MAP, "defaultMode": 0o444}},
+                {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}},
+                {"name": "cache", "emptyDir": {"sizeLimit": "512Mi"}},  # request bodies above 1 MiB
+            ],
+        },
+    }
+
+
+@dataclass(frozen=True)
+class TenantGatewayArgs:
+    namespace: str
+    image: str
+    replicas: int
+    upstream: str  # host:port of LiteLLM's ClusterIP Service
+    provider: k8s.Provider
+    depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
+
+
+class TenantGateway(pulumi.ComponentResource):
+    """nginx Deployment (2+ replicas over zones) with its rendered config and a disruption budget; the caller's
+    NLB Service selects :data:`SELECTOR` on :data:`LISTEN_PORT`."""
+
+    nginx_conf: str
+    deployment: k8s.apps.v1.Deployment
+
+    def __init__(self, name: str, args: TenantGatewayArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("agent-platform:gateway:TenantGateway", name, None, opts)
+        k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=list(args.depends_on))
+        labels = {"app.kubernetes.io/part-of": "agent-platform", **SELECTOR}
+        self.nginx_conf = nginx_conf(args.upstream)
+        config_hash = hashlib.sha256(self.nginx_conf.encode()).hexdigest()[:16]
+        config = k8s.core.v1.ConfigMap(
+            f"{name}-config",
+            metadata={"name": CONFIG_MAP, "namespace": args.namespace, "labels": labels},
+            data={"nginx.conf": self.nginx_conf},
+            opts=k8s_opts,
+        )
+        self.deployment = k8s.apps.v1.Deployment(
+            f"{name}-nginx",
+            metadata={"name": APP, "namespace": args.namespace, "labels": labels},
+            spec={
+                "replicas": max(2, args.replicas),
+                "revisionHistoryLimit": 3,
+                "selector": {"matchLabels": dict(SELECTOR)},
+                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+                "template": pod_template(args.image, config_hash),
+            },
+            opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[config])),
+        )
+        k8s.policy.v1.PodDisruptionBudget(
+            f"{name}-pdb",
+            metadata={"name": APP, "namespace": args.namespace, "labels": labels},
+            spec={"minAvailable": 1, "selector": {"matchLabels": dict(SELECTOR)}},
+            opts=k8s_opts,
+        )
+        self.register_outputs({"configHash": config_hash})

@@ -1,0 +1,62 @@
+"""The LiteLLM scrape credential (components/gateway_metrics.py) and Grafana's namespaced RBAC: finding "Grafana
+(chart ClusterRole) can read every Secret; the LiteLLM master key doubles as the Prometheus scrape credential"."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from components import gateway as gw
+from components import gateway_metrics as gm
+from tests.conftest import program_result
+from tools.preview import kubernetes_version
+from tools.program import MASK
+from tools.render import SHARED, render_all
+
+JOB = "kubernetes:batch/v1:Job"
+SECRET = "kubernetes:core/v1:Secret"
+STACKS = ("dev", "staging", "prod")
+
+
+def test_metrics_key_may_call_metrics_only() -> None:
+    spec = gm.metrics_key_spec()
+    assert spec["allowed_routes"] == ["/metrics"]
+    assert "models" not in spec and "key" not in spec  # the key itself stays in the Secret
+    pod = gm.metrics_job_pod_spec("docker.io/curlimages/curl:8.16.0")
+    env = {e["name"]: e for e in pod["containers"][0]["env"]}
+    assert json.loads(env["KEY_SPEC"]["value"]) == spec
+    assert env["TENANT_KEY"]["valueFrom"]["secretKeyRef"] == {"name": gm.METRICS_KEY_SECRET, "key": gm.METRICS_KEY_KEY}
+    assert env["MASTER_KEY"]["valueFrom"]["secretKeyRef"] == {"name": gw.MASTER_KEY_SECRET, "key": gw.MASTER_KEY_KEY}
+    assert pod["containers"][0]["command"] == ["/bin/sh", "-c", gw.KEY_JOB_SCRIPT]  # the tested idempotent script
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_metrics_key_is_generated_secret_and_registered_after_litellm(stack: str) -> None:
+    result = program_result(stack)
+    password = result.named("random:index/randomPassword:RandomPassword", "gateway-metrics-key-value")
+    assert int(password.inputs["length"]) >= 48
+    secret = result.named(SECRET, "gateway-metrics-key-secret")
+    assert secret.inputs["metadata"]["name"] == gm.METRICS_KEY_SECRET
+    assert secret.inputs["stringData"] == {gm.METRICS_KEY_KEY: MASK}
+    assert secret.plain["stringData"][gm.METRICS_KEY_KEY] == "sk-" + "r" * int(password.inputs["length"])
+    job = result.named(JOB, "gateway-metrics-key-registration")
+    assert result.named("kubernetes:helm.sh/v3:Release", "gateway-litellm").urn in job.dependencies
+    assert job.inputs["spec"]["template"]["metadata"]["labels"] == gm.JOB_LABELS
+
+
+@pytest.mark.skipif(not (SHARED / "charts").is_dir(), reason=f"vendored charts not present at {SHARED}")
+@pytest.mark.parametrize("stack", ("dev", "prod"))
+def test_grafana_gets_a_role_in_its_namespace_not_a_cluster_role(stack: str) -> None:
+    result = program_result(stack)
+    (monitoring,) = [r for r in render_all(result, kubernetes_version(result)) if r.install.name == "monitoring"]
+    grafana_rbac = [
+        o
+        for o in monitoring.objects
+        if o.get("kind") in ("ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
+        and (o.get("metadata") or {}).get("labels", {}).get("app.kubernetes.io/name") == "grafana"
+    ]
+    kinds = {o["kind"] for o in grafana_rbac}
+    assert kinds == {"Role", "RoleBinding"}, kinds
+    for role in (o for o in grafana_rbac if o["kind"] == "Role"):
+        assert role["metadata"]["namespace"] == "monitoring"

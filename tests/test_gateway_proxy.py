@@ -1,0 +1,403 @@
+"""Tenant gateway (nginx in front of LiteLLM): the rendered nginx.conf run by Debian's nginx in front of a
+recording stub upstream, and the Kubernetes objects in every stack.
+
+The real-nginx tests start ``nginx`` on 127.0.0.1 (free ports, a temp prefix for config, pid, temp files and
+logs; the package's own service is never started or touched) with :func:`components.gateway_proxy.nginx_conf`,
+its upstream pointed at a stub HTTP server on 127.0.0.1 that records every request reaching it. They skip,
+saying why, only when nginx is missing (``.ci/run`` installs it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import http.server
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from components import gateway as gw
+from components import gateway_proxy as gp
+from components.labels import CORE_NODE_SELECTOR
+from tests.conftest import program_result
+from tools.program import ProgramResult
+
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+SERVICE = "kubernetes:core/v1:Service"
+CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
+PDB = "kubernetes:policy/v1:PodDisruptionBudget"
+STACKS = ("dev", "staging", "prod")
+# Routes a sandbox must never reach (LiteLLM management, UI, metrics, config, model calls on /health).
+BLOCKED = (
+    ("GET", "/ui"),
+    ("GET", "/ui/"),
+    ("GET", "/"),
+    ("POST", "/key/generate"),
+    ("POST", "/key/update"),
+    ("POST", "/key/delete"),
+    ("GET", "/key/info"),
+    ("GET", "/key/list"),
+    ("POST", "/user/new"),
+    ("GET", "/user/info"),
+    ("POST", "/team/new"),
+    ("GET", "/spend/logs"),
+    ("GET", "/global/spend/report"),
+    ("GET", "/metrics"),
+    ("GET", "/metrics/"),
+    ("GET", "/config/yaml"),
+    ("POST", "/config/update"),
+    ("POST", "/model/new"),
+    ("POST", "/model/delete"),
+    ("GET", "/health"),
+    ("GET", "/v1/models/../../key/list"),
+    ("GET", "/v1/models/%2e%2e/%2e%2e/key/list"),
+    ("GET", "/v1/models%2F..%2F..%2Fkey%2Flist"),
+    ("GET", "/sso/key/generate"),
+    ("POST", "/v1/chat/completions/../../key/generate"),
+    ("GET", "/V1/MODELS"),
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Pure rendering
+
+
+def test_every_route_is_an_exact_location_with_a_fixed_upstream_path_and_the_rest_is_refused() -> None:
+    conf = gp.nginx_conf("litellm.litellm.svc.cluster.local:4000")
+    for route in gp.ROUTES:
+        assert f"location = {route.path} {{" in conf
+        assert f"proxy_pass http://litellm{route.path};" in conf
+    assert conf.count("proxy_pass ") == len(gp.ROUTES)
+    assert "server litellm.litellm.svc.cluster.local:4000;" in conf
+    assert f"location / {{ return 403 '{gp.FORBIDDEN_BODY}'; }}" in conf
+    assert "proxy_buffering off;" in conf and f"proxy_read_timeout {gp.READ_TIMEOUT_S}s;" in conf
+    assert f"client_max_body_size {gp.BODY_LIMIT};" in conf
+    json.loads(gp.FORBIDDEN_BODY), json.loads(gp.METHOD_BODY)
+    # No prefix location and no regex location may widen what is forwarded.
+    locations = [line.strip() for line in conf.splitlines() if line.strip().startswith("location ")]
+    assert all(line.startswith(("location = ", "location / {")) for line in locations), locations
+
+
+def test_routes_cover_what_the_agents_call() -> None:
+    """Hermes and OpenClaw call ``<litellm_url>/v1`` (components/agents.py) with the OpenAI chat API."""
+    paths = {r.path: r.methods for r in gp.ROUTES}
+    assert paths["/v1/chat/completions"] == ("POST",)
+    assert paths["/v1/models"] == ("GET",)
+    assert not any(p.startswith(("/key", "/user", "/team", "/spend", "/ui", "/config", "/metrics")) for p in paths)
+    assert "/health" not in paths  # runs real model calls on every configured model
+
+
+# --------------------------------------------------------------------------------------------
+# The real nginx
+
+
+@dataclass
+class Seen:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Stub:
+    port: int
+    seen: list[Seen] = field(default_factory=list)
+    released: threading.Event = field(default_factory=threading.Event)  # set by the client mid-stream
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def paths(self) -> list[str]:
+        with self.lock:
+            return [s.path for s in self.seen]
+
+
+def stub_handler(stub: Stub) -> type[http.server.BaseHTTPRequestHandler]:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # nginx keeps upstream connections alive
+
+        def _record(self) -> Seen:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            seen = Seen(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+            with stub.lock:
+                stub.seen.append(seen)
+            return seen
+
+        def _reply(self, payload: dict[str, Any]) -> None:
+            body = json.dumps(payload).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _chunk(self, data: bytes) -> None:
+            self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            self.wfile.flush()
+
+        def do_GET(self) -> None:  # noqa: N802 (http.server API)
+            seen = self._record()
+            self._reply({"stub": True, "path": seen.path})
+
+        def do_POST(self) -> None:  # noqa: N802
+            seen = self._record()
+            if seen.body and json.loads(seen.body).get("stream"):
+                # The second event waits until the client has read the first one: it arrives only if the
+                # proxy streams instead of buffering the whole response.
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                self._chunk(b'data: {"n": 1}\n\n')
+                released = stub.released.wait(timeout=10)
+                self._chunk(f'data: {{"n": 2, "released": {json.dumps(released)}}}\n\n'.encode())
+                self._chunk(b"data: [DONE]\n\n")
+                self._chunk(b"")
+                return
+            self._reply({"stub": True, "path": seen.path, "bytes": len(seen.body)})
+
+        do_DELETE = do_PUT = do_PATCH = do_GET  # noqa: N815 (recorded like any other request)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    return Handler
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], deadline_s: float) -> None:
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"nginx exited with {process.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"nginx did not listen on 127.0.0.1:{port} within {deadline_s}s")
+
+
+@dataclass
+class LiveGateway:
+    port: int
+    health_port: int
+    stub: Stub
+    workdir: Path
+
+    def request(
+        self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=15)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            response = conn.getresponse()
+            return response.status, response.read()
+        finally:
+            conn.close()
+
+
+@pytest.fixture(scope="module")
+def live_gateway() -> Iterator[LiveGateway]:
+    nginx = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if os.access(p, os.X_OK)), None)
+    if nginx is None:
+        pytest.skip("the real-nginx test needs Debian's nginx (.ci/run installs it: apt-get install nginx)")
+    stub = Stub(port=0)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), stub_handler(stub))
+    server.daemon_threads = True
+    stub.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    thread.start()
+    try:
+        with tempfile.TemporaryDirectory(prefix="tenant-gateway-nginx-") as tmp:
+            workdir = Path(tmp)
+            workdir.chmod(0o777)  # run as root, nginx's workers switch to an unprivileged user
+            paths = gp.NginxPaths(
+                pid=str(workdir / "nginx.pid"),
+                temp=str(workdir),
+                access_log=str(workdir / "access.log"),
+                error_log=str(workdir / "error.log"),
+            )
+            port, health_port = free_port(), free_port()
+            conf = gp.nginx_conf(f"127.0.0.1:{stub.port}", listen="127.0.0.1", port=port, health_port=health_port, paths=paths)  # fmt: skip
+            (workdir / "nginx.conf").write_text(conf)
+            process = subprocess.Popen(
+                [nginx, "-p", str(workdir), "-c", str(workdir / "nginx.conf"), "-e", paths.error_log],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,  # master and workers share the group: one signal stops them all
+            )
+            try:
+                wait_for_port(port, process, deadline_s=20)
+                yield LiveGateway(port, health_port, stub, workdir)
+            finally:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGTERM)
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait(timeout=5)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def body_for(path: str) -> bytes | None:
+    return json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]}).encode()
+
+
+@pytest.mark.parametrize("route", gp.ROUTES, ids=lambda r: r.path)
+def test_every_allowed_route_reaches_the_upstream_unchanged(live_gateway: LiveGateway, route: gp.Route) -> None:
+    method = route.methods[0]
+    body = body_for(route.path) if method == "POST" else None
+    before = len(live_gateway.stub.paths())
+    status, payload = live_gateway.request(
+        method, route.path + "?probe=1", body, {"Authorization": "Bearer sk-tenant", "Content-Type": "application/json"}
+    )
+    assert status == 200, payload
+    assert json.loads(payload)["path"] == f"{route.path}?probe=1"
+    seen = live_gateway.stub.seen[before]
+    assert (seen.method, seen.path) == (method, f"{route.path}?probe=1")
+    assert seen.headers["authorization"] == "Bearer sk-tenant"  # LiteLLM still authenticates the tenant key
+    if body:
+        assert seen.body == body
+
+
+@pytest.mark.parametrize(("method", "path"), BLOCKED)
+def test_every_other_route_gets_403_and_never_reaches_the_upstream(
+    live_gateway: LiveGateway, method: str, path: str
+) -> None:
+    before = live_gateway.stub.paths()
+    body = b"{}" if method == "POST" else None
+    status, payload = live_gateway.request(method, path, body, {"Authorization": "Bearer sk-master"})
+    assert status in (400, 403), (path, status, payload)  # 400: nginx refuses a URI that climbs above the root
+    if status == 403:
+        assert json.loads(payload)["error"]["code"] == "route_not_allowed"
+    assert live_gateway.stub.paths() == before, f"{method} {path} reached LiteLLM"
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("DELETE", "/v1/chat/completions"), ("GET", "/v1/chat/completions"), ("PUT", "/v1/embeddings"),
+     ("POST", "/v1/models"), ("DELETE", "/v1/models"), ("POST", "/health/readiness")],
+)  # fmt: skip
+def test_methods_are_restricted_per_route(live_gateway: LiveGateway, method: str, path: str) -> None:
+    before = live_gateway.stub.paths()
+    status, payload = live_gateway.request(method, path, b"{}" if method in ("POST", "PUT") else None)
+    assert status == 405 and json.loads(payload)["error"]["code"] == "method_not_allowed"
+    assert live_gateway.stub.paths() == before
+
+
+def test_dot_segments_and_double_slashes_are_forwarded_as_the_canonical_path(live_gateway: LiveGateway) -> None:
+    before = len(live_gateway.stub.paths())
+    for raw in ("/v1//chat/completions", "/v1/x/../chat/completions", "/v1/chat/%63ompletions"):
+        status, _ = live_gateway.request("POST", raw, body_for(raw), {"Content-Type": "application/json"})
+        assert status == 200, raw
+    assert live_gateway.stub.paths()[before:] == ["/v1/chat/completions"] * 3
+
+
+def test_sse_stream_arrives_incrementally(live_gateway: LiveGateway) -> None:
+    live_gateway.stub.released.clear()
+    body = json.dumps({"model": "m", "stream": True, "messages": []}).encode()
+    conn = http.client.HTTPConnection("127.0.0.1", live_gateway.port, timeout=15)
+    try:
+        conn.request("POST", "/v1/chat/completions", body=body, headers={"Content-Type": "application/json"})
+        response = conn.getresponse()
+        assert response.status == 200
+        assert response.getheader("Content-Type") == "text/event-stream"
+        started = time.monotonic()
+        first = response.readline()
+        assert first == b'data: {"n": 1}\n'
+        assert time.monotonic() - started < 5, "the first event was held back until the upstream finished"
+        live_gateway.stub.released.set()  # only now does the stub send the rest
+        rest = response.read()
+    finally:
+        conn.close()
+    assert b'"released": true' in rest and rest.rstrip().endswith(b"data: [DONE]")
+
+
+def test_request_body_limit(live_gateway: LiveGateway) -> None:
+    before = live_gateway.stub.paths()
+    big = b"x" * (21 * 1024 * 1024)
+    status, _ = live_gateway.request("POST", "/v1/chat/completions", big, {"Content-Type": "application/json"})
+    assert status == 413
+    assert live_gateway.stub.paths() == before
+
+
+def test_health_port_answers_without_the_upstream(live_gateway: LiveGateway) -> None:
+    before = live_gateway.stub.paths()
+    conn = http.client.HTTPConnection("127.0.0.1", live_gateway.health_port, timeout=5)
+    try:
+        conn.request("GET", "/healthz")
+        assert conn.getresponse().status == 200
+    finally:
+        conn.close()
+    assert live_gateway.stub.paths() == before
+
+
+def test_access_log_records_allowed_and_refused_requests(live_gateway: LiveGateway) -> None:
+    live_gateway.request("GET", "/key/list")
+    deadline = time.monotonic() + 5
+    log = ""
+    while time.monotonic() < deadline and " GET /key/list 403 " not in log:
+        log = (live_gateway.workdir / "access.log").read_text()
+        time.sleep(0.05)
+    assert " GET /key/list 403 " in log
+
+
+# --------------------------------------------------------------------------------------------
+# Kubernetes objects
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_nlb_targets_the_tenant_gateway_pods_not_litellm(stack: str) -> None:
+    result: ProgramResult = program_result(stack)
+    nlb = result.named(SERVICE, "gateway-nlb").inputs
+    assert nlb["metadata"]["name"] == gw.NLB_SERVICE
+    assert nlb["metadata"]["annotations"] == gw.NLB_ANNOTATIONS
+    assert nlb["spec"]["selector"] == gp.SELECTOR
+    assert nlb["spec"]["ports"] == [{"name": "http", "port": gw.PORT, "targetPort": gp.LISTEN_PORT, "protocol": "TCP"}]  # fmt: skip
+    assert not set(gw.SELECTOR.items()) <= set(gp.SELECTOR.items())
+    deployment = result.named(DEPLOYMENT, "gateway-tenant-gateway-nginx").inputs
+    assert deployment["spec"]["template"]["metadata"]["labels"] == gp.SELECTOR
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_tenant_gateway_is_hardened_replicated_and_spread(stack: str) -> None:
+    result = program_result(stack)
+    deployment = result.named(DEPLOYMENT, "gateway-tenant-gateway-nginx").inputs
+    assert deployment["metadata"]["namespace"] == gw.NAMESPACE
+    assert deployment["spec"]["replicas"] >= 2
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == CORE_NODE_SELECTOR
+    assert pod["automountServiceAccountToken"] is False
+    assert {c["topologyKey"] for c in pod["topologySpreadConstraints"]} == {"topology.kubernetes.io/zone", "kubernetes.io/hostname"}  # fmt: skip
+    (container,) = pod["containers"]
+    context = container["securityContext"]
+    assert context["runAsNonRoot"] and context["runAsUser"] == gp.NGINX_UID
+    assert context["readOnlyRootFilesystem"] is True and context["allowPrivilegeEscalation"] is False
+    assert context["capabilities"] == {"drop": ["ALL"]} and context["seccompProfile"] == {"type": "RuntimeDefault"}
+    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+    assert {"/tmp", gp.CACHE_DIR, gp.CONF_PATH} <= mounts
+    assert container["image"].startswith("docker.io/nginxinc/nginx-unprivileged:")
+    config = result.named(CONFIG_MAP, "gateway-tenant-gateway-config").inputs
+    assert config["data"]["nginx.conf"] == gp.nginx_conf(f"{gw.RELEASE}.{gw.NAMESPACE}.svc.cluster.local:{gw.PORT}")
+    pdb = result.named(PDB, "gateway-tenant-gateway-pdb").inputs
+    assert pdb["spec"]["selector"]["matchLabels"] == gp.SELECTOR

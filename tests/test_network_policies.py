@@ -1,0 +1,281 @@
+"""Platform NetworkPolicies (components/network_policies.py): what the rendered stacks let a sandbox reach.
+
+The reachability questions run over the rendered dev and prod stacks (the program's objects plus every
+third-party chart rendered offline, tools/render.py) with the evaluator in tests/reachability.py; they skip
+where ../shared (the vendored charts) is absent. The pure builders are checked everywhere.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import pytest
+
+from components import egress as eg
+from components import gateway as gw
+from components import gateway_db as db
+from components import gateway_proxy as gp
+from components import kata_runtime as kata
+from components import network_policies as np
+from components import observability as obs
+from components.cluster import VPC_CNI_CONFIGURATION
+from components.labels import SANDBOX_LABEL
+from tests.conftest import program_result
+from tests.reachability import Reachability, pods_with
+from tools.preview import kubernetes_version
+from tools.program import run_program
+from tools.render import SHARED, render_all
+from tools.render_checks import Pod, Stack, build_stack
+
+NETPOL = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+RENDERED = pytest.mark.skipif(not (SHARED / "charts").is_dir(), reason=f"vendored charts not present at {SHARED}")
+STACKS = ("dev", "prod")
+KATA_FC = "dev+kata-fc"  # dev with kata-fc: kata-monitor runs only with a Go-runtime shim
+
+
+@cache
+def rendered(stack: str) -> tuple[Stack, Reachability]:
+    result = run_program("dev", {"agent-platform:kataFirecracker": True}) if stack == KATA_FC else program_result(stack)
+    objects = build_stack(result, render_all(result, kubernetes_version(result)))
+    vpc = result.named("aws:ec2/vpc:Vpc", "network-vpc").inputs["cidrBlock"]
+    return objects, Reachability(objects, vpc)
+
+
+@RENDERED
+def test_no_route_from_any_sandbox_to_kata_monitor() -> None:
+    objects, reach = rendered(KATA_FC)
+    targets = pods_with(objects, kata.NAMESPACE, kata.MONITOR_LABELS)
+    assert targets
+    for source in sandboxes(objects):
+        for target in targets:
+            assert reach.open_ports(source, target) == [], f"{source.owner} reaches kata-monitor"
+
+
+def one_of(stack: Stack, namespace: str, selector: dict[str, str]) -> Pod:
+    found = pods_with(stack, namespace, selector)
+    assert found, f"no pod {selector} in {namespace}"
+    return found[0]
+
+
+def sandboxes(stack: Stack) -> list[Pod]:
+    found = [p for p in stack.pods if p.labels.get(SANDBOX_LABEL) == "true"]
+    assert found
+    return found
+
+
+# --------------------------------------------------------------------------------------------
+# No route from a sandbox to the platform
+
+
+@RENDERED
+@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize(
+    ("namespace", "selector", "what"),
+    [
+        (gw.NAMESPACE, gw.SELECTOR, "LiteLLM (master key, every tenant key, the Bedrock role)"),
+        (obs.NAMESPACE, obs.PROMETHEUS_PODS, "Prometheus (unauthenticated :9090)"),
+        (obs.NAMESPACE, obs.ALERTMANAGER_PODS, "Alertmanager (unauthenticated :9093)"),
+        (obs.NAMESPACE, obs.GRAFANA_PODS, "Grafana"),
+        (obs.NAMESPACE, obs.KUBE_STATE_METRICS_PODS, "kube-state-metrics"),
+        (obs.NAMESPACE, obs.OPERATOR_PODS, "the Prometheus operator"),
+    ],
+)
+def test_no_route_from_any_sandbox_to_platform_pods(stack: str, namespace: str, selector: dict[str, str], what: str) -> None:  # fmt: skip
+    objects, reach = rendered(stack)
+    targets = pods_with(objects, namespace, selector)
+    assert targets, f"{what}: no pod in the rendered {stack} stack"
+    for source in sandboxes(objects):
+        for target in targets:
+            assert reach.open_ports(source, target) == [], f"{source.owner} reaches {what} ({target.owner})"
+
+
+@RENDERED
+@pytest.mark.parametrize("stack", STACKS)
+def test_no_route_from_a_sandbox_to_the_database_or_the_instance_metadata(stack: str) -> None:
+    objects, reach = rendered(stack)
+    postgres = pods_with(objects, gw.NAMESPACE, db.POSTGRES_LABELS)
+    for source in sandboxes(objects):
+        assert all(reach.open_ports(source, p, extra=(db.POSTGRES_PORT,)) == [] for p in postgres)
+        for port in (80, 443, 8080):
+            assert not reach.egress_allows_ip(source, "169.254.169.254", port)
+
+
+@RENDERED
+@pytest.mark.parametrize("stack", STACKS)
+def test_sandboxes_reach_the_tenant_gateway_which_alone_reaches_litellm(stack: str) -> None:
+    """The allowed path works (the evaluator is not vacuous), and only through nginx."""
+    objects, reach = rendered(stack)
+    nginx = one_of(objects, gw.NAMESPACE, gp.SELECTOR)
+    litellm = one_of(objects, gw.NAMESPACE, gw.SELECTOR)
+    for source in sandboxes(objects):
+        assert reach.open_ports(source, nginx) == [gp.LISTEN_PORT]
+    assert reach.open_ports(nginx, litellm) == [gw.PORT]
+    prometheus = one_of(objects, obs.NAMESPACE, obs.PROMETHEUS_PODS)
+    assert reach.connects(prometheus, litellm, gw.PORT)  # the ServiceMonitor's scrape
+    for job in pods_with(objects, gw.NAMESPACE, gw.KEY_JOB_SELECTOR):
+        assert reach.open_ports(job, litellm) == [gw.PORT]
+        assert reach.open_ports(job, nginx) == []
+    # nginx reaches nothing else of the platform
+    for target in (
+        one_of(objects, obs.NAMESPACE, obs.PROMETHEUS_PODS),
+        one_of(objects, obs.NAMESPACE, obs.ALERTMANAGER_PODS),
+        *pods_with(objects, gw.NAMESPACE, db.POSTGRES_LABELS),
+    ):
+        assert reach.open_ports(nginx, target, extra=(db.POSTGRES_PORT,)) == []
+
+
+@RENDERED
+@pytest.mark.parametrize("stack", STACKS)
+def test_litellm_reaches_only_bedrock_its_database_dns_and_pod_identity(stack: str) -> None:
+    objects, reach = rendered(stack)
+    litellm = one_of(objects, gw.NAMESPACE, gw.SELECTOR)
+    dns = one_of(objects, "kube-system", np.DNS_PODS)
+    assert reach.connects(litellm, dns, 53, "UDP") and reach.connects(litellm, dns, 53, "TCP")
+    assert reach.egress_allows_ip(litellm, "52.94.0.10", 443)  # a public Bedrock endpoint address
+    assert reach.egress_allows_ip(litellm, "169.254.170.23", np.POD_IDENTITY_PORT)
+    # SSRF through server-side fetches (image_url...): nothing private, no metadata, no other port
+    for ip, port in (("169.254.169.254", 80), ("10.1.2.3", 443), ("10.1.2.3", 80), ("172.20.0.1", 443),
+                     ("192.168.1.1", 443), ("52.94.0.10", 80), ("100.64.0.1", 443)):  # fmt: skip
+        assert not reach.egress_allows_ip(litellm, ip, port), (ip, port)
+    for target in (
+        one_of(objects, obs.NAMESPACE, obs.PROMETHEUS_PODS),
+        one_of(objects, obs.NAMESPACE, obs.ALERTMANAGER_PODS),
+        one_of(objects, obs.NAMESPACE, obs.GRAFANA_PODS),
+        one_of(objects, eg.NAMESPACE, eg.SELECTOR),
+    ):
+        assert reach.open_ports(litellm, target) == [], target.owner
+    postgres = pods_with(objects, gw.NAMESPACE, db.POSTGRES_LABELS)
+    if postgres:  # in-cluster database (dev): LiteLLM and the migrations, nobody else
+        assert reach.connects(litellm, postgres[0], db.POSTGRES_PORT)
+        migrations = one_of(objects, gw.NAMESPACE, db.MIGRATION_LABELS)
+        assert reach.connects(migrations, postgres[0], db.POSTGRES_PORT)
+        assert reach.open_ports(migrations, litellm) == []
+    else:  # external database (prod): 5432 in the VPC
+        assert reach.egress_allows_ip(litellm, str(reach.vpc.network_address + 1000), db.POSTGRES_PORT)
+
+
+@RENDERED
+@pytest.mark.parametrize("stack", STACKS)
+def test_prometheus_and_alertmanager_answer_only_inside_monitoring(stack: str) -> None:
+    objects, reach = rendered(stack)
+    prometheus = one_of(objects, obs.NAMESPACE, obs.PROMETHEUS_PODS)
+    alertmanager = one_of(objects, obs.NAMESPACE, obs.ALERTMANAGER_PODS)
+    grafana = one_of(objects, obs.NAMESPACE, obs.GRAFANA_PODS)
+    assert reach.connects(grafana, prometheus, obs.PROMETHEUS_PORT)
+    assert reach.connects(grafana, alertmanager, obs.ALERTMANAGER_PORT)
+    assert reach.connects(prometheus, alertmanager, obs.ALERTMANAGER_PORT)
+    outside = [p for p in objects.pods if p.namespace != obs.NAMESPACE and not p.host_network]
+    assert outside
+    for source in outside:
+        for target, port in ((prometheus, obs.PROMETHEUS_PORT), (alertmanager, obs.ALERTMANAGER_PORT)):
+            assert not reach.connects(source, target, port), f"{source.owner} reaches {target.owner}:{port}"
+    # from the VPC at large (a node, an NLB, a VPC endpoint): nothing either
+    assert not reach.ingress_allows(None, prometheus, obs.PROMETHEUS_PORT, source_ip="10.0.0.10")
+
+
+@RENDERED
+@pytest.mark.parametrize("stack", (*STACKS, KATA_FC))
+def test_every_platform_pod_keeps_dns_and_what_prometheus_scrapes(stack: str) -> None:
+    """Strict mode: a pod that loses DNS or its scrape breaks silently; check them for every platform pod."""
+    objects, reach = rendered(stack)
+    assert bool(pods_with(objects, kata.NAMESPACE, kata.MONITOR_LABELS)) == (stack == KATA_FC)
+    dns = one_of(objects, "kube-system", np.DNS_PODS)
+    prometheus = one_of(objects, obs.NAMESPACE, obs.PROMETHEUS_PODS)
+    platform = [p for p in objects.pods if p.namespace in np.PLATFORM_NAMESPACES and not p.host_network]
+    assert platform
+    for pod in platform:
+        assert reach.connects(pod, dns, 53, "UDP"), f"{pod.owner} cannot resolve names"
+    for target, port in (
+        (one_of(objects, gw.NAMESPACE, gw.SELECTOR), gw.PORT),
+        *[(pod, kata.KATA_MONITOR_PORT) for pod in pods_with(objects, kata.NAMESPACE, kata.MONITOR_LABELS)[:1]],
+        (one_of(objects, obs.NAMESPACE, obs.KUBE_STATE_METRICS_PODS), 8080),
+        *(
+            [(pods_with(objects, eg.NAMESPACE, eg.SELECTOR)[0], eg.MTAIL_PORT)]
+            if pods_with(objects, eg.NAMESPACE, eg.SELECTOR)
+            else []
+        ),  # noqa: E501
+    ):
+        assert reach.connects(prometheus, target, port), f"Prometheus cannot scrape {target.owner}:{port}"
+
+
+@RENDERED
+@pytest.mark.parametrize("stack", STACKS)
+def test_controllers_reach_https_and_pod_identity_but_not_instance_metadata(stack: str) -> None:
+    objects, reach = rendered(stack)
+    karpenter = one_of(objects, "karpenter", {"app.kubernetes.io/name": "karpenter"})
+    assert reach.egress_allows_ip(karpenter, "52.94.0.10", 443)  # EC2, SQS, SSM, pricing
+    assert reach.egress_allows_ip(karpenter, "169.254.170.23", np.POD_IDENTITY_PORT)
+    assert not any(reach.egress_allows_ip(karpenter, "169.254.169.254", p) for p in (80, 443))
+    env = {e["name"]: e.get("value") for c in karpenter.spec["containers"] for e in c.get("env") or []}
+    assert env["AWS_REGION"]  # so it never asks instance metadata for its region
+
+
+@RENDERED
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_platform_namespace_has_a_default_deny_policy(stack: str) -> None:
+    objects, reach = rendered(stack)
+    tenant_namespaces = {o.name for o in objects.objects if o.kind == "Namespace" and (o.body["metadata"].get("labels") or {}).get(SANDBOX_LABEL) == "true"}  # fmt: skip
+    platform = {o.name for o in objects.objects if o.kind == "Namespace"} - tenant_namespaces
+    assert {gw.NAMESPACE, obs.NAMESPACE, kata.NAMESPACE, "karpenter"} <= platform
+    for namespace in platform:
+        deny = [
+            p
+            for p in reach.policies
+            if p.namespace == namespace
+            and p.body["spec"]["podSelector"] == {}
+            and set(p.body["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+            and not p.body["spec"].get("ingress")
+            and not p.body["spec"].get("egress")
+        ]
+        assert deny, f"namespace {namespace} has no default-deny NetworkPolicy"
+    # every pod of a platform namespace is isolated both ways
+    for pod in objects.pods:
+        if pod.namespace in platform and not pod.host_network:
+            assert reach.selecting(pod, "Ingress") and reach.selecting(pod, "Egress"), pod.owner
+
+
+@RENDERED
+@pytest.mark.parametrize("stack", STACKS)
+def test_nlb_targets_are_the_proxy_pods_only(stack: str) -> None:
+    objects, _ = rendered(stack)
+    (nlb,) = [o for o in objects.objects if o.kind == "Service" and o.name == gw.NLB_SERVICE]
+    selected = pods_with(objects, gw.NAMESPACE, nlb.body["spec"]["selector"])
+    assert selected and all(all(p.labels.get(k) == v for k, v in gp.SELECTOR.items()) for p in selected)
+    assert not any(all(p.labels.get(k) == v for k, v in gw.SELECTOR.items()) for p in selected)
+
+
+# --------------------------------------------------------------------------------------------
+# Builders, program and add-on
+
+
+def test_builders_name_their_namespaces_and_refuse_unknown_ones() -> None:
+    bodies = np.platform_policies(np.PLATFORM_NAMESPACES, "10.0.0.0/16", external_database=False)
+    assert {b["metadata"]["namespace"] for b in bodies} == set(np.PLATFORM_NAMESPACES)
+    for ns in np.PLATFORM_NAMESPACES:
+        assert np.default_deny(ns) in bodies and np.allow_dns(ns) in bodies
+    with pytest.raises(ValueError, match="tenant-acme"):
+        np.platform_policies(["tenant-acme"], "10.0.0.0/16", external_database=False)
+
+
+def test_litellm_egress_excludes_every_private_range() -> None:
+    (litellm,) = [b for b in np.litellm_policies("10.0.0.0/16", False) if b["metadata"]["name"] == "litellm"]
+    internet: dict[str, Any] = litellm["spec"]["egress"][0]
+    assert internet["ports"] == [{"protocol": "TCP", "port": 443}]
+    assert set(internet["to"][0]["ipBlock"]["except"]) >= {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"}  # fmt: skip
+
+
+@pytest.mark.parametrize("stack", ("dev", "staging", "prod"))
+def test_program_creates_the_policies_after_the_namespaces_only(stack: str) -> None:
+    result = program_result(stack)
+    policies = [r for r in result.registrations if r.type == NETPOL and "PlatformNetworkPolicies" in r.urn]
+    namespaces = {r.inputs["metadata"]["namespace"] for r in policies}
+    assert {gw.NAMESPACE, obs.NAMESPACE, kata.NAMESPACE, "karpenter", "kube-system"} <= namespaces
+    workloads = {r.urn for r in result.registrations if r.type in ("kubernetes:helm.sh/v3:Release", "kubernetes:apps/v1:Deployment", "kubernetes:batch/v1:Job")}  # fmt: skip
+    for policy in policies:
+        assert not set(policy.dependencies) & workloads, policy.name  # strict mode: workloads need them first
+
+
+def test_vpc_cni_enforces_policies_from_pod_start() -> None:
+    assert VPC_CNI_CONFIGURATION["env"]["NETWORK_POLICY_ENFORCING_MODE"] == "strict"
+    assert VPC_CNI_CONFIGURATION["enableNetworkPolicy"] == "true"
