@@ -42,6 +42,9 @@ class Report:
         return bool(self.findings) or any(v.enforcement_level == "mandatory" for v in self.violations)
 
 
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml when present: the same YAML, 10x faster
+
+
 def analyzer_resources(result: ProgramResult) -> list[AnalyzerResource]:
     """The program's registrations as the CLI hands them to an analyzer."""
     by_urn = {r.urn: r for r in result.registrations}
@@ -80,7 +83,7 @@ def write_build(result: ProgramResult, violations: list[Violation], out: Path) -
         name = manifest_name(r)
         if name:
             body = {k: v for k, v in r.inputs.items() if not k.startswith("__")}
-            (out / "manifests" / name).write_text(yaml.safe_dump(body, sort_keys=False))
+            (out / "manifests" / name).write_text(yaml.dump(body, Dumper=_DUMPER, sort_keys=False))
     report = [
         {"policy": v.policy, "enforcementLevel": v.enforcement_level, "urn": v.urn, "message": v.message}
         for v in violations

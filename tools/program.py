@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import json
 import re
 import runpy
@@ -52,9 +53,9 @@ class Registration:
     dependencies: list[str] = field(default_factory=list)
     property_dependencies: dict[str, list[str]] = field(default_factory=dict)
 
-    @property
+    @functools.cached_property
     def inputs(self) -> dict[str, Any]:
-        """Properties with secrets replaced by ``[secret]``: safe to print or write."""
+        """Properties with secrets replaced by ``[secret]``: safe to print or write (computed once)."""
         return mask_secrets(self.properties)
 
     @property
