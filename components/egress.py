@@ -34,7 +34,7 @@ import pulumi_random as random
 from components.config import EgressConfig, TenantConfig
 from components.gateway import NLB_ANNOTATIONS, NLB_CLASS
 from components.labels import CORE_NODE_SELECTOR, EGRESS_NAMESPACE
-from components.podspec import PROXY_PORT, container_security_context
+from components.podspec import PROXY_PORT, container_security_context, topology_spread
 
 NAMESPACE = EGRESS_NAMESPACE
 APP = "egress-proxy"
@@ -428,14 +428,7 @@ def proxy_pod_spec(image: str, mtail_image: str, config_hash: str) -> dict[str, 
                 "fsGroup": SQUID_UID,
                 "seccompProfile": {"type": "RuntimeDefault"},
             },
-            "topologySpreadConstraints": [
-                {
-                    "maxSkew": 1,
-                    "topologyKey": "topology.kubernetes.io/zone",
-                    "whenUnsatisfiable": "ScheduleAnyway",
-                    "labelSelector": {"matchLabels": dict(SELECTOR)},
-                }
-            ],
+            "topologySpreadConstraints": topology_spread(SELECTOR, zone="ScheduleAnyway", hosts=False),
             "containers": [
                 {
                     "name": "squid",

@@ -38,7 +38,7 @@ from components.gateway_proxy import SELECTOR as TENANT_GATEWAY_SELECTOR
 from components.gateway_proxy import TenantGateway, TenantGatewayArgs
 from components.iam import pod_identity_role
 from components.labels import CORE_NODE_SELECTOR, LITELLM_NAMESPACE, LITELLM_PORT
-from components.podspec import container_security_context
+from components.podspec import container_security_context, topology_spread
 
 NAMESPACE = LITELLM_NAMESPACE
 RELEASE = "litellm"  # the chart's fullname is the release name when it contains "litellm"
@@ -244,23 +244,6 @@ def model_list(cfg: GatewayConfig) -> list[dict[str, Any]]:
     ]
 
 
-def topology_spread() -> list[dict[str, Any]]:
-    return [
-        {
-            "maxSkew": 1,
-            "topologyKey": "topology.kubernetes.io/zone",
-            "whenUnsatisfiable": "DoNotSchedule",
-            "labelSelector": {"matchLabels": dict(SELECTOR)},
-        },
-        {
-            "maxSkew": 1,
-            "topologyKey": "kubernetes.io/hostname",
-            "whenUnsatisfiable": "ScheduleAnyway",
-            "labelSelector": {"matchLabels": dict(SELECTOR)},
-        },
-    ]
-
-
 def litellm_values(cfg: GatewayConfig) -> dict[str, Any]:
     """Only what differs from the chart's defaults (the offline render checks that every key has an effect)."""
     repository, _, tag = cfg.image.rpartition(":")
@@ -270,7 +253,7 @@ def litellm_values(cfg: GatewayConfig) -> dict[str, Any]:
         "serviceAccount": {"name": SERVICE_ACCOUNT},
         "masterkeySecretName": MASTER_KEY_SECRET,  # key MASTER_KEY_KEY, the chart's default key name
         "nodeSelector": dict(CORE_NODE_SELECTOR),
-        "topologySpreadConstraints": topology_spread(),
+        "topologySpreadConstraints": topology_spread(SELECTOR),
         "podSecurityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
         "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
         "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}},

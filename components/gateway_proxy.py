@@ -24,7 +24,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.labels import CORE_NODE_SELECTOR
-from components.podspec import LITELLM_PORT, container_security_context
+from components.podspec import LITELLM_PORT, container_security_context, topology_spread
 
 APP = "litellm-tenant-gateway"
 SELECTOR = {"app.kubernetes.io/name": APP, "app.kubernetes.io/component": "tenant-gateway"}
@@ -202,20 +202,7 @@ def pod_template(image: str, config_hash: str) -> dict[str, Any]:
                 "fsGroup": NGINX_UID,
                 "seccompProfile": {"type": "RuntimeDefault"},
             },
-            "topologySpreadConstraints": [
-                {
-                    "maxSkew": 1,
-                    "topologyKey": "topology.kubernetes.io/zone",
-                    "whenUnsatisfiable": "DoNotSchedule",
-                    "labelSelector": {"matchLabels": dict(SELECTOR)},
-                },
-                {
-                    "maxSkew": 1,
-                    "topologyKey": "kubernetes.io/hostname",
-                    "whenUnsatisfiable": "ScheduleAnyway",
-                    "labelSelector": {"matchLabels": dict(SELECTOR)},
-                },
-            ],
+            "topologySpreadConstraints": topology_spread(SELECTOR),
             "containers": [
                 {
                     "name": "nginx",

@@ -273,3 +273,13 @@ def volume_mount(name: str, path: str, read_only: bool = False, sub_path: str | 
 def secret_env(names: Sequence[str], secret: str) -> list[dict[str, Any]]:
     """Environment variables read from keys of the same name in ``secret``."""
     return [{"name": n, "valueFrom": {"secretKeyRef": {"name": secret, "key": n}}} for n in names]
+
+
+def topology_spread(
+    selector: Mapping[str, str], zone: str = "DoNotSchedule", hosts: bool = True
+) -> list[dict[str, Any]]:
+    """Spread the pods ``selector`` picks over zones (``zone``: how strictly) and, best effort, over hosts."""
+    constraints = [{"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": zone, "labelSelector": {"matchLabels": dict(selector)}}]  # fmt: skip
+    if hosts:
+        constraints.append({"maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway", "labelSelector": {"matchLabels": dict(selector)}})  # fmt: skip
+    return constraints

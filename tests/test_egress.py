@@ -41,6 +41,7 @@ from components.gateway import NLB_ANNOTATIONS
 from components.podspec import PROXY_PORT, SandboxEgress, sandbox_egress_rules
 from tests.configs import config_error, parse_config
 from tests.conftest import program_result
+from tests.localhost import free_port, wait_for_port
 from tests.policy_cases import PACK_DIR, k8s, resource, run_stack_policy
 from tests.schemas import CRD_DIR, validate_object
 from tools.analyzer import run_pack
@@ -182,23 +183,6 @@ class LiveProxy:
     def access_log(self) -> list[str]:
         path = self.workdir / "access.log"
         return path.read_text().splitlines() if path.exists() else []
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, process: subprocess.Popen[bytes], deadline_s: float) -> None:
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"squid exited with {process.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return
-        time.sleep(0.1)
-    raise TimeoutError(f"squid did not listen on 127.0.0.1:{port} within {deadline_s}s")
 
 
 class _Hello(http.server.BaseHTTPRequestHandler):

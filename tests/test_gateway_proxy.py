@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -32,6 +31,7 @@ from components import gateway as gw
 from components import gateway_proxy as gp
 from components.labels import CORE_NODE_SELECTOR
 from tests.conftest import program_result
+from tests.localhost import free_port, wait_for_port
 from tools.program import ProgramResult
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
@@ -174,23 +174,6 @@ def stub_handler(stub: Stub) -> type[http.server.BaseHTTPRequestHandler]:
             pass
 
     return Handler
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, process: subprocess.Popen[bytes], deadline_s: float) -> None:
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"nginx exited with {process.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return
-        time.sleep(0.1)
-    raise TimeoutError(f"nginx did not listen on 127.0.0.1:{port} within {deadline_s}s")
 
 
 @dataclass
