@@ -120,7 +120,7 @@ def urn(resource_type: str, name: str) -> str:
 
 
 def kata_spec(**overrides: Any) -> dict[str, Any]:
-    """A compliant Kata pod spec (kata-qemu, VPC DNS, no host access)."""
+    """A compliant Kata pod spec (kata-qemu, VPC DNS, no host access); an override of None removes the field."""
     spec: dict[str, Any] = {
         "runtimeClassName": "kata-qemu",
         "dnsPolicy": "None",
@@ -134,8 +134,8 @@ def kata_spec(**overrides: Any) -> dict[str, Any]:
         ],
         "volumes": [{"name": "data", "emptyDir": {}}],
     }
-    spec.update(overrides)
-    return spec
+    spec.update(copy.deepcopy(overrides))
+    return {k: v for k, v in spec.items() if v is not None}
 
 
 def workload(

@@ -17,10 +17,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from tests.policy_cases import VPC_DNS, kata_spec
+
 SANDBOX_LABEL = "agent-platform.io/sandbox"
 ALLOWED_RUNTIME_CLASSES = ("kata-clh", "kata-qemu")
 SERVICE_CIDR = "172.20.0.0/16"
-VPC_DNS = "10.1.0.2"
 SANDBOX_NAMESPACE = "tenant-a"  # labelled agent-platform.io/sandbox=true
 PLAIN_NAMESPACE = "apps"  # no label
 
@@ -46,25 +47,6 @@ def namespace(name: str) -> dict[str, Any]:
     if name == SANDBOX_NAMESPACE:
         labels[SANDBOX_LABEL] = "true"
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}
-
-
-def kata_spec(**overrides: Any) -> dict[str, Any]:
-    """A compliant sandbox pod spec: kata-qemu, the VPC resolver, no host access, nothing privileged."""
-    spec: dict[str, Any] = {
-        "runtimeClassName": "kata-qemu",
-        "dnsPolicy": "None",
-        "dnsConfig": {"nameservers": [VPC_DNS], "searches": ["svc.cluster.local"]},
-        "containers": [
-            {
-                "name": "agent",
-                "image": "nousresearch/hermes-agent:v1",
-                "securityContext": {"runAsUser": 10000, "privileged": False},
-            }
-        ],
-        "volumes": [{"name": "data", "emptyDir": {}}],
-    }
-    spec.update(copy.deepcopy(overrides))
-    return {k: v for k, v in spec.items() if v is not None}  # None removes a field
 
 
 def dns(*nameservers: str, policy: str = "None") -> dict[str, Any]:
