@@ -34,37 +34,37 @@ MASTER_USER = "litellm_admin"
 PORT = 5432
 BOOTSTRAP_SERVICE_ACCOUNT = "litellm-db-bootstrap"
 BOOTSTRAP_LABELS = {"app.kubernetes.io/name": "litellm-db-bootstrap", "app.kubernetes.io/instance": "litellm"}
+SECRETS_DIR = "/run/pg"
 BOOTSTRAP_UID = 999  # postgres in the PostgreSQL image; the same uid reads the 0600 password file
 
-# Writes a libpq password file (https://www.postgresql.org/docs/current/libpq-pgpass.html: ':' and '\' escaped)
-# and the user name; never prints the secret.
+# Writes a libpq password file (https://www.postgresql.org/docs/current/libpq-pgpass.html: ':' and '\\' escaped)
+# and the user name into $SECRETS_DIR (a memory-backed emptyDir); never prints the secret.
 FETCH_SECRET_SCRIPT = r"""
 import json, os, boto3
 secret = json.loads(boto3.client("secretsmanager").get_secret_value(SecretId=os.environ["SECRET_ARN"])["SecretString"])
 esc = lambda v: v.replace("\\", "\\\\").replace(":", "\\:")
-fd = os.open("/run/pg/pgpass", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+fd = os.open(os.path.join(os.environ["SECRETS_DIR"], "pgpass"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
 with os.fdopen(fd, "w") as f:
     f.write(f"*:*:*:{esc(secret['username'])}:{esc(secret['password'])}\n")
-with open("/run/pg/user", "w") as f:
+with open(os.path.join(os.environ["SECRETS_DIR"], "user"), "w") as f:
     f.write(secret["username"])
 print("master secret fetched")
 """
 
 # Idempotent: the role, IAM login for it, and the database handed over (PostgreSQL 15+: its public schema
 # belongs to the database owner). Membership in the role is what lets the master user change the owner.
-BOOTSTRAP_SQL = f"""\\set ON_ERROR_STOP on
-DO $$BEGIN
-  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{DB_USER}') THEN CREATE ROLE {DB_USER} LOGIN; END IF;
-END$$;
-GRANT rds_iam TO {DB_USER};
-GRANT {DB_USER} TO CURRENT_USER;
-ALTER DATABASE {DB_NAME} OWNER TO {DB_USER};
+# Names come in as psql variables and are quoted with %I; \gexec runs each generated statement.
+BOOTSTRAP_SQL = r"""\set ON_ERROR_STOP on
+SELECT format('CREATE ROLE %I LOGIN', :'db_user') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'db_user') \gexec
+SELECT format('GRANT rds_iam TO %I', :'db_user') \gexec
+SELECT format('GRANT %I TO CURRENT_USER', :'db_user') \gexec
+SELECT format('ALTER DATABASE %I OWNER TO %I', :'db_name', :'db_user') \gexec
 """
 
 BOOTSTRAP_SCRIPT = """set -eu
-export PGUSER="$(cat /run/pg/user)" PGPASSFILE=/run/pg/pgpass PGSSLMODE=require PGDATABASE=postgres
-printf '%s' "$BOOTSTRAP_SQL" | psql -X -q
-echo "database user $DB_USER ready (IAM authentication)"
+export PGUSER="$(cat "$SECRETS_DIR/user")" PGPASSFILE="$SECRETS_DIR/pgpass" PGDATABASE=postgres
+printf '%s' "$BOOTSTRAP_SQL" | psql -X -q -v db_user="$DB_USER" -v db_name="$DB_NAME"
+echo "database user $DB_USER owns $DB_NAME (IAM authentication)"
 """
 
 
@@ -99,7 +99,7 @@ def bootstrap_pod_spec(
     litellm_image: str, postgres_image: str, region: str, host: Any, secret_arn: Any
 ) -> dict[str, Any]:
     security = container_security_context(BOOTSTRAP_UID, read_only_root=True)
-    run = {"name": "run", "mountPath": "/run/pg"}
+    run = {"name": "run", "mountPath": SECRETS_DIR}
     resources = {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}}
     return {
         "serviceAccountName": BOOTSTRAP_SERVICE_ACCOUNT,
@@ -116,7 +116,11 @@ def bootstrap_pod_spec(
                 "name": "fetch-master-secret",
                 "image": litellm_image,
                 "command": ["python", "-c", FETCH_SECRET_SCRIPT],
-                "env": [{"name": "SECRET_ARN", "value": secret_arn}, {"name": "AWS_REGION", "value": region}],
+                "env": [
+                    {"name": "SECRET_ARN", "value": secret_arn},
+                    {"name": "AWS_REGION", "value": region},
+                    {"name": "SECRETS_DIR", "value": SECRETS_DIR},
+                ],
                 "securityContext": security,
                 "resources": resources,
                 "volumeMounts": [run],
@@ -130,7 +134,10 @@ def bootstrap_pod_spec(
                 "env": [
                     {"name": "PGHOST", "value": host},
                     {"name": "PGPORT", "value": str(PORT)},
+                    {"name": "PGSSLMODE", "value": "require"},  # RDS presents TLS; no password in clear
                     {"name": "DB_USER", "value": DB_USER},
+                    {"name": "DB_NAME", "value": DB_NAME},
+                    {"name": "SECRETS_DIR", "value": SECRETS_DIR},
                     {"name": "BOOTSTRAP_SQL", "value": BOOTSTRAP_SQL},
                 ],
                 "securityContext": security,
