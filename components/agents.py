@@ -647,6 +647,7 @@ class Tenant(pulumi.ComponentResource):
                     secret_names=(LITELLM_KEY_ENV, kind.token_env),
                     proxy_secret=proxy_secret,
                 )
+                pool_template["metadata"].setdefault("annotations", {})[LITELLM_KEY_HASH_ANNOTATION] = key_hash
                 claims = (
                     [
                         {

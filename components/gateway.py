@@ -338,7 +338,8 @@ class Gateway(pulumi.ComponentResource):
                     litellm_image=cfg.image,
                     postgres_image=cfg.postgres_image,
                     protect=args.protect,
-                    depends_on=(ns, service_account),
+                    # LiteLLM's Pod Identity association: the migrations log in with its IAM token
+                    depends_on=(ns, service_account, self.bedrock_identity),
                 )
                 if cfg.rds_database and cfg.rds is not None
                 else None,

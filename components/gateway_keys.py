@@ -80,6 +80,12 @@ def key_spec(tenant: TenantConfig) -> dict[str, Any]:
         # LLM routes only (what key_type "llm_api" stores): no key/user/team management with a tenant key.
         "allowed_routes": ["llm_api_routes"],
         "metadata": {"tenant": tenant.name, "managed-by": "pulumi"},
+        # Explicit nulls clear key-level limits a key registered before teams still carries (LiteLLM's
+        # /key/update applies every field that is set, null included): the team's are the only ones.
+        "max_budget": None,
+        "budget_duration": None,
+        "rpm_limit": None,
+        "tpm_limit": None,
     }
 
 

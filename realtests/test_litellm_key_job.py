@@ -36,7 +36,7 @@ def proxy(postgres: None) -> Iterator[lab.Proxy]:
         dev.named("kubernetes:helm.sh/v3:Release", "gateway-litellm").plain["values"]["proxy_config"]
     )
     config["general_settings"] = {"master_key": "os.environ/PROXY_MASTER_KEY"}  # the chart's default; no cache
-    subprocess_reset()
+    reset()
     proxy = lab.Proxy(config, 4110)
     try:
         proxy.wait_ready()
@@ -45,7 +45,7 @@ def proxy(postgres: None) -> Iterator[lab.Proxy]:
         proxy.stop()
 
 
-def subprocess_reset() -> None:
+def reset() -> None:
     lab.psql('delete from "LiteLLM_VerificationToken"; delete from "LiteLLM_TeamTable";')
 
 
@@ -120,3 +120,17 @@ def test_next_rotation_deletes_the_retired_key(job: dict[str, Any], proxy: lab.P
 def test_a_wrong_master_key_fails_the_job_loudly(job: dict[str, Any], proxy: lab.Proxy) -> None:
     rc, out = run(job, proxy, KEY_C, master="sk-wrong")
     assert rc == 1 and "returned HTTP 401" in out, out
+
+
+def test_upgrade_moves_a_per_key_limit_key_into_its_team(job: dict[str, Any], proxy: lab.Proxy) -> None:
+    """A key the previous Job registered (limits on the key, no team) ends up under the team, its own limits gone."""
+    reset()
+    old_style = {"key": KEY_A, "key_alias": "tenant-acme", "models": ["claude-sonnet"], "max_budget": 50.0}
+    code, body = lab.call(proxy.url, "/key/generate", {**old_style, "rpm_limit": 60, "budget_duration": "30d"})
+    assert code == 200, body
+    rc, out = run(job, proxy, KEY_A)
+    assert rc == 0, out
+    assert "team tenant-acme created" in out and "key tenant-acme updated" in out
+    key = key_info(proxy, KEY_A)
+    assert key["team_id"] == "tenant-acme"
+    assert (key["rpm_limit"], key["max_budget"], key["budget_duration"]) == (None, None, None)

@@ -370,6 +370,10 @@ def test_key_job_puts_the_tenant_limits_on_its_team_and_the_key_under_it(dev: Pr
         "models": ["claude-sonnet"],
         "allowed_routes": ["llm_api_routes"],
         "metadata": {"tenant": "acme", "managed-by": "pulumi"},
+        "max_budget": None,
+        "budget_duration": None,
+        "rpm_limit": None,
+        "tpm_limit": None,
     }  # no key-level budget: spend and limits belong to the team, so a rotated key keeps them
     assert "key" not in spec
     assert env["TEAM_ID"] == "tenant-acme" and env["GRACE"] == "2h"

@@ -69,3 +69,18 @@ def test_a_malformed_digest_is_refused(image: str) -> None:
     assert config_error(curlImage=image).startswith("agent-platform:curlImage:")
     with pytest.raises(ConfigError):
         parse_config(curlImage=image)
+
+
+def test_a_rotated_key_rolls_the_agents_pods(dev: ProgramResult) -> None:
+    """The pod template carries a hash of the tenant's key: a new key is a new template, so a rollout."""
+    from components.agents import LITELLM_KEY_HASH_ANNOTATION, litellm_key_hash
+
+    keys = dev.named("kubernetes:core/v1:Secret", "gateway-tenant-keys").plain["stringData"]
+    deployments = [d for d in dev.of_type("kubernetes:apps/v1:Deployment") if d.inputs["metadata"]["namespace"].startswith("tenant-")]  # fmt: skip
+    assert deployments
+    for deployment in deployments:
+        tenant = deployment.inputs["metadata"]["labels"]["agent-platform.io/tenant"]
+        annotations = deployment.inputs["spec"]["template"]["metadata"]["annotations"]
+        assert annotations[LITELLM_KEY_HASH_ANNOTATION] == litellm_key_hash(keys[tenant])
+        assert keys[tenant] not in str(deployment.plain)
+    assert litellm_key_hash("sk-a") != litellm_key_hash("sk-b") and len(litellm_key_hash("sk-a")) == 16
