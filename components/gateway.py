@@ -30,7 +30,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components.config import GatewayConfig, TenantConfig
+from components.config import GatewayConfig, ModelConfig, TenantConfig
 from components.gateway_cache import LitellmCache, LitellmCacheArgs, with_cache
 from components.gateway_db import LitellmDatabase, LitellmDatabaseArgs, database_url_env
 from components.gateway_keys import (
@@ -145,9 +145,9 @@ def model_list(cfg: GatewayConfig) -> list[dict[str, Any]]:
     ]
 
 
-def model_info(m: Any) -> dict[str, Any]:
+def model_info(m: ModelConfig) -> dict[str, Any]:
     """LiteLLM's ``model_info`` limits (what /model/info reports), when bedrockModels sets them."""
-    info = {}
+    info: dict[str, int] = {}
     if m.context_window is not None:
         info["max_input_tokens"] = m.context_window
     if m.max_output_tokens is not None:
