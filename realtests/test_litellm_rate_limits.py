@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
+from components import gateway_cache as gc
 from realtests import lab
 from tests.conftest import program_result
 from tools.preview import kubernetes_version
@@ -91,6 +92,8 @@ def test_two_replicas_with_the_cache_enforce_one_limit(rendered: dict[str, Any],
     finally:
         redis.stop()
     assert RPM - 2 <= ok <= RPM, f"{ok} of {REQUESTS} passed with rpm_limit {RPM} on two replicas sharing the cache"
+    logs = "".join((lab.LAB / "logs" / f"litellm-{port}.log").read_text() for port in (4100, 4101))
+    assert "circuit breaker OPENED" not in logs  # every counter went through the cache
 
 
 def test_without_the_cache_each_replica_counts_alone(rendered: dict[str, Any], postgres: None) -> None:
@@ -116,3 +119,22 @@ def test_router_settings_redis_alone_does_not_share_key_limits(rendered: dict[st
     finally:
         redis.stop()
     assert ok > RPM + RPM // 2, f"{ok} of {REQUESTS} passed with router_settings.redis_* only"
+
+
+def test_the_elasticache_user_s_permissions_are_enough_for_litellm(rendered: dict[str, Any], postgres: None) -> None:
+    """Prod's RBAC user (ELASTICACHE_ACCESS, no admin or dangerous commands) as a Redis ACL user: one limit, and
+    no command of LiteLLM's refused."""
+    password = rendered["password"]
+    conf = rendered["valkey_conf"] + f"user {gc.ELASTICACHE_USER} {gc.ELASTICACHE_ACCESS} >{password}\n"
+    config = copy.deepcopy(rendered["proxy_config"])
+    config["general_settings"]["coordination_redis"].update(
+        host="127.0.0.1", port=lab.REDIS_PORT, username=gc.ELASTICACHE_USER
+    )
+    redis = lab.Redis(conf, lab.LAB / "work" / "redis")
+    try:
+        ok = run_scenario("elasticache-acl-user", config, {"LITELLM_CACHE_PASSWORD": password})
+    finally:
+        redis.stop()
+    assert RPM - 2 <= ok <= RPM, f"{ok} of {REQUESTS} passed as the ACL user"
+    logs = "".join((lab.LAB / "logs" / f"litellm-{port}.log").read_text() for port in (4100, 4101))
+    assert "NOPERM" not in logs and "circuit breaker OPENED" not in logs
