@@ -9,11 +9,12 @@ PY := $(VENV)/bin/python
 STACK ?= dev
 STACKS := dev staging prod
 
-.PHONY: help venv preview preview-all test lint format bench-policy bench-preview clean
+.PHONY: help venv preview preview-all test test-litellm lint format bench-policy bench-preview clean
 
 help:
 	@echo "make preview [STACK=dev]  offline preview with the policy pack (writes build/<stack>/)"
 	@echo "make test                 run the test suite"
+	@echo "make test-litellm         the real LiteLLM lab (slow, root; needs ../shared/litellm-offline): shared rate limits, key Job"
 	@echo "make lint | format        ruff check / ruff format"
 	@echo "make bench-policy         policy pack throughput through gRPC"
 	@echo "make bench-preview        offline preview time and memory with 10/100/500 tenants"
@@ -38,6 +39,11 @@ preview-all: venv
 
 test: venv
 	$(PY) -m pytest -q
+
+# Real LiteLLM 1.93 (PyPI, its own venv under build/) on PostgreSQL and Redis (Debian), on 127.0.0.1:
+# skipped, with the reason printed, when ../shared/litellm-offline is absent.
+test-litellm: venv
+	$(PY) -m pytest -q -rs -s realtests
 
 lint: venv
 	$(PY) -m ruff check .

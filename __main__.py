@@ -93,7 +93,10 @@ gateway = Gateway(
         region=cfg.region,
         provider=cluster.provider,
         vpc_cidr=cfg.network.cidr,
-        database_url=secrets.get_secret("litellmDatabaseUrl") if cfg.gateway.external_database else None,
+        private_subnet_ids=network.private_subnet_ids,
+        # Core and Kata nodes share this SG today; a core-only SG narrows the cache and database further.
+        core_security_group_id=cluster.node_security_group_id,
+        protect=cfg.protect,
         depends_on=[cluster.core_node_group],
     ),
 )
@@ -168,9 +171,10 @@ PlatformNetworkPolicies(
     PlatformNetworkPoliciesArgs(
         platform_namespaces,
         vpc_cidr=cfg.network.cidr,
-        external_database=cfg.gateway.external_database,
+        external_database=cfg.gateway.rds_database,
         provider=cluster.provider,
         kata_monitor=cfg.kata.monitor,
+        external_cache=cfg.gateway.elasticache,
     ),
 )
 # In-cluster enforcement of the sandbox rules for what CrossGuard never sees (controllers, kubectl).
@@ -196,7 +200,8 @@ tenants = [
             litellm_key=gateway.tenant_keys[tenant.name],
             secrets=tenant_secrets.apply(lambda s, t=tenant.name: (s or {}).get(t, {})),
             sandbox_controller=sandbox_controller,
-            depends_on=tuple(kata_runtime.runtime_classes),
+            # the tenant's pods start after its key is registered (a rotation rolls them onto the new key)
+            depends_on=(*kata_runtime.runtime_classes, gateway.key_jobs[tenant.name]),
             proxy_url=egress.tenant_proxy_urls[tenant.name] if egress else None,
         ),
         opts=in_cluster,

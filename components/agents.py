@@ -22,9 +22,10 @@ from the environment, and the environment reads the Secret.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -83,6 +84,14 @@ class AgentFiles:
     agent: str
     litellm_url: str  # http://<nlb>:4000
     models: tuple[str, ...]  # LiteLLM model names the tenant may use, first is the default
+    # model name -> (context window, max output tokens), from bedrockModels; None where not configured
+    limits: Mapping[str, tuple[int | None, int | None]] = field(default_factory=dict)
+
+    def context_window(self, model: str) -> int | None:
+        return self.limits.get(model, (None, None))[0]
+
+    def max_output_tokens(self, model: str) -> int | None:
+        return self.limits.get(model, (None, None))[1]
 
 
 @dataclass(frozen=True)
@@ -148,6 +157,10 @@ def hermes_files(f: AgentFiles) -> dict[str, str]:
         },
         "terminal": {"backend": "local", "cwd": f"{HERMES_HOME}/workspace"},
     }
+    # Hermes cannot read the window from LiteLLM (tenant keys may not call /model/info); its output limit
+    # is provider-owned, not configuration (cli-config.yaml.example), so only the window is set.
+    if (window := f.context_window(f.models[0])) is not None:
+        config["model"]["context_length"] = window
     header = "# Managed by the agent platform: rewritten from the ConfigMap on every start.\n"
     return {
         "config.yaml": header + yaml.safe_dump(config, sort_keys=False),
@@ -215,6 +228,16 @@ exec node /app/dist/index.js gateway run --bind lan
 """
 
 
+def openclaw_model(f: AgentFiles, model: str) -> dict[str, Any]:
+    """``models.providers.litellm.models[]``: the window and output limit override OpenClaw's defaults."""
+    entry: dict[str, Any] = {"id": model, "name": model}
+    if (window := f.context_window(model)) is not None:
+        entry["contextWindow"] = window
+    if (output := f.max_output_tokens(model)) is not None:
+        entry["maxTokens"] = output
+    return entry
+
+
 def openclaw_files(f: AgentFiles) -> dict[str, str]:
     config = {
         "gateway": {"mode": "local", "bind": "lan", "port": 18789, "auth": {"mode": "token"}},
@@ -226,7 +249,7 @@ def openclaw_files(f: AgentFiles) -> dict[str, str]:
                     "baseUrl": f"{f.litellm_url}/v1",
                     "apiKey": f"${{{LITELLM_KEY_ENV}}}",
                     "api": "openai-completions",
-                    "models": [{"id": m, "name": m} for m in f.models],
+                    "models": [openclaw_model(f, m) for m in f.models],
                     # The NLB resolves to VPC addresses, which OpenClaw refuses without this opt-in.
                     "request": {"allowPrivateNetwork": True},
                 }
@@ -370,6 +393,13 @@ def proxy_secret_data(proxy_url: str, litellm_url: str) -> dict[str, str]:
 # ---------------------------------------------------------------------------------------------------
 # Tenant component
 
+LITELLM_KEY_HASH_ANNOTATION = "agent-platform.io/litellm-key-sha256"
+
+
+def litellm_key_hash(key: str) -> str:
+    """First 16 hex digits of the key's SHA-256: changes with the key, reveals nothing usable about it."""
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
 
 @dataclass(frozen=True)
 class TenantArgs:
@@ -380,6 +410,7 @@ class TenantArgs:
     litellm_url: pulumi.Input[str]  # http://<internal NLB>:4000
     litellm_key: pulumi.Input[str]  # the tenant's LiteLLM virtual key (secret)
     models: tuple[str, ...]  # LiteLLM model names, first is the agents' default
+    model_limits: Mapping[str, tuple[int | None, int | None]] = field(default_factory=dict)  # see AgentFiles
     # tenantSecrets.<tenant> as {agent: {ENV: value}} (secret); every agent.secretEnv key must be there.
     secrets: pulumi.Input[Mapping[str, Mapping[str, str]]] | None = None
     # The agent-sandbox install (CRDs + controller), required when an agent has a warm pool.
@@ -411,6 +442,7 @@ class TenantArgs:
             litellm_url=litellm_url,
             litellm_key=litellm_key,
             models=tenant.litellm.models or platform.gateway.model_names,
+            model_limits={m.name: (m.context_window, m.max_output_tokens) for m in platform.gateway.models},
             secrets=secrets,
             sandbox_controller=sandbox_controller,
             depends_on=depends_on,
@@ -543,7 +575,9 @@ class Tenant(pulumi.ComponentResource):
             )
             files = pulumi.Output.from_input(args.litellm_url).apply(
                 lambda url, agent_name=agent.name, kind=kind: kind.files(
-                    AgentFiles(tenant=cfg.name, agent=agent_name, litellm_url=url, models=args.models)
+                    AgentFiles(
+                        tenant=cfg.name, agent=agent_name, litellm_url=url, models=args.models, limits=args.model_limits
+                    )
                 )
             )
             k8s.core.v1.ConfigMap(
@@ -564,6 +598,7 @@ class Tenant(pulumi.ComponentResource):
                     opts=child,
                 )
             secret_names = (LITELLM_KEY_ENV, kind.token_env, *bot_env)
+            key_hash = pulumi.Output.unsecret(pulumi.Output.from_input(args.litellm_key).apply(litellm_key_hash))
             template = agent_pod_template(
                 tenant=cfg,
                 agent_name=agent.name,
@@ -574,6 +609,9 @@ class Tenant(pulumi.ComponentResource):
                 secret_names=secret_names,
                 proxy_secret=proxy_secret,
             )
+            # A rotated LiteLLM key changes the template, so the pods roll onto it (the old key stays valid
+            # for gateway_keys.KEY_ROTATION_GRACE); the hash is not the key and is not secret.
+            template["metadata"].setdefault("annotations", {})[LITELLM_KEY_HASH_ANNOTATION] = key_hash
             # A PVC is ReadWriteOnce: replace the pod (Recreate). Without one, never run two copies either:
             # both would hold the same bot connection (maxSurge 0).
             strategy = (
@@ -609,6 +647,7 @@ class Tenant(pulumi.ComponentResource):
                     secret_names=(LITELLM_KEY_ENV, kind.token_env),
                     proxy_secret=proxy_secret,
                 )
+                pool_template["metadata"].setdefault("annotations", {})[LITELLM_KEY_HASH_ANNOTATION] = key_hash
                 claims = (
                     [
                         {

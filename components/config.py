@@ -182,6 +182,9 @@ class Reader:
         image = self.str(name)
         pinned = "@sha256:" in image or (":" in image.rsplit("/", 1)[-1] and not image.endswith(":latest"))
         _check(self.key(name), pinned, f"{image!r} must pin a tag or digest (not latest)")
+        if "@" in image:  # repo[:tag]@sha256:<64 hex>
+            digest = image.split("@", 1)[1]
+            _check(self.key(name), bool(re.fullmatch(r"sha256:[0-9a-f]{64}", digest)), f"{digest!r} is not a sha256 digest")  # fmt: skip
         return image
 
     def choice(self, name: str, choices: Sequence[str], default: Any = None) -> str:
@@ -572,17 +575,41 @@ class KataConfig:
 class ModelConfig:
     name: str
     model_id: str
+    context_window: int | None = None  # tokens, input + output (what the agents budget their history with)
+    max_output_tokens: int | None = None
 
     @classmethod
     def from_reader(cls, r: Reader) -> ModelConfig:
-        r.reject_unknown(("name", "modelId"))
-        model = cls(r.str("name"), r.str("modelId"))
+        r.reject_unknown(("name", "modelId", "contextWindow", "maxOutputTokens"))
+        context = r.int("contextWindow", lo=1024, hi=10_000_000) if "contextWindow" in r.values else None
+        output = r.int("maxOutputTokens", lo=1, hi=10_000_000) if "maxOutputTokens" in r.values else None
+        model = cls(r.str("name"), r.str("modelId"), context, output)
         _check(
             r.key("modelId"),
             bool(re.match(r"^[a-z0-9.:-]+$", model.model_id)),
             f"{model.model_id!r} is not a Bedrock model id",
         )
+        _check(
+            r.key("maxOutputTokens"),
+            output is None or context is None or output < context,
+            f"{output} must be below contextWindow ({context}): the output shares the window with the input",
+        )
         return model
+
+
+LITELLM_DATABASES = ("in-cluster", "rds")
+LITELLM_CACHES = ("in-cluster", "elasticache")
+
+
+@dataclass(frozen=True)
+class RdsConfig:
+    """Amazon RDS for PostgreSQL behind LiteLLM (litellmDatabase: rds)."""
+
+    engine_version: str
+    instance_class: str
+    storage_gib: int
+    multi_az: bool
+    backup_retention_days: int
 
 
 @dataclass(frozen=True)
@@ -591,12 +618,24 @@ class GatewayConfig:
     replicas: int
     bedrock_region: str
     models: tuple[ModelConfig, ...]
-    external_database: bool
+    database: str  # LITELLM_DATABASES
     lb_controller_version: str
     curl_image: str
     image: str
     postgres_image: str
     tenant_gateway_image: str
+    cache: str = "in-cluster"  # LITELLM_CACHES
+    cache_image: str = ""  # the in-cluster Valkey
+    cache_engine_version: str = "8"  # ElastiCache Serverless Valkey major version
+    rds: RdsConfig | None = None
+
+    @property
+    def rds_database(self) -> bool:
+        return self.database == "rds"
+
+    @property
+    def elasticache(self) -> bool:
+        return self.cache == "elasticache"
 
     @property
     def model_names(self) -> tuple[str, ...]:
@@ -617,11 +656,35 @@ class GatewayConfig:
             "needs at least one model ({name, modelId}) for LiteLLM to serve",
         )
         _unique("bedrockModels", [m.name for m in models], "model name")
-        external = r.choice("litellmDatabase", ("standalone", "external")) == "external"
         _check(
             "litellmDatabaseUrl",
-            not external or "litellmDatabaseUrl" in r.values,
-            "is required when litellmDatabase is external (set it with --secret)",
+            "litellmDatabaseUrl" not in r.values,
+            "is no longer read: the program provisions LiteLLM's database (litellmDatabase: in-cluster or rds); "
+            "remove it with `pulumi config rm agent-platform:litellmDatabaseUrl`",
+        )
+        database = r.str("litellmDatabase")
+        _check(
+            "litellmDatabase",
+            database not in ("standalone", "external"),
+            f"{database!r} was replaced: use 'in-cluster' (was standalone) or 'rds' (an Amazon RDS instance the "
+            "program creates, instead of external + litellmDatabaseUrl)",
+        )
+        database = r.choice("litellmDatabase", LITELLM_DATABASES)
+        cache = r.choice("litellmCache", LITELLM_CACHES)
+        cache_version = r.str("litellmCacheEngineVersion")
+        _check(
+            "litellmCacheEngineVersion", bool(re.match(r"^[0-9]+$", cache_version)), "must be a major version, e.g. 8"
+        )
+        rds_version = r.str("litellmRdsEngineVersion")
+        _check("litellmRdsEngineVersion", bool(re.match(r"^[0-9]+(\.[0-9]+)?$", rds_version)), "must look like 17.6")
+        rds_class = r.str("litellmRdsInstanceClass")
+        _check("litellmRdsInstanceClass", rds_class.startswith("db."), f"{rds_class!r} is not an RDS instance class")
+        rds = RdsConfig(
+            engine_version=rds_version,
+            instance_class=rds_class,
+            storage_gib=r.int("litellmRdsStorageGiB", lo=20, hi=65536),
+            multi_az=r.bool("litellmRdsMultiAz"),
+            backup_retention_days=r.int("litellmRdsBackupRetentionDays", lo=1, hi=35),
         )
         for key in ("litellmChartVersion", "awsLoadBalancerControllerVersion"):
             _semver(key, r.str(key))
@@ -631,12 +694,16 @@ class GatewayConfig:
             replicas=r.int("litellmReplicas", lo=2, hi=20),
             bedrock_region=region,
             models=models,
-            external_database=external,
+            database=database,
             lb_controller_version=r.str("awsLoadBalancerControllerVersion").lstrip("v"),
             curl_image=curl_image,
             image=r.image("litellmImage"),
             postgres_image=r.image("postgresImage"),
             tenant_gateway_image=r.image("tenantGatewayImage"),
+            cache=cache,
+            cache_image=r.image("valkeyImage"),
+            cache_engine_version=cache_version,
+            rds=rds,
         )  # fmt: skip
 
 

@@ -19,7 +19,6 @@ Pieces (checked against upstream, see the issue note):
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,14 +30,25 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components.config import GatewayConfig, TenantConfig
+from components.config import GatewayConfig, ModelConfig, TenantConfig
+from components.gateway_cache import LitellmCache, LitellmCacheArgs, with_cache
 from components.gateway_db import LitellmDatabase, LitellmDatabaseArgs, database_url_env
+from components.gateway_keys import (
+    KEY_JOB_PULUMI_TIMEOUT,
+    KEY_JOB_SCRIPT,  # noqa: F401 (re-exported)
+    key_alias,  # noqa: F401
+    key_job_name,
+    key_job_spec,
+    key_spec,  # noqa: F401
+    team_spec,  # noqa: F401
+)
 from components.gateway_proxy import LISTEN_PORT as TENANT_GATEWAY_PORT
 from components.gateway_proxy import SELECTOR as TENANT_GATEWAY_SELECTOR
 from components.gateway_proxy import TenantGateway, TenantGatewayArgs
+from components.gateway_rds import RdsPostgresArgs
 from components.iam import pod_identity_role
 from components.labels import CORE_NODE_SELECTOR, LITELLM_NAMESPACE, LITELLM_PORT
-from components.podspec import container_security_context, topology_spread
+from components.podspec import topology_spread
 
 NAMESPACE = LITELLM_NAMESPACE
 RELEASE = "litellm"  # the chart's fullname is the release name when it contains "litellm"
@@ -122,112 +132,7 @@ def lb_controller_policy() -> str:
 
 
 # ----------------------------------------------------------------------------------------------
-# Tenant keys
-
-
-def key_alias(tenant: str) -> str:
-    return f"tenant-{tenant}"
-
-
-def key_spec(tenant: TenantConfig) -> dict[str, Any]:
-    """Body of /key/generate and /key/update, without the key itself (that one is secret)."""
-    limits = tenant.litellm
-    return {
-        "key_alias": key_alias(tenant.name),
-        "models": list(limits.models),
-        "max_budget": limits.max_budget,
-        "budget_duration": limits.budget_duration,
-        "rpm_limit": limits.rpm_limit,
-        "tpm_limit": limits.tpm_limit,
-        # LLM routes only (what key_type "llm_api" stores): no key/user/team management with a tenant key.
-        "allowed_routes": ["llm_api_routes"],
-        "metadata": {"tenant": tenant.name, "managed-by": "pulumi"},
-    }
-
-
-# Idempotent registration. /key/update answers 404 for an unknown key, while /key/generate with a key that
-# already exists fails on the database's unique constraint (HTTP 500), so: update first; on 404 revoke a
-# previous key holding the alias (key rotation) and generate. Keys stay in files of a memory-backed
-# emptyDir (not in argv) and response bodies, which carry the key, are never printed.
-KEY_JOB_SCRIPT = r"""set -eu
-umask 077
-auth=/tmp/auth
-body=/tmp/body.json
-out=/tmp/response.json
-printf 'Authorization: Bearer %s\n' "$MASTER_KEY" > "$auth"
-printf '{"key":"%s",%s' "$TENANT_KEY" "${KEY_SPEC#?}" > "$body"
-unset MASTER_KEY TENANT_KEY
-post() {
-  curl -sS -o "$out" -w '%{http_code}' --max-time 30 -X POST -H @"$auth" \
-    -H 'Content-Type: application/json' --data @"$2" "$LITELLM_URL$1"
-}
-i=0
-until curl -fsS -o /dev/null --max-time 5 "$LITELLM_URL/health/readiness"; do
-  i=$((i + 1))
-  [ "$i" -lt 60 ] || { echo "LiteLLM is not ready at $LITELLM_URL"; exit 1; }
-  sleep 5
-done
-code=$(post /key/update "$body")
-case "$code" in
-  200) echo "key $KEY_ALIAS updated" ;;
-  404)
-    printf '{"key_aliases":["%s"]}' "$KEY_ALIAS" > /tmp/delete.json
-    post /key/delete /tmp/delete.json > /dev/null || true
-    code=$(post /key/generate "$body")
-    [ "$code" = 200 ] || { echo "key $KEY_ALIAS: /key/generate returned HTTP $code"; exit 1; }
-    echo "key $KEY_ALIAS created" ;;
-  *) echo "key $KEY_ALIAS: /key/update returned HTTP $code"; exit 1 ;;
-esac
-rm -f "$auth" "$body" "$out"
-"""
-
-
-def key_job_name(tenant: TenantConfig, curl_image: str) -> str:
-    """``litellm-key-<tenant>-<hash>``: a changed spec, script or image gives a new Job, so it runs again."""
-    material = json.dumps({"spec": key_spec(tenant), "script": KEY_JOB_SCRIPT, "image": curl_image}, sort_keys=True)
-    return f"litellm-key-{tenant.name}-{hashlib.sha256(material.encode()).hexdigest()[:8]}"
-
-
-CURL_UID, CURL_GID = 100, 101  # curl_user / curl_group in the curlimages/curl image
-
-
-def key_job_pod_spec(tenant: TenantConfig, curl_image: str) -> dict[str, Any]:
-    def secret_env(name: str, secret: str, key: str) -> dict[str, Any]:
-        return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
-
-    return {
-        "serviceAccountName": KEY_JOB_SERVICE_ACCOUNT,
-        "automountServiceAccountToken": False,
-        "restartPolicy": "Never",
-        "nodeSelector": dict(CORE_NODE_SELECTOR),  # runc on a core node: the ClusterIP is reachable
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": CURL_UID,
-            "runAsGroup": CURL_GID,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
-        "containers": [
-            {
-                "name": "register-key",
-                "image": curl_image,
-                "command": ["/bin/sh", "-c", KEY_JOB_SCRIPT],
-                "env": [
-                    {"name": "LITELLM_URL", "value": CLUSTER_URL},
-                    {"name": "KEY_ALIAS", "value": key_alias(tenant.name)},
-                    {"name": "KEY_SPEC", "value": json.dumps(key_spec(tenant), sort_keys=True)},
-                    secret_env("MASTER_KEY", MASTER_KEY_SECRET, MASTER_KEY_KEY),
-                    secret_env("TENANT_KEY", TENANT_KEYS_SECRET, tenant.name),
-                ],
-                "securityContext": container_security_context(CURL_UID, read_only_root=True, gid=CURL_GID),
-                "resources": {
-                    "requests": {"cpu": "10m", "memory": "16Mi"},
-                    "limits": {"cpu": "100m", "memory": "64Mi"},
-                },
-                "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
-            }
-        ],
-        "volumes": [{"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}}],
-    }
+# Tenant keys: components/gateway_keys.py (teams, keys, rotation, the Job's time budget)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -239,12 +144,24 @@ def model_list(cfg: GatewayConfig) -> list[dict[str, Any]]:
         {
             "model_name": m.name,
             "litellm_params": {"model": f"bedrock/{m.model_id}", "aws_region_name": cfg.bedrock_region},
+            **model_info(m),
         }
         for m in cfg.models
     ]
 
 
-def litellm_values(cfg: GatewayConfig) -> dict[str, Any]:
+def model_info(m: ModelConfig) -> dict[str, Any]:
+    """LiteLLM's ``model_info`` limits (what /model/info reports), when bedrockModels sets them."""
+    info: dict[str, int] = {}
+    if m.context_window is not None:
+        info["max_input_tokens"] = m.context_window
+    if m.max_output_tokens is not None:
+        info["max_output_tokens"] = m.max_output_tokens
+        info["max_tokens"] = m.max_output_tokens  # LiteLLM's older name for the output limit
+    return {"model_info": info} if info else {}
+
+
+def litellm_values(cfg: GatewayConfig, database_env: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
     """Only what differs from the chart's defaults (the offline render checks that every key has an effect)."""
     repository, _, tag = cfg.image.rpartition(":")
     return {
@@ -270,7 +187,7 @@ def litellm_values(cfg: GatewayConfig) -> dict[str, Any]:
         "db": {"deployStandalone": False},
         "migrationJob": {"enabled": False},
         "envVars": {"DISABLE_SCHEMA_UPDATE": "true"},
-        "extraEnvVars": [database_url_env()],
+        "extraEnvVars": list(database_env) or [database_url_env()],
     }
 
 
@@ -324,7 +241,9 @@ class GatewayArgs:
     region: str  # the cluster's region (the LB controller's); Bedrock's is config.bedrock_region
     provider: k8s.Provider
     vpc_cidr: str = ""  # NLB source range; empty leaves the controller's default
-    database_url: pulumi.Input[str] | None = None  # secret, when config.external_database
+    private_subnet_ids: Sequence[pulumi.Input[str]] = ()  # managed cache and database (prod)
+    core_security_group_id: pulumi.Input[str] | None = None  # the only clients of the cache and database
+    protect: bool = False
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)  # e.g. the core node group
 
 
@@ -332,6 +251,7 @@ class Gateway(pulumi.ComponentResource):
     url: pulumi.Output[str]
     hostname: pulumi.Output[str]
     tenant_keys: dict[str, pulumi.Output[str]]  # secret
+    key_jobs: dict[str, k8s.batch.v1.Job]  # tenant -> the Job that registered its key (tenant pods wait for it)
     release: k8s.helm.v3.Release
     namespace: k8s.core.v1.Namespace
     lb_controller: k8s.helm.v3.Release
@@ -339,8 +259,10 @@ class Gateway(pulumi.ComponentResource):
     def __init__(self, name: str, args: GatewayArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("agent-platform:gateway:Gateway", name, None, opts)
         cfg = args.config
-        if cfg.external_database and args.database_url is None:
-            raise pulumi.RunError("agent-platform:litellmDatabaseUrl: is required when litellmDatabase is external")
+        if (cfg.rds_database or cfg.elasticache) and (
+            args.core_security_group_id is None or not args.private_subnet_ids
+        ):
+            raise pulumi.RunError("agent-platform:litellmDatabase: rds and elasticache need the subnets and core SG")
 
         def k8s_opts(*depends_on: pulumi.Resource) -> pulumi.ResourceOptions:
             return pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=list(depends_on))
@@ -401,8 +323,41 @@ class Gateway(pulumi.ComponentResource):
                 image=cfg.image,
                 postgres_image=cfg.postgres_image,
                 service_account=SERVICE_ACCOUNT,
-                external_url=args.database_url if cfg.external_database else None,
+                rds=RdsPostgresArgs(
+                    config=cfg.rds,
+                    namespace=NAMESPACE,
+                    provider=args.provider,
+                    cluster_name=args.cluster_name,
+                    region=args.region,
+                    vpc_id=args.vpc_id,
+                    subnet_ids=args.private_subnet_ids,
+                    client_security_group_id=args.core_security_group_id,
+                    litellm_role=self.bedrock_identity.role,
+                    litellm_image=cfg.image,
+                    postgres_image=cfg.postgres_image,
+                    protect=args.protect,
+                    # LiteLLM's Pod Identity association: the migrations log in with its IAM token
+                    depends_on=(ns, service_account, self.bedrock_identity),
+                )
+                if cfg.rds_database and cfg.rds is not None
+                else None,
                 depends_on=(ns, service_account),
+            ),
+            pulumi.ResourceOptions(parent=self),
+        )
+        cache = LitellmCache(
+            f"{name}-cache",
+            LitellmCacheArgs(
+                mode=cfg.cache,
+                namespace=NAMESPACE,
+                provider=args.provider,
+                image=cfg.cache_image,
+                engine_version=cfg.cache_engine_version,
+                vpc_id=args.vpc_id,
+                subnet_ids=args.private_subnet_ids,
+                client_security_group_id=args.core_security_group_id,
+                protect=args.protect,
+                depends_on=(ns,),
             ),
             pulumi.ResourceOptions(parent=self),
         )
@@ -412,9 +367,9 @@ class Gateway(pulumi.ComponentResource):
             namespace=NAMESPACE,
             chart=LITELLM_CHART,
             version=cfg.chart_version,
-            values=litellm_values(cfg),
+            values=with_cache(litellm_values(cfg, database.env), cache.settings),
             timeout=900,
-            opts=k8s_opts(ns, service_account, master_key, database.migrations, self.bedrock_identity),
+            opts=k8s_opts(ns, service_account, master_key, database.migrations, self.bedrock_identity, *cache.ready),
         )
         k8s.policy.v1.PodDisruptionBudget(
             f"{name}-pdb",
@@ -463,6 +418,7 @@ class Gateway(pulumi.ComponentResource):
         # --- tenant virtual keys: generated here, registered in LiteLLM by in-cluster Jobs
         passwords: dict[str, random.RandomPassword] = {}
         self.tenant_keys = {}
+        self.key_jobs = {}
         for tenant in args.tenants:
             passwords[tenant.name] = random.RandomPassword(
                 f"{name}-key-{tenant.name}", length=40, special=False, opts=pulumi.ResourceOptions(parent=self)
@@ -533,20 +489,25 @@ class Gateway(pulumi.ComponentResource):
         for tenant in args.tenants:
             job_name = key_job_name(tenant, args.config.curl_image)
             labels = {**KEY_JOB_SELECTOR, "agent-platform.io/tenant": tenant.name}
-            k8s.batch.v1.Job(
+            self.key_jobs[tenant.name] = k8s.batch.v1.Job(
                 f"{name}-key-job-{tenant.name}",
                 metadata={"name": job_name, "namespace": NAMESPACE, "labels": labels},
-                spec={
-                    "backoffLimit": 3,
-                    "activeDeadlineSeconds": 1800,
-                    # no ttlSecondsAfterFinished: a Job deleted by the TTL controller would be drift
-                    "template": {"metadata": {"labels": labels}, "spec": key_job_pod_spec(tenant, args.config.curl_image)},
-                },
+                spec=key_job_spec(
+                    tenant,
+                    args.config.curl_image,
+                    labels,
+                    service_account=KEY_JOB_SERVICE_ACCOUNT,
+                    litellm_url=CLUSTER_URL,
+                    master_key_secret=(MASTER_KEY_SECRET, MASTER_KEY_KEY),
+                    tenant_keys_secret=TENANT_KEYS_SECRET,
+                ),
                 opts=pulumi.ResourceOptions(
                     parent=self,
                     provider=args.provider,
                     depends_on=[keys, registrar, *after],
                     # a rotated key (replaced RandomPassword) must be registered again
                     replace_with=[passwords[tenant.name]],
+                    # longer than the Job's activeDeadlineSeconds (gateway_keys.py states the budget)
+                    custom_timeouts=pulumi.CustomTimeouts(create=KEY_JOB_PULUMI_TIMEOUT, update=KEY_JOB_PULUMI_TIMEOUT),
                 ),
-            )  # fmt: skip
+            )

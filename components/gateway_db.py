@@ -1,6 +1,7 @@
-"""The LiteLLM database: an in-cluster PostgreSQL (official image) or an external URL, and the schema migrations.
+"""The LiteLLM database: an in-cluster PostgreSQL (official image) or Amazon RDS, and the schema migrations.
 
-LiteLLM reads one Secret key (``litellm-database``/``url``) in both cases. The chart's bundled Bitnami
+In-cluster, LiteLLM reads one Secret key (``litellm-database``/``url``); on RDS it logs in with IAM tokens and
+no password (components/gateway_rds.py). The chart's bundled Bitnami
 subchart is not used: Bitnami withdrew its versioned images from docker.io in 2025. The chart's migration Job
 is not used either: its pods carry the same labels as the proxy pods (the chart has one label set for both),
 so they would become endpoints of the Services and count in the disruption budget. The migrations run here as
@@ -20,6 +21,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components.cluster import DEFAULT_STORAGE_CLASS
+from components.gateway_rds import RdsPostgres, RdsPostgresArgs
 from components.labels import CORE_NODE_SELECTOR
 from components.podspec import container_security_context
 
@@ -106,7 +108,7 @@ def migration_job_name(image: str) -> str:
     return f"litellm-migrations-{hashlib.sha256(f'{image} {MIGRATION_COMMAND}'.encode()).hexdigest()[:8]}"
 
 
-def migration_pod_spec(image: str, service_account: str) -> dict[str, Any]:
+def migration_pod_spec(image: str, service_account: str, env: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
     return {
         "serviceAccountName": service_account,
         "automountServiceAccountToken": False,
@@ -119,7 +121,7 @@ def migration_pod_spec(image: str, service_account: str) -> dict[str, Any]:
                 "image": image,
                 "command": list(MIGRATION_COMMAND),
                 "workingDir": "/app",
-                "env": [database_url_env()],
+                "env": list(env) or [database_url_env()],
                 "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
                 "resources": {"requests": {"cpu": "100m", "memory": "512Mi"}, "limits": {"memory": "1Gi"}},
             }
@@ -134,20 +136,24 @@ class LitellmDatabaseArgs:
     image: str  # the LiteLLM image, which carries the migrations
     postgres_image: str
     service_account: str
-    external_url: pulumi.Input[str] | None = None  # secret; None deploys PostgreSQL in the cluster
+    rds: RdsPostgresArgs | None = None  # None deploys PostgreSQL in the cluster
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
 
 
 class LitellmDatabase(pulumi.ComponentResource):
     migrations: k8s.batch.v1.Job  # LiteLLM waits for it
+    env: list[dict[str, Any]]  # the database env of the LiteLLM containers
 
     def __init__(self, name: str, args: LitellmDatabaseArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("agent-platform:gateway:LitellmDatabase", name, None, opts)
         k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=list(args.depends_on))
         meta = {"name": DATABASE_SECRET, "namespace": args.namespace}
         ready: list[pulumi.Resource] = []
-        if args.external_url is not None:
-            secret = k8s.core.v1.Secret(f"{name}-url", metadata=meta, type="Opaque", string_data={"url": pulumi.Output.secret(args.external_url)}, opts=k8s_opts)  # fmt: skip
+        self.env = [database_url_env()]
+        if args.rds is not None:
+            rds = RdsPostgres(f"{name}-rds", args.rds, pulumi.ResourceOptions(parent=self))
+            self.env = rds.env
+            ready.append(rds.bootstrap)
         else:
             password = pulumi.Output.secret(
                 random.RandomPassword(
@@ -174,7 +180,7 @@ class LitellmDatabase(pulumi.ComponentResource):
                 spec=postgres_spec(args.postgres_image),
                 opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[secret, service])),
             )
-            ready.append(database)
+            ready.extend([secret, database])
         self.migrations = k8s.batch.v1.Job(
             f"{name}-migrations",
             metadata={
@@ -187,13 +193,13 @@ class LitellmDatabase(pulumi.ComponentResource):
                 "activeDeadlineSeconds": 900,
                 "template": {
                     "metadata": {"labels": dict(MIGRATION_LABELS)},
-                    "spec": migration_pod_spec(args.image, args.service_account),
+                    "spec": migration_pod_spec(args.image, args.service_account, self.env),
                 },  # fmt: skip
             },
             opts=pulumi.ResourceOptions.merge(
                 k8s_opts,
                 pulumi.ResourceOptions(
-                    depends_on=[secret, *ready], custom_timeouts=pulumi.CustomTimeouts(create="20m", update="20m")
+                    depends_on=ready, custom_timeouts=pulumi.CustomTimeouts(create="20m", update="20m")
                 ),  # fmt: skip
             ),
         )

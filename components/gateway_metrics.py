@@ -22,8 +22,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components import gateway as gw
-from components.labels import CORE_NODE_SELECTOR
-from components.podspec import container_security_context
+from components import gateway_keys as keys
 
 METRICS_KEY_SECRET = "litellm-metrics-key"
 METRICS_KEY_KEY = "token"
@@ -33,56 +32,35 @@ METRICS_KEY_LENGTH = 64
 JOB_LABELS = {**gw.KEY_JOB_SELECTOR, "app.kubernetes.io/component": "metrics-key"}
 
 
+METRICS_TEAM = {"team_id": "platform-metrics", "team_alias": "platform-metrics", "metadata": {"managed-by": "pulumi"}}
+
+
 def metrics_key_spec() -> dict[str, Any]:
     """Body of /key/generate and /key/update without the key: metrics only, no model routes."""
     return {
         "key_alias": METRICS_KEY_ALIAS,
+        "team_id": METRICS_TEAM["team_id"],
         "allowed_routes": list(METRICS_ROUTES),
         "metadata": {"purpose": "prometheus scrape", "managed-by": "pulumi"},
     }
 
 
 def metrics_job_name(curl_image: str) -> str:
-    material = json.dumps({"spec": metrics_key_spec(), "script": gw.KEY_JOB_SCRIPT, "image": curl_image}, sort_keys=True)  # fmt: skip
+    material = json.dumps({"spec": metrics_key_spec(), "script": keys.KEY_JOB_SCRIPT, "image": curl_image}, sort_keys=True)  # fmt: skip
     return f"litellm-metrics-key-{hashlib.sha256(material.encode()).hexdigest()[:8]}"
 
 
 def metrics_job_pod_spec(curl_image: str) -> dict[str, Any]:
-    def secret_env(name: str, secret: str, key: str) -> dict[str, Any]:
-        return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
-
-    return {
-        "automountServiceAccountToken": False,
-        "restartPolicy": "Never",
-        "nodeSelector": dict(CORE_NODE_SELECTOR),
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": gw.CURL_UID,
-            "runAsGroup": gw.CURL_GID,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
-        "containers": [
-            {
-                "name": "register-key",
-                "image": curl_image,
-                "command": ["/bin/sh", "-c", gw.KEY_JOB_SCRIPT],
-                "env": [
-                    {"name": "LITELLM_URL", "value": gw.CLUSTER_URL},
-                    {"name": "KEY_ALIAS", "value": METRICS_KEY_ALIAS},
-                    {"name": "KEY_SPEC", "value": json.dumps(metrics_key_spec(), sort_keys=True)},
-                    secret_env("MASTER_KEY", gw.MASTER_KEY_SECRET, gw.MASTER_KEY_KEY),
-                    secret_env("TENANT_KEY", METRICS_KEY_SECRET, METRICS_KEY_KEY),  # the script's name for the key
-                ],
-                "securityContext": container_security_context(gw.CURL_UID, read_only_root=True, gid=gw.CURL_GID),
-                "resources": {
-                    "requests": {"cpu": "10m", "memory": "16Mi"},
-                    "limits": {"cpu": "100m", "memory": "64Mi"},
-                },  # fmt: skip
-                "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
-            }
-        ],
-        "volumes": [{"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}}],
-    }
+    return keys.registration_pod_spec(
+        curl_image,
+        service_account=None,
+        litellm_url=gw.CLUSTER_URL,
+        master_key_secret=(gw.MASTER_KEY_SECRET, gw.MASTER_KEY_KEY),
+        key_secret=(METRICS_KEY_SECRET, METRICS_KEY_KEY),
+        alias=METRICS_KEY_ALIAS,
+        team=METRICS_TEAM,
+        key=metrics_key_spec(),
+    )
 
 
 @dataclass(frozen=True)

@@ -33,8 +33,10 @@ import pulumi_kubernetes as k8s
 
 from components import egress as eg
 from components import gateway as gw
+from components import gateway_cache as gc
 from components import gateway_db as db
 from components import gateway_proxy as gp
+from components import gateway_rds as rds
 from components import kata_runtime as kata
 from components import observability as obs
 from components.karpenter import NAMESPACE as KARPENTER_NAMESPACE
@@ -136,13 +138,19 @@ def from_prometheus(*ports: int) -> dict[str, Any]:
 # Per namespace
 
 
-def litellm_policies(vpc_cidr: str, external_database: bool) -> list[dict[str, Any]]:
+def litellm_policies(vpc_cidr: str, external_database: bool, external_cache: bool = False) -> list[dict[str, Any]]:
     ns = gw.NAMESPACE
-    # The database: the in-cluster PostgreSQL pod, or an external one (RDS) in the VPC.
+    # The database: the in-cluster PostgreSQL pod, or RDS in the VPC; the shared rate-limit cache likewise
+    # (the in-cluster Valkey pod, or ElastiCache Serverless in the VPC).
     database = (
         {"to": [cidr(vpc_cidr)], "ports": tcp(db.POSTGRES_PORT)}
         if external_database
         else {"to": [pods(db.POSTGRES_LABELS)], "ports": tcp(db.POSTGRES_PORT)}
+    )
+    cache = (
+        {"to": [cidr(vpc_cidr)], "ports": tcp(gc.VALKEY_PORT)}
+        if external_cache
+        else {"to": [pods(gc.VALKEY_LABELS)], "ports": tcp(gc.VALKEY_PORT)}
     )
     policies = [
         default_deny(ns),
@@ -158,7 +166,12 @@ def litellm_policies(vpc_cidr: str, external_database: bool) -> list[dict[str, A
                 }
             ],
             # Bedrock (public endpoints), never a private address: no SSRF into the VPC or the metadata service.
-            egress=[{"to": [cidr("0.0.0.0/0", PRIVATE_RANGES)], "ports": tcp(HTTPS)}, database, pod_identity_out()],
+            egress=[
+                {"to": [cidr("0.0.0.0/0", PRIVATE_RANGES)], "ports": tcp(HTTPS)},
+                database,
+                cache,
+                pod_identity_out(),
+            ],
         ),
         policy(
             "tenant-gateway",
@@ -168,8 +181,15 @@ def litellm_policies(vpc_cidr: str, external_database: bool) -> list[dict[str, A
             egress=[{"to": [pods(gw.SELECTOR)], "ports": tcp(gw.PORT)}],
         ),
         policy("key-jobs", ns, gw.KEY_JOB_SELECTOR, egress=[{"to": [pods(gw.SELECTOR)], "ports": tcp(gw.PORT)}]),
-        policy("migrations", ns, db.MIGRATION_LABELS, egress=[database]),
+        # IAM database tokens (RDS) are signed with Pod Identity credentials.
+        policy("migrations", ns, db.MIGRATION_LABELS, egress=[database, pod_identity_out()]),
     ]
+    if external_database:
+        # The RDS bootstrap Job: the master secret from Secrets Manager (public endpoint), then the database.
+        public_https = {"to": [cidr("0.0.0.0/0", PRIVATE_RANGES)], "ports": tcp(HTTPS)}
+        policies.append(policy("rds-bootstrap", ns, rds.BOOTSTRAP_LABELS, egress=[public_https, database, pod_identity_out()]))  # fmt: skip
+    if not external_cache:
+        policies.append(policy("valkey", ns, gc.VALKEY_LABELS, ingress=[{"from": [pods(gw.SELECTOR)], "ports": tcp(gc.VALKEY_PORT)}]))  # fmt: skip
     if not external_database:
         policies.append(
             policy(
@@ -282,11 +302,15 @@ def kube_system_policies() -> list[dict[str, Any]]:
 
 
 def platform_policies(
-    namespaces: Iterable[str], vpc_cidr: str, external_database: bool, kata_monitor: bool = False
+    namespaces: Iterable[str],
+    vpc_cidr: str,
+    external_database: bool,
+    kata_monitor: bool = False,
+    external_cache: bool = False,
 ) -> list[dict[str, Any]]:
     """Every policy for the platform namespaces this stack creates (and kube-system)."""
     builders = {
-        gw.NAMESPACE: lambda: litellm_policies(vpc_cidr, external_database),
+        gw.NAMESPACE: lambda: litellm_policies(vpc_cidr, external_database, external_cache),
         obs.NAMESPACE: lambda: monitoring_policies(vpc_cidr),
         KARPENTER_NAMESPACE: lambda: controller_policies(KARPENTER_NAMESPACE),
         kata.NAMESPACE: lambda: kata_policies(kata_monitor),
@@ -313,13 +337,16 @@ class PlatformNetworkPoliciesArgs:
     external_database: bool
     provider: k8s.Provider
     kata_monitor: bool = False  # kata-monitor runs (a Go-runtime shim is on): Prometheus may scrape it
+    external_cache: bool = False  # LiteLLM's rate-limit cache is ElastiCache (in the VPC), not the Valkey pod
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
 
 
 class PlatformNetworkPolicies(pulumi.ComponentResource):
     def __init__(self, name: str, args: PlatformNetworkPoliciesArgs, opts: pulumi.ResourceOptions | None = None) -> None:  # fmt: skip
         super().__init__("agent-platform:network:PlatformNetworkPolicies", name, None, opts)
-        for body in platform_policies(args.namespaces, args.vpc_cidr, args.external_database, args.kata_monitor):
+        for body in platform_policies(
+            args.namespaces, args.vpc_cidr, args.external_database, args.kata_monitor, args.external_cache
+        ):
             meta = body["metadata"]
             creator = args.namespaces[meta["namespace"]]
             k8s.networking.v1.NetworkPolicy(

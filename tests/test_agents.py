@@ -168,6 +168,7 @@ def test_hermes_config_points_at_litellm_and_reads_the_key_from_the_environment(
         "provider": "custom",
         "base_url": f"{LITELLM_URL}/v1",
         "api_key": "${LITELLM_API_KEY}",
+        "context_length": 200000,  # bedrockModels[claude-sonnet].contextWindow
     }
     env = {e["name"]: e for e in container(tenants, "acme-hermes")["env"]}
     assert env["API_SERVER_ENABLED"]["value"] == "true" and env["API_SERVER_HOST"]["value"] == "0.0.0.0"

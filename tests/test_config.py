@@ -77,7 +77,13 @@ def test_subnets_are_carved_from_the_vpc_without_overlap(az_count: int) -> None:
         ({"grafanaAdminPassword": ""}, "agent-platform:grafanaAdminPassword", "is required"),
         ({"defaultRuntimeClass": "kata-fc"}, "agent-platform:defaultRuntimeClass", "not one of the enabled"),
         ({"hermesImage": "nousresearch/hermes-agent:latest"}, "agent-platform:hermesImage", "must pin a tag"),
-        ({"litellmDatabase": "external"}, "agent-platform:litellmDatabaseUrl", "is required"),
+        ({"litellmDatabase": "external"}, "agent-platform:litellmDatabase", "'rds'"),
+        ({"litellmDatabase": "standalone"}, "agent-platform:litellmDatabase", "'in-cluster'"),
+        ({"litellmDatabaseUrl": "postgresql://x"}, "agent-platform:litellmDatabaseUrl", "no longer read"),
+        ({"litellmCache": "redis"}, "agent-platform:litellmCache", "not one of in-cluster, elasticache"),
+        ({"litellmRdsInstanceClass": "m7g.large"}, "agent-platform:litellmRdsInstanceClass", "not an RDS instance"),
+        ({"litellmCacheEngineVersion": "8.1"}, "agent-platform:litellmCacheEngineVersion", "major version"),
+        ({"valkeyImage": "docker.io/valkey/valkey"}, "agent-platform:valkeyImage", "must pin a tag"),
     ],
 )
 def test_bad_values_name_the_key(values: dict[str, Any], key: str, reason: str) -> None:

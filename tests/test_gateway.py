@@ -229,7 +229,7 @@ def test_litellm_release_values(each_stack: ProgramResult) -> None:
     assert settings["callbacks"] == ["prometheus"]
     assert settings["require_auth_for_metrics_endpoint"] is True
     for model in values["proxy_config"]["model_list"]:
-        assert set(model) == {"model_name", "litellm_params"}
+        assert set(model) <= {"model_name", "litellm_params", "model_info"}
         assert model["litellm_params"]["model"].startswith("bedrock/")
         assert set(model["litellm_params"]) == {"model", "aws_region_name"}  # no AWS keys: Pod Identity
 
@@ -242,9 +242,10 @@ def test_replicas_follow_config() -> None:
 def test_dev_runs_its_own_postgres_with_a_maintained_image_on_gp3(dev: ProgramResult) -> None:
     values = dev.named(RELEASE, "gateway-litellm").inputs["values"]
     assert values["db"] == {"deployStandalone": False} and "postgresql" not in values  # no Bitnami subchart
-    assert values["extraEnvVars"] == [
-        {"name": "DATABASE_URL", "valueFrom": {"secretKeyRef": {"name": "litellm-database", "key": "url"}}}
-    ]
+    assert values["extraEnvVars"][0] == {
+        "name": "DATABASE_URL",
+        "valueFrom": {"secretKeyRef": {"name": "litellm-database", "key": "url"}},
+    }
     database = dev.named("kubernetes:apps/v1:StatefulSet", "gateway-db-postgres").inputs
     pod = database["spec"]["template"]["spec"]
     assert pod["containers"][0]["image"] == "docker.io/library/postgres:17.6"
@@ -255,16 +256,6 @@ def test_dev_runs_its_own_postgres_with_a_maintained_image_on_gp3(dev: ProgramRe
     assert secret.inputs["stringData"] == {"url": MASK, "password": MASK}
     assert secret.plain["stringData"]["url"].startswith("postgresql://litellm:")
     assert "@litellm-postgres.litellm.svc.cluster.local:5432/litellm" in secret.plain["stringData"]["url"]
-
-
-def test_prod_uses_the_external_database_url_from_a_secret() -> None:
-    prod = program_result("prod")
-    values = prod.named(RELEASE, "gateway-litellm").inputs["values"]
-    assert values["db"] == {"deployStandalone": False}
-    assert not prod.of_type("kubernetes:apps/v1:StatefulSet")
-    secret = prod.named(SECRET, "gateway-db-url")
-    assert secret.inputs["stringData"] == {"url": MASK}
-    assert secret.inputs["metadata"] == {"name": "litellm-database", "namespace": "litellm"}
 
 
 def test_migrations_run_in_their_own_job_before_litellm(each_stack: ProgramResult) -> None:
@@ -374,27 +365,40 @@ def test_key_job_spec_runs_on_core_nodes_restricted(each_stack: ProgramResult) -
         assert not any(MASK in json.dumps(e) for e in container["env"])  # no secret value inlined
 
 
-def test_key_job_carries_the_tenant_limits(dev: ProgramResult) -> None:
+def test_key_job_puts_the_tenant_limits_on_its_team_and_the_key_under_it(dev: ProgramResult) -> None:
     env = {e["name"]: e.get("value") for e in key_jobs(dev)["acme"].inputs["spec"]["template"]["spec"]["containers"][0]["env"]}  # fmt: skip
-    spec = json.loads(env["KEY_SPEC"])
-    assert spec == {
-        "key_alias": "tenant-acme",
+    assert json.loads(env["TEAM_SPEC"]) == {
+        "team_id": "tenant-acme",
+        "team_alias": "tenant-acme",
         "models": ["claude-sonnet"],
         "max_budget": 50.0,
         "budget_duration": "30d",
         "rpm_limit": 60,
         "tpm_limit": 100000,
-        "allowed_routes": ["llm_api_routes"],
         "metadata": {"tenant": "acme", "managed-by": "pulumi"},
     }
+    spec = json.loads(env["KEY_SPEC"])
+    assert spec == {
+        "key_alias": "tenant-acme",
+        "team_id": "tenant-acme",
+        "models": ["claude-sonnet"],
+        "allowed_routes": ["llm_api_routes"],
+        "metadata": {"tenant": "acme", "managed-by": "pulumi"},
+        "max_budget": None,
+        "budget_duration": None,
+        "rpm_limit": None,
+        "tpm_limit": None,
+    }  # no key-level budget: spend and limits belong to the team, so a rotated key keeps them
     assert "key" not in spec
+    assert env["TEAM_ID"] == "tenant-acme" and env["GRACE"] == "2h"
 
 
 def test_key_job_script_is_idempotent_and_never_prints_keys() -> None:
     script = gw.KEY_JOB_SCRIPT
     update, generate = script.index("/key/update"), script.index("/key/generate")
     assert update < generate  # update first, generate only when the key is unknown
-    assert re.search(r"404\)\s*\n\s*printf '\{\"key_aliases\"", script)  # rotation: revoke the alias holder
+    # rotation: the new key is generated only after the team's other keys got an expiry (grace period)
+    assert script.index('"duration"') < generate and "/key/delete" not in script.split("/key/list")[1]
     assert "set -eu" in script and "/health/readiness" in script
     assert '-H @"$auth"' in script and "--data @" in script  # keys travel in files, not argv
     for line in script.splitlines():
@@ -489,7 +493,7 @@ def base_values(**overrides: Any) -> dict[str, Any]:
             "not a version",
         ),  # fmt: skip
         ({"litellmMasterKey": "sk-chosen-by-hand"}, "agent-platform:litellmMasterKey", "generated by the program now"),
-        ({"litellmDatabase": "external"}, "agent-platform:litellmDatabaseUrl", "required when litellmDatabase"),
+        ({"litellmDatabase": "external"}, "agent-platform:litellmDatabase", "was replaced"),
         (
             {"bedrockModels": [{"name": "x", "modelId": "Not A Model"}]},
             "agent-platform:bedrockModels[0].modelId",

@@ -42,13 +42,15 @@ def sandbox_sg(result: ProgramResult) -> str:
 
 
 def rules(result: ProgramResult) -> set[tuple[Any, ...]]:
-    """(direction, group, protocol, from, to, peer) of every security group rule of the program."""
-    found = set()
+    """(direction, group, protocol, from, to, peer) of every security group rule that involves the sandbox
+    nodes' group (the database's and the cache's groups admit only the core nodes: tested with them)."""
+    sandbox, found = sandbox_sg(result), set()
     for kind, direction in ((INGRESS, "in"), (EGRESS, "out")):
         for r in result.of_type(kind):
             i = r.inputs
             peer = i.get("referencedSecurityGroupId") or i.get("cidrIpv4")
-            found.add((direction, i["securityGroupId"], i["ipProtocol"], i.get("fromPort"), i.get("toPort"), peer))
+            if sandbox in (i["securityGroupId"], peer):
+                found.add((direction, i["securityGroupId"], i["ipProtocol"], i.get("fromPort"), i.get("toPort"), peer))
     return found
 
 

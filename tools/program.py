@@ -52,6 +52,7 @@ class Registration:
     properties: dict[str, Any]  # wire form: secrets as signature objects, unknowns as the sentinel
     dependencies: list[str] = field(default_factory=list)
     property_dependencies: dict[str, list[str]] = field(default_factory=dict)
+    custom_timeouts: dict[str, str] = field(default_factory=dict)  # create/update/delete, when set
 
     @functools.cached_property
     def inputs(self) -> dict[str, Any]:
@@ -102,6 +103,9 @@ class RecordingMonitor(MockMonitor):
                     properties=json_format.MessageToDict(request.object),
                     dependencies=list(request.dependencies),
                     property_dependencies={k: list(v.urns) for k, v in request.propertyDependencies.items()},
+                    custom_timeouts={
+                        k: v for k in ("create", "update", "delete") if (v := getattr(request.customTimeouts, k, ""))
+                    },
                 )
             )
         return response

@@ -1,0 +1,259 @@
+"""The LiteLLM replicas' shared cache: one Valkey that holds the rate-limit counters of every replica.
+
+Without it each LiteLLM pod counts a key's requests on its own, so every tenant's rpm/tpm is multiplied by the
+replica count (measured: rpm 60 let 120 of 124 requests through two replicas; docs/gateway.md has the figures
+with the cache). LiteLLM 1.93 reads the proxy's coordination Redis (per-key/team rate limits, spend counters,
+the router's cooldowns) from ``general_settings.coordination_redis``; ``router_settings.redis_*`` alone only
+reaches the router (deployment cooldowns and deployment rpm), not the per-key limiter.
+
+* ``in-cluster`` (dev, staging): a Valkey Deployment on core nodes, non-root, read-only root, no persistence
+  (counters are one-minute windows), password in a Secret that also holds its config file (not in argv).
+* ``elasticache`` (prod): Amazon ElastiCache Serverless for Valkey in the private subnets, TLS only (serverless
+  caches refuse plain TCP), an RBAC user with a generated password (RBAC is the only access control of
+  serverless caches), a security group that admits 6379 from the core nodes' security group only.
+  LiteLLM's counter keys carry a hash tag (``{api_key:...}:requests``), so a plain (non-cluster) client works
+  against the serverless endpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from components.labels import CORE_NODE_SELECTOR
+from components.podspec import container_security_context
+
+CACHE_SECRET = "litellm-cache"  # keys: password (LiteLLM), valkey.conf (the in-cluster server)
+CACHE_PASSWORD_ENV = "LITELLM_CACHE_PASSWORD"  # not REDIS_*: LiteLLM reads those as a second, implicit config
+VALKEY = "litellm-valkey"
+VALKEY_PORT = 6379
+VALKEY_UID = 999  # the valkey user of the official image
+VALKEY_LABELS = {"app.kubernetes.io/name": "valkey", "app.kubernetes.io/instance": VALKEY}
+ELASTICACHE_USER = "litellm"
+# Everything LiteLLM's counters and locks need, nothing that reconfigures or reads the server's users.
+ELASTICACHE_ACCESS = "on ~* &* +@all -@admin -@dangerous"
+
+
+def password_env() -> dict[str, Any]:
+    return {"name": CACHE_PASSWORD_ENV, "valueFrom": {"secretKeyRef": {"name": CACHE_SECRET, "key": "password"}}}
+
+
+def coordination_redis(host: str, port: int, tls: bool, username: str | None = None) -> dict[str, Any]:
+    """``general_settings.coordination_redis`` of the LiteLLM config; the password stays in the pod's env."""
+    settings: dict[str, Any] = {"host": host, "port": port, "password": f"os.environ/{CACHE_PASSWORD_ENV}"}
+    if username:
+        settings["username"] = username
+    if tls:
+        settings["ssl"] = True
+    return settings
+
+
+def in_cluster_settings(namespace: str) -> dict[str, Any]:
+    return coordination_redis(f"{VALKEY}.{namespace}.svc.cluster.local", VALKEY_PORT, tls=False)
+
+
+def with_cache(values: dict[str, Any], settings: pulumi.Input[dict[str, Any]]) -> dict[str, Any]:
+    """LiteLLM chart values plus the cache: its settings in the proxy config, its password in the env."""
+    proxy_config = dict(values["proxy_config"])
+    general = dict(proxy_config.get("general_settings") or {})
+    general["coordination_redis"] = settings
+    proxy_config["general_settings"] = general
+    return {
+        **values,
+        "proxy_config": proxy_config,
+        "extraEnvVars": [*values.get("extraEnvVars", []), password_env()],
+    }
+
+
+def valkey_conf(password: str) -> str:
+    """A cache, not a store: no snapshots, no AOF, bounded memory, the oldest counters go first."""
+    return "\n".join(
+        [
+            f"port {VALKEY_PORT}",
+            "bind * -::*",
+            "protected-mode yes",
+            f'requirepass "{password}"',
+            'save ""',
+            "appendonly no",
+            "maxmemory 200mb",
+            "maxmemory-policy volatile-ttl",
+            "",
+        ]
+    )
+
+
+def valkey_deployment_spec(image: str) -> dict[str, Any]:
+    return {
+        "replicas": 1,
+        "strategy": {"type": "Recreate"},
+        "selector": {"matchLabels": dict(VALKEY_LABELS)},
+        "template": {
+            "metadata": {"labels": dict(VALKEY_LABELS)},
+            "spec": {
+                "nodeSelector": dict(CORE_NODE_SELECTOR),
+                "automountServiceAccountToken": False,
+                "enableServiceLinks": False,
+                "securityContext": {
+                    "runAsNonRoot": True,
+                    "runAsUser": VALKEY_UID,
+                    "runAsGroup": VALKEY_UID,
+                    "fsGroup": VALKEY_UID,
+                    "seccompProfile": {"type": "RuntimeDefault"},
+                },
+                "containers": [
+                    {
+                        "name": "valkey",
+                        "image": image,
+                        "command": ["valkey-server", "/etc/valkey/valkey.conf"],
+                        "workingDir": "/data",  # the server's dir (nothing is persisted there)
+                        "ports": [{"name": "valkey", "containerPort": VALKEY_PORT}],
+                        "securityContext": container_security_context(VALKEY_UID, read_only_root=True),
+                        "readinessProbe": {"tcpSocket": {"port": "valkey"}, "periodSeconds": 5},
+                        "livenessProbe": {"tcpSocket": {"port": "valkey"}, "periodSeconds": 20},
+                        "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
+                        "volumeMounts": [
+                            {"name": "config", "mountPath": "/etc/valkey", "readOnly": True},
+                            {"name": "data", "mountPath": "/data"},
+                        ],
+                    }
+                ],
+                "volumes": [
+                    {
+                        "name": "config",
+                        "secret": {
+                            "secretName": CACHE_SECRET,
+                            "items": [{"key": "valkey.conf", "path": "valkey.conf"}],
+                        },
+                    },  # fmt: skip
+                    {"name": "data", "emptyDir": {"sizeLimit": "64Mi"}},
+                ],
+            },
+        },
+    }
+
+
+@dataclass(frozen=True)
+class LitellmCacheArgs:
+    mode: str  # "in-cluster" | "elasticache"
+    namespace: str
+    provider: k8s.Provider
+    image: str = ""  # in-cluster Valkey
+    engine_version: str = "8"  # ElastiCache
+    vpc_id: pulumi.Input[str] | None = None
+    subnet_ids: Sequence[pulumi.Input[str]] = ()
+    client_security_group_id: pulumi.Input[str] | None = None  # the core nodes' SG
+    protect: bool = False
+    depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
+
+
+class LitellmCache(pulumi.ComponentResource):
+    settings: pulumi.Output[dict[str, Any]]  # general_settings.coordination_redis
+    ready: list[pulumi.Resource]  # LiteLLM waits for these
+
+    def __init__(self, name: str, args: LitellmCacheArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("agent-platform:gateway:LitellmCache", name, None, opts)
+        k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=list(args.depends_on))
+        password = pulumi.Output.secret(
+            random.RandomPassword(
+                f"{name}-password", length=40, special=False, opts=pulumi.ResourceOptions(parent=self)
+            ).result
+        )
+        secret_meta = {"name": CACHE_SECRET, "namespace": args.namespace}
+        if args.mode == "elasticache":
+            cache = self._elasticache(name, args, password)
+            endpoint = cache.endpoints[0]
+            self.settings = pulumi.Output.all(endpoint.address, endpoint.port).apply(
+                lambda v: coordination_redis(v[0], int(v[1]), tls=True, username=ELASTICACHE_USER)
+            )
+            secret = k8s.core.v1.Secret(
+                f"{name}-secret",
+                metadata=secret_meta,
+                type="Opaque",
+                string_data={"password": password},
+                opts=k8s_opts,
+            )
+            self.ready = [secret, cache]
+        else:
+            self.settings = pulumi.Output.from_input(in_cluster_settings(args.namespace))
+            secret = k8s.core.v1.Secret(
+                f"{name}-secret",
+                metadata=secret_meta,
+                type="Opaque",
+                string_data={"password": password, "valkey.conf": password.apply(valkey_conf)},
+                opts=k8s_opts,
+            )
+            service = k8s.core.v1.Service(
+                f"{name}-valkey",
+                metadata={"name": VALKEY, "namespace": args.namespace, "labels": dict(VALKEY_LABELS)},
+                spec={
+                    "selector": dict(VALKEY_LABELS),
+                    "ports": [{"name": "valkey", "port": VALKEY_PORT, "targetPort": "valkey"}],
+                },
+                opts=k8s_opts,
+            )
+            deployment = k8s.apps.v1.Deployment(
+                f"{name}-valkey",
+                metadata={"name": VALKEY, "namespace": args.namespace, "labels": dict(VALKEY_LABELS)},
+                spec=valkey_deployment_spec(args.image),
+                opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[secret])),
+            )
+            self.ready = [secret, service, deployment]
+        self.register_outputs({"secret": CACHE_SECRET})
+
+    def _elasticache(
+        self, name: str, args: LitellmCacheArgs, password: pulumi.Output[str]
+    ) -> aws.elasticache.ServerlessCache:
+        if args.vpc_id is None or args.client_security_group_id is None or not args.subnet_ids:
+            raise pulumi.RunError("agent-platform:litellmCache: elasticache needs the VPC, subnets and core node SG")
+        aws_opts = pulumi.ResourceOptions(parent=self)
+        group = aws.ec2.SecurityGroup(
+            f"{name}-sg",
+            vpc_id=args.vpc_id,
+            description="LiteLLM cache: Valkey from the core nodes only",
+            tags={"Name": f"{name}-litellm-cache"},
+            opts=aws_opts,
+        )
+        aws.vpc.SecurityGroupIngressRule(
+            f"{name}-from-core",
+            security_group_id=group.id,
+            referenced_security_group_id=args.client_security_group_id,
+            ip_protocol="tcp",
+            from_port=VALKEY_PORT,
+            to_port=VALKEY_PORT,
+            description="LiteLLM on core nodes",
+            opts=aws_opts,
+        )
+        user = aws.elasticache.User(
+            f"{name}-user",
+            user_id=f"{name}-litellm",
+            user_name=ELASTICACHE_USER,
+            engine="valkey",
+            access_string=ELASTICACHE_ACCESS,
+            authentication_mode={"type": "password", "passwords": [password]},
+            opts=aws_opts,
+        )
+        # A Valkey user group needs no "default" user, so no client gets in without a password.
+        user_group = aws.elasticache.UserGroup(
+            f"{name}-users",
+            user_group_id=f"{name}-litellm",
+            engine="valkey",
+            user_ids=[user.user_id],
+            opts=aws_opts,
+        )
+        return aws.elasticache.ServerlessCache(
+            f"{name}-valkey",
+            name=f"{name}-litellm",
+            engine="valkey",
+            major_engine_version=args.engine_version,
+            description="LiteLLM shared rate-limit counters",
+            subnet_ids=list(args.subnet_ids),
+            security_group_ids=[group.id],
+            user_group_id=user_group.user_group_id,
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+        )

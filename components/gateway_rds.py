@@ -1,0 +1,279 @@
+"""LiteLLM's database on Amazon RDS for PostgreSQL (litellmDatabase: rds), without a password anywhere in the cluster.
+
+How LiteLLM authenticates: IAM database authentication. LiteLLM 1.93's CLI (the chart's entrypoint and the
+migration script both go through it) mints an RDS IAM token when ``IAM_TOKEN_DB_AUTH`` is set, from
+``DATABASE_HOST/PORT/USER/NAME``, and re-mints it before it expires; its Pod Identity role may
+``rds-db:connect`` as the ``litellm`` database user only. So no database password reaches Kubernetes or Pulumi.
+
+The master password is created and rotated by RDS in Secrets Manager (``manage_master_user_password``): a
+rotated secret would break any copy of it, so nothing copies it. It is read once, by the bootstrap Job that
+creates the ``litellm`` role with ``rds_iam`` and hands it the database: an init container (the LiteLLM image,
+which has boto3) fetches the secret through its own Pod Identity role (``secretsmanager:GetSecretValue`` on that
+one secret) into a memory-backed file, and ``psql`` (the PostgreSQL image) runs the idempotent SQL over TLS.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+
+from components.config import RdsConfig
+from components.iam import pod_identity_trust_policy
+from components.labels import CORE_NODE_SELECTOR
+from components.podspec import container_security_context
+
+DB_NAME = "litellm"
+DB_USER = "litellm"  # IAM-authenticated: the only user LiteLLM knows
+MASTER_USER = "litellm_admin"
+PORT = 5432
+BOOTSTRAP_SERVICE_ACCOUNT = "litellm-db-bootstrap"
+BOOTSTRAP_LABELS = {"app.kubernetes.io/name": "litellm-db-bootstrap", "app.kubernetes.io/instance": "litellm"}
+SECRETS_DIR = "/run/pg"
+BOOTSTRAP_UID = 999  # postgres in the PostgreSQL image; the same uid reads the 0600 password file
+
+# Writes a libpq password file (https://www.postgresql.org/docs/current/libpq-pgpass.html: ':' and '\\' escaped)
+# and the user name into $SECRETS_DIR (a memory-backed emptyDir); never prints the secret.
+FETCH_SECRET_SCRIPT = r"""
+import json, os, boto3
+secret = json.loads(boto3.client("secretsmanager").get_secret_value(SecretId=os.environ["SECRET_ARN"])["SecretString"])
+esc = lambda v: v.replace("\\", "\\\\").replace(":", "\\:")
+fd = os.open(os.path.join(os.environ["SECRETS_DIR"], "pgpass"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+with os.fdopen(fd, "w") as f:
+    f.write(f"*:*:*:{esc(secret['username'])}:{esc(secret['password'])}\n")
+with open(os.path.join(os.environ["SECRETS_DIR"], "user"), "w") as f:
+    f.write(secret["username"])
+print("master secret fetched")
+"""
+
+# Idempotent: the role, IAM login for it, and the database handed over (PostgreSQL 15+: its public schema
+# belongs to the database owner). Membership in the role is what lets the master user change the owner.
+# Names come in as psql variables and are quoted with %I; \gexec runs each generated statement.
+BOOTSTRAP_SQL = r"""\set ON_ERROR_STOP on
+SELECT format('CREATE ROLE %I LOGIN', :'db_user') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'db_user') \gexec
+SELECT format('GRANT rds_iam TO %I', :'db_user') \gexec
+SELECT format('GRANT %I TO CURRENT_USER', :'db_user') \gexec
+SELECT format('ALTER DATABASE %I OWNER TO %I', :'db_name', :'db_user') \gexec
+"""
+
+BOOTSTRAP_SCRIPT = """set -eu
+export PGUSER="$(cat "$SECRETS_DIR/user")" PGPASSFILE="$SECRETS_DIR/pgpass" PGDATABASE=postgres
+printf '%s' "$BOOTSTRAP_SQL" | psql -X -q -v db_user="$DB_USER" -v db_name="$DB_NAME"
+echo "database user $DB_USER owns $DB_NAME (IAM authentication)"
+"""
+
+
+def iam_env(host: pulumi.Input[str], region: str) -> list[dict[str, Any]]:
+    """What LiteLLM (proxy and migrations) needs to log in with an IAM token instead of a password."""
+    return [
+        {"name": "IAM_TOKEN_DB_AUTH", "value": "true"},
+        {"name": "DATABASE_HOST", "value": host},
+        {"name": "DATABASE_PORT", "value": str(PORT)},
+        {"name": "DATABASE_USER", "value": DB_USER},
+        {"name": "DATABASE_NAME", "value": DB_NAME},
+        {"name": "AWS_REGION", "value": region},  # the token is signed for the database's region
+    ]
+
+
+def connect_policy(region: str, account_id: str, resource_id: str, partition: str = "aws") -> str:
+    statement = {
+        "Sid": "ConnectAsLitellm",
+        "Effect": "Allow",
+        "Action": "rds-db:connect",
+        "Resource": f"arn:{partition}:rds-db:{region}:{account_id}:dbuser:{resource_id}/{DB_USER}",
+    }
+    return json.dumps({"Version": "2012-10-17", "Statement": [statement]}, sort_keys=True)
+
+
+def secret_read_policy(secret_arn: str) -> str:
+    statement = {"Sid": "ReadMasterSecret", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": secret_arn}  # fmt: skip
+    return json.dumps({"Version": "2012-10-17", "Statement": [statement]}, sort_keys=True)
+
+
+def bootstrap_pod_spec(
+    litellm_image: str, postgres_image: str, region: str, host: Any, secret_arn: Any
+) -> dict[str, Any]:
+    security = container_security_context(BOOTSTRAP_UID, read_only_root=True)
+    run = {"name": "run", "mountPath": SECRETS_DIR}
+    resources = {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}}
+    return {
+        "serviceAccountName": BOOTSTRAP_SERVICE_ACCOUNT,
+        "restartPolicy": "OnFailure",  # retried while the instance is still coming up
+        "nodeSelector": dict(CORE_NODE_SELECTOR),
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": BOOTSTRAP_UID,
+            "runAsGroup": BOOTSTRAP_UID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "initContainers": [
+            {
+                "name": "fetch-master-secret",
+                "image": litellm_image,
+                "command": ["python", "-c", FETCH_SECRET_SCRIPT],
+                "env": [
+                    {"name": "SECRET_ARN", "value": secret_arn},
+                    {"name": "AWS_REGION", "value": region},
+                    {"name": "SECRETS_DIR", "value": SECRETS_DIR},
+                ],
+                "securityContext": security,
+                "resources": resources,
+                "volumeMounts": [run],
+            }
+        ],
+        "containers": [
+            {
+                "name": "create-iam-user",
+                "image": postgres_image,
+                "command": ["/bin/sh", "-c", BOOTSTRAP_SCRIPT],
+                "env": [
+                    {"name": "PGHOST", "value": host},
+                    {"name": "PGPORT", "value": str(PORT)},
+                    {"name": "PGSSLMODE", "value": "require"},  # RDS presents TLS; no password in clear
+                    {"name": "DB_USER", "value": DB_USER},
+                    {"name": "DB_NAME", "value": DB_NAME},
+                    {"name": "SECRETS_DIR", "value": SECRETS_DIR},
+                    {"name": "BOOTSTRAP_SQL", "value": BOOTSTRAP_SQL},
+                ],
+                "securityContext": security,
+                "resources": resources,
+                "volumeMounts": [run],
+            }
+        ],
+        "volumes": [{"name": "run", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}}],
+    }
+
+
+@dataclass(frozen=True)
+class RdsPostgresArgs:
+    config: RdsConfig
+    namespace: str
+    provider: k8s.Provider
+    cluster_name: pulumi.Input[str]
+    region: str
+    vpc_id: pulumi.Input[str]
+    subnet_ids: Sequence[pulumi.Input[str]]
+    client_security_group_id: pulumi.Input[str]  # the core nodes' SG
+    litellm_role: aws.iam.Role  # LiteLLM's Pod Identity role: gets rds-db:connect
+    litellm_image: str
+    postgres_image: str
+    protect: bool = False
+    depends_on: Sequence[pulumi.Resource] = ()
+
+
+class RdsPostgres(pulumi.ComponentResource):
+    env: list[dict[str, Any]]  # LiteLLM containers' database env
+    bootstrap: k8s.batch.v1.Job  # migrations wait for it
+    instance: aws.rds.Instance
+
+    def __init__(self, name: str, args: RdsPostgresArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("agent-platform:gateway:RdsPostgres", name, None, opts)
+        cfg = args.config
+        aws_opts = pulumi.ResourceOptions(parent=self)
+        subnets = aws.rds.SubnetGroup(f"{name}-subnets", subnet_ids=list(args.subnet_ids), opts=aws_opts)
+        group = aws.ec2.SecurityGroup(
+            f"{name}-sg",
+            vpc_id=args.vpc_id,
+            description="LiteLLM database: PostgreSQL from the core nodes only",
+            tags={"Name": f"{name}-litellm-db"},
+            opts=aws_opts,
+        )
+        aws.vpc.SecurityGroupIngressRule(
+            f"{name}-from-core",
+            security_group_id=group.id,
+            referenced_security_group_id=args.client_security_group_id,
+            ip_protocol="tcp",
+            from_port=PORT,
+            to_port=PORT,
+            description="LiteLLM on core nodes",
+            opts=aws_opts,
+        )
+        self.instance = aws.rds.Instance(
+            f"{name}-postgres",
+            engine="postgres",
+            engine_version=cfg.engine_version,
+            instance_class=cfg.instance_class,
+            allocated_storage=cfg.storage_gib,
+            max_allocated_storage=cfg.storage_gib * 4,
+            storage_type="gp3",
+            storage_encrypted=True,
+            db_name=DB_NAME,
+            username=MASTER_USER,
+            manage_master_user_password=True,
+            iam_database_authentication_enabled=True,
+            multi_az=cfg.multi_az,
+            db_subnet_group_name=subnets.name,
+            vpc_security_group_ids=[group.id],
+            publicly_accessible=False,
+            backup_retention_period=cfg.backup_retention_days,
+            copy_tags_to_snapshot=True,
+            auto_minor_version_upgrade=True,
+            deletion_protection=args.protect,
+            skip_final_snapshot=not args.protect,
+            final_snapshot_identifier=f"{name}-litellm-final" if args.protect else None,
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+        )
+        secret_arn = self.instance.master_user_secrets.apply(lambda s: s[0].secret_arn)
+        caller = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=self))
+        partition = aws.get_partition_output(opts=pulumi.InvokeOptions(parent=self)).partition
+        connect = aws.iam.RolePolicy(
+            f"{name}-connect",
+            role=args.litellm_role.id,
+            policy=pulumi.Output.all(caller.account_id, self.instance.resource_id, partition).apply(
+                lambda v: connect_policy(args.region, v[0], v[1], v[2])
+            ),
+            opts=aws_opts,
+        )
+        # Pod Identity injects credentials when the pod is created: the Job waits for the association itself.
+        reader = aws.iam.Role(
+            f"{name}-bootstrap-role",
+            assume_role_policy=pod_identity_trust_policy(args.cluster_name, self),
+            opts=aws_opts,
+        )
+        reader_policy = aws.iam.RolePolicy(
+            f"{name}-bootstrap-policy", role=reader.id, policy=secret_arn.apply(secret_read_policy), opts=aws_opts
+        )
+        association = aws.eks.PodIdentityAssociation(
+            f"{name}-bootstrap-pod-identity",
+            cluster_name=args.cluster_name,
+            namespace=args.namespace,
+            service_account=BOOTSTRAP_SERVICE_ACCOUNT,
+            role_arn=reader.arn,
+            opts=aws_opts,
+        )
+        k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=list(args.depends_on))
+        account = k8s.core.v1.ServiceAccount(
+            f"{name}-bootstrap-sa",
+            metadata={"name": BOOTSTRAP_SERVICE_ACCOUNT, "namespace": args.namespace},
+            automount_service_account_token=False,
+            opts=k8s_opts,
+        )
+        self.bootstrap = k8s.batch.v1.Job(
+            f"{name}-bootstrap",
+            metadata={"name": "litellm-db-bootstrap", "namespace": args.namespace, "labels": dict(BOOTSTRAP_LABELS)},
+            spec={
+                "backoffLimit": 10,
+                "activeDeadlineSeconds": 900,
+                "template": {
+                    "metadata": {"labels": dict(BOOTSTRAP_LABELS)},
+                    "spec": bootstrap_pod_spec(
+                        args.litellm_image, args.postgres_image, args.region, self.instance.address, secret_arn
+                    ),
+                },
+            },
+            opts=pulumi.ResourceOptions.merge(
+                k8s_opts,
+                pulumi.ResourceOptions(
+                    depends_on=[account, self.instance, reader_policy, association, connect],
+                    # activeDeadlineSeconds (900 s) bounds every retry; Pulumi waits longer than that.
+                    custom_timeouts=pulumi.CustomTimeouts(create="20m", update="20m"),
+                ),
+            ),
+        )
+        self.env = iam_env(self.instance.address, args.region)
+        self.register_outputs({"address": self.instance.address, "masterSecretArn": secret_arn})
