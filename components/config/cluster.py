@@ -141,13 +141,14 @@ class ClusterConfig:
             bool(re.match(r"^1\.(2[89]|3\d)$", version)),
             f"{version!r} is not 1.28-1.39",
         )
-        for i, arn in enumerate(r.strs("adminRoleArns")):
+        admins = r.strs("adminRoleArns")
+        for i, arn in enumerate(admins):
             check(
                 f"adminRoleArns[{i}]",
                 bool(re.match(r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$", arn)),
                 f"{arn!r} is not an IAM role ARN",
             )
-        unique("adminRoleArns", [arn.rsplit("/", 1)[-1] for arn in r.strs("adminRoleArns")], "role name")
+        unique("adminRoleArns", [arn.rsplit("/", 1)[-1] for arn in admins], "role name")
         public = r.strs("endpointPublicAccessCidrs")
         for i, cidr in enumerate(public):
             net = parse_cidr(f"endpointPublicAccessCidrs[{i}]", cidr)
@@ -164,7 +165,7 @@ class ClusterConfig:
             name=name,
             kubernetes_version=version,
             service_cidr=str(parse_cidr("serviceCidr", r.str("serviceCidr"))),
-            admin_role_arns=r.strs("adminRoleArns"),
+            admin_role_arns=admins,
             public_access_cidrs=public,
             core=NodeGroupConfig.from_reader(r, "core"),
             kata=kata,
@@ -224,11 +225,19 @@ class KarpenterConfig:
             f"{ami_alias!r} is not an AL2023 alias like al2023@latest or al2023@v20251001",
         )
         gvisor_release = r.str("gvisorRelease")
-        check("gvisorRelease", bool(re.match(r"^[0-9]{8}\.[0-9]+$", gvisor_release)), f"{gvisor_release!r} is not a gVisor release like 20240729.0")  # fmt: skip
+        check(
+            "gvisorRelease",
+            bool(re.match(r"^[0-9]{8}\.[0-9]+$", gvisor_release)),
+            f"{gvisor_release!r} is not a gVisor release like 20240729.0",
+        )
         gvisor_families = r.strs("gvisorInstanceFamilies")
         check("gvisorInstanceFamilies", bool(gvisor_families), "needs at least one family")
         for family in gvisor_families:
-            check("gvisorInstanceFamilies", bool(re.match(r"^[a-z][a-z0-9-]*$", family)) and "." not in family, f"{family!r} is not an instance family like m7g")  # fmt: skip
+            check(
+                "gvisorInstanceFamilies",
+                bool(re.match(r"^[a-z][a-z0-9-]*$", family)) and "." not in family,
+                f"{family!r} is not an instance family like m7g",
+            )
         budget = r.str("karpenterDisruptionBudget")
         check(
             "karpenterDisruptionBudget",
@@ -249,7 +258,7 @@ class KarpenterConfig:
             pause_image=r.image("pauseImage"),
             gvisor_release=gvisor_release,
             gvisor_families=gvisor_families,
-        )  # fmt: skip
+        )
 
 
 @dataclass(frozen=True)

@@ -15,15 +15,42 @@ from components.config.reader import (
 # Regions where Amazon Bedrock runtime is offered (November 2026).
 BEDROCK_REGIONS = frozenset(
     {
-        "us-east-1", "us-east-2", "us-west-1", "us-west-2", "us-gov-west-1", "us-gov-east-1",
-        "ca-central-1", "ca-west-1", "sa-east-1", "mx-central-1",
-        "eu-central-1", "eu-central-2", "eu-west-1", "eu-west-2", "eu-west-3",
-        "eu-north-1", "eu-south-1", "eu-south-2",
-        "ap-northeast-1", "ap-northeast-2", "ap-northeast-3", "ap-south-1", "ap-south-2",
-        "ap-southeast-1", "ap-southeast-2", "ap-southeast-3", "ap-southeast-4", "ap-southeast-5",
-        "ap-southeast-7", "ap-east-2", "me-central-1", "me-south-1", "il-central-1", "af-south-1",
+        "us-east-1",
+        "us-east-2",
+        "us-west-1",
+        "us-west-2",
+        "us-gov-west-1",
+        "us-gov-east-1",
+        "ca-central-1",
+        "ca-west-1",
+        "sa-east-1",
+        "mx-central-1",
+        "eu-central-1",
+        "eu-central-2",
+        "eu-west-1",
+        "eu-west-2",
+        "eu-west-3",
+        "eu-north-1",
+        "eu-south-1",
+        "eu-south-2",
+        "ap-northeast-1",
+        "ap-northeast-2",
+        "ap-northeast-3",
+        "ap-south-1",
+        "ap-south-2",
+        "ap-southeast-1",
+        "ap-southeast-2",
+        "ap-southeast-3",
+        "ap-southeast-4",
+        "ap-southeast-5",
+        "ap-southeast-7",
+        "ap-east-2",
+        "me-central-1",
+        "me-south-1",
+        "il-central-1",
+        "af-south-1",
     }
-)  # fmt: skip
+)
 
 
 @dataclass(frozen=True)
@@ -159,4 +186,4 @@ class GatewayConfig:
             cache_image=r.image("valkeyImage"),
             cache_engine_version=cache_version,
             rds=rds,
-        )  # fmt: skip
+        )

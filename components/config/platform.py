@@ -18,7 +18,6 @@ from components.config.observability import ImagesConfig, ObservabilityConfig
 from components.config.reader import (
     NAMESPACE,
     REMOVED_KEYS,
-    SECRET_KEYS,
     UNDECLARED_KEYS,
     ConfigError,
     Reader,
@@ -69,7 +68,7 @@ class PlatformConfig:
     egress: EgressConfig
     tenants: tuple[TenantConfig, ...]
     admission_mode: str  # ValidatingAdmissionPolicyBinding actions: Deny, or Audit (+ Warn) during rollout
-    secret_keys_present: frozenset[str]
+    grafana_password_set: bool  # grafanaAdminPassword is a secret: only its presence is kept
     tenant_secret_paths: frozenset[str]  # "tenant.agent.ENV" present in tenantSecrets (no values)
 
     @property
@@ -152,7 +151,11 @@ class PlatformConfig:
                     )
             self._check_quota(i, tenant)
             self._check_egress_cidrs(i, tenant)
-        check("grafanaAdminPassword", "grafanaAdminPassword" in self.secret_keys_present, "is required: set it with `pulumi config set --secret`")  # fmt: skip
+        check(
+            "grafanaAdminPassword",
+            self.grafana_password_set,
+            "is required: set it with `pulumi config set --secret`",
+        )
 
     @classmethod
     def from_dict(cls, stack: str, region: str, values: Mapping[str, Any]) -> PlatformConfig:
@@ -167,9 +170,7 @@ class PlatformConfig:
         for key, decl in schema.items():
             if key in values:
                 check_declared_type(key, decl, values[key])
-        region_ok = bool(re.match(r"^[a-z]{2}(-gov)?-[a-z]+-\d$", region))
-        if not region_ok:
-            raise ConfigError("aws:region", f"{region!r} is not an AWS region") from None
+        check("aws:region", bool(re.match(r"^[a-z]{2}(-gov)?-[a-z]+-\d$", region)), f"{region!r} is not an AWS region")
         kata = KataConfig.from_reader(r)
         return cls(
             stack=stack,
@@ -189,7 +190,7 @@ class PlatformConfig:
                 default=[],
             ),
             admission_mode=r.choice("admissionMode", ADMISSION_MODES),
-            secret_keys_present=frozenset(k for k in SECRET_KEYS if values.get(k) not in (None, "")),
+            grafana_password_set=values.get("grafanaAdminPassword") not in (None, ""),
             tenant_secret_paths=_secret_paths(values.get("tenantSecrets")),
         )
 

@@ -42,12 +42,29 @@ EGRESS_FORBIDDEN_RANGES = tuple(
 # token, the LiteLLM key, the egress proxy settings in both spellings). A later env entry overrides an earlier
 # one, so a secretEnv of the same name would replace the platform's value: tenantSecrets may not use them.
 # tests/test_reserved_env.py derives the set from the pod templates the program builds and fails on any drift.
-PLATFORM_AGENT_ENV = frozenset({
-    "LITELLM_API_KEY", "API_SERVER_KEY", "OPENCLAW_GATEWAY_TOKEN",
-    "HOME", "HERMES_HOME", "HERMES_GATEWAY_NO_SUPERVISE", "API_SERVER_ENABLED", "API_SERVER_HOST", "API_SERVER_PORT",
-    "OPENCLAW_CONFIG_DIR", "NODE_ENV", "NODE_OPTIONS",
-    "HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "https_proxy", "http_proxy", "no_proxy", "NODE_USE_ENV_PROXY",
-})  # fmt: skip
+PLATFORM_AGENT_ENV = frozenset(
+    {
+        "LITELLM_API_KEY",
+        "API_SERVER_KEY",
+        "OPENCLAW_GATEWAY_TOKEN",
+        "HOME",
+        "HERMES_HOME",
+        "HERMES_GATEWAY_NO_SUPERVISE",
+        "API_SERVER_ENABLED",
+        "API_SERVER_HOST",
+        "API_SERVER_PORT",
+        "OPENCLAW_CONFIG_DIR",
+        "NODE_ENV",
+        "NODE_OPTIONS",
+        "HTTPS_PROXY",
+        "HTTP_PROXY",
+        "NO_PROXY",
+        "https_proxy",
+        "http_proxy",
+        "no_proxy",
+        "NODE_USE_ENV_PROXY",
+    }
+)
 # Reserved too although the platform does not set them: they would reroute the agent's binaries or traffic.
 EXTRA_RESERVED_AGENT_ENV = frozenset({"PATH", "ALL_PROXY", "all_proxy"})
 RESERVED_AGENT_ENV = PLATFORM_AGENT_ENV | EXTRA_RESERVED_AGENT_ENV
@@ -73,7 +90,7 @@ def egress_domain(key: str, value: str) -> str:
     else:
         raise ConfigError(key, f"{value!r} is an IP address: list it under egress.cidrs")
     name = domain[2:] if domain.startswith("*.") else domain
-    check(key, not domain.startswith("*.") or "." in name, f"{value!r} is a wildcard over a whole top-level domain")  # fmt: skip
+    check(key, not domain.startswith("*.") or "." in name, f"{value!r} is a wildcard over a whole top-level domain")
     check(
         key,
         bool(_HOSTNAME.match(name)) and len(name) <= 253,
@@ -86,7 +103,9 @@ def egress_cidr(key: str, value: str) -> str:
     net = parse_cidr(key, value)
     check(key, net.prefixlen >= 8, f"{net} is too wide for an allowlist (at most /8)")
     for forbidden in EGRESS_FORBIDDEN_RANGES:
-        check(key, not net.overlaps(forbidden), f"{net} overlaps {forbidden} (loopback, link-local/metadata or reserved)")  # fmt: skip
+        check(
+            key, not net.overlaps(forbidden), f"{net} overlaps {forbidden} (loopback, link-local/metadata or reserved)"
+        )
     return str(net)
 
 
@@ -143,7 +162,30 @@ class EgressConfig:
 
 
 # Values CloudWatch Logs accepts for a log group's retention.
-CLOUDWATCH_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)  # fmt: skip
+CLOUDWATCH_RETENTION_DAYS = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
 
 
 @dataclass(frozen=True)
@@ -215,7 +257,7 @@ class AgentConfig:
             vm_memory_mib=None if vm_memory is None else r.int("vmMemoryMiB", lo=256, hi=262144),
             secret_env=secret_env,
             egress=r.object("egress", EgressRules.from_reader),
-        )  # fmt: skip
+        )
 
 
 @dataclass(frozen=True)
@@ -324,4 +366,12 @@ class TenantConfig:
                 not dedicated or agent.runtime_class.startswith("kata-"),
                 f"{agent.runtime_class!r}: dedicatedNodes are Kata nodes; use a kata-* runtime class",
             )
-        return cls(name, namespace, agents, r.object("quota", TenantQuota.from_reader), r.object("litellm", TenantLitellmConfig.from_reader), r.object("egress", EgressRules.from_reader), dedicated)  # fmt: skip
+        return cls(
+            name,
+            namespace,
+            agents,
+            r.object("quota", TenantQuota.from_reader),
+            r.object("litellm", TenantLitellmConfig.from_reader),
+            r.object("egress", EgressRules.from_reader),
+            dedicated,
+        )
