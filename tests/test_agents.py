@@ -327,77 +327,10 @@ def test_no_warm_pool_means_no_agent_sandbox_install() -> None:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Config errors
+# Quota: the agents' sum, Kata overhead included
 
 
 AGENT = {"name": "bot", "type": "hermes"}
-
-
-@pytest.mark.parametrize(
-    ("tenants", "values", "key", "reason"),
-    [
-        (
-            [{"name": "a", "agents": [{**AGENT, "type": "autogpt"}]}],
-            {},
-            "tenants[0].agents[0].type",
-            "unknown agent type 'autogpt'",
-        ),  # fmt: skip
-        (
-            [{"name": "a", "agents": [{**AGENT, "runtimeClass": "kata-fc"}]}],
-            {},
-            "tenants[0].agents[0].runtimeClass",
-            "unknown runtime class 'kata-fc'",
-        ),  # fmt: skip
-        (
-            [{"name": "a", "agents": [AGENT]}, {"name": "b", "namespace": "tenant-a", "agents": [AGENT]}],
-            {},
-            "tenants",
-            "duplicate tenant namespace 'tenant-a'",
-        ),  # fmt: skip
-        (
-            [{"name": "a", "namespace": "kata-system", "agents": [AGENT]}],
-            {},
-            "tenants[0].namespace",
-            "reserved for the platform",
-        ),  # fmt: skip
-        (
-            [{"name": "a", "namespace": "agent-sandbox-system", "agents": [AGENT]}],
-            {},
-            "tenants[0].namespace",
-            "reserved",
-        ),  # fmt: skip
-        (
-            [{"name": "a", "namespace": "kube-flannel", "agents": [AGENT]}],
-            {},
-            "tenants[0].namespace",
-            "reserved",
-        ),  # fmt: skip
-        (
-            [{"name": "a", "agents": [{**AGENT, "warmPool": -1}]}],
-            {},
-            "tenants[0].agents[0].warmPool",
-            "between 0 and 100",
-        ),  # fmt: skip
-        (
-            [{"name": "a", "agents": [{**AGENT, "secretEnv": ["TELEGRAM_BOT_TOKEN"]}]}],
-            {},
-            "tenantSecrets.a.bot.TELEGRAM_BOT_TOKEN",
-            "is required",
-        ),  # fmt: skip
-        (
-            [{"name": "a", "agents": [{**AGENT, "secretEnv": ["LITELLM_API_KEY"]}]}],
-            {},
-            "tenants[0].agents[0].secretEnv",
-            "set by the platform",
-        ),  # fmt: skip
-        ([{"name": "a", "agents": [{**AGENT, "warmPool": 20}]}], {}, "tenants[0].quota.pods", "21 pods"),
-        ([{"name": "a", "agents": [{**AGENT, "cpu": "4", "warmPool": 3}]}], {}, "tenants[0].quota.cpu", "17 CPU"),
-    ],
-)
-def test_bad_tenant_config_is_one_clear_error(tenants: list, values: dict, key: str, reason: str) -> None:
-    message = config_error(tenants=tenants, **values)
-    assert message.startswith(f"agent-platform:{key}:"), message
-    assert reason in message, message
 
 
 def test_quota_counts_the_kata_pod_overhead() -> None:

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import functools
 import json
-from typing import Any
 
 import pytest
 
-from tests.configs import config_error, parse_config
 from tests.conftest import program_result
 from tests.schemas import validate_object
 from tools.program import MASK, ProgramResult, Registration, run_program
@@ -313,42 +311,6 @@ def test_cluster_children_are_parented_to_the_component(dev: ProgramResult) -> N
         "cluster-gp3",
     } <= direct
     assert {f"cluster-{a}" for a in ("vpc-cni", "coredns", "kube-proxy", "aws-ebs-csi-driver")} <= direct
-
-
-# --- bad input
-
-
-parse = parse_config
-
-
-@pytest.mark.parametrize(
-    ("values", "key", "reason"),
-    [
-        ({"coreMinSize": 5, "coreMaxSize": 3, "coreDesiredSize": 3}, "agent-platform:coreMinSize", "min size 5 is greater than max size 3"),
-        ({"kataMinSize": 4, "kataMaxSize": 2, "kataDesiredSize": 2}, "agent-platform:kataMinSize", "min size 4 is greater than max size 2"),
-        ({"coreDesiredSize": 9}, "agent-platform:coreDesiredSize", "must be between min 2 and max 4"),
-        ({"coreInstanceTypes": []}, "agent-platform:coreInstanceTypes", "at least one instance type"),
-        ({"kubernetesVersion": "1.27"}, "agent-platform:kubernetesVersion", "is not 1.28-1.39"),
-        ({"adminRoleArns": ["arn:aws:iam::123456789012:user/bob"]}, "agent-platform:adminRoleArns[0]", "not an IAM role ARN"),
-        ({"adminRoleArns": ["arn:aws:iam::111111111111:role/ops", "arn:aws:iam::222222222222:role/ops"]}, "agent-platform:adminRoleArns", "duplicate role name 'ops'"),
-        ({"endpointPublicAccessCidrs": ["203.0.113.0/33"]}, "agent-platform:endpointPublicAccessCidrs[0]", "not a valid CIDR"),
-        ({"endpointPublicAccessCidrs": ["0.0.0.0/0"]}, "agent-platform:endpointPublicAccessCidrs[0]", "opens the Kubernetes API endpoint to the internet"),
-        ({"endpointPublicAccessCidrs": ["198.51.100.0/24", "0.0.0.0/1"]}, "agent-platform:endpointPublicAccessCidrs[1]", "at most /8 wide"),
-        ({"serviceCidr": "10.1.128.0/17"}, "agent-platform:serviceCidr", "overlaps vpcCidr"),
-    ],
-)  # fmt: skip
-def test_bad_cluster_config_names_the_key(values: dict[str, Any], key: str, reason: str) -> None:
-    message = config_error(**values)
-    assert message.startswith(f"{key}: ")
-    assert reason in message
-
-
-def test_the_program_stops_on_bad_node_counts_before_any_resource() -> None:
-    import pulumi
-
-    overrides = {"agent-platform:coreMinSize": 4, "agent-platform:coreMaxSize": 2}
-    with pytest.raises(pulumi.RunError, match=r"^agent-platform:coreMinSize: min size 4 is greater than max size 2$"):
-        run_program("dev", overrides=overrides)
 
 
 def test_no_stack_opens_the_api_endpoint_to_the_internet(each_stack: ProgramResult) -> None:

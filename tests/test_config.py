@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from components.config import ConfigError, PlatformConfig, decode_raw, project_schema
-from tests.configs import config_error, parse_config
+from tests.configs import MODELS, config_error, parse_config
 from tools.program import ROOT, stack_config
 
 TENANT = {"name": "acme", "agents": [{"name": "hermes", "type": "hermes"}], "litellm": {"models": ["claude"]}}
@@ -17,10 +17,6 @@ TENANT = {"name": "acme", "agents": [{"name": "hermes", "type": "hermes"}], "lit
 
 def parse(**values: Any) -> PlatformConfig:
     return parse_config(**{"tenants": [TENANT], **values})
-
-
-def error_for(**values: Any) -> str:
-    return config_error(**{"tenants": [TENANT], **values})
 
 
 def test_defaults_come_from_pulumi_yaml() -> None:
@@ -52,89 +48,222 @@ def test_subnets_are_carved_from_the_vpc_without_overlap(az_count: int) -> None:
     assert not any(a.overlaps(b) for i, a in enumerate(nets) for b in nets[i + 1 :])
 
 
-@pytest.mark.parametrize(
-    ("values", "key", "reason"),
-    [
-        ({"vpcCidr": "10.1.0.0/33"}, "agent-platform:vpcCidr", "not a valid CIDR"),
-        ({"vpcCidr": "10.1.0.1/16"}, "agent-platform:vpcCidr", "not a valid CIDR"),
-        ({"vpcCidr": "8.8.0.0/16"}, "agent-platform:vpcCidr", "not a private"),
-        ({"azCount": 1}, "agent-platform:azCount", "between 2 and 6"),
-        ({"azCount": 7}, "agent-platform:azCount", "between 2 and 6"),
-        ({"azCount": "3"}, "agent-platform:azCount", "expected integer"),
-        ({"protect": "yes"}, "agent-platform:protect", "expected boolean"),
-        ({"kataInstanceTypes": "m8i.large"}, "agent-platform:kataInstanceTypes", "expected array"),
-        ({"tenent": []}, "agent-platform:tenent", "did you mean 'tenants'"),
-        ({"kataInstanceTypes": ["m5.2xlarge"]}, "agent-platform:kataInstanceTypes", "no EC2 nested virtualization"),
-        ({"kataInstanceTypes": ["c7i.2xlarge"]}, "agent-platform:kataInstanceTypes", "no EC2 nested virtualization"),
-        ({"kataMinSize": 5, "kataMaxSize": 2}, "agent-platform:kataMinSize", "greater than max"),
-        ({"coreMinSize": 3, "coreMaxSize": 2}, "agent-platform:coreMinSize", "greater than max"),
-        ({"karpenterVersion": "1.12.3"}, "agent-platform:karpenterVersion", "below 1.13.0"),
-        ({"karpenterInstanceFamilies": ["m7i"]}, "agent-platform:karpenterInstanceFamilies", "nested virtualization"),
-        ({"serviceCidr": "10.1.128.0/17"}, "agent-platform:serviceCidr", "overlaps vpcCidr"),
-        ({"natGateways": "two"}, "agent-platform:natGateways", "not one of single, perAz"),
-        ({"bedrockRegion": "mars-north-1"}, "agent-platform:bedrockRegion", "Bedrock"),
-        ({"bedrockModels": []}, "agent-platform:bedrockModels", "at least one model"),
-        ({"grafanaAdminPassword": ""}, "agent-platform:grafanaAdminPassword", "is required"),
-        ({"defaultRuntimeClass": "kata-fc"}, "agent-platform:defaultRuntimeClass", "not one of the enabled"),
-        ({"hermesImage": "nousresearch/hermes-agent:latest"}, "agent-platform:hermesImage", "must pin a tag"),
-        ({"litellmDatabase": "external"}, "agent-platform:litellmDatabase", "'rds'"),
-        ({"litellmDatabase": "standalone"}, "agent-platform:litellmDatabase", "'in-cluster'"),
-        ({"litellmDatabaseUrl": "postgresql://x"}, "agent-platform:litellmDatabaseUrl", "no longer read"),
-        ({"litellmCache": "redis"}, "agent-platform:litellmCache", "not one of in-cluster, elasticache"),
-        ({"litellmRdsInstanceClass": "m7g.large"}, "agent-platform:litellmRdsInstanceClass", "not an RDS instance"),
-        ({"litellmCacheEngineVersion": "8.1"}, "agent-platform:litellmCacheEngineVersion", "major version"),
-        ({"valkeyImage": "docker.io/valkey/valkey"}, "agent-platform:valkeyImage", "must pin a tag"),
-    ],
-)
-def test_bad_values_name_the_key(values: dict[str, Any], key: str, reason: str) -> None:
-    message = error_for(**values)
-    assert message.startswith(f"{key}:") or message.startswith(f"{key}["), message
-    assert reason in message
+def agent(**fields: Any) -> dict[str, Any]:
+    return {"name": "bot", "type": "hermes", **fields}
 
 
-def tenant(**fields: Any) -> dict[str, Any]:
-    return {**TENANT, **fields}
+def tenant(*agents: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    return {"name": "acme", "agents": list(agents) or [agent()], **fields}
 
 
-@pytest.mark.parametrize(
-    ("tenants", "key", "reason"),
-    [
-        ([TENANT, TENANT], "agent-platform:tenants", "duplicate tenant name 'acme'"),
-        (
-            [TENANT, tenant(name="other", namespace="tenant-acme")],
-            "agent-platform:tenants",
-            "duplicate tenant namespace",
-        ),
-        ([tenant(namespace="kube-system")], "agent-platform:tenants[0].namespace", "reserved"),
-        ([tenant(namespace="monitoring")], "agent-platform:tenants[0].namespace", "reserved"),
-        ([{"agents": TENANT["agents"]}], "agent-platform:tenants[0].name", "is required"),
-        ([tenant(name="Acme_Corp")], "agent-platform:tenants[0].name", "DNS label"),
-        ([tenant(agents=[])], "agent-platform:tenants[0].agents", "at least one agent"),
-        ([tenant(agents=[{"name": "x", "type": "autogpt"}])], "agent-platform:tenants[0].agents[0].type", "not one of"),
-        (
-            [tenant(agents=[{"name": "x", "type": "hermes", "warmPool": -1}])],
-            "tenants[0].agents[0].warmPool",
-            "between",
-        ),
-        (
-            [tenant(agents=[{"name": "x", "type": "hermes", "runtimeClass": "runc"}])],
-            "agent-platform:tenants[0].agents[0].runtimeClass",
-            "unknown runtime class 'runc'",
-        ),
-        ([tenant(agents=[{"name": "x", "type": "hermes", "cpu": "lots"}])], "tenants[0].agents[0].cpu", "quantity"),
-        ([tenant(litellm={"models": ["gpt-9"]})], "agent-platform:tenants[0].litellm.models", "not in bedrockModels"),
-        ([tenant(color="blue")], "agent-platform:tenants[0].color", "unknown key"),
-    ],
-)
-def test_bad_tenants_name_the_key(tenants: list[dict[str, Any]], key: str, reason: str) -> None:
-    message = error_for(tenants=tenants)
-    assert key in message and reason in message, message
+def model(**fields: Any) -> dict[str, Any]:
+    return {**MODELS[0], **fields}
 
 
-def test_fc_runtime_class_only_when_enabled() -> None:
-    agents = [{"name": "x", "type": "hermes", "runtimeClass": "kata-fc"}]
-    assert "unknown runtime class 'kata-fc'" in error_for(tenants=[tenant(agents=agents)])
-    cfg = parse(kataFirecracker=True, tenants=[tenant(agents=agents)])
+# Every config error case: values (namespace-less keys over the Pulumi.yaml defaults) -> the exact key the
+# one-line message names -> a fragment of its reason.
+CONFIG_ERRORS = [
+    ({"adminRoleArns": ["arn:aws:iam::123456789012:user/bob"]}, "adminRoleArns[0]", "not an IAM role ARN"),
+    (
+        {"adminRoleArns": ["arn:aws:iam::111111111111:role/ops", "arn:aws:iam::222222222222:role/ops"]},
+        "adminRoleArns",
+        "duplicate role name 'ops'",
+    ),
+    ({"admissionMode": "Enforce"}, "admissionMode", "'Enforce' is not one of Deny, Audit"),
+    ({"awsLoadBalancerControllerVersion": "latest"}, "awsLoadBalancerControllerVersion", "not a version"),
+    ({"azCount": 1}, "azCount", "between 2 and 6"),
+    ({"azCount": 7}, "azCount", "between 2 and 6"),
+    ({"azCount": "3"}, "azCount", "expected integer"),
+    ({"bedrockModels": []}, "bedrockModels", "at least one model"),
+    (
+        {"bedrockModels": [{"name": "x", "modelId": "Not A Model"}]},
+        "bedrockModels[0].modelId",
+        "not a Bedrock model id",
+    ),
+    (
+        {"bedrockModels": [model(contextWindow=8000, maxOutputTokens=8000)]},
+        "bedrockModels[0].maxOutputTokens",
+        "must be below contextWindow",
+    ),
+    ({"bedrockModels": [model(contextWindow=100)]}, "bedrockModels[0].contextWindow", "between 1024"),
+    ({"bedrockModels": [model(maxOutputTokens="4k")]}, "bedrockModels[0].maxOutputTokens", "expected an integer"),
+    ({"bedrockRegion": "mars-north-1"}, "bedrockRegion", "Bedrock"),
+    ({"coreDesiredSize": 9}, "coreDesiredSize", "must be between min 2 and max 4"),
+    ({"coreInstanceTypes": []}, "coreInstanceTypes", "at least one instance type"),
+    (
+        {"coreMinSize": 5, "coreMaxSize": 3, "coreDesiredSize": 3},
+        "coreMinSize",
+        "min size 5 is greater than max size 3",
+    ),
+    ({"curlImage": "docker.io/curlimages/curl"}, "curlImage", "must pin a tag"),
+    ({"curlImage": "docker.io/curlimages/curl:latest"}, "curlImage", "must pin a tag"),
+    ({"curlImage": "docker.io/curlimages/curl:8.16.0@sha256:abc"}, "curlImage", "'sha256:abc' is not a sha256 digest"),
+    (
+        {"curlImage": "curl:8@md5:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"},
+        "curlImage",
+        "'md5:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa' is not a sh",
+    ),
+    ({"defaultRuntimeClass": "kata-fc"}, "defaultRuntimeClass", "not one of the enabled"),
+    ({"egressLogRetentionDays": 10}, "egressLogRetentionDays", "not a CloudWatch Logs retention"),
+    ({"egressMode": "closed"}, "egressMode", "'closed' is not one of allowlist, open"),
+    ({"endpointPublicAccessCidrs": ["203.0.113.0/33"]}, "endpointPublicAccessCidrs[0]", "not a valid CIDR"),
+    (
+        {"endpointPublicAccessCidrs": ["0.0.0.0/0"]},
+        "endpointPublicAccessCidrs[0]",
+        "opens the Kubernetes API endpoint to the internet",
+    ),
+    (
+        {"endpointPublicAccessCidrs": ["198.51.100.0/24", "0.0.0.0/1"]},
+        "endpointPublicAccessCidrs[1]",
+        "at most /8 wide",
+    ),
+    ({"grafanaAdminPassword": ""}, "grafanaAdminPassword", "is required"),
+    ({"gvisorInstanceFamilies": []}, "gvisorInstanceFamilies", "needs at least one family"),
+    ({"gvisorInstanceFamilies": ["m7g.large"]}, "gvisorInstanceFamilies", "not an instance family"),
+    ({"gvisorRelease": "latest"}, "gvisorRelease", "not a gVisor release"),
+    ({"hermesImage": "nousresearch/hermes-agent:latest"}, "hermesImage", "must pin a tag"),
+    ({"karpenterAmiAlias": "bottlerocket@latest"}, "karpenterAmiAlias", "not an AL2023 alias"),
+    ({"karpenterCapacityTypes": ["reserved"]}, "karpenterCapacityTypes", "subset of on-demand, spot"),
+    ({"karpenterConsolidateAfter": "1d"}, "karpenterConsolidateAfter", "no d/w/y units"),
+    ({"karpenterConsolidationPolicy": "Always"}, "karpenterConsolidationPolicy", "is not one of"),
+    ({"karpenterDisruptionBudget": "150%"}, "karpenterDisruptionBudget", "node count or percentage"),
+    ({"karpenterInstanceFamilies": ["m7i"]}, "karpenterInstanceFamilies", "nested virtualization"),
+    ({"karpenterVersion": "0.37.0"}, "karpenterVersion", "below 1.13.0"),
+    ({"karpenterVersion": "latest"}, "karpenterVersion", "not a version like 1.2.3"),
+    ({"karpenterVersion": "1.12.0"}, "karpenterVersion", "1.12.0 is below 1.13.0"),
+    ({"kataInstanceTypes": "m8i.large"}, "kataInstanceTypes", "expected array"),
+    ({"kataInstanceTypes": ["m5.2xlarge"]}, "kataInstanceTypes", "no EC2 nested virtualization"),
+    ({"kataInstanceTypes": ["c7i.2xlarge"]}, "kataInstanceTypes", "no EC2 nested virtualization"),
+    ({"kataInstanceTypes": ["m7i.2xlarge"]}, "kataInstanceTypes", "m7i.2xlarge has no EC2 nested virtualization"),
+    (
+        {"kataInstanceTypes": ["m8i.2xlarge", "m8g.2xlarge"]},
+        "kataInstanceTypes",
+        "m8g.2xlarge has no EC2 nested virtualization",
+    ),
+    ({"kataInstanceTypes": ["c8a.xlarge"]}, "kataInstanceTypes", "c8a.xlarge has no EC2 nested virtualization"),
+    ({"kataInstanceTypes": ["m8i"]}, "kataInstanceTypes", "m8i has no EC2 nested virtualization"),
+    ({"kataInstanceTypes": []}, "kataInstanceTypes", "needs at least one instance type"),
+    (
+        {"kataMinSize": 4, "kataMaxSize": 2, "kataDesiredSize": 2},
+        "kataMinSize",
+        "min size 4 is greater than max size 2",
+    ),
+    ({"kubernetesVersion": "1.27"}, "kubernetesVersion", "is not 1.28-1.39"),
+    ({"litellmCache": "redis"}, "litellmCache", "not one of in-cluster, elasticache"),
+    ({"litellmCacheEngineVersion": "8.1"}, "litellmCacheEngineVersion", "major version"),
+    ({"litellmChartVersion": "main"}, "litellmChartVersion", "not a version"),
+    ({"litellmDatabase": "external"}, "litellmDatabase", "'rds'"),
+    ({"litellmDatabase": "standalone"}, "litellmDatabase", "'in-cluster'"),
+    ({"litellmDatabaseUrl": "postgresql://x"}, "litellmDatabaseUrl", "no longer read"),
+    ({"litellmMasterKey": "sk-chosen-by-hand"}, "litellmMasterKey", "generated by the program now"),
+    ({"litellmRdsInstanceClass": "m7g.large"}, "litellmRdsInstanceClass", "not an RDS instance"),
+    ({"litellmReplicas": 1}, "litellmReplicas", "between 2 and 20"),
+    ({"natGateways": "two"}, "natGateways", "not one of single, perAz"),
+    ({"protect": "yes"}, "protect", "expected boolean"),
+    ({"serviceCidr": "10.1.128.0/17"}, "serviceCidr", "overlaps vpcCidr"),
+    ({"squidImage": "docker.io/ubuntu/squid:latest"}, "squidImage", "must pin a tag"),
+    (
+        {"tenants": [tenant(agent(secretEnv=["TELEGRAM_BOT_TOKEN"]))]},
+        "tenantSecrets.acme.bot.TELEGRAM_BOT_TOKEN",
+        "is required",
+    ),
+    ({"tenants": [{"agents": [agent()]}]}, "tenants[0].name", "is required"),
+    ({"tenants": [tenant(name="acme"), tenant(name="acme")]}, "tenants", "duplicate tenant name 'acme'"),
+    ({"tenants": [tenant(namespace="kube-system")]}, "tenants[0].namespace", "reserved"),
+    ({"tenants": [tenant(namespace="monitoring")]}, "tenants[0].namespace", "reserved"),
+    ({"tenants": [tenant(name="Acme_Corp")]}, "tenants[0].name", "DNS label"),
+    ({"tenants": [tenant(agents=[])]}, "tenants[0].agents", "at least one agent"),
+    ({"tenants": [tenant(agent(type="autogpt"))]}, "tenants[0].agents[0].type", "not one of"),
+    ({"tenants": [tenant(agent(warmPool=-1))]}, "tenants[0].agents[0].warmPool", "between"),
+    (
+        {"tenants": [tenant(agent(runtimeClass="runc"))]},
+        "tenants[0].agents[0].runtimeClass",
+        "unknown runtime class 'runc'",
+    ),
+    ({"tenants": [tenant(agent(cpu="lots"))]}, "tenants[0].agents[0].cpu", "quantity"),
+    ({"tenants": [tenant(litellm={"models": ["gpt-9"]})]}, "tenants[0].litellm.models", "not in bedrockModels"),
+    ({"tenants": [tenant(color="blue")]}, "tenants[0].color", "unknown key"),
+    (
+        {"tenants": [tenant(agent(runtimeClass="kata-fc"))]},
+        "tenants[0].agents[0].runtimeClass",
+        "unknown runtime class 'kata-fc'",
+    ),
+    (
+        {"tenants": [tenant(name="a"), tenant(name="b", namespace="tenant-a")]},
+        "tenants",
+        "duplicate tenant namespace 'tenant-a'",
+    ),
+    ({"tenants": [tenant(namespace="kata-system")]}, "tenants[0].namespace", "reserved for the platform"),
+    ({"tenants": [tenant(namespace="agent-sandbox-system")]}, "tenants[0].namespace", "reserved"),
+    ({"tenants": [tenant(namespace="kube-flannel")]}, "tenants[0].namespace", "reserved"),
+    (
+        {"tenants": [tenant(agent(secretEnv=["LITELLM_API_KEY"]))]},
+        "tenants[0].agents[0].secretEnv",
+        "set by the platform",
+    ),
+    ({"tenants": [tenant(agent(warmPool=20))]}, "tenants[0].quota.pods", "21 pods"),
+    ({"tenants": [tenant(agent(cpu="4", warmPool=3))]}, "tenants[0].quota.cpu", "17 CPU"),
+    ({"tenants": [tenant(egress={"domains": ["*"]})]}, "tenants[0].egress.domains[0]", "would allow every domain"),
+    (
+        {"tenants": [tenant(egress={"domains": ["ok.com", "*.*.com"]})]},
+        "tenants[0].egress.domains[1]",
+        "would allow every domain",
+    ),
+    ({"tenants": [tenant(egress={"domains": ["*.com"]})]}, "tenants[0].egress.domains[0]", "whole top-level domain"),
+    ({"tenants": [tenant(egress={"domains": ["api.*.com"]})]}, "tenants[0].egress.domains[0]", "not a host name"),
+    (
+        {"tenants": [tenant(egress={"domains": ["1.2.3.4"]})]},
+        "tenants[0].egress.domains[0]",
+        "list it under egress.cidrs",
+    ),
+    (
+        {"tenants": [tenant(egress={"domains": ["a.com", "A.com"]})]},
+        "tenants[0].egress.domains",
+        "duplicate domain 'a.com'",
+    ),
+    ({"tenants": [tenant(egress={"cidrs": ["0.0.0.0/0"]})]}, "tenants[0].egress.cidrs[0]", "too wide"),
+    ({"tenants": [tenant(egress={"cidrs": ["169.254.169.254/32"]})]}, "tenants[0].egress.cidrs[0]", "link-local"),
+    (
+        {"tenants": [tenant(egress={"cidrs": ["10.1.2.0/24"]})]},
+        "tenants[0].egress.cidrs[0]",
+        "overlaps vpcCidr 10.1.0.0/16",
+    ),
+    ({"tenants": [tenant(egress={"cidrs": ["203.0.113.1/24"]})]}, "tenants[0].egress.cidrs[0]", "not a valid CIDR"),
+    ({"tenants": [tenant(egress={"domain": []})]}, "tenants[0].egress.domain", "did you mean 'domains'"),
+    (
+        {"tenants": [tenant(agent(egress={"cidrs": ["10.1.0.0/24"]}))]},
+        "tenants[0].agents[0].egress.cidrs[0]",
+        "overlaps vpcCidr",
+    ),
+    (
+        {"tenants": [tenant(litellm={"models": ["gpt-5"]})]},
+        "tenants[0].litellm.models",
+        "'gpt-5' is not in bedrockModels",
+    ),
+    ({"tenants": [tenant(dedicatedNodes="yes")]}, "tenants[0].dedicatedNodes", "expected true or false, got 'yes'"),
+    (
+        {"gvisor": True, "tenants": [tenant(agent(runtimeClass="gvisor"), dedicatedNodes=True)]},
+        "tenants[0].agents[0].runtimeClass",
+        "'gvisor': dedicatedNodes are Kata",
+    ),
+    ({"tenent": []}, "tenent", "did you mean 'tenants'"),
+    ({"valkeyImage": "docker.io/valkey/valkey"}, "valkeyImage", "must pin a tag"),
+    ({"vpcCidr": "10.1.0.0/33"}, "vpcCidr", "not a valid CIDR"),
+    ({"vpcCidr": "10.1.0.1/16"}, "vpcCidr", "not a valid CIDR"),
+    ({"vpcCidr": "8.8.0.0/16"}, "vpcCidr", "not a private"),
+]
+
+
+@pytest.mark.parametrize(("values", "key", "reason"), CONFIG_ERRORS)
+def test_a_bad_value_is_one_line_naming_its_key(values: dict[str, Any], key: str, reason: str) -> None:
+    message = config_error(**values)
+    assert message.startswith(f"agent-platform:{key}: "), message
+    assert reason in message and "\n" not in message, message
+
+
+def test_fc_runtime_class_when_enabled() -> None:
+    """kata-fc is refused unless kataFirecracker is on (see CONFIG_ERRORS), then it is a runtime class."""
+    cfg = parse(kataFirecracker=True, tenants=[tenant(agent(runtimeClass="kata-fc"))])
     assert cfg.kata.runtime_classes == ("kata-clh", "kata-qemu", "kata-fc")
 
 

@@ -39,7 +39,7 @@ from components.agents import PROXY_ENV, proxy_secret_data
 from components.config import AGENT_EGRESS_DEFAULTS
 from components.gateway import NLB_ANNOTATIONS
 from components.podspec import PROXY_PORT, SandboxEgress, sandbox_egress_rules
-from tests.configs import config_error, parse_config
+from tests.configs import parse_config
 from tests.conftest import program_result
 from tests.localhost import free_port, wait_for_port
 from tests.policy_cases import PACK_DIR, k8s, resource, run_stack_policy
@@ -99,36 +99,6 @@ def test_type_defaults_can_be_dropped_per_tenant_and_restored_per_agent() -> Non
     ).tenants[0]
     assert t.agent_domains(t.agents[0]) == ("api.telegram.org",)
     assert t.agent_domains(t.agents[1]) == ("slack.com", "*.slack.com", "api.telegram.org")
-
-
-@pytest.mark.parametrize(
-    ("egress", "key", "reason"),
-    [
-        ({"domains": ["*"]}, "tenants[0].egress.domains[0]", "would allow every domain"),
-        ({"domains": ["ok.com", "*.*.com"]}, "tenants[0].egress.domains[1]", "would allow every domain"),
-        ({"domains": ["*.com"]}, "tenants[0].egress.domains[0]", "whole top-level domain"),
-        ({"domains": ["api.*.com"]}, "tenants[0].egress.domains[0]", "not a host name"),
-        ({"domains": ["1.2.3.4"]}, "tenants[0].egress.domains[0]", "list it under egress.cidrs"),
-        ({"domains": ["a.com", "A.com"]}, "tenants[0].egress.domains", "duplicate domain 'a.com'"),
-        ({"cidrs": ["0.0.0.0/0"]}, "tenants[0].egress.cidrs[0]", "too wide"),
-        ({"cidrs": ["169.254.169.254/32"]}, "tenants[0].egress.cidrs[0]", "link-local"),
-        ({"cidrs": ["10.1.2.0/24"]}, "tenants[0].egress.cidrs[0]", "overlaps vpcCidr 10.1.0.0/16"),
-        ({"cidrs": ["203.0.113.1/24"]}, "tenants[0].egress.cidrs[0]", "not a valid CIDR"),
-        ({"domain": []}, "tenants[0].egress.domain", "did you mean 'domains'"),
-    ],
-)
-def test_bad_egress_config_names_the_key(egress: dict[str, Any], key: str, reason: str) -> None:
-    message = config_error(tenants=[tenant(egress=egress)])
-    assert message.startswith(f"agent-platform:{key}: "), message
-    assert reason in message
-
-
-def test_agent_level_errors_name_the_agent_key() -> None:
-    message = config_error(tenants=[tenant(agents=[{"name": "h", "type": "hermes", "egress": {"cidrs": ["10.1.0.0/24"]}}])])  # fmt: skip
-    assert message.startswith("agent-platform:tenants[0].agents[0].egress.cidrs[0]: ")
-    assert config_error(egressMode="closed") == "agent-platform:egressMode: 'closed' is not one of allowlist, open"
-    assert "not a CloudWatch Logs retention" in config_error(egressLogRetentionDays=10)
-    assert "must pin a tag" in config_error(squidImage="docker.io/ubuntu/squid:latest")
 
 
 # --------------------------------------------------------------------------------------------

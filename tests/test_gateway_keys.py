@@ -7,8 +7,7 @@ import re
 import pytest
 
 from components import gateway_keys as gk
-from components.config import ConfigError
-from tests.configs import config_error, parse_config
+from tests.configs import parse_config
 from tools.program import ProgramResult
 
 JOB = "kubernetes:batch/v1:Job"
@@ -62,13 +61,6 @@ def test_tenant_pods_are_created_after_their_key_is_registered(each_stack: Progr
 )
 def test_curl_image_may_be_pinned_by_digest(image: str) -> None:
     assert parse_config(curlImage=image).gateway.curl_image == image
-
-
-@pytest.mark.parametrize("image", ["docker.io/curlimages/curl:8.16.0@sha256:abc", "curl:8@md5:" + "a" * 32])
-def test_a_malformed_digest_is_refused(image: str) -> None:
-    assert config_error(curlImage=image).startswith("agent-platform:curlImage:")
-    with pytest.raises(ConfigError):
-        parse_config(curlImage=image)
 
 
 def test_a_rotated_key_rolls_the_agents_pods(dev: ProgramResult) -> None:

@@ -18,7 +18,6 @@ import pytest
 import yaml
 
 from components import gvisor
-from tests.configs import config_error
 from tools.program import ProgramResult, run_program
 
 NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"
@@ -78,19 +77,6 @@ def test_node_user_data_installs_runsc_and_registers_the_runtime(with_gvisor: Pr
 def test_default_stacks_have_no_gvisor_pool() -> None:
     dev = run_program("dev")
     assert not [r for r in dev.of_type(NODE_POOL) if "gvisor" in r.name]
-
-
-@pytest.mark.parametrize(
-    ("values", "key", "reason"),
-    [
-        ({"gvisorRelease": "latest"}, "agent-platform:gvisorRelease", "not a gVisor release"),
-        ({"gvisorInstanceFamilies": []}, "agent-platform:gvisorInstanceFamilies", "needs at least one family"),
-        ({"gvisorInstanceFamilies": ["m7g.large"]}, "agent-platform:gvisorInstanceFamilies", "not an instance family"),
-    ],
-)
-def test_bad_gvisor_config_is_refused(values: dict, key: str, reason: str) -> None:
-    message = config_error(**values)
-    assert message.startswith(f"{key}: ") and reason in message
 
 
 # --- the install script, run for real against a local release server ------------------------------------

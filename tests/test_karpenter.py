@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 
 from components.karpenter import node_pool_spec
-from tests.configs import config_error, parse_config
+from tests.configs import parse_config
 from tests.conftest import program_result
 from tests.schemas import validate_custom_resource, validate_object
 from tools.program import ProgramResult, Registration, run_program
@@ -307,30 +307,7 @@ def test_controller_starts_after_the_interruption_wiring(dev: ProgramResult) -> 
     assert {t.urn for t in dev.of_type(TARGET)} <= deps
 
 
-# --- bad input
-
-
 parse = parse_config
-
-
-@pytest.mark.parametrize(
-    ("values", "key", "reason"),
-    [
-        ({"karpenterVersion": "1.12.3"}, "agent-platform:karpenterVersion", "1.12.3 is below 1.13.0"),
-        ({"karpenterVersion": "0.37.0"}, "agent-platform:karpenterVersion", "below 1.13.0"),
-        ({"karpenterVersion": "latest"}, "agent-platform:karpenterVersion", "not a version like 1.2.3"),
-        ({"karpenterInstanceFamilies": ["m7i"]}, "agent-platform:karpenterInstanceFamilies", "m7i has no EC2 nested virtualization"),
-        ({"karpenterCapacityTypes": ["reserved"]}, "agent-platform:karpenterCapacityTypes", "subset of on-demand, spot"),
-        ({"karpenterConsolidateAfter": "1d"}, "agent-platform:karpenterConsolidateAfter", "no d/w/y units"),
-        ({"karpenterConsolidationPolicy": "Always"}, "agent-platform:karpenterConsolidationPolicy", "is not one of"),
-        ({"karpenterDisruptionBudget": "150%"}, "agent-platform:karpenterDisruptionBudget", "node count or percentage"),
-        ({"karpenterAmiAlias": "bottlerocket@latest"}, "agent-platform:karpenterAmiAlias", "not an AL2023 alias"),
-    ],
-)  # fmt: skip
-def test_bad_karpenter_config_names_the_key(values: dict[str, Any], key: str, reason: str) -> None:
-    message = config_error(**values)
-    assert message.startswith(f"{key}: ")
-    assert reason in message
 
 
 def pool_object(spec: dict[str, Any]) -> dict[str, Any]:
@@ -348,13 +325,6 @@ def test_the_crd_rejects_day_units_that_the_config_check_catches() -> None:
     spec["disruption"]["consolidateAfter"] = "1d"
     with pytest.raises(jsonschema.ValidationError):
         validate_custom_resource(pool_object(spec))
-
-
-def test_the_program_refuses_karpenter_before_1_13() -> None:
-    import pulumi
-
-    with pytest.raises(pulumi.RunError, match=r"^agent-platform:karpenterVersion: 1\.12\.0 is below 1\.13\.0"):
-        run_program("prod", overrides={"agent-platform:karpenterVersion": "1.12.0"})
 
 
 def test_warm_kata_nodes_are_held_by_preemptible_placeholders() -> None:

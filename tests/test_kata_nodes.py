@@ -8,8 +8,6 @@ import json
 
 import pytest
 
-from components.config import ConfigError
-from tests.configs import config_error, parse_config
 from tests.conftest import program_result
 from tools.program import ProgramResult, run_program
 
@@ -129,34 +127,6 @@ def test_component_parents_its_children() -> None:
         ("aws:iam/role:Role", "kata-node-role"),
     ):
         assert dev.named(type_, name).parent == component.urn
-
-
-# --- bad input
-
-
-parse = parse_config
-
-
-@pytest.mark.parametrize(
-    ("types", "bad"),
-    [(["m7i.2xlarge"], "m7i.2xlarge"), (["m8i.2xlarge", "m8g.2xlarge"], "m8g.2xlarge"), (["c8a.xlarge"], "c8a.xlarge"), (["m8i"], "m8i")],
-)  # fmt: skip
-def test_instance_type_without_nested_virtualization_is_refused(types: list[str], bad: str) -> None:
-    message = config_error(kataInstanceTypes=types)
-    assert message.startswith("agent-platform:kataInstanceTypes: ")
-    assert f"{bad} has no EC2 nested virtualization" in message
-
-
-def test_empty_instance_types_are_refused() -> None:
-    with pytest.raises(ConfigError, match=r"^agent-platform:kataInstanceTypes: needs at least one instance type"):
-        parse(kataInstanceTypes=[])
-
-
-def test_the_program_refuses_a_kata_type_without_nested_virtualization() -> None:
-    import pulumi
-
-    with pytest.raises(pulumi.RunError, match=r"^agent-platform:kataInstanceTypes: m7i\.4xlarge has no EC2 nested"):
-        run_program("staging", overrides={"agent-platform:kataInstanceTypes": ["m7i.4xlarge"]})
 
 
 def test_firecracker_prepares_the_devmapper_pool_on_every_kata_node() -> None:

@@ -1,0 +1,73 @@
+"""Typed stack configuration, parsed once (``load()`` in __main__.py) and handed to components by section.
+
+One module per section, on top of ``reader`` (ConfigError and the typed Reader); this package re-exports the
+names the program, the tests and the tools use, so ``from components.config import X`` stays the one import.
+"""
+
+from components.config.cluster import (
+    NESTED_VIRT_FAMILIES,
+    ClusterConfig,
+    KarpenterConfig,
+    KataConfig,
+    NetworkConfig,
+    NodeGroupConfig,
+)
+from components.config.gateway import GatewayConfig, ModelConfig, RdsConfig
+from components.config.observability import ImagesConfig, ObservabilityConfig
+from components.config.platform import PlatformConfig, load
+from components.config.reader import (
+    NAMESPACE,
+    PROJECT_FILE,
+    UNDECLARED_KEYS,
+    ConfigError,
+    Reader,
+    decode_raw,
+    project_schema,
+    quantity_value,
+)
+from components.config.tenants import (
+    AGENT_EGRESS_DEFAULTS,
+    EXTRA_RESERVED_AGENT_ENV,
+    PLATFORM_AGENT_ENV,
+    RESERVED_AGENT_ENV,
+    AgentConfig,
+    EgressConfig,
+    EgressRules,
+    TenantConfig,
+    TenantLitellmConfig,
+    TenantQuota,
+)
+
+__all__ = [
+    "AGENT_EGRESS_DEFAULTS",
+    "EXTRA_RESERVED_AGENT_ENV",
+    "NAMESPACE",
+    "NESTED_VIRT_FAMILIES",
+    "PLATFORM_AGENT_ENV",
+    "PROJECT_FILE",
+    "RESERVED_AGENT_ENV",
+    "UNDECLARED_KEYS",
+    "AgentConfig",
+    "ClusterConfig",
+    "ConfigError",
+    "EgressConfig",
+    "EgressRules",
+    "GatewayConfig",
+    "ImagesConfig",
+    "KarpenterConfig",
+    "KataConfig",
+    "ModelConfig",
+    "NetworkConfig",
+    "NodeGroupConfig",
+    "ObservabilityConfig",
+    "PlatformConfig",
+    "RdsConfig",
+    "Reader",
+    "TenantConfig",
+    "TenantLitellmConfig",
+    "TenantQuota",
+    "decode_raw",
+    "load",
+    "project_schema",
+    "quantity_value",
+]

@@ -1,0 +1,45 @@
+"""Monitoring (kube-prometheus-stack) and the agent images with the agent-sandbox release."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from components.config.reader import (
+    DURATION,
+    Reader,
+    check,
+    parse_semver,
+)
+
+
+@dataclass(frozen=True)
+class ObservabilityConfig:
+    chart_version: str
+    retention: str
+    storage_gib: int
+
+    @classmethod
+    def from_reader(cls, r: Reader) -> ObservabilityConfig:
+        retention = r.str("prometheusRetention")
+        check(
+            "prometheusRetention",
+            bool(DURATION.match(retention)),
+            f"{retention!r} is not a duration like 15d",
+        )
+        parse_semver("kubePrometheusStackVersion", r.str("kubePrometheusStackVersion"))
+        return cls(
+            r.str("kubePrometheusStackVersion").lstrip("v"),
+            retention,
+            r.int("prometheusStorageGiB", lo=1),
+        )
+
+
+@dataclass(frozen=True)
+class ImagesConfig:
+    hermes: str
+    openclaw: str
+    agent_sandbox_version: str
+
+    @classmethod
+    def from_reader(cls, r: Reader) -> ImagesConfig:
+        return cls(r.image("hermesImage"), r.image("openclawImage"), r.str("agentSandboxVersion"))
