@@ -3,7 +3,6 @@ add-ons, the core node group on its IMDSv2 launch template, the default gp3 Stor
 
 from __future__ import annotations
 
-import functools
 import json
 from typing import Any
 
@@ -38,9 +37,8 @@ CUSTOM = {
 }
 
 
-@functools.cache
 def custom() -> ProgramResult:
-    return run_program("dev", overrides=CUSTOM)
+    return program_result("dev", CUSTOM)
 
 
 def eks(result: ProgramResult) -> Registration:

@@ -46,7 +46,7 @@ from tests.policy_cases import PACK_DIR, k8s, resource, run_stack_policy
 from tests.schemas import CRD_DIR, validate_object
 from tools.analyzer import run_pack
 from tools.preview import analyzer_resources
-from tools.program import MASK, run_program
+from tools.program import MASK
 
 NETPOL = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
@@ -511,7 +511,7 @@ def test_proxy_deployment_is_hardened_and_behind_a_cross_zone_nlb(dev: Any) -> N
 
 
 def test_open_mode_keeps_the_previous_behaviour() -> None:
-    result = run_program("dev", {"agent-platform:egressMode": "open"})
+    result = program_result("dev", {"agent-platform:egressMode": "open"})
     assert not result.of_type("agent-platform:egress:EgressProxy")
     for egress in netpol_egress(result):
         https = next(r for r in egress if r.get("ports") == [{"protocol": "TCP", "port": 443}])
@@ -610,7 +610,7 @@ def test_policy_through_the_pack_on_every_stack_and_open_mode() -> None:
         violations = run_pack(PACK_DIR, analyzer_resources(program_result(stack)))
         assert [v for v in violations if v.policy == "sandbox-egress-allowlist"] == [], stack
     # The transition switch really opens the internet, and the pack says so (mandatory unless reconfigured).
-    open_mode = analyzer_resources(run_program("dev", {"agent-platform:egressMode": "open"}))
+    open_mode = analyzer_resources(program_result("dev", {"agent-platform:egressMode": "open"}))
     violations = [v for v in run_pack(PACK_DIR, open_mode) if v.policy == "sandbox-egress-allowlist"]
     assert {v.enforcement_level for v in violations} == {"mandatory"}
     assert len(violations) == 3  # acme's and globex's NetworkPolicies, globex's SandboxTemplate

@@ -19,7 +19,8 @@ import yaml
 
 from components import gvisor
 from tests.configs import config_error
-from tools.program import ProgramResult, run_program
+from tests.conftest import program_result
+from tools.program import ProgramResult
 
 NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"
 NODE_CLASS = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
@@ -28,7 +29,7 @@ RUNTIME_CLASS = "kubernetes:node.k8s.io/v1:RuntimeClass"
 
 @pytest.fixture(scope="module")
 def with_gvisor() -> ProgramResult:
-    return run_program("dev", {"agent-platform:gvisor": True})
+    return program_result("dev", {"agent-platform:gvisor": True})
 
 
 def parts(user_data: str) -> dict[str, str]:
@@ -76,7 +77,7 @@ def test_node_user_data_installs_runsc_and_registers_the_runtime(with_gvisor: Pr
 
 
 def test_default_stacks_have_no_gvisor_pool() -> None:
-    dev = run_program("dev")
+    dev = program_result("dev")
     assert not [r for r in dev.of_type(NODE_POOL) if "gvisor" in r.name]
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 
 from components.iam import pod_identity_trust
+from tests.conftest import program_result
 from tools.mocks import ACCOUNT_ID
-from tools.program import ProgramResult, run_program
+from tools.program import ProgramResult
 
 ROLE = "aws:iam/role:Role"
 
@@ -64,13 +65,10 @@ def test_trust_document_shape() -> None:
 ATTACHMENT = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
 ADDON = "aws:eks/addon:Addon"
 NODE_ROLES = ("cluster-core-node-role", "karpenter-node-role", "kata-node-role")
-_RUNS: dict[str, ProgramResult] = {}
 
 
 def run(key: str, overrides: dict) -> ProgramResult:
-    if key not in _RUNS:
-        _RUNS[key] = run_program("dev", overrides)
-    return _RUNS[key]
+    return program_result("dev", overrides)
 
 
 def managed_policies(result: ProgramResult, role_name: str) -> set[str]:

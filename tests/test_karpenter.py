@@ -96,7 +96,7 @@ def test_kata_disk_ami_alias_and_version_come_from_config() -> None:
         "agent-platform:karpenterAmiAlias": "al2023@v20251020",
         "agent-platform:karpenterVersion": "1.13.2",
     }
-    result = run_program("staging", overrides=overrides)
+    result = program_result("staging", overrides)
     spec = node_class(result).inputs["spec"]
     assert spec["blockDeviceMappings"][0]["ebs"]["volumeSize"] == "250Gi"
     assert spec["amiSelectorTerms"] == [{"alias": "al2023@v20251020"}]
@@ -135,7 +135,7 @@ def test_node_pool_per_stack(
 
 
 def test_node_pool_matches_the_kata_managed_group() -> None:
-    managed = run_program("dev", {"agent-platform:kataManagedNodeGroup": True})
+    managed = program_result("dev", {"agent-platform:kataManagedNodeGroup": True})
     group = managed.named("aws:eks/nodeGroup:NodeGroup", "kata-nodes").inputs
     template = node_pool(managed).inputs["spec"]["template"]
     assert template["metadata"]["labels"] == group["labels"]

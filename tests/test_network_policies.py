@@ -24,7 +24,6 @@ from components.labels import SANDBOX_LABEL
 from tests.conftest import program_result
 from tests.reachability import Reachability, pods_with
 from tools.preview import kubernetes_version
-from tools.program import run_program
 from tools.render import SHARED, render_all
 from tools.render_checks import Pod, Stack, build_stack
 
@@ -36,7 +35,9 @@ KATA_FC = "dev+kata-fc"  # dev with kata-fc: kata-monitor runs only with a Go-ru
 
 @cache
 def rendered(stack: str) -> tuple[Stack, Reachability]:
-    result = run_program("dev", {"agent-platform:kataFirecracker": True}) if stack == KATA_FC else program_result(stack)
+    result = (
+        program_result("dev", {"agent-platform:kataFirecracker": True}) if stack == KATA_FC else program_result(stack)
+    )
     objects = build_stack(result, render_all(result, kubernetes_version(result)))
     vpc = result.named("aws:ec2/vpc:Vpc", "network-vpc").inputs["cidrBlock"]
     return objects, Reachability(objects, vpc)
