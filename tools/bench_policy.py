@@ -13,6 +13,7 @@ run.
 
 The requests are serialized to protobuf bytes before the clock starts and sent as bytes:
 that is the CLI's work (in Go), not the pack's. ``--encode-in-clock`` times it too.
+Figures measured with it are kept in docs/benchmarks.md.
 """
 
 from __future__ import annotations
