@@ -24,12 +24,11 @@ from tests.configs import config_error, parse_config
 from tests.conftest import program_result
 from tests.schemas import is_custom_resource, validate_object
 from tests.test_podspec import assert_sandbox_pod
+from tests.tokens import DEPLOYMENT, TEMPLATE
 from tools.program import MASK, PLACEHOLDER, ProgramResult, Registration
 
 LITELLM_URL = "http://internal-k8s-litellm-0123456789.elb.us-east-1.amazonaws.com:4000"
 PROXY_HOST = "internal-k8s-egress-0123456789.elb.us-east-1.amazonaws.com"
-DEPLOYMENT = "kubernetes:apps/v1:Deployment"
-TEMPLATE = "kubernetes:extensions.agents.x-k8s.io/v1beta1:SandboxTemplate"
 WARM_POOL = "kubernetes:extensions.agents.x-k8s.io/v1beta1:SandboxWarmPool"
 
 

@@ -11,13 +11,10 @@ import pytest
 from tests.configs import config_error, parse_config
 from tests.conftest import program_result
 from tests.schemas import validate_object
+from tests.tokens import ADDON, ATTACHMENT, LAUNCH_TEMPLATE, NODE_GROUP
 from tools.program import MASK, ProgramResult, Registration, run_program
 
 EKS = "eks:index:Cluster"
-ADDON = "aws:eks/addon:Addon"
-NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
-LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
-ATTACHMENT = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
 STACKS = {
     # stack: (k8s version, core types, (min, desired, max), public CIDRs, protect)
     "dev": ("1.36", ["m8i.xlarge"], (2, 2, 3), ["203.0.113.0/24"], False),

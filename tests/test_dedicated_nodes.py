@@ -12,12 +12,9 @@ from components.labels import DEDICATED_TENANT_KEY
 from tests.configs import config_error, parse_config
 from tests.conftest import program_result
 from tests.schemas import validate_object
+from tests.tokens import DEPLOYMENT, NODE_POOL, RELEASE, TEMPLATE
 from tools.program import ProgramResult, Registration
 
-NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"
-DEPLOYMENT = "kubernetes:apps/v1:Deployment"
-TEMPLATE = "kubernetes:extensions.agents.x-k8s.io/v1beta1:SandboxTemplate"
-RELEASE = "kubernetes:helm.sh/v3:Release"
 KATA_TAINT = {"key": "kata", "value": "true", "effect": "NoSchedule"}
 
 

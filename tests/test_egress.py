@@ -17,7 +17,6 @@ import ipaddress
 import json
 import os
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
@@ -41,18 +40,14 @@ from components.gateway import NLB_ANNOTATIONS
 from components.podspec import PROXY_PORT, SandboxEgress, sandbox_egress_rules
 from tests.configs import config_error, parse_config
 from tests.conftest import program_result
-from tests.localhost import free_port, wait_for_port
+from tests.localhost import free_port, serving
 from tests.policy_cases import PACK_DIR, k8s, resource, run_stack_policy
 from tests.schemas import CRD_DIR, validate_object
+from tests.tokens import DEPLOYMENT, NETPOL, SECRET, SERVICE, TEMPLATE
 from tools.analyzer import run_pack
 from tools.preview import analyzer_resources
 from tools.program import MASK
 
-NETPOL = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
-DEPLOYMENT = "kubernetes:apps/v1:Deployment"
-TEMPLATE = "kubernetes:extensions.agents.x-k8s.io/v1beta1:SandboxTemplate"
-SECRET = "kubernetes:core/v1:Secret"
-SERVICE = "kubernetes:core/v1:Service"
 STACKS = ("dev", "staging", "prod")
 
 
@@ -273,23 +268,8 @@ def live_proxy() -> Iterator[LiveProxy]:
             rotate_seconds=3600,
             squid=squid,
         )
-        process = subprocess.Popen(
-            command,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,  # its helpers share the group: one signal stops them all
-        )
-        try:
-            wait_for_port(port, process, deadline_s=20)
+        with serving(command, port):
             yield LiveProxy(port, tls_port, http_port, workdir, passwords, squid)
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=5)
 
 
 def auth_header(user: str | None, password: str | None) -> str:

@@ -17,16 +17,12 @@ from components.labels import CORE_NODE_SELECTOR
 from tests.configs import MODELS, SECRETS
 from tests.conftest import program_result
 from tests.schemas import validate_object
+from tests.tokens import JOB, RELEASE, ROLE, SECRET, SERVICE
 from tools.mocks import ACCOUNT_ID
 from tools.program import MASK, PLACEHOLDER, ROOT, ProgramResult, Registration, run_program
 
-RELEASE = "kubernetes:helm.sh/v3:Release"
-SERVICE = "kubernetes:core/v1:Service"
-SECRET = "kubernetes:core/v1:Secret"
-JOB = "kubernetes:batch/v1:Job"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 ASSOCIATION = "aws:eks/podIdentityAssociation:PodIdentityAssociation"
-ROLE = "aws:iam/role:Role"
 STACKS = ("dev", "staging", "prod")
 
 

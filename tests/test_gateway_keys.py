@@ -16,9 +16,8 @@ import pytest
 from components import gateway_keys as gk
 from components.config import ConfigError
 from tests.configs import config_error, parse_config
+from tests.tokens import JOB
 from tools.program import ProgramResult
-
-JOB = "kubernetes:batch/v1:Job"
 
 
 def seconds(duration: str) -> int:

@@ -10,12 +10,11 @@ import pytest
 from components import gateway as gw
 from components import gateway_metrics as gm
 from tests.conftest import program_result
+from tests.tokens import JOB, SECRET
 from tools.preview import kubernetes_version
 from tools.program import MASK
 from tools.render import SHARED, render_all
 
-JOB = "kubernetes:batch/v1:Job"
-SECRET = "kubernetes:core/v1:Secret"
 STACKS = ("dev", "staging", "prod")
 
 

@@ -20,11 +20,8 @@ import yaml
 from components import gvisor
 from tests.configs import config_error
 from tests.conftest import program_result
+from tests.tokens import NODE_CLASS, NODE_POOL, RUNTIME_CLASS
 from tools.program import ProgramResult
-
-NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"
-NODE_CLASS = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
-RUNTIME_CLASS = "kubernetes:node.k8s.io/v1:RuntimeClass"
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,9 @@ import json
 
 from components.iam import pod_identity_trust
 from tests.conftest import program_result
+from tests.tokens import ADDON, ATTACHMENT, ROLE
 from tools.mocks import ACCOUNT_ID
 from tools.program import ProgramResult
-
-ROLE = "aws:iam/role:Role"
 
 
 def pod_identity_roles(result: ProgramResult) -> dict[str, dict]:
@@ -62,8 +61,6 @@ def test_trust_document_shape() -> None:
 
 # --- node roles: no CNI policy (Pod Identity on aws-node instead), SSM only on request
 
-ATTACHMENT = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
-ADDON = "aws:eks/addon:Addon"
 NODE_ROLES = ("cluster-core-node-role", "karpenter-node-role", "kata-node-role")
 
 

@@ -13,11 +13,9 @@ from components.karpenter import node_pool_spec
 from tests.configs import config_error, parse_config
 from tests.conftest import program_result
 from tests.schemas import validate_custom_resource, validate_object
+from tests.tokens import NODE_CLASS, NODE_POOL, RELEASE
 from tools.program import ProgramResult, Registration, run_program
 
-NODE_CLASS = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
-NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"
-RELEASE = "kubernetes:helm.sh/v3:Release"
 RULE = "aws:cloudwatch/eventRule:EventRule"
 TARGET = "aws:cloudwatch/eventTarget:EventTarget"
 ACCOUNT = "123456789012"

@@ -11,6 +11,7 @@ import pytest
 from components.config import ConfigError
 from tests.configs import config_error, parse_config
 from tests.conftest import program_result
+from tests.tokens import LAUNCH_TEMPLATE, NODE_GROUP
 from tools.program import ProgramResult, run_program
 
 MANAGED = {"agent-platform:kataManagedNodeGroup": True}
@@ -28,8 +29,6 @@ def test_default_stacks_have_no_kata_managed_node_group(each_stack: ProgramResul
     assert each_stack.outputs["kataNodeRoleArn"] == "arn:aws:iam::123456789012:role/karpenter-node-role"
 
 
-NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
-LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
 STACKS = {
     # stack: (instance types, (min, desired, max), disk GiB)
     "dev": (["m8i.2xlarge"], (1, 1, 2), 100),

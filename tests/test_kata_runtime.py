@@ -21,10 +21,8 @@ from components.kata_runtime import (
 from components.labels import KATA_RUNTIME_LABEL, KATA_TOLERATION
 from tests.conftest import program_result
 from tests.schemas import validate_object
+from tests.tokens import RELEASE, RUNTIME_CLASS
 from tools.program import ProgramResult
-
-RELEASE = "kubernetes:helm.sh/v3:Release"
-RUNTIME_CLASS = "kubernetes:node.k8s.io/v1:RuntimeClass"
 
 
 def kata_program() -> None:

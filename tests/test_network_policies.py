@@ -23,11 +23,11 @@ from components.cluster import VPC_CNI_CONFIGURATION
 from components.labels import SANDBOX_LABEL
 from tests.conftest import program_result
 from tests.reachability import Reachability, pods_with
+from tests.tokens import NETPOL
 from tools.preview import kubernetes_version
 from tools.render import SHARED, render_all
 from tools.render_checks import Pod, Stack, build_stack
 
-NETPOL = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 RENDERED = pytest.mark.skipif(not (SHARED / "charts").is_dir(), reason=f"vendored charts not present at {SHARED}")
 STACKS = ("dev", "prod")
 KATA_FC = "dev+kata-fc"  # dev with kata-fc: kata-monitor runs only with a Go-runtime shim

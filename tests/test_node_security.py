@@ -10,11 +10,11 @@ import pytest
 
 from tests.configs import parse_config
 from tests.conftest import program_result
+from tests.tokens import LAUNCH_TEMPLATE
 from tools.program import ProgramResult
 
 INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 EGRESS = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
-LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
 SG = "aws:ec2/securityGroup:SecurityGroup"
 VPC = {"dev": "10.1.0.0/16", "staging": "10.2.0.0/16", "prod": "10.3.0.0/16"}
 

@@ -14,9 +14,9 @@ from components import observability as obs
 from components.labels import CORE_NODE_SELECTOR
 from tests.conftest import program_result
 from tests.schemas import validate_object
+from tests.tokens import RELEASE
 from tools.program import MASK, PLACEHOLDER, ProgramResult, Registration
 
-RELEASE = "kubernetes:helm.sh/v3:Release"
 CONFIGMAP = "kubernetes:core/v1:ConfigMap"
 POD_MONITOR = "kubernetes:monitoring.coreos.com/v1:PodMonitor"
 SERVICE_MONITOR = "kubernetes:monitoring.coreos.com/v1:ServiceMonitor"

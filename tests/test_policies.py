@@ -46,6 +46,7 @@ from tests.policy_cases import (
     urn,
     workload,
 )
+from tests.tokens import LAUNCH_TEMPLATE, NODE_CLASS, NODE_GROUP, NODE_POOL, SERVICE
 from tools.analyzer import (
     AnalyzerResource,
     PolicyPackError,
@@ -55,13 +56,8 @@ from tools.analyzer import (
 from tools.program import ROOT
 
 KIND_IDS = [k.id for k in KINDS]
-SERVICE = "kubernetes:core/v1:Service"
 NAMESPACE = "kubernetes:core/v1:Namespace"
-LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
-NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
 AWS_LB = "aws:lb/loadBalancer:LoadBalancer"
-NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"
-NODE_CLASS = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
 LB_TYPE = "service.beta.kubernetes.io/aws-load-balancer-type"
 LB_ATTRIBUTES = "service.beta.kubernetes.io/aws-load-balancer-attributes"
 
