@@ -47,6 +47,14 @@ K8S_PROVIDER = urn("pulumi:providers:kubernetes", "default", STACK)
 AWS_PROVIDER = urn("pulumi:providers:aws", "default", STACK)
 
 
+def _resource(
+    resource_type: str, name: str, props: dict[str, Any], provider_urn: str, **links: Any
+) -> AnalyzerResource:
+    return AnalyzerResource(
+        resource_type, urn(resource_type, name, STACK), name, props, provider_urn=provider_urn, **links
+    )
+
+
 def pod_spec(rng: random.Random, sandbox: bool, bad: bool) -> dict[str, Any]:
     container: dict[str, Any] = {
         "name": "agent",
@@ -107,9 +115,7 @@ def workload(rng: random.Random, index: int, namespaces: list[str]) -> AnalyzerR
     in_sandbox_namespace = sandbox or rng.random() < 0.05
     namespace = rng.choice(namespaces[0::2] if in_sandbox_namespace else namespaces[1::2] or namespaces)
     props = fixture_workload(kind, pod_spec(rng, sandbox, bad), sandbox=sandbox, namespace=namespace, name=name)
-    return AnalyzerResource(
-        kind.resource_type, urn(kind.resource_type, name, STACK), name, props, provider_urn=K8S_PROVIDER
-    )
+    return _resource(kind.resource_type, name, props, provider_urn=K8S_PROVIDER)
 
 
 def service(rng: random.Random, index: int) -> AnalyzerResource:
@@ -136,7 +142,7 @@ def service(rng: random.Random, index: int) -> AnalyzerResource:
         "spec": spec,
     }
     resource_type = "kubernetes:core/v1:Service"
-    return AnalyzerResource(resource_type, urn(resource_type, name, STACK), name, props, provider_urn=K8S_PROVIDER)
+    return _resource(resource_type, name, props, provider_urn=K8S_PROVIDER)
 
 
 def namespace(index: int, sandbox: bool) -> AnalyzerResource:
@@ -144,16 +150,15 @@ def namespace(index: int, sandbox: bool) -> AnalyzerResource:
     labels = {SANDBOX_LABEL: "true"} if sandbox else {}
     props = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}
     resource_type = "kubernetes:core/v1:Namespace"
-    return AnalyzerResource(resource_type, urn(resource_type, name, STACK), name, props, provider_urn=K8S_PROVIDER)
+    return _resource(resource_type, name, props, provider_urn=K8S_PROVIDER)
 
 
 def node_resources(rng: random.Random, index: int) -> list[AnalyzerResource]:
     bad = rng.random() < 0.2
     lt_type = "aws:ec2/launchTemplate:LaunchTemplate"
     lt_name = f"kata-lt-{index}"
-    lt = AnalyzerResource(
+    lt = _resource(
         lt_type,
-        urn(lt_type, lt_name, STACK),
         lt_name,
         {
             "name": lt_name,
@@ -166,9 +171,8 @@ def node_resources(rng: random.Random, index: int) -> list[AnalyzerResource]:
     )
     ng_type = "aws:eks/nodeGroup:NodeGroup"
     ng_name = f"kata-ng-{index}"
-    ng = AnalyzerResource(
+    ng = _resource(
         ng_type,
-        urn(ng_type, ng_name, STACK),
         ng_name,
         {
             "clusterName": "agents",
@@ -182,9 +186,8 @@ def node_resources(rng: random.Random, index: int) -> list[AnalyzerResource]:
     )
     nc_type = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
     nc_name = f"kata-{index}"
-    nc = AnalyzerResource(
+    nc = _resource(
         nc_type,
-        urn(nc_type, nc_name, STACK),
         nc_name,
         {
             "apiVersion": "karpenter.k8s.aws/v1",
@@ -202,9 +205,8 @@ def node_resources(rng: random.Random, index: int) -> list[AnalyzerResource]:
     )
     np_type = "kubernetes:karpenter.sh/v1:NodePool"
     np_name = f"kata-{index}"
-    np = AnalyzerResource(
+    np = _resource(
         np_type,
-        urn(np_type, np_name, STACK),
         np_name,
         {
             "apiVersion": "karpenter.sh/v1",
@@ -262,7 +264,7 @@ def unrelated(rng: random.Random, index: int) -> AnalyzerResource:
             "ingress": [{"protocol": "tcp", "fromPort": 443, "toPort": 443, "cidrBlocks": ["10.1.0.0/16"]}],
         }
     name = f"res-{index}"
-    return AnalyzerResource(resource_type, urn(resource_type, name, STACK), name, props, provider_urn=AWS_PROVIDER)
+    return _resource(resource_type, name, props, provider_urn=AWS_PROVIDER)
 
 
 def generate(count: int, seed: int = 7) -> list[AnalyzerResource]:

@@ -169,9 +169,15 @@ def _launch_template(mocks: PlatformMocks, type_: str, name: str, state: dict[st
     return f"lt-{_suffix(name)}"
 
 
-def _role(mocks: PlatformMocks, type_: str, name: str, state: dict[str, Any]) -> str:
+def _iam_arn(state: dict[str, Any], name: str, kind: str) -> str:
+    """IAM names default to the resource name; IAM ARNs have no region."""
     state.setdefault("name", name)
-    state["arn"] = f"arn:aws:iam::{ACCOUNT_ID}:role/{state['name']}"
+    state["arn"] = f"arn:aws:iam::{ACCOUNT_ID}:{kind}/{state['name']}"
+    return state["arn"]
+
+
+def _role(mocks: PlatformMocks, type_: str, name: str, state: dict[str, Any]) -> str:
+    _iam_arn(state, name, "role")
     state["uniqueId"] = f"AROA{_suffix(name).upper()}"
     return state["name"]
 
@@ -181,14 +187,11 @@ def _named(mocks: PlatformMocks, type_: str, name: str, state: dict[str, Any]) -
 
 
 def _instance_profile(mocks: PlatformMocks, type_: str, name: str, state: dict[str, Any]) -> None:
-    state.setdefault("name", name)
-    state["arn"] = f"arn:aws:iam::{ACCOUNT_ID}:instance-profile/{state['name']}"
+    _iam_arn(state, name, "instance-profile")
 
 
 def _policy(mocks: PlatformMocks, type_: str, name: str, state: dict[str, Any]) -> str:
-    state.setdefault("name", name)
-    state["arn"] = f"arn:aws:iam::{ACCOUNT_ID}:policy/{state['name']}"
-    return state["arn"]
+    return _iam_arn(state, name, "policy")
 
 
 def _kms_key(mocks: PlatformMocks, type_: str, name: str, state: dict[str, Any]) -> str:
