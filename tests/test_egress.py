@@ -585,11 +585,9 @@ def test_policy_ignores_other_namespaces_and_flags_templates_without_rules() -> 
     assert len(messages) == 1 and "controller's default lets sandboxes reach the public internet" in messages[0]
 
 
-def test_policy_through_the_pack_on_every_stack_and_open_mode() -> None:
-    for stack in STACKS:
-        violations = run_pack(PACK_DIR, analyzer_resources(program_result(stack)))
-        assert [v for v in violations if v.policy == "sandbox-egress-allowlist"] == [], stack
-    # The transition switch really opens the internet, and the pack says so (mandatory unless reconfigured).
+def test_policy_through_the_pack_in_open_mode() -> None:
+    """Every stack passes the pack with no violation at all (tests/test_preview.py); the transition switch really
+    opens the internet, and the pack says so (mandatory unless reconfigured)."""
     open_mode = analyzer_resources(program_result("dev", {"agent-platform:egressMode": "open"}))
     violations = [v for v in run_pack(PACK_DIR, open_mode) if v.policy == "sandbox-egress-allowlist"]
     assert {v.enforcement_level for v in violations} == {"mandatory"}

@@ -123,10 +123,9 @@ def test_unknown_stack_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> N
 
 
 @pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
-def test_every_stack_previews_without_mandatory_violations(
-    stack: str, tmp_path_factory: pytest.TempPathFactory
-) -> None:
+def test_every_stack_previews_without_any_violation(stack: str, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The real pack through gRPC on every stack: not one violation, advisory ones included (the egress
+    allowlist, for one, holds on every stack; tests/test_egress.py checks the open-mode switch)."""
     code, out = build(stack, tmp_path_factory)
     assert code == 0
-    report = json.loads((out / "policy-report.json").read_text())
-    assert [v for v in report if v["enforcementLevel"] == "mandatory"] == []
+    assert json.loads((out / "policy-report.json").read_text()) == []
