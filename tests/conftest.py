@@ -13,9 +13,12 @@ from typing import Any
 
 import pytest
 
+from tools.preview import kubernetes_version
 from tools.program import ProgramResult, run_program
+from tools.render import Rendered, render_all
 
 _RUNS: dict[tuple[str, str, Callable[[], Any] | None], ProgramResult] = {}
+_RENDERS: dict[tuple[str, str], list[Rendered]] = {}
 
 
 def program_result(
@@ -26,6 +29,16 @@ def program_result(
     if key not in _RUNS:
         _RUNS[key] = run_program(stack, overrides, program=program)
     return _RUNS[key]
+
+
+def rendered_installs(stack: str, overrides: dict[str, Any] | None = None) -> list[Rendered]:
+    """Every third-party install of ``program_result(stack, overrides)`` rendered with the vendored charts
+    (raises ``RenderUnavailable`` without ../shared: callers skip first)."""
+    key = (stack, json.dumps(overrides or {}, sort_keys=True))
+    if key not in _RENDERS:
+        result = program_result(stack, overrides)
+        _RENDERS[key] = render_all(result, kubernetes_version(result))
+    return _RENDERS[key]
 
 
 @pytest.fixture(scope="session")
