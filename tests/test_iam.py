@@ -64,23 +64,19 @@ def test_trust_document_shape() -> None:
 NODE_ROLES = ("cluster-core-node-role", "karpenter-node-role", "kata-node-role")
 
 
-def run(key: str, overrides: dict) -> ProgramResult:
-    return program_result("dev", overrides)
-
-
 def managed_policies(result: ProgramResult, role_name: str) -> set[str]:
     role = result.named(ROLE, role_name)
     return {a.inputs["policyArn"].rsplit("/", 1)[1] for a in result.of_type(ATTACHMENT) if a.parent == role.urn}
 
 
 def test_node_roles_carry_neither_the_cni_policy_nor_ssm_by_default() -> None:
-    result = run("managed", {"agent-platform:kataManagedNodeGroup": True})
+    result = program_result("dev", {"agent-platform:kataManagedNodeGroup": True})
     for name in NODE_ROLES:
         assert managed_policies(result, name) == {"AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryReadOnly"}
 
 
 def test_node_ssm_access_is_opt_in_for_every_node_role() -> None:
-    result = run("ssm", {"agent-platform:kataManagedNodeGroup": True, "agent-platform:nodeSsmAccess": True})
+    result = program_result("dev", {"agent-platform:kataManagedNodeGroup": True, "agent-platform:nodeSsmAccess": True})
     for name in NODE_ROLES:
         assert "AmazonSSMManagedInstanceCore" in managed_policies(result, name), name
         assert "AmazonEKS_CNI_Policy" not in managed_policies(result, name), name
