@@ -1,19 +1,44 @@
-"""Shared fixtures: run the program under the mock engine once per stack and reuse the result."""
+"""Shared fixtures: each program run under the mock engine happens once per test session.
+
+A run is keyed by stack, config overrides and the program evaluated (the project's ``__main__`` unless a test
+builds a smaller one), so every test module asking for the same run gets the same ``ProgramResult``.
+Tests treat results as read-only. Runs expected to fail (config errors) call ``run_program`` directly.
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 
+from tools.preview import kubernetes_version
 from tools.program import ProgramResult, run_program
+from tools.render import Rendered, render_all
 
-_CACHE: dict[str, ProgramResult] = {}
+_RUNS: dict[tuple[str, str, Callable[[], Any] | None], ProgramResult] = {}
+_RENDERS: dict[tuple[str, str], list[Rendered]] = {}
 
 
-def program_result(stack: str) -> ProgramResult:
-    """The registrations of the real program for ``stack`` (evaluated once per test session)."""
-    if stack not in _CACHE:
-        _CACHE[stack] = run_program(stack)
-    return _CACHE[stack]
+def program_result(
+    stack: str, overrides: dict[str, Any] | None = None, program: Callable[[], Any] | None = None
+) -> ProgramResult:
+    """The registrations of ``program`` (default: the real program) for ``stack`` with config ``overrides``."""
+    key = (stack, json.dumps(overrides or {}, sort_keys=True), program)
+    if key not in _RUNS:
+        _RUNS[key] = run_program(stack, overrides, program=program)
+    return _RUNS[key]
+
+
+def rendered_installs(stack: str, overrides: dict[str, Any] | None = None) -> list[Rendered]:
+    """Every third-party install of ``program_result(stack, overrides)`` rendered with the vendored charts
+    (raises ``RenderUnavailable`` without ../shared: callers skip first)."""
+    key = (stack, json.dumps(overrides or {}, sort_keys=True))
+    if key not in _RENDERS:
+        result = program_result(stack, overrides)
+        _RENDERS[key] = render_all(result, kubernetes_version(result))
+    return _RENDERS[key]
 
 
 @pytest.fixture(scope="session")

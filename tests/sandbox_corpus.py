@@ -12,14 +12,13 @@ pack is configured to match: sandboxNamespaces lists the namespaces labelled san
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tests.policy_cases import VPC_DNS, kata_spec
+from components.labels import SANDBOX_LABEL
+from tools.policy_fixtures import VPC_DNS, Kind, kata_spec, workload
 
-SANDBOX_LABEL = "agent-platform.io/sandbox"
 ALLOWED_RUNTIME_CLASSES = ("kata-clh", "kata-qemu")
 SERVICE_CIDR = "172.20.0.0/16"
 SANDBOX_NAMESPACE = "tenant-a"  # labelled agent-platform.io/sandbox=true
@@ -56,22 +55,9 @@ def dns(*nameservers: str, policy: str = "None") -> dict[str, Any]:
 def build(kind: str, spec: Mapping[str, Any], ns: str, labelled: bool, name: str = "hermes") -> dict[str, Any]:
     """The object as kubectl (or Pulumi) sends it; the sandbox label, when set, is on the object and on
     its pod template, as the program sets it."""
-    api_version = KINDS[kind][0]
-    labels: dict[str, str] = {"app": name}
-    if labelled:
-        labels[SANDBOX_LABEL] = "true"
-    metadata = {"name": name, "namespace": ns, "labels": dict(labels)}
-    template = {"metadata": {"labels": dict(labels)}, "spec": copy.deepcopy(dict(spec))}
-    obj: dict[str, Any] = {"apiVersion": api_version, "kind": kind, "metadata": metadata}
-    if kind == "Pod":
-        obj["spec"] = template["spec"]
-    elif kind == "CronJob":
-        obj["spec"] = {"schedule": "@hourly", "jobTemplate": {"spec": {"template": template}}}
-    elif kind in ("Sandbox", "SandboxTemplate"):
-        obj["spec"] = {"podTemplate": template}
-    else:
-        obj["spec"] = {"selector": {"matchLabels": {"app": name}}, "template": template}
-    return obj
+    api_version, resource_type = KINDS[kind]
+    shape = Kind(resource_type, api_version, kind, "")
+    return workload(shape, dict(spec), sandbox=labelled, namespace=ns, name=name, object_labels=True)
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ from tests.sandbox_corpus import (
     namespace,
 )
 from tools.analyzer import PolicyPackProcess
-from tools.program import ProgramResult, run_program
+from tools.program import ProgramResult
 
 VAP = "kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicy"
 BINDING = "kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicyBinding"
@@ -91,7 +91,7 @@ def test_values_come_from_the_stack_config(gates: tuple[dict[str, Any], dict[str
 
 
 def test_other_runtime_classes_and_cidrs_follow_the_config() -> None:
-    result = run_program(
+    result = program_result(
         "dev",
         {
             "agent-platform:gvisor": True,
@@ -112,7 +112,7 @@ def test_other_runtime_classes_and_cidrs_follow_the_config() -> None:
 
 
 def test_audit_mode_records_and_warns_without_denying() -> None:
-    policies, bindings = rendered(run_program("dev", {"agent-platform:admissionMode": "Audit"}))
+    policies, bindings = rendered(program_result("dev", {"agent-platform:admissionMode": "Audit"}))
     assert {tuple(b["validationActions"]) for b in bindings.values()} == {("Audit", "Warn")}
     runc = build("Deployment", kata_spec(runtimeClassName="runc"), SANDBOX_NAMESPACE, True)
     decision = kube_cel.admit(policies, bindings, runc, namespace(SANDBOX_NAMESPACE))

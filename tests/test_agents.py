@@ -21,14 +21,14 @@ from components.labels import SANDBOX_LABEL
 from components.podspec import SandboxEgress, sandbox_egress_rules
 from components.sandbox import AgentSandbox, AgentSandboxArgs, release_manifest_url
 from tests.configs import config_error, parse_config
+from tests.conftest import program_result
 from tests.schemas import is_custom_resource, validate_object
 from tests.test_podspec import assert_sandbox_pod
-from tools.program import MASK, PLACEHOLDER, ProgramResult, Registration, run_program
+from tests.tokens import DEPLOYMENT, TEMPLATE
+from tools.program import MASK, PLACEHOLDER, ProgramResult, Registration
 
 LITELLM_URL = "http://internal-k8s-litellm-0123456789.elb.us-east-1.amazonaws.com:4000"
 PROXY_HOST = "internal-k8s-egress-0123456789.elb.us-east-1.amazonaws.com"
-DEPLOYMENT = "kubernetes:apps/v1:Deployment"
-TEMPLATE = "kubernetes:extensions.agents.x-k8s.io/v1beta1:SandboxTemplate"
 WARM_POOL = "kubernetes:extensions.agents.x-k8s.io/v1beta1:SandboxWarmPool"
 
 
@@ -57,15 +57,8 @@ def tenants_program() -> None:
         )
 
 
-_RESULTS: dict[str, ProgramResult] = {}
-
-
 def tenants_result(stack: str, **overrides: Any) -> ProgramResult:
-    key = json.dumps([stack, overrides], sort_keys=True)
-    if key not in _RESULTS:
-        full = {f"agent-platform:{k}": v for k, v in overrides.items()}
-        _RESULTS[key] = run_program(stack, full, program=tenants_program)
-    return _RESULTS[key]
+    return program_result(stack, {f"agent-platform:{k}": v for k, v in overrides.items()}, tenants_program)
 
 
 @pytest.fixture(scope="module")

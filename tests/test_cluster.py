@@ -3,20 +3,16 @@ add-ons, the core node group on its IMDSv2 launch template, the default gp3 Stor
 
 from __future__ import annotations
 
-import functools
 import json
 
 import pytest
 
 from tests.conftest import program_result
 from tests.schemas import validate_object
-from tools.program import MASK, ProgramResult, Registration, run_program
+from tests.tokens import ADDON, ATTACHMENT, LAUNCH_TEMPLATE, NODE_GROUP
+from tools.program import MASK, ProgramResult, Registration
 
 EKS = "eks:index:Cluster"
-ADDON = "aws:eks/addon:Addon"
-NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
-LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
-ATTACHMENT = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
 STACKS = {
     # stack: (k8s version, core types, (min, desired, max), public CIDRs, protect)
     "dev": ("1.36", ["m8i.xlarge"], (2, 2, 3), ["203.0.113.0/24"], False),
@@ -36,9 +32,8 @@ CUSTOM = {
 }
 
 
-@functools.cache
 def custom() -> ProgramResult:
-    return run_program("dev", overrides=CUSTOM)
+    return program_result("dev", CUSTOM)
 
 
 def eks(result: ProgramResult) -> Registration:

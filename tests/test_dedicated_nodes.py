@@ -3,7 +3,6 @@ tainted Karpenter NodePool; only its pods select and tolerate it, so no other te
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import yaml
@@ -11,23 +10,20 @@ import yaml
 from components.config import PROJECT_FILE
 from components.labels import DEDICATED_TENANT_KEY
 from tests.configs import parse_config
+from tests.conftest import program_result
 from tests.schemas import validate_object
-from tools.program import ProgramResult, Registration, run_program
+from tests.tokens import DEPLOYMENT, NODE_POOL, RELEASE, TEMPLATE
+from tools.program import ProgramResult, Registration
 
-NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"
-DEPLOYMENT = "kubernetes:apps/v1:Deployment"
-TEMPLATE = "kubernetes:extensions.agents.x-k8s.io/v1beta1:SandboxTemplate"
-RELEASE = "kubernetes:helm.sh/v3:Release"
 KATA_TAINT = {"key": "kata", "value": "true", "effect": "NoSchedule"}
 
 
-@functools.cache
 def dedicated() -> ProgramResult:
     """dev with globex (an openclaw agent with a warm pool) on dedicated nodes; acme stays shared."""
     tenants = yaml.safe_load((PROJECT_FILE.parent / "Pulumi.dev.yaml").read_text())["config"]["agent-platform:tenants"]
     globex = next(t for t in tenants if t["name"] == "globex")
     globex["dedicatedNodes"] = True
-    return run_program("dev", {"agent-platform:tenants": tenants})
+    return program_result("dev", {"agent-platform:tenants": tenants})
 
 
 def pods(result: ProgramResult, namespace: str) -> list[dict[str, Any]]:

@@ -17,16 +17,12 @@ from components.labels import CORE_NODE_SELECTOR
 from tests.configs import MODELS, SECRETS
 from tests.conftest import program_result
 from tests.schemas import validate_object
+from tests.tokens import JOB, RELEASE, ROLE, SECRET, SERVICE
 from tools.mocks import ACCOUNT_ID
 from tools.program import MASK, PLACEHOLDER, ROOT, ProgramResult, Registration, run_program
 
-RELEASE = "kubernetes:helm.sh/v3:Release"
-SERVICE = "kubernetes:core/v1:Service"
-SECRET = "kubernetes:core/v1:Secret"
-JOB = "kubernetes:batch/v1:Job"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 ASSOCIATION = "aws:eks/podIdentityAssociation:PodIdentityAssociation"
-ROLE = "aws:iam/role:Role"
 STACKS = ("dev", "staging", "prod")
 
 
@@ -391,21 +387,6 @@ def test_key_job_puts_the_tenant_limits_on_its_team_and_the_key_under_it(dev: Pr
     }  # no key-level budget: spend and limits belong to the team, so a rotated key keeps them
     assert "key" not in spec
     assert env["TEAM_ID"] == "tenant-acme" and env["GRACE"] == "2h"
-
-
-def test_key_job_script_is_idempotent_and_never_prints_keys() -> None:
-    script = gw.KEY_JOB_SCRIPT
-    update, generate = script.index("/key/update"), script.index("/key/generate")
-    assert update < generate  # update first, generate only when the key is unknown
-    # rotation: the new key is generated only after the team's other keys got an expiry (grace period)
-    assert script.index('"duration"') < generate and "/key/delete" not in script.split("/key/list")[1]
-    assert "set -eu" in script and "/health/readiness" in script
-    assert '-H @"$auth"' in script and "--data @" in script  # keys travel in files, not argv
-    for line in script.splitlines():
-        if "echo" in line:
-            assert "$MASTER_KEY" not in line and "$TENANT_KEY" not in line and "$out" not in line
-            assert "cat " not in line
-    assert "unset MASTER_KEY TENANT_KEY" in script
 
 
 def test_key_job_name_changes_with_the_spec() -> None:

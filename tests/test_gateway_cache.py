@@ -11,11 +11,8 @@ from components import gateway_rds as rds
 from components.labels import CORE_NODE_SELECTOR
 from tests.configs import parse_config
 from tests.conftest import program_result
+from tests.tokens import JOB, RELEASE, SECRET
 from tools.program import MASK, ProgramResult
-
-RELEASE = "kubernetes:helm.sh/v3:Release"
-SECRET = "kubernetes:core/v1:Secret"
-JOB = "kubernetes:batch/v1:Job"
 
 
 def litellm_values(result: ProgramResult) -> dict:

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-import re
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
 from components import gateway_keys as gk
 from tests.configs import parse_config
+from tests.tokens import JOB
 from tools.program import ProgramResult
-
-JOB = "kubernetes:batch/v1:Job"
 
 
 def seconds(duration: str) -> int:
@@ -25,13 +31,113 @@ def test_the_job_fails_before_pulumi_stops_waiting() -> None:
     assert gk.key_job_worst_case_seconds() <= gk.KEY_JOB_DEADLINE < seconds(gk.KEY_JOB_PULUMI_TIMEOUT)
 
 
-def test_the_script_uses_the_budgeted_timeouts() -> None:
-    script = gk.KEY_JOB_SCRIPT
-    assert not re.search(r"@[A-Z_]+@", script)  # every placeholder replaced
-    assert f"--max-time {gk.CURL_TIMEOUT} " in script and f"--max-time {gk.READY_TIMEOUT} " in script
-    assert f'[ "$i" -lt {gk.READY_TRIES} ]' in script and f"sleep {gk.READY_SLEEP}" in script
-    calls = len(re.findall(r"\b(?:post|call) ", script.split("done", 1)[1]))
-    assert calls == gk.MAX_CALLS  # the API calls one try can make, each bounded by CURL_TIMEOUT
+class StubLiteLLM(ThreadingHTTPServer):
+    """LiteLLM's admin API on 127.0.0.1: per path, the next of its ``status`` codes (the last one sticks, 200 when
+    none); every request is recorded."""
+
+    def __init__(self, status: dict[str, list[int]], listed: list[str]) -> None:
+        self.status, self.listed, self.requests = status, listed, []
+        super().__init__(("127.0.0.1", 0), _StubHandler)
+
+
+class _StubHandler(BaseHTTPRequestHandler):
+    server: StubLiteLLM
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = json.loads(self.rfile.read(length)) if length else None
+        path = self.path.split("?", 1)[0]
+        self.server.requests.append((self.command, self.path, self.headers.get("Authorization"), body))
+        codes = self.server.status.get(path) or [200]
+        code = codes.pop(0) if len(codes) > 1 else codes[0]
+        payload = {"keys": self.server.listed} if path == "/key/list" else {}
+        data = json.dumps(payload).encode()
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, *args: object) -> None:  # quiet
+        pass
+
+
+MASTER, TENANT = "sk-master-" + "m" * 20, "sk-tenant-" + "t" * 20
+OLD = "ab" * 32  # the token (sha256) of the tenant's previous key
+
+
+def run_key_job(
+    tmp_path: Path, status: dict[str, list[int]]
+) -> tuple[subprocess.CompletedProcess[str], list, list[str]]:
+    """KEY_JOB_SCRIPT under sh against the stub, with a logging curl first on PATH (its files under tmp_path)."""
+    if not shutil.which("curl"):
+        pytest.skip("curl is not installed")
+    new = hashlib.sha256(TENANT.encode()).hexdigest()
+    server = StubLiteLLM(status, [OLD, new])
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "curl").write_text(
+        f'#!/bin/sh\nprintf "%s\\n" "$*" >> {tmp_path}/argv\nexec {shutil.which("curl")} "$@"\n'
+    )
+    (bin_dir / "curl").chmod(0o755)
+    env = {
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "LITELLM_URL": f"http://127.0.0.1:{server.server_address[1]}",
+        "MASTER_KEY": MASTER,
+        "TENANT_KEY": TENANT,
+        "TEAM_ID": "tenant-acme",
+        "KEY_ALIAS": "tenant-acme",
+        "GRACE": "2h",
+        "TEAM_SPEC": json.dumps({"team_id": "tenant-acme"}),
+        "KEY_SPEC": json.dumps({"key_alias": "tenant-acme", "team_id": "tenant-acme"}),
+    }
+    script = gk.KEY_JOB_SCRIPT.replace("/tmp/", f"{tmp_path}/")  # its scratch files, kept apart per test
+    try:
+        proc = subprocess.run(["sh", "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+    return proc, server.requests, (tmp_path / "argv").read_text().splitlines()
+
+
+def test_first_run_creates_the_team_retires_the_old_key_and_generates_within_the_budget(tmp_path: Path) -> None:
+    """The worst case of one try (team and key unknown, one previous key): exactly MAX_CALLS API calls, each
+    bounded by CURL_TIMEOUT, the readiness probe by READY_TIMEOUT; keys only in files and headers, never printed."""
+    status = {"/team/update": [404], "/key/update": [404, 200], "/key/delete": [404]}
+    proc, requests, argv = run_key_job(tmp_path, status)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    paths = [path.split("?", 1)[0] for _, path, _, _ in requests]
+    assert paths == ["/health/readiness", "/team/update", "/team/new", "/key/update", "/key/delete", "/key/list",
+                     "/key/update", "/key/generate"]  # fmt: skip
+    assert len(paths) - 1 == gk.MAX_CALLS
+    assert all(auth == f"Bearer {MASTER}" for _, path, auth, _ in requests[1:])
+    retire, generate = requests[6][3], requests[7][3]
+    assert retire == {"key": OLD, "key_alias": "tenant-acme-retired", "duration": "2h"}  # never the new key
+    assert generate == {"key": TENANT, "key_alias": "tenant-acme", "team_id": "tenant-acme"}
+    assert argv[0].count(f"--max-time {gk.READY_TIMEOUT} ") == 1
+    assert all(f"--max-time {gk.CURL_TIMEOUT} " in line for line in argv[1:])
+    assert not [line for line in argv if MASTER in line or TENANT in line]  # keys travel in files, not argv
+    assert MASTER not in proc.stdout + proc.stderr and TENANT not in proc.stdout + proc.stderr
+    assert not [p for p in tmp_path.iterdir() if p.name in {"auth", "key.json", "team.json", "response.json"}]
+
+
+def test_a_rerun_only_updates(tmp_path: Path) -> None:
+    """Idempotent: with the team and the key known, the Job updates both and generates nothing."""
+    proc, requests, _ = run_key_job(tmp_path, {})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert [path for _, path, _, _ in requests] == ["/health/readiness", "/team/update", "/key/update"]
+    assert "team tenant-acme updated" in proc.stdout and "key tenant-acme updated" in proc.stdout
+
+
+def test_an_api_error_fails_the_job(tmp_path: Path) -> None:
+    proc, requests, _ = run_key_job(tmp_path, {"/team/update": [500]})
+    assert proc.returncode == 1
+    assert [path for _, path, _, _ in requests] == ["/health/readiness", "/team/update"]
+    assert "team tenant-acme: /team/update returned HTTP 500" in proc.stdout
 
 
 def test_every_key_job_carries_the_budget_and_pulumi_waits_longer(each_stack: ProgramResult) -> None:

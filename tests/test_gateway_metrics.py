@@ -9,13 +9,11 @@ import pytest
 
 from components import gateway as gw
 from components import gateway_metrics as gm
-from tests.conftest import program_result
-from tools.preview import kubernetes_version
+from tests.conftest import program_result, rendered_installs
+from tests.tokens import JOB, SECRET
 from tools.program import MASK
-from tools.render import SHARED, render_all
+from tools.render import SHARED
 
-JOB = "kubernetes:batch/v1:Job"
-SECRET = "kubernetes:core/v1:Secret"
 STACKS = ("dev", "staging", "prod")
 
 
@@ -48,8 +46,7 @@ def test_metrics_key_is_generated_secret_and_registered_after_litellm(stack: str
 @pytest.mark.skipif(not (SHARED / "charts").is_dir(), reason=f"vendored charts not present at {SHARED}")
 @pytest.mark.parametrize("stack", ("dev", "prod"))
 def test_grafana_gets_a_role_in_its_namespace_not_a_cluster_role(stack: str) -> None:
-    result = program_result(stack)
-    (monitoring,) = [r for r in render_all(result, kubernetes_version(result)) if r.install.name == "monitoring"]
+    (monitoring,) = [r for r in rendered_installs(stack) if r.install.name == "monitoring"]
     grafana_rbac = [
         o
         for o in monitoring.objects

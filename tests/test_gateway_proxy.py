@@ -9,14 +9,11 @@ saying why, only when nginx is missing (``.ci/run`` installs it).
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import http.server
 import json
 import os
 import shutil
-import signal
-import subprocess
 import tempfile
 import threading
 import time
@@ -31,11 +28,10 @@ from components import gateway as gw
 from components import gateway_proxy as gp
 from components.labels import CORE_NODE_SELECTOR
 from tests.conftest import program_result
-from tests.localhost import free_port, wait_for_port
+from tests.localhost import free_port, serving
+from tests.tokens import DEPLOYMENT, SERVICE
 from tools.program import ProgramResult
 
-DEPLOYMENT = "kubernetes:apps/v1:Deployment"
-SERVICE = "kubernetes:core/v1:Service"
 CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
 PDB = "kubernetes:policy/v1:PodDisruptionBudget"
 STACKS = ("dev", "staging", "prod")
@@ -219,23 +215,9 @@ def live_gateway() -> Iterator[LiveGateway]:
             port, health_port = free_port(), free_port()
             conf = gp.nginx_conf(f"127.0.0.1:{stub.port}", listen="127.0.0.1", port=port, health_port=health_port, paths=paths)  # fmt: skip
             (workdir / "nginx.conf").write_text(conf)
-            process = subprocess.Popen(
-                [nginx, "-p", str(workdir), "-c", str(workdir / "nginx.conf"), "-e", paths.error_log],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,  # master and workers share the group: one signal stops them all
-            )
-            try:
-                wait_for_port(port, process, deadline_s=20)
+            command = [nginx, "-p", str(workdir), "-c", str(workdir / "nginx.conf"), "-e", paths.error_log]
+            with serving(command, port):  # master and workers share the group: one signal stops them all
                 yield LiveGateway(port, health_port, stub, workdir)
-            finally:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGTERM)
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait(timeout=5)
     finally:
         server.shutdown()
         server.server_close()

@@ -18,16 +18,14 @@ import pytest
 import yaml
 
 from components import gvisor
-from tools.program import ProgramResult, run_program
-
-NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"
-NODE_CLASS = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
-RUNTIME_CLASS = "kubernetes:node.k8s.io/v1:RuntimeClass"
+from tests.conftest import program_result
+from tests.tokens import NODE_CLASS, NODE_POOL, RUNTIME_CLASS
+from tools.program import ProgramResult
 
 
 @pytest.fixture(scope="module")
 def with_gvisor() -> ProgramResult:
-    return run_program("dev", {"agent-platform:gvisor": True})
+    return program_result("dev", {"agent-platform:gvisor": True})
 
 
 def parts(user_data: str) -> dict[str, str]:
@@ -75,7 +73,7 @@ def test_node_user_data_installs_runsc_and_registers_the_runtime(with_gvisor: Pr
 
 
 def test_default_stacks_have_no_gvisor_pool() -> None:
-    dev = run_program("dev")
+    dev = program_result("dev")
     assert not [r for r in dev.of_type(NODE_POOL) if "gvisor" in r.name]
 
 

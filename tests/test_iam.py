@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 from components.iam import pod_identity_trust
+from tests.conftest import program_result
+from tests.tokens import ADDON, ATTACHMENT, ROLE
 from tools.mocks import ACCOUNT_ID
-from tools.program import ProgramResult, run_program
-
-ROLE = "aws:iam/role:Role"
+from tools.program import ProgramResult
 
 
 def pod_identity_roles(result: ProgramResult) -> dict[str, dict]:
@@ -61,16 +61,7 @@ def test_trust_document_shape() -> None:
 
 # --- node roles: no CNI policy (Pod Identity on aws-node instead), SSM only on request
 
-ATTACHMENT = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
-ADDON = "aws:eks/addon:Addon"
 NODE_ROLES = ("cluster-core-node-role", "karpenter-node-role", "kata-node-role")
-_RUNS: dict[str, ProgramResult] = {}
-
-
-def run(key: str, overrides: dict) -> ProgramResult:
-    if key not in _RUNS:
-        _RUNS[key] = run_program("dev", overrides)
-    return _RUNS[key]
 
 
 def managed_policies(result: ProgramResult, role_name: str) -> set[str]:
@@ -79,13 +70,13 @@ def managed_policies(result: ProgramResult, role_name: str) -> set[str]:
 
 
 def test_node_roles_carry_neither_the_cni_policy_nor_ssm_by_default() -> None:
-    result = run("managed", {"agent-platform:kataManagedNodeGroup": True})
+    result = program_result("dev", {"agent-platform:kataManagedNodeGroup": True})
     for name in NODE_ROLES:
         assert managed_policies(result, name) == {"AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryReadOnly"}
 
 
 def test_node_ssm_access_is_opt_in_for_every_node_role() -> None:
-    result = run("ssm", {"agent-platform:kataManagedNodeGroup": True, "agent-platform:nodeSsmAccess": True})
+    result = program_result("dev", {"agent-platform:kataManagedNodeGroup": True, "agent-platform:nodeSsmAccess": True})
     for name in NODE_ROLES:
         assert "AmazonSSMManagedInstanceCore" in managed_policies(result, name), name
         assert "AmazonEKS_CNI_Policy" not in managed_policies(result, name), name

@@ -13,11 +13,9 @@ from components.karpenter import node_pool_spec
 from tests.configs import parse_config
 from tests.conftest import program_result
 from tests.schemas import validate_custom_resource, validate_object
-from tools.program import ProgramResult, Registration, run_program
+from tests.tokens import NODE_CLASS, NODE_POOL, RELEASE
+from tools.program import ProgramResult, Registration
 
-NODE_CLASS = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
-NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"
-RELEASE = "kubernetes:helm.sh/v3:Release"
 RULE = "aws:cloudwatch/eventRule:EventRule"
 TARGET = "aws:cloudwatch/eventTarget:EventTarget"
 ACCOUNT = "123456789012"
@@ -96,7 +94,7 @@ def test_kata_disk_ami_alias_and_version_come_from_config() -> None:
         "agent-platform:karpenterAmiAlias": "al2023@v20251020",
         "agent-platform:karpenterVersion": "1.13.2",
     }
-    result = run_program("staging", overrides=overrides)
+    result = program_result("staging", overrides)
     spec = node_class(result).inputs["spec"]
     assert spec["blockDeviceMappings"][0]["ebs"]["volumeSize"] == "250Gi"
     assert spec["amiSelectorTerms"] == [{"alias": "al2023@v20251020"}]
@@ -135,7 +133,7 @@ def test_node_pool_per_stack(
 
 
 def test_node_pool_matches_the_kata_managed_group() -> None:
-    managed = run_program("dev", {"agent-platform:kataManagedNodeGroup": True})
+    managed = program_result("dev", {"agent-platform:kataManagedNodeGroup": True})
     group = managed.named("aws:eks/nodeGroup:NodeGroup", "kata-nodes").inputs
     template = node_pool(managed).inputs["spec"]["template"]
     assert template["metadata"]["labels"] == group["labels"]

@@ -9,17 +9,15 @@ import json
 import pytest
 
 from tests.conftest import program_result
-from tools.program import ProgramResult, run_program
+from tests.tokens import LAUNCH_TEMPLATE, NODE_GROUP
+from tools.program import ProgramResult
 
 MANAGED = {"agent-platform:kataManagedNodeGroup": True}
-_MANAGED: dict[str, ProgramResult] = {}
 
 
 def managed(stack: str) -> ProgramResult:
-    """The stack with the Kata managed node group turned on (one run per stack)."""
-    if stack not in _MANAGED:
-        _MANAGED[stack] = run_program(stack, MANAGED)
-    return _MANAGED[stack]
+    """The stack with the Kata managed node group turned on."""
+    return program_result(stack, MANAGED)
 
 
 def test_default_stacks_have_no_kata_managed_node_group(each_stack: ProgramResult) -> None:
@@ -29,8 +27,6 @@ def test_default_stacks_have_no_kata_managed_node_group(each_stack: ProgramResul
     assert each_stack.outputs["kataNodeRoleArn"] == "arn:aws:iam::123456789012:role/karpenter-node-role"
 
 
-NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
-LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
 STACKS = {
     # stack: (instance types, (min, desired, max), disk GiB)
     "dev": (["m8i.2xlarge"], (1, 1, 2), 100),
@@ -100,9 +96,9 @@ def test_kata_nodes_have_their_own_role() -> None:
 
 
 def test_instance_types_and_sizes_come_from_config() -> None:
-    result = run_program(
+    result = program_result(
         "dev",
-        overrides={
+        {
             **MANAGED,
             "agent-platform:kataInstanceTypes": ["c8i-flex.4xlarge", "r8i.2xlarge"],
             "agent-platform:kataMinSize": 0,
@@ -132,7 +128,7 @@ def test_component_parents_its_children() -> None:
 def test_firecracker_prepares_the_devmapper_pool_on_every_kata_node() -> None:
     """With kataFirecracker on, both the managed Kata group and Karpenter's nodes get the user data that
     creates the thin pool and registers containerd's devmapper snapshotter; without it, neither has any."""
-    with_fc = run_program("dev", {"agent-platform:kataFirecracker": True, **MANAGED})
+    with_fc = program_result("dev", {"agent-platform:kataFirecracker": True, **MANAGED})
     template = next(r for r in with_fc.of_type("aws:ec2/launchTemplate:LaunchTemplate") if "kata" in r.name)
     user_data = base64.b64decode(template.inputs["userData"]).decode()
     assert user_data.startswith("MIME-Version: 1.0")

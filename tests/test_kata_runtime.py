@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import email
-import json
 from typing import Any
 
 import pulumi
@@ -20,11 +19,10 @@ from components.kata_runtime import (
     firecracker_devmapper_userdata,
 )
 from components.labels import KATA_RUNTIME_LABEL, KATA_TOLERATION
+from tests.conftest import program_result
 from tests.schemas import validate_object
-from tools.program import ProgramResult, run_program
-
-RELEASE = "kubernetes:helm.sh/v3:Release"
-RUNTIME_CLASS = "kubernetes:node.k8s.io/v1:RuntimeClass"
+from tests.tokens import RELEASE, RUNTIME_CLASS
+from tools.program import ProgramResult
 
 
 def kata_program() -> None:
@@ -32,15 +30,8 @@ def kata_program() -> None:
     KataRuntime("kata-runtime", KataRuntimeArgs(load().kata), opts=pulumi.ResourceOptions(providers=[provider]))
 
 
-_RESULTS: dict[str, ProgramResult] = {}
-
-
 def kata(**overrides: Any) -> ProgramResult:
-    key = json.dumps(overrides, sort_keys=True)
-    if key not in _RESULTS:
-        full = {f"agent-platform:{k}": v for k, v in overrides.items()}
-        _RESULTS[key] = run_program("dev", full, program=kata_program)
-    return _RESULTS[key]
+    return program_result("dev", {f"agent-platform:{k}": v for k, v in overrides.items()}, kata_program)
 
 
 def values(result: ProgramResult) -> dict[str, Any]:

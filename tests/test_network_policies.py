@@ -21,14 +21,12 @@ from components import network_policies as np
 from components import observability as obs
 from components.cluster import VPC_CNI_CONFIGURATION
 from components.labels import SANDBOX_LABEL
-from tests.conftest import program_result
+from tests.conftest import program_result, rendered_installs
 from tests.reachability import Reachability, pods_with
-from tools.preview import kubernetes_version
-from tools.program import run_program
-from tools.render import SHARED, render_all
+from tests.tokens import NETPOL
+from tools.render import SHARED
 from tools.render_checks import Pod, Stack, build_stack
 
-NETPOL = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 RENDERED = pytest.mark.skipif(not (SHARED / "charts").is_dir(), reason=f"vendored charts not present at {SHARED}")
 STACKS = ("dev", "prod")
 KATA_FC = "dev+kata-fc"  # dev with kata-fc: kata-monitor runs only with a Go-runtime shim
@@ -36,8 +34,9 @@ KATA_FC = "dev+kata-fc"  # dev with kata-fc: kata-monitor runs only with a Go-ru
 
 @cache
 def rendered(stack: str) -> tuple[Stack, Reachability]:
-    result = run_program("dev", {"agent-platform:kataFirecracker": True}) if stack == KATA_FC else program_result(stack)
-    objects = build_stack(result, render_all(result, kubernetes_version(result)))
+    name, overrides = ("dev", {"agent-platform:kataFirecracker": True}) if stack == KATA_FC else (stack, None)
+    result = program_result(name, overrides)
+    objects = build_stack(result, rendered_installs(name, overrides))
     vpc = result.named("aws:ec2/vpc:Vpc", "network-vpc").inputs["cidrBlock"]
     return objects, Reachability(objects, vpc)
 

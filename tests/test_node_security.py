@@ -3,7 +3,6 @@ the host could reach every core node port). Rules are checked as a whole: anythi
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 from typing import Any
 
@@ -11,11 +10,11 @@ import pytest
 
 from tests.configs import parse_config
 from tests.conftest import program_result
-from tools.program import ProgramResult, run_program
+from tests.tokens import LAUNCH_TEMPLATE
+from tools.program import ProgramResult
 
 INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 EGRESS = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
-LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
 SG = "aws:ec2/securityGroup:SecurityGroup"
 VPC = {"dev": "10.1.0.0/16", "staging": "10.2.0.0/16", "prod": "10.3.0.0/16"}
 
@@ -23,7 +22,6 @@ VPC = {"dev": "10.1.0.0/16", "staging": "10.2.0.0/16", "prod": "10.3.0.0/16"}
 FIRECRACKER = "agent-platform:kataFirecracker"  # kata-fc is a Go-runtime shim: kata-monitor runs
 
 
-@functools.cache
 def managed_with_cidrs() -> ProgramResult:
     """dev with the Kata managed node group, kata-monitor (Firecracker) and a tenant that reaches
     198.51.100.7/32 directly."""
@@ -34,7 +32,7 @@ def managed_with_cidrs() -> ProgramResult:
     tenants = yaml.safe_load((PROJECT_FILE.parent / "Pulumi.dev.yaml").read_text())["config"]["agent-platform:tenants"]
     tenants[0]["egress"] = {"cidrs": ["198.51.100.7/32"]}
     overrides = {"agent-platform:kataManagedNodeGroup": True, "agent-platform:tenants": tenants, FIRECRACKER: True}
-    return run_program("dev", overrides)
+    return program_result("dev", overrides)
 
 
 def sandbox_sg(result: ProgramResult) -> str:
@@ -103,7 +101,7 @@ def test_tenant_cidrs_and_the_managed_kata_group() -> None:
 
 
 def test_open_mode_has_no_proxy_rule() -> None:
-    result = run_program("dev", {"agent-platform:egressMode": "open"})
+    result = program_result("dev", {"agent-platform:egressMode": "open"})
     assert rules(result) == expected(result, "dev", allowlist=False, monitor=False)
 
 

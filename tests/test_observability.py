@@ -14,9 +14,9 @@ from components import observability as obs
 from components.labels import CORE_NODE_SELECTOR
 from tests.conftest import program_result
 from tests.schemas import validate_object
-from tools.program import MASK, PLACEHOLDER, ProgramResult, Registration, run_program
+from tests.tokens import RELEASE
+from tools.program import MASK, PLACEHOLDER, ProgramResult, Registration
 
-RELEASE = "kubernetes:helm.sh/v3:Release"
 CONFIGMAP = "kubernetes:core/v1:ConfigMap"
 POD_MONITOR = "kubernetes:monitoring.coreos.com/v1:PodMonitor"
 SERVICE_MONITOR = "kubernetes:monitoring.coreos.com/v1:ServiceMonitor"
@@ -78,7 +78,7 @@ def test_kata_monitor_is_scraped_with_a_pod_monitor_when_it_runs(each_stack: Pro
     """kata-monitor listens on its pod IP (a PodMonitor, not a node job) and runs only with a Go-runtime shim."""
     assert "additionalScrapeConfigs" not in stack_values(each_stack)["prometheus"]["prometheusSpec"]
     assert not [m for m in each_stack.of_type(POD_MONITOR) if "kata" in m.name]  # runtime-rs only: nothing to see
-    fc = run_program("dev", {"agent-platform:kataFirecracker": True})
+    fc = program_result("dev", {"agent-platform:kataFirecracker": True})
     monitor = fc.named(POD_MONITOR, "observability-kata-monitor").inputs
     assert monitor["metadata"]["namespace"] == "kata-system"
     assert monitor["spec"]["selector"] == {"matchLabels": {"app.kubernetes.io/name": "kata-monitor", "app.kubernetes.io/instance": "kata-deploy"}}  # fmt: skip

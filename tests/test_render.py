@@ -37,7 +37,7 @@ INSTALLS = {"aws-load-balancer-controller", "karpenter-crd", "karpenter", "kata-
 
 def findings(stack: str = "dev", overrides: dict[str, Any] | None = None, values: bool = False) -> list[str]:
     """Render checks of a fresh program run (the values-effect check only when asked: it renders per key)."""
-    result = run_program(stack, overrides)
+    result = run_program(stack, overrides)  # fresh: the defect tests patch the components under it
     kube = kubernetes_version(result)
     rendered = render_all(result, kube)
     objects = build_stack(result, rendered)
@@ -82,7 +82,7 @@ def test_every_install_renders_and_checks_clean(stack: str, tmp_path: Path) -> N
 def test_every_optional_feature_renders_clean(tmp_path: Path) -> None:
     """kata-fc (kata-monitor), the gVisor tier and the Kata managed node group, all on: still 0 findings."""
     overrides = {f"agent-platform:{key}": True for key in ("kataFirecracker", "gvisor", "kataManagedNodeGroup")}
-    found, skipped = check_installs(run_program("dev", overrides), tmp_path)
+    found, skipped = check_installs(program_result("dev", overrides), tmp_path)
     assert skipped == "" and [str(f) for f in found] == []
 
 

@@ -13,6 +13,7 @@ run.
 
 The requests are serialized to protobuf bytes before the clock starts and sent as bytes:
 that is the CLI's work (in Go), not the pack's. ``--encode-in-clock`` times it too.
+Figures measured with it are kept in docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -38,39 +39,20 @@ from tools.analyzer import (
     encode_preview,
     secret,
 )
+from tools.policy_fixtures import KINDS, PACK_DIR, PROJECT, SANDBOX_LABEL, urn
+from tools.policy_fixtures import workload as fixture_workload
 
-ROOT = Path(__file__).resolve().parent.parent
-PACK_DIR = ROOT / "policies"
-PROJECT, STACK = "agent-platform", "bench"
-SANDBOX_LABEL = "agent-platform.io/sandbox"
-K8S_PROVIDER = f"urn:pulumi:{STACK}::{PROJECT}::pulumi:providers:kubernetes::default"
-AWS_PROVIDER = f"urn:pulumi:{STACK}::{PROJECT}::pulumi:providers:aws::default"
-
-WORKLOAD_TYPES = [
-    ("kubernetes:core/v1:Pod", "v1", "Pod"),
-    ("kubernetes:apps/v1:Deployment", "apps/v1", "Deployment"),
-    ("kubernetes:apps/v1:StatefulSet", "apps/v1", "StatefulSet"),
-    ("kubernetes:apps/v1:DaemonSet", "apps/v1", "DaemonSet"),
-    ("kubernetes:apps/v1:ReplicaSet", "apps/v1", "ReplicaSet"),
-    ("kubernetes:batch/v1:Job", "batch/v1", "Job"),
-    ("kubernetes:batch/v1:CronJob", "batch/v1", "CronJob"),
-    ("kubernetes:agents.x-k8s.io/v1alpha1:Sandbox", "agents.x-k8s.io/v1alpha1", "Sandbox"),
-    ("kubernetes:agents.x-k8s.io/v1beta1:Sandbox", "agents.x-k8s.io/v1beta1", "Sandbox"),
-    (
-        "kubernetes:extensions.agents.x-k8s.io/v1alpha1:SandboxTemplate",
-        "extensions.agents.x-k8s.io/v1alpha1",
-        "SandboxTemplate",
-    ),
-    (
-        "kubernetes:extensions.agents.x-k8s.io/v1beta1:SandboxTemplate",
-        "extensions.agents.x-k8s.io/v1beta1",
-        "SandboxTemplate",
-    ),
-]
+STACK = "bench"
+K8S_PROVIDER = urn("pulumi:providers:kubernetes", "default", STACK)
+AWS_PROVIDER = urn("pulumi:providers:aws", "default", STACK)
 
 
-def urn(resource_type: str, name: str) -> str:
-    return f"urn:pulumi:{STACK}::{PROJECT}::{resource_type}::{name}"
+def _resource(
+    resource_type: str, name: str, props: dict[str, Any], provider_urn: str, **links: Any
+) -> AnalyzerResource:
+    return AnalyzerResource(
+        resource_type, urn(resource_type, name, STACK), name, props, provider_urn=provider_urn, **links
+    )
 
 
 def pod_spec(rng: random.Random, sandbox: bool, bad: bool) -> dict[str, Any]:
@@ -124,38 +106,16 @@ def pod_spec(rng: random.Random, sandbox: bool, bad: bool) -> dict[str, Any]:
 
 
 def workload(rng: random.Random, index: int, namespaces: list[str]) -> AnalyzerResource:
-    resource_type, api_version, kind = WORKLOAD_TYPES[index % len(WORKLOAD_TYPES)]
+    kind = KINDS[index % len(KINDS)]
     sandbox = rng.random() < 0.7
     bad = sandbox and rng.random() < 0.15
-    labels = {"app": f"agent-{index}"}
-    if sandbox:
-        labels[SANDBOX_LABEL] = "true"
-    template = {"metadata": {"labels": labels}, "spec": pod_spec(rng, sandbox, bad)}
     name = f"agent-{index}"
     # Even tenant namespaces carry the sandbox label (see generate); sandboxes live there, and
     # a few unlabelled workloads stray into them (sandbox-namespace-runtime-class).
     in_sandbox_namespace = sandbox or rng.random() < 0.05
     namespace = rng.choice(namespaces[0::2] if in_sandbox_namespace else namespaces[1::2] or namespaces)
-    metadata = {"name": name, "namespace": namespace, "labels": {"tenant": "t"}}
-    props: dict[str, Any] = {"apiVersion": api_version, "kind": kind, "metadata": metadata}
-    if kind == "Pod":
-        metadata["labels"] = labels
-        props["spec"] = template["spec"]
-    elif kind == "CronJob":
-        props["spec"] = {"schedule": "*/5 * * * *", "jobTemplate": {"spec": {"template": template}}}
-    elif kind in ("Sandbox", "SandboxTemplate"):
-        props["spec"] = {"podTemplate": template}
-    else:
-        props["spec"] = {"selector": {"matchLabels": {"app": name}}, "template": template}
-        if kind != "DaemonSet":
-            props["spec"]["replicas"] = 1
-    return AnalyzerResource(
-        type=resource_type,
-        urn=urn(resource_type, name),
-        name=name,
-        properties=props,
-        provider_urn=K8S_PROVIDER,
-    )
+    props = fixture_workload(kind, pod_spec(rng, sandbox, bad), sandbox=sandbox, namespace=namespace, name=name)
+    return _resource(kind.resource_type, name, props, provider_urn=K8S_PROVIDER)
 
 
 def service(rng: random.Random, index: int) -> AnalyzerResource:
@@ -182,7 +142,7 @@ def service(rng: random.Random, index: int) -> AnalyzerResource:
         "spec": spec,
     }
     resource_type = "kubernetes:core/v1:Service"
-    return AnalyzerResource(resource_type, urn(resource_type, name), name, props, provider_urn=K8S_PROVIDER)
+    return _resource(resource_type, name, props, provider_urn=K8S_PROVIDER)
 
 
 def namespace(index: int, sandbox: bool) -> AnalyzerResource:
@@ -190,16 +150,15 @@ def namespace(index: int, sandbox: bool) -> AnalyzerResource:
     labels = {SANDBOX_LABEL: "true"} if sandbox else {}
     props = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}
     resource_type = "kubernetes:core/v1:Namespace"
-    return AnalyzerResource(resource_type, urn(resource_type, name), name, props, provider_urn=K8S_PROVIDER)
+    return _resource(resource_type, name, props, provider_urn=K8S_PROVIDER)
 
 
 def node_resources(rng: random.Random, index: int) -> list[AnalyzerResource]:
     bad = rng.random() < 0.2
     lt_type = "aws:ec2/launchTemplate:LaunchTemplate"
     lt_name = f"kata-lt-{index}"
-    lt = AnalyzerResource(
+    lt = _resource(
         lt_type,
-        urn(lt_type, lt_name),
         lt_name,
         {
             "name": lt_name,
@@ -212,9 +171,8 @@ def node_resources(rng: random.Random, index: int) -> list[AnalyzerResource]:
     )
     ng_type = "aws:eks/nodeGroup:NodeGroup"
     ng_name = f"kata-ng-{index}"
-    ng = AnalyzerResource(
+    ng = _resource(
         ng_type,
-        urn(ng_type, ng_name),
         ng_name,
         {
             "clusterName": "agents",
@@ -228,9 +186,8 @@ def node_resources(rng: random.Random, index: int) -> list[AnalyzerResource]:
     )
     nc_type = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
     nc_name = f"kata-{index}"
-    nc = AnalyzerResource(
+    nc = _resource(
         nc_type,
-        urn(nc_type, nc_name),
         nc_name,
         {
             "apiVersion": "karpenter.k8s.aws/v1",
@@ -248,9 +205,8 @@ def node_resources(rng: random.Random, index: int) -> list[AnalyzerResource]:
     )
     np_type = "kubernetes:karpenter.sh/v1:NodePool"
     np_name = f"kata-{index}"
-    np = AnalyzerResource(
+    np = _resource(
         np_type,
-        urn(np_type, np_name),
         np_name,
         {
             "apiVersion": "karpenter.sh/v1",
@@ -308,7 +264,7 @@ def unrelated(rng: random.Random, index: int) -> AnalyzerResource:
             "ingress": [{"protocol": "tcp", "fromPort": 443, "toPort": 443, "cidrBlocks": ["10.1.0.0/16"]}],
         }
     name = f"res-{index}"
-    return AnalyzerResource(resource_type, urn(resource_type, name), name, props, provider_urn=AWS_PROVIDER)
+    return _resource(resource_type, name, props, provider_urn=AWS_PROVIDER)
 
 
 def generate(count: int, seed: int = 7) -> list[AnalyzerResource]:

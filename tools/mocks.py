@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 from pulumi.runtime import MockCallArgs, MockResourceArgs, Mocks
@@ -69,9 +70,8 @@ class PlatformMocks(Mocks):
     def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict]:
         state = dict(args.inputs)
         type_, name = args.typ, args.name
-        rid = f"{name}-{_suffix(type_, name)}"
         if type_ == "eks:index:Cluster":
-            return rid, self._eks_cluster(name, state)
+            return f"{name}-{_suffix(type_, name)}", self._eks_cluster(name, state)
         if type_ == "pulumi:pulumi:StackReference":
             ref = self.stack_references.get(state["name"])
             if ref is None:
@@ -80,65 +80,9 @@ class PlatformMocks(Mocks):
         if type_.startswith("aws:"):
             state.setdefault("arn", self._arn(type_, name, state))
             state.setdefault("tagsAll", state.get("tags", {}))
-        if type_ == "aws:ec2/vpc:Vpc":
-            rid = f"vpc-{_suffix(name)}"
-            state.update(
-                defaultSecurityGroupId=f"sg-{_suffix(name, 'default')}", mainRouteTableId=f"rtb-{_suffix(name)}"
-            )
-        elif type_ == "aws:ec2/subnet:Subnet":
-            rid = f"subnet-{_suffix(name)}"
-        elif type_ == "aws:ec2/securityGroup:SecurityGroup":
-            rid = f"sg-{_suffix(name)}"
-        elif type_ == "aws:ec2/eip:Eip":
-            rid = f"eipalloc-{_suffix(name)}"
-            state["publicIp"] = f"203.0.113.{int(_suffix(name), 16) % 250 + 1}"
-        elif type_ == "aws:ec2/launchTemplate:LaunchTemplate":
-            rid = f"lt-{_suffix(name)}"
-            state["latestVersion"] = 1
-        elif type_ == "aws:iam/role:Role":
-            state.setdefault("name", name)
-            state["arn"] = f"arn:aws:iam::{ACCOUNT_ID}:role/{state['name']}"
-            state["uniqueId"] = f"AROA{_suffix(name).upper()}"
-            rid = state["name"]
-        elif type_ == "aws:cloudwatch/eventRule:EventRule":
-            state.setdefault("name", name)
-        elif type_ == "aws:iam/instanceProfile:InstanceProfile":
-            state.setdefault("name", name)
-            state["arn"] = f"arn:aws:iam::{ACCOUNT_ID}:instance-profile/{state['name']}"
-        elif type_ == "aws:iam/policy:Policy":
-            state.setdefault("name", name)
-            state["arn"] = f"arn:aws:iam::{ACCOUNT_ID}:policy/{state['name']}"
-            rid = state["arn"]
-        elif type_ == "aws:kms/key:Key":
-            rid = f"{_suffix(name)}-0000-4000-8000-{_suffix(name, 'key')}0000"
-            state.update(keyId=rid, arn=f"arn:aws:kms:{self.region}:{ACCOUNT_ID}:key/{rid}")
-        elif type_ == "aws:sqs/queue:Queue":
-            state.setdefault("name", name)
-            state["arn"] = f"arn:aws:sqs:{self.region}:{ACCOUNT_ID}:{state['name']}"
-            state["url"] = f"https://sqs.{self.region}.amazonaws.com/{ACCOUNT_ID}/{state['name']}"
-            rid = state["url"]
-        elif type_ == "aws:eks/nodeGroup:NodeGroup":
-            state.setdefault("nodeGroupName", name)
-            state["status"] = "ACTIVE"
-        elif type_ == "aws:eks/podIdentityAssociation:PodIdentityAssociation":
-            state["associationId"] = f"a-{_suffix(name)}"
-            state["associationArn"] = self._arn(type_, name, state)
-        elif type_ == "kubernetes:core/v1:Service":
-            state["status"] = self._service_status(state)
-        elif type_ == "kubernetes:helm.sh/v3:Release":
-            state["status"] = {
-                "name": state.get("name", name),
-                "namespace": state.get("namespace", "default"),
-                "status": "deployed",
-                "version": state.get("version", ""),
-                "revision": 1,
-            }
-        elif type_.startswith("random:"):
-            state["result"] = "r" * int(state.get("length", 32))
-            rid = f"random-{_suffix(name)}"
-        elif type_.startswith("kubernetes:") and isinstance(state.get("metadata"), dict):
-            state["metadata"] = {"uid": f"uid-{_suffix(type_, name)}", **state["metadata"]}
-        return rid, state
+        answer = _ANSWERS.get(type_) or _PREFIX_ANSWERS.get(type_.split(":", 1)[0])
+        rid = answer(self, type_, name, state) if answer else None
+        return rid or f"{name}-{_suffix(type_, name)}", state
 
     def _arn(self, type_: str, name: str, state: dict[str, Any]) -> str:
         resource = type_.split(":")[-1].lower()
@@ -203,3 +147,120 @@ class PlatformMocks(Mocks):
         if self.monitor is not None:
             self.monitor.resources[urn] = MockMonitor.ResourceRegistration(urn, rid, state)
         return urn
+
+
+# What a provider adds to a resource's state, by type: each function completes ``state`` in place and returns
+# the resource's id when it is not the default ``<name>-<hash>``.
+Answer = Callable[[PlatformMocks, str, str, dict[str, Any]], str | None]
+
+
+def _vpc(mocks: PlatformMocks, type_: str, name: str, state: dict[str, Any]) -> str:
+    state.update(defaultSecurityGroupId=f"sg-{_suffix(name, 'default')}", mainRouteTableId=f"rtb-{_suffix(name)}")
+    return f"vpc-{_suffix(name)}"
+
+
+def _eip(mocks: PlatformMocks, type_: str, name: str, state: dict[str, Any]) -> str:
+    state["publicIp"] = f"203.0.113.{int(_suffix(name), 16) % 250 + 1}"
+    return f"eipalloc-{_suffix(name)}"
+
+
+def _launch_template(mocks: PlatformMocks, type_: str, name: str, state: dict[str, Any]) -> str:
+    state["latestVersion"] = 1
+    return f"lt-{_suffix(name)}"
+
+
+def _iam_arn(state: dict[str, Any], name: str, kind: str) -> str:
+    """IAM names default to the resource name; IAM ARNs have no region."""
+    state.setdefault("name", name)
+    state["arn"] = f"arn:aws:iam::{ACCOUNT_ID}:{kind}/{state['name']}"
+    return state["arn"]
+
+
+def _role(mocks: PlatformMocks, type_: str, name: str, state: dict[str, Any]) -> str:
+    _iam_arn(state, name, "role")
+    state["uniqueId"] = f"AROA{_suffix(name).upper()}"
+    return state["name"]
+
+
+def _named(mocks: PlatformMocks, type_: str, name: str, state: dict[str, Any]) -> None:
+    state.setdefault("name", name)
+
+
+def _instance_profile(mocks: PlatformMocks, type_: str, name: str, state: dict[str, Any]) -> None:
+    _iam_arn(state, name, "instance-profile")
+
+
+def _policy(mocks: PlatformMocks, type_: str, name: str, state: dict[str, Any]) -> str:
+    return _iam_arn(state, name, "policy")
+
+
+def _kms_key(mocks: PlatformMocks, type_: str, name: str, state: dict[str, Any]) -> str:
+    rid = f"{_suffix(name)}-0000-4000-8000-{_suffix(name, 'key')}0000"
+    state.update(keyId=rid, arn=f"arn:aws:kms:{mocks.region}:{ACCOUNT_ID}:key/{rid}")
+    return rid
+
+
+def _queue(mocks: PlatformMocks, type_: str, name: str, state: dict[str, Any]) -> str:
+    state.setdefault("name", name)
+    state["arn"] = f"arn:aws:sqs:{mocks.region}:{ACCOUNT_ID}:{state['name']}"
+    state["url"] = f"https://sqs.{mocks.region}.amazonaws.com/{ACCOUNT_ID}/{state['name']}"
+    return state["url"]
+
+
+def _node_group(mocks: PlatformMocks, type_: str, name: str, state: dict[str, Any]) -> None:
+    state.setdefault("nodeGroupName", name)
+    state["status"] = "ACTIVE"
+
+
+def _pod_identity(mocks: PlatformMocks, type_: str, name: str, state: dict[str, Any]) -> None:
+    state["associationId"] = f"a-{_suffix(name)}"
+    state["associationArn"] = mocks._arn(type_, name, state)
+
+
+def _service_object(mocks: PlatformMocks, type_: str, name: str, state: dict[str, Any]) -> None:
+    state["status"] = mocks._service_status(state)
+
+
+def _release(mocks: PlatformMocks, type_: str, name: str, state: dict[str, Any]) -> None:
+    state["status"] = {
+        "name": state.get("name", name),
+        "namespace": state.get("namespace", "default"),
+        "status": "deployed",
+        "version": state.get("version", ""),
+        "revision": 1,
+    }
+
+
+def _random(mocks: PlatformMocks, type_: str, name: str, state: dict[str, Any]) -> str:
+    state["result"] = "r" * int(state.get("length", 32))
+    return f"random-{_suffix(name)}"
+
+
+def _kubernetes_object(mocks: PlatformMocks, type_: str, name: str, state: dict[str, Any]) -> None:
+    if isinstance(state.get("metadata"), dict):
+        state["metadata"] = {"uid": f"uid-{_suffix(type_, name)}", **state["metadata"]}
+
+
+def _prefixed(prefix: str) -> Answer:
+    return lambda mocks, type_, name, state: f"{prefix}-{_suffix(name)}"
+
+
+_ANSWERS: dict[str, Answer] = {
+    "aws:ec2/vpc:Vpc": _vpc,
+    "aws:ec2/subnet:Subnet": _prefixed("subnet"),
+    "aws:ec2/securityGroup:SecurityGroup": _prefixed("sg"),
+    "aws:ec2/eip:Eip": _eip,
+    "aws:ec2/launchTemplate:LaunchTemplate": _launch_template,
+    "aws:iam/role:Role": _role,
+    "aws:cloudwatch/eventRule:EventRule": _named,
+    "aws:iam/instanceProfile:InstanceProfile": _instance_profile,
+    "aws:iam/policy:Policy": _policy,
+    "aws:kms/key:Key": _kms_key,
+    "aws:sqs/queue:Queue": _queue,
+    "aws:eks/nodeGroup:NodeGroup": _node_group,
+    "aws:eks/podIdentityAssociation:PodIdentityAssociation": _pod_identity,
+    "kubernetes:core/v1:Service": _service_object,  # a Service or a Release gets no metadata uid here
+    "kubernetes:helm.sh/v3:Release": _release,
+}
+# By package, for the types the table above does not name.
+_PREFIX_ANSWERS: dict[str, Answer] = {"random": _random, "kubernetes": _kubernetes_object}
