@@ -82,7 +82,8 @@ class Outcome:
         return len(self.messages)
 
     def report(self, message: str, urn: str | None = None) -> None:
-        assert isinstance(message, str) and message
+        assert isinstance(message, str)
+        assert message
         self.messages.append(message)
         self.urns.append(urn)
 

@@ -47,7 +47,11 @@ class Reachability:
         for policy in self.policies:
             spec = policy.body.get("spec") or {}
             types = spec.get("policyTypes") or (["Ingress", "Egress"] if spec.get("egress") else ["Ingress"])
-            if policy.namespace == pod.namespace and direction in types and matches(spec.get("podSelector"), pod.labels):  # fmt: skip
+            if (
+                policy.namespace == pod.namespace
+                and direction in types
+                and matches(spec.get("podSelector"), pod.labels)
+            ):
                 found.append(policy)
         return found
 
@@ -95,7 +99,9 @@ class Reachability:
 
     # --- questions
 
-    def ingress_allows(self, source: Pod | None, target: Pod, port: int, protocol: str = "TCP", source_ip: str | None = None) -> bool:  # fmt: skip
+    def ingress_allows(
+        self, source: Pod | None, target: Pod, port: int, protocol: str = "TCP", source_ip: str | None = None
+    ) -> bool:
         policies = self.selecting(target, "Ingress")
         if not policies:
             return True
@@ -109,16 +115,26 @@ class Reachability:
                 for peer in peers:
                     if source is not None and self._peer_matches_pod(peer, policy.namespace, source):
                         return True
-                    if source_ip is not None and "ipBlock" in peer and self._block_covers_ip(peer["ipBlock"], source_ip):  # fmt: skip
+                    if (
+                        source_ip is not None
+                        and "ipBlock" in peer
+                        and self._block_covers_ip(peer["ipBlock"], source_ip)
+                    ):
                         return True
         return False
 
     def egress_allows_pod(self, source: Pod, target: Pod, port: int, protocol: str = "TCP") -> bool:
-        return self._egress(source, port, protocol, lambda peer, ns: self._peer_matches_pod(peer, ns, target), target)  # fmt: skip
+        return self._egress(source, port, protocol, lambda peer, ns: self._peer_matches_pod(peer, ns, target), target)
 
     def egress_allows_ip(self, source: Pod, ip: str, port: int, protocol: str = "TCP") -> bool:
         """To an address outside the pods (the internet, instance metadata, a VPC endpoint)."""
-        return self._egress(source, port, protocol, lambda peer, _: "ipBlock" in peer and self._block_covers_ip(peer["ipBlock"], ip), None)  # fmt: skip
+        return self._egress(
+            source,
+            port,
+            protocol,
+            lambda peer, _: "ipBlock" in peer and self._block_covers_ip(peer["ipBlock"], ip),
+            None,
+        )
 
     def _egress(self, source: Pod, port: int, protocol: str, peer_ok: Any, target: Pod | None) -> bool:
         policies = self.selecting(source, "Egress")
@@ -134,7 +150,9 @@ class Reachability:
         return False
 
     def connects(self, source: Pod, target: Pod, port: int, protocol: str = "TCP") -> bool:
-        return self.egress_allows_pod(source, target, port, protocol) and self.ingress_allows(source, target, port, protocol)  # fmt: skip
+        return self.egress_allows_pod(source, target, port, protocol) and self.ingress_allows(
+            source, target, port, protocol
+        )
 
     def open_ports(self, source: Pod, target: Pod, extra: tuple[int, ...] = (22, 80, 443, 8080, 8443)) -> list[int]:
         """The target's container ports (and a few usual ones) the source may connect to."""
@@ -157,4 +175,6 @@ def pods_where(stack: Stack, namespace: str | None = None, **labels: str) -> Ite
 
 
 def pods_with(stack: Stack, namespace: str, selector: Mapping[str, str]) -> list[Pod]:
-    return [p for p in stack.pods if p.namespace == namespace and all(p.labels.get(k) == v for k, v in selector.items())]  # fmt: skip
+    return [
+        p for p in stack.pods if p.namespace == namespace and all(p.labels.get(k) == v for k, v in selector.items())
+    ]

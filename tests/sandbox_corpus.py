@@ -130,7 +130,7 @@ CASES: list[Case] = [
         kata_spec(containers=[{"name": "x", "image": "a:1", "securityContext": {"privileged": True}}]),
         False,
         kind="CronJob",
-    ),  # fmt: skip
+    ),
     # --- volumes
     Case("hostPath-volume", kata_spec(volumes=[{"name": "root", "hostPath": {"path": "/"}}]), False),
     Case(
@@ -184,7 +184,7 @@ CASES: list[Case] = [
         False,
         kind="Deployment",
         namespace=PLAIN_NAMESPACE,
-    ),  # fmt: skip
+    ),
     Case("labelled-compliant-elsewhere", kata_spec(), True, namespace=PLAIN_NAMESPACE),
     # --- not a sandbox: only the Kata DNS rule applies, to Kata pods anywhere
     Case(
@@ -193,7 +193,7 @@ CASES: list[Case] = [
         True,
         namespace=PLAIN_NAMESPACE,
         labelled=False,
-    ),  # fmt: skip
+    ),
     Case(
         "plain-privileged-host-pod",
         {
@@ -212,7 +212,7 @@ CASES: list[Case] = [
         False,
         namespace=PLAIN_NAMESPACE,
         labelled=False,
-    ),  # fmt: skip
+    ),
     Case(
         "plain-kata-cluster-dns-deployment",
         kata_spec(**dns("172.20.0.10")),
@@ -220,7 +220,7 @@ CASES: list[Case] = [
         kind="Deployment",
         namespace=PLAIN_NAMESPACE,
         labelled=False,
-    ),  # fmt: skip
+    ),
     Case("plain-kata-vpc-dns", kata_spec(), True, namespace=PLAIN_NAMESPACE, labelled=False),
     Case(
         "plain-gvisor-cluster-first",
@@ -228,7 +228,7 @@ CASES: list[Case] = [
         True,
         namespace=PLAIN_NAMESPACE,
         labelled=False,
-    ),  # fmt: skip
+    ),
 ]
 
 SANDBOX_NAMESPACES = (SANDBOX_NAMESPACE,)

@@ -66,9 +66,11 @@ def test_policies_and_bindings_are_first_class_resources(each_stack: ProgramResu
     assert set(policies) == {SANDBOX_POLICY, KATA_DNS_POLICY}
     assert set(bindings) == {f"{SANDBOX_POLICY}-namespaces", f"{SANDBOX_POLICY}-labelled", KATA_DNS_POLICY}
     for spec in policies.values():
-        assert spec["failurePolicy"] == "Fail" and "paramKind" not in spec
+        assert spec["failurePolicy"] == "Fail"
+        assert "paramKind" not in spec
     for spec in bindings.values():
-        assert spec["validationActions"] == ["Deny"] and "paramRef" not in spec
+        assert spec["validationActions"] == ["Deny"]
+        assert "paramRef" not in spec
     component = each_stack.of_type("agent-platform:admission:SandboxAdmission")
     assert len(component) == 1
     urn = component[0].urn
@@ -82,7 +84,8 @@ def test_values_come_from_the_stack_config(gates: tuple[dict[str, Any], dict[str
     """The corpus' assumptions hold for the rendered dev policies."""
     policies, bindings = gates
     runtime = policies[SANDBOX_POLICY]["validations"][0]["expression"]
-    assert runtime.endswith('in ["kata-clh", "kata-qemu"]') and ALLOWED_RUNTIME_CLASSES == ("kata-clh", "kata-qemu")
+    assert runtime.endswith('in ["kata-clh", "kata-qemu"]')
+    assert ALLOWED_RUNTIME_CLASSES == ("kata-clh", "kata-qemu")
     expressions = " ".join(v["expression"] for v in policies[KATA_DNS_POLICY]["validations"])
     assert f'cidr("{SERVICE_CIDR}").containsIP(ip(n))' in expressions
     assert VPC_DNS in policies[KATA_DNS_POLICY]["validations"][0]["message"]
@@ -117,13 +120,14 @@ def test_audit_mode_records_and_warns_without_denying() -> None:
     runc = build("Deployment", kata_spec(runtimeClassName="runc"), SANDBOX_NAMESPACE, True)
     decision = kube_cel.admit(policies, bindings, runc, namespace(SANDBOX_NAMESPACE))
     assert decision.allowed
-    assert decision.warnings == decision.audits and len(decision.warnings) == 1
+    assert decision.warnings == decision.audits
+    assert len(decision.warnings) == 1
 
 
 def test_admission_specs_refuse_unknown_modes() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="admission mode must be one of"):
         binding_specs("Warn")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="at least one allowed runtime class"):
         sandbox_policy_spec(())
     assert issubclass(ConfigError, ValueError)
 
@@ -267,11 +271,18 @@ def test_ip_of_a_mapped_address_is_an_error() -> None:
 # --- Pod Security: tenant namespaces enforce restricted ------------------------------------------
 
 _RESTRICTED_VOLUMES = {
-    "configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret",
-}  # fmt: skip
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
+}
 
 
-def restricted_violations(spec: dict[str, Any]) -> list[str]:
+def restricted_violations(spec: dict[str, Any]) -> list[str]:  # noqa: C901 - one branch per upstream restricted check
     """Pod Security Standards "restricted" (baseline included) for one pod spec, after the checks of
     k8s.io/pod-security-admission/policy (latest): stricter on sysctls (none at all); the annotations
     (AppArmor) live in the pod metadata, not here."""

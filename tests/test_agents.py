@@ -38,7 +38,11 @@ def tenants_program() -> None:
     provider = k8s.Provider("test-k8s", kubeconfig="{}")
     opts = pulumi.ResourceOptions(providers=[provider])
     kata = KataRuntime("kata-runtime", KataRuntimeArgs(cfg.kata), opts=opts)
-    controller = AgentSandbox("agent-sandbox", AgentSandboxArgs(cfg.images.agent_sandbox_version), opts=opts) if cfg.any_warm_pool else None  # fmt: skip
+    controller = (
+        AgentSandbox("agent-sandbox", AgentSandboxArgs(cfg.images.agent_sandbox_version), opts=opts)
+        if cfg.any_warm_pool
+        else None
+    )
     secrets = pulumi.Config("agent-platform").get_secret_object("tenantSecrets")
     for tenant in cfg.tenants:
         Tenant(
@@ -96,7 +100,8 @@ def test_quota_and_limit_range_follow_the_config(tenants: ProgramResult) -> None
     hard = one(tenants, "kubernetes:core/v1:ResourceQuota", "acme-quota").inputs["spec"]["hard"]
     assert hard["requests.cpu"] == hard["limits.cpu"] == "16"
     assert hard["requests.memory"] == hard["limits.memory"] == "64Gi"
-    assert hard["pods"] == "20" and hard["requests.storage"] == "200Gi"
+    assert hard["pods"] == "20"
+    assert hard["requests.storage"] == "200Gi"
     limits = one(tenants, "kubernetes:core/v1:LimitRange", "acme-limits").inputs["spec"]["limits"]
     container = next(item for item in limits if item["type"] == "Container")
     assert container["max"] == {"cpu": "16", "memory": "64Gi"}
@@ -145,11 +150,13 @@ def test_agent_secrets_are_secret(tenants: ProgramResult, tenant: str, agent: st
     bot = next(k for k in keys if k.endswith("_TOKEN") and k not in ("OPENCLAW_GATEWAY_TOKEN",))
     assert plain[bot] == PLACEHOLDER  # from tenantSecrets.<tenant>.<agent>.<ENV>
     token = one(tenants, "random:index/randomPassword:RandomPassword", f"{tenant}-{agent}-token").inputs
-    assert token["length"] >= 32 and token["special"] is False
+    assert token["length"] >= 32
+    assert token["special"] is False
     # No secret value anywhere else in the tenant's objects.
     others = [r for r in mine(tenants) if r.type != "kubernetes:core/v1:Secret"]
     text = json.dumps([r.plain for r in others])
-    assert PLACEHOLDER not in text and f"sk-{tenant}-virtual-key" not in text
+    assert PLACEHOLDER not in text
+    assert f"sk-{tenant}-virtual-key" not in text
 
 
 def test_hermes_config_points_at_litellm_and_reads_the_key_from_the_environment(tenants: ProgramResult) -> None:
@@ -164,7 +171,8 @@ def test_hermes_config_points_at_litellm_and_reads_the_key_from_the_environment(
         "context_length": 200000,  # bedrockModels[claude-sonnet].contextWindow
     }
     env = {e["name"]: e for e in container(tenants, "acme-hermes")["env"]}
-    assert env["API_SERVER_ENABLED"]["value"] == "true" and env["API_SERVER_HOST"]["value"] == "0.0.0.0"
+    assert env["API_SERVER_ENABLED"]["value"] == "true"
+    assert env["API_SERVER_HOST"]["value"] == "0.0.0.0"
     assert env["API_SERVER_KEY"]["valueFrom"] == {"secretKeyRef": {"name": "hermes-secrets", "key": "API_SERVER_KEY"}}
     assert env["LITELLM_API_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "hermes-secrets"
     assert env["HERMES_HOME"]["value"] == "/opt/data"
@@ -180,7 +188,8 @@ def test_openclaw_uses_litellm_as_an_openai_compatible_provider(tenants: Program
     assert [m["id"] for m in provider["models"]] == ["claude-sonnet", "nova-pro"]
     assert provider["request"] == {"allowPrivateNetwork": True}
     assert config["agents"]["defaults"]["model"]["primary"] == "litellm/claude-sonnet"
-    assert config["gateway"]["bind"] == "lan" and config["gateway"]["port"] == 18789
+    assert config["gateway"]["bind"] == "lan"
+    assert config["gateway"]["port"] == 18789
     c = container(tenants, "globex-openclaw")
     assert "--bind lan" in c["command"][-1]
     env = {e["name"]: e for e in c["env"]}
@@ -199,9 +208,13 @@ def container(result: ProgramResult, deployment: str) -> dict[str, Any]:
 
 def test_hermes_deployment_seeds_its_volume_in_the_entrypoint(tenants: ProgramResult) -> None:
     spec = one(tenants, DEPLOYMENT, "acme-hermes").inputs["spec"]
-    assert spec["replicas"] == 1 and spec["strategy"] == {"type": "Recreate"}  # ReadWriteOnce PVC
+    assert spec["replicas"] == 1
+    assert spec["strategy"] == {"type": "Recreate"}
     pod = spec["template"]["spec"]
-    assert {v["name"]: v for v in pod["volumes"]}["data"] == {"name": "data", "persistentVolumeClaim": {"claimName": "hermes-data"}}  # fmt: skip
+    assert {v["name"]: v for v in pod["volumes"]}["data"] == {
+        "name": "data",
+        "persistentVolumeClaim": {"claimName": "hermes-data"},
+    }
     c = pod["containers"][0]
     assert c["image"] == "docker.io/nousresearch/hermes-agent:v2026.8.19"
     script = c["command"][-1]
@@ -210,7 +223,8 @@ def test_hermes_deployment_seeds_its_volume_in_the_entrypoint(tenants: ProgramRe
     assert {p["containerPort"] for p in c["ports"]} == {8642, 9119}
     assert pod["securityContext"]["runAsUser"] == 10000
     pvc = one(tenants, "kubernetes:core/v1:PersistentVolumeClaim", "acme-hermes-data").inputs["spec"]
-    assert pvc["storageClassName"] == "gp3" and pvc["resources"]["requests"]["storage"] == "10Gi"
+    assert pvc["storageClassName"] == "gp3"
+    assert pvc["resources"]["requests"]["storage"] == "10Gi"
 
 
 def test_agents_without_storage_use_an_empty_dir_and_never_run_twice(tenants: ProgramResult) -> None:
@@ -255,7 +269,8 @@ def test_every_child_uses_the_cluster_provider_and_sits_under_its_tenant(tenants
     tenant_urns = {r.urn for r in tenants.of_type("agent-platform:agents:Tenant")}
     assert len(tenant_urns) == 2
     objects = [r for r in mine(tenants) if r.type.startswith("kubernetes:")]
-    assert objects and all(r.provider == provider for r in objects)
+    assert objects
+    assert all(r.provider == provider for r in objects)
     namespace = one(tenants, "kubernetes:core/v1:Namespace", "acme-ns")
     assert namespace.parent in tenant_urns
     assert one(tenants, DEPLOYMENT, "acme-hermes").parent == namespace.urn
@@ -276,10 +291,14 @@ def test_warm_pool_agents_get_a_template_and_a_pool(tenants: ProgramResult) -> N
     assert pool.inputs["spec"]["replicas"] == 2
     assert pool.inputs["spec"]["sandboxTemplateRef"] == {"name": template.inputs["metadata"]["name"]}
     assert pool.inputs["metadata"]["namespace"] == template.inputs["metadata"]["namespace"] == "tenant-globex"
-    assert config_file[0].urn in template.dependencies and config_file[0].urn in pool.dependencies
+    assert config_file[0].urn in template.dependencies
+    assert config_file[0].urn in pool.dependencies
     spec = template.inputs["spec"]
     assert spec["networkPolicyManagement"] == "Managed"
-    assert spec["networkPolicy"]["egress"] == one(tenants, "kubernetes:networking.k8s.io/v1:NetworkPolicy", "globex-netpol").inputs["spec"]["egress"]  # fmt: skip
+    assert (
+        spec["networkPolicy"]["egress"]
+        == one(tenants, "kubernetes:networking.k8s.io/v1:NetworkPolicy", "globex-netpol").inputs["spec"]["egress"]
+    )
     # Spare sandboxes get the LiteLLM key and gateway token, never the bot tokens.
     env = {e["name"] for e in spec["podTemplate"]["spec"]["containers"][0]["env"]}
     assert {"LITELLM_API_KEY", "OPENCLAW_GATEWAY_TOKEN"} <= env
@@ -304,7 +323,7 @@ def test_warm_pool_with_storage_uses_volume_claim_templates() -> None:
                 "accessModes": ["ReadWriteOnce"],
                 "storageClassName": "gp3",
                 "resources": {"requests": {"storage": "5Gi"}},
-            },  # fmt: skip
+            },
         }
     ]
     assert "data" not in {v["name"] for v in spec["podTemplate"]["spec"]["volumes"]}
@@ -316,7 +335,8 @@ def test_no_warm_pool_means_no_agent_sandbox_install() -> None:
     result = tenants_result("dev", tenants=tenants, tenantSecrets={})
     assert not result.of_type("kubernetes:yaml/v2:ConfigFile")
     assert not result.of_type("agent-platform:sandbox:AgentSandbox")
-    assert not result.of_type(TEMPLATE) and not result.of_type(WARM_POOL)
+    assert not result.of_type(TEMPLATE)
+    assert not result.of_type(WARM_POOL)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -331,7 +351,8 @@ def test_quota_counts_the_kata_pod_overhead() -> None:
     ok = [{"name": "a", "agents": [{**AGENT, "warmPool": 11}]}]
     parse_config(tenants=ok)
     message = config_error(tenants=[{"name": "a", "agents": [{**AGENT, "warmPool": 12}]}])
-    assert "tenants[0].quota.cpu" in message and "16.25 CPU" in message
+    assert "tenants[0].quota.cpu" in message
+    assert "16.25 CPU" in message
 
 
 # ---------------------------------------------------------------------------------------------------

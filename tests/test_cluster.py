@@ -77,7 +77,8 @@ def test_control_plane_on_private_subnets_only(stack: str) -> None:
     private = [r.urn for r in result.of_type("aws:ec2/subnet:Subnet") if "-private-" in r.name]
     assert len(inputs["privateSubnetIds"]) == len(private)
     assert inputs["privateSubnetIds"] == result.outputs["privateSubnetIds"]
-    assert "publicSubnetIds" not in inputs and "subnetIds" not in inputs
+    assert "publicSubnetIds" not in inputs
+    assert "subnetIds" not in inputs
 
 
 def test_private_endpoint_only_without_public_cidrs() -> None:
@@ -143,7 +144,11 @@ def test_admin_roles_get_cluster_admin_access_entries() -> None:
 
 def test_each_admin_role_gets_its_own_entry() -> None:
     roles, result = ADMINS, custom()
-    entries = {e.inputs["principalArn"] for e in result.of_type("aws:eks/accessEntry:AccessEntry") if e.inputs["type"] == "STANDARD"}  # fmt: skip
+    entries = {
+        e.inputs["principalArn"]
+        for e in result.of_type("aws:eks/accessEntry:AccessEntry")
+        if e.inputs["type"] == "STANDARD"
+    }
     associations = result.of_type("aws:eks/accessPolicyAssociation:AccessPolicyAssociation")
     assert entries == set(roles)
     assert {a.inputs["principalArn"] for a in associations} == set(roles)
@@ -260,7 +265,8 @@ def test_core_launch_template_requires_imdsv2_and_encrypts_the_root_volume(stack
         }
     ]
     assert lt["vpcSecurityGroupIds"] == [result.outputs["clusterSecurityGroupId"]]
-    assert "cpuOptions" not in lt and "imageId" not in lt
+    assert "cpuOptions" not in lt
+    assert "imageId" not in lt
 
 
 def test_core_disk_size_comes_from_config() -> None:

@@ -258,7 +258,8 @@ CONFIG_ERRORS = [
 def test_a_bad_value_is_one_line_naming_its_key(values: dict[str, Any], key: str, reason: str) -> None:
     message = config_error(**values)
     assert message.startswith(f"agent-platform:{key}: "), message
-    assert reason in message and "\n" not in message, message
+    assert reason in message, message
+    assert "\n" not in message, message
 
 
 def test_fc_runtime_class_when_enabled() -> None:

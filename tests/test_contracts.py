@@ -33,7 +33,10 @@ def test_the_policy_pack_agrees_with_the_program() -> None:
     assert default("kata-node-capacity", "kataNodeLabels") == labels.KATA_NODE_SELECTOR
     schema = project_schema()
     assert schema["serviceCidr"]["default"] in default("kata-dns", "serviceCidrs")
-    assert default("nlb-cross-zone", "awsLoadBalancerControllerVersion") == f"v{schema['awsLoadBalancerControllerVersion']['default']}"  # fmt: skip
+    assert (
+        default("nlb-cross-zone", "awsLoadBalancerControllerVersion")
+        == f"v{schema['awsLoadBalancerControllerVersion']['default']}"
+    )
     for policy in ("sandbox-runtime-class", "sandbox-namespace-runtime-class"):
         assert {"kata-clh", "kata-qemu", "kata-fc"} <= set(default(policy, "allowedRuntimeClasses"))
 

@@ -48,7 +48,10 @@ def test_a_dedicated_tenant_gets_its_own_tainted_pool() -> None:
     validate_object(own.inputs)
     template = own.inputs["spec"]["template"]
     assert template["metadata"]["labels"] == {"workload-type": "kata", DEDICATED_TENANT_KEY: "globex"}
-    assert template["spec"]["taints"] == [KATA_TAINT, {"key": DEDICATED_TENANT_KEY, "value": "globex", "effect": "NoSchedule"}]  # fmt: skip
+    assert template["spec"]["taints"] == [
+        KATA_TAINT,
+        {"key": DEDICATED_TENANT_KEY, "value": "globex", "effect": "NoSchedule"},
+    ]
     shared = pool(result, "kata").inputs["spec"]
     # Same node class, requirements, limits and disruption as the shared Kata pool.
     assert template["spec"]["nodeClassRef"] == shared["template"]["spec"]["nodeClassRef"]
@@ -67,7 +70,8 @@ def test_only_the_dedicated_tenants_pods_select_and_tolerate_its_nodes() -> None
             {"key": DEDICATED_TENANT_KEY, "operator": "Equal", "value": "globex", "effect": "NoSchedule"}
         ]
     for spec in pods(result, "tenant-acme"):
-        assert "nodeSelector" not in spec and "tolerations" not in spec
+        assert "nodeSelector" not in spec
+        assert "tolerations" not in spec
 
 
 def test_kata_deploy_runs_on_dedicated_nodes_too() -> None:
@@ -78,7 +82,11 @@ def test_kata_deploy_runs_on_dedicated_nodes_too() -> None:
 
 
 def test_shared_tenants_by_default(each_stack: ProgramResult) -> None:
-    assert [r.inputs["metadata"]["name"] for r in each_stack.of_type(NODE_POOL) if r.inputs["metadata"]["name"].startswith("kata")] == ["kata"]  # fmt: skip
+    assert [
+        r.inputs["metadata"]["name"]
+        for r in each_stack.of_type(NODE_POOL)
+        if r.inputs["metadata"]["name"].startswith("kata")
+    ] == ["kata"]
     (release,) = [r for r in each_stack.of_type(RELEASE) if r.inputs["name"] == "kata-deploy"]
     assert all(t["key"] != DEDICATED_TENANT_KEY for t in release.inputs["values"]["tolerations"])
 

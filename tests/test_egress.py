@@ -75,9 +75,11 @@ def test_agent_type_defaults_and_tenant_widening() -> None:
     hermes, claw = t.agents
     assert t.agent_domains(hermes) == (*AGENT_EGRESS_DEFAULTS["hermes"], "pypi.org", "*.pythonhosted.org")
     assert t.agent_domains(claw) == ("slack.com", "*.slack.com", "pypi.org", "*.pythonhosted.org", "api.github.com")
-    assert "api.telegram.org" in t.egress_domains and "*.slack.com" in t.egress_domains
+    assert "api.telegram.org" in t.egress_domains
+    assert "*.slack.com" in t.egress_domains
     assert t.egress_cidrs == ("203.0.113.0/24",)
-    assert cfg.egress.mode == "allowlist" and cfg.egress.allowlist
+    assert cfg.egress.mode == "allowlist"
+    assert cfg.egress.allowlist
 
 
 def test_type_defaults_can_be_dropped_per_tenant_and_restored_per_agent() -> None:
@@ -107,14 +109,21 @@ def test_wildcards_become_leading_dots_and_covered_names_are_dropped() -> None:
 
 
 def test_rendered_conf_denies_by_default_and_names_every_tenant() -> None:
-    conf = eg.squid_conf([eg.ProxyTenant("acme", ("a.com",), ("203.0.113.0/24",)), eg.ProxyTenant("glo-bex", ("*.b.com",))])  # fmt: skip
+    conf = eg.squid_conf(
+        [eg.ProxyTenant("acme", ("a.com",), ("203.0.113.0/24",)), eg.ProxyTenant("glo-bex", ("*.b.com",))]
+    )
     lines = conf.splitlines()
     access = [line for line in lines if line.startswith("http_access")]
     assert access[0] == "http_access deny !Safe_ports egress_denied"
     assert access[-1] == "http_access deny egress_denied"
-    assert "acl t_glo_bex_user proxy_auth glo-bex" in lines and "acl t_glo_bex_domains dstdomain -n .b.com" in lines
-    assert access.index("http_access allow t_acme_user raw_ip t_acme_cidrs") < access.index("http_access deny raw_ip egress_denied")  # fmt: skip
-    assert "acl SSL_ports port 443" in lines and "cache deny all" in lines and "via off" in lines
+    assert "acl t_glo_bex_user proxy_auth glo-bex" in lines
+    assert "acl t_glo_bex_domains dstdomain -n .b.com" in lines
+    assert access.index("http_access allow t_acme_user raw_ip t_acme_cidrs") < access.index(
+        "http_access deny raw_ip egress_denied"
+    )
+    assert "acl SSL_ports port 443" in lines
+    assert "cache deny all" in lines
+    assert "via off" in lines
     assert "deny_info 403:ERR_EGRESS_DENIED egress_denied" in lines
     blocked = next(line for line in lines if line.startswith("acl blocked_destinations dst"))
     for needed in ("169.254.0.0/16", "100.64.0.0/10", "10.0.0.0/8", "fc00::/7"):
@@ -126,10 +135,13 @@ def test_md5_crypt_matches_openssl() -> None:
     openssl = shutil.which("openssl")
     if openssl is None:
         pytest.skip("openssl is not installed")
-    expected = subprocess.run([openssl, "passwd", "-1", "-salt", "abcdefgh", "s3cret pw"], capture_output=True, text=True, check=True)  # fmt: skip
+    expected = subprocess.run(
+        [openssl, "passwd", "-1", "-salt", "abcdefgh", "s3cret pw"], capture_output=True, text=True, check=True
+    )
     assert eg.md5_crypt("s3cret pw", "abcdefgh") == expected.stdout.strip()
     line = eg.htpasswd_line("acme", "pw")
-    assert line == eg.htpasswd_line("acme", "pw") and line != eg.htpasswd_line("globex", "pw")
+    assert line == eg.htpasswd_line("acme", "pw")
+    assert line != eg.htpasswd_line("globex", "pw")
 
 
 # --------------------------------------------------------------------------------------------
@@ -167,16 +179,34 @@ def servers(workdir: Path) -> Iterator[tuple[int, int]]:
     """A TLS server (self-signed cert) and a plain HTTP server on 127.0.0.1, stopped on exit."""
     cert, key = workdir / "cert.pem", workdir / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=allowed.test",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=allowed.test",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     tls = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hello)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     tls.socket = context.wrap_socket(tls.socket, server_side=True)
     plain = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hello)
-    threads = [threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True) for s in (tls, plain)]  # fmt: skip
+    threads = [
+        threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True) for s in (tls, plain)
+    ]
     for thread in threads:
         thread.start()
     try:
@@ -224,7 +254,15 @@ def live_proxy() -> Iterator[LiveProxy]:
         port = free_port()
         # Loopback is where the test servers live: the only range taken off the blocked list here.
         blocked = [b for b in eg.BLOCKED_DESTINATIONS if b != "127.0.0.0/8"]
-        conf = eg.squid_conf(TENANTS, port=port, paths=paths, blocked=blocked, listen="127.0.0.1", tls_ports=(443, tls_port), http_ports=(80, http_port))  # fmt: skip
+        conf = eg.squid_conf(
+            TENANTS,
+            port=port,
+            paths=paths,
+            blocked=blocked,
+            listen="127.0.0.1",
+            tls_ports=(443, tls_port),
+            http_ports=(80, http_port),
+        )
         (workdir / "squid.conf").write_text(conf)
         for path in workdir.iterdir():
             if path.is_file():
@@ -263,7 +301,9 @@ def connect(proxy: LiveProxy, host: str, port: int, user: str | None, password: 
     """CONNECT through the proxy; on 200, a TLS handshake and a GET through the tunnel. Returns the CONNECT
     status, and the tunnelled HTTP response (or the proxy's error response)."""
     with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as sock:
-        sock.sendall(f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n{auth_header(user, password)}\r\n".encode())  # fmt: skip
+        sock.sendall(
+            f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n{auth_header(user, password)}\r\n".encode()
+        )
         status, head = read_head(sock)
         if status != 200:
             return status, head
@@ -284,28 +324,39 @@ def connect(proxy: LiveProxy, host: str, port: int, user: str | None, password: 
 def plain_get(proxy: LiveProxy, url: str, user: str, password: str) -> tuple[int, bytes]:
     with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as sock:
         host = url.split("/")[2]
-        sock.sendall(f"GET {url} HTTP/1.1\r\nHost: {host}\r\n{auth_header(user, password)}Connection: close\r\n\r\n".encode())  # fmt: skip
+        sock.sendall(
+            f"GET {url} HTTP/1.1\r\nHost: {host}\r\n{auth_header(user, password)}Connection: close\r\n\r\n".encode()
+        )
         return read_head(sock)
 
 
-@pytest.mark.parametrize(("user", "host"), [("acme", "allowed.test"), ("acme", "api.wild.test"), ("acme", "wild.test"), ("globex", "other.test")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("user", "host"),
+    [("acme", "allowed.test"), ("acme", "api.wild.test"), ("acme", "wild.test"), ("globex", "other.test")],
+)
 def test_allowed_domain_gets_through(live_proxy: LiveProxy, user: str, host: str) -> None:
     status, body = connect(live_proxy, host, live_proxy.tls_port, user, live_proxy.passwords[user])
     assert status == 200
-    assert body.startswith(b"HTTP/1.0 200") and b"hello from the test server" in body
+    assert body.startswith(b"HTTP/1.0 200")
+    assert b"hello from the test server" in body
 
 
-@pytest.mark.parametrize(("user", "host"), [("globex", "allowed.test"), ("acme", "other.test"), ("acme", "unlisted.test")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("user", "host"), [("globex", "allowed.test"), ("acme", "other.test"), ("acme", "unlisted.test")]
+)
 def test_domain_of_another_tenant_or_unlisted_is_refused_with_403(live_proxy: LiveProxy, user: str, host: str) -> None:
     status, head = connect(live_proxy, host, live_proxy.tls_port, user, live_proxy.passwords[user])
     assert status == 403
     status, body = plain_get(live_proxy, f"http://{host}:{live_proxy.http_port}/", user, live_proxy.passwords[user])
     assert status == 403
-    assert b"is not on this tenant's egress allowlist" in body and host.encode() in body
+    assert b"is not on this tenant's egress allowlist" in body
+    assert host.encode() in body
 
 
 def test_plain_http_to_an_allowed_domain(live_proxy: LiveProxy) -> None:
-    status, head = plain_get(live_proxy, f"http://allowed.test:{live_proxy.http_port}/", "acme", live_proxy.passwords["acme"])  # fmt: skip
+    status, head = plain_get(
+        live_proxy, f"http://allowed.test:{live_proxy.http_port}/", "acme", live_proxy.passwords["acme"]
+    )
     assert status == 200
 
 
@@ -324,7 +375,8 @@ def test_raw_ips_only_inside_the_tenant_cidrs(live_proxy: LiveProxy) -> None:
     # Inside acme's cidrs the proxy lets the tunnel through (198.51.100.0/24 is TEST-NET-2: unroutable, so
     # the connection itself fails with a 5xx instead of a 403).
     status, _ = connect(live_proxy, "198.51.100.7", 443, "acme", acme)
-    assert status != 403 and status != 407
+    assert status != 403
+    assert status != 407
 
 
 def test_metadata_and_private_targets_are_refused_even_for_allowed_names(live_proxy: LiveProxy) -> None:
@@ -350,8 +402,10 @@ def test_access_log_names_tenant_domain_status_and_bytes(live_proxy: LiveProxy) 
     fields = [dict(part.split("=", 1) for part in line.split()[1:]) for line in live_proxy.access_log()]
     allowed = [f for f in fields if f["tenant"] == "acme" and f["domain"] == "allowed.test" and f["status"] == "200"]
     denied = [f for f in fields if f["tenant"] == "globex" and f["domain"] == "allowed.test" and f["status"] == "403"]
-    assert allowed and denied
-    assert int(allowed[-1]["bytes_in"]) > 0 and int(allowed[-1]["bytes_out"]) > 0
+    assert allowed
+    assert denied
+    assert int(allowed[-1]["bytes_in"]) > 0
+    assert int(allowed[-1]["bytes_out"]) > 0
     assert denied[-1]["result"] == "TCP_DENIED"
 
 
@@ -363,7 +417,8 @@ def test_rotation_keeps_logging(live_proxy: LiveProxy) -> None:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and not rotated.exists():
         time.sleep(0.1)
-    assert rotated.exists() and "tenant=acme" in rotated.read_text()
+    assert rotated.exists()
+    assert "tenant=acme" in rotated.read_text()
     connect(live_proxy, "other.test", live_proxy.tls_port, "globex", live_proxy.passwords["globex"])
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and not any("domain=other.test" in line for line in live_proxy.access_log()):
@@ -403,7 +458,11 @@ def test_no_sandbox_policy_allows_the_internet_in_any_stack(stack: str) -> None:
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_tenant_pod_carries_the_proxy_settings(stack: str) -> None:
     result = program_result(stack)
-    templates = [r.inputs["spec"]["template"] for r in result.of_type(DEPLOYMENT) if r.inputs["metadata"]["namespace"].startswith("tenant-")]  # fmt: skip
+    templates = [
+        r.inputs["spec"]["template"]
+        for r in result.of_type(DEPLOYMENT)
+        if r.inputs["metadata"]["namespace"].startswith("tenant-")
+    ]
     templates += [r.inputs["spec"]["podTemplate"] for r in result.of_type(TEMPLATE)]
     assert templates
     for template in templates:
@@ -415,7 +474,7 @@ def test_every_tenant_pod_carries_the_proxy_settings(stack: str) -> None:
     assert {s.inputs["metadata"]["namespace"] for s in secrets} == {
         r.inputs["metadata"]["name"]
         for r in result.of_type("kubernetes:core/v1:Namespace")
-        if r.inputs["metadata"]["name"].startswith("tenant-")  # fmt: skip
+        if r.inputs["metadata"]["name"].startswith("tenant-")
     }
     for s in secrets:
         assert set(s.inputs["stringData"]) == set(PROXY_ENV)
@@ -423,7 +482,10 @@ def test_every_tenant_pod_carries_the_proxy_settings(stack: str) -> None:
 
 
 def test_proxy_secret_values() -> None:
-    data = proxy_secret_data("http://acme:pw@internal-k8s-egress.elb.amazonaws.com:3128", "http://internal-k8s-litellm.elb.amazonaws.com:4000")  # fmt: skip
+    data = proxy_secret_data(
+        "http://acme:pw@internal-k8s-egress.elb.amazonaws.com:3128",
+        "http://internal-k8s-litellm.elb.amazonaws.com:4000",
+    )
     assert data["HTTPS_PROXY"] == data["http_proxy"] == "http://acme:pw@internal-k8s-egress.elb.amazonaws.com:3128"
     assert data["NO_PROXY"] == "localhost,127.0.0.1,::1,internal-k8s-litellm.elb.amazonaws.com"
 
@@ -434,12 +496,15 @@ def test_proxy_deployment_is_hardened_and_behind_a_cross_zone_nlb(dev: Any) -> N
     assert deployment["spec"]["replicas"] == 2
     pod = deployment["spec"]["template"]["spec"]
     assert pod["nodeSelector"] == {"node-role.agent-platform.io/core": "true"}
-    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] == eg.SQUID_UID
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == eg.SQUID_UID
     container = pod["containers"][0]
     assert container["image"] == "docker.io/ubuntu/squid:6.6-24.04_beta"
     sc = container["securityContext"]
-    assert sc["readOnlyRootFilesystem"] is True and sc["capabilities"] == {"drop": ["ALL"]}
-    assert sc["allowPrivilegeEscalation"] is False and sc["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
     service = dev.named(SERVICE, "egress-nlb").inputs
     assert service["metadata"]["annotations"] == NLB_ANNOTATIONS
     assert service["spec"]["loadBalancerSourceRanges"] == ["10.1.0.0/16"]
@@ -449,8 +514,12 @@ def test_proxy_deployment_is_hardened_and_behind_a_cross_zone_nlb(dev: Any) -> N
     htpasswd = dev.named(SECRET, "egress-htpasswd").inputs
     assert htpasswd["stringData"] == {"htpasswd": MASK}
     conf = dev.named("kubernetes:core/v1:ConfigMap", "egress-config").inputs["data"]["squid.conf"]
-    assert "acl t_acme_user proxy_auth acme" in conf and "acl t_globex_user proxy_auth globex" in conf
-    assert "acl t_acme_domains dstdomain -n api.telegram.org cdn.discordapp.com discord.com .discord.gg media.discordapp.net" in conf  # fmt: skip
+    assert "acl t_acme_user proxy_auth acme" in conf
+    assert "acl t_globex_user proxy_auth globex" in conf
+    assert (
+        "acl t_acme_domains dstdomain -n api.telegram.org cdn.discordapp.com discord.com .discord.gg media.discordapp.net"
+        in conf
+    )
     assert "acl t_globex_domains dstdomain -n .slack.com" in conf
     for r in dev.registrations:
         if r.type.startswith("kubernetes:") and "egress" in r.name and r.name.startswith("egress-"):
@@ -494,14 +563,20 @@ def _netpol(
     name: str, namespace: str, egress: Any, pod_selector: Any = None, types: Any = ("Ingress", "Egress")
 ) -> Any:  # noqa: E501
     spec = {"podSelector": {} if pod_selector is None else pod_selector, "policyTypes": list(types), "egress": egress}
-    return resource(NETPOL, f"{namespace}-{name}", k8s("networking.k8s.io/v1", "NetworkPolicy", name, spec, namespace=namespace))  # fmt: skip
+    return resource(
+        NETPOL, f"{namespace}-{name}", k8s("networking.k8s.io/v1", "NetworkPolicy", name, spec, namespace=namespace)
+    )
 
 
 def _template(name: str, namespace: str, network_policy: Any) -> Any:
     spec: dict[str, Any] = {"podTemplate": {"metadata": {"labels": {"agent-platform.io/sandbox": "true"}}, "spec": {}}}
     if network_policy is not None:
         spec["networkPolicy"] = network_policy
-    return resource(TEMPLATE, f"{namespace}-{name}", k8s("extensions.agents.x-k8s.io/v1beta1", "SandboxTemplate", name, spec, namespace=namespace))  # fmt: skip
+    return resource(
+        TEMPLATE,
+        f"{namespace}-{name}",
+        k8s("extensions.agents.x-k8s.io/v1beta1", "SandboxTemplate", name, spec, namespace=namespace),
+    )
 
 
 ALLOWLIST = sandbox_egress_rules(parse_config().network, SandboxEgress(allowlist=True, cidrs=("203.0.113.0/24",)))
@@ -515,7 +590,16 @@ def _run(resources: list[Any]) -> list[str]:
 
 
 def test_policy_accepts_the_allowlist_rules() -> None:
-    assert _run([_ns("tenant-a"), _netpol("sandbox-isolation", "tenant-a", ALLOWLIST), _template("t", "tenant-a", {"egress": ALLOWLIST})]) == []  # fmt: skip
+    assert (
+        _run(
+            [
+                _ns("tenant-a"),
+                _netpol("sandbox-isolation", "tenant-a", ALLOWLIST),
+                _template("t", "tenant-a", {"egress": ALLOWLIST}),
+            ]
+        )
+        == []
+    )
 
 
 def test_policy_requires_a_default_deny_egress_policy() -> None:
@@ -525,7 +609,9 @@ def test_policy_requires_a_default_deny_egress_policy() -> None:
         "to this sandbox namespace (agent-platform.io/sandbox=true); without one every pod may connect anywhere."
     ]
     # A policy that selects only some pods, or only restricts ingress, is not a default deny.
-    assert len(_run([_ns("tenant-a"), _netpol("x", "tenant-a", ALLOWLIST, pod_selector={"matchLabels": {"a": "b"}})])) == 1  # fmt: skip
+    assert (
+        len(_run([_ns("tenant-a"), _netpol("x", "tenant-a", ALLOWLIST, pod_selector={"matchLabels": {"a": "b"}})])) == 1
+    )
     assert len(_run([_ns("tenant-a"), _netpol("x", "tenant-a", [], types=("Ingress",))])) == 1
 
 
@@ -537,22 +623,28 @@ def test_policy_requires_a_default_deny_egress_policy() -> None:
         (
             [{"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.0.0.0/8"]}}], "ports": [{"port": 443}]}],
             "egress[0] allows 0.0.0.0/0",
-        ),  # fmt: skip
+        ),
         ([{"ports": [{"protocol": "TCP", "port": 443}]}], "egress[0] has no 'to', which allows every destination"),
         ([{}], "egress[0] has no 'to', which allows every destination"),
     ],
 )
 def test_policy_refuses_internet_wide_egress(rules: list[Any], problem: str) -> None:
     messages = _run([_ns("tenant-a"), _netpol("sandbox-isolation", "tenant-a", rules)])
-    assert messages == [f"NetworkPolicy tenant-a/sandbox-isolation: {problem}; sandboxes reach the internet only through the egress proxy (their tenant's domain allowlist); list the proxy and model gateway ports and the tenant's own cidrs instead."]  # fmt: skip
-    template = _run([_ns("tenant-a"), _netpol("d", "tenant-a", ALLOWLIST), _template("t", "tenant-a", {"egress": rules})])  # fmt: skip
-    assert len(template) == 1 and template[0].startswith(f"SandboxTemplate tenant-a/t: spec.networkPolicy.{problem}")
+    assert messages == [
+        f"NetworkPolicy tenant-a/sandbox-isolation: {problem}; sandboxes reach the internet only through the egress proxy (their tenant's domain allowlist); list the proxy and model gateway ports and the tenant's own cidrs instead."
+    ]
+    template = _run(
+        [_ns("tenant-a"), _netpol("d", "tenant-a", ALLOWLIST), _template("t", "tenant-a", {"egress": rules})]
+    )
+    assert len(template) == 1
+    assert template[0].startswith(f"SandboxTemplate tenant-a/t: spec.networkPolicy.{problem}")
 
 
 def test_policy_ignores_other_namespaces_and_flags_templates_without_rules() -> None:
     assert _run([_ns("web", sandbox=False), _netpol("open", "web", OPEN)]) == []
     messages = _run([_ns("tenant-a"), _netpol("d", "tenant-a", ALLOWLIST), _template("t", "tenant-a", None)])
-    assert len(messages) == 1 and "controller's default lets sandboxes reach the public internet" in messages[0]
+    assert len(messages) == 1
+    assert "controller's default lets sandboxes reach the public internet" in messages[0]
 
 
 def test_policy_through_the_pack_in_open_mode() -> None:
@@ -584,9 +676,22 @@ def test_mtail_turns_the_real_access_log_into_per_tenant_metrics(live_proxy: Liv
     fields = [dict(part.split("=", 1) for part in line.split()[1:]) for line in live_proxy.access_log()]
     (tmp_path / "egress.mtail").write_text(eg.MTAIL_PROGRAM)
     out = subprocess.run(
-        [mtail, "-one_shot", "-one_shot_format", "prometheus", "-emit_prog_label=false", "-progs", str(tmp_path), "-logs", str(log)],  # fmt: skip
-        capture_output=True, text=True, timeout=60, check=True,
-    )  # fmt: skip
+        [
+            mtail,
+            "-one_shot",
+            "-one_shot_format",
+            "prometheus",
+            "-emit_prog_label=false",
+            "-progs",
+            str(tmp_path),
+            "-logs",
+            str(log),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     samples = {
         line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
         for line in out.stdout.splitlines()
@@ -614,7 +719,8 @@ def test_proxy_metrics_are_scraped_alerted_and_charted(dev: Any) -> None:
     pod = dev.named(DEPLOYMENT, "egress-squid").inputs["spec"]["template"]["spec"]
     mtail = next(c for c in pod["containers"] if c["name"] == "mtail")
     assert mtail["image"] == "ghcr.io/google/mtail:3.0.9"
-    assert mtail["securityContext"]["runAsNonRoot"] is True and mtail["securityContext"]["readOnlyRootFilesystem"]
+    assert mtail["securityContext"]["runAsNonRoot"] is True
+    assert mtail["securityContext"]["readOnlyRootFilesystem"]
     assert {"name": "logs", "mountPath": eg.LOG_DIR, "readOnly": True} in mtail["volumeMounts"]
     monitor = dev.named("kubernetes:monitoring.coreos.com/v1:PodMonitor", "egress-monitor").inputs
     assert monitor["spec"]["podMetricsEndpoints"][0]["port"] == "metrics"
@@ -625,7 +731,9 @@ def test_proxy_metrics_are_scraped_alerted_and_charted(dev: Any) -> None:
     assert "{{ $labels.tenant }}" in burst["annotations"]["summary"]
     dashboard = json.loads((Path(eg.__file__).parent / "dashboards" / "egress.json").read_text())
     exprs = " ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"])
-    assert 'decision="denied"' in exprs and 'decision="allowed"' in exprs and "egress_bytes_total" in exprs
+    assert 'decision="denied"' in exprs
+    assert 'decision="allowed"' in exprs
+    assert "egress_bytes_total" in exprs
     assert "by (tenant)" in exprs
     # Last: the prometheus-operator CRDs (shared/, skipped when absent) of the version the chart ships.
     crds = CRD_DIR / "prometheus-operator-v0.93.1"
@@ -651,19 +759,28 @@ def test_flow_logs_and_resolver_query_logs_per_stack(stack: str, days: int) -> N
     assert flow_group["retentionInDays"] == query_group["retentionInDays"] == days
     (flow,) = result.of_type("aws:ec2/flowLog:FlowLog")
     vpc = result.of_type("aws:ec2/vpc:Vpc")[0]
-    assert flow.inputs["trafficType"] == "ALL" and flow.inputs["logDestinationType"] == "cloud-watch-logs"
-    assert "${pkt-srcaddr}" in flow.inputs["logFormat"] and "${flow-direction}" in flow.inputs["logFormat"]
+    assert flow.inputs["trafficType"] == "ALL"
+    assert flow.inputs["logDestinationType"] == "cloud-watch-logs"
+    assert "${pkt-srcaddr}" in flow.inputs["logFormat"]
+    assert "${flow-direction}" in flow.inputs["logFormat"]
     role = result.named("aws:iam/role:Role", "network-flow-logs").inputs
-    assert json.loads(role["assumeRolePolicy"])["Statement"][0]["Principal"] == {"Service": "vpc-flow-logs.amazonaws.com"}  # fmt: skip
-    statement = json.loads(result.named("aws:iam/rolePolicy:RolePolicy", "network-flow-logs").inputs["policy"])["Statement"][0]  # fmt: skip
+    assert json.loads(role["assumeRolePolicy"])["Statement"][0]["Principal"] == {
+        "Service": "vpc-flow-logs.amazonaws.com"
+    }
+    statement = json.loads(result.named("aws:iam/rolePolicy:RolePolicy", "network-flow-logs").inputs["policy"])[
+        "Statement"
+    ][0]
     arn = statement["Resource"][0]  # the flow log group's ARN (the mock engine's), and its streams
-    assert "vpc-flow-logs" in arn and statement["Resource"] == [arn, f"{arn}:*"]
+    assert "vpc-flow-logs" in arn
+    assert statement["Resource"] == [arn, f"{arn}:*"]
     assert flow.inputs["logDestination"] == arn
     (association,) = result.of_type("aws:route53/resolverQueryLogConfigAssociation:ResolverQueryLogConfigAssociation")
     assert association.inputs["resourceId"] == flow.inputs["vpcId"]
     assert vpc.urn in association.dependencies or association.inputs["resourceId"].startswith("vpc-")
     (config,) = result.of_type("aws:route53/resolverQueryLogConfig:ResolverQueryLogConfig")
     assert "resolver-query-logs" in config.inputs["destinationArn"]
-    policy = json.loads(result.of_type("aws:cloudwatch/logResourcePolicy:LogResourcePolicy")[0].inputs["policyDocument"])  # fmt: skip
+    policy = json.loads(
+        result.of_type("aws:cloudwatch/logResourcePolicy:LogResourcePolicy")[0].inputs["policyDocument"]
+    )
     assert policy["Statement"][0]["Principal"] == {"Service": "delivery.logs.amazonaws.com"}
     assert "aws:SourceAccount" in policy["Statement"][0]["Condition"]["StringEquals"]

@@ -27,7 +27,11 @@ STACKS = ("dev", "staging", "prod")
 
 
 def gateway_children(result: ProgramResult) -> list[Registration]:
-    return [r for r in result.registrations if "agent-platform:gateway:Gateway" in r.urn and r.type.startswith("kubernetes:")]  # fmt: skip
+    return [
+        r
+        for r in result.registrations
+        if "agent-platform:gateway:Gateway" in r.urn and r.type.startswith("kubernetes:")
+    ]
 
 
 def bedrock_statement(result: ProgramResult) -> dict[str, Any]:
@@ -68,9 +72,12 @@ def test_bedrock_role_may_only_invoke_the_configured_models(stack: str) -> None:
     assert statement["Effect"] == "Allow"
     assert sorted(statement["Action"]) == ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"]
     resources = statement["Resource"]
-    assert "*" not in resources and all(arn.startswith("arn:aws:bedrock:") for arn in resources)
+    assert "*" not in resources
+    assert all(arn.startswith("arn:aws:bedrock:") for arn in resources)
     assert not any(arn.endswith("/*") or arn.endswith(":*") for arn in resources)
-    assert "Condition" not in statement and "NotResource" not in statement and "NotAction" not in statement
+    assert "Condition" not in statement
+    assert "NotResource" not in statement
+    assert "NotAction" not in statement
     model_list = result.named(RELEASE, "gateway-litellm").inputs["values"]["proxy_config"]["model_list"]
     region = model_list[0]["litellm_params"]["aws_region_name"]
     assert region == {"dev": "us-east-1", "staging": "us-west-2", "prod": "us-east-1"}[stack]
@@ -144,7 +151,12 @@ def test_lb_controller_policy_is_the_published_one(dev: ProgramResult) -> None:
         a for s in shipped["Statement"] for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
     }
     # what the controller needs for an NLB with IP targets (v2.14 policy)
-    assert {"elasticloadbalancing:CreateLoadBalancer", "elasticloadbalancing:RegisterTargets", "ec2:DescribeAvailabilityZones", "elasticloadbalancing:DescribeCapacityReservation"} <= actions  # fmt: skip
+    assert {
+        "elasticloadbalancing:CreateLoadBalancer",
+        "elasticloadbalancing:RegisterTargets",
+        "ec2:DescribeAvailabilityZones",
+        "elasticloadbalancing:DescribeCapacityReservation",
+    } <= actions
 
 
 # --------------------------------------------------------------------------------------------
@@ -185,7 +197,8 @@ def test_litellm_endpoint_output_is_the_nlb_url(each_stack: ProgramResult) -> No
     url = each_stack.outputs["litellmEndpoint"]
     assert re.fullmatch(r"http://internal-[a-z0-9-]+\.elb\.[a-z0-9-]+\.amazonaws\.com:4000", url)
     assert "litellmEndpoint" not in each_stack.secret_outputs
-    assert "grafanaAdminPassword" not in each_stack.outputs and "litellmMasterKey" not in each_stack.outputs
+    assert "grafanaAdminPassword" not in each_stack.outputs
+    assert "litellmMasterKey" not in each_stack.outputs
 
 
 def test_lb_controller_release(each_stack: ProgramResult) -> None:
@@ -220,7 +233,9 @@ def test_litellm_release_values(each_stack: ProgramResult) -> None:
     assert values["serviceAccount"] == {"name": "litellm"}
     assert values["image"] == {"repository": "ghcr.io/berriai/litellm-database", "tag": "v1.93.0"}
     zone = [c for c in values["topologySpreadConstraints"] if c["topologyKey"] == "topology.kubernetes.io/zone"]
-    assert zone and zone[0]["labelSelector"]["matchLabels"] == gw.SELECTOR and zone[0]["maxSkew"] == 1
+    assert zone
+    assert zone[0]["labelSelector"]["matchLabels"] == gw.SELECTOR
+    assert zone[0]["maxSkew"] == 1
     settings = values["proxy_config"]["litellm_settings"]
     assert settings["callbacks"] == ["prometheus"]
     assert settings["require_auth_for_metrics_endpoint"] is True
@@ -237,7 +252,8 @@ def test_replicas_follow_config() -> None:
 
 def test_dev_runs_its_own_postgres_with_a_maintained_image_on_gp3(dev: ProgramResult) -> None:
     values = dev.named(RELEASE, "gateway-litellm").inputs["values"]
-    assert values["db"] == {"deployStandalone": False} and "postgresql" not in values  # no Bitnami subchart
+    assert values["db"] == {"deployStandalone": False}
+    assert "postgresql" not in values
     assert values["extraEnvVars"][0] == {
         "name": "DATABASE_URL",
         "valueFrom": {"secretKeyRef": {"name": "litellm-database", "key": "url"}},
@@ -245,9 +261,11 @@ def test_dev_runs_its_own_postgres_with_a_maintained_image_on_gp3(dev: ProgramRe
     database = dev.named("kubernetes:apps/v1:StatefulSet", "gateway-db-postgres").inputs
     pod = database["spec"]["template"]["spec"]
     assert pod["containers"][0]["image"] == "docker.io/library/postgres:17.6"
-    assert pod["nodeSelector"] == CORE_NODE_SELECTOR and pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["nodeSelector"] == CORE_NODE_SELECTOR
+    assert pod["securityContext"]["runAsNonRoot"] is True
     claim = database["spec"]["volumeClaimTemplates"][0]["spec"]
-    assert claim["storageClassName"] == "gp3" and claim["resources"]["requests"]["storage"] == "20Gi"
+    assert claim["storageClassName"] == "gp3"
+    assert claim["resources"]["requests"]["storage"] == "20Gi"
     secret = dev.named(SECRET, "gateway-db-url")
     assert secret.inputs["stringData"] == {"url": MASK, "password": MASK}
     assert secret.plain["stringData"]["url"].startswith("postgresql://litellm:")
@@ -288,7 +306,8 @@ def test_master_key_is_generated_by_the_program_long_and_random(each_stack: Prog
     """Finding "a weak master key (config only checks the sk- prefix)": no config key, a RandomPassword."""
     secret = each_stack.named(SECRET, "gateway-master-key")
     password = each_stack.named("random:index/randomPassword:RandomPassword", "gateway-master-key-value")
-    assert password.inputs["length"] >= 48 and password.inputs["special"] is False
+    assert password.inputs["length"] >= 48
+    assert password.inputs["special"] is False
     assert password.urn in secret.dependencies
     # the mock engine's RandomPassword result is "r" * length: the key is sk- + that, and stays secret
     assert secret.plain["stringData"]["masterkey"] == "sk-" + "r" * int(password.inputs["length"])
@@ -325,13 +344,18 @@ def test_tenant_keys_are_secret_sk_values() -> None:
 
 
 def key_jobs(result: ProgramResult) -> dict[str, Registration]:
-    return {job.inputs["metadata"]["labels"]["agent-platform.io/tenant"]: job for job in result.of_type(JOB) if "key-job" in job.urn}  # fmt: skip
+    return {
+        job.inputs["metadata"]["labels"]["agent-platform.io/tenant"]: job
+        for job in result.of_type(JOB)
+        if "key-job" in job.urn
+    }
 
 
 def test_one_key_job_per_tenant_with_a_spec_hash_in_its_name(each_stack: ProgramResult) -> None:
     jobs = key_jobs(each_stack)
     tenants = {t.inputs["metadata"]["labels"]["agent-platform.io/tenant"] for t in jobs.values()}
-    assert set(jobs) == tenants and len(jobs) >= 2
+    assert set(jobs) == tenants
+    assert len(jobs) >= 2
     for tenant, job in jobs.items():
         assert re.fullmatch(rf"litellm-key-{tenant}-[0-9a-f]{{8}}", job.inputs["metadata"]["name"])
         assert job.inputs["metadata"]["namespace"] == "litellm"
@@ -351,8 +375,10 @@ def test_key_job_spec_runs_on_core_nodes_restricted(each_stack: ProgramResult) -
         (container,) = pod["containers"]
         assert container["image"] == "docker.io/curlimages/curl:8.16.0"
         ctx = container["securityContext"]
-        assert ctx["allowPrivilegeEscalation"] is False and ctx["runAsNonRoot"] is True
-        assert ctx["capabilities"] == {"drop": ["ALL"]} and ctx["readOnlyRootFilesystem"] is True
+        assert ctx["allowPrivilegeEscalation"] is False
+        assert ctx["runAsNonRoot"] is True
+        assert ctx["capabilities"] == {"drop": ["ALL"]}
+        assert ctx["readOnlyRootFilesystem"] is True
         env = {e["name"]: e for e in container["env"]}
         assert env["LITELLM_URL"]["value"] == "http://litellm.litellm.svc.cluster.local:4000"
         assert env["MASTER_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "litellm-masterkey", "key": "masterkey"}
@@ -362,7 +388,10 @@ def test_key_job_spec_runs_on_core_nodes_restricted(each_stack: ProgramResult) -
 
 
 def test_key_job_puts_the_tenant_limits_on_its_team_and_the_key_under_it(dev: ProgramResult) -> None:
-    env = {e["name"]: e.get("value") for e in key_jobs(dev)["acme"].inputs["spec"]["template"]["spec"]["containers"][0]["env"]}  # fmt: skip
+    env = {
+        e["name"]: e.get("value")
+        for e in key_jobs(dev)["acme"].inputs["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
     assert json.loads(env["TEAM_SPEC"]) == {
         "team_id": "tenant-acme",
         "team_alias": "tenant-acme",
@@ -386,7 +415,8 @@ def test_key_job_puts_the_tenant_limits_on_its_team_and_the_key_under_it(dev: Pr
         "tpm_limit": None,
     }  # no key-level budget: spend and limits belong to the team, so a rotated key keeps them
     assert "key" not in spec
-    assert env["TEAM_ID"] == "tenant-acme" and env["GRACE"] == "2h"
+    assert env["TEAM_ID"] == "tenant-acme"
+    assert env["GRACE"] == "2h"
 
 
 def test_key_job_name_changes_with_the_spec() -> None:
@@ -404,7 +434,8 @@ def test_key_jobs_run_after_litellm(dev: ProgramResult) -> None:
     litellm = dev.named(RELEASE, "gateway-litellm")
     keys = dev.named(SECRET, "gateway-tenant-keys")
     for job in key_jobs(dev).values():
-        assert litellm.urn in job.dependencies and keys.urn in job.dependencies
+        assert litellm.urn in job.dependencies
+        assert keys.urn in job.dependencies
 
 
 # --------------------------------------------------------------------------------------------
@@ -444,7 +475,7 @@ def base_values(**overrides: Any) -> dict[str, Any]:
         "bedrockModels": MODELS,
         "tenants": [
             {"name": "acme", "agents": [{"name": "hermes", "type": "hermes"}], "litellm": {"models": ["claude"]}}
-        ],  # fmt: skip
+        ],
     }
     values.update(overrides)
     return values

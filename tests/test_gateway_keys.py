@@ -111,8 +111,16 @@ def test_first_run_creates_the_team_retires_the_old_key_and_generates_within_the
     proc, requests, argv = run_key_job(tmp_path, status)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     paths = [path.split("?", 1)[0] for _, path, _, _ in requests]
-    assert paths == ["/health/readiness", "/team/update", "/team/new", "/key/update", "/key/delete", "/key/list",
-                     "/key/update", "/key/generate"]  # fmt: skip
+    assert paths == [
+        "/health/readiness",
+        "/team/update",
+        "/team/new",
+        "/key/update",
+        "/key/delete",
+        "/key/list",
+        "/key/update",
+        "/key/generate",
+    ]
     assert len(paths) - 1 == gk.MAX_CALLS
     assert all(auth == f"Bearer {MASTER}" for _, path, auth, _ in requests[1:])
     retire, generate = requests[6][3], requests[7][3]
@@ -121,7 +129,8 @@ def test_first_run_creates_the_team_retires_the_old_key_and_generates_within_the
     assert argv[0].count(f"--max-time {gk.READY_TIMEOUT} ") == 1
     assert all(f"--max-time {gk.CURL_TIMEOUT} " in line for line in argv[1:])
     assert not [line for line in argv if MASTER in line or TENANT in line]  # keys travel in files, not argv
-    assert MASTER not in proc.stdout + proc.stderr and TENANT not in proc.stdout + proc.stderr
+    assert MASTER not in proc.stdout + proc.stderr
+    assert TENANT not in proc.stdout + proc.stderr
     assert not [p for p in tmp_path.iterdir() if p.name in {"auth", "key.json", "team.json", "response.json"}]
 
 
@@ -130,7 +139,8 @@ def test_a_rerun_only_updates(tmp_path: Path) -> None:
     proc, requests, _ = run_key_job(tmp_path, {})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert [path for _, path, _, _ in requests] == ["/health/readiness", "/team/update", "/key/update"]
-    assert "team tenant-acme updated" in proc.stdout and "key tenant-acme updated" in proc.stdout
+    assert "team tenant-acme updated" in proc.stdout
+    assert "key tenant-acme updated" in proc.stdout
 
 
 def test_an_api_error_fails_the_job(tmp_path: Path) -> None:
@@ -151,9 +161,16 @@ def test_every_key_job_carries_the_budget_and_pulumi_waits_longer(each_stack: Pr
 
 
 def test_tenant_pods_are_created_after_their_key_is_registered(each_stack: ProgramResult) -> None:
-    jobs = {j.inputs["metadata"]["labels"]["agent-platform.io/tenant"]: j for j in each_stack.of_type(JOB) if "key-job" in j.urn}  # fmt: skip
-    namespaces = {n.name[: -len("-ns")]: n for n in each_stack.of_type("kubernetes:core/v1:Namespace") if "agents:Tenant" in n.urn}  # fmt: skip
-    assert namespaces and set(namespaces) == set(jobs)
+    jobs = {
+        j.inputs["metadata"]["labels"]["agent-platform.io/tenant"]: j
+        for j in each_stack.of_type(JOB)
+        if "key-job" in j.urn
+    }
+    namespaces = {
+        n.name[: -len("-ns")]: n for n in each_stack.of_type("kubernetes:core/v1:Namespace") if "agents:Tenant" in n.urn
+    }
+    assert namespaces
+    assert set(namespaces) == set(jobs)
     for tenant, namespace in namespaces.items():
         assert jobs[tenant].urn in namespace.dependencies  # every tenant object is a child of its namespace
 
@@ -174,11 +191,16 @@ def test_a_rotated_key_rolls_the_agents_pods(dev: ProgramResult) -> None:
     from components.agents import LITELLM_KEY_HASH_ANNOTATION, litellm_key_hash
 
     keys = dev.named("kubernetes:core/v1:Secret", "gateway-tenant-keys").plain["stringData"]
-    deployments = [d for d in dev.of_type("kubernetes:apps/v1:Deployment") if d.inputs["metadata"]["namespace"].startswith("tenant-")]  # fmt: skip
+    deployments = [
+        d
+        for d in dev.of_type("kubernetes:apps/v1:Deployment")
+        if d.inputs["metadata"]["namespace"].startswith("tenant-")
+    ]
     assert deployments
     for deployment in deployments:
         tenant = deployment.inputs["metadata"]["labels"]["agent-platform.io/tenant"]
         annotations = deployment.inputs["spec"]["template"]["metadata"]["annotations"]
         assert annotations[LITELLM_KEY_HASH_ANNOTATION] == litellm_key_hash(keys[tenant])
         assert keys[tenant] not in str(deployment.plain)
-    assert litellm_key_hash("sk-a") != litellm_key_hash("sk-b") and len(litellm_key_hash("sk-a")) == 16
+    assert litellm_key_hash("sk-a") != litellm_key_hash("sk-b")
+    assert len(litellm_key_hash("sk-a")) == 16

@@ -20,7 +20,8 @@ STACKS = ("dev", "staging", "prod")
 def test_metrics_key_may_call_metrics_only() -> None:
     spec = gm.metrics_key_spec()
     assert spec["allowed_routes"] == ["/metrics"]
-    assert "models" not in spec and "key" not in spec  # the key itself stays in the Secret
+    assert "models" not in spec
+    assert "key" not in spec
     pod = gm.metrics_job_pod_spec("docker.io/curlimages/curl:8.16.0")
     env = {e["name"]: e for e in pod["containers"][0]["env"]}
     assert json.loads(env["KEY_SPEC"]["value"]) == spec
@@ -44,7 +45,7 @@ def test_metrics_key_is_generated_secret_and_registered_after_litellm(stack: str
 
 
 @pytest.mark.skipif(not (SHARED / "charts").is_dir(), reason=f"vendored charts not present at {SHARED}")
-@pytest.mark.parametrize("stack", ("dev", "prod"))
+@pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_grafana_gets_a_role_in_its_namespace_not_a_cluster_role(stack: str) -> None:
     (monitoring,) = [r for r in rendered_installs(stack) if r.install.name == "monitoring"]
     grafana_rbac = [

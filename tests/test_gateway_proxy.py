@@ -78,7 +78,8 @@ def test_every_route_is_an_exact_location_with_a_fixed_upstream_path_and_the_res
     assert conf.count("proxy_pass ") == len(gp.ROUTES)
     assert "server litellm.litellm.svc.cluster.local:4000;" in conf
     assert f"location / {{ return 403 '{gp.FORBIDDEN_BODY}'; }}" in conf
-    assert "proxy_buffering off;" in conf and f"proxy_read_timeout {gp.READ_TIMEOUT_S}s;" in conf
+    assert "proxy_buffering off;" in conf
+    assert f"proxy_read_timeout {gp.READ_TIMEOUT_S}s;" in conf
     assert f"client_max_body_size {gp.BODY_LIMIT};" in conf
     json.loads(gp.FORBIDDEN_BODY), json.loads(gp.METHOD_BODY)
     # No prefix location and no regex location may widen what is forwarded.
@@ -213,7 +214,9 @@ def live_gateway() -> Iterator[LiveGateway]:
                 error_log=str(workdir / "error.log"),
             )
             port, health_port = free_port(), free_port()
-            conf = gp.nginx_conf(f"127.0.0.1:{stub.port}", listen="127.0.0.1", port=port, health_port=health_port, paths=paths)  # fmt: skip
+            conf = gp.nginx_conf(
+                f"127.0.0.1:{stub.port}", listen="127.0.0.1", port=port, health_port=health_port, paths=paths
+            )
             (workdir / "nginx.conf").write_text(conf)
             command = [nginx, "-p", str(workdir), "-c", str(workdir / "nginx.conf"), "-e", paths.error_log]
             with serving(command, port):  # master and workers share the group: one signal stops them all
@@ -224,14 +227,14 @@ def live_gateway() -> Iterator[LiveGateway]:
         thread.join(timeout=5)
 
 
-def body_for(path: str) -> bytes | None:
+def chat_body() -> bytes:
     return json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]}).encode()
 
 
 @pytest.mark.parametrize("route", gp.ROUTES, ids=lambda r: r.path)
 def test_every_allowed_route_reaches_the_upstream_unchanged(live_gateway: LiveGateway, route: gp.Route) -> None:
     method = route.methods[0]
-    body = body_for(route.path) if method == "POST" else None
+    body = chat_body() if method == "POST" else None
     before = len(live_gateway.stub.paths())
     status, payload = live_gateway.request(
         method, route.path + "?probe=1", body, {"Authorization": "Bearer sk-tenant", "Content-Type": "application/json"}
@@ -260,20 +263,27 @@ def test_every_other_route_gets_403_and_never_reaches_the_upstream(
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("DELETE", "/v1/chat/completions"), ("GET", "/v1/chat/completions"), ("PUT", "/v1/embeddings"),
-     ("POST", "/v1/models"), ("DELETE", "/v1/models"), ("POST", "/health/readiness")],
-)  # fmt: skip
+    [
+        ("DELETE", "/v1/chat/completions"),
+        ("GET", "/v1/chat/completions"),
+        ("PUT", "/v1/embeddings"),
+        ("POST", "/v1/models"),
+        ("DELETE", "/v1/models"),
+        ("POST", "/health/readiness"),
+    ],
+)
 def test_methods_are_restricted_per_route(live_gateway: LiveGateway, method: str, path: str) -> None:
     before = live_gateway.stub.paths()
     status, payload = live_gateway.request(method, path, b"{}" if method in ("POST", "PUT") else None)
-    assert status == 405 and json.loads(payload)["error"]["code"] == "method_not_allowed"
+    assert status == 405
+    assert json.loads(payload)["error"]["code"] == "method_not_allowed"
     assert live_gateway.stub.paths() == before
 
 
 def test_dot_segments_and_double_slashes_are_forwarded_as_the_canonical_path(live_gateway: LiveGateway) -> None:
     before = len(live_gateway.stub.paths())
     for raw in ("/v1//chat/completions", "/v1/x/../chat/completions", "/v1/chat/%63ompletions"):
-        status, _ = live_gateway.request("POST", raw, body_for(raw), {"Content-Type": "application/json"})
+        status, _ = live_gateway.request("POST", raw, chat_body(), {"Content-Type": "application/json"})
         assert status == 200, raw
     assert live_gateway.stub.paths()[before:] == ["/v1/chat/completions"] * 3
 
@@ -295,7 +305,8 @@ def test_sse_stream_arrives_incrementally(live_gateway: LiveGateway) -> None:
         rest = response.read()
     finally:
         conn.close()
-    assert b'"released": true' in rest and rest.rstrip().endswith(b"data: [DONE]")
+    assert b'"released": true' in rest
+    assert rest.rstrip().endswith(b"data: [DONE]")
 
 
 def test_request_body_limit(live_gateway: LiveGateway) -> None:
@@ -338,7 +349,7 @@ def test_nlb_targets_the_tenant_gateway_pods_not_litellm(stack: str) -> None:
     assert nlb["metadata"]["name"] == gw.NLB_SERVICE
     assert nlb["metadata"]["annotations"] == gw.NLB_ANNOTATIONS
     assert nlb["spec"]["selector"] == gp.SELECTOR
-    assert nlb["spec"]["ports"] == [{"name": "http", "port": gw.PORT, "targetPort": gp.LISTEN_PORT, "protocol": "TCP"}]  # fmt: skip
+    assert nlb["spec"]["ports"] == [{"name": "http", "port": gw.PORT, "targetPort": gp.LISTEN_PORT, "protocol": "TCP"}]
     assert not set(gw.SELECTOR.items()) <= set(gp.SELECTOR.items())
     deployment = result.named(DEPLOYMENT, "gateway-tenant-gateway-nginx").inputs
     assert deployment["spec"]["template"]["metadata"]["labels"] == gp.SELECTOR
@@ -353,12 +364,18 @@ def test_tenant_gateway_is_hardened_replicated_and_spread(stack: str) -> None:
     pod = deployment["spec"]["template"]["spec"]
     assert pod["nodeSelector"] == CORE_NODE_SELECTOR
     assert pod["automountServiceAccountToken"] is False
-    assert {c["topologyKey"] for c in pod["topologySpreadConstraints"]} == {"topology.kubernetes.io/zone", "kubernetes.io/hostname"}  # fmt: skip
+    assert {c["topologyKey"] for c in pod["topologySpreadConstraints"]} == {
+        "topology.kubernetes.io/zone",
+        "kubernetes.io/hostname",
+    }
     (container,) = pod["containers"]
     context = container["securityContext"]
-    assert context["runAsNonRoot"] and context["runAsUser"] == gp.NGINX_UID
-    assert context["readOnlyRootFilesystem"] is True and context["allowPrivilegeEscalation"] is False
-    assert context["capabilities"] == {"drop": ["ALL"]} and context["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert context["runAsNonRoot"]
+    assert context["runAsUser"] == gp.NGINX_UID
+    assert context["readOnlyRootFilesystem"] is True
+    assert context["allowPrivilegeEscalation"] is False
+    assert context["capabilities"] == {"drop": ["ALL"]}
+    assert context["seccompProfile"] == {"type": "RuntimeDefault"}
     mounts = {m["mountPath"] for m in container["volumeMounts"]}
     assert {"/tmp", gp.CACHE_DIR, gp.CONF_PATH} <= mounts
     assert container["image"].startswith("docker.io/nginxinc/nginx-unprivileged:")

@@ -68,7 +68,8 @@ def test_node_user_data_installs_runsc_and_registers_the_runtime(with_gvisor: Pr
     runtime = containerd["plugins"]["io.containerd.cri.v1.runtime"]["containerd"]["runtimes"]["runsc"]
     assert runtime == {"runtime_type": "io.containerd.runsc.v1"}
     script = found["text/x-shellscript"]
-    assert "/20240729.0/" in script and 'sha512sum -c "$binary.sha512"' in script
+    assert "/20240729.0/" in script
+    assert 'sha512sum -c "$binary.sha512"' in script
     assert "runsc containerd-shim-runsc-v1" in script
 
 
@@ -123,5 +124,6 @@ def test_install_script_refuses_a_tampered_binary(release_server, tmp_path: Path
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     done = run_install(url, bin_dir, monkeypatch)
-    assert done.returncode != 0 and "FAILED" in done.stdout + done.stderr
+    assert done.returncode != 0
+    assert "FAILED" in done.stdout + done.stderr
     assert not list(bin_dir.iterdir())  # nothing installed

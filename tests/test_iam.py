@@ -37,7 +37,8 @@ def test_every_pod_identity_role_trusts_only_this_cluster(each_stack: ProgramRes
             "StringEquals": {"aws:SourceAccount": ACCOUNT_ID},
             "ArnEquals": {"aws:SourceArn": arn},
         }, name
-        assert arn.startswith("arn:aws:eks:") and arn.endswith(f":{ACCOUNT_ID}:cluster/{cluster}"), (name, arn)
+        assert arn.startswith("arn:aws:eks:"), (name, arn)
+        assert arn.endswith(f":{ACCOUNT_ID}:cluster/{cluster}"), (name, arn)
         assert arn.split(":")[3] in region.values()
 
 

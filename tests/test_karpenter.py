@@ -152,7 +152,8 @@ def test_custom_resources_wait_for_the_controller_and_use_the_cluster_provider(d
     deps = set(node_class(dev).dependencies)
     assert dev.named("aws:eks/accessEntry:AccessEntry", "karpenter-node-access").urn in deps
     rules = [r.urn for r in dev.registrations if r.type.startswith("aws:vpc/securityGroup")]
-    assert rules and set(rules) <= deps
+    assert rules
+    assert set(rules) <= deps
 
 
 # --- controller
@@ -171,7 +172,8 @@ def test_controller_release_runs_on_core_nodes(dev: ProgramResult) -> None:
     assert values["settings"]["clusterEndpoint"] == dev.outputs["clusterEndpoint"]
     assert values["nodeSelector"]["node-role.agent-platform.io/core"] == "true"
     assert values["nodeSelector"] == {"node-role.agent-platform.io/core": "true"}  # merged with the chart's linux
-    assert "replicas" not in values and "serviceAccount" not in values  # chart defaults: 2, "karpenter"
+    assert "replicas" not in values
+    assert "serviceAccount" not in values
     assert values["controller"]["resources"]["requests"] == {"cpu": "1", "memory": "1Gi"}
     assert dev.named("aws:eks/nodeGroup:NodeGroup", "cluster-core-nodes").urn in release.dependencies
     assert release.provider.endswith("::cluster-k8s")
@@ -331,11 +333,13 @@ def test_warm_kata_nodes_are_held_by_preemptible_placeholders() -> None:
     deployment = prod.named("kubernetes:apps/v1:Deployment", "karpenter-placeholder").inputs
     assert deployment["spec"]["replicas"] == 2  # Pulumi.prod.yaml
     pod = deployment["spec"]["template"]["spec"]
-    assert pod["nodeSelector"] == {"workload-type": "kata"} and pod["tolerations"][0]["key"] == "kata"
+    assert pod["nodeSelector"] == {"workload-type": "kata"}
+    assert pod["tolerations"][0]["key"] == "kata"
     anti = pod["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0]
     assert anti["topologyKey"] == "kubernetes.io/hostname"
     priority = prod.named("kubernetes:scheduling.k8s.io/v1:PriorityClass", "karpenter-placeholder-priority").inputs
-    assert priority["value"] < 0 and priority["preemptionPolicy"] == "Never"
+    assert priority["value"] < 0
+    assert priority["preemptionPolicy"] == "Never"
     assert pod["priorityClassName"] == priority["metadata"]["name"]
     assert pod["containers"][0]["image"] == "registry.k8s.io/pause:3.10"
     assert not program_result("dev").of_type("kubernetes:scheduling.k8s.io/v1:PriorityClass")  # kataWarmNodes 0

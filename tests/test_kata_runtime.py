@@ -52,7 +52,10 @@ def test_kata_deploy_release_runs_only_on_kata_nodes() -> None:
     assert v["tolerations"] == [KATA_TOLERATION]
     assert v["shims"]["disableAll"] is True
     # Kata 4.x: the Rust runtime (runtime-rs) behind the platform's stable class names
-    assert {s for s, c in v["shims"].items() if s != "disableAll" and c["enabled"]} == {"clh-runtime-rs", "qemu-runtime-rs"}  # fmt: skip
+    assert {s for s, c in v["shims"].items() if s != "disableAll" and c["enabled"]} == {
+        "clh-runtime-rs",
+        "qemu-runtime-rs",
+    }
     assert v["shims"]["clh-runtime-rs"]["allowedHypervisorAnnotations"] == ["default_vcpus", "default_memory"]
     assert v["defaultShim"] == {"amd64": "clh-runtime-rs"}
     assert v["runtimeClasses"] == {"enabled": False}  # declared below instead
@@ -66,7 +69,10 @@ def test_runtime_classes_match_the_shims_and_kata_4_overhead() -> None:
     assert set(classes) == {"kata-clh", "kata-qemu"}
     assert classes["kata-clh"]["overhead"]["podFixed"] == {"cpu": "250m", "memory": "130Mi"}
     assert classes["kata-qemu"]["overhead"]["podFixed"] == {"cpu": "250m", "memory": "320Mi"}
-    assert {name: rc["handler"] for name, rc in classes.items()} == {"kata-clh": "kata-clh-runtime-rs", "kata-qemu": "kata-qemu-runtime-rs"}  # fmt: skip
+    assert {name: rc["handler"] for name, rc in classes.items()} == {
+        "kata-clh": "kata-clh-runtime-rs",
+        "kata-qemu": "kata-qemu-runtime-rs",
+    }
     for rc in classes.values():
         # never a node where kata-deploy has not finished (no /dev/kvm check passed, no shim installed)
         ready = {KATA_RUNTIME_LABEL: "true", "kata-deploy.katacontainers.io/default": "true"}
@@ -92,7 +98,8 @@ def test_firecracker_and_gvisor_are_opt_in() -> None:
     assert set(classes) == {"kata-clh", "kata-qemu", "kata-fc", "gvisor"}
     assert classes["kata-fc"]["handler"] == "kata-fc"
     assert classes["kata-fc"]["overhead"]["podFixed"] == {"cpu": "250m", "memory": "130Mi"}
-    assert classes["gvisor"]["handler"] == "runsc" and "overhead" not in classes["gvisor"]
+    assert classes["gvisor"]["handler"] == "runsc"
+    assert "overhead" not in classes["gvisor"]
     assert classes["gvisor"]["scheduling"]["tolerations"][0]["key"] == "gvisor"  # its own pool (test_gvisor)
     for rc in classes.values():
         validate_object(rc)
@@ -115,15 +122,21 @@ def test_firecracker_user_data_prepares_the_devmapper_pool() -> None:
     parts = {p.get_content_type(): p.get_payload() for p in message.get_payload()}
     assert set(parts) == {"application/node.eks.aws", "text/x-shellscript"}
     node_config = yaml.safe_load(parts["application/node.eks.aws"])
-    assert node_config["kind"] == "NodeConfig" and node_config["apiVersion"] == "node.eks.aws/v1alpha1"
+    assert node_config["kind"] == "NodeConfig"
+    assert node_config["apiVersion"] == "node.eks.aws/v1alpha1"
     containerd = node_config["spec"]["containerd"]["config"]
     assert '[plugins."io.containerd.snapshotter.v1.devmapper"]' in containerd
     assert f'pool_name = "{FC_POOL}"' in containerd
     script = parts["text/x-shellscript"]
     assert script.startswith("#!/bin/bash")
-    assert "truncate -s 32G" in script and 'dmsetup create "$POOL"' in script and f"POOL={FC_POOL}" in script
+    assert "truncate -s 32G" in script
+    assert 'dmsetup create "$POOL"' in script
+    assert f"POOL={FC_POOL}" in script
     assert "Before=containerd.service" in script
-    assert [t for t, _ in firecracker_devmapper_parts()] == ["application/node.eks.aws", 'text/x-shellscript; charset="us-ascii"']  # fmt: skip
+    assert [t for t, _ in firecracker_devmapper_parts()] == [
+        "application/node.eks.aws",
+        'text/x-shellscript; charset="us-ascii"',
+    ]
 
 
 def test_main_exports_the_runtime_classes_and_installs_after_the_core_nodes(dev: ProgramResult) -> None:

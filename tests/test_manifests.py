@@ -40,8 +40,20 @@ def test_manifest_file_names_are_unique(stack: str) -> None:
     assert len(names) == len(set(names))
 
 
-def test_every_object_has_an_explicit_name_and_namespace_where_namespaced(dev) -> None:  # noqa: ANN001
-    cluster_scoped = {"Namespace", "RuntimeClass", "StorageClass", "ClusterRole", "ClusterRoleBinding", "NodePool", "EC2NodeClass", "CustomResourceDefinition", "PriorityClass", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}  # fmt: skip
+def test_every_object_has_an_explicit_name_and_namespace_where_namespaced() -> None:
+    cluster_scoped = {
+        "Namespace",
+        "RuntimeClass",
+        "StorageClass",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "NodePool",
+        "EC2NodeClass",
+        "CustomResourceDefinition",
+        "PriorityClass",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
+    }
     for name, obj in kubernetes_objects("dev"):
         assert obj["metadata"].get("name"), name
         if obj["kind"] not in cluster_scoped:

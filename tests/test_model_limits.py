@@ -23,7 +23,11 @@ def test_limits_are_parsed_and_optional() -> None:
 def test_litellm_model_info_carries_the_limits(dev: ProgramResult) -> None:
     release = dev.named("kubernetes:helm.sh/v3:Release", "gateway-litellm")
     models = {m["model_name"]: m for m in release.inputs["values"]["proxy_config"]["model_list"]}
-    assert models["claude-sonnet"]["model_info"] == {"max_input_tokens": 200000, "max_output_tokens": 64000, "max_tokens": 64000}  # fmt: skip
+    assert models["claude-sonnet"]["model_info"] == {
+        "max_input_tokens": 200000,
+        "max_output_tokens": 64000,
+        "max_tokens": 64000,
+    }
     assert models["nova-pro"]["model_info"]["max_input_tokens"] == 300000
 
 
@@ -34,7 +38,8 @@ def files(models: tuple[str, ...], limits: dict) -> AgentFiles:
 def test_hermes_gets_the_default_models_context_length() -> None:
     f = files(("claude", "nova"), {"claude": (200000, 64000), "nova": (300000, 10000)})
     model = yaml.safe_load(hermes_files(f)["config.yaml"])["model"]
-    assert model["default"] == "claude" and model["context_length"] == 200000
+    assert model["default"] == "claude"
+    assert model["context_length"] == 200000
     assert "max_tokens" not in model  # Hermes: output limits are provider-owned, not configuration
     bare = yaml.safe_load(hermes_files(files(("claude",), {}))["config.yaml"])["model"]
     assert "context_length" not in bare
@@ -59,6 +64,7 @@ def test_the_stacks_agents_carry_their_models_limits(dev: ProgramResult) -> None
             seen += 1
         if "openclaw.json" in data:
             for model in json.loads(data["openclaw.json"])["models"]["providers"]["litellm"]["models"]:
-                assert model["contextWindow"] and model["maxTokens"]
+                assert model["contextWindow"]
+                assert model["maxTokens"]
             seen += 1
     assert seen >= 2

@@ -32,7 +32,7 @@ def test_subnet_cidrs_are_computed_inside_the_vpc() -> None:
     assert not any(a.overlaps(b) for i, a in enumerate(cidrs) for b in cidrs[i + 1 :])
 
 
-def test_subnet_tags_for_load_balancers_and_karpenter(dev) -> None:  # noqa: ANN001
+def test_subnet_tags_for_load_balancers_and_karpenter() -> None:
     for s in subnets("dev", "private"):
         assert s["tags"]["kubernetes.io/role/internal-elb"] == "1"
         assert s["tags"]["karpenter.sh/discovery"] == "agents-dev"
@@ -57,7 +57,8 @@ def test_private_routes_go_through_nat_and_public_through_igw() -> None:
     assert len(private) == 3
     assert len({t["routes"][0]["natGatewayId"] for t in private}) == 3  # one NAT per AZ in prod
     public = [t for name, t in tables.items() if name.endswith("-public")]
-    assert public[0]["routes"][0]["cidrBlock"] == "0.0.0.0/0" and "gatewayId" in public[0]["routes"][0]
+    assert public[0]["routes"][0]["cidrBlock"] == "0.0.0.0/0"
+    assert "gatewayId" in public[0]["routes"][0]
     dev_private = [
         r.inputs for r in program_result("dev").of_type("aws:ec2/routeTable:RouteTable") if "-private-" in r.name
     ]

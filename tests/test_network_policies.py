@@ -80,7 +80,9 @@ def sandboxes(stack: Stack) -> list[Pod]:
         (obs.NAMESPACE, obs.OPERATOR_PODS, "the Prometheus operator"),
     ],
 )
-def test_no_route_from_any_sandbox_to_platform_pods(stack: str, namespace: str, selector: dict[str, str], what: str) -> None:  # fmt: skip
+def test_no_route_from_any_sandbox_to_platform_pods(
+    stack: str, namespace: str, selector: dict[str, str], what: str
+) -> None:
     objects, reach = rendered(stack)
     targets = pods_with(objects, namespace, selector)
     assert targets, f"{what}: no pod in the rendered {stack} stack"
@@ -130,12 +132,20 @@ def test_litellm_reaches_only_bedrock_its_database_dns_and_pod_identity(stack: s
     objects, reach = rendered(stack)
     litellm = one_of(objects, gw.NAMESPACE, gw.SELECTOR)
     dns = one_of(objects, "kube-system", np.DNS_PODS)
-    assert reach.connects(litellm, dns, 53, "UDP") and reach.connects(litellm, dns, 53, "TCP")
+    assert reach.connects(litellm, dns, 53, "UDP")
+    assert reach.connects(litellm, dns, 53, "TCP")
     assert reach.egress_allows_ip(litellm, "52.94.0.10", 443)  # a public Bedrock endpoint address
     assert reach.egress_allows_ip(litellm, "169.254.170.23", np.POD_IDENTITY_PORT)
     # SSRF through server-side fetches (image_url...): nothing private, no metadata, no other port
-    for ip, port in (("169.254.169.254", 80), ("10.1.2.3", 443), ("10.1.2.3", 80), ("172.20.0.1", 443),
-                     ("192.168.1.1", 443), ("52.94.0.10", 80), ("100.64.0.1", 443)):  # fmt: skip
+    for ip, port in (
+        ("169.254.169.254", 80),
+        ("10.1.2.3", 443),
+        ("10.1.2.3", 80),
+        ("172.20.0.1", 443),
+        ("192.168.1.1", 443),
+        ("52.94.0.10", 80),
+        ("100.64.0.1", 443),
+    ):
         assert not reach.egress_allows_ip(litellm, ip, port), (ip, port)
     for target in (
         one_of(objects, obs.NAMESPACE, obs.PROMETHEUS_PODS),
@@ -174,7 +184,7 @@ def test_prometheus_and_alertmanager_answer_only_inside_monitoring(stack: str) -
 
 
 @RENDERED
-@pytest.mark.parametrize("stack", (*STACKS, KATA_FC))
+@pytest.mark.parametrize("stack", [*STACKS, KATA_FC])
 def test_every_platform_pod_keeps_dns_and_what_prometheus_scrapes(stack: str) -> None:
     """Strict mode: a pod that loses DNS or its scrape breaks silently; check them for every platform pod."""
     objects, reach = rendered(stack)
@@ -214,7 +224,11 @@ def test_controllers_reach_https_and_pod_identity_but_not_instance_metadata(stac
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_platform_namespace_has_a_default_deny_policy(stack: str) -> None:
     objects, reach = rendered(stack)
-    tenant_namespaces = {o.name for o in objects.objects if o.kind == "Namespace" and (o.body["metadata"].get("labels") or {}).get(SANDBOX_LABEL) == "true"}  # fmt: skip
+    tenant_namespaces = {
+        o.name
+        for o in objects.objects
+        if o.kind == "Namespace" and (o.body["metadata"].get("labels") or {}).get(SANDBOX_LABEL) == "true"
+    }
     platform = {o.name for o in objects.objects if o.kind == "Namespace"} - tenant_namespaces
     assert {gw.NAMESPACE, obs.NAMESPACE, kata.NAMESPACE, "karpenter"} <= platform
     for namespace in platform:
@@ -231,7 +245,8 @@ def test_every_platform_namespace_has_a_default_deny_policy(stack: str) -> None:
     # every pod of a platform namespace is isolated both ways
     for pod in objects.pods:
         if pod.namespace in platform and not pod.host_network:
-            assert reach.selecting(pod, "Ingress") and reach.selecting(pod, "Egress"), pod.owner
+            assert reach.selecting(pod, "Ingress"), pod.owner
+            assert reach.selecting(pod, "Egress"), pod.owner
 
 
 @RENDERED
@@ -240,7 +255,8 @@ def test_nlb_targets_are_the_proxy_pods_only(stack: str) -> None:
     objects, _ = rendered(stack)
     (nlb,) = [o for o in objects.objects if o.kind == "Service" and o.name == gw.NLB_SERVICE]
     selected = pods_with(objects, gw.NAMESPACE, nlb.body["spec"]["selector"])
-    assert selected and all(all(p.labels.get(k) == v for k, v in gp.SELECTOR.items()) for p in selected)
+    assert selected
+    assert all(all(p.labels.get(k) == v for k, v in gp.SELECTOR.items()) for p in selected)
     assert not any(all(p.labels.get(k) == v for k, v in gw.SELECTOR.items()) for p in selected)
 
 
@@ -252,7 +268,8 @@ def test_builders_name_their_namespaces_and_refuse_unknown_ones() -> None:
     bodies = np.platform_policies(np.PLATFORM_NAMESPACES, "10.0.0.0/16", external_database=False)
     assert {b["metadata"]["namespace"] for b in bodies} == set(np.PLATFORM_NAMESPACES)
     for ns in np.PLATFORM_NAMESPACES:
-        assert np.default_deny(ns) in bodies and np.allow_dns(ns) in bodies
+        assert np.default_deny(ns) in bodies
+        assert np.allow_dns(ns) in bodies
     with pytest.raises(ValueError, match="tenant-acme"):
         np.platform_policies(["tenant-acme"], "10.0.0.0/16", external_database=False)
 
@@ -261,16 +278,25 @@ def test_litellm_egress_excludes_every_private_range() -> None:
     (litellm,) = [b for b in np.litellm_policies("10.0.0.0/16", False) if b["metadata"]["name"] == "litellm"]
     internet: dict[str, Any] = litellm["spec"]["egress"][0]
     assert internet["ports"] == [{"protocol": "TCP", "port": 443}]
-    assert set(internet["to"][0]["ipBlock"]["except"]) >= {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"}  # fmt: skip
+    assert set(internet["to"][0]["ipBlock"]["except"]) >= {
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "169.254.0.0/16",
+    }
 
 
-@pytest.mark.parametrize("stack", ("dev", "staging", "prod"))
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
 def test_program_creates_the_policies_after_the_namespaces_only(stack: str) -> None:
     result = program_result(stack)
     policies = [r for r in result.registrations if r.type == NETPOL and "PlatformNetworkPolicies" in r.urn]
     namespaces = {r.inputs["metadata"]["namespace"] for r in policies}
     assert {gw.NAMESPACE, obs.NAMESPACE, kata.NAMESPACE, "karpenter", "kube-system"} <= namespaces
-    workloads = {r.urn for r in result.registrations if r.type in ("kubernetes:helm.sh/v3:Release", "kubernetes:apps/v1:Deployment", "kubernetes:batch/v1:Job")}  # fmt: skip
+    workloads = {
+        r.urn
+        for r in result.registrations
+        if r.type in ("kubernetes:helm.sh/v3:Release", "kubernetes:apps/v1:Deployment", "kubernetes:batch/v1:Job")
+    }
     for policy in policies:
         assert not set(policy.dependencies) & workloads, policy.name  # strict mode: workloads need them first
 

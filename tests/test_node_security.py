@@ -144,7 +144,8 @@ def test_the_monitoring_ports_match_what_prometheus_scrapes() -> None:
     values = yaml.safe_load((chart / "values.yaml").read_text())
     assert values["kubeProxy"]["enabled"] is True
     assert values["kubeProxy"]["service"]["port"] == node_security.KUBE_PROXY_METRICS_PORT
-    assert values["kubelet"]["enabled"] is True and node_security.KUBELET_PORT == 10250
+    assert values["kubelet"]["enabled"] is True
+    assert node_security.KUBELET_PORT == 10250
     exporter = yaml.safe_load((chart / "charts" / "prometheus-node-exporter" / "values.yaml").read_text())
     assert exporter["service"]["port"] == node_security.NODE_EXPORTER_PORT
     assert exporter["hostNetwork"] is True

@@ -81,7 +81,9 @@ def test_kata_monitor_is_scraped_with_a_pod_monitor_when_it_runs(each_stack: Pro
     fc = program_result("dev", {"agent-platform:kataFirecracker": True})
     monitor = fc.named(POD_MONITOR, "observability-kata-monitor").inputs
     assert monitor["metadata"]["namespace"] == "kata-system"
-    assert monitor["spec"]["selector"] == {"matchLabels": {"app.kubernetes.io/name": "kata-monitor", "app.kubernetes.io/instance": "kata-deploy"}}  # fmt: skip
+    assert monitor["spec"]["selector"] == {
+        "matchLabels": {"app.kubernetes.io/name": "kata-monitor", "app.kubernetes.io/instance": "kata-deploy"}
+    }
     assert monitor["spec"]["podMetricsEndpoints"] == [{"portNumber": 8090, "path": "/metrics", "interval": "30s"}]
     assert monitor["spec"]["jobLabel"] == "app.kubernetes.io/name"  # job="kata-monitor"
 
@@ -117,12 +119,14 @@ def test_litellm_service_monitor(each_stack: ProgramResult) -> None:
     monitor = each_stack.named(SERVICE_MONITOR, "observability-litellm-monitor")
     inputs = monitor.inputs
     assert (inputs["apiVersion"], inputs["kind"]) == ("monitoring.coreos.com/v1", "ServiceMonitor")
-    assert inputs["metadata"]["namespace"] == "litellm" and inputs["metadata"]["name"] == "litellm"
+    assert inputs["metadata"]["namespace"] == "litellm"
+    assert inputs["metadata"]["name"] == "litellm"
     spec = inputs["spec"]
     assert spec["selector"] == {"matchLabels": gw.SELECTOR}
     assert spec["namespaceSelector"] == {"matchNames": ["litellm"]}
     (endpoint,) = spec["endpoints"]
-    assert endpoint["port"] == "http" and endpoint["path"] == "/metrics/"
+    assert endpoint["port"] == "http"
+    assert endpoint["path"] == "/metrics/"
     # a key of its own that may only call /metrics, never the master key (the operator copies the token into
     # Prometheus' config Secret): tests/test_gateway_metrics.py
     assert endpoint["authorization"] == {
@@ -140,7 +144,8 @@ def test_litellm_service_monitor(each_stack: ProgramResult) -> None:
 @pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.stem)
 def test_dashboards_are_valid_json_with_panels_and_targets(path: Path) -> None:
     dashboard = json.loads(path.read_text())
-    assert dashboard["uid"] and dashboard["title"].startswith("Agent platform /")
+    assert dashboard["uid"]
+    assert dashboard["title"].startswith("Agent platform /")
     assert dashboard["panels"]
     ids = [panel["id"] for panel in dashboard["panels"]]
     assert len(ids) == len(set(ids))
@@ -148,21 +153,29 @@ def test_dashboards_are_valid_json_with_panels_and_targets(path: Path) -> None:
         assert panel["datasource"] == {"type": "prometheus", "uid": "prometheus"}
         assert panel["targets"], panel["title"]
         for target in panel["targets"]:
-            assert target["expr"].strip() and target["refId"]
+            assert target["expr"].strip()
+            assert target["refId"]
             assert target["expr"].count("(") == target["expr"].count(")"), target["expr"]
 
 
 def test_dashboards_cover_sandboxes_kata_capacity_and_litellm_per_key() -> None:
-    exprs = {path.stem: " ".join(t["expr"] for p in json.loads(path.read_text())["panels"] for t in p["targets"]) for path in DASHBOARDS}  # fmt: skip
+    exprs = {
+        path.stem: " ".join(t["expr"] for p in json.loads(path.read_text())["panels"] for t in p["targets"])
+        for path in DASHBOARDS
+    }
     assert set(exprs) == {"sandboxes", "kata-capacity", "litellm", "egress"}  # egress: tests/test_egress.py
-    assert 'label_agent_platform_io_sandbox="true"' in exprs["sandboxes"] and "kube_pod_info" in exprs["sandboxes"]
-    assert "by (node)" in exprs["sandboxes"] and "by (namespace)" in exprs["sandboxes"]
+    assert 'label_agent_platform_io_sandbox="true"' in exprs["sandboxes"]
+    assert "kube_pod_info" in exprs["sandboxes"]
+    assert "by (node)" in exprs["sandboxes"]
+    assert "by (namespace)" in exprs["sandboxes"]
     assert 'label_workload_type="kata"' in exprs["kata-capacity"]
-    assert (
-        "kube_node_status_allocatable" in exprs["kata-capacity"]
-        and "node_memory_MemAvailable_bytes" in exprs["kata-capacity"]
-    )
-    for metric in ("litellm_proxy_total_requests_metric_total", "litellm_spend_metric_total", "litellm_request_total_latency_metric_bucket"):  # fmt: skip
+    assert "kube_node_status_allocatable" in exprs["kata-capacity"]
+    assert "node_memory_MemAvailable_bytes" in exprs["kata-capacity"]
+    for metric in (
+        "litellm_proxy_total_requests_metric_total",
+        "litellm_spend_metric_total",
+        "litellm_request_total_latency_metric_bucket",
+    ):
         assert metric in exprs["litellm"]
     assert "by (api_key_alias)" in exprs["litellm"]
 

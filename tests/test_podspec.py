@@ -50,7 +50,8 @@ def assert_sandbox_pod(template: dict[str, Any], *, resolver: str, namespace: st
     """Every isolation invariant of a sandbox pod template (also used by tests/test_agents.py)."""
     labels, spec = template["metadata"]["labels"], template["spec"]
     assert labels[SANDBOX_LABEL] == "true"
-    assert labels["agent-platform.io/tenant"] and labels["app.kubernetes.io/name"]
+    assert labels["agent-platform.io/tenant"]
+    assert labels["app.kubernetes.io/name"]
     assert spec["runtimeClassName"].startswith("kata-")
     assert spec["dnsPolicy"] == "None"
     assert spec["dnsConfig"]["nameservers"] == [resolver]
@@ -63,18 +64,23 @@ def assert_sandbox_pod(template: dict[str, Any], *, resolver: str, namespace: st
     assert not any(spec.get(flag) for flag in ("hostNetwork", "hostPID", "hostIPC"))
     assert not any("hostPath" in v for v in spec.get("volumes", []))
     pod_sc = spec["securityContext"]
-    assert pod_sc["runAsNonRoot"] is True and pod_sc["runAsUser"] > 0
+    assert pod_sc["runAsNonRoot"] is True
+    assert pod_sc["runAsUser"] > 0
     assert pod_sc["seccompProfile"] == {"type": "RuntimeDefault"}
     for container in spec["containers"] + spec.get("initContainers", []):
         sc = container["securityContext"]
-        assert sc["runAsNonRoot"] is True and sc["runAsUser"] == pod_sc["runAsUser"]
-        assert sc["allowPrivilegeEscalation"] is False and sc["privileged"] is False
+        assert sc["runAsNonRoot"] is True
+        assert sc["runAsUser"] == pod_sc["runAsUser"]
+        assert sc["allowPrivilegeEscalation"] is False
+        assert sc["privileged"] is False
         assert sc["capabilities"] == {"drop": ["ALL"]}
         assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
         assert sc["readOnlyRootFilesystem"] is True
         resources = container["resources"]
-        assert resources["requests"] == resources["limits"] and set(resources["limits"]) == {"cpu", "memory"}
-        assert ":" in container["image"] and not container["image"].endswith(":latest")
+        assert resources["requests"] == resources["limits"]
+        assert set(resources["limits"]) == {"cpu", "memory"}
+        assert ":" in container["image"]
+        assert not container["image"].endswith(":latest")
 
 
 def deployment(template: dict) -> dict:
@@ -111,7 +117,10 @@ def test_sandbox_templates_use_the_same_pod_and_validate(agent: str) -> None:
     assert template["metadata"]["labels"]["agent-platform.io/workload"] == "warm-pool"
     # The agent-sandbox controller adds the "data" volume from volumeClaimTemplates itself.
     assert "data" not in {v["name"] for v in template["spec"]["volumes"]}
-    claim = {"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}  # fmt: skip
+    claim = {
+        "metadata": {"name": "data"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+    }
     spec = sandbox_template_spec(template, sandbox_egress_rules(cfg.network), [claim])
     assert spec["networkPolicyManagement"] == "Managed"
     assert "ingress" not in spec["networkPolicy"]  # no ingress rule: all ingress denied
@@ -125,7 +134,10 @@ def test_sandbox_templates_use_the_same_pod_and_validate(agent: str) -> None:
     )
 
 
-@pytest.mark.parametrize(("cidr", "resolver"), [("10.1.0.0/16", "10.1.0.2"), ("172.18.16.0/20", "172.18.16.2"), ("192.168.64.0/18", "192.168.64.2")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("cidr", "resolver"),
+    [("10.1.0.0/16", "10.1.0.2"), ("172.18.16.0/20", "172.18.16.2"), ("192.168.64.0/18", "192.168.64.2")],
+)
 def test_resolver_is_computed_from_the_vpc_cidr(cidr: str, resolver: str) -> None:
     cfg = platform(cidr)
     assert str(ipaddress.ip_network(cidr).network_address + 2) == resolver

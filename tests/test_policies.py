@@ -94,14 +94,17 @@ def test_pack_lists_every_rule_once() -> None:
     for policy in POLICIES:
         assert policy.config_schema is not None, policy.name
         for key, spec in policy.config_schema.properties.items():
-            assert "default" in spec and "description" in spec, (policy.name, key)
+            assert "default" in spec, (policy.name, key)
+            assert "description" in spec, (policy.name, key)
 
 
 def test_main_only_builds_the_pack() -> None:
     source = (PACK_DIR / "__main__.py").read_text()
-    assert "PolicyPack(" in source and "def " not in source
+    assert "PolicyPack(" in source
+    assert "def " not in source
     manifest = (PACK_DIR / "PulumiPolicy.yaml").read_text()
-    assert "name: python" in manifest and "virtualenv: venv" in manifest
+    assert "name: python" in manifest
+    assert "virtualenv: venv" in manifest
     assert "version: 0.1.0" in manifest
 
 
@@ -470,7 +473,8 @@ def test_nested_virtualization_nodes(props: dict[str, Any], expected: list[str])
     assert outcome.unknown is None
     assert len(outcome) == len(expected), outcome.messages
     for message, fragment in zip(outcome.messages, expected, strict=True):
-        assert message.startswith("LaunchTemplate kata-nodes: ") and fragment in message
+        assert message.startswith("LaunchTemplate kata-nodes: ")
+        assert fragment in message
 
 
 def test_nested_virtualization_nodes_config() -> None:
@@ -599,7 +603,8 @@ def test_kata_node_capacity_node_pools(
     assert outcome.unknown is None
     assert len(outcome) == len(expected), outcome.messages
     for message, fragment in zip(outcome.messages, expected, strict=True):
-        assert message.startswith("NodePool kata: ") and fragment in message
+        assert message.startswith("NodePool kata: ")
+        assert fragment in message
     assert all(u == pool.urn for u in outcome.urns)
 
 
@@ -610,7 +615,8 @@ def test_kata_node_capacity_computed_node_class_name() -> None:
     assert len(run_stack_policy(kata_node_capacity, [pool, node_class])) == 0
     unlinked = _node_pool(node_class=UNKNOWN)
     outcome = run_stack_policy(kata_node_capacity, [unlinked, node_class])
-    assert len(outcome) == 0 and outcome.unknown is not None  # advisory, never mandatory
+    assert len(outcome) == 0
+    assert outcome.unknown is not None
 
 
 # --- unknowns, secrets, garbage ----------------------------------------------------------------
@@ -638,10 +644,13 @@ def test_unknowns_keep_checking_the_known_parts() -> None:
         containers=[UNKNOWN, {"name": "b", "securityContext": {"privileged": True}}],
     )
     outcome = run_resource_policy(kata_dns, KINDS[1].resource_type, workload(KINDS[1], spec))
-    assert len(outcome) == 1 and "10.100.0.10" in outcome.messages[0]
-    assert outcome.unknown is not None and "nameservers" in outcome.unknown.message
+    assert len(outcome) == 1
+    assert "10.100.0.10" in outcome.messages[0]
+    assert outcome.unknown is not None
+    assert "nameservers" in outcome.unknown.message
     outcome = run_resource_policy(sandbox_no_host_access, KINDS[1].resource_type, workload(KINDS[1], spec))
-    assert len(outcome) == 1 and "containers[b]" in outcome.messages[0]
+    assert len(outcome) == 1
+    assert "containers[b]" in outcome.messages[0]
     assert outcome.unknown is not None
 
 
@@ -649,9 +658,11 @@ def test_unknown_sandbox_label_decided_by_namespace() -> None:
     kind = KINDS[1]
     props = workload(kind, {"containers": []}, sandbox=False, labels={"agent-platform.io/sandbox": UNKNOWN})
     outcome = run_resource_policy(sandbox_runtime_class, kind.resource_type, props)
-    assert len(outcome) == 0 and outcome.unknown is not None
+    assert len(outcome) == 0
+    assert outcome.unknown is not None
     outcome = run_resource_policy(sandbox_runtime_class, kind.resource_type, props, {"sandboxNamespaces": ["tenant-a"]})
-    assert len(outcome) == 1 and outcome.unknown is None
+    assert len(outcome) == 1
+    assert outcome.unknown is None
 
 
 def test_secrets_are_read_through() -> None:
@@ -854,7 +865,13 @@ def test_grpc_stack_rules_violating_and_compliant(pack: PolicyPackProcess) -> No
     assert all(v.enforcement_level == "mandatory" for v in violations)
 
     good_nodes, _ = _node_stack(["m8i.large"])
-    deny_egress = k8s("networking.k8s.io/v1", "NetworkPolicy", "deny", {"podSelector": {}, "policyTypes": ["Egress"]}, namespace="tenant-a")  # fmt: skip
+    deny_egress = k8s(
+        "networking.k8s.io/v1",
+        "NetworkPolicy",
+        "deny",
+        {"podSelector": {}, "policyTypes": ["Egress"]},
+        namespace="tenant-a",
+    )
     good = [
         _namespace("tenant-a", True),
         resource("kubernetes:networking.k8s.io/v1:NetworkPolicy", "deny", deny_egress),
@@ -946,7 +963,8 @@ def test_grpc_secrets(pack: PolicyPackProcess) -> None:
     assert pack.analyze(_workload_resource(KINDS[2], spec)) == []
     spec["dnsConfig"] = secret({"nameservers": ["172.20.0.10"]})
     (violation,) = pack.analyze(_workload_resource(KINDS[2], spec))
-    assert violation.policy == "kata-dns" and "172.20.0.10" in violation.message
+    assert violation.policy == "kata-dns"
+    assert "172.20.0.10" in violation.message
     lt = resource(LAUNCH_TEMPLATE, "s-lt", _launch_template(metadataOptions=secret({"httpTokens": "required"})))
     assert pack.analyze(lt) == []
 
@@ -981,7 +999,8 @@ def test_readme_documents_every_policy_and_key() -> None:
         assert f"`{policy.name}`" in readme, policy.name
         for key in policy.config_schema.properties:
             assert f"`{key}`" in readme, (policy.name, key)
-    assert (PACK_DIR / "pyproject.toml").exists() and (PACK_DIR / "uv.lock").exists()
+    assert (PACK_DIR / "pyproject.toml").exists()
+    assert (PACK_DIR / "uv.lock").exists()
 
 
 class _Untouchable(dict):  # type: ignore[type-arg]
@@ -990,7 +1009,7 @@ class _Untouchable(dict):  # type: ignore[type-arg]
     def __getitem__(self, key: Any) -> Any:
         raise AssertionError(f"read {key!r}")
 
-    def get(self, key: Any, default: Any = None) -> Any:
+    def get(self, key: Any, default: Any = None) -> Any:  # noqa: ARG002 - dict.get's signature
         raise AssertionError(f"read {key!r}")
 
 
@@ -1011,7 +1030,8 @@ def test_validators_ignore_other_resource_types_without_reading_them() -> None:
     assert all(callable(getattr(p, "applies_to", None)) for p in declared)
     for policy in declared:
         skipped = sorted(t for t in types if not policy.applies_to(t))
-        assert skipped and len(skipped) < len(types), policy.name
+        assert skipped, policy.name
+        assert len(skipped) < len(types), policy.name
         outcome = Outcome()
         for resource_type in skipped:
             args = ResourceValidationArgs(resource_type, _Untouchable(), "urn", "n", _options(), None, {})
@@ -1198,11 +1218,13 @@ def test_provider_default_namespace_unknown() -> None:
     for inputs in ({"namespace": UNKNOWN}, {"kubeconfig": UNKNOWN}):
         provider = k8s_provider("cluster", **inputs)
         outcome = run_resource_policy(sandbox_runtime_class, KINDS[1].resource_type, props, config, provider=provider)
-        assert outcome.messages == [] and outcome.unknown is not None
+        assert outcome.messages == []
+        assert outcome.unknown is not None
     # Not needed when nothing depends on it.
     provider = k8s_provider("cluster", namespace=UNKNOWN)
     outcome = run_resource_policy(sandbox_runtime_class, KINDS[1].resource_type, props, provider=provider)
-    assert outcome.messages == [] and outcome.unknown is None
+    assert outcome.messages == []
+    assert outcome.unknown is None
 
 
 def test_provider_default_namespace_stack_policy() -> None:
@@ -1310,7 +1332,8 @@ def test_kata_dns_ipv6_spellings_of_ipv4(nameserver: str, inside: bool) -> None:
     assert len(messages) == int(inside), messages
     if inside:
         assert f"replace nameserver {nameserver} in spec.template.spec.dnsConfig.nameservers" in messages[0]
-        assert "(IPv4 " in messages[0] and "inside the service CIDR" in messages[0]
+        assert "(IPv4 " in messages[0]
+        assert "inside the service CIDR" in messages[0]
 
 
 @pytest.mark.parametrize(
@@ -1325,7 +1348,10 @@ def test_kata_dns_ipv6_spellings_of_ipv4(nameserver: str, inside: bool) -> None:
 )
 def test_kata_dns_refuses_ipv4_mapped_nameservers(nameserver: str, ipv4: str) -> None:
     (message,) = check(kata_dns, KINDS[1], kata_spec(dnsConfig={"nameservers": [nameserver]}))
-    assert f"replace nameserver {nameserver} in spec.template.spec.dnsConfig.nameservers with the plain IPv4 address {ipv4}" in message  # fmt: skip
+    assert (
+        f"replace nameserver {nameserver} in spec.template.spec.dnsConfig.nameservers with the plain IPv4 address {ipv4}"
+        in message
+    )
 
 
 def test_kata_dns_ipv6_service_cidr() -> None:
@@ -1337,7 +1363,8 @@ def test_kata_dns_ipv6_service_cidr() -> None:
 def test_grpc_kata_dns_mapped_ipv4(pack: PolicyPackProcess) -> None:
     spec = kata_spec(dnsConfig={"nameservers": ["::ffff:172.20.0.10"]})
     (violation,) = pack.analyze(_workload_resource(KINDS[2], spec))
-    assert violation.policy == "kata-dns" and "the plain IPv4 address 172.20.0.10" in violation.message
+    assert violation.policy == "kata-dns"
+    assert "the plain IPv4 address 172.20.0.10" in violation.message
 
 
 # --- issue 13: NLB cross-zone as the AWS Load Balancer Controller decides ----------------------
@@ -1373,7 +1400,8 @@ def test_parse_string_map_per_controller_version(raw: str, v3: Any, v2: Any) -> 
                 parse_string_map(raw, version)
         else:
             assert parse_string_map(raw, version) == expected, version
-    assert parse_attributes(None) == {} and parse_attributes(["a=b"]) == {}
+    assert parse_attributes(None) == {}
+    assert parse_attributes(["a=b"]) == {}
 
 
 def _nlb(annotations: dict[str, str], version: str = "v3.5.0", ports: list[int] | None = None) -> list[str]:
@@ -1472,10 +1500,12 @@ def test_nlb_cross_zone_unknown_ports_and_annotations() -> None:
     props = _service({LB_TYPE: "external", LB_ATTRIBUTES: ON, f"{TG_ATTRIBUTES}.4000": OFF})
     props["spec"]["ports"] = UNKNOWN
     outcome = run_resource_policy(nlb_cross_zone, SERVICE, props)
-    assert outcome.messages == [] and outcome.unknown is not None
+    assert outcome.messages == []
+    assert outcome.unknown is not None
     props = _service({LB_TYPE: "external", LB_ATTRIBUTES: ON, LEGACY_CROSS_ZONE: UNKNOWN})
     outcome = run_resource_policy(nlb_cross_zone, SERVICE, props)
-    assert outcome.messages == [] and outcome.unknown is not None
+    assert outcome.messages == []
+    assert outcome.unknown is not None
 
 
 def test_grpc_nlb_cross_zone(pack: PolicyPackProcess, reconfigure: Any) -> None:
@@ -1501,24 +1531,28 @@ def test_node_group_with_unknown_launch_template(link: str) -> None:
     resources, group = _node_stack(["m8i.xlarge", "m5.large"], link=link)
     group.properties["launchTemplate"] = UNKNOWN
     outcome = run_stack_policy(kata_node_capacity, resources)
-    assert outcome.urns == [group.urn] and "(remove m5.large)" in outcome.messages[0]
+    assert outcome.urns == [group.urn]
+    assert "(remove m5.large)" in outcome.messages[0]
     resources, group = _node_stack(["m8i.xlarge"], link=link)
     group.properties["launchTemplate"] = UNKNOWN
     outcome = run_stack_policy(kata_node_capacity, resources)
-    assert outcome.messages == [] and outcome.unknown is None
+    assert outcome.messages == []
+    assert outcome.unknown is None
 
 
 def test_node_group_with_unknown_launch_template_and_no_link() -> None:
     resources, group = _node_stack(["m5.large"], link="none")
     group.properties["launchTemplate"] = UNKNOWN
     outcome = run_stack_policy(kata_node_capacity, resources)
-    assert outcome.messages == [] and outcome.unknown is not None  # cannot tell: advisory note
+    assert outcome.messages == []
+    assert outcome.unknown is not None
     # The core group's unknown template is known not to be a nested-virtualization one.
     core = next(r for r in resources if r.name == "core-ng")
     core.properties["launchTemplate"] = UNKNOWN
     others = [r for r in resources if r is not group]
     outcome = run_stack_policy(kata_node_capacity, others)
-    assert outcome.messages == [] and outcome.unknown is None
+    assert outcome.messages == []
+    assert outcome.unknown is None
 
 
 def test_grpc_node_group_with_unknown_launch_template(pack: PolicyPackProcess) -> None:
@@ -1571,7 +1605,8 @@ def test_kata_node_pool_requirement_operators(requirements: list[dict[str, Any]]
     assert outcome.unknown is None
     assert len(outcome) == len(expected), outcome.messages
     for message, fragment in zip(outcome.messages, expected, strict=True):
-        assert message.startswith("NodePool kata: ") and fragment in message
+        assert message.startswith("NodePool kata: ")
+        assert fragment in message
     if expected and "does not confine" in outcome.messages[0]:
         assert outcome.messages[0].startswith(
             "NodePool kata: add a requirement {key: karpenter.k8s.aws/instance-family"
@@ -1588,10 +1623,12 @@ def test_grpc_kata_node_pool_not_in(pack: PolicyPackProcess) -> None:
 def test_node_group_with_unknown_template_id_and_no_link() -> None:
     resources, group = _node_stack(["m5.large"], link="none")  # launchTemplate {id: unknown}
     outcome = run_stack_policy(kata_node_capacity, resources)
-    assert outcome.messages == [] and outcome.unknown is not None
+    assert outcome.messages == []
+    assert outcome.unknown is not None
     group.properties["launchTemplate"] = {"id": "lt-0123456789", "version": "1"}  # a template of another stack
     outcome = run_stack_policy(kata_node_capacity, resources)
-    assert outcome.messages == [] and outcome.unknown is None
+    assert outcome.messages == []
+    assert outcome.unknown is None
 
 
 def test_empty_namespace_is_the_provider_default() -> None:
@@ -1664,7 +1701,8 @@ def test_nlb_cross_zone_per_port_target_groups() -> None:
     two_ports = [4000, 4001]
     off_on_4001 = {LB_ATTRIBUTES: ON, f"{TG_ATTRIBUTES}.4001": "load_balancing.cross_zone.enabled=False"}
     (message,) = _nlb(off_on_4001, ports=two_ports)
-    assert "target group of port 4001" in message and f"{TG_ATTRIBUTES}.4001 annotation" in message
+    assert "target group of port 4001" in message
+    assert f"{TG_ATTRIBUTES}.4001 annotation" in message
     # Target groups turned on one by one make up for a load balancer without cross-zone.
     each_on = {f"{TG_ATTRIBUTES}.4000": ON, f"{TG_ATTRIBUTES}.4001": ON}
     assert _nlb(each_on, ports=two_ports) == []

@@ -38,13 +38,24 @@ def dev_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def violating_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
     """``python -m tools.preview`` (the ``make preview`` entry point) with a pack that forbids every VPC."""
     out = tmp_path_factory.mktemp("violating") / "dev"
-    command = [sys.executable, "-m", "tools.preview", "--stack", "dev", "--out", str(out), "--policy-pack", str(FIXTURE_PACK)]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "tools.preview",
+        "--stack",
+        "dev",
+        "--out",
+        str(out),
+        "--policy-pack",
+        str(FIXTURE_PACK),
+    ]
     return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120), out
 
 
 def test_build_holds_the_four_outputs_of_the_contract(dev_build: Path) -> None:
     resources = json.loads((dev_build / "resources.json").read_text())
-    assert isinstance(resources, list) and len(resources) > 20
+    assert isinstance(resources, list)
+    assert len(resources) > 20
     for r in resources:
         assert set(r) == {"urn", "type", "name", "parent", "provider", "inputs"}
         assert r["urn"].startswith("urn:pulumi:dev::agent-platform::")

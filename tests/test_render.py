@@ -32,7 +32,15 @@ from tools.render_checks import (
 )
 
 pytestmark = pytest.mark.skipif(not (SHARED / "charts").is_dir(), reason=f"vendored charts not present at {SHARED}")
-INSTALLS = {"aws-load-balancer-controller", "karpenter-crd", "karpenter", "kata-deploy", "litellm", "monitoring", "agent-sandbox"}  # fmt: skip
+INSTALLS = {
+    "aws-load-balancer-controller",
+    "karpenter-crd",
+    "karpenter",
+    "kata-deploy",
+    "litellm",
+    "monitoring",
+    "agent-sandbox",
+}
 
 
 def findings(stack: str = "dev", overrides: dict[str, Any] | None = None, values: bool = False) -> list[str]:
@@ -76,14 +84,16 @@ def test_every_install_renders_and_checks_clean(stack: str, tmp_path: Path) -> N
     rendered = {p.stem for p in (tmp_path / "rendered").glob("*.yaml")}
     assert rendered == INSTALLS
     text = "".join(p.read_text() for p in (tmp_path / "rendered").glob("*.yaml"))
-    assert "kind: Deployment" in text and PLACEHOLDER not in text  # secrets are masked before rendering
+    assert "kind: Deployment" in text
+    assert PLACEHOLDER not in text
 
 
 def test_every_optional_feature_renders_clean(tmp_path: Path) -> None:
     """kata-fc (kata-monitor), the gVisor tier and the Kata managed node group, all on: still 0 findings."""
     overrides = {f"agent-platform:{key}": True for key in ("kataFirecracker", "gvisor", "kataManagedNodeGroup")}
     found, skipped = check_installs(program_result("dev", overrides), tmp_path)
-    assert skipped == "" and [str(f) for f in found] == []
+    assert skipped == ""
+    assert [str(f) for f in found] == []
 
 
 def test_every_pinned_version_is_published_and_a_config_default(dev) -> None:  # noqa: ANN001
@@ -116,7 +126,7 @@ def defects_b() -> str:
                 "target_label": "__address__",
                 "replacement": "$1:8090",
             }
-        ],  # fmt: skip
+        ],
     }
 
     def litellm(values: dict[str, Any]) -> None:
@@ -161,7 +171,10 @@ def test_defect_3_withdrawn_bitnami_image_is_reported(defects_b: str) -> None:
 
 def test_defect_4_scraping_a_kata_monitor_that_does_not_run_is_reported(defects_b: str) -> None:
     assert "program: PodMonitor kata-system/kata-monitor: selector" in defects_b
-    assert "additionalScrapeConfigs[kata-monitor]: scrapes port 8090 (node discovery) but no hostNetwork DaemonSet" in defects_b  # fmt: skip
+    assert (
+        "additionalScrapeConfigs[kata-monitor]: scrapes port 8090 (node discovery) but no hostNetwork DaemonSet"
+        in defects_b
+    )
 
 
 def test_defect_5_control_plane_monitors_eks_does_not_expose_are_reported(defects_b: str) -> None:
@@ -177,7 +190,10 @@ def test_defect_6_selectors_that_match_the_migration_job_are_reported(defects_b:
 
 
 def test_defect_7_unpinned_images_are_reported(defects_b: str) -> None:
-    assert "Deployment litellm/litellm container litellm: image ghcr.io/berriai/litellm-database:1.93.0 comes from the defaults of an approximate vendored chart" in defects_b  # fmt: skip
+    assert (
+        "Deployment litellm/litellm container litellm: image ghcr.io/berriai/litellm-database:1.93.0 comes from the defaults of an approximate vendored chart"
+        in defects_b
+    )
     assert "image quay.io/kata-containers/kubectl:latest uses the moving tag latest" in defects_b
 
 
@@ -192,8 +208,14 @@ def test_unknown_and_ineffective_values_are_reported(monkeypatch: pytest.MonkeyP
 
     monkeypatch.setattr(kata_runtime, "kata_deploy_values", wrap(kata_runtime, "kata_deploy_values", edit))
     found = [f for f in findings(values=True) if "values." in f]
-    assert "helm kata-deploy: values.snapshotter.setpu: changes nothing in the rendered output (the chart does not know this key); remove or fix it" in found  # fmt: skip
-    assert "helm kata-deploy: values.debug: changes nothing in the rendered output (it equals the chart default or is ignored); remove or fix it" in found  # fmt: skip
+    assert (
+        "helm kata-deploy: values.snapshotter.setpu: changes nothing in the rendered output (the chart does not know this key); remove or fix it"
+        in found
+    )
+    assert (
+        "helm kata-deploy: values.debug: changes nothing in the rendered output (it equals the chart default or is ignored); remove or fix it"
+        in found
+    )
 
 
 @pytest.mark.parametrize(
@@ -236,4 +258,5 @@ def test_a_render_finding_fails_the_preview(monkeypatch: pytest.MonkeyPatch, tmp
     out = capsys.readouterr().out
     assert "[render] manifest agent-sandbox: Deployment agent-sandbox-system/agent-sandbox-controller" in out
     report = json.loads((tmp_path / "render-report.json").read_text())
-    assert report["skipped"] is None and any("agent-sandbox-system" in f["key"] for f in report["findings"])
+    assert report["skipped"] is None
+    assert any("agent-sandbox-system" in f["key"] for f in report["findings"])

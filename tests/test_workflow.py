@@ -245,7 +245,8 @@ def test_main_promotes_one_commit_dev_then_staging_then_prod() -> None:
     checkout = next(s for s in deploy["steps"] if s.get("uses", "").startswith("actions/checkout@"))
     assert checkout["with"]["ref"] == "${{ github.sha }}"
     (up,) = [s["run"] for s in deploy["steps"] if "pulumi up" in s.get("run", "")]
-    assert "--policy-pack policies" in up and "--yes" in up
+    assert "--policy-pack policies" in up
+    assert "--yes" in up
 
 
 def test_drift_detection_is_scheduled_and_never_changes_anything() -> None:
@@ -253,7 +254,8 @@ def test_drift_detection_is_scheduled_and_never_changes_anything() -> None:
     drift = workflows["drift.yml"]
     triggers = _triggers(drift)
     assert set(triggers) == {"schedule", "workflow_dispatch"}
-    assert triggers["schedule"] and all(len(s["cron"].split()) == 5 for s in triggers["schedule"])
+    assert triggers["schedule"]
+    assert all(len(s["cron"].split()) == 5 for s in triggers["schedule"])
     (job,) = drift["jobs"].values()
     assert sorted(job["strategy"]["matrix"]["stack"]) == STACKS
     assert job["strategy"]["fail-fast"] is False

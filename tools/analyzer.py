@@ -139,7 +139,8 @@ class PolicyPackProcess:
         except OSError as error:
             raise PolicyPackError(f"cannot start policy pack {self.pack_dir} with {python}: {error}") from error
         try:
-            assert self._process.stdout is not None and self._process.stderr is not None
+            assert self._process.stdout is not None
+            assert self._process.stderr is not None
             self._start_reader(self._process.stderr, self._keep_stderr)
             lines: queue.Queue[bytes | None] = queue.Queue()
 
@@ -250,7 +251,7 @@ class PolicyPackProcess:
         response: plugin_pb2.PluginInfo = self._call("GetPluginInfo", empty_pb2.Empty())
         return response.version
 
-    def policy_config(self) -> dict[str, tuple[str, dict[str, Any]]]:
+    def policy_config(self) -> dict[str, tuple[str, dict[str, Any]]]:  # noqa: C901 - the CLI's config reconciliation rules, one by one
         """Reconcile the user config with the pack's policies like the CLI does.
 
         Returns ``{policy: (enforcement level, properties)}`` for every policy. Raises

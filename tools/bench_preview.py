@@ -93,13 +93,17 @@ def main(argv: list[str] | None = None) -> int:
         large = (rows[2]["wall_seconds"] - rows[1]["wall_seconds"]) / (rows[2]["tenants"] - rows[1]["tenants"])
         linear = large <= small * 1.2 + 0.002
         ok &= linear
-        print(f"marginal s/tenant: {small:.4f} ({rows[0]['tenants']}->{rows[1]['tenants']}), "
-              f"{large:.4f} ({rows[1]['tenants']}->{rows[2]['tenants']}): {'linear' if linear else 'SUPERLINEAR'}")  # fmt: skip
+        print(
+            f"marginal s/tenant: {small:.4f} ({rows[0]['tenants']}->{rows[1]['tenants']}), "
+            f"{large:.4f} ({rows[1]['tenants']}->{rows[2]['tenants']}): {'linear' if linear else 'SUPERLINEAR'}"
+        )
     largest = rows[-1]
     within = largest["wall_seconds"] < TARGET_SECONDS
     ok &= within and all(r["mandatory"] == 0 for r in rows)
-    print(f"{largest['tenants']} tenants in {largest['wall_seconds']} s (target < {TARGET_SECONDS:.0f} s): "
-          f"{'ok' if within else 'TOO SLOW'}")  # fmt: skip
+    print(
+        f"{largest['tenants']} tenants in {largest['wall_seconds']} s (target < {TARGET_SECONDS:.0f} s): "
+        f"{'ok' if within else 'TOO SLOW'}"
+    )
     return 0 if ok else 1
 
 

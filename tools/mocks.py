@@ -109,11 +109,27 @@ class PlatformMocks(Mocks):
         kubeconfig = {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": cluster_name, "cluster": {"server": endpoint, "certificate-authority-data": "LS0tLS1CRUdJTi=="}}],
+            "clusters": [
+                {
+                    "name": cluster_name,
+                    "cluster": {"server": endpoint, "certificate-authority-data": "LS0tLS1CRUdJTi=="},
+                }
+            ],
             "contexts": [{"name": "aws", "context": {"cluster": cluster_name, "user": "aws"}}],
             "current-context": "aws",
-            "users": [{"name": "aws", "user": {"exec": {"apiVersion": "client.authentication.k8s.io/v1beta1", "command": "aws", "args": ["eks", "get-token", "--cluster-name", cluster_name]}}}],
-        }  # fmt: skip
+            "users": [
+                {
+                    "name": "aws",
+                    "user": {
+                        "exec": {
+                            "apiVersion": "client.authentication.k8s.io/v1beta1",
+                            "command": "aws",
+                            "args": ["eks", "get-token", "--cluster-name", cluster_name],
+                        }
+                    },
+                }
+            ],
+        }
         eks_urn = self._register_child(
             "aws:eks/cluster:Cluster",
             f"{name}-eksCluster",

