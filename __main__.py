@@ -64,15 +64,15 @@ sandbox_nodes_sg = SandboxNodeSecurityGroup(
 kata_user_data = firecracker_devmapper_userdata() if cfg.kata.firecracker else None
 # Karpenter launches Kata nodes; a managed node group is opt-in (kataManagedNodeGroup), see README.
 kata_nodes = (
-    KataNodes("kata", KataNodesArgs(cfg.cluster.kata, cluster, kata_user_data, security_group=sandbox_nodes_sg))
+    KataNodes("kata", KataNodesArgs.from_cluster(cluster, cfg.cluster.kata, kata_user_data, sandbox_nodes_sg))
     if cfg.cluster.kata_managed_node_group
     else None
 )
 karpenter = Karpenter(
     "karpenter",
-    KarpenterArgs(
-        cfg.karpenter,
+    KarpenterArgs.from_cluster(
         cluster,
+        cfg.karpenter,
         region=cfg.region,
         user_data=kata_user_data,
         gvisor=cfg.kata.gvisor,

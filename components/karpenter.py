@@ -14,14 +14,13 @@ import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components import gvisor
-from components.cluster import ROOT_DEVICE, Cluster, node_role
 from components.config import KarpenterConfig
 from components.iam import pod_identity_role
 from components.kata import KATA_IMDS_HOP_LIMIT
@@ -38,8 +37,12 @@ from components.labels import (
     KATA_TOLERATION,
     dedicated_taint,
 )
-from components.node_security import SandboxNodeSecurityGroup
+from components.node_group import ROOT_DEVICE, node_role
 from components.podspec import container_security_context
+
+if TYPE_CHECKING:
+    from components.cluster import Cluster
+    from components.node_security import SandboxNodeSecurityGroup
 
 NAMESPACE = KARPENTER_NAMESPACE
 CONTROLLER_POLICY = Path(__file__).resolve().parent / "policies" / "karpenter-controller-iam-policy.json"
@@ -70,13 +73,48 @@ INTERRUPTION_EVENTS = {
 @dataclass(frozen=True)
 class KarpenterArgs:
     config: KarpenterConfig
-    cluster: Cluster
     region: str
+    cluster_name: pulumi.Input[str]  # the EKS cluster's name as an output (waits for the control plane)
+    cluster_plain_name: str  # the configured name: tags, selector terms, IAM conditions
+    cluster_endpoint: pulumi.Input[str]
+    cluster_security_group_id: pulumi.Input[str]  # tagged for discovery when no sandbox SG is given
+    provider: k8s.Provider
+    disk_gib: int  # the Kata nodes' root volume
+    node_ssm_access: bool = False
+    core_nodes: Sequence[pulumi.Resource] = ()  # the controller runs there
     user_data: str | None = None  # MIME multipart node setup, the same as the managed Kata group's
     gvisor: bool = False  # the gVisor tier's node pool
-    # The sandbox nodes' security group (components/node_security.py); None: the EKS cluster SG, by tag.
-    security_group: SandboxNodeSecurityGroup | None = None
+    # The sandbox nodes' security group id and what to wait for (components/node_security.py); None: the EKS
+    # cluster SG, by tag.
+    security_group_id: pulumi.Input[str] | None = None
+    security_group: pulumi.Resource | None = None
     dedicated_tenants: tuple[str, ...] = ()  # tenants with dedicatedNodes: one tainted NodePool each
+
+    @classmethod
+    def from_cluster(
+        cls,
+        cluster: Cluster,
+        config: KarpenterConfig,
+        *,
+        region: str,
+        security_group: SandboxNodeSecurityGroup | None = None,
+        **kwargs: Any,
+    ) -> KarpenterArgs:
+        return cls(
+            config,
+            region,
+            cluster_name=cluster.name,
+            cluster_plain_name=cluster.config.name,
+            cluster_endpoint=cluster.endpoint,
+            cluster_security_group_id=cluster.cluster_security_group_id,
+            provider=cluster.provider,
+            disk_gib=cluster.config.kata.disk_gib,
+            node_ssm_access=cluster.config.node_ssm_access,
+            core_nodes=(cluster.core_node_group,),
+            security_group_id=security_group.id if security_group else None,
+            security_group=security_group,
+            **kwargs,
+        )
 
 
 class Karpenter(pulumi.ComponentResource):
@@ -91,26 +129,26 @@ class Karpenter(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: KarpenterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("agent-platform:karpenter:Karpenter", name, None, opts)
-        cfg, cluster = args.config, args.cluster
-        cluster_name = cluster.config.name  # plain name: tags, selector terms, IAM conditions
+        cfg = args.config
+        cluster_name = args.cluster_plain_name  # plain name: tags, selector terms, IAM conditions
         child = pulumi.ResourceOptions(parent=self)
-        k8s_opts = pulumi.ResourceOptions(parent=self, provider=cluster.provider)
+        k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.provider)
 
         # --- node role: Karpenter builds the instance profile from it; the access entry lets nodes join
-        nodes = node_role(name, parent=self, ssm=cluster.config.node_ssm_access)
+        nodes = node_role(name, parent=self, ssm=args.node_ssm_access)
         access_entry = aws.eks.AccessEntry(
             f"{name}-node-access",
-            cluster_name=cluster.name,
+            cluster_name=args.cluster_name,
             principal_arn=nodes.role.arn,
             type="EC2_LINUX",
             opts=child,
         )
         # Nodes carry the sandbox nodes' security group, selected by id; without one, the EKS cluster security
         # group, found (like the private subnets, tagged by the network component) through the discovery tag.
-        sg_id = args.security_group.id if args.security_group else None
+        sg_id = args.security_group_id
         sg_ready: pulumi.Resource = args.security_group or aws.ec2.Tag(
             f"{name}-discovery-sg",
-            resource_id=cluster.cluster_security_group_id,
+            resource_id=args.cluster_security_group_id,
             key=DISCOVERY_TAG,
             value=cluster_name,
             opts=child,
@@ -162,7 +200,7 @@ class Karpenter(pulumi.ComponentResource):
         )
         controller_role = pod_identity_role(
             f"{name}-controller",
-            cluster_name=cluster.name,
+            cluster_name=args.cluster_name,
             namespace=NAMESPACE,
             service_account=SERVICE_ACCOUNT,
             policy=policy,
@@ -183,7 +221,7 @@ class Karpenter(pulumi.ComponentResource):
             chart=CRD_CHART,
             version=cfg.version,
             namespace=NAMESPACE,
-            opts=pulumi.ResourceOptions(parent=self, provider=cluster.provider, depends_on=[namespace]),
+            opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[namespace]),
         )
         self.release = k8s.helm.v3.Release(
             f"{name}-controller",
@@ -194,8 +232,8 @@ class Karpenter(pulumi.ComponentResource):
             skip_crds=True,
             values={
                 "settings": {
-                    "clusterName": cluster.name,
-                    "clusterEndpoint": cluster.endpoint,
+                    "clusterName": args.cluster_name,
+                    "clusterEndpoint": args.cluster_endpoint,
                     "interruptionQueue": queue.name,
                 },
                 # The chart's defaults: service account "karpenter" (SERVICE_ACCOUNT), 2 replicas, linux nodes.
@@ -209,8 +247,8 @@ class Karpenter(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions(
                 parent=self,
-                provider=cluster.provider,
-                depends_on=[namespace, crds, identity, cluster.core_node_group, *targets],
+                provider=args.provider,
+                depends_on=[namespace, crds, identity, *args.core_nodes, *targets],
             ),
         )
 
@@ -224,13 +262,13 @@ class Karpenter(pulumi.ComponentResource):
                 role=nodes.role.name,
                 cluster_name=cluster_name,
                 ami_alias=cfg.ami_alias,
-                disk_gib=cluster.config.kata.disk_gib,
+                disk_gib=args.disk_gib,
                 user_data=args.user_data,
                 security_group_id=sg_id,
             ),
             opts=pulumi.ResourceOptions(
                 parent=self,
-                provider=cluster.provider,
+                provider=args.provider,
                 depends_on=[crds, self.release, access_entry, sg_ready, *nodes.ready],
             ),
         )
@@ -241,7 +279,7 @@ class Karpenter(pulumi.ComponentResource):
             metadata={"name": NODE_POOL},
             spec=node_pool_spec(cfg),
             opts=pulumi.ResourceOptions(
-                parent=self, provider=cluster.provider, depends_on=[crds, self.release, self.node_class]
+                parent=self, provider=args.provider, depends_on=[crds, self.release, self.node_class]
             ),
         )
 
@@ -260,7 +298,7 @@ class Karpenter(pulumi.ComponentResource):
                     taints=(KATA_TAINT, dedicated_taint(tenant)),
                 ),
                 opts=pulumi.ResourceOptions(
-                    parent=self, provider=cluster.provider, depends_on=[crds, self.release, self.node_class]
+                    parent=self, provider=args.provider, depends_on=[crds, self.release, self.node_class]
                 ),
             )
 
@@ -277,7 +315,7 @@ class Karpenter(pulumi.ComponentResource):
                     role=nodes.role.name,
                     cluster_name=cluster_name,
                     ami_alias=cfg.ami_alias,
-                    disk_gib=cluster.config.kata.disk_gib,
+                    disk_gib=args.disk_gib,
                     user_data=gvisor.gvisor_userdata(cfg.gvisor_release),
                     nested_virtualization=False,
                     pool=gvisor.NODE_POOL,
