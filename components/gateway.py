@@ -46,7 +46,7 @@ from components.gateway_proxy import LISTEN_PORT as TENANT_GATEWAY_PORT
 from components.gateway_proxy import SELECTOR as TENANT_GATEWAY_SELECTOR
 from components.gateway_proxy import TenantGateway, TenantGatewayArgs
 from components.gateway_rds import RdsPostgresArgs
-from components.iam import pod_identity_role
+from components.iam import PodIdentity
 from components.labels import CORE_NODE_SELECTOR, LITELLM_NAMESPACE, LITELLM_PORT
 from components.podspec import topology_spread
 
@@ -63,6 +63,7 @@ KEY_JOB_SELECTOR = {"app.kubernetes.io/name": "litellm-key-registrar"}  # the ke
 SELECTOR = {"app.kubernetes.io/name": "litellm", "app.kubernetes.io/instance": RELEASE}
 CLUSTER_URL = f"http://{RELEASE}.{NAMESPACE}.svc.cluster.local:{PORT}"  # core pods only, never Kata pods
 LITELLM_CHART = "oci://ghcr.io/berriai/litellm-helm"
+POD_IDENTITY_TYPE = "agent-platform:gateway:PodIdentity"  # the deployed token of the gateway's identities
 
 LB_CONTROLLER_CHART = "aws-load-balancer-controller"
 LB_CONTROLLER_REPO = "https://aws.github.io/eks-charts"
@@ -204,32 +205,23 @@ def generated_key(name: str, length: int, parent: pulumi.Resource) -> pulumi.Out
     return pulumi.Output.secret(password.result.apply(lambda value: f"sk-{value}"))
 
 
-class PodIdentity(pulumi.ComponentResource):
-    """``iam.pod_identity_role`` wrapped in a component, so that workloads can depend on the role, its
-    policy AND the association: EKS Pod Identity injects credentials when a pod is created, so the
-    association must exist before the chart's pods do."""
-
-    role: aws.iam.Role
-
-    def __init__(
-        self,
-        name: str,
-        cluster_name: pulumi.Input[str],
-        namespace: str,
-        service_account: str,
-        policy: pulumi.Input[str],
-        opts: pulumi.ResourceOptions | None = None,
-    ) -> None:
-        super().__init__("agent-platform:gateway:PodIdentity", name, None, opts)
-        self.role = pod_identity_role(
-            name,
-            cluster_name=cluster_name,
-            namespace=namespace,
-            service_account=service_account,
-            policy=policy,
-            parent=self,
-        )
-        self.register_outputs({"roleArn": self.role.arn})
+def gateway_identity(
+    name: str,
+    cluster_name: pulumi.Input[str],
+    namespace: str,
+    service_account: str,
+    policy: pulumi.Input[str],
+    parent: pulumi.Resource,
+) -> PodIdentity:
+    return PodIdentity(
+        name,
+        cluster_name=cluster_name,
+        namespace=namespace,
+        service_account=service_account,
+        policy=policy,
+        opts=pulumi.ResourceOptions(parent=parent),
+        type_token=POD_IDENTITY_TYPE,
+    )
 
 
 @dataclass(frozen=True)
@@ -296,13 +288,8 @@ class Gateway(pulumi.ComponentResource):
         policy = pulumi.Output.all(caller.account_id, partition).apply(
             lambda v: bedrock_policy(model_ids, cfg.bedrock_region, v[0], v[1])
         )
-        self.bedrock_identity = PodIdentity(
-            f"{name}-bedrock",
-            args.cluster_name,
-            NAMESPACE,
-            SERVICE_ACCOUNT,
-            policy,
-            pulumi.ResourceOptions(parent=self),
+        bedrock_identity = gateway_identity(
+            f"{name}-bedrock", args.cluster_name, NAMESPACE, SERVICE_ACCOUNT, policy, self
         )
 
         # --- secrets the chart references. The master key is generated here, never chosen by hand.
@@ -332,12 +319,12 @@ class Gateway(pulumi.ComponentResource):
                     vpc_id=args.vpc_id,
                     subnet_ids=args.private_subnet_ids,
                     client_security_group_id=args.core_security_group_id,
-                    litellm_role=self.bedrock_identity.role,
+                    litellm_role=bedrock_identity.role,
                     litellm_image=cfg.image,
                     postgres_image=cfg.postgres_image,
                     protect=args.protect,
                     # LiteLLM's Pod Identity association: the migrations log in with its IAM token
-                    depends_on=(ns, service_account, self.bedrock_identity),
+                    depends_on=(ns, service_account, bedrock_identity),
                 )
                 if cfg.rds_database and cfg.rds is not None
                 else None,
@@ -369,7 +356,7 @@ class Gateway(pulumi.ComponentResource):
             version=cfg.chart_version,
             values=with_cache(litellm_values(cfg, database.env), cache.settings),
             timeout=900,
-            opts=k8s_opts(ns, service_account, master_key, database.migrations, self.bedrock_identity, *cache.ready),
+            opts=k8s_opts(ns, service_account, master_key, database.migrations, bedrock_identity, *cache.ready),
         )
         k8s.policy.v1.PodDisruptionBudget(
             f"{name}-pdb",
@@ -433,13 +420,13 @@ class Gateway(pulumi.ComponentResource):
 
     def _lb_controller(self, name: str, args: GatewayArgs) -> k8s.helm.v3.Release:
         """AWS Load Balancer Controller on core nodes, with its published policy through Pod Identity."""
-        identity = PodIdentity(
+        identity = gateway_identity(
             f"{name}-lb-controller",
             args.cluster_name,
             LB_CONTROLLER_NAMESPACE,
             LB_CONTROLLER_SERVICE_ACCOUNT,
             lb_controller_policy(),
-            pulumi.ResourceOptions(parent=self),
+            self,
         )
         opts = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=list(args.depends_on))
         service_account = k8s.core.v1.ServiceAccount(

@@ -22,7 +22,7 @@ import pulumi_kubernetes as k8s
 
 from components import gvisor
 from components.config import KarpenterConfig
-from components.iam import pod_identity_role
+from components.iam import PodIdentity
 from components.kata import KATA_IMDS_HOP_LIMIT
 from components.labels import (
     CAPACITY_PLACEHOLDER_LABEL,
@@ -119,13 +119,7 @@ class KarpenterArgs:
 
 class Karpenter(pulumi.ComponentResource):
     node_role_arn: pulumi.Output[str]
-    node_role_name: pulumi.Output[str]
-    queue_name: pulumi.Output[str]
-    controller_role_arn: pulumi.Output[str]
-    release: k8s.helm.v3.Release
-    node_class: k8s.apiextensions.CustomResource
-    node_pool: k8s.apiextensions.CustomResource
-    dedicated_pools: dict[str, k8s.apiextensions.CustomResource]  # tenant -> its own NodePool
+    namespace: k8s.core.v1.Namespace  # NetworkPolicies wait for it (components/network_policies.py)
 
     def __init__(self, name: str, args: KarpenterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("agent-platform:karpenter:Karpenter", name, None, opts)
@@ -187,9 +181,6 @@ class Karpenter(pulumi.ComponentResource):
 
         # --- controller role bound to karpenter/karpenter with EKS Pod Identity. The identity lives in its
         # own component so the Helm release can wait for the association (pods get credentials at admission).
-        identity = pulumi.ComponentResource(
-            "agent-platform:karpenter:ControllerIdentity", f"{name}-controller", None, child
-        )
         caller = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=self))
         partition = aws.get_partition_output(opts=pulumi.InvokeOptions(parent=self)).partition
         policy = pulumi.Output.all(partition, caller.account_id, queue.arn, nodes.role.arn).apply(
@@ -198,15 +189,15 @@ class Karpenter(pulumi.ComponentResource):
                 separators=(",", ":"),
             )
         )
-        controller_role = pod_identity_role(
+        identity = PodIdentity(
             f"{name}-controller",
             cluster_name=args.cluster_name,
             namespace=NAMESPACE,
             service_account=SERVICE_ACCOUNT,
             policy=policy,
-            parent=identity,
+            opts=child,
+            type_token="agent-platform:karpenter:ControllerIdentity",  # the deployed token
         )
-        identity.register_outputs({"roleArn": controller_role.arn})
 
         # --- controller (CRDs from their own chart: Helm never upgrades a chart's crds/ directory)
         namespace = k8s.core.v1.Namespace(
@@ -214,7 +205,7 @@ class Karpenter(pulumi.ComponentResource):
             metadata={"name": NAMESPACE, "labels": {"app.kubernetes.io/part-of": "agent-platform"}},
             opts=k8s_opts,
         )
-        self.namespace = namespace  # NetworkPolicies wait for it (components/network_policies.py)
+        self.namespace = namespace
         crds = k8s.helm.v3.Release(
             f"{name}-crd",
             name="karpenter-crd",
@@ -223,7 +214,7 @@ class Karpenter(pulumi.ComponentResource):
             namespace=NAMESPACE,
             opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[namespace]),
         )
-        self.release = k8s.helm.v3.Release(
+        release = k8s.helm.v3.Release(
             f"{name}-controller",
             name="karpenter",
             chart=CHART,
@@ -253,7 +244,7 @@ class Karpenter(pulumi.ComponentResource):
         )
 
         # --- Kata capacity
-        self.node_class = k8s.apiextensions.CustomResource(
+        node_class = k8s.apiextensions.CustomResource(
             f"{name}-{NODE_CLASS}-nodeclass",
             api_version="karpenter.k8s.aws/v1",
             kind="EC2NodeClass",
@@ -269,25 +260,22 @@ class Karpenter(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(
                 parent=self,
                 provider=args.provider,
-                depends_on=[crds, self.release, access_entry, sg_ready, *nodes.ready],
+                depends_on=[crds, release, access_entry, sg_ready, *nodes.ready],
             ),
         )
-        self.node_pool = k8s.apiextensions.CustomResource(
+        node_pool = k8s.apiextensions.CustomResource(
             f"{name}-{NODE_POOL}-nodepool",
             api_version="karpenter.sh/v1",
             kind="NodePool",
             metadata={"name": NODE_POOL},
             spec=node_pool_spec(cfg),
-            opts=pulumi.ResourceOptions(
-                parent=self, provider=args.provider, depends_on=[crds, self.release, self.node_class]
-            ),
+            opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[crds, release, node_class]),
         )
 
         # Tenants that must not share a host: the same EC2NodeClass, a pool whose nodes carry the tenant's label
         # and taint on top of the Kata ones (each pool has the configured limits of its own).
-        self.dedicated_pools = {}
         for tenant in args.dedicated_tenants:
-            self.dedicated_pools[tenant] = k8s.apiextensions.CustomResource(
+            k8s.apiextensions.CustomResource(
                 f"{name}-{NODE_POOL}-{tenant}-nodepool",
                 api_version="karpenter.sh/v1",
                 kind="NodePool",
@@ -298,12 +286,12 @@ class Karpenter(pulumi.ComponentResource):
                     taints=(KATA_TAINT, dedicated_taint(tenant)),
                 ),
                 opts=pulumi.ResourceOptions(
-                    parent=self, provider=args.provider, depends_on=[crds, self.release, self.node_class]
+                    parent=self, provider=args.provider, depends_on=[crds, release, node_class]
                 ),
             )
 
         if cfg.warm_nodes > 0:
-            self._warm_floor(name, cfg, k8s_opts, [namespace, self.node_pool])
+            self._warm_floor(name, cfg, k8s_opts, [namespace, node_pool])
         if args.gvisor:
             # The gVisor tier: its own class and pool, no nested virtualization, runsc installed at boot.
             gvisor_class = k8s.apiextensions.CustomResource(
@@ -323,7 +311,7 @@ class Karpenter(pulumi.ComponentResource):
                 ),
                 opts=pulumi.ResourceOptions.merge(
                     k8s_opts,
-                    pulumi.ResourceOptions(depends_on=[crds, self.release, access_entry, sg_ready, *nodes.ready]),
+                    pulumi.ResourceOptions(depends_on=[crds, release, access_entry, sg_ready, *nodes.ready]),
                 ),  # fmt: skip
             )
             k8s.apiextensions.CustomResource(
@@ -340,21 +328,12 @@ class Karpenter(pulumi.ComponentResource):
                     arches=gvisor.architectures(cfg.gvisor_families),
                 ),
                 opts=pulumi.ResourceOptions.merge(
-                    k8s_opts, pulumi.ResourceOptions(depends_on=[crds, self.release, gvisor_class])
+                    k8s_opts, pulumi.ResourceOptions(depends_on=[crds, release, gvisor_class])
                 ),  # fmt: skip
             )
 
         self.node_role_arn = nodes.role.arn
-        self.node_role_name = nodes.role.name
-        self.queue_name = queue.name
-        self.controller_role_arn = controller_role.arn
-        self.register_outputs(
-            {
-                "nodeRoleArn": self.node_role_arn,
-                "queueName": self.queue_name,
-                "controllerRoleArn": self.controller_role_arn,
-            }
-        )
+        self.register_outputs({"nodeRoleArn": self.node_role_arn})
 
     def _warm_floor(
         self, name: str, cfg: KarpenterConfig, k8s_opts: pulumi.ResourceOptions, after: list[pulumi.Resource]
