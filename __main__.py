@@ -19,6 +19,7 @@ from components.gateway_metrics import MetricsKey, MetricsKeyArgs
 from components.karpenter import Karpenter, KarpenterArgs
 from components.kata import KataNodes, KataNodesArgs
 from components.kata_runtime import KataRuntime, KataRuntimeArgs, firecracker_devmapper_userdata
+from components.lb_controller import LoadBalancerController, LoadBalancerControllerArgs
 from components.network import Network, NetworkArgs
 from components.network_policies import PlatformNetworkPolicies, PlatformNetworkPoliciesArgs
 from components.node_security import SandboxNodeSecurityGroup, SandboxNodeSecurityGroupArgs
@@ -81,6 +82,21 @@ karpenter = Karpenter(
     ),
 )
 
+# Cluster infrastructure the NLB Services (gateway, egress proxy) wait for. Created by the gateway before: its
+# resources keep their names, and their URNs through aliases.
+lb_controller = LoadBalancerController(
+    "gateway-lb-controller",
+    LoadBalancerControllerArgs(
+        cfg.gateway.lb_controller_version,
+        cluster_name=cluster.name,
+        region=cfg.region,
+        vpc_id=network.vpc_id,
+        provider=cluster.provider,
+        depends_on=[cluster.core_node_group],
+        moved_from=pulumi.create_urn("gateway", "agent-platform:gateway:Gateway"),
+    ),
+)
+
 # --- model gateway (before the tenants: agents use gateway.url and gateway.tenant_keys)
 secrets = pulumi.Config("agent-platform")
 gateway = Gateway(
@@ -98,6 +114,7 @@ gateway = Gateway(
         core_security_group_id=cluster.node_security_group_id,
         protect=cfg.protect,
         depends_on=[cluster.core_node_group],
+        lb_controller=[lb_controller],
     ),
 )
 
@@ -138,7 +155,7 @@ egress = (
             tenants=cfg.tenants,
             provider=cluster.provider,
             vpc_cidr=cfg.network.cidr,
-            lb_controller=gateway.lb_controller,
+            lb_controller=lb_controller,
             monitoring=observability.release,
             depends_on=[cluster.core_node_group],
         ),

@@ -11,8 +11,8 @@ Pieces (checked against upstream, see the issue note):
     labelled ``app.kubernetes.io/name: litellm`` / ``app.kubernetes.io/instance: <release>``), master key from
     a first-class Secret (``masterkeySecretName``/``masterkeySecretKey``), Bedrock through EKS Pod Identity
     (no AWS keys: boto3's default chain) with a role that may only invoke the configured models.
-  * The AWS Load Balancer Controller (eks-charts) with its published IAM policy, and the NLB Service for
-    Kata pods as a first-class object so the policy pack sees its annotations.
+  * The NLB Service for Kata pods as a first-class object so the policy pack sees its annotations (the AWS
+    Load Balancer Controller that serves it: components/lb_controller.py).
   * Tenant keys registered INSIDE the cluster by one Job per tenant (curl against the ClusterIP Service
     from a core node); the machine running Pulumi never talks to LiteLLM.
 """
@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -65,11 +64,6 @@ CLUSTER_URL = f"http://{RELEASE}.{NAMESPACE}.svc.cluster.local:{PORT}"  # core p
 LITELLM_CHART = "oci://ghcr.io/berriai/litellm-helm"
 POD_IDENTITY_TYPE = "agent-platform:gateway:PodIdentity"  # the deployed token of the gateway's identities
 
-LB_CONTROLLER_CHART = "aws-load-balancer-controller"
-LB_CONTROLLER_REPO = "https://aws.github.io/eks-charts"
-LB_CONTROLLER_NAMESPACE = "kube-system"
-LB_CONTROLLER_SERVICE_ACCOUNT = "aws-load-balancer-controller"
-LB_CONTROLLER_POLICY = Path(__file__).resolve().parent / "policies" / "aws-load-balancer-controller-iam-policy.json"
 
 NLB_ANNOTATIONS = {
     "service.beta.kubernetes.io/aws-load-balancer-type": "external",
@@ -125,11 +119,6 @@ def bedrock_policy(model_ids: Sequence[str], region: str, account_id: str, parti
         "Resource": bedrock_resource_arns(model_ids, region, account_id, partition),
     }
     return json.dumps({"Version": "2012-10-17", "Statement": [statement]}, sort_keys=True)
-
-
-def lb_controller_policy() -> str:
-    """The controller's published IAM policy (docs/install/iam_policy.json of the pinned release)."""
-    return json.dumps(json.loads(LB_CONTROLLER_POLICY.read_text()))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -205,25 +194,6 @@ def generated_key(name: str, length: int, parent: pulumi.Resource) -> pulumi.Out
     return pulumi.Output.secret(password.result.apply(lambda value: f"sk-{value}"))
 
 
-def gateway_identity(
-    name: str,
-    cluster_name: pulumi.Input[str],
-    namespace: str,
-    service_account: str,
-    policy: pulumi.Input[str],
-    parent: pulumi.Resource,
-) -> PodIdentity:
-    return PodIdentity(
-        name,
-        cluster_name=cluster_name,
-        namespace=namespace,
-        service_account=service_account,
-        policy=policy,
-        opts=pulumi.ResourceOptions(parent=parent),
-        type_token=POD_IDENTITY_TYPE,
-    )
-
-
 @dataclass(frozen=True)
 class GatewayArgs:
     config: GatewayConfig
@@ -237,6 +207,7 @@ class GatewayArgs:
     core_security_group_id: pulumi.Input[str] | None = None  # the only clients of the cache and database
     protect: bool = False
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)  # e.g. the core node group
+    lb_controller: Sequence[pulumi.Resource] = ()  # its webhook must admit the NLB Service
 
 
 class Gateway(pulumi.ComponentResource):
@@ -246,7 +217,6 @@ class Gateway(pulumi.ComponentResource):
     key_jobs: dict[str, k8s.batch.v1.Job]  # tenant -> the Job that registered its key (tenant pods wait for it)
     release: k8s.helm.v3.Release
     namespace: k8s.core.v1.Namespace
-    lb_controller: k8s.helm.v3.Release
 
     def __init__(self, name: str, args: GatewayArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("agent-platform:gateway:Gateway", name, None, opts)
@@ -258,9 +228,6 @@ class Gateway(pulumi.ComponentResource):
 
         def k8s_opts(*depends_on: pulumi.Resource) -> pulumi.ResourceOptions:
             return pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=list(depends_on))
-
-        lb_controller = self._lb_controller(name, args)
-        self.lb_controller = lb_controller  # other NLB Services (the egress proxy) wait for its webhook
 
         ns = k8s.core.v1.Namespace(
             f"{name}-ns",
@@ -288,8 +255,14 @@ class Gateway(pulumi.ComponentResource):
         policy = pulumi.Output.all(caller.account_id, partition).apply(
             lambda v: bedrock_policy(model_ids, cfg.bedrock_region, v[0], v[1])
         )
-        bedrock_identity = gateway_identity(
-            f"{name}-bedrock", args.cluster_name, NAMESPACE, SERVICE_ACCOUNT, policy, self
+        bedrock_identity = PodIdentity(
+            f"{name}-bedrock",
+            cluster_name=args.cluster_name,
+            namespace=NAMESPACE,
+            service_account=SERVICE_ACCOUNT,
+            policy=policy,
+            opts=pulumi.ResourceOptions(parent=self),
+            type_token=POD_IDENTITY_TYPE,
         )
 
         # --- secrets the chart references. The master key is generated here, never chosen by hand.
@@ -397,7 +370,7 @@ class Gateway(pulumi.ComponentResource):
             },
             spec=nlb_spec,
             # The controller's webhook must be up before a LoadBalancer Service is admitted.
-            opts=k8s_opts(ns, lb_controller),
+            opts=k8s_opts(ns, *args.lb_controller),
         )
         self.hostname = nlb.status.apply(lambda status: status.load_balancer.ingress[0].hostname)
         self.url = self.hostname.apply(lambda host: f"http://{host}:{PORT}")
@@ -417,39 +390,6 @@ class Gateway(pulumi.ComponentResource):
             self._key_jobs(name, args, ns, passwords, [self.release, master_key])
 
         self.register_outputs({"url": self.url, "hostname": self.hostname})
-
-    def _lb_controller(self, name: str, args: GatewayArgs) -> k8s.helm.v3.Release:
-        """AWS Load Balancer Controller on core nodes, with its published policy through Pod Identity."""
-        identity = gateway_identity(
-            f"{name}-lb-controller",
-            args.cluster_name,
-            LB_CONTROLLER_NAMESPACE,
-            LB_CONTROLLER_SERVICE_ACCOUNT,
-            lb_controller_policy(),
-            self,
-        )
-        opts = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=list(args.depends_on))
-        service_account = k8s.core.v1.ServiceAccount(
-            f"{name}-lb-controller-sa",
-            metadata={"name": LB_CONTROLLER_SERVICE_ACCOUNT, "namespace": LB_CONTROLLER_NAMESPACE},
-            opts=opts,
-        )
-        return k8s.helm.v3.Release(
-            f"{name}-lb-controller",
-            name="aws-load-balancer-controller",
-            namespace=LB_CONTROLLER_NAMESPACE,
-            chart=LB_CONTROLLER_CHART,
-            repository_opts={"repo": LB_CONTROLLER_REPO},
-            version=args.config.lb_controller_version,
-            values={
-                "clusterName": args.cluster_name,
-                "region": args.region,
-                "vpcId": args.vpc_id,
-                "serviceAccount": {"create": False, "name": LB_CONTROLLER_SERVICE_ACCOUNT},
-                "nodeSelector": dict(CORE_NODE_SELECTOR),
-            },
-            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[service_account, identity])),
-        )
 
     def _key_jobs(
         self,
