@@ -10,7 +10,8 @@ Pieces (checked against upstream, see the issue note):
   * LiteLLM through its chart ``oci://ghcr.io/berriai/litellm-helm`` (ClusterIP Service ``litellm``, pods
     labelled ``app.kubernetes.io/name: litellm`` / ``app.kubernetes.io/instance: <release>``), master key from
     a first-class Secret (``masterkeySecretName``/``masterkeySecretKey``), Bedrock through EKS Pod Identity
-    (no AWS keys: boto3's default chain) with a role that may only invoke the configured models.
+    (no AWS keys: boto3's default chain) with a role that may only invoke the configured models
+    (components/bedrock.py).
   * The NLB Service for Kata pods as a first-class object so the policy pack sees its annotations (the AWS
     Load Balancer Controller that serves it: components/lb_controller.py).
   * Tenant keys registered INSIDE the cluster by one Job per tenant (curl against the ClusterIP Service
@@ -19,7 +20,6 @@ Pieces (checked against upstream, see the issue note):
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +29,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from components.bedrock import bedrock_policy, bedrock_resource_arns, split_model_id  # noqa: F401 (re-exported)
 from components.config import GatewayConfig, ModelConfig, TenantConfig
 from components.gateway_cache import LitellmCache, LitellmCacheArgs, with_cache
 from components.gateway_db import LitellmDatabase, LitellmDatabaseArgs, database_url_env
@@ -73,57 +74,6 @@ NLB_ANNOTATIONS = {
     "service.beta.kubernetes.io/aws-load-balancer-attributes": "load_balancing.cross_zone.enabled=true",
 }
 NLB_CLASS = "service.k8s.aws/nlb"
-
-BEDROCK_ACTIONS = ("bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream")
-# Cross-Region inference profile ids start with a geography (or "global"): us.anthropic.claude-...
-INFERENCE_PROFILE_PREFIXES = ("us", "us-gov", "eu", "apac", "jp", "au", "ca", "global")
-
-
-# ----------------------------------------------------------------------------------------------
-# Bedrock IAM scope
-
-
-def split_model_id(model_id: str) -> tuple[str | None, str]:
-    """``us.anthropic.claude-x`` -> (``us``, ``anthropic.claude-x``); a plain model id -> (None, id)."""
-    prefix, _, rest = model_id.partition(".")
-    if rest and prefix in INFERENCE_PROFILE_PREFIXES:
-        return prefix, rest
-    return None, model_id
-
-
-def bedrock_resource_arns(model_ids: Sequence[str], region: str, account_id: str, partition: str = "aws") -> list[str]:
-    """The only resources LiteLLM may invoke.
-
-    A plain model id is a foundation model in the Bedrock region. An inference profile needs the profile
-    ARN in the source region AND the foundation model in every Region the profile routes to; those
-    destination Regions are AWS's to change, so the foundation-model ARN uses a Region wildcard (``*``
-    also matches the empty Region of the ``arn:aws:bedrock:::foundation-model/...`` form that global
-    profiles use) while the model id stays exact. Never a bare ``*``.
-    """
-    arns: set[str] = set()
-    for model_id in model_ids:
-        prefix, base = split_model_id(model_id)
-        if prefix is None:
-            arns.add(f"arn:{partition}:bedrock:{region}::foundation-model/{model_id}")
-        else:
-            arns.add(f"arn:{partition}:bedrock:{region}:{account_id}:inference-profile/{model_id}")
-            arns.add(f"arn:{partition}:bedrock:*::foundation-model/{base}")
-    return sorted(arns)
-
-
-def bedrock_policy(model_ids: Sequence[str], region: str, account_id: str, partition: str = "aws") -> str:
-    statement = {
-        "Sid": "InvokeConfiguredModels",
-        "Effect": "Allow",
-        "Action": list(BEDROCK_ACTIONS),
-        "Resource": bedrock_resource_arns(model_ids, region, account_id, partition),
-    }
-    return json.dumps({"Version": "2012-10-17", "Statement": [statement]}, sort_keys=True)
-
-
-# ----------------------------------------------------------------------------------------------
-# Tenant keys: components/gateway_keys.py (teams, keys, rotation, the Job's time budget)
-
 
 # ----------------------------------------------------------------------------------------------
 # Chart values
