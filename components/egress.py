@@ -24,6 +24,7 @@ import pulumi_random as random
 
 from components.config import EgressConfig, TenantConfig
 from components.gateway import NLB_ANNOTATIONS, NLB_CLASS
+from components.kube import child_options, platform_namespace
 from components.labels import CORE_NODE_SELECTOR, EGRESS_NAMESPACE
 from components.podspec import PROXY_PORT, container_security_context, topology_spread
 from components.squid import (  # noqa: F401 (re-exported: tests/test_egress.py)
@@ -249,21 +250,11 @@ class EgressProxy(pulumi.ComponentResource):
     def __init__(self, name: str, args: EgressProxyArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("agent-platform:egress:EgressProxy", name, None, opts)
 
-        def k8s_opts(*depends_on: pulumi.Resource) -> pulumi.ResourceOptions:
-            return pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=list(depends_on))
+        k8s_opts = child_options(self, args.provider)
 
         labels = {"app.kubernetes.io/part-of": "agent-platform", **SELECTOR}
-        ns = k8s.core.v1.Namespace(
-            f"{name}-ns",
-            metadata={
-                "name": NAMESPACE,
-                "labels": {
-                    "app.kubernetes.io/part-of": "agent-platform",
-                    "pod-security.kubernetes.io/enforce": "restricted",
-                    "pod-security.kubernetes.io/enforce-version": "latest",
-                },
-            },
-            opts=k8s_opts(*args.depends_on),
+        ns = platform_namespace(
+            name, NAMESPACE, {"enforce": "restricted", "enforce-version": "latest"}, k8s_opts(*args.depends_on)
         )
         self.namespace = ns  # NetworkPolicies wait for it (components/network_policies.py)
         passwords = {

@@ -47,6 +47,7 @@ from components.gateway_proxy import SELECTOR as TENANT_GATEWAY_SELECTOR
 from components.gateway_proxy import TenantGateway, TenantGatewayArgs
 from components.gateway_rds import RdsPostgresArgs
 from components.iam import PodIdentity
+from components.kube import child_options, platform_namespace
 from components.labels import CORE_NODE_SELECTOR, LITELLM_NAMESPACE, LITELLM_PORT
 from components.podspec import topology_spread
 
@@ -176,20 +177,10 @@ class Gateway(pulumi.ComponentResource):
         ):
             raise pulumi.RunError("agent-platform:litellmDatabase: rds and elasticache need the subnets and core SG")
 
-        def k8s_opts(*depends_on: pulumi.Resource) -> pulumi.ResourceOptions:
-            return pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=list(depends_on))
+        k8s_opts = child_options(self, args.provider)
 
-        ns = k8s.core.v1.Namespace(
-            f"{name}-ns",
-            metadata={
-                "name": NAMESPACE,
-                "labels": {
-                    "app.kubernetes.io/part-of": "agent-platform",
-                    "pod-security.kubernetes.io/enforce": "baseline",
-                    "pod-security.kubernetes.io/warn": "restricted",
-                },
-            },
-            opts=k8s_opts(*args.depends_on),
+        ns = platform_namespace(
+            name, NAMESPACE, {"enforce": "baseline", "warn": "restricted"}, k8s_opts(*args.depends_on)
         )
         self.namespace = ns
 

@@ -26,6 +26,7 @@ import pulumi_kubernetes as k8s
 from components.config import RdsConfig
 from components.iam import pod_identity_role
 from components.labels import CORE_NODE_SELECTOR
+from components.node_security import core_clients_only_group
 from components.podspec import container_security_context
 
 DB_NAME = "litellm"
@@ -176,22 +177,14 @@ class RdsPostgres(pulumi.ComponentResource):
         cfg = args.config
         aws_opts = pulumi.ResourceOptions(parent=self)
         subnets = aws.rds.SubnetGroup(f"{name}-subnets", subnet_ids=list(args.subnet_ids), opts=aws_opts)
-        group = aws.ec2.SecurityGroup(
-            f"{name}-sg",
+        group = core_clients_only_group(
+            name,
             vpc_id=args.vpc_id,
+            client_security_group_id=args.client_security_group_id,
+            port=PORT,
             description="LiteLLM database: PostgreSQL from the core nodes only",
-            tags={"Name": f"{name}-litellm-db"},
-            opts=aws_opts,
-        )
-        aws.vpc.SecurityGroupIngressRule(
-            f"{name}-from-core",
-            security_group_id=group.id,
-            referenced_security_group_id=args.client_security_group_id,
-            ip_protocol="tcp",
-            from_port=PORT,
-            to_port=PORT,
-            description="LiteLLM on core nodes",
-            opts=aws_opts,
+            tag="litellm-db",
+            parent=self,
         )
         self.instance = aws.rds.Instance(
             f"{name}-postgres",

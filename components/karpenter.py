@@ -31,6 +31,7 @@ from components.karpenter_specs import (
     node_pool_spec,
     placeholder_spec,
 )
+from components.kube import platform_namespace
 from components.labels import (
     CORE_NODE_SELECTOR,
     DEDICATED_TENANT_KEY,
@@ -196,11 +197,7 @@ class Karpenter(pulumi.ComponentResource):
         )
 
         # --- controller (CRDs from their own chart: Helm never upgrades a chart's crds/ directory)
-        namespace = k8s.core.v1.Namespace(
-            f"{name}-ns",
-            metadata={"name": NAMESPACE, "labels": {"app.kubernetes.io/part-of": "agent-platform"}},
-            opts=k8s_opts,
-        )
+        namespace = platform_namespace(name, NAMESPACE, {}, k8s_opts)
         self.namespace = namespace
         crds = k8s.helm.v3.Release(
             f"{name}-crd",
