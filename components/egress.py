@@ -25,8 +25,8 @@ import pulumi_random as random
 from components.config import EgressConfig, TenantConfig
 from components.gateway import NLB_ANNOTATIONS, NLB_CLASS
 from components.kube import child_options, platform_namespace
-from components.labels import CORE_NODE_SELECTOR, EGRESS_NAMESPACE
-from components.podspec import PROXY_PORT, container_security_context, topology_spread
+from components.labels import EGRESS_NAMESPACE
+from components.podspec import PROXY_PORT, container_security_context, core_pod_template, topology_spread
 from components.squid import (  # noqa: F401 (re-exported: tests/test_egress.py)
     AUTH_DIR,
     BLOCKED_DESTINATIONS,
@@ -193,39 +193,27 @@ def proxy_pod_spec(image: str, mtail_image: str, config_hash: str) -> dict[str, 
     }
     volumes.append({"name": "mtail", "configMap": {"name": CONFIG_MAP, "items": [{"key": "egress.mtail", "path": "egress.mtail"}]}})  # fmt: skip
     probe = {"tcpSocket": {"port": PROXY_PORT}, "periodSeconds": 10, "timeoutSeconds": 3}
-    return {
-        "metadata": {"labels": dict(SELECTOR), "annotations": {"agent-platform.io/config-hash": config_hash}},
-        "spec": {
-            "nodeSelector": dict(CORE_NODE_SELECTOR),
-            "automountServiceAccountToken": False,
-            "enableServiceLinks": False,
-            "terminationGracePeriodSeconds": 15,
-            "securityContext": {
-                "runAsNonRoot": True,
-                "runAsUser": SQUID_UID,
-                "runAsGroup": SQUID_UID,
-                "fsGroup": SQUID_UID,
-                "seccompProfile": {"type": "RuntimeDefault"},
-            },
-            "topologySpreadConstraints": topology_spread(SELECTOR, zone="ScheduleAnyway", hosts=False),
-            "containers": [
-                {
-                    "name": "squid",
-                    "image": image,
-                    "imagePullPolicy": "IfNotPresent",
-                    "command": squid_command(),
-                    "ports": [{"name": "proxy", "containerPort": PROXY_PORT, "protocol": "TCP"}],
-                    "securityContext": container_security_context(SQUID_UID, read_only_root=True),
-                    "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "512Mi"}},
-                    "readinessProbe": probe,
-                    "livenessProbe": {**probe, "periodSeconds": 20, "failureThreshold": 3},
-                    "volumeMounts": mounts,
-                },
-                mtail,
-            ],
-            "volumes": volumes,
-        },
+    squid = {
+        "name": "squid",
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": squid_command(),
+        "ports": [{"name": "proxy", "containerPort": PROXY_PORT, "protocol": "TCP"}],
+        "securityContext": container_security_context(SQUID_UID, read_only_root=True),
+        "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "512Mi"}},
+        "readinessProbe": probe,
+        "livenessProbe": {**probe, "periodSeconds": 20, "failureThreshold": 3},
+        "volumeMounts": mounts,
     }
+    return core_pod_template(
+        SELECTOR,
+        config_hash,
+        uid=SQUID_UID,
+        grace_seconds=15,
+        spread=topology_spread(SELECTOR, zone="ScheduleAnyway", hosts=False),
+        containers=[squid, mtail],
+        volumes=volumes,
+    )
 
 
 @dataclass(frozen=True)
