@@ -19,6 +19,7 @@ from components.gateway_metrics import MetricsKey, MetricsKeyArgs
 from components.karpenter import Karpenter, KarpenterArgs
 from components.kata import KataNodes, KataNodesArgs
 from components.kata_runtime import KataRuntime, KataRuntimeArgs, firecracker_devmapper_userdata
+from components.lb_controller import LoadBalancerController, LoadBalancerControllerArgs
 from components.network import Network, NetworkArgs
 from components.network_policies import PlatformNetworkPolicies, PlatformNetworkPoliciesArgs
 from components.node_security import SandboxNodeSecurityGroup, SandboxNodeSecurityGroupArgs
@@ -64,20 +65,35 @@ sandbox_nodes_sg = SandboxNodeSecurityGroup(
 kata_user_data = firecracker_devmapper_userdata() if cfg.kata.firecracker else None
 # Karpenter launches Kata nodes; a managed node group is opt-in (kataManagedNodeGroup), see README.
 kata_nodes = (
-    KataNodes("kata", KataNodesArgs(cfg.cluster.kata, cluster, kata_user_data, security_group=sandbox_nodes_sg))
+    KataNodes("kata", KataNodesArgs.from_cluster(cluster, cfg.cluster.kata, kata_user_data, sandbox_nodes_sg))
     if cfg.cluster.kata_managed_node_group
     else None
 )
 karpenter = Karpenter(
     "karpenter",
-    KarpenterArgs(
-        cfg.karpenter,
+    KarpenterArgs.from_cluster(
         cluster,
+        cfg.karpenter,
         region=cfg.region,
         user_data=kata_user_data,
         gvisor=cfg.kata.gvisor,
         security_group=sandbox_nodes_sg,
         dedicated_tenants=tuple(t.name for t in cfg.tenants if t.dedicated_nodes),
+    ),
+)
+
+# Cluster infrastructure the NLB Services (gateway, egress proxy) wait for. Created by the gateway before: its
+# resources keep their names, and their URNs through aliases.
+lb_controller = LoadBalancerController(
+    "gateway-lb-controller",
+    LoadBalancerControllerArgs(
+        cfg.gateway.lb_controller_version,
+        cluster_name=cluster.name,
+        region=cfg.region,
+        vpc_id=network.vpc_id,
+        provider=cluster.provider,
+        depends_on=[cluster.core_node_group],
+        moved_from=pulumi.create_urn("gateway", "agent-platform:gateway:Gateway"),
     ),
 )
 
@@ -98,6 +114,7 @@ gateway = Gateway(
         core_security_group_id=cluster.node_security_group_id,
         protect=cfg.protect,
         depends_on=[cluster.core_node_group],
+        lb_controller=[lb_controller],
     ),
 )
 
@@ -138,7 +155,7 @@ egress = (
             tenants=cfg.tenants,
             provider=cluster.provider,
             vpc_cidr=cfg.network.cidr,
-            lb_controller=gateway.lb_controller,
+            lb_controller=lb_controller,
             monitoring=observability.release,
             depends_on=[cluster.core_node_group],
         ),

@@ -7,62 +7,53 @@ ConfigMap with its config files, an optional gp3 PVC and a Deployment whose pod 
 components/podspec.py. Agents with ``warmPool > 0`` also get a SandboxTemplate and a SandboxWarmPool
 (components/sandbox.py) built from the same pod template.
 
-Agent types are described by :class:`AgentType` (image facts checked upstream, see shared/design.md
-section 4). Because kata-clh cannot run initContainers, each entrypoint first seeds its config files from
-the ConfigMap into the data volume, then execs the agent:
-
-- platform-owned files (Hermes ``config.yaml``, OpenClaw ``openclaw.json``: model endpoint, ports) are
-  rewritten on every start, so a changed LiteLLM URL reaches the agent by restarting it;
-- agent-owned files (``SOUL.md``, ``.env``, ``AGENTS.md``) are copied only when missing, so what the
-  agent or its tenant changes on a persistent volume survives restarts.
-
-Secrets never enter a ConfigMap: config files reference ``${LITELLM_API_KEY}``, which both agents expand
-from the environment, and the environment reads the Secret.
+Agent types (image facts, config files, entrypoints) live in components/agent_types.py.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
-import yaml
 
+from components.agent_types import (  # noqa: F401 (re-exported for tests)
+    AGENT_TYPES,
+    LITELLM_KEY_ENV,
+    PROXY_ENV,
+    SEED_PATH,
+    SERVICE_ACCOUNT,
+    AgentFiles,
+    AgentType,
+    agent_image,
+    agent_pod_template,
+    hermes_files,
+    openclaw_files,
+    proxy_env,
+    proxy_secret_data,
+)
 from components.config import (
+    AgentConfig,
     ImagesConfig,
     KataConfig,
     NetworkConfig,
     PlatformConfig,
     TenantConfig,
-    quantity_value,
 )
 from components.labels import SANDBOX_LABEL, STORAGE_CLASS
 from components.podspec import (
     OPEN_EGRESS,
-    Container,
     SandboxEgress,
-    SandboxPod,
     sandbox_egress_rules,
-    sandbox_pod_template,
-    secret_env,
     selector_labels,
-    volume_mount,
 )
 from components.sandbox import sandbox_template, warm_pool
 
-SERVICE_ACCOUNT = "sandbox"
-SEED_PATH = "/etc/agent-seed"  # the ConfigMap, read-only
-LITELLM_KEY_ENV = "LITELLM_API_KEY"
 PROXY_SECRET = "egress-proxy"  # per tenant: the proxy URL with the tenant's credentials, and NO_PROXY
-# Both spellings: Python (httpx, requests, aiohttp with trust_env), curl and pip read either; Node's
-# NODE_USE_ENV_PROXY and undici's EnvHttpProxyAgent read both too.
-PROXY_ENV = ("HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "https_proxy", "http_proxy", "no_proxy")
 PSA_LABELS = {
     # Enforce restricted: the sandbox pod template meets it (non-root, no escalation, every capability
     # dropped, seccomp RuntimeDefault, only emptyDir/configMap/PVC volumes; tests/test_admission.py checks
@@ -74,320 +65,6 @@ PSA_LABELS = {
     "pod-security.kubernetes.io/audit": "restricted",
     "pod-security.kubernetes.io/audit-version": "latest",
 }
-
-
-@dataclass(frozen=True)
-class AgentFiles:
-    """What an agent type needs to write its config files."""
-
-    tenant: str
-    agent: str
-    litellm_url: str  # http://<nlb>:4000
-    models: tuple[str, ...]  # LiteLLM model names the tenant may use, first is the default
-    # model name -> (context window, max output tokens), from bedrockModels; None where not configured
-    limits: Mapping[str, tuple[int | None, int | None]] = field(default_factory=dict)
-
-    def context_window(self, model: str) -> int | None:
-        return self.limits.get(model, (None, None))[0]
-
-    def max_output_tokens(self, model: str) -> int | None:
-        return self.limits.get(model, (None, None))[1]
-
-
-@dataclass(frozen=True)
-class AgentType:
-    name: str
-    uid: int  # the image's runtime user (also its group)
-    data_path: str  # persistent state: PVC when storageGiB > 0, else emptyDir
-    token_env: str  # generated API server / gateway token
-    ports: tuple[tuple[str, int], ...]
-    entrypoint: str  # /bin/sh -c script: seed files, then exec the agent
-    files: Callable[[AgentFiles], dict[str, str]]
-    env: Callable[[str], list[dict[str, Any]]]  # memory limit -> plain environment
-    probes: Mapping[str, Mapping[str, Any]]
-    tmp_medium: str  # "" (node disk) or "Memory" (tmpfs)
-    tmp_size: str
-
-
-def _exec_probe(command: Sequence[str], period: int, failures: int, timeout: int = 5) -> dict[str, Any]:
-    return {
-        "exec": {"command": list(command)},
-        "periodSeconds": period,
-        "timeoutSeconds": timeout,
-        "failureThreshold": failures,
-    }
-
-
-def _probes(check: Callable[[str], list[str]], live: str, ready: str) -> dict[str, dict[str, Any]]:
-    # exec probes run inside the micro-VM through the Kata agent: no dependency on node-to-pod traffic,
-    # which the deny-all ingress NetworkPolicy would otherwise have to allow.
-    return {
-        "startupProbe": _exec_probe(check(ready), period=10, failures=30),  # up to 5 minutes to boot
-        "readinessProbe": _exec_probe(check(ready), period=10, failures=3),
-        "livenessProbe": _exec_probe(check(live), period=30, failures=3, timeout=10),
-    }
-
-
-# ---------------------------------------------------------------------------------------------------
-# Hermes Agent (NousResearch/hermes-agent): docker image nousresearch/hermes-agent, user hermes (10000),
-# HERMES_HOME=/opt/data, API server on 8642 with GET /health, dashboard 9119. The image's own entrypoint
-# starts s6-overlay as root to chown the volume and drop privileges; running as non-root from the start,
-# we exec the venv's hermes directly (fsGroup makes the volume writable). HERMES_GATEWAY_NO_SUPERVISE=1
-# keeps `gateway run` in the foreground (the s6 image otherwise hands it to its supervisor).
-
-HERMES_HOME = "/opt/data"
-HERMES_BIN = "/opt/hermes/.venv/bin/hermes"
-HERMES_ENTRYPOINT = f"""set -eu
-mkdir -p {HERMES_HOME}/home {HERMES_HOME}/workspace {HERMES_HOME}/logs
-cp {SEED_PATH}/config.yaml {HERMES_HOME}/config.yaml
-[ -f {HERMES_HOME}/SOUL.md ] || cp {SEED_PATH}/SOUL.md {HERMES_HOME}/SOUL.md
-[ -f {HERMES_HOME}/.env ] || cp {SEED_PATH}/.env {HERMES_HOME}/.env
-{HERMES_BIN} dashboard --host 127.0.0.1 --port 9119 --no-open &
-exec {HERMES_BIN} gateway run
-"""
-
-
-def hermes_files(f: AgentFiles) -> dict[str, str]:
-    config = {
-        "model": {
-            "default": f.models[0],
-            "provider": "custom",  # any OpenAI-compatible endpoint
-            "base_url": f"{f.litellm_url}/v1",
-            "api_key": f"${{{LITELLM_KEY_ENV}}}",  # expanded by Hermes from the environment (the Secret)
-        },
-        "terminal": {"backend": "local", "cwd": f"{HERMES_HOME}/workspace"},
-    }
-    # Hermes cannot read the window from LiteLLM (tenant keys may not call /model/info); its output limit
-    # is provider-owned, not configuration (cli-config.yaml.example), so only the window is set.
-    if (window := f.context_window(f.models[0])) is not None:
-        config["model"]["context_length"] = window
-    header = "# Managed by the agent platform: rewritten from the ConfigMap on every start.\n"
-    return {
-        "config.yaml": header + yaml.safe_dump(config, sort_keys=False),
-        ".env": (
-            "# Secrets (LiteLLM key, API server key, bot tokens) come from the pod environment, which reads\n"
-            "# the agent's Kubernetes Secret; keep them out of this file.\n"
-        ),
-        "SOUL.md": (
-            f"You are {f.agent}, an AI agent of {f.tenant}. You run in an isolated micro-VM with no access to\n"
-            "other tenants or to the cluster. Follow security best practices and never reveal credentials.\n"
-        ),
-    }
-
-
-def hermes_env(memory: str) -> list[dict[str, Any]]:
-    return [
-        {"name": "HOME", "value": HERMES_HOME},
-        {"name": "HERMES_HOME", "value": HERMES_HOME},
-        {"name": "HERMES_GATEWAY_NO_SUPERVISE", "value": "1"},
-        {"name": "API_SERVER_ENABLED", "value": "true"},
-        {"name": "API_SERVER_HOST", "value": "0.0.0.0"},
-        {"name": "API_SERVER_PORT", "value": "8642"},
-    ]
-
-
-def _hermes_check(path: str) -> list[str]:
-    script = (
-        "import sys, urllib.request; "
-        f"sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8642{path}', timeout=4).status == 200 else 1)"
-    )
-    return ["python3", "-c", script]
-
-
-HERMES = AgentType(
-    name="hermes",
-    uid=10000,
-    data_path=HERMES_HOME,
-    token_env="API_SERVER_KEY",  # required by Hermes when the API server listens beyond loopback
-    ports=(("api", 8642), ("dashboard", 9119)),
-    entrypoint=HERMES_ENTRYPOINT,
-    files=hermes_files,
-    env=hermes_env,
-    probes=_probes(_hermes_check, live="/health", ready="/health"),
-    # readOnlyRootFilesystem holds: the image keeps all mutable state under HERMES_HOME (its
-    # HERMES_WRITE_SAFE_ROOT) and disables runtime installs into /opt/hermes; /tmp is an emptyDir on the
-    # node disk because tools (pip builds, browsers) write large temporary files there.
-    tmp_medium="",
-    tmp_size="4Gi",
-)
-
-
-# ---------------------------------------------------------------------------------------------------
-# OpenClaw (openclaw/openclaw): image ghcr.io/openclaw/openclaw, user node (1000), state in
-# /home/node/.openclaw (openclaw.json), gateway on 18789, `--bind lan` to listen beyond loopback, token from
-# OPENCLAW_GATEWAY_TOKEN, /healthz and /readyz. Upstream's Kubernetes manifest (scripts/k8s) runs it with
-# readOnlyRootFilesystem and a sticky /tmp prepared by an init container; without init containers /tmp
-# is a memory-backed emptyDir, whose tmpfs root has the usual 1777 mode the temp-root guard checks.
-
-OPENCLAW_HOME = "/home/node/.openclaw"
-OPENCLAW_ENTRYPOINT = f"""set -eu
-mkdir -p {OPENCLAW_HOME}/workspace
-cp {SEED_PATH}/openclaw.json {OPENCLAW_HOME}/openclaw.json
-[ -f {OPENCLAW_HOME}/workspace/AGENTS.md ] || cp {SEED_PATH}/AGENTS.md {OPENCLAW_HOME}/workspace/AGENTS.md
-exec node /app/dist/index.js gateway run --bind lan
-"""
-
-
-def openclaw_model(f: AgentFiles, model: str) -> dict[str, Any]:
-    """``models.providers.litellm.models[]``: the window and output limit override OpenClaw's defaults."""
-    entry: dict[str, Any] = {"id": model, "name": model}
-    if (window := f.context_window(model)) is not None:
-        entry["contextWindow"] = window
-    if (output := f.max_output_tokens(model)) is not None:
-        entry["maxTokens"] = output
-    return entry
-
-
-def openclaw_files(f: AgentFiles) -> dict[str, str]:
-    config = {
-        "gateway": {"mode": "local", "bind": "lan", "port": 18789, "auth": {"mode": "token"}},
-        "agents": {"defaults": {"workspace": "~/.openclaw/workspace", "model": {"primary": f"litellm/{f.models[0]}"}}},
-        "models": {
-            "mode": "merge",
-            "providers": {
-                "litellm": {
-                    "baseUrl": f"{f.litellm_url}/v1",
-                    "apiKey": f"${{{LITELLM_KEY_ENV}}}",
-                    "api": "openai-completions",
-                    "models": [openclaw_model(f, m) for m in f.models],
-                    # The NLB resolves to VPC addresses, which OpenClaw refuses without this opt-in.
-                    "request": {"allowPrivateNetwork": True},
-                }
-            },
-        },
-    }
-    return {
-        "openclaw.json": json.dumps(config, indent=2) + "\n",
-        "AGENTS.md": f"# {f.agent}\n\nYou are {f.agent}, an AI assistant of {f.tenant}, running in an isolated micro-VM.\n",
-    }
-
-
-def openclaw_env(memory: str) -> list[dict[str, Any]]:
-    # V8 sizes its heap from the host, not the cgroup: pin it to 75% of the memory limit (upstream advice).
-    heap_mib = int(quantity_value(memory) / 2**20 * 0.75)
-    return [
-        {"name": "HOME", "value": "/home/node"},
-        {"name": "OPENCLAW_CONFIG_DIR", "value": OPENCLAW_HOME},
-        {"name": "NODE_ENV", "value": "production"},
-        {"name": "NODE_OPTIONS", "value": f"--max-old-space-size={heap_mib}"},
-    ]
-
-
-def _openclaw_check(path: str) -> list[str]:
-    script = (
-        f"require('http').get('http://127.0.0.1:18789{path}', r => process.exit(r.statusCode < 400 ? 0 : 1))"
-        ".on('error', () => process.exit(1))"
-    )
-    return ["node", "-e", script]
-
-
-OPENCLAW = AgentType(
-    name="openclaw",
-    # The image's `node` user. checkov CKV_K8S_40 prefers UIDs >= 10000 to avoid clashing with host users;
-    # inside a Kata micro-VM the UID belongs to the guest kernel, not the node.
-    uid=1000,
-    data_path=OPENCLAW_HOME,
-    token_env="OPENCLAW_GATEWAY_TOKEN",
-    ports=(("gateway", 18789),),
-    entrypoint=OPENCLAW_ENTRYPOINT,
-    files=openclaw_files,
-    env=openclaw_env,
-    probes=_probes(_openclaw_check, live="/healthz", ready="/readyz"),
-    tmp_medium="Memory",
-    tmp_size="256Mi",
-)
-
-AGENT_TYPES: dict[str, AgentType] = {t.name: t for t in (HERMES, OPENCLAW)}
-
-
-def agent_image(images: ImagesConfig, agent_type: str) -> str:
-    """The configured image. checkov CKV_K8S_43 asks for a digest: the stack config may give one
-    (``repo:tag@sha256:...``); the defaults pin release tags."""
-    return {"hermes": images.hermes, "openclaw": images.openclaw}[agent_type]
-
-
-def agent_pod_template(
-    *,
-    tenant: TenantConfig,
-    agent_name: str,
-    image: str,
-    network: NetworkConfig,
-    workload: str,
-    data: str,
-    secret_names: Sequence[str],
-    proxy_secret: str | None = None,
-) -> dict[str, Any]:
-    """The pod template of one agent. ``data`` is "pvc", "emptyDir" or "claimTemplate" (the agent-sandbox
-    controller adds a volume named "data" from the SandboxTemplate's volumeClaimTemplates itself).
-    ``proxy_secret`` names the tenant's egress proxy Secret (allowlist mode)."""
-    agent = next(a for a in tenant.agents if a.name == agent_name)
-    kind = AGENT_TYPES[agent.type]
-    volumes: list[dict[str, Any]] = [
-        {"name": "seed", "configMap": {"name": f"{agent.name}-config", "defaultMode": 0o444}},
-        {"name": "tmp", "emptyDir": {"sizeLimit": kind.tmp_size, **({"medium": "Memory"} if kind.tmp_medium else {})}},
-    ]
-    if data == "pvc":
-        volumes.append({"name": "data", "persistentVolumeClaim": {"claimName": f"{agent.name}-data"}})
-    elif data == "emptyDir":
-        volumes.append({"name": "data", "emptyDir": {}})
-    elif data != "claimTemplate":
-        raise ValueError(f"data must be pvc, emptyDir or claimTemplate, got {data!r}")
-    # Secrets arrive as environment variables (checkov CKV_K8S_35 prefers files): both agents read their
-    # LiteLLM key, token and bot tokens from the environment (${VAR} in their config files).
-    container = Container(
-        name=agent.type,
-        image=image,
-        command=("/bin/sh", "-c", kind.entrypoint),
-        env=(
-            *kind.env(agent.memory),
-            *secret_env(secret_names, f"{agent.name}-secrets"),
-            *(proxy_env(proxy_secret) if proxy_secret else ()),
-        ),
-        ports=kind.ports,
-        volume_mounts=(
-            volume_mount("data", kind.data_path),
-            volume_mount("seed", SEED_PATH, read_only=True),
-            volume_mount("tmp", "/tmp"),
-        ),
-        startup_probe=kind.probes["startupProbe"],
-        readiness_probe=kind.probes["readinessProbe"],
-        liveness_probe=kind.probes["livenessProbe"],
-        working_dir=kind.data_path,
-    )
-    pod = SandboxPod(
-        tenant=tenant.name,
-        namespace=tenant.namespace,
-        app=agent.type,
-        agent=agent.name,
-        workload=workload,
-        runtime_class=agent.runtime_class,
-        uid=kind.uid,
-        cpu=agent.cpu,
-        memory=agent.memory,
-        service_account=SERVICE_ACCOUNT,
-        container=container,
-        volumes=tuple(volumes),
-        vm_cpus=agent.vm_cpus,
-        vm_memory_mib=agent.vm_memory_mib,
-        dedicated_nodes=tenant.dedicated_nodes,
-    )
-    return sandbox_pod_template(pod, network)
-
-
-def proxy_env(secret: str) -> list[dict[str, Any]]:
-    """The egress proxy settings, from the tenant's Secret (the URL carries the tenant's proxy password).
-    NODE_USE_ENV_PROXY=1 makes Node >= 24 (OpenClaw, and any npx tool an agent runs) honour them in
-    node:http/https and fetch; Python's httpx/requests/aiohttp(trust_env) read them natively."""
-    return [*secret_env(PROXY_ENV, secret), {"name": "NODE_USE_ENV_PROXY", "value": "1"}]
-
-
-def proxy_secret_data(proxy_url: str, litellm_url: str) -> dict[str, str]:
-    """HTTPS_PROXY/HTTP_PROXY/NO_PROXY (both spellings) for one tenant: everything goes through the proxy
-    except loopback and the LiteLLM NLB, which the NetworkPolicy lets the pods reach directly."""
-    host = urlsplit(litellm_url).hostname or ""
-    bypass = ",".join(dict.fromkeys(("localhost", "127.0.0.1", "::1", *([host] if host else []))))
-    values = {"HTTPS_PROXY": proxy_url, "HTTP_PROXY": proxy_url, "NO_PROXY": bypass}
-    return {**values, **{k.lower(): v for k, v in values.items()}}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -453,7 +130,6 @@ class TenantArgs:
 
 class Tenant(pulumi.ComponentResource):
     namespace: str
-    deployments: dict[str, k8s.apps.v1.Deployment]
 
     def __init__(self, name: str, args: TenantArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("agent-platform:agents:Tenant", name, None, opts)
@@ -474,40 +150,7 @@ class Tenant(pulumi.ComponentResource):
         def meta(object_name: str, **labels: str) -> dict[str, Any]:
             return {"name": object_name, "namespace": ns_name, "labels": {**base_labels, **labels}}
 
-        k8s.core.v1.ResourceQuota(
-            f"{name}-quota",
-            metadata=meta("sandbox-quota"),
-            spec={
-                # Kata RuntimeClass overhead is charged to every pod on top of its requests/limits.
-                "hard": {
-                    "requests.cpu": cfg.quota.cpu,
-                    "limits.cpu": cfg.quota.cpu,
-                    "requests.memory": cfg.quota.memory,
-                    "limits.memory": cfg.quota.memory,
-                    "pods": str(cfg.quota.pods),
-                    "requests.storage": cfg.quota.storage,
-                    "persistentvolumeclaims": str(cfg.quota.pods),
-                }
-            },
-            opts=child,
-        )
-        k8s.core.v1.LimitRange(
-            f"{name}-limits",
-            metadata=meta("sandbox-limits"),
-            spec={
-                "limits": [
-                    {
-                        # Defaults for pods that do not size themselves (agents always do).
-                        "type": "Container",
-                        "default": {"cpu": "1", "memory": "2Gi"},
-                        "defaultRequest": {"cpu": "1", "memory": "2Gi"},
-                        "max": {"cpu": cfg.quota.cpu, "memory": cfg.quota.memory},
-                    },
-                    {"type": "PersistentVolumeClaim", "max": {"storage": cfg.quota.storage}},
-                ]
-            },
-            opts=child,
-        )
+        _namespace_limits(name, cfg, meta, child)
         k8s.networking.v1.NetworkPolicy(
             f"{name}-netpol",
             metadata=meta("sandbox-isolation"),
@@ -545,139 +188,188 @@ class Tenant(pulumi.ComponentResource):
         )
 
         secrets = pulumi.Output.secret(args.secrets if args.secrets is not None else {})
-        self.deployments = {}
+        agents = AgentBuilder(self, name, args, namespace, meta, proxy_secret, secrets)
         for agent in cfg.agents:
-            kind = AGENT_TYPES[agent.type]
-            image = agent_image(args.images, agent.type)
-            agent_labels = {"app.kubernetes.io/name": agent.type, "agent-platform.io/agent": agent.name}
-            token = random.RandomPassword(
-                f"{name}-{agent.name}-token",
-                length=48,
-                special=False,
-                opts=pulumi.ResourceOptions(parent=self),
-            )
-            bot_env = agent.secret_env
-            # Every value is a secret on its own (keys stay readable in previews and manifests).
-            string_data = {
-                LITELLM_KEY_ENV: pulumi.Output.secret(args.litellm_key),
-                kind.token_env: pulumi.Output.secret(token.result),
-                **{
-                    env: secrets.apply(lambda s, a=agent.name, e=env: str(s[a][e]))  # secret: derived from one
-                    for env in bot_env
-                },
-            }
-            k8s.core.v1.Secret(
-                f"{name}-{agent.name}-secret",
-                metadata=meta(f"{agent.name}-secrets", **agent_labels),
-                type="Opaque",
-                string_data=string_data,
-                opts=pulumi.ResourceOptions(parent=namespace, additional_secret_outputs=["data", "stringData"]),
-            )
-            files = pulumi.Output.from_input(args.litellm_url).apply(
-                lambda url, agent_name=agent.name, kind=kind: kind.files(
-                    AgentFiles(
-                        tenant=cfg.name, agent=agent_name, litellm_url=url, models=args.models, limits=args.model_limits
-                    )
-                )
-            )
-            k8s.core.v1.ConfigMap(
-                f"{name}-{agent.name}-config",
-                metadata=meta(f"{agent.name}-config", **agent_labels),
-                data=files,
-                opts=child,
-            )
-            if agent.storage_gib > 0:
-                k8s.core.v1.PersistentVolumeClaim(
-                    f"{name}-{agent.name}-data",
-                    metadata=meta(f"{agent.name}-data", **agent_labels),
-                    spec={
-                        "accessModes": ["ReadWriteOnce"],
-                        "storageClassName": STORAGE_CLASS,
-                        "resources": {"requests": {"storage": f"{agent.storage_gib}Gi"}},
-                    },
-                    opts=child,
-                )
-            secret_names = (LITELLM_KEY_ENV, kind.token_env, *bot_env)
-            key_hash = pulumi.Output.unsecret(pulumi.Output.from_input(args.litellm_key).apply(litellm_key_hash))
-            template = agent_pod_template(
-                tenant=cfg,
-                agent_name=agent.name,
-                image=image,
-                network=args.network,
-                workload="deployment",
-                data="pvc" if agent.storage_gib > 0 else "emptyDir",
-                secret_names=secret_names,
-                proxy_secret=proxy_secret,
-            )
-            # A rotated LiteLLM key changes the template, so the pods roll onto it (the old key stays valid
-            # for gateway_keys.KEY_ROTATION_GRACE); the hash is not the key and is not secret.
-            template["metadata"].setdefault("annotations", {})[LITELLM_KEY_HASH_ANNOTATION] = key_hash
-            # A PVC is ReadWriteOnce: replace the pod (Recreate). Without one, never run two copies either:
-            # both would hold the same bot connection (maxSurge 0).
-            strategy = (
-                {"type": "Recreate"}
-                if agent.storage_gib > 0
-                else {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}
-            )
-            self.deployments[agent.name] = k8s.apps.v1.Deployment(
-                f"{name}-{agent.name}",
-                metadata=meta(agent.name, **agent_labels, **{SANDBOX_LABEL: "true"}),
-                spec={
-                    "replicas": 1,
-                    "revisionHistoryLimit": 3,
-                    "strategy": strategy,
-                    "selector": {"matchLabels": selector_labels(cfg.name, agent.name, "deployment")},
-                    "template": template,
-                },
-                opts=child,
-            )
-            if agent.warm_pool > 0:
-                if args.sandbox_controller is None:
-                    raise ValueError(f"tenant {cfg.name}: agent {agent.name} has a warm pool but agent-sandbox is not installed")  # fmt: skip
-                # Warm sandboxes serve SandboxClaims (on-demand sessions), not the tenant's bot: they get the
-                # LiteLLM key and the gateway token but not the bot tokens, so spare pods never open a second
-                # connection to the chat platform.
-                pool_template = agent_pod_template(
-                    tenant=cfg,
-                    agent_name=agent.name,
-                    image=image,
-                    network=args.network,
-                    workload="warm-pool",
-                    data="claimTemplate" if agent.storage_gib > 0 else "emptyDir",
-                    secret_names=(LITELLM_KEY_ENV, kind.token_env),
-                    proxy_secret=proxy_secret,
-                )
-                pool_template["metadata"].setdefault("annotations", {})[LITELLM_KEY_HASH_ANNOTATION] = key_hash
-                claims = (
-                    [
-                        {
-                            "metadata": {"name": "data"},
-                            "spec": {
-                                "accessModes": ["ReadWriteOnce"],
-                                "storageClassName": STORAGE_CLASS,
-                                "resources": {"requests": {"storage": f"{agent.storage_gib}Gi"}},
-                            },
-                        }
-                    ]
-                    if agent.storage_gib > 0
-                    else []
-                )
-                cr_opts = pulumi.ResourceOptions(parent=namespace, depends_on=[args.sandbox_controller])
-                template_cr = sandbox_template(
-                    f"{name}-{agent.name}-template",
-                    metadata=meta(agent.name, **agent_labels),
-                    pod_template=pool_template,
-                    egress=sandbox_egress_rules(args.network, args.egress),
-                    volume_claim_templates=claims,
-                    opts=cr_opts,
-                )
-                warm_pool(
-                    f"{name}-{agent.name}-pool",
-                    metadata=meta(agent.name, **agent_labels),
-                    template_name=agent.name,
-                    replicas=agent.warm_pool,
-                    opts=pulumi.ResourceOptions(parent=namespace, depends_on=[args.sandbox_controller, template_cr]),
-                )
+            agents.add(agent)
 
         self.namespace = ns_name
         self.register_outputs({"namespace": ns_name})
+
+
+Meta = Callable[..., dict[str, Any]]  # object name, **labels -> metadata in the tenant namespace
+
+
+def _namespace_limits(name: str, cfg: TenantConfig, meta: Meta, opts: pulumi.ResourceOptions) -> None:
+    """The tenant's ResourceQuota and LimitRange."""
+    k8s.core.v1.ResourceQuota(
+        f"{name}-quota",
+        metadata=meta("sandbox-quota"),
+        spec={
+            # Kata RuntimeClass overhead is charged to every pod on top of its requests/limits.
+            "hard": {
+                "requests.cpu": cfg.quota.cpu,
+                "limits.cpu": cfg.quota.cpu,
+                "requests.memory": cfg.quota.memory,
+                "limits.memory": cfg.quota.memory,
+                "pods": str(cfg.quota.pods),
+                "requests.storage": cfg.quota.storage,
+                "persistentvolumeclaims": str(cfg.quota.pods),
+            }
+        },
+        opts=opts,
+    )
+    k8s.core.v1.LimitRange(
+        f"{name}-limits",
+        metadata=meta("sandbox-limits"),
+        spec={
+            "limits": [
+                {
+                    # Defaults for pods that do not size themselves (agents always do).
+                    "type": "Container",
+                    "default": {"cpu": "1", "memory": "2Gi"},
+                    "defaultRequest": {"cpu": "1", "memory": "2Gi"},
+                    "max": {"cpu": cfg.quota.cpu, "memory": cfg.quota.memory},
+                },
+                {"type": "PersistentVolumeClaim", "max": {"storage": cfg.quota.storage}},
+            ]
+        },
+        opts=opts,
+    )
+
+
+def data_claim_spec(storage_gib: int) -> dict[str, Any]:
+    """An agent's persistent volume (Deployment PVC or warm-pool claim template)."""
+    return {
+        "accessModes": ["ReadWriteOnce"],
+        "storageClassName": STORAGE_CLASS,
+        "resources": {"requests": {"storage": f"{storage_gib}Gi"}},
+    }
+
+
+class AgentBuilder:
+    """One agent's resources in its tenant namespace: Secret, ConfigMap, optional PVC, Deployment, warm pool."""
+
+    def __init__(
+        self,
+        tenant: pulumi.Resource,
+        name: str,
+        args: TenantArgs,
+        namespace: k8s.core.v1.Namespace,
+        meta: Meta,
+        proxy_secret: str | None,
+        secrets: pulumi.Output[Any],
+    ) -> None:
+        self.name, self.args, self.namespace, self.meta, self.tenant = name, args, namespace, meta, tenant
+        self.proxy_secret, self.secrets = proxy_secret, secrets
+        self.key_hash = pulumi.Output.unsecret(pulumi.Output.from_input(args.litellm_key).apply(litellm_key_hash))
+
+    def add(self, agent: AgentConfig) -> None:
+        name, args, meta = f"{self.name}-{agent.name}", self.args, self.meta
+        kind = AGENT_TYPES[agent.type]
+        labels = {"app.kubernetes.io/name": agent.type, "agent-platform.io/agent": agent.name}
+        child = pulumi.ResourceOptions(parent=self.namespace)
+        token = random.RandomPassword(
+            f"{name}-token", length=48, special=False, opts=pulumi.ResourceOptions(parent=self.tenant)
+        )
+        # Every value is a secret on its own (keys stay readable in previews and manifests).
+        string_data = {
+            LITELLM_KEY_ENV: pulumi.Output.secret(args.litellm_key),
+            kind.token_env: pulumi.Output.secret(token.result),
+            **{
+                env: self.secrets.apply(lambda s, a=agent.name, e=env: str(s[a][e]))  # secret: derived from one
+                for env in agent.secret_env
+            },
+        }
+        k8s.core.v1.Secret(
+            f"{name}-secret",
+            metadata=meta(f"{agent.name}-secrets", **labels),
+            type="Opaque",
+            string_data=string_data,
+            opts=pulumi.ResourceOptions(parent=self.namespace, additional_secret_outputs=["data", "stringData"]),
+        )
+        files = pulumi.Output.from_input(args.litellm_url).apply(
+            lambda url: kind.files(
+                AgentFiles(
+                    tenant=args.config.name,
+                    agent=agent.name,
+                    litellm_url=url,
+                    models=args.models,
+                    limits=args.model_limits,
+                )
+            )
+        )
+        k8s.core.v1.ConfigMap(f"{name}-config", metadata=meta(f"{agent.name}-config", **labels), data=files, opts=child)
+        if agent.storage_gib > 0:
+            k8s.core.v1.PersistentVolumeClaim(
+                f"{name}-data",
+                metadata=meta(f"{agent.name}-data", **labels),
+                spec=data_claim_spec(agent.storage_gib),
+                opts=child,
+            )
+        template = self._template(agent, "deployment", (LITELLM_KEY_ENV, kind.token_env, *agent.secret_env))
+        # A PVC is ReadWriteOnce: replace the pod (Recreate). Without one, never run two copies either:
+        # both would hold the same bot connection (maxSurge 0).
+        strategy = (
+            {"type": "Recreate"}
+            if agent.storage_gib > 0
+            else {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}
+        )
+        k8s.apps.v1.Deployment(
+            name,
+            metadata=meta(agent.name, **labels, **{SANDBOX_LABEL: "true"}),
+            spec={
+                "replicas": 1,
+                "revisionHistoryLimit": 3,
+                "strategy": strategy,
+                "selector": {"matchLabels": selector_labels(args.config.name, agent.name, "deployment")},
+                "template": template,
+            },
+            opts=child,
+        )
+        if agent.warm_pool > 0:
+            self._warm_pool(agent, labels, kind)
+
+    def _template(self, agent: AgentConfig, workload: str, secret_names: Sequence[str]) -> dict[str, Any]:
+        storage = {"deployment": "pvc", "warm-pool": "claimTemplate"}[workload]
+        template = agent_pod_template(
+            tenant=self.args.config,
+            agent_name=agent.name,
+            image=agent_image(self.args.images, agent.type),
+            network=self.args.network,
+            workload=workload,
+            data=storage if agent.storage_gib > 0 else "emptyDir",
+            secret_names=tuple(secret_names),
+            proxy_secret=self.proxy_secret,
+        )
+        # A rotated LiteLLM key changes the template, so the pods roll onto it (the old key stays valid
+        # for gateway_keys.KEY_ROTATION_GRACE); the hash is not the key and is not secret.
+        template["metadata"].setdefault("annotations", {})[LITELLM_KEY_HASH_ANNOTATION] = self.key_hash
+        return template
+
+    def _warm_pool(self, agent: AgentConfig, labels: dict[str, str], kind: AgentType) -> None:
+        args, name = self.args, f"{self.name}-{agent.name}"
+        if args.sandbox_controller is None:
+            raise ValueError(f"tenant {args.config.name}: agent {agent.name} has a warm pool but agent-sandbox is not installed")  # fmt: skip
+        # Warm sandboxes serve SandboxClaims (on-demand sessions), not the tenant's bot: they get the LiteLLM key
+        # and the gateway token but not the bot tokens, so spare pods never open a second connection to the chat
+        # platform.
+        claims = (
+            [{"metadata": {"name": "data"}, "spec": data_claim_spec(agent.storage_gib)}]
+            if agent.storage_gib > 0
+            else []
+        )
+        template_cr = sandbox_template(
+            f"{name}-template",
+            metadata=self.meta(agent.name, **labels),
+            pod_template=self._template(agent, "warm-pool", (LITELLM_KEY_ENV, kind.token_env)),
+            egress=sandbox_egress_rules(args.network, args.egress),
+            volume_claim_templates=claims,
+            opts=pulumi.ResourceOptions(parent=self.namespace, depends_on=[args.sandbox_controller]),
+        )
+        warm_pool(
+            f"{name}-pool",
+            metadata=self.meta(agent.name, **labels),
+            template_name=agent.name,
+            replicas=agent.warm_pool,
+            opts=pulumi.ResourceOptions(parent=self.namespace, depends_on=[args.sandbox_controller, template_cr]),
+        )

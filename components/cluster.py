@@ -13,13 +13,11 @@ Add-ons are first-class ``aws.eks.Addon`` resources (pulumi-eks creates none, EK
 self-managed copies): vpc-cni, kube-proxy and the Pod Identity agent before any node, CoreDNS and the
 EBS CSI driver once the core nodes exist.
 
-``Cluster.managed_node_group`` builds the core and the Kata node groups (components/kata.py);
-``node_role`` also serves Karpenter's nodes (components/karpenter.py).
+Node roles, launch templates and managed node groups are built by components/node_group.py.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -29,20 +27,14 @@ import pulumi_aws as aws
 import pulumi_eks as eks
 import pulumi_kubernetes as k8s
 
-from components.config import ClusterConfig, NodeGroupConfig
-from components.iam import assume_role_policy, pod_identity_trust_policy
+from components import node_group
+from components.config import ClusterConfig
+from components.iam import pod_identity_trust_policy
 from components.labels import CORE_NODE_SELECTOR, STORAGE_CLASS
+from components.node_group import NodeGroupCluster, NodeGroupSpec, managed_node_group, managed_policy_arn
 
 CONTROL_PLANE_LOGS = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 LOG_RETENTION_DAYS = 90
-AMI_TYPE = "AL2023_x86_64_STANDARD"
-ROOT_DEVICE = "/dev/xvda"  # root device of the EKS AL2023 AMIs
-# Node roles: joining the cluster (and eks-auth:AssumeRoleForPodIdentity for the Pod Identity agent) and
-# pulling images. The CNI's ENI/IP permissions go to the aws-node service account through Pod Identity
-# (VPC_CNI_POLICY), so a pod or VM that reaches a node's credentials cannot rewire the VPC's ENIs; Session
-# Manager access is opt-in (config nodeSsmAccess).
-NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryReadOnly")
-SSM_POLICY = "AmazonSSMManagedInstanceCore"
 VPC_CNI_POLICY = "AmazonEKS_CNI_Policy"
 VPC_CNI_SERVICE_ACCOUNT = "aws-node"  # kube-system
 # Hop limit 1 on core nodes too: the IMDSv2 token response cannot cross into a pod's network namespace, so a
@@ -70,104 +62,6 @@ VPC_CNI_CONFIGURATION = {
 # Add-ons that must run before any node starts (networking, kube-proxy, Pod Identity credentials).
 NODE_ADDONS = ("vpc-cni", "kube-proxy", "eks-pod-identity-agent")
 DEFAULT_STORAGE_CLASS = STORAGE_CLASS
-# Kubernetes taint effect -> EKS API enum.
-EKS_TAINT_EFFECTS = {"NoSchedule": "NO_SCHEDULE", "NoExecute": "NO_EXECUTE", "PreferNoSchedule": "PREFER_NO_SCHEDULE"}
-
-
-def _partition(parent: pulumi.Resource) -> pulumi.Output[str]:
-    return aws.get_partition_output(opts=pulumi.InvokeOptions(parent=parent)).partition
-
-
-def managed_policy_arn(policy: str, parent: pulumi.Resource) -> pulumi.Output[str]:
-    """``AmazonEKSWorkerNodePolicy`` -> ``arn:<partition>:iam::aws:policy/AmazonEKSWorkerNodePolicy``."""
-    return pulumi.Output.concat("arn:", _partition(parent), ":iam::aws:policy/", policy)
-
-
-@dataclass(frozen=True)
-class NodeRole:
-    role: aws.iam.Role
-    attachments: tuple[aws.iam.RolePolicyAttachment, ...]
-
-    @property
-    def ready(self) -> list[pulumi.Resource]:
-        """Depend on these before nodes start: the role with all its policies attached."""
-        return [self.role, *self.attachments]
-
-
-def node_policies(ssm: bool) -> tuple[str, ...]:
-    """The managed policies of a node role: ``NODE_POLICIES``, plus SSM when ``nodeSsmAccess`` is on."""
-    return (*NODE_POLICIES, SSM_POLICY) if ssm else NODE_POLICIES
-
-
-def node_role(name: str, *, parent: pulumi.Resource, ssm: bool = False) -> NodeRole:
-    """An EC2 instance role for EKS nodes with the AWS managed node policies (see ``NODE_POLICIES``)."""
-    policies = node_policies(ssm)
-    role = aws.iam.Role(
-        f"{name}-node-role",
-        assume_role_policy=assume_role_policy("ec2.amazonaws.com"),
-        opts=pulumi.ResourceOptions(parent=parent),
-    )
-    attachments = tuple(
-        aws.iam.RolePolicyAttachment(
-            f"{name}-{policy}",
-            role=role.name,
-            policy_arn=managed_policy_arn(policy, parent),
-            opts=pulumi.ResourceOptions(parent=role),
-        )
-        for policy in policies
-    )
-    return NodeRole(role, attachments)
-
-
-def node_launch_template(
-    name: str,
-    *,
-    node_name: str,
-    cluster_name: str,
-    security_group_id: pulumi.Input[str],
-    disk_gib: int,
-    hop_limit: int,
-    parent: pulumi.Resource,
-    cpu_options: Mapping[str, str] | None = None,
-    tags: Mapping[str, str] | None = None,
-    user_data: str | None = None,
-) -> aws.ec2.LaunchTemplate:
-    """Launch template for an EKS managed node group (no AMI: EKS picks the AL2023 AMI and bootstraps it).
-
-    IMDSv2 is required, the root volume is an encrypted gp3 volume, and the EKS cluster security group
-    is attached: a launch template that names security groups replaces the one EKS would add itself.
-    ``user_data`` is a MIME multipart document; EKS merges its own nodeadm part into it.
-    """
-    instance_tags = {"Name": f"{cluster_name}-{node_name}"}
-    return aws.ec2.LaunchTemplate(
-        f"{name}-lt",
-        description=f"EKS {node_name} nodes of {cluster_name}",
-        update_default_version=True,
-        cpu_options=dict(cpu_options) if cpu_options else None,
-        user_data=base64.b64encode(user_data.encode()).decode() if user_data else None,
-        metadata_options={
-            "http_endpoint": "enabled",
-            "http_tokens": "required",
-            "http_put_response_hop_limit": hop_limit,
-        },
-        block_device_mappings=[
-            {
-                "device_name": ROOT_DEVICE,
-                "ebs": {
-                    "volume_size": disk_gib,
-                    "volume_type": "gp3",
-                    "encrypted": "true",
-                    "delete_on_termination": "true",
-                },
-            }
-        ],
-        vpc_security_group_ids=[security_group_id],
-        tag_specifications=[
-            {"resource_type": kind, "tags": instance_tags} for kind in ("instance", "volume", "network-interface")
-        ],
-        tags={**instance_tags, **(tags or {})},
-        opts=pulumi.ResourceOptions(parent=parent),
-    )
 
 
 @dataclass(frozen=True)
@@ -200,7 +94,7 @@ class Cluster(pulumi.ComponentResource):
         super().__init__("agent-platform:cluster:Cluster", name, None, opts)
         cfg = self.config = args.config
         child = pulumi.ResourceOptions(parent=self)
-        partition = _partition(self)
+        partition = node_group.partition(self)
 
         # --- secrets encryption key. EKS authorizes the control plane with a KMS grant it creates at cluster
         # creation (the deployer needs kms:CreateGrant and kms:DescribeKey), so the service role pulumi-eks
@@ -312,12 +206,10 @@ class Cluster(pulumi.ComponentResource):
         self.node_prerequisites = [self.addons[a] for a in NODE_ADDONS]
 
         # --- core node group (controllers, LiteLLM, monitoring): no taint, core label
-        core_role, _, self.core_node_group = self.managed_node_group(
+        core_role, _, self.core_node_group = managed_node_group(
             f"{name}-core",
-            node_name="core",
-            config=cfg.core,
-            hop_limit=CORE_IMDS_HOP_LIMIT,
-            labels=CORE_NODE_SELECTOR,
+            self.node_group_cluster(),
+            NodeGroupSpec("core", cfg.core, hop_limit=CORE_IMDS_HOP_LIMIT, labels=CORE_NODE_SELECTOR),
             parent=self,
         )
         self.core_node_role_arn = core_role.role.arn
@@ -375,68 +267,17 @@ class Cluster(pulumi.ComponentResource):
             }
         )
 
-    def managed_node_group(
-        self,
-        name: str,
-        *,
-        node_name: str,
-        config: NodeGroupConfig,
-        hop_limit: int,
-        labels: Mapping[str, str],
-        parent: pulumi.Resource,
-        taint: Mapping[str, str] | None = None,
-        cpu_options: Mapping[str, str] | None = None,
-        tags: Mapping[str, str] | None = None,
-        user_data: str | None = None,
-        security_group: pulumi.Resource | None = None,
-        security_group_id: pulumi.Input[str] | None = None,
-    ) -> tuple[NodeRole, aws.ec2.LaunchTemplate, aws.eks.NodeGroup]:
-        """An AL2023 EKS managed node group of this cluster, with its own role and launch template.
-
-        On-demand, one node replaced at a time, node auto-repair on; it waits for the node add-ons. Nodes carry
-        the EKS cluster security group unless ``security_group_id`` (the sandbox nodes' group, whose component
-        ``security_group`` the group waits for) is given.
-        """
-        role = node_role(name, parent=parent, ssm=self.config.node_ssm_access)
-        template = node_launch_template(
-            name,
-            node_name=node_name,
-            cluster_name=self.config.name,
-            security_group_id=security_group_id or self.cluster_security_group_id,
-            disk_gib=config.disk_gib,
-            hop_limit=hop_limit,
-            cpu_options=cpu_options,
-            tags=tags,
-            user_data=user_data,
-            parent=parent,
-        )
-        taints = [{**taint, "effect": EKS_TAINT_EFFECTS[taint["effect"]]}] if taint else None
-        group = aws.eks.NodeGroup(
-            f"{name}-nodes",
-            cluster_name=self.name,
+    def node_group_cluster(self) -> NodeGroupCluster:
+        """The facts a managed node group of this cluster needs (components/node_group.py)."""
+        return NodeGroupCluster(
+            name=self.name,
+            plain_name=self.config.name,
             version=self.version,
-            node_role_arn=role.role.arn,
             subnet_ids=self.private_subnet_ids,
-            ami_type=AMI_TYPE,
-            capacity_type="ON_DEMAND",
-            instance_types=list(config.instance_types),
-            scaling_config={
-                "min_size": config.min_size,
-                "desired_size": config.desired_size,
-                "max_size": config.max_size,
-            },
-            update_config={"max_unavailable": 1},
-            launch_template={"id": template.id, "version": template.latest_version.apply(str)},
-            labels=dict(labels),
-            taints=taints,
-            node_repair_config={"enabled": True},
-            tags={"Name": f"{self.config.name}-{node_name}"},
-            opts=pulumi.ResourceOptions(
-                parent=parent,
-                depends_on=[*role.ready, *self.node_prerequisites, *([security_group] if security_group else [])],
-            ),
+            security_group_id=self.cluster_security_group_id,
+            prerequisites=self.node_prerequisites,
+            ssm=self.config.node_ssm_access,
         )
-        return role, template, group
 
     def _addon(
         self,

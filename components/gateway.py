@@ -10,19 +10,18 @@ Pieces (checked against upstream, see the issue note):
   * LiteLLM through its chart ``oci://ghcr.io/berriai/litellm-helm`` (ClusterIP Service ``litellm``, pods
     labelled ``app.kubernetes.io/name: litellm`` / ``app.kubernetes.io/instance: <release>``), master key from
     a first-class Secret (``masterkeySecretName``/``masterkeySecretKey``), Bedrock through EKS Pod Identity
-    (no AWS keys: boto3's default chain) with a role that may only invoke the configured models.
-  * The AWS Load Balancer Controller (eks-charts) with its published IAM policy, and the NLB Service for
-    Kata pods as a first-class object so the policy pack sees its annotations.
+    (no AWS keys: boto3's default chain) with a role that may only invoke the configured models
+    (components/bedrock.py).
+  * The NLB Service for Kata pods as a first-class object so the policy pack sees its annotations (the AWS
+    Load Balancer Controller that serves it: components/lb_controller.py).
   * Tenant keys registered INSIDE the cluster by one Job per tenant (curl against the ClusterIP Service
     from a core node); the machine running Pulumi never talks to LiteLLM.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -30,6 +29,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from components.bedrock import bedrock_policy, bedrock_resource_arns, split_model_id  # noqa: F401 (re-exported)
 from components.config import GatewayConfig, ModelConfig, TenantConfig
 from components.gateway_cache import LitellmCache, LitellmCacheArgs, with_cache
 from components.gateway_db import LitellmDatabase, LitellmDatabaseArgs, database_url_env
@@ -46,7 +46,8 @@ from components.gateway_proxy import LISTEN_PORT as TENANT_GATEWAY_PORT
 from components.gateway_proxy import SELECTOR as TENANT_GATEWAY_SELECTOR
 from components.gateway_proxy import TenantGateway, TenantGatewayArgs
 from components.gateway_rds import RdsPostgresArgs
-from components.iam import pod_identity_role
+from components.iam import PodIdentity
+from components.kube import child_options, platform_namespace
 from components.labels import CORE_NODE_SELECTOR, LITELLM_NAMESPACE, LITELLM_PORT
 from components.podspec import topology_spread
 
@@ -63,12 +64,8 @@ KEY_JOB_SELECTOR = {"app.kubernetes.io/name": "litellm-key-registrar"}  # the ke
 SELECTOR = {"app.kubernetes.io/name": "litellm", "app.kubernetes.io/instance": RELEASE}
 CLUSTER_URL = f"http://{RELEASE}.{NAMESPACE}.svc.cluster.local:{PORT}"  # core pods only, never Kata pods
 LITELLM_CHART = "oci://ghcr.io/berriai/litellm-helm"
+POD_IDENTITY_TYPE = "agent-platform:gateway:PodIdentity"  # the deployed token of the gateway's identities
 
-LB_CONTROLLER_CHART = "aws-load-balancer-controller"
-LB_CONTROLLER_REPO = "https://aws.github.io/eks-charts"
-LB_CONTROLLER_NAMESPACE = "kube-system"
-LB_CONTROLLER_SERVICE_ACCOUNT = "aws-load-balancer-controller"
-LB_CONTROLLER_POLICY = Path(__file__).resolve().parent / "policies" / "aws-load-balancer-controller-iam-policy.json"
 
 NLB_ANNOTATIONS = {
     "service.beta.kubernetes.io/aws-load-balancer-type": "external",
@@ -78,62 +75,6 @@ NLB_ANNOTATIONS = {
     "service.beta.kubernetes.io/aws-load-balancer-attributes": "load_balancing.cross_zone.enabled=true",
 }
 NLB_CLASS = "service.k8s.aws/nlb"
-
-BEDROCK_ACTIONS = ("bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream")
-# Cross-Region inference profile ids start with a geography (or "global"): us.anthropic.claude-...
-INFERENCE_PROFILE_PREFIXES = ("us", "us-gov", "eu", "apac", "jp", "au", "ca", "global")
-
-
-# ----------------------------------------------------------------------------------------------
-# Bedrock IAM scope
-
-
-def split_model_id(model_id: str) -> tuple[str | None, str]:
-    """``us.anthropic.claude-x`` -> (``us``, ``anthropic.claude-x``); a plain model id -> (None, id)."""
-    prefix, _, rest = model_id.partition(".")
-    if rest and prefix in INFERENCE_PROFILE_PREFIXES:
-        return prefix, rest
-    return None, model_id
-
-
-def bedrock_resource_arns(model_ids: Sequence[str], region: str, account_id: str, partition: str = "aws") -> list[str]:
-    """The only resources LiteLLM may invoke.
-
-    A plain model id is a foundation model in the Bedrock region. An inference profile needs the profile
-    ARN in the source region AND the foundation model in every Region the profile routes to; those
-    destination Regions are AWS's to change, so the foundation-model ARN uses a Region wildcard (``*``
-    also matches the empty Region of the ``arn:aws:bedrock:::foundation-model/...`` form that global
-    profiles use) while the model id stays exact. Never a bare ``*``.
-    """
-    arns: set[str] = set()
-    for model_id in model_ids:
-        prefix, base = split_model_id(model_id)
-        if prefix is None:
-            arns.add(f"arn:{partition}:bedrock:{region}::foundation-model/{model_id}")
-        else:
-            arns.add(f"arn:{partition}:bedrock:{region}:{account_id}:inference-profile/{model_id}")
-            arns.add(f"arn:{partition}:bedrock:*::foundation-model/{base}")
-    return sorted(arns)
-
-
-def bedrock_policy(model_ids: Sequence[str], region: str, account_id: str, partition: str = "aws") -> str:
-    statement = {
-        "Sid": "InvokeConfiguredModels",
-        "Effect": "Allow",
-        "Action": list(BEDROCK_ACTIONS),
-        "Resource": bedrock_resource_arns(model_ids, region, account_id, partition),
-    }
-    return json.dumps({"Version": "2012-10-17", "Statement": [statement]}, sort_keys=True)
-
-
-def lb_controller_policy() -> str:
-    """The controller's published IAM policy (docs/install/iam_policy.json of the pinned release)."""
-    return json.dumps(json.loads(LB_CONTROLLER_POLICY.read_text()))
-
-
-# ----------------------------------------------------------------------------------------------
-# Tenant keys: components/gateway_keys.py (teams, keys, rotation, the Job's time budget)
-
 
 # ----------------------------------------------------------------------------------------------
 # Chart values
@@ -204,34 +145,6 @@ def generated_key(name: str, length: int, parent: pulumi.Resource) -> pulumi.Out
     return pulumi.Output.secret(password.result.apply(lambda value: f"sk-{value}"))
 
 
-class PodIdentity(pulumi.ComponentResource):
-    """``iam.pod_identity_role`` wrapped in a component, so that workloads can depend on the role, its
-    policy AND the association: EKS Pod Identity injects credentials when a pod is created, so the
-    association must exist before the chart's pods do."""
-
-    role: aws.iam.Role
-
-    def __init__(
-        self,
-        name: str,
-        cluster_name: pulumi.Input[str],
-        namespace: str,
-        service_account: str,
-        policy: pulumi.Input[str],
-        opts: pulumi.ResourceOptions | None = None,
-    ) -> None:
-        super().__init__("agent-platform:gateway:PodIdentity", name, None, opts)
-        self.role = pod_identity_role(
-            name,
-            cluster_name=cluster_name,
-            namespace=namespace,
-            service_account=service_account,
-            policy=policy,
-            parent=self,
-        )
-        self.register_outputs({"roleArn": self.role.arn})
-
-
 @dataclass(frozen=True)
 class GatewayArgs:
     config: GatewayConfig
@@ -245,6 +158,7 @@ class GatewayArgs:
     core_security_group_id: pulumi.Input[str] | None = None  # the only clients of the cache and database
     protect: bool = False
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)  # e.g. the core node group
+    lb_controller: Sequence[pulumi.Resource] = ()  # its webhook must admit the NLB Service
 
 
 class Gateway(pulumi.ComponentResource):
@@ -254,7 +168,6 @@ class Gateway(pulumi.ComponentResource):
     key_jobs: dict[str, k8s.batch.v1.Job]  # tenant -> the Job that registered its key (tenant pods wait for it)
     release: k8s.helm.v3.Release
     namespace: k8s.core.v1.Namespace
-    lb_controller: k8s.helm.v3.Release
 
     def __init__(self, name: str, args: GatewayArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("agent-platform:gateway:Gateway", name, None, opts)
@@ -264,23 +177,10 @@ class Gateway(pulumi.ComponentResource):
         ):
             raise pulumi.RunError("agent-platform:litellmDatabase: rds and elasticache need the subnets and core SG")
 
-        def k8s_opts(*depends_on: pulumi.Resource) -> pulumi.ResourceOptions:
-            return pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=list(depends_on))
+        k8s_opts = child_options(self, args.provider)
 
-        lb_controller = self._lb_controller(name, args)
-        self.lb_controller = lb_controller  # other NLB Services (the egress proxy) wait for its webhook
-
-        ns = k8s.core.v1.Namespace(
-            f"{name}-ns",
-            metadata={
-                "name": NAMESPACE,
-                "labels": {
-                    "app.kubernetes.io/part-of": "agent-platform",
-                    "pod-security.kubernetes.io/enforce": "baseline",
-                    "pod-security.kubernetes.io/warn": "restricted",
-                },
-            },
-            opts=k8s_opts(*args.depends_on),
+        ns = platform_namespace(
+            name, NAMESPACE, {"enforce": "baseline", "warn": "restricted"}, k8s_opts(*args.depends_on)
         )
         self.namespace = ns
 
@@ -296,13 +196,14 @@ class Gateway(pulumi.ComponentResource):
         policy = pulumi.Output.all(caller.account_id, partition).apply(
             lambda v: bedrock_policy(model_ids, cfg.bedrock_region, v[0], v[1])
         )
-        self.bedrock_identity = PodIdentity(
+        bedrock_identity = PodIdentity(
             f"{name}-bedrock",
-            args.cluster_name,
-            NAMESPACE,
-            SERVICE_ACCOUNT,
-            policy,
-            pulumi.ResourceOptions(parent=self),
+            cluster_name=args.cluster_name,
+            namespace=NAMESPACE,
+            service_account=SERVICE_ACCOUNT,
+            policy=policy,
+            opts=pulumi.ResourceOptions(parent=self),
+            type_token=POD_IDENTITY_TYPE,
         )
 
         # --- secrets the chart references. The master key is generated here, never chosen by hand.
@@ -332,12 +233,12 @@ class Gateway(pulumi.ComponentResource):
                     vpc_id=args.vpc_id,
                     subnet_ids=args.private_subnet_ids,
                     client_security_group_id=args.core_security_group_id,
-                    litellm_role=self.bedrock_identity.role,
+                    litellm_role=bedrock_identity.role,
                     litellm_image=cfg.image,
                     postgres_image=cfg.postgres_image,
                     protect=args.protect,
                     # LiteLLM's Pod Identity association: the migrations log in with its IAM token
-                    depends_on=(ns, service_account, self.bedrock_identity),
+                    depends_on=(ns, service_account, bedrock_identity),
                 )
                 if cfg.rds_database and cfg.rds is not None
                 else None,
@@ -369,7 +270,7 @@ class Gateway(pulumi.ComponentResource):
             version=cfg.chart_version,
             values=with_cache(litellm_values(cfg, database.env), cache.settings),
             timeout=900,
-            opts=k8s_opts(ns, service_account, master_key, database.migrations, self.bedrock_identity, *cache.ready),
+            opts=k8s_opts(ns, service_account, master_key, database.migrations, bedrock_identity, *cache.ready),
         )
         k8s.policy.v1.PodDisruptionBudget(
             f"{name}-pdb",
@@ -410,7 +311,7 @@ class Gateway(pulumi.ComponentResource):
             },
             spec=nlb_spec,
             # The controller's webhook must be up before a LoadBalancer Service is admitted.
-            opts=k8s_opts(ns, lb_controller),
+            opts=k8s_opts(ns, *args.lb_controller),
         )
         self.hostname = nlb.status.apply(lambda status: status.load_balancer.ingress[0].hostname)
         self.url = self.hostname.apply(lambda host: f"http://{host}:{PORT}")
@@ -430,39 +331,6 @@ class Gateway(pulumi.ComponentResource):
             self._key_jobs(name, args, ns, passwords, [self.release, master_key])
 
         self.register_outputs({"url": self.url, "hostname": self.hostname})
-
-    def _lb_controller(self, name: str, args: GatewayArgs) -> k8s.helm.v3.Release:
-        """AWS Load Balancer Controller on core nodes, with its published policy through Pod Identity."""
-        identity = PodIdentity(
-            f"{name}-lb-controller",
-            args.cluster_name,
-            LB_CONTROLLER_NAMESPACE,
-            LB_CONTROLLER_SERVICE_ACCOUNT,
-            lb_controller_policy(),
-            pulumi.ResourceOptions(parent=self),
-        )
-        opts = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=list(args.depends_on))
-        service_account = k8s.core.v1.ServiceAccount(
-            f"{name}-lb-controller-sa",
-            metadata={"name": LB_CONTROLLER_SERVICE_ACCOUNT, "namespace": LB_CONTROLLER_NAMESPACE},
-            opts=opts,
-        )
-        return k8s.helm.v3.Release(
-            f"{name}-lb-controller",
-            name="aws-load-balancer-controller",
-            namespace=LB_CONTROLLER_NAMESPACE,
-            chart=LB_CONTROLLER_CHART,
-            repository_opts={"repo": LB_CONTROLLER_REPO},
-            version=args.config.lb_controller_version,
-            values={
-                "clusterName": args.cluster_name,
-                "region": args.region,
-                "vpcId": args.vpc_id,
-                "serviceAccount": {"create": False, "name": LB_CONTROLLER_SERVICE_ACCOUNT},
-                "nodeSelector": dict(CORE_NODE_SELECTOR),
-            },
-            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[service_account, identity])),
-        )
 
     def _key_jobs(
         self,

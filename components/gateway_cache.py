@@ -27,6 +27,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components.labels import CORE_NODE_SELECTOR
+from components.node_security import core_clients_only_group
 from components.podspec import container_security_context
 
 CACHE_SECRET = "litellm-cache"  # keys: password (LiteLLM), valkey.conf (the in-cluster server)
@@ -212,22 +213,14 @@ class LitellmCache(pulumi.ComponentResource):
         if args.vpc_id is None or args.client_security_group_id is None or not args.subnet_ids:
             raise pulumi.RunError("agent-platform:litellmCache: elasticache needs the VPC, subnets and core node SG")
         aws_opts = pulumi.ResourceOptions(parent=self)
-        group = aws.ec2.SecurityGroup(
-            f"{name}-sg",
+        group = core_clients_only_group(
+            name,
             vpc_id=args.vpc_id,
+            client_security_group_id=args.client_security_group_id,
+            port=VALKEY_PORT,
             description="LiteLLM cache: Valkey from the core nodes only",
-            tags={"Name": f"{name}-litellm-cache"},
-            opts=aws_opts,
-        )
-        aws.vpc.SecurityGroupIngressRule(
-            f"{name}-from-core",
-            security_group_id=group.id,
-            referenced_security_group_id=args.client_security_group_id,
-            ip_protocol="tcp",
-            from_port=VALKEY_PORT,
-            to_port=VALKEY_PORT,
-            description="LiteLLM on core nodes",
-            opts=aws_opts,
+            tag="litellm-cache",
+            parent=self,
         )
         user = aws.elasticache.User(
             f"{name}-user",

@@ -23,8 +23,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.labels import CORE_NODE_SELECTOR
-from components.podspec import LITELLM_PORT, container_security_context, topology_spread
+from components.podspec import LITELLM_PORT, container_security_context, core_pod_template, topology_spread
 
 APP = "litellm-tenant-gateway"
 SELECTOR = {"app.kubernetes.io/name": APP, "app.kubernetes.io/component": "tenant-gateway"}
@@ -187,51 +186,41 @@ def pod_template(image: str, config_hash: str) -> dict[str, Any]:
     """nginx pod: core nodes, spread over zones, non-root, read-only root with emptyDirs for the pid file and
     temp files, every capability dropped, seccomp RuntimeDefault, no service account token."""
     probe = {"httpGet": {"path": "/healthz", "port": "health"}, "periodSeconds": 10, "timeoutSeconds": 3}
-    return {
-        "metadata": {"labels": dict(SELECTOR), "annotations": {"agent-platform.io/config-hash": config_hash}},
-        "spec": {
-            "nodeSelector": dict(CORE_NODE_SELECTOR),
-            "automountServiceAccountToken": False,
-            "enableServiceLinks": False,
-            # Open SSE streams get time to finish (nginx's image stops with SIGQUIT: graceful shutdown).
-            "terminationGracePeriodSeconds": 60,
-            "securityContext": {
-                "runAsNonRoot": True,
-                "runAsUser": NGINX_UID,
-                "runAsGroup": NGINX_UID,
-                "fsGroup": NGINX_UID,
-                "seccompProfile": {"type": "RuntimeDefault"},
-            },
-            "topologySpreadConstraints": topology_spread(SELECTOR),
-            "containers": [
-                {
-                    "name": "nginx",
-                    "image": image,
-                    "imagePullPolicy": "IfNotPresent",
-                    # nginx itself, not the image's entrypoint scripts (they rewrite files under /etc/nginx).
-                    "command": ["nginx", "-c", CONF_PATH],
-                    "ports": [
-                        {"name": "http", "containerPort": LISTEN_PORT, "protocol": "TCP"},
-                        {"name": "health", "containerPort": HEALTH_PORT, "protocol": "TCP"},
-                    ],
-                    "securityContext": container_security_context(NGINX_UID, read_only_root=True),
-                    "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
-                    "readinessProbe": probe,
-                    "livenessProbe": {**probe, "periodSeconds": 20, "failureThreshold": 3},
-                    "volumeMounts": [
-                        {"name": "config", "mountPath": CONF_PATH, "subPath": "nginx.conf", "readOnly": True},
-                        {"name": "tmp", "mountPath": "/tmp"},
-                        {"name": "cache", "mountPath": CACHE_DIR},
-                    ],
-                }
-            ],
-            "volumes": [
-                {"name": "config", "configMap": {"name": CONFIG_MAP, "defaultMode": 0o444}},
-                {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}},
-                {"name": "cache", "emptyDir": {"sizeLimit": "512Mi"}},  # request bodies above 1 MiB
-            ],
-        },
+    nginx = {
+        "name": "nginx",
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        # nginx itself, not the image's entrypoint scripts (they rewrite files under /etc/nginx).
+        "command": ["nginx", "-c", CONF_PATH],
+        "ports": [
+            {"name": "http", "containerPort": LISTEN_PORT, "protocol": "TCP"},
+            {"name": "health", "containerPort": HEALTH_PORT, "protocol": "TCP"},
+        ],
+        "securityContext": container_security_context(NGINX_UID, read_only_root=True),
+        "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
+        "readinessProbe": probe,
+        "livenessProbe": {**probe, "periodSeconds": 20, "failureThreshold": 3},
+        "volumeMounts": [
+            {"name": "config", "mountPath": CONF_PATH, "subPath": "nginx.conf", "readOnly": True},
+            {"name": "tmp", "mountPath": "/tmp"},
+            {"name": "cache", "mountPath": CACHE_DIR},
+        ],
     }
+    volumes = [
+        {"name": "config", "configMap": {"name": CONFIG_MAP, "defaultMode": 0o444}},
+        {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}},
+        {"name": "cache", "emptyDir": {"sizeLimit": "512Mi"}},  # request bodies above 1 MiB
+    ]
+    # Open SSE streams get time to finish (nginx's image stops with SIGQUIT: graceful shutdown).
+    return core_pod_template(
+        SELECTOR,
+        config_hash,
+        uid=NGINX_UID,
+        grace_seconds=60,
+        spread=topology_spread(SELECTOR),
+        containers=[nginx],
+        volumes=volumes,
+    )
 
 
 @dataclass(frozen=True)

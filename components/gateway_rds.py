@@ -24,8 +24,9 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components.config import RdsConfig
-from components.iam import pod_identity_trust_policy
+from components.iam import pod_identity_role
 from components.labels import CORE_NODE_SELECTOR
+from components.node_security import core_clients_only_group
 from components.podspec import container_security_context
 
 DB_NAME = "litellm"
@@ -176,22 +177,14 @@ class RdsPostgres(pulumi.ComponentResource):
         cfg = args.config
         aws_opts = pulumi.ResourceOptions(parent=self)
         subnets = aws.rds.SubnetGroup(f"{name}-subnets", subnet_ids=list(args.subnet_ids), opts=aws_opts)
-        group = aws.ec2.SecurityGroup(
-            f"{name}-sg",
+        group = core_clients_only_group(
+            name,
             vpc_id=args.vpc_id,
+            client_security_group_id=args.client_security_group_id,
+            port=PORT,
             description="LiteLLM database: PostgreSQL from the core nodes only",
-            tags={"Name": f"{name}-litellm-db"},
-            opts=aws_opts,
-        )
-        aws.vpc.SecurityGroupIngressRule(
-            f"{name}-from-core",
-            security_group_id=group.id,
-            referenced_security_group_id=args.client_security_group_id,
-            ip_protocol="tcp",
-            from_port=PORT,
-            to_port=PORT,
-            description="LiteLLM on core nodes",
-            opts=aws_opts,
+            tag="litellm-db",
+            parent=self,
         )
         self.instance = aws.rds.Instance(
             f"{name}-postgres",
@@ -230,21 +223,14 @@ class RdsPostgres(pulumi.ComponentResource):
             opts=aws_opts,
         )
         # Pod Identity injects credentials when the pod is created: the Job waits for the association itself.
-        reader = aws.iam.Role(
-            f"{name}-bootstrap-role",
-            assume_role_policy=pod_identity_trust_policy(args.cluster_name, self),
-            opts=aws_opts,
-        )
-        reader_policy = aws.iam.RolePolicy(
-            f"{name}-bootstrap-policy", role=reader.id, policy=secret_arn.apply(secret_read_policy), opts=aws_opts
-        )
-        association = aws.eks.PodIdentityAssociation(
-            f"{name}-bootstrap-pod-identity",
+        reader = pod_identity_role(
+            f"{name}-bootstrap",
             cluster_name=args.cluster_name,
             namespace=args.namespace,
             service_account=BOOTSTRAP_SERVICE_ACCOUNT,
-            role_arn=reader.arn,
-            opts=aws_opts,
+            policy=secret_arn.apply(secret_read_policy),
+            parent=self,
+            policy_aliases=[pulumi.Alias(parent=self)],  # its deployed URN: the policy was this component's child
         )
         k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=list(args.depends_on))
         account = k8s.core.v1.ServiceAccount(
@@ -269,7 +255,7 @@ class RdsPostgres(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions.merge(
                 k8s_opts,
                 pulumi.ResourceOptions(
-                    depends_on=[account, self.instance, reader_policy, association, connect],
+                    depends_on=[account, self.instance, *reader.ready, connect],
                     # activeDeadlineSeconds (900 s) bounds every retry; Pulumi waits longer than that.
                     custom_timeouts=pulumi.CustomTimeouts(create="20m", update="20m"),
                 ),

@@ -5,13 +5,15 @@ user guide's "Create IAM role with trust policy required by EKS Pod Identity") o
 ``aws:SourceAccount`` is the account and ``aws:SourceArn`` the cluster ARN (cross-service confused-deputy
 prevention, IAM user guide). Without them any cluster in the account (or a Pod Identity association someone
 creates on another cluster) could hand the role to its pods. ``pod_identity_trust_policy`` is the one place
-that writes this document: Karpenter, the gateway's roles, the LB controller, the EBS CSI driver and the
-VPC CNI all get it.
+that writes this document, and ``pod_identity_role`` (or its component ``PodIdentity``) the one way to bind a
+role to a service account; EKS add-ons (VPC CNI, EBS CSI) bind theirs through the add-on itself.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
@@ -63,6 +65,18 @@ def assume_role_policy(service: str) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
 
 
+@dataclass(frozen=True)
+class PodIdentityRole:
+    role: aws.iam.Role
+    policy: aws.iam.RolePolicy
+    association: aws.eks.PodIdentityAssociation
+
+    @property
+    def ready(self) -> list[pulumi.Resource]:
+        """Depend on these before the pods start: EKS injects credentials at pod creation."""
+        return [self.role, self.policy, self.association]
+
+
 def pod_identity_role(
     name: str,
     *,
@@ -71,12 +85,18 @@ def pod_identity_role(
     service_account: str,
     policy: pulumi.Input[str],
     parent: pulumi.Resource,
-) -> aws.iam.Role:
+    policy_aliases: Sequence[pulumi.Alias] = (),
+) -> PodIdentityRole:
     """An IAM role with an inline ``policy`` (JSON), bound to ``namespace/service_account``."""
     opts = pulumi.ResourceOptions(parent=parent)
     role = aws.iam.Role(f"{name}-role", assume_role_policy=pod_identity_trust_policy(cluster_name, parent), opts=opts)
-    aws.iam.RolePolicy(f"{name}-policy", role=role.id, policy=policy, opts=pulumi.ResourceOptions(parent=role))
-    aws.eks.PodIdentityAssociation(
+    role_policy = aws.iam.RolePolicy(
+        f"{name}-policy",
+        role=role.id,
+        policy=policy,
+        opts=pulumi.ResourceOptions(parent=role, aliases=list(policy_aliases) or None),
+    )
+    association = aws.eks.PodIdentityAssociation(
         f"{name}-pod-identity",
         cluster_name=cluster_name,
         namespace=namespace,
@@ -84,4 +104,36 @@ def pod_identity_role(
         role_arn=role.arn,
         opts=opts,
     )
-    return role
+    return PodIdentityRole(role, role_policy, association)
+
+
+class PodIdentity(pulumi.ComponentResource):
+    """``pod_identity_role`` in a component, so that workloads can depend on the role, its policy AND the
+    association: EKS Pod Identity injects credentials when a pod is created, so the association must exist
+    before the pods do. ``type_token`` keeps the token a deployed stack already has for its caller."""
+
+    role: aws.iam.Role
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        cluster_name: pulumi.Input[str],
+        namespace: str,
+        service_account: str,
+        policy: pulumi.Input[str],
+        opts: pulumi.ResourceOptions | None = None,
+        type_token: str = "agent-platform:iam:PodIdentity",
+        policy_aliases: Sequence[pulumi.Alias] = (),
+    ) -> None:
+        super().__init__(type_token, name, None, opts)
+        self.role = pod_identity_role(
+            name,
+            cluster_name=cluster_name,
+            namespace=namespace,
+            service_account=service_account,
+            policy=policy,
+            parent=self,
+            policy_aliases=policy_aliases,
+        ).role
+        self.register_outputs({"roleArn": self.role.arn})

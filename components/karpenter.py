@@ -10,23 +10,29 @@ cloudformation.yaml). Karpenter v1 creates the instance profile itself from ``EC
 from __future__ import annotations
 
 import json
-import string
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components import gvisor
-from components.cluster import ROOT_DEVICE, Cluster, node_role
 from components.config import KarpenterConfig
-from components.iam import pod_identity_role
-from components.kata import KATA_IMDS_HOP_LIMIT
+from components.iam import PodIdentity
+from components.karpenter_specs import (
+    NODE_CLASS,
+    NODE_POOL,
+    PLACEHOLDER,
+    controller_policy,
+    interruption_queue_policy,
+    node_class_spec,
+    node_pool_spec,
+    placeholder_spec,
+)
+from components.kube import platform_namespace
 from components.labels import (
-    CAPACITY_PLACEHOLDER_LABEL,
     CORE_NODE_SELECTOR,
     DEDICATED_TENANT_KEY,
     DISCOVERY_TAG,
@@ -35,28 +41,22 @@ from components.labels import (
     KARPENTER_NAMESPACE,
     KATA_NODE_SELECTOR,
     KATA_TAINT,
-    KATA_TOLERATION,
     dedicated_taint,
 )
-from components.node_security import SandboxNodeSecurityGroup
-from components.podspec import container_security_context
+from components.node_group import node_role
+
+if TYPE_CHECKING:
+    from components.cluster import Cluster
+    from components.node_security import SandboxNodeSecurityGroup
 
 NAMESPACE = KARPENTER_NAMESPACE
-CONTROLLER_POLICY = Path(__file__).resolve().parent / "policies" / "karpenter-controller-iam-policy.json"
 SERVICE_ACCOUNT = "karpenter"
 CHART = "oci://public.ecr.aws/karpenter/karpenter"
 CRD_CHART = "oci://public.ecr.aws/karpenter/karpenter-crd"
-NODE_CLASS = "kata"
-NODE_POOL = "kata"
 # Per the getting-started guide (helm --set controller.resources...).
 CONTROLLER_RESOURCES = {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
-# With vpc-cni prefix delegation pods are not capped by ENI IPs; use the Kubernetes default instead of
-# Karpenter's ENI-based estimate.
-KATA_MAX_PODS = 110
 QUEUE_RETENTION_SECONDS = 300
-PLACEHOLDER = "kata-capacity-placeholder"
 PLACEHOLDER_PRIORITY = -10  # below every workload: any sandbox preempts a placeholder
-PLACEHOLDER_UID = 65535  # the pause image's nobody
 # EventBridge rules feeding the interruption queue: rule suffix -> (source, detail-type).
 INTERRUPTION_EVENTS = {
     "scheduled-change": ("aws.health", "AWS Health Event"),
@@ -70,47 +70,76 @@ INTERRUPTION_EVENTS = {
 @dataclass(frozen=True)
 class KarpenterArgs:
     config: KarpenterConfig
-    cluster: Cluster
     region: str
+    cluster_name: pulumi.Input[str]  # the EKS cluster's name as an output (waits for the control plane)
+    cluster_plain_name: str  # the configured name: tags, selector terms, IAM conditions
+    cluster_endpoint: pulumi.Input[str]
+    cluster_security_group_id: pulumi.Input[str]  # tagged for discovery when no sandbox SG is given
+    provider: k8s.Provider
+    disk_gib: int  # the Kata nodes' root volume
+    node_ssm_access: bool = False
+    core_nodes: Sequence[pulumi.Resource] = ()  # the controller runs there
     user_data: str | None = None  # MIME multipart node setup, the same as the managed Kata group's
     gvisor: bool = False  # the gVisor tier's node pool
-    # The sandbox nodes' security group (components/node_security.py); None: the EKS cluster SG, by tag.
-    security_group: SandboxNodeSecurityGroup | None = None
+    # The sandbox nodes' security group id and what to wait for (components/node_security.py); None: the EKS
+    # cluster SG, by tag.
+    security_group_id: pulumi.Input[str] | None = None
+    security_group: pulumi.Resource | None = None
     dedicated_tenants: tuple[str, ...] = ()  # tenants with dedicatedNodes: one tainted NodePool each
+
+    @classmethod
+    def from_cluster(
+        cls,
+        cluster: Cluster,
+        config: KarpenterConfig,
+        *,
+        region: str,
+        security_group: SandboxNodeSecurityGroup | None = None,
+        **kwargs: Any,
+    ) -> KarpenterArgs:
+        return cls(
+            config,
+            region,
+            cluster_name=cluster.name,
+            cluster_plain_name=cluster.config.name,
+            cluster_endpoint=cluster.endpoint,
+            cluster_security_group_id=cluster.cluster_security_group_id,
+            provider=cluster.provider,
+            disk_gib=cluster.config.kata.disk_gib,
+            node_ssm_access=cluster.config.node_ssm_access,
+            core_nodes=(cluster.core_node_group,),
+            security_group_id=security_group.id if security_group else None,
+            security_group=security_group,
+            **kwargs,
+        )
 
 
 class Karpenter(pulumi.ComponentResource):
     node_role_arn: pulumi.Output[str]
-    node_role_name: pulumi.Output[str]
-    queue_name: pulumi.Output[str]
-    controller_role_arn: pulumi.Output[str]
-    release: k8s.helm.v3.Release
-    node_class: k8s.apiextensions.CustomResource
-    node_pool: k8s.apiextensions.CustomResource
-    dedicated_pools: dict[str, k8s.apiextensions.CustomResource]  # tenant -> its own NodePool
+    namespace: k8s.core.v1.Namespace  # NetworkPolicies wait for it (components/network_policies.py)
 
     def __init__(self, name: str, args: KarpenterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("agent-platform:karpenter:Karpenter", name, None, opts)
-        cfg, cluster = args.config, args.cluster
-        cluster_name = cluster.config.name  # plain name: tags, selector terms, IAM conditions
+        cfg = args.config
+        cluster_name = args.cluster_plain_name  # plain name: tags, selector terms, IAM conditions
         child = pulumi.ResourceOptions(parent=self)
-        k8s_opts = pulumi.ResourceOptions(parent=self, provider=cluster.provider)
+        k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.provider)
 
         # --- node role: Karpenter builds the instance profile from it; the access entry lets nodes join
-        nodes = node_role(name, parent=self, ssm=cluster.config.node_ssm_access)
+        nodes = node_role(name, parent=self, ssm=args.node_ssm_access)
         access_entry = aws.eks.AccessEntry(
             f"{name}-node-access",
-            cluster_name=cluster.name,
+            cluster_name=args.cluster_name,
             principal_arn=nodes.role.arn,
             type="EC2_LINUX",
             opts=child,
         )
         # Nodes carry the sandbox nodes' security group, selected by id; without one, the EKS cluster security
         # group, found (like the private subnets, tagged by the network component) through the discovery tag.
-        sg_id = args.security_group.id if args.security_group else None
+        sg_id = args.security_group_id
         sg_ready: pulumi.Resource = args.security_group or aws.ec2.Tag(
             f"{name}-discovery-sg",
-            resource_id=cluster.cluster_security_group_id,
+            resource_id=args.cluster_security_group_id,
             key=DISCOVERY_TAG,
             value=cluster_name,
             opts=child,
@@ -126,7 +155,7 @@ class Karpenter(pulumi.ComponentResource):
         queue_policy = aws.sqs.QueuePolicy(
             f"{name}-interruption",
             queue_url=queue.url,
-            policy=queue.arn.apply(_queue_policy),
+            policy=queue.arn.apply(interruption_queue_policy),
             opts=pulumi.ResourceOptions(parent=queue),
         )
         targets = []
@@ -149,9 +178,6 @@ class Karpenter(pulumi.ComponentResource):
 
         # --- controller role bound to karpenter/karpenter with EKS Pod Identity. The identity lives in its
         # own component so the Helm release can wait for the association (pods get credentials at admission).
-        identity = pulumi.ComponentResource(
-            "agent-platform:karpenter:ControllerIdentity", f"{name}-controller", None, child
-        )
         caller = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=self))
         partition = aws.get_partition_output(opts=pulumi.InvokeOptions(parent=self)).partition
         policy = pulumi.Output.all(partition, caller.account_id, queue.arn, nodes.role.arn).apply(
@@ -160,32 +186,28 @@ class Karpenter(pulumi.ComponentResource):
                 separators=(",", ":"),
             )
         )
-        controller_role = pod_identity_role(
+        identity = PodIdentity(
             f"{name}-controller",
-            cluster_name=cluster.name,
+            cluster_name=args.cluster_name,
             namespace=NAMESPACE,
             service_account=SERVICE_ACCOUNT,
             policy=policy,
-            parent=identity,
+            opts=child,
+            type_token="agent-platform:karpenter:ControllerIdentity",  # the deployed token
         )
-        identity.register_outputs({"roleArn": controller_role.arn})
 
         # --- controller (CRDs from their own chart: Helm never upgrades a chart's crds/ directory)
-        namespace = k8s.core.v1.Namespace(
-            f"{name}-ns",
-            metadata={"name": NAMESPACE, "labels": {"app.kubernetes.io/part-of": "agent-platform"}},
-            opts=k8s_opts,
-        )
-        self.namespace = namespace  # NetworkPolicies wait for it (components/network_policies.py)
+        namespace = platform_namespace(name, NAMESPACE, {}, k8s_opts)
+        self.namespace = namespace
         crds = k8s.helm.v3.Release(
             f"{name}-crd",
             name="karpenter-crd",
             chart=CRD_CHART,
             version=cfg.version,
             namespace=NAMESPACE,
-            opts=pulumi.ResourceOptions(parent=self, provider=cluster.provider, depends_on=[namespace]),
+            opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[namespace]),
         )
-        self.release = k8s.helm.v3.Release(
+        release = k8s.helm.v3.Release(
             f"{name}-controller",
             name="karpenter",
             chart=CHART,
@@ -194,8 +216,8 @@ class Karpenter(pulumi.ComponentResource):
             skip_crds=True,
             values={
                 "settings": {
-                    "clusterName": cluster.name,
-                    "clusterEndpoint": cluster.endpoint,
+                    "clusterName": args.cluster_name,
+                    "clusterEndpoint": args.cluster_endpoint,
                     "interruptionQueue": queue.name,
                 },
                 # The chart's defaults: service account "karpenter" (SERVICE_ACCOUNT), 2 replicas, linux nodes.
@@ -209,13 +231,13 @@ class Karpenter(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions(
                 parent=self,
-                provider=cluster.provider,
-                depends_on=[namespace, crds, identity, cluster.core_node_group, *targets],
+                provider=args.provider,
+                depends_on=[namespace, crds, identity, *args.core_nodes, *targets],
             ),
         )
 
         # --- Kata capacity
-        self.node_class = k8s.apiextensions.CustomResource(
+        node_class = k8s.apiextensions.CustomResource(
             f"{name}-{NODE_CLASS}-nodeclass",
             api_version="karpenter.k8s.aws/v1",
             kind="EC2NodeClass",
@@ -224,32 +246,29 @@ class Karpenter(pulumi.ComponentResource):
                 role=nodes.role.name,
                 cluster_name=cluster_name,
                 ami_alias=cfg.ami_alias,
-                disk_gib=cluster.config.kata.disk_gib,
+                disk_gib=args.disk_gib,
                 user_data=args.user_data,
                 security_group_id=sg_id,
             ),
             opts=pulumi.ResourceOptions(
                 parent=self,
-                provider=cluster.provider,
-                depends_on=[crds, self.release, access_entry, sg_ready, *nodes.ready],
+                provider=args.provider,
+                depends_on=[crds, release, access_entry, sg_ready, *nodes.ready],
             ),
         )
-        self.node_pool = k8s.apiextensions.CustomResource(
+        node_pool = k8s.apiextensions.CustomResource(
             f"{name}-{NODE_POOL}-nodepool",
             api_version="karpenter.sh/v1",
             kind="NodePool",
             metadata={"name": NODE_POOL},
             spec=node_pool_spec(cfg),
-            opts=pulumi.ResourceOptions(
-                parent=self, provider=cluster.provider, depends_on=[crds, self.release, self.node_class]
-            ),
+            opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[crds, release, node_class]),
         )
 
         # Tenants that must not share a host: the same EC2NodeClass, a pool whose nodes carry the tenant's label
         # and taint on top of the Kata ones (each pool has the configured limits of its own).
-        self.dedicated_pools = {}
         for tenant in args.dedicated_tenants:
-            self.dedicated_pools[tenant] = k8s.apiextensions.CustomResource(
+            k8s.apiextensions.CustomResource(
                 f"{name}-{NODE_POOL}-{tenant}-nodepool",
                 api_version="karpenter.sh/v1",
                 kind="NodePool",
@@ -260,12 +279,12 @@ class Karpenter(pulumi.ComponentResource):
                     taints=(KATA_TAINT, dedicated_taint(tenant)),
                 ),
                 opts=pulumi.ResourceOptions(
-                    parent=self, provider=cluster.provider, depends_on=[crds, self.release, self.node_class]
+                    parent=self, provider=args.provider, depends_on=[crds, release, node_class]
                 ),
             )
 
         if cfg.warm_nodes > 0:
-            self._warm_floor(name, cfg, k8s_opts, [namespace, self.node_pool])
+            self._warm_floor(name, cfg, k8s_opts, [namespace, node_pool])
         if args.gvisor:
             # The gVisor tier: its own class and pool, no nested virtualization, runsc installed at boot.
             gvisor_class = k8s.apiextensions.CustomResource(
@@ -277,7 +296,7 @@ class Karpenter(pulumi.ComponentResource):
                     role=nodes.role.name,
                     cluster_name=cluster_name,
                     ami_alias=cfg.ami_alias,
-                    disk_gib=cluster.config.kata.disk_gib,
+                    disk_gib=args.disk_gib,
                     user_data=gvisor.gvisor_userdata(cfg.gvisor_release),
                     nested_virtualization=False,
                     pool=gvisor.NODE_POOL,
@@ -285,7 +304,7 @@ class Karpenter(pulumi.ComponentResource):
                 ),
                 opts=pulumi.ResourceOptions.merge(
                     k8s_opts,
-                    pulumi.ResourceOptions(depends_on=[crds, self.release, access_entry, sg_ready, *nodes.ready]),
+                    pulumi.ResourceOptions(depends_on=[crds, release, access_entry, sg_ready, *nodes.ready]),
                 ),  # fmt: skip
             )
             k8s.apiextensions.CustomResource(
@@ -302,21 +321,12 @@ class Karpenter(pulumi.ComponentResource):
                     arches=gvisor.architectures(cfg.gvisor_families),
                 ),
                 opts=pulumi.ResourceOptions.merge(
-                    k8s_opts, pulumi.ResourceOptions(depends_on=[crds, self.release, gvisor_class])
+                    k8s_opts, pulumi.ResourceOptions(depends_on=[crds, release, gvisor_class])
                 ),  # fmt: skip
             )
 
         self.node_role_arn = nodes.role.arn
-        self.node_role_name = nodes.role.name
-        self.queue_name = queue.name
-        self.controller_role_arn = controller_role.arn
-        self.register_outputs(
-            {
-                "nodeRoleArn": self.node_role_arn,
-                "queueName": self.queue_name,
-                "controllerRoleArn": self.controller_role_arn,
-            }
-        )
+        self.register_outputs({"nodeRoleArn": self.node_role_arn})
 
     def _warm_floor(
         self, name: str, cfg: KarpenterConfig, k8s_opts: pulumi.ResourceOptions, after: list[pulumi.Resource]
@@ -337,166 +347,3 @@ class Karpenter(pulumi.ComponentResource):
             spec=placeholder_spec(cfg),
             opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[priority, *after])),
         )
-
-
-def placeholder_spec(cfg: KarpenterConfig) -> dict[str, Any]:
-    labels = {"app.kubernetes.io/name": PLACEHOLDER, CAPACITY_PLACEHOLDER_LABEL: "true"}
-    resources = {"cpu": "1", "memory": "1Gi"}  # the warm room each node keeps for the first sandbox
-    return {
-        "replicas": cfg.warm_nodes,
-        "selector": {"matchLabels": dict(labels)},
-        "template": {
-            "metadata": {"labels": dict(labels)},
-            "spec": {
-                "priorityClassName": PLACEHOLDER,
-                "terminationGracePeriodSeconds": 0,
-                "automountServiceAccountToken": False,
-                "nodeSelector": dict(KATA_NODE_SELECTOR),
-                "tolerations": [dict(KATA_TOLERATION)],
-                "affinity": {
-                    "podAntiAffinity": {
-                        "requiredDuringSchedulingIgnoredDuringExecution": [
-                            {"labelSelector": {"matchLabels": dict(labels)}, "topologyKey": "kubernetes.io/hostname"}
-                        ]
-                    }
-                },
-                "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
-                "containers": [
-                    {
-                        "name": "pause",
-                        "image": cfg.pause_image,
-                        "resources": {"requests": dict(resources), "limits": {"memory": resources["memory"]}},
-                        "securityContext": container_security_context(PLACEHOLDER_UID, read_only_root=True),
-                    }
-                ],
-            },
-        },
-    }
-
-
-def node_class_spec(
-    *,
-    role: pulumi.Input[str],
-    cluster_name: str,
-    ami_alias: str,
-    disk_gib: int,
-    user_data: str | None = None,
-    nested_virtualization: bool = True,
-    pool: str = NODE_POOL,
-    security_group_id: pulumi.Input[str] | None = None,
-) -> dict[str, Any]:
-    discovery = [{"tags": {DISCOVERY_TAG: cluster_name}}]
-    security_groups = [{"id": security_group_id}] if security_group_id is not None else discovery
-    extra: dict[str, Any] = {"userData": user_data} if user_data else {}  # merged with Karpenter's AL2023 part
-    if nested_virtualization:
-        # Karpenter (>= 1.13) keeps only instance types reporting nested virtualization and enables it.
-        extra["cpuOptions"] = {"nestedVirtualization": "enabled"}
-    return {
-        **extra,
-        "role": role,
-        "amiSelectorTerms": [{"alias": ami_alias}],
-        "subnetSelectorTerms": discovery,
-        "securityGroupSelectorTerms": security_groups,
-        "metadataOptions": {
-            "httpEndpoint": "enabled",
-            "httpProtocolIPv6": "disabled",
-            "httpPutResponseHopLimit": KATA_IMDS_HOP_LIMIT,
-            "httpTokens": "required",
-        },
-        "blockDeviceMappings": [
-            {
-                "deviceName": ROOT_DEVICE,
-                "rootVolume": True,
-                "ebs": {
-                    "volumeSize": f"{disk_gib}Gi",
-                    "volumeType": "gp3",
-                    "encrypted": True,
-                    "deleteOnTermination": True,
-                },
-            }
-        ],
-        "kubelet": {"maxPods": KATA_MAX_PODS},
-        "tags": {DISCOVERY_TAG: cluster_name, "Name": f"{cluster_name}-{pool}-karpenter"},
-    }
-
-
-def node_pool_spec(
-    cfg: KarpenterConfig,
-    *,
-    node_class: str = NODE_CLASS,
-    labels: Mapping[str, str] = KATA_NODE_SELECTOR,
-    taint: Mapping[str, str] = KATA_TAINT,
-    taints: Sequence[Mapping[str, str]] | None = None,  # several taints (a dedicated pool); overrides ``taint``
-    families: Sequence[str] | None = None,
-    arches: Sequence[str] = ("amd64",),
-) -> dict[str, Any]:
-    """A NodePool: the Kata pool by default (nested-virtualization families, amd64)."""
-    return {
-        "template": {
-            "metadata": {"labels": dict(labels)},
-            "spec": {
-                "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": node_class},
-                "taints": [dict(t) for t in (taints or (taint,))],
-                "requirements": [
-                    {
-                        "key": "karpenter.k8s.aws/instance-family",
-                        "operator": "In",
-                        "values": list(families or cfg.instance_families),
-                    },
-                    {"key": "karpenter.sh/capacity-type", "operator": "In", "values": list(cfg.capacity_types)},
-                    {"key": "kubernetes.io/arch", "operator": "In", "values": list(arches)},
-                    {"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]},
-                ],
-            },
-        },
-        "limits": {"cpu": str(cfg.cpu_limit), "memory": f"{cfg.memory_limit_gib}Gi"},
-        "disruption": {
-            "consolidationPolicy": cfg.consolidation_policy,
-            "consolidateAfter": cfg.consolidate_after,
-            "budgets": [{"nodes": cfg.disruption_budget}],
-        },
-    }
-
-
-def _queue_policy(queue_arn: str) -> str:
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Id": "EC2InterruptionPolicy",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Service": ["events.amazonaws.com", "sqs.amazonaws.com"]},
-                    "Action": "sqs:SendMessage",
-                    "Resource": queue_arn,
-                },
-                {
-                    "Sid": "DenyHTTP",
-                    "Effect": "Deny",
-                    "Principal": "*",
-                    "Action": "sqs:*",
-                    "Resource": queue_arn,
-                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                },
-            ],
-        }
-    )
-
-
-def controller_policy(
-    partition: str, region: str, account: str, cluster: str, queue_arn: str, node_role_arn: str
-) -> dict[str, Any]:
-    """The controller permissions of the upstream getting-started template (node lifecycle, IAM and EKS
-    integration, interruption, zonal shift, resource discovery), scoped to this cluster's tags like upstream.
-    Kept as JSON (components/policies/) with ``${...}`` placeholders, like the LB controller's policy."""
-    template = string.Template(CONTROLLER_POLICY.read_text())
-    return json.loads(
-        template.substitute(
-            Partition=partition,
-            Region=region,
-            AccountId=account,
-            ClusterName=cluster,
-            QueueArn=queue_arn,
-            NodeRoleArn=node_role_arn,
-        )
-    )

@@ -7,14 +7,17 @@ The Kata runtime itself (kata-deploy, RuntimeClasses) lives in components/kata_r
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pulumi
-import pulumi_aws as aws
 
-from components.cluster import Cluster
 from components.config import NodeGroupConfig
 from components.labels import DISCOVERY_TAG, KATA_NODE_SELECTOR, KATA_TAINT
-from components.node_security import SandboxNodeSecurityGroup
+from components.node_group import NodeGroupCluster, NodeGroupSpec, managed_node_group
+
+if TYPE_CHECKING:
+    from components.cluster import Cluster
+    from components.node_security import SandboxNodeSecurityGroup
 
 NESTED_VIRTUALIZATION = {"nested_virtualization": "enabled"}
 # Hop limit 1: the IMDSv2 token response cannot cross the extra hop into a pod network namespace (or a
@@ -26,33 +29,47 @@ KATA_IMDS_HOP_LIMIT = 1
 @dataclass(frozen=True)
 class KataNodesArgs:
     config: NodeGroupConfig
-    cluster: Cluster
+    cluster: NodeGroupCluster  # the few cluster facts a node group needs
     user_data: str | None = None  # MIME multipart node setup (the kata-fc devmapper pool when enabled)
-    # The sandbox nodes' security group (components/node_security.py); None keeps the EKS cluster SG.
-    security_group: SandboxNodeSecurityGroup | None = None
+    # The sandbox nodes' security group id and what to wait for (components/node_security.py); None keeps the
+    # EKS cluster SG.
+    security_group_id: pulumi.Input[str] | None = None
+    security_group: pulumi.Resource | None = None
+
+    @classmethod
+    def from_cluster(
+        cls,
+        cluster: Cluster,
+        config: NodeGroupConfig,
+        user_data: str | None = None,
+        security_group: SandboxNodeSecurityGroup | None = None,
+    ) -> KataNodesArgs:
+        return cls(
+            config,
+            cluster.node_group_cluster(),
+            user_data,
+            security_group_id=security_group.id if security_group else None,
+            security_group=security_group,
+        )
 
 
 class KataNodes(pulumi.ComponentResource):
     node_role_arn: pulumi.Output[str]
-    launch_template_id: pulumi.Output[str]
-    node_group: aws.eks.NodeGroup
 
     def __init__(self, name: str, args: KataNodesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("agent-platform:kata:KataNodes", name, None, opts)
-        role, template, self.node_group = args.cluster.managed_node_group(
-            name,
-            node_name="kata",
-            config=args.config,
+        spec = NodeGroupSpec(
+            "kata",
+            args.config,
             hop_limit=KATA_IMDS_HOP_LIMIT,
             labels=KATA_NODE_SELECTOR,
             taint=KATA_TAINT,
             cpu_options=NESTED_VIRTUALIZATION,
-            tags={DISCOVERY_TAG: args.cluster.config.name},
+            tags={DISCOVERY_TAG: args.cluster.plain_name},
             user_data=args.user_data,
+            security_group_id=args.security_group_id,
             security_group=args.security_group,
-            security_group_id=args.security_group.id if args.security_group else None,
-            parent=self,
         )
+        role, _, _ = managed_node_group(name, args.cluster, spec, parent=self)
         self.node_role_arn = role.role.arn
-        self.launch_template_id = template.id
-        self.register_outputs({"nodeRoleArn": self.node_role_arn, "launchTemplateId": self.launch_template_id})
+        self.register_outputs({"nodeRoleArn": self.node_role_arn})

@@ -142,3 +142,31 @@ class SandboxNodeSecurityGroup(pulumi.ComponentResource):
             egress(f"tenant-{cidr.replace('/', '-')}", "-1", None, cidr=cidr)
 
         self.register_outputs({"id": self.id})
+
+
+def core_clients_only_group(
+    name: str,
+    *,
+    vpc_id: pulumi.Input[str],
+    client_security_group_id: pulumi.Input[str],
+    port: int,
+    description: str,
+    tag: str,
+    parent: pulumi.Resource,
+) -> aws.ec2.SecurityGroup:
+    """A security group admitting only the core nodes (LiteLLM) on ``port``: the managed cache and database."""
+    opts = pulumi.ResourceOptions(parent=parent)
+    group = aws.ec2.SecurityGroup(
+        f"{name}-sg", vpc_id=vpc_id, description=description, tags={"Name": f"{name}-{tag}"}, opts=opts
+    )
+    aws.vpc.SecurityGroupIngressRule(
+        f"{name}-from-core",
+        security_group_id=group.id,
+        referenced_security_group_id=client_security_group_id,
+        ip_protocol="tcp",
+        from_port=port,
+        to_port=port,
+        description="LiteLLM on core nodes",
+        opts=opts,
+    )
+    return group

@@ -19,6 +19,7 @@ from components.gateway import SELECTOR as LITELLM_SELECTOR
 from components.gateway_metrics import METRICS_KEY_KEY, METRICS_KEY_SECRET
 from components.kata_runtime import KATA_MONITOR_PORT
 from components.kata_runtime import MONITOR_LABELS as KATA_MONITOR_LABELS
+from components.kube import child_options, platform_namespace
 from components.labels import (
     CORE_NODE_SELECTOR,
     KATA_NAMESPACE,
@@ -165,18 +166,10 @@ class Observability(pulumi.ComponentResource):
     def __init__(self, name: str, args: ObservabilityArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("agent-platform:observability:Observability", name, None, opts)
 
-        def k8s_opts(*depends_on: pulumi.Resource) -> pulumi.ResourceOptions:
-            return pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=list(depends_on))
+        k8s_opts = child_options(self, args.provider)
 
-        ns = k8s.core.v1.Namespace(
-            f"{name}-ns",
-            metadata={
-                "name": NAMESPACE,
-                # node-exporter needs the host network, PID namespace and root filesystem.
-                "labels": {"app.kubernetes.io/part-of": "agent-platform", "pod-security.kubernetes.io/enforce": "privileged"},
-            },
-            opts=k8s_opts(*args.depends_on),
-        )  # fmt: skip
+        # node-exporter needs the host network, PID namespace and root filesystem.
+        ns = platform_namespace(name, NAMESPACE, {"enforce": "privileged"}, k8s_opts(*args.depends_on))
         self.namespace = ns  # NetworkPolicies wait for it (components/network_policies.py)
         admin = k8s.core.v1.Secret(
             f"{name}-grafana-admin",

@@ -25,7 +25,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from components.config import NetworkConfig
-from components.labels import DEDICATED_TENANT_KEY, LITELLM_PORT, SANDBOX_LABEL, dedicated_toleration
+from components.labels import (
+    CORE_NODE_SELECTOR,
+    DEDICATED_TENANT_KEY,
+    LITELLM_PORT,
+    SANDBOX_LABEL,
+    dedicated_toleration,
+)
 
 # Runtime classes that cannot start initContainers (Cloud Hypervisor).
 NO_INIT_CONTAINERS = frozenset({"kata-clh"})
@@ -283,3 +289,37 @@ def topology_spread(
     if hosts:
         constraints.append({"maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway", "labelSelector": {"matchLabels": dict(selector)}})  # fmt: skip
     return constraints
+
+
+def core_pod_template(
+    selector: Mapping[str, str],
+    config_hash: str,
+    *,
+    uid: int,
+    grace_seconds: int,
+    spread: list[dict[str, Any]],
+    containers: list[dict[str, Any]],
+    volumes: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """A platform proxy pod on core nodes (egress Squid, tenant nginx): rolled when its config changes (hash
+    annotation), non-root as ``uid`` (also its group and fsGroup), seccomp RuntimeDefault, no service account
+    token, no service links."""
+    return {
+        "metadata": {"labels": dict(selector), "annotations": {"agent-platform.io/config-hash": config_hash}},
+        "spec": {
+            "nodeSelector": dict(CORE_NODE_SELECTOR),
+            "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
+            "terminationGracePeriodSeconds": grace_seconds,
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": uid,
+                "runAsGroup": uid,
+                "fsGroup": uid,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "topologySpreadConstraints": spread,
+            "containers": containers,
+            "volumes": volumes,
+        },
+    }

@@ -12,6 +12,7 @@ import pulumi
 import pytest
 
 from components import gateway as gw
+from components import lb_controller
 from components.config import PlatformConfig, project_schema
 from components.labels import CORE_NODE_SELECTOR
 from tests.configs import MODELS, SECRETS
@@ -144,7 +145,7 @@ def test_litellm_waits_for_its_pod_identity(dev: ProgramResult) -> None:
 
 
 def test_lb_controller_policy_is_the_published_one(dev: ProgramResult) -> None:
-    shipped = json.loads(gw.LB_CONTROLLER_POLICY.read_text())
+    shipped = json.loads(lb_controller.POLICY.read_text())
     policy = json.loads(dev.named(ROLE_POLICY, "gateway-lb-controller-policy").inputs["policy"])
     assert policy == shipped
     actions = {

@@ -1,0 +1,28 @@
+"""Small Kubernetes helpers the platform components share: options for a component's in-cluster children and
+the platform namespace every component owns (labelled part-of the platform, with its Pod Security level)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+PART_OF = {"app.kubernetes.io/part-of": "agent-platform"}
+
+
+def child_options(parent: pulumi.Resource, provider: k8s.Provider) -> Callable[..., pulumi.ResourceOptions]:
+    """``opts(*depends_on)``: a child of ``parent`` on the cluster's provider, waiting for ``depends_on``."""
+
+    def opts(*depends_on: pulumi.Resource) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(parent=parent, provider=provider, depends_on=list(depends_on))
+
+    return opts
+
+
+def platform_namespace(
+    name: str, namespace: str, pod_security: Mapping[str, str], opts: pulumi.ResourceOptions
+) -> k8s.core.v1.Namespace:
+    """``pod_security``: ``pod-security.kubernetes.io/<mode>`` suffix -> level, e.g. ``{"enforce": "baseline"}``."""
+    labels = {**PART_OF, **{f"pod-security.kubernetes.io/{k}": v for k, v in pod_security.items()}}
+    return k8s.core.v1.Namespace(f"{name}-ns", metadata={"name": namespace, "labels": labels}, opts=opts)
