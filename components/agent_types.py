@@ -134,7 +134,7 @@ def hermes_files(f: AgentFiles) -> dict[str, str]:
     }
 
 
-def hermes_env(memory: str) -> list[dict[str, Any]]:
+def hermes_env(memory: str) -> list[dict[str, Any]]:  # noqa: ARG001 - AgentType.env takes the memory limit (OpenClaw sizes its heap)
     return [
         {"name": "HOME", "value": HERMES_HOME},
         {"name": "HERMES_HOME", "value": HERMES_HOME},

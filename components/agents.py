@@ -349,7 +349,9 @@ class AgentBuilder:
     def _warm_pool(self, agent: AgentConfig, labels: dict[str, str], kind: AgentType) -> None:
         args, name = self.args, f"{self.name}-{agent.name}"
         if args.sandbox_controller is None:
-            raise ValueError(f"tenant {args.config.name}: agent {agent.name} has a warm pool but agent-sandbox is not installed")  # fmt: skip
+            raise ValueError(
+                f"tenant {args.config.name}: agent {agent.name} has a warm pool but agent-sandbox is not installed"
+            )
         # Warm sandboxes serve SandboxClaims (on-demand sessions), not the tenant's bot: they get the LiteLLM key
         # and the gateway token but not the bot tokens, so spare pods never open a second connection to the chat
         # platform.

@@ -191,7 +191,9 @@ def proxy_pod_spec(image: str, mtail_image: str, config_hash: str) -> dict[str, 
             {"name": "logs", "mountPath": LOG_DIR, "readOnly": True},
         ],
     }
-    volumes.append({"name": "mtail", "configMap": {"name": CONFIG_MAP, "items": [{"key": "egress.mtail", "path": "egress.mtail"}]}})  # fmt: skip
+    volumes.append(
+        {"name": "mtail", "configMap": {"name": CONFIG_MAP, "items": [{"key": "egress.mtail", "path": "egress.mtail"}]}}
+    )
     probe = {"tcpSocket": {"port": PROXY_PORT}, "periodSeconds": 10, "timeoutSeconds": 3}
     squid = {
         "name": "squid",

@@ -131,7 +131,7 @@ def valkey_deployment_spec(image: str) -> dict[str, Any]:
                             "secretName": CACHE_SECRET,
                             "items": [{"key": "valkey.conf", "path": "valkey.conf"}],
                         },
-                    },  # fmt: skip
+                    },
                     {"name": "data", "emptyDir": {"sizeLimit": "64Mi"}},
                 ],
             },

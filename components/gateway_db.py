@@ -70,7 +70,7 @@ def postgres_spec(image: str) -> dict[str, Any]:
                             {
                                 "name": "POSTGRES_PASSWORD",
                                 "valueFrom": {"secretKeyRef": {"name": DATABASE_SECRET, "key": "password"}},
-                            },  # fmt: skip
+                            },
                             # A subfolder: the volume's root holds lost+found, which initdb refuses.
                             {"name": "PGDATA", "value": "/var/lib/postgresql/data/pgdata"},
                         ],
@@ -78,7 +78,7 @@ def postgres_spec(image: str) -> dict[str, Any]:
                         "readinessProbe": {
                             "exec": {"command": ["pg_isready", "-U", POSTGRES_USER, "-d", POSTGRES_DB]},
                             "periodSeconds": 10,
-                        },  # fmt: skip
+                        },
                         "resources": {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"memory": "1Gi"}},
                         "volumeMounts": [
                             {"name": "data", "mountPath": "/var/lib/postgresql/data"},
@@ -158,20 +158,31 @@ class LitellmDatabase(pulumi.ComponentResource):
             password = pulumi.Output.secret(
                 random.RandomPassword(
                     f"{name}-password", length=32, special=False, opts=pulumi.ResourceOptions(parent=self)
-                ).result  # fmt: skip
+                ).result
             )
             url = pulumi.Output.format(
                 "postgresql://{0}:{1}@{2}.{3}.svc.cluster.local:{4}/{5}",
-                POSTGRES_USER, password, POSTGRES, args.namespace, POSTGRES_PORT, POSTGRES_DB,
-            )  # fmt: skip
-            secret = k8s.core.v1.Secret(f"{name}-url", metadata=meta, type="Opaque", string_data={"url": pulumi.Output.secret(url), "password": password}, opts=k8s_opts)  # fmt: skip
+                POSTGRES_USER,
+                password,
+                POSTGRES,
+                args.namespace,
+                POSTGRES_PORT,
+                POSTGRES_DB,
+            )
+            secret = k8s.core.v1.Secret(
+                f"{name}-url",
+                metadata=meta,
+                type="Opaque",
+                string_data={"url": pulumi.Output.secret(url), "password": password},
+                opts=k8s_opts,
+            )
             service = k8s.core.v1.Service(
                 f"{name}-postgres",
                 metadata={"name": POSTGRES, "namespace": args.namespace, "labels": dict(POSTGRES_LABELS)},
                 spec={
                     "selector": dict(POSTGRES_LABELS),
                     "ports": [{"name": "postgres", "port": POSTGRES_PORT, "targetPort": "postgres"}],
-                },  # fmt: skip
+                },
                 opts=k8s_opts,
             )
             database = k8s.apps.v1.StatefulSet(
@@ -187,20 +198,20 @@ class LitellmDatabase(pulumi.ComponentResource):
                 "name": migration_job_name(args.image),
                 "namespace": args.namespace,
                 "labels": dict(MIGRATION_LABELS),
-            },  # fmt: skip
+            },
             spec={
                 "backoffLimit": 10,
                 "activeDeadlineSeconds": 900,
                 "template": {
                     "metadata": {"labels": dict(MIGRATION_LABELS)},
                     "spec": migration_pod_spec(args.image, args.service_account, self.env),
-                },  # fmt: skip
+                },
             },
             opts=pulumi.ResourceOptions.merge(
                 k8s_opts,
                 pulumi.ResourceOptions(
                     depends_on=ready, custom_timeouts=pulumi.CustomTimeouts(create="20m", update="20m")
-                ),  # fmt: skip
+                ),
             ),
         )
         self.register_outputs({"secret": DATABASE_SECRET})

@@ -46,7 +46,9 @@ def metrics_key_spec() -> dict[str, Any]:
 
 
 def metrics_job_name(curl_image: str) -> str:
-    material = json.dumps({"spec": metrics_key_spec(), "script": keys.KEY_JOB_SCRIPT, "image": curl_image}, sort_keys=True)  # fmt: skip
+    material = json.dumps(
+        {"spec": metrics_key_spec(), "script": keys.KEY_JOB_SCRIPT, "image": curl_image}, sort_keys=True
+    )
     return f"litellm-metrics-key-{hashlib.sha256(material.encode()).hexdigest()[:8]}"
 
 
@@ -88,7 +90,7 @@ class MetricsKey(pulumi.ComponentResource):
                 "name": METRICS_KEY_SECRET,
                 "namespace": gw.NAMESPACE,
                 "labels": {"app.kubernetes.io/part-of": "agent-platform"},
-            },  # fmt: skip
+            },
             type="Opaque",
             string_data={METRICS_KEY_KEY: key},
             opts=pulumi.ResourceOptions(
@@ -104,7 +106,7 @@ class MetricsKey(pulumi.ComponentResource):
                 "name": metrics_job_name(args.curl_image),
                 "namespace": gw.NAMESPACE,
                 "labels": dict(JOB_LABELS),
-            },  # fmt: skip
+            },
             spec={
                 "backoffLimit": 3,
                 "activeDeadlineSeconds": 1800,

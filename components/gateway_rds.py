@@ -92,7 +92,12 @@ def connect_policy(region: str, account_id: str, resource_id: str, partition: st
 
 
 def secret_read_policy(secret_arn: str) -> str:
-    statement = {"Sid": "ReadMasterSecret", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": secret_arn}  # fmt: skip
+    statement = {
+        "Sid": "ReadMasterSecret",
+        "Effect": "Allow",
+        "Action": "secretsmanager:GetSecretValue",
+        "Resource": secret_arn,
+    }
     return json.dumps({"Version": "2012-10-17", "Statement": [statement]}, sort_keys=True)
 
 

@@ -53,7 +53,9 @@ def node_config() -> str:
 
 def gvisor_userdata(release: str) -> str:
     """MIME multipart user data: the containerd runtime entry and the install script."""
-    return userdata.multipart([(userdata.NODECONFIG, node_config()), (userdata.SHELL, install_script(release))], _BOUNDARY)  # fmt: skip
+    return userdata.multipart(
+        [(userdata.NODECONFIG, node_config()), (userdata.SHELL, install_script(release))], _BOUNDARY
+    )
 
 
 def architectures(families: tuple[str, ...]) -> tuple[str, ...]:
@@ -64,5 +66,10 @@ def architectures(families: tuple[str, ...]) -> tuple[str, ...]:
 
 def runtime_class_spec() -> dict[str, object]:
     """The ``gvisor`` RuntimeClass: runsc, only on the gVisor pool."""
-    toleration = {"key": GVISOR_TAINT["key"], "operator": "Equal", "value": GVISOR_TAINT["value"], "effect": GVISOR_TAINT["effect"]}  # fmt: skip
+    toleration = {
+        "key": GVISOR_TAINT["key"],
+        "operator": "Equal",
+        "value": GVISOR_TAINT["value"],
+        "effect": GVISOR_TAINT["effect"],
+    }
     return {"handler": HANDLER, "scheduling": {"nodeSelector": dict(GVISOR_NODE_SELECTOR), "tolerations": [toleration]}}

@@ -305,7 +305,7 @@ class Karpenter(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions.merge(
                     k8s_opts,
                     pulumi.ResourceOptions(depends_on=[crds, release, access_entry, sg_ready, *nodes.ready]),
-                ),  # fmt: skip
+                ),
             )
             k8s.apiextensions.CustomResource(
                 f"{name}-{gvisor.NODE_POOL}-nodepool",
@@ -322,7 +322,7 @@ class Karpenter(pulumi.ComponentResource):
                 ),
                 opts=pulumi.ResourceOptions.merge(
                     k8s_opts, pulumi.ResourceOptions(depends_on=[crds, release, gvisor_class])
-                ),  # fmt: skip
+                ),
             )
 
         self.node_role_arn = nodes.role.arn

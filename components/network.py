@@ -27,18 +27,38 @@ class NetworkArgs:
 FLOW_LOG_FORMAT = " ".join(
     f"${{{field}}}"
     for field in (
-        "version", "account-id", "interface-id", "srcaddr", "dstaddr", "srcport", "dstport", "protocol",
-        "packets", "bytes", "start", "end", "action", "log-status", "vpc-id", "subnet-id", "pkt-srcaddr",
-        "pkt-dstaddr", "flow-direction", "pkt-src-aws-service", "pkt-dst-aws-service",
+        "version",
+        "account-id",
+        "interface-id",
+        "srcaddr",
+        "dstaddr",
+        "srcport",
+        "dstport",
+        "protocol",
+        "packets",
+        "bytes",
+        "start",
+        "end",
+        "action",
+        "log-status",
+        "vpc-id",
+        "subnet-id",
+        "pkt-srcaddr",
+        "pkt-dstaddr",
+        "flow-direction",
+        "pkt-src-aws-service",
+        "pkt-dst-aws-service",
     )
-)  # fmt: skip
+)
 
 
 def flow_log_role_policy(log_group_arn: str) -> str:
     """What the VPC Flow Logs service may do: write streams of this one log group."""
     actions = ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogGroups", "logs:DescribeLogStreams"]
     resources = [log_group_arn, f"{log_group_arn}:*"]
-    return json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": resources}]})  # fmt: skip
+    return json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": resources}]}
+    )
 
 
 def query_log_resource_policy(log_group_arn: str, account_id: str) -> str:

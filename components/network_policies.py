@@ -52,12 +52,27 @@ POD_IDENTITY_AGENT = "169.254.170.23/32"
 POD_IDENTITY_PORT = 80
 INSTANCE_METADATA = "169.254.169.254/32"
 # Not the internet: RFC 1918, CGNAT, link-local (instance metadata, Pod Identity), loopback, "this network".
-PRIVATE_RANGES = ("0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12", "192.168.0.0/16")  # fmt: skip
+PRIVATE_RANGES = (
+    "0.0.0.0/8",
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+)
 HTTPS = 443
 HTTP = 80
 
 # What each platform namespace is, for tests and the component: name -> policy builder key.
-PLATFORM_NAMESPACES = (gw.NAMESPACE, obs.NAMESPACE, KARPENTER_NAMESPACE, kata.NAMESPACE, SANDBOX_NAMESPACE, eg.NAMESPACE)  # fmt: skip
+PLATFORM_NAMESPACES = (
+    gw.NAMESPACE,
+    obs.NAMESPACE,
+    KARPENTER_NAMESPACE,
+    kata.NAMESPACE,
+    SANDBOX_NAMESPACE,
+    eg.NAMESPACE,
+)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -102,7 +117,12 @@ def policy(
     if egress:
         spec["egress"] = egress
     labels = {"app.kubernetes.io/part-of": "agent-platform", "app.kubernetes.io/managed-by": "pulumi"}
-    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": name, "namespace": namespace, "labels": labels}, "spec": spec}  # fmt: skip
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "spec": spec,
+    }
 
 
 def default_deny(namespace: str) -> dict[str, Any]:
@@ -117,7 +137,7 @@ def allow_dns(namespace: str) -> dict[str, Any]:
         None,
         egress=[
             {"to": [pods(DNS_PODS, KUBE_SYSTEM)], "ports": [{"protocol": "UDP", "port": DNS_PORT}, *tcp(DNS_PORT)]}
-        ],  # fmt: skip
+        ],
     )
 
 
@@ -187,9 +207,15 @@ def litellm_policies(vpc_cidr: str, external_database: bool, external_cache: boo
     if external_database:
         # The RDS bootstrap Job: the master secret from Secrets Manager (public endpoint), then the database.
         public_https = {"to": [cidr("0.0.0.0/0", PRIVATE_RANGES)], "ports": tcp(HTTPS)}
-        policies.append(policy("rds-bootstrap", ns, rds.BOOTSTRAP_LABELS, egress=[public_https, database, pod_identity_out()]))  # fmt: skip
+        policies.append(
+            policy("rds-bootstrap", ns, rds.BOOTSTRAP_LABELS, egress=[public_https, database, pod_identity_out()])
+        )
     if not external_cache:
-        policies.append(policy("valkey", ns, gc.VALKEY_LABELS, ingress=[{"from": [pods(gw.SELECTOR)], "ports": tcp(gc.VALKEY_PORT)}]))  # fmt: skip
+        policies.append(
+            policy(
+                "valkey", ns, gc.VALKEY_LABELS, ingress=[{"from": [pods(gw.SELECTOR)], "ports": tcp(gc.VALKEY_PORT)}]
+            )
+        )
     if not external_database:
         policies.append(
             policy(
@@ -228,7 +254,7 @@ def monitoring_policies(vpc_cidr: str) -> list[dict[str, Any]]:
                         *tcp(obs.ALERTMANAGER_MESH_PORT),
                         {"protocol": "UDP", "port": obs.ALERTMANAGER_MESH_PORT},
                     ],
-                },  # fmt: skip
+                },
             ],
             egress=[
                 https_out(),  # receivers (webhooks, chat, paging services)
@@ -238,7 +264,7 @@ def monitoring_policies(vpc_cidr: str) -> list[dict[str, Any]]:
                         *tcp(obs.ALERTMANAGER_MESH_PORT),
                         {"protocol": "UDP", "port": obs.ALERTMANAGER_MESH_PORT},
                     ],
-                },  # fmt: skip
+                },
             ],
         ),
         policy(
@@ -272,11 +298,17 @@ def monitoring_policies(vpc_cidr: str) -> list[dict[str, Any]]:
 
 def controller_policies(namespace: str) -> list[dict[str, Any]]:
     """A namespace of controllers: nothing in, HTTPS (API server, AWS APIs) and Pod Identity out."""
-    return [default_deny(namespace), allow_dns(namespace), policy("controllers", namespace, None, egress=[https_out(), pod_identity_out()])]  # fmt: skip
+    return [
+        default_deny(namespace),
+        allow_dns(namespace),
+        policy("controllers", namespace, None, egress=[https_out(), pod_identity_out()]),
+    ]
 
 
 def kata_policies(kata_monitor: bool) -> list[dict[str, Any]]:
-    monitor = [policy("kata-monitor", kata.NAMESPACE, kata.MONITOR_LABELS, ingress=[from_prometheus(kata.KATA_MONITOR_PORT)])]  # fmt: skip
+    monitor = [
+        policy("kata-monitor", kata.NAMESPACE, kata.MONITOR_LABELS, ingress=[from_prometheus(kata.KATA_MONITOR_PORT)])
+    ]
     return [*controller_policies(kata.NAMESPACE), *(monitor if kata_monitor else [])]
 
 
@@ -342,7 +374,9 @@ class PlatformNetworkPoliciesArgs:
 
 
 class PlatformNetworkPolicies(pulumi.ComponentResource):
-    def __init__(self, name: str, args: PlatformNetworkPoliciesArgs, opts: pulumi.ResourceOptions | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, name: str, args: PlatformNetworkPoliciesArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
         super().__init__("agent-platform:network:PlatformNetworkPolicies", name, None, opts)
         for body in platform_policies(
             args.namespaces, args.vpc_cidr, args.external_database, args.kata_monitor, args.external_cache

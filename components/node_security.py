@@ -105,7 +105,9 @@ class SandboxNodeSecurityGroup(pulumi.ComponentResource):
                 opts=child,
             )
 
-        def egress(rule: str, protocol: str, port: int | None, *, cidr: str | None = None, sg: pulumi.Input[str] | None = None) -> None:  # fmt: skip
+        def egress(
+            rule: str, protocol: str, port: int | None, *, cidr: str | None = None, sg: pulumi.Input[str] | None = None
+        ) -> None:
             aws.vpc.SecurityGroupEgressRule(
                 f"{name}-out-{rule}",
                 security_group_id=group.id,

@@ -106,7 +106,7 @@ def stack_values(cfg: ObservabilityConfig) -> dict[str, Any]:
             "sidecar": {"dashboards": {"searchNamespace": NAMESPACE}},
             # A Role in its own namespace instead of the chart's ClusterRole (which reads every Secret).
             "rbac": {"namespaced": True},
-        },  # fmt: skip
+        },
         "kube-state-metrics": {
             "nodeSelector": core,
             # Exported as label_agent_platform_io_sandbox / label_workload_type for the dashboards.
@@ -219,8 +219,12 @@ class Observability(pulumi.ComponentResource):
                 f"{name}-kata-monitor",
                 api_version="monitoring.coreos.com/v1",
                 kind="PodMonitor",
-                metadata={"name": "kata-monitor", "namespace": KATA_NAMESPACE, "labels": {"app.kubernetes.io/part-of": "agent-platform"}},
+                metadata={
+                    "name": "kata-monitor",
+                    "namespace": KATA_NAMESPACE,
+                    "labels": {"app.kubernetes.io/part-of": "agent-platform"},
+                },
                 spec=kata_monitor_pod_monitor_spec(),
                 opts=k8s_opts(self.release, args.kata_monitor),
-            )  # fmt: skip
+            )
         self.register_outputs({"namespace": NAMESPACE})

@@ -285,9 +285,23 @@ def topology_spread(
     selector: Mapping[str, str], zone: str = "DoNotSchedule", hosts: bool = True
 ) -> list[dict[str, Any]]:
     """Spread the pods ``selector`` picks over zones (``zone``: how strictly) and, best effort, over hosts."""
-    constraints = [{"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": zone, "labelSelector": {"matchLabels": dict(selector)}}]  # fmt: skip
+    constraints = [
+        {
+            "maxSkew": 1,
+            "topologyKey": "topology.kubernetes.io/zone",
+            "whenUnsatisfiable": zone,
+            "labelSelector": {"matchLabels": dict(selector)},
+        }
+    ]
     if hosts:
-        constraints.append({"maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway", "labelSelector": {"matchLabels": dict(selector)}})  # fmt: skip
+        constraints.append(
+            {
+                "maxSkew": 1,
+                "topologyKey": "kubernetes.io/hostname",
+                "whenUnsatisfiable": "ScheduleAnyway",
+                "labelSelector": {"matchLabels": dict(selector)},
+            }
+        )
     return constraints
 
 

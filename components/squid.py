@@ -33,10 +33,20 @@ LOG_FORMAT = "egress"
 # Destinations no tenant reaches by name: RFC 1918, CGNAT, loopback, link-local (instance metadata),
 # "this network", benchmarking, multicast/reserved, and their IPv6 counterparts.
 BLOCKED_DESTINATIONS: tuple[str, ...] = (
-    "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
-    "192.168.0.0/16", "198.18.0.0/15", "224.0.0.0/4", "240.0.0.0/4",
-    "::1", "fc00::/7", "fe80::/10",
-)  # fmt: skip
+    "0.0.0.0/8",
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "198.18.0.0/15",
+    "224.0.0.0/4",
+    "240.0.0.0/4",
+    "::1",
+    "fc00::/7",
+    "fe80::/10",
+)
 MTAIL_PORT = 3903
 MTAIL_DIR = "/etc/mtail"
 MTAIL_UID = 65534  # nobody; the image (FROM scratch) has no user of its own
@@ -246,9 +256,13 @@ def md5_crypt(password: str, salt: str) -> str:
 
     f = final
     encoded = (
-        b64(f[0], f[6], f[12], 4) + b64(f[1], f[7], f[13], 4) + b64(f[2], f[8], f[14], 4)
-        + b64(f[3], f[9], f[15], 4) + b64(f[4], f[10], f[5], 4) + b64(0, 0, f[11], 2)
-    )  # fmt: skip
+        b64(f[0], f[6], f[12], 4)
+        + b64(f[1], f[7], f[13], 4)
+        + b64(f[2], f[8], f[14], 4)
+        + b64(f[3], f[9], f[15], 4)
+        + b64(f[4], f[10], f[5], 4)
+        + b64(0, 0, f[11], 2)
+    )
     return f"$1${salt}${encoded}"
 
 

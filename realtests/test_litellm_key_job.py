@@ -67,8 +67,10 @@ def models_status(proxy: lab.Proxy, key: str) -> int:
 def test_first_run_creates_the_team_and_the_key_under_it(job: dict[str, Any], proxy: lab.Proxy) -> None:
     rc, out = run(job, proxy, KEY_A)
     assert rc == 0, out
-    assert "team tenant-acme created" in out and "key tenant-acme created" in out
-    assert KEY_A not in out and lab.MASTER_KEY not in out
+    assert "team tenant-acme created" in out
+    assert "key tenant-acme created" in out
+    assert KEY_A not in out
+    assert lab.MASTER_KEY not in out
     team_spec = json.loads({e["name"]: e.get("value") for e in job["env"]}["TEAM_SPEC"])
     code, team = lab.call(proxy.url, "/team/info?team_id=tenant-acme")
     assert code == 200, team
@@ -76,8 +78,10 @@ def test_first_run_creates_the_team_and_the_key_under_it(job: dict[str, Any], pr
     for field in ("max_budget", "rpm_limit", "tpm_limit", "models"):
         assert info[field] == team_spec[field], field
     key = key_info(proxy, KEY_A)
-    assert key["team_id"] == "tenant-acme" and key["key_alias"] == "tenant-acme"
-    assert key["rpm_limit"] is None and key["max_budget"] is None  # the team holds them
+    assert key["team_id"] == "tenant-acme"
+    assert key["key_alias"] == "tenant-acme"
+    assert key["rpm_limit"] is None
+    assert key["max_budget"] is None
     assert models_status(proxy, KEY_A) == 200
 
 
@@ -85,7 +89,8 @@ def test_rerun_updates_without_a_new_key(job: dict[str, Any], proxy: lab.Proxy) 
     before = lab.psql("""select token from "LiteLLM_VerificationToken" where key_alias='tenant-acme'""")
     rc, out = run(job, proxy, KEY_A)
     assert rc == 0, out
-    assert "team tenant-acme updated" in out and "key tenant-acme updated" in out
+    assert "team tenant-acme updated" in out
+    assert "key tenant-acme updated" in out
     assert lab.psql("""select count(*) || ':' || min(token) from "LiteLLM_VerificationToken" """) == f"1:{before}"
 
 
@@ -95,10 +100,13 @@ def test_rotation_keeps_the_old_key_for_the_grace_period_and_the_spend_on_the_te
     lab.psql("""update "LiteLLM_TeamTable" set spend = 12.5 where team_id = 'tenant-acme'""")  # spent so far
     rc, out = run(job, proxy, KEY_B)
     assert rc == 0, out
-    assert "previous key of tenant-acme expires in 2h" in out and "key tenant-acme created" in out
-    assert models_status(proxy, KEY_A) == 200 and models_status(proxy, KEY_B) == 200  # pods may still hold A
+    assert "previous key of tenant-acme expires in 2h" in out
+    assert "key tenant-acme created" in out
+    assert models_status(proxy, KEY_A) == 200
+    assert models_status(proxy, KEY_B) == 200
     old, new = key_info(proxy, KEY_A), key_info(proxy, KEY_B)
-    assert old["key_alias"] == "tenant-acme-retired" and new["key_alias"] == "tenant-acme"
+    assert old["key_alias"] == "tenant-acme-retired"
+    assert new["key_alias"] == "tenant-acme"
     assert old["team_id"] == new["team_id"] == "tenant-acme"
     expires = datetime.fromisoformat(old["expires"].replace("Z", "+00:00"))
     assert timedelta(hours=1, minutes=55) < expires - datetime.now(UTC) <= timedelta(hours=2)
@@ -119,7 +127,8 @@ def test_next_rotation_deletes_the_retired_key(job: dict[str, Any], proxy: lab.P
 
 def test_a_wrong_master_key_fails_the_job_loudly(job: dict[str, Any], proxy: lab.Proxy) -> None:
     rc, out = run(job, proxy, KEY_C, master="sk-wrong")
-    assert rc == 1 and "returned HTTP 401" in out, out
+    assert rc == 1, out
+    assert "returned HTTP 401" in out, out
 
 
 def test_upgrade_moves_a_per_key_limit_key_into_its_team(job: dict[str, Any], proxy: lab.Proxy) -> None:
@@ -130,7 +139,8 @@ def test_upgrade_moves_a_per_key_limit_key_into_its_team(job: dict[str, Any], pr
     assert code == 200, body
     rc, out = run(job, proxy, KEY_A)
     assert rc == 0, out
-    assert "team tenant-acme created" in out and "key tenant-acme updated" in out
+    assert "team tenant-acme created" in out
+    assert "key tenant-acme updated" in out
     key = key_info(proxy, KEY_A)
     assert key["team_id"] == "tenant-acme"
     assert (key["rpm_limit"], key["max_budget"], key["budget_duration"]) == (None, None, None)

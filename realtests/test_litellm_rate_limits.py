@@ -69,7 +69,13 @@ def run_scenario(name: str, config: dict[str, Any], env: dict[str, str]) -> int:
         codes, seconds = lab.burst([p.url for p in proxies], body["key"], spec["models"][0], REQUESTS)
         assert seconds < 50, f"the burst took {seconds:.0f} s: it must fit in one rate-limit window"
         assert set(codes) <= {200, 429}, codes
-        RESULTS[name] = {"rpm_limit": RPM, "requests": REQUESTS, "ok": codes[200], "429": codes[429], "seconds": round(seconds, 1)}  # fmt: skip
+        RESULTS[name] = {
+            "rpm_limit": RPM,
+            "requests": REQUESTS,
+            "ok": codes[200],
+            "429": codes[429],
+            "seconds": round(seconds, 1),
+        }
         return codes[200]
     finally:
         for proxy in proxies:
@@ -78,7 +84,8 @@ def run_scenario(name: str, config: dict[str, Any], env: dict[str, str]) -> int:
 
 def test_the_rendered_config_points_litellm_at_the_cache(rendered: dict[str, Any]) -> None:
     cache = rendered["proxy_config"]["general_settings"]["coordination_redis"]
-    assert cache["host"] == "litellm-valkey.litellm.svc.cluster.local" and int(cache["port"]) == 6379
+    assert cache["host"] == "litellm-valkey.litellm.svc.cluster.local"
+    assert int(cache["port"]) == 6379
     assert cache["password"] == "os.environ/LITELLM_CACHE_PASSWORD"
     assert rendered["proxy_config"]["general_settings"]["master_key"] == "os.environ/PROXY_MASTER_KEY"
 
@@ -137,4 +144,5 @@ def test_the_elasticache_user_s_permissions_are_enough_for_litellm(rendered: dic
         redis.stop()
     assert RPM - 2 <= ok <= RPM, f"{ok} of {REQUESTS} passed as the ACL user"
     logs = "".join((lab.LAB / "logs" / f"litellm-{port}.log").read_text() for port in (4100, 4101))
-    assert "NOPERM" not in logs and "circuit breaker OPENED" not in logs
+    assert "NOPERM" not in logs
+    assert "circuit breaker OPENED" not in logs

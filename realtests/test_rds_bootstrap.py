@@ -31,7 +31,9 @@ def master(postgres: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
     admin(f"drop database if exists {DB} with (force)")
     for role in (USER, MASTER):
         admin(f"drop role if exists {role}")
-    admin("do $$begin if not exists (select from pg_roles where rolname = 'rds_iam') then create role rds_iam; end if; end$$")  # fmt: skip
+    admin(
+        "do $$begin if not exists (select from pg_roles where rolname = 'rds_iam') then create role rds_iam; end if; end$$"
+    )
     escaped = PASSWORD.replace("'", "''")
     admin(f"create role {MASTER} login createrole createdb password '{escaped}'")
     admin(f"grant rds_iam to {MASTER} with admin option")
@@ -62,14 +64,17 @@ def test_bootstrap_creates_the_iam_user_and_hands_it_the_database(master: Path) 
     for _ in range(2):  # a retried or re-run Job changes nothing the second time
         done = bootstrap(master)
         assert done.returncode == 0, done.stdout + done.stderr
-        assert f"database user {USER} owns {DB}" in done.stdout and PASSWORD not in done.stdout + done.stderr
+        assert f"database user {USER} owns {DB}" in done.stdout
+        assert PASSWORD not in done.stdout + done.stderr
     assert admin(f"select rolcanlogin from pg_roles where rolname = '{USER}'") == "t"
     assert admin(f"select pg_has_role('{USER}', 'rds_iam', 'member')") == "t"
     assert admin(f"select pg_get_userbyid(datdba) from pg_database where datname = '{DB}'") == USER
     # the owner may create LiteLLM's tables in the public schema (PostgreSQL 15+: pg_database_owner owns it)
     admin(f"alter role {USER} password 'x'")
     url = f"postgresql://{USER}:x@127.0.0.1:55432/{DB}"
-    subprocess.run(["psql", url, "-c", "create table probe (id int); drop table probe;"], check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        ["psql", url, "-c", "create table probe (id int); drop table probe;"], check=True, capture_output=True
+    )
 
 
 def test_a_wrong_master_password_fails_the_job(master: Path, tmp_path: Path) -> None:
@@ -77,4 +82,5 @@ def test_a_wrong_master_password_fails_the_job(master: Path, tmp_path: Path) -> 
     (tmp_path / "pgpass").chmod(0o600)
     (tmp_path / "user").write_text(MASTER)
     done = bootstrap(tmp_path)
-    assert done.returncode != 0 and "password authentication failed" in done.stderr
+    assert done.returncode != 0
+    assert "password authentication failed" in done.stderr
