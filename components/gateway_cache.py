@@ -26,6 +26,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from components.kube import named_port_service
 from components.labels import CORE_NODE_SELECTOR
 from components.node_security import core_clients_only_group
 from components.podspec import container_security_context
@@ -189,14 +190,8 @@ class LitellmCache(pulumi.ComponentResource):
                 string_data={"password": password, "valkey.conf": password.apply(valkey_conf)},
                 opts=k8s_opts,
             )
-            service = k8s.core.v1.Service(
-                f"{name}-valkey",
-                metadata={"name": VALKEY, "namespace": args.namespace, "labels": dict(VALKEY_LABELS)},
-                spec={
-                    "selector": dict(VALKEY_LABELS),
-                    "ports": [{"name": "valkey", "port": VALKEY_PORT, "targetPort": "valkey"}],
-                },
-                opts=k8s_opts,
+            service = named_port_service(
+                f"{name}-valkey", VALKEY, args.namespace, VALKEY_LABELS, ("valkey", VALKEY_PORT), k8s_opts
             )
             deployment = k8s.apps.v1.Deployment(
                 f"{name}-valkey",

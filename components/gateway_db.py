@@ -22,6 +22,7 @@ import pulumi_random as random
 
 from components.cluster import DEFAULT_STORAGE_CLASS
 from components.gateway_rds import RdsPostgres, RdsPostgresArgs
+from components.kube import named_port_service
 from components.labels import CORE_NODE_SELECTOR
 from components.podspec import container_security_context
 
@@ -176,14 +177,8 @@ class LitellmDatabase(pulumi.ComponentResource):
                 string_data={"url": pulumi.Output.secret(url), "password": password},
                 opts=k8s_opts,
             )
-            service = k8s.core.v1.Service(
-                f"{name}-postgres",
-                metadata={"name": POSTGRES, "namespace": args.namespace, "labels": dict(POSTGRES_LABELS)},
-                spec={
-                    "selector": dict(POSTGRES_LABELS),
-                    "ports": [{"name": "postgres", "port": POSTGRES_PORT, "targetPort": "postgres"}],
-                },
-                opts=k8s_opts,
+            service = named_port_service(
+                f"{name}-postgres", POSTGRES, args.namespace, POSTGRES_LABELS, ("postgres", POSTGRES_PORT), k8s_opts
             )
             database = k8s.apps.v1.StatefulSet(
                 f"{name}-postgres",

@@ -26,3 +26,21 @@ def platform_namespace(
     """``pod_security``: ``pod-security.kubernetes.io/<mode>`` suffix -> level, e.g. ``{"enforce": "baseline"}``."""
     labels = {**PART_OF, **{f"pod-security.kubernetes.io/{k}": v for k, v in pod_security.items()}}
     return k8s.core.v1.Namespace(f"{name}-ns", metadata={"name": namespace, "labels": labels}, opts=opts)
+
+
+def named_port_service(
+    name: str,
+    service: str,
+    namespace: str,
+    labels: Mapping[str, str],
+    port: tuple[str, int],
+    opts: pulumi.ResourceOptions,
+) -> k8s.core.v1.Service:
+    """A ClusterIP Service ``service`` for the pods ``labels`` select, on one named container port."""
+    port_name, number = port
+    return k8s.core.v1.Service(
+        name,
+        metadata={"name": service, "namespace": namespace, "labels": dict(labels)},
+        spec={"selector": dict(labels), "ports": [{"name": port_name, "port": number, "targetPort": port_name}]},
+        opts=opts,
+    )

@@ -19,7 +19,7 @@ from components.gateway import SELECTOR as LITELLM_SELECTOR
 from components.gateway_metrics import METRICS_KEY_KEY, METRICS_KEY_SECRET
 from components.kata_runtime import KATA_MONITOR_PORT
 from components.kata_runtime import MONITOR_LABELS as KATA_MONITOR_LABELS
-from components.kube import child_options, platform_namespace
+from components.kube import PART_OF, child_options, platform_namespace
 from components.labels import (
     CORE_NODE_SELECTOR,
     KATA_NAMESPACE,
@@ -202,29 +202,23 @@ class Observability(pulumi.ComponentResource):
             )
         # The ServiceMonitor CRD comes with the release.
         after = [self.release] + ([args.litellm_namespace] if args.litellm_namespace is not None else [])
-        k8s.apiextensions.CustomResource(
-            f"{name}-litellm-monitor",
-            api_version="monitoring.coreos.com/v1",
-            kind="ServiceMonitor",
-            metadata={
-                "name": "litellm",
-                "namespace": LITELLM_NAMESPACE,
-                "labels": {"app.kubernetes.io/part-of": "agent-platform"},
-            },
-            spec=litellm_service_monitor_spec(),
-            opts=k8s_opts(*after),
+
+        def monitor(
+            resource: str, kind: str, monitor_name: str, namespace: str, spec: dict[str, Any], *after: pulumi.Resource
+        ) -> None:
+            k8s.apiextensions.CustomResource(
+                f"{name}-{resource}",
+                api_version="monitoring.coreos.com/v1",
+                kind=kind,
+                metadata={"name": monitor_name, "namespace": namespace, "labels": dict(PART_OF)},
+                spec=spec,
+                opts=k8s_opts(*after),
+            )
+
+        monitor(
+            "litellm-monitor", "ServiceMonitor", "litellm", LITELLM_NAMESPACE, litellm_service_monitor_spec(), *after
         )
         if args.kata_monitor is not None:
-            k8s.apiextensions.CustomResource(
-                f"{name}-kata-monitor",
-                api_version="monitoring.coreos.com/v1",
-                kind="PodMonitor",
-                metadata={
-                    "name": "kata-monitor",
-                    "namespace": KATA_NAMESPACE,
-                    "labels": {"app.kubernetes.io/part-of": "agent-platform"},
-                },
-                spec=kata_monitor_pod_monitor_spec(),
-                opts=k8s_opts(self.release, args.kata_monitor),
-            )
+            spec = kata_monitor_pod_monitor_spec()
+            monitor("kata-monitor", "PodMonitor", "kata-monitor", KATA_NAMESPACE, spec, self.release, args.kata_monitor)
         self.register_outputs({"namespace": NAMESPACE})
