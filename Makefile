@@ -37,8 +37,11 @@ preview: venv
 preview-all: venv
 	@for s in $(STACKS); do $(PY) -m tools.preview --stack $$s || exit 1; done
 
+# One pytest worker per core (pytest-xdist), a whole test file per worker: module fixtures run once.
+TEST_WORKERS ?= auto
+
 test: venv
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # Real LiteLLM 1.93 (PyPI, its own venv under build/) on PostgreSQL and Redis (Debian), on 127.0.0.1:
 # skipped, with the reason printed, when ../shared/litellm-offline is absent.

@@ -102,26 +102,12 @@ class Reachability:
     def ingress_allows(
         self, source: Pod | None, target: Pod, port: int, protocol: str = "TCP", source_ip: str | None = None
     ) -> bool:
-        policies = self.selecting(target, "Ingress")
-        if not policies:
-            return True
-        for policy in policies:
-            for rule in (policy.body.get("spec") or {}).get("ingress") or []:
-                if not self._port_matches(rule, port, protocol, target):
-                    continue
-                peers = rule.get("from")
-                if not peers:
-                    return True
-                for peer in peers:
-                    if source is not None and self._peer_matches_pod(peer, policy.namespace, source):
-                        return True
-                    if (
-                        source_ip is not None
-                        and "ipBlock" in peer
-                        and self._block_covers_ip(peer["ipBlock"], source_ip)
-                    ):
-                        return True
-        return False
+        def peer_ok(peer: Mapping[str, Any], namespace: str) -> bool:
+            if source is not None and self._peer_matches_pod(peer, namespace, source):
+                return True
+            return source_ip is not None and "ipBlock" in peer and self._block_covers_ip(peer["ipBlock"], source_ip)
+
+        return self._allowed(target, "Ingress", port, protocol, peer_ok, target)
 
     def egress_allows_pod(self, source: Pod, target: Pod, port: int, protocol: str = "TCP") -> bool:
         return self._egress(source, port, protocol, lambda peer, ns: self._peer_matches_pod(peer, ns, target), target)
@@ -137,14 +123,20 @@ class Reachability:
         )
 
     def _egress(self, source: Pod, port: int, protocol: str, peer_ok: Any, target: Pod | None) -> bool:
-        policies = self.selecting(source, "Egress")
+        return self._allowed(source, "Egress", port, protocol, peer_ok, target)
+
+    def _allowed(self, pod: Pod, direction: str, port: int, protocol: str, peer_ok: Any, target: Pod | None) -> bool:
+        """Whether the policies selecting ``pod`` for ``direction`` ("Ingress" or "Egress") have a rule with the port
+        and a peer ``peer_ok`` accepts (a rule without peers accepts all); no such policy leaves the pod open."""
+        policies = self.selecting(pod, direction)
         if not policies:
             return True
+        peers_key = "from" if direction == "Ingress" else "to"
         for policy in policies:
-            for rule in (policy.body.get("spec") or {}).get("egress") or []:
+            for rule in (policy.body.get("spec") or {}).get(direction.lower()) or []:
                 if not self._port_matches(rule, port, protocol, target):
                     continue
-                peers = rule.get("to")
+                peers = rule.get(peers_key)
                 if not peers or any(peer_ok(peer, policy.namespace) for peer in peers):
                     return True
         return False

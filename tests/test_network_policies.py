@@ -57,6 +57,25 @@ def one_of(stack: Stack, namespace: str, selector: dict[str, str]) -> Pod:
     return found[0]
 
 
+POSTGRES = (gw.NAMESPACE, db.POSTGRES_LABELS)
+# The platform workloads the routes below are about: (namespace, pod selector).
+WORKLOADS = {
+    "litellm": (gw.NAMESPACE, gw.SELECTOR),
+    "nginx": (gw.NAMESPACE, gp.SELECTOR),
+    "prometheus": (obs.NAMESPACE, obs.PROMETHEUS_PODS),
+    "alertmanager": (obs.NAMESPACE, obs.ALERTMANAGER_PODS),
+    "grafana": (obs.NAMESPACE, obs.GRAFANA_PODS),
+    "kube-state-metrics": (obs.NAMESPACE, obs.KUBE_STATE_METRICS_PODS),
+    "egress-proxy": (eg.NAMESPACE, eg.SELECTOR),
+    "dns": ("kube-system", np.DNS_PODS),
+}
+
+
+def workloads(stack: Stack, *names: str) -> list[Pod]:
+    """One pod of each named workload."""
+    return [one_of(stack, *WORKLOADS[name]) for name in names]
+
+
 def sandboxes(stack: Stack) -> list[Pod]:
     found = [p for p in stack.pods if p.labels.get(SANDBOX_LABEL) == "true"]
     assert found
@@ -95,7 +114,7 @@ def test_no_route_from_any_sandbox_to_platform_pods(
 @pytest.mark.parametrize("stack", STACKS)
 def test_no_route_from_a_sandbox_to_the_database_or_the_instance_metadata(stack: str) -> None:
     objects, reach = rendered(stack)
-    postgres = pods_with(objects, gw.NAMESPACE, db.POSTGRES_LABELS)
+    postgres = pods_with(objects, *POSTGRES)
     for source in sandboxes(objects):
         assert all(reach.open_ports(source, p, extra=(db.POSTGRES_PORT,)) == [] for p in postgres)
         for port in (80, 443, 8080):
@@ -107,22 +126,16 @@ def test_no_route_from_a_sandbox_to_the_database_or_the_instance_metadata(stack:
 def test_sandboxes_reach_the_tenant_gateway_which_alone_reaches_litellm(stack: str) -> None:
     """The allowed path works (the evaluator is not vacuous), and only through nginx."""
     objects, reach = rendered(stack)
-    nginx = one_of(objects, gw.NAMESPACE, gp.SELECTOR)
-    litellm = one_of(objects, gw.NAMESPACE, gw.SELECTOR)
+    nginx, litellm, prometheus = workloads(objects, "nginx", "litellm", "prometheus")
     for source in sandboxes(objects):
         assert reach.open_ports(source, nginx) == [gp.LISTEN_PORT]
     assert reach.open_ports(nginx, litellm) == [gw.PORT]
-    prometheus = one_of(objects, obs.NAMESPACE, obs.PROMETHEUS_PODS)
     assert reach.connects(prometheus, litellm, gw.PORT)  # the ServiceMonitor's scrape
     for job in pods_with(objects, gw.NAMESPACE, gw.KEY_JOB_SELECTOR):
         assert reach.open_ports(job, litellm) == [gw.PORT]
         assert reach.open_ports(job, nginx) == []
     # nginx reaches nothing else of the platform
-    for target in (
-        one_of(objects, obs.NAMESPACE, obs.PROMETHEUS_PODS),
-        one_of(objects, obs.NAMESPACE, obs.ALERTMANAGER_PODS),
-        *pods_with(objects, gw.NAMESPACE, db.POSTGRES_LABELS),
-    ):
+    for target in (*workloads(objects, "prometheus", "alertmanager"), *pods_with(objects, *POSTGRES)):
         assert reach.open_ports(nginx, target, extra=(db.POSTGRES_PORT,)) == []
 
 
@@ -130,8 +143,7 @@ def test_sandboxes_reach_the_tenant_gateway_which_alone_reaches_litellm(stack: s
 @pytest.mark.parametrize("stack", STACKS)
 def test_litellm_reaches_only_bedrock_its_database_dns_and_pod_identity(stack: str) -> None:
     objects, reach = rendered(stack)
-    litellm = one_of(objects, gw.NAMESPACE, gw.SELECTOR)
-    dns = one_of(objects, "kube-system", np.DNS_PODS)
+    litellm, dns = workloads(objects, "litellm", "dns")
     assert reach.connects(litellm, dns, 53, "UDP")
     assert reach.connects(litellm, dns, 53, "TCP")
     assert reach.egress_allows_ip(litellm, "52.94.0.10", 443)  # a public Bedrock endpoint address
@@ -147,14 +159,9 @@ def test_litellm_reaches_only_bedrock_its_database_dns_and_pod_identity(stack: s
         ("100.64.0.1", 443),
     ):
         assert not reach.egress_allows_ip(litellm, ip, port), (ip, port)
-    for target in (
-        one_of(objects, obs.NAMESPACE, obs.PROMETHEUS_PODS),
-        one_of(objects, obs.NAMESPACE, obs.ALERTMANAGER_PODS),
-        one_of(objects, obs.NAMESPACE, obs.GRAFANA_PODS),
-        one_of(objects, eg.NAMESPACE, eg.SELECTOR),
-    ):
+    for target in workloads(objects, "prometheus", "alertmanager", "grafana", "egress-proxy"):
         assert reach.open_ports(litellm, target) == [], target.owner
-    postgres = pods_with(objects, gw.NAMESPACE, db.POSTGRES_LABELS)
+    postgres = pods_with(objects, *POSTGRES)
     if postgres:  # in-cluster database (dev): LiteLLM and the migrations, nobody else
         assert reach.connects(litellm, postgres[0], db.POSTGRES_PORT)
         migrations = one_of(objects, gw.NAMESPACE, db.MIGRATION_LABELS)
@@ -168,9 +175,7 @@ def test_litellm_reaches_only_bedrock_its_database_dns_and_pod_identity(stack: s
 @pytest.mark.parametrize("stack", STACKS)
 def test_prometheus_and_alertmanager_answer_only_inside_monitoring(stack: str) -> None:
     objects, reach = rendered(stack)
-    prometheus = one_of(objects, obs.NAMESPACE, obs.PROMETHEUS_PODS)
-    alertmanager = one_of(objects, obs.NAMESPACE, obs.ALERTMANAGER_PODS)
-    grafana = one_of(objects, obs.NAMESPACE, obs.GRAFANA_PODS)
+    prometheus, alertmanager, grafana = workloads(objects, "prometheus", "alertmanager", "grafana")
     assert reach.connects(grafana, prometheus, obs.PROMETHEUS_PORT)
     assert reach.connects(grafana, alertmanager, obs.ALERTMANAGER_PORT)
     assert reach.connects(prometheus, alertmanager, obs.ALERTMANAGER_PORT)
@@ -189,22 +194,17 @@ def test_every_platform_pod_keeps_dns_and_what_prometheus_scrapes(stack: str) ->
     """Strict mode: a pod that loses DNS or its scrape breaks silently; check them for every platform pod."""
     objects, reach = rendered(stack)
     assert bool(pods_with(objects, kata.NAMESPACE, kata.MONITOR_LABELS)) == (stack == KATA_FC)
-    dns = one_of(objects, "kube-system", np.DNS_PODS)
-    prometheus = one_of(objects, obs.NAMESPACE, obs.PROMETHEUS_PODS)
+    dns, prometheus, litellm, kube_state_metrics = workloads(
+        objects, "dns", "prometheus", "litellm", "kube-state-metrics"
+    )
     platform = [p for p in objects.pods if p.namespace in np.PLATFORM_NAMESPACES and not p.host_network]
     assert platform
     for pod in platform:
         assert reach.connects(pod, dns, 53, "UDP"), f"{pod.owner} cannot resolve names"
-    for target, port in (
-        (one_of(objects, gw.NAMESPACE, gw.SELECTOR), gw.PORT),
-        *[(pod, kata.KATA_MONITOR_PORT) for pod in pods_with(objects, kata.NAMESPACE, kata.MONITOR_LABELS)[:1]],
-        (one_of(objects, obs.NAMESPACE, obs.KUBE_STATE_METRICS_PODS), 8080),
-        *(
-            [(pods_with(objects, eg.NAMESPACE, eg.SELECTOR)[0], eg.MTAIL_PORT)]
-            if pods_with(objects, eg.NAMESPACE, eg.SELECTOR)
-            else []
-        ),  # noqa: E501
-    ):
+    targets = [(litellm, gw.PORT), (kube_state_metrics, 8080)]
+    targets += [(pod, kata.KATA_MONITOR_PORT) for pod in pods_with(objects, kata.NAMESPACE, kata.MONITOR_LABELS)[:1]]
+    targets += [(pod, eg.MTAIL_PORT) for pod in pods_with(objects, *WORKLOADS["egress-proxy"])[:1]]
+    for target, port in targets:
         assert reach.connects(prometheus, target, port), f"Prometheus cannot scrape {target.owner}:{port}"
 
 

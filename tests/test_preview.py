@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.conftest import program_result
 from tools import preview
 from tools.program import PLACEHOLDER, ROOT
 
@@ -20,10 +21,12 @@ _BUILDS: dict[str, tuple[int, Path]] = {}
 
 
 def build(stack: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[int, Path]:
-    """``preview.main`` for ``stack`` into a temporary build folder (once per module): exit code and folder."""
+    """The preview of ``stack`` (on the session's program run) into a temporary build folder, once per module:
+    ``make preview``'s exit code and the folder. The ``make preview`` entry point itself runs in ``violating_run``."""
     if stack not in _BUILDS:
         out = tmp_path_factory.mktemp("build") / stack
-        _BUILDS[stack] = preview.main(["--stack", stack, "--out", str(out)]), out
+        report = preview.preview(stack, out, result=program_result(stack))
+        _BUILDS[stack] = (1 if report.failed else 0), out
     return _BUILDS[stack]
 
 
@@ -101,20 +104,10 @@ def test_violation_from_a_test_pack_is_reported_through_grpc_and_fails_the_previ
 
 
 def test_policy_config_can_downgrade_the_violation(tmp_path: Path) -> None:
-    config = tmp_path / "config.json"
-    config.write_text(json.dumps({"no-vpcs": "advisory"}))
     out = tmp_path / "dev"
-    args = [
-        "--stack",
-        "dev",
-        "--out",
-        str(out),
-        "--policy-pack",
-        str(FIXTURE_PACK),
-        "--policy-pack-config",
-        str(config),
-    ]
-    assert preview.main(args) == 0
+    config = {"no-vpcs": "advisory"}
+    report = preview.preview("dev", out, FIXTURE_PACK, config, result=program_result("dev"))
+    assert not report.failed
     assert json.loads((out / "policy-report.json").read_text())[0]["enforcementLevel"] == "advisory"
 
 

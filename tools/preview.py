@@ -140,9 +140,11 @@ def preview(
     pack_dir: Path = ROOT / "policies",
     policy_config: dict[str, Any] | None = None,
     overrides: dict[str, Any] | None = None,
+    result: ProgramResult | None = None,
 ) -> Report:
+    """Preview ``stack`` into ``out_dir``; ``result`` reuses a program run already made with the same config."""
     out = out_dir or ROOT / "build" / stack
-    result = run_program(stack, overrides)
+    result = result or run_program(stack, overrides)
     violations = run_pack(pack_dir, analyzer_resources(result), policy_config)
     write_build(result, violations, out)
     findings, skipped = check_installs(result, out)

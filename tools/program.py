@@ -53,6 +53,7 @@ class Registration:
     dependencies: list[str] = field(default_factory=list)
     property_dependencies: dict[str, list[str]] = field(default_factory=dict)
     custom_timeouts: dict[str, str] = field(default_factory=dict)  # create/update/delete, when set
+    aliases: list[dict[str, Any]] = field(default_factory=list)  # the request's alias specs (or URNs), wire form
 
     @functools.cached_property
     def inputs(self) -> dict[str, Any]:
@@ -106,6 +107,7 @@ class RecordingMonitor(MockMonitor):
                     custom_timeouts={
                         k: v for k in ("create", "update", "delete") if (v := getattr(request.customTimeouts, k, ""))
                     },
+                    aliases=[json_format.MessageToDict(alias) for alias in request.aliases],
                 )
             )
         return response

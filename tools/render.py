@@ -20,6 +20,7 @@ import os
 import re
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -151,6 +152,14 @@ def _cache_key(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def _cache_write(path: Path, text: str) -> None:
+    """Write a cache entry atomically: concurrent previews and test workers share the cache folder."""
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.partial")
+    partial.write_text(text)
+    os.replace(partial, path)
+
+
 def helm_template(
     folder: Path, install: Install, values: Mapping[str, Any], kube_version: str, use_cache: bool = True
 ) -> str:
@@ -178,10 +187,7 @@ def helm_template(
     if done.returncode != 0:
         raise RuntimeError(f"helm template {install.name} failed: {done.stderr.strip()}")
     if use_cache:
-        CACHE_DIR.mkdir(parents=True, exist_ok=True)
-        partial = cached.with_suffix(f".{os.getpid()}.partial")
-        partial.write_text(done.stdout)
-        os.replace(partial, cached)
+        _cache_write(cached, done.stdout)
     return done.stdout
 
 
@@ -362,6 +368,5 @@ def ineffective_values(rendered: Rendered, kube_version: str) -> list[tuple[str,
         for path, same in zip(leaves, results, strict=True)
         if same and path[-1] not in IMAGE_PARTS
     ]
-    CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    cached.write_text(json.dumps(found))
+    _cache_write(cached, json.dumps(found))
     return found
