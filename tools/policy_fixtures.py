@@ -1,4 +1,4 @@
-"""Policy-pack resource builders shared by the tests (tests/policy_cases.py) and the benchmark (tools/bench_policy.py).
+"""Policy-pack resource builders shared by the tests (tests/policy_cases.py) and the benchmark (tools/bench_stack.py).
 
 The workload kinds the pack checks, with where each keeps its pod spec, and the wire-form properties and
 ``AnalyzerResource`` of each, so that the tests and the benchmark feed the pack the same shapes.

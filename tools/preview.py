@@ -4,7 +4,7 @@ Runs the real program under the mock engine (tools.program), writes ``build/<sta
 design contract says (resources.json, outputs.json, manifests/, policy-report.json), and runs the
 policy pack in ``policies/`` through the analyzer gRPC protocol the Pulumi CLI uses, then renders every
 third-party install with the vendored charts (tools/render.py) into ``rendered/`` and checks what they create
-(tools/render_checks.py, ``render-report.json``). Exit codes: 0 clean or advisory only, 1 mandatory violation
+(tools/render_checks/, ``render-report.json``). Exit codes: 0 clean or advisory only, 1 mandatory violation
 or render finding, 2 configuration error.
 """
 
@@ -45,6 +45,10 @@ class Report:
 _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml when present: the same YAML, 10x faster
 
 
+# What a registration hands to the analyzer as it is (the provider is looked up by its URN).
+_ANALYZED_FIELDS = ("type", "urn", "name", "properties", "parent", "protect", "dependencies", "property_dependencies")
+
+
 def analyzer_resources(result: ProgramResult) -> list[AnalyzerResource]:
     """The program's registrations as the CLI hands them to an analyzer."""
     by_urn = {r.urn: r for r in result.registrations}
@@ -53,17 +57,10 @@ def analyzer_resources(result: ProgramResult) -> list[AnalyzerResource]:
         provider = by_urn.get(r.provider)
         resources.append(
             AnalyzerResource(
-                type=r.type,
-                urn=r.urn,
-                name=r.name,
-                properties=r.properties,
-                parent=r.parent,
+                **{name: getattr(r, name) for name in _ANALYZED_FIELDS},
                 provider_urn=r.provider,
                 provider_type=provider.type if provider else "",
                 provider_properties=provider.properties if provider else {},
-                protect=r.protect,
-                dependencies=r.dependencies,
-                property_dependencies=r.property_dependencies,
             )
         )
     return resources

@@ -113,26 +113,41 @@ class RecordingMonitor(MockMonitor):
         return response
 
 
+_DESCEND = object()
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _rebuild(value: Any, replace: Callable[[dict], Any], leaf: Callable[[Any], Any] = _same) -> Any:
+    """A copy of a JSON-like tree where ``replace`` may substitute any object (``_DESCEND``: walk into it)."""
+    if isinstance(value, dict):
+        replaced = replace(value)
+        if replaced is not _DESCEND:
+            return replaced
+        return {k: _rebuild(v, replace, leaf) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rebuild(v, replace, leaf) for v in value]
+    return leaf(value)
+
+
+def _is_secret(value: dict) -> bool:
+    return value.get(SECRET_SIG_KEY) == SECRET_SIG
+
+
 def mask_secrets(value: Any, secret: bool = False) -> Any:
     """Replace every secret scalar by ``[secret]``; a secret object keeps its keys (so a masked
     manifest stays a valid manifest) but none of its values."""
-    if isinstance(value, dict):
-        if value.get(SECRET_SIG_KEY) == SECRET_SIG:
-            return mask_secrets(value.get("value"), True)
-        return {k: mask_secrets(v, secret) for k, v in value.items()}
-    if isinstance(value, list):
-        return [mask_secrets(v, secret) for v in value]
-    return MASK if secret else value
+    return _rebuild(
+        value,
+        lambda d: mask_secrets(d.get("value"), True) if _is_secret(d) else _DESCEND,
+        (lambda _: MASK) if secret else _same,
+    )
 
 
 def unwrap_secrets(value: Any) -> Any:
-    if isinstance(value, dict):
-        if value.get(SECRET_SIG_KEY) == SECRET_SIG:
-            return unwrap_secrets(value.get("value"))
-        return {k: unwrap_secrets(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [unwrap_secrets(v) for v in value]
-    return value
+    return _rebuild(value, lambda d: unwrap_secrets(d.get("value")) if _is_secret(d) else _DESCEND)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -148,13 +163,7 @@ def _has_secure(value: Any) -> bool:
 
 
 def _replace_secure(value: Any) -> Any:
-    if isinstance(value, dict):
-        if set(value) == {"secure"}:
-            return PLACEHOLDER
-        return {k: _replace_secure(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_replace_secure(v) for v in value]
-    return value
+    return _rebuild(value, lambda d: PLACEHOLDER if set(d) == {"secure"} else _DESCEND)
 
 
 def _engine_string(value: Any) -> str:

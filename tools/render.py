@@ -3,7 +3,7 @@
 The mock engine stops at ``kubernetes:helm.sh/v3:Release`` and ``kubernetes:yaml/v2:ConfigFile``: what those
 install is decided by upstream charts and manifests. This module renders each Helm release from the vendored
 chart at its pinned version with the exact values the program passes (``helm template``, Helm from
-tools/helm.py), and reads each remote manifest from its vendored release file, so that tools/render_checks.py
+tools/helm.py), and reads each remote manifest from its vendored release file, so that tools/render_checks/
 can check what a real ``pulumi up`` would create. Sources live in ``../shared`` (charts/catalog.json maps
 chart references to published versions and vendored folders); without it, rendering is skipped.
 

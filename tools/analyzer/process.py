@@ -1,27 +1,13 @@
-"""Drive a Pulumi policy pack over the analyzer gRPC protocol, the way the Pulumi CLI does.
+"""A running policy pack and its Analyzer client, started and called the way the Pulumi CLI does.
 
-The CLI's Python language host starts a policy pack as
-``python -u -m pulumi.policy <engine address> <pack dir>``; the pack prints the port of
-its Analyzer gRPC server on stdout. The CLI then asks for the pack's metadata
-(GetAnalyzerInfo), reconciles the user's policy configuration with the config schema
-defaults and validates it (Configure), calls Analyze for every resource (concurrently)
+The CLI's Python language host starts a pack as ``python -u -m pulumi.policy <engine address> <pack dir>`` and reads
+the port of its Analyzer gRPC server on stdout; then GetAnalyzerInfo, Configure, one Analyze per resource (concurrently)
 and AnalyzeStack once with all resources.
-
-This module does the same without the CLI. It does not import the policies: everything
-goes through the wire protocol, so what it reports is what ``pulumi preview
---policy-pack`` would report. Requests are serialized to protobuf bytes first (see
-:func:`encode_preview`) and sent as bytes: encoding is the CLI's job (in Go), so a
-benchmark can do it before its clock starts.
-
-Property values use the wire form: a JSON-like dict where secrets are
-``{SIG_KEY: SECRET_SIG, "value": ...}`` (see :func:`secret`) and values unknown during
-preview are the string :data:`UNKNOWN`.
 """
 
 from __future__ import annotations
 
 import collections
-import json
 import os
 import queue
 import subprocess
@@ -29,69 +15,30 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 import grpc
-import jsonschema
-from google.protobuf import empty_pb2, json_format, struct_pb2
+from google.protobuf import empty_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc, plugin_pb2
 
-SIG_KEY = "4dabf18193072939515e22adb298388d"
-SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
-UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
-
-ENFORCEMENT_LEVELS: dict[str, int] = {
-    "advisory": analyzer_pb2.ADVISORY,
-    "mandatory": analyzer_pb2.MANDATORY,
-    "disabled": analyzer_pb2.DISABLED,
-    "remediate": analyzer_pb2.REMEDIATE,
-}
-_LEVEL_NAMES: dict[int, str] = {value: name for name, value in ENFORCEMENT_LEVELS.items()}
+from tools.analyzer.config import reconcile_config
+from tools.analyzer.wire import (
+    ENFORCEMENT_LEVELS,
+    AnalyzerResource,
+    EncodedPreview,
+    Violation,
+    analyze_request,
+    encode_preview,
+    stack_request,
+    violations_of,
+)
 
 _GRPC_OPTIONS = [
     ("grpc.max_receive_message_length", 400 * 1024 * 1024),
     ("grpc.max_send_message_length", 400 * 1024 * 1024),
 ]
 _STDERR_TAIL = 64 * 1024
-
-
-def secret(value: Any) -> dict[str, Any]:
-    """A secret property value in wire form."""
-    return {SIG_KEY: SECRET_SIG, "value": value}
-
-
-@dataclass(frozen=True)
-class Violation:
-    policy: str
-    enforcement_level: str  # "advisory" | "mandatory" | "disabled" | "remediate"
-    urn: str
-    message: str
-
-
-@dataclass
-class AnalyzerResource:
-    type: str
-    urn: str
-    name: str
-    properties: dict  # wire form, see module docstring
-    parent: str = ""
-    provider_urn: str = ""
-    provider_type: str = ""
-    provider_properties: dict = field(default_factory=dict)  # the provider's inputs, as the CLI sends them
-    protect: bool = False
-    dependencies: list[str] = field(default_factory=list)
-    property_dependencies: dict[str, list[str]] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class EncodedPreview:
-    """A preview's requests as protobuf bytes: one AnalyzeRequest per resource, one AnalyzeStackRequest."""
-
-    urns: list[str]
-    analyze: list[bytes]
-    stack: bytes
 
 
 class PolicyPackError(RuntimeError):
@@ -251,49 +198,9 @@ class PolicyPackProcess:
         response: plugin_pb2.PluginInfo = self._call("GetPluginInfo", empty_pb2.Empty())
         return response.version
 
-    def policy_config(self) -> dict[str, tuple[str, dict[str, Any]]]:  # noqa: C901 - the CLI's config reconciliation rules, one by one
-        """Reconcile the user config with the pack's policies like the CLI does.
-
-        Returns ``{policy: (enforcement level, properties)}`` for every policy. Raises
-        ValueError for an invalid enforcement level, an unknown policy name, or properties
-        that do not match the policy's config schema.
-        """
-        policies = {p.name: p for p in self.info.policies}
-        result: dict[str, tuple[str, dict[str, Any]]] = {}
-        schemas: dict[str, dict[str, Any]] = {}
-        for name, policy in policies.items():
-            properties: dict[str, Any] = {}
-            if policy.HasField("configSchema"):
-                schema = json_format.MessageToDict(policy.configSchema)
-                schema_properties = schema.get("properties", {})
-                for key, spec in schema_properties.items():
-                    if isinstance(spec, Mapping) and "default" in spec:
-                        properties[key] = spec["default"]
-                schemas[name] = {"type": "object"}
-                if schema_properties:
-                    schemas[name]["properties"] = schema_properties
-                if schema.get("required"):
-                    schemas[name]["required"] = schema["required"]
-            result[name] = (_LEVEL_NAMES[policy.enforcementLevel], properties)
-
-        user = {key: _parse_config_entry(key, value) for key, value in self.config.items()}
-        all_level = user.pop("all", (None, {}))[0]
-        if all_level is not None:
-            result = {name: (all_level, props) for name, (_, props) in result.items()}
-        for name, (level, properties) in user.items():
-            if name not in result:
-                known = ", ".join(sorted(result))
-                raise ValueError(f"policy {name!r} is not in the pack (policies: {known})")
-            current_level, current = result[name]
-            result[name] = (level or current_level, {**current, **properties})
-
-        validator_class = jsonschema.Draft7Validator
-        for name, schema in schemas.items():
-            errors = sorted(validator_class(schema).iter_errors(result[name][1]), key=lambda e: list(e.path))
-            if errors:
-                problems = "; ".join(f"{'.'.join(str(p) for p in e.path) or '(root)'}: {e.message}" for e in errors)
-                raise ValueError(f"invalid configuration for policy {name!r}: {problems}")
-        return result
+    def policy_config(self) -> dict[str, tuple[str, dict[str, Any]]]:
+        """``{policy: (enforcement level, properties)}``, reconciled like the CLI does (see :func:`reconcile_config`)."""
+        return reconcile_config(self.info.policies, self.config)
 
     def configure(self) -> None:
         request = analyzer_pb2.ConfigureAnalyzerRequest()
@@ -316,11 +223,11 @@ class PolicyPackProcess:
         self._call("ConfigureStack", request)
 
     def analyze(self, r: AnalyzerResource) -> list[Violation]:
-        return self._violations(self._call("Analyze", _analyze_request(r)), r.urn)
+        return violations_of(self._call("Analyze", analyze_request(r)), r.urn)
 
     def analyze_many(self, resources: Iterable[AnalyzerResource], workers: int = 4) -> list[Violation]:
         """Analyze resources with up to ``workers`` calls in flight; results in input order."""
-        return self.analyze_encoded(((r.urn, _analyze_request(r).SerializeToString()) for r in resources), workers)
+        return self.analyze_encoded(((r.urn, analyze_request(r).SerializeToString()) for r in resources), workers)
 
     def analyze_encoded(self, requests: Iterable[tuple[str, bytes]], workers: int = 4) -> list[Violation]:
         """Send serialized AnalyzeRequests ``(urn, bytes)``, ``workers`` in flight; results in input order."""
@@ -333,7 +240,7 @@ class PolicyPackProcess:
                 response = future.result()
             except grpc.RpcError as error:
                 raise self._rpc_error("Analyze", error) from None
-            violations.extend(self._violations(response, urn))
+            violations.extend(violations_of(response, urn))
 
         send = self._analyze_bytes.future
         for urn, request in requests:
@@ -362,7 +269,7 @@ class PolicyPackProcess:
         encoded_at = time.perf_counter()
         violations = self.analyze_encoded(zip(encoded.urns, encoded.analyze, strict=True), workers)
         analyzed = time.perf_counter()
-        violations.extend(self._violations(self._call("AnalyzeStack", encoded.stack, self._analyze_stack_bytes), ""))
+        violations.extend(violations_of(self._call("AnalyzeStack", encoded.stack, self._analyze_stack_bytes), ""))
         if timings is not None:
             timings["encode"] = encoded_at - started
             timings["analyze"] = analyzed - encoded_at
@@ -374,19 +281,7 @@ class PolicyPackProcess:
     ) -> list[Violation]:
         """AnalyzeStack with all resources (or a request built with :func:`stack_request`)."""
         request = resources if isinstance(resources, analyzer_pb2.AnalyzeStackRequest) else stack_request(resources)
-        return self._violations(self._call("AnalyzeStack", request), "")
-
-    @staticmethod
-    def _violations(response: analyzer_pb2.AnalyzeResponse, urn: str) -> list[Violation]:
-        return [
-            Violation(
-                policy=d.policyName,
-                enforcement_level=_LEVEL_NAMES.get(d.enforcementLevel, str(d.enforcementLevel)),
-                urn=d.urn or urn,
-                message=d.message.strip(),
-            )
-            for d in response.diagnostics
-        ]
+        return violations_of(self._call("AnalyzeStack", request), "")
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -414,93 +309,6 @@ class PolicyPackProcess:
             process.kill()
 
 
-def _parse_config_entry(name: str, value: Any) -> tuple[str | None, dict[str, Any]]:
-    """One entry of a --policy-pack-config file: a level string or an object."""
-    if isinstance(value, str):
-        return _check_level(name, value), {}
-    if isinstance(value, Mapping):
-        properties = dict(value)
-        level = properties.pop("enforcementLevel", None)
-        if level is not None and not isinstance(level, str):
-            raise ValueError(f"policy {name!r}: enforcementLevel must be a string, got {level!r}")
-        return (_check_level(name, level) if level is not None else None), properties
-    raise ValueError(f"policy {name!r}: {value!r} is not a valid value; use a string or an object")
-
-
-def _check_level(name: str, level: str) -> str:
-    if level not in ENFORCEMENT_LEVELS:
-        raise ValueError(
-            f"policy {name!r}: {level!r} is not a valid enforcement level ({', '.join(ENFORCEMENT_LEVELS)})"
-        )
-    return level
-
-
-def _struct(properties: Mapping[str, Any]) -> struct_pb2.Struct:
-    message = struct_pb2.Struct()
-    message.update(properties)
-    return message
-
-
-def _provider(r: AnalyzerResource) -> analyzer_pb2.AnalyzerProviderResource | None:
-    if not r.provider_urn:
-        return None
-    provider_type = r.provider_type or r.provider_urn.split("::")[-2]
-    return analyzer_pb2.AnalyzerProviderResource(
-        type=provider_type,
-        urn=r.provider_urn,
-        name=r.provider_urn.rsplit("::", 1)[-1],
-        properties=_struct(r.provider_properties),
-    )
-
-
-def _options(r: AnalyzerResource) -> analyzer_pb2.AnalyzerResourceOptions:
-    return analyzer_pb2.AnalyzerResourceOptions(protect=r.protect, parent=r.parent)
-
-
-def _resource_fields(r: AnalyzerResource, properties: struct_pb2.Struct | None) -> dict[str, Any]:
-    """The fields AnalyzeRequest and AnalyzerResource share."""
-    return {
-        "type": r.type,
-        "properties": properties if properties is not None else _struct(r.properties),
-        "urn": r.urn,
-        "name": r.name,
-        "options": _options(r),
-        "provider": _provider(r),
-    }
-
-
-def _analyze_request(r: AnalyzerResource, properties: struct_pb2.Struct | None = None) -> analyzer_pb2.AnalyzeRequest:
-    return analyzer_pb2.AnalyzeRequest(**_resource_fields(r, properties))
-
-
-def _stack_resource(r: AnalyzerResource, properties: struct_pb2.Struct | None = None) -> analyzer_pb2.AnalyzerResource:
-    message = analyzer_pb2.AnalyzerResource(
-        **_resource_fields(r, properties),
-        parent=r.parent,
-        dependencies=list(r.dependencies),
-    )
-    for key, urns in r.property_dependencies.items():
-        message.propertyDependencies[key].urns.extend(urns)
-    return message
-
-
-def stack_request(resources: Iterable[AnalyzerResource]) -> analyzer_pb2.AnalyzeStackRequest:
-    return analyzer_pb2.AnalyzeStackRequest(resources=[_stack_resource(r) for r in resources])
-
-
-def encode_preview(resources: Sequence[AnalyzerResource]) -> EncodedPreview:
-    """Serialize a preview's requests; each resource's properties are encoded once for both."""
-    urns: list[str] = []
-    analyze: list[bytes] = []
-    stack = analyzer_pb2.AnalyzeStackRequest()
-    for r in resources:
-        properties = _struct(r.properties)
-        urns.append(r.urn)
-        analyze.append(_analyze_request(r, properties).SerializeToString())
-        stack.resources.append(_stack_resource(r, properties))
-    return EncodedPreview(urns, analyze, stack.SerializeToString())
-
-
 def run_pack(
     pack_dir: str | Path,
     resources: Sequence[AnalyzerResource],
@@ -511,9 +319,3 @@ def run_pack(
         pack.configure()
         pack.configure_stack()
         return pack.analyze_preview(resources)
-
-
-def load_config_file(path: str | Path) -> dict[str, Any]:
-    """Read a --policy-pack-config JSON file (empty file: no config)."""
-    text = Path(path).read_text()
-    return json.loads(text) if text.strip() else {}
