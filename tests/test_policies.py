@@ -18,14 +18,13 @@ from typing import Any
 import pytest
 from agent_policies import POLICIES, POLICY_PACK_NAME
 from agent_policies.dns import kata_dns
+from agent_policies.host_access import sandbox_no_host_access
 from agent_policies.kata import kata_clh_no_init_containers
 from agent_policies.network import AnnotationError, nlb_cross_zone, parse_attributes, parse_string_map
-from agent_policies.nodes import kata_node_capacity, nested_virtualization_nodes
-from agent_policies.sandbox import (
-    sandbox_namespace_runtime_class,
-    sandbox_no_host_access,
-    sandbox_runtime_class,
-)
+from agent_policies.node_capacity import kata_node_capacity
+from agent_policies.nodes import nested_virtualization_nodes
+from agent_policies.runtime_class import sandbox_runtime_class
+from agent_policies.sandbox_namespaces import sandbox_namespace_runtime_class
 from pulumi_policy import ResourceValidationPolicy, StackValidationPolicy
 
 from tests.policy_cases import (
