@@ -1,4 +1,4 @@
-"""Builders and runners for the policy pack tests (tests/test_policies.py).
+"""Builders and runners for the policy pack tests (tests/policies/).
 
 Validators are called the way the SDK calls them: properties in wire form go through
 pulumi-policy's own ``deserialize_properties`` and ``unknown_checking_proxy``, and the

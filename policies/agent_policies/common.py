@@ -21,7 +21,7 @@ import ipaddress
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from pulumi_policy import PolicyConfigSchema, ResourceValidationPolicy
+from pulumi_policy import PolicyConfigSchema, PolicyResource, ResourceValidationPolicy
 from pulumi_policy.proxy import UnknownValueError
 
 SANDBOX_LABEL = "agent-platform.io/sandbox"
@@ -139,6 +139,17 @@ class Unknowns:
     def finish(self) -> None:
         if self.first is not None:
             raise self.first
+
+
+def dependencies_of(resource: PolicyResource, prop: str) -> Sequence[PolicyResource]:
+    """The resources ``prop`` of ``resource`` depends on (how a computed reference is followed).
+
+    When the engine sent no per-property dependencies at all, every dependency of the resource counts.
+    """
+    deps = resource.property_dependencies.get(prop)
+    if deps is None and not resource.property_dependencies:
+        deps = resource.dependencies
+    return deps or ()
 
 
 # --- type dispatch ---------------------------------------------------------------------------

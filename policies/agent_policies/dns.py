@@ -21,7 +21,7 @@ from .common import (
     schema,
     string_list_property,
 )
-from .workloads import PodTemplate, is_workload, pod_template
+from .workloads import PodTemplate, is_workload, workload_template
 
 CIDR_PATTERN = r"^[0-9A-Fa-f:.]+/[0-9]{1,3}$"
 VPC_RESOLVER_HINT = "the VPC resolver (the VPC CIDR base address + 2, e.g. 10.1.0.2 for 10.1.0.0/16)"
@@ -98,9 +98,7 @@ def _runs_in_kata(template: PodTemplate, prefix: str) -> bool:
 
 
 def kata_dns_validator(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    if not is_workload(args.resource_type):
-        return
-    template = pod_template(args.resource_type, args.props, args.name)
+    template = workload_template(args)
     if template is None:
         return
     config = args.get_config()

@@ -15,7 +15,8 @@ from typing import Any
 from pulumi_policy import PolicyResource, ReportViolation, StackValidationArgs, StackValidationPolicy
 from pulumi_policy.proxy import UnknownValueError
 
-from .common import SANDBOX_LABEL, Unknowns, dig, get, is_true, items, mapping, schema, string
+from .common import SANDBOX_LABEL, Unknowns, dig, get, items, mapping, schema, string
+from .sandbox import sandbox_namespace_resources
 from .workloads import k8s_group_kind
 
 NETWORK_POLICY = ("networking.k8s.io", "NetworkPolicy")
@@ -39,12 +40,8 @@ def _namespace_of(resource: PolicyResource, names: Mapping[str, str]) -> str | N
 def _sandbox_namespaces(resources: Iterable[PolicyResource], unknowns: Unknowns) -> dict[str, str]:
     """URN -> name of every Namespace in the stack labelled as a sandbox namespace."""
     found: dict[str, str] = {}
-    for resource in resources:
-        if k8s_group_kind(resource.resource_type) != ("core", "Namespace"):
-            continue
+    for resource in sandbox_namespace_resources(resources, unknowns):
         try:
-            if not is_true(get(dig(resource.props, "metadata", "labels"), SANDBOX_LABEL)):
-                continue
             name = string(dig(resource.props, "metadata", "name"))
         except UnknownValueError as error:
             unknowns.record(error)

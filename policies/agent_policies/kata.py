@@ -19,13 +19,11 @@ from .common import (
     schema,
     string_list_property,
 )
-from .workloads import is_workload, pod_template
+from .workloads import is_workload, workload_template
 
 
 def kata_clh_no_init_containers_validator(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    if not is_workload(args.resource_type):
-        return
-    template = pod_template(args.resource_type, args.props, args.name)
+    template = workload_template(args)
     if template is None:
         return
     runtime_class = template.runtime_class()

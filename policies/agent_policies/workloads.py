@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pulumi_policy import ResourceValidationArgs
 from pulumi_policy.proxy import UnknownValueError
 
 from .common import SANDBOX_LABEL, dig, get, is_true, items, mapping, string
@@ -146,6 +147,13 @@ def pod_template(resource_type: str, props: Any, resource_name: str) -> PodTempl
     """
     shape = workload_shape(resource_type)
     return None if shape is None else _pod_template(shape, props, resource_name)
+
+
+def workload_template(args: ResourceValidationArgs) -> PodTemplate | None:
+    """The pod template of the resource under validation; None, without reading a property, for other types."""
+    if not is_workload(args.resource_type):
+        return None
+    return pod_template(args.resource_type, args.props, args.name)
 
 
 def _pod_template(shape: WorkloadShape, props: Any, resource_name: str) -> PodTemplate | None:
