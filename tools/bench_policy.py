@@ -109,7 +109,9 @@ def profile(resources: list[AnalyzerResource], top: int = 25) -> None:
     from pulumi.runtime.proto import analyzer_pb2
     from pulumi_policy import EnforcementLevel, ResourceValidationArgs, ResourceValidationPolicy
     from pulumi_policy.deserialize import deserialize_properties
-    from pulumi_policy.policy import _PolicyAnalyzerServicer
+
+    # The servicer PolicyPack serves over gRPC; profiling it in-process needs the class itself.
+    from pulumi_policy.policy import _PolicyAnalyzerServicer  # noqa: PLC2701
     from pulumi_policy.proxy import unknown_checking_proxy
 
     sys.path.insert(0, str(PACK_DIR))

@@ -26,7 +26,6 @@ from google.protobuf import json_format
 from pulumi.runtime import set_mocks
 from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.stack import run_pulumi_func
-from pulumi.runtime.sync_await import _sync_await
 
 from tools.mocks import PlatformMocks
 
@@ -208,7 +207,7 @@ def _resolve_output(value: Any) -> tuple[Any, bool]:
         known = await output.is_known()
         return (await output.future(with_unknowns=True) if known else UNKNOWN), await output.is_secret()
 
-    return _sync_await(resolve())
+    return asyncio.get_event_loop().run_until_complete(resolve())  # run()'s loop, not running
 
 
 def run_program(
@@ -238,7 +237,7 @@ def run_program(
             main = program or (lambda: runpy.run_path(str(root / "__main__.py"), run_name="__main__"))
             if str(root) not in sys.path:
                 sys.path.insert(0, str(root))
-            _sync_await(run_pulumi_func(main))
+            loop.run_until_complete(run_pulumi_func(main))
             stack_resource = pulumi.runtime.get_root_resource()
             outputs, secret_outputs = {}, set()
             for key, value in sorted(getattr(stack_resource, "outputs", {}).items()):
