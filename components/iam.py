@@ -12,7 +12,7 @@ role to a service account; EKS add-ons (VPC CNI, EBS CSI) bind theirs through th
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -57,6 +57,17 @@ def pod_identity_trust_policy(cluster_name: pulumi.Input[str], parent: pulumi.Re
     """The Pod Identity trust policy of ``cluster_name`` (see the module docstring)."""
     account = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=parent)).account_id
     return pulumi.Output.all(account, cluster_arn(cluster_name, parent)).apply(lambda v: pod_identity_trust(v[0], v[1]))
+
+
+def account_policy(
+    parent: pulumi.Resource, build: Callable[..., str], *inputs: pulumi.Input[str]
+) -> pulumi.Output[str]:
+    """``build(partition, account_id, *inputs)``: a policy document (JSON) naming ARNs of this account, built once
+    the provider's partition and account id and ``inputs`` are known."""
+    invoke = pulumi.InvokeOptions(parent=parent)
+    partition = aws.get_partition_output(opts=invoke).partition
+    account = aws.get_caller_identity_output(opts=invoke).account_id
+    return pulumi.Output.all(partition, account, *inputs).apply(lambda values: build(*values))
 
 
 def assume_role_policy(service: str) -> str:

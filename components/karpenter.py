@@ -12,15 +12,18 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
+from pulumi_kubernetes.apiextensions import CustomResource
+from pulumi_kubernetes.helm.v3 import Release
 
 from components import gvisor
 from components.config import KarpenterConfig
-from components.iam import PodIdentity
+from components.iam import PodIdentity, account_policy
 from components.karpenter_specs import (
     NODE_CLASS,
     NODE_POOL,
@@ -53,6 +56,8 @@ NAMESPACE = KARPENTER_NAMESPACE
 SERVICE_ACCOUNT = "karpenter"
 CHART = "oci://public.ecr.aws/karpenter/karpenter"
 CRD_CHART = "oci://public.ecr.aws/karpenter/karpenter-crd"
+# Karpenter's own kinds: kind -> (apiVersion, suffix of the Pulumi resource name).
+KINDS = {"EC2NodeClass": ("karpenter.k8s.aws/v1", "nodeclass"), "NodePool": ("karpenter.sh/v1", "nodepool")}
 # Per the getting-started guide (helm --set controller.resources...).
 CONTROLLER_RESOURCES = {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
 QUEUE_RETENTION_SECONDS = 300
@@ -178,20 +183,13 @@ class Karpenter(pulumi.ComponentResource):
 
         # --- controller role bound to karpenter/karpenter with EKS Pod Identity. The identity lives in its
         # own component so the Helm release can wait for the association (pods get credentials at admission).
-        caller = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=self))
-        partition = aws.get_partition_output(opts=pulumi.InvokeOptions(parent=self)).partition
-        policy = pulumi.Output.all(partition, caller.account_id, queue.arn, nodes.role.arn).apply(
-            lambda values: json.dumps(
-                controller_policy(values[0], args.region, values[1], cluster_name, values[2], values[3]),
-                separators=(",", ":"),
-            )
-        )
+        scoped_policy = partial(controller_policy, region=args.region, cluster=cluster_name)
         identity = PodIdentity(
             f"{name}-controller",
             cluster_name=args.cluster_name,
             namespace=NAMESPACE,
             service_account=SERVICE_ACCOUNT,
-            policy=policy,
+            policy=account_policy(self, scoped_policy, queue.arn, nodes.role.arn),
             opts=child,
             type_token="agent-platform:karpenter:ControllerIdentity",  # the deployed token
         )
@@ -199,20 +197,32 @@ class Karpenter(pulumi.ComponentResource):
         # --- controller (CRDs from their own chart: Helm never upgrades a chart's crds/ directory)
         namespace = platform_namespace(name, NAMESPACE, {}, k8s_opts)
         self.namespace = namespace
-        crds = k8s.helm.v3.Release(
-            f"{name}-crd",
-            name="karpenter-crd",
-            chart=CRD_CHART,
-            version=cfg.version,
-            namespace=NAMESPACE,
-            opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[namespace]),
-        )
-        release = k8s.helm.v3.Release(
+
+        def after(*resources: pulumi.Resource) -> pulumi.ResourceOptions:
+            """The Kubernetes options, waiting for ``resources``."""
+            return pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=list(resources)))
+
+        def karpenter_object(kind: str, object_name: str, spec: Any, opts: pulumi.ResourceOptions) -> CustomResource:
+            """An EC2NodeClass or NodePool, named ``<name>-<object_name>-nodeclass`` (or ``-nodepool``) in Pulumi."""
+            api_version, suffix = KINDS[kind]
+            return CustomResource(
+                f"{name}-{object_name}-{suffix}",
+                api_version=api_version,
+                kind=kind,
+                metadata={"name": object_name},
+                spec=spec,
+                opts=opts,
+            )
+
+        # Both charts at the configured version: the controller runs on the CRDs of its own release.
+        chart = {"version": cfg.version, "namespace": NAMESPACE}
+        crds = Release(f"{name}-crd", name="karpenter-crd", chart=CRD_CHART, opts=after(namespace), **chart)
+        release = Release(
             f"{name}-controller",
             name="karpenter",
             chart=CHART,
-            version=cfg.version,
-            namespace=NAMESPACE,
+            opts=after(namespace, crds, identity, *args.core_nodes, *targets),
+            **chart,
             skip_crds=True,
             values={
                 "settings": {
@@ -229,101 +239,45 @@ class Karpenter(pulumi.ComponentResource):
                     "env": [{"name": "AWS_REGION", "value": args.region}],
                 },
             },
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                provider=args.provider,
-                depends_on=[namespace, crds, identity, *args.core_nodes, *targets],
-            ),
         )
 
         # --- Kata capacity
-        node_class = k8s.apiextensions.CustomResource(
-            f"{name}-{NODE_CLASS}-nodeclass",
-            api_version="karpenter.k8s.aws/v1",
-            kind="EC2NodeClass",
-            metadata={"name": NODE_CLASS},
-            spec=node_class_spec(
-                role=nodes.role.name,
-                cluster_name=cluster_name,
-                ami_alias=cfg.ami_alias,
-                disk_gib=args.disk_gib,
-                user_data=args.user_data,
-                security_group_id=sg_id,
-            ),
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                provider=args.provider,
-                depends_on=[crds, release, access_entry, sg_ready, *nodes.ready],
-            ),
+        # Node classes launch nodes with the node role, which must be able to join first.
+        class_opts = after(crds, release, access_entry, sg_ready, *nodes.ready)
+        class_spec = partial(
+            node_class_spec,
+            role=nodes.role.name,
+            cluster_name=cluster_name,
+            ami_alias=cfg.ami_alias,
+            disk_gib=args.disk_gib,
+            security_group_id=sg_id,
         )
-        node_pool = k8s.apiextensions.CustomResource(
-            f"{name}-{NODE_POOL}-nodepool",
-            api_version="karpenter.sh/v1",
-            kind="NodePool",
-            metadata={"name": NODE_POOL},
-            spec=node_pool_spec(cfg),
-            opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[crds, release, node_class]),
-        )
+        node_class = karpenter_object("EC2NodeClass", NODE_CLASS, class_spec(user_data=args.user_data), class_opts)
+        node_pool = karpenter_object("NodePool", NODE_POOL, node_pool_spec(cfg), after(crds, release, node_class))
 
         # Tenants that must not share a host: the same EC2NodeClass, a pool whose nodes carry the tenant's label
         # and taint on top of the Kata ones (each pool has the configured limits of its own).
         for tenant in args.dedicated_tenants:
-            k8s.apiextensions.CustomResource(
-                f"{name}-{NODE_POOL}-{tenant}-nodepool",
-                api_version="karpenter.sh/v1",
-                kind="NodePool",
-                metadata={"name": f"{NODE_POOL}-{tenant}"},
-                spec=node_pool_spec(
-                    cfg,
-                    labels={**KATA_NODE_SELECTOR, DEDICATED_TENANT_KEY: tenant},
-                    taints=(KATA_TAINT, dedicated_taint(tenant)),
-                ),
-                opts=pulumi.ResourceOptions(
-                    parent=self, provider=args.provider, depends_on=[crds, release, node_class]
-                ),
-            )
+            labels = {**KATA_NODE_SELECTOR, DEDICATED_TENANT_KEY: tenant}
+            spec = node_pool_spec(cfg, labels=labels, taints=(KATA_TAINT, dedicated_taint(tenant)))
+            karpenter_object("NodePool", f"{NODE_POOL}-{tenant}", spec, after(crds, release, node_class))
 
         if cfg.warm_nodes > 0:
             self._warm_floor(name, cfg, k8s_opts, [namespace, node_pool])
         if args.gvisor:
             # The gVisor tier: its own class and pool, no nested virtualization, runsc installed at boot.
-            gvisor_class = k8s.apiextensions.CustomResource(
-                f"{name}-{gvisor.NODE_CLASS}-nodeclass",
-                api_version="karpenter.k8s.aws/v1",
-                kind="EC2NodeClass",
-                metadata={"name": gvisor.NODE_CLASS},
-                spec=node_class_spec(
-                    role=nodes.role.name,
-                    cluster_name=cluster_name,
-                    ami_alias=cfg.ami_alias,
-                    disk_gib=args.disk_gib,
-                    user_data=gvisor.gvisor_userdata(cfg.gvisor_release),
-                    nested_virtualization=False,
-                    pool=gvisor.NODE_POOL,
-                    security_group_id=sg_id,
-                ),
-                opts=pulumi.ResourceOptions.merge(
-                    k8s_opts,
-                    pulumi.ResourceOptions(depends_on=[crds, release, access_entry, sg_ready, *nodes.ready]),
-                ),
+            runsc = gvisor.gvisor_userdata(cfg.gvisor_release)
+            gvisor_spec = class_spec(user_data=runsc, nested_virtualization=False, pool=gvisor.NODE_POOL)
+            gvisor_class = karpenter_object("EC2NodeClass", gvisor.NODE_CLASS, gvisor_spec, class_opts)
+            spec = node_pool_spec(
+                cfg,
+                node_class=gvisor.NODE_CLASS,
+                labels=GVISOR_NODE_SELECTOR,
+                taint=GVISOR_TAINT,
+                families=cfg.gvisor_families,
+                arches=gvisor.architectures(cfg.gvisor_families),
             )
-            k8s.apiextensions.CustomResource(
-                f"{name}-{gvisor.NODE_POOL}-nodepool",
-                api_version="karpenter.sh/v1",
-                kind="NodePool",
-                metadata={"name": gvisor.NODE_POOL},
-                spec=node_pool_spec(
-                    cfg,
-                    node_class=gvisor.NODE_CLASS,
-                    labels=GVISOR_NODE_SELECTOR,
-                    taint=GVISOR_TAINT,
-                    families=cfg.gvisor_families,
-                    arches=gvisor.architectures(cfg.gvisor_families),
-                ),
-                opts=pulumi.ResourceOptions.merge(
-                    k8s_opts, pulumi.ResourceOptions(depends_on=[crds, release, gvisor_class])
-                ),
-            )
+            karpenter_object("NodePool", gvisor.NODE_POOL, spec, after(crds, release, gvisor_class))
 
         self.node_role_arn = nodes.role.arn
         self.register_outputs({"nodeRoleArn": self.node_role_arn})

@@ -174,13 +174,14 @@ def interruption_queue_policy(queue_arn: str) -> str:
 
 
 def controller_policy(
-    partition: str, region: str, account: str, cluster: str, queue_arn: str, node_role_arn: str
-) -> dict[str, Any]:
+    partition: str, account: str, queue_arn: str, node_role_arn: str, *, region: str, cluster: str
+) -> str:
     """The controller permissions of the upstream getting-started template (node lifecycle, IAM and EKS
     integration, interruption, zonal shift, resource discovery), scoped to this cluster's tags like upstream.
-    Kept as JSON (components/policies/) with ``${...}`` placeholders, like the LB controller's policy."""
+    Kept as JSON (components/policies/) with ``${...}`` placeholders, like the LB controller's policy; returned
+    compact, the document the role has. Positional arguments as ``iam.account_policy`` passes them."""
     template = string.Template(CONTROLLER_POLICY.read_text())
-    return json.loads(
+    document = json.loads(
         template.substitute(
             Partition=partition,
             Region=region,
@@ -190,3 +191,4 @@ def controller_policy(
             NodeRoleArn=node_role_arn,
         )
     )
+    return json.dumps(document, separators=(",", ":"))

@@ -9,6 +9,17 @@ AGENT_TYPES = ("hermes", "openclaw")  # components/agents.py describes each
 STORAGE_CLASS = "gp3"  # the cluster's default StorageClass (components/cluster.py): encrypted gp3 via EBS CSI
 LITELLM_PORT = 4000  # the model gateway's NLB listener (and LiteLLM's own port)
 DISCOVERY_TAG = "karpenter.sh/discovery"  # subnets and security groups Karpenter may use (value: cluster name)
+# IPv4 that is not the internet: "this network", RFC 1918, CGNAT, loopback, link-local (instance metadata, Pod
+# Identity). Sandboxes reach none of it as "the internet" (NetworkPolicy), nor by name through the egress proxy.
+NON_INTERNET_IPV4 = (
+    "0.0.0.0/8",
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+)
 
 # --- namespaces the platform owns; tenants may not take them (nor kube-*)
 LITELLM_NAMESPACE = "litellm"

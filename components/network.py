@@ -11,6 +11,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.config import NetworkConfig
+from components.iam import assume_role_policy
 from components.labels import DISCOVERY_TAG
 
 
@@ -117,21 +118,33 @@ class Network(pulumi.ComponentResource):
             opts=vpc_child,
         )
 
-        public, private, nats = [], [], []
-        for i, (zone, cidr) in enumerate(zip(zones, public_cidrs, strict=True)):
-            subnet = aws.ec2.Subnet(
-                f"{name}-public-{zone}",
+        def subnet(
+            tier: str,
+            zone: str,
+            cidr: str,
+            route_table: aws.ec2.RouteTable,
+            tags: dict[str, str],
+            public_ip: bool | None = None,
+        ) -> aws.ec2.Subnet:
+            """The ``tier`` (public, private) subnet of ``zone``, routed by ``route_table``."""
+            resource = aws.ec2.Subnet(
+                f"{name}-{tier}-{zone}",
                 vpc_id=vpc.id,
                 cidr_block=cidr,
                 availability_zone=zone,
-                map_public_ip_on_launch=False,
-                tags={"Name": f"{args.cluster_name}-public-{zone}", "kubernetes.io/role/elb": "1", **cluster_tag},
+                map_public_ip_on_launch=public_ip,
+                tags={"Name": f"{args.cluster_name}-{tier}-{zone}", **tags, **cluster_tag},
                 opts=vpc_child,
             )
             aws.ec2.RouteTableAssociation(
-                f"{name}-public-{zone}", subnet_id=subnet.id, route_table_id=public_rt.id, opts=vpc_child
+                f"{name}-{tier}-{zone}", subnet_id=resource.id, route_table_id=route_table.id, opts=vpc_child
             )
-            public.append(subnet)
+            return resource
+
+        public, private, nats = [], [], []
+        for i, (zone, cidr) in enumerate(zip(zones, public_cidrs, strict=True)):
+            public_subnet = subnet("public", zone, cidr, public_rt, {"kubernetes.io/role/elb": "1"}, public_ip=False)
+            public.append(public_subnet)
             if cfg.nat_per_az or i == 0:
                 eip = aws.ec2.Eip(
                     f"{name}-nat-{zone}", domain="vpc", tags={"Name": f"{args.cluster_name}-nat-{zone}"}, opts=child
@@ -140,26 +153,13 @@ class Network(pulumi.ComponentResource):
                     aws.ec2.NatGateway(
                         f"{name}-nat-{zone}",
                         allocation_id=eip.id,
-                        subnet_id=subnet.id,
+                        subnet_id=public_subnet.id,
                         tags={"Name": f"{args.cluster_name}-nat-{zone}"},
                         opts=pulumi.ResourceOptions(parent=self, depends_on=[igw]),
                     )
                 )
 
         for i, (zone, cidr) in enumerate(zip(zones, private_cidrs, strict=True)):
-            subnet = aws.ec2.Subnet(
-                f"{name}-private-{zone}",
-                vpc_id=vpc.id,
-                cidr_block=cidr,
-                availability_zone=zone,
-                tags={
-                    "Name": f"{args.cluster_name}-private-{zone}",
-                    "kubernetes.io/role/internal-elb": "1",
-                    **cluster_tag,
-                    **discovery,
-                },
-                opts=vpc_child,
-            )
             route_table = aws.ec2.RouteTable(
                 f"{name}-private-{zone}",
                 vpc_id=vpc.id,
@@ -167,10 +167,9 @@ class Network(pulumi.ComponentResource):
                 tags={"Name": f"{args.cluster_name}-private-{zone}"},
                 opts=vpc_child,
             )
-            aws.ec2.RouteTableAssociation(
-                f"{name}-private-{zone}", subnet_id=subnet.id, route_table_id=route_table.id, opts=vpc_child
+            private.append(
+                subnet("private", zone, cidr, route_table, {"kubernetes.io/role/internal-elb": "1", **discovery})
             )
-            private.append(subnet)
 
         if args.log_retention_days is not None:
             self._traffic_logs(name, args, vpc)
@@ -198,18 +197,7 @@ class Network(pulumi.ComponentResource):
         )
         role = aws.iam.Role(
             f"{name}-flow-logs",
-            assume_role_policy=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "vpc-flow-logs.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                        }
-                    ],
-                }
-            ),
+            assume_role_policy=assume_role_policy("vpc-flow-logs.amazonaws.com"),
             opts=child,
         )
         aws.iam.RolePolicy(

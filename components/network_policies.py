@@ -40,6 +40,7 @@ from components import gateway_rds as rds
 from components import kata_runtime as kata
 from components import observability as obs
 from components.karpenter import NAMESPACE as KARPENTER_NAMESPACE
+from components.labels import NON_INTERNET_IPV4
 from components.podspec import PROXY_PORT
 from components.sandbox import NAMESPACE as SANDBOX_NAMESPACE
 
@@ -51,16 +52,6 @@ DNS_PORT = 53
 POD_IDENTITY_AGENT = "169.254.170.23/32"
 POD_IDENTITY_PORT = 80
 INSTANCE_METADATA = "169.254.169.254/32"
-# Not the internet: RFC 1918, CGNAT, link-local (instance metadata, Pod Identity), loopback, "this network".
-PRIVATE_RANGES = (
-    "0.0.0.0/8",
-    "10.0.0.0/8",
-    "100.64.0.0/10",
-    "127.0.0.0/8",
-    "169.254.0.0/16",
-    "172.16.0.0/12",
-    "192.168.0.0/16",
-)
 HTTPS = 443
 HTTP = 80
 
@@ -187,7 +178,7 @@ def litellm_policies(vpc_cidr: str, external_database: bool, external_cache: boo
             ],
             # Bedrock (public endpoints), never a private address: no SSRF into the VPC or the metadata service.
             egress=[
-                {"to": [cidr("0.0.0.0/0", PRIVATE_RANGES)], "ports": tcp(HTTPS)},
+                {"to": [cidr("0.0.0.0/0", NON_INTERNET_IPV4)], "ports": tcp(HTTPS)},
                 database,
                 cache,
                 pod_identity_out(),
@@ -206,7 +197,7 @@ def litellm_policies(vpc_cidr: str, external_database: bool, external_cache: boo
     ]
     if external_database:
         # The RDS bootstrap Job: the master secret from Secrets Manager (public endpoint), then the database.
-        public_https = {"to": [cidr("0.0.0.0/0", PRIVATE_RANGES)], "ports": tcp(HTTPS)}
+        public_https = {"to": [cidr("0.0.0.0/0", NON_INTERNET_IPV4)], "ports": tcp(HTTPS)}
         policies.append(
             policy("rds-bootstrap", ns, rds.BOOTSTRAP_LABELS, egress=[public_https, database, pod_identity_out()])
         )

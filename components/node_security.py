@@ -58,6 +58,34 @@ KUBELET_PORT = 10250
 NODE_EXPORTER_PORT = 9100  # kube-prometheus-stack's prometheus-node-exporter (host network)
 KUBE_PROXY_METRICS_PORT = 10249  # kube-proxy's metrics, scraped by kube-prometheus-stack (kubeProxy.service.port)
 ANYWHERE = "0.0.0.0/0"
+RULES = {"in": aws.vpc.SecurityGroupIngressRule, "out": aws.vpc.SecurityGroupEgressRule}
+
+
+def port_rule(
+    direction: str,
+    name: str,
+    group_id: pulumi.Input[str],
+    protocol: str,
+    port: int | None,
+    *,
+    opts: pulumi.ResourceOptions,
+    description: str,
+    cidr: str | None = None,
+    sg: pulumi.Input[str] | None = None,
+) -> None:
+    """A rule of ``group_id`` (``direction`` "in" or "out") for one port (None, with protocol "-1": all traffic),
+    from or to a CIDR or another security group: the only kind of rule the platform's groups have."""
+    RULES[direction](
+        name,
+        security_group_id=group_id,
+        cidr_ipv4=cidr,
+        referenced_security_group_id=sg,
+        ip_protocol=protocol,
+        from_port=port,
+        to_port=port,
+        description=description,
+        opts=opts,
+    )
 
 
 @dataclass(frozen=True)
@@ -91,57 +119,41 @@ class SandboxNodeSecurityGroup(pulumi.ComponentResource):
         # Rules are children of the component (not of the group): depending on the component waits for them all.
         child = pulumi.ResourceOptions(parent=self)
 
-        def ingress(
-            rule: str, group_id: pulumi.Input[str], source: pulumi.Input[str], protocol: str, port: int
+        def rule(
+            direction: str,
+            what: str,
+            group_id: pulumi.Input[str],
+            protocol: str,
+            port: int | None,
+            **peer: pulumi.Input[str],
         ) -> None:
-            aws.vpc.SecurityGroupIngressRule(
-                f"{name}-in-{rule}",
-                security_group_id=group_id,
-                referenced_security_group_id=source,
-                ip_protocol=protocol,
-                from_port=port,
-                to_port=port,
-                description=rule,
-                opts=child,
-            )
-
-        def egress(
-            rule: str, protocol: str, port: int | None, *, cidr: str | None = None, sg: pulumi.Input[str] | None = None
-        ) -> None:
-            aws.vpc.SecurityGroupEgressRule(
-                f"{name}-out-{rule}",
-                security_group_id=group.id,
-                cidr_ipv4=cidr,
-                referenced_security_group_id=sg,
-                ip_protocol=protocol,
-                from_port=port,
-                to_port=port,
-                description=rule,
-                opts=child,
+            """``peer``: ``cidr`` or ``sg``, what the rule admits or reaches."""
+            port_rule(
+                direction, f"{name}-{direction}-{what}", group_id, protocol, port, opts=child, description=what, **peer
             )
 
         # --- into the sandbox nodes
-        ingress("kubelet-from-cluster", group.id, cluster_sg, "tcp", KUBELET_PORT)
-        ingress("node-exporter-from-cluster", group.id, cluster_sg, "tcp", NODE_EXPORTER_PORT)
-        ingress("kube-proxy-metrics-from-cluster", group.id, cluster_sg, "tcp", KUBE_PROXY_METRICS_PORT)
+        rule("in", "kubelet-from-cluster", group.id, "tcp", KUBELET_PORT, sg=cluster_sg)
+        rule("in", "node-exporter-from-cluster", group.id, "tcp", NODE_EXPORTER_PORT, sg=cluster_sg)
+        rule("in", "kube-proxy-metrics-from-cluster", group.id, "tcp", KUBE_PROXY_METRICS_PORT, sg=cluster_sg)
         if args.kata_monitor:
-            ingress("kata-monitor-from-cluster", group.id, cluster_sg, "tcp", KATA_MONITOR_PORT)
+            rule("in", "kata-monitor-from-cluster", group.id, "tcp", KATA_MONITOR_PORT, sg=cluster_sg)
         # --- into the cluster security group, from the sandbox nodes
-        ingress("api-from-sandbox-nodes", cluster_sg, group.id, "tcp", 443)
+        rule("in", "api-from-sandbox-nodes", cluster_sg, "tcp", 443, sg=group.id)
         for protocol in ("udp", "tcp"):
-            ingress(f"dns-{protocol}-from-sandbox-nodes", cluster_sg, group.id, protocol, 53)
+            rule("in", f"dns-{protocol}-from-sandbox-nodes", cluster_sg, protocol, 53, sg=group.id)
 
         # --- out of the sandbox nodes
-        egress("https", "tcp", 443, cidr=ANYWHERE)
-        egress("http", "tcp", 80, cidr=ANYWHERE)
-        egress("litellm-nlb", "tcp", LITELLM_PORT, cidr=args.network.cidr)
+        rule("out", "https", group.id, "tcp", 443, cidr=ANYWHERE)
+        rule("out", "http", group.id, "tcp", 80, cidr=ANYWHERE)
+        rule("out", "litellm-nlb", group.id, "tcp", LITELLM_PORT, cidr=args.network.cidr)
         if args.allowlist:
-            egress("egress-proxy-nlb", "tcp", PROXY_PORT, cidr=args.network.cidr)
+            rule("out", "egress-proxy-nlb", group.id, "tcp", PROXY_PORT, cidr=args.network.cidr)
         for protocol in ("udp", "tcp"):
-            egress(f"dns-{protocol}-resolver", protocol, 53, cidr=f"{args.network.resolver_ip}/32")
-            egress(f"dns-{protocol}-coredns", protocol, 53, sg=cluster_sg)
+            rule("out", f"dns-{protocol}-resolver", group.id, protocol, 53, cidr=f"{args.network.resolver_ip}/32")
+            rule("out", f"dns-{protocol}-coredns", group.id, protocol, 53, sg=cluster_sg)
         for cidr in sorted(set(args.tenant_cidrs)):
-            egress(f"tenant-{cidr.replace('/', '-')}", "-1", None, cidr=cidr)
+            rule("out", f"tenant-{cidr.replace('/', '-')}", group.id, "-1", None, cidr=cidr)
 
         self.register_outputs({"id": self.id})
 
@@ -161,14 +173,14 @@ def core_clients_only_group(
     group = aws.ec2.SecurityGroup(
         f"{name}-sg", vpc_id=vpc_id, description=description, tags={"Name": f"{name}-{tag}"}, opts=opts
     )
-    aws.vpc.SecurityGroupIngressRule(
+    port_rule(
+        "in",
         f"{name}-from-core",
-        security_group_id=group.id,
-        referenced_security_group_id=client_security_group_id,
-        ip_protocol="tcp",
-        from_port=port,
-        to_port=port,
-        description="LiteLLM on core nodes",
+        group.id,
+        "tcp",
+        port,
         opts=opts,
+        description="LiteLLM on core nodes",
+        sg=client_security_group_id,
     )
     return group

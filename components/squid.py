@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from components.config import TenantConfig
+from components.labels import NON_INTERNET_IPV4
 from components.podspec import PROXY_PORT
 
 SQUID_UID = 13  # the "proxy" user of Debian/Ubuntu's squid package
@@ -30,16 +31,10 @@ RUN_DIR = "/run/squid"
 SPOOL_DIR = "/var/spool/squid"
 ERROR_PAGE = "ERR_EGRESS_DENIED"
 LOG_FORMAT = "egress"
-# Destinations no tenant reaches by name: RFC 1918, CGNAT, loopback, link-local (instance metadata),
-# "this network", benchmarking, multicast/reserved, and their IPv6 counterparts.
+# Destinations no tenant reaches by name: what is not the internet (RFC 1918, CGNAT, loopback, link-local: instance
+# metadata, "this network"), benchmarking, multicast/reserved, and their IPv6 counterparts.
 BLOCKED_DESTINATIONS: tuple[str, ...] = (
-    "0.0.0.0/8",
-    "10.0.0.0/8",
-    "100.64.0.0/10",
-    "127.0.0.0/8",
-    "169.254.0.0/16",
-    "172.16.0.0/12",
-    "192.168.0.0/16",
+    *NON_INTERNET_IPV4,
     "198.18.0.0/15",
     "224.0.0.0/4",
     "240.0.0.0/4",

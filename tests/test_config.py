@@ -88,6 +88,7 @@ CONFIG_ERRORS = [
     ({"bedrockModels": [model(contextWindow=100)]}, "bedrockModels[0].contextWindow", "between 1024"),
     ({"bedrockModels": [model(maxOutputTokens="4k")]}, "bedrockModels[0].maxOutputTokens", "expected an integer"),
     ({"bedrockRegion": "mars-north-1"}, "bedrockRegion", "Bedrock"),
+    ({"clusterName": "9lives"}, "clusterName", "'9lives' is not a valid EKS name"),
     ({"coreDesiredSize": 9}, "coreDesiredSize", "must be between min 2 and max 4"),
     ({"coreInstanceTypes": []}, "coreInstanceTypes", "at least one instance type"),
     (
@@ -125,6 +126,7 @@ CONFIG_ERRORS = [
     ({"karpenterAmiAlias": "bottlerocket@latest"}, "karpenterAmiAlias", "not an AL2023 alias"),
     ({"karpenterCapacityTypes": ["reserved"]}, "karpenterCapacityTypes", "subset of on-demand, spot"),
     ({"karpenterConsolidateAfter": "1d"}, "karpenterConsolidateAfter", "no d/w/y units"),
+    ({"karpenterConsolidateAfter": "never"}, "karpenterConsolidateAfter", "'never' is not a duration like 30s"),
     ({"karpenterConsolidationPolicy": "Always"}, "karpenterConsolidationPolicy", "is not one of"),
     ({"karpenterDisruptionBudget": "150%"}, "karpenterDisruptionBudget", "node count or percentage"),
     ({"karpenterInstanceFamilies": ["m7i"]}, "karpenterInstanceFamilies", "nested virtualization"),
@@ -159,6 +161,7 @@ CONFIG_ERRORS = [
     ({"litellmRdsInstanceClass": "m7g.large"}, "litellmRdsInstanceClass", "not an RDS instance"),
     ({"litellmReplicas": 1}, "litellmReplicas", "between 2 and 20"),
     ({"natGateways": "two"}, "natGateways", "not one of single, perAz"),
+    ({"prometheusRetention": "2w1d"}, "prometheusRetention", "'2w1d' is not a duration like 15d"),
     ({"protect": "yes"}, "protect", "expected boolean"),
     ({"serviceCidr": "10.1.128.0/17"}, "serviceCidr", "overlaps vpcCidr"),
     ({"squidImage": "docker.io/ubuntu/squid:latest"}, "squidImage", "must pin a tag"),
@@ -200,6 +203,16 @@ CONFIG_ERRORS = [
         {"tenants": [tenant(agent(secretEnv=["LITELLM_API_KEY"]))]},
         "tenants[0].agents[0].secretEnv",
         "set by the platform",
+    ),
+    (
+        {"tenants": [tenant(agent(secretEnv=["bot-token"]))]},
+        "tenants[0].agents[0].secretEnv",
+        "'bot-token' is not an environment variable name",
+    ),
+    (
+        {"tenants": [tenant(litellm={"models": ["claude"], "budgetDuration": "1 month"})]},
+        "tenants[0].litellm.budgetDuration",
+        "'1 month' is not a duration like 30d",
     ),
     ({"tenants": [tenant(agent(warmPool=20))]}, "tenants[0].quota.pods", "21 pods"),
     ({"tenants": [tenant(agent(cpu="4", warmPool=3))]}, "tenants[0].quota.cpu", "17 CPU"),
@@ -260,6 +273,13 @@ def test_a_bad_value_is_one_line_naming_its_key(values: dict[str, Any], key: str
     assert message.startswith(f"agent-platform:{key}: "), message
     assert reason in message, message
     assert "\n" not in message, message
+
+
+def test_region_and_never_are_checked_by_shape() -> None:
+    assert parse(karpenterConsolidateAfter="Never").karpenter.consolidate_after == "Never"
+    assert parse(karpenterConsolidateAfter="1h30m").karpenter.consolidate_after == "1h30m"
+    with pytest.raises(ConfigError, match=r"^aws:region: 'mars-1' is not an AWS region$"):
+        PlatformConfig.from_dict("dev", "mars-1", {"grafanaAdminPassword": "pw", "bedrockModels": MODELS})
 
 
 def test_fc_runtime_class_when_enabled() -> None:

@@ -7,13 +7,13 @@ checked together before any tenant is read.
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from components.config.reader import (
     Reader,
     check,
+    check_match,
     parse_cidr,
     parse_semver,
     unique,
@@ -130,24 +130,11 @@ class ClusterConfig:
     @classmethod
     def from_reader(cls, r: Reader, stack: str) -> ClusterConfig:
         name = r.str("clusterName") or f"agents-{stack}"
-        check(
-            "clusterName",
-            bool(re.match(r"^[a-zA-Z][a-zA-Z0-9-]{0,99}$", name)),
-            f"{name!r} is not a valid EKS name",
-        )
-        version = r.str("kubernetesVersion")
-        check(
-            "kubernetesVersion",
-            bool(re.match(r"^1\.(2[89]|3\d)$", version)),
-            f"{version!r} is not 1.28-1.39",
-        )
+        check_match("clusterName", name, r"^[a-zA-Z][a-zA-Z0-9-]{0,99}$", "a valid EKS name")
+        version = r.matching("kubernetesVersion", r"^1\.(2[89]|3\d)$", "1.28-1.39")
         admins = r.strs("adminRoleArns")
         for i, arn in enumerate(admins):
-            check(
-                f"adminRoleArns[{i}]",
-                bool(re.match(r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$", arn)),
-                f"{arn!r} is not an IAM role ARN",
-            )
+            check_match(f"adminRoleArns[{i}]", arn, r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$", "an IAM role ARN")
         unique("adminRoleArns", [arn.rsplit("/", 1)[-1] for arn in admins], "role name")
         public = r.strs("endpointPublicAccessCidrs")
         for i, cidr in enumerate(public):
@@ -213,37 +200,24 @@ class KarpenterConfig:
                 f"{family} has no EC2 nested virtualization; use {', '.join(NESTED_VIRT_FAMILIES)}",
             )
         after = r.str("karpenterConsolidateAfter")
-        check(
-            "karpenterConsolidateAfter",
-            after == "Never" or bool(re.match(r"^([0-9]+(s|m|h))+$", after)),
-            f"{after!r} is not a duration like 30s, 5m, 1h30m or Never (Karpenter takes no d/w/y units)",
-        )
-        ami_alias = r.str("karpenterAmiAlias")
-        check(
+        if after != "Never":
+            check_match(
+                "karpenterConsolidateAfter",
+                after,
+                r"^([0-9]+(s|m|h))+$",
+                "a duration like 30s, 5m, 1h30m or Never (Karpenter takes no d/w/y units)",
+            )
+        ami_alias = r.matching(
             "karpenterAmiAlias",
-            bool(re.match(r"^al2023@(latest|v[0-9]{8})$", ami_alias)),
-            f"{ami_alias!r} is not an AL2023 alias like al2023@latest or al2023@v20251001",
+            r"^al2023@(latest|v[0-9]{8})$",
+            "an AL2023 alias like al2023@latest or al2023@v20251001",
         )
-        gvisor_release = r.str("gvisorRelease")
-        check(
-            "gvisorRelease",
-            bool(re.match(r"^[0-9]{8}\.[0-9]+$", gvisor_release)),
-            f"{gvisor_release!r} is not a gVisor release like 20240729.0",
-        )
+        gvisor_release = r.matching("gvisorRelease", r"^[0-9]{8}\.[0-9]+$", "a gVisor release like 20240729.0")
         gvisor_families = r.strs("gvisorInstanceFamilies")
         check("gvisorInstanceFamilies", bool(gvisor_families), "needs at least one family")
-        for family in gvisor_families:
-            check(
-                "gvisorInstanceFamilies",
-                bool(re.match(r"^[a-z][a-z0-9-]*$", family)) and "." not in family,
-                f"{family!r} is not an instance family like m7g",
-            )
-        budget = r.str("karpenterDisruptionBudget")
-        check(
-            "karpenterDisruptionBudget",
-            bool(re.match(r"^((100|[0-9]{1,2})%|[0-9]+)$", budget)),
-            f"{budget!r} is not a node count or percentage",
-        )
+        for family in gvisor_families:  # the pattern admits no ".": a family, never an instance type
+            check_match("gvisorInstanceFamilies", family, r"^[a-z][a-z0-9-]*$", "an instance family like m7g")
+        budget = r.matching("karpenterDisruptionBudget", r"^((100|[0-9]{1,2})%|[0-9]+)$", "a node count or percentage")
         return cls(
             version=version.lstrip("v"),
             capacity_types=capacity,

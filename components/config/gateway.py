@@ -65,12 +65,7 @@ class ModelConfig:
         r.reject_unknown(("name", "modelId", "contextWindow", "maxOutputTokens"))
         context = r.int("contextWindow", lo=1024, hi=10_000_000) if "contextWindow" in r.values else None
         output = r.int("maxOutputTokens", lo=1, hi=10_000_000) if "maxOutputTokens" in r.values else None
-        model = cls(r.str("name"), r.str("modelId"), context, output)
-        check(
-            r.key("modelId"),
-            bool(re.match(r"^[a-z0-9.:-]+$", model.model_id)),
-            f"{model.model_id!r} is not a Bedrock model id",
-        )
+        model = cls(r.str("name"), r.matching("modelId", r"^[a-z0-9.:-]+$", "a Bedrock model id"), context, output)
         check(
             r.key("maxOutputTokens"),
             output is None or context is None or output < context,

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from components.config.reader import (
     DURATION,
     Reader,
-    check,
     parse_semver,
 )
 
@@ -20,12 +19,7 @@ class ObservabilityConfig:
 
     @classmethod
     def from_reader(cls, r: Reader) -> ObservabilityConfig:
-        retention = r.str("prometheusRetention")
-        check(
-            "prometheusRetention",
-            bool(DURATION.match(retention)),
-            f"{retention!r} is not a duration like 15d",
-        )
+        retention = r.matching("prometheusRetention", DURATION, "a duration like 15d")
         parse_semver("kubePrometheusStackVersion", r.str("kubePrometheusStackVersion"))
         return cls(
             r.str("kubePrometheusStackVersion").lstrip("v"),

@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +22,7 @@ from components.config.reader import (
     Reader,
     check,
     check_declared_type,
+    check_match,
     decode_raw,
     project_schema,
     quantity_value,
@@ -170,7 +170,7 @@ class PlatformConfig:
         for key, decl in schema.items():
             if key in values:
                 check_declared_type(key, decl, values[key])
-        check("aws:region", bool(re.match(r"^[a-z]{2}(-gov)?-[a-z]+-\d$", region)), f"{region!r} is not an AWS region")
+        check_match("aws:region", region, r"^[a-z]{2}(-gov)?-[a-z]+-\d$", "an AWS region")
         kata = KataConfig.from_reader(r)
         return cls(
             stack=stack,

@@ -137,6 +137,10 @@ class Reader:
             )
         return image
 
+    def matching(self, name: str, pattern: str | re.Pattern[str], what: str, default: Any = None) -> str:
+        """A string the pattern matches (see ``check_match``)."""
+        return check_match(self.key(name), self.str(name, default), pattern, what)
+
     def choice(self, name: str, choices: Sequence[str], default: Any = None) -> str:
         value = self.str(name, default)
         if value not in choices:
@@ -162,6 +166,13 @@ _REQUIRED = object()
 def check(key: str, ok: bool, reason: str) -> None:
     if not ok:
         raise ConfigError(key, reason)
+
+
+def check_match(key: str, value: str, pattern: str | re.Pattern[str], what: str) -> str:
+    """``value`` if ``pattern`` matches it (``re.match``: the pattern anchors itself), else ConfigError
+    ``'<value>' is not <what>``: one wording for every free-form string the platform checks by shape."""
+    check(key, bool(re.match(pattern, value)), f"{value!r} is not {what}")
+    return value
 
 
 def parse_cidr(key: str, value: str) -> ipaddress.IPv4Network:

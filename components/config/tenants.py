@@ -15,6 +15,7 @@ from components.config.reader import (
     ConfigError,
     Reader,
     check,
+    check_match,
     parse_cidr,
     parse_quantity,
     unique,
@@ -227,11 +228,7 @@ class AgentConfig:
         )
         secret_env = r.strs("secretEnv", default=[])
         for env in secret_env:
-            check(
-                r.key("secretEnv"),
-                bool(_ENV_NAME.match(env)),
-                f"{env!r} is not an environment variable name",
-            )
+            check_match(r.key("secretEnv"), env, _ENV_NAME, "an environment variable name")
             check(
                 r.key("secretEnv"),
                 env not in RESERVED_AGENT_ENV,
@@ -289,12 +286,7 @@ class TenantLitellmConfig:
     @classmethod
     def from_reader(cls, r: Reader) -> TenantLitellmConfig:
         r.reject_unknown(("maxBudget", "budgetDuration", "rpmLimit", "tpmLimit", "models"))
-        duration = r.str("budgetDuration", default="30d")
-        check(
-            r.key("budgetDuration"),
-            bool(DURATION.match(duration)),
-            f"{duration!r} is not a duration like 30d",
-        )
+        duration = r.matching("budgetDuration", DURATION, "a duration like 30d", default="30d")
         return cls(
             max_budget=r.number("maxBudget", default=100),
             budget_duration=duration,
