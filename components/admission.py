@@ -332,13 +332,11 @@ class SandboxAdmission(pulumi.ComponentResource):
             )
             for policy, spec in specs.items()
         }
-        self.bindings = {
-            binding: k8s.admissionregistration.v1.ValidatingAdmissionPolicyBinding(
+        for binding, spec in binding_specs(args.mode).items():
+            k8s.admissionregistration.v1.ValidatingAdmissionPolicyBinding(
                 binding,
                 metadata={"name": binding, "labels": labels},
                 spec=spec,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[self.policies[spec["policyName"]]]),
             )
-            for binding, spec in binding_specs(args.mode).items()
-        }
         self.register_outputs({"mode": args.mode, "policies": list(specs)})

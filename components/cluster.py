@@ -82,7 +82,6 @@ class Cluster(pulumi.ComponentResource):
     cluster_security_group_id: pulumi.Output[str]  # the EKS-created SG, carried by every node
     node_security_group_id: pulumi.Output[str]  # same SG (pulumi-eks' extra node SG is not created)
     private_subnet_ids: list[pulumi.Input[str]]
-    kms_key_arn: pulumi.Output[str]
     core_node_role_arn: pulumi.Output[str]
     core_node_group: aws.eks.NodeGroup
     addons: dict[str, aws.eks.Addon]
@@ -157,7 +156,6 @@ class Cluster(pulumi.ComponentResource):
         self.cluster_security_group_id = eks_cluster.vpc_config.cluster_security_group_id
         self.node_security_group_id = self.cluster_security_group_id
         self.private_subnet_ids = args.private_subnet_ids
-        self.kms_key_arn = key.arn
 
         # --- access entries: cluster admins (the Pulumi deployer is bootstrapped by pulumi-eks)
         for arn in cfg.admin_role_arns:
