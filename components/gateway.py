@@ -152,7 +152,6 @@ class GatewayArgs:
     cluster_name: pulumi.Input[str]
     vpc_id: pulumi.Input[str]
     region: str  # the cluster's region (the LB controller's); Bedrock's is config.bedrock_region
-    provider: k8s.Provider
     vpc_cidr: str = ""  # NLB source range; empty leaves the controller's default
     private_subnet_ids: Sequence[pulumi.Input[str]] = ()  # managed cache and database (prod)
     core_security_group_id: pulumi.Input[str] | None = None  # the only clients of the cache and database
@@ -177,7 +176,7 @@ class Gateway(pulumi.ComponentResource):
         ):
             raise pulumi.RunError("agent-platform:litellmDatabase: rds and elasticache need the subnets and core SG")
 
-        k8s_opts = child_options(self, args.provider)
+        k8s_opts = child_options(self)
 
         ns = platform_namespace(
             name, NAMESPACE, {"enforce": "baseline", "warn": "restricted"}, k8s_opts(*args.depends_on)
@@ -220,14 +219,12 @@ class Gateway(pulumi.ComponentResource):
             f"{name}-db",
             LitellmDatabaseArgs(
                 namespace=NAMESPACE,
-                provider=args.provider,
                 image=cfg.image,
                 postgres_image=cfg.postgres_image,
                 service_account=SERVICE_ACCOUNT,
                 rds=RdsPostgresArgs(
                     config=cfg.rds,
                     namespace=NAMESPACE,
-                    provider=args.provider,
                     cluster_name=args.cluster_name,
                     region=args.region,
                     vpc_id=args.vpc_id,
@@ -251,7 +248,6 @@ class Gateway(pulumi.ComponentResource):
             LitellmCacheArgs(
                 mode=cfg.cache,
                 namespace=NAMESPACE,
-                provider=args.provider,
                 image=cfg.cache_image,
                 engine_version=cfg.cache_engine_version,
                 vpc_id=args.vpc_id,
@@ -288,7 +284,6 @@ class Gateway(pulumi.ComponentResource):
                 image=cfg.tenant_gateway_image,
                 replicas=cfg.replicas,
                 upstream=f"{RELEASE}.{NAMESPACE}.svc.cluster.local:{PORT}",
-                provider=args.provider,
                 depends_on=(ns, self.release),
             ),
             pulumi.ResourceOptions(parent=self),
@@ -340,7 +335,7 @@ class Gateway(pulumi.ComponentResource):
         passwords: dict[str, random.RandomPassword],
         after: list[pulumi.Resource],
     ) -> None:
-        opts = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[ns])
+        opts = pulumi.ResourceOptions(parent=self, depends_on=[ns])
         keys = k8s.core.v1.Secret(
             f"{name}-tenant-keys",
             metadata={"name": TENANT_KEYS_SECRET, "namespace": NAMESPACE},
@@ -371,7 +366,6 @@ class Gateway(pulumi.ComponentResource):
                 ),
                 opts=pulumi.ResourceOptions(
                     parent=self,
-                    provider=args.provider,
                     depends_on=[keys, registrar, *after],
                     # a rotated key (replaced RandomPassword) must be registered again
                     replace_with=[passwords[tenant.name]],

@@ -29,7 +29,7 @@ import pulumi_random as random
 from components.kube import named_port_service
 from components.labels import CORE_NODE_SELECTOR
 from components.node_security import core_clients_only_group
-from components.podspec import container_security_context
+from components.podspec import container_security_context, pod_security_context
 
 CACHE_SECRET = "litellm-cache"  # keys: password (LiteLLM), valkey.conf (the in-cluster server)
 CACHE_PASSWORD_ENV = "LITELLM_CACHE_PASSWORD"  # not REDIS_*: LiteLLM reads those as a second, implicit config
@@ -101,13 +101,7 @@ def valkey_deployment_spec(image: str) -> dict[str, Any]:
                 "nodeSelector": dict(CORE_NODE_SELECTOR),
                 "automountServiceAccountToken": False,
                 "enableServiceLinks": False,
-                "securityContext": {
-                    "runAsNonRoot": True,
-                    "runAsUser": VALKEY_UID,
-                    "runAsGroup": VALKEY_UID,
-                    "fsGroup": VALKEY_UID,
-                    "seccompProfile": {"type": "RuntimeDefault"},
-                },
+                "securityContext": pod_security_context(VALKEY_UID, fs_group=VALKEY_UID),
                 "containers": [
                     {
                         "name": "valkey",
@@ -144,7 +138,6 @@ def valkey_deployment_spec(image: str) -> dict[str, Any]:
 class LitellmCacheArgs:
     mode: str  # "in-cluster" | "elasticache"
     namespace: str
-    provider: k8s.Provider
     image: str = ""  # in-cluster Valkey
     engine_version: str = "8"  # ElastiCache
     vpc_id: pulumi.Input[str] | None = None
@@ -160,7 +153,7 @@ class LitellmCache(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: LitellmCacheArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("agent-platform:gateway:LitellmCache", name, None, opts)
-        k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=list(args.depends_on))
+        k8s_opts = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
         password = pulumi.Output.secret(
             random.RandomPassword(
                 f"{name}-password", length=40, special=False, opts=pulumi.ResourceOptions(parent=self)

@@ -24,7 +24,7 @@ from components.cluster import DEFAULT_STORAGE_CLASS
 from components.gateway_rds import RdsPostgres, RdsPostgresArgs
 from components.kube import named_port_service
 from components.labels import CORE_NODE_SELECTOR
-from components.podspec import container_security_context
+from components.podspec import container_security_context, pod_security_context
 
 DATABASE_SECRET = "litellm-database"  # key "url": postgresql://...
 POSTGRES = "litellm-postgres"
@@ -53,13 +53,7 @@ def postgres_spec(image: str) -> dict[str, Any]:
             "spec": {
                 "nodeSelector": dict(CORE_NODE_SELECTOR),
                 "automountServiceAccountToken": False,
-                "securityContext": {
-                    "runAsNonRoot": True,
-                    "runAsUser": POSTGRES_UID,
-                    "runAsGroup": POSTGRES_UID,
-                    "fsGroup": POSTGRES_UID,
-                    "seccompProfile": {"type": "RuntimeDefault"},
-                },
+                "securityContext": pod_security_context(POSTGRES_UID, fs_group=POSTGRES_UID),
                 "containers": [
                     {
                         "name": "postgres",
@@ -133,7 +127,6 @@ def migration_pod_spec(image: str, service_account: str, env: Sequence[dict[str,
 @dataclass(frozen=True)
 class LitellmDatabaseArgs:
     namespace: str
-    provider: k8s.Provider
     image: str  # the LiteLLM image, which carries the migrations
     postgres_image: str
     service_account: str
@@ -147,7 +140,7 @@ class LitellmDatabase(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: LitellmDatabaseArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("agent-platform:gateway:LitellmDatabase", name, None, opts)
-        k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=list(args.depends_on))
+        k8s_opts = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
         meta = {"name": DATABASE_SECRET, "namespace": args.namespace}
         ready: list[pulumi.Resource] = []
         self.env = [database_url_env()]

@@ -25,7 +25,7 @@ from typing import Any
 
 from components.config import TenantConfig
 from components.labels import CORE_NODE_SELECTOR
-from components.podspec import container_security_context
+from components.podspec import container_security_context, pod_security_context
 
 KEY_ROTATION_GRACE = "2h"  # longer than any rollout of a tenant's pods
 READY_TRIES, READY_SLEEP, READY_TIMEOUT = 30, 5, 5  # waiting for LiteLLM: at most 30 x (5 + 5) s
@@ -178,12 +178,7 @@ def registration_pod_spec(
         "automountServiceAccountToken": False,
         "restartPolicy": "Never",
         "nodeSelector": dict(CORE_NODE_SELECTOR),  # runc on a core node: the ClusterIP is reachable
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": CURL_UID,
-            "runAsGroup": CURL_GID,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": pod_security_context(CURL_UID, CURL_GID),
         "containers": [
             {
                 "name": "register-key",

@@ -68,7 +68,6 @@ def metrics_job_pod_spec(curl_image: str) -> dict[str, Any]:
 @dataclass(frozen=True)
 class MetricsKeyArgs:
     curl_image: str
-    provider: k8s.Provider
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)  # the gateway (LiteLLM and its master key)
     namespace: pulumi.Resource | None = None
 
@@ -95,7 +94,6 @@ class MetricsKey(pulumi.ComponentResource):
             string_data={METRICS_KEY_KEY: key},
             opts=pulumi.ResourceOptions(
                 parent=self,
-                provider=args.provider,
                 depends_on=[args.namespace] if args.namespace is not None else [],
                 additional_secret_outputs=["data", "stringData"],
             ),
@@ -114,7 +112,6 @@ class MetricsKey(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions(
                 parent=self,
-                provider=args.provider,
                 depends_on=[self.secret, *args.depends_on],
                 replace_with=[password],  # a new key is registered again
                 custom_timeouts=pulumi.CustomTimeouts(create="35m", update="35m"),  # the Job's own deadline + margin

@@ -229,7 +229,6 @@ class TenantGatewayArgs:
     image: str
     replicas: int
     upstream: str  # host:port of LiteLLM's ClusterIP Service
-    provider: k8s.Provider
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
 
 
@@ -242,7 +241,7 @@ class TenantGateway(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: TenantGatewayArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("agent-platform:gateway:TenantGateway", name, None, opts)
-        k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=list(args.depends_on))
+        k8s_opts = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
         labels = {"app.kubernetes.io/part-of": "agent-platform", **SELECTOR}
         self.nginx_conf = nginx_conf(args.upstream)
         config_hash = hashlib.sha256(self.nginx_conf.encode()).hexdigest()[:16]

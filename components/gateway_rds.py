@@ -27,7 +27,7 @@ from components.config import RdsConfig
 from components.iam import pod_identity_role
 from components.labels import CORE_NODE_SELECTOR
 from components.node_security import core_clients_only_group
-from components.podspec import container_security_context
+from components.podspec import container_security_context, pod_security_context
 
 DB_NAME = "litellm"
 DB_USER = "litellm"  # IAM-authenticated: the only user LiteLLM knows
@@ -111,12 +111,7 @@ def bootstrap_pod_spec(
         "serviceAccountName": BOOTSTRAP_SERVICE_ACCOUNT,
         "restartPolicy": "OnFailure",  # retried while the instance is still coming up
         "nodeSelector": dict(CORE_NODE_SELECTOR),
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": BOOTSTRAP_UID,
-            "runAsGroup": BOOTSTRAP_UID,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": pod_security_context(BOOTSTRAP_UID),
         "initContainers": [
             {
                 "name": "fetch-master-secret",
@@ -159,7 +154,6 @@ def bootstrap_pod_spec(
 class RdsPostgresArgs:
     config: RdsConfig
     namespace: str
-    provider: k8s.Provider
     cluster_name: pulumi.Input[str]
     region: str
     vpc_id: pulumi.Input[str]
@@ -237,7 +231,7 @@ class RdsPostgres(pulumi.ComponentResource):
             parent=self,
             policy_aliases=[pulumi.Alias(parent=self)],  # its deployed URN: the policy was this component's child
         )
-        k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=list(args.depends_on))
+        k8s_opts = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
         account = k8s.core.v1.ServiceAccount(
             f"{name}-bootstrap-sa",
             metadata={"name": BOOTSTRAP_SERVICE_ACCOUNT, "namespace": args.namespace},

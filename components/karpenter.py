@@ -75,7 +75,6 @@ class KarpenterArgs:
     cluster_plain_name: str  # the configured name: tags, selector terms, IAM conditions
     cluster_endpoint: pulumi.Input[str]
     cluster_security_group_id: pulumi.Input[str]  # tagged for discovery when no sandbox SG is given
-    provider: k8s.Provider
     disk_gib: int  # the Kata nodes' root volume
     node_ssm_access: bool = False
     core_nodes: Sequence[pulumi.Resource] = ()  # the controller runs there
@@ -104,7 +103,6 @@ class KarpenterArgs:
             cluster_plain_name=cluster.config.name,
             cluster_endpoint=cluster.endpoint,
             cluster_security_group_id=cluster.cluster_security_group_id,
-            provider=cluster.provider,
             disk_gib=cluster.config.kata.disk_gib,
             node_ssm_access=cluster.config.node_ssm_access,
             core_nodes=(cluster.core_node_group,),
@@ -123,7 +121,7 @@ class Karpenter(pulumi.ComponentResource):
         cfg = args.config
         cluster_name = args.cluster_plain_name  # plain name: tags, selector terms, IAM conditions
         child = pulumi.ResourceOptions(parent=self)
-        k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.provider)
+        k8s_opts = pulumi.ResourceOptions(parent=self)
 
         # --- node role: Karpenter builds the instance profile from it; the access entry lets nodes join
         nodes = node_role(name, parent=self, ssm=args.node_ssm_access)
@@ -205,7 +203,7 @@ class Karpenter(pulumi.ComponentResource):
             chart=CRD_CHART,
             version=cfg.version,
             namespace=NAMESPACE,
-            opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[namespace]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace]),
         )
         release = k8s.helm.v3.Release(
             f"{name}-controller",
@@ -231,7 +229,6 @@ class Karpenter(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions(
                 parent=self,
-                provider=args.provider,
                 depends_on=[namespace, crds, identity, *args.core_nodes, *targets],
             ),
         )
@@ -252,7 +249,6 @@ class Karpenter(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(
                 parent=self,
-                provider=args.provider,
                 depends_on=[crds, release, access_entry, sg_ready, *nodes.ready],
             ),
         )
@@ -262,7 +258,7 @@ class Karpenter(pulumi.ComponentResource):
             kind="NodePool",
             metadata={"name": NODE_POOL},
             spec=node_pool_spec(cfg),
-            opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[crds, release, node_class]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[crds, release, node_class]),
         )
 
         # Tenants that must not share a host: the same EC2NodeClass, a pool whose nodes carry the tenant's label
@@ -278,9 +274,7 @@ class Karpenter(pulumi.ComponentResource):
                     labels={**KATA_NODE_SELECTOR, DEDICATED_TENANT_KEY: tenant},
                     taints=(KATA_TAINT, dedicated_taint(tenant)),
                 ),
-                opts=pulumi.ResourceOptions(
-                    parent=self, provider=args.provider, depends_on=[crds, release, node_class]
-                ),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[crds, release, node_class]),
             )
 
         if cfg.warm_nodes > 0:

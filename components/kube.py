@@ -11,11 +11,12 @@ import pulumi_kubernetes as k8s
 PART_OF = {"app.kubernetes.io/part-of": "agent-platform"}
 
 
-def child_options(parent: pulumi.Resource, provider: k8s.Provider) -> Callable[..., pulumi.ResourceOptions]:
-    """``opts(*depends_on)``: a child of ``parent`` on the cluster's provider, waiting for ``depends_on``."""
+def child_options(parent: pulumi.Resource) -> Callable[..., pulumi.ResourceOptions]:
+    """``opts(*depends_on)``: a child of ``parent`` waiting for ``depends_on``; it takes the Kubernetes provider
+    from ``parent``'s ``opts.providers`` (the cluster's), like every in-cluster child."""
 
     def opts(*depends_on: pulumi.Resource) -> pulumi.ResourceOptions:
-        return pulumi.ResourceOptions(parent=parent, provider=provider, depends_on=list(depends_on))
+        return pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on))
 
     return opts
 
