@@ -16,6 +16,7 @@ from components.config import ConfigError, load
 from components.egress import EgressProxy, EgressProxyArgs
 from components.gateway import Gateway, GatewayArgs
 from components.gateway_metrics import MetricsKey, MetricsKeyArgs
+from components.gateway_vpc import ManagedPlacement
 from components.karpenter import Karpenter, KarpenterArgs
 from components.kata import KataNodes, KataNodesArgs
 from components.kata_runtime import KataRuntime, KataRuntimeArgs, firecracker_devmapper_userdata
@@ -109,13 +110,12 @@ gateway = Gateway(
         cfg.gateway,
         tenants=cfg.tenants,
         cluster_name=cluster.name,
-        vpc_id=network.vpc_id,
         region=cfg.region,
         vpc_cidr=cfg.network.cidr,
-        private_subnet_ids=network.private_subnet_ids,
         # Core and Kata nodes share this SG today; a core-only SG narrows the cache and database further.
-        core_security_group_id=cluster.node_security_group_id,
-        protect=cfg.protect,
+        placement=ManagedPlacement(
+            network.vpc_id, network.private_subnet_ids, cluster.node_security_group_id, protect=cfg.protect
+        ),
         depends_on=[cluster.core_node_group],
         lb_controller=[lb_controller],
     ),

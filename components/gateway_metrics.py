@@ -23,6 +23,7 @@ import pulumi_random as random
 
 from components import gateway as gw
 from components import gateway_keys as keys
+from components.kube import run_to_completion_job
 
 METRICS_KEY_SECRET = "litellm-metrics-key"
 METRICS_KEY_KEY = "token"
@@ -98,18 +99,12 @@ class MetricsKey(pulumi.ComponentResource):
                 additional_secret_outputs=["data", "stringData"],
             ),
         )
-        k8s.batch.v1.Job(
+        run_to_completion_job(
             f"{name}-registration",
-            metadata={
-                "name": metrics_job_name(args.curl_image),
-                "namespace": gw.NAMESPACE,
-                "labels": dict(JOB_LABELS),
-            },
-            spec={
-                "backoffLimit": 3,
-                "activeDeadlineSeconds": 1800,
-                "template": {"metadata": {"labels": dict(JOB_LABELS)}, "spec": metrics_job_pod_spec(args.curl_image)},
-            },
+            {"name": metrics_job_name(args.curl_image), "namespace": gw.NAMESPACE, "labels": dict(JOB_LABELS)},
+            metrics_job_pod_spec(args.curl_image),
+            backoff_limit=3,
+            deadline_seconds=1800,
             opts=pulumi.ResourceOptions(
                 parent=self,
                 depends_on=[self.secret, *args.depends_on],

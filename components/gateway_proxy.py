@@ -44,19 +44,17 @@ class Route:
     methods: tuple[str, ...]
 
 
-# What the agents call (OpenAI-compatible, with and without the /v1 prefix LiteLLM also serves), plus the
+# What the agents call (OpenAI-compatible), each with and without the /v1 prefix LiteLLM also serves, plus the
 # liveness/readiness routes (no model calls, unlike /health). Nothing else reaches LiteLLM from a sandbox.
+OPENAI_ROUTES = {
+    "chat/completions": "POST",
+    "completions": "POST",
+    "embeddings": "POST",
+    "models": "GET",
+    "model/info": "GET",
+}
 ROUTES: tuple[Route, ...] = (
-    Route("/v1/chat/completions", ("POST",)),
-    Route("/chat/completions", ("POST",)),
-    Route("/v1/completions", ("POST",)),
-    Route("/completions", ("POST",)),
-    Route("/v1/embeddings", ("POST",)),
-    Route("/embeddings", ("POST",)),
-    Route("/v1/models", ("GET",)),
-    Route("/models", ("GET",)),
-    Route("/v1/model/info", ("GET",)),
-    Route("/model/info", ("GET",)),
+    *(Route(f"{prefix}/{path}", (method,)) for path, method in OPENAI_ROUTES.items() for prefix in ("/v1", "")),
     Route("/health/liveliness", ("GET",)),
     Route("/health/readiness", ("GET",)),
 )

@@ -282,6 +282,19 @@ def volume_mount(name: str, path: str, read_only: bool = False, sub_path: str | 
     return mount
 
 
+def selecting(labels: Mapping[str, str], pod_spec: Mapping[str, Any]) -> dict[str, Any]:
+    """A workload's ``selector`` and pod ``template`` from one set of labels, so that the two cannot drift."""
+    return {
+        "selector": {"matchLabels": dict(labels)},
+        "template": {"metadata": {"labels": dict(labels)}, "spec": pod_spec},
+    }
+
+
+def plain_env(values: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Environment variables with literal values, in the mapping's order."""
+    return [{"name": name, "value": value} for name, value in values.items()]
+
+
 def secret_env(names: Sequence[str], secret: str) -> list[dict[str, Any]]:
     """Environment variables read from keys of the same name in ``secret``."""
     return [{"name": n, "valueFrom": {"secretKeyRef": {"name": secret, "key": n}}} for n in names]
