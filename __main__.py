@@ -16,6 +16,7 @@ from components.config import ConfigError, load
 from components.egress import EgressProxy, EgressProxyArgs
 from components.gateway import Gateway, GatewayArgs
 from components.gateway_metrics import MetricsKey, MetricsKeyArgs
+from components.gateway_vpc import ManagedPlacement
 from components.karpenter import Karpenter, KarpenterArgs
 from components.kata import KataNodes, KataNodesArgs
 from components.kata_runtime import KataRuntime, KataRuntimeArgs, firecracker_devmapper_userdata
@@ -48,6 +49,9 @@ cluster = Cluster(
         protect=cfg.protect,
     ),
 )
+# Every in-cluster part (and the in-cluster half of a mixed component) takes the cluster's Kubernetes provider
+# from its component's opts.providers: children inherit it by package, AWS children keep the default provider.
+in_cluster = pulumi.ResourceOptions(providers=[cluster.provider])
 # Sandbox (Kata, gVisor) nodes carry their own security group: only what a host running untrusted code needs.
 sandbox_nodes_sg = SandboxNodeSecurityGroup(
     "sandbox-nodes",
@@ -80,6 +84,7 @@ karpenter = Karpenter(
         security_group=sandbox_nodes_sg,
         dedicated_tenants=tuple(t.name for t in cfg.tenants if t.dedicated_nodes),
     ),
+    opts=in_cluster,
 )
 
 # Cluster infrastructure the NLB Services (gateway, egress proxy) wait for. Created by the gateway before: its
@@ -91,10 +96,10 @@ lb_controller = LoadBalancerController(
         cluster_name=cluster.name,
         region=cfg.region,
         vpc_id=network.vpc_id,
-        provider=cluster.provider,
         depends_on=[cluster.core_node_group],
         moved_from=pulumi.create_urn("gateway", "agent-platform:gateway:Gateway"),
     ),
+    opts=in_cluster,
 )
 
 # --- model gateway (before the tenants: agents use gateway.url and gateway.tenant_keys)
@@ -105,27 +110,26 @@ gateway = Gateway(
         cfg.gateway,
         tenants=cfg.tenants,
         cluster_name=cluster.name,
-        vpc_id=network.vpc_id,
         region=cfg.region,
-        provider=cluster.provider,
         vpc_cidr=cfg.network.cidr,
-        private_subnet_ids=network.private_subnet_ids,
         # Core and Kata nodes share this SG today; a core-only SG narrows the cache and database further.
-        core_security_group_id=cluster.node_security_group_id,
-        protect=cfg.protect,
+        placement=ManagedPlacement(
+            network.vpc_id, network.private_subnet_ids, cluster.node_security_group_id, protect=cfg.protect
+        ),
         depends_on=[cluster.core_node_group],
         lb_controller=[lb_controller],
     ),
+    opts=in_cluster,
 )
 
 # A scrape credential of its own for LiteLLM's /metrics (the ServiceMonitor's bearer token), not the master key.
 MetricsKey(
     "gateway-metrics-key",
-    MetricsKeyArgs(cfg.gateway.curl_image, cluster.provider, depends_on=[gateway.release], namespace=gateway.namespace),
+    MetricsKeyArgs(cfg.gateway.curl_image, depends_on=[gateway.release], namespace=gateway.namespace),
+    opts=in_cluster,
 )
 
 # --- Kata runtime (kata-deploy, RuntimeClasses)
-in_cluster = pulumi.ResourceOptions(providers=[cluster.provider])
 core_nodes = (cluster.core_node_group,)
 kata_runtime = KataRuntime(
     "kata-runtime",
@@ -138,12 +142,12 @@ observability = Observability(
     "observability",
     ObservabilityArgs(
         cfg.observability,
-        provider=cluster.provider,
         admin_password=secrets.require_secret("grafanaAdminPassword"),
         litellm_namespace=gateway.namespace,
         kata_monitor=kata_runtime.release if cfg.kata.monitor else None,
         depends_on=[cluster.core_node_group],
     ),
+    opts=in_cluster,
 )
 
 # --- egress proxy (allowlist mode): per-tenant domain allowlists behind an internal NLB
@@ -153,12 +157,12 @@ egress = (
         EgressProxyArgs(
             cfg.egress,
             tenants=cfg.tenants,
-            provider=cluster.provider,
             vpc_cidr=cfg.network.cidr,
             lb_controller=lb_controller,
             monitoring=observability.release,
             depends_on=[cluster.core_node_group],
         ),
+        opts=in_cluster,
     )
     if cfg.egress.allowlist
     else None
@@ -189,10 +193,10 @@ PlatformNetworkPolicies(
         platform_namespaces,
         vpc_cidr=cfg.network.cidr,
         external_database=cfg.gateway.rds_database,
-        provider=cluster.provider,
         kata_monitor=cfg.kata.monitor,
         external_cache=cfg.gateway.elasticache,
     ),
+    opts=in_cluster,
 )
 # In-cluster enforcement of the sandbox rules for what CrossGuard never sees (controllers, kubectl).
 admission = SandboxAdmission(

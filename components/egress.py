@@ -222,7 +222,6 @@ def proxy_pod_spec(image: str, mtail_image: str, config_hash: str) -> dict[str, 
 class EgressProxyArgs:
     config: EgressConfig
     tenants: tuple[TenantConfig, ...]
-    provider: k8s.Provider
     vpc_cidr: str  # NLB source range: only the VPC reaches the proxy
     lb_controller: pulumi.Resource | None = None  # its webhook must admit the LoadBalancer Service
     monitoring: pulumi.Resource | None = None  # kube-prometheus-stack (PodMonitor/PrometheusRule CRDs)
@@ -240,7 +239,7 @@ class EgressProxy(pulumi.ComponentResource):
     def __init__(self, name: str, args: EgressProxyArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("agent-platform:egress:EgressProxy", name, None, opts)
 
-        k8s_opts = child_options(self, args.provider)
+        k8s_opts = child_options(self)
 
         labels = {"app.kubernetes.io/part-of": "agent-platform", **SELECTOR}
         ns = platform_namespace(
@@ -272,9 +271,7 @@ class EgressProxy(pulumi.ComponentResource):
             metadata={"name": HTPASSWD_SECRET, "namespace": NAMESPACE, "labels": labels},
             type="Opaque",
             string_data={"htpasswd": htpasswd_text},
-            opts=pulumi.ResourceOptions(
-                parent=self, provider=args.provider, depends_on=[ns], additional_secret_outputs=["data", "stringData"]
-            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[ns], additional_secret_outputs=["data", "stringData"]),
         )
         template = proxy_pod_spec(args.config.squid_image, args.config.mtail_image, config_hash)
         k8s.apps.v1.Deployment(

@@ -34,11 +34,13 @@ from components.config import GatewayConfig, ModelConfig, TenantConfig
 from components.gateway_cache import LitellmCache, LitellmCacheArgs, with_cache
 from components.gateway_db import LitellmDatabase, LitellmDatabaseArgs, database_url_env
 from components.gateway_keys import (
+    KEY_JOB_BACKOFF_LIMIT,
+    KEY_JOB_DEADLINE,
     KEY_JOB_PULUMI_TIMEOUT,
     KEY_JOB_SCRIPT,  # noqa: F401 (re-exported)
     key_alias,  # noqa: F401
     key_job_name,
-    key_job_spec,
+    key_job_pod_spec,
     key_spec,  # noqa: F401
     team_spec,  # noqa: F401
 )
@@ -46,8 +48,9 @@ from components.gateway_proxy import LISTEN_PORT as TENANT_GATEWAY_PORT
 from components.gateway_proxy import SELECTOR as TENANT_GATEWAY_SELECTOR
 from components.gateway_proxy import TenantGateway, TenantGatewayArgs
 from components.gateway_rds import RdsPostgresArgs
+from components.gateway_vpc import ManagedPlacement
 from components.iam import PodIdentity
-from components.kube import child_options, platform_namespace
+from components.kube import child_options, platform_namespace, run_to_completion_job
 from components.labels import CORE_NODE_SELECTOR, LITELLM_NAMESPACE, LITELLM_PORT
 from components.podspec import topology_spread
 
@@ -150,13 +153,9 @@ class GatewayArgs:
     config: GatewayConfig
     tenants: tuple[TenantConfig, ...]
     cluster_name: pulumi.Input[str]
-    vpc_id: pulumi.Input[str]
     region: str  # the cluster's region (the LB controller's); Bedrock's is config.bedrock_region
-    provider: k8s.Provider
     vpc_cidr: str = ""  # NLB source range; empty leaves the controller's default
-    private_subnet_ids: Sequence[pulumi.Input[str]] = ()  # managed cache and database (prod)
-    core_security_group_id: pulumi.Input[str] | None = None  # the only clients of the cache and database
-    protect: bool = False
+    placement: ManagedPlacement | None = None  # the managed database and cache (prod)
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)  # e.g. the core node group
     lb_controller: Sequence[pulumi.Resource] = ()  # its webhook must admit the NLB Service
 
@@ -172,12 +171,11 @@ class Gateway(pulumi.ComponentResource):
     def __init__(self, name: str, args: GatewayArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("agent-platform:gateway:Gateway", name, None, opts)
         cfg = args.config
-        if (cfg.rds_database or cfg.elasticache) and (
-            args.core_security_group_id is None or not args.private_subnet_ids
-        ):
+        placement = args.placement
+        if (cfg.rds_database or cfg.elasticache) and (placement is None or not placement.subnet_ids):
             raise pulumi.RunError("agent-platform:litellmDatabase: rds and elasticache need the subnets and core SG")
 
-        k8s_opts = child_options(self, args.provider)
+        k8s_opts = child_options(self)
 
         ns = platform_namespace(
             name, NAMESPACE, {"enforce": "baseline", "warn": "restricted"}, k8s_opts(*args.depends_on)
@@ -220,27 +218,22 @@ class Gateway(pulumi.ComponentResource):
             f"{name}-db",
             LitellmDatabaseArgs(
                 namespace=NAMESPACE,
-                provider=args.provider,
                 image=cfg.image,
                 postgres_image=cfg.postgres_image,
                 service_account=SERVICE_ACCOUNT,
                 rds=RdsPostgresArgs(
                     config=cfg.rds,
                     namespace=NAMESPACE,
-                    provider=args.provider,
                     cluster_name=args.cluster_name,
                     region=args.region,
-                    vpc_id=args.vpc_id,
-                    subnet_ids=args.private_subnet_ids,
-                    client_security_group_id=args.core_security_group_id,
+                    placement=placement,
                     litellm_role=bedrock_identity.role,
                     litellm_image=cfg.image,
                     postgres_image=cfg.postgres_image,
-                    protect=args.protect,
                     # LiteLLM's Pod Identity association: the migrations log in with its IAM token
                     depends_on=(ns, service_account, bedrock_identity),
                 )
-                if cfg.rds_database and cfg.rds is not None
+                if cfg.rds_database and cfg.rds is not None and placement is not None
                 else None,
                 depends_on=(ns, service_account),
             ),
@@ -251,13 +244,9 @@ class Gateway(pulumi.ComponentResource):
             LitellmCacheArgs(
                 mode=cfg.cache,
                 namespace=NAMESPACE,
-                provider=args.provider,
                 image=cfg.cache_image,
                 engine_version=cfg.cache_engine_version,
-                vpc_id=args.vpc_id,
-                subnet_ids=args.private_subnet_ids,
-                client_security_group_id=args.core_security_group_id,
-                protect=args.protect,
+                placement=placement,
                 depends_on=(ns,),
             ),
             pulumi.ResourceOptions(parent=self),
@@ -288,7 +277,6 @@ class Gateway(pulumi.ComponentResource):
                 image=cfg.tenant_gateway_image,
                 replicas=cfg.replicas,
                 upstream=f"{RELEASE}.{NAMESPACE}.svc.cluster.local:{PORT}",
-                provider=args.provider,
                 depends_on=(ns, self.release),
             ),
             pulumi.ResourceOptions(parent=self),
@@ -340,7 +328,7 @@ class Gateway(pulumi.ComponentResource):
         passwords: dict[str, random.RandomPassword],
         after: list[pulumi.Resource],
     ) -> None:
-        opts = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[ns])
+        opts = pulumi.ResourceOptions(parent=self, depends_on=[ns])
         keys = k8s.core.v1.Secret(
             f"{name}-tenant-keys",
             metadata={"name": TENANT_KEYS_SECRET, "namespace": NAMESPACE},
@@ -357,21 +345,21 @@ class Gateway(pulumi.ComponentResource):
         for tenant in args.tenants:
             job_name = key_job_name(tenant, args.config.curl_image)
             labels = {**KEY_JOB_SELECTOR, "agent-platform.io/tenant": tenant.name}
-            self.key_jobs[tenant.name] = k8s.batch.v1.Job(
+            self.key_jobs[tenant.name] = run_to_completion_job(
                 f"{name}-key-job-{tenant.name}",
-                metadata={"name": job_name, "namespace": NAMESPACE, "labels": labels},
-                spec=key_job_spec(
+                {"name": job_name, "namespace": NAMESPACE, "labels": labels},
+                key_job_pod_spec(
                     tenant,
                     args.config.curl_image,
-                    labels,
                     service_account=KEY_JOB_SERVICE_ACCOUNT,
                     litellm_url=CLUSTER_URL,
                     master_key_secret=(MASTER_KEY_SECRET, MASTER_KEY_KEY),
                     tenant_keys_secret=TENANT_KEYS_SECRET,
                 ),
+                backoff_limit=KEY_JOB_BACKOFF_LIMIT,
+                deadline_seconds=KEY_JOB_DEADLINE,
                 opts=pulumi.ResourceOptions(
                     parent=self,
-                    provider=args.provider,
                     depends_on=[keys, registrar, *after],
                     # a rotated key (replaced RandomPassword) must be registered again
                     replace_with=[passwords[tenant.name]],

@@ -26,10 +26,10 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components.kube import named_port_service
+from components.gateway_vpc import ManagedPlacement
+from components.kube import in_cluster_store
 from components.labels import CORE_NODE_SELECTOR
-from components.node_security import core_clients_only_group
-from components.podspec import container_security_context
+from components.podspec import container_security_context, pod_security_context, selecting
 
 CACHE_SECRET = "litellm-cache"  # keys: password (LiteLLM), valkey.conf (the in-cluster server)
 CACHE_PASSWORD_ENV = "LITELLM_CACHE_PASSWORD"  # not REDIS_*: LiteLLM reads those as a second, implicit config
@@ -91,66 +91,49 @@ def valkey_conf(password: str) -> str:
 
 
 def valkey_deployment_spec(image: str) -> dict[str, Any]:
-    return {
-        "replicas": 1,
-        "strategy": {"type": "Recreate"},
-        "selector": {"matchLabels": dict(VALKEY_LABELS)},
-        "template": {
-            "metadata": {"labels": dict(VALKEY_LABELS)},
-            "spec": {
-                "nodeSelector": dict(CORE_NODE_SELECTOR),
-                "automountServiceAccountToken": False,
-                "enableServiceLinks": False,
-                "securityContext": {
-                    "runAsNonRoot": True,
-                    "runAsUser": VALKEY_UID,
-                    "runAsGroup": VALKEY_UID,
-                    "fsGroup": VALKEY_UID,
-                    "seccompProfile": {"type": "RuntimeDefault"},
+    pod: dict[str, Any] = {
+        "nodeSelector": dict(CORE_NODE_SELECTOR),
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": pod_security_context(VALKEY_UID, fs_group=VALKEY_UID),
+        "containers": [
+            {
+                "name": "valkey",
+                "image": image,
+                "command": ["valkey-server", "/etc/valkey/valkey.conf"],
+                "workingDir": "/data",  # the server's dir (nothing is persisted there)
+                "ports": [{"name": "valkey", "containerPort": VALKEY_PORT}],
+                "securityContext": container_security_context(VALKEY_UID, read_only_root=True),
+                "readinessProbe": {"tcpSocket": {"port": "valkey"}, "periodSeconds": 5},
+                "livenessProbe": {"tcpSocket": {"port": "valkey"}, "periodSeconds": 20},
+                "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
+                "volumeMounts": [
+                    {"name": "config", "mountPath": "/etc/valkey", "readOnly": True},
+                    {"name": "data", "mountPath": "/data"},
+                ],
+            }
+        ],
+        "volumes": [
+            {
+                "name": "config",
+                "secret": {
+                    "secretName": CACHE_SECRET,
+                    "items": [{"key": "valkey.conf", "path": "valkey.conf"}],
                 },
-                "containers": [
-                    {
-                        "name": "valkey",
-                        "image": image,
-                        "command": ["valkey-server", "/etc/valkey/valkey.conf"],
-                        "workingDir": "/data",  # the server's dir (nothing is persisted there)
-                        "ports": [{"name": "valkey", "containerPort": VALKEY_PORT}],
-                        "securityContext": container_security_context(VALKEY_UID, read_only_root=True),
-                        "readinessProbe": {"tcpSocket": {"port": "valkey"}, "periodSeconds": 5},
-                        "livenessProbe": {"tcpSocket": {"port": "valkey"}, "periodSeconds": 20},
-                        "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
-                        "volumeMounts": [
-                            {"name": "config", "mountPath": "/etc/valkey", "readOnly": True},
-                            {"name": "data", "mountPath": "/data"},
-                        ],
-                    }
-                ],
-                "volumes": [
-                    {
-                        "name": "config",
-                        "secret": {
-                            "secretName": CACHE_SECRET,
-                            "items": [{"key": "valkey.conf", "path": "valkey.conf"}],
-                        },
-                    },
-                    {"name": "data", "emptyDir": {"sizeLimit": "64Mi"}},
-                ],
             },
-        },
+            {"name": "data", "emptyDir": {"sizeLimit": "64Mi"}},
+        ],
     }
+    return {"replicas": 1, "strategy": {"type": "Recreate"}, **selecting(VALKEY_LABELS, pod)}
 
 
 @dataclass(frozen=True)
 class LitellmCacheArgs:
     mode: str  # "in-cluster" | "elasticache"
     namespace: str
-    provider: k8s.Provider
     image: str = ""  # in-cluster Valkey
     engine_version: str = "8"  # ElastiCache
-    vpc_id: pulumi.Input[str] | None = None
-    subnet_ids: Sequence[pulumi.Input[str]] = ()
-    client_security_group_id: pulumi.Input[str] | None = None  # the core nodes' SG
-    protect: bool = False
+    placement: ManagedPlacement | None = None  # ElastiCache
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
 
 
@@ -160,44 +143,30 @@ class LitellmCache(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: LitellmCacheArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("agent-platform:gateway:LitellmCache", name, None, opts)
-        k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=list(args.depends_on))
+        k8s_opts = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
         password = pulumi.Output.secret(
             random.RandomPassword(
                 f"{name}-password", length=40, special=False, opts=pulumi.ResourceOptions(parent=self)
             ).result
         )
-        secret_meta = {"name": CACHE_SECRET, "namespace": args.namespace}
-        if args.mode == "elasticache":
+        managed = args.mode == "elasticache"
+        # LiteLLM reads the password; the in-cluster server reads its config file (with the password) too.
+        data = {"password": password} if managed else {"password": password, "valkey.conf": password.apply(valkey_conf)}
+        meta = {"name": CACHE_SECRET, "namespace": args.namespace}
+        secret = k8s.core.v1.Secret(f"{name}-secret", metadata=meta, type="Opaque", string_data=data, opts=k8s_opts)
+        if managed:
             cache = self._elasticache(name, args, password)
             endpoint = cache.endpoints[0]
             self.settings = pulumi.Output.all(endpoint.address, endpoint.port).apply(
                 lambda v: coordination_redis(v[0], int(v[1]), tls=True, username=ELASTICACHE_USER)
             )
-            secret = k8s.core.v1.Secret(
-                f"{name}-secret",
-                metadata=secret_meta,
-                type="Opaque",
-                string_data={"password": password},
-                opts=k8s_opts,
-            )
             self.ready = [secret, cache]
         else:
             self.settings = pulumi.Output.from_input(in_cluster_settings(args.namespace))
-            secret = k8s.core.v1.Secret(
-                f"{name}-secret",
-                metadata=secret_meta,
-                type="Opaque",
-                string_data={"password": password, "valkey.conf": password.apply(valkey_conf)},
-                opts=k8s_opts,
-            )
-            service = named_port_service(
-                f"{name}-valkey", VALKEY, args.namespace, VALKEY_LABELS, ("valkey", VALKEY_PORT), k8s_opts
-            )
-            deployment = k8s.apps.v1.Deployment(
-                f"{name}-valkey",
-                metadata={"name": VALKEY, "namespace": args.namespace, "labels": dict(VALKEY_LABELS)},
-                spec=valkey_deployment_spec(args.image),
-                opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[secret])),
+            store = {"name": VALKEY, "namespace": args.namespace, "labels": dict(VALKEY_LABELS)}
+            spec = valkey_deployment_spec(args.image)
+            service, deployment = in_cluster_store(
+                k8s.apps.v1.Deployment, f"{name}-valkey", store, ("valkey", VALKEY_PORT), spec, secret, k8s_opts
             )
             self.ready = [secret, service, deployment]
         self.register_outputs({"secret": CACHE_SECRET})
@@ -205,17 +174,12 @@ class LitellmCache(pulumi.ComponentResource):
     def _elasticache(
         self, name: str, args: LitellmCacheArgs, password: pulumi.Output[str]
     ) -> aws.elasticache.ServerlessCache:
-        if args.vpc_id is None or args.client_security_group_id is None or not args.subnet_ids:
+        placement = args.placement
+        if placement is None or not placement.subnet_ids:
             raise pulumi.RunError("agent-platform:litellmCache: elasticache needs the VPC, subnets and core node SG")
         aws_opts = pulumi.ResourceOptions(parent=self)
-        group = core_clients_only_group(
-            name,
-            vpc_id=args.vpc_id,
-            client_security_group_id=args.client_security_group_id,
-            port=VALKEY_PORT,
-            description="LiteLLM cache: Valkey from the core nodes only",
-            tag="litellm-cache",
-            parent=self,
+        group = placement.clients_only_group(
+            name, VALKEY_PORT, "litellm-cache", "LiteLLM cache: Valkey from the core nodes only", self
         )
         user = aws.elasticache.User(
             f"{name}-user",
@@ -240,8 +204,8 @@ class LitellmCache(pulumi.ComponentResource):
             engine="valkey",
             major_engine_version=args.engine_version,
             description="LiteLLM shared rate-limit counters",
-            subnet_ids=list(args.subnet_ids),
+            subnet_ids=list(placement.subnet_ids),
             security_group_ids=[group.id],
             user_group_id=user_group.user_group_id,
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+            opts=pulumi.ResourceOptions(parent=self, protect=placement.protect),
         )

@@ -22,9 +22,9 @@ import pulumi_random as random
 
 from components.cluster import DEFAULT_STORAGE_CLASS
 from components.gateway_rds import RdsPostgres, RdsPostgresArgs
-from components.kube import named_port_service
+from components.kube import in_cluster_store, run_to_completion_job
 from components.labels import CORE_NODE_SELECTOR
-from components.podspec import container_security_context
+from components.podspec import container_security_context, pod_security_context, selecting
 
 DATABASE_SECRET = "litellm-database"  # key "url": postgresql://...
 POSTGRES = "litellm-postgres"
@@ -44,53 +44,44 @@ def database_url_env() -> dict[str, Any]:
 
 def postgres_spec(image: str) -> dict[str, Any]:
     """StatefulSet spec: one PostgreSQL on a gp3 volume, non-root, on core nodes."""
+    pod: dict[str, Any] = {
+        "nodeSelector": dict(CORE_NODE_SELECTOR),
+        "automountServiceAccountToken": False,
+        "securityContext": pod_security_context(POSTGRES_UID, fs_group=POSTGRES_UID),
+        "containers": [
+            {
+                "name": "postgres",
+                "image": image,
+                "ports": [{"name": "postgres", "containerPort": POSTGRES_PORT}],
+                "env": [
+                    {"name": "POSTGRES_DB", "value": POSTGRES_DB},
+                    {"name": "POSTGRES_USER", "value": POSTGRES_USER},
+                    {
+                        "name": "POSTGRES_PASSWORD",
+                        "valueFrom": {"secretKeyRef": {"name": DATABASE_SECRET, "key": "password"}},
+                    },
+                    # A subfolder: the volume's root holds lost+found, which initdb refuses.
+                    {"name": "PGDATA", "value": "/var/lib/postgresql/data/pgdata"},
+                ],
+                "securityContext": container_security_context(POSTGRES_UID, read_only_root=True),
+                "readinessProbe": {
+                    "exec": {"command": ["pg_isready", "-U", POSTGRES_USER, "-d", POSTGRES_DB]},
+                    "periodSeconds": 10,
+                },
+                "resources": {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"memory": "1Gi"}},
+                "volumeMounts": [
+                    {"name": "data", "mountPath": "/var/lib/postgresql/data"},
+                    {"name": "run", "mountPath": "/var/run/postgresql"},
+                    {"name": "tmp", "mountPath": "/tmp"},
+                ],
+            }
+        ],
+        "volumes": [{"name": "run", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}],
+    }
     return {
         "serviceName": POSTGRES,
         "replicas": 1,
-        "selector": {"matchLabels": dict(POSTGRES_LABELS)},
-        "template": {
-            "metadata": {"labels": dict(POSTGRES_LABELS)},
-            "spec": {
-                "nodeSelector": dict(CORE_NODE_SELECTOR),
-                "automountServiceAccountToken": False,
-                "securityContext": {
-                    "runAsNonRoot": True,
-                    "runAsUser": POSTGRES_UID,
-                    "runAsGroup": POSTGRES_UID,
-                    "fsGroup": POSTGRES_UID,
-                    "seccompProfile": {"type": "RuntimeDefault"},
-                },
-                "containers": [
-                    {
-                        "name": "postgres",
-                        "image": image,
-                        "ports": [{"name": "postgres", "containerPort": POSTGRES_PORT}],
-                        "env": [
-                            {"name": "POSTGRES_DB", "value": POSTGRES_DB},
-                            {"name": "POSTGRES_USER", "value": POSTGRES_USER},
-                            {
-                                "name": "POSTGRES_PASSWORD",
-                                "valueFrom": {"secretKeyRef": {"name": DATABASE_SECRET, "key": "password"}},
-                            },
-                            # A subfolder: the volume's root holds lost+found, which initdb refuses.
-                            {"name": "PGDATA", "value": "/var/lib/postgresql/data/pgdata"},
-                        ],
-                        "securityContext": container_security_context(POSTGRES_UID, read_only_root=True),
-                        "readinessProbe": {
-                            "exec": {"command": ["pg_isready", "-U", POSTGRES_USER, "-d", POSTGRES_DB]},
-                            "periodSeconds": 10,
-                        },
-                        "resources": {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"memory": "1Gi"}},
-                        "volumeMounts": [
-                            {"name": "data", "mountPath": "/var/lib/postgresql/data"},
-                            {"name": "run", "mountPath": "/var/run/postgresql"},
-                            {"name": "tmp", "mountPath": "/tmp"},
-                        ],
-                    }
-                ],
-                "volumes": [{"name": "run", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}],
-            },
-        },
+        **selecting(POSTGRES_LABELS, pod),
         "volumeClaimTemplates": [
             {
                 "metadata": {"name": "data"},
@@ -133,7 +124,6 @@ def migration_pod_spec(image: str, service_account: str, env: Sequence[dict[str,
 @dataclass(frozen=True)
 class LitellmDatabaseArgs:
     namespace: str
-    provider: k8s.Provider
     image: str  # the LiteLLM image, which carries the migrations
     postgres_image: str
     service_account: str
@@ -147,8 +137,8 @@ class LitellmDatabase(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: LitellmDatabaseArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("agent-platform:gateway:LitellmDatabase", name, None, opts)
-        k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=list(args.depends_on))
-        meta = {"name": DATABASE_SECRET, "namespace": args.namespace}
+        k8s_opts = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
+        secret_meta = {"name": DATABASE_SECRET, "namespace": args.namespace}
         ready: list[pulumi.Resource] = []
         self.env = [database_url_env()]
         if args.rds is not None:
@@ -170,38 +160,22 @@ class LitellmDatabase(pulumi.ComponentResource):
                 POSTGRES_PORT,
                 POSTGRES_DB,
             )
+            data = {"url": pulumi.Output.secret(url), "password": password}
             secret = k8s.core.v1.Secret(
-                f"{name}-url",
-                metadata=meta,
-                type="Opaque",
-                string_data={"url": pulumi.Output.secret(url), "password": password},
-                opts=k8s_opts,
+                f"{name}-url", metadata=secret_meta, type="Opaque", string_data=data, opts=k8s_opts
             )
-            service = named_port_service(
-                f"{name}-postgres", POSTGRES, args.namespace, POSTGRES_LABELS, ("postgres", POSTGRES_PORT), k8s_opts
-            )
-            database = k8s.apps.v1.StatefulSet(
-                f"{name}-postgres",
-                metadata={"name": POSTGRES, "namespace": args.namespace, "labels": dict(POSTGRES_LABELS)},
-                spec=postgres_spec(args.postgres_image),
-                opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[secret, service])),
+            store = {"name": POSTGRES, "namespace": args.namespace, "labels": dict(POSTGRES_LABELS)}
+            spec = postgres_spec(args.postgres_image)
+            _, database = in_cluster_store(
+                k8s.apps.v1.StatefulSet, f"{name}-postgres", store, ("postgres", POSTGRES_PORT), spec, secret, k8s_opts
             )
             ready.extend([secret, database])
-        self.migrations = k8s.batch.v1.Job(
+        self.migrations = run_to_completion_job(
             f"{name}-migrations",
-            metadata={
-                "name": migration_job_name(args.image),
-                "namespace": args.namespace,
-                "labels": dict(MIGRATION_LABELS),
-            },
-            spec={
-                "backoffLimit": 10,
-                "activeDeadlineSeconds": 900,
-                "template": {
-                    "metadata": {"labels": dict(MIGRATION_LABELS)},
-                    "spec": migration_pod_spec(args.image, args.service_account, self.env),
-                },
-            },
+            {"name": migration_job_name(args.image), "namespace": args.namespace, "labels": dict(MIGRATION_LABELS)},
+            migration_pod_spec(args.image, args.service_account, self.env),
+            backoff_limit=10,
+            deadline_seconds=900,
             opts=pulumi.ResourceOptions.merge(
                 k8s_opts,
                 pulumi.ResourceOptions(

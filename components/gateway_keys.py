@@ -25,7 +25,7 @@ from typing import Any
 
 from components.config import TenantConfig
 from components.labels import CORE_NODE_SELECTOR
-from components.podspec import container_security_context
+from components.podspec import container_security_context, plain_env, pod_security_context
 
 KEY_ROTATION_GRACE = "2h"  # longer than any rollout of a tenant's pods
 READY_TRIES, READY_SLEEP, READY_TIMEOUT = 30, 5, 5  # waiting for LiteLLM: at most 30 x (5 + 5) s
@@ -178,24 +178,23 @@ def registration_pod_spec(
         "automountServiceAccountToken": False,
         "restartPolicy": "Never",
         "nodeSelector": dict(CORE_NODE_SELECTOR),  # runc on a core node: the ClusterIP is reachable
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": CURL_UID,
-            "runAsGroup": CURL_GID,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": pod_security_context(CURL_UID, CURL_GID),
         "containers": [
             {
                 "name": "register-key",
                 "image": curl_image,
                 "command": ["/bin/sh", "-c", KEY_JOB_SCRIPT],
                 "env": [
-                    {"name": "LITELLM_URL", "value": litellm_url},
-                    {"name": "KEY_ALIAS", "value": alias},
-                    {"name": "TEAM_ID", "value": team["team_id"]},
-                    {"name": "GRACE", "value": KEY_ROTATION_GRACE},
-                    {"name": "TEAM_SPEC", "value": json.dumps(team, sort_keys=True)},
-                    {"name": "KEY_SPEC", "value": json.dumps(key, sort_keys=True)},
+                    *plain_env(
+                        {
+                            "LITELLM_URL": litellm_url,
+                            "KEY_ALIAS": alias,
+                            "TEAM_ID": team["team_id"],
+                            "GRACE": KEY_ROTATION_GRACE,
+                            "TEAM_SPEC": json.dumps(team, sort_keys=True),
+                            "KEY_SPEC": json.dumps(key, sort_keys=True),
+                        }
+                    ),
                     secret_env("MASTER_KEY", *master_key_secret),
                     secret_env("TENANT_KEY", *key_secret),  # the script's name for the key being registered
                 ],
@@ -233,12 +232,3 @@ def key_job_pod_spec(
         team=team_spec(tenant),
         key=key_spec(tenant),
     )
-
-
-def key_job_spec(tenant: TenantConfig, curl_image: str, labels: dict[str, str], **pod: Any) -> dict[str, Any]:
-    return {
-        "backoffLimit": KEY_JOB_BACKOFF_LIMIT,
-        "activeDeadlineSeconds": KEY_JOB_DEADLINE,
-        # no ttlSecondsAfterFinished: a Job deleted by the TTL controller would be drift
-        "template": {"metadata": {"labels": labels}, "spec": key_job_pod_spec(tenant, curl_image, **pod)},
-    }

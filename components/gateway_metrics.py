@@ -23,6 +23,7 @@ import pulumi_random as random
 
 from components import gateway as gw
 from components import gateway_keys as keys
+from components.kube import run_to_completion_job
 
 METRICS_KEY_SECRET = "litellm-metrics-key"
 METRICS_KEY_KEY = "token"
@@ -68,7 +69,6 @@ def metrics_job_pod_spec(curl_image: str) -> dict[str, Any]:
 @dataclass(frozen=True)
 class MetricsKeyArgs:
     curl_image: str
-    provider: k8s.Provider
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)  # the gateway (LiteLLM and its master key)
     namespace: pulumi.Resource | None = None
 
@@ -95,26 +95,18 @@ class MetricsKey(pulumi.ComponentResource):
             string_data={METRICS_KEY_KEY: key},
             opts=pulumi.ResourceOptions(
                 parent=self,
-                provider=args.provider,
                 depends_on=[args.namespace] if args.namespace is not None else [],
                 additional_secret_outputs=["data", "stringData"],
             ),
         )
-        k8s.batch.v1.Job(
+        run_to_completion_job(
             f"{name}-registration",
-            metadata={
-                "name": metrics_job_name(args.curl_image),
-                "namespace": gw.NAMESPACE,
-                "labels": dict(JOB_LABELS),
-            },
-            spec={
-                "backoffLimit": 3,
-                "activeDeadlineSeconds": 1800,
-                "template": {"metadata": {"labels": dict(JOB_LABELS)}, "spec": metrics_job_pod_spec(args.curl_image)},
-            },
+            {"name": metrics_job_name(args.curl_image), "namespace": gw.NAMESPACE, "labels": dict(JOB_LABELS)},
+            metrics_job_pod_spec(args.curl_image),
+            backoff_limit=3,
+            deadline_seconds=1800,
             opts=pulumi.ResourceOptions(
                 parent=self,
-                provider=args.provider,
                 depends_on=[self.secret, *args.depends_on],
                 replace_with=[password],  # a new key is registered again
                 custom_timeouts=pulumi.CustomTimeouts(create="35m", update="35m"),  # the Job's own deadline + margin

@@ -44,19 +44,17 @@ class Route:
     methods: tuple[str, ...]
 
 
-# What the agents call (OpenAI-compatible, with and without the /v1 prefix LiteLLM also serves), plus the
+# What the agents call (OpenAI-compatible), each with and without the /v1 prefix LiteLLM also serves, plus the
 # liveness/readiness routes (no model calls, unlike /health). Nothing else reaches LiteLLM from a sandbox.
+OPENAI_ROUTES = {
+    "chat/completions": "POST",
+    "completions": "POST",
+    "embeddings": "POST",
+    "models": "GET",
+    "model/info": "GET",
+}
 ROUTES: tuple[Route, ...] = (
-    Route("/v1/chat/completions", ("POST",)),
-    Route("/chat/completions", ("POST",)),
-    Route("/v1/completions", ("POST",)),
-    Route("/completions", ("POST",)),
-    Route("/v1/embeddings", ("POST",)),
-    Route("/embeddings", ("POST",)),
-    Route("/v1/models", ("GET",)),
-    Route("/models", ("GET",)),
-    Route("/v1/model/info", ("GET",)),
-    Route("/model/info", ("GET",)),
+    *(Route(f"{prefix}/{path}", (method,)) for path, method in OPENAI_ROUTES.items() for prefix in ("/v1", "")),
     Route("/health/liveliness", ("GET",)),
     Route("/health/readiness", ("GET",)),
 )
@@ -229,7 +227,6 @@ class TenantGatewayArgs:
     image: str
     replicas: int
     upstream: str  # host:port of LiteLLM's ClusterIP Service
-    provider: k8s.Provider
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
 
 
@@ -242,7 +239,7 @@ class TenantGateway(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: TenantGatewayArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("agent-platform:gateway:TenantGateway", name, None, opts)
-        k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=list(args.depends_on))
+        k8s_opts = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
         labels = {"app.kubernetes.io/part-of": "agent-platform", **SELECTOR}
         self.nginx_conf = nginx_conf(args.upstream)
         config_hash = hashlib.sha256(self.nginx_conf.encode()).hexdigest()[:16]

@@ -24,10 +24,11 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components.config import RdsConfig
+from components.gateway_vpc import ManagedPlacement
 from components.iam import pod_identity_role
+from components.kube import run_to_completion_job
 from components.labels import CORE_NODE_SELECTOR
-from components.node_security import core_clients_only_group
-from components.podspec import container_security_context
+from components.podspec import container_security_context, plain_env, pod_security_context
 
 DB_NAME = "litellm"
 DB_USER = "litellm"  # IAM-authenticated: the only user LiteLLM knows
@@ -104,53 +105,35 @@ def secret_read_policy(secret_arn: str) -> str:
 def bootstrap_pod_spec(
     litellm_image: str, postgres_image: str, region: str, host: Any, secret_arn: Any
 ) -> dict[str, Any]:
-    security = container_security_context(BOOTSTRAP_UID, read_only_root=True)
-    run = {"name": "run", "mountPath": SECRETS_DIR}
-    resources = {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}}
+    def step(name: str, image: str, command: list[str], env: dict[str, Any]) -> dict[str, Any]:
+        """One step of the bootstrap: both share the user, the limits and the in-memory secrets directory."""
+        return {
+            "name": name,
+            "image": image,
+            "command": command,
+            "env": plain_env(env),
+            "securityContext": container_security_context(BOOTSTRAP_UID, read_only_root=True),
+            "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
+            "volumeMounts": [{"name": "run", "mountPath": SECRETS_DIR}],
+        }
+
+    fetch = {"SECRET_ARN": secret_arn, "AWS_REGION": region, "SECRETS_DIR": SECRETS_DIR}
+    create = {
+        "PGHOST": host,
+        "PGPORT": str(PORT),
+        "PGSSLMODE": "require",  # RDS presents TLS; no password in clear
+        "DB_USER": DB_USER,
+        "DB_NAME": DB_NAME,
+        "SECRETS_DIR": SECRETS_DIR,
+        "BOOTSTRAP_SQL": BOOTSTRAP_SQL,
+    }
     return {
         "serviceAccountName": BOOTSTRAP_SERVICE_ACCOUNT,
         "restartPolicy": "OnFailure",  # retried while the instance is still coming up
         "nodeSelector": dict(CORE_NODE_SELECTOR),
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": BOOTSTRAP_UID,
-            "runAsGroup": BOOTSTRAP_UID,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
-        "initContainers": [
-            {
-                "name": "fetch-master-secret",
-                "image": litellm_image,
-                "command": ["python", "-c", FETCH_SECRET_SCRIPT],
-                "env": [
-                    {"name": "SECRET_ARN", "value": secret_arn},
-                    {"name": "AWS_REGION", "value": region},
-                    {"name": "SECRETS_DIR", "value": SECRETS_DIR},
-                ],
-                "securityContext": security,
-                "resources": resources,
-                "volumeMounts": [run],
-            }
-        ],
-        "containers": [
-            {
-                "name": "create-iam-user",
-                "image": postgres_image,
-                "command": ["/bin/sh", "-c", BOOTSTRAP_SCRIPT],
-                "env": [
-                    {"name": "PGHOST", "value": host},
-                    {"name": "PGPORT", "value": str(PORT)},
-                    {"name": "PGSSLMODE", "value": "require"},  # RDS presents TLS; no password in clear
-                    {"name": "DB_USER", "value": DB_USER},
-                    {"name": "DB_NAME", "value": DB_NAME},
-                    {"name": "SECRETS_DIR", "value": SECRETS_DIR},
-                    {"name": "BOOTSTRAP_SQL", "value": BOOTSTRAP_SQL},
-                ],
-                "securityContext": security,
-                "resources": resources,
-                "volumeMounts": [run],
-            }
-        ],
+        "securityContext": pod_security_context(BOOTSTRAP_UID),
+        "initContainers": [step("fetch-master-secret", litellm_image, ["python", "-c", FETCH_SECRET_SCRIPT], fetch)],
+        "containers": [step("create-iam-user", postgres_image, ["/bin/sh", "-c", BOOTSTRAP_SCRIPT], create)],
         "volumes": [{"name": "run", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}}],
     }
 
@@ -159,16 +142,12 @@ def bootstrap_pod_spec(
 class RdsPostgresArgs:
     config: RdsConfig
     namespace: str
-    provider: k8s.Provider
     cluster_name: pulumi.Input[str]
     region: str
-    vpc_id: pulumi.Input[str]
-    subnet_ids: Sequence[pulumi.Input[str]]
-    client_security_group_id: pulumi.Input[str]  # the core nodes' SG
+    placement: ManagedPlacement
     litellm_role: aws.iam.Role  # LiteLLM's Pod Identity role: gets rds-db:connect
     litellm_image: str
     postgres_image: str
-    protect: bool = False
     depends_on: Sequence[pulumi.Resource] = ()
 
 
@@ -179,17 +158,12 @@ class RdsPostgres(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: RdsPostgresArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("agent-platform:gateway:RdsPostgres", name, None, opts)
-        cfg = args.config
+        cfg, placement = args.config, args.placement
+        protect = placement.protect
         aws_opts = pulumi.ResourceOptions(parent=self)
-        subnets = aws.rds.SubnetGroup(f"{name}-subnets", subnet_ids=list(args.subnet_ids), opts=aws_opts)
-        group = core_clients_only_group(
-            name,
-            vpc_id=args.vpc_id,
-            client_security_group_id=args.client_security_group_id,
-            port=PORT,
-            description="LiteLLM database: PostgreSQL from the core nodes only",
-            tag="litellm-db",
-            parent=self,
+        subnets = aws.rds.SubnetGroup(f"{name}-subnets", subnet_ids=list(placement.subnet_ids), opts=aws_opts)
+        group = placement.clients_only_group(
+            name, PORT, "litellm-db", "LiteLLM database: PostgreSQL from the core nodes only", self
         )
         self.instance = aws.rds.Instance(
             f"{name}-postgres",
@@ -211,10 +185,10 @@ class RdsPostgres(pulumi.ComponentResource):
             backup_retention_period=cfg.backup_retention_days,
             copy_tags_to_snapshot=True,
             auto_minor_version_upgrade=True,
-            deletion_protection=args.protect,
-            skip_final_snapshot=not args.protect,
-            final_snapshot_identifier=f"{name}-litellm-final" if args.protect else None,
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+            deletion_protection=protect,
+            skip_final_snapshot=not protect,
+            final_snapshot_identifier=f"{name}-litellm-final" if protect else None,
+            opts=pulumi.ResourceOptions(parent=self, protect=protect),
         )
         secret_arn = self.instance.master_user_secrets.apply(lambda s: s[0].secret_arn)
         caller = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=self))
@@ -237,26 +211,19 @@ class RdsPostgres(pulumi.ComponentResource):
             parent=self,
             policy_aliases=[pulumi.Alias(parent=self)],  # its deployed URN: the policy was this component's child
         )
-        k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=list(args.depends_on))
+        k8s_opts = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
         account = k8s.core.v1.ServiceAccount(
             f"{name}-bootstrap-sa",
             metadata={"name": BOOTSTRAP_SERVICE_ACCOUNT, "namespace": args.namespace},
             automount_service_account_token=False,
             opts=k8s_opts,
         )
-        self.bootstrap = k8s.batch.v1.Job(
+        self.bootstrap = run_to_completion_job(
             f"{name}-bootstrap",
-            metadata={"name": "litellm-db-bootstrap", "namespace": args.namespace, "labels": dict(BOOTSTRAP_LABELS)},
-            spec={
-                "backoffLimit": 10,
-                "activeDeadlineSeconds": 900,
-                "template": {
-                    "metadata": {"labels": dict(BOOTSTRAP_LABELS)},
-                    "spec": bootstrap_pod_spec(
-                        args.litellm_image, args.postgres_image, args.region, self.instance.address, secret_arn
-                    ),
-                },
-            },
+            {"name": "litellm-db-bootstrap", "namespace": args.namespace, "labels": dict(BOOTSTRAP_LABELS)},
+            bootstrap_pod_spec(args.litellm_image, args.postgres_image, args.region, self.instance.address, secret_arn),
+            backoff_limit=10,
+            deadline_seconds=900,
             opts=pulumi.ResourceOptions.merge(
                 k8s_opts,
                 pulumi.ResourceOptions(

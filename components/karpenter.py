@@ -80,7 +80,6 @@ class KarpenterArgs:
     cluster_plain_name: str  # the configured name: tags, selector terms, IAM conditions
     cluster_endpoint: pulumi.Input[str]
     cluster_security_group_id: pulumi.Input[str]  # tagged for discovery when no sandbox SG is given
-    provider: k8s.Provider
     disk_gib: int  # the Kata nodes' root volume
     node_ssm_access: bool = False
     core_nodes: Sequence[pulumi.Resource] = ()  # the controller runs there
@@ -109,7 +108,6 @@ class KarpenterArgs:
             cluster_plain_name=cluster.config.name,
             cluster_endpoint=cluster.endpoint,
             cluster_security_group_id=cluster.cluster_security_group_id,
-            provider=cluster.provider,
             disk_gib=cluster.config.kata.disk_gib,
             node_ssm_access=cluster.config.node_ssm_access,
             core_nodes=(cluster.core_node_group,),
@@ -128,7 +126,6 @@ class Karpenter(pulumi.ComponentResource):
         cfg = args.config
         cluster_name = args.cluster_plain_name  # plain name: tags, selector terms, IAM conditions
         child = pulumi.ResourceOptions(parent=self)
-        k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.provider)
 
         # --- node role: Karpenter builds the instance profile from it; the access entry lets nodes join
         nodes = node_role(name, parent=self, ssm=args.node_ssm_access)
@@ -195,12 +192,12 @@ class Karpenter(pulumi.ComponentResource):
         )
 
         # --- controller (CRDs from their own chart: Helm never upgrades a chart's crds/ directory)
-        namespace = platform_namespace(name, NAMESPACE, {}, k8s_opts)
+        namespace = platform_namespace(name, NAMESPACE, {}, child)
         self.namespace = namespace
 
         def after(*resources: pulumi.Resource) -> pulumi.ResourceOptions:
             """The Kubernetes options, waiting for ``resources``."""
-            return pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=list(resources)))
+            return pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=list(resources)))
 
         def karpenter_object(kind: str, object_name: str, spec: Any, opts: pulumi.ResourceOptions) -> CustomResource:
             """An EC2NodeClass or NodePool, named ``<name>-<object_name>-nodeclass`` (or ``-nodepool``) in Pulumi."""
@@ -263,7 +260,7 @@ class Karpenter(pulumi.ComponentResource):
             karpenter_object("NodePool", f"{NODE_POOL}-{tenant}", spec, after(crds, release, node_class))
 
         if cfg.warm_nodes > 0:
-            self._warm_floor(name, cfg, k8s_opts, [namespace, node_pool])
+            self._warm_floor(name, cfg, child, [namespace, node_pool])
         if args.gvisor:
             # The gVisor tier: its own class and pool, no nested virtualization, runsc installed at boot.
             runsc = gvisor.gvisor_userdata(cfg.gvisor_release)
@@ -283,7 +280,7 @@ class Karpenter(pulumi.ComponentResource):
         self.register_outputs({"nodeRoleArn": self.node_role_arn})
 
     def _warm_floor(
-        self, name: str, cfg: KarpenterConfig, k8s_opts: pulumi.ResourceOptions, after: list[pulumi.Resource]
+        self, name: str, cfg: KarpenterConfig, child: pulumi.ResourceOptions, after: list[pulumi.Resource]
     ) -> None:
         """``kataWarmNodes`` Kata nodes kept up by placeholder pods: Karpenter launches a node for each (they
         repel each other per host) and keeps it; a sandbox that needs the room preempts the placeholder."""
@@ -293,11 +290,11 @@ class Karpenter(pulumi.ComponentResource):
             value=PLACEHOLDER_PRIORITY,
             preemption_policy="Never",
             description="Kata capacity placeholders: preempted by any sandbox.",
-            opts=k8s_opts,
+            opts=child,
         )
         k8s.apps.v1.Deployment(
             f"{name}-placeholder",
             metadata={"name": PLACEHOLDER, "namespace": NAMESPACE},
             spec=placeholder_spec(cfg),
-            opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[priority, *after])),
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[priority, *after])),
         )

@@ -4,6 +4,7 @@ the platform namespace every component owns (labelled part-of the platform, with
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -11,11 +12,12 @@ import pulumi_kubernetes as k8s
 PART_OF = {"app.kubernetes.io/part-of": "agent-platform"}
 
 
-def child_options(parent: pulumi.Resource, provider: k8s.Provider) -> Callable[..., pulumi.ResourceOptions]:
-    """``opts(*depends_on)``: a child of ``parent`` on the cluster's provider, waiting for ``depends_on``."""
+def child_options(parent: pulumi.Resource) -> Callable[..., pulumi.ResourceOptions]:
+    """``opts(*depends_on)``: a child of ``parent`` waiting for ``depends_on``; it takes the Kubernetes provider
+    from ``parent``'s ``opts.providers`` (the cluster's), like every in-cluster child."""
 
     def opts(*depends_on: pulumi.Resource) -> pulumi.ResourceOptions:
-        return pulumi.ResourceOptions(parent=parent, provider=provider, depends_on=list(depends_on))
+        return pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on))
 
     return opts
 
@@ -28,19 +30,57 @@ def platform_namespace(
     return k8s.core.v1.Namespace(f"{name}-ns", metadata={"name": namespace, "labels": labels}, opts=opts)
 
 
-def named_port_service(
+Workload = type[k8s.apps.v1.Deployment] | type[k8s.apps.v1.StatefulSet]
+
+
+def in_cluster_store(
+    kind: Workload,
     name: str,
-    service: str,
-    namespace: str,
-    labels: Mapping[str, str],
+    metadata: Mapping[str, Any],
     port: tuple[str, int],
+    spec: Mapping[str, Any],
+    secret: k8s.core.v1.Secret,
     opts: pulumi.ResourceOptions,
-) -> k8s.core.v1.Service:
-    """A ClusterIP Service ``service`` for the pods ``labels`` select, on one named container port."""
+) -> tuple[k8s.core.v1.Service, k8s.apps.v1.Deployment | k8s.apps.v1.StatefulSet]:
+    """A single-instance store (PostgreSQL, Valkey): its workload and a ClusterIP Service of the same name and
+    labels, selecting its pods by those labels, on one named container port. The workload waits for its
+    ``secret`` (password and config), a StatefulSet also for its governing Service."""
     port_name, number = port
-    return k8s.core.v1.Service(
+    selector = dict(metadata["labels"])
+    service = k8s.core.v1.Service(
         name,
-        metadata={"name": service, "namespace": namespace, "labels": dict(labels)},
-        spec={"selector": dict(labels), "ports": [{"name": port_name, "port": number, "targetPort": port_name}]},
+        metadata=metadata,
+        spec={"selector": selector, "ports": [{"name": port_name, "port": number, "targetPort": port_name}]},
+        opts=opts,
+    )
+    after = [secret, service] if kind is k8s.apps.v1.StatefulSet else [secret]
+    workload = kind(
+        name,
+        metadata=metadata,
+        spec=spec,
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=after)),
+    )
+    return service, workload
+
+
+def run_to_completion_job(
+    name: str,
+    metadata: Mapping[str, Any],
+    pod_spec: Mapping[str, Any],
+    *,
+    backoff_limit: int,
+    deadline_seconds: int,
+    opts: pulumi.ResourceOptions,
+) -> k8s.batch.v1.Job:
+    """A Job whose pod carries the Job's labels (what the NetworkPolicies select) and runs to completion within
+    ``deadline_seconds``. No ttlSecondsAfterFinished: a Job deleted by the TTL controller would be drift."""
+    return k8s.batch.v1.Job(
+        name,
+        metadata=metadata,
+        spec={
+            "backoffLimit": backoff_limit,
+            "activeDeadlineSeconds": deadline_seconds,
+            "template": {"metadata": {"labels": dict(metadata["labels"])}, "spec": pod_spec},
+        },
         opts=opts,
     )

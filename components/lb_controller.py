@@ -38,7 +38,6 @@ class LoadBalancerControllerArgs:
     cluster_name: pulumi.Input[str]
     region: str  # given explicitly: nodes keep IMDS out of pods' reach (hop limit 1)
     vpc_id: pulumi.Input[str]
-    provider: k8s.Provider
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)  # the core node group
     moved_from: pulumi.Input[str] | None = None  # URN of the component that created these resources before
 
@@ -58,9 +57,7 @@ class LoadBalancerController(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, aliases=aliases),
             type_token=POD_IDENTITY_TYPE,
         )
-        opts = pulumi.ResourceOptions(
-            parent=self, provider=args.provider, depends_on=list(args.depends_on), aliases=aliases
-        )
+        opts = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on), aliases=aliases)
         service_account = k8s.core.v1.ServiceAccount(
             f"{name}-sa", metadata={"name": SERVICE_ACCOUNT, "namespace": NAMESPACE}, opts=opts
         )

@@ -358,7 +358,6 @@ class PlatformNetworkPoliciesArgs:
     namespaces: Mapping[str, pulumi.Resource | None]
     vpc_cidr: str
     external_database: bool
-    provider: k8s.Provider
     kata_monitor: bool = False  # kata-monitor runs (a Go-runtime shim is on): Prometheus may scrape it
     external_cache: bool = False  # LiteLLM's rate-limit cache is ElastiCache (in the VPC), not the Valkey pod
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
@@ -380,7 +379,6 @@ class PlatformNetworkPolicies(pulumi.ComponentResource):
                 spec=body["spec"],
                 opts=pulumi.ResourceOptions(
                     parent=self,
-                    provider=args.provider,
                     depends_on=[*args.depends_on, *([creator] if creator is not None else [])],
                 ),
             )

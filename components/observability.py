@@ -151,7 +151,6 @@ def litellm_service_monitor_spec() -> dict[str, Any]:
 @dataclass(frozen=True)
 class ObservabilityArgs:
     config: ObservabilityConfig
-    provider: k8s.Provider
     admin_password: pulumi.Input[str]  # secret
     litellm_namespace: pulumi.Resource | None = None  # the gateway's Namespace, for the ServiceMonitor
     kata_monitor: pulumi.Resource | None = (
@@ -166,7 +165,7 @@ class Observability(pulumi.ComponentResource):
     def __init__(self, name: str, args: ObservabilityArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("agent-platform:observability:Observability", name, None, opts)
 
-        k8s_opts = child_options(self, args.provider)
+        k8s_opts = child_options(self)
 
         # node-exporter needs the host network, PID namespace and root filesystem.
         ns = platform_namespace(name, NAMESPACE, {"enforce": "privileged"}, k8s_opts(*args.depends_on))

@@ -112,6 +112,19 @@ def dns_config(namespace: str, network: NetworkConfig) -> dict[str, Any]:
     }
 
 
+def pod_security_context(
+    uid: int, gid: int | None = None, *, fs_group: int | None = None, fs_group_change_policy: str | None = None
+) -> dict[str, Any]:
+    """Pod-level context every platform and sandbox pod shares: non-root as ``uid`` (group ``gid``, default
+    ``uid``), seccomp RuntimeDefault; ``fs_group`` owns the mounted volumes of pods that write to them."""
+    context: dict[str, Any] = {"runAsNonRoot": True, "runAsUser": uid, "runAsGroup": uid if gid is None else gid}
+    if fs_group is not None:
+        context["fsGroup"] = fs_group
+    if fs_group_change_policy is not None:
+        context["fsGroupChangePolicy"] = fs_group_change_policy
+    return {**context, "seccompProfile": {"type": "RuntimeDefault"}}
+
+
 def container_security_context(uid: int, read_only_root: bool, gid: int | None = None) -> dict[str, Any]:
     """Restricted-profile container security context: non-root, no escalation, no capabilities."""
     return {
@@ -183,14 +196,7 @@ def sandbox_pod_template(pod: SandboxPod, network: NetworkConfig) -> dict[str, A
         **{name: False for name in _HOST_FIELDS},
         "dnsPolicy": "None",
         "dnsConfig": dns_config(pod.namespace, network),
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": pod.uid,
-            "runAsGroup": pod.uid,
-            "fsGroup": pod.uid,
-            "fsGroupChangePolicy": "OnRootMismatch",
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": pod_security_context(pod.uid, fs_group=pod.uid, fs_group_change_policy="OnRootMismatch"),
         "containers": [_container(pod.container, pod)],
     }
     if pod.dedicated_nodes:
@@ -276,6 +282,19 @@ def volume_mount(name: str, path: str, read_only: bool = False, sub_path: str | 
     return mount
 
 
+def selecting(labels: Mapping[str, str], pod_spec: Mapping[str, Any]) -> dict[str, Any]:
+    """A workload's ``selector`` and pod ``template`` from one set of labels, so that the two cannot drift."""
+    return {
+        "selector": {"matchLabels": dict(labels)},
+        "template": {"metadata": {"labels": dict(labels)}, "spec": pod_spec},
+    }
+
+
+def plain_env(values: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Environment variables with literal values, in the mapping's order."""
+    return [{"name": name, "value": value} for name, value in values.items()]
+
+
 def secret_env(names: Sequence[str], secret: str) -> list[dict[str, Any]]:
     """Environment variables read from keys of the same name in ``secret``."""
     return [{"name": n, "valueFrom": {"secretKeyRef": {"name": secret, "key": n}}} for n in names]
@@ -325,13 +344,7 @@ def core_pod_template(
             "automountServiceAccountToken": False,
             "enableServiceLinks": False,
             "terminationGracePeriodSeconds": grace_seconds,
-            "securityContext": {
-                "runAsNonRoot": True,
-                "runAsUser": uid,
-                "runAsGroup": uid,
-                "fsGroup": uid,
-                "seccompProfile": {"type": "RuntimeDefault"},
-            },
+            "securityContext": pod_security_context(uid, fs_group=uid),
             "topologySpreadConstraints": spread,
             "containers": containers,
             "volumes": volumes,

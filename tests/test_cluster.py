@@ -294,6 +294,18 @@ def test_kubernetes_provider_uses_the_secret_kubeconfig_and_waits_for_core_nodes
     assert "kubeconfig" in dev.secret_outputs
 
 
+def test_every_kubernetes_object_and_only_those_use_the_clusters_provider(each_stack: ProgramResult) -> None:
+    """Components get the provider through ``opts.providers`` and their children inherit it by package: every
+    in-cluster object lands on the cluster's provider, while the AWS children of mixed components (gateway,
+    Karpenter, LB controller) keep the default AWS provider."""
+    cluster = each_stack.named("pulumi:providers:kubernetes", "cluster-k8s")
+    kubernetes = [r for r in each_stack.registrations if r.custom and r.type.startswith("kubernetes:")]
+    assert len(kubernetes) > 50
+    assert {r.provider for r in kubernetes} == {cluster.urn}
+    others = {r.type for r in each_stack.registrations if r.provider and not r.type.startswith("kubernetes:")}
+    assert not others
+
+
 def test_oidc_outputs(dev: ProgramResult) -> None:
     assert dev.outputs["oidcProviderArn"].startswith("arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.")
     assert dev.outputs["oidcProviderUrl"].startswith("oidc.eks.us-east-1.amazonaws.com/id/")

@@ -16,6 +16,7 @@ from components.podspec import (
     KATA_VCPUS_ANNOTATION,
     Container,
     SandboxPod,
+    pod_security_context,
     sandbox_egress_rules,
     sandbox_pod_template,
 )
@@ -218,3 +219,17 @@ def test_builder_output_is_not_shared_between_calls() -> None:
     snapshot = copy.deepcopy(first)
     first["spec"]["containers"][0]["env"].append({"name": "X", "value": "1"})
     assert template_for(cfg, "hermes") == snapshot
+
+
+def test_pod_security_context_is_non_root_seccomp_default_and_sets_only_what_it_is_given() -> None:
+    pod = {"securityContext": pod_security_context(100, 101), "containers": []}
+    assert pod["securityContext"] == {
+        "runAsNonRoot": True,
+        "runAsUser": 100,
+        "runAsGroup": 101,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    validate_object({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": pod})
+    volumes = pod_security_context(999, fs_group=999, fs_group_change_policy="OnRootMismatch")
+    assert (volumes["runAsGroup"], volumes["fsGroup"], volumes["fsGroupChangePolicy"]) == (999, 999, "OnRootMismatch")
+    assert "fsGroup" not in pod_security_context(999)
