@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
-import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
@@ -49,7 +48,7 @@ from components.gateway_proxy import SELECTOR as TENANT_GATEWAY_SELECTOR
 from components.gateway_proxy import TenantGateway, TenantGatewayArgs
 from components.gateway_rds import RdsPostgresArgs
 from components.gateway_vpc import ManagedPlacement
-from components.iam import PodIdentity
+from components.iam import PodIdentity, account_policy
 from components.kube import child_options, platform_namespace, run_to_completion_job
 from components.labels import CORE_NODE_SELECTOR, LITELLM_NAMESPACE, LITELLM_PORT
 from components.podspec import topology_spread
@@ -188,11 +187,9 @@ class Gateway(pulumi.ComponentResource):
             metadata={"name": SERVICE_ACCOUNT, "namespace": NAMESPACE},
             opts=k8s_opts(ns),
         )
-        caller = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=self))
-        partition = aws.get_partition_output(opts=pulumi.InvokeOptions(parent=self)).partition
         model_ids = [m.model_id for m in cfg.models]
-        policy = pulumi.Output.all(caller.account_id, partition).apply(
-            lambda v: bedrock_policy(model_ids, cfg.bedrock_region, v[0], v[1])
+        policy = account_policy(
+            self, lambda partition, account: bedrock_policy(model_ids, cfg.bedrock_region, account, partition)
         )
         bedrock_identity = PodIdentity(
             f"{name}-bedrock",

@@ -25,7 +25,7 @@ import pulumi_kubernetes as k8s
 
 from components.config import RdsConfig
 from components.gateway_vpc import ManagedPlacement
-from components.iam import pod_identity_role
+from components.iam import account_policy, pod_identity_role
 from components.kube import run_to_completion_job
 from components.labels import CORE_NODE_SELECTOR
 from components.podspec import container_security_context, plain_env, pod_security_context
@@ -191,13 +191,13 @@ class RdsPostgres(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, protect=protect),
         )
         secret_arn = self.instance.master_user_secrets.apply(lambda s: s[0].secret_arn)
-        caller = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=self))
-        partition = aws.get_partition_output(opts=pulumi.InvokeOptions(parent=self)).partition
         connect = aws.iam.RolePolicy(
             f"{name}-connect",
             role=args.litellm_role.id,
-            policy=pulumi.Output.all(caller.account_id, self.instance.resource_id, partition).apply(
-                lambda v: connect_policy(args.region, v[0], v[1], v[2])
+            policy=account_policy(
+                self,
+                lambda partition, account, db: connect_policy(args.region, account, db, partition),
+                self.instance.resource_id,
             ),
             opts=aws_opts,
         )
