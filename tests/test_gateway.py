@@ -1,25 +1,20 @@
-"""Model gateway: LiteLLM to Bedrock, the internal NLB Kata pods use, tenant virtual keys, config errors."""
+"""Model gateway: the LiteLLM release, the internal NLB Kata pods use, its database, secrets and wiring."""
 
 from __future__ import annotations
 
 import json
 import re
 import runpy
-from dataclasses import replace
 from typing import Any
 
 import pulumi
-import pytest
 
 from components import gateway as gw
-from components import lb_controller
-from components.config import PlatformConfig, project_schema
+from components.config import project_schema
 from components.labels import CORE_NODE_SELECTOR
-from tests.configs import MODELS, SECRETS
 from tests.conftest import program_result
 from tests.schemas import validate_object
-from tests.tokens import JOB, RELEASE, ROLE, SECRET, SERVICE
-from tools.mocks import ACCOUNT_ID
+from tests.tokens import JOB, RELEASE, SECRET, SERVICE
 from tools.program import MASK, PLACEHOLDER, ROOT, ProgramResult, Registration, run_program
 
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
@@ -39,125 +34,6 @@ def bedrock_statement(result: ProgramResult) -> dict[str, Any]:
     policy = json.loads(result.named(ROLE_POLICY, "gateway-bedrock-policy").inputs["policy"])
     assert len(policy["Statement"]) == 1
     return policy["Statement"][0]
-
-
-# --------------------------------------------------------------------------------------------
-# Bedrock IAM scope
-
-
-def test_plain_model_ids_get_their_regional_foundation_model_arn() -> None:
-    arns = gw.bedrock_resource_arns(["amazon.nova-pro-v1:0"], "eu-west-1", ACCOUNT_ID)
-    assert arns == ["arn:aws:bedrock:eu-west-1::foundation-model/amazon.nova-pro-v1:0"]
-
-
-@pytest.mark.parametrize("prefix", ["us", "eu", "apac", "global"])
-def test_inference_profiles_get_the_profile_and_the_routed_foundation_models(prefix: str) -> None:
-    model = f"{prefix}.anthropic.claude-sonnet-4-5-20250929-v1:0"
-    arns = gw.bedrock_resource_arns([model], "us-west-2", ACCOUNT_ID)
-    assert arns == [
-        "arn:aws:bedrock:*::foundation-model/anthropic.claude-sonnet-4-5-20250929-v1:0",
-        f"arn:aws:bedrock:us-west-2:{ACCOUNT_ID}:inference-profile/{model}",
-    ]
-
-
-def test_split_model_id_only_strips_known_geographies() -> None:
-    assert gw.split_model_id("us.amazon.nova-pro-v1:0") == ("us", "amazon.nova-pro-v1:0")
-    assert gw.split_model_id("amazon.nova-pro-v1:0") == (None, "amazon.nova-pro-v1:0")
-    assert gw.split_model_id("meta.llama3-70b-instruct-v1:0") == (None, "meta.llama3-70b-instruct-v1:0")
-
-
-@pytest.mark.parametrize("stack", STACKS)
-def test_bedrock_role_may_only_invoke_the_configured_models(stack: str) -> None:
-    result = program_result(stack)
-    statement = bedrock_statement(result)
-    assert statement["Effect"] == "Allow"
-    assert sorted(statement["Action"]) == ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"]
-    resources = statement["Resource"]
-    assert "*" not in resources
-    assert all(arn.startswith("arn:aws:bedrock:") for arn in resources)
-    assert not any(arn.endswith("/*") or arn.endswith(":*") for arn in resources)
-    assert "Condition" not in statement
-    assert "NotResource" not in statement
-    assert "NotAction" not in statement
-    model_list = result.named(RELEASE, "gateway-litellm").inputs["values"]["proxy_config"]["model_list"]
-    region = model_list[0]["litellm_params"]["aws_region_name"]
-    assert region == {"dev": "us-east-1", "staging": "us-west-2", "prod": "us-east-1"}[stack]
-    expected: set[str] = set()
-    for model in model_list:
-        model_id = model["litellm_params"]["model"].removeprefix("bedrock/")
-        expected.update(gw.bedrock_resource_arns([model_id], region, ACCOUNT_ID))
-    assert set(resources) == expected
-
-
-def test_prod_bedrock_policy_has_no_wildcard_resource_and_covers_each_inference_profile() -> None:
-    statement = bedrock_statement(program_result("prod"))
-    assert all(arn != "*" for arn in statement["Resource"])
-    profiles = [arn for arn in statement["Resource"] if ":inference-profile/" in arn]
-    models = [arn for arn in statement["Resource"] if ":foundation-model/" in arn]
-    assert {arn.rsplit("/", 1)[1] for arn in profiles} == {
-        "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
-        "us.anthropic.claude-haiku-4-5-20251001-v1:0",
-        "us.amazon.nova-pro-v1:0",
-    }
-    assert all(arn.startswith(f"arn:aws:bedrock:us-east-1:{ACCOUNT_ID}:inference-profile/") for arn in profiles)
-    assert {arn.rsplit("/", 1)[1] for arn in models} == {
-        "anthropic.claude-sonnet-4-5-20250929-v1:0",
-        "anthropic.claude-haiku-4-5-20251001-v1:0",
-        "amazon.nova-pro-v1:0",
-    }
-
-
-# --------------------------------------------------------------------------------------------
-# Pod Identity
-
-
-@pytest.mark.parametrize(
-    ("name", "namespace", "service_account"),
-    [
-        ("gateway-bedrock", "litellm", "litellm"),
-        ("gateway-lb-controller", "kube-system", "aws-load-balancer-controller"),
-    ],
-)
-def test_pod_identity_binds_the_service_account_to_its_own_role(
-    each_stack: ProgramResult, name: str, namespace: str, service_account: str
-) -> None:
-    association = each_stack.named(ASSOCIATION, f"{name}-pod-identity")
-    assert association.inputs["namespace"] == namespace
-    assert association.inputs["serviceAccount"] == service_account
-    assert association.inputs["clusterName"] == f"agents-{each_stack.stack}"
-    role = each_stack.named(ROLE, f"{name}-role")
-    assert association.inputs["roleArn"] == f"arn:aws:iam::{ACCOUNT_ID}:role/{name}-role"
-    trust = json.loads(role.inputs["assumeRolePolicy"])
-    assert trust["Statement"][0]["Principal"] == {"Service": "pods.eks.amazonaws.com"}
-    # the Kubernetes ServiceAccount exists, declared by the gateway
-    accounts = [r for r in each_stack.of_type("kubernetes:core/v1:ServiceAccount") if "gateway" in r.urn]
-    assert {"name": service_account, "namespace": namespace} in [
-        {k: r.inputs["metadata"][k] for k in ("name", "namespace")} for r in accounts
-    ]
-
-
-def test_litellm_waits_for_its_pod_identity(dev: ProgramResult) -> None:
-    release = dev.named(RELEASE, "gateway-litellm")
-    # Pod Identity injects credentials at pod creation: the association must exist before the pods.
-    association = dev.named(ASSOCIATION, "gateway-bedrock-pod-identity")
-    assert association.urn in release.dependencies
-    assert dev.named(ROLE, "gateway-bedrock-role").urn in release.dependencies
-
-
-def test_lb_controller_policy_is_the_published_one(dev: ProgramResult) -> None:
-    shipped = json.loads(lb_controller.POLICY.read_text())
-    policy = json.loads(dev.named(ROLE_POLICY, "gateway-lb-controller-policy").inputs["policy"])
-    assert policy == shipped
-    actions = {
-        a for s in shipped["Statement"] for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
-    }
-    # what the controller needs for an NLB with IP targets (v2.14 policy)
-    assert {
-        "elasticloadbalancing:CreateLoadBalancer",
-        "elasticloadbalancing:RegisterTargets",
-        "ec2:DescribeAvailabilityZones",
-        "elasticloadbalancing:DescribeCapacityReservation",
-    } <= actions
 
 
 # --------------------------------------------------------------------------------------------
@@ -341,105 +217,6 @@ def test_tenant_keys_are_secret_sk_values() -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Tenant key Jobs
-
-
-def key_jobs(result: ProgramResult) -> dict[str, Registration]:
-    return {
-        job.inputs["metadata"]["labels"]["agent-platform.io/tenant"]: job
-        for job in result.of_type(JOB)
-        if "key-job" in job.urn
-    }
-
-
-def test_one_key_job_per_tenant_with_a_spec_hash_in_its_name(each_stack: ProgramResult) -> None:
-    jobs = key_jobs(each_stack)
-    tenants = {t.inputs["metadata"]["labels"]["agent-platform.io/tenant"] for t in jobs.values()}
-    assert set(jobs) == tenants
-    assert len(jobs) >= 2
-    for tenant, job in jobs.items():
-        assert re.fullmatch(rf"litellm-key-{tenant}-[0-9a-f]{{8}}", job.inputs["metadata"]["name"])
-        assert job.inputs["metadata"]["namespace"] == "litellm"
-
-
-def test_key_job_spec_runs_on_core_nodes_restricted(each_stack: ProgramResult) -> None:
-    for job in key_jobs(each_stack).values():
-        spec = job.inputs["spec"]
-        assert "ttlSecondsAfterFinished" not in spec
-        assert 0 < spec["backoffLimit"] <= 4
-        pod = spec["template"]["spec"]
-        assert pod["nodeSelector"] == CORE_NODE_SELECTOR
-        assert pod["automountServiceAccountToken"] is False
-        assert pod["restartPolicy"] == "Never"
-        assert pod["securityContext"]["runAsNonRoot"] is True
-        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
-        (container,) = pod["containers"]
-        assert container["image"] == "docker.io/curlimages/curl:8.16.0"
-        ctx = container["securityContext"]
-        assert ctx["allowPrivilegeEscalation"] is False
-        assert ctx["runAsNonRoot"] is True
-        assert ctx["capabilities"] == {"drop": ["ALL"]}
-        assert ctx["readOnlyRootFilesystem"] is True
-        env = {e["name"]: e for e in container["env"]}
-        assert env["LITELLM_URL"]["value"] == "http://litellm.litellm.svc.cluster.local:4000"
-        assert env["MASTER_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "litellm-masterkey", "key": "masterkey"}
-        tenant = job.inputs["metadata"]["labels"]["agent-platform.io/tenant"]
-        assert env["TENANT_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "litellm-tenant-keys", "key": tenant}
-        assert not any(MASK in json.dumps(e) for e in container["env"])  # no secret value inlined
-
-
-def test_key_job_puts_the_tenant_limits_on_its_team_and_the_key_under_it(dev: ProgramResult) -> None:
-    env = {
-        e["name"]: e.get("value")
-        for e in key_jobs(dev)["acme"].inputs["spec"]["template"]["spec"]["containers"][0]["env"]
-    }
-    assert json.loads(env["TEAM_SPEC"]) == {
-        "team_id": "tenant-acme",
-        "team_alias": "tenant-acme",
-        "models": ["claude-sonnet"],
-        "max_budget": 50.0,
-        "budget_duration": "30d",
-        "rpm_limit": 60,
-        "tpm_limit": 100000,
-        "metadata": {"tenant": "acme", "managed-by": "pulumi"},
-    }
-    spec = json.loads(env["KEY_SPEC"])
-    assert spec == {
-        "key_alias": "tenant-acme",
-        "team_id": "tenant-acme",
-        "models": ["claude-sonnet"],
-        "allowed_routes": ["llm_api_routes"],
-        "metadata": {"tenant": "acme", "managed-by": "pulumi"},
-        "max_budget": None,
-        "budget_duration": None,
-        "rpm_limit": None,
-        "tpm_limit": None,
-    }  # no key-level budget: spend and limits belong to the team, so a rotated key keeps them
-    assert "key" not in spec
-    assert env["TEAM_ID"] == "tenant-acme"
-    assert env["GRACE"] == "2h"
-
-
-def test_key_job_name_changes_with_the_spec() -> None:
-    from components.config import TenantLitellmConfig
-
-    tenant = PlatformConfig.from_dict("dev", "us-east-1", base_values()).tenants[0]
-    name = gw.key_job_name(tenant, "docker.io/curlimages/curl:8.16.0")
-    richer = replace(tenant, litellm=TenantLitellmConfig(**{**tenant.litellm.__dict__, "max_budget": 999.0}))
-    assert gw.key_job_name(richer, "docker.io/curlimages/curl:8.16.0") != name
-    assert gw.key_job_name(tenant, "docker.io/curlimages/curl:8.16.0") == name
-    assert gw.key_job_name(tenant, "docker.io/curlimages/curl:8.17.0") != name
-
-
-def test_key_jobs_run_after_litellm(dev: ProgramResult) -> None:
-    litellm = dev.named(RELEASE, "gateway-litellm")
-    keys = dev.named(SECRET, "gateway-tenant-keys")
-    for job in key_jobs(dev).values():
-        assert litellm.urn in job.dependencies
-        assert keys.urn in job.dependencies
-
-
-# --------------------------------------------------------------------------------------------
 # Rendering and wiring
 
 
@@ -464,19 +241,3 @@ def test_gateway_is_declared_before_the_tenants(dev: ProgramResult) -> None:
     names = [r.name for r in dev.registrations]
     tenant_types = [i for i, r in enumerate(dev.registrations) if r.type.startswith("agent-platform:agents")]
     assert names.index("gateway") < min(tenant_types, default=len(names))
-
-
-# --------------------------------------------------------------------------------------------
-# Config validation
-
-
-def base_values(**overrides: Any) -> dict[str, Any]:
-    values: dict[str, Any] = {
-        **SECRETS,
-        "bedrockModels": MODELS,
-        "tenants": [
-            {"name": "acme", "agents": [{"name": "hermes", "type": "hermes"}], "litellm": {"models": ["claude"]}}
-        ],
-    }
-    values.update(overrides)
-    return values

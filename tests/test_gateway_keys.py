@@ -1,22 +1,29 @@
-"""Tenant teams and keys: the Job's time budget fits inside Pulumi's wait; rotation keeps spend on the team."""
+"""Tenant teams and keys: one key Job per tenant on core nodes, its time budget inside Pulumi's wait, and rotation
+that keeps spend on the team."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import threading
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from components import gateway as gw
 from components import gateway_keys as gk
-from tests.configs import parse_config
-from tests.tokens import JOB
-from tools.program import ProgramResult
+from components.config import PlatformConfig
+from components.labels import CORE_NODE_SELECTOR
+from tests.configs import MODELS, SECRETS, parse_config
+from tests.tokens import JOB, RELEASE, SECRET
+from tools.program import MASK, ProgramResult, Registration
 
 
 def seconds(duration: str) -> int:
@@ -204,3 +211,118 @@ def test_a_rotated_key_rolls_the_agents_pods(dev: ProgramResult) -> None:
         assert keys[tenant] not in str(deployment.plain)
     assert litellm_key_hash("sk-a") != litellm_key_hash("sk-b")
     assert len(litellm_key_hash("sk-a")) == 16
+
+
+# --------------------------------------------------------------------------------------------
+# Config validation
+
+
+def base_values(**overrides: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        **SECRETS,
+        "bedrockModels": MODELS,
+        "tenants": [
+            {"name": "acme", "agents": [{"name": "hermes", "type": "hermes"}], "litellm": {"models": ["claude"]}}
+        ],
+    }
+    values.update(overrides)
+    return values
+
+
+# --------------------------------------------------------------------------------------------
+# Tenant key Jobs
+
+
+def key_jobs(result: ProgramResult) -> dict[str, Registration]:
+    return {
+        job.inputs["metadata"]["labels"]["agent-platform.io/tenant"]: job
+        for job in result.of_type(JOB)
+        if "key-job" in job.urn
+    }
+
+
+def test_one_key_job_per_tenant_with_a_spec_hash_in_its_name(each_stack: ProgramResult) -> None:
+    jobs = key_jobs(each_stack)
+    tenants = {t.inputs["metadata"]["labels"]["agent-platform.io/tenant"] for t in jobs.values()}
+    assert set(jobs) == tenants
+    assert len(jobs) >= 2
+    for tenant, job in jobs.items():
+        assert re.fullmatch(rf"litellm-key-{tenant}-[0-9a-f]{{8}}", job.inputs["metadata"]["name"])
+        assert job.inputs["metadata"]["namespace"] == "litellm"
+
+
+def test_key_job_spec_runs_on_core_nodes_restricted(each_stack: ProgramResult) -> None:
+    for job in key_jobs(each_stack).values():
+        spec = job.inputs["spec"]
+        assert "ttlSecondsAfterFinished" not in spec
+        assert 0 < spec["backoffLimit"] <= 4
+        pod = spec["template"]["spec"]
+        assert pod["nodeSelector"] == CORE_NODE_SELECTOR
+        assert pod["automountServiceAccountToken"] is False
+        assert pod["restartPolicy"] == "Never"
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        (container,) = pod["containers"]
+        assert container["image"] == "docker.io/curlimages/curl:8.16.0"
+        ctx = container["securityContext"]
+        assert ctx["allowPrivilegeEscalation"] is False
+        assert ctx["runAsNonRoot"] is True
+        assert ctx["capabilities"] == {"drop": ["ALL"]}
+        assert ctx["readOnlyRootFilesystem"] is True
+        env = {e["name"]: e for e in container["env"]}
+        assert env["LITELLM_URL"]["value"] == "http://litellm.litellm.svc.cluster.local:4000"
+        assert env["MASTER_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "litellm-masterkey", "key": "masterkey"}
+        tenant = job.inputs["metadata"]["labels"]["agent-platform.io/tenant"]
+        assert env["TENANT_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "litellm-tenant-keys", "key": tenant}
+        assert not any(MASK in json.dumps(e) for e in container["env"])  # no secret value inlined
+
+
+def test_key_job_puts_the_tenant_limits_on_its_team_and_the_key_under_it(dev: ProgramResult) -> None:
+    env = {
+        e["name"]: e.get("value")
+        for e in key_jobs(dev)["acme"].inputs["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert json.loads(env["TEAM_SPEC"]) == {
+        "team_id": "tenant-acme",
+        "team_alias": "tenant-acme",
+        "models": ["claude-sonnet"],
+        "max_budget": 50.0,
+        "budget_duration": "30d",
+        "rpm_limit": 60,
+        "tpm_limit": 100000,
+        "metadata": {"tenant": "acme", "managed-by": "pulumi"},
+    }
+    spec = json.loads(env["KEY_SPEC"])
+    assert spec == {
+        "key_alias": "tenant-acme",
+        "team_id": "tenant-acme",
+        "models": ["claude-sonnet"],
+        "allowed_routes": ["llm_api_routes"],
+        "metadata": {"tenant": "acme", "managed-by": "pulumi"},
+        "max_budget": None,
+        "budget_duration": None,
+        "rpm_limit": None,
+        "tpm_limit": None,
+    }  # no key-level budget: spend and limits belong to the team, so a rotated key keeps them
+    assert "key" not in spec
+    assert env["TEAM_ID"] == "tenant-acme"
+    assert env["GRACE"] == "2h"
+
+
+def test_key_job_name_changes_with_the_spec() -> None:
+    from components.config import TenantLitellmConfig
+
+    tenant = PlatformConfig.from_dict("dev", "us-east-1", base_values()).tenants[0]
+    name = gw.key_job_name(tenant, "docker.io/curlimages/curl:8.16.0")
+    richer = replace(tenant, litellm=TenantLitellmConfig(**{**tenant.litellm.__dict__, "max_budget": 999.0}))
+    assert gw.key_job_name(richer, "docker.io/curlimages/curl:8.16.0") != name
+    assert gw.key_job_name(tenant, "docker.io/curlimages/curl:8.16.0") == name
+    assert gw.key_job_name(tenant, "docker.io/curlimages/curl:8.17.0") != name
+
+
+def test_key_jobs_run_after_litellm(dev: ProgramResult) -> None:
+    litellm = dev.named(RELEASE, "gateway-litellm")
+    keys = dev.named(SECRET, "gateway-tenant-keys")
+    for job in key_jobs(dev).values():
+        assert litellm.urn in job.dependencies
+        assert keys.urn in job.dependencies

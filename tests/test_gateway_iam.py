@@ -1,0 +1,153 @@
+"""The model gateway's AWS identities: Bedrock scoped to the configured models, Pod Identity bindings, the LB
+controller's published policy."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from components import gateway as gw
+from components import lb_controller
+from tests.conftest import program_result
+from tests.tokens import RELEASE, ROLE
+from tools.mocks import ACCOUNT_ID
+from tools.program import ProgramResult, Registration
+
+ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
+ASSOCIATION = "aws:eks/podIdentityAssociation:PodIdentityAssociation"
+STACKS = ("dev", "staging", "prod")
+
+
+def gateway_children(result: ProgramResult) -> list[Registration]:
+    return [
+        r
+        for r in result.registrations
+        if "agent-platform:gateway:Gateway" in r.urn and r.type.startswith("kubernetes:")
+    ]
+
+
+def bedrock_statement(result: ProgramResult) -> dict[str, Any]:
+    policy = json.loads(result.named(ROLE_POLICY, "gateway-bedrock-policy").inputs["policy"])
+    assert len(policy["Statement"]) == 1
+    return policy["Statement"][0]
+
+
+# --------------------------------------------------------------------------------------------
+# Bedrock IAM scope
+
+
+def test_plain_model_ids_get_their_regional_foundation_model_arn() -> None:
+    arns = gw.bedrock_resource_arns(["amazon.nova-pro-v1:0"], "eu-west-1", ACCOUNT_ID)
+    assert arns == ["arn:aws:bedrock:eu-west-1::foundation-model/amazon.nova-pro-v1:0"]
+
+
+@pytest.mark.parametrize("prefix", ["us", "eu", "apac", "global"])
+def test_inference_profiles_get_the_profile_and_the_routed_foundation_models(prefix: str) -> None:
+    model = f"{prefix}.anthropic.claude-sonnet-4-5-20250929-v1:0"
+    arns = gw.bedrock_resource_arns([model], "us-west-2", ACCOUNT_ID)
+    assert arns == [
+        "arn:aws:bedrock:*::foundation-model/anthropic.claude-sonnet-4-5-20250929-v1:0",
+        f"arn:aws:bedrock:us-west-2:{ACCOUNT_ID}:inference-profile/{model}",
+    ]
+
+
+def test_split_model_id_only_strips_known_geographies() -> None:
+    assert gw.split_model_id("us.amazon.nova-pro-v1:0") == ("us", "amazon.nova-pro-v1:0")
+    assert gw.split_model_id("amazon.nova-pro-v1:0") == (None, "amazon.nova-pro-v1:0")
+    assert gw.split_model_id("meta.llama3-70b-instruct-v1:0") == (None, "meta.llama3-70b-instruct-v1:0")
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_bedrock_role_may_only_invoke_the_configured_models(stack: str) -> None:
+    result = program_result(stack)
+    statement = bedrock_statement(result)
+    assert statement["Effect"] == "Allow"
+    assert sorted(statement["Action"]) == ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"]
+    resources = statement["Resource"]
+    assert "*" not in resources
+    assert all(arn.startswith("arn:aws:bedrock:") for arn in resources)
+    assert not any(arn.endswith("/*") or arn.endswith(":*") for arn in resources)
+    assert "Condition" not in statement
+    assert "NotResource" not in statement
+    assert "NotAction" not in statement
+    model_list = result.named(RELEASE, "gateway-litellm").inputs["values"]["proxy_config"]["model_list"]
+    region = model_list[0]["litellm_params"]["aws_region_name"]
+    assert region == {"dev": "us-east-1", "staging": "us-west-2", "prod": "us-east-1"}[stack]
+    expected: set[str] = set()
+    for model in model_list:
+        model_id = model["litellm_params"]["model"].removeprefix("bedrock/")
+        expected.update(gw.bedrock_resource_arns([model_id], region, ACCOUNT_ID))
+    assert set(resources) == expected
+
+
+def test_prod_bedrock_policy_has_no_wildcard_resource_and_covers_each_inference_profile() -> None:
+    statement = bedrock_statement(program_result("prod"))
+    assert all(arn != "*" for arn in statement["Resource"])
+    profiles = [arn for arn in statement["Resource"] if ":inference-profile/" in arn]
+    models = [arn for arn in statement["Resource"] if ":foundation-model/" in arn]
+    assert {arn.rsplit("/", 1)[1] for arn in profiles} == {
+        "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+        "us.anthropic.claude-haiku-4-5-20251001-v1:0",
+        "us.amazon.nova-pro-v1:0",
+    }
+    assert all(arn.startswith(f"arn:aws:bedrock:us-east-1:{ACCOUNT_ID}:inference-profile/") for arn in profiles)
+    assert {arn.rsplit("/", 1)[1] for arn in models} == {
+        "anthropic.claude-sonnet-4-5-20250929-v1:0",
+        "anthropic.claude-haiku-4-5-20251001-v1:0",
+        "amazon.nova-pro-v1:0",
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Pod Identity
+
+
+@pytest.mark.parametrize(
+    ("name", "namespace", "service_account"),
+    [
+        ("gateway-bedrock", "litellm", "litellm"),
+        ("gateway-lb-controller", "kube-system", "aws-load-balancer-controller"),
+    ],
+)
+def test_pod_identity_binds_the_service_account_to_its_own_role(
+    each_stack: ProgramResult, name: str, namespace: str, service_account: str
+) -> None:
+    association = each_stack.named(ASSOCIATION, f"{name}-pod-identity")
+    assert association.inputs["namespace"] == namespace
+    assert association.inputs["serviceAccount"] == service_account
+    assert association.inputs["clusterName"] == f"agents-{each_stack.stack}"
+    role = each_stack.named(ROLE, f"{name}-role")
+    assert association.inputs["roleArn"] == f"arn:aws:iam::{ACCOUNT_ID}:role/{name}-role"
+    trust = json.loads(role.inputs["assumeRolePolicy"])
+    assert trust["Statement"][0]["Principal"] == {"Service": "pods.eks.amazonaws.com"}
+    # the Kubernetes ServiceAccount exists, declared by the gateway
+    accounts = [r for r in each_stack.of_type("kubernetes:core/v1:ServiceAccount") if "gateway" in r.urn]
+    assert {"name": service_account, "namespace": namespace} in [
+        {k: r.inputs["metadata"][k] for k in ("name", "namespace")} for r in accounts
+    ]
+
+
+def test_litellm_waits_for_its_pod_identity(dev: ProgramResult) -> None:
+    release = dev.named(RELEASE, "gateway-litellm")
+    # Pod Identity injects credentials at pod creation: the association must exist before the pods.
+    association = dev.named(ASSOCIATION, "gateway-bedrock-pod-identity")
+    assert association.urn in release.dependencies
+    assert dev.named(ROLE, "gateway-bedrock-role").urn in release.dependencies
+
+
+def test_lb_controller_policy_is_the_published_one(dev: ProgramResult) -> None:
+    shipped = json.loads(lb_controller.POLICY.read_text())
+    policy = json.loads(dev.named(ROLE_POLICY, "gateway-lb-controller-policy").inputs["policy"])
+    assert policy == shipped
+    actions = {
+        a for s in shipped["Statement"] for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    }
+    # what the controller needs for an NLB with IP targets (v2.14 policy)
+    assert {
+        "elasticloadbalancing:CreateLoadBalancer",
+        "elasticloadbalancing:RegisterTargets",
+        "ec2:DescribeAvailabilityZones",
+        "elasticloadbalancing:DescribeCapacityReservation",
+    } <= actions
