@@ -1,8 +1,7 @@
 """Karpenter: the controller on core nodes, its interruption queue and EventBridge rules, the Kata node role, and
 the Kata EC2NodeClass + NodePool (nested virtualization).
 
-IAM, queue and rules follow the upstream getting-started CloudFormation template.
-Details: docs/cluster.md#karpenter.
+IAM, queue and rules follow the upstream getting-started CloudFormation template. Details: docs/cluster.md#karpenter.
 """
 
 from __future__ import annotations
