@@ -1,23 +1,8 @@
 """Admission-time enforcement of the sandbox rules: ValidatingAdmissionPolicies (CEL, no extra controller).
 
-The CrossGuard pack only sees what Pulumi deploys. Pods that controllers create at run time (agent-sandbox
-claims and warm pools) and anything applied with kubectl meet these policies instead, in the API server:
-
-- ``agent-platform-sandbox``: an allowed runtime class (the program's enabled classes), no host namespaces,
-  no privileged container in any container list, no hostPath volume. Bound twice: to namespaces labelled
-  ``agent-platform.io/sandbox=true`` (the boundary), and to objects carrying that label in other namespaces
-  (the pack treats a labelled pod template as a sandbox wherever it lives).
-- ``agent-platform-kata-dns``: a pod whose runtime class starts with ``kata`` (in any namespace, like the
-  pack's kata-dns rule) needs ``dnsPolicy: None`` and nameservers that are IP addresses outside the service
-  CIDR: a Kata pod cannot reach ClusterIP services, CoreDNS included (shared/design.md section 2).
-
-Both check Pods (and the ``pods/ephemeralcontainers`` subresource) and, so the error reaches the user at
-``kubectl apply`` rather than in a ReplicaSet event, the workload kinds and agent-sandbox kinds that carry
-a pod template. Values (runtime classes, service CIDR, VPC resolver) are rendered from the stack config:
-no ``paramKind``, nothing else to install. ``failurePolicy: Fail``: an expression that cannot be evaluated
-rejects the request. The bindings' actions come from ``agent-platform:admissionMode`` (docs/admission.md).
-
-Everything but the component is plain data, so tests evaluate the rendered CEL offline.
+Pods that controllers create at run time and anything applied with kubectl never meet the CrossGuard pack, so the
+API server enforces the same rules. Everything but the component is plain data, so tests evaluate the rendered CEL
+offline. Details: docs/admission.md.
 """
 
 from __future__ import annotations

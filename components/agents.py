@@ -1,13 +1,7 @@
 """Tenants and their agents: one namespace per tenant, one Deployment (and optionally a warm pool) per agent.
 
-A tenant gets a Namespace (sandbox label, Pod Security admission), a ResourceQuota and LimitRange, a
-NetworkPolicy that denies all ingress and allows only the egress sandboxes need, and a ServiceAccount
-without token. Each agent gets a Secret (LiteLLM virtual key, generated API/gateway token, bot tokens), a
-ConfigMap with its config files, an optional gp3 PVC and a Deployment whose pod template comes from
-components/podspec.py. Agents with ``warmPool > 0`` also get a SandboxTemplate and a SandboxWarmPool
-(components/sandbox.py) built from the same pod template.
-
-Agent types (image facts, config files, entrypoints) live in components/agent_types.py.
+Pod templates come from components/podspec.py and agent types from components/agent_types.py; this module adds the
+per-tenant and per-agent objects around them. Details: docs/cluster.md#tenants.
 """
 
 from __future__ import annotations

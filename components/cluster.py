@@ -1,19 +1,8 @@
 """EKS control plane (pulumi-eks), its managed add-ons, the core node group and the Kubernetes provider
 every in-cluster resource uses.
 
-Networking choice: every node carries exactly one security group. Core nodes carry the one EKS creates for
-the cluster (``vpc_config.cluster_security_group_id``): it lets them reach the control plane and each other,
-and it is the single SG tagged ``kubernetes.io/cluster/<name>`` that the AWS Load Balancer Controller expects
-on target pod ENIs. Sandbox nodes (Kata, gVisor) carry their own, narrower group
-(components/node_security.py). pulumi-eks' own SGs are skipped.
-The control plane ENIs live in the private subnets only; load balancers find the public subnets by their
-``kubernetes.io/role/elb`` tag.
-
-Add-ons are first-class ``aws.eks.Addon`` resources (pulumi-eks creates none, EKS bootstraps no
-self-managed copies): vpc-cni, kube-proxy and the Pod Identity agent before any node, CoreDNS and the
-EBS CSI driver once the core nodes exist.
-
-Node roles, launch templates and managed node groups are built by components/node_group.py.
+Core nodes carry only the EKS cluster security group (sandbox nodes: components/node_security.py); add-ons are
+first-class ``aws.eks.Addon`` resources. Details: docs/network.md, docs/cluster.md#control-plane-and-add-ons.
 """
 
 from __future__ import annotations

@@ -1,10 +1,7 @@
 """The gVisor tier: runsc and its containerd shim installed on a Karpenter node pool of its own.
 
-gVisor needs no KVM, so its nodes need not be nested-virtualization families: cheaper general-purpose
-instances, Graviton included (runsc ships x86_64 and aarch64 builds). The node user data (AL2023, run by
-cloud-init before nodeadm starts containerd) installs a pinned gVisor release, verified against the release's
-published SHA-512 sums as gVisor's install guide does, and a nodeadm NodeConfig adds the ``runsc`` runtime to
-containerd (containerd 2.x config, version 3: the CRI runtime plugin is ``io.containerd.cri.v1.runtime``).
+gVisor needs no KVM, so its nodes can be cheaper general-purpose instances (Graviton included); the node user data
+installs a pinned, checksum-verified release. Details: docs/cluster.md#gvisor-tier.
 """
 
 from __future__ import annotations

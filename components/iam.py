@@ -1,12 +1,7 @@
 """IAM helpers: roles that EKS Pod Identity binds to a Kubernetes service account.
 
-Every Pod Identity role trusts ``pods.eks.amazonaws.com`` (``sts:AssumeRole`` + ``sts:TagSession``, the EKS
-user guide's "Create IAM role with trust policy required by EKS Pod Identity") only on behalf of THIS cluster:
-``aws:SourceAccount`` is the account and ``aws:SourceArn`` the cluster ARN (cross-service confused-deputy
-prevention, IAM user guide). Without them any cluster in the account (or a Pod Identity association someone
-creates on another cluster) could hand the role to its pods. ``pod_identity_trust_policy`` is the one place
-that writes this document, and ``pod_identity_role`` (or its component ``PodIdentity``) the one way to bind a
-role to a service account; EKS add-ons (VPC CNI, EBS CSI) bind theirs through the add-on itself.
+The one place that writes the Pod Identity trust policy, scoped to this account and cluster so that no other
+cluster can hand the role to its pods. Details: docs/cluster.md#pod-identity-roles.
 """
 
 from __future__ import annotations
@@ -54,7 +49,7 @@ def cluster_arn(cluster_name: pulumi.Input[str], parent: pulumi.Resource) -> pul
 
 
 def pod_identity_trust_policy(cluster_name: pulumi.Input[str], parent: pulumi.Resource) -> pulumi.Output[str]:
-    """The Pod Identity trust policy of ``cluster_name`` (see the module docstring)."""
+    """The Pod Identity trust policy of ``cluster_name`` (docs/cluster.md#pod-identity-roles)."""
     account = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=parent)).account_id
     return pulumi.Output.all(account, cluster_arn(cluster_name, parent)).apply(lambda v: pod_identity_trust(v[0], v[1]))
 

@@ -1,10 +1,7 @@
-"""Karpenter: the controller on core nodes (EKS Pod Identity), its interruption queue and EventBridge
-rules, the node role Karpenter launches Kata nodes with, and the Kata EC2NodeClass + NodePool
-(nested virtualization, same label and taint as the Kata managed node group).
+"""Karpenter: the controller on core nodes, its interruption queue and EventBridge rules, the Kata node role, and
+the Kata EC2NodeClass + NodePool (nested virtualization).
 
-IAM, queue and rules follow the upstream CloudFormation template of the getting-started guide
-(aws/karpenter-provider-aws, website/content/en/v1.14/getting-started/getting-started-with-karpenter/
-cloudformation.yaml). Karpenter v1 creates the instance profile itself from ``EC2NodeClass.spec.role``.
+IAM, queue and rules follow the upstream getting-started CloudFormation template. Details: docs/cluster.md#karpenter.
 """
 
 from __future__ import annotations

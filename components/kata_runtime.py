@@ -1,16 +1,8 @@
 """Kata Containers on the Kata nodes: kata-deploy (Helm) plus the RuntimeClasses sandboxes use.
 
-kata-deploy (chart ``oci://ghcr.io/kata-containers/kata-deploy-charts/kata-deploy``, version = the Kata
-release) installs the shims on every node labelled ``workload-type: kata`` (tolerating the kata taint) and
-labels finished nodes ``katacontainers.io/kata-runtime: "true"``. Only clh and qemu are enabled (fc with
-``kataFirecracker``); the chart's own RuntimeClasses are off: they are declared here as first-class
-resources so the policy pack sees them and their overhead follows the configured Kata version.
-
-Values checked in kata-containers ``tools/packaging/kata-deploy/helm-chart/kata-deploy`` (try-kata*.values.yaml,
-templates/runtimeclasses.yaml) and docs/helm-configuration.md: ``shims.disableAll``,
-``shims.<shim>.enabled``, ``shims.<shim>.allowedHypervisorAnnotations``,
-``shims.<shim>.containerd.snapshotter``, ``defaultShim.<arch>``, ``runtimeClasses.enabled/createDefault``,
-``snapshotter.setup``, top-level ``nodeSelector`` / ``tolerations``; ``deploymentMode`` from 4.x.
+The RuntimeClasses are first-class resources (the chart's are off), so the policy pack sees them and their overhead
+follows the configured Kata version. Details and the chart values checked upstream:
+docs/cluster.md#kata-containers.
 """
 
 from __future__ import annotations

@@ -1,25 +1,8 @@
 """Default-deny NetworkPolicies for every platform namespace, with explicit allows.
 
-Tenant namespaces have their own policies (components/agents.py). Sandboxes may send TCP 4000 and 3128 to the
-VPC CIDR (the NLBs' addresses), which also covers every pod IP: the platform's pods therefore refuse what they
-do not expect. The allows, per namespace:
-
-- ``litellm``: LiteLLM accepts :4000 only from the tenant gateway (nginx), Prometheus and the key-registration
-  Jobs, and sends only to Bedrock (443 to public addresses), its database (5432), DNS and the EKS Pod Identity
-  agent; server-side fetches (``image_url``...) cannot reach anything private. The tenant gateway accepts :4000
-  from the VPC (the NLB) and sends only to LiteLLM. The migrations Job reaches only the database.
-- ``monitoring``: Prometheus :9090 only from Grafana and Prometheus; Alertmanager :9093 only from Prometheus and
-  Grafana (mesh :9094 among its peers); Grafana only from Prometheus (operators use ``kubectl port-forward``);
-  the operator's webhook from the VPC (the API server's ENIs). Prometheus may scrape anything.
-- ``karpenter``, ``kata-system``, ``agent-sandbox-system``: controllers; nothing in, HTTPS out (API server, AWS
-  APIs) and the Pod Identity agent; kata-monitor accepts Prometheus.
-- ``egress``: Squid accepts :3128 from the VPC and sends HTTP(S) to non-VPC addresses; mtail accepts Prometheus.
-- ``kube-system`` belongs to EKS and is not policed here; it gets one allow-all policy because the VPC CNI's
-  strict mode (``NETWORK_POLICY_ENFORCING_MODE=strict``, components/cluster.py) denies every pod that no policy
-  selects, EKS's add-ons included.
-
-Kubelet probes need no rule: the VPC CNI allows the node's own address. Everything here is plain data built
-by pure functions; :class:`PlatformNetworkPolicies` only creates the objects.
+Sandboxes may reach the VPC CIDR on 4000 and 3128, which covers every pod IP, so the platform's pods refuse what
+they do not expect. The policies are plain data built by pure functions; :class:`PlatformNetworkPolicies` only
+creates the objects. Details: docs/gateway.md#networkpolicies-componentsnetwork_policiespy.
 """
 
 from __future__ import annotations

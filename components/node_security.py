@@ -1,45 +1,8 @@
-"""The security group of the sandbox nodes (Kata, gVisor): what a host that runs untrusted code may reach,
-and who may reach it, independent of NetworkPolicy (a VM escape lands in the host network namespace, where
-NetworkPolicy does not apply). Core nodes keep the EKS cluster security group; sandbox nodes (Karpenter's
-EC2NodeClasses and the optional Kata managed node group) carry only this one.
+"""The security group of the sandbox nodes (Kata, gVisor): what a host that runs untrusted code may reach.
 
-With the VPC CNI a pod's IP lives on the node's ENIs (secondary ENIs copy the primary ENI's groups), so this
-group also applies to every sandbox pod. The rules, and why each exists:
-
-Ingress (sandbox nodes accept only):
-- TCP 10250 (kubelet) from the EKS cluster security group: the control plane (logs, exec, port-forward) and
-  Prometheus on the core nodes (kubelet and cAdvisor metrics). The control plane ENIs carry that group.
-- TCP 9100 (node-exporter, host network) and 10249 (kube-proxy metrics, host network: kube-prometheus-stack's
-  kubeProxy ServiceMonitor, on by default) from the cluster security group: Prometheus.
-- TCP 8090 (kata-monitor, pod IP) from the cluster security group, when kata-monitor runs.
-- Nothing from other sandbox nodes (no self rule) and no load balancer traffic: no Service targets a sandbox
-  (tenant namespaces deny all ingress), so the AWS Load Balancer Controller never adds rules here.
-
-Egress (sandbox nodes may open):
-- TCP 443 and 80 to anywhere: the API server (kubelet, DaemonSets through the kubernetes Service), ECR/S3,
-  STS/EKS Auth (Pod Identity agent), EC2, image registries, kata-deploy/runsc artifacts, through the NAT
-  gateways. Open-mode sandboxes use 443 too (their NetworkPolicy still excludes the VPC CIDR).
-- TCP 4000 (LiteLLM NLB) and, in allowlist mode, TCP 3128 (egress proxy NLB) to the VPC CIDR: the internal
-  NLBs' addresses are not known in advance; their own (controller-managed) groups admit the VPC CIDR.
-- UDP/TCP 53 to the VPC resolver (Route 53 Resolver traffic is not filtered by security groups: the rule only
-  documents it) and to the cluster security group (CoreDNS, for DaemonSet pods with ClusterFirst DNS).
-- Any port to the tenants' ``egress.cidrs`` (their NetworkPolicy allows any port there; config keeps those
-  outside the VPC).
-
-Into the cluster security group (core nodes and control plane ENIs), from this group only TCP 443 (the API
-server; core pods listening on 443 share it, none does) and UDP/TCP 53 (CoreDNS): no host port of a core node
-(kubelet, node-exporter, LiteLLM's 4000 on pod IPs, Prometheus 9090, webhooks) is reachable from a sandbox
-host. The NLB reaches LiteLLM and the proxy through the controller's backend group rules on the cluster
-security group, unchanged.
-
-Load balancer tag semantics: the EKS cluster security group is the one tagged ``kubernetes.io/cluster/<name>``
-(the AWS Load Balancer Controller requires exactly one tagged group per target ENI); this group carries no
-such tag, and sandbox ENIs are never targets.
-
-Not verifiable offline: that no future DaemonSet on sandbox nodes needs another port to core nodes (a new one
-would show as a connection timeout, not a silent opening), and that AWS-managed add-on pods on sandbox nodes
-(ebs-csi-node, aws-node, eks-pod-identity-agent, kube-proxy) need nothing beyond 443/53, which follows from
-their upstream manifests (host network or API-only clients) rather than a live run.
+A VM escape lands in the host network namespace, where NetworkPolicy does not apply, so the node's group is the
+boundary there; it also applies to every sandbox pod (VPC CNI pod IPs live on the node's ENIs). Each rule and why:
+docs/network.md#the-sandbox-node-security-group.
 """
 
 from __future__ import annotations
@@ -111,7 +74,7 @@ class SandboxNodeSecurityGroup(pulumi.ComponentResource):
             description=f"EKS sandbox (Kata, gVisor) nodes of {args.cluster_name}",
             vpc_id=args.vpc_id,
             revoke_rules_on_delete=True,
-            tags={"Name": f"{args.cluster_name}-sandbox-nodes"},  # no kubernetes.io/cluster tag (module docstring)
+            tags={"Name": f"{args.cluster_name}-sandbox-nodes"},  # no kubernetes.io/cluster tag (docs/network.md)
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.id = group.id

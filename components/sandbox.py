@@ -1,15 +1,7 @@
 """Warm pools: the kubernetes-sigs/agent-sandbox controller and its SandboxTemplate / SandboxWarmPool.
 
-The controller ships as release manifests. ``sandbox-with-extensions.yaml`` is the complete install: the
-``agent-sandbox-system`` namespace, the Sandbox CRD and the extension CRDs (SandboxTemplate, SandboxClaim,
-SandboxWarmPool), the controller's RBAC and the controller with ``--extensions``. ``extensions.yaml`` alone
-lacks the namespace, the Sandbox CRD and the core RBAC (the offline render checks catch that).
-
-The controller has no toleration for the Kata taint, so it can only schedule on core nodes, the cluster's only
-untainted nodes (the render checks verify every system pod lands there).
-
-Custom resources use ``extensions.agents.x-k8s.io/v1beta1`` (the only version from v1.0) and validate against
-the CRDs the stack installs.
+The controller is installed from its complete release manifest (``sandbox-with-extensions.yaml``) and runs on core
+nodes. Details: docs/cluster.md#warm-pools-agent-sandbox.
 """
 
 from __future__ import annotations

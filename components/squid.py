@@ -1,16 +1,8 @@
 """Squid configuration for the egress proxy, rendered as pure functions (no Pulumi) so tests run it against the
 real Squid (tests/test_egress.py); components/egress.py deploys it.
 
-Squid rules (:func:`squid_conf`):
-
-- basic authentication against an htpasswd file (MD5-crypt, from a Secret); no or wrong credentials: 407;
-- per tenant ``acl <t>_user proxy_auth <user>`` and ``acl <t>_domains dstdomain -n ...`` (``*.x`` -> ``.x``);
-- CONNECT only to port 443, plain HTTP only to port 80 (chat APIs and package indexes need nothing else);
-- raw IP destinations only inside the tenant's ``cidrs``; any name resolving into a private, CGNAT,
-  loopback, link-local (instance metadata) or reserved range is refused, which also stops DNS rebinding;
-- everything else: 403 with a page saying the domain is not on the tenant's allowlist, logged with the
-  tenant (proxy user), domain, status and bytes (``logformat egress``);
-- no caching, no ``Via``/``X-Forwarded-For`` (pod addresses stay inside).
+The rules of :func:`squid_conf` (per-tenant credentials and domains, ports, refused private ranges, logging):
+docs/egress.md#two-layers.
 """
 
 from __future__ import annotations

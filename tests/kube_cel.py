@@ -1,19 +1,8 @@
 """Evaluate ValidatingAdmissionPolicies offline, the way the API server does, with cel-expr-python.
 
-cel-expr-python wraps cel-cpp, Google's C++ CEL implementation (the API server uses cel-go; both follow
-the same spec, macros and ``strings`` extension). It lacks Kubernetes' CEL libraries; this module adds
-the ones the platform's policies call, with Kubernetes' semantics (k8s.io/apiserver/pkg/cel/library):
-
-- ``isIP(string)``, ``ip(string)``: Go ``netip.ParseAddr`` rules, then Kubernetes refuses zones
-  (``fe80::1%eth0``) and IPv4-mapped IPv6 (``::ffff:1.2.3.4``); ``ip()`` of a bad string is an error.
-- ``cidr(string)``, ``<CIDR>.containsIP(<IP> | string)``.
-
-IP and CIDR are distinct types, as in Kubernetes: they are small protobuf messages (``k8s.net.IP``,
-``k8s.net.CIDR``) because cel-expr-python cannot pass opaque Python values.
-
-Admission is modelled as the API server does it: the policy's ``matchConstraints`` (resource rules), the
-binding's ``matchResources`` (namespace and object label selectors), ``matchConditions``, ``variables``,
-then every validation; with ``failurePolicy: Fail`` an evaluation error rejects the request.
+cel-expr-python (cel-cpp) follows the same CEL spec as the API server's cel-go but lacks Kubernetes' libraries; this
+module adds the IP and CIDR functions the policies call, with Kubernetes' semantics, and models matching and
+``failurePolicy``. Details: docs/admission.md#the-cel-implementation.
 """
 
 from __future__ import annotations

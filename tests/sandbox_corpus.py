@@ -1,13 +1,8 @@
 """One corpus of sandbox cases that both gates must decide the same way.
 
-Each case is a Kubernetes object (a pod spec inside one of the workload kinds) created in a namespace,
-with the decision the platform expects. tests/test_admission.py runs every case through the
-ValidatingAdmissionPolicies the program renders (CEL evaluated offline) and through the CrossGuard pack
-over gRPC, and fails when either gate or the two together disagree with it.
-
-Assumptions, checked by the test against the rendered policies: the allowed runtime classes are the
-dev stack's (kata-clh, kata-qemu), the service CIDR is 172.20.0.0/16, the VPC resolver is 10.1.0.2. The
-pack is configured to match: sandboxNamespaces lists the namespaces labelled sandbox here.
+tests/test_admission.py runs every case through the rendered ValidatingAdmissionPolicies and the CrossGuard pack
+and fails when either disagrees with the expected decision. Details and the dev-stack values the corpus assumes:
+docs/admission.md#the-two-gates-agree-the-shared-corpus.
 """
 
 from __future__ import annotations

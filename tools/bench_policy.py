@@ -1,12 +1,7 @@
-"""Policy pack throughput through the analyzer gRPC protocol.
+"""Policy pack throughput through the analyzer gRPC protocol: ``python -m tools.bench_policy --help``.
 
-    python -m tools.bench_policy [--count 10000] [--workers 4] [--repeat 5] [--baseline]
-                                 [--encode-in-clock] [--profile]
-
-Starts the pack like the CLI does, configures it, sends one AnalyzeRequest per resource of a generated mixed stack
-(tools/bench_stack.py; ``workers`` calls in flight) and then one AnalyzeStackRequest, and prints resources per second
-(median of the runs); the violations must be the same in every run. The requests are serialized before the clock
-starts (the CLI's work, in Go); ``--encode-in-clock`` times it too. Figures are kept in docs/benchmarks.md.
+Sends a generated mixed stack (tools/bench_stack.py) to the pack the way the CLI does and prints resources per
+second. Method: policies/README.md#performance; figures: docs/benchmarks.md.
 """
 
 from __future__ import annotations

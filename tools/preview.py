@@ -1,11 +1,7 @@
 """Offline preview: ``python -m tools.preview --stack dev``.
 
-Runs the real program under the mock engine (tools.program), writes ``build/<stack>/`` as the
-design contract says (resources.json, outputs.json, manifests/, policy-report.json), and runs the
-policy pack in ``policies/`` through the analyzer gRPC protocol the Pulumi CLI uses, then renders every
-third-party install with the vendored charts (tools/render.py) into ``rendered/`` and checks what they create
-(tools/render_checks/, ``render-report.json``). Exit codes: 0 clean or advisory only, 1 mandatory violation
-or render finding, 2 configuration error.
+Runs the real program under the mock engine, writes ``build/<stack>/``, runs the policy pack over the analyzer gRPC
+protocol and renders and checks every third-party install. Outputs and exit codes: README.md#first-commands.
 """
 
 from __future__ import annotations

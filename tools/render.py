@@ -1,14 +1,8 @@
 """Render every third-party install the program declares, offline, with the real charts and release files.
 
-The mock engine stops at ``kubernetes:helm.sh/v3:Release`` and ``kubernetes:yaml/v2:ConfigFile``: what those
-install is decided by upstream charts and manifests. This module renders each Helm release from the vendored
-chart at its pinned version with the exact values the program passes (``helm template``, Helm from
-tools/helm.py), and reads each remote manifest from its vendored release file, so that tools/render_checks/
-can check what a real ``pulumi up`` would create. Sources live in ``../shared`` (charts/catalog.json maps
-chart references to published versions and vendored folders); without it, rendering is skipped.
-
-Renders are cached on disk (``build/.render-cache``) keyed by chart folder, Helm version and values, which
-keeps the values-effect check (one render per values leaf) cheap after the first run.
+The mock engine stops at Helm releases and remote manifests; this renders them (``helm template`` with the exact
+values, vendored charts from ``../shared``, cached in ``build/.render-cache``) so tools/render_checks/ can check what
+a real ``pulumi up`` would create. Details: README.md#third-party-installs-rendered-offline.
 """
 
 from __future__ import annotations

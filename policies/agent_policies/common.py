@@ -1,17 +1,8 @@
-"""Shared helpers for the agent platform policies.
+"""Shared helpers for the agent platform policies: unknown- and garbage-safe property access.
 
-Every validator reads resource properties through these helpers so that:
-
-* values that are unknown during preview never crash a policy and never turn into a
-  bogus violation: the SDK's proxy raises ``UnknownValueError`` on access, and a raw
-  unknown sentinel string (when a validator is called with plain dicts) is turned into
-  the same exception;
-* garbage (a string where a mapping is expected, a number where a list is expected...)
-  is treated as "absent" instead of raising.
-
-Validators that check several independent things use :class:`Unknowns` to keep checking
-the known parts and re-raise the first unknown at the end, so the SDK still reports the
-usual advisory "can't run policy ... during preview" note.
+An unknown value never crashes a policy or becomes a bogus violation (it raises ``UnknownValueError``, which the SDK
+reports as its advisory preview note), and a value of the wrong shape reads as absent. Details:
+policies/README.md#rules.
 """
 
 from __future__ import annotations

@@ -1,31 +1,8 @@
 """Kata pods reach LiteLLM through an internal NLB, which needs cross-zone load balancing.
 
-A Service's NLB settings are decided the way the AWS Load Balancer Controller decides them,
-for the controller version the platform pins (config ``awsLoadBalancerControllerVersion``).
-Source read (github.com/kubernetes-sigs/aws-load-balancer-controller):
-
-* ``pkg/annotations/parser.go`` ``ParseStringMapAnnotation`` (v3.5.0 lines 149-173,
-  ``splitKeyValuePairs`` lines 217-252; identical since v2.14.1): pairs split at a comma only
-  when the rest holds an ``=``, ``\\`` escapes the next character, key and value are trimmed,
-  an empty entry or key (``a=1,,b=2``) fails the annotation, a trailing comma stays in the
-  value, the last duplicate key wins. v2.14.0 (lines 148-172, ``splitCommaSeparatedString``
-  lines 203-214): split at every comma, each entry trimmed and skipped when empty, key and
-  value NOT trimmed (``a = b`` is key ``"a "``), an empty key fails, the last duplicate wins.
-* ``pkg/service/model_build_load_balancer.go`` ``buildLoadBalancerAttributes`` (v3.5.0 line
-  492, v2.14.0 line 496): ``MergeStringMap(specific, attributes)`` keeps the first map's value,
-  so ``aws-load-balancer-cross-zone-load-balancing-enabled`` (``getAnnotationSpecificLbAttributes``,
-  v3.5.0 lines 545-573, parsed with Go's ``strconv.ParseBool``) wins over
-  ``load_balancing.cross_zone.enabled`` in ``aws-load-balancer-attributes``.
-* ``pkg/service/model_build_target_group.go`` ``buildPortSpecificTargetGroupAttributes``
-  (v3.5.0 lines 277-305, v2.14.0 lines 211-239): ``aws-load-balancer-target-group-attributes``,
-  overridden per port by ``aws-load-balancer-target-group-attributes.<port>`` unless the
-  port's value is empty. On an NLB target group ``load_balancing.cross_zone.enabled`` is
-  ``true``, ``false`` or ``use_load_balancer_configuration`` (the default) and wins over the
-  load balancer's setting for that target group (ELBv2 target group attributes).
-* ``pkg/service/service_utils.go`` ``IsServiceSupported`` (v3.5.0 lines 47-76) and
-  ``webhooks/core/service_mutator.go`` (line 51): with the chart's default
-  ``enableServiceMutatorWebhook: true`` every new ``type: LoadBalancer`` Service without a
-  ``loadBalancerClass`` gets ``service.k8s.aws/nlb``, i.e. becomes a controller NLB.
+A Service's NLB settings are decided exactly as the pinned AWS Load Balancer Controller version decides them
+(config ``awsLoadBalancerControllerVersion``). The controller source this follows, with files and lines:
+policies/README.md#nlb-cross-zone-the-controllers-source.
 """
 
 from __future__ import annotations
