@@ -1,11 +1,7 @@
-"""Agent types: what the platform knows about each agent image (user, data path, ports, probes), how it
-writes the agent's config files, and the agent's pod template. Facts checked upstream (shared/design.md
-section 4); components/agents.py turns them into per-agent resources.
+"""Agent types: what the platform knows about each agent image, how it writes its config files, and its pod template.
 
-Because kata-clh cannot run initContainers, each entrypoint first seeds its config files from the ConfigMap
-into the data volume, then execs the agent: platform-owned files (Hermes ``config.yaml``, OpenClaw
-``openclaw.json``) are rewritten on every start, agent-owned files (``SOUL.md``, ``.env``, ``AGENTS.md``)
-are copied only when missing. Secrets never enter a ConfigMap: config files reference ``${LITELLM_API_KEY}``.
+Entrypoints seed the config files (kata-clh runs no initContainers) and secrets stay out of ConfigMaps;
+components/agents.py turns the types into per-agent resources. Details: docs/cluster.md#sandbox-pods.
 """
 
 from __future__ import annotations

@@ -1,13 +1,7 @@
-"""Egress proxy: Squid on core nodes, one proxy user and one domain allowlist per tenant.
+"""Egress proxy: Squid on core nodes behind an internal NLB, one proxy user and one domain allowlist per tenant.
 
-Sandboxes (Kata pods) cannot reach ClusterIPs, so the proxy sits behind an internal, cross-zone NLB like
-LiteLLM (components/gateway.py). Each tenant's pods get ``HTTPS_PROXY``/``HTTP_PROXY`` with their tenant's
-user and password (a per-tenant Secret built here and copied into the tenant namespace by
-components/agents.py), and the tenant NetworkPolicy lets them reach only the VPC resolver, the LiteLLM NLB,
-this NLB and the tenant's own CIDRs (components/podspec.py ``sandbox_egress_rules``). A client that ignores
-the proxy settings therefore gets nowhere.
-
-Squid rules and their rendering: components/squid.py.
+The tenant NetworkPolicy lets sandboxes reach only this proxy, the LiteLLM NLB, the resolver and their own CIDRs, so
+a client that ignores the proxy settings gets nowhere. Rules: components/squid.py; details: docs/egress.md#two-layers.
 """
 
 from __future__ import annotations

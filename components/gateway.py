@@ -1,21 +1,7 @@
-"""Model gateway: LiteLLM (to Amazon Bedrock) on core nodes, reachable from Kata pods through an internal
-cross-zone NLB, with one LiteLLM virtual key per tenant.
+"""Model gateway: LiteLLM (to Amazon Bedrock) on core nodes, with one LiteLLM virtual key per tenant.
 
-Interface used by the tenant agents:
-  ``url``          ``http://<internal NLB hostname>:4000``: what Kata pods call (they cannot reach ClusterIPs)
-  ``hostname``     the NLB hostname alone
-  ``tenant_keys``  tenant name -> LiteLLM virtual key (``sk-...``), Pulumi secrets
-
-Pieces (checked against upstream, see the issue note):
-  * LiteLLM through its chart ``oci://ghcr.io/berriai/litellm-helm`` (ClusterIP Service ``litellm``, pods
-    labelled ``app.kubernetes.io/name: litellm`` / ``app.kubernetes.io/instance: <release>``), master key from
-    a first-class Secret (``masterkeySecretName``/``masterkeySecretKey``), Bedrock through EKS Pod Identity
-    (no AWS keys: boto3's default chain) with a role that may only invoke the configured models
-    (components/bedrock.py).
-  * The NLB Service for Kata pods as a first-class object so the policy pack sees its annotations (the AWS
-    Load Balancer Controller that serves it: components/lb_controller.py).
-  * Tenant keys registered INSIDE the cluster by one Job per tenant (curl against the ClusterIP Service
-    from a core node); the machine running Pulumi never talks to LiteLLM.
+Kata pods cannot reach ClusterIPs, so they call it through an internal cross-zone NLB, and the machine running Pulumi
+never talks to LiteLLM (keys are registered by in-cluster Jobs). Details: docs/gateway.md#litellm-on-core-nodes.
 """
 
 from __future__ import annotations

@@ -1,18 +1,7 @@
 """The LiteLLM replicas' shared cache: one Valkey that holds the rate-limit counters of every replica.
 
-Without it each LiteLLM pod counts a key's requests on its own, so every tenant's rpm/tpm is multiplied by the
-replica count (measured: rpm 60 let 120 of 124 requests through two replicas; docs/gateway.md has the figures
-with the cache). LiteLLM 1.93 reads the proxy's coordination Redis (per-key/team rate limits, spend counters,
-the router's cooldowns) from ``general_settings.coordination_redis``; ``router_settings.redis_*`` alone only
-reaches the router (deployment cooldowns and deployment rpm), not the per-key limiter.
-
-* ``in-cluster`` (dev, staging): a Valkey Deployment on core nodes, non-root, read-only root, no persistence
-  (counters are one-minute windows), password in a Secret that also holds its config file (not in argv).
-* ``elasticache`` (prod): Amazon ElastiCache Serverless for Valkey in the private subnets, TLS only (serverless
-  caches refuse plain TCP), an RBAC user with a generated password (RBAC is the only access control of
-  serverless caches), a security group that admits 6379 from the core nodes' security group only.
-  LiteLLM's counter keys carry a hash tag (``{api_key:...}:requests``), so a plain (non-cluster) client works
-  against the serverless endpoint.
+Without it each replica counts a key's requests on its own, multiplying every tenant's rpm/tpm by the replica count.
+In-cluster Valkey or ElastiCache Serverless. Details: docs/gateway.md#shared-rate-limits-litellmcache.
 """
 
 from __future__ import annotations

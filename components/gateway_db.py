@@ -1,12 +1,7 @@
 """The LiteLLM database: an in-cluster PostgreSQL (official image) or Amazon RDS, and the schema migrations.
 
-In-cluster, LiteLLM reads one Secret key (``litellm-database``/``url``); on RDS it logs in with IAM tokens and
-no password (components/gateway_rds.py). The chart's bundled Bitnami
-subchart is not used: Bitnami withdrew its versioned images from docker.io in 2025. The chart's migration Job
-is not used either: its pods carry the same labels as the proxy pods (the chart has one label set for both),
-so they would become endpoints of the Services and count in the disruption budget. The migrations run here as
-a first-class Job with labels of its own, which the LiteLLM release waits for: every rollout of a new image
-starts on a migrated schema, and the proxies do not race to migrate it (``DISABLE_SCHEMA_UPDATE``).
+The migrations run as a Job of our own (not the chart's, whose pods share the proxies' labels) that the LiteLLM
+release waits for, so every rollout starts on a migrated schema. Details: docs/gateway.md#database-litellmdatabase.
 """
 
 from __future__ import annotations

@@ -1,20 +1,7 @@
 """Tenants as LiteLLM teams: the team carries the budget and the limits, the tenant's virtual key lives under it.
 
-Registered INSIDE the cluster by one Job per tenant (curl against the ClusterIP Service from a core node): the
-machine running Pulumi never talks to LiteLLM. The Job is idempotent:
-
-1. ``/team/update`` the team ``tenant-<name>``; 404 -> ``/team/new`` (first run).
-2. ``/key/update`` the tenant key; 404 means a new key (first run or rotation):
-   a. delete the key a previous rotation retired (alias ``tenant-<name>-retired``, long expired by now);
-   b. every other key of the team (``/key/list?team_id=``, hashed tokens) is renamed ``tenant-<name>-retired``
-      and expires after ``KEY_ROTATION_GRACE``: pods still holding it keep working while they roll;
-   c. ``/key/generate`` the new key under the team.
-   Spend stays on the team, so a rotated key does not start a fresh budget.
-
-The tenant's pods roll onto the new key because their template carries a hash of it (components/agents.py),
-and they are created after this Job. Keys stay in files of a memory-backed emptyDir (not in argv), and response
-bodies, which carry keys, are never printed. The curl image's shell is busybox ash: no JSON parser, so the
-hashed tokens are picked out of ``/key/list`` by their shape (64 hex digits).
+One idempotent in-cluster Job per tenant registers both and rotates the key with a grace period, so spend stays on
+the team and pods keep working while they roll. Details: docs/gateway.md#tenants-as-teams-key-rotation.
 """
 
 from __future__ import annotations

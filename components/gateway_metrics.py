@@ -1,12 +1,7 @@
 """A scrape credential of its own for LiteLLM's ``/metrics``, instead of the master key.
 
-LiteLLM runs with ``require_auth_for_metrics_endpoint``: ``/metrics`` goes through ``user_api_key_auth`` like any
-route. The Prometheus operator copies the ServiceMonitor's bearer token into Prometheus' own config Secret, so
-that token must not be the master key. This module generates a virtual key (``sk-`` + 64 random characters, a
-Pulumi secret) and registers it in LiteLLM with ``allowed_routes: ["/metrics"]`` (LiteLLM's route check allows
-the exact route and anything under ``/metrics/``): it can read metrics and nothing else. The registration is an
-in-cluster Job running the same idempotent script as the tenant keys (components/gateway.py), labelled like the
-key Jobs so that the NetworkPolicies let it reach LiteLLM.
+The Prometheus operator copies the ServiceMonitor's bearer token into Prometheus' config Secret, so the token is a
+virtual key limited to ``/metrics``. Details: docs/gateway.md#master-key-and-scrape-key.
 """
 
 from __future__ import annotations

@@ -1,15 +1,8 @@
 """Tenant-facing gateway: nginx in front of LiteLLM, the only thing the LiteLLM NLB reaches.
 
-A sandbox is assumed hostile. LiteLLM serves far more than inference on one port: the admin UI (whose login is
-the master key), key/user/team/spend management, ``/metrics``, config routes. The NLB therefore targets this
-proxy, which forwards only the inference and health routes the agents call (Hermes and OpenClaw both speak
-OpenAI chat completions at ``<url>/v1``, list models, and may ask for model info) to the LiteLLM ClusterIP
-Service, and answers every other path with a JSON 403 without contacting LiteLLM. Operators reach the admin UI
-with ``kubectl port-forward`` (docs/gateway.md).
-
-:func:`nginx_conf` is a pure function; tests/test_gateway_proxy.py runs Debian's nginx with it in front of a
-recording stub upstream. Each allowed route is an exact location that passes its own fixed path upstream (never
-the client's raw URI), so percent-encoding, dot segments or doubled slashes cannot reach another LiteLLM route.
+LiteLLM serves admin and management routes on the inference port, and a sandbox is assumed hostile: nginx forwards
+only the routes agents call, each to its own fixed path, and answers the rest with a 403.
+Details: docs/gateway.md#tenant-gateway-componentsgateway_proxypy.
 """
 
 from __future__ import annotations

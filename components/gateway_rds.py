@@ -1,15 +1,7 @@
 """LiteLLM's database on Amazon RDS for PostgreSQL (litellmDatabase: rds), without a password anywhere in the cluster.
 
-How LiteLLM authenticates: IAM database authentication. LiteLLM 1.93's CLI (the chart's entrypoint and the
-migration script both go through it) mints an RDS IAM token when ``IAM_TOKEN_DB_AUTH`` is set, from
-``DATABASE_HOST/PORT/USER/NAME``, and re-mints it before it expires; its Pod Identity role may
-``rds-db:connect`` as the ``litellm`` database user only. So no database password reaches Kubernetes or Pulumi.
-
-The master password is created and rotated by RDS in Secrets Manager (``manage_master_user_password``): a
-rotated secret would break any copy of it, so nothing copies it. It is read once, by the bootstrap Job that
-creates the ``litellm`` role with ``rds_iam`` and hands it the database: an init container (the LiteLLM image,
-which has boto3) fetches the secret through its own Pod Identity role (``secretsmanager:GetSecretValue`` on that
-one secret) into a memory-backed file, and ``psql`` (the PostgreSQL image) runs the idempotent SQL over TLS.
+LiteLLM logs in with IAM tokens; the RDS-managed master password rotates, so nothing copies it, and only the
+bootstrap Job reads it once. Details: docs/gateway.md#database-litellmdatabase.
 """
 
 from __future__ import annotations

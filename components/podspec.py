@@ -1,20 +1,7 @@
-"""The single builder of sandbox pod templates.
+"""The single builder of sandbox pod templates, and the sandboxes' egress rules (plain data, no Pulumi resources).
 
-Every agent Deployment and every SandboxTemplate gets its pod template from :func:`sandbox_pod_template`,
-so the isolation rules cannot drift between agent types or between the two ways a sandbox is started:
-
-- a Kata runtime class (``kata-clh`` unless the agent asks for another one);
-- ``dnsPolicy: None`` with the VPC resolver (CIDR base + 2, computed): a Kata pod cannot reach CoreDNS at
-  its ClusterIP (see shared/design.md section 2);
-- no initContainers on ``kata-clh`` (Cloud Hypervisor fails them with "File exists (os error 17)"): the
-  builder refuses them, agents seed their files from the entrypoint instead;
-- no service account token, no service links, no host namespaces, no hostPath, no privilege: a
-  non-root user, every capability dropped, no privilege escalation, seccomp RuntimeDefault;
-- requests equal limits (Guaranteed QoS), so the micro-VM is sized from the agent config.
-
-The module also holds the network contract that goes with that DNS setup (:func:`sandbox_egress_rules`),
-shared by the tenant NetworkPolicy and the SandboxTemplate's managed policy. Everything here is plain
-data (no Pulumi resources), which keeps it easy to test.
+Every agent Deployment and SandboxTemplate takes its pod template from :func:`sandbox_pod_template`, so the isolation
+rules cannot drift between agent types or the two ways a sandbox starts. Details: docs/cluster.md#sandbox-pods.
 """
 
 from __future__ import annotations
