@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import runpy
-from typing import Any
 
 import pulumi
 
@@ -17,10 +16,6 @@ from tests.schemas import validate_object
 from tests.tokens import JOB, RELEASE, SECRET, SERVICE
 from tools.program import MASK, PLACEHOLDER, ROOT, ProgramResult, Registration, run_program
 
-ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
-ASSOCIATION = "aws:eks/podIdentityAssociation:PodIdentityAssociation"
-STACKS = ("dev", "staging", "prod")
-
 
 def gateway_children(result: ProgramResult) -> list[Registration]:
     return [
@@ -28,12 +23,6 @@ def gateway_children(result: ProgramResult) -> list[Registration]:
         for r in result.registrations
         if "agent-platform:gateway:Gateway" in r.urn and r.type.startswith("kubernetes:")
     ]
-
-
-def bedrock_statement(result: ProgramResult) -> dict[str, Any]:
-    policy = json.loads(result.named(ROLE_POLICY, "gateway-bedrock-policy").inputs["policy"])
-    assert len(policy["Statement"]) == 1
-    return policy["Statement"][0]
 
 
 # --------------------------------------------------------------------------------------------

@@ -13,19 +13,11 @@ from components import lb_controller
 from tests.conftest import program_result
 from tests.tokens import RELEASE, ROLE
 from tools.mocks import ACCOUNT_ID
-from tools.program import ProgramResult, Registration
+from tools.program import ProgramResult
 
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 ASSOCIATION = "aws:eks/podIdentityAssociation:PodIdentityAssociation"
 STACKS = ("dev", "staging", "prod")
-
-
-def gateway_children(result: ProgramResult) -> list[Registration]:
-    return [
-        r
-        for r in result.registrations
-        if "agent-platform:gateway:Gateway" in r.urn and r.type.startswith("kubernetes:")
-    ]
 
 
 def bedrock_statement(result: ProgramResult) -> dict[str, Any]:
