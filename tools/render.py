@@ -7,7 +7,9 @@ a real ``pulumi up`` would create. Details: README.md#third-party-installs-rende
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import json
 import os
@@ -146,6 +148,15 @@ def _cache_key(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
+@contextlib.contextmanager
+def _cache_lock(key: str) -> Iterator[None]:
+    """Hold ``key``'s lock file: one process computes an expensive cache entry while the others wait for it."""
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    with (CACHE_DIR / f"{key}.lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
+        yield
+
+
 def _cache_write(path: Path, text: str) -> None:
     """Write a cache entry atomically: concurrent previews and test workers share the cache folder."""
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
@@ -204,18 +215,32 @@ def parse_objects(text: str) -> list[dict[str, Any]]:
     return objects
 
 
+def cached_objects(text: str) -> list[dict[str, Any]]:
+    """``parse_objects(text)``, kept on disk as JSON by the text's hash: parsing the YAML of the larger installs
+    (5 MB for kube-prometheus-stack) is most of a warm render. Only kept when JSON holds it exactly."""
+    cached = CACHE_DIR / f"{_cache_key('objects', text)}.json"
+    if cached.is_file():
+        return json.loads(cached.read_text())
+    objects = parse_objects(text)
+    with contextlib.suppress(TypeError, ValueError):  # a date or binary value JSON cannot hold: not kept
+        encoded = json.dumps(objects)
+        if json.loads(encoded) == objects:
+            _cache_write(cached, encoded)
+    return objects
+
+
 def render(install: Install, kube_version: str) -> Rendered:
     folder = vendored_folder(install)
     if folder is None:
         return Rendered(install, [], None)
     if install.kind == "manifest":
         text = folder.read_text()
-        return Rendered(install, parse_objects(text), folder, text=text)
+        return Rendered(install, cached_objects(text), folder, text=text)
     try:
         text = helm_template(folder, install, install.values, kube_version)
     except RuntimeError as error:
         return Rendered(install, [], folder, str(error))
-    return Rendered(install, parse_objects(text), folder, text=text)
+    return Rendered(install, cached_objects(text), folder, text=text)
 
 
 def render_all(result: ProgramResult, kube_version: str) -> list[Rendered]:
@@ -339,11 +364,14 @@ def ineffective_values(rendered: Rendered, kube_version: str) -> list[tuple[str,
         helm_version(),
     )
     cached = CACHE_DIR / f"{key}.json"
-    if cached.is_file():
-        return [(path, known) for path, known in json.loads(cached.read_text())]
-    install = dataclasses.replace(
-        install, include_crds=False
-    )  # crds/ files are not templates: values never change them
+    with _cache_lock(key):  # a concurrent preview or test worker computing the same answer: wait for it
+        if not cached.is_file():
+            _cache_write(cached, json.dumps(_ineffective(folder, install, kube_version)))
+    return [(path, known) for path, known in json.loads(cached.read_text())]
+
+
+def _ineffective(folder: Path, install: Install, kube_version: str) -> list[tuple[str, bool]]:
+    install = dataclasses.replace(install, include_crds=False)  # crds/ files are not templates: values never change
     noisy = noisy_keys(folder, install, kube_version)
     baseline = _normalized(helm_template(folder, install, install.values, kube_version), noisy)
     leaves = list(value_leaves(install.values, chart_defaults(folder)))
@@ -357,10 +385,8 @@ def ineffective_values(rendered: Rendered, kube_version: str) -> list[tuple[str,
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         results = list(pool.map(unchanged, leaves))
-    found = [
+    return [
         (".".join(path), is_known(folder, path))
         for path, same in zip(leaves, results, strict=True)
         if same and path[-1] not in IMAGE_PARTS
     ]
-    _cache_write(cached, json.dumps(found))
-    return found
