@@ -18,7 +18,7 @@ import pulumi_random as random
 
 from components.config import EgressConfig, TenantConfig
 from components.gateway import NLB_ANNOTATIONS, NLB_CLASS
-from components.kube import child_options, platform_namespace
+from components.kube import child_options, keep_one_available, platform_namespace, rolling_deployment
 from components.labels import EGRESS_NAMESPACE
 from components.podspec import PROXY_PORT, container_security_context, core_pod_template, topology_spread
 from components.squid import (  # noqa: F401 (re-exported: tests/test_egress.py)
@@ -268,24 +268,9 @@ class EgressProxy(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[ns], additional_secret_outputs=["data", "stringData"]),
         )
         template = proxy_pod_spec(args.config.squid_image, args.config.mtail_image, config_hash)
-        k8s.apps.v1.Deployment(
-            f"{name}-squid",
-            metadata={"name": APP, "namespace": NAMESPACE, "labels": labels},
-            spec={
-                "replicas": args.config.replicas,
-                "revisionHistoryLimit": 3,
-                "selector": {"matchLabels": dict(SELECTOR)},
-                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
-                "template": template,
-            },
-            opts=k8s_opts(ns, secret),
-        )
-        k8s.policy.v1.PodDisruptionBudget(
-            f"{name}-pdb",
-            metadata={"name": APP, "namespace": NAMESPACE, "labels": labels},
-            spec={"minAvailable": 1, "selector": {"matchLabels": dict(SELECTOR)}},
-            opts=k8s_opts(ns),
-        )
+        metadata = {"name": APP, "namespace": NAMESPACE, "labels": labels}
+        rolling_deployment(f"{name}-squid", metadata, SELECTOR, args.config.replicas, template, k8s_opts(ns, secret))
+        keep_one_available(f"{name}-pdb", metadata, SELECTOR, k8s_opts(ns))
         nlb = k8s.core.v1.Service(
             f"{name}-nlb",
             metadata={

@@ -35,7 +35,7 @@ from components.gateway_proxy import TenantGateway, TenantGatewayArgs
 from components.gateway_rds import RdsPostgresArgs
 from components.gateway_vpc import ManagedPlacement
 from components.iam import PodIdentity, account_policy
-from components.kube import child_options, platform_namespace, run_to_completion_job
+from components.kube import child_options, keep_one_available, platform_namespace, run_to_completion_job
 from components.labels import CORE_NODE_SELECTOR, LITELLM_NAMESPACE, LITELLM_PORT
 from components.podspec import topology_spread
 
@@ -244,12 +244,7 @@ class Gateway(pulumi.ComponentResource):
             timeout=900,
             opts=k8s_opts(ns, service_account, master_key, database.migrations, bedrock_identity, *cache.ready),
         )
-        k8s.policy.v1.PodDisruptionBudget(
-            f"{name}-pdb",
-            metadata={"name": RELEASE, "namespace": NAMESPACE},
-            spec={"minAvailable": 1, "selector": {"matchLabels": dict(SELECTOR)}},
-            opts=k8s_opts(ns),
-        )
+        keep_one_available(f"{name}-pdb", {"name": RELEASE, "namespace": NAMESPACE}, SELECTOR, k8s_opts(ns))
 
         # --- the internal NLB Kata pods use (they cannot reach the ClusterIP Service). It targets the tenant
         # gateway (nginx, inference routes only), never LiteLLM itself: components/gateway_proxy.py.

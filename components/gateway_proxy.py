@@ -16,6 +16,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.kube import keep_one_available, rolling_deployment
 from components.podspec import LITELLM_PORT, container_security_context, core_pod_template, topology_spread
 
 APP = "litellm-tenant-gateway"
@@ -228,7 +229,6 @@ class TenantGateway(pulumi.ComponentResource):
     NLB Service selects :data:`SELECTOR` on :data:`LISTEN_PORT`."""
 
     nginx_conf: str
-    deployment: k8s.apps.v1.Deployment
 
     def __init__(self, name: str, args: TenantGatewayArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("agent-platform:gateway:TenantGateway", name, None, opts)
@@ -242,22 +242,9 @@ class TenantGateway(pulumi.ComponentResource):
             data={"nginx.conf": self.nginx_conf},
             opts=k8s_opts,
         )
-        self.deployment = k8s.apps.v1.Deployment(
-            f"{name}-nginx",
-            metadata={"name": APP, "namespace": args.namespace, "labels": labels},
-            spec={
-                "replicas": max(2, args.replicas),
-                "revisionHistoryLimit": 3,
-                "selector": {"matchLabels": dict(SELECTOR)},
-                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
-                "template": pod_template(args.image, config_hash),
-            },
-            opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[config])),
-        )
-        k8s.policy.v1.PodDisruptionBudget(
-            f"{name}-pdb",
-            metadata={"name": APP, "namespace": args.namespace, "labels": labels},
-            spec={"minAvailable": 1, "selector": {"matchLabels": dict(SELECTOR)}},
-            opts=k8s_opts,
-        )
+        metadata = {"name": APP, "namespace": args.namespace, "labels": labels}
+        after_config = pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[config]))
+        template = pod_template(args.image, config_hash)
+        rolling_deployment(f"{name}-nginx", metadata, SELECTOR, max(2, args.replicas), template, after_config)
+        keep_one_available(f"{name}-pdb", metadata, SELECTOR, k8s_opts)
         self.register_outputs({"configHash": config_hash})

@@ -17,7 +17,7 @@ from components.config import KarpenterConfig
 from components.kata import KATA_IMDS_HOP_LIMIT
 from components.labels import CAPACITY_PLACEHOLDER_LABEL, DISCOVERY_TAG, KATA_NODE_SELECTOR, KATA_TAINT, KATA_TOLERATION
 from components.node_group import ROOT_DEVICE
-from components.podspec import container_security_context
+from components.podspec import container_security_context, selecting
 
 CONTROLLER_POLICY = Path(__file__).resolve().parent / "policies" / "karpenter-controller-iam-policy.json"
 NODE_CLASS = "kata"
@@ -32,36 +32,30 @@ PLACEHOLDER_UID = 65535  # the pause image's nobody
 def placeholder_spec(cfg: KarpenterConfig) -> dict[str, Any]:
     labels = {"app.kubernetes.io/name": PLACEHOLDER, CAPACITY_PLACEHOLDER_LABEL: "true"}
     resources = {"cpu": "1", "memory": "1Gi"}  # the warm room each node keeps for the first sandbox
-    return {
-        "replicas": cfg.warm_nodes,
-        "selector": {"matchLabels": dict(labels)},
-        "template": {
-            "metadata": {"labels": dict(labels)},
-            "spec": {
-                "priorityClassName": PLACEHOLDER,
-                "terminationGracePeriodSeconds": 0,
-                "automountServiceAccountToken": False,
-                "nodeSelector": dict(KATA_NODE_SELECTOR),
-                "tolerations": [dict(KATA_TOLERATION)],
-                "affinity": {
-                    "podAntiAffinity": {
-                        "requiredDuringSchedulingIgnoredDuringExecution": [
-                            {"labelSelector": {"matchLabels": dict(labels)}, "topologyKey": "kubernetes.io/hostname"}
-                        ]
-                    }
-                },
-                "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
-                "containers": [
-                    {
-                        "name": "pause",
-                        "image": cfg.pause_image,
-                        "resources": {"requests": dict(resources), "limits": {"memory": resources["memory"]}},
-                        "securityContext": container_security_context(PLACEHOLDER_UID, read_only_root=True),
-                    }
-                ],
-            },
+    pod = {
+        "priorityClassName": PLACEHOLDER,
+        "terminationGracePeriodSeconds": 0,
+        "automountServiceAccountToken": False,
+        "nodeSelector": dict(KATA_NODE_SELECTOR),
+        "tolerations": [dict(KATA_TOLERATION)],
+        "affinity": {
+            "podAntiAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": [
+                    {"labelSelector": {"matchLabels": dict(labels)}, "topologyKey": "kubernetes.io/hostname"}
+                ]
+            }
         },
+        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [
+            {
+                "name": "pause",
+                "image": cfg.pause_image,
+                "resources": {"requests": dict(resources), "limits": {"memory": resources["memory"]}},
+                "securityContext": container_security_context(PLACEHOLDER_UID, read_only_root=True),
+            }
+        ],
     }
+    return {"replicas": cfg.warm_nodes, **selecting(labels, pod)}
 
 
 def node_class_spec(

@@ -84,3 +84,35 @@ def run_to_completion_job(
         },
         opts=opts,
     )
+
+
+def rolling_deployment(
+    name: str,
+    metadata: Mapping[str, Any],
+    selector: Mapping[str, str],
+    replicas: int,
+    template: Mapping[str, Any],
+    opts: pulumi.ResourceOptions,
+) -> k8s.apps.v1.Deployment:
+    """A platform Deployment that replaces one pod at a time and never has fewer than ``replicas`` ready."""
+    return k8s.apps.v1.Deployment(
+        name,
+        metadata=metadata,
+        spec={
+            "replicas": replicas,
+            "revisionHistoryLimit": 3,
+            "selector": {"matchLabels": dict(selector)},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+            "template": template,
+        },
+        opts=opts,
+    )
+
+
+def keep_one_available(
+    name: str, metadata: Mapping[str, Any], selector: Mapping[str, str], opts: pulumi.ResourceOptions
+) -> k8s.policy.v1.PodDisruptionBudget:
+    """A disruption budget keeping one of the ``selector`` pods serving through node drains."""
+    return k8s.policy.v1.PodDisruptionBudget(
+        name, metadata=metadata, spec={"minAvailable": 1, "selector": {"matchLabels": dict(selector)}}, opts=opts
+    )
