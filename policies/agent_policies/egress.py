@@ -15,7 +15,7 @@ from pulumi_policy import ReportViolation, StackValidationArgs, StackValidationP
 from pulumi_policy.proxy import UnknownValueError
 
 from .common import SANDBOX_LABEL, Unknowns, dig, get, items, mapping, schema, string
-from .placement import KubeObject, Stack
+from .stack import KubeObject, Stack
 from .workloads import sandbox_namespaces
 
 NETWORK_POLICY = ("networking.k8s.io", "NetworkPolicy")

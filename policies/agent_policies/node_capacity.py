@@ -15,7 +15,8 @@ from pulumi_policy.proxy import UnknownValueError
 from .common import Unknowns, get, human_list, items, mapping, schema, string, string_list_property
 from .node_pools import NODE_POOL, check_node_pool
 from .nodes import FAMILIES_PROPERTY, LAUNCH_TEMPLATE, bad_instance_types, families, nested_virtualization_enabled
-from .placement import Resolved, Stack
+from .placement import Resolved
+from .stack import Stack
 
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
 EKS_DEFAULT_INSTANCE_TYPE = "t3.medium"

@@ -14,7 +14,7 @@ from pulumi_policy.proxy import UnknownValueError
 
 from .common import Unknowns, config_strings, dig, get, human_list, items, mapping, string
 from .nodes import bad_instance_types, families, nested_virtualization_enabled
-from .placement import KubeObject, Stack
+from .stack import KubeObject, Stack
 
 NODE_POOL = ("karpenter.sh", "NodePool")
 EC2_NODE_CLASS = ("karpenter.k8s.aws", "EC2NodeClass")

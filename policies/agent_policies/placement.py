@@ -8,9 +8,9 @@ Rules never read ``metadata.namespace``, a provider, a dependency or a ``*Patch`
 - ``namespace``: ``metadata.namespace``, else the provider's default namespace, else ``default``; in a stack, an
   unknown one is followed through the dependencies of ``metadata`` (or of the provider's ``namespace``) to a
   Namespace of the same cluster;
-- the effective object (:class:`KubeObject`: a declaration and the patches of it in the stack, merged as
-  server-side apply merges them), and relations (owner Namespace, a launch template or EC2NodeClass referenced by
-  name or by dependency) matched in the same cluster or region only.
+- with a stack (stack.py): the effective object (a declaration and the patches of it, merged as server-side apply
+  merges them), and relations (owner Namespace, a launch template or EC2NodeClass referenced by name or by
+  dependency) matched in the same cluster or region only.
 
 Details: policies/README.md#where-a-resource-lands.
 """
@@ -20,13 +20,16 @@ from __future__ import annotations
 import functools
 import json
 import os
-from collections.abc import Hashable, Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import Hashable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from pulumi_policy import PolicyResource, ResourceValidationArgs
 from pulumi_policy.proxy import UnknownValueError
 
 from .common import get, items, string
+
+if TYPE_CHECKING:
+    from .stack import Stack
 
 K8S_PROVIDER = "pulumi:providers:kubernetes"
 AWS_PROVIDER = "pulumi:providers:aws"
@@ -220,24 +223,31 @@ def _kubeconfig_namespace_of(document: Mapping[str, Any], context: str | None) -
 # --- one resource, resolved -------------------------------------------------------------------
 
 
+_UNSET: Any = object()
+
+
 class Resolved:
     """A resource as every rule sees it: what it is, where it lands, what it declares.
 
     ``props`` is what the resource itself declares (for a patch, only the fields it sets); ``partial`` says that a
     field it omits is left as it is, hence no violation. ``namespace`` is None for cluster-scoped objects and
-    other providers' resources, and when it cannot be told (``namespace_unknown`` then holds why).
+    other providers' resources, and when it cannot be told (``namespace_unknown`` then holds why). The cluster,
+    the namespace and the object's name are worked out on first use: most validations never ask.
     """
 
     __slots__ = (
+        "_cluster",
         "_display_kind",
-        "cluster",
+        "_memo",
+        "_namespace",
+        "_namespace_source",
+        "_namespace_unknown",
+        "_object_name",
+        "_provider",
+        "_stack",
         "group",
         "kind",
         "name",
-        "namespace",
-        "namespace_source",
-        "namespace_unknown",
-        "object_name",
         "patch",
         "props",
         "resource",
@@ -246,31 +256,31 @@ class Resolved:
     )
 
     def __init__(
-        self, resource_type: str, urn: str, name: str, props: Any, resource: PolicyResource | None = None
+        self,
+        resource_type: str,
+        urn: str,
+        name: str,
+        props: Any,
+        provider: Any = None,
+        stack: Stack | None = None,
+        resource: PolicyResource | None = None,
     ) -> None:
         self.resource_type = resource_type
         self.urn = urn
         self.name = name
         self.props = props
         self.resource = resource
+        self._provider = provider
+        self._stack = stack
         found = kubernetes_kind(resource_type)
         self.group, self.kind, self.patch = found if found is not None else (None, None, False)
         self._display_kind = resource_type.rsplit(":", 1)[-1]
-        self.cluster: Hashable = ""
-        self.namespace: str | None = None
-        self.namespace_source = ""  # "metadata", "provider", "dependency" or "" (none or unknown)
-        self.namespace_unknown: UnknownValueError | None = None
-        self.object_name: str | None = None
-        if self.group is None:
-            try:
-                self.object_name = string(get(props, "name"))
-            except UnknownValueError:
-                self.object_name = None
-            return
-        try:
-            self.object_name = string(get(get(props, "metadata"), "name")) or None
-        except UnknownValueError:
-            self.object_name = None
+        self._cluster: Any = _UNSET
+        self._namespace: Any = _UNSET
+        self._namespace_source = ""
+        self._namespace_unknown: UnknownValueError | None = None
+        self._object_name: Any = _UNSET
+        self._memo: dict[str, Any] | None = None
 
     @property
     def kubernetes(self) -> bool:
@@ -290,6 +300,76 @@ class Resolved:
         return self.patch
 
     @property
+    def object_name(self) -> str | None:
+        """``metadata.name`` of a Kubernetes object, ``name`` of an AWS resource; None when unset or unknown."""
+        if self._object_name is _UNSET:
+            try:
+                if self.group is None:
+                    self._object_name = string(get(self.props, "name"))
+                else:
+                    self._object_name = string(get(get(self.props, "metadata"), "name")) or None
+            except UnknownValueError:
+                self._object_name = None
+        return self._object_name
+
+    @property
+    def cluster(self) -> Hashable:
+        """The Kubernetes cluster (provider identity), the AWS region and account, or "" for anything else."""
+        if self._cluster is _UNSET:
+            if self.group is not None:
+                self._cluster = kubernetes_cluster(self._provider)
+            elif self.resource_type.startswith("aws:"):
+                self._cluster = aws_location(self.props, self._provider)
+            else:
+                self._cluster = ""
+        return self._cluster
+
+    @property
+    def namespace(self) -> str | None:
+        self._place()
+        return self._namespace
+
+    @property
+    def namespace_source(self) -> str:
+        """ "metadata", "provider", "dependency" (only a stack can tell), or "" (none, or unknown)."""
+        self._place()
+        return self._namespace_source
+
+    @property
+    def namespace_unknown(self) -> UnknownValueError | None:
+        self._place()
+        return self._namespace_unknown
+
+    def _place(self) -> None:
+        """The namespace as far as the resource and its provider tell; a stack then follows an unknown one."""
+        if self._namespace is not _UNSET:
+            return
+        self._namespace = None
+        if not self.namespaced:
+            return
+        namespace, unknown = metadata_namespace(self.props)
+        if namespace is not None:
+            self._namespace, self._namespace_source = namespace, "metadata"
+            return
+        if unknown is None:
+            try:
+                self._namespace, self._namespace_source = provider_namespace(_props(self._provider)), "provider"
+                return
+            except UnknownValueError as error:
+                unknown = error
+        self._namespace_unknown = unknown
+        if self._stack is not None:
+            self._stack._follow_namespace(self)  # noqa: SLF001 - the stack completes what the resource cannot tell
+
+    def memo(self, key: str, compute: Any) -> Any:
+        """A value derived from this resource, computed once (``compute()``; an unknown is not kept)."""
+        if self._memo is None:
+            self._memo = {}
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
+
+    @property
     def display_name(self) -> str:
         """The object's name for messages: ``metadata.name`` (Kubernetes) or the resource name."""
         return self.object_name if self.group is not None and self.object_name else self.name
@@ -305,7 +385,7 @@ class Resolved:
         return f"Resolved({self.who}, cluster={self.cluster!r})"
 
 
-def _metadata_namespace(props: Any) -> tuple[str | None, UnknownValueError | None]:
+def metadata_namespace(props: Any) -> tuple[str | None, UnknownValueError | None]:
     """``metadata.namespace`` ("" counts as unset: the provider's default), or the unknown that hides it."""
     try:
         return string(get(get(props, "metadata"), "namespace")) or None, None
@@ -313,327 +393,10 @@ def _metadata_namespace(props: Any) -> tuple[str | None, UnknownValueError | Non
         return None, error
 
 
-def _place(resolved: Resolved, provider: Any) -> None:
-    """Cluster and namespace as far as the resource and its provider tell (no other resource consulted)."""
-    if resolved.group is None:
-        if resolved.resource_type.startswith("aws:"):
-            resolved.cluster = aws_location(resolved.props, provider)
-        return
-    resolved.cluster = kubernetes_cluster(provider)
-    if not resolved.namespaced:
-        return
-    namespace, unknown = _metadata_namespace(resolved.props)
-    if namespace is not None:
-        resolved.namespace, resolved.namespace_source = namespace, "metadata"
-        return
-    if unknown is not None:
-        resolved.namespace_unknown = unknown
-        return
-    try:
-        resolved.namespace, resolved.namespace_source = provider_namespace(_props(provider)), "provider"
-    except UnknownValueError as error:
-        resolved.namespace_unknown = error
-
-
 def resolve(args: ResourceValidationArgs) -> Resolved:
-    """The resource under validation, resolved with the provider the engine attached (resource policies).
+    """The resource under validation, with the provider the engine attached (resource policies).
 
     A resource validator cannot see other resources: an unknown namespace stays unknown here (stack policies follow
-    it through the dependencies). Call it after the type check, as it reads the properties.
+    it through the dependencies).
     """
-    resolved = Resolved(args.resource_type, args.urn, args.name, args.props)
-    _place(resolved, args.provider)
-    return resolved
-
-
-# --- the objects of a stack -------------------------------------------------------------------
-
-
-class Overlay(Mapping[str, Any]):
-    """Mappings applied in order, as server-side apply merges them: maps merge key by key, anything else (lists
-    included) is replaced by the later value. Values are read lazily, so an unknown raises only when read."""
-
-    __slots__ = ("_layers",)
-
-    def __init__(self, layers: Sequence[Any]) -> None:
-        self._layers = [layer for layer in layers if isinstance(layer, Mapping)]
-
-    def __getitem__(self, key: str) -> Any:
-        maps: list[Any] = []
-        for layer in reversed(self._layers):
-            try:
-                value = layer[key]
-            except KeyError:
-                continue
-            if isinstance(value, Mapping):
-                maps.append(value)
-                continue
-            if maps:
-                break
-            return value
-        if not maps:
-            raise KeyError(key)
-        return maps[0] if len(maps) == 1 else Overlay(maps[::-1])
-
-    def __iter__(self) -> Iterator[str]:
-        seen: dict[str, None] = {}
-        for layer in self._layers:
-            seen.update(dict.fromkeys(layer))
-        return iter(seen)
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self)
-
-
-class KubeObject:
-    """One Kubernetes object of the stack: its declaration and the patches of it (same cluster, group, kind,
-    namespace and name), and the object they amount to (``obj``)."""
-
-    __slots__ = ("_obj", "resources")
-
-    def __init__(self, first: Resolved) -> None:
-        self.resources: list[Resolved] = [first]
-        self._obj: Any = None
-
-    def add(self, resolved: Resolved) -> None:
-        if resolved.patch:
-            self.resources.append(resolved)
-        else:
-            self.resources.insert(sum(1 for r in self.resources if not r.patch), resolved)
-        self._obj = None
-
-    @property
-    def obj(self) -> Any:
-        if self._obj is None:
-            layers = [r.props for r in self.resources]
-            self._obj = layers[0] if len(layers) == 1 else Overlay(layers)
-        return self._obj
-
-    @property
-    def partial(self) -> bool:
-        """Only patches: fields none of them set are as the cluster has them (unknown here)."""
-        return all(r.patch for r in self.resources)
-
-    @property
-    def declaration(self) -> Resolved | None:
-        return next((r for r in self.resources if not r.patch), None)
-
-    @property
-    def last(self) -> Resolved:
-        """The resource a violation of the merged object is reported on: the last patch, else the declaration."""
-        return self.resources[-1]
-
-    @property
-    def name(self) -> str:
-        return self.resources[0].display_name
-
-    def __repr__(self) -> str:
-        return f"KubeObject({[r.who for r in self.resources]})"
-
-
-def dependencies_of(resource: PolicyResource, prop: str) -> Sequence[PolicyResource]:
-    """The resources ``prop`` of ``resource`` depends on (how a computed reference is followed).
-
-    When the engine sent no per-property dependencies at all, every dependency of the resource counts.
-    """
-    deps = resource.property_dependencies.get(prop)
-    if deps is None and not resource.property_dependencies:
-        deps = resource.dependencies
-    return deps or ()
-
-
-class Stack:
-    """The resources of one stack validation, resolved on demand (each stack policy call builds one).
-
-    Indexes are built the first time a rule asks, so a rule that needs only NodePools pays for nothing else.
-    """
-
-    def __init__(self, resources: Sequence[PolicyResource]) -> None:
-        self.resources = resources
-        self._kinds: dict[KindKey, list[PolicyResource]] | None = None
-        self._types: dict[str, list[PolicyResource]] = {}
-        self._providers: dict[str, PolicyResource] = {}
-        self._resolved: dict[str, Resolved] = {}
-        self._objects: dict[KindKey, dict[Hashable, KubeObject]] = {}
-        self._object_of: dict[str, KubeObject] = {}
-        self._owners: dict[str, KubeObject] = {}  # owner Namespaces found by dependency
-
-    # --- indexes
-
-    def _index(self) -> dict[KindKey, list[PolicyResource]]:
-        if self._kinds is None:
-            kinds: dict[KindKey, list[PolicyResource]] = {}
-            for resource in self.resources:
-                resource_type = resource.resource_type
-                found = kubernetes_kind(resource_type)
-                if found is not None:
-                    kinds.setdefault((found[0], found[1]), []).append(resource)
-                else:
-                    self._types.setdefault(resource_type, []).append(resource)
-                    if resource_type.startswith(PROVIDER_PREFIX):
-                        self._providers[resource.urn] = resource
-            self._kinds = kinds
-        return self._kinds
-
-    def of_kind(self, kind: KindKey) -> list[Resolved]:
-        """Every resource of a Kubernetes kind, its patches included, in stack order."""
-        return [self.resolve(r) for r in self._index().get(kind, ())]
-
-    def of_kinds(self, kinds: frozenset[KindKey]) -> Iterator[Resolved]:
-        """Every resource of these Kubernetes kinds, patches included, in stack order."""
-        self._index()
-        for resource in self.resources:
-            if kind_of(resource.resource_type) in kinds:
-                yield self.resolve(resource)
-
-    def of_type(self, resource_type: str) -> list[Resolved]:
-        """Every resource of a non-Kubernetes type (an AWS type token)."""
-        self._index()
-        return [self.resolve(r) for r in self._types.get(resource_type, ())]
-
-    def has_kind(self, kind: KindKey) -> bool:
-        return bool(self._index().get(kind))
-
-    # --- resolution
-
-    def _provider(self, resource: PolicyResource) -> Any:
-        """The provider resource in the stack (its inputs and dependencies), else the one the engine attached."""
-        ref = resource.provider
-        if ref is None:
-            return None
-        self._index()
-        return self._providers.get(ref.urn, ref)
-
-    def resolve(self, resource: PolicyResource) -> Resolved:
-        found = self._resolved.get(resource.urn)
-        if found is not None:
-            return found
-        resolved = Resolved(resource.resource_type, resource.urn, resource.name, resource.props, resource)
-        self._resolved[resource.urn] = resolved
-        provider = self._provider(resource)
-        _place(resolved, provider)
-        if resolved.namespaced and resolved.namespace is None:
-            self._follow_namespace(resolved, resource, provider)
-        return resolved
-
-    def _follow_namespace(self, resolved: Resolved, resource: PolicyResource, provider: Any) -> None:
-        """An unknown namespace computed from a Namespace of the stack: found through the dependencies of
-        ``metadata`` (or of the provider's ``namespace`` input), on the resource's own cluster."""
-        if resolved.namespace_unknown is None:
-            return
-        if _metadata_namespace(resolved.props)[1] is not None:
-            deps: Sequence[Any] = dependencies_of(resource, "metadata")
-        else:
-            deps = (getattr(provider, "property_dependencies", None) or {}).get("namespace") or ()
-        for dep in deps:
-            if kind_of(dep.resource_type) != NAMESPACE:
-                continue
-            namespace = self.resolve(dep)
-            same_cluster = namespace.cluster == resolved.cluster
-            if not same_cluster and self._named(NAMESPACE, resolved.cluster, namespace.object_name) is None:
-                continue  # a Namespace of another cluster, and none of that name here
-            if same_cluster:
-                self._owners[resolved.urn] = self.object(namespace)  # its owner, even when its name is computed
-            if namespace.object_name is None:
-                # The owner is known, its name is not: rules that judge the name still get an unknown.
-                resolved.namespace_unknown = UnknownValueError(UNKNOWN_STRING, [namespace.name, "metadata", "name"])
-                return
-            resolved.namespace = namespace.object_name
-            resolved.namespace_source = "dependency"
-            resolved.namespace_unknown = None
-            return
-
-    # --- objects (declarations and patches merged)
-
-    def _key(self, resolved: Resolved) -> Hashable:
-        if resolved.object_name is None or (resolved.namespaced and resolved.namespace is None):
-            return ("urn", resolved.urn)
-        return (resolved.cluster, resolved.namespace or "", resolved.object_name)
-
-    def objects(self, kind: KindKey) -> list[KubeObject]:
-        """The objects of a kind: each declaration with its patches, or patches alone (``partial``)."""
-        found = self._objects.get(kind)
-        if found is None:
-            found = {}
-            for resolved in self.of_kind(kind):
-                key = self._key(resolved)
-                existing = found.get(key)
-                if existing is None:
-                    found[key] = existing = KubeObject(resolved)
-                else:
-                    existing.add(resolved)
-                self._object_of[resolved.urn] = existing
-            self._objects[kind] = found
-        return list(found.values())
-
-    def object(self, resolved: Resolved) -> KubeObject:
-        """The object a resource declares or patches."""
-        if resolved.urn not in self._object_of:
-            self.objects(resolved.kind_key)  # type: ignore[arg-type]
-        return self._object_of[resolved.urn]
-
-    def _named(self, kind: KindKey, cluster: Hashable, name: str | None, namespace: str | None = None) -> Any:
-        if name is None:
-            return None
-        self.objects(kind)
-        return self._objects[kind].get((cluster, namespace or "", name))
-
-    def owner(self, resolved: Resolved) -> KubeObject | None:
-        """The Namespace of the stack (same cluster) a namespaced object lands in; None when the stack declares no
-        such Namespace or the namespace cannot be told (``resolved.namespace_unknown``)."""
-        if not resolved.namespaced:
-            return None
-        by_dependency = self._owners.get(resolved.urn)
-        if by_dependency is not None:
-            return by_dependency
-        return self._named(NAMESPACE, resolved.cluster, resolved.namespace)
-
-    # --- references
-
-    def reference(
-        self,
-        source: Resolved,
-        prop: str,
-        kind: KindKey | str,
-        name: str | None,
-        unknown: UnknownValueError | None = None,
-    ) -> Resolved | None:
-        """The resource of ``kind`` (a Kubernetes kind or an AWS type) that property ``prop`` of ``source`` names.
-
-        By ``name`` within the same cluster or region (a Kubernetes object's ``metadata.name``, an AWS resource's
-        ``name``); when the name is not known, by the dependencies of ``prop`` (how an output reference is followed).
-        None when neither names a resource of the stack; raises ``unknown`` (the reference's own unknown) when
-        nothing settles it, or the place's unknown when the name matches but the cluster or region is unknown.
-        """
-        if name is not None:
-            unsure: UnknownValueError | None = None
-            for candidate in self._all(kind):
-                if candidate.object_name != name:
-                    continue
-                if isinstance(candidate.cluster, UnknownPlace) or isinstance(source.cluster, UnknownPlace):
-                    place = candidate.cluster if isinstance(candidate.cluster, UnknownPlace) else source.cluster
-                    unsure = unsure or place.error  # type: ignore[union-attr]
-                elif candidate.cluster == source.cluster and (
-                    not candidate.namespaced or candidate.namespace == source.namespace
-                ):
-                    return candidate
-            if unsure is not None:
-                raise unsure
-            return None
-        resource = source.resource
-        linked = []
-        if resource is not None:
-            linked = [self.resolve(d) for d in dependencies_of(resource, prop) if self._is(d, kind)]
-        if linked:
-            same = [r for r in linked if r.cluster == source.cluster]
-            return (same or linked)[0]
-        if unknown is not None:
-            raise unknown
-        return None
-
-    def _all(self, kind: KindKey | str) -> list[Resolved]:
-        return self.of_type(kind) if isinstance(kind, str) else self.of_kind(kind)
-
-    @staticmethod
-    def _is(resource: PolicyResource, kind: KindKey | str) -> bool:
-        return resource.resource_type == kind if isinstance(kind, str) else kind_of(resource.resource_type) == kind
+    return Resolved(args.resource_type, args.urn, args.name, args.props, args.provider)

@@ -24,8 +24,9 @@ from .common import (
     schema,
 )
 from .host_access import check_host_access
-from .placement import KubeObject, Resolved, Stack
+from .placement import Resolved
 from .runtime_class import ALLOWED_RUNTIME_CLASSES_PROPERTY, check_runtime_class
+from .stack import KubeObject, Stack
 from .tolerations import CONFIG_PROPERTIES as TOLERATIONS_PROPERTIES
 from .tolerations import check_dedicated_tenant_tolerations
 from .workloads import WORKLOAD_KINDS, pod_template, sandbox_namespaces

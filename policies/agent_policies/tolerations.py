@@ -21,7 +21,8 @@ from pulumi_policy import ReportViolation
 from pulumi_policy.proxy import UnknownValueError
 
 from .common import Unknowns, config_str, config_strings, dig, get, human_list, items, string, string_list_property
-from .placement import Resolved, Stack
+from .placement import Resolved
+from .stack import Stack
 from .workloads import WORKLOAD_KINDS, owned_by_daemon_set, pod_template
 
 DEDICATED_TENANT_KEY = "agent-platform.io/dedicated-tenant"  # components/labels.py DEDICATED_TENANT_KEY

@@ -13,7 +13,8 @@ from pulumi_policy import ResourceValidationArgs
 from pulumi_policy.proxy import UnknownValueError
 
 from .common import SANDBOX_LABEL, Unknowns, config_strings, dig, get, is_true, items, mapping, string
-from .placement import NAMESPACE, KindKey, KubeObject, Resolved, Stack, kind_of, of_kinds, resolve
+from .placement import NAMESPACE, KindKey, Resolved, kind_of, of_kinds, resolve
+from .stack import KubeObject, Stack
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,8 +97,12 @@ def sandbox_labelled(obj: Any, pod_labels: Any, pod_labels_unknown: UnknownValue
 def pod_template(resource: Resolved) -> PodTemplate | None:
     """The pod template of a workload (what the resource itself declares); None for anything else.
 
-    Raises UnknownValueError when the pod spec itself is unknown during preview.
+    Raises UnknownValueError when the pod spec itself is unknown during preview. Built once per resource.
     """
+    return resource.memo("pod_template", lambda: _pod_template(resource))
+
+
+def _pod_template(resource: Resolved) -> PodTemplate | None:
     shape = SHAPES.get(resource.kind_key)  # type: ignore[arg-type]
     props = resource.props
     if shape is None or not isinstance(props, Mapping):

@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 from agent_policies.egress import sandbox_egress_allowlist
 from agent_policies.node_capacity import kata_node_capacity
-from agent_policies.placement import Overlay, Stack, aws_location, kubernetes_kind
+from agent_policies.placement import aws_location, kubernetes_kind
 from agent_policies.runtime_class import sandbox_runtime_class
 from agent_policies.sandbox_namespaces import sandbox_namespace_runtime_class
+from agent_policies.stack import Overlay, Stack
 
 from tests.policies.builders import NAMESPACE, SANDBOX, ec2_node_class, launch_template, node_pool
 from tests.policy_cases import (
