@@ -142,15 +142,6 @@ def test_unknowns() -> None:
     assert len(_run(namespace, linked)) == 1
 
 
-def test_the_program_passes_with_a_dedicated_tenant() -> None:
-    """dev with globex on dedicated nodes: its pods tolerate its nodes in its own namespace, nothing else does."""
-    from tests.test_dedicated_nodes import dedicated  # the same program run (tests/conftest.py caches it)
-    from tools.preview import analyzer_resources
-
-    outcome = run_stack_policy(sandbox_namespace_runtime_class, analyzer_resources(dedicated()))
-    assert outcome.messages == []
-
-
 def test_grpc_dedicated_tolerations(pack: PolicyPackProcess) -> None:
     bad = _workload(KIND["Deployment"], "tenant-acme", GLOBEX)
     violations = pack.analyze_stack([_namespace("tenant-acme", "acme"), bad])
