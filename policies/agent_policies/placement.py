@@ -31,8 +31,6 @@ from .common import get, items, string
 if TYPE_CHECKING:
     from .stack import Stack
 
-K8S_PROVIDER = "pulumi:providers:kubernetes"
-AWS_PROVIDER = "pulumi:providers:aws"
 PROVIDER_PREFIX = "pulumi:providers:"
 UNKNOWN_STRING = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 
@@ -281,10 +279,6 @@ class Resolved:
         self._namespace_unknown: UnknownValueError | None = None
         self._object_name: Any = _UNSET
         self._memo: dict[str, Any] | None = None
-
-    @property
-    def kubernetes(self) -> bool:
-        return self.group is not None
 
     @property
     def kind_key(self) -> KindKey | None:
