@@ -144,7 +144,7 @@ def test_migrations_run_in_their_own_job_before_litellm(each_stack: ProgramResul
     """The chart's migration Job shares the proxy pods' labels (it would be an NLB endpoint): ours has its own."""
     values = each_stack.named(RELEASE, "gateway-litellm").inputs["values"]
     assert values["migrationJob"] == {"enabled": False}
-    assert values["envVars"] == {"DISABLE_SCHEMA_UPDATE": "true"}
+    assert values["envVars"]["DISABLE_SCHEMA_UPDATE"] == "true"
     job = each_stack.named(JOB, "gateway-db-migrations")
     labels = job.inputs["spec"]["template"]["metadata"]["labels"]
     assert not all(labels.get(k) == v for k, v in gw.SELECTOR.items())
