@@ -361,3 +361,10 @@ def test_an_empty_secret_is_missing_not_plain_text(tmp_path: Path, capsys: pytes
     edit = MISTAKES[[m[0] for m in MISTAKES].index("plain Grafana password")][1]
     message = refused(tmp_path, capsys, (edit[0], "grafanaAdminPassword:"))
     assert message == "agent-platform:grafanaAdminPassword: is required: set it with `pulumi config set --secret`"
+
+
+def test_the_old_config_module_key_form_is_read_like_the_cli(tmp_path: Path) -> None:
+    """`agent-platform:config:azCount` is the CLI's older spelling of `agent-platform:azCount` (config.ParseKey)."""
+    project(tmp_path, line("agent-platform:config:azCount: 3"))
+    config, _ = stack_config("dev", root=tmp_path)
+    assert config["agent-platform:azCount"] == "3"

@@ -194,8 +194,9 @@ def stack_config(
         elif not isinstance(decl, dict):
             values[full] = decl
     text = path.read_text()
-    values.update((load_yaml(text) or {}).get("config") or {})
-    values.update(top_level_texts(text))
+    written = {**((load_yaml(text) or {}).get("config") or {}), **top_level_texts(text)}
+    # The CLI's key forms: `<namespace>:<name>`, or the old `<namespace>:config:<name>` (config.ParseKey).
+    values.update({re.sub(r"^([^:]+):config:([^:]+)$", r"\1:\2", key): value for key, value in written.items()})
     values.update(overrides or {})
     check_stack_file(values)
     secret_keys = sorted(k for k, v in values.items() if _has_secure(v))
