@@ -9,13 +9,14 @@ PY := $(VENV)/bin/python
 STACK ?= dev
 STACKS := dev staging prod
 
-.PHONY: help venv preview preview-all test test-litellm lint format bench-policy bench-preview clean
+.PHONY: help venv preview preview-all test test-litellm lint format requirements bench-policy bench-preview clean
 
 help:
 	@echo "make preview [STACK=dev]  offline preview with the policy pack (writes build/<stack>/)"
 	@echo "make test                 run the test suite"
 	@echo "make test-litellm         the real LiteLLM lab (slow, root; needs ../shared/litellm-offline): shared rate limits, key Job"
 	@echo "make lint | format        ruff check / ruff format"
+	@echo "make requirements         regenerate requirements.txt from uv.lock (after a re-lock)"
 	@echo "make bench-policy         policy pack throughput through gRPC"
 	@echo "make bench-preview        offline preview time and memory with 10/100/500 tenants"
 
@@ -40,8 +41,9 @@ preview-all: venv
 # One pytest worker per core (pytest-xdist), a whole test file per worker: module fixtures run once.
 TEST_WORKERS ?= auto
 
+# -rfEs: failures, errors and every skipped test with its reason (the session's first line names missing Debian packages).
 test: venv
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+	$(PY) -m pytest -q -rfEs -n $(TEST_WORKERS) --dist loadfile
 
 # Real LiteLLM 1.93 (PyPI, its own venv under build/) on PostgreSQL and Redis (Debian), on 127.0.0.1:
 # skipped, with the reason printed, when ../shared/litellm-offline is absent.
@@ -55,6 +57,11 @@ lint: venv
 format: venv
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
+
+# requirements.txt: the program's runtime dependencies (no dev group) pinned with hashes, for pip and Pulumi's
+# default Python toolchain; tests/test_requirements.py re-runs the command in its header and compares.
+requirements: $(UV)
+	$(UV) export --frozen --offline --no-default-groups --format requirements-txt > requirements.txt
 
 bench-policy: venv
 	$(PY) -m tools.bench_policy

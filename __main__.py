@@ -195,6 +195,7 @@ PlatformNetworkPolicies(
         external_database=cfg.gateway.rds_database,
         kata_monitor=cfg.kata.monitor,
         external_cache=cfg.gateway.elasticache,
+        service_cidr=cfg.cluster.service_cidr,
     ),
     opts=in_cluster,
 )

@@ -55,6 +55,17 @@ LITELLM_CHART = "oci://ghcr.io/berriai/litellm-helm"
 POD_IDENTITY_TYPE = "agent-platform:gateway:PodIdentity"  # the deployed token of the gateway's identities
 
 
+# LiteLLM's pod: non-root with a read-only root. The litellm-database image runs as root by default (no USER) and
+# works for any uid since 1.90.6 (release notes: Prisma's CLI and engines baked at /opt/prisma, readable by every
+# uid; before, a non-root uid crashed resolving the query engine under /root). What it writes at start: temp files
+# (/tmp), caches under $HOME (HOME=/tmp here; the chart also mounts /.cache and /.npm with a read-only root), and the
+# admin UI, which it copies and restructures into LITELLM_UI_PATH (else it falls back to the packaged read-only copy
+# and extensionless /ui routes break). Migrations (prisma migrate) run in their own Job (components/gateway_db.py),
+# never in this pod (DISABLE_SCHEMA_UPDATE). 65534 is the "nobody" of the Wolfi base, the uid of LiteLLM's own
+# non_root image.
+LITELLM_UID = 65534
+LITELLM_UI_DIR = "/var/lib/litellm/ui"
+
 NLB_ANNOTATIONS = {
     "service.beta.kubernetes.io/aws-load-balancer-type": "external",
     "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip",
@@ -100,8 +111,21 @@ def litellm_values(cfg: GatewayConfig, database_env: Sequence[dict[str, Any]] = 
         "masterkeySecretName": MASTER_KEY_SECRET,  # key MASTER_KEY_KEY, the chart's default key name
         "nodeSelector": dict(CORE_NODE_SELECTOR),
         "topologySpreadConstraints": topology_spread(SELECTOR),
-        "podSecurityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
-        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+        "podSecurityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": LITELLM_UID,
+            "runAsGroup": LITELLM_UID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        # readOnlyRootFilesystem also makes the chart mount emptyDirs at /tmp, /.cache and /.npm.
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+        },
+        "volumes": [{"name": "ui", "emptyDir": {"sizeLimit": "256Mi"}}],
+        "volumeMounts": [{"name": "ui", "mountPath": LITELLM_UI_DIR}],
         "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}},
         "proxy_config": {
             "model_list": model_list(cfg),
@@ -115,7 +139,7 @@ def litellm_values(cfg: GatewayConfig, database_env: Sequence[dict[str, Any]] = 
         # The database (in-cluster or external) and its migrations: components/gateway_db.py.
         "db": {"deployStandalone": False},
         "migrationJob": {"enabled": False},
-        "envVars": {"DISABLE_SCHEMA_UPDATE": "true"},
+        "envVars": {"DISABLE_SCHEMA_UPDATE": "true", "HOME": "/tmp", "LITELLM_UI_PATH": LITELLM_UI_DIR},
         "extraEnvVars": list(database_env) or [database_url_env()],
     }
 

@@ -52,6 +52,53 @@ ROUTES: tuple[Route, ...] = (
     Route("/health/liveliness", ("GET",)),
     Route("/health/readiness", ("GET",)),
 )
+# LiteLLM 1.93's response headers that describe the backend or the platform rather than the tenant's own call
+# (proxy/common_request_processing.py get_custom_headers, proxy/common_utils/callback_utils.py,
+# router_utils/add_retry_fallback_headers.py, the dynamic rate limiters, the adaptive and quality routers): the
+# version, the model's api base (an internal URL for self-hosted models) and region, deployment ids, cache keys,
+# cost internals (discount, margin), timings, retries and fallbacks (with other deployments' errors), guardrails and
+# policies. nginx drops them from every response. Kept: the call id (support requests), the key's own spend,
+# budget and limits (x-litellm-key-*), the response cost and duration, and the OpenAI x-ratelimit-* headers.
+HIDDEN_RESPONSE_HEADERS: tuple[str, ...] = (
+    "x-litellm-version",
+    "x-litellm-model-api-base",
+    "x-litellm-model-region",
+    "x-litellm-model-id",
+    "x-litellm-model-group",
+    "x-litellm-model_group",
+    "x-litellm-cache-key",
+    "x-litellm-response-cost-original",
+    "x-litellm-response-cost-discount-amount",
+    "x-litellm-response-cost-margin-amount",
+    "x-litellm-response-cost-margin-percent",
+    "x-litellm-overhead-duration-ms",
+    "x-litellm-callback-duration-ms",
+    "x-litellm-timing-pre-processing-ms",
+    "x-litellm-timing-llm-api-ms",
+    "x-litellm-timing-post-processing-ms",
+    "x-litellm-timing-message-copy-ms",
+    "x-litellm-attempted-retries",
+    "x-litellm-max-retries",
+    "x-litellm-attempted-fallbacks",
+    "x-litellm-fallback-errors",
+    "x-litellm-timeout",
+    "x-litellm-fastest_response_batch_completion",
+    "x-litellm-applied-guardrails",
+    "x-litellm-applied-policies",
+    "x-litellm-policy-sources",
+    "x-litellm-semantic-similarity",
+    "x-litellm-semantic-filter",
+    "x-litellm-semantic-filter-tools",
+    "x-litellm-saturation",
+    "x-litellm-rate-limiter-version",
+    "x-litellm-request-prioritization-used",
+    "x-litellm-adaptive-router-model",
+    "x-litellm-quality-router-model",
+    "x-litellm-quality-router-tier",
+    "x-litellm-quality-router-via",
+    "x-litellm-quality-router-keyword",
+    "x-litellm-quality-router-complexity",
+)
 FORBIDDEN_BODY = json.dumps(
     {
         "error": {
@@ -146,6 +193,8 @@ def nginx_conf(
         "    proxy_connect_timeout 5s;",
         f"    proxy_read_timeout {read_timeout_s}s;",
         f"    proxy_send_timeout {read_timeout_s}s;",
+        "    # Backend fingerprints out of every response (HIDDEN_RESPONSE_HEADERS).",
+        *(f"    proxy_hide_header {header};" for header in HIDDEN_RESPONSE_HEADERS),
         "",
     ]
     for route in routes:

@@ -7,6 +7,7 @@ creates the objects. Details: docs/gateway.md#networkpolicies-componentsnetwork_
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -286,7 +287,14 @@ def kata_policies(kata_monitor: bool) -> list[dict[str, Any]]:
     return [*controller_policies(kata.NAMESPACE), *(monitor if kata_monitor else [])]
 
 
-def egress_proxy_policies(vpc_cidr: str) -> list[dict[str, Any]]:
+def non_internet(*extra: str) -> list[str]:
+    """The non-internet IPv4 ranges plus ``extra`` (the VPC, the service CIDR) where a range does not cover it."""
+    ranges = [ipaddress.ip_network(r) for r in NON_INTERNET_IPV4]
+    more = [e for e in dict.fromkeys(extra) if not any(ipaddress.ip_network(e).subnet_of(r) for r in ranges)]
+    return [*NON_INTERNET_IPV4, *more]
+
+
+def egress_proxy_policies(vpc_cidr: str, service_cidr: str | None = None) -> list[dict[str, Any]]:
     ns = eg.NAMESPACE
     return [
         default_deny(ns),
@@ -296,8 +304,14 @@ def egress_proxy_policies(vpc_cidr: str) -> list[dict[str, Any]]:
             ns,
             eg.SELECTOR,
             ingress=[{"from": [cidr(vpc_cidr)], "ports": tcp(PROXY_PORT)}, from_prometheus(eg.MTAIL_PORT)],
-            # Squid's own ACLs decide the domains; the network keeps it off the VPC and link-local addresses.
-            egress=[{"to": [cidr("0.0.0.0/0", ["169.254.0.0/16", vpc_cidr])], "ports": tcp(HTTP, HTTPS)}],
+            # Squid's own ACLs decide the domains; the network keeps it on the internet: off the cluster's
+            # services (ClusterIPs), the VPC, the metadata and every other non-internet range.
+            egress=[
+                {
+                    "to": [cidr("0.0.0.0/0", non_internet(vpc_cidr, *filter(None, [service_cidr])))],
+                    "ports": tcp(HTTP, HTTPS),
+                }
+            ],
         ),
     ]
 
@@ -313,6 +327,7 @@ def platform_policies(
     external_database: bool,
     kata_monitor: bool = False,
     external_cache: bool = False,
+    service_cidr: str | None = None,
 ) -> list[dict[str, Any]]:
     """Every policy for the platform namespaces this stack creates (and kube-system)."""
     builders = {
@@ -321,7 +336,7 @@ def platform_policies(
         KARPENTER_NAMESPACE: lambda: controller_policies(KARPENTER_NAMESPACE),
         kata.NAMESPACE: lambda: kata_policies(kata_monitor),
         SANDBOX_NAMESPACE: lambda: controller_policies(SANDBOX_NAMESPACE),
-        eg.NAMESPACE: lambda: egress_proxy_policies(vpc_cidr),
+        eg.NAMESPACE: lambda: egress_proxy_policies(vpc_cidr, service_cidr),
         KUBE_SYSTEM: kube_system_policies,
     }
     unknown = set(namespaces) - set(builders)
@@ -343,6 +358,7 @@ class PlatformNetworkPoliciesArgs:
     external_database: bool
     kata_monitor: bool = False  # kata-monitor runs (a Go-runtime shim is on): Prometheus may scrape it
     external_cache: bool = False  # LiteLLM's rate-limit cache is ElastiCache (in the VPC), not the Valkey pod
+    service_cidr: str | None = None  # the cluster's ClusterIP range: the egress proxy must not reach it
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
 
 
@@ -352,7 +368,12 @@ class PlatformNetworkPolicies(pulumi.ComponentResource):
     ) -> None:
         super().__init__("agent-platform:network:PlatformNetworkPolicies", name, None, opts)
         for body in platform_policies(
-            args.namespaces, args.vpc_cidr, args.external_database, args.kata_monitor, args.external_cache
+            args.namespaces,
+            args.vpc_cidr,
+            args.external_database,
+            args.kata_monitor,
+            args.external_cache,
+            args.service_cidr,
         ):
             meta = body["metadata"]
             creator = args.namespaces[meta["namespace"]]

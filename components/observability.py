@@ -109,6 +109,9 @@ def stack_values(cfg: ObservabilityConfig) -> dict[str, Any]:
         },
         "kube-state-metrics": {
             "nodeSelector": core,
+            # Its secrets collector lists and watches every Secret in the cluster (tenant keys, bot tokens) for
+            # kube_secret_* series nothing here reads: off, and the chart's ClusterRole drops the grant with it.
+            "collectorsExclude": ["secrets"],
             # Exported as label_agent_platform_io_sandbox / label_workload_type for the dashboards.
             "metricLabelsAllowlist": [
                 f"pods=[{SANDBOX_LABEL}]",

@@ -23,16 +23,33 @@ RUN_DIR = "/run/squid"
 SPOOL_DIR = "/var/spool/squid"
 ERROR_PAGE = "ERR_EGRESS_DENIED"
 LOG_FORMAT = "egress"
-# Destinations no tenant reaches by name: what is not the internet (RFC 1918, CGNAT, loopback, link-local: instance
-# metadata, "this network"), benchmarking, multicast/reserved, and their IPv6 counterparts.
+# Destinations no tenant reaches, by name or by address (even inside its own cidrs): what is not the internet
+# (RFC 1918, CGNAT, loopback, link-local: instance metadata, "this network"), benchmarking, multicast/reserved, and
+# the IPv6 special-purpose ranges (IANA registry) that are not the internet or that embed an IPv4 address, which
+# would lead back into the ranges above (tests/test_egress_live.py resolves an allowed name to each kind). IPv4-mapped
+# addresses (::ffff:a.b.c.d) are IPv4 to Squid, so the IPv4 ranges cover them; ::ffff:0:0/96 would be every IPv4.
+BLOCKED_IPV6: tuple[str, ...] = (
+    "::/128",  # unspecified: a connection to it reaches the proxy pod's own loopback
+    "::1/128",  # loopback
+    "64:ff9b::/96",  # NAT64, well-known prefix (RFC 6052): a NAT64 gateway would carry it to private IPv4
+    "64:ff9b:1::/48",  # NAT64, local use (RFC 8215)
+    "100::/64",  # discard-only
+    "2001::/23",  # IETF protocol assignments (Teredo 2001::/32 embeds IPv4)
+    "2001:db8::/32",  # documentation
+    "2002::/16",  # 6to4: embeds an IPv4 address
+    "3fff::/20",  # documentation (RFC 9637)
+    "5f00::/16",  # SRv6 segment identifiers
+    "fc00::/7",  # unique local (fd00:ec2::254 is the IPv6 instance metadata address)
+    "fe80::/10",  # link-local
+    "fec0::/10",  # site-local (deprecated)
+    "ff00::/8",  # multicast
+)
 BLOCKED_DESTINATIONS: tuple[str, ...] = (
     *NON_INTERNET_IPV4,
     "198.18.0.0/15",
     "224.0.0.0/4",
     "240.0.0.0/4",
-    "::1",
-    "fc00::/7",
-    "fe80::/10",
+    *BLOCKED_IPV6,
 )
 MTAIL_PORT = 3903
 MTAIL_DIR = "/etc/mtail"
@@ -110,6 +127,7 @@ def squid_conf(
     listen: str = "",
     tls_ports: Sequence[int] = (443,),
     http_ports: Sequence[int] = (80,),
+    nameservers: Sequence[str] = (),
 ) -> str:
     """The complete squid.conf. ``listen`` binds an address (tests use 127.0.0.1); empty means every address.
     CONNECT goes only to ``tls_ports`` and plain HTTP only to ``http_ports`` (tests add their server's port)."""
@@ -120,8 +138,12 @@ def squid_conf(
         f"pid_filename {paths.pid_file}",
         f"coredump_dir {paths.coredump_dir}",
         *([f"hosts_file {paths.hosts_file}"] if paths.hosts_file else []),
+        *([f"dns_nameservers {' '.join(nameservers)}"] if nameservers else []),
         "",
-        "# No cache: a forward proxy for API traffic, nothing worth keeping.",
+        "# No cache: a forward proxy for API traffic, nothing worth keeping. No cache manager either: its pages",
+        "# (active requests, clients, ip and user-name caches) would show one tenant the others' traffic; metrics come",
+        "# from the access log. Every action disabled here, and every manager URL refused first below.",
+        "cachemgr_passwd disable all",
         "cache deny all",
         "cache_mem 0 MB",
         "netdb_filename none",
@@ -151,6 +173,8 @@ def squid_conf(
         f"acl blocked_destinations dst {' '.join(blocked)}" if blocked else "",
         "acl egress_denied src all",
     ]
+    if tenants:
+        lines.append(f"acl tenant_users proxy_auth {' '.join(t.name for t in tenants)}")
     for tenant in tenants:
         lines.append(f"acl {tenant.acl}_user proxy_auth {tenant.name}")
         domains = squid_domains(tenant.domains)
@@ -160,21 +184,27 @@ def squid_conf(
             lines.append(f"acl {tenant.acl}_cidrs dst {' '.join(tenant.cidrs)}")
     lines += [
         "",
-        "# Order matters: ports, then credentials (407), then per-tenant raw IPs, then the blocked ranges, then",
-        "# per-tenant domains; anything left gets the egress-denied 403.",
+        "# Order matters. The cache manager (the predefined ACL `manager`: cache_object:// and .../squid-internal-mgr/",
+        "# URLs) for nobody; then ports, then credentials (407). Raw IPs: never into a blocked range, otherwise only",
+        "# inside the tenant's own cidrs. Names: the tenant's own list first (dstdomain -n resolves nothing), so a",
+        "# refused name never reaches the resolver; only a name on the list is resolved, for the blocked ranges.",
+        "# Anything left gets the egress-denied 403.",
+        "http_access deny manager egress_denied",
         "http_access deny !Safe_ports egress_denied",
         "http_access deny CONNECT !SSL_ports egress_denied",
         "http_access deny !authenticated",
+        "http_access deny !tenant_users egress_denied" if tenants else "http_access deny egress_denied",
     ]
-    for tenant in tenants:
-        if tenant.cidrs:
-            lines.append(f"http_access allow {tenant.acl}_user raw_ip {tenant.acl}_cidrs")
+    if blocked:
+        lines.append("http_access deny raw_ip blocked_destinations egress_denied")
+    lines += [f"http_access allow {t.acl}_user raw_ip {t.acl}_cidrs" for t in tenants if t.cidrs]
     lines.append("http_access deny raw_ip egress_denied")
+    for tenant in tenants:
+        refuse = f" !{tenant.acl}_domains" if tenant.domains else ""
+        lines.append(f"http_access deny {tenant.acl}_user{refuse} egress_denied")
     if blocked:
         lines.append("http_access deny blocked_destinations egress_denied")
-    for tenant in tenants:
-        if tenant.domains:
-            lines.append(f"http_access allow {tenant.acl}_user {tenant.acl}_domains")
+    lines += [f"http_access allow {t.acl}_user {t.acl}_domains" for t in tenants if t.domains]
     lines += [
         "http_access deny egress_denied",
         f"error_directory {paths.error_directory}",

@@ -8,6 +8,8 @@ Tests treat results as read-only. Runs expected to fail (config errors) call ``r
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +18,32 @@ import pytest
 from tools.preview import kubernetes_version
 from tools.program import ProgramResult, run_program
 from tools.render import Rendered, render_all
+
+# Binaries some tests run for real, and the Debian package of each (.ci/run installs them; without one, the tests that
+# need it skip and say so in the -rs summary).
+DEBIAN_TOOLS = {"squid": "squid", "nginx": "nginx", "mtail": "mtail", "openssl": "openssl", "curl": "curl"}
+
+
+def missing_debian_packages() -> list[str]:
+    search = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
+    return sorted({package for tool, package in DEBIAN_TOOLS.items() if shutil.which(tool, path=search) is None})
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """One line before the first test: which Debian packages are missing, so the skips that follow are expected."""
+    if hasattr(session.config, "workerinput"):  # an xdist worker: the controller reports
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    missing = missing_debian_packages()
+    line = (
+        f"Debian packages missing: {' '.join(missing)} - the tests that run them skip "
+        f"(apt-get install {' '.join(missing)}; .ci/run installs them)"
+        if missing
+        else f"Debian packages the tests run for real: all present ({', '.join(sorted(set(DEBIAN_TOOLS.values())))})"
+    )
+    if reporter is not None:
+        reporter.write_line(line)
+
 
 _RUNS: dict[tuple[str, str, Callable[[], Any] | None], ProgramResult] = {}
 _RENDERS: dict[tuple[str, str], list[Rendered]] = {}

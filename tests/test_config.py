@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from typing import Any
 
 import pytest
 
 from components.config import ConfigError, PlatformConfig, decode_raw, project_schema
 from tests.configs import MODELS, config_error, parse_config
-from tools.program import ROOT, stack_config
+from tools.program import stack_config
 
 TENANT = {"name": "acme", "agents": [{"name": "hermes", "type": "hermes"}], "litellm": {"models": ["claude"]}}
 
@@ -120,7 +118,7 @@ CONFIG_ERRORS = [
     ),
     ({"grafanaAdminPassword": ""}, "grafanaAdminPassword", "is required"),
     ({"gvisorInstanceFamilies": []}, "gvisorInstanceFamilies", "needs at least one family"),
-    ({"gvisorInstanceFamilies": ["m7g.large"]}, "gvisorInstanceFamilies", "not an instance family"),
+    ({"gvisorInstanceFamilies": ["m7g.large"]}, "gvisorInstanceFamilies[0]", "not an instance family"),
     ({"gvisorRelease": "latest"}, "gvisorRelease", "not a gVisor release"),
     ({"hermesImage": "nousresearch/hermes-agent:latest"}, "hermesImage", "must pin a tag"),
     ({"karpenterAmiAlias": "bottlerocket@latest"}, "karpenterAmiAlias", "not an AL2023 alias"),
@@ -129,28 +127,28 @@ CONFIG_ERRORS = [
     ({"karpenterConsolidateAfter": "never"}, "karpenterConsolidateAfter", "'never' is not a duration like 30s"),
     ({"karpenterConsolidationPolicy": "Always"}, "karpenterConsolidationPolicy", "is not one of"),
     ({"karpenterDisruptionBudget": "150%"}, "karpenterDisruptionBudget", "node count or percentage"),
-    ({"karpenterInstanceFamilies": ["m7i"]}, "karpenterInstanceFamilies", "nested virtualization"),
+    ({"karpenterInstanceFamilies": ["m7i"]}, "karpenterInstanceFamilies[0]", "nested virtualization"),
     ({"karpenterVersion": "0.37.0"}, "karpenterVersion", "below 1.13.0"),
     ({"karpenterVersion": "latest"}, "karpenterVersion", "not a version like 1.2.3"),
     ({"karpenterVersion": "1.12.0"}, "karpenterVersion", "1.12.0 is below 1.13.0"),
     ({"kataInstanceTypes": "m8i.large"}, "kataInstanceTypes", "expected array"),
-    ({"kataInstanceTypes": ["m5.2xlarge"]}, "kataInstanceTypes", "no EC2 nested virtualization"),
-    ({"kataInstanceTypes": ["c7i.2xlarge"]}, "kataInstanceTypes", "no EC2 nested virtualization"),
-    ({"kataInstanceTypes": ["m7i.2xlarge"]}, "kataInstanceTypes", "m7i.2xlarge has no EC2 nested virtualization"),
+    ({"kataInstanceTypes": ["m5.2xlarge"]}, "kataInstanceTypes[0]", "no EC2 nested virtualization"),
+    ({"kataInstanceTypes": ["c7i.2xlarge"]}, "kataInstanceTypes[0]", "no EC2 nested virtualization"),
+    ({"kataInstanceTypes": ["m7i.2xlarge"]}, "kataInstanceTypes[0]", "m7i.2xlarge has no EC2 nested virtualization"),
     (
         {"kataInstanceTypes": ["m8i.2xlarge", "m8g.2xlarge"]},
-        "kataInstanceTypes",
+        "kataInstanceTypes[1]",
         "m8g.2xlarge has no EC2 nested virtualization",
     ),
-    ({"kataInstanceTypes": ["c8a.xlarge"]}, "kataInstanceTypes", "c8a.xlarge has no EC2 nested virtualization"),
-    ({"kataInstanceTypes": ["m8i"]}, "kataInstanceTypes", "m8i has no EC2 nested virtualization"),
+    ({"kataInstanceTypes": ["c8a.xlarge"]}, "kataInstanceTypes[0]", "c8a.xlarge has no EC2 nested virtualization"),
+    ({"kataInstanceTypes": ["m8i"]}, "kataInstanceTypes[0]", "m8i has no EC2 nested virtualization"),
     ({"kataInstanceTypes": []}, "kataInstanceTypes", "needs at least one instance type"),
     (
         {"kataMinSize": 4, "kataMaxSize": 2, "kataDesiredSize": 2},
         "kataMinSize",
         "min size 4 is greater than max size 2",
     ),
-    ({"kubernetesVersion": "1.27"}, "kubernetesVersion", "is not 1.28-1.39"),
+    ({"kubernetesVersion": "1.27"}, "kubernetesVersion", "1.27 is no longer offered by EKS; use 1.32 to 1.36"),
     ({"litellmCache": "redis"}, "litellmCache", "not one of in-cluster, elasticache"),
     ({"litellmCacheEngineVersion": "8.1"}, "litellmCacheEngineVersion", "major version"),
     ({"litellmChartVersion": "main"}, "litellmChartVersion", "not a version"),
@@ -162,7 +160,11 @@ CONFIG_ERRORS = [
     ({"litellmReplicas": 1}, "litellmReplicas", "between 2 and 20"),
     ({"natGateways": "two"}, "natGateways", "not one of single, perAz"),
     ({"prometheusRetention": "2w1d"}, "prometheusRetention", "'2w1d' is not a duration like 15d"),
-    ({"protect": "yes"}, "protect", "expected boolean"),
+    (
+        {"protect": "yes"},
+        "protect",
+        "'yes' is not a boolean for Pulumi (YAML 1.2 knows only true and false): write true",
+    ),
     ({"serviceCidr": "10.1.128.0/17"}, "serviceCidr", "overlaps vpcCidr"),
     ({"squidImage": "docker.io/ubuntu/squid:latest"}, "squidImage", "must pin a tag"),
     (
@@ -201,12 +203,12 @@ CONFIG_ERRORS = [
     ({"tenants": [tenant(namespace="kube-flannel")]}, "tenants[0].namespace", "reserved"),
     (
         {"tenants": [tenant(agent(secretEnv=["LITELLM_API_KEY"]))]},
-        "tenants[0].agents[0].secretEnv",
+        "tenants[0].agents[0].secretEnv[0]",
         "set by the platform",
     ),
     (
         {"tenants": [tenant(agent(secretEnv=["bot-token"]))]},
-        "tenants[0].agents[0].secretEnv",
+        "tenants[0].agents[0].secretEnv[0]",
         "'bot-token' is not an environment variable name",
     ),
     (
@@ -253,7 +255,7 @@ CONFIG_ERRORS = [
         "tenants[0].litellm.models",
         "'gpt-5' is not in bedrockModels",
     ),
-    ({"tenants": [tenant(dedicatedNodes="yes")]}, "tenants[0].dedicatedNodes", "expected true or false, got 'yes'"),
+    ({"tenants": [tenant(dedicatedNodes="yes")]}, "tenants[0].dedicatedNodes", "'yes' is not a boolean"),
     (
         {"gvisor": True, "tenants": [tenant(agent(runtimeClass="gvisor"), dedicatedNodes=True)]},
         "tenants[0].agents[0].runtimeClass",
@@ -278,7 +280,7 @@ def test_a_bad_value_is_one_line_naming_its_key(values: dict[str, Any], key: str
 def test_region_and_never_are_checked_by_shape() -> None:
     assert parse(karpenterConsolidateAfter="Never").karpenter.consolidate_after == "Never"
     assert parse(karpenterConsolidateAfter="1h30m").karpenter.consolidate_after == "1h30m"
-    with pytest.raises(ConfigError, match=r"^aws:region: 'mars-1' is not an AWS region$"):
+    with pytest.raises(ConfigError, match=r"^aws:region: 'mars-1' is not an AWS region; e\.g\. us-east-1"):
         PlatformConfig.from_dict("dev", "mars-1", {"grafanaAdminPassword": "pw", "bedrockModels": MODELS})
 
 
@@ -316,22 +318,3 @@ def test_every_stack_file_parses(stack: str) -> None:
     assert set(values) <= set(project_schema()) | set(UNDECLARED_KEYS)
     cfg = PlatformConfig.from_dict(stack, config["aws:region"], values)
     assert cfg.tenants
-
-
-def test_preview_reports_a_config_error_in_one_line_without_traceback(tmp_path: Any) -> None:
-    """A bad stack value fails the offline preview with exit 2 and one line naming the key."""
-    for name in ("Pulumi.yaml", "__main__.py"):
-        (tmp_path / name).write_text((ROOT / name).read_text())
-    (tmp_path / "components").symlink_to(ROOT / "components")
-    bad = (ROOT / "Pulumi.dev.yaml").read_text().replace("azCount: 2", "azCount: 9")
-    (tmp_path / "Pulumi.dev.yaml").write_text(bad)
-    code = (
-        "import sys; from pathlib import Path; from tools.program import run_program\n"
-        "from components.config import ConfigError\nimport pulumi\n"
-        f"try:\n    run_program('dev', root=Path({str(tmp_path)!r}))\n"
-        "except (ConfigError, pulumi.RunError) as e:\n    print(e); sys.exit(2)\n"
-    )
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 2, proc.stderr
-    assert proc.stdout.strip() == "agent-platform:azCount: must be between 2 and 6, got 9"
-    assert "Traceback" not in proc.stderr

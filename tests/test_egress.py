@@ -92,19 +92,31 @@ def test_rendered_conf_denies_by_default_and_names_every_tenant() -> None:
     )
     lines = conf.splitlines()
     access = [line for line in lines if line.startswith("http_access")]
-    assert access[0] == "http_access deny !Safe_ports egress_denied"
     assert access[-1] == "http_access deny egress_denied"
     assert "acl t_glo_bex_user proxy_auth glo-bex" in lines
     assert "acl t_glo_bex_domains dstdomain -n .b.com" in lines
-    assert access.index("http_access allow t_acme_user raw_ip t_acme_cidrs") < access.index(
-        "http_access deny raw_ip egress_denied"
-    )
+    # The manager first; raw IPs: the blocked ranges before the tenant's cidrs; names: the tenant's list before
+    # the blocked ranges (whose dst check resolves the name), so a refused name is never resolved.
+    assert access[0] == "http_access deny manager egress_denied"
+    assert "cachemgr_passwd disable all" in lines
+    order = [
+        "http_access deny !authenticated",
+        "http_access deny !tenant_users egress_denied",
+        "http_access deny raw_ip blocked_destinations egress_denied",
+        "http_access allow t_acme_user raw_ip t_acme_cidrs",
+        "http_access deny raw_ip egress_denied",
+        "http_access deny t_acme_user !t_acme_domains egress_denied",
+        "http_access deny t_glo_bex_user !t_glo_bex_domains egress_denied",
+        "http_access deny blocked_destinations egress_denied",
+        "http_access allow t_acme_user t_acme_domains",
+    ]
+    assert [access.index(line) for line in order] == sorted(access.index(line) for line in order)
     assert "acl SSL_ports port 443" in lines
     assert "cache deny all" in lines
     assert "via off" in lines
     assert "deny_info 403:ERR_EGRESS_DENIED egress_denied" in lines
     blocked = next(line for line in lines if line.startswith("acl blocked_destinations dst"))
-    for needed in ("169.254.0.0/16", "100.64.0.0/10", "10.0.0.0/8", "fc00::/7"):
+    for needed in ("169.254.0.0/16", "100.64.0.0/10", "10.0.0.0/8", "fc00::/7", "::/128", "64:ff9b::/96"):
         assert needed in blocked.split()
     assert "%un" in next(line for line in lines if line.startswith("logformat egress"))
 
@@ -223,6 +235,54 @@ def test_proxy_deployment_is_hardened_and_behind_a_cross_zone_nlb(dev: Any) -> N
     for name in ("egress-squid", "egress-nlb", "egress-pdb", "egress-config"):
         obj = next(r for r in dev.registrations if r.name == name).inputs
         validate_object(obj)
+
+
+def policy_allows(spec: dict[str, Any], ip: str, port: int) -> bool:
+    """Whether an egress NetworkPolicy spec lets its pods open TCP ``port`` to ``ip`` (ipBlock peers only)."""
+    address = ipaddress.ip_address(ip)
+    for rule in spec.get("egress", []):
+        if rule.get("ports") and not any(p["port"] == port and p["protocol"] == "TCP" for p in rule["ports"]):
+            continue
+        for peer in rule.get("to") or [{"ipBlock": {"cidr": "0.0.0.0/0"}}]:
+            block = peer.get("ipBlock")
+            if block is None or address not in ipaddress.ip_network(block["cidr"]):
+                continue
+            if not any(address in ipaddress.ip_network(e) for e in block.get("except", [])):
+                return True
+    return False
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_proxy_itself_reaches_only_internet_addresses_on_80_and_443(stack: str) -> None:
+    """Squid's ACLs decide the domains; its own NetworkPolicy keeps it off the cluster's services (ClusterIPs),
+    the VPC, the metadata and every other non-internet range, whatever Squid is talked into."""
+    result = program_result(stack)
+    (policy,) = [
+        r.inputs["spec"]
+        for r in result.of_type(NETPOL)
+        if (r.inputs["metadata"]["namespace"], r.inputs["metadata"]["name"]) == (eg.NAMESPACE, "egress-proxy")
+    ]
+    service_cidr = ipaddress.ip_network(
+        result.of_type("eks:index:Cluster")[0].inputs["kubernetesServiceIpAddressRange"]
+    )
+    vpc_cidr = ipaddress.ip_network(result.of_type("aws:ec2/vpc:Vpc")[0].inputs["cidrBlock"])
+    for port in (80, 443):
+        assert policy_allows(policy, "52.94.0.10", port)  # a public address
+        for ip in (
+            service_cidr.network_address + 1,  # the API server's ClusterIP
+            service_cidr.network_address + 10,  # CoreDNS' ClusterIP
+            service_cidr.broadcast_address - 1,
+            vpc_cidr.network_address + 2,
+            "169.254.169.254",
+            "169.254.170.23",
+            "10.255.0.1",
+            "172.16.0.1",
+            "192.168.0.1",
+            "100.64.0.1",
+            "127.0.0.1",
+        ):
+            assert not policy_allows(policy, str(ip), port), (ip, port)
+    assert not policy_allows(policy, "52.94.0.10", 22)
 
 
 def test_open_mode_keeps_the_previous_behaviour() -> None:

@@ -7,14 +7,16 @@ import re
 import runpy
 
 import pulumi
+import pytest
 
 from components import gateway as gw
 from components.config import project_schema
 from components.labels import CORE_NODE_SELECTOR
-from tests.conftest import program_result
+from tests.conftest import program_result, rendered_installs
 from tests.schemas import validate_object
 from tests.tokens import JOB, RELEASE, SECRET, SERVICE
 from tools.program import MASK, PLACEHOLDER, ROOT, ProgramResult, Registration, run_program
+from tools.render import SHARED
 
 
 def gateway_children(result: ProgramResult) -> list[Registration]:
@@ -142,7 +144,7 @@ def test_migrations_run_in_their_own_job_before_litellm(each_stack: ProgramResul
     """The chart's migration Job shares the proxy pods' labels (it would be an NLB endpoint): ours has its own."""
     values = each_stack.named(RELEASE, "gateway-litellm").inputs["values"]
     assert values["migrationJob"] == {"enabled": False}
-    assert values["envVars"] == {"DISABLE_SCHEMA_UPDATE": "true"}
+    assert values["envVars"]["DISABLE_SCHEMA_UPDATE"] == "true"
     job = each_stack.named(JOB, "gateway-db-migrations")
     labels = job.inputs["spec"]["template"]["metadata"]["labels"]
     assert not all(labels.get(k) == v for k, v in gw.SELECTOR.items())
@@ -230,3 +232,27 @@ def test_gateway_is_declared_before_the_tenants(dev: ProgramResult) -> None:
     names = [r.name for r in dev.registrations]
     tenant_types = [i for i, r in enumerate(dev.registrations) if r.type.startswith("agent-platform:agents")]
     assert names.index("gateway") < min(tenant_types, default=len(names))
+
+
+@pytest.mark.skipif(not (SHARED / "charts").is_dir(), reason=f"vendored charts not present at {SHARED}")
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_litellm_runs_non_root_on_a_read_only_root_with_writable_scratch(stack: str) -> None:
+    """The rendered chart: no root, no writable image; /tmp (HOME), the chart's cache dirs and the UI copy are
+    emptyDirs (what LiteLLM writes at start)."""
+    (litellm,) = [r for r in rendered_installs(stack) if r.install.name == "litellm"]
+    (deployment,) = [o for o in litellm.objects if o["kind"] == "Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == gw.LITELLM_UID != 0
+    (container,) = pod["containers"]
+    context = container["securityContext"]
+    assert context["readOnlyRootFilesystem"] is True
+    assert context["allowPrivilegeEscalation"] is False
+    assert context["capabilities"] == {"drop": ["ALL"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    for path in ("/tmp", "/.cache", "/.npm", env["LITELLM_UI_PATH"]):
+        assert "emptyDir" in volumes[mounts[path]], path
+    assert env["HOME"] == "/tmp"
+    assert env["DISABLE_SCHEMA_UPDATE"] == "true"  # no prisma migrate in this pod: the migrations Job does it

@@ -120,6 +120,25 @@ class Stub:
             return [s.path for s in self.seen]
 
 
+# What LiteLLM 1.93 sends on inference responses, as the stub sends it: the fingerprints the gateway must drop and
+# the tenant's own figures it must keep.
+KEPT_HEADERS = {
+    "x-litellm-call-id": "3f1c0d9e-5b7a-4c51-9a53-1d2e3f4a5b6c",
+    "x-litellm-key-spend": "0.0042",
+    "x-litellm-key-max-budget": "100.0",
+    "x-litellm-response-cost": "0.0001",
+    "x-ratelimit-remaining-requests": "59",
+}
+LEAKED = {header: f"leak-{n}" for n, header in enumerate(gp.HIDDEN_RESPONSE_HEADERS)}
+LEAKED.update(
+    {
+        "x-litellm-version": "1.93.0",
+        "x-litellm-model-api-base": "https://bedrock-runtime.us-east-1.amazonaws.com/model/anthropic.claude",
+        "x-litellm-model-region": "us-east-1",
+    }
+)
+
+
 def stub_handler(stub: Stub) -> type[http.server.BaseHTTPRequestHandler]:
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # nginx keeps upstream connections alive
@@ -132,9 +151,14 @@ def stub_handler(stub: Stub) -> type[http.server.BaseHTTPRequestHandler]:
                 stub.seen.append(seen)
             return seen
 
-        def _reply(self, payload: dict[str, Any]) -> None:
+        def _litellm_headers(self) -> None:
+            for name, value in {**LEAKED, **KEPT_HEADERS}.items():
+                self.send_header(name, value)
+
+        def _reply(self, payload: dict[str, Any], status: int = 200) -> None:
             body = json.dumps(payload).encode()
-            self.send_response(200)
+            self.send_response(status)
+            self._litellm_headers()
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -146,6 +170,9 @@ def stub_handler(stub: Stub) -> type[http.server.BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:  # noqa: N802 (http.server API)
             seen = self._record()
+            if seen.headers.get("authorization") == "Bearer sk-expired":  # LiteLLM's 401 carries them too
+                self._reply({"error": {"message": "Authentication Error"}}, status=401)
+                return
             self._reply({"stub": True, "path": seen.path})
 
         def do_POST(self) -> None:  # noqa: N802
@@ -154,6 +181,7 @@ def stub_handler(stub: Stub) -> type[http.server.BaseHTTPRequestHandler]:
                 # The second event waits until the client has read the first one: it arrives only if the
                 # proxy streams instead of buffering the whole response.
                 self.send_response(200)
+                self._litellm_headers()
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Transfer-Encoding", "chunked")
                 self.end_headers()
@@ -307,6 +335,51 @@ def test_sse_stream_arrives_incrementally(live_gateway: LiveGateway) -> None:
         conn.close()
     assert b'"released": true' in rest
     assert rest.rstrip().endswith(b"data: [DONE]")
+
+
+def response_headers(live_gateway: LiveGateway, method: str, path: str, **headers: str) -> tuple[int, dict[str, str]]:
+    body = chat_body() if method == "POST" else None
+    conn = http.client.HTTPConnection("127.0.0.1", live_gateway.port, timeout=15)
+    try:
+        conn.request(method, path, body=body, headers={"Content-Type": "application/json", **headers})
+        response = conn.getresponse()
+        response.read()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "auth"),
+    [
+        ("POST", "/v1/chat/completions", "Bearer sk-tenant"),
+        ("GET", "/v1/models", "Bearer sk-tenant"),
+        ("GET", "/v1/model/info", "Bearer sk-expired"),
+    ],
+)
+def test_backend_fingerprint_headers_never_reach_the_tenant(
+    live_gateway: LiveGateway, method: str, path: str, auth: str
+) -> None:
+    status, headers = response_headers(live_gateway, method, path, Authorization=auth)
+    assert status == (401 if auth == "Bearer sk-expired" else 200)
+    assert sorted(h for h in LEAKED if h in headers) == []
+    assert {h: headers.get(h) for h in KEPT_HEADERS} == KEPT_HEADERS  # the tenant's own call, spend and limits
+
+
+def test_backend_fingerprint_headers_are_dropped_from_streams_too(live_gateway: LiveGateway) -> None:
+    live_gateway.stub.released.set()  # no need to hold the second event back here
+    body = json.dumps({"model": "m", "stream": True, "messages": []}).encode()
+    conn = http.client.HTTPConnection("127.0.0.1", live_gateway.port, timeout=15)
+    try:
+        conn.request("POST", "/v1/chat/completions", body=body, headers={"Content-Type": "application/json"})
+        response = conn.getresponse()
+        response.read()
+        headers = {k.lower() for k, _ in response.getheaders()}
+    finally:
+        conn.close()
+    assert response.status == 200
+    assert sorted(headers & set(LEAKED)) == []
+    assert "x-litellm-call-id" in headers
 
 
 def test_request_body_limit(live_gateway: LiveGateway) -> None:

@@ -92,7 +92,7 @@ def test_kata_disk_ami_alias_and_version_come_from_config() -> None:
     overrides = {
         "agent-platform:kataDiskGiB": 250,
         "agent-platform:karpenterAmiAlias": "al2023@v20251020",
-        "agent-platform:karpenterVersion": "1.13.2",
+        "agent-platform:karpenterVersion": "1.14.0",  # published and vendored (a config error otherwise)
     }
     result = program_result("staging", overrides)
     spec = node_class(result).inputs["spec"]
@@ -100,7 +100,7 @@ def test_kata_disk_ami_alias_and_version_come_from_config() -> None:
     assert spec["amiSelectorTerms"] == [{"alias": "al2023@v20251020"}]
     crds = result.named(RELEASE, "karpenter-crd").inputs
     assert crds["chart"] == "oci://public.ecr.aws/karpenter/karpenter-crd"
-    assert crds["version"] == result.named(RELEASE, "karpenter-controller").inputs["version"] == "1.13.2"
+    assert crds["version"] == result.named(RELEASE, "karpenter-controller").inputs["version"] == "1.14.0"
     validate_custom_resource(node_class(result).inputs)
 
 

@@ -12,10 +12,11 @@ import pytest
 from components import gateway as gw
 from components import observability as obs
 from components.labels import CORE_NODE_SELECTOR
-from tests.conftest import program_result
+from tests.conftest import program_result, rendered_installs
 from tests.schemas import validate_object
 from tests.tokens import RELEASE
 from tools.program import MASK, PLACEHOLDER, ProgramResult, Registration
+from tools.render import SHARED
 
 CONFIGMAP = "kubernetes:core/v1:ConfigMap"
 POD_MONITOR = "kubernetes:monitoring.coreos.com/v1:PodMonitor"
@@ -99,6 +100,32 @@ def test_kube_state_metrics_exports_the_sandbox_and_node_labels(each_stack: Prog
     assert "pods=[agent-platform.io/sandbox]" in allowlist
     assert "namespaces=[agent-platform.io/sandbox]" in allowlist
     assert "nodes=[workload-type,katacontainers.io/kata-runtime]" in allowlist
+
+
+@pytest.mark.skipif(not (SHARED / "charts").is_dir(), reason=f"vendored charts not present at {SHARED}")
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_kube_state_metrics_cannot_read_secrets(stack: str) -> None:
+    """Its secrets collector lists and watches every Secret of the cluster (tenant keys, bot tokens) to export
+    kube_secret_* series that no dashboard or alert reads: off, and the chart's ClusterRole loses the grant."""
+    (monitoring,) = [r for r in rendered_installs(stack) if r.install.name == "monitoring"]
+    ksm = [
+        o
+        for o in monitoring.objects
+        if (o.get("metadata") or {}).get("labels", {}).get("app.kubernetes.io/name") == "kube-state-metrics"
+    ]
+    roles = [o for o in ksm if o["kind"] in ("ClusterRole", "Role")]
+    assert roles
+    for role in roles:
+        for rule in role.get("rules", []):
+            assert "secrets" not in rule.get("resources", []), rule
+            assert "*" not in rule.get("resources", []), rule
+    (deployment,) = [o for o in ksm if o["kind"] == "Deployment"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    (resources,) = [a for a in container["args"] if a.startswith("--resources=")]
+    assert "secrets" not in resources.removeprefix("--resources=").split(",")
+    # Nothing reads kube_secret_*: neither the chart's rules and dashboards nor the platform's.
+    assert "kube_secret" not in monitoring.text
+    assert not [path.name for path in DASHBOARDS if "kube_secret" in path.read_text()]
 
 
 def test_grafana_admin_password_comes_from_a_secret(each_stack: ProgramResult) -> None:

@@ -150,7 +150,7 @@ def test_resolver_is_computed_from_the_vpc_cidr(cidr: str, resolver: str) -> Non
 
 
 def test_vm_sizing_annotations_only_when_asked() -> None:
-    cfg = platform(vmCpus=2, vmMemoryMiB=4096)
+    cfg = platform(cpu="2", memory="4Gi", vmCpus=2, vmMemoryMiB=4096)
     annotations = template_for(cfg, "hermes")["metadata"]["annotations"]
     assert annotations == {KATA_VCPUS_ANNOTATION: "2", KATA_MEMORY_ANNOTATION: "4096"}
     assert KATA_VCPUS_ANNOTATION == "io.katacontainers.config.hypervisor.default_vcpus"

@@ -114,11 +114,20 @@ def test_policy_config_can_downgrade_the_violation(tmp_path: Path) -> None:
 def test_make_preview_entry_point_exits_non_zero_and_prints_a_summary(
     violating_run: tuple[subprocess.CompletedProcess[str], Path],
 ) -> None:
-    proc, _ = violating_run
+    proc, out = violating_run
     assert proc.returncode == 1, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    steps = [line for line in lines if line.startswith("[")]
+    # One line per step, each ending with its outcome and time: never silent on a cold run.
+    assert [line.split(":")[0] for line in steps] == [f"[{n}/5] dev" for n in range(1, 6)], steps
+    assert all(line.endswith(" s)") for line in steps), steps
+    assert "1 violation (" in steps[2]
     assert "[mandatory] no-vpcs: network-vpc" in proc.stdout
-    assert proc.stdout.strip().splitlines()[-1].startswith("dev: ")
-    assert "1 mandatory and 0 advisory violations" in proc.stdout
+    # Then a short summary: the build folder and its reports, and one line of counts (no table of types).
+    assert lines[-2].startswith(f"{out}/: policy-report.json (1 violation), render-report.json"), lines[-2]
+    assert lines[-1].startswith("dev: ")
+    assert "1 mandatory and 0 advisory violations" in lines[-1]
+    assert len(lines) <= 10, lines
 
 
 def test_unknown_stack_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:

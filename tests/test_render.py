@@ -3,6 +3,7 @@ of issue 11, injected back, is reported by name. Skipped (reported) where ../sha
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -11,11 +12,12 @@ from typing import Any
 import pytest
 
 from components import gateway, kata_runtime, observability, sandbox
-from components.config import project_schema
-from tests.conftest import program_result
+from components.config import ConfigError, project_schema
+from components.config.versions import VERSION_KEYS
+from tests.conftest import program_result, rendered_installs
 from tools.preview import check_installs, kubernetes_version
 from tools.preview import main as preview_main
-from tools.program import PLACEHOLDER, run_program
+from tools.program import PLACEHOLDER, load_stack, run_program
 from tools.render import SHARED, catalog, installs, render_all
 from tools.render_checks import (
     build_stack,
@@ -104,15 +106,19 @@ def test_every_pinned_version_is_published_and_a_config_default(dev) -> None:  #
         assert install.version.lstrip("v") in defaults, f"{install.label}: version not a Pulumi.yaml default"
 
 
-# The seven defects of issue 11, injected back: two program runs (a chart version that is not published leaves
-# kube-prometheus-stack unrendered, so it gets a run of its own), one test per defect.
+def test_every_install_version_comes_from_a_checked_version_key() -> None:
+    """Each install (every optional feature on) is in VERSION_KEYS under the key that sets its version, so a bad
+    version is a config error naming that key, never only a render finding."""
+    features = {f"agent-platform:{key}": True for key in ("kataFirecracker", "gvisor", "kataManagedNodeGroup")}
+    schema = project_schema()
+    for install in installs(program_result("dev", features)):
+        keys = [key for key, refs in VERSION_KEYS.items() if install.chart in refs]
+        assert keys, f"{install.label}: add the config key that sets its version to VERSION_KEYS"
+        assert install.version.lstrip("v") == str(schema[keys[0]]["default"]).lstrip("v"), install.label
 
 
-@pytest.fixture(scope="module")
-def defects_a() -> str:
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        monkeypatch.setattr(sandbox, "MANIFEST", "extensions.yaml")  # defect 2
-        return "\n".join(findings(overrides={"agent-platform:kubePrometheusStackVersion": "81.4.5"}))  # defect 1
+# The seven defects of issue 11, injected back: one program run for defects 2 to 7, one test per defect. Defect 1
+# (a chart version that is not published) is a configuration error now, naming the key that set it.
 
 
 @pytest.fixture(scope="module")
@@ -145,21 +151,33 @@ def defects_b() -> str:
         del values["kubectlImage"]  # defect 7: kubectl:latest
 
     with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setattr(sandbox, "MANIFEST", "extensions.yaml")  # defect 2
         monkeypatch.setattr(gateway, "litellm_values", wrap(gateway, "litellm_values", litellm))
         monkeypatch.setattr(observability, "stack_values", wrap(observability, "stack_values", monitoring))
         monkeypatch.setattr(kata_runtime, "kata_deploy_values", wrap(kata_runtime, "kata_deploy_values", kata))
         return "\n".join(findings(overrides={"agent-platform:kataFirecracker": True}))  # kata-fc: kata-monitor runs
 
 
-def test_defect_1_unpublished_chart_version_is_reported(defects_a: str) -> None:
-    assert "helm monitoring: version 81.4.5: is not a published version" in defects_a
+def test_defect_1_unpublished_chart_version_is_a_config_error_naming_its_key() -> None:
+    with pytest.raises(ConfigError) as error:
+        load_stack("dev", {"agent-platform:kubePrometheusStackVersion": "81.4.5"})
+    assert str(error.value).startswith(
+        "agent-platform:kubePrometheusStackVersion: 81.4.5 is not a published version of kube-prometheus-stack"
+    )
 
 
-def test_defect_2_extensions_yaml_alone_is_reported(defects_a: str) -> None:
+def test_the_render_check_still_names_an_install_at_an_unpublished_version() -> None:
+    """Behind the config check, for a version set anywhere else: the render check reports it by install."""
+    item = next(r for r in rendered_installs("dev") if r.install.name == "monitoring")
+    odd = dataclasses.replace(item, install=dataclasses.replace(item.install, version="81.4.5"))
+    assert any("helm monitoring: version 81.4.5: is not a published version" in str(f) for f in check_versions([odd]))
+
+
+def test_defect_2_extensions_yaml_alone_is_reported(defects_b: str) -> None:
     assert (
         "manifest agent-sandbox: Deployment agent-sandbox-system/agent-sandbox-controller: namespace "
         "agent-sandbox-system is created by nothing"
-    ) in defects_a
+    ) in defects_b
 
 
 def test_defect_3_withdrawn_bitnami_image_is_reported(defects_b: str) -> None:

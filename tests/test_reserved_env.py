@@ -69,9 +69,15 @@ def test_the_real_program_sets_nothing_outside_the_reserved_list(each_stack: Pro
     assert names - secret_env <= PLATFORM_AGENT_ENV, sorted(names - secret_env - PLATFORM_AGENT_ENV)
 
 
-@pytest.mark.parametrize("env", sorted(name for name in RESERVED_AGENT_ENV if name.isupper()))
+@pytest.mark.parametrize(
+    "env",
+    sorted(name for name in RESERVED_AGENT_ENV if name.isupper())
+    + ["LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "KUBERNETES_SERVICE_HOST", "AWS_CONTAINER_CREDENTIALS_FULL_URI"],
+)
 def test_secret_env_may_not_name_a_reserved_variable(env: str) -> None:
-    message = config_error(tenants=[{"name": "t", "agents": [{"name": "a", "type": "openclaw", "secretEnv": [env]}]}])
-    assert message == (
-        f"agent-platform:tenants[0].agents[0].secretEnv: {env} is set by the platform and cannot come from tenantSecrets"
+    message = config_error(
+        tenants=[{"name": "t", "agents": [{"name": "a", "type": "openclaw", "secretEnv": ["OK_TOKEN", env]}]}]
     )
+    why = "is set by the platform" if env in PLATFORM_AGENT_ENV else "is reserved"
+    assert message.startswith(f"agent-platform:tenants[0].agents[0].secretEnv[1]: {env} {why} "), message
+    assert message.endswith("cannot come from tenantSecrets"), message

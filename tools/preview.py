@@ -12,6 +12,7 @@ import shutil
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,9 @@ import pulumi
 import yaml
 
 from components.config import ConfigError, project_schema
+from components.config.versions import catalog_note
 from tools.analyzer import AnalyzerResource, Violation, run_pack
-from tools.program import ROOT, ProgramResult, manifest_name, run_program
+from tools.program import ROOT, ProgramResult, load_stack, manifest_name, run_program
 from tools.render import RenderUnavailable, render_all, write_rendered
 from tools.render_checks import Finding, run_checks
 
@@ -90,30 +92,82 @@ def kubernetes_version(result: ProgramResult) -> str:
     return str(clusters[0].inputs.get("version") if clusters else project_schema()["kubernetesVersion"]["default"])
 
 
-def check_installs(result: ProgramResult, out: Path) -> tuple[list[Finding], str]:
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+class Progress:
+    """One line per step of the preview (``[2/5] program ... 218 resources (3.1 s)``), so a cold run is never silent."""
+
+    STEPS = 5
+
+    def __init__(self, stack: str, echo: Callable[[str], None] | None) -> None:
+        self.stack, self.echo, self.number = stack, echo, 0
+        self.started = 0.0
+
+    def start(self, what: str) -> None:
+        self.number += 1
+        self.started = time.monotonic()
+        if self.echo:
+            self.echo(f"[{self.number}/{self.STEPS}] {self.stack}: {what} ... ")
+
+    def done(self, outcome: str) -> None:
+        if self.echo:
+            self.echo(f"{outcome} ({time.monotonic() - self.started:.1f} s)\n")
+
+
+def check_installs(result: ProgramResult, out: Path, progress: Progress | None = None) -> tuple[list[Finding], str]:
     """Render every install into ``out/rendered`` and check it; ("", reason) when it cannot run here."""
+    progress = progress or Progress(result.stack, None)
     kube_version = kubernetes_version(result)
+    progress.start("render the Helm charts and manifests (vendored, ../shared)")
     try:
         rendered = render_all(result, kube_version)
     except RenderUnavailable as reason:
         findings, skipped = [], str(reason)
+        progress.done(f"skipped: {reason}")
+        progress.start("render checks")
+        progress.done("skipped")
     else:
         write_rendered(rendered, out)
+        progress.done(_count(len(rendered), "install"))
+        progress.start("render checks (versions, values, schemas, selectors, placement, images)")
         findings, skipped = run_checks(result, rendered, kube_version), ""
+        progress.done(_count(len(findings), "finding"))
     report = {"skipped": skipped or None, "findings": [vars(f) for f in findings]}
     (out / "render-report.json").write_text(json.dumps(report, indent=2) + "\n")
     return findings, skipped
 
 
-def summarize(report: Report, seconds: float) -> str:
-    result, violations = report.result, report.violations
+def resource_types(result: ProgramResult) -> str:
+    """The resources by type, most frequent first (``--types``)."""
     types = Counter(r.type for r in result.registrations)
-    levels = Counter(v.enforcement_level for v in violations)
     lines = [f"Resources by type ({len(result.registrations)}):"]
     lines += [f"  {count:4d}  {type_}" for type_, count in sorted(types.items(), key=lambda kv: (-kv[1], kv[0]))]
-    for v in violations:
-        lines.append(f"  [{v.enforcement_level}] {v.policy}: {v.urn.rsplit('::', 1)[-1]}: {v.message.splitlines()[-1]}")
+    return "\n".join(lines)
+
+
+def _relative(path: Path) -> str:
+    return f"{path.relative_to(ROOT)}" if path.is_relative_to(ROOT) else str(path)
+
+
+def summarize(report: Report, seconds: float, out: Path | None = None) -> str:
+    """Each violation and finding on a line, the build folder and its reports, then one line of counts."""
+    result, violations = report.result, report.violations
+    levels = Counter(v.enforcement_level for v in violations)
+    lines = [
+        f"  [{v.enforcement_level}] {v.policy}: {v.urn.rsplit('::', 1)[-1]}: {v.message.splitlines()[-1]}"
+        for v in violations
+    ]
     lines += [f"  [render] {finding}" for finding in report.findings]
+    if out is not None:
+        folder = _relative(out)
+        count = len(list((out / "manifests").glob("*.yaml"))), len(list((out / "rendered").glob("*.yaml")))
+        lines.append(
+            f"{folder}/: policy-report.json ({_count(len(violations), 'violation')}), render-report.json "
+            f"({_count(len(report.findings), 'finding')}), resources.json, outputs.json, manifests/ "
+            f"({_count(count[0], 'object')}), rendered/ ({_count(count[1], 'install')})"
+        )
     render = (
         f"render skipped ({report.render_skipped})"
         if report.render_skipped
@@ -134,14 +188,33 @@ def preview(
     policy_config: dict[str, Any] | None = None,
     overrides: dict[str, Any] | None = None,
     result: ProgramResult | None = None,
+    progress: Progress | None = None,
+    root: Path = ROOT,
 ) -> Report:
-    """Preview ``stack`` into ``out_dir``; ``result`` reuses a program run already made with the same config."""
+    """Preview ``stack`` into ``out_dir``; ``result`` reuses a program run already made with the same config.
+    The configuration is checked first (a ConfigError before any resource is declared)."""
     out = out_dir or ROOT / "build" / stack
-    result = result or run_program(stack, overrides)
+    progress = progress or Progress(stack, None)
+    if result is None:
+        progress.start("configuration (Pulumi.yaml defaults + Pulumi." + stack + ".yaml)")
+        load_stack(stack, overrides, root)
+        note = catalog_note()
+        progress.done(f"ok{f'; note: {note}' if note else ''}")
+        progress.start("program under the mock engine")
+        result = run_program(stack, overrides, root=root)
+        progress.done(f"{len(result.registrations)} resources, {len(result.outputs)} outputs")
+    else:
+        progress.number = 2
+    progress.start("policy pack over the analyzer gRPC protocol")
     violations = run_pack(pack_dir, analyzer_resources(result), policy_config)
+    progress.done(_count(len(violations), "violation"))
     write_build(result, violations, out)
-    findings, skipped = check_installs(result, out)
+    findings, skipped = check_installs(result, out, progress)
     return Report(result, violations, findings, skipped)
+
+
+def _echo(text: str) -> None:
+    print(text, end="", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -150,16 +223,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="output folder (default build/<stack>)")
     parser.add_argument("--policy-pack", type=Path, default=ROOT / "policies")
     parser.add_argument("--policy-pack-config", type=Path, help="JSON file, as for pulumi --policy-pack-config")
+    parser.add_argument("--types", action="store_true", help="also print the resources by type")
+    parser.add_argument(
+        "--project-dir", type=Path, default=ROOT, help="folder with Pulumi.yaml and the stack files (default: here)"
+    )
     args = parser.parse_args(argv)
     policy_config = json.loads(args.policy_pack_config.read_text()) if args.policy_pack_config else None
+    out = args.out or ROOT / "build" / args.stack
     started = time.monotonic()
+    progress = Progress(args.stack, _echo)
     try:
-        report = preview(args.stack, args.out, args.policy_pack, policy_config)
+        report = preview(args.stack, out, args.policy_pack, policy_config, progress=progress, root=args.project_dir)
     except (ConfigError, FileNotFoundError, pulumi.RunError) as error:
-        # One line naming the key, no traceback.
+        # One line naming the key, no traceback (a started progress line is ended first).
+        if progress.number:
+            print("failed", flush=True)
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(summarize(report, time.monotonic() - started))
+    if args.types:
+        print(resource_types(report.result))
+    print(summarize(report, time.monotonic() - started, out))
     return 1 if report.failed else 0
 
 

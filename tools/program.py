@@ -27,6 +27,7 @@ from pulumi.runtime import set_mocks
 from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.stack import run_pulumi_func
 
+from components.config import PlatformConfig, check_stack_file, from_engine, load_yaml, top_level_texts
 from tools.mocks import PlatformMocks
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -178,7 +179,9 @@ def stack_config(
     stack: str, overrides: dict[str, Any] | None = None, root: Path = ROOT
 ) -> tuple[dict[str, str], list[str]]:
     """Config map (``ns:key`` -> string) and secret keys for ``stack``: project defaults, then
-    ``Pulumi.<stack>.yaml``, then ``overrides`` (used by tests and benchmarks)."""
+    ``Pulumi.<stack>.yaml``, then ``overrides`` (used by tests and benchmarks). The stack file is read as the CLI
+    reads it (top-level values as written, YAML 1.2 booleans); what only the file shows (keys without namespace,
+    plain text in a secret key) raises ConfigError here."""
     project = yaml.safe_load((root / "Pulumi.yaml").read_text())
     path = root / f"Pulumi.{stack}.yaml"
     if not path.exists():
@@ -190,10 +193,21 @@ def stack_config(
             values[full] = decl["default"]
         elif not isinstance(decl, dict):
             values[full] = decl
-    values.update((yaml.safe_load(path.read_text()) or {}).get("config") or {})
+    text = path.read_text()
+    written = {**((load_yaml(text) or {}).get("config") or {}), **top_level_texts(text)}
+    # The CLI's key forms: `<namespace>:<name>`, or the old `<namespace>:config:<name>` (config.ParseKey).
+    values.update({re.sub(r"^([^:]+):config:([^:]+)$", r"\1:\2", key): value for key, value in written.items()})
     values.update(overrides or {})
+    check_stack_file(values)
     secret_keys = sorted(k for k, v in values.items() if _has_secure(v))
     return {k: _engine_string(_replace_secure(v)) for k, v in values.items()}, secret_keys
+
+
+def load_stack(stack: str, overrides: dict[str, Any] | None = None, root: Path = ROOT) -> PlatformConfig:
+    """The stack's typed configuration, parsed as the program's ``load()`` parses it (same strings, same secret
+    keys), without running the program: the first step of the offline preview, and cheap for tests."""
+    config, secret_keys = stack_config(stack, overrides, root)
+    return from_engine(stack, config, secret_keys)
 
 
 # ---------------------------------------------------------------------------------------------

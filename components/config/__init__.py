@@ -14,7 +14,7 @@ from components.config.cluster import (
 )
 from components.config.gateway import GatewayConfig, ModelConfig, RdsConfig
 from components.config.observability import ImagesConfig, ObservabilityConfig
-from components.config.platform import PlatformConfig, load
+from components.config.platform import SECRET_KEYS, PlatformConfig, check_stack_file, from_engine, load
 from components.config.reader import (
     NAMESPACE,
     PROJECT_FILE,
@@ -22,8 +22,10 @@ from components.config.reader import (
     ConfigError,
     Reader,
     decode_raw,
+    load_yaml,
     project_schema,
     quantity_value,
+    top_level_texts,
 )
 from components.config.tenants import (
     AGENT_EGRESS_DEFAULTS,
@@ -46,6 +48,7 @@ __all__ = [
     "PLATFORM_AGENT_ENV",
     "PROJECT_FILE",
     "RESERVED_AGENT_ENV",
+    "SECRET_KEYS",
     "UNDECLARED_KEYS",
     "AgentConfig",
     "ClusterConfig",
@@ -66,8 +69,12 @@ __all__ = [
     "TenantConfig",
     "TenantLitellmConfig",
     "TenantQuota",
+    "check_stack_file",
     "decode_raw",
+    "from_engine",
     "load",
+    "load_yaml",
     "project_schema",
     "quantity_value",
+    "top_level_texts",
 ]

@@ -10,6 +10,7 @@ import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from components.config.aws_facts import check_instance_family, check_instance_type, check_service_cidr
 from components.config.reader import (
     Reader,
     check,
@@ -33,9 +34,9 @@ def _instance_family(instance_type: str) -> str:
 
 def _check_nested_virt_types(key: str, instance_types: Sequence[str]) -> None:
     check(key, len(instance_types) > 0, "needs at least one instance type")
-    for instance_type in instance_types:
+    for i, instance_type in enumerate(instance_types):
         check(
-            key,
+            f"{key}[{i}]",
             "." in instance_type and _instance_family(instance_type) in NESTED_VIRT_FAMILIES,
             f"{instance_type} has no EC2 nested virtualization, which Kata needs; "
             f"use an 8th-gen Intel family: {', '.join(NESTED_VIRT_FAMILIES)}",
@@ -102,6 +103,8 @@ class NodeGroupConfig:
             len(group.instance_types) > 0,
             "needs at least one instance type",
         )
+        for i, instance_type in enumerate(group.instance_types):
+            check_instance_type(f"{prefix}InstanceTypes[{i}]", instance_type)
         check(
             f"{prefix}MinSize",
             group.min_size <= group.max_size,
@@ -131,7 +134,8 @@ class ClusterConfig:
     def from_reader(cls, r: Reader, stack: str) -> ClusterConfig:
         name = r.str("clusterName") or f"agents-{stack}"
         check_match("clusterName", name, r"^[a-zA-Z][a-zA-Z0-9-]{0,99}$", "a valid EKS name")
-        version = r.matching("kubernetesVersion", r"^1\.(2[89]|3\d)$", "1.28-1.39")
+        # The range EKS offers and Karpenter supports is checked with karpenterVersion (components/config/versions).
+        version = r.matching("kubernetesVersion", r"^1\.[0-9]{1,2}$", "a Kubernetes minor version like 1.36")
         admins = r.strs("adminRoleArns")
         for i, arn in enumerate(admins):
             check_match(f"adminRoleArns[{i}]", arn, r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$", "an IAM role ARN")
@@ -146,12 +150,14 @@ class ClusterConfig:
                 f"{cidr} opens the Kubernetes API endpoint to the internet; list your operators' or CI's CIDRs "
                 f"(at most /{MIN_ENDPOINT_PREFIX} wide), or none to keep the endpoint private",
             )
+        _check_nested_virt_types("kataInstanceTypes", r.strs("kataInstanceTypes"))
         kata = NodeGroupConfig.from_reader(r, "kata")
-        _check_nested_virt_types("kataInstanceTypes", kata.instance_types)
+        service_cidr = parse_cidr("serviceCidr", r.str("serviceCidr"))
+        check_service_cidr("serviceCidr", service_cidr)
         return cls(
             name=name,
             kubernetes_version=version,
-            service_cidr=str(parse_cidr("serviceCidr", r.str("serviceCidr"))),
+            service_cidr=str(service_cidr),
             admin_role_arns=admins,
             public_access_cidrs=public,
             core=NodeGroupConfig.from_reader(r, "core"),
@@ -193,9 +199,9 @@ class KarpenterConfig:
         )
         families = r.strs("karpenterInstanceFamilies")
         check("karpenterInstanceFamilies", bool(families), "needs at least one family")
-        for family in families:
+        for i, family in enumerate(families):
             check(
-                "karpenterInstanceFamilies",
+                f"karpenterInstanceFamilies[{i}]",
                 family in NESTED_VIRT_FAMILIES,
                 f"{family} has no EC2 nested virtualization; use {', '.join(NESTED_VIRT_FAMILIES)}",
             )
@@ -215,8 +221,9 @@ class KarpenterConfig:
         gvisor_release = r.matching("gvisorRelease", r"^[0-9]{8}\.[0-9]+$", "a gVisor release like 20240729.0")
         gvisor_families = r.strs("gvisorInstanceFamilies")
         check("gvisorInstanceFamilies", bool(gvisor_families), "needs at least one family")
-        for family in gvisor_families:  # the pattern admits no ".": a family, never an instance type
-            check_match("gvisorInstanceFamilies", family, r"^[a-z][a-z0-9-]*$", "an instance family like m7g")
+        for i, family in enumerate(gvisor_families):  # the pattern admits no ".": a family, never an instance type
+            check_match(f"gvisorInstanceFamilies[{i}]", family, r"^[a-z][a-z0-9-]*$", "an instance family like m7g")
+            check_instance_family(f"gvisorInstanceFamilies[{i}]", family)
         budget = r.matching("karpenterDisruptionBudget", r"^((100|[0-9]{1,2})%|[0-9]+)$", "a node count or percentage")
         return cls(
             version=version.lstrip("v"),

@@ -154,8 +154,9 @@ class GatewayConfig:
         )
         rds_version = r.str("litellmRdsEngineVersion")
         check("litellmRdsEngineVersion", bool(re.match(r"^[0-9]+(\.[0-9]+)?$", rds_version)), "must look like 17.6")
-        rds_class = r.str("litellmRdsInstanceClass")
-        check("litellmRdsInstanceClass", rds_class.startswith("db."), f"{rds_class!r} is not an RDS instance class")
+        rds_class = r.matching(
+            "litellmRdsInstanceClass", r"^db\.[a-z][a-z0-9-]*\.[a-z0-9-]+$", "an RDS instance class like db.t4g.medium"
+        )
         rds = RdsConfig(
             engine_version=rds_version,
             instance_class=rds_class,

@@ -24,7 +24,7 @@ class ObservabilityConfig:
         return cls(
             r.str("kubePrometheusStackVersion").lstrip("v"),
             retention,
-            r.int("prometheusStorageGiB", lo=1),
+            r.int("prometheusStorageGiB", lo=1, hi=16384),  # an EBS gp3 volume holds at most 16 TiB
         )
 
 
@@ -36,4 +36,5 @@ class ImagesConfig:
 
     @classmethod
     def from_reader(cls, r: Reader) -> ImagesConfig:
+        parse_semver("agentSandboxVersion", r.str("agentSandboxVersion"))
         return cls(r.image("hermesImage"), r.image("openclawImage"), r.str("agentSandboxVersion"))

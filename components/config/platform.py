@@ -6,11 +6,14 @@
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
-from collections.abc import Mapping
+import re
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from components.config.aws_facts import REGION_PARTITION, arn_partition, region_partition
 from components.config.cluster import ClusterConfig, KarpenterConfig, KataConfig, NetworkConfig
 from components.config.gateway import GatewayConfig
 from components.config.observability import ImagesConfig, ObservabilityConfig
@@ -22,15 +25,73 @@ from components.config.reader import (
     Reader,
     check,
     check_declared_type,
-    check_match,
     decode_raw,
     project_schema,
     quantity_value,
     unique,
 )
 from components.config.tenants import EgressConfig, TenantConfig
+from components.config.versions import catalog_note, check_kubernetes_version, check_published
 
 ADMISSION_MODES = ("Deny", "Audit")
+# Keys whose values must be Pulumi secrets (`pulumi config set --secret`), never plain text in the stack file.
+SECRET_KEYS = ("grafanaAdminPassword", "tenantSecrets")
+
+
+def _looks_like_ours(namespace: str) -> bool:
+    """``agent-platfrom``, ``agent_platform``, ``AgentPlatform``...: a typo of the namespace, not another package's."""
+    squashed = re.sub(r"[^a-z0-9]", "", namespace.lower())
+    return (
+        squashed == re.sub(r"[^a-z0-9]", "", NAMESPACE)
+        or difflib.SequenceMatcher(None, namespace.lower(), NAMESPACE).ratio() >= 0.75
+    )
+
+
+def check_namespaces(keys: Iterable[str]) -> None:
+    """A key in a namespace that looks like ours (or naming one of our keys under another namespace) would be
+    silently ignored, ``protect`` included: refuse it, naming the key as written."""
+    ours = set(project_schema()) | set(UNDECLARED_KEYS) | set(REMOVED_KEYS)
+    for key in keys:
+        namespace, _, name = key.rpartition(":")
+        if namespace == NAMESPACE:
+            continue
+        check(
+            key,
+            not _looks_like_ours(namespace) and name not in ours,
+            f"unknown config namespace {namespace!r}, so the program would never read it; did you mean "
+            f"{NAMESPACE}:{name}?",
+        )
+
+
+def secret_leaves(value: Any, path: str) -> Iterable[tuple[str, bool]]:
+    """(path, is a ``secure:`` value) for every leaf of a stack-file value, e.g. ``tenantSecrets.acme.hermes.TOKEN``."""
+    if isinstance(value, Mapping) and set(value) == {"secure"}:
+        yield path, True
+    elif isinstance(value, Mapping) and value:
+        for name, item in value.items():
+            yield from secret_leaves(item, f"{path}.{name}")
+    elif value not in (None, "") and not isinstance(value, Mapping):  # an empty value is missing, not plain text
+        yield path, False
+
+
+def _plain_secret(key: str) -> str:
+    path = f"--path '{NAMESPACE}:{key}'" if "." in key else f"{NAMESPACE}:{key}"
+    return f"is plain text where a secret is expected; set it with `pulumi config set --secret {path} <value>`"
+
+
+def check_stack_file(values: Mapping[str, Any]) -> None:
+    """What only the stack file shows (the offline path reads it; the CLI refuses or hides these before the program
+    runs): keys without a namespace, and plain values in the secret keys, leaf by leaf."""
+    for key in values:
+        check(
+            f"{NAMESPACE}:{key}" if ":" not in key else key,
+            ":" in key,
+            f"is written without its namespace ({key!r}); the Pulumi CLI refuses it: write {NAMESPACE}:{key}",
+        )
+    for key in SECRET_KEYS:
+        if f"{NAMESPACE}:{key}" in values:
+            for path, secure in secret_leaves(values[f"{NAMESPACE}:{key}"], key):
+                check(path, secure, _plain_secret(path))
 
 
 def _human(field_name: str, value: float) -> str:
@@ -100,16 +161,32 @@ class PlatformConfig:
                 f"pod overhead included) but the quota allows {_human(field_name, hard)}",
             )
 
+    def _check_fits_the_node_pool(self, key: str, cpu: str, memory: str) -> None:
+        """An agent larger than the NodePools' limits (karpenterCpuLimit, karpenterMemoryLimitGiB) is never scheduled."""
+        check(
+            f"{key}.cpu",
+            quantity_value(cpu) <= self.karpenter.cpu_limit,
+            f"{cpu} CPU is more than a Karpenter node pool may ever hold (karpenterCpuLimit {self.karpenter.cpu_limit})",
+        )
+        check(
+            f"{key}.memory",
+            quantity_value(memory) <= self.karpenter.memory_limit_gib * 2**30,
+            f"{memory} is more than a Karpenter node pool may ever hold "
+            f"(karpenterMemoryLimitGiB {self.karpenter.memory_limit_gib})",
+        )
+
     def _check_egress_cidrs(self, i: int, tenant: TenantConfig) -> None:
-        """A tenant's cidrs stay outside the VPC: inside it they would reach other tenants' pods, the EKS API
-        endpoints and internal load balancers, which the NetworkPolicy keeps sandboxes away from."""
-        vpc = self.network.network
+        """A tenant's cidrs stay outside the VPC and the service CIDR: inside them they would reach other tenants'
+        pods, the EKS API endpoints, internal load balancers and cluster services, which the NetworkPolicy keeps
+        sandboxes away from."""
+        ranges = (("vpcCidr", self.network.network), ("serviceCidr", ipaddress.IPv4Network(self.cluster.service_cidr)))
         scopes = [(f"tenants[{i}].egress.cidrs", tenant.egress.cidrs)] + [
             (f"tenants[{i}].agents[{j}].egress.cidrs", agent.egress.cidrs) for j, agent in enumerate(tenant.agents)
         ]
         for key, cidrs in scopes:
             for k, cidr in enumerate(cidrs):
-                check(f"{key}[{k}]", not ipaddress.IPv4Network(cidr).overlaps(vpc), f"{cidr} overlaps vpcCidr {vpc}")
+                for name, net in ranges:
+                    check(f"{key}[{k}]", not ipaddress.IPv4Network(cidr).overlaps(net), f"{cidr} overlaps {name} {net}")
 
     def __post_init__(self) -> None:
         vpc, services = (
@@ -120,6 +197,20 @@ class PlatformConfig:
             "serviceCidr",
             not vpc.overlaps(services),
             f"{services} overlaps vpcCidr {vpc}; Kubernetes services need their own range",
+        )
+        check_kubernetes_version(self.cluster.kubernetes_version, self.karpenter.version)
+        partition = REGION_PARTITION[self.region]
+        for i, arn in enumerate(self.cluster.admin_role_arns):
+            check(
+                f"adminRoleArns[{i}]",
+                arn_partition(arn) == partition,
+                f"{arn} is in partition {arn_partition(arn)}, but aws:region {self.region} is in {partition}",
+            )
+        check(
+            "bedrockRegion",
+            REGION_PARTITION.get(self.gateway.bedrock_region) == partition,
+            f"{self.gateway.bedrock_region} is not in the partition of aws:region {self.region} ({partition}): "
+            "the gateway's Pod Identity credentials cannot call Bedrock across partitions",
         )
         unique("tenants", [t.name for t in self.tenants], "tenant name")
         unique("tenants", [t.namespace for t in self.tenants], "tenant namespace")
@@ -142,6 +233,7 @@ class PlatformConfig:
                     agent.vm_cpus is None and agent.vm_memory_mib is None or agent.runtime_class.startswith("kata-"),
                     "VM sizing only applies to kata runtime classes",
                 )
+                self._check_fits_the_node_pool(f"tenants[{i}].agents[{j}]", agent.cpu, agent.memory)
                 for env in agent.secret_env:
                     check(
                         f"tenantSecrets.{tenant.name}.{agent.name}.{env}",
@@ -170,20 +262,24 @@ class PlatformConfig:
         for key, decl in schema.items():
             if key in values:
                 check_declared_type(key, decl, values[key])
-        check_match("aws:region", region, r"^[a-z]{2}(-gov)?-[a-z]+-\d$", "an AWS region")
+        region_partition("aws:region", region)
         kata = KataConfig.from_reader(r)
+        sections = {
+            "network": NetworkConfig.from_reader(r),
+            "cluster": ClusterConfig.from_reader(r, stack),
+            "karpenter": KarpenterConfig.from_reader(r),
+            "kata": kata,
+            "gateway": GatewayConfig.from_reader(r),
+            "observability": ObservabilityConfig.from_reader(r),
+            "images": ImagesConfig.from_reader(r),
+            "egress": EgressConfig.from_reader(r),
+        }
+        check_published(merged)  # once every version key has the shape of a version
         return cls(
             stack=stack,
             region=region,
             protect=r.bool("protect"),
-            network=NetworkConfig.from_reader(r),
-            cluster=ClusterConfig.from_reader(r, stack),
-            karpenter=KarpenterConfig.from_reader(r),
-            kata=kata,
-            gateway=GatewayConfig.from_reader(r),
-            observability=ObservabilityConfig.from_reader(r),
-            images=ImagesConfig.from_reader(r),
-            egress=EgressConfig.from_reader(r),
+            **sections,
             tenants=r.objects(
                 "tenants",
                 lambda t: TenantConfig.from_reader(t, kata.default_runtime_class),
@@ -195,15 +291,28 @@ class PlatformConfig:
         )
 
 
+def from_engine(stack: str, config: Mapping[str, str], secret_keys: Collection[str]) -> PlatformConfig:
+    """The configuration as the engine hands it to the program: every ``namespace:key`` as a string, and the keys
+    that are secrets. ``load()`` on a real run, ``tools.program.load_stack`` offline: one path for both."""
+    check_namespaces(config)
+    prefix = f"{NAMESPACE}:"
+    values = {k[len(prefix) :]: decode_raw(k[len(prefix) :], v) for k, v in config.items() if k.startswith(prefix)}
+    for key in SECRET_KEYS:  # an empty value ({} or "") holds nothing to protect
+        check(key, not values.get(key) or f"{prefix}{key}" in secret_keys, _plain_secret(key))
+    region = config.get("aws:region") or ""
+    if not region:
+        raise ConfigError("aws:region", "is required (pulumi config set aws:region us-east-1)")
+    return PlatformConfig.from_dict(stack, region, values)
+
+
 def load() -> PlatformConfig:
     """Read the running stack's configuration (call once, from __main__.py)."""
     import pulumi
     from pulumi.runtime import config as runtime_config
 
-    all_config = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
-    prefix = f"{NAMESPACE}:"
-    values = {k[len(prefix) :]: decode_raw(k[len(prefix) :], v) for k, v in all_config.items() if k.startswith(prefix)}
-    region = all_config.get("aws:region") or ""
-    if not region:
-        raise ConfigError("aws:region", "is required (pulumi config set aws:region us-east-1)")
-    return PlatformConfig.from_dict(pulumi.get_stack(), region, values)
+    config = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    secret_keys = {*runtime_config.get_config_secret_keys_env(), *filter(runtime_config.is_config_secret, config)}
+    cfg = from_engine(pulumi.get_stack(), config, secret_keys)
+    if note := catalog_note():
+        pulumi.log.info(note)
+    return cfg

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import json
+import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from functools import cache
@@ -100,17 +101,16 @@ class Reader:
             )
         return value
 
-    def number(self, name: str, default: Any = None) -> float:
-        return float(
-            self._get(
-                name,
-                _REQUIRED if default is None else default,
-                (int, float),
-                "a number",
-            )
-        )
+    def number(self, name: str, default: Any = None, lo: float | None = None) -> float:
+        value = float(self._get(name, _REQUIRED if default is None else default, (int, float), "a number"))
+        check(self.key(name), math.isfinite(value), f"expected a finite number, got {value}")
+        check(self.key(name), lo is None or value >= lo, f"must be {lo:g} or more, got {value:g}")
+        return value
 
     def bool(self, name: str, default: Any = None) -> bool:
+        value = self.values.get(name, default)
+        if value is not None:
+            check(self.key(name), isinstance(value, bool), bool_reason(value))
         return self._get(name, _REQUIRED if default is None else default, bool, "true or false")
 
     def strs(self, name: str, default: Any = None) -> tuple[str, ...]:
@@ -194,6 +194,18 @@ def parse_quantity(key: str, value: Any) -> str:
     return text
 
 
+def positive_quantity(key: str, value: Any, kind: str) -> str:
+    """A quantity above zero; for ``kind`` "memory" (bytes: memory, storage) at least 1Mi, so a unit left off
+    (``memory: 512``, 512 bytes) is refused with the likely meaning instead of sizing a pod at nothing."""
+    text = parse_quantity(key, value)
+    amount = quantity_value(text)
+    check(key, amount > 0, f"{text!r} must be more than 0")
+    if kind == "memory":
+        hint = f"; write a unit, e.g. {text}Mi or {text}Gi" if text.replace(".", "").isdigit() else ""
+        check(key, amount >= 2**20, f"{text!r} is {amount:g} bytes{hint}")
+    return text
+
+
 _SUFFIXES = {"m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
 
 
@@ -227,10 +239,71 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
 }
 
 
+# Scalars YAML 1.1 reads as booleans but YAML 1.2 (and the Pulumi CLI for a top-level value) as text: refused for
+# boolean keys with the spelling to use instead, never taken for true or false.
+YAML11_BOOLEANS = {"yes": True, "y": True, "on": True, "no": False, "n": False, "off": False}
+
+
+def bool_reason(value: Any) -> str:
+    """Why ``value`` is not a boolean, with the fix for the usual spellings (``yes``, ``on``, ``True``...)."""
+    text = str(value).strip().lower()
+    meant = YAML11_BOOLEANS.get(text, {"true": True, "false": False}.get(text))
+    if isinstance(value, str) and meant is not None:
+        return f"{value!r} is not a boolean for Pulumi (YAML 1.2 knows only true and false): write {str(meant).lower()}"
+    return f"expected true or false, got {value!r}"
+
+
 def check_declared_type(key: str, decl: Mapping[str, Any], value: Any) -> None:
     kind = decl.get("type", "string")
+    if kind == "boolean":
+        check(key, isinstance(value, bool), bool_reason(value))
     ok = isinstance(value, _TYPES[kind]) and not (kind == "integer" and isinstance(value, bool))
     check(key, ok, f"expected {kind} (as declared in Pulumi.yaml), got {value!r}")
+
+
+class _Yaml12Loader(yaml.SafeLoader):
+    """PyYAML with YAML 1.2's booleans and no base-60 numbers: ``yes``/``no``/``on``/``off`` and ``22:30`` stay
+    strings, so a boolean key given one of them is refused instead of silently read as true or false. The Pulumi CLI
+    reads a top-level value as text (``top_level_texts``); inside an object its YAML 1.1 reader (go-yaml v2,
+    sdk/go/common/encoding) would still take ``yes`` for true: the offline preview, which CI runs, refuses it."""
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> Any:
+        return node.value if ":" in node.value else super().construct_yaml_int(node)
+
+    def construct_yaml_float(self, node: yaml.ScalarNode) -> Any:
+        return node.value if ":" in node.value else super().construct_yaml_float(node)
+
+
+_Yaml12Loader.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Yaml12Loader.add_constructor("tag:yaml.org,2002:int", _Yaml12Loader.construct_yaml_int)
+_Yaml12Loader.add_constructor("tag:yaml.org,2002:float", _Yaml12Loader.construct_yaml_float)
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+def load_yaml(text: str) -> Any:
+    """A YAML document with YAML 1.2 booleans (see ``_Yaml12Loader``)."""
+    return yaml.load(text, Loader=_Yaml12Loader)  # noqa: S506 (a SafeLoader subclass)
+
+
+def top_level_texts(text: str, section: str = "config") -> dict[str, str]:
+    """The scalar values of ``section`` exactly as written: the Pulumi CLI reads a top-level config value into a
+    string first (sdk/go/common/resource/config/value.go), so ``1.30`` stays "1.30", ``yes`` stays "yes" and an
+    empty value (or ``null``) is ""."""
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    if not isinstance(root, yaml.MappingNode):
+        return {}
+    sections = [value for key, value in root.value if key.value == section and isinstance(value, yaml.MappingNode)]
+    return {
+        key.value: "" if value.tag == "tag:yaml.org,2002:null" else value.value
+        for node in sections
+        for key, value in node.value
+        if isinstance(value, yaml.ScalarNode)
+    }
 
 
 @cache
@@ -252,10 +325,12 @@ def decode_raw(key: str, raw: Any) -> Any:
         if kind == "integer":
             return int(raw)
         if kind == "boolean":
-            check(key, raw in ("true", "false"), f"expected true or false, got {raw!r}")
+            check(key, raw in ("true", "false"), bool_reason(raw))
             return raw == "true"
         if kind in ("array", "object"):
             return json.loads(raw)
+    except ConfigError:
+        raise
     except ValueError:
         raise ConfigError(key, f"expected {kind}, got {raw!r}") from None
     return raw

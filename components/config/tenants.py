@@ -7,6 +7,7 @@ refused with a did-you-mean and every value is checked against what the platform
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from dataclasses import dataclass
 
@@ -17,7 +18,8 @@ from components.config.reader import (
     check,
     check_match,
     parse_cidr,
-    parse_quantity,
+    positive_quantity,
+    quantity_value,
     unique,
 )
 from components.labels import AGENT_TYPES, RESERVED_NAMESPACES
@@ -34,10 +36,22 @@ AGENT_EGRESS_DEFAULTS: dict[str, tuple[str, ...]] = {
     "openclaw": ("slack.com", "*.slack.com"),
 }
 EGRESS_MODES = ("allowlist", "open")
-# Ranges a tenant's egress.cidrs may not touch: "this network", loopback, link-local (instance metadata),
-# multicast and reserved. The VPC CIDR is checked too (other tenants' pods, the cluster's own endpoints).
+# Ranges a tenant's egress.cidrs may not touch, none of them reachable on the internet (IANA special-purpose
+# registry, RFC 6890): "this network", shared address space (RFC 6598: carrier NAT, and EKS custom networking's
+# secondary pod ranges), loopback, link-local (instance metadata), IETF protocol assignments, benchmarking,
+# multicast and reserved. The VPC CIDR and the service CIDR are checked too (components/config/platform.py).
 EGRESS_FORBIDDEN_RANGES = tuple(
-    ipaddress.IPv4Network(n) for n in ("0.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16", "224.0.0.0/4", "240.0.0.0/4")
+    ipaddress.IPv4Network(n)
+    for n in (
+        "0.0.0.0/8",
+        "100.64.0.0/10",
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+        "192.0.0.0/24",
+        "198.18.0.0/15",
+        "224.0.0.0/4",
+        "240.0.0.0/4",
+    )
 )
 # Environment variables the platform sets in agent containers (components/agents.py: each AgentType's env and
 # token, the LiteLLM key, the egress proxy settings in both spellings). A later env entry overrides an earlier
@@ -66,9 +80,47 @@ PLATFORM_AGENT_ENV = frozenset(
         "NODE_USE_ENV_PROXY",
     }
 )
-# Reserved too although the platform does not set them: they would reroute the agent's binaries or traffic.
-EXTRA_RESERVED_AGENT_ENV = frozenset({"PATH", "ALL_PROXY", "all_proxy"})
+# Reserved too although the platform does not set them: they would reroute the agent's binaries, interpreters,
+# shell start-up or traffic, or they are set by Kubernetes (service links, HOSTNAME) or by EKS Pod Identity / IRSA
+# credential injection.
+EXTRA_RESERVED_AGENT_ENV = frozenset(
+    {
+        "PATH",
+        "SHELL",
+        "ENV",
+        "BASH_ENV",
+        "HOSTNAME",
+        "PYTHONPATH",
+        "PYTHONHOME",
+        "PYTHONSTARTUP",
+        "NODE_PATH",
+        "ALL_PROXY",
+        "all_proxy",
+        "FTP_PROXY",
+        "AWS_ROLE_ARN",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_STS_REGIONAL_ENDPOINTS",
+    }
+)
 RESERVED_AGENT_ENV = PLATFORM_AGENT_ENV | EXTRA_RESERVED_AGENT_ENV
+# Whole families: the dynamic loader (LD_PRELOAD, LD_LIBRARY_PATH, LD_AUDIT...), Kubernetes service links
+# (KUBERNETES_SERVICE_HOST...) and the Pod Identity agent's credentials (AWS_CONTAINER_CREDENTIALS_FULL_URI...).
+RESERVED_AGENT_ENV_PREFIXES = ("LD_", "KUBERNETES_", "AWS_CONTAINER_")
+
+
+def reserved_env_reason(name: str) -> str:
+    """Why ``name`` may not come from a tenant ("" when it may)."""
+    if name in PLATFORM_AGENT_ENV:
+        return f"{name} is set by the platform and cannot come from tenantSecrets"
+    if name in EXTRA_RESERVED_AGENT_ENV or name.startswith(RESERVED_AGENT_ENV_PREFIXES):
+        return (
+            f"{name} is reserved (it changes how the agent's programs load, where its traffic goes, or is set by "
+            "Kubernetes or EKS) and cannot come from tenantSecrets"
+        )
+    return ""
+
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
@@ -227,15 +279,27 @@ class AgentConfig:
             f"{name!r} must be a DNS label of at most 30 characters",
         )
         secret_env = r.strs("secretEnv", default=[])
-        for env in secret_env:
-            check_match(r.key("secretEnv"), env, _ENV_NAME, "an environment variable name")
-            check(
-                r.key("secretEnv"),
-                env not in RESERVED_AGENT_ENV,
-                f"{env} is set by the platform and cannot come from tenantSecrets",
-            )
-        vm_cpus = r.values.get("vmCpus")
-        vm_memory = r.values.get("vmMemoryMiB")
+        for k, env in enumerate(secret_env):
+            check_match(f"{r.key('secretEnv')}[{k}]", env, _ENV_NAME, "an environment variable name")
+            reserved = reserved_env_reason(env)
+            check(f"{r.key('secretEnv')}[{k}]", not reserved, reserved)
+        unique(r.key("secretEnv"), secret_env, "variable")
+        cpu = positive_quantity(r.key("cpu"), r.values.get("cpu", "1"), "cpu")
+        memory = positive_quantity(r.key("memory"), r.values.get("memory", "2Gi"), "memory")
+        vm_cpus = None if r.values.get("vmCpus") is None else r.int("vmCpus", lo=1, hi=64)
+        vm_memory = None if r.values.get("vmMemoryMiB") is None else r.int("vmMemoryMiB", lo=256, hi=262144)
+        # Kata sizes the VM at these plus the container limits, while the pod (and its quota) is charged only the
+        # limits and the RuntimeClass overhead: a VM larger than its pod overcommits the node unseen.
+        check(
+            r.key("vmMemoryMiB"),
+            vm_memory is None or vm_memory * 2**20 <= quantity_value(memory),
+            f"{vm_memory} MiB is more than the pod's memory ({memory}); raise memory or lower vmMemoryMiB",
+        )
+        check(
+            r.key("vmCpus"),
+            vm_cpus is None or vm_cpus <= math.ceil(quantity_value(cpu)),
+            f"{vm_cpus} vCPUs is more than the pod's cpu ({cpu}); raise cpu or lower vmCpus",
+        )
         agent_type = r.str("type")
         check(
             r.key("type"),
@@ -247,11 +311,11 @@ class AgentConfig:
             type=agent_type,
             runtime_class=r.str("runtimeClass", default=default_runtime_class),
             warm_pool=r.int("warmPool", default=0, lo=0, hi=100),
-            cpu=parse_quantity(r.key("cpu"), r.values.get("cpu", "1")),
-            memory=parse_quantity(r.key("memory"), r.values.get("memory", "2Gi")),
+            cpu=cpu,
+            memory=memory,
             storage_gib=r.int("storageGiB", default=0, lo=0, hi=1024),
-            vm_cpus=None if vm_cpus is None else r.int("vmCpus", lo=1, hi=64),
-            vm_memory_mib=None if vm_memory is None else r.int("vmMemoryMiB", lo=256, hi=262144),
+            vm_cpus=vm_cpus,
+            vm_memory_mib=vm_memory,
             secret_env=secret_env,
             egress=r.object("egress", EgressRules.from_reader),
         )
@@ -268,10 +332,10 @@ class TenantQuota:
     def from_reader(cls, r: Reader) -> TenantQuota:
         r.reject_unknown(("cpu", "memory", "pods", "storage"))
         return cls(
-            cpu=parse_quantity(r.key("cpu"), r.values.get("cpu", "16")),
-            memory=parse_quantity(r.key("memory"), r.values.get("memory", "64Gi")),
+            cpu=positive_quantity(r.key("cpu"), r.values.get("cpu", "16"), "cpu"),
+            memory=positive_quantity(r.key("memory"), r.values.get("memory", "64Gi"), "memory"),
             pods=r.int("pods", default=20, lo=1, hi=1000),
-            storage=parse_quantity(r.key("storage"), r.values.get("storage", "200Gi")),
+            storage=positive_quantity(r.key("storage"), r.values.get("storage", "200Gi"), "memory"),
         )
 
 
@@ -288,7 +352,7 @@ class TenantLitellmConfig:
         r.reject_unknown(("maxBudget", "budgetDuration", "rpmLimit", "tpmLimit", "models"))
         duration = r.matching("budgetDuration", DURATION, "a duration like 30d", default="30d")
         return cls(
-            max_budget=r.number("maxBudget", default=100),
+            max_budget=r.number("maxBudget", default=100, lo=0),
             budget_duration=duration,
             rpm_limit=r.int("rpmLimit", default=60, lo=1),
             tpm_limit=r.int("tpmLimit", default=100000, lo=1),
