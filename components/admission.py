@@ -7,6 +7,7 @@ offline. Details: docs/admission.md.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,10 +16,20 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.labels import SANDBOX_LABEL
+from components.labels import DEDICATED_TENANT_KEY, NODE_DAEMON_NAMESPACES, SANDBOX_LABEL, dedicated_taint
+from components.podspec import TENANT_LABEL
 
 SANDBOX_POLICY = "agent-platform-sandbox"
 KATA_DNS_POLICY = "agent-platform-kata-dns"
+DEDICATED_NODES_POLICY = "agent-platform-dedicated-nodes"
+# IPv6 spellings that embed an IPv4 address (name, prefix, prefix length), judged by that address: the pack's
+# agent_policies/common.py IPV4_EMBEDDINGS, tested equal. IPv4-mapped is refused outright (CEL cannot parse it).
+IPV4_EMBEDDINGS: tuple[tuple[str, str, int], ...] = (
+    ("IPv4-compatible", "::", 96),
+    ("IPv4-translated", "::ffff:0:0:0", 96),
+    ("NAT64", "64:ff9b::", 96),
+    ("6to4", "2002::", 16),
+)
 KATA_PREFIX = "kata"  # runtime classes backed by Kata Containers (the pack's kataRuntimePrefix)
 VALIDATION_ACTIONS = {"Deny": ["Deny"], "Audit": ["Audit", "Warn"]}
 
@@ -68,9 +79,34 @@ def _object_path(path: str) -> str:
     return "object." + path
 
 
+def _labels_path(spec_path: str) -> str:
+    """Where the pod labels are for a pod spec path: ``spec.template.spec`` -> ``spec.template.metadata.labels``."""
+    return "metadata.labels" if spec_path == "spec" else spec_path.removesuffix("spec") + "metadata.labels"
+
+
+def _true_label(labels: str, label: str = SANDBOX_LABEL) -> str:
+    """The label is "true" (any case) in the map at the ``object.``/``namespaceObject.`` path ``labels``; every
+    level guarded with has(), as metadata and labels are optional."""
+    root, *parts = labels.split(".")
+    guards = [f"has({root}.{'.'.join(parts[: i + 1])})" for i in range(len(parts))]
+    key = cel_string(label)
+    return "(" + " && ".join([*guards, f"{key} in {labels}", f"{labels}[{key}].lowerAscii() == 'true'"]) + ")"
+
+
 POD_SPEC = _by_kind({path: _object_path(path) for path in set(SPEC_PATHS.values())})
 SPEC_PATH = _by_kind({path: cel_string(path) for path in set(SPEC_PATHS.values())})
 VARIABLES = [{"name": "spec", "expression": POD_SPEC}, {"name": "specPath", "expression": SPEC_PATH}]
+# What makes a workload a sandbox, at both gates: the sandbox label on its namespace, on the object itself or on its
+# pod template (the pack: agent_policies/workloads.py sandbox_labelled and sandbox namespaces).
+SANDBOX = " || ".join(
+    [
+        f"(namespaceObject != null && {_true_label('namespaceObject.metadata.labels')})",
+        _true_label("object.metadata.labels"),
+        "("
+        + _by_kind({path: _true_label(_object_path(_labels_path(path))) for path in set(SPEC_PATHS.values())})
+        + ")",
+    ]
+)
 # Requests that only finish a deletion (finalizers) must not be blocked by a pod that predates the policy.
 NOT_BEING_DELETED = {
     "name": "not-being-deleted",
@@ -125,7 +161,7 @@ def sandbox_policy_spec(allowed_runtime_classes: Sequence[str]) -> dict[str, Any
     if not allowed_runtime_classes:
         raise ValueError("at least one allowed runtime class is needed")
     allowed = ", ".join(allowed_runtime_classes)
-    why_sandbox = f"sandbox pods ({SANDBOX_LABEL}=true on the namespace or the pod) "
+    why_sandbox = f"sandbox pods ({SANDBOX_LABEL}=true on the namespace, the object or its pod template) "
     runtime = _field("runtimeClassName")
     validations: list[dict[str, Any]] = [
         {
@@ -179,13 +215,28 @@ def sandbox_policy_spec(allowed_runtime_classes: Sequence[str]) -> dict[str, Any
             "reason": "Forbidden",
         }
     )
+    for validation in validations:  # only sandboxes (namespace, object or pod template labelled)
+        validation["expression"] = f"!variables.sandbox || ({validation['expression']})"
     return {
         "failurePolicy": "Fail",
         "matchConstraints": match_constraints(),
         "matchConditions": [NOT_BEING_DELETED],
-        "variables": VARIABLES,
+        "variables": [*VARIABLES, {"name": "sandbox", "expression": f"({SANDBOX})"}],
         "validations": validations,
     }
+
+
+def service_networks(service_cidrs: Sequence[str]) -> list[str]:
+    """Each service CIDR and, for an IPv4 one, each IPv6 spelling of it (IPV4_EMBEDDINGS), as CIDR strings."""
+    found = []
+    for cidr in service_cidrs:
+        network = ipaddress.ip_network(cidr, strict=False)
+        found.append(str(network))
+        if network.version == 4:
+            for _, prefix, length in IPV4_EMBEDDINGS:
+                base = int(ipaddress.IPv6Address(prefix)) | int(network.network_address) << (128 - length - 32)
+                found.append(str(ipaddress.IPv6Network((base, length + network.prefixlen))))
+    return found
 
 
 def kata_dns_policy_spec(service_cidrs: Sequence[str], resolver_ip: str) -> dict[str, Any]:
@@ -200,7 +251,7 @@ def kata_dns_policy_spec(service_cidrs: Sequence[str], resolver_ip: str) -> dict
     dns = _field("dnsConfig")
     servers = _field("dnsConfig.nameservers")
     has_servers = f"has({dns}) && has({servers})"
-    in_service = " || ".join(f"cidr({cel_string(c)}).containsIP(ip(n))" for c in service_cidrs)
+    in_service = " || ".join(f"cidr({cel_string(c)}).containsIP(ip(n))" for c in service_networks(service_cidrs))
     cidrs = ", ".join(service_cidrs)
     policy = _field("dnsPolicy")
     validations = [
@@ -243,7 +294,8 @@ def kata_dns_policy_spec(service_cidrs: Sequence[str], resolver_ip: str) -> dict
             "messageExpression": (
                 f"'replace nameserver ' + {servers}.filter(n, isIP(n) && ({in_service})).join(', ')"
                 " + ' in ' + variables.specPath + '.dnsConfig.nameservers with "
-                f"{hint}; it is inside the service CIDR {cidrs}, which Kata pods cannot reach.'"
+                f"{hint}; it is inside the service CIDR {cidrs} (or an IPv6 spelling of it: IPv4-compatible,"
+                " IPv4-translated, NAT64 64:ff9b::/96, 6to4 2002::/16), which Kata pods cannot reach.'"
             ),
             "reason": "Forbidden",
         },
@@ -260,9 +312,82 @@ def kata_dns_policy_spec(service_cidrs: Sequence[str], resolver_ip: str) -> dict
     }
 
 
+DEDICATED_EFFECT = dedicated_taint("")["effect"]
+
+
+def _toleration_conditions(key: str) -> tuple[str, str]:
+    """CEL on a toleration ``t``: (it tolerates every value of a ``key:NoSchedule`` taint, it tolerates one value);
+    Kubernetes' Toleration.ToleratesTaint, as agent_policies/tolerations.py decides it."""
+    effect = f"(!has(t.effect) || t.effect == '' || t.effect == {cel_string(DEDICATED_EFFECT)})"
+    exists = "(has(t.operator) && t.operator == 'Exists')"
+    keyed = f"(has(t.key) && t.key == {cel_string(key)})"
+    every = f"({effect} && {exists} && (!has(t.key) || t.key == '' || t.key == {cel_string(key)}))"
+    one = f"({effect} && {keyed} && !{exists})"
+    return every, one
+
+
+def dedicated_nodes_policy_spec() -> dict[str, Any]:
+    """``agent-platform-dedicated-nodes``: a toleration for tenant T's dedicated nodes only in T's namespace (labelled
+    ``agent-platform.io/tenant: T``); tolerating every tenant's only for node DaemonSets (or the Pods a DaemonSet
+    controls) in the platform namespaces. Dedicated nodes rely on that taint alone."""
+    every, one = _toleration_conditions(DEDICATED_TENANT_KEY)
+    tolerations = _field("tolerations")
+    value = "(has(t.value) ? t.value : '')"
+    platform = sorted(NODE_DAEMON_NAMESPACES)
+    daemon = (
+        f"request.namespace in {cel_list(platform)} && (request.kind.kind == 'DaemonSet' || "
+        "(request.kind.kind == 'Pod' && has(object.metadata.ownerReferences) && object.metadata.ownerReferences.exists("
+        "r, r.kind == 'DaemonSet' && has(r.controller) && r.controller && r.apiVersion.startsWith('apps/'))))"
+    )
+    tenant_label = cel_string(TENANT_LABEL)
+    tenant = (
+        f"namespaceObject != null && has(namespaceObject.metadata.labels) && {tenant_label} in "
+        f"namespaceObject.metadata.labels ? namespaceObject.metadata.labels[{tenant_label}] : ''"
+    )
+    key = DEDICATED_TENANT_KEY
+    why = f"only pods in a namespace labelled {TENANT_LABEL}=<tenant> may run on the dedicated nodes of that tenant"
+    validations = [
+        {
+            "expression": f"!has({tolerations}) || {tolerations}.all(t, !{every} || variables.nodeDaemon)",
+            "message": f"remove tolerations of every {key} taint (operator Exists); {why}.",
+            "messageExpression": (
+                f"'remove the tolerations with operator Exists from ' + variables.specPath + '.tolerations: they "
+                f"tolerate the dedicated nodes of every tenant ({key}); only node DaemonSets in {', '.join(platform)} "
+                f"may, other pods tolerate {key}=<their tenant> in the namespace of that tenant.'"
+            ),
+            "reason": "Forbidden",
+        },
+        {
+            "expression": (
+                f"!has({tolerations}) || {tolerations}.all(t, !{one} || ({value} != '' && {value} == variables.tenant))"
+            ),
+            "message": f"remove tolerations of {key} for another tenant; {why}.",
+            "messageExpression": (
+                f"'remove the toleration ({key}=' + {tolerations}.filter(t, {one} && !({value} != '' && "
+                f"{value} == variables.tenant)).map(t, {value}).join(', ') + ') from ' + variables.specPath + "
+                f"'.tolerations; {why}, and this namespace belongs to ' + (variables.tenant == '' ? 'no tenant' : "
+                "'tenant ' + variables.tenant) + '.'"
+            ),
+            "reason": "Forbidden",
+        },
+    ]
+    return {
+        "failurePolicy": "Fail",
+        "matchConstraints": match_constraints(),
+        "matchConditions": [NOT_BEING_DELETED],
+        "variables": [
+            *VARIABLES,
+            {"name": "tenant", "expression": tenant},
+            {"name": "nodeDaemon", "expression": daemon},
+        ],
+        "validations": validations,
+    }
+
+
 def binding_specs(mode: str) -> dict[str, dict[str, Any]]:
-    """Binding name -> spec. Sandbox rules: namespaces labelled sandbox, plus labelled objects elsewhere
-    (NotIn also matches namespaces without the label, so no object is validated twice). Kata DNS: everywhere."""
+    """Binding name -> spec. Sandbox rules: namespaces labelled sandbox, and every other namespace (NotIn also
+    matches namespaces without the label, so no object is validated twice), where the policy's ``sandbox`` variable
+    picks the objects or pod templates labelled sandbox. Kata DNS and dedicated nodes: everywhere."""
     if mode not in VALIDATION_ACTIONS:
         raise ValueError(f"admission mode must be one of {', '.join(VALIDATION_ACTIONS)}, got {mode!r}")
     actions = VALIDATION_ACTIONS[mode]
@@ -280,10 +405,10 @@ def binding_specs(mode: str) -> dict[str, dict[str, Any]]:
                 "namespaceSelector": {
                     "matchExpressions": [{"key": SANDBOX_LABEL, "operator": "NotIn", "values": ["true"]}]
                 },
-                "objectSelector": {"matchLabels": sandbox},
             },
         },
         KATA_DNS_POLICY: {"policyName": KATA_DNS_POLICY, "validationActions": actions},
+        DEDICATED_NODES_POLICY: {"policyName": DEDICATED_NODES_POLICY, "validationActions": actions},
     }
 
 
@@ -296,7 +421,7 @@ class SandboxAdmissionArgs:
 
 
 class SandboxAdmission(pulumi.ComponentResource):
-    """The two ValidatingAdmissionPolicies and their three bindings (cluster-scoped)."""
+    """The three ValidatingAdmissionPolicies and their four bindings (cluster-scoped)."""
 
     policies: dict[str, k8s.admissionregistration.v1.ValidatingAdmissionPolicy]
     bindings: dict[str, k8s.admissionregistration.v1.ValidatingAdmissionPolicyBinding]
@@ -307,6 +432,7 @@ class SandboxAdmission(pulumi.ComponentResource):
         specs = {
             SANDBOX_POLICY: sandbox_policy_spec(args.runtime_classes),
             KATA_DNS_POLICY: kata_dns_policy_spec(args.service_cidrs, args.resolver_ip),
+            DEDICATED_NODES_POLICY: dedicated_nodes_policy_spec(),
         }
         self.policies = {
             policy: k8s.admissionregistration.v1.ValidatingAdmissionPolicy(

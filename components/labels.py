@@ -39,6 +39,9 @@ PLATFORM_NAMESPACES = frozenset(
     }
 )
 RESERVED_NAMESPACES = PLATFORM_NAMESPACES | {"default", "kube-system", "kube-public", "kube-node-lease"}
+# Where node DaemonSets may tolerate every tenant's dedicated nodes (operator Exists): the platform's namespaces and
+# kube-system (EKS add-ons such as aws-node and kube-proxy tolerate every taint). Both gates: policies/, admission.py.
+NODE_DAEMON_NAMESPACES = PLATFORM_NAMESPACES | {"kube-system"}
 
 # --- labels and taints
 

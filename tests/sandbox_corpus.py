@@ -11,13 +11,25 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from components.labels import SANDBOX_LABEL
+from components.labels import SANDBOX_LABEL, dedicated_toleration
+from components.podspec import TENANT_LABEL
 from tools.policy_fixtures import VPC_DNS, Kind, kata_spec, workload
 
 ALLOWED_RUNTIME_CLASSES = ("kata-clh", "kata-qemu")
 SERVICE_CIDR = "172.20.0.0/16"
-SANDBOX_NAMESPACE = "tenant-a"  # labelled agent-platform.io/sandbox=true
+SANDBOX_NAMESPACE = "tenant-a"  # labelled agent-platform.io/sandbox=true, tenant a
 PLAIN_NAMESPACE = "apps"  # no label
+DEDICATED_NAMESPACE = "tenant-globex"  # a sandbox namespace of tenant globex, which has dedicated nodes
+UPPER_NAMESPACE = "tenant-upper"  # agent-platform.io/sandbox=True: any case counts, at both gates
+# Every namespace the corpus creates objects in, with its labels (kube-system, kata-system: platform namespaces).
+NAMESPACE_LABELS: dict[str, dict[str, str]] = {
+    SANDBOX_NAMESPACE: {SANDBOX_LABEL: "true", TENANT_LABEL: "a"},
+    DEDICATED_NAMESPACE: {SANDBOX_LABEL: "true", TENANT_LABEL: "globex"},
+    UPPER_NAMESPACE: {SANDBOX_LABEL: "True"},
+    PLAIN_NAMESPACE: {},
+    "kube-system": {},
+    "kata-system": {},
+}
 
 # kind -> (apiVersion, Pulumi resource type)
 KINDS: dict[str, tuple[str, str]] = {
@@ -37,9 +49,7 @@ KINDS: dict[str, tuple[str, str]] = {
 
 
 def namespace(name: str) -> dict[str, Any]:
-    labels = {"kubernetes.io/metadata.name": name}
-    if name == SANDBOX_NAMESPACE:
-        labels[SANDBOX_LABEL] = "true"
+    labels = {"kubernetes.io/metadata.name": name, **NAMESPACE_LABELS[name]}
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}
 
 
@@ -47,12 +57,36 @@ def dns(*nameservers: str, policy: str = "None") -> dict[str, Any]:
     return {"dnsPolicy": policy, "dnsConfig": {"nameservers": list(nameservers)}}
 
 
-def build(kind: str, spec: Mapping[str, Any], ns: str, labelled: bool, name: str = "hermes") -> dict[str, Any]:
-    """The object as kubectl (or Pulumi) sends it; the sandbox label, when set, is on the object and on
-    its pod template, as the program sets it."""
+Labelled = bool | str  # True: the object and its pod template; "object" or "template": only there; False: nowhere
+
+
+def build(
+    kind: str, spec: Mapping[str, Any], ns: str, labelled: Labelled, name: str = "hermes", owner: str = ""
+) -> dict[str, Any]:
+    """The object as kubectl (or Pulumi) sends it; the sandbox label where ``labelled`` says (the program sets it on
+    both); ``owner``: the kind of its controller (ownerReferences), as a controller-made Pod has."""
     api_version, resource_type = KINDS[kind]
     shape = Kind(resource_type, api_version, kind, "")
-    return workload(shape, dict(spec), sandbox=labelled, namespace=ns, name=name, object_labels=True)
+    obj = workload(shape, dict(spec), sandbox=labelled is not False, namespace=ns, name=name, object_labels=True)
+    metadata, template = obj["metadata"], _template_metadata(obj)
+    if labelled == "object" and template is not metadata:
+        template["labels"] = {k: v for k, v in template["labels"].items() if k != SANDBOX_LABEL}
+    if labelled == "template" and template is not metadata:
+        metadata["labels"] = {k: v for k, v in metadata["labels"].items() if k != SANDBOX_LABEL}
+    if owner:
+        metadata["ownerReferences"] = [
+            {"apiVersion": "apps/v1", "kind": owner, "name": f"{name}-owner", "uid": "0", "controller": True}
+        ]
+    return obj
+
+
+def _template_metadata(obj: dict[str, Any]) -> dict[str, Any]:
+    spec = obj.get("spec") or {}
+    if obj["kind"] == "Pod":
+        return obj["metadata"]
+    if obj["kind"] == "CronJob":
+        return spec["jobTemplate"]["spec"]["template"]["metadata"]
+    return (spec.get("podTemplate") or spec["template"])["metadata"]
 
 
 @dataclass(frozen=True)
@@ -62,10 +96,11 @@ class Case:
     allowed: bool
     kind: str = "Pod"
     namespace: str = SANDBOX_NAMESPACE
-    labelled: bool = True  # sandbox label on the object and its pod template
+    labelled: Labelled = True  # the sandbox label on the object and its pod template, one of them, or neither
+    owner: str = ""  # the kind of the object's controller (a DaemonSet's Pod)
 
     def object(self) -> dict[str, Any]:
-        return build(self.kind, self.spec, self.namespace, self.labelled)
+        return build(self.kind, self.spec, self.namespace, self.labelled, owner=self.owner)
 
     @property
     def resource_type(self) -> str:
@@ -167,6 +202,22 @@ CASES: list[Case] = [
     Case("nameserver-ipv4-mapped-in-service-cidr", kata_spec(**dns("::ffff:172.20.0.10")), False),
     Case("nameserver-ipv4-mapped-outside", kata_spec(**dns("::ffff:10.1.0.2")), False),
     Case("nameserver-cluster-dns-sandbox-kind", kata_spec(**dns("172.20.0.10")), False, kind="Sandbox"),
+    # --- IPv6 spellings of a service IP (issue 22): refused at both gates; of another address: allowed
+    Case("nameserver-nat64-service", kata_spec(**dns("64:ff9b::172.20.0.10")), False),
+    Case("nameserver-nat64-upper-hex", kata_spec(**dns("64:FF9B::AC14:A")), False, kind="Deployment"),
+    Case("nameserver-nat64-outside", kata_spec(**dns("64:ff9b::10.1.0.2")), True),
+    Case("nameserver-6to4-service", kata_spec(**dns("2002:ac14:a::")), False),
+    Case("nameserver-6to4-service-edge", kata_spec(**dns("2002:ac14:ffff:ffff::1")), False, kind="Sandbox"),
+    Case("nameserver-6to4-outside", kata_spec(**dns("2002:ac15::1")), True),
+    Case("nameserver-ipv4-compatible-service", kata_spec(**dns("::172.20.0.10")), False),
+    Case("nameserver-ipv4-translated-service", kata_spec(**dns("::ffff:0:172.20.0.10")), False, kind="Job"),
+    Case("nameserver-ipv4-translated-outside", kata_spec(**dns("::ffff:0:10.1.0.2")), True),
+    # --- neither the VPC resolver nor the service CIDR: allowed at both gates (DNS egress reaches only the resolver)
+    Case("nameserver-other-private", kata_spec(**dns("10.100.0.10")), True),
+    Case("nameserver-other-private-with-resolver", kata_spec(**dns(VPC_DNS, "192.168.0.2")), True, kind="Deployment"),
+    # --- not an address as Kubernetes writes one: refused at both gates
+    Case("nameserver-surrounding-space", kata_spec(**dns(" 10.1.0.2")), False, kind="Sandbox"),
+    Case("nameserver-ipv6-zone", kata_spec(**dns("fe80::1%eth0")), False, kind="SandboxTemplate"),
     # --- the namespace decides without the pod label
     Case("unlabelled-runc-in-sandbox-namespace", kata_spec(runtimeClassName="runc"), False, labelled=False),
     Case("unlabelled-privileged-in-sandbox-namespace", kata_spec(hostPID=True), False, labelled=False, kind="Job"),
@@ -181,6 +232,18 @@ CASES: list[Case] = [
         namespace=PLAIN_NAMESPACE,
     ),
     Case("labelled-compliant-elsewhere", kata_spec(), True, namespace=PLAIN_NAMESPACE),
+    # --- which labels make a sandbox (issue 22): the object's own, or its pod template's, any case, at both gates
+    *(
+        Case(f"{where}-label-only-{kind}-runc", kata_spec(runtimeClassName="runc"), False, kind, PLAIN_NAMESPACE, where)
+        for where in ("object", "template")
+        for kind in ("Deployment", "CronJob", "SandboxTemplate")
+    ),
+    Case("object-label-only-compliant", kata_spec(), True, "Deployment", PLAIN_NAMESPACE, "object"),
+    Case("template-label-only-hostpid", kata_spec(hostPID=True), False, "StatefulSet", PLAIN_NAMESPACE, "template"),
+    Case(
+        "namespace-label-any-case", kata_spec(runtimeClassName="runc"), False, namespace=UPPER_NAMESPACE, labelled=False
+    ),
+    Case("namespace-label-any-case-compliant", kata_spec(), True, namespace=UPPER_NAMESPACE, labelled=False),
     # --- not a sandbox: only the Kata DNS rule applies, to Kata pods anywhere
     Case(
         "plain-runc-pod",
@@ -226,4 +289,76 @@ CASES: list[Case] = [
     ),
 ]
 
-SANDBOX_NAMESPACES = (SANDBOX_NAMESPACE,)
+# --- dedicated tenant nodes (issue 23): a toleration of tenant T's taint only in T's namespace; one of every tenant's
+# only on a node DaemonSet (or its Pod) in a platform namespace
+GLOBEX = dedicated_toleration("globex")
+DEDICATED = GLOBEX["key"]
+EVERY = {"operator": "Exists"}
+
+
+def tolerating(*tolerations: dict[str, Any], kata: bool = True) -> dict[str, Any]:
+    """A compliant Kata pod spec (or a plain one) with the given tolerations."""
+    base = kata_spec() if kata else {"containers": [{"name": "agent", "image": "a:1"}]}
+    return {**base, "tolerations": list(tolerations)}
+
+
+CASES += [
+    Case("toleration-own-tenant", tolerating(GLOBEX), True, "Deployment", DEDICATED_NAMESPACE),
+    Case("toleration-own-tenant-template", tolerating(GLOBEX), True, "SandboxTemplate", DEDICATED_NAMESPACE),
+    Case("toleration-other-tenant", tolerating(GLOBEX), False, "Deployment", SANDBOX_NAMESPACE),
+    Case("toleration-other-tenant-template", tolerating(GLOBEX), False, "SandboxTemplate", SANDBOX_NAMESPACE),
+    Case("toleration-no-tenant", tolerating(GLOBEX, kata=False), False, namespace=PLAIN_NAMESPACE, labelled=False),
+    Case("toleration-no-operator", tolerating({"key": DEDICATED, "value": "globex"}), False, "Job", SANDBOX_NAMESPACE),
+    Case("toleration-empty-value", tolerating({"key": DEDICATED, "value": ""}), False, namespace=DEDICATED_NAMESPACE),
+    Case("toleration-other-effect", tolerating({**GLOBEX, "effect": "NoExecute"}), True, "Deployment"),
+    Case(
+        "toleration-exists-key",
+        tolerating({"key": DEDICATED, "operator": "Exists"}),
+        False,
+        "Deployment",
+        DEDICATED_NAMESPACE,
+    ),
+    Case("toleration-exists-every-taint", tolerating(EVERY), False, namespace=SANDBOX_NAMESPACE),
+    Case("toleration-exists-no-execute", tolerating({**EVERY, "effect": "NoExecute"}), True, "Deployment"),
+    Case("toleration-kata-taint", tolerating({"key": "kata", "operator": "Exists"}), True, "CronJob"),
+    Case(
+        "daemonset-exists-platform",
+        tolerating({"key": DEDICATED, "operator": "Exists"}, kata=False),
+        True,
+        "DaemonSet",
+        "kata-system",
+        False,
+    ),
+    Case("daemonset-every-taint-kube-system", tolerating(EVERY, kata=False), True, "DaemonSet", "kube-system", False),
+    Case("daemonset-exists-elsewhere", tolerating(EVERY, kata=False), False, "DaemonSet", PLAIN_NAMESPACE, False),
+    Case("deployment-exists-kube-system", tolerating(EVERY, kata=False), False, "Deployment", "kube-system", False),
+    Case(
+        "daemonset-pod-exists-kube-system",
+        tolerating(EVERY, kata=False),
+        True,
+        "Pod",
+        "kube-system",
+        False,
+        "DaemonSet",
+    ),
+    Case(
+        "replicaset-pod-exists-kube-system",
+        tolerating(EVERY, kata=False),
+        False,
+        "Pod",
+        "kube-system",
+        False,
+        "ReplicaSet",
+    ),
+    Case(
+        "daemonset-pod-exists-elsewhere",
+        tolerating(EVERY, kata=False),
+        False,
+        "Pod",
+        PLAIN_NAMESPACE,
+        False,
+        "DaemonSet",
+    ),
+]
+
+SANDBOX_NAMESPACES = tuple(name for name, labels in NAMESPACE_LABELS.items() if labels.get(SANDBOX_LABEL) == "true")

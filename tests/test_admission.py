@@ -13,8 +13,19 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from agent_policies import RULES
+from agent_policies.common import IPV4_EMBEDDINGS as PACK_EMBEDDINGS
+from agent_policies.common import service_networks as pack_service_networks
 
-from components.admission import KATA_DNS_POLICY, SANDBOX_POLICY, binding_specs, sandbox_policy_spec
+from components.admission import (
+    DEDICATED_NODES_POLICY,
+    IPV4_EMBEDDINGS,
+    KATA_DNS_POLICY,
+    SANDBOX_POLICY,
+    binding_specs,
+    sandbox_policy_spec,
+    service_networks,
+)
 from components.agents import PSA_LABELS
 from components.config import ConfigError
 from tests import kube_cel
@@ -23,6 +34,10 @@ from tests.policy_cases import PACK_DIR, resource
 from tests.sandbox_corpus import (
     ALLOWED_RUNTIME_CLASSES,
     CASES,
+    DEDICATED_NAMESPACE,
+    EVERY,
+    GLOBEX,
+    NAMESPACE_LABELS,
     PLAIN_NAMESPACE,
     SANDBOX_NAMESPACE,
     SANDBOX_NAMESPACES,
@@ -33,6 +48,7 @@ from tests.sandbox_corpus import (
     dns,
     kata_spec,
     namespace,
+    tolerating,
 )
 from tools.analyzer import PolicyPackProcess
 from tools.program import ProgramResult
@@ -63,8 +79,13 @@ def admit(gates: tuple[dict[str, Any], dict[str, Any]], case: Case) -> kube_cel.
 
 def test_policies_and_bindings_are_first_class_resources(each_stack: ProgramResult) -> None:
     policies, bindings = rendered(each_stack)
-    assert set(policies) == {SANDBOX_POLICY, KATA_DNS_POLICY}
-    assert set(bindings) == {f"{SANDBOX_POLICY}-namespaces", f"{SANDBOX_POLICY}-labelled", KATA_DNS_POLICY}
+    assert set(policies) == {SANDBOX_POLICY, KATA_DNS_POLICY, DEDICATED_NODES_POLICY}
+    assert set(bindings) == {
+        f"{SANDBOX_POLICY}-namespaces",
+        f"{SANDBOX_POLICY}-labelled",
+        KATA_DNS_POLICY,
+        DEDICATED_NODES_POLICY,
+    }
     for spec in policies.values():
         assert spec["failurePolicy"] == "Fail"
         assert "paramKind" not in spec
@@ -84,7 +105,7 @@ def test_values_come_from_the_stack_config(gates: tuple[dict[str, Any], dict[str
     """The corpus' assumptions hold for the rendered dev policies."""
     policies, bindings = gates
     runtime = policies[SANDBOX_POLICY]["validations"][0]["expression"]
-    assert runtime.endswith('in ["kata-clh", "kata-qemu"]')
+    assert runtime.endswith('in ["kata-clh", "kata-qemu"])')
     assert ALLOWED_RUNTIME_CLASSES == ("kata-clh", "kata-qemu")
     expressions = " ".join(v["expression"] for v in policies[KATA_DNS_POLICY]["validations"])
     assert f'cidr("{SERVICE_CIDR}").containsIP(ip(n))' in expressions
@@ -104,7 +125,7 @@ def test_other_runtime_classes_and_cidrs_follow_the_config() -> None:
     )
     policies, bindings = rendered(result)
     assert policies[SANDBOX_POLICY]["validations"][0]["expression"].endswith(
-        'in ["kata-clh", "kata-qemu", "kata-fc", "gvisor"]'
+        'in ["kata-clh", "kata-qemu", "kata-fc", "gvisor"])'
     )
     gvisor = build("Pod", kata_spec(runtimeClassName="gvisor", dnsPolicy="ClusterFirst"), SANDBOX_NAMESPACE, True)
     assert kube_cel.admit(policies, bindings, gvisor, namespace(SANDBOX_NAMESPACE)).allowed  # not Kata: no DNS rule
@@ -137,10 +158,19 @@ def test_admission_specs_refuse_unknown_modes() -> None:
 
 def test_corpus_is_broad() -> None:
     ids = [case.id for case in CASES]
-    assert len(ids) == len(set(ids)) >= 40
+    assert len(ids) == len(set(ids)) >= 120
     assert {case.kind for case in CASES} == set(kube_cel.RESOURCES)
     assert {True, False} == {case.allowed for case in CASES}
-    assert {case.namespace for case in CASES} == {SANDBOX_NAMESPACE, PLAIN_NAMESPACE}
+    assert {case.namespace for case in CASES} == set(NAMESPACE_LABELS)
+    assert {case.labelled for case in CASES} == {True, False, "object", "template"}
+
+
+def test_both_gates_answer_to_one_rule_list(gates: tuple[dict[str, Any], dict[str, Any]]) -> None:
+    """The rendered admission policies are exactly those the pack's rules name as their counterparts."""
+    policies, _ = gates
+    assert set(policies) == {name for rule in RULES for name in rule.admission}
+    assert IPV4_EMBEDDINGS == PACK_EMBEDDINGS
+    assert service_networks([SERVICE_CIDR]) == [str(n) for n, _, _ in pack_service_networks((SERVICE_CIDR,))]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
@@ -165,9 +195,11 @@ def test_corpus_exercises_every_validation(gates: tuple[dict[str, Any], dict[str
 def pack() -> Iterator[PolicyPackProcess]:
     """One pack process for the corpus, configured like the rendered policies."""
     shared = {"sandboxNamespaces": list(SANDBOX_NAMESPACES)}
+    allowed = {"allowedRuntimeClasses": list(ALLOWED_RUNTIME_CLASSES)}
     config = {
-        "sandbox-runtime-class": {"allowedRuntimeClasses": list(ALLOWED_RUNTIME_CLASSES), **shared},
+        "sandbox-runtime-class": {**allowed, **shared},
         "sandbox-no-host-access": shared,
+        "sandbox-namespace-runtime-class": allowed,
         "kata-dns": {"serviceCidrs": [SERVICE_CIDR]},
     }
     with PolicyPackProcess(PACK_DIR, config, project="agent-platform", stack="test") as process:
@@ -176,12 +208,37 @@ def pack() -> Iterator[PolicyPackProcess]:
         yield process
 
 
+# The pack's policies that report a rule the admission policies mirror (the others judge what admission does not).
+MIRRORED = {rule.policy.name for rule in RULES if rule.admission}
+
+
+@pytest.fixture(scope="module")
+def pack_denials(pack: PolicyPackProcess) -> dict[str, list[str]]:
+    """Every case through the pack at once: Analyze of each object, then one AnalyzeStack of all of them with the
+    corpus' Namespaces (the stack rules need their labels); each case under its own name, judged on its own."""
+    workloads = {
+        case.id: resource(
+            case.resource_type,
+            case.id.lower(),
+            build(case.kind, case.spec, case.namespace, case.labelled, name=case.id.lower(), owner=case.owner),
+        )
+        for case in CASES
+    }
+    namespaces = [resource("kubernetes:core/v1:Namespace", f"ns-{name}", namespace(name)) for name in NAMESPACE_LABELS]
+    violations = pack.analyze_many(workloads.values()) + pack.analyze_stack([*namespaces, *workloads.values()])
+    case_of = {r.urn: case_id for case_id, r in workloads.items()}
+    denials: dict[str, list[str]] = {case.id: [] for case in CASES}
+    for v in violations:
+        if v.enforcement_level == "mandatory" and v.policy in MIRRORED:
+            denials[case_of[v.urn]].append(f"{v.policy}: {v.message}")
+    return denials
+
+
 @pytest.mark.parametrize("case", [pytest.param(case, id=case.id) for case in CASES])
 def test_pack_agrees_with_admission(
-    gates: tuple[dict[str, Any], dict[str, Any]], pack: PolicyPackProcess, case: Case
+    gates: tuple[dict[str, Any], dict[str, Any]], pack_denials: dict[str, list[str]], case: Case
 ) -> None:
-    violations = pack.analyze(resource(case.resource_type, "hermes", case.object()))
-    pack_denies = [v.message for v in violations if v.enforcement_level == "mandatory"]
+    pack_denies = pack_denials[case.id]
     admission_denies = [message for _, message in admit(gates, case).denials]
     assert bool(pack_denies) == bool(admission_denies), f"pack: {pack_denies}; admission: {admission_denies}"
     assert bool(pack_denies) is not case.allowed
@@ -194,14 +251,31 @@ def _messages(
     gates: tuple[dict[str, Any], dict[str, Any]], kind: str, spec: dict[str, Any], **kwargs: Any
 ) -> list[str]:
     ns = kwargs.pop("namespace", SANDBOX_NAMESPACE)
-    decision = kube_cel.admit(*gates, build(kind, spec, ns, kwargs.pop("labelled", True)), namespace(ns))
+    obj = build(kind, spec, ns, kwargs.pop("labelled", True), owner=kwargs.pop("owner", ""))
+    decision = kube_cel.admit(*gates, obj, namespace(ns))
     return [message for _, message in decision.denials]
+
+
+def test_dedicated_node_messages(gates: tuple[dict[str, Any], dict[str, Any]]) -> None:
+    (other,) = _messages(gates, "Deployment", tolerating(GLOBEX))
+    assert other == (
+        "remove the toleration (agent-platform.io/dedicated-tenant=globex) from spec.template.spec.tolerations; only "
+        "pods in a namespace labelled agent-platform.io/tenant=<tenant> may run on the dedicated nodes of that tenant, "
+        "and this namespace belongs to tenant a."
+    )
+    (plain,) = _messages(gates, "Pod", tolerating(GLOBEX), namespace=PLAIN_NAMESPACE, labelled=False)
+    assert plain.endswith("and this namespace belongs to no tenant.")
+    (every,) = _messages(gates, "DaemonSet", tolerating(EVERY), namespace=PLAIN_NAMESPACE, labelled=False)
+    assert every.startswith("remove the tolerations with operator Exists from spec.template.spec.tolerations:")
+    assert "only node DaemonSets in agent-sandbox-system, egress, karpenter, kata-system, kube-system" in every
+    assert _messages(gates, "Deployment", tolerating(GLOBEX), namespace=DEDICATED_NAMESPACE) == []
 
 
 def test_messages(gates: tuple[dict[str, Any], dict[str, Any]]) -> None:
     assert _messages(gates, "Deployment", kata_spec(runtimeClassName="runc")) == [
         'set spec.template.spec.runtimeClassName to one of kata-clh, kata-qemu instead of "runc"; sandbox pods '
-        "(agent-platform.io/sandbox=true on the namespace or the pod) must run in a Kata Containers micro-VM."
+        "(agent-platform.io/sandbox=true on the namespace, the object or its pod template) must run in a Kata "
+        "Containers micro-VM."
     ]
     (missing,) = _messages(gates, "CronJob", kata_spec(runtimeClassName=None))
     assert missing.startswith("set spec.jobTemplate.spec.template.spec.runtimeClassName to one of kata-clh, kata-qemu;")
@@ -215,8 +289,12 @@ def test_messages(gates: tuple[dict[str, Any], dict[str, Any]]) -> None:
     (cluster_dns,) = _messages(gates, "Pod", kata_spec(**dns(VPC_DNS, "172.20.0.10")))
     assert cluster_dns == (
         "replace nameserver 172.20.0.10 in spec.dnsConfig.nameservers with the VPC resolver 10.1.0.2 (the VPC CIDR "
-        "base address + 2); it is inside the service CIDR 172.20.0.0/16, which Kata pods cannot reach."
+        "base address + 2); it is inside the service CIDR 172.20.0.0/16 (or an IPv6 spelling of it: IPv4-compatible, "
+        "IPv4-translated, NAT64 64:ff9b::/96, 6to4 2002::/16), which Kata pods cannot reach."
     )
+    (nat64,) = _messages(gates, "Pod", kata_spec(**dns("64:ff9b::172.20.0.10")))
+    assert nat64.startswith("replace nameserver 64:ff9b::172.20.0.10 in spec.dnsConfig.nameservers with the VPC")
+    assert "NAT64 64:ff9b::/96, 6to4 2002::/16" in nat64
     (mapped,) = _messages(gates, "Pod", kata_spec(**dns("::ffff:172.20.0.10")))
     assert mapped.startswith("replace nameserver ::ffff:172.20.0.10 in spec.dnsConfig.nameservers with the VPC")
     assert "write the IPv4 address" in mapped

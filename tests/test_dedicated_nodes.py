@@ -6,13 +6,16 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
+from agent_policies.sandbox_namespaces import sandbox_namespace_runtime_class
 
 from components.config import PROJECT_FILE
 from components.labels import DEDICATED_TENANT_KEY
 from tests.configs import parse_config
 from tests.conftest import program_result
+from tests.policy_cases import run_stack_policy
 from tests.schemas import validate_object
 from tests.tokens import DEPLOYMENT, NODE_POOL, RELEASE, TEMPLATE
+from tools.preview import analyzer_resources
 from tools.program import ProgramResult, Registration
 
 KATA_TAINT = {"key": "kata", "value": "true", "effect": "NoSchedule"}
@@ -96,3 +99,9 @@ def test_dedicated_nodes_config() -> None:
     cfg = parse_config(tenants=[{"name": "t", "agents": agents, "dedicatedNodes": True}])
     assert cfg.tenants[0].dedicated_nodes is True
     assert parse_config(tenants=[{"name": "t", "agents": agents}]).tenants[0].dedicated_nodes is False
+
+
+def test_the_policy_pack_passes_a_dedicated_tenant() -> None:
+    """Only globex's pods tolerate its nodes, in its namespace (dedicated-tenant-tolerations: both gates refuse a
+    toleration elsewhere; tests/policies/test_tolerations.py, tests/test_admission.py)."""
+    assert run_stack_policy(sandbox_namespace_runtime_class, analyzer_resources(dedicated())).messages == []

@@ -71,7 +71,7 @@ def pod_spec(rng: random.Random, sandbox: bool, bad: bool) -> dict[str, Any]:
             spec.pop("runtimeClassName", None)
         elif problem == 1:
             spec["dnsPolicy"] = "ClusterFirst"
-            spec["dnsConfig"] = {"nameservers": ["10.100.0.10"]}
+            spec["dnsConfig"] = {"nameservers": ["172.20.0.10"]}  # the service CIDR (pack default)
         elif problem == 2:
             spec["runtimeClassName"] = "kata-clh"
             spec["initContainers"] = [{"name": "setup", "image": "busybox"}]

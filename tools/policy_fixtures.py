@@ -178,3 +178,8 @@ def resource(
 def k8s_provider(name: str, **inputs: Any) -> AnalyzerResource:
     """A Kubernetes provider resource with the given inputs (``namespace``, ``kubeconfig``, ``context``)."""
     return resource("pulumi:providers:kubernetes", name, inputs)
+
+
+def aws_provider(name: str, **inputs: Any) -> AnalyzerResource:
+    """An AWS provider resource with the given inputs (``region``, ``assumeRoles``, ``allowedAccountIds``...)."""
+    return resource("pulumi:providers:aws", name, inputs)

@@ -1,11 +1,15 @@
 """CrossGuard policies for the agent sandbox platform.
 
-``policies/__main__.py`` builds the PolicyPack from :func:`all_policies`. Each rule module holds one
-policy with its metadata (name, description, config schema); the validators are plain module-level
-functions so tests can call them directly.
+``policies/__main__.py`` builds the PolicyPack from :func:`all_policies`. The rules are listed once, in
+:data:`RULES`: each names the policy that reports it and the ValidatingAdmissionPolicies that enforce the same
+decision in the cluster (components/admission.py); the pack's policies, the README's table, the admission policies
+and the parity corpus are tested against this list (tests/policies/test_pack.py, tests/test_admission.py). Every rule
+reads resources through the resolution layer (placement.py); how to add one: policies/README.md#adding-a-rule.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from pulumi_policy import Policy
 
@@ -20,18 +24,48 @@ from .runtime_class import sandbox_runtime_class
 from .sandbox_namespaces import sandbox_namespace_runtime_class
 
 POLICY_PACK_NAME = "agent-platform-policies"
+SANDBOX_ADMISSION = "agent-platform-sandbox"
+KATA_DNS_ADMISSION = "agent-platform-kata-dns"
+DEDICATED_NODES_ADMISSION = "agent-platform-dedicated-nodes"
 
-POLICIES: tuple[Policy, ...] = (
-    sandbox_runtime_class,
-    sandbox_namespace_runtime_class,
-    kata_dns,
-    nlb_cross_zone,
-    kata_clh_no_init_containers,
-    sandbox_no_host_access,
-    nested_virtualization_nodes,
-    kata_node_capacity,
-    sandbox_egress_allowlist,
+
+@dataclass(frozen=True)
+class Rule:
+    """One decision of the pack: the policy that reports it, and its counterpart at admission."""
+
+    name: str
+    policy: Policy  # reports it (a stack rule may ride another rule's policy: each policy costs a full decode)
+    admission: tuple[str, ...] = ()  # ValidatingAdmissionPolicies deciding the same for what reaches the cluster
+    deploy_time_only: str = ""  # why there is no admission counterpart
+
+    def __post_init__(self) -> None:
+        if bool(self.admission) == bool(self.deploy_time_only):
+            raise ValueError(f"rule {self.name}: name its admission policies or say why it has none")
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("sandbox-runtime-class", sandbox_runtime_class, (SANDBOX_ADMISSION,)),
+    Rule("sandbox-namespace-runtime-class", sandbox_namespace_runtime_class, (SANDBOX_ADMISSION,)),
+    Rule("kata-dns", kata_dns, (KATA_DNS_ADMISSION,)),
+    Rule("nlb-cross-zone", nlb_cross_zone, deploy_time_only="load balancers are the platform's own objects"),
+    Rule(
+        "kata-clh-no-init-containers",
+        kata_clh_no_init_containers,
+        deploy_time_only="advisory: such a pod fails to start, it breaks nothing else",
+    ),
+    Rule("sandbox-no-host-access", sandbox_no_host_access, (SANDBOX_ADMISSION,)),
+    Rule("nested-virtualization-nodes", nested_virtualization_nodes, deploy_time_only="AWS launch templates"),
+    Rule("kata-node-capacity", kata_node_capacity, deploy_time_only="AWS node groups, Karpenter node pools"),
+    Rule(
+        "sandbox-egress-allowlist",
+        sandbox_egress_allowlist,
+        deploy_time_only="the tenant NetworkPolicies and SandboxTemplates are the platform's own objects",
+    ),
+    Rule("dedicated-tenant-tolerations", sandbox_namespace_runtime_class, (DEDICATED_NODES_ADMISSION,)),
 )
+
+# The pack's policies, once each, in the order of the rules.
+POLICIES: tuple[Policy, ...] = tuple(dict.fromkeys(rule.policy for rule in RULES))
 
 
 def all_policies() -> list[Policy]:
@@ -39,4 +73,4 @@ def all_policies() -> list[Policy]:
     return list(POLICIES)
 
 
-__all__ = ["POLICIES", "POLICY_PACK_NAME", "all_policies"]
+__all__ = ["POLICIES", "POLICY_PACK_NAME", "RULES", "Rule", "all_policies"]

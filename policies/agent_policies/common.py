@@ -12,13 +12,13 @@ import ipaddress
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from pulumi_policy import PolicyConfigSchema, PolicyResource, ResourceValidationPolicy
+from pulumi_policy import PolicyConfigSchema, ResourceValidationPolicy
 from pulumi_policy.proxy import UnknownValueError
 
 SANDBOX_LABEL = "agent-platform.io/sandbox"
 
 DEFAULT_RUNTIME_CLASSES: tuple[str, ...] = ("kata-clh", "kata-qemu", "kata-fc")
-DEFAULT_SERVICE_CIDRS: tuple[str, ...] = ("10.100.0.0/16", "172.20.0.0/16")
+DEFAULT_SERVICE_CIDRS: tuple[str, ...] = ("172.20.0.0/16",)  # the platform's agent-platform:serviceCidr default
 DEFAULT_NESTED_VIRT_FAMILIES: tuple[str, ...] = (
     "c8i",
     "m8i",
@@ -132,17 +132,6 @@ class Unknowns:
             raise self.first
 
 
-def dependencies_of(resource: PolicyResource, prop: str) -> Sequence[PolicyResource]:
-    """The resources ``prop`` of ``resource`` depends on (how a computed reference is followed).
-
-    When the engine sent no per-property dependencies at all, every dependency of the resource counts.
-    """
-    deps = resource.property_dependencies.get(prop)
-    if deps is None and not resource.property_dependencies:
-        deps = resource.dependencies
-    return deps or ()
-
-
 # --- type dispatch ---------------------------------------------------------------------------
 
 
@@ -223,34 +212,49 @@ def parse_networks(
 
 @functools.lru_cache(maxsize=1024)
 def parse_ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """An IP address written as Kubernetes accepts one (Go ``netip.ParseAddr``): no surrounding space, no zone
+    (``fe80::1%eth0``), no leading zeros in IPv4; None for anything else. IPv4-mapped IPv6 parses (see dns.py)."""
+    if value != value.strip() or "%" in value:
+        return None
     try:
-        return ipaddress.ip_address(value.strip())
+        return ipaddress.ip_address(value)
     except ValueError:
         return None
 
 
-def embedded_ipv4(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv6 address reaches or embeds, if any.
+# IPv6 spellings that embed an IPv4 address: (name, prefix, prefix length); the IPv4 address follows the prefix.
+# A resolver told any of them may end up at the IPv4 address, so both gates judge them by it (the admission policy
+# renders the same table: components/admission.py, tested equal). IPv4-mapped ``::ffff:a.b.c.d`` is not here:
+# Kubernetes' CEL cannot parse it, so both gates refuse it outright.
+IPV4_EMBEDDINGS: tuple[tuple[str, str, int], ...] = (
+    ("IPv4-compatible", "::", 96),  # ::a.b.c.d (deprecated)
+    ("IPv4-translated", "::ffff:0:0:0", 96),  # ::ffff:0:a.b.c.d (SIIT)
+    ("NAT64", "64:ff9b::", 96),  # the well-known NAT64 prefix (RFC 6052), what AWS DNS64 uses
+    ("6to4", "2002::", 16),  # 2002:aabb:ccdd::/48 (RFC 3056)
+)
 
-    ``::ffff:a.b.c.d`` (IPv4-mapped: a dual-stack socket sends it over IPv4 to a.b.c.d),
-    ``::a.b.c.d`` (IPv4-compatible, deprecated), ``::ffff:0:a.b.c.d`` (IPv4-translated, SIIT),
-    ``64:ff9b::a.b.c.d`` (NAT64 well-known prefix) and ``2002:aabb:ccdd::`` (6to4). A
-    resolver that is told any of these may end up at the IPv4 address, so the DNS rule
-    judges them by it.
-    """
-    if address.version != 6:
-        return None
-    if address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    if address.sixtofour is not None:
-        return address.sixtofour
-    value = int(address)
-    high, low = value >> 32, value & 0xFFFFFFFF
-    if high == 0 and low > 1:  # ::a.b.c.d, not :: or ::1
-        return ipaddress.IPv4Address(low)
-    if high in (0xFFFF0000, 0x64FF9B0000000000000000):  # ::ffff:0:a.b.c.d, 64:ff9b::a.b.c.d
-        return ipaddress.IPv4Address(low)
-    return None
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@functools.lru_cache(maxsize=64)
+def service_networks(cidrs: tuple[str, ...]) -> tuple[tuple[Network, str, Network], ...]:
+    """Every network a nameserver must stay out of: each service CIDR and, for an IPv4 one, each IPv6 spelling
+    of it (IPV4_EMBEDDINGS), as (network, spelling name or "", the service CIDR)."""
+    found: list[tuple[Network, str, Network]] = []
+    for network in parse_networks(cidrs):
+        found.append((network, "", network))
+        if network.version == 4:
+            for name, prefix, length in IPV4_EMBEDDINGS:
+                shift = 128 - length - 32
+                base = int(ipaddress.IPv6Address(prefix)) | int(network.network_address) << shift
+                found.append((ipaddress.IPv6Network((base, length + network.prefixlen)), name, network))
+    return tuple(found)
+
+
+def embedded_ipv4(address: ipaddress.IPv6Address, name: str) -> ipaddress.IPv4Address:
+    """The IPv4 address the ``name`` spelling (IPV4_EMBEDDINGS) of ``address`` embeds."""
+    length = next(length for spelling, _, length in IPV4_EMBEDDINGS if spelling == name)
+    return ipaddress.IPv4Address((int(address) >> (128 - length - 32)) & 0xFFFFFFFF)
 
 
 def instance_family(instance_type: str) -> str:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from ipaddress import IPv4Network, IPv6Network
 
 from pulumi_policy import ReportViolation, ResourceValidationArgs, ResourceValidationPolicy
 
 from .common import (
     DEFAULT_SERVICE_CIDRS,
+    Network,
     Unknowns,
     applies_to,
     config_str,
@@ -17,8 +17,8 @@ from .common import (
     get,
     items,
     parse_ip,
-    parse_networks,
     schema,
+    service_networks,
     string_list_property,
 )
 from .workloads import PodTemplate, is_workload, workload_template
@@ -41,10 +41,15 @@ def _check_dns_policy(template: PodTemplate, report_violation: ReportViolation) 
 
 def _check_nameservers(
     template: PodTemplate,
-    service_networks: Sequence[IPv4Network | IPv6Network],
+    networks: Sequence[tuple[Network, str, Network]],
     report_violation: ReportViolation,
     unknowns: Unknowns,
 ) -> None:
+    """Every nameserver an IP address as Kubernetes writes one, outside the service CIDRs in every spelling.
+
+    Any other address is allowed, at both gates: the sandbox NetworkPolicy lets DNS reach only the VPC resolver, and
+    a Kata pod outside sandboxes that names another resolver only breaks its own DNS (docs/admission.md).
+    """
     field = template.field("dnsConfig", "nameservers")
     nameservers = get(get(template.spec, "dnsConfig"), "nameservers")
     if nameservers is None and template.patch:
@@ -57,7 +62,8 @@ def _check_nameservers(
         if address is None:
             report_violation(
                 f"{template.who}: replace nameserver {nameserver!r} in {field} with the IP "
-                f"address of {VPC_RESOLVER_HINT}; nameservers must be IP addresses."
+                f"address of {VPC_RESOLVER_HINT}; nameservers must be IP addresses (no spaces, zones or leading "
+                "zeros)."
             )
             continue
         mapped = getattr(address, "ipv4_mapped", None)
@@ -65,21 +71,22 @@ def _check_nameservers(
             # Kubernetes CEL's ip() refuses IPv4-mapped IPv6, so the admission policy denies every such
             # nameserver; the pack does the same (one rule at both gates), and names the plain address to use.
             report_violation(
-                f"{template.who}: replace nameserver {nameserver.strip()} in {field} with the plain IPv4 "
+                f"{template.who}: replace nameserver {nameserver} in {field} with the plain IPv4 "
                 f"address {mapped} ({VPC_RESOLVER_HINT}); IPv4-mapped IPv6 nameservers are refused."
             )
             continue
-        ipv4 = embedded_ipv4(address)
-        for network in service_networks:
-            inside = address in network or (ipv4 is not None and ipv4 in network)
-            if inside:
-                reached = f"{address}" if address in network else f"{address} (IPv4 {ipv4})"
-                report_violation(
-                    f"{template.who}: replace nameserver {nameserver.strip()} in {field} with "
-                    f"{VPC_RESOLVER_HINT}; {reached} is inside the service CIDR {network}, "
-                    "which Kata pods cannot reach."
-                )
-                break
+        for network, spelling, service_cidr in networks:
+            if address not in network:
+                continue
+            reached = (
+                f"{address}" if not spelling else f"{address} ({spelling}, IPv4 {embedded_ipv4(address, spelling)})"
+            )  # type: ignore[arg-type]
+            report_violation(
+                f"{template.who}: replace nameserver {nameserver} in {field} with "
+                f"{VPC_RESOLVER_HINT}; {reached} is inside the service CIDR {service_cidr}, "
+                "which Kata pods cannot reach."
+            )
+            break
     if unknown_entries.first is not None:
         unknowns.record(unknown_entries.first)
     elif seen == 0:
@@ -104,10 +111,10 @@ def kata_dns_validator(args: ResourceValidationArgs, report_violation: ReportVio
     config = args.get_config()
     if not _runs_in_kata(template, config_str(config, "kataRuntimePrefix", "kata")):
         return
-    service_networks = parse_networks(config_strings(config, "serviceCidrs", DEFAULT_SERVICE_CIDRS))
+    networks = service_networks(config_strings(config, "serviceCidrs", DEFAULT_SERVICE_CIDRS))
     unknowns = Unknowns()
     unknowns.run(_check_dns_policy, template, report_violation)
-    unknowns.run(_check_nameservers, template, service_networks, report_violation, unknowns)
+    unknowns.run(_check_nameservers, template, networks, report_violation, unknowns)
     unknowns.finish()
 
 
@@ -127,7 +134,7 @@ kata_dns = ResourceValidationPolicy(
                 "default": "kata",
             },
             "serviceCidrs": string_list_property(
-                "Cluster service CIDRs (ClusterIP ranges) that Kata pods cannot reach.",
+                "The cluster's service CIDRs (ClusterIP ranges) that Kata pods cannot reach: the admission policy's.",
                 DEFAULT_SERVICE_CIDRS,
                 pattern=CIDR_PATTERN,
             ),

@@ -9,61 +9,33 @@ controller manages, so they are checked the same way.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping
 from typing import Any
 
-from pulumi_policy import PolicyResource, ReportViolation, StackValidationArgs, StackValidationPolicy
+from pulumi_policy import ReportViolation, StackValidationArgs, StackValidationPolicy
 from pulumi_policy.proxy import UnknownValueError
 
 from .common import SANDBOX_LABEL, Unknowns, dig, get, items, mapping, schema, string
-from .sandbox import sandbox_namespace_resources
-from .workloads import k8s_group_kind
+from .stack import KubeObject, Stack
+from .workloads import sandbox_namespaces
 
 NETWORK_POLICY = ("networking.k8s.io", "NetworkPolicy")
 SANDBOX_TEMPLATE = ("extensions.agents.x-k8s.io", "SandboxTemplate")
 
 
-def _namespace_of(resource: PolicyResource, names: Mapping[str, str]) -> str | None:
-    """The sandbox namespace (name) a namespaced object lives in: its metadata.namespace, or, when that is
-    computed, the sandbox Namespace its metadata depends on. ``names`` maps sandbox Namespace URNs to names."""
-    try:
-        namespace = string(dig(resource.props, "metadata", "namespace"))
-    except UnknownValueError:
-        namespace = None
-        deps = resource.property_dependencies.get("metadata") or resource.dependencies or ()
-        for dep in deps:
-            if dep.urn in names:
-                return names[dep.urn]
-    return namespace if namespace in names.values() else None
-
-
-def _sandbox_namespaces(resources: Iterable[PolicyResource], unknowns: Unknowns) -> dict[str, str]:
-    """URN -> name of every Namespace in the stack labelled as a sandbox namespace."""
-    found: dict[str, str] = {}
-    for resource in sandbox_namespace_resources(resources, unknowns):
-        try:
-            name = string(dig(resource.props, "metadata", "name"))
-        except UnknownValueError as error:
-            unknowns.record(error)
-            continue
-        if name:
-            found[resource.urn] = name
-    return found
-
-
-def _selects_every_pod(selector: Any) -> bool:
-    """``podSelector: {}`` (or absent, which the API treats the same): every pod of the namespace."""
+def _selects_every_pod(selector: Any, partial: bool) -> bool:
+    """``podSelector: {}`` (or absent, which the API treats the same): every pod of the namespace. A patch that
+    leaves the selector alone does not show that it selects every pod."""
     if selector is None:
-        return True
+        return not partial
     selector = mapping(selector)
     if selector is None:
         return False
     return not mapping(get(selector, "matchLabels")) and not list(items(get(selector, "matchExpressions")))
 
 
-def _is_default_deny_egress(props: Any) -> bool:
+def _is_default_deny_egress(props: Any, partial: bool) -> bool:
     spec = mapping(get(props, "spec"))
-    if spec is None or not _selects_every_pod(get(spec, "podSelector")):
+    if spec is None or not _selects_every_pod(get(spec, "podSelector"), partial):
         return False
     return "Egress" in [string(t) for t in items(get(spec, "policyTypes"))]
 
@@ -90,68 +62,95 @@ def open_egress(rules: Any) -> list[str]:
     return problems
 
 
-def _who(kind: str, resource: PolicyResource, namespace: str) -> str:
-    try:
-        name = string(dig(resource.props, "metadata", "name")) or resource.name
-    except UnknownValueError:
-        name = resource.name
-    return f"{kind} {namespace}/{name}"
-
-
 FIX = (
     "sandboxes reach the internet only through the egress proxy (their tenant's domain allowlist); list the "
     "proxy and model gateway ports and the tenant's own cidrs instead."
 )
 
 
-def _check_resource(
-    resource: PolicyResource, namespaces: Mapping[str, str], protected: set[str], report_violation: ReportViolation
+def _check_network_policy(
+    policy: KubeObject, stack: Stack, sandbox: list[KubeObject], protected: set[int], report_violation: ReportViolation
 ) -> None:
-    group_kind = k8s_group_kind(resource.resource_type)
-    if group_kind not in (NETWORK_POLICY, SANDBOX_TEMPLATE):
+    """Open egress in what each resource sets; the merged object (declaration and patches) as a default deny."""
+    first = policy.resources[0]
+    owner = stack.owner(first)
+    if owner is None or owner not in sandbox:
+        if first.namespace_unknown is not None and any(
+            open_egress(dig(r.props, "spec", "egress")) for r in policy.resources
+        ):
+            raise first.namespace_unknown  # open egress somewhere that cannot be told
         return
-    namespace = _namespace_of(resource, namespaces)
-    if group_kind == NETWORK_POLICY:
-        if namespace is None:
-            return
-        if _is_default_deny_egress(resource.props):
-            protected.add(namespace)
+    if _is_default_deny_egress(policy.obj, policy.partial):
+        protected.add(id(owner))
+    for resource in policy.resources:
         for problem in open_egress(dig(resource.props, "spec", "egress")):
-            report_violation(f"{_who('NetworkPolicy', resource, namespace)}: {problem}; {FIX}", resource.urn)
+            report_violation(f"{resource.who}: {problem}; {FIX}", resource.urn)
+
+
+def _check_sandbox_template(
+    template: KubeObject, stack: Stack, sandbox: list[KubeObject], report_violation: ReportViolation
+) -> None:
+    """The NetworkPolicy the controller manages for a SandboxTemplate (declared, patched, or both: merged)."""
+    reporter = template.last
+    owner = stack.owner(reporter)
+    if owner is None or owner not in sandbox:
         return
-    if namespace is None:
-        return
-    who = _who("SandboxTemplate", resource, namespace)
-    spec = mapping(get(resource.props, "spec"))
-    management = string(get(spec, "networkPolicyManagement")) or "Managed"
-    if management != "Managed":
+    spec = mapping(get(template.obj, "spec"))
+    management = string(get(spec, "networkPolicyManagement"))
+    if (management or "Managed") != "Managed":
         return  # Unmanaged: the namespace's own NetworkPolicies apply (checked above)
     policy = mapping(get(spec, "networkPolicy"))
     if policy is None or get(policy, "egress") is None:
+        if template.partial:
+            return  # patches that leave the managed policy as it is
         report_violation(
-            f"{who}: spec.networkPolicy.egress is not set, so the controller's default lets sandboxes reach the "
-            f"public internet; {FIX}",
-            resource.urn,
+            f"{reporter.who}: spec.networkPolicy.egress is not set, so the controller's default lets sandboxes "
+            f"reach the public internet; {FIX}",
+            reporter.urn,
         )
         return
     for problem in open_egress(get(policy, "egress")):
-        report_violation(f"{who}: spec.networkPolicy.{problem}; {FIX}", resource.urn)
+        report_violation(f"{reporter.who}: spec.networkPolicy.{problem}; {FIX}", reporter.urn)
+
+
+def _unplaced_default_deny(stack: Stack, namespace: KubeObject) -> UnknownValueError | None:
+    """The unknown of a NetworkPolicy on the namespace's cluster whose namespace cannot be told: it may be the
+    default deny, so a missing one is an unknown, not a violation."""
+    cluster = namespace.resources[0].cluster
+    for policy in stack.objects(NETWORK_POLICY):
+        first = policy.resources[0]
+        if first.namespace_unknown is not None and first.cluster == cluster:
+            return first.namespace_unknown
+    return None
+
+
+def check_sandbox_egress(stack: Stack, report_violation: ReportViolation, unknowns: Unknowns) -> None:
+    sandbox = sandbox_namespaces(stack, unknowns)
+    if not sandbox:
+        return
+    protected: set[int] = set()
+    for policy in stack.objects(NETWORK_POLICY):
+        unknowns.run(_check_network_policy, policy, stack, sandbox, protected, report_violation)
+    for template in stack.objects(SANDBOX_TEMPLATE):
+        unknowns.run(_check_sandbox_template, template, stack, sandbox, report_violation)
+    for namespace in sandbox:
+        if id(namespace) in protected:
+            continue
+        unknown = _unplaced_default_deny(stack, namespace)
+        if unknown is not None:
+            unknowns.record(unknown)
+            continue
+        report_violation(
+            f"Namespace {namespace.name}: add a default-deny egress NetworkPolicy (podSelector {{}}, policyTypes "
+            f"including Egress) to this sandbox namespace ({SANDBOX_LABEL}=true); without one every pod may "
+            "connect anywhere.",
+            namespace.last.urn,
+        )
 
 
 def sandbox_egress_allowlist_validator(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     unknowns = Unknowns()
-    namespaces = _sandbox_namespaces(args.resources, unknowns)
-    protected: set[str] = set()
-    for resource in args.resources:
-        unknowns.run(_check_resource, resource, namespaces, protected, report_violation)
-    for urn, name in namespaces.items():
-        if name not in protected:
-            report_violation(
-                f"Namespace {name}: add a default-deny egress NetworkPolicy (podSelector {{}}, policyTypes "
-                f"including Egress) to this sandbox namespace ({SANDBOX_LABEL}=true); without one every pod may "
-                "connect anywhere.",
-                urn,
-            )
+    check_sandbox_egress(Stack(args.resources), report_violation, unknowns)
     unknowns.finish()
 
 

@@ -20,8 +20,7 @@ from .common import (
     mapping,
     schema,
 )
-from .sandbox import sandbox_template
-from .workloads import PodTemplate, is_workload
+from .workloads import PodTemplate, is_workload, sandbox_template
 
 _CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
 _HOST_NAMESPACES = ("hostNetwork", "hostPID", "hostIPC")

@@ -28,7 +28,7 @@ from .common import (
     string,
     string_list_property,
 )
-from .workloads import identity, k8s_group_kind
+from .placement import Resolved, kind_of, resolve
 
 TYPE_ANNOTATION = "service.beta.kubernetes.io/aws-load-balancer-type"
 ATTRIBUTES_ANNOTATION = "service.beta.kubernetes.io/aws-load-balancer-attributes"
@@ -41,6 +41,8 @@ DEFAULT_NLB_CLASSES = ("service.k8s.aws/nlb",)
 DEFAULT_CONTROLLER_VERSION = "v3.5.0"  # Pulumi.yaml agent-platform:awsLoadBalancerControllerVersion
 TRIMMING_PARSER_SINCE = (2, 14, 1)  # splitKeyValuePairs and trimmed keys/values
 AWS_LB_TYPES = frozenset({"aws:lb/loadBalancer:LoadBalancer", "aws:alb/loadBalancer:LoadBalancer"})
+SERVICE = ("core", "Service")
+CROSS_ZONE_ANNOTATIONS = (ATTRIBUTES_ANNOTATION, LEGACY_CROSS_ZONE_ANNOTATION, TARGET_GROUP_ANNOTATION)
 VERSION_PATTERN = r"^v?[0-9]+\.[0-9]+\.[0-9]+([-+].*)?$"
 _GO_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
 _GO_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
@@ -141,15 +143,21 @@ def _is_controller_nlb(props: Any, spec: Mapping[str, Any] | None, config: Mappi
     return config_bool(config, "serviceMutatorWebhook", True)
 
 
-def _check_service(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:  # noqa: C901 - the controller's merge order, step by step
-    props = args.props
+def _sets_cross_zone(annotations: Mapping[str, Any]) -> bool:
+    """Whether the annotations name any cross-zone setting (a patch that sets none leaves them as they are)."""
+    return any(isinstance(key, str) and key.startswith(CROSS_ZONE_ANNOTATIONS) for key in annotations)
+
+
+def _check_service(service: Resolved, config: Mapping[str, Any], report_violation: ReportViolation) -> None:  # noqa: C901 - the controller's merge order, step by step
+    props = service.props
     spec = mapping(get(props, "spec"))
     if get(spec, "type") != "LoadBalancer":
-        return
-    config = args.get_config()
+        return  # a patch that leaves the type alone is judged where the type is set
     if not _is_controller_nlb(props, spec, config):
         return
-    who = identity("Service", props, args.name)
+    if service.partial and not _sets_cross_zone(mapping(dig(props, "metadata", "annotations")) or {}):
+        return  # a patch that leaves every cross-zone annotation as it is
+    who = service.who
     version_text = config_str(config, "awsLoadBalancerControllerVersion", DEFAULT_CONTROLLER_VERSION)
     version = controller_version(version_text)
     controller = f"AWS Load Balancer Controller {version_text}"
@@ -239,30 +247,32 @@ def _check_service(args: ResourceValidationArgs, report_violation: ReportViolati
             )
 
 
-def _check_aws_load_balancer(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    props = args.props
+def _check_aws_load_balancer(balancer: Resolved, report_violation: ReportViolation) -> None:
+    props = balancer.props
     if get(props, "loadBalancerType") != "network":
         return
     if is_true(get(props, "enableCrossZoneLoadBalancing")):
         return
     report_violation(
-        f"LoadBalancer {args.name}: set enableCrossZoneLoadBalancing to true on this network "
+        f"{balancer.who}: set enableCrossZoneLoadBalancing to true on this network "
         "load balancer; without it, clients in one availability zone silently fail to reach "
         "targets in another."
     )
 
 
 def is_load_balancer(resource_type: str) -> bool:
-    """An aws:lb/aws:alb LoadBalancer or a Kubernetes Service."""
-    return resource_type in AWS_LB_TYPES or k8s_group_kind(resource_type) == ("core", "Service")
+    """An aws:lb/aws:alb LoadBalancer or a Kubernetes Service (its patches included)."""
+    return resource_type in AWS_LB_TYPES or kind_of(resource_type) == SERVICE
 
 
 def nlb_cross_zone_validator(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    resource_type = args.resource_type
-    if resource_type in AWS_LB_TYPES:
-        _check_aws_load_balancer(args, report_violation)
-    elif k8s_group_kind(resource_type) == ("core", "Service"):
-        _check_service(args, report_violation)
+    if not is_load_balancer(args.resource_type):
+        return
+    balancer = resolve(args)
+    if balancer.kind_key == SERVICE:
+        _check_service(balancer, args.get_config(), report_violation)
+    else:
+        _check_aws_load_balancer(balancer, report_violation)
 
 
 nlb_cross_zone = ResourceValidationPolicy(

@@ -6,15 +6,15 @@ nested virtualization, and its instance requirements must keep it on nested-virt
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pulumi_policy import PolicyResource, ReportViolation
+from pulumi_policy import ReportViolation
 from pulumi_policy.proxy import UnknownValueError
 
-from .common import Unknowns, config_strings, dependencies_of, dig, get, human_list, items, mapping, string
+from .common import Unknowns, config_strings, dig, get, human_list, items, mapping, string
 from .nodes import bad_instance_types, families, nested_virtualization_enabled
-from .workloads import Identity, identity, k8s_group_kind
+from .stack import KubeObject, Stack
 
 NODE_POOL = ("karpenter.sh", "NodePool")
 EC2_NODE_CLASS = ("karpenter.k8s.aws", "EC2NodeClass")
@@ -34,88 +34,66 @@ def _is_kata_node_pool(
     return any(isinstance(value, str) and get(node_labels, key) == value for key, value in labels.items())
 
 
-def node_classes(
-    resources: Iterable[PolicyResource],
-) -> tuple[dict[str, PolicyResource], dict[str, PolicyResource]]:
-    """The EC2NodeClasses of the stack by name and by URN."""
-    by_name: dict[str, PolicyResource] = {}
-    by_urn: dict[str, PolicyResource] = {}
-    for resource in resources:
-        if k8s_group_kind(resource.resource_type) != EC2_NODE_CLASS:
-            continue
-        by_urn[resource.urn] = resource
-        try:
-            name = string(dig(resource.props, "metadata", "name"))
-        except UnknownValueError:
-            name = None
-        if name:
-            by_name[name] = resource
-    return by_name, by_urn
-
-
-def _referenced_node_class(
-    pool: PolicyResource,
-    ref_name: str | None,
-    by_name: dict[str, PolicyResource],
-    by_urn: dict[str, PolicyResource],
-) -> PolicyResource | None:
-    if ref_name is not None:
-        return by_name.get(ref_name)
-    candidates = [by_urn[dep.urn] for dep in dependencies_of(pool, "spec") if dep.urn in by_urn]
-    return candidates[0] if len(candidates) == 1 else None
-
-
 def check_node_pool(
-    pool: PolicyResource,
-    classes_by_name: dict[str, PolicyResource],
-    classes_by_urn: dict[str, PolicyResource],
+    pool: KubeObject,
+    stack: Stack,
     config: Mapping[str, Any],
     report_violation: ReportViolation,
     unknowns: Unknowns,
 ) -> None:
-    template = mapping(dig(pool.props, "spec", "template"))
+    """A Kata NodePool (declared, patched, or both: the merged object) and the EC2NodeClass it references."""
+    template = mapping(dig(pool.obj, "spec", "template"))
     labels = config.get("kataNodeLabels")
     if not isinstance(labels, Mapping):
         labels = {"workload-type": "kata"}
     if not _is_kata_node_pool(template, config_strings(config, "kataTaintKeys", ("kata",)), labels):
         return
-    who = identity("NodePool", pool.props, pool.name)
+    reporter = pool.last
+    who = reporter.who
     allowed = families(config)
     unknown_ref: UnknownValueError | None = None
     try:
-        ref_name = string(dig(template, "spec", "nodeClassRef", "name"))
+        reference = mapping(dig(template, "spec", "nodeClassRef"))
+        ref_name = string(get(reference, "name"))
     except UnknownValueError as error:
-        ref_name, unknown_ref = None, error
-    node_class = _referenced_node_class(pool, ref_name, classes_by_name, classes_by_urn)
-    if node_class is None:
-        if unknown_ref is not None:
-            unknowns.record(unknown_ref)
-        else:
-            report_violation(
-                f"{who}: reference (spec.template.spec.nodeClassRef.name) an EC2NodeClass "
-                f'declared in this stack with spec.cpuOptions.nestedVirtualization "enabled"'
-                + (f'; EC2NodeClass "{ref_name}" is not declared here.' if ref_name else "."),
-                pool.urn,
-            )
+        reference, ref_name, unknown_ref = {}, None, error
+    if reference is None and pool.partial:
+        node_class = None  # a patch that leaves the node class as it is
     else:
         try:
-            enabled = nested_virtualization_enabled(get(node_class.props, "spec"))
+            found = stack.reference(reporter, "spec", EC2_NODE_CLASS, ref_name, unknown_ref)
+        except UnknownValueError as error:
+            unknowns.record(error)
+            found = None
+        else:
+            if found is None:
+                report_violation(
+                    f"{who}: reference (spec.template.spec.nodeClassRef.name) an EC2NodeClass "
+                    f'declared in this stack with spec.cpuOptions.nestedVirtualization "enabled"'
+                    + (f'; EC2NodeClass "{ref_name}" is not declared here.' if ref_name else "."),
+                    reporter.urn,
+                )
+        node_class = None if found is None else stack.object(found)
+    if node_class is not None:
+        try:
+            enabled = nested_virtualization_enabled(get(node_class.obj, "spec"))
+            if not enabled and node_class.partial and dig(node_class.obj, "spec", "cpuOptions") is None:
+                enabled = True  # patches that leave the CPU options as they are
         except UnknownValueError as error:
             unknowns.record(error)
             enabled = True
         if not enabled:
-            node_class_who = identity("EC2NodeClass", node_class.props, node_class.name)
             report_violation(
                 f'{who}: set spec.cpuOptions.nestedVirtualization to "enabled" on '
-                f"{node_class_who}, which this Kata NodePool uses.",
-                pool.urn,
+                f"{node_class.last.who}, which this Kata NodePool uses.",
+                reporter.urn,
             )
-    _check_requirements(who, pool, mapping(get(template, "spec")), allowed, report_violation, unknowns)
+    _check_requirements(who, reporter.urn, mapping(get(template, "spec")), allowed, report_violation, unknowns)
 
 
 def _check_requirements(
-    who: Identity,
-    pool: PolicyResource,
+    who: str,
+    urn: str,
     spec: Mapping[str, Any] | None,
     allowed: Sequence[str],
     report_violation: ReportViolation,
@@ -151,12 +129,12 @@ def _check_requirements(
             report_violation(
                 f"{who}: allow only {human_list(allowed)} in the {key} requirement "
                 f"(remove {', '.join(bad)}); Kata nodes need nested virtualization.",
-                pool.urn,
+                urn,
             )
     if loose and not confined and unknowns.first is None:
         report_violation(
             f"{who}: add a requirement {{key: {INSTANCE_FAMILY_LABEL}, operator: In, values: "
             f"[{', '.join(allowed)}]}}; {', '.join(loose)} does not confine Kata nodes to "
             "nested-virtualization families.",
-            pool.urn,
+            urn,
         )

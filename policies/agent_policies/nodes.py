@@ -25,6 +25,7 @@ from .common import (
     schema,
     string_list_property,
 )
+from .placement import Resolved, resolve
 
 LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
 
@@ -56,24 +57,22 @@ def is_launch_template(resource_type: str) -> bool:
 # --- nested-virtualization-nodes ----------------------------------------------------------------
 
 
-def _check_launch_template_type(
-    args: ResourceValidationArgs, allowed: Sequence[str], report_violation: ReportViolation
-) -> None:
-    instance_type = get(args.props, "instanceType")
+def _check_launch_template_type(template: Resolved, allowed: Sequence[str], report_violation: ReportViolation) -> None:
+    instance_type = get(template.props, "instanceType")
     if instance_type is None or not bad_instance_types([instance_type], allowed):
         return
     report_violation(
-        f"LaunchTemplate {args.name}: set instanceType to a {human_list(allowed)} type instead "
+        f"{template.who}: set instanceType to a {human_list(allowed)} type instead "
         f'of "{instance_type}"; only 8th-generation Intel instances support nested '
         "virtualization."
     )
 
 
-def _check_imdsv2(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    if dig(args.props, "metadataOptions", "httpTokens") == "required":
+def _check_imdsv2(template: Resolved, report_violation: ReportViolation) -> None:
+    if dig(template.props, "metadataOptions", "httpTokens") == "required":
         return
     report_violation(
-        f'LaunchTemplate {args.name}: set metadataOptions.httpTokens to "required" (IMDSv2) '
+        f'{template.who}: set metadataOptions.httpTokens to "required" (IMDSv2) '
         "on this nested-virtualization launch template."
     )
 
@@ -82,10 +81,11 @@ def nested_virtualization_nodes_validator(args: ResourceValidationArgs, report_v
     if not is_launch_template(args.resource_type) or not nested_virtualization_enabled(args.props):
         return
     config = args.get_config()
+    template = resolve(args)
     unknowns = Unknowns()
-    unknowns.run(_check_launch_template_type, args, families(config), report_violation)
+    unknowns.run(_check_launch_template_type, template, families(config), report_violation)
     if config_bool(config, "requireImdsv2", True):
-        unknowns.run(_check_imdsv2, args, report_violation)
+        unknowns.run(_check_imdsv2, template, report_violation)
     unknowns.finish()
 
 

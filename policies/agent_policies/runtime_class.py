@@ -15,8 +15,7 @@ from .common import (
     schema,
     string_list_property,
 )
-from .sandbox import sandbox_template
-from .workloads import PodTemplate, is_workload
+from .workloads import PodTemplate, is_workload, sandbox_template
 
 ALLOWED_RUNTIME_CLASSES_PROPERTY = string_list_property(
     "RuntimeClass names a sandbox pod may use.", DEFAULT_RUNTIME_CLASSES, minItems=1

@@ -1,181 +1,108 @@
-"""sandbox-namespace-runtime-class (stack): what a sandbox Namespace or a patch of a sandbox implies.
+"""sandbox-namespace-runtime-class (stack): what a workload's Namespace implies, decided on the whole stack.
 
-A workload without the sandbox label is still a sandbox when it lands in a Namespace of this stack
-(on the same cluster) labelled as a sandbox namespace, or when it is a server-side-apply patch of a
-sandbox workload declared in this stack; it then gets the checks of the two resource policies.
+A workload without the sandbox label is still a sandbox when it lands in a Namespace of this stack (same cluster)
+labelled as a sandbox namespace, in a configured ``sandboxNamespaces`` namespace that only the stack can tell (its
+namespace computed from a Namespace of the stack), or when it is a server-side-apply patch of a sandbox workload of
+this stack; it then gets the checks of the two resource policies. The policy also reports
+dedicated-tenant-tolerations (tolerations.py), which needs the same pass over the stack's workloads.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-from pulumi_policy import PolicyResource, ReportViolation, StackValidationArgs, StackValidationPolicy
+from pulumi_policy import ReportViolation, StackValidationArgs, StackValidationPolicy
 from pulumi_policy.proxy import UnknownValueError
 
-from .clusters import Clusters
 from .common import (
     DEFAULT_RUNTIME_CLASSES,
     SANDBOX_LABEL,
+    SANDBOX_NAMESPACES_PROPERTY,
     Unknowns,
     config_strings,
-    dependencies_of,
-    dig,
     schema,
-    string,
 )
 from .host_access import check_host_access
+from .placement import Resolved
 from .runtime_class import ALLOWED_RUNTIME_CLASSES_PROPERTY, check_runtime_class
-from .sandbox import sandbox_namespace_resources
-from .workloads import PodTemplate, identity, is_workload, k8s_group_kind, pod_template
-
-# A sandbox workload of the stack by (cluster, group, kind, namespace, name): what a patch may hit.
-TargetKey = tuple[Hashable, str, str, str, str]
-
-
-@dataclass(frozen=True, slots=True)
-class SandboxStack:
-    """What the stack declares about sandboxes, gathered once for the whole validation."""
-
-    clusters: Clusters
-    names: set[tuple[Hashable, str]]  # (cluster, name) of the sandbox Namespaces with a known name
-    urns: dict[str, str | None]  # sandbox Namespace URN -> name (None when computed)
-    targets: dict[TargetKey, str]  # sandbox workloads (for patches) -> how messages name them
+from .stack import KubeObject, Stack
+from .tolerations import CONFIG_PROPERTIES as TOLERATIONS_PROPERTIES
+from .tolerations import check_dedicated_tenant_tolerations
+from .workloads import WORKLOAD_KINDS, pod_template, sandbox_namespaces
 
 
-def _sandbox_namespaces(
-    resources: Iterable[PolicyResource], clusters: Clusters, unknowns: Unknowns
-) -> tuple[set[tuple[Hashable, str]], dict[str, str | None]]:
-    """The Namespaces in the stack that carry the sandbox label: (cluster, name) pairs, and name by URN."""
-    names: set[tuple[Hashable, str]] = set()
-    urns: dict[str, str | None] = {}
-    for resource in sandbox_namespace_resources(resources, unknowns):
-        try:
-            name = string(dig(resource.props, "metadata", "name"))
-        except UnknownValueError:
-            name = None  # computed name: workloads are matched through their dependencies
-        urns[resource.urn] = name
-        if name:
-            names.add((clusters.key(resource), name))
-    return names, urns
-
-
-def _in_sandbox_namespace(resource: PolicyResource, template: PodTemplate, stack: SandboxStack) -> str | None:
-    """The sandbox namespace (of the workload's own cluster) the workload lives in, if any."""
-    clusters = stack.clusters
-    cluster = clusters.key(resource)
-    namespace = clusters.namespace(resource, template)
-    if namespace is not None:
-        return namespace if (cluster, namespace) in stack.names else None
-    # The namespace is computed (an output of a Namespace in this stack): follow the
-    # dependencies of the metadata property.
-    for dep in dependencies_of(resource, "metadata"):
-        if dep.urn not in stack.urns:
-            continue
-        name = stack.urns[dep.urn]
-        if clusters.key(dep) == cluster or (name is not None and (cluster, name) in stack.names):
-            return name or identity("Namespace", dep.props, dep.name).name
+def _patched_sandbox(workload: Resolved, stack: Stack) -> str | None:
+    """For a ``*Patch`` of a workload of this stack that carries the sandbox label: how messages name it."""
+    if not workload.patch:
+        return None
+    target = stack.object(workload).declaration
+    template = None if target is None else pod_template(target)
+    try:
+        if template is not None and template.has_sandbox_label():
+            return target.who  # type: ignore[union-attr]
+    except UnknownValueError:
+        pass
     return None
 
 
-def _workloads(resources: Iterable[PolicyResource], unknowns: Unknowns) -> list[tuple[PolicyResource, PodTemplate]]:
-    """Every workload of the stack with its pod template, built once for the whole validation."""
-    found = []
-    for resource in resources:
-        if not is_workload(resource.resource_type):
-            continue
-        try:
-            template = pod_template(resource.resource_type, resource.props, resource.name)
-        except UnknownValueError as error:
-            unknowns.record(error)
-            continue
-        if template is not None:
-            found.append((resource, template))
-    return found
+def _why_sandbox(
+    workload: Resolved, stack: Stack, sandbox: Sequence[KubeObject], configured: Sequence[str]
+) -> str | None:
+    target = _patched_sandbox(workload, stack)
+    if target is not None:
+        return f" It patches {target}, a sandbox ({SANDBOX_LABEL}=true)."
+    owner = stack.owner(workload)
+    if owner is not None and owner in sandbox:
+        return f" Namespace {owner.name} is a sandbox namespace ({SANDBOX_LABEL}=true)."
+    if workload.namespace_source == "dependency" and workload.namespace in configured:
+        return f" Namespace {workload.namespace} is a sandbox namespace (sandboxNamespaces)."
+    return None
 
 
-def _sandbox_targets(
-    workloads: list[tuple[PolicyResource, PodTemplate]], clusters: Clusters, unknowns: Unknowns
-) -> dict[TargetKey, str]:
-    """Workloads of the stack with the sandbox label, by (cluster, group, kind, namespace, name): what patches hit."""
-    targets: dict[TargetKey, str] = {}
-    if not any(template.patch for _, template in workloads):
-        return targets
-    for resource, template in workloads:
-        if template.patch:
-            continue
-        try:
-            if not template.has_sandbox_label():
-                continue
-            namespace = clusters.namespace(resource, template)
-        except UnknownValueError as error:
-            unknowns.record(error)
-            continue
-        if namespace is not None:
-            group = k8s_group_kind(resource.resource_type)[0]  # type: ignore[index]
-            targets[(clusters.key(resource), group, template.who.kind, namespace, template.who.name)] = str(
-                template.who
-            )
-    return targets
-
-
-def _patched_sandbox(resource: PolicyResource, template: PodTemplate, stack: SandboxStack) -> str | None:
-    """For a ``*Patch`` of a sandbox workload declared in this stack: that workload."""
-    if not template.patch or not stack.targets:
-        return None
-    namespace = stack.clusters.namespace(resource, template)
-    if namespace is None:
-        return None
-    group = k8s_group_kind(resource.resource_type)[0]  # type: ignore[index]
-    return stack.targets.get(
-        (stack.clusters.key(resource), group, template.who.kind[: -len("Patch")], namespace, template.who.name)
-    )
-
-
-def _check_namespace_workload(
-    resource: PolicyResource,
-    template: PodTemplate,
-    stack: SandboxStack,
+def _check_workload(
+    workload: Resolved,
+    stack: Stack,
+    sandbox: Sequence[KubeObject],
+    configured: Sequence[str],
     allowed: Sequence[str],
     report_violation: ReportViolation,
     unknowns: Unknowns,
 ) -> None:
+    template = pod_template(workload)
+    if template is None:
+        return
     try:
         if template.has_sandbox_label():
             return  # already checked by sandbox-runtime-class and sandbox-no-host-access
     except UnknownValueError:
-        pass  # cannot tell from the label; the namespace decides
-    target = _patched_sandbox(resource, template, stack)
-    if target is not None:
-        reason = f" It patches {target}, a sandbox ({SANDBOX_LABEL}=true)."
-        check_runtime_class(template, allowed, report_violation, resource.urn, reason)
-        check_host_access(template, lambda message: report_violation(message + reason, resource.urn), unknowns)
+        pass  # cannot tell from the labels; the namespace decides
+    reason = _why_sandbox(workload, stack, sandbox, configured)
+    if reason is None:
         return
-    if not stack.urns:
+    check_runtime_class(template, allowed, report_violation, workload.urn, reason)
+    check_host_access(template, lambda message: report_violation(message + reason, workload.urn), unknowns)
+
+
+def check_sandbox_namespace_workloads(
+    stack: Stack, config: Mapping[str, Any], report_violation: ReportViolation, unknowns: Unknowns
+) -> None:
+    sandbox = sandbox_namespaces(stack, unknowns)
+    configured = config_strings(config, "sandboxNamespaces", ())
+    workloads = list(stack.of_kinds(WORKLOAD_KINDS))
+    if not sandbox and not configured and not any(w.patch for w in workloads):
         return
-    namespace = _in_sandbox_namespace(resource, template, stack)
-    if namespace is None:
-        return
-    reason = f" Namespace {namespace} is a sandbox namespace ({SANDBOX_LABEL}=true)."
-    check_runtime_class(template, allowed, report_violation, resource.urn, reason)
-    check_host_access(template, lambda message: report_violation(message + reason, resource.urn), unknowns)
+    allowed = config_strings(config, "allowedRuntimeClasses", DEFAULT_RUNTIME_CLASSES)
+    for workload in workloads:
+        unknowns.run(_check_workload, workload, stack, sandbox, configured, allowed, report_violation, unknowns)
 
 
 def sandbox_namespace_runtime_class_validator(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     unknowns = Unknowns()
-    resources = args.resources
-    clusters = Clusters(resources)
-    names, urns = _sandbox_namespaces(resources, clusters, unknowns)
-    unknown_specs = Unknowns()  # only matter when some workload may be a sandbox
-    workloads = _workloads(resources, unknown_specs)
-    targets = _sandbox_targets(workloads, clusters, unknowns)
-    if urns or targets:
-        if unknown_specs.first is not None:
-            unknowns.record(unknown_specs.first)
-        allowed = config_strings(args.get_config(), "allowedRuntimeClasses", DEFAULT_RUNTIME_CLASSES)
-        stack = SandboxStack(clusters, names, urns, targets)
-        for resource, template in workloads:
-            unknowns.run(_check_namespace_workload, resource, template, stack, allowed, report_violation, unknowns)
+    stack = Stack(args.resources)
+    config = args.get_config()
+    check_sandbox_namespace_workloads(stack, config, report_violation, unknowns)
+    check_dedicated_tenant_tolerations(stack, config, report_violation, unknowns)
     unknowns.finish()
 
 
@@ -184,8 +111,15 @@ sandbox_namespace_runtime_class = StackValidationPolicy(
     description=(
         "Workloads in a Namespace declared in this stack (on the same cluster) with the label "
         "agent-platform.io/sandbox=true, and server-side-apply patches of a sandbox workload declared "
-        "in this stack, must run in a Kata Containers runtime class without host access."
+        "in this stack, must run in a Kata Containers runtime class without host access; a toleration for a "
+        "tenant's dedicated nodes is valid only in that tenant's Namespace (dedicated-tenant-tolerations)."
     ),
     validate=sandbox_namespace_runtime_class_validator,
-    config_schema=schema({"allowedRuntimeClasses": ALLOWED_RUNTIME_CLASSES_PROPERTY}),
+    config_schema=schema(
+        {
+            "allowedRuntimeClasses": ALLOWED_RUNTIME_CLASSES_PROPERTY,
+            "sandboxNamespaces": SANDBOX_NAMESPACES_PROPERTY,
+            **TOLERATIONS_PROPERTIES,
+        }
+    ),
 )

@@ -22,14 +22,14 @@ def test_kata_dns_every_kind(kind: Kind) -> None:
     messages = check(
         kata_dns,
         kind,
-        kata_spec(dnsPolicy="ClusterFirst", dnsConfig={"nameservers": ["10.100.0.10"]}),
+        kata_spec(dnsPolicy="ClusterFirst", dnsConfig={"nameservers": ["172.20.0.10"]}),
     )
     assert len(messages) == 2
     assert messages[0].startswith(f'{who(kind)}: set {kind.spec_path}.dnsPolicy to "None" instead of "ClusterFirst"')
     assert messages[1].startswith(
-        f"{who(kind)}: replace nameserver 10.100.0.10 in {kind.spec_path}.dnsConfig.nameservers"
+        f"{who(kind)}: replace nameserver 172.20.0.10 in {kind.spec_path}.dnsConfig.nameservers"
     )
-    assert "service CIDR 10.100.0.0/16" in messages[1]
+    assert "service CIDR 172.20.0.0/16" in messages[1]
     # Not Kata: the rule does not apply.
     assert check(kata_dns, kind, {"containers": []}, sandbox=False) == []
     assert check(kata_dns, kind, kata_spec(runtimeClassName="runc", dnsPolicy="ClusterFirst")) == []
@@ -86,7 +86,7 @@ def test_kata_dns_ipv6_spellings_of_ipv4(nameserver: str, inside: bool) -> None:
     assert len(messages) == int(inside), messages
     if inside:
         assert f"replace nameserver {nameserver} in spec.template.spec.dnsConfig.nameservers" in messages[0]
-        assert "(IPv4 " in messages[0]
+        assert ", IPv4 172.20.0.10)" in messages[0]
         assert "inside the service CIDR" in messages[0]
 
 
@@ -96,7 +96,7 @@ def test_kata_dns_ipv6_spellings_of_ipv4(nameserver: str, inside: bool) -> None:
         ("::ffff:172.20.0.10", "172.20.0.10"),
         ("::FFFF:AC14:000A", "172.20.0.10"),
         ("0:0:0:0:0:ffff:172.20.0.10", "172.20.0.10"),
-        ("::ffff:10.100.0.10", "10.100.0.10"),
+        ("::ffff:203.0.113.53", "203.0.113.53"),
         ("::ffff:10.1.0.2", "10.1.0.2"),  # even the VPC resolver: admission (CEL ip()) refuses every mapped form
     ],
 )

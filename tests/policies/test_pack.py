@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agent_policies import POLICIES, POLICY_PACK_NAME
+from agent_policies import POLICIES, POLICY_PACK_NAME, RULES
 from agent_policies.runtime_class import sandbox_runtime_class
 from pulumi_policy import ResourceValidationPolicy, StackValidationPolicy
 
@@ -56,6 +56,45 @@ def test_pack_lists_every_rule_once() -> None:
         for key, spec in policy.config_schema.properties.items():
             assert "default" in spec, (policy.name, key)
             assert "description" in spec, (policy.name, key)
+
+
+def _readme_rules() -> dict[str, str]:
+    """Rule -> level column of the README's rules table."""
+    readme = (PACK_DIR / "README.md").read_text()
+    table = readme.split("| Rule (policy) | Level | Checks |", 1)[1].split("\n\n", 1)[0]
+    rows = [line.split(" | ") for line in table.splitlines() if line.startswith("| `")]
+    return {row[0].split("`")[1]: row[1] for row in rows}
+
+
+def test_one_rule_list() -> None:
+    """The pack's policies, the README's table and the stack/level columns derive from agent_policies.RULES."""
+    assert [rule.name for rule in RULES][: len(POLICIES)] == [p.name for p in POLICIES]
+    assert len({rule.name for rule in RULES}) == len(RULES)
+    table = _readme_rules()
+    assert list(table) == [rule.name for rule in RULES]
+    for rule in RULES:
+        stack = isinstance(rule.policy, StackValidationPolicy)
+        assert ("stack" in table[rule.name]) is stack, rule.name
+        level = rule.policy.enforcement_level.value if rule.policy.enforcement_level else "mandatory"
+        assert level in table[rule.name], rule.name
+        if rule.name != rule.policy.name:
+            assert f"reported as `{rule.policy.name}`" in (PACK_DIR / "README.md").read_text(), rule.name
+
+
+def test_example_config_is_the_readmes_and_fits_every_stack() -> None:
+    """CI previews and deploys every stack with example-config.json: the kata-dns service CIDR is each stack's."""
+    import yaml
+
+    example = json.loads((PACK_DIR / "example-config.json").read_text())
+    readme = (PACK_DIR / "README.md").read_text()
+    assert (
+        json.loads(readme.split("what CI previews and deploys every stack with):\n\n```json\n", 1)[1].split("```")[0])
+        == example
+    )
+    default = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]["agent-platform:serviceCidr"]["default"]
+    for stack in ("dev", "staging", "prod"):
+        config = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
+        assert example["kata-dns"]["serviceCidrs"] == [config.get("agent-platform:serviceCidr", default)], stack
 
 
 def test_main_only_builds_the_pack() -> None:

@@ -63,12 +63,12 @@ def test_unknown_runtime_class_is_never_a_violation(kind: Kind) -> None:
 def test_unknowns_keep_checking_the_known_parts() -> None:
     spec = kata_spec(
         runtimeClassName="kata-clh",
-        dnsConfig={"nameservers": [UNKNOWN, "10.100.0.10"]},
+        dnsConfig={"nameservers": [UNKNOWN, "172.20.0.10"]},
         containers=[UNKNOWN, {"name": "b", "securityContext": {"privileged": True}}],
     )
     outcome = run_resource_policy(kata_dns, KINDS[1].resource_type, workload(KINDS[1], spec))
     assert len(outcome) == 1
-    assert "10.100.0.10" in outcome.messages[0]
+    assert "172.20.0.10" in outcome.messages[0]
     assert outcome.unknown is not None
     assert "nameservers" in outcome.unknown.message
     outcome = run_resource_policy(sandbox_no_host_access, KINDS[1].resource_type, workload(KINDS[1], spec))
@@ -97,7 +97,7 @@ def test_secrets_are_read_through() -> None:
     )
     for policy in RESOURCE_POLICIES:
         assert len(run_resource_policy(policy, kind.resource_type, workload(kind, spec))) == 0
-    spec["dnsConfig"] = secret({"nameservers": ["10.100.0.10"]})
+    spec["dnsConfig"] = secret({"nameservers": ["172.20.0.10"]})
     assert len(run_resource_policy(kata_dns, kind.resource_type, workload(kind, spec))) == 1
 
 

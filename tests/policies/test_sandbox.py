@@ -74,7 +74,7 @@ def test_sandbox_runtime_class_config() -> None:
         sandbox=False,
         namespace=None,
         config={"sandboxNamespaces": ["default"]},
-    ) == ["Deployment hermes: set spec.template.spec.runtimeClassName to one of kata-clh, kata-qemu, kata-fc."]
+    ) == ["Deployment default/hermes: set spec.template.spec.runtimeClassName to one of kata-clh, kata-qemu, kata-fc."]
     assert (
         check(
             sandbox_runtime_class,
