@@ -113,8 +113,10 @@ def test_the_first_call_of_a_third_party_model_may_subscribe_to_its_product_only
 
 def test_models_not_sold_on_marketplace_get_no_marketplace_permission() -> None:
     nova = [{"name": "nova-pro", "modelId": "us.amazon.nova-pro-v1:0"}]
-    result = program_result("dev", {"agent-platform:bedrockModels": nova, "agent-platform:tenants": []})
-    assert set(bedrock_statements(result)) == {"InvokeConfiguredModels"}
+    products = parse_config(bedrockModels=nova).gateway.marketplace_product_ids
+    assert products == ()
+    policy = json.loads(gw.bedrock_policy([nova[0]["modelId"]], "us-east-1", ACCOUNT_ID, product_ids=products))
+    assert [s["Sid"] for s in policy["Statement"]] == ["InvokeConfiguredModels"]
 
 
 def test_product_ids_come_from_the_documented_table_by_longest_prefix() -> None:
