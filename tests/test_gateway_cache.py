@@ -57,20 +57,24 @@ def test_litellm_counts_rate_limits_in_the_in_cluster_valkey_over_tls(stack: str
 
 
 def test_without_tls_litellm_gets_no_tls_keyword_and_no_ca() -> None:
-    plain = program_result("dev", {"agent-platform:litellmCacheTls": False})
-    values = litellm_values(plain)
-    settings = values["proxy_config"]["general_settings"]["coordination_redis"]
+    """litellmCacheTls: false (the lab runs it as rendered: realtests/test_litellm_rate_limits.py)."""
+    assert parse_config(litellmCacheTls=False).gateway.cache_tls is False
+    settings = gc.in_cluster_settings("litellm", tls=False)
     assert settings == {
         "host": "litellm-valkey.litellm.svc.cluster.local",
         "port": 6379,
         "username": "litellm",
         "password": "os.environ/LITELLM_CACHE_PASSWORD",
     }
+    values = gc.with_cache({"proxy_config": {}}, settings, ca=False)
     assert "volumes" not in values
-    assert not plain.of_type("tls:index/locallySignedCert:LocallySignedCert")
-    conf = plain.named(SECRET, "gateway-cache-secret").plain["stringData"]["valkey.conf"]
-    assert "port 6379" in conf.splitlines()
-    assert "tls-port" not in conf
+    assert "volumeMounts" not in values
+    conf = gc.valkey_conf("pw", tls=False).splitlines()
+    assert "port 6379" in conf
+    assert not [line for line in conf if line.startswith("tls-")]
+    spec = gc.valkey_deployment_spec("valkey:x")
+    assert [v["name"] for v in spec["template"]["spec"]["volumes"]] == ["config", "data"]
+    assert "annotations" not in spec["template"]["metadata"]
 
 
 def test_tls_keywords_are_rendered_only_with_tls() -> None:
