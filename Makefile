@@ -45,7 +45,8 @@ TEST_WORKERS ?= auto
 test: venv
 	$(PY) -m pytest -q -rfEs -n $(TEST_WORKERS) --dist loadfile
 
-# Real LiteLLM 1.93 (PyPI, its own venv under build/) on PostgreSQL and Redis (Debian), on 127.0.0.1:
+# Real LiteLLM 1.93 (PyPI, its own venv under build/, with the gateway image's redis-py: realtests/litellm-image-pins.txt)
+# on PostgreSQL and Redis (Debian), on 127.0.0.1:
 # skipped, with the reason printed, when ../shared/litellm-offline is absent.
 test-litellm: venv
 	$(PY) -m pytest -q -rs -s realtests

@@ -25,7 +25,8 @@ from components.node_group import NodeGroupCluster, NodeGroupSpec, managed_node_
 CONTROL_PLANE_LOGS = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 LOG_RETENTION_DAYS = 90
 VPC_CNI_POLICY = "AmazonEKS_CNI_Policy"
-VPC_CNI_SERVICE_ACCOUNT = "aws-node"  # kube-system
+ADDON_NAMESPACE = "kube-system"  # where the vpc-cni and aws-ebs-csi-driver add-ons run their service accounts
+VPC_CNI_SERVICE_ACCOUNT = "aws-node"
 # Hop limit 1 on core nodes too: the IMDSv2 token response cannot cross into a pod's network namespace, so a
 # compromised core pod (LiteLLM first) cannot read the node role's credentials. Why nothing breaks:
 # - host-network pods (aws-node, kube-proxy, the Pod Identity agent) are on the node itself: 1 hop suffices;
@@ -171,7 +172,9 @@ class Cluster(pulumi.ComponentResource):
         # Pod Identity, served by the Pod Identity agent (host network too) on the same node: the agent add-on
         # comes first, and the role with its policy before the add-on.
         cni_role = aws.iam.Role(
-            f"{name}-vpc-cni-role", assume_role_policy=pod_identity_trust_policy(self.name, self), opts=child
+            f"{name}-vpc-cni-role",
+            assume_role_policy=pod_identity_trust_policy(self.name, ADDON_NAMESPACE, VPC_CNI_SERVICE_ACCOUNT, self),
+            opts=child,
         )
         cni_policy = aws.iam.RolePolicyAttachment(
             f"{name}-{VPC_CNI_POLICY}",
@@ -211,7 +214,9 @@ class Cluster(pulumi.ComponentResource):
 
         # --- add-ons whose pods need nodes
         ebs_csi_role = aws.iam.Role(
-            f"{name}-ebs-csi-role", assume_role_policy=pod_identity_trust_policy(self.name, self), opts=child
+            f"{name}-ebs-csi-role",
+            assume_role_policy=pod_identity_trust_policy(self.name, ADDON_NAMESPACE, EBS_CSI_SERVICE_ACCOUNT, self),
+            opts=child,
         )
         ebs_csi_policy = aws.iam.RolePolicyAttachment(
             f"{name}-AmazonEBSCSIDriverPolicy",

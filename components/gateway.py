@@ -199,7 +199,10 @@ class Gateway(pulumi.ComponentResource):
         )
         model_ids = [m.model_id for m in cfg.models]
         policy = account_policy(
-            self, lambda partition, account: bedrock_policy(model_ids, cfg.bedrock_region, account, partition)
+            self,
+            lambda partition, account: bedrock_policy(
+                model_ids, cfg.bedrock_region, account, partition, cfg.marketplace_product_ids
+            ),
         )
         bedrock_identity = PodIdentity(
             f"{name}-bedrock",
@@ -252,6 +255,7 @@ class Gateway(pulumi.ComponentResource):
                 mode=cfg.cache,
                 namespace=NAMESPACE,
                 image=cfg.cache_image,
+                tls=cfg.cache_tls,
                 engine_version=cfg.cache_engine_version,
                 placement=placement,
                 depends_on=(ns,),
@@ -264,7 +268,7 @@ class Gateway(pulumi.ComponentResource):
             namespace=NAMESPACE,
             chart=LITELLM_CHART,
             version=cfg.chart_version,
-            values=with_cache(litellm_values(cfg, database.env), cache.settings),
+            values=with_cache(litellm_values(cfg, database.env), cache.settings, ca=cache.ca),
             timeout=900,
             opts=k8s_opts(ns, service_account, master_key, database.migrations, bedrock_identity, *cache.ready),
         )

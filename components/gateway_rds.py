@@ -29,6 +29,10 @@ PORT = 5432
 BOOTSTRAP_SERVICE_ACCOUNT = "litellm-db-bootstrap"
 BOOTSTRAP_LABELS = {"app.kubernetes.io/name": "litellm-db-bootstrap", "app.kubernetes.io/instance": "litellm"}
 SECRETS_DIR = "/run/pg"
+CA_FILE = f"{SECRETS_DIR}/rds-ca.pem"  # the region's RDS CA bundle, fetched by the Job's first step
+# AWS publishes the CA bundles by region, over HTTPS only (RDS User Guide, "Using SSL/TLS to encrypt a connection to
+# a DB instance or cluster", Certificate bundles by AWS Region). The commercial partition's address.
+CA_BUNDLE_URL = "https://truststore.pki.rds.amazonaws.com/{region}/{region}-bundle.pem"
 BOOTSTRAP_UID = 999  # postgres in the PostgreSQL image; the same uid reads the 0600 password file
 
 # Writes a libpq password file (https://www.postgresql.org/docs/current/libpq-pgpass.html: ':' and '\\' escaped)
@@ -43,6 +47,19 @@ with os.fdopen(fd, "w") as f:
 with open(os.path.join(os.environ["SECRETS_DIR"], "user"), "w") as f:
     f.write(secret["username"])
 print("master secret fetched")
+"""
+
+# Downloads the region's RDS CA bundle over HTTPS (the image's CA store authenticates AWS's truststore) into
+# $CA_FILE; psql then checks the server's certificate and name against it (sslmode=verify-full).
+FETCH_CA_SCRIPT = r"""
+import os, urllib.request
+with urllib.request.urlopen(os.environ["CA_BUNDLE_URL"], timeout=30) as response:
+    bundle = response.read().decode()
+if "-----BEGIN CERTIFICATE-----" not in bundle:
+    raise SystemExit("no certificate in " + os.environ["CA_BUNDLE_URL"])
+with open(os.environ["CA_FILE"], "w") as f:
+    f.write(bundle)
+print("RDS CA bundle fetched:", bundle.count("-----BEGIN CERTIFICATE-----"), "certificates")
 """
 
 # Idempotent: the role, IAM login for it, and the database handed over (PostgreSQL 15+: its public schema
@@ -110,10 +127,12 @@ def bootstrap_pod_spec(
         }
 
     fetch = {"SECRET_ARN": secret_arn, "AWS_REGION": region, "SECRETS_DIR": SECRETS_DIR}
+    ca = {"CA_BUNDLE_URL": CA_BUNDLE_URL.format(region=region), "CA_FILE": CA_FILE}
     create = {
         "PGHOST": host,
         "PGPORT": str(PORT),
-        "PGSSLMODE": "require",  # RDS presents TLS; no password in clear
+        "PGSSLMODE": "verify-full",  # the instance's certificate, signed by RDS's CA, for this host name
+        "PGSSLROOTCERT": CA_FILE,
         "DB_USER": DB_USER,
         "DB_NAME": DB_NAME,
         "SECRETS_DIR": SECRETS_DIR,
@@ -124,7 +143,10 @@ def bootstrap_pod_spec(
         "restartPolicy": "OnFailure",  # retried while the instance is still coming up
         "nodeSelector": dict(CORE_NODE_SELECTOR),
         "securityContext": pod_security_context(BOOTSTRAP_UID),
-        "initContainers": [step("fetch-master-secret", litellm_image, ["python", "-c", FETCH_SECRET_SCRIPT], fetch)],
+        "initContainers": [
+            step("fetch-rds-ca", litellm_image, ["python", "-c", FETCH_CA_SCRIPT], ca),
+            step("fetch-master-secret", litellm_image, ["python", "-c", FETCH_SECRET_SCRIPT], fetch),
+        ],
         "containers": [step("create-iam-user", postgres_image, ["/bin/sh", "-c", BOOTSTRAP_SCRIPT], create)],
         "volumes": [{"name": "run", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}}],
     }
@@ -226,4 +248,11 @@ class RdsPostgres(pulumi.ComponentResource):
             ),
         )
         self.env = iam_env(self.instance.address, args.region)
-        self.register_outputs({"address": self.instance.address, "masterSecretArn": secret_arn})
+        # engine_version is the major: RDS upgrades minors in place, and this is the one it runs.
+        self.register_outputs(
+            {
+                "address": self.instance.address,
+                "masterSecretArn": secret_arn,
+                "engineVersion": self.instance.engine_version_actual,
+            }
+        )

@@ -1,7 +1,7 @@
 """IAM helpers: roles that EKS Pod Identity binds to a Kubernetes service account.
 
-The one place that writes the Pod Identity trust policy, scoped to this account and cluster so that no other
-cluster can hand the role to its pods. Details: docs/cluster.md#pod-identity-roles.
+The one place that writes the Pod Identity trust policy, scoped to this account, this cluster and the one namespace
+and service account the role is for, from the session tags Pod Identity sets (documented condition keys only). Details: docs/cluster.md#pod-identity-roles.
 """
 
 from __future__ import annotations
@@ -15,18 +15,36 @@ import pulumi_aws as aws
 
 POD_IDENTITY_PRINCIPAL = "pods.eks.amazonaws.com"
 POD_IDENTITY_ACTIONS = ("sts:AssumeRole", "sts:TagSession")
+# The condition keys a Pod Identity trust policy may use: the session tags EKS Pod Identity sets (EKS User Guide,
+# "Create IAM role with trust policy required by EKS Pod Identity" and "Enable or disable session tags"), and
+# aws:SourceAccount (global condition key). aws:SourceArn is not documented for Pod Identity: a public report shows it
+# as a pod-identity-association ARN, never the cluster's (docs/cloud.md).
+POD_IDENTITY_TAGS = (
+    "eks-cluster-arn",
+    "eks-cluster-name",
+    "kubernetes-namespace",
+    "kubernetes-service-account",
+    "kubernetes-pod-name",
+    "kubernetes-pod-uid",
+)
+POD_IDENTITY_CONDITION_KEYS = frozenset({"aws:SourceAccount", *(f"aws:RequestTag/{tag}" for tag in POD_IDENTITY_TAGS)})
 
 
-def pod_identity_trust(account_id: str, cluster_arn: str) -> str:
-    """Trust policy (JSON) letting EKS Pod Identity assume the role for pods of ``cluster_arn`` only."""
+def pod_identity_trust(account_id: str, cluster_arn: str, namespace: str, service_account: str) -> str:
+    """Trust policy (JSON) letting EKS Pod Identity assume the role for ``namespace/service_account`` of
+    ``cluster_arn`` only, from the session tags it sets (so its associations must keep session tags on)."""
     statement = {
         "Sid": "AllowEksAuthToAssumeRoleForPodIdentity",
         "Effect": "Allow",
         "Principal": {"Service": POD_IDENTITY_PRINCIPAL},
         "Action": list(POD_IDENTITY_ACTIONS),
         "Condition": {
-            "StringEquals": {"aws:SourceAccount": account_id},
-            "ArnEquals": {"aws:SourceArn": cluster_arn},
+            "StringEquals": {
+                "aws:SourceAccount": account_id,
+                "aws:RequestTag/eks-cluster-arn": cluster_arn,
+                "aws:RequestTag/kubernetes-namespace": namespace,
+                "aws:RequestTag/kubernetes-service-account": service_account,
+            },
         },
     }
     return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
@@ -48,10 +66,15 @@ def cluster_arn(cluster_name: pulumi.Input[str], parent: pulumi.Resource) -> pul
     )
 
 
-def pod_identity_trust_policy(cluster_name: pulumi.Input[str], parent: pulumi.Resource) -> pulumi.Output[str]:
-    """The Pod Identity trust policy of ``cluster_name`` (docs/cluster.md#pod-identity-roles)."""
+def pod_identity_trust_policy(
+    cluster_name: pulumi.Input[str], namespace: str, service_account: str, parent: pulumi.Resource
+) -> pulumi.Output[str]:
+    """The Pod Identity trust policy for ``namespace/service_account`` of ``cluster_name``
+    (docs/cluster.md#pod-identity-roles)."""
     account = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=parent)).account_id
-    return pulumi.Output.all(account, cluster_arn(cluster_name, parent)).apply(lambda v: pod_identity_trust(v[0], v[1]))
+    return pulumi.Output.all(account, cluster_arn(cluster_name, parent)).apply(
+        lambda v: pod_identity_trust(v[0], v[1], namespace, service_account)
+    )
 
 
 def account_policy(
@@ -95,7 +118,8 @@ def pod_identity_role(
 ) -> PodIdentityRole:
     """An IAM role with an inline ``policy`` (JSON), bound to ``namespace/service_account``."""
     opts = pulumi.ResourceOptions(parent=parent)
-    role = aws.iam.Role(f"{name}-role", assume_role_policy=pod_identity_trust_policy(cluster_name, parent), opts=opts)
+    trust = pod_identity_trust_policy(cluster_name, namespace, service_account, parent)
+    role = aws.iam.Role(f"{name}-role", assume_role_policy=trust, opts=opts)
     role_policy = aws.iam.RolePolicy(
         f"{name}-policy",
         role=role.id,

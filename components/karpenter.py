@@ -260,7 +260,7 @@ class Karpenter(pulumi.ComponentResource):
             self._warm_floor(name, cfg, child, [namespace, node_pool])
         if args.gvisor:
             # The gVisor tier: its own class and pool, no nested virtualization, runsc installed at boot.
-            runsc = gvisor.gvisor_userdata(cfg.gvisor_release)
+            runsc = gvisor.gvisor_userdata(cfg.gvisor_release, dict(cfg.gvisor_sha512))
             gvisor_spec = class_spec(user_data=runsc, nested_virtualization=False, pool=gvisor.NODE_POOL)
             gvisor_class = karpenter_object("EC2NodeClass", gvisor.NODE_CLASS, gvisor_spec, class_opts)
             spec = node_pool_spec(

@@ -45,7 +45,6 @@ def kata_deploy_values(cfg: KataConfig, dedicated_nodes: bool = False) -> dict[s
         # devmapper snapshotter, whose thin pool the node prepares (firecracker_devmapper_userdata()). The 4.x
         # chart sets it for fc by default.
         shims["fc"]["containerd"] = {"snapshotter": "devmapper"}
-    repository, _, tag = cfg.kubectl_image.rpartition(":")
     values: dict[str, Any] = {
         "nodeSelector": dict(KATA_NODE_SELECTOR),
         "tolerations": [dict(KATA_TOLERATION), *([dict(DEDICATED_TOLERATION_ANY)] if dedicated_nodes else [])],
@@ -54,13 +53,22 @@ def kata_deploy_values(cfg: KataConfig, dedicated_nodes: bool = False) -> dict[s
         "runtimeClasses": {"enabled": False},
         "snapshotter": {"setup": []},  # no nydus: images are pulled by containerd on the node
         # The verification and post-delete RBAC cleanup Jobs: a pinned image instead of the chart's latest tag.
-        "kubectlImage": {"reference": repository, "tag": tag},
+        "kubectlImage": chart_image(cfg.kubectl_image),
     }
     if cfg.monitor:
         # kata-monitor (DaemonSet, port KATA_MONITOR_PORT on the pod IP): per-sandbox metrics of the Go-runtime
         # shims; it does not mount runtime-rs' /run/kata, so it runs only when such a shim (kata-fc) is on.
         values["monitor"] = {"enabled": True}
     return values
+
+
+def chart_image(image: str) -> dict[str, str]:
+    """kata-deploy's ``{reference, tag}`` for ``image``; a digest-pinned ``repo:tag@sha256:...`` goes whole into
+    ``reference`` (the chart's kubectlImage helper then ignores the tag)."""
+    if "@" in image:
+        return {"reference": image}
+    repository, _, tag = image.rpartition(":")
+    return {"reference": repository, "tag": tag}
 
 
 def runtime_class_spec(cfg: KataConfig, runtime_class: str) -> dict[str, Any]:

@@ -14,6 +14,25 @@ from components.config import NetworkConfig
 from components.iam import assume_role_policy
 from components.labels import DISCOVERY_TAG
 
+# Availability Zone IDs EKS refuses cluster subnets in (EKS User Guide, "View Amazon EKS networking requirements for
+# VPC and subnets", Subnet requirements for clusters). Zone names map to different physical zones per account, so the
+# exclusion is by zone ID. docs/cloud.md.
+EKS_UNSUPPORTED_ZONE_IDS = ("use1-az3", "usw1-az2", "cac1-az3")
+
+
+def cluster_zones(parent: pulumi.Resource) -> list[str]:
+    """The region's Availability Zones EKS accepts cluster subnets in, by name: zone type ``availability-zone``
+    only (no Local or Wavelength Zones, which an account may have opted into and which sort first), without
+    ``EKS_UNSUPPORTED_ZONE_IDS``. For a deployed stack this picks the zones it has: any other pick failed to
+    create its cluster."""
+    zones = aws.get_availability_zones(
+        state="available",
+        filters=[{"name": "zone-type", "values": ["availability-zone"]}],
+        exclude_zone_ids=list(EKS_UNSUPPORTED_ZONE_IDS),
+        opts=pulumi.InvokeOptions(parent=parent),
+    )
+    return sorted(zones.names)
+
 
 @dataclass(frozen=True)
 class NetworkArgs:
@@ -90,9 +109,11 @@ class Network(pulumi.ComponentResource):
         super().__init__("agent-platform:network:Network", name, None, opts)
         cfg = args.config
         child = pulumi.ResourceOptions(parent=self)
-        zones = aws.get_availability_zones(state="available", opts=pulumi.InvokeOptions(parent=self)).names
+        zones = cluster_zones(self)
         if len(zones) < cfg.az_count:
-            raise pulumi.RunError(f"agent-platform:azCount: the region has {len(zones)} zones, {cfg.az_count} asked")
+            raise pulumi.RunError(
+                f"agent-platform:azCount: the region has {len(zones)} zones EKS accepts, {cfg.az_count} asked"
+            )
         zones = zones[: cfg.az_count]
         public_cidrs, private_cidrs = cfg.subnet_cidrs()
         discovery = {DISCOVERY_TAG: args.cluster_name}

@@ -14,7 +14,7 @@ from realtests import lab
 def postgres() -> Iterator[None]:
     if not lab.SHARED.exists():
         pytest.skip(f"{lab.SHARED} is absent (the LiteLLM lab setup)")
-    for tool in ("redis-server", "busybox", "unshare", "setpriv"):
+    for tool in ("redis-server", "redis-cli", "openssl", "busybox", "unshare", "setpriv"):
         if shutil.which(tool) is None:
             pytest.fail(f"{tool} is not installed (.ci/run installs what make test-litellm needs)")
     was_running = lab.prepare()

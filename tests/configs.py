@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from components.config import ConfigError, PlatformConfig
+from components.config import ConfigError, PlatformConfig, project_schema
 
 SECRETS = {"grafanaAdminPassword": "pw"}
 MODELS = [{"name": "claude", "modelId": "us.anthropic.claude-sonnet-4-5-20250929-v1:0"}]
@@ -22,3 +22,8 @@ def config_error(**values: Any) -> str:
     with pytest.raises(ConfigError) as info:
         parse_config(**values)
     return str(info.value)
+
+
+def default(key: str) -> Any:
+    """The Pulumi.yaml default of ``agent-platform:<key>`` (image pins move; the tests follow them)."""
+    return project_schema()[key]["default"]

@@ -8,7 +8,8 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 
 def free_port() -> int:
@@ -46,3 +47,43 @@ def serving(command: list[str], port: int, deadline_s: float = 20) -> Iterator[s
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=5)
+
+
+class CertificateAuthority:
+    """A throw-away CA (openssl, ECDSA P-256) in ``folder`` that issues server certificates for loopback servers."""
+
+    def __init__(self, folder: Path, name: str = "lab-ca") -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
+        self.cert = folder / f"{name}.crt"
+        self.key = folder / f"{name}.key"
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+            + ["-keyout", str(self.key), "-out", str(self.cert), "-days", "2", "-subj", f"/CN={name}"]
+            + ["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+
+    def issue(self, name: str, dns_names: Sequence[str], ips: Sequence[str] = ("127.0.0.1",)) -> tuple[Path, Path]:
+        """A server certificate and key for ``dns_names`` and ``ips`` (subjectAltName), signed by this CA."""
+        cert, key, request = (self.folder / f"{name}.{suffix}" for suffix in ("crt", "key", "csr"))
+        san = ",".join([*(f"DNS:{d}" for d in dns_names), *(f"IP:{ip}" for ip in ips)])
+        subprocess.run(
+            ["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+            + ["-keyout", str(key), "-out", str(request), "-subj", f"/CN={dns_names[0]}"]
+            + ["-addext", f"subjectAltName={san}", "-addext", "extendedKeyUsage=serverAuth"],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        subprocess.run(
+            ["openssl", "x509", "-req", "-in", str(request), "-CA", str(self.cert), "-CAkey", str(self.key)]
+            + ["-CAcreateserial", "-days", "2", "-copy_extensions", "copyall", "-out", str(cert)],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        key.chmod(0o600)
+        return cert, key

@@ -20,7 +20,7 @@ from components.agents import PROXY_ENV, proxy_secret_data
 from components.config import AGENT_EGRESS_DEFAULTS
 from components.gateway import NLB_ANNOTATIONS
 from components.podspec import PROXY_PORT, SandboxEgress, sandbox_egress_rules
-from tests.configs import parse_config
+from tests.configs import default, parse_config
 from tests.conftest import program_result
 from tests.schemas import CRD_DIR, validate_object
 from tests.tokens import DEPLOYMENT, NETPOL, SECRET, SERVICE, TEMPLATE
@@ -207,7 +207,7 @@ def test_proxy_deployment_is_hardened_and_behind_a_cross_zone_nlb(dev: Any) -> N
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["runAsUser"] == eg.SQUID_UID
     container = pod["containers"][0]
-    assert container["image"] == "docker.io/ubuntu/squid:6.6-24.04_beta"
+    assert container["image"] == default("squidImage")
     sc = container["securityContext"]
     assert sc["readOnlyRootFilesystem"] is True
     assert sc["capabilities"] == {"drop": ["ALL"]}

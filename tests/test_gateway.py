@@ -12,6 +12,7 @@ import pytest
 from components import gateway as gw
 from components.config import project_schema
 from components.labels import CORE_NODE_SELECTOR
+from tests.configs import default
 from tests.conftest import program_result, rendered_installs
 from tests.schemas import validate_object
 from tests.tokens import JOB, RELEASE, SECRET, SERVICE
@@ -128,7 +129,7 @@ def test_dev_runs_its_own_postgres_with_a_maintained_image_on_gp3(dev: ProgramRe
     }
     database = dev.named("kubernetes:apps/v1:StatefulSet", "gateway-db-postgres").inputs
     pod = database["spec"]["template"]["spec"]
-    assert pod["containers"][0]["image"] == "docker.io/library/postgres:17.6"
+    assert pod["containers"][0]["image"] == default("postgresImage")
     assert pod["nodeSelector"] == CORE_NODE_SELECTOR
     assert pod["securityContext"]["runAsNonRoot"] is True
     claim = database["spec"]["volumeClaimTemplates"][0]["spec"]

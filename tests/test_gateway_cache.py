@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from components import gateway_cache as gc
 from components import gateway_rds as rds
 from components.labels import CORE_NODE_SELECTOR
-from tests.configs import parse_config
+from tests.configs import default, parse_config
 from tests.conftest import program_result
 from tests.tokens import JOB, RELEASE, SECRET
 from tools.program import MASK, ProgramResult
@@ -26,7 +27,7 @@ def litellm_values(result: ProgramResult) -> dict:
 def test_defaults_are_in_cluster_and_prod_is_managed() -> None:
     dev = parse_config()
     assert (dev.gateway.cache, dev.gateway.database) == ("in-cluster", "in-cluster")
-    assert dev.gateway.cache_image == "docker.io/valkey/valkey:8.1.11"
+    assert dev.gateway.cache_image == default("valkeyImage")
     prod = program_result("prod")
     assert prod.of_type("aws:elasticache/serverlessCache:ServerlessCache")
     assert prod.of_type("aws:rds/instance:Instance")
@@ -37,15 +38,55 @@ def test_defaults_are_in_cluster_and_prod_is_managed() -> None:
 
 
 @pytest.mark.parametrize("stack", ["dev", "staging"])
-def test_litellm_counts_rate_limits_in_the_in_cluster_valkey(stack: str) -> None:
+def test_litellm_counts_rate_limits_in_the_in_cluster_valkey_over_tls(stack: str) -> None:
     values = litellm_values(program_result(stack))
     assert values["proxy_config"]["general_settings"]["coordination_redis"] == {
         "host": "litellm-valkey.litellm.svc.cluster.local",
         "port": 6379,
+        "username": "litellm",
         "password": "os.environ/LITELLM_CACHE_PASSWORD",
+        "ssl": True,
+        "ssl_cert_reqs": "required",
+        "ssl_check_hostname": True,
+        "ssl_ca_certs": "/etc/litellm-cache-ca/ca.crt",
     }
     assert "router_settings" not in values["proxy_config"]  # 1.93: the router takes the coordination Redis
     assert gc.password_env() in values["extraEnvVars"]
+    assert values["volumes"] == [{"name": "cache-ca", "configMap": {"name": gc.CA_CONFIG_MAP}}]
+    assert values["volumeMounts"] == [{"name": "cache-ca", "mountPath": gc.CA_DIR, "readOnly": True}]
+
+
+def test_without_tls_litellm_gets_no_tls_keyword_and_no_ca() -> None:
+    """litellmCacheTls: false (the lab runs it as rendered: realtests/test_litellm_rate_limits.py)."""
+    assert parse_config(litellmCacheTls=False).gateway.cache_tls is False
+    settings = gc.in_cluster_settings("litellm", tls=False)
+    assert settings == {
+        "host": "litellm-valkey.litellm.svc.cluster.local",
+        "port": 6379,
+        "username": "litellm",
+        "password": "os.environ/LITELLM_CACHE_PASSWORD",
+    }
+    values = gc.with_cache({"proxy_config": {}}, settings, ca=False)
+    assert "volumes" not in values
+    assert "volumeMounts" not in values
+    conf = gc.valkey_conf("pw", tls=False).splitlines()
+    assert "port 6379" in conf
+    assert not [line for line in conf if line.startswith("tls-")]
+    spec = gc.valkey_deployment_spec("valkey:x")
+    assert [v["name"] for v in spec["template"]["spec"]["volumes"]] == ["config", "data"]
+    assert "annotations" not in spec["template"]["metadata"]
+
+
+def test_tls_keywords_are_rendered_only_with_tls() -> None:
+    """redis-py 5.3.1 (the image's) fails every counter write when a plain connection gets ssl_* keywords
+    (realtests/test_litellm_rate_limits.py shows it): no setting may carry them without ssl: true."""
+    for tls in (False, True):
+        for cluster in (False, True):
+            settings = gc.coordination_redis("h", 6379, tls=tls, ca_file="/ca.crt" if tls else None, cluster=cluster)
+            assert gc.plain_connection_tls_keywords(settings) == []
+            assert ("ssl" in settings) is tls
+    broken = {"host": "h", "ssl": False, "ssl_check_hostname": True}
+    assert gc.plain_connection_tls_keywords(broken) == ["ssl_check_hostname"]
 
 
 def test_no_redis_env_names_that_litellm_would_read_as_a_second_config(dev: ProgramResult) -> None:
@@ -53,20 +94,26 @@ def test_no_redis_env_names_that_litellm_would_read_as_a_second_config(dev: Prog
     assert not [n for n in names if n.startswith("REDIS_")]
 
 
-def test_prod_litellm_reaches_elasticache_over_tls_as_its_rbac_user() -> None:
+def test_prod_litellm_reaches_elasticache_as_a_cluster_over_tls_as_its_rbac_user() -> None:
     prod = program_result("prod")
     cache = prod.named("aws:elasticache/serverlessCache:ServerlessCache", "gateway-cache-valkey")
     assert cache.inputs["engine"] == "valkey"
     assert cache.inputs["majorEngineVersion"] == "8"
     release = prod.named(RELEASE, "gateway-litellm")
     assert cache.urn in release.dependencies  # the endpoint is known before LiteLLM starts
-    assert not prod.of_type("kubernetes:apps/v1:Deployment") or not [
-        d for d in prod.of_type("kubernetes:apps/v1:Deployment") if d.name == "gateway-cache-valkey"
-    ]
-    settings = gc.coordination_redis("x.serverless.use1.cache.amazonaws.com", 6379, tls=True, username="litellm")
-    assert settings["ssl"] is True
-    assert settings["username"] == gc.ELASTICACHE_USER
-    assert settings["password"] == "os.environ/LITELLM_CACHE_PASSWORD"
+    assert not [d for d in prod.of_type("kubernetes:apps/v1:Deployment") if d.name == "gateway-cache-valkey"]
+    settings = release.inputs["values"]["proxy_config"]["general_settings"]["coordination_redis"]
+    (node,) = settings.pop("startup_nodes")  # cluster mode: LiteLLM's cluster client groups keys by hash slot
+    assert node["host"].endswith(".serverless.use1.cache.amazonaws.com")
+    assert node["port"] == 6379
+    assert settings == {
+        "username": gc.CACHE_USER,
+        "password": "os.environ/LITELLM_CACHE_PASSWORD",
+        "ssl": True,
+        "ssl_cert_reqs": "required",
+        "ssl_check_hostname": True,  # Amazon's CA from the image's store: no ssl_ca_certs, no CA volume
+    }
+    assert "volumes" not in release.inputs["values"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -77,7 +124,7 @@ def test_valkey_runs_non_root_read_only_on_core_nodes_with_a_pinned_image(dev: P
     deployment = dev.named("kubernetes:apps/v1:Deployment", "gateway-cache-valkey").inputs
     pod = deployment["spec"]["template"]["spec"]
     container = pod["containers"][0]
-    assert container["image"] == "docker.io/valkey/valkey:8.1.11"
+    assert container["image"] == default("valkeyImage")
     assert container["command"] == ["valkey-server", "/etc/valkey/valkey.conf"]  # no password in argv
     assert pod["nodeSelector"] == CORE_NODE_SELECTOR
     assert pod["securityContext"]["runAsNonRoot"] is True
@@ -91,15 +138,43 @@ def test_valkey_runs_non_root_read_only_on_core_nodes_with_a_pinned_image(dev: P
     assert service["spec"]["ports"][0]["port"] == 6379
 
 
-def test_valkey_password_is_generated_secret_and_required(dev: ProgramResult) -> None:
+def test_valkey_serves_tls_with_a_certificate_from_the_program_s_own_ca(dev: ProgramResult) -> None:
+    deployment = dev.named("kubernetes:apps/v1:Deployment", "gateway-cache-valkey").inputs
+    pod = deployment["spec"]["template"]["spec"]
+    assert {"name": "tls", "secret": {"secretName": gc.TLS_SECRET, "defaultMode": 0o440}} in pod["volumes"]
+    assert {"name": "tls", "mountPath": gc.VALKEY_TLS_DIR, "readOnly": True} in pod["containers"][0]["volumeMounts"]
+    # a renewed certificate restarts the server (its digest is in the pod template)
+    assert len(deployment["spec"]["template"]["metadata"]["annotations"]["agent-platform.io/certificate-sha256"]) == 64
+    secret = dev.named(SECRET, "gateway-cache-tls")
+    assert secret.inputs["type"] == "kubernetes.io/tls"
+    assert set(secret.inputs["stringData"]) == {"tls.crt", "tls.key", "ca.crt"}
+    assert secret.inputs["stringData"]["tls.key"] == MASK
+    ca = dev.named("kubernetes:core/v1:ConfigMap", "gateway-cache-ca").inputs
+    assert ca["metadata"]["name"] == gc.CA_CONFIG_MAP
+    assert set(ca["data"]) == {"ca.crt"}
+    csr = dev.named("tls:index/certRequest:CertRequest", "gateway-cache-tls-server-csr").inputs
+    assert csr["dnsNames"][0] == "litellm-valkey.litellm.svc.cluster.local"
+    assert set(csr["dnsNames"]) == set(gc.service_dns_names("litellm"))
+    cert = dev.named("tls:index/locallySignedCert:LocallySignedCert", "gateway-cache-tls-server-cert").inputs
+    assert cert["allowedUses"] == ["digital_signature", "key_agreement", "server_auth"]
+    assert cert["earlyRenewalHours"] < cert["validityPeriodHours"]
+    ca_cert = dev.named("tls:index/selfSignedCert:SelfSignedCert", "gateway-cache-tls-ca").inputs
+    assert ca_cert["isCaCertificate"] is True
+
+
+def test_valkey_admits_only_litellm_s_user_with_litellm_s_commands(dev: ProgramResult) -> None:
     secret = dev.named(SECRET, "gateway-cache-secret")
     assert secret.inputs["stringData"] == {"password": MASK, "valkey.conf": MASK}
     password = secret.plain["stringData"]["password"]
     assert len(password) == 40
-    conf = secret.plain["stringData"]["valkey.conf"]
-    assert f'requirepass "{password}"' in conf
-    assert 'save ""' in conf
-    assert "appendonly no" in conf
+    conf = secret.plain["stringData"]["valkey.conf"].splitlines()
+    assert password not in "\n".join(conf)  # only its SHA-256
+    assert "user default off resetkeys resetchannels -@all" in conf
+    digest = hashlib.sha256(password.encode()).hexdigest()
+    assert f"user litellm {gc.VALKEY_ACCESS} #{digest}" in conf
+    assert gc.VALKEY_ACCESS.startswith("on ~* resetchannels -@all +get ")
+    assert "+@" not in gc.VALKEY_ACCESS  # single commands, no category
+    assert {"port 0", "tls-port 6379", "tls-auth-clients no", 'save ""', "appendonly no"} <= set(conf)
     assert dev.named("random:index/randomPassword:RandomPassword", "gateway-cache-password")
 
 
@@ -118,11 +193,23 @@ def test_prod_elasticache_is_private_tls_and_admits_only_the_core_nodes() -> Non
     assert user["authenticationMode"] == {"type": "password", "passwords": [MASK]}
     assert "-@admin" in user["accessString"]
     assert "-@dangerous" in user["accessString"]
-    group = prod.named("aws:elasticache/userGroup:UserGroup", "gateway-cache-users").inputs
-    assert group["engine"] == "valkey"
-    assert len(group["userIds"]) == 1
     secret = prod.named(SECRET, "gateway-cache-secret")
     assert secret.inputs["stringData"] == {"password": MASK}
+
+
+def test_the_elasticache_user_group_holds_a_default_user_that_is_switched_off() -> None:
+    """AWS::ElastiCache::UserGroup UserIds: "A user named default must be included"; a Valkey group takes only
+    users with a password (ElastiCache RBAC), and "off" in an access string lets nobody log in as that user."""
+    prod = program_result("prod")
+    default_user = prod.named("aws:elasticache/user:User", "gateway-cache-default-user").inputs
+    assert default_user["userName"] == "default"
+    assert default_user["engine"] == "valkey"
+    assert default_user["accessString"] == "off -@all"
+    assert default_user["authenticationMode"] == {"type": "password", "passwords": [MASK]}
+    group = prod.named("aws:elasticache/userGroup:UserGroup", "gateway-cache-users").inputs
+    assert group["engine"] == "valkey"
+    users = {u.inputs["userId"]: u.inputs["userName"] for u in prod.of_type("aws:elasticache/user:User")}
+    assert sorted(users[i] for i in group["userIds"]) == ["default", "litellm"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -134,7 +221,8 @@ def test_prod_database_is_rds_multi_az_encrypted_protected_with_a_managed_passwo
     instance = prod.named("aws:rds/instance:Instance", "gateway-db-rds-postgres")
     i = instance.inputs
     assert i["engine"] == "postgres"
-    assert i["engineVersion"] == "17.6"
+    assert i["engineVersion"] == "17"  # the major: RDS applies minor upgrades, nothing sets them back
+    assert i["autoMinorVersionUpgrade"] is True
     assert i["multiAz"] is True
     assert i["storageEncrypted"] is True
     assert i["publiclyAccessible"] is False
@@ -208,5 +296,10 @@ def test_bootstrap_reads_only_the_master_secret_through_its_own_pod_identity() -
     pod = job.inputs["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == rds.BOOTSTRAP_SERVICE_ACCOUNT
     assert pod["volumes"] == [{"name": "run", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}}]
-    assert pod["containers"][0]["image"] == "docker.io/library/postgres:17.6"
+    assert pod["containers"][0]["image"] == default("postgresImage")
     assert all(c["securityContext"]["readOnlyRootFilesystem"] for c in pod["containers"] + pod["initContainers"])
+    # psql checks the instance's certificate and name against the region's RDS CA bundle, fetched first
+    assert [c["name"] for c in pod["initContainers"]] == ["fetch-rds-ca", "fetch-master-secret"]
+    env = {e["name"]: e["value"] for e in pod["containers"][0]["env"]}
+    assert (env["PGSSLMODE"], env["PGSSLROOTCERT"]) == ("verify-full", rds.CA_FILE)
+    assert env["PGHOST"].endswith(".us-east-1.rds.amazonaws.com")

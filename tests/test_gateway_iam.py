@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
+from components import bedrock, lb_controller
 from components import gateway as gw
-from components import lb_controller
+from tests.configs import config_error, parse_config
 from tests.conftest import program_result
 from tests.tokens import RELEASE, ROLE
 from tools.mocks import ACCOUNT_ID
@@ -20,10 +21,13 @@ ASSOCIATION = "aws:eks/podIdentityAssociation:PodIdentityAssociation"
 STACKS = ("dev", "staging", "prod")
 
 
-def bedrock_statement(result: ProgramResult) -> dict[str, Any]:
+def bedrock_statements(result: ProgramResult) -> dict[str, dict[str, Any]]:
     policy = json.loads(result.named(ROLE_POLICY, "gateway-bedrock-policy").inputs["policy"])
-    assert len(policy["Statement"]) == 1
-    return policy["Statement"][0]
+    return {s["Sid"]: s for s in policy["Statement"]}
+
+
+def bedrock_statement(result: ProgramResult) -> dict[str, Any]:
+    return bedrock_statements(result)["InvokeConfiguredModels"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -90,6 +94,49 @@ def test_prod_bedrock_policy_has_no_wildcard_resource_and_covers_each_inference_
         "anthropic.claude-haiku-4-5-20251001-v1:0",
         "amazon.nova-pro-v1:0",
     }
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_the_first_call_of_a_third_party_model_may_subscribe_to_its_product_only(stack: str) -> None:
+    """Bedrock subscribes the account on the first call of a third-party model, with the caller's permissions;
+    only Subscribe takes the product condition (docs/gateway.md#bedrock-model-access)."""
+    statements = bedrock_statements(program_result(stack))
+    assert set(statements) == {"InvokeConfiguredModels", "SubscribeToConfiguredModels", "ModelSubscriptions"}
+    subscribe = statements["SubscribeToConfiguredModels"]
+    assert subscribe["Action"] == "aws-marketplace:Subscribe"
+    products = {"dev": ["prod-mxcfnwvpd6kb4"], "prod": ["prod-mxcfnwvpd6kb4", "prod-xdkflymybwmvi"]}[stack]
+    assert subscribe["Condition"] == {"ForAnyValue:StringEquals": {"aws-marketplace:ProductId": products}}
+    views = statements["ModelSubscriptions"]
+    assert views["Action"] == ["aws-marketplace:Unsubscribe", "aws-marketplace:ViewSubscriptions"]
+    assert "Condition" not in views
+
+
+def test_models_not_sold_on_marketplace_get_no_marketplace_permission() -> None:
+    nova = [{"name": "nova-pro", "modelId": "us.amazon.nova-pro-v1:0"}]
+    products = parse_config(bedrockModels=nova).gateway.marketplace_product_ids
+    assert products == ()
+    policy = json.loads(gw.bedrock_policy([nova[0]["modelId"]], "us-east-1", ACCOUNT_ID, product_ids=products))
+    assert [s["Sid"] for s in policy["Statement"]] == ["InvokeConfiguredModels"]
+
+
+def test_product_ids_come_from_the_documented_table_by_longest_prefix() -> None:
+    assert bedrock.marketplace_product_id("us.anthropic.claude-sonnet-4-5-20250929-v1:0") == "prod-mxcfnwvpd6kb4"
+    assert bedrock.marketplace_product_id("anthropic.claude-sonnet-4-20250514-v1:0") == "prod-4pmewlybdftbs"
+    assert bedrock.marketplace_product_id("global.anthropic.claude-haiku-4-5-20251001-v1:0") == "prod-xdkflymybwmvi"
+    assert bedrock.marketplace_product_id("cohere.command-r-v1:0") is None
+    assert not bedrock.on_marketplace("us.amazon.nova-pro-v1:0")
+    assert not bedrock.on_marketplace("meta.llama3-70b-instruct-v1:0")
+    assert bedrock.on_marketplace("cohere.command-r-v1:0")
+
+
+def test_a_third_party_model_of_unknown_product_is_a_config_error_naming_the_key() -> None:
+    models = [{"name": "command", "modelId": "cohere.command-r-v1:0"}]
+    message = config_error(bedrockModels=models)
+    assert message.startswith("agent-platform:bedrockModels[0].marketplaceProductId: is needed for cohere.command-r")
+    models[0]["marketplaceProductId"] = "prod-tukx4z3hrewle"
+    assert parse_config(bedrockModels=models).gateway.marketplace_product_ids == ("prod-tukx4z3hrewle",)
+    wrong = [{"name": "x", "modelId": "cohere.command-r-v1:0", "marketplaceProductId": "nope"}]
+    assert "marketplaceProductId" in config_error(bedrockModels=wrong)
 
 
 # --------------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from components import gateway as gw
 from components import gateway_keys as gk
 from components.config import PlatformConfig
 from components.labels import CORE_NODE_SELECTOR
-from tests.configs import MODELS, SECRETS, parse_config
+from tests.configs import MODELS, SECRETS, default, parse_config
 from tests.tokens import JOB, RELEASE, SECRET
 from tools.program import MASK, ProgramResult, Registration
 
@@ -263,7 +263,7 @@ def test_key_job_spec_runs_on_core_nodes_restricted(each_stack: ProgramResult) -
         assert pod["securityContext"]["runAsNonRoot"] is True
         assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
         (container,) = pod["containers"]
-        assert container["image"] == "docker.io/curlimages/curl:8.16.0"
+        assert container["image"] == default("curlImage")
         ctx = container["securityContext"]
         assert ctx["allowPrivilegeEscalation"] is False
         assert ctx["runAsNonRoot"] is True

@@ -1,5 +1,6 @@
-"""The gVisor tier: its own Karpenter pool (no nested virtualization, Graviton allowed), runsc and its shim
-installed at boot from a pinned release with verified checksums, and a RuntimeClass that only lands there."""
+"""The gVisor tier: its own Karpenter pool (no nested virtualization, Graviton allowed), the release tarball (runsc,
+its shim, the gvisor-bin/ sidecars) installed at boot after a check against the SHA-512 the program pins, and a
+RuntimeClass that only lands there."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import pytest
 import yaml
 
 from components import gvisor
+from tests.configs import config_error, default, parse_config
 from tests.conftest import program_result
 from tests.tokens import NODE_CLASS, NODE_POOL, RUNTIME_CLASS
 from tools.program import ProgramResult
@@ -60,7 +62,7 @@ def test_runtime_class_schedules_only_onto_the_gvisor_pool(with_gvisor: ProgramR
     )
 
 
-def test_node_user_data_installs_runsc_and_registers_the_runtime(with_gvisor: ProgramResult) -> None:
+def test_node_user_data_installs_the_pinned_tarball_and_registers_the_runtime(with_gvisor: ProgramResult) -> None:
     user_data = with_gvisor.named(NODE_CLASS, "karpenter-gvisor-nodeclass").inputs["spec"]["userData"]
     found = parts(user_data)
     node_config = yaml.safe_load(found["application/node.eks.aws"])
@@ -68,9 +70,27 @@ def test_node_user_data_installs_runsc_and_registers_the_runtime(with_gvisor: Pr
     runtime = containerd["plugins"]["io.containerd.cri.v1.runtime"]["containerd"]["runtimes"]["runsc"]
     assert runtime == {"runtime_type": "io.containerd.runsc.v1"}
     script = found["text/x-shellscript"]
-    assert "/20240729.0/" in script
-    assert 'sha512sum -c "$binary.sha512"' in script
-    assert "runsc containerd-shim-runsc-v1" in script
+    release = default("gvisorRelease")
+    assert release > gvisor.LAST_LOOSE_RELEASE  # the tarball layout
+    assert f"/{release}/$ARCH/gvisor.tar.zstd" in script
+    assert f"x86_64) ARCH=x86_64 SHA512={default('gvisorSha512Amd64')} ;;" in script
+    assert f"aarch64) ARCH=aarch64 SHA512={default('gvisorSha512Arm64')} ;;" in script
+    assert ".sha512" not in script  # the sums are the program's, never fetched beside the tarball
+
+
+def test_a_new_release_needs_its_own_sums_and_the_tarball_layout() -> None:
+    """Bumping gvisorRelease without the sums of its tarballs, or going back to the loose-binary layout, is a
+    one-line config error naming the key."""
+    assert config_error(gvisorRelease="20261012.0").startswith(
+        "agent-platform:gvisorSha512Amd64: is the SHA-512 of 20260928.0's tarball; set the one published for 20261012.0"
+    )
+    assert config_error(gvisorRelease="20240729.0").startswith("agent-platform:gvisorRelease: 20240729.0 publishes")
+    assert "gvisorSha512Arm64" in config_error(gvisorSha512Arm64="abc")
+    sums = {"gvisorSha512Amd64": "a" * 128, "gvisorSha512Arm64": "b" * 128}
+    assert dict(parse_config(gvisorRelease="20261012.0", **sums).karpenter.gvisor_sha512) == {
+        "amd64": "a" * 128,
+        "arm64": "b" * 128,
+    }
 
 
 def test_default_stacks_have_no_gvisor_pool() -> None:
@@ -80,50 +100,93 @@ def test_default_stacks_have_no_gvisor_pool() -> None:
 
 # --- the install script, run for real against a local release server ------------------------------------
 
+RELEASE = "29990101.0"
+
+
+def tarball(folder: Path, sidecar: bool = True) -> bytes:
+    """A release tarball of the real layout: runsc and the shim at the top, gvisor-bin/ with the Sentry."""
+    content = folder / "content"
+    (content / gvisor.SIDECARS).mkdir(parents=True)
+    for binary in gvisor.BINARIES:
+        (content / binary).write_text(f"#!/bin/sh\necho {binary}\n")
+    if sidecar:
+        (content / gvisor.SIDECARS / "gvisor_sentry").write_text("#!/bin/sh\necho sentry\n")
+    out = folder / gvisor.TARBALL
+    subprocess.run(["tar", "--zstd", "-cf", str(out), "-C", str(content), "."], check=True)
+    return out.read_bytes()
+
 
 @pytest.fixture
-def release_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """A gVisor-like release tree on 127.0.0.1: <release>/<arch>/<binary> and <binary>.sha512."""
+def release_server(tmp_path: Path) -> Iterator[tuple[str, Path, list[str]]]:
+    """A gVisor-like release bucket on 127.0.0.1: <release>/<uname -m>/gvisor.tar.zstd; the paths asked for."""
     root = tmp_path / "releases"
-    folder = root / "20240729.0" / platform.machine()
+    folder = root / RELEASE / platform.machine()
     folder.mkdir(parents=True)
-    for binary in gvisor.BINARIES:
-        body = f"#!/bin/sh\necho {binary}\n".encode()
-        (folder / binary).write_bytes(body)
-        (folder / f"{binary}.sha512").write_text(f"{hashlib.sha512(body).hexdigest()}  {binary}\n")
-    handler = lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory=str(root))  # noqa: E731
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    requested: list[str] = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args: object) -> None:
+            super().__init__(*args, directory=str(root))  # type: ignore[arg-type]
+
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            requested.append(self.path)
+            super().do_GET()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", folder
+        yield f"http://127.0.0.1:{server.server_address[1]}", folder, requested
     finally:
         server.shutdown()
 
 
-def run_install(url: str, bin_dir: Path, monkeypatch: pytest.MonkeyPatch) -> subprocess.CompletedProcess[str]:
+def run_install(
+    url: str, bin_dir: Path, sha512: str, monkeypatch: pytest.MonkeyPatch
+) -> subprocess.CompletedProcess[str]:
     monkeypatch.setattr(gvisor, "RELEASES", url)
     env = {**os.environ, "GVISOR_BIN_DIR": str(bin_dir)}
-    script = gvisor.install_script("20240729.0")
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}[platform.machine()]
+    script = gvisor.install_script(RELEASE, {arch: sha512})
     return subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=60)
 
 
-def test_install_script_installs_verified_binaries(release_server, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
-    url, _ = release_server
+def test_install_script_installs_the_verified_tarball(release_server, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    url, folder, requested = release_server
+    body = tarball(folder)
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    done = run_install(url, bin_dir, monkeypatch)
+    done = run_install(url, bin_dir, hashlib.sha512(body).hexdigest(), monkeypatch)
     assert done.returncode == 0, done.stderr
     for binary in gvisor.BINARIES:
         assert os.access(bin_dir / binary, os.X_OK)
+    assert os.access(bin_dir / gvisor.SIDECARS / "gvisor_sentry", os.X_OK)  # runsc's sidecars beside it
+    assert requested == [f"/{RELEASE}/{platform.machine()}/{gvisor.TARBALL}"]  # no checksum fetched beside it
 
 
-def test_install_script_refuses_a_tampered_binary(release_server, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
-    url, folder = release_server
-    (folder / "runsc").write_bytes(b"#!/bin/sh\necho evil\n")
+def test_install_script_refuses_a_tampered_tarball(release_server, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    url, folder, _ = release_server
+    pinned = hashlib.sha512(tarball(folder)).hexdigest()
+    tampered = folder / "tampered"
+    tampered.mkdir()
+    (folder / gvisor.TARBALL).write_bytes(tarball(tampered, sidecar=True) + b"\0")  # other bytes, same layout
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    done = run_install(url, bin_dir, monkeypatch)
+    done = run_install(url, bin_dir, pinned, monkeypatch)
     assert done.returncode != 0
     assert "FAILED" in done.stdout + done.stderr
     assert not list(bin_dir.iterdir())  # nothing installed
+
+
+def test_install_script_refuses_a_tarball_without_the_sentry(release_server, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    url, folder, _ = release_server
+    body = tarball(folder, sidecar=False)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    done = run_install(url, bin_dir, hashlib.sha512(body).hexdigest(), monkeypatch)
+    assert done.returncode != 0
+    assert "gvisor-bin/gvisor_sentry is not in the tarball" in done.stderr
+    assert not list(bin_dir.iterdir())

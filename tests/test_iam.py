@@ -1,10 +1,14 @@
-"""Node and Pod Identity IAM: every Pod Identity role is bound to this cluster (issue 14: trust conditions)."""
+"""Node and Pod Identity IAM: every Pod Identity role trusts, by documented session tags, exactly the cluster,
+namespace and service account its association binds (issues 14 and 27)."""
 
 from __future__ import annotations
 
 import json
 
-from components.iam import pod_identity_trust
+import pytest
+
+from components.cluster import ADDON_NAMESPACE
+from components.iam import POD_IDENTITY_CONDITION_KEYS, pod_identity_trust
 from tests.conftest import program_result
 from tests.tokens import ADDON, ATTACHMENT, ROLE
 from tools.mocks import ACCOUNT_ID
@@ -22,42 +26,67 @@ def pod_identity_roles(result: ProgramResult) -> dict[str, dict]:
     return roles
 
 
-def test_every_pod_identity_role_trusts_only_this_cluster(each_stack: ProgramResult) -> None:
-    roles = pod_identity_roles(each_stack)
+POD_IDENTITY_ASSOCIATION = "aws:eks/podIdentityAssociation:PodIdentityAssociation"
+
+
+def bindings(result: ProgramResult) -> dict[str, tuple[str, str]]:
+    """role ARN -> (namespace, service account) of every Pod Identity association: the program's own and the
+    add-ons' (an add-on's association binds a service account in the add-on's namespace, kube-system)."""
+    bound: dict[str, list[tuple[str, str]]] = {}
+    for association in result.of_type(POD_IDENTITY_ASSOCIATION):
+        i = association.inputs
+        assert not i.get("disableSessionTags"), association.name  # the trust conditions read the session tags
+        assert "targetRoleArn" not in i, association.name
+        bound.setdefault(i["roleArn"], []).append((i["namespace"], i["serviceAccount"]))
+    for addon in result.of_type(ADDON):
+        for association in addon.inputs.get("podIdentityAssociations") or []:
+            bound.setdefault(association["roleArn"], []).append((ADDON_NAMESPACE, association["serviceAccount"]))
+    assert all(len(pairs) == 1 for pairs in bound.values()), bound  # one binding per role
+    return {arn: pairs[0] for arn, pairs in bound.items()}
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_every_pod_identity_trust_uses_documented_keys_for_exactly_its_binding(stack: str) -> None:
+    result = program_result(stack)
+    roles = pod_identity_roles(result)
     # Karpenter's controller, the EBS CSI driver, the gateway's Bedrock role and the LB controller at least.
-    assert {"karpenter-controller-role", "cluster-ebs-csi-role"} <= set(roles)
-    assert len(roles) >= 4, sorted(roles)
-    cluster = each_stack.outputs["clusterName"]
-    region = {"dev": "us-east-1", "staging": "us-west-2", "prod": "us-east-1"}
+    assert {"karpenter-controller-role", "cluster-ebs-csi-role", "cluster-vpc-cni-role"} <= set(roles)
+    bound = bindings(result)
+    cluster = result.outputs["clusterName"]
     for name, statement in roles.items():
         assert statement["Effect"] == "Allow"
         assert statement["Action"] == ["sts:AssumeRole", "sts:TagSession"], name
-        arn = statement["Condition"]["ArnEquals"]["aws:SourceArn"]
-        assert statement["Condition"] == {
-            "StringEquals": {"aws:SourceAccount": ACCOUNT_ID},
-            "ArnEquals": {"aws:SourceArn": arn},
-        }, name
-        assert arn.startswith("arn:aws:eks:"), (name, arn)
-        assert arn.endswith(f":{ACCOUNT_ID}:cluster/{cluster}"), (name, arn)
-        assert arn.split(":")[3] in region.values()
-
-
-def test_the_source_arn_is_the_clusters_own_arn(dev: ProgramResult) -> None:
-    eks = dev.named("eks:index:Cluster", "cluster-eks")
-    assert eks.inputs["name"] == "agents-dev"
-    for statement in pod_identity_roles(dev).values():
-        assert statement["Condition"]["ArnEquals"]["aws:SourceArn"] == (
-            f"arn:aws:eks:us-east-1:{ACCOUNT_ID}:cluster/agents-dev"
+        assert set(statement["Condition"]) == {"StringEquals"}, name
+        condition = statement["Condition"]["StringEquals"]
+        assert set(condition) <= POD_IDENTITY_CONDITION_KEYS, (
+            name,
+            sorted(set(condition) - POD_IDENTITY_CONDITION_KEYS),
         )
+        arn = result.named(ROLE, name).inputs.get("arn") or f"arn:aws:iam::{ACCOUNT_ID}:role/{name}"
+        namespace, service_account = bound[arn]  # every trusting role is bound by exactly one association
+        assert condition == {
+            "aws:SourceAccount": ACCOUNT_ID,
+            "aws:RequestTag/eks-cluster-arn": f"arn:aws:eks:us-east-1:{ACCOUNT_ID}:cluster/{cluster}",
+            "aws:RequestTag/kubernetes-namespace": namespace,
+            "aws:RequestTag/kubernetes-service-account": service_account,
+        }, name
+    assert set(bound) == {f"arn:aws:iam::{ACCOUNT_ID}:role/{name}" for name in roles}  # and no binding without one
 
 
 def test_trust_document_shape() -> None:
-    doc = json.loads(pod_identity_trust("111122223333", "arn:aws:eks:eu-west-1:111122223333:cluster/c"))
+    cluster = "arn:aws:eks:eu-west-1:111122223333:cluster/c"
+    doc = json.loads(pod_identity_trust("111122223333", cluster, "litellm", "litellm"))
     assert doc["Version"] == "2012-10-17"
     (statement,) = doc["Statement"]
     assert statement["Principal"] == {"Service": "pods.eks.amazonaws.com"}
-    assert statement["Condition"]["StringEquals"] == {"aws:SourceAccount": "111122223333"}
-    assert statement["Condition"]["ArnEquals"] == {"aws:SourceArn": "arn:aws:eks:eu-west-1:111122223333:cluster/c"}
+    assert statement["Condition"] == {
+        "StringEquals": {
+            "aws:SourceAccount": "111122223333",
+            "aws:RequestTag/eks-cluster-arn": cluster,
+            "aws:RequestTag/kubernetes-namespace": "litellm",
+            "aws:RequestTag/kubernetes-service-account": "litellm",
+        }
+    }
 
 
 # --- node roles: no CNI policy (Pod Identity on aws-node instead), SSM only on request
@@ -90,7 +119,7 @@ def test_vpc_cni_gets_its_policy_through_pod_identity_on_aws_node(each_stack: Pr
         {"roleArn": f"arn:aws:iam::{ACCOUNT_ID}:role/{role.name}", "serviceAccount": "aws-node"}
     ]
     assert managed_policies(each_stack, role.name) == {"AmazonEKS_CNI_Policy"}
-    assert role.name in pod_identity_roles(each_stack)  # with the cluster-bound trust conditions
+    assert role.name in pod_identity_roles(each_stack)  # with the trust conditions of its binding
     # The credentials come from the Pod Identity agent: its add-on and the policy exist before the CNI's.
     agent = each_stack.named(ADDON, "cluster-eks-pod-identity-agent")
     attachment = next(a for a in each_stack.of_type(ATTACHMENT) if a.parent == role.urn)

@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 
 from components.karpenter import node_pool_spec
-from tests.configs import parse_config
+from tests.configs import default, parse_config
 from tests.conftest import program_result
 from tests.schemas import validate_custom_resource, validate_object
 from tests.tokens import NODE_CLASS, NODE_POOL, RELEASE
@@ -341,5 +341,5 @@ def test_warm_kata_nodes_are_held_by_preemptible_placeholders() -> None:
     assert priority["value"] < 0
     assert priority["preemptionPolicy"] == "Never"
     assert pod["priorityClassName"] == priority["metadata"]["name"]
-    assert pod["containers"][0]["image"] == "registry.k8s.io/pause:3.10"
+    assert pod["containers"][0]["image"] == default("pauseImage")
     assert not program_result("dev").of_type("kubernetes:scheduling.k8s.io/v1:PriorityClass")  # kataWarmNodes 0

@@ -15,10 +15,12 @@ from components.kata_runtime import (
     FC_POOL,
     KataRuntime,
     KataRuntimeArgs,
+    chart_image,
     firecracker_devmapper_parts,
     firecracker_devmapper_userdata,
 )
 from components.labels import KATA_RUNTIME_LABEL, KATA_TOLERATION
+from tests.configs import default
 from tests.conftest import program_result
 from tests.schemas import validate_object
 from tests.tokens import RELEASE, RUNTIME_CLASS
@@ -61,7 +63,8 @@ def test_kata_deploy_release_runs_only_on_kata_nodes() -> None:
     assert v["runtimeClasses"] == {"enabled": False}  # declared below instead
     assert "deploymentMode" not in v  # 4.1's default is the DaemonSet: it also covers nodes Karpenter adds later
     assert "monitor" not in v  # kata-monitor reads only the Go runtime's /run/vc/sbs: nothing to see here
-    assert v["kubectlImage"] == {"reference": "docker.io/alpine/k8s", "tag": "1.35.0"}  # not the chart's latest
+    assert v["kubectlImage"] == {"reference": default("kataKubectlImage")}  # tag@digest, not the chart's latest
+    assert chart_image("docker.io/alpine/k8s:1.36.2") == {"reference": "docker.io/alpine/k8s", "tag": "1.36.2"}
 
 
 def test_runtime_classes_match_the_shims_and_kata_4_overhead() -> None:

@@ -6,6 +6,7 @@ import ipaddress
 
 import pytest
 
+from components.network import EKS_UNSUPPORTED_ZONE_IDS
 from tests.conftest import program_result
 
 SUBNET = "aws:ec2/subnet:Subnet"
@@ -21,6 +22,16 @@ def test_one_public_and_one_private_subnet_per_az(stack: str, azs: int) -> None:
     assert len(public) == len(private) == azs
     assert len({s["availabilityZone"] for s in private}) == azs
     assert {s["availabilityZone"] for s in public} == {s["availabilityZone"] for s in private}
+
+
+def test_zones_are_availability_zones_eks_accepts_by_zone_id() -> None:
+    """The mocked account has an opted-in Local Zone (its name sorts first) and us-east-1c is use1-az3, which EKS
+    refuses for cluster subnets: prod's three zones are a, b and d."""
+    prod = {s["availabilityZone"] for s in subnets("prod", "private")}
+    assert prod == {"us-east-1a", "us-east-1b", "us-east-1d"}
+    staging = {s["availabilityZone"] for s in subnets("staging", "private")}  # us-west-2: nothing excluded
+    assert staging == {"us-west-2a", "us-west-2b", "us-west-2c"}
+    assert {"use1-az3", "usw1-az2", "cac1-az3"} == set(EKS_UNSUPPORTED_ZONE_IDS)
 
 
 def test_subnet_cidrs_are_computed_inside_the_vpc() -> None:

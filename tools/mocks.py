@@ -50,8 +50,7 @@ class PlatformMocks(Mocks):
     def call(self, args: MockCallArgs) -> dict:
         token = args.token
         if token == "aws:index/getAvailabilityZones:getAvailabilityZones":
-            names = [f"{self.region}{z}" for z in "abcdef"]
-            return {"names": names, "zoneIds": [f"use1-az{i}" for i in range(1, 7)], "id": self.region}
+            return self._zones(args.args)
         if token == "aws:index/getCallerIdentity:getCallerIdentity":
             arn = f"arn:aws:iam::{ACCOUNT_ID}:role/ci"
             return {"accountId": ACCOUNT_ID, "arn": arn, "userId": "AROA:ci", "id": ACCOUNT_ID}
@@ -65,6 +64,18 @@ class PlatformMocks(Mocks):
         if token == "aws:iam/getPolicyDocument:getPolicyDocument":
             return {"json": json.dumps({"Version": "2012-10-17", "Statement": args.args.get("statements", [])})}
         return dict(args.args)
+
+    def _zones(self, query: dict[str, Any]) -> dict[str, Any]:
+        """Six zones and an opted-in Local Zone (its name sorts first), filtered as asked (zone-type filter,
+        exclude_zone_ids); zone IDs in this account's order, as in us-east-1 where az3 is the third name."""
+        code = _region_code(self.region)
+        zones = [(f"{self.region}-bos-1a", f"{code}-bos1-az1", "local-zone")]
+        zones += [(f"{self.region}{z}", f"{code}-az{i}", "availability-zone") for i, z in enumerate("abcdef", 1)]
+        for wanted in query.get("filters") or []:
+            if wanted.get("name") == "zone-type":
+                zones = [z for z in zones if z[2] in wanted.get("values", [])]
+        zones = [z for z in zones if z[1] not in (query.get("excludeZoneIds") or [])]
+        return {"names": [z[0] for z in zones], "zoneIds": [z[1] for z in zones], "id": self.region}
 
     # ---- resources
     def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict]:
@@ -257,6 +268,44 @@ def _kubernetes_object(mocks: PlatformMocks, type_: str, name: str, state: dict[
         state["metadata"] = {"uid": f"uid-{_suffix(type_, name)}", **state["metadata"]}
 
 
+def _region_code(region: str) -> str:
+    """``us-east-1`` -> ``use1``, as in ElastiCache Serverless endpoint names."""
+    parts = region.split("-")
+    return parts[0] + "".join(p[0] for p in parts[1:-1]) + parts[-1]
+
+
+def _serverless_cache(mocks: PlatformMocks, type_: str, name: str, state: dict[str, Any]) -> None:
+    host = f"{state.get('name', name)}-{_suffix(name)[:6]}.serverless.{_region_code(mocks.region)}.cache.amazonaws.com"
+    state["endpoints"] = [{"address": host, "port": 6379}]
+    state["readerEndpoints"] = [{"address": host, "port": 6380}]
+
+
+def _db_instance(mocks: PlatformMocks, type_: str, name: str, state: dict[str, Any]) -> None:
+    identifier = state.get("identifier") or f"{name}-{_suffix(name)}"
+    state["address"] = f"{identifier}.c{_suffix(mocks.region)[:10]}.{mocks.region}.rds.amazonaws.com"
+    state["endpoint"] = f"{state['address']}:{state.get('port', 5432)}"
+    state["resourceId"] = f"db-{_suffix(name, 'resource').upper()}"
+    state.setdefault("engineVersionActual", state.get("engineVersion", ""))  # the real one names its minor
+    if state.get("manageMasterUserPassword"):
+        arn = f"arn:aws:secretsmanager:{mocks.region}:{ACCOUNT_ID}:secret:rds!{state['resourceId'].lower()}-AbCdEf"
+        state["masterUserSecrets"] = [{"secretArn": arn, "secretStatus": "active", "kmsKeyId": ""}]
+
+
+_FAKE_PEM = "-----BEGIN {kind}-----\nT0ZGTElORS1QUkVWSUVXLU5PVC1BLVJFQUwtS0VZ\n-----END {kind}-----\n"
+
+
+def _tls(mocks: PlatformMocks, type_: str, name: str, state: dict[str, Any]) -> None:
+    """pulumi-tls: placeholder PEM blocks (the offline preview never holds a real key or certificate)."""
+    kind = type_.rsplit(":", 1)[-1]
+    if kind == "PrivateKey":
+        state["privateKeyPem"] = _FAKE_PEM.format(kind="PRIVATE KEY")
+        state["publicKeyPem"] = _FAKE_PEM.format(kind="PUBLIC KEY")
+    elif kind == "CertRequest":
+        state["certRequestPem"] = _FAKE_PEM.format(kind="CERTIFICATE REQUEST")
+    else:
+        state["certPem"] = _FAKE_PEM.format(kind=f"CERTIFICATE {name}")
+
+
 def _prefixed(prefix: str) -> Answer:
     return lambda mocks, type_, name, state: f"{prefix}-{_suffix(name)}"
 
@@ -275,8 +324,10 @@ _ANSWERS: dict[str, Answer] = {
     "aws:sqs/queue:Queue": _queue,
     "aws:eks/nodeGroup:NodeGroup": _node_group,
     "aws:eks/podIdentityAssociation:PodIdentityAssociation": _pod_identity,
+    "aws:elasticache/serverlessCache:ServerlessCache": _serverless_cache,
+    "aws:rds/instance:Instance": _db_instance,
     "kubernetes:core/v1:Service": _service_object,  # a Service or a Release gets no metadata uid here
     "kubernetes:helm.sh/v3:Release": _release,
 }
 # By package, for the types the table above does not name.
-_PREFIX_ANSWERS: dict[str, Answer] = {"random": _random, "kubernetes": _kubernetes_object}
+_PREFIX_ANSWERS: dict[str, Answer] = {"random": _random, "kubernetes": _kubernetes_object, "tls": _tls}

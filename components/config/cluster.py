@@ -17,6 +17,7 @@ from components.config.reader import (
     check_match,
     parse_cidr,
     parse_semver,
+    project_schema,
     unique,
 )
 
@@ -182,6 +183,7 @@ class KarpenterConfig:
     pause_image: str
     gvisor_release: str
     gvisor_families: tuple[str, ...]
+    gvisor_sha512: tuple[tuple[str, str], ...] = ()  # (amd64|arm64, the release tarball's SHA-512)
 
     @classmethod
     def from_reader(cls, r: Reader) -> KarpenterConfig:
@@ -218,7 +220,25 @@ class KarpenterConfig:
             r"^al2023@(latest|v[0-9]{8})$",
             "an AL2023 alias like al2023@latest or al2023@v20251001",
         )
-        gvisor_release = r.matching("gvisorRelease", r"^[0-9]{8}\.[0-9]+$", "a gVisor release like 20240729.0")
+        gvisor_release = r.matching("gvisorRelease", r"^[0-9]{8}\.[0-9]+$", "a gVisor release like 20260928.0")
+        check(
+            "gvisorRelease",
+            gvisor_release > "20260817.0",
+            f"{gvisor_release} publishes loose binaries; the install takes the tarball of releases after 20260817.0",
+        )
+        gvisor_sha512 = tuple(
+            (arch, r.matching(f"gvisorSha512{arch.title()}", r"^[0-9a-f]{128}$", "a SHA-512 (128 hex digits)"))
+            for arch in ("amd64", "arm64")
+        )
+        defaults = project_schema()
+        for arch, digest in gvisor_sha512:
+            key = f"gvisorSha512{arch.title()}"
+            check(
+                key,
+                gvisor_release == defaults["gvisorRelease"]["default"] or digest != defaults[key]["default"],
+                f"is the SHA-512 of {defaults['gvisorRelease']['default']}'s tarball; set the one published for "
+                f"{gvisor_release} ({arch} gvisor.tar.zstd)",
+            )
         gvisor_families = r.strs("gvisorInstanceFamilies")
         check("gvisorInstanceFamilies", bool(gvisor_families), "needs at least one family")
         for i, family in enumerate(gvisor_families):  # the pattern admits no ".": a family, never an instance type
@@ -239,6 +259,7 @@ class KarpenterConfig:
             pause_image=r.image("pauseImage"),
             gvisor_release=gvisor_release,
             gvisor_families=gvisor_families,
+            gvisor_sha512=gvisor_sha512,
         )
 
 

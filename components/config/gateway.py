@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from components import bedrock
 from components.config.reader import (
     Reader,
     check,
@@ -59,13 +60,28 @@ class ModelConfig:
     model_id: str
     context_window: int | None  # tokens, input + output (what the agents budget their history with)
     max_output_tokens: int | None
+    marketplace_product_id: str | None = None  # AWS Marketplace product of a third-party model (components/bedrock.py)
 
     @classmethod
     def from_reader(cls, r: Reader) -> ModelConfig:
-        r.reject_unknown(("name", "modelId", "contextWindow", "maxOutputTokens"))
+        r.reject_unknown(("name", "modelId", "contextWindow", "maxOutputTokens", "marketplaceProductId"))
         context = r.int("contextWindow", lo=1024, hi=10_000_000) if "contextWindow" in r.values else None
         output = r.int("maxOutputTokens", lo=1, hi=10_000_000) if "maxOutputTokens" in r.values else None
-        model = cls(r.str("name"), r.matching("modelId", r"^[a-z0-9.:-]+$", "a Bedrock model id"), context, output)
+        model_id = r.matching("modelId", r"^[a-z0-9.:-]+$", "a Bedrock model id")
+        product = (
+            r.matching(
+                "marketplaceProductId", r"^(prod(view)?-[a-z0-9]+|[0-9a-f-]{36})$", "an AWS Marketplace product ID"
+            )
+            if "marketplaceProductId" in r.values
+            else bedrock.marketplace_product_id(model_id)
+        )
+        check(
+            r.key("marketplaceProductId"),
+            product is not None or not bedrock.on_marketplace(model_id),
+            f"is needed for {model_id}: a third-party model is sold through AWS Marketplace and its first call "
+            "subscribes the account (Bedrock model catalog: the model's product ID; docs/gateway.md)",
+        )
+        model = cls(r.str("name"), model_id, context, output, product if bedrock.on_marketplace(model_id) else None)
         check(
             r.key("maxOutputTokens"),
             output is None or context is None or output < context,
@@ -103,6 +119,7 @@ class GatewayConfig:
     tenant_gateway_image: str
     cache: str  # LITELLM_CACHES
     cache_image: str  # the in-cluster Valkey
+    cache_tls: bool  # the in-cluster Valkey serves TLS only
     cache_engine_version: str  # ElastiCache Serverless Valkey major version
     rds: RdsConfig
 
@@ -117,6 +134,10 @@ class GatewayConfig:
     @property
     def model_names(self) -> tuple[str, ...]:
         return tuple(m.name for m in self.models)
+
+    @property
+    def marketplace_product_ids(self) -> tuple[str, ...]:
+        return tuple(sorted({m.marketplace_product_id for m in self.models if m.marketplace_product_id}))
 
     @classmethod
     def from_reader(cls, r: Reader) -> GatewayConfig:
@@ -153,7 +174,11 @@ class GatewayConfig:
             "litellmCacheEngineVersion", bool(re.match(r"^[0-9]+$", cache_version)), "must be a major version, e.g. 8"
         )
         rds_version = r.str("litellmRdsEngineVersion")
-        check("litellmRdsEngineVersion", bool(re.match(r"^[0-9]+(\.[0-9]+)?$", rds_version)), "must look like 17.6")
+        check(
+            "litellmRdsEngineVersion",
+            bool(re.match(r"^[0-9]+$", rds_version)),
+            f"{rds_version!r} must be a major version like 17: RDS upgrades the minor itself (docs/cloud.md)",
+        )
         rds_class = r.matching(
             "litellmRdsInstanceClass", r"^db\.[a-z][a-z0-9-]*\.[a-z0-9-]+$", "an RDS instance class like db.t4g.medium"
         )
@@ -180,6 +205,7 @@ class GatewayConfig:
             tenant_gateway_image=r.image("tenantGatewayImage"),
             cache=cache,
             cache_image=r.image("valkeyImage"),
+            cache_tls=r.bool("litellmCacheTls"),
             cache_engine_version=cache_version,
             rds=rds,
         )

@@ -62,13 +62,14 @@ def _images(pod: Pod) -> Iterator[tuple[str, str]]:
         yield container.get("name", "?"), str(container.get("image", ""))
 
 
-def _strings(value: Any) -> Iterator[str]:
+def value_strings(value: Any) -> Iterator[str]:
+    """Every string inside a values tree (dicts and lists)."""
     if isinstance(value, Mapping):
         for v in value.values():
-            yield from _strings(v)
+            yield from value_strings(v)
     elif isinstance(value, list):
         for v in value:
-            yield from _strings(v)
+            yield from value_strings(v)
     elif isinstance(value, str):
         yield value
 
@@ -98,7 +99,7 @@ def image_problem(image: str) -> str | None:
 
 def check_images(stack: Stack, rendered: Sequence[Rendered]) -> Iterator[Finding]:
     approximate = {
-        f"helm {r.install.name}": set(_strings(r.install.values))
+        f"helm {r.install.name}": set(value_strings(r.install.values))
         for r in rendered
         if r.install.kind == "helm"
         and not (catalog()["charts"].get(r.install.chart, {}).get("vendored", {}).get(r.install.version) or {}).get(
