@@ -9,9 +9,9 @@ import runpy
 import pulumi
 import pytest
 
-from components import gateway as gw
 from components.config import project_schema
-from components.labels import CORE_NODE_SELECTOR
+from components.contracts.labels import CORE_NODE_SELECTOR
+from components.gateway import litellm as gw
 from tests.configs import default
 from tests.conftest import program_result, rendered_installs
 from tests.schemas import validate_object

@@ -1,4 +1,4 @@
-"""The LiteLLM scrape credential (components/gateway_metrics.py) and Grafana's namespaced RBAC: finding "Grafana
+"""The LiteLLM scrape credential (components/gateway/metrics_key.py) and Grafana's namespaced RBAC: finding "Grafana
 (chart ClusterRole) can read every Secret; the LiteLLM master key doubles as the Prometheus scrape credential"."""
 
 from __future__ import annotations
@@ -7,8 +7,9 @@ import json
 
 import pytest
 
-from components import gateway as gw
-from components import gateway_metrics as gm
+from components.gateway import keys
+from components.gateway import litellm as gw
+from components.gateway import metrics_key as gm
 from tests.conftest import program_result, rendered_installs
 from tests.tokens import JOB, SECRET
 from tools.program import MASK
@@ -27,7 +28,7 @@ def test_metrics_key_may_call_metrics_only() -> None:
     assert json.loads(env["KEY_SPEC"]["value"]) == spec
     assert env["TENANT_KEY"]["valueFrom"]["secretKeyRef"] == {"name": gm.METRICS_KEY_SECRET, "key": gm.METRICS_KEY_KEY}
     assert env["MASTER_KEY"]["valueFrom"]["secretKeyRef"] == {"name": gw.MASTER_KEY_SECRET, "key": gw.MASTER_KEY_KEY}
-    assert pod["containers"][0]["command"] == ["/bin/sh", "-c", gw.KEY_JOB_SCRIPT]  # the tested idempotent script
+    assert pod["containers"][0]["command"] == ["/bin/sh", "-c", keys.KEY_JOB_SCRIPT]  # the tested idempotent script
 
 
 @pytest.mark.parametrize("stack", STACKS)

@@ -24,9 +24,10 @@ from typing import Any
 
 import pytest
 
-from components import gateway as gw
-from components import gateway_proxy as gp
-from components.labels import CORE_NODE_SELECTOR
+from components.contracts.labels import CORE_NODE_SELECTOR
+from components.gateway import litellm as gw
+from components.gateway import tenant_gateway as gp
+from components.k8s.nlb import NLB_ANNOTATIONS
 from tests.conftest import program_result
 from tests.localhost import free_port, serving
 from tests.tokens import DEPLOYMENT, SERVICE
@@ -88,7 +89,7 @@ def test_every_route_is_an_exact_location_with_a_fixed_upstream_path_and_the_res
 
 
 def test_routes_cover_what_the_agents_call() -> None:
-    """Hermes and OpenClaw call ``<litellm_url>/v1`` (components/agents.py) with the OpenAI chat API."""
+    """Hermes and OpenClaw call ``<litellm_url>/v1`` (components/tenants/tenant.py) with the OpenAI chat API."""
     paths = {r.path: r.methods for r in gp.ROUTES}
     assert paths["/v1/chat/completions"] == ("POST",)
     assert paths["/v1/models"] == ("GET",)
@@ -420,7 +421,7 @@ def test_nlb_targets_the_tenant_gateway_pods_not_litellm(stack: str) -> None:
     result: ProgramResult = program_result(stack)
     nlb = result.named(SERVICE, "gateway-nlb").inputs
     assert nlb["metadata"]["name"] == gw.NLB_SERVICE
-    assert nlb["metadata"]["annotations"] == gw.NLB_ANNOTATIONS
+    assert nlb["metadata"]["annotations"] == NLB_ANNOTATIONS
     assert nlb["spec"]["selector"] == gp.SELECTOR
     assert nlb["spec"]["ports"] == [{"name": "http", "port": gw.PORT, "targetPort": gp.LISTEN_PORT, "protocol": "TCP"}]
     assert not set(gw.SELECTOR.items()) <= set(gp.SELECTOR.items())

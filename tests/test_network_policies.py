@@ -1,4 +1,4 @@
-"""Platform NetworkPolicies (components/network_policies.py): what the rendered stacks let a sandbox reach.
+"""Platform NetworkPolicies (components/network/network_policies.py): what the rendered stacks let a sandbox reach.
 
 The reachability questions run over the rendered dev and prod stacks (the program's objects plus every
 third-party chart rendered offline, tools/render.py) with the evaluator in tests/reachability.py; they skip
@@ -12,15 +12,16 @@ from typing import Any
 
 import pytest
 
-from components import egress as eg
-from components import gateway as gw
-from components import gateway_db as db
-from components import gateway_proxy as gp
-from components import kata_runtime as kata
-from components import network_policies as np
-from components import observability as obs
-from components.cluster import VPC_CNI_CONFIGURATION
-from components.labels import SANDBOX_LABEL
+from components.cluster.eks import VPC_CNI_CONFIGURATION
+from components.contracts.labels import SANDBOX_LABEL
+from components.egress import proxy as eg
+from components.egress import squid as sq
+from components.gateway import database as db
+from components.gateway import litellm as gw
+from components.gateway import tenant_gateway as gp
+from components.network import network_policies as np
+from components.observability import monitoring as obs
+from components.runtime import kata_deploy as kata
 from tests.conftest import program_result, rendered_installs
 from tests.reachability import Reachability, pods_with
 from tests.tokens import NETPOL
@@ -203,7 +204,7 @@ def test_every_platform_pod_keeps_dns_and_what_prometheus_scrapes(stack: str) ->
         assert reach.connects(pod, dns, 53, "UDP"), f"{pod.owner} cannot resolve names"
     targets = [(litellm, gw.PORT), (kube_state_metrics, 8080)]
     targets += [(pod, kata.KATA_MONITOR_PORT) for pod in pods_with(objects, kata.NAMESPACE, kata.MONITOR_LABELS)[:1]]
-    targets += [(pod, eg.MTAIL_PORT) for pod in pods_with(objects, *WORKLOADS["egress-proxy"])[:1]]
+    targets += [(pod, sq.MTAIL_PORT) for pod in pods_with(objects, *WORKLOADS["egress-proxy"])[:1]]
     for target, port in targets:
         assert reach.connects(prometheus, target, port), f"Prometheus cannot scrape {target.owner}:{port}"
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from components import gateway as gw
-from components import observability as obs
-from components.labels import CORE_NODE_SELECTOR
+from components.contracts.labels import CORE_NODE_SELECTOR
+from components.gateway import litellm as gw
+from components.observability import monitoring as obs
 from tests.conftest import program_result, rendered_installs
 from tests.schemas import validate_object
 from tests.tokens import RELEASE

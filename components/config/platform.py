@@ -13,10 +13,11 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from components.config.agents import ImagesConfig
 from components.config.aws_facts import REGION_PARTITION, arn_partition, region_partition
 from components.config.cluster import ClusterConfig, KarpenterConfig, KataConfig, NetworkConfig
 from components.config.gateway import GatewayConfig
-from components.config.observability import ImagesConfig, ObservabilityConfig
+from components.config.observability import ObservabilityConfig
 from components.config.reader import (
     NAMESPACE,
     REMOVED_KEYS,

@@ -22,7 +22,8 @@ from components.config.reader import (
     quantity_value,
     unique,
 )
-from components.labels import AGENT_TYPES, RESERVED_NAMESPACES
+from components.contracts.namespaces import RESERVED_NAMESPACES
+from components.tenants.agent_types import AGENT_TYPES
 
 # Hosts each agent type needs to reach its chat platforms when egressMode is allowlist (docs/egress.md lists
 # the sources). "*.example.com" means example.com and every subdomain (Squid's ".example.com").
@@ -53,7 +54,7 @@ EGRESS_FORBIDDEN_RANGES = tuple(
         "240.0.0.0/4",
     )
 )
-# Environment variables the platform sets in agent containers (components/agents.py: each AgentType's env and
+# Environment variables the platform sets in agent containers (components/tenants/tenant.py: each AgentType's env and
 # token, the LiteLLM key, the egress proxy settings in both spellings). A later env entry overrides an earlier
 # one, so a secretEnv of the same name would replace the platform's value: tenantSecrets may not use them.
 # tests/test_reserved_env.py derives the set from the pod templates the program builds and fails on any drift.
