@@ -25,7 +25,6 @@ from components.config.reader import (
     decode_raw,
     load_yaml,
     project_schema,
-    quantity_value,
     top_level_texts,
 )
 from components.config.tenants import (
@@ -40,6 +39,7 @@ from components.config.tenants import (
     TenantLitellmConfig,
     TenantQuota,
 )
+from components.k8s.quantity import quantity_value
 
 __all__ = [
     "AGENT_EGRESS_DEFAULTS",

@@ -1,13 +1,14 @@
 """Default-deny NetworkPolicies for every platform namespace, with explicit allows.
 
-Sandboxes may reach the VPC CIDR on 4000 and 3128, which covers every pod IP, so the platform's pods refuse what
-they do not expect. The policies are plain data built by pure functions; :class:`PlatformNetworkPolicies` only
-creates the objects. Details: docs/gateway.md#networkpolicies-componentsnetworknetwork_policiespy.
+Sandboxes may reach the VPC CIDR on the NLB listener ports, which covers every pod IP, so the platform's pods refuse
+what they do not expect. Built from the areas' contracts (components/contracts/): who calls each service is declared
+there once (components/k8s/reach.py turns it into rules). The policies are plain data built by pure functions;
+:class:`PlatformNetworkPolicies` only creates the objects.
+Details: docs/gateway.md#networkpolicies-componentsnetworknetwork_policiespy.
 """
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,114 +16,26 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.capacity.karpenter import NAMESPACE as KARPENTER_NAMESPACE
-from components.contracts.namespaces import KUBE_SYSTEM
+from components.contracts import egress as eg
+from components.contracts import gateway as gw
+from components.contracts import observability as obs
+from components.contracts import runtime
+from components.contracts.namespaces import AGENT_SANDBOX_NAMESPACE, KARPENTER_NAMESPACE, KUBE_SYSTEM
 from components.contracts.networks import INSTANCE_METADATA, NON_INTERNET_IPV4
-from components.contracts.ports import PROXY_PORT
-from components.egress import proxy as eg
-from components.egress import squid as sq
-from components.gateway import cache as gc
-from components.gateway import database as db
-from components.gateway import litellm as gw
-from components.gateway import rds
-from components.gateway import tenant_gateway as gp
-from components.observability import monitoring as obs
-from components.runtime import kata_deploy as kata
-from components.runtime.agent_sandbox import NAMESPACE as SANDBOX_NAMESPACE
-
-NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"  # set by Kubernetes on every namespace
-DNS_PODS = {"k8s-app": "kube-dns"}  # CoreDNS (EKS add-on)
-DNS_PORT = 53
-# EKS Pod Identity agent (hostNetwork DaemonSet): AWS_CONTAINER_CREDENTIALS_FULL_URI=http://169.254.170.23/v1/credentials
-POD_IDENTITY_AGENT = "169.254.170.23/32"
-POD_IDENTITY_PORT = 80
-HTTPS = 443
-HTTP = 80
-
-# What each platform namespace is, for tests and the component: name -> policy builder key.
-PLATFORM_NAMESPACES = (
-    gw.NAMESPACE,
-    obs.NAMESPACE,
-    KARPENTER_NAMESPACE,
-    kata.NAMESPACE,
-    SANDBOX_NAMESPACE,
-    eg.NAMESPACE,
+from components.k8s.network_policy import (
+    HTTP,
+    HTTPS,
+    allow_dns,
+    cidr,
+    default_deny,
+    https_out,
+    non_internet,
+    pod_identity_out,
+    pods,
+    policy,
+    tcp,
 )
-
-
-# ----------------------------------------------------------------------------------------------
-# Building blocks
-
-
-def tcp(*ports: int) -> list[dict[str, Any]]:
-    return [{"protocol": "TCP", "port": port} for port in ports]
-
-
-def pods(labels: Mapping[str, str], namespace: str | None = None) -> dict[str, Any]:
-    """A peer: pods with ``labels`` in ``namespace`` (None: the policy's own namespace)."""
-    peer: dict[str, Any] = {"podSelector": {"matchLabels": dict(labels)}}
-    if namespace is not None:
-        peer["namespaceSelector"] = {"matchLabels": {NAMESPACE_NAME_LABEL: namespace}}
-    return peer
-
-
-def cidr(block: str, except_: Sequence[str] = ()) -> dict[str, Any]:
-    ip_block: dict[str, Any] = {"cidr": block}
-    if except_:
-        ip_block["except"] = list(except_)
-    return {"ipBlock": ip_block}
-
-
-def policy(
-    name: str,
-    namespace: str,
-    selector: Mapping[str, str] | None,
-    *,
-    ingress: list[dict[str, Any]] | None = None,
-    egress: list[dict[str, Any]] | None = None,
-) -> dict[str, Any]:
-    """A NetworkPolicy body; ``None`` leaves that direction out, ``[]`` denies it for the selected pods."""
-    types = [t for t, rules in (("Ingress", ingress), ("Egress", egress)) if rules is not None]
-    spec: dict[str, Any] = {
-        "podSelector": {"matchLabels": dict(selector)} if selector else {},
-        "policyTypes": types,
-    }
-    if ingress:
-        spec["ingress"] = ingress
-    if egress:
-        spec["egress"] = egress
-    labels = {"app.kubernetes.io/part-of": "agent-platform", "app.kubernetes.io/managed-by": "pulumi"}
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": {"name": name, "namespace": namespace, "labels": labels},
-        "spec": spec,
-    }
-
-
-def default_deny(namespace: str) -> dict[str, Any]:
-    """Every pod of the namespace: nothing in, nothing out, unless another policy allows it."""
-    return policy("default-deny", namespace, None, ingress=[], egress=[])
-
-
-def allow_dns(namespace: str) -> dict[str, Any]:
-    return policy(
-        "allow-dns",
-        namespace,
-        None,
-        egress=[
-            {"to": [pods(DNS_PODS, KUBE_SYSTEM)], "ports": [{"protocol": "UDP", "port": DNS_PORT}, *tcp(DNS_PORT)]}
-        ],
-    )
-
-
-def https_out(*, except_: Sequence[str] = (INSTANCE_METADATA,)) -> dict[str, Any]:
-    """TCP 443 anywhere but ``except_``: the API server (its ClusterIP and ENIs) and the AWS APIs."""
-    return {"to": [cidr("0.0.0.0/0", except_)], "ports": tcp(HTTPS)}
-
-
-def pod_identity_out() -> dict[str, Any]:
-    return {"to": [cidr(POD_IDENTITY_AGENT)], "ports": tcp(POD_IDENTITY_PORT)}
+from components.k8s.reach import egress, ingress
 
 
 def from_prometheus(*ports: int) -> dict[str, Any]:
@@ -138,15 +51,9 @@ def litellm_policies(vpc_cidr: str, external_database: bool, external_cache: boo
     # The database: the in-cluster PostgreSQL pod, or RDS in the VPC; the shared rate-limit cache likewise
     # (the in-cluster Valkey pod, or ElastiCache Serverless in the VPC).
     database = (
-        {"to": [cidr(vpc_cidr)], "ports": tcp(db.POSTGRES_PORT)}
-        if external_database
-        else {"to": [pods(db.POSTGRES_LABELS)], "ports": tcp(db.POSTGRES_PORT)}
+        {"to": [cidr(vpc_cidr)], "ports": tcp(gw.POSTGRES_PORT)} if external_database else egress(gw.POSTGRES, vpc_cidr)
     )
-    cache = (
-        {"to": [cidr(vpc_cidr)], "ports": tcp(gc.VALKEY_PORT)}
-        if external_cache
-        else {"to": [pods(gc.VALKEY_LABELS)], "ports": tcp(gc.VALKEY_PORT)}
-    )
+    cache = {"to": [cidr(vpc_cidr)], "ports": tcp(gw.VALKEY_PORT)} if external_cache else egress(gw.VALKEY, vpc_cidr)
     policies = [
         default_deny(ns),
         allow_dns(ns),
@@ -154,12 +61,7 @@ def litellm_policies(vpc_cidr: str, external_database: bool, external_cache: boo
             "litellm",
             ns,
             gw.SELECTOR,
-            ingress=[
-                {
-                    "from": [pods(gp.SELECTOR), pods(gw.KEY_JOB_SELECTOR), pods(obs.PROMETHEUS_PODS, obs.NAMESPACE)],
-                    "ports": tcp(gw.PORT),
-                }
-            ],
+            ingress=[ingress(gw.LITELLM, vpc_cidr)],
             # Bedrock (public endpoints), never a private address: no SSRF into the VPC or the metadata service.
             egress=[
                 {"to": [cidr("0.0.0.0/0", NON_INTERNET_IPV4)], "ports": tcp(HTTPS)},
@@ -171,35 +73,24 @@ def litellm_policies(vpc_cidr: str, external_database: bool, external_cache: boo
         policy(
             "tenant-gateway",
             ns,
-            gp.SELECTOR,
-            ingress=[{"from": [cidr(vpc_cidr)], "ports": tcp(gp.LISTEN_PORT)}],  # the NLB (and pods) in the VPC
-            egress=[{"to": [pods(gw.SELECTOR)], "ports": tcp(gw.PORT)}],
+            gw.TENANT_GATEWAY_SELECTOR,
+            ingress=[ingress(gw.TENANT_GATEWAY, vpc_cidr)],  # the NLB (and pods) in the VPC
+            egress=[egress(gw.LITELLM, vpc_cidr)],
         ),
-        policy("key-jobs", ns, gw.KEY_JOB_SELECTOR, egress=[{"to": [pods(gw.SELECTOR)], "ports": tcp(gw.PORT)}]),
+        policy("key-jobs", ns, gw.KEY_JOB_SELECTOR, egress=[egress(gw.LITELLM, vpc_cidr)]),
         # IAM database tokens (RDS) are signed with Pod Identity credentials.
-        policy("migrations", ns, db.MIGRATION_LABELS, egress=[database, pod_identity_out()]),
+        policy("migrations", ns, gw.MIGRATION_LABELS, egress=[database, pod_identity_out()]),
     ]
     if external_database:
         # The RDS bootstrap Job: the master secret from Secrets Manager (public endpoint), then the database.
         public_https = {"to": [cidr("0.0.0.0/0", NON_INTERNET_IPV4)], "ports": tcp(HTTPS)}
         policies.append(
-            policy("rds-bootstrap", ns, rds.BOOTSTRAP_LABELS, egress=[public_https, database, pod_identity_out()])
+            policy("rds-bootstrap", ns, gw.RDS_BOOTSTRAP_LABELS, egress=[public_https, database, pod_identity_out()])
         )
     if not external_cache:
-        policies.append(
-            policy(
-                "valkey", ns, gc.VALKEY_LABELS, ingress=[{"from": [pods(gw.SELECTOR)], "ports": tcp(gc.VALKEY_PORT)}]
-            )
-        )
+        policies.append(policy("valkey", ns, gw.VALKEY_LABELS, ingress=[ingress(gw.VALKEY, vpc_cidr)]))
     if not external_database:
-        policies.append(
-            policy(
-                "postgres",
-                ns,
-                db.POSTGRES_LABELS,
-                ingress=[{"from": [pods(gw.SELECTOR), pods(db.MIGRATION_LABELS)], "ports": tcp(db.POSTGRES_PORT)}],
-            )
-        )
+        policies.append(policy("postgres", ns, gw.POSTGRES_LABELS, ingress=[ingress(gw.POSTGRES, vpc_cidr)]))
     return policies
 
 
@@ -281,17 +172,11 @@ def controller_policies(namespace: str) -> list[dict[str, Any]]:
 
 
 def kata_policies(kata_monitor: bool) -> list[dict[str, Any]]:
+    ns = runtime.NAMESPACE
     monitor = [
-        policy("kata-monitor", kata.NAMESPACE, kata.MONITOR_LABELS, ingress=[from_prometheus(kata.KATA_MONITOR_PORT)])
+        policy("kata-monitor", ns, runtime.KATA_MONITOR_LABELS, ingress=[from_prometheus(runtime.KATA_MONITOR_PORT)])
     ]
-    return [*controller_policies(kata.NAMESPACE), *(monitor if kata_monitor else [])]
-
-
-def non_internet(*extra: str) -> list[str]:
-    """The non-internet IPv4 ranges plus ``extra`` (the VPC, the service CIDR) where a range does not cover it."""
-    ranges = [ipaddress.ip_network(r) for r in NON_INTERNET_IPV4]
-    more = [e for e in dict.fromkeys(extra) if not any(ipaddress.ip_network(e).subnet_of(r) for r in ranges)]
-    return [*NON_INTERNET_IPV4, *more]
+    return [*controller_policies(ns), *(monitor if kata_monitor else [])]
 
 
 def egress_proxy_policies(vpc_cidr: str, service_cidr: str | None = None) -> list[dict[str, Any]]:
@@ -303,7 +188,7 @@ def egress_proxy_policies(vpc_cidr: str, service_cidr: str | None = None) -> lis
             "egress-proxy",
             ns,
             eg.SELECTOR,
-            ingress=[{"from": [cidr(vpc_cidr)], "ports": tcp(PROXY_PORT)}, from_prometheus(sq.MTAIL_PORT)],
+            ingress=[ingress(eg.PROXY, vpc_cidr), from_prometheus(eg.MTAIL_PORT)],
             # Squid's own ACLs decide the domains; the network keeps it on the internet: off the cluster's
             # services (ClusterIPs), the VPC, the metadata and every other non-internet range.
             egress=[
@@ -334,8 +219,8 @@ def platform_policies(
         gw.NAMESPACE: lambda: litellm_policies(vpc_cidr, external_database, external_cache),
         obs.NAMESPACE: lambda: monitoring_policies(vpc_cidr),
         KARPENTER_NAMESPACE: lambda: controller_policies(KARPENTER_NAMESPACE),
-        kata.NAMESPACE: lambda: kata_policies(kata_monitor),
-        SANDBOX_NAMESPACE: lambda: controller_policies(SANDBOX_NAMESPACE),
+        runtime.NAMESPACE: lambda: kata_policies(kata_monitor),
+        AGENT_SANDBOX_NAMESPACE: lambda: controller_policies(AGENT_SANDBOX_NAMESPACE),
         eg.NAMESPACE: lambda: egress_proxy_policies(vpc_cidr, service_cidr),
         KUBE_SYSTEM: kube_system_policies,
     }

@@ -1,4 +1,0 @@
-"""Ports sandboxes reach: the listeners of the internal NLBs."""
-
-LITELLM_PORT = 4000  # the model gateway's NLB listener (and LiteLLM's own port)
-PROXY_PORT = 3128  # the egress proxy NLB listener (components/egress/proxy.py)
