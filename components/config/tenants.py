@@ -23,19 +23,8 @@ from components.config.reader import (
 )
 from components.contracts.namespaces import RESERVED_NAMESPACES
 from components.k8s.quantity import quantity_value
-from components.tenants.agent_types import AGENT_TYPES
+from components.tenants.agent_types import AGENT_TYPES, platform_env
 
-# Hosts each agent type needs to reach its chat platforms when egressMode is allowlist (docs/egress.md lists
-# the sources). "*.example.com" means example.com and every subdomain (Squid's ".example.com").
-# Hermes: Telegram Bot API (long polling and file downloads on api.telegram.org); Discord REST on discord.com,
-#   the gateway WebSocket on gateway.discord.gg and its regional resume hosts (gateway-us-east1-b.discord.gg...),
-#   attachments on cdn.discordapp.com / media.discordapp.net.
-# OpenClaw: Slack Web API on slack.com (apps.connections.open, chat.postMessage...), the Socket Mode WebSocket
-#   on wss-primary.slack.com / wss-backup.slack.com and files on files.slack.com.
-AGENT_EGRESS_DEFAULTS: dict[str, tuple[str, ...]] = {
-    "hermes": ("api.telegram.org", "discord.com", "*.discord.gg", "cdn.discordapp.com", "media.discordapp.net"),
-    "openclaw": ("slack.com", "*.slack.com"),
-}
 EGRESS_MODES = ("allowlist", "open")
 # Ranges a tenant's egress.cidrs may not touch, none of them reachable on the internet (IANA special-purpose
 # registry, RFC 6890): "this network", shared address space (RFC 6598: carrier NAT, and EKS custom networking's
@@ -54,33 +43,11 @@ EGRESS_FORBIDDEN_RANGES = tuple(
         "240.0.0.0/4",
     )
 )
-# Environment variables the platform sets in agent containers (components/tenants/tenant.py: each AgentType's env and
-# token, the LiteLLM key, the egress proxy settings in both spellings). A later env entry overrides an earlier
-# one, so a secretEnv of the same name would replace the platform's value: tenantSecrets may not use them.
-# tests/test_reserved_env.py derives the set from the pod templates the program builds and fails on any drift.
-PLATFORM_AGENT_ENV = frozenset(
-    {
-        "LITELLM_API_KEY",
-        "API_SERVER_KEY",
-        "OPENCLAW_GATEWAY_TOKEN",
-        "HOME",
-        "HERMES_HOME",
-        "HERMES_GATEWAY_NO_SUPERVISE",
-        "API_SERVER_ENABLED",
-        "API_SERVER_HOST",
-        "API_SERVER_PORT",
-        "OPENCLAW_CONFIG_DIR",
-        "NODE_ENV",
-        "NODE_OPTIONS",
-        "HTTPS_PROXY",
-        "HTTP_PROXY",
-        "NO_PROXY",
-        "https_proxy",
-        "http_proxy",
-        "no_proxy",
-        "NODE_USE_ENV_PROXY",
-    }
-)
+# Environment variables the platform sets in agent containers: each agent type's environment and token, the LiteLLM
+# key, the egress proxy settings (components/tenants/agent_types/). A later env entry overrides an earlier one, so a
+# secretEnv of the same name would replace the platform's value: tenantSecrets may not use them.
+# tests/test_reserved_env.py checks the set against the pod templates the program builds.
+PLATFORM_AGENT_ENV = platform_env()
 # Reserved too although the platform does not set them: they would reroute the agent's binaries, interpreters,
 # shell start-up or traffic, or they are set by Kubernetes (service links, HOSTNAME) or by EKS Pod Identity / IRSA
 # credential injection.
@@ -379,7 +346,7 @@ class TenantConfig:
         """What one agent needs: its type's defaults (unless typeDefaults: false on the agent or, failing
         that, on the tenant), the tenant's domains and its own."""
         use_defaults = next((v for v in (agent.egress.type_defaults, self.egress.type_defaults) if v is not None), True)
-        defaults = AGENT_EGRESS_DEFAULTS[agent.type] if use_defaults else ()
+        defaults = AGENT_TYPES[agent.type].egress_defaults if use_defaults else ()
         return tuple(dict.fromkeys((*defaults, *self.egress.domains, *agent.egress.domains)))
 
     @property
@@ -416,6 +383,13 @@ class TenantConfig:
         agents = r.objects("agents", lambda a: AgentConfig.from_reader(a, default_runtime_class))
         check(r.key("agents"), len(agents) > 0, "needs at least one agent")
         unique(r.key("agents"), [a.name for a in agents], "agent name")
+        for kind in AGENT_TYPES.values():
+            count = sum(a.type == kind.name for a in agents)
+            check(
+                r.key("agents"),
+                kind.max_per_tenant is None or count <= kind.max_per_tenant,
+                f"{count} agents of type {kind.name!r}: a tenant may run at most {kind.max_per_tenant}",
+            )
         dedicated = r.bool("dedicatedNodes", default=False)
         for j, agent in enumerate(agents):
             check(

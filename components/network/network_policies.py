@@ -20,8 +20,10 @@ from components.contracts import egress as eg
 from components.contracts import gateway as gw
 from components.contracts import observability as obs
 from components.contracts import runtime
+from components.contracts.labels import SANDBOX_LABEL
 from components.contracts.namespaces import AGENT_SANDBOX_NAMESPACE, KARPENTER_NAMESPACE, KUBE_SYSTEM
 from components.contracts.networks import INSTANCE_METADATA, NON_INTERNET_IPV4
+from components.contracts.services import Pods
 from components.k8s.network_policy import (
     HTTP,
     HTTPS,
@@ -36,6 +38,25 @@ from components.k8s.network_policy import (
     tcp,
 )
 from components.k8s.reach import egress, ingress
+from components.tenants.agent_types import AGENT_TYPES
+
+
+def to_agents_called_by(caller: Pods) -> list[dict[str, Any]]:
+    """Egress for ``caller`` to every agent type that admits it (its service port, in any sandbox namespace): the
+    other end of the NetworkPolicy components/tenants/agent_service.py gives those agents."""
+    return [
+        {
+            "to": [
+                {
+                    "namespaceSelector": {"matchLabels": {SANDBOX_LABEL: "true"}},
+                    "podSelector": {"matchLabels": {"app.kubernetes.io/name": kind.name}},
+                }
+            ],
+            "ports": tcp(dict(kind.ports)[kind.service_port]),
+        }
+        for kind in AGENT_TYPES.values()
+        if caller in kind.callers
+    ]
 
 
 def from_prometheus(*ports: int) -> dict[str, Any]:
@@ -68,6 +89,7 @@ def litellm_policies(vpc_cidr: str, external_database: bool, external_cache: boo
                 database,
                 cache,
                 pod_identity_out(),
+                *to_agents_called_by(gw.GATEWAY_PODS),
             ],
         ),
         policy(
