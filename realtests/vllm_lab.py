@@ -269,14 +269,17 @@ def lab_lock(deadline_s: float = 3600) -> Iterator[None]:
     ]
     fd = inherited[0] if inherited else os.open(LAB_LOCK, os.O_RDWR | os.O_CREAT, 0o666)
     start = time.monotonic()
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            break
-        except BlockingIOError:
-            if time.monotonic() - start > deadline_s:
-                raise TimeoutError(f"{LAB_LOCK} held by another run for {deadline_s:.0f} s") from None
-            time.sleep(2)
+
+    def give_up(*_: Any) -> None:
+        raise TimeoutError(f"{LAB_LOCK} held by another run for {deadline_s:.0f} s")
+
+    previous = signal.signal(signal.SIGALRM, give_up)
+    signal.alarm(int(deadline_s))
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # blocking: queued with the other waiters (polling would starve)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
     FIGURES["lab_lock_wait_s"] = round(time.monotonic() - start, 1)
     try:
         yield
