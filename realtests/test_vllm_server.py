@@ -128,8 +128,8 @@ def test_token_counters_and_latency_counts_match_the_completions(
 def test_requests_past_max_num_seqs_wait_in_the_gauge_keda_reads(
     vllm_server: vllm_lab.Server, vllm_figures: dict[str, Any], exposition: str
 ) -> None:
-    """3x --max-num-seqs concurrent requests: the waiting gauge rises above 0 while at most max-num-seqs run, then
-    both return to 0 (a trigger on it scales out under load and back in when the queue drains)."""
+    """4x --max-num-seqs concurrent long requests: the waiting gauge rises above 0 while at most max-num-seqs run,
+    then both return to 0 (a trigger on it scales out under load and back in when the queue drains)."""
     labels = {"model_name": SERVED_NAME}
     samples: list[tuple[float, float]] = []
     done = threading.Event()
@@ -147,16 +147,19 @@ def test_requests_past_max_num_seqs_wait_in_the_gauge_keda_reads(
 
     sampler = threading.Thread(target=sample)
     sampler.start()
-    burst = 3 * vllm_lab.MAX_NUM_SEQS
+    burst = 4 * vllm_lab.MAX_NUM_SEQS
+    tokens = vllm_lab.MAX_MODEL_LEN - 64  # long enough for each wave to outlast a few /metrics samples
     try:
         with ThreadPoolExecutor(burst) as pool:
             responses = list(
-                pool.map(lambda i: chat(vllm_server.url, f"count {i}", max_tokens=96, ignore_eos=True), range(burst))
+                pool.map(
+                    lambda i: chat(vllm_server.url, f"count {i}", max_tokens=tokens, ignore_eos=True), range(burst)
+                )
             )
     finally:
         done.set()
         sampler.join(timeout=30)
-    assert all(r["usage"]["completion_tokens"] == 96 for r in responses)
+    assert all(r["usage"]["completion_tokens"] == tokens for r in responses)
     vllm_figures["queue"] = {
         "burst": burst,
         "max_waiting": max(w for w, _ in samples),
