@@ -14,7 +14,7 @@ STACKS := dev staging prod
 help:
 	@echo "make preview [STACK=dev]  offline preview with the policy pack (writes build/<stack>/)"
 	@echo "make test                 run the test suite"
-	@echo "make test-litellm         the real LiteLLM lab (slow, root; needs ../shared/litellm-offline): shared rate limits, key Job"
+	@echo "make test-litellm         the real LiteLLM lab (slow, root; needs ../shared/litellm-offline): shared rate limits, key Job, MCP"
 	@echo "make lint | format        ruff check / ruff format"
 	@echo "make bench-policy         policy pack throughput through gRPC"
 	@echo "make bench-preview        offline preview time and memory with 10/100/500 tenants"
@@ -43,7 +43,8 @@ TEST_WORKERS ?= auto
 test: venv
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
-# Real LiteLLM 1.93 (PyPI, its own venv under build/) on PostgreSQL and Redis (Debian), on 127.0.0.1:
+# Real LiteLLM 1.93 (PyPI, its own venv under build/) on PostgreSQL and Redis (Debian), on 127.0.0.1, with real MCP
+# servers and clients (mcp from PyPI and @modelcontextprotocol/sdk from npm, under build/mcp-lab/; docs/mcp.md):
 # skipped, with the reason printed, when ../shared/litellm-offline is absent.
 test-litellm: venv
 	$(PY) -m pytest -q -rs -s realtests

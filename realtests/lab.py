@@ -123,12 +123,14 @@ class Proxy:
         stop(self.pid)
 
 
-def call(url: str, path: str, body: dict[str, Any] | None = None, key: str = MASTER_KEY) -> tuple[int, Any]:
+def call(
+    url: str, path: str, body: dict[str, Any] | None = None, key: str = MASTER_KEY, method: str | None = None
+) -> tuple[int, Any]:
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(
         url + path,
         data=data,
-        method="POST" if data is not None else "GET",
+        method=method or ("POST" if data is not None else "GET"),
         headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
     )
     try:
