@@ -14,6 +14,7 @@ import json
 import secrets
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -23,6 +24,11 @@ from realtests.conftest import FIGURES
 
 REFUSED = "User not allowed to call this tool."
 LEAKING_REFUSAL = "User not allowed to call this tool. Allowed MCP servers: [MCPServer("
+TOOLS_B = {"globex_tools": ("echo", "whoami"), "globex_sse": ("echo", "whoami", "wipe")}  # globex_sse: no allowlist
+
+
+def call(name: str, text: str | None = None) -> dict[str, Any]:
+    return {"op": "call", "name": name, "args": {"text": text} if text is not None else {}}
 
 
 def fresh_key(tenant: str) -> str:
@@ -31,8 +37,8 @@ def fresh_key(tenant: str) -> str:
 
 @pytest.fixture(scope="module")
 def lab_gw(gateway: mcp_lab.Gateway) -> Iterator[dict[str, Any]]:
-    """The tenants registered by their key Jobs (MCP grants in TEAM_SPEC/KEY_SPEC), plus an admin-made key in
-    A's team with no MCP grant. Yields the keys and the servers by name."""
+    """The tenants registered by their key Jobs (MCP grants in TEAM_SPEC/KEY_SPEC), an admin-made key in A's team
+    with no MCP grant, and the emptied team of ``emptied_team``. Yields the keys, the servers by name, the edge."""
     lab.psql('delete from "LiteLLM_VerificationToken"; delete from "LiteLLM_TeamTable";')
     keys = {}
     start = time.monotonic()
@@ -103,13 +109,6 @@ def test_a_tenant_lists_and_calls_its_own_tools(gateway: mcp_lab.Gateway, lab_gw
     # /mcp answers every POST with a redirect to /mcp/, built from the request's Host header.
     assert {(w["url"], w.get("location")) for w in a["wire"] if w["status"] == 307} == {(url + "/mcp", url + "/mcp/")}
     assert not tokens_in(everything(a) + everything(b), gateway)
-
-
-TOOLS_B = {"globex_tools": ("echo", "whoami"), "globex_sse": ("echo", "whoami", "wipe")}
-
-
-def call(name: str, text: str | None = None) -> dict[str, Any]:
-    return {"op": "call", "name": name, "args": {"text": text} if text is not None else {}}
 
 
 @pytest.mark.parametrize("path", ["/mcp/acme_tools", "/acme_tools/mcp"])
@@ -323,3 +322,14 @@ def test_a_server_open_to_all_keys_leaks_its_token_to_every_key(
         assert lab.call(url, f"/v1/mcp/server/{created['server_id']}", method="DELETE")[0] == 202
     after = mcp_lab.session(url + "/mcp", keys["no_grant"], [{"op": "list"}])
     assert after["ops"] == [{"tools": []}]
+
+
+def test_a_server_name_with_the_tool_separator_is_refused(gateway: mcp_lab.Gateway, lab_gw: dict[str, Any]) -> None:
+    """Tools are named ``<server>-<tool>``: LiteLLM refuses ``-`` in a server name (the config loader's
+    ``validate_mcp_server_name`` raises; the admin API answers 400)."""
+    url = gateway.proxy.url
+    hyphenated = replace(lab_gw["servers"]["open_tools"], name="open-tools", allow_all_keys=False)
+    code, created = lab.call(url, "/v1/mcp/server", mcp_lab.api_registration(hyphenated))
+    if code in (200, 201):
+        lab.call(url, f"/v1/mcp/server/{created['server_id']}", method="DELETE")
+    assert code == 400, created
