@@ -218,14 +218,17 @@ def _run(command: list[str], request: dict[str, Any]) -> Any:
     return json.loads(done.stdout)
 
 
-def override_probe(servers: Servers, server: ToolServer, url: str, key: str, tool: str) -> tuple[str, list[str]]:
+def override_probe(
+    servers: Servers, server: ToolServer, url: str, key: str, tool: str
+) -> tuple[str, list[str], dict[str, Any]]:
     """For the tenant gateway (nginx) tests of the platform's mitigation: call ``tool`` through ``url`` (LiteLLM
     directly, or the tenant gateway in front of it) with a caller-chosen ``x-mcp-<server>-authorization``;
-    returns that value and the Authorization values ``server`` received during the call. Directly: the caller's
-    value. Through a gateway that strips ``x-mcp-*`` request headers: only ``Bearer <server.token>``."""
+    returns that value, the Authorization values ``server`` received during the call and the call's result.
+    Directly: the caller's value. Through a gateway that strips ``x-mcp-*`` request headers: only
+    ``Bearer <server.token>``."""
     before = len(servers.requests())
     chosen = f"Bearer caller-chosen-{secrets.token_hex(6)}"
     call = [{"op": "call", "name": tool, "args": {"text": "override"}}]
-    session(url, key, call, {f"x-mcp-{server.name}-authorization": chosen})
+    result = session(url, key, call, {f"x-mcp-{server.name}-authorization": chosen})
     received = [r for r in servers.requests()[before:] if r["server"] == server.name]
-    return chosen, [value for r in received for name, value in r["headers"] if name == "authorization"]
+    return chosen, [value for r in received for name, value in r["headers"] if name == "authorization"], result

@@ -13,6 +13,8 @@ import copy
 import json
 import secrets
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -243,9 +245,13 @@ def test_a_caller_sent_header_replaces_the_configured_token(gateway: mcp_lab.Gat
     """Design.md section 6 (c): ``x-mcp-<server>-authorization`` from the caller is what the server receives.
     The platform's tenant gateway strips ``x-mcp-*``: its tests run ``override_probe`` through it."""
     url, key, acme = gateway.proxy.url, lab_gw["keys"]["acme"], lab_gw["servers"]["acme_tools"]
-    chosen, received = mcp_lab.override_probe(gateway.servers, acme, url + "/mcp", key, "acme_tools-echo")
+    chosen, received, result = mcp_lab.override_probe(gateway.servers, acme, url + "/mcp", key, "acme_tools-echo")
     assert received
-    assert set(received) == {chosen}
+    assert set(received) == {chosen}  # never the configured token on that call
+    # The server refuses the caller's value; LiteLLM passes its 401 on, with the server's URL.
+    (answer,) = result["ops"]
+    assert answer["is_error"], answer
+    assert f"401 Unauthorized' for url '{acme.url}'" in answer["text"]
     # It does not open another tenant's server: the grant is checked first, and nothing reaches B.
     before = len(gateway.servers.requests())
     headers = {"x-mcp-globex_tools-authorization": f"Bearer {lab_gw['servers']['globex_tools'].token}"}
@@ -333,3 +339,34 @@ def test_a_server_name_with_the_tool_separator_is_refused(gateway: mcp_lab.Gatew
     if code in (200, 201):
         lab.call(url, f"/v1/mcp/server/{created['server_id']}", method="DELETE")
     assert code == 400, created
+
+
+def rpc(url: str, key: str, method: str, session: str | None = None, rid: int | None = 1) -> tuple[int, str, str]:
+    """One raw JSON-RPC POST to LiteLLM's MCP endpoint: status, the Mcp-Session-Id answered, the body."""
+    params = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "lab", "version": "1"}}
+    body = {"jsonrpc": "2.0", "method": method, **({"id": rid} if rid is not None else {})}
+    body |= {"params": params} if method == "initialize" else {}
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    headers |= {"Accept": "application/json, text/event-stream"} | ({"Mcp-Session-Id": session} if session else {})
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.headers.get("mcp-session-id", ""), response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, "", error.read().decode()
+
+
+def test_a_session_id_is_bound_to_its_caller(gateway: mcp_lab.Gateway, lab_gw: dict[str, Any]) -> None:
+    """B's key with A's ``Mcp-Session-Id`` (raw JSON-RPC, as a client would replay it) is refused."""
+    url, keys = gateway.proxy.url + "/mcp/", lab_gw["keys"]
+    code, session, _ = rpc(url, keys["acme"], "initialize")
+    assert code == 200, code
+    assert session
+    assert rpc(url, keys["acme"], "notifications/initialized", session, rid=None)[0] == 202
+    code, _, own = rpc(url, keys["acme"], "tools/list", session, rid=2)
+    assert code == 200, own
+    assert "acme_tools-echo" in own
+    code, _, stolen = rpc(url, keys["globex"], "tools/list", session, rid=2)
+    assert code == 403, stolen
+    assert "acme_tools" not in stolen
+    assert f"session '{session}' owner mismatch" in gateway.proxy.log.read_text()
