@@ -8,6 +8,7 @@ from components.capacity.kata_node_group import KataNodes, KataNodesArgs
 from components.cluster.eks import Cluster, ClusterArgs
 from components.cluster.lb_controller import LoadBalancerController, LoadBalancerControllerArgs
 from components.config import ConfigError, load
+from components.config.shards import running_stack_settings
 from components.contracts import namespaces
 from components.egress.proxy import EgressProxy, EgressProxyArgs
 from components.gateway.litellm import Gateway, GatewayArgs
@@ -19,6 +20,7 @@ from components.network.vpc import Network, NetworkArgs
 from components.observability.monitoring import Observability, ObservabilityArgs
 from components.runtime.agent_sandbox import AgentSandbox, AgentSandboxArgs
 from components.runtime.kata_deploy import KataRuntime, KataRuntimeArgs, firecracker_devmapper_userdata
+from components.tenants.shard import EGRESS_ALLOWLISTS, EGRESS_PASSWORDS, merge_shard_entries, tenant_contract
 from components.tenants.tenant import Tenant, TenantArgs
 
 try:
@@ -144,6 +146,20 @@ observability = Observability(
     opts=in_cluster,
 )
 
+# --- tenant shards (docs/shards.md): the proxy serves their tenants' users, read from their outputs
+shards = [pulumi.StackReference(stack) for stack in cfg.tenant_shards]
+
+
+def merged(name: str, secret: bool) -> pulumi.Output[dict] | None:
+    """One shard output over every shard; a tenant in two stacks stops the update (one owner per tenant)."""
+    if not shards:
+        return None
+    own = [t.name for t in cfg.tenants]
+    parts = pulumi.Output.all(*(ref.get_output(name) for ref in shards))
+    values = parts.apply(lambda p: merge_shard_entries(dict(zip(cfg.tenant_shards, p, strict=True)), own))
+    return pulumi.Output.secret(values) if secret else values
+
+
 # --- egress proxy (allowlist mode): per-tenant domain allowlists behind an internal NLB
 egress = (
     EgressProxy(
@@ -155,6 +171,8 @@ egress = (
             lb_controller=lb_controller,
             monitoring=observability.release,
             depends_on=[cluster.core_node_group],
+            shard_allowlists=merged(EGRESS_ALLOWLISTS, secret=False),
+            shard_passwords=merged(EGRESS_PASSWORDS, secret=True),
         ),
         opts=in_cluster,
     )
@@ -165,7 +183,7 @@ egress = (
 # --- kata runtime and tenants
 sandbox_controller = (
     AgentSandbox("agent-sandbox", AgentSandboxArgs(cfg.images.agent_sandbox_version, core_nodes), opts=in_cluster)
-    if cfg.any_warm_pool
+    if cfg.any_warm_pool or cfg.tenant_shards  # shards' warm pools need the controller too
     else None
 )
 # --- default-deny NetworkPolicies with explicit allows in every platform namespace, and allow-all in kube-system
@@ -226,7 +244,7 @@ tenants = [
 ]
 
 # --- outputs (a contract with other teams: docs/outputs.md; bump the version when it changes)
-OUTPUTS_VERSION = "1.0"
+OUTPUTS_VERSION = "1.1"
 pulumi.export("outputsVersion", OUTPUTS_VERSION)
 pulumi.export("clusterName", cluster.name)
 pulumi.export("clusterEndpoint", cluster.endpoint)
@@ -242,3 +260,16 @@ pulumi.export("karpenterNodeRoleArn", karpenter.node_role_arn)
 pulumi.export("litellmEndpoint", gateway.url)
 pulumi.export("runtimeClasses", kata_runtime.runtime_class_names)
 pulumi.export("tenantNamespaces", {t.name: t.namespace for t in cfg.tenants})
+# What tenant shards read through their stack reference (docs/shards.md, docs/outputs.md#tenantcontract).
+pulumi.export(
+    "tenantContract",
+    tenant_contract(
+        platform_stack=pulumi.get_stack(),
+        region=cfg.region,
+        settings=running_stack_settings(),
+        gateway_url=gateway.url,
+        egress_proxy_host=egress.hostname if egress else None,
+        agent_sandbox=sandbox_controller is not None,
+        tenants=[t.name for t in cfg.tenants],
+    ),
+)
