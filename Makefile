@@ -10,7 +10,7 @@ STACK ?= dev
 # The platform stacks, then the tenant shards (tenants/, docs/shards.md) of dev-shards.
 STACKS := dev staging prod dev-shards tenants/dev-a tenants/dev-b
 
-.PHONY: help venv preview preview-all test test-litellm test-vllm lint format requirements bench-policy bench-preview clean
+.PHONY: help venv preview preview-all shards test test-litellm test-vllm lint format requirements bench-policy bench-preview clean
 
 help:
 	@echo "make preview [STACK=dev]  offline preview with the policy pack (writes build/<stack>/); STACK=tenants/dev-a: a shard"
@@ -73,6 +73,12 @@ format: venv
 # default Python toolchain; tests/test_requirements.py re-runs the command in its header and compares.
 requirements: $(UV)
 	$(UV) export --frozen --offline --no-default-groups --format requirements-txt > requirements.txt
+
+# Every shard stack through the Automation API (the Pulumi CLI and a login are needed): OP=preview|up, CONCURRENCY=2.
+OP ?= preview
+CONCURRENCY ?= 2
+shards: venv
+	$(PY) -m tools.shards --op $(OP) --concurrency $(CONCURRENCY)
 
 bench-policy: venv
 	$(PY) -m tools.bench_policy
