@@ -204,9 +204,11 @@ def preview(
     result: ProgramResult | None = None,
     progress: Progress | None = None,
     root: Path = ROOT,
+    stack_references: dict[str, dict[str, Any]] | None = None,
 ) -> Report:
     """Preview ``stack`` into ``out_dir``; ``result`` reuses a program run already made with the same config.
-    The configuration is checked first (a ConfigError before any resource is declared)."""
+    The configuration is checked first (a ConfigError before any resource is declared). ``stack_references``
+    answers the program's stack references (default: the split's other side, tools/split.py)."""
     out = out_dir or ROOT / "build" / stack
     progress = progress or Progress(stack, None)
     shard = project_name(root) == SHARD_PROJECT
@@ -215,7 +217,7 @@ def preview(
         progress.start("configuration (Pulumi.yaml defaults + Pulumi." + stack + ".yaml)")
         if not shard:  # a shard's configuration is parsed against the platform's contract, in its program
             load_stack(stack, overrides, root)
-        refs = references(root, stack, overrides)
+        refs = stack_references if stack_references is not None else references(root, stack, overrides)
         note = catalog_note()
         progress.done(f"ok{f'; note: {note}' if note else ''}{f'; stack references: {len(refs)}' if refs else ''}")
         progress.start("program under the mock engine")
