@@ -5,6 +5,7 @@ replaced, and the platform's per-tenant pieces adopted by the shards after `pulu
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 import pulumi
@@ -85,6 +86,12 @@ def test_the_contract_has_its_keys_and_version(dev: ProgramResult) -> None:
     assert "tenantContract" not in dev.secret_outputs
     assert contract["tenants"] == ["acme", "globex"]
     assert contract["gatewayUrl"] == dev.outputs["litellmEndpoint"]
+
+
+def test_the_contract_is_documented() -> None:
+    text = (ROOT / "docs" / "outputs.md").read_text().split("## tenantContract", 1)[1]
+    assert re.search(rf"^tenantContract version: \*\*{re.escape(CONTRACT_VERSION)}\*\*$", text, re.M)
+    assert re.findall(r"^\| `(\w+)` \| [^|]+ \|$", text, re.M) == list(CONTRACT_KEYS)
 
 
 def test_the_contract_settings_are_strings_without_tenants_or_secrets(dev: ProgramResult) -> None:
@@ -262,3 +269,46 @@ def test_the_pack_judges_shard_resources_with_the_contract_facts(split: Any) -> 
     config = {"kata-dns": {"serviceCidrs": [split[0].outputs["tenantContract"]["settings"]["serviceCidr"]]}}
     violations = run_pack(ROOT / "policies", analyzer_resources(result), config)
     assert [v.urn for v in violations if v.enforcement_level == "mandatory"] == [deployment.urn]
+
+
+# The Stack spec's JSON field names in pulumi/pulumi-kubernetes-operator operator/api/pulumi/shared/stack_types.go
+# (commit 02c1d93946961afb109a26672cd26d3b0e89d774): StackSpec with the inlined GitSource, PrerequisiteRef,
+# RequirementSpec, ResourceRef/SecretSelector.
+OPERATOR_FIELDS = {
+    "spec": {
+        *("accessTokenSecret", "envs", "envRefs", "envSecrets", "backend", "stack", "config", "secrets", "secretsRef"),
+        *("secretsProvider", "fluxSource", "programRef", "targets", "targetDependents", "prerequisites"),
+        *("continueResyncOnCommitMatch", "refresh", "expectNoRefreshChanges", "destroyOnFinalize"),
+        *("retryOnUpdateConflict", "useLocalStackOnly", "resyncFrequencySeconds", "serviceAccountName"),
+        *("workspaceTemplate", "workspaceReclaimPolicy", "projectRepo", "gitAuthSecret", "gitAuth", "repoDir"),
+        *("commit", "branch", "shallow"),
+    },
+    "prerequisite": {"name", "requirement"},
+    "requirement": {"succeededWithinDuration"},
+    "ref": {"type", "filesystem", "env", "secret", "literal"},
+    "secret": {"namespace", "name", "key"},
+}
+
+
+def test_the_operator_stacks_are_current_and_use_upstream_fields() -> None:
+    from tools.operator_stacks import OUT, render
+
+    assert OUT.read_text() == render(), "run: python -m tools.operator_stacks"
+    objects = list(yaml.safe_load_all(OUT.read_text()))
+    names = {o["metadata"]["name"] for o in objects}
+    assert [o["spec"]["stack"] for o in objects] == [
+        "organization/agent-platform/dev-shards",
+        *(f"organization/{SHARD_PROJECT}/{s}" for s in DEV_SHARDS),
+    ]
+    for o in objects:
+        assert (o["apiVersion"], o["kind"]) == ("pulumi.com/v1", "Stack")
+        spec = o["spec"]
+        assert set(spec) <= OPERATOR_FIELDS["spec"]
+        for ref in spec["envRefs"].values():
+            assert set(ref) <= OPERATOR_FIELDS["ref"]
+            assert set(ref[ref["type"].lower()]) <= OPERATOR_FIELDS["secret"]
+        for prerequisite in spec.get("prerequisites", []):
+            assert set(prerequisite) <= OPERATOR_FIELDS["prerequisite"]
+            assert set(prerequisite["requirement"]) <= OPERATOR_FIELDS["requirement"]
+            assert prerequisite["name"] in names
+        assert (spec["repoDir"] == "tenants") == (SHARD_PROJECT in spec["stack"])

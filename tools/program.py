@@ -255,6 +255,10 @@ def run_program(
             # set_mocks made and finished a root Stack of its own; the entrypoint below makes the program's
             # (run_in_stack, as the language host does), which also runs what the program registers with pulumi.run.
             pulumi.runtime.settings.set_root_resource(None)  # type: ignore[arg-type]
+            # What a failed run left pending (the Stack's outputs registered after the error) must not be awaited on
+            # this run's loop: cleared as pulumi.runtime.test does before each test.
+            pulumi.runtime.settings.SETTINGS.rpc_manager.clear()
+            pulumi.runtime.settings.SETTINGS.outputs.clear()
             main = program or (lambda: runpy.run_path(str(root / "__main__.py"), run_name="__main__"))
             if str(root) not in sys.path:
                 sys.path.insert(0, str(root))
