@@ -20,7 +20,7 @@ from components.network.vpc import Network, NetworkArgs
 from components.observability.monitoring import Observability, ObservabilityArgs
 from components.runtime.agent_sandbox import AgentSandbox, AgentSandboxArgs
 from components.runtime.kata_deploy import KataRuntime, KataRuntimeArgs, firecracker_devmapper_userdata
-from components.tenants.shard import EGRESS_ALLOWLISTS, EGRESS_PASSWORDS, merge_shard_entries, tenant_contract
+from components.tenants.shard import shard_egress_entries, tenant_contract
 from components.tenants.tenant import Tenant, TenantArgs
 
 try:
@@ -147,18 +147,7 @@ observability = Observability(
 )
 
 # --- tenant shards (docs/shards.md): the proxy serves their tenants' users, read from their outputs
-shards = [pulumi.StackReference(stack) for stack in cfg.tenant_shards]
-
-
-def merged(name: str, secret: bool) -> pulumi.Output[dict] | None:
-    """One shard output over every shard; a tenant in two stacks stops the update (one owner per tenant)."""
-    if not shards:
-        return None
-    own = [t.name for t in cfg.tenants]
-    parts = pulumi.Output.all(*(ref.get_output(name) for ref in shards))
-    values = parts.apply(lambda p: merge_shard_entries(dict(zip(cfg.tenant_shards, p, strict=True)), own))
-    return pulumi.Output.secret(values) if secret else values
-
+shard_allowlists, shard_passwords = shard_egress_entries(cfg.tenant_shards, [t.name for t in cfg.tenants])
 
 # --- egress proxy (allowlist mode): per-tenant domain allowlists behind an internal NLB
 egress = (
@@ -171,8 +160,8 @@ egress = (
             lb_controller=lb_controller,
             monitoring=observability.release,
             depends_on=[cluster.core_node_group],
-            shard_allowlists=merged(EGRESS_ALLOWLISTS, secret=False),
-            shard_passwords=merged(EGRESS_PASSWORDS, secret=True),
+            shard_allowlists=shard_allowlists,
+            shard_passwords=shard_passwords,
         ),
         opts=in_cluster,
     )

@@ -87,6 +87,22 @@ def merge_shard_entries(parts: Mapping[str, Mapping[str, Any] | None], own: Sequ
     return entries
 
 
+def shard_egress_entries(
+    stacks: Sequence[str], own: Sequence[str]
+) -> tuple[pulumi.Output[dict[str, Any]] | None, pulumi.Output[dict[str, Any]] | None]:
+    """The egress allowlists and (secret) proxy passwords of every shard in ``stacks``, each read through a stack
+    reference and merged (one owner per tenant); (None, None) in single-stack mode."""
+    if not stacks:
+        return None, None
+    refs = [pulumi.StackReference(stack) for stack in stacks]
+
+    def merged(name: str) -> pulumi.Output[dict[str, Any]]:
+        parts = pulumi.Output.all(*(ref.get_output(name) for ref in refs))
+        return parts.apply(lambda p: merge_shard_entries(dict(zip(stacks, p, strict=True)), own))
+
+    return merged(EGRESS_ALLOWLISTS), pulumi.Output.secret(merged(EGRESS_PASSWORDS))
+
+
 def shard_resource_name(stack: str) -> str:
     """A stack name as a Kubernetes name part (lowercase letters, digits, dashes)."""
     return re.sub(r"[^a-z0-9-]+", "-", stack.lower()).strip("-")[:40]
