@@ -109,7 +109,8 @@ def run_one(count: int, out: Path) -> dict[str, Any]:
 def measure(count: int, *mode: str) -> dict[str, Any]:
     """One preview in its own process: ``--one N`` (single stack), ``--platform N SHARDS``, ``--shard N OFFSET``."""
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "tools.bench_preview", *(mode or ("--one",)), str(count), "--out", tmp]
+        flag, *extra = mode or ("--one",)
+        cmd = [sys.executable, "-m", "tools.bench_preview", flag, str(count), *extra, "--out", tmp]
         started = time.monotonic()
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
         assert proc.stdout is not None
@@ -122,6 +123,7 @@ def measure(count: int, *mode: str) -> dict[str, Any]:
     row = json.loads(stdout.strip().splitlines()[-1])
     row["wall_seconds"] = round(wall, 2)
     row["peak_rss_mib"] = round(usage.ru_maxrss / 1024, 1)  # Linux reports KiB
+    print(f"  {' '.join(cmd[3:-2])}: {json.dumps(row)}", file=sys.stderr, flush=True)  # progress, one line each
     return row
 
 
