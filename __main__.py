@@ -2,30 +2,24 @@
 
 import pulumi
 
-from components import egress as egress_module
-from components import gateway as gateway_module
-from components import karpenter as karpenter_module
-from components import kata_runtime as kata_runtime_module
-from components import network_policies
-from components import observability as observability_module
-from components import sandbox as sandbox_module
-from components.admission import SandboxAdmission, SandboxAdmissionArgs
-from components.agents import Tenant, TenantArgs
-from components.cluster import Cluster, ClusterArgs
+from components.admission.sandbox_admission import SandboxAdmission, SandboxAdmissionArgs
+from components.capacity.karpenter import Karpenter, KarpenterArgs
+from components.capacity.kata_node_group import KataNodes, KataNodesArgs
+from components.cluster.eks import Cluster, ClusterArgs
+from components.cluster.lb_controller import LoadBalancerController, LoadBalancerControllerArgs
 from components.config import ConfigError, load
-from components.egress import EgressProxy, EgressProxyArgs
-from components.gateway import Gateway, GatewayArgs
-from components.gateway_metrics import MetricsKey, MetricsKeyArgs
-from components.gateway_vpc import ManagedPlacement
-from components.karpenter import Karpenter, KarpenterArgs
-from components.kata import KataNodes, KataNodesArgs
-from components.kata_runtime import KataRuntime, KataRuntimeArgs, firecracker_devmapper_userdata
-from components.lb_controller import LoadBalancerController, LoadBalancerControllerArgs
-from components.network import Network, NetworkArgs
-from components.network_policies import PlatformNetworkPolicies, PlatformNetworkPoliciesArgs
-from components.node_security import SandboxNodeSecurityGroup, SandboxNodeSecurityGroupArgs
-from components.observability import Observability, ObservabilityArgs
-from components.sandbox import AgentSandbox, AgentSandboxArgs
+from components.contracts import namespaces
+from components.egress.proxy import EgressProxy, EgressProxyArgs
+from components.gateway.litellm import Gateway, GatewayArgs
+from components.gateway.metrics_key import MetricsKey, MetricsKeyArgs
+from components.gateway.placement import ManagedPlacement
+from components.network.network_policies import PlatformNetworkPolicies, PlatformNetworkPoliciesArgs
+from components.network.node_security import SandboxNodeSecurityGroup, SandboxNodeSecurityGroupArgs
+from components.network.vpc import Network, NetworkArgs
+from components.observability.monitoring import Observability, ObservabilityArgs
+from components.runtime.agent_sandbox import AgentSandbox, AgentSandboxArgs
+from components.runtime.kata_deploy import KataRuntime, KataRuntimeArgs, firecracker_devmapper_userdata
+from components.tenants.tenant import Tenant, TenantArgs
 
 try:
     cfg = load()
@@ -177,16 +171,16 @@ sandbox_controller = (
 # --- default-deny NetworkPolicies with explicit allows in every platform namespace, and allow-all in kube-system
 # (strict mode would deny EKS's add-ons otherwise). They wait for the namespaces only, not for the workloads.
 platform_namespaces: dict[str, pulumi.Resource | None] = {
-    network_policies.KUBE_SYSTEM: None,
-    gateway_module.NAMESPACE: gateway.namespace,
-    observability_module.NAMESPACE: observability.namespace,
-    karpenter_module.NAMESPACE: karpenter.namespace,
-    kata_runtime_module.NAMESPACE: kata_runtime.namespace,
+    namespaces.KUBE_SYSTEM: None,
+    namespaces.LITELLM_NAMESPACE: gateway.namespace,
+    namespaces.MONITORING_NAMESPACE: observability.namespace,
+    namespaces.KARPENTER_NAMESPACE: karpenter.namespace,
+    namespaces.KATA_NAMESPACE: kata_runtime.namespace,
 }
 if egress is not None:
-    platform_namespaces[egress_module.NAMESPACE] = egress.namespace
+    platform_namespaces[namespaces.EGRESS_NAMESPACE] = egress.namespace
 if sandbox_controller is not None:
-    platform_namespaces[sandbox_module.NAMESPACE] = sandbox_controller.manifest  # the manifest creates it
+    platform_namespaces[namespaces.AGENT_SANDBOX_NAMESPACE] = sandbox_controller.manifest  # the manifest creates it
 PlatformNetworkPolicies(
     "network-policies",
     PlatformNetworkPoliciesArgs(

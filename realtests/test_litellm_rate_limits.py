@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from components import gateway_cache as gc
+from components.gateway import cache as gc
 from realtests import lab
 from tests.conftest import program_result
 from tests.localhost import CertificateAuthority

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from components import gateway_rds as rds
+from components.gateway import rds
 from realtests import lab
 from tests.localhost import CertificateAuthority, free_port
 

@@ -11,8 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from components.labels import SANDBOX_LABEL, dedicated_toleration
-from components.podspec import TENANT_LABEL
+from components.contracts.labels import SANDBOX_LABEL, TENANT_LABEL, dedicated_toleration
 from tools.policy_fixtures import VPC_DNS, Kind, kata_spec, workload
 
 ALLOWED_RUNTIME_CLASSES = ("kata-clh", "kata-qemu")

@@ -1,4 +1,4 @@
-"""Admission-time enforcement (components/admission.py) and its parity with the CrossGuard pack.
+"""Admission-time enforcement (components/admission/sandbox_admission.py) and its parity with the CrossGuard pack.
 
 The ValidatingAdmissionPolicies are read from the program's registrations (as rendered for the dev
 stack), their CEL is evaluated offline with cel-expr-python plus the Kubernetes IP/CIDR functions
@@ -17,7 +17,7 @@ from agent_policies import RULES
 from agent_policies.common import IPV4_EMBEDDINGS as PACK_EMBEDDINGS
 from agent_policies.common import service_networks as pack_service_networks
 
-from components.admission import (
+from components.admission.sandbox_admission import (
     DEDICATED_NODES_POLICY,
     IPV4_EMBEDDINGS,
     KATA_DNS_POLICY,
@@ -26,8 +26,8 @@ from components.admission import (
     sandbox_policy_spec,
     service_networks,
 )
-from components.agents import PSA_LABELS
 from components.config import ConfigError
+from components.tenants.tenant import PSA_LABELS
 from tests import kube_cel
 from tests.conftest import program_result
 from tests.policy_cases import PACK_DIR, resource

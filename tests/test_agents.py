@@ -14,12 +14,12 @@ import pulumi_kubernetes as k8s
 import pytest
 import yaml
 
-from components.agents import PSA_LABELS, Tenant, TenantArgs
 from components.config import load
-from components.kata_runtime import KataRuntime, KataRuntimeArgs
-from components.labels import SANDBOX_LABEL
-from components.podspec import SandboxEgress, sandbox_egress_rules
-from components.sandbox import AgentSandbox, AgentSandboxArgs, release_manifest_url
+from components.contracts.labels import SANDBOX_LABEL
+from components.runtime.agent_sandbox import AgentSandbox, AgentSandboxArgs, release_manifest_url
+from components.runtime.kata_deploy import KataRuntime, KataRuntimeArgs
+from components.tenants.sandbox_network import SandboxEgress, sandbox_egress_rules
+from components.tenants.tenant import PSA_LABELS, Tenant, TenantArgs
 from tests.configs import config_error, parse_config
 from tests.conftest import program_result
 from tests.schemas import is_custom_resource, validate_object

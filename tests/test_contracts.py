@@ -1,4 +1,4 @@
-"""One owner per shared name: components/labels.py holds the platform's contracts; everything that repeats
+"""One owner per shared name: components/contracts/ holds the platform's contracts; everything that repeats
 them (the policy pack, a separate package, above all) must agree with it."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import pytest
 from agent_policies import POLICIES
 from agent_policies.common import SANDBOX_LABEL as PACK_SANDBOX_LABEL
 
-from components import agents, labels
 from components.config import NESTED_VIRT_FAMILIES, project_schema
+from components.contracts import cluster, labels, namespaces
 from tests.configs import config_error
 from tools.program import ProgramResult
 
@@ -19,10 +19,6 @@ POLICY = {p.name: p for p in POLICIES}
 
 def default(policy: str, key: str) -> Any:
     return POLICY[policy].config_schema.properties[key]["default"]
-
-
-def test_every_agent_type_is_described_once() -> None:
-    assert tuple(agents.AGENT_TYPES) == labels.AGENT_TYPES
 
 
 def test_the_policy_pack_agrees_with_the_program() -> None:
@@ -44,11 +40,11 @@ def test_the_policy_pack_agrees_with_the_program() -> None:
 def test_every_platform_namespace_is_reserved(each_stack: ProgramResult) -> None:
     declared = {r.inputs["metadata"]["name"] for r in each_stack.of_type("kubernetes:core/v1:Namespace")}
     tenants = set(each_stack.outputs["tenantNamespaces"].values())
-    assert declared - tenants <= labels.PLATFORM_NAMESPACES
-    assert not tenants & labels.RESERVED_NAMESPACES
+    assert declared - tenants <= namespaces.PLATFORM_NAMESPACES
+    assert not tenants & namespaces.RESERVED_NAMESPACES
 
 
-@pytest.mark.parametrize("namespace", sorted(labels.RESERVED_NAMESPACES))
+@pytest.mark.parametrize("namespace", sorted(namespaces.RESERVED_NAMESPACES))
 def test_a_tenant_cannot_take_a_platform_namespace(namespace: str) -> None:
     tenant = {"name": "t", "namespace": namespace, "agents": [{"name": "a", "type": "hermes"}]}
     assert "is reserved for the platform" in config_error(tenants=[tenant])
@@ -56,6 +52,6 @@ def test_a_tenant_cannot_take_a_platform_namespace(namespace: str) -> None:
 
 def test_one_storage_class_everywhere(each_stack: ProgramResult) -> None:
     (storage_class,) = each_stack.of_type("kubernetes:storage.k8s.io/v1:StorageClass")
-    assert storage_class.inputs["metadata"]["name"] == labels.STORAGE_CLASS
+    assert storage_class.inputs["metadata"]["name"] == cluster.STORAGE_CLASS
     text = str([r.inputs for r in each_stack.registrations if r.type.startswith("kubernetes:")])
-    assert text.count("'storageClassName': ") == text.count(f"'storageClassName': '{labels.STORAGE_CLASS}'") > 0
+    assert text.count("'storageClassName': ") == text.count(f"'storageClassName': '{cluster.STORAGE_CLASS}'") > 0

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
-from components import observability as obs
-from components.squid import MTAIL_PROGRAM
+from components.egress.squid import MTAIL_PROGRAM
+from components.observability import monitoring as obs
 from tests.tokens import RELEASE
 from tools.program import ProgramResult
 from tools.render import SHARED

@@ -9,7 +9,7 @@ import yaml
 from agent_policies.sandbox_namespaces import sandbox_namespace_runtime_class
 
 from components.config import PROJECT_FILE
-from components.labels import DEDICATED_TENANT_KEY
+from components.contracts.labels import DEDICATED_TENANT_KEY
 from tests.configs import parse_config
 from tests.conftest import program_result
 from tests.policy_cases import run_stack_policy

@@ -8,18 +8,21 @@ import ipaddress
 import json
 import shutil
 import subprocess
-from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
 import yaml
 
-from components import egress as eg
-from components.agents import PROXY_ENV, proxy_secret_data
-from components.config import AGENT_EGRESS_DEFAULTS
-from components.gateway import NLB_ANNOTATIONS
-from components.podspec import PROXY_PORT, SandboxEgress, sandbox_egress_rules
+from components.contracts import egress as egc
+from components.contracts.egress import PROXY_PORT
+from components.egress import squid as sq
+from components.k8s.nlb import NLB_ANNOTATIONS
+from components.observability.monitoring import DASHBOARD_DIR
+from components.tenants.agent_pod import proxy_secret_data
+from components.tenants.agent_types import AGENT_TYPES
+from components.tenants.agent_types.base import PROXY_ENV
+from components.tenants.sandbox_network import SandboxEgress, sandbox_egress_rules
 from tests.configs import default, parse_config
 from tests.conftest import program_result
 from tests.schemas import CRD_DIR, validate_object
@@ -51,7 +54,7 @@ def test_agent_type_defaults_and_tenant_widening() -> None:
     )
     t = cfg.tenants[0]
     hermes, claw = t.agents
-    assert t.agent_domains(hermes) == (*AGENT_EGRESS_DEFAULTS["hermes"], "pypi.org", "*.pythonhosted.org")
+    assert t.agent_domains(hermes) == (*AGENT_TYPES["hermes"].egress_defaults, "pypi.org", "*.pythonhosted.org")
     assert t.agent_domains(claw) == ("slack.com", "*.slack.com", "pypi.org", "*.pythonhosted.org", "api.github.com")
     assert "api.telegram.org" in t.egress_domains
     assert "*.slack.com" in t.egress_domains
@@ -82,13 +85,13 @@ def test_type_defaults_can_be_dropped_per_tenant_and_restored_per_agent() -> Non
 
 def test_wildcards_become_leading_dots_and_covered_names_are_dropped() -> None:
     domains = ["slack.com", "*.slack.com", "wss-primary.slack.com", "*.a.slack.com", "x.org", "*.y.org"]
-    assert eg.squid_domains(domains) == [".slack.com", "x.org", ".y.org"]
-    assert eg.squid_domains(["api.telegram.org"]) == ["api.telegram.org"]
+    assert sq.squid_domains(domains) == [".slack.com", "x.org", ".y.org"]
+    assert sq.squid_domains(["api.telegram.org"]) == ["api.telegram.org"]
 
 
 def test_rendered_conf_denies_by_default_and_names_every_tenant() -> None:
-    conf = eg.squid_conf(
-        [eg.ProxyTenant("acme", ("a.com",), ("203.0.113.0/24",)), eg.ProxyTenant("glo-bex", ("*.b.com",))]
+    conf = sq.squid_conf(
+        [sq.ProxyTenant("acme", ("a.com",), ("203.0.113.0/24",)), sq.ProxyTenant("glo-bex", ("*.b.com",))]
     )
     lines = conf.splitlines()
     access = [line for line in lines if line.startswith("http_access")]
@@ -128,10 +131,10 @@ def test_md5_crypt_matches_openssl() -> None:
     expected = subprocess.run(
         [openssl, "passwd", "-1", "-salt", "abcdefgh", "s3cret pw"], capture_output=True, text=True, check=True
     )
-    assert eg.md5_crypt("s3cret pw", "abcdefgh") == expected.stdout.strip()
-    line = eg.htpasswd_line("acme", "pw")
-    assert line == eg.htpasswd_line("acme", "pw")
-    assert line != eg.htpasswd_line("globex", "pw")
+    assert sq.md5_crypt("s3cret pw", "abcdefgh") == expected.stdout.strip()
+    line = sq.htpasswd_line("acme", "pw")
+    assert line == sq.htpasswd_line("acme", "pw")
+    assert line != sq.htpasswd_line("globex", "pw")
 
 
 # --------------------------------------------------------------------------------------------
@@ -192,7 +195,7 @@ def test_every_tenant_pod_carries_the_proxy_settings(stack: str) -> None:
 def test_proxy_secret_values() -> None:
     data = proxy_secret_data(
         "http://acme:pw@internal-k8s-egress.elb.amazonaws.com:3128",
-        "http://internal-k8s-litellm.elb.amazonaws.com:4000",
+        ["http://internal-k8s-litellm.elb.amazonaws.com:4000"],
     )
     assert data["HTTPS_PROXY"] == data["http_proxy"] == "http://acme:pw@internal-k8s-egress.elb.amazonaws.com:3128"
     assert data["NO_PROXY"] == "localhost,127.0.0.1,::1,internal-k8s-litellm.elb.amazonaws.com"
@@ -205,7 +208,7 @@ def test_proxy_deployment_is_hardened_and_behind_a_cross_zone_nlb(dev: Any) -> N
     pod = deployment["spec"]["template"]["spec"]
     assert pod["nodeSelector"] == {"node-role.agent-platform.io/core": "true"}
     assert pod["securityContext"]["runAsNonRoot"] is True
-    assert pod["securityContext"]["runAsUser"] == eg.SQUID_UID
+    assert pod["securityContext"]["runAsUser"] == sq.SQUID_UID
     container = pod["containers"][0]
     assert container["image"] == default("squidImage")
     sc = container["securityContext"]
@@ -260,7 +263,7 @@ def test_the_proxy_itself_reaches_only_internet_addresses_on_80_and_443(stack: s
     (policy,) = [
         r.inputs["spec"]
         for r in result.of_type(NETPOL)
-        if (r.inputs["metadata"]["namespace"], r.inputs["metadata"]["name"]) == (eg.NAMESPACE, "egress-proxy")
+        if (r.inputs["metadata"]["namespace"], r.inputs["metadata"]["name"]) == (egc.NAMESPACE, "egress-proxy")
     ]
     service_cidr = ipaddress.ip_network(
         result.of_type("eks:index:Cluster")[0].inputs["kubernetesServiceIpAddressRange"]
@@ -310,7 +313,7 @@ def test_proxy_metrics_are_scraped_alerted_and_charted(dev: Any) -> None:
     assert mtail["image"] == "ghcr.io/google/mtail:3.0.9"
     assert mtail["securityContext"]["runAsNonRoot"] is True
     assert mtail["securityContext"]["readOnlyRootFilesystem"]
-    assert {"name": "logs", "mountPath": eg.LOG_DIR, "readOnly": True} in mtail["volumeMounts"]
+    assert {"name": "logs", "mountPath": sq.LOG_DIR, "readOnly": True} in mtail["volumeMounts"]
     monitor = dev.named("kubernetes:monitoring.coreos.com/v1:PodMonitor", "egress-monitor").inputs
     assert monitor["spec"]["podMetricsEndpoints"][0]["port"] == "metrics"
     rule = dev.named("kubernetes:monitoring.coreos.com/v1:PrometheusRule", "egress-rules").inputs
@@ -318,7 +321,7 @@ def test_proxy_metrics_are_scraped_alerted_and_charted(dev: Any) -> None:
     burst = alerts["EgressDeniedBurst"]
     assert burst["expr"] == 'sum by (tenant) (increase(egress_requests_total{decision="denied"}[5m])) > 30'
     assert "{{ $labels.tenant }}" in burst["annotations"]["summary"]
-    dashboard = json.loads((Path(eg.__file__).parent / "dashboards" / "egress.json").read_text())
+    dashboard = json.loads((DASHBOARD_DIR / "egress.json").read_text())
     exprs = " ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"])
     assert 'decision="denied"' in exprs
     assert 'decision="allowed"' in exprs

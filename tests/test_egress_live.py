@@ -31,7 +31,8 @@ from typing import Any
 
 import pytest
 
-from components import egress as eg
+from components.egress import proxy as eg
+from components.egress import squid as sq
 from tests.localhost import free_port, serving
 
 # --------------------------------------------------------------------------------------------
@@ -172,8 +173,8 @@ UNREACHABLE = {
     "sixtofour.test": "2002:a9fe:a9fe::1",  # 6to4 of the metadata address
 }
 TENANTS = (
-    eg.ProxyTenant("acme", ("allowed.test", "*.wild.test", *UNREACHABLE), ("198.51.100.0/24", "10.9.0.0/16")),
-    eg.ProxyTenant("globex", ("other.test",)),
+    sq.ProxyTenant("acme", ("allowed.test", "*.wild.test", *UNREACHABLE), ("198.51.100.0/24", "10.9.0.0/16")),
+    sq.ProxyTenant("globex", ("other.test",)),
 )
 
 
@@ -193,13 +194,13 @@ def live_proxy() -> Iterator[LiveProxy]:
         # Run as root, Squid switches to its "proxy" user: it must read and write this directory.
         workdir.chmod(0o777)
         passwords = {"acme": "acme-Pw-0123456789", "globex": "globex-Pw-9876543210"}
-        (workdir / "htpasswd").write_text(eg.htpasswd(passwords))
+        (workdir / "htpasswd").write_text(sq.htpasswd(passwords))
         (workdir / "hosts").write_text(
             "127.0.0.1 allowed.test api.wild.test wild.test other.test unlisted.test\n"
             + "".join(f"{address} {name}\n" for name, address in UNREACHABLE.items())
         )
-        (workdir / eg.ERROR_PAGE).write_text(eg.error_page())
-        paths = eg.SquidPaths(
+        (workdir / sq.ERROR_PAGE).write_text(sq.error_page())
+        paths = sq.SquidPaths(
             htpasswd=str(workdir / "htpasswd"),
             error_directory=str(workdir / "errors"),
             access_log=str(workdir / "access.log"),
@@ -210,8 +211,8 @@ def live_proxy() -> Iterator[LiveProxy]:
         )
         port = free_port()
         # Loopback is where the test servers live: the only range taken off the blocked list here.
-        blocked = [b for b in eg.BLOCKED_DESTINATIONS if b != "127.0.0.0/8"]
-        conf = eg.squid_conf(
+        blocked = [b for b in sq.BLOCKED_DESTINATIONS if b != "127.0.0.0/8"]
+        conf = sq.squid_conf(
             TENANTS,
             port=port,
             paths=paths,
@@ -230,7 +231,7 @@ def live_proxy() -> Iterator[LiveProxy]:
         command = eg.squid_command(
             str(workdir / "squid.conf"),
             error_directory=paths.error_directory,
-            page_source=str(workdir / eg.ERROR_PAGE),
+            page_source=str(workdir / sq.ERROR_PAGE),
             rotate_seconds=3600,
             squid=squid,
         )
@@ -459,7 +460,7 @@ def test_access_log_names_tenant_domain_status_and_bytes(live_proxy: LiveProxy) 
 def test_the_production_configuration_parses_without_warnings(live_proxy: LiveProxy, tmp_path: Path) -> None:
     """Squid drops an ACL entry that overlaps another one (a warning, not an error): e.g. ::ffff:0:0/96 (every
     IPv4 address to Squid) would silently swallow 0.0.0.0/8. The full blocked list, as deployed, must parse clean."""
-    paths = eg.SquidPaths(
+    paths = sq.SquidPaths(
         htpasswd=str(live_proxy.workdir / "htpasswd"),
         error_directory=eg.SQUID_TEMPLATES,
         access_log=str(tmp_path / "access.log"),
@@ -468,7 +469,7 @@ def test_the_production_configuration_parses_without_warnings(live_proxy: LivePr
         coredump_dir=str(tmp_path),
     )
     conf = tmp_path / "squid.conf"
-    conf.write_text(eg.squid_conf(TENANTS, paths=paths, listen="127.0.0.1", port=free_port()))
+    conf.write_text(sq.squid_conf(TENANTS, paths=paths, listen="127.0.0.1", port=free_port()))
     result = subprocess.run(
         [live_proxy.squid, "-k", "parse", "-f", str(conf)], capture_output=True, text=True, timeout=30
     )
@@ -509,7 +510,7 @@ def test_mtail_turns_the_real_access_log_into_per_tenant_metrics(live_proxy: Liv
     time.sleep(0.5)  # Squid writes its log line when the connection closes
     log = live_proxy.workdir / "access.log"
     fields = [dict(part.split("=", 1) for part in line.split()[1:]) for line in live_proxy.access_log()]
-    (tmp_path / "egress.mtail").write_text(eg.MTAIL_PROGRAM)
+    (tmp_path / "egress.mtail").write_text(sq.MTAIL_PROGRAM)
     one_shot = ["-one_shot", "-one_shot_format", "prometheus", "-emit_prog_label=false"]
     command = [mtail, *one_shot, "-progs", str(tmp_path), "-logs", str(log)]
     out = subprocess.run(command, capture_output=True, text=True, timeout=60, check=True)

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from agent_policies.egress import sandbox_egress_allowlist
 
-from components.podspec import SandboxEgress, sandbox_egress_rules
+from components.tenants.sandbox_network import SandboxEgress, sandbox_egress_rules
 from tests.configs import parse_config
 from tests.conftest import program_result
 from tests.policy_cases import PACK_DIR, k8s, resource, run_stack_policy

@@ -9,9 +9,10 @@ import runpy
 import pulumi
 import pytest
 
-from components import gateway as gw
 from components.config import project_schema
-from components.labels import CORE_NODE_SELECTOR
+from components.contracts import gateway as gwc
+from components.contracts.labels import CORE_NODE_SELECTOR
+from components.gateway import values
 from tests.configs import default
 from tests.conftest import program_result, rendered_installs
 from tests.schemas import validate_object
@@ -103,7 +104,7 @@ def test_litellm_release_values(each_stack: ProgramResult) -> None:
     assert values["image"] == {"repository": "ghcr.io/berriai/litellm-database", "tag": "v1.93.0"}
     zone = [c for c in values["topologySpreadConstraints"] if c["topologyKey"] == "topology.kubernetes.io/zone"]
     assert zone
-    assert zone[0]["labelSelector"]["matchLabels"] == gw.SELECTOR
+    assert zone[0]["labelSelector"]["matchLabels"] == gwc.SELECTOR
     assert zone[0]["maxSkew"] == 1
     settings = values["proxy_config"]["litellm_settings"]
     assert settings["callbacks"] == ["prometheus"]
@@ -148,7 +149,7 @@ def test_migrations_run_in_their_own_job_before_litellm(each_stack: ProgramResul
     assert values["envVars"]["DISABLE_SCHEMA_UPDATE"] == "true"
     job = each_stack.named(JOB, "gateway-db-migrations")
     labels = job.inputs["spec"]["template"]["metadata"]["labels"]
-    assert not all(labels.get(k) == v for k, v in gw.SELECTOR.items())
+    assert not all(labels.get(k) == v for k, v in gwc.SELECTOR.items())
     pod = job.inputs["spec"]["template"]["spec"]
     assert pod["containers"][0]["image"] == "ghcr.io/berriai/litellm-database:v1.93.0"
     assert pod["containers"][0]["command"] == ["python", "litellm/proxy/prisma_migration.py"]
@@ -157,7 +158,7 @@ def test_migrations_run_in_their_own_job_before_litellm(each_stack: ProgramResul
 
 def test_pdb_keeps_one_litellm_pod(each_stack: ProgramResult) -> None:
     pdb = each_stack.named("kubernetes:policy/v1:PodDisruptionBudget", "gateway-pdb")
-    assert pdb.inputs["spec"] == {"minAvailable": 1, "selector": {"matchLabels": gw.SELECTOR}}
+    assert pdb.inputs["spec"] == {"minAvailable": 1, "selector": {"matchLabels": gwc.SELECTOR}}
     assert pdb.inputs["metadata"]["namespace"] == "litellm"
 
 
@@ -229,10 +230,18 @@ def test_gateway_children_use_the_cluster_provider(each_stack: ProgramResult) ->
         assert registration.parent.endswith("Gateway::gateway") or "PodIdentity" in registration.parent
 
 
-def test_gateway_is_declared_before_the_tenants(dev: ProgramResult) -> None:
-    names = [r.name for r in dev.registrations]
-    tenant_types = [i for i, r in enumerate(dev.registrations) if r.type.startswith("agent-platform:agents")]
-    assert names.index("gateway") < min(tenant_types, default=len(names))
+def test_each_tenant_waits_for_its_own_key_at_the_gateway(dev: ProgramResult) -> None:
+    """The engine orders by dependencies, not by declaration: a tenant's namespace (and so everything in it) waits
+    for the Job that registers that tenant's team and key, and for no other tenant's."""
+    by_urn = {r.urn: r for r in dev.registrations}
+    tenants = [r for r in dev.registrations if r.type.endswith(":Tenant")]
+    assert tenants
+    for tenant in tenants:
+        (namespace,) = [
+            r for r in dev.registrations if r.parent == tenant.urn and r.type == "kubernetes:core/v1:Namespace"
+        ]
+        jobs = {by_urn[u].name for u in namespace.dependencies if by_urn[u].type == "kubernetes:batch/v1:Job"}
+        assert jobs == {f"gateway-key-job-{tenant.name}"}, tenant.name
 
 
 @pytest.mark.skipif(not (SHARED / "charts").is_dir(), reason=f"vendored charts not present at {SHARED}")
@@ -244,7 +253,7 @@ def test_litellm_runs_non_root_on_a_read_only_root_with_writable_scratch(stack: 
     (deployment,) = [o for o in litellm.objects if o["kind"] == "Deployment"]
     pod = deployment["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
-    assert pod["securityContext"]["runAsUser"] == gw.LITELLM_UID != 0
+    assert pod["securityContext"]["runAsUser"] == values.LITELLM_UID != 0
     (container,) = pod["containers"]
     context = container["securityContext"]
     assert context["readOnlyRootFilesystem"] is True

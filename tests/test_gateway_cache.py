@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from components import gateway_cache as gc
-from components import gateway_rds as rds
-from components.labels import CORE_NODE_SELECTOR
+from components.contracts.labels import CORE_NODE_SELECTOR
+from components.gateway import cache as gc
+from components.gateway import rds
 from tests.configs import default, parse_config
 from tests.conftest import program_result
 from tests.tokens import JOB, RELEASE, SECRET

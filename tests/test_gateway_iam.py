@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from components import bedrock, lb_controller
-from components import gateway as gw
+from components.aws import bedrock
+from components.cluster import lb_controller
 from tests.configs import config_error, parse_config
 from tests.conftest import program_result
 from tests.tokens import RELEASE, ROLE
@@ -35,14 +35,14 @@ def bedrock_statement(result: ProgramResult) -> dict[str, Any]:
 
 
 def test_plain_model_ids_get_their_regional_foundation_model_arn() -> None:
-    arns = gw.bedrock_resource_arns(["amazon.nova-pro-v1:0"], "eu-west-1", ACCOUNT_ID)
+    arns = bedrock.bedrock_resource_arns(["amazon.nova-pro-v1:0"], "eu-west-1", ACCOUNT_ID)
     assert arns == ["arn:aws:bedrock:eu-west-1::foundation-model/amazon.nova-pro-v1:0"]
 
 
 @pytest.mark.parametrize("prefix", ["us", "eu", "apac", "global"])
 def test_inference_profiles_get_the_profile_and_the_routed_foundation_models(prefix: str) -> None:
     model = f"{prefix}.anthropic.claude-sonnet-4-5-20250929-v1:0"
-    arns = gw.bedrock_resource_arns([model], "us-west-2", ACCOUNT_ID)
+    arns = bedrock.bedrock_resource_arns([model], "us-west-2", ACCOUNT_ID)
     assert arns == [
         "arn:aws:bedrock:*::foundation-model/anthropic.claude-sonnet-4-5-20250929-v1:0",
         f"arn:aws:bedrock:us-west-2:{ACCOUNT_ID}:inference-profile/{model}",
@@ -50,9 +50,9 @@ def test_inference_profiles_get_the_profile_and_the_routed_foundation_models(pre
 
 
 def test_split_model_id_only_strips_known_geographies() -> None:
-    assert gw.split_model_id("us.amazon.nova-pro-v1:0") == ("us", "amazon.nova-pro-v1:0")
-    assert gw.split_model_id("amazon.nova-pro-v1:0") == (None, "amazon.nova-pro-v1:0")
-    assert gw.split_model_id("meta.llama3-70b-instruct-v1:0") == (None, "meta.llama3-70b-instruct-v1:0")
+    assert bedrock.split_model_id("us.amazon.nova-pro-v1:0") == ("us", "amazon.nova-pro-v1:0")
+    assert bedrock.split_model_id("amazon.nova-pro-v1:0") == (None, "amazon.nova-pro-v1:0")
+    assert bedrock.split_model_id("meta.llama3-70b-instruct-v1:0") == (None, "meta.llama3-70b-instruct-v1:0")
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -74,7 +74,7 @@ def test_bedrock_role_may_only_invoke_the_configured_models(stack: str) -> None:
     expected: set[str] = set()
     for model in model_list:
         model_id = model["litellm_params"]["model"].removeprefix("bedrock/")
-        expected.update(gw.bedrock_resource_arns([model_id], region, ACCOUNT_ID))
+        expected.update(bedrock.bedrock_resource_arns([model_id], region, ACCOUNT_ID))
     assert set(resources) == expected
 
 
@@ -115,7 +115,7 @@ def test_models_not_sold_on_marketplace_get_no_marketplace_permission() -> None:
     nova = [{"name": "nova-pro", "modelId": "us.amazon.nova-pro-v1:0"}]
     products = parse_config(bedrockModels=nova).gateway.marketplace_product_ids
     assert products == ()
-    policy = json.loads(gw.bedrock_policy([nova[0]["modelId"]], "us-east-1", ACCOUNT_ID, product_ids=products))
+    policy = json.loads(bedrock.bedrock_policy([nova[0]["modelId"]], "us-east-1", ACCOUNT_ID, product_ids=products))
     assert [s["Sid"] for s in policy["Statement"]] == ["InvokeConfiguredModels"]
 
 

@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from components import gateway as gw
-from components import gateway_keys as gk
 from components.config import PlatformConfig
-from components.labels import CORE_NODE_SELECTOR
+from components.contracts.labels import CORE_NODE_SELECTOR
+from components.gateway import keys
+from components.gateway import keys as gk
 from tests.configs import MODELS, SECRETS, default, parse_config
 from tests.tokens import JOB, RELEASE, SECRET
 from tools.program import MASK, ProgramResult, Registration
@@ -195,7 +195,7 @@ def test_curl_image_may_be_pinned_by_digest(image: str) -> None:
 
 def test_a_rotated_key_rolls_the_agents_pods(dev: ProgramResult) -> None:
     """The pod template carries a hash of the tenant's key: a new key is a new template, so a rollout."""
-    from components.agents import LITELLM_KEY_HASH_ANNOTATION, litellm_key_hash
+    from components.tenants.tenant import LITELLM_KEY_HASH_ANNOTATION, litellm_key_hash
 
     keys = dev.named("kubernetes:core/v1:Secret", "gateway-tenant-keys").plain["stringData"]
     deployments = [
@@ -313,11 +313,11 @@ def test_key_job_name_changes_with_the_spec() -> None:
     from components.config import TenantLitellmConfig
 
     tenant = PlatformConfig.from_dict("dev", "us-east-1", base_values()).tenants[0]
-    name = gw.key_job_name(tenant, "docker.io/curlimages/curl:8.16.0")
+    name = keys.key_job_name(tenant, "docker.io/curlimages/curl:8.16.0")
     richer = replace(tenant, litellm=TenantLitellmConfig(**{**tenant.litellm.__dict__, "max_budget": 999.0}))
-    assert gw.key_job_name(richer, "docker.io/curlimages/curl:8.16.0") != name
-    assert gw.key_job_name(tenant, "docker.io/curlimages/curl:8.16.0") == name
-    assert gw.key_job_name(tenant, "docker.io/curlimages/curl:8.17.0") != name
+    assert keys.key_job_name(richer, "docker.io/curlimages/curl:8.16.0") != name
+    assert keys.key_job_name(tenant, "docker.io/curlimages/curl:8.16.0") == name
+    assert keys.key_job_name(tenant, "docker.io/curlimages/curl:8.17.0") != name
 
 
 def test_key_jobs_run_after_litellm(dev: ProgramResult) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components import gvisor
+from components.runtime import gvisor
 from tests.configs import config_error, default, parse_config
 from tests.conftest import program_result
 from tests.tokens import NODE_CLASS, NODE_POOL, RUNTIME_CLASS

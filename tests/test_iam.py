@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from components.cluster import ADDON_NAMESPACE
-from components.iam import POD_IDENTITY_CONDITION_KEYS, pod_identity_trust
+from components.aws.iam import POD_IDENTITY_CONDITION_KEYS, pod_identity_trust
+from components.cluster.eks import ADDON_NAMESPACE
 from tests.conftest import program_result
 from tests.tokens import ADDON, ATTACHMENT, ROLE
 from tools.mocks import ACCOUNT_ID

@@ -125,7 +125,7 @@ def test_the_gvisor_release_is_published_with_the_tarball_layout() -> None:
     entry = catalog()[GVISOR]
     assert default("gvisorRelease") in entry["published"]
     assert "20260817.0 is the last release with loose" in entry["notes"]
-    assert default("gvisorRelease") > "20260817.0"  # tarball layout (components/gvisor.py)
+    assert default("gvisorRelease") > "20260817.0"  # tarball layout (components/runtime/gvisor.py)
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,8 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from components.config import load
-from components.kata_runtime import (
+from components.contracts.labels import KATA_RUNTIME_LABEL, KATA_TOLERATION
+from components.runtime.kata_deploy import (
     CHART,
     FC_POOL,
     KataRuntime,
@@ -19,7 +20,6 @@ from components.kata_runtime import (
     firecracker_devmapper_parts,
     firecracker_devmapper_userdata,
 )
-from components.labels import KATA_RUNTIME_LABEL, KATA_TOLERATION
 from tests.configs import default
 from tests.conftest import program_result
 from tests.schemas import validate_object

@@ -6,7 +6,9 @@ import json
 
 import yaml
 
-from components.agents import AgentFiles, hermes_files, openclaw_files
+from components.tenants.agent_types.base import AgentFiles
+from components.tenants.agent_types.hermes import hermes_files
+from components.tenants.agent_types.openclaw import openclaw_files
 from tests.configs import MODELS, parse_config
 from tools.program import ProgramResult
 

@@ -6,7 +6,7 @@ import ipaddress
 
 import pytest
 
-from components.network import EKS_UNSUPPORTED_ZONE_IDS
+from components.network.vpc import EKS_UNSUPPORTED_ZONE_IDS
 from tests.conftest import program_result
 
 SUBNET = "aws:ec2/subnet:Subnet"

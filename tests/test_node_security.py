@@ -134,7 +134,7 @@ def test_the_monitoring_ports_match_what_prometheus_scrapes() -> None:
     """The node ports the sandbox group admits are the ones kube-prometheus-stack scrapes on every node."""
     import yaml
 
-    from components import node_security
+    from components.network import node_security
     from tools.render import SHARED
 
     version = parse_config().observability.chart_version

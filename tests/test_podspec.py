@@ -8,19 +8,20 @@ from typing import Any
 
 import pytest
 
-from components.agents import AGENT_TYPES, agent_pod_template
 from components.config import PlatformConfig, TenantConfig
-from components.labels import SANDBOX_LABEL
-from components.podspec import (
+from components.contracts.labels import SANDBOX_LABEL
+from components.k8s.podspec import (
     KATA_MEMORY_ANNOTATION,
     KATA_VCPUS_ANNOTATION,
     Container,
     SandboxPod,
     pod_security_context,
-    sandbox_egress_rules,
     sandbox_pod_template,
 )
-from components.sandbox import sandbox_template_spec
+from components.runtime.agent_sandbox import sandbox_template_spec
+from components.tenants.agent_pod import agent_pod_template
+from components.tenants.agent_types import AGENT_TYPES
+from components.tenants.sandbox_network import sandbox_egress_rules
 from tests.configs import parse_config
 from tests.schemas import validate_custom_resource, validate_object
 
@@ -35,7 +36,7 @@ def platform(cidr: str = "10.1.0.0/16", **agent: Any) -> PlatformConfig:
 
 def template_for(cfg: PlatformConfig, agent: str, workload: str = "deployment", data: str = "emptyDir") -> dict:
     tenant: TenantConfig = cfg.tenants[0]
-    image = {"hermes": cfg.images.hermes, "openclaw": cfg.images.openclaw}[agent]
+    image = cfg.images.agents[agent]
     return agent_pod_template(
         tenant=tenant,
         agent_name=agent,

@@ -11,9 +11,12 @@ from typing import Any
 
 import pytest
 
-from components import gateway, kata_runtime, observability, sandbox
 from components.config import ConfigError, project_schema
 from components.config.versions import VERSION_KEYS
+from components.gateway import values as gateway
+from components.observability import monitoring as observability
+from components.runtime import agent_sandbox as sandbox
+from components.runtime import kata_deploy as kata_runtime
 from tests.conftest import program_result, rendered_installs
 from tools.preview import check_installs, kubernetes_version
 from tools.preview import main as preview_main

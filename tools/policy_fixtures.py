@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from components.labels import SANDBOX_LABEL
+from components.contracts.labels import SANDBOX_LABEL
 from tools.analyzer import AnalyzerResource
 from tools.program import ROOT
 

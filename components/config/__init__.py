@@ -4,6 +4,7 @@ One module per section, on top of ``reader`` (ConfigError and the typed Reader);
 names the program, the tests and the tools use, so ``from components.config import X`` stays the one import.
 """
 
+from components.config.agents import ImagesConfig
 from components.config.cluster import (
     NESTED_VIRT_FAMILIES,
     ClusterConfig,
@@ -13,7 +14,7 @@ from components.config.cluster import (
     NodeGroupConfig,
 )
 from components.config.gateway import GatewayConfig, ModelConfig, RdsConfig
-from components.config.observability import ImagesConfig, ObservabilityConfig
+from components.config.observability import ObservabilityConfig
 from components.config.platform import SECRET_KEYS, PlatformConfig, check_stack_file, from_engine, load
 from components.config.reader import (
     NAMESPACE,
@@ -24,11 +25,9 @@ from components.config.reader import (
     decode_raw,
     load_yaml,
     project_schema,
-    quantity_value,
     top_level_texts,
 )
 from components.config.tenants import (
-    AGENT_EGRESS_DEFAULTS,
     EXTRA_RESERVED_AGENT_ENV,
     PLATFORM_AGENT_ENV,
     RESERVED_AGENT_ENV,
@@ -39,9 +38,9 @@ from components.config.tenants import (
     TenantLitellmConfig,
     TenantQuota,
 )
+from components.k8s.quantity import quantity_value
 
 __all__ = [
-    "AGENT_EGRESS_DEFAULTS",
     "EXTRA_RESERVED_AGENT_ENV",
     "NAMESPACE",
     "NESTED_VIRT_FAMILIES",

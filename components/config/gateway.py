@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from components import bedrock
+from components.aws import bedrock
 from components.config.reader import (
     Reader,
     check,
@@ -60,7 +60,9 @@ class ModelConfig:
     model_id: str
     context_window: int | None  # tokens, input + output (what the agents budget their history with)
     max_output_tokens: int | None
-    marketplace_product_id: str | None = None  # AWS Marketplace product of a third-party model (components/bedrock.py)
+    marketplace_product_id: str | None = (
+        None  # AWS Marketplace product of a third-party model (components/aws/bedrock.py)
+    )
 
     @classmethod
     def from_reader(cls, r: Reader) -> ModelConfig:

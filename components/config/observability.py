@@ -1,4 +1,4 @@
-"""Monitoring (kube-prometheus-stack) and the agent images with the agent-sandbox release."""
+"""Monitoring: kube-prometheus-stack."""
 
 from __future__ import annotations
 
@@ -26,15 +26,3 @@ class ObservabilityConfig:
             retention,
             r.int("prometheusStorageGiB", lo=1, hi=16384),  # an EBS gp3 volume holds at most 16 TiB
         )
-
-
-@dataclass(frozen=True)
-class ImagesConfig:
-    hermes: str
-    openclaw: str
-    agent_sandbox_version: str
-
-    @classmethod
-    def from_reader(cls, r: Reader) -> ImagesConfig:
-        parse_semver("agentSandboxVersion", r.str("agentSandboxVersion"))
-        return cls(r.image("hermesImage"), r.image("openclawImage"), r.str("agentSandboxVersion"))

@@ -13,10 +13,11 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from components.config.agents import ImagesConfig
 from components.config.aws_facts import REGION_PARTITION, arn_partition, region_partition
 from components.config.cluster import ClusterConfig, KarpenterConfig, KataConfig, NetworkConfig
 from components.config.gateway import GatewayConfig
-from components.config.observability import ImagesConfig, ObservabilityConfig
+from components.config.observability import ObservabilityConfig
 from components.config.reader import (
     NAMESPACE,
     REMOVED_KEYS,
@@ -27,11 +28,11 @@ from components.config.reader import (
     check_declared_type,
     decode_raw,
     project_schema,
-    quantity_value,
     unique,
 )
 from components.config.tenants import EgressConfig, TenantConfig
 from components.config.versions import catalog_note, check_kubernetes_version, check_published
+from components.k8s.quantity import quantity_value
 
 ADMISSION_MODES = ("Deny", "Audit")
 # Keys whose values must be Pulumi secrets (`pulumi config set --secret`), never plain text in the stack file.

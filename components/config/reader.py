@@ -19,6 +19,8 @@ from typing import Any, TypeVar
 
 import yaml
 
+from components.k8s.quantity import QUANTITY, quantity_value
+
 NAMESPACE = "agent-platform"
 PROJECT_FILE = Path(__file__).resolve().parents[2] / "Pulumi.yaml"
 
@@ -35,8 +37,6 @@ REMOVED_KEYS = {
     "`pulumi config rm agent-platform:litellmMasterKey`",
 }
 
-
-_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$")
 
 DURATION = re.compile(r"^[0-9]+(s|m|h|d|w|y)$")
 _SEMVER = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)$")
@@ -188,7 +188,7 @@ def parse_quantity(key: str, value: Any) -> str:
     text = str(value)
     check(
         key,
-        bool(_QUANTITY.match(text)),
+        bool(QUANTITY.match(text)),
         f"{text!r} is not a Kubernetes quantity (e.g. 500m, 2, 4Gi)",
     )
     return text
@@ -204,18 +204,6 @@ def positive_quantity(key: str, value: Any, kind: str) -> str:
         hint = f"; write a unit, e.g. {text}Mi or {text}Gi" if text.replace(".", "").isdigit() else ""
         check(key, amount >= 2**20, f"{text!r} is {amount:g} bytes{hint}")
     return text
-
-
-_SUFFIXES = {"m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
-
-
-def quantity_value(text: str) -> float:
-    """``"500m"`` -> 0.5, ``"4Gi"`` -> 4294967296.0 (a quantity already checked by ``_quantity``)."""
-    match = _QUANTITY.match(text)
-    if match is None:
-        raise ValueError(f"{text!r} is not a Kubernetes quantity")
-    suffix = match.group(2) or ""
-    return float(text[: len(text) - len(suffix)]) * _SUFFIXES.get(suffix, 1)
 
 
 def parse_semver(key: str, value: str) -> tuple[int, int, int]:

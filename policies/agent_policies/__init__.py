@@ -2,7 +2,7 @@
 
 ``policies/__main__.py`` builds the PolicyPack from :func:`all_policies`. The rules are listed once, in
 :data:`RULES`: each names the policy that reports it and the ValidatingAdmissionPolicies that enforce the same
-decision in the cluster (components/admission.py); the pack's policies, the README's table, the admission policies
+decision in the cluster (components/admission/sandbox_admission.py); the pack's policies, the README's table, the admission policies
 and the parity corpus are tested against this list (tests/policies/test_pack.py, tests/test_admission.py). Every rule
 reads resources through the resolution layer (placement.py); how to add one: policies/README.md#adding-a-rule.
 """

@@ -224,7 +224,7 @@ def parse_ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None
 
 # IPv6 spellings that embed an IPv4 address: (name, prefix, prefix length); the IPv4 address follows the prefix.
 # A resolver told any of them may end up at the IPv4 address, so both gates judge them by it (the admission policy
-# renders the same table: components/admission.py, tested equal). IPv4-mapped ``::ffff:a.b.c.d`` is not here:
+# renders the same table: components/admission/sandbox_admission.py, tested equal). IPv4-mapped ``::ffff:a.b.c.d`` is not here:
 # Kubernetes' CEL cannot parse it, so both gates refuse it outright.
 IPV4_EMBEDDINGS: tuple[tuple[str, str, int], ...] = (
     ("IPv4-compatible", "::", 96),  # ::a.b.c.d (deprecated)

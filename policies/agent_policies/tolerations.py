@@ -1,7 +1,7 @@
 """dedicated-tenant-tolerations: a tenant's dedicated nodes are kept by a taint, so tolerating it is the boundary.
 
 Tenants with dedicated nodes get a Karpenter NodePool whose nodes carry the taint
-``agent-platform.io/dedicated-tenant=<tenant>:NoSchedule`` (components/labels.py). A pod that tolerates it may run
+``agent-platform.io/dedicated-tenant=<tenant>:NoSchedule`` (components/contracts/labels.py). A pod that tolerates it may run
 there, next to that tenant's micro-VMs. So a toleration of that key with a value is valid only in a Namespace
 labelled ``agent-platform.io/tenant: <the same tenant>``, and one that tolerates every value (``operator: Exists``,
 with the key or with no key at all) only on a node DaemonSet (or a Pod a DaemonSet controls) in a platform
@@ -25,10 +25,10 @@ from .placement import Resolved
 from .stack import Stack
 from .workloads import WORKLOAD_KINDS, owned_by_daemon_set, pod_template
 
-DEDICATED_TENANT_KEY = "agent-platform.io/dedicated-tenant"  # components/labels.py DEDICATED_TENANT_KEY
-DEDICATED_TAINT_EFFECT = "NoSchedule"  # components/labels.py dedicated_taint()
-TENANT_LABEL = "agent-platform.io/tenant"  # components/podspec.py TENANT_LABEL, on every tenant Namespace
-# components/labels.py NODE_DAEMON_NAMESPACES: the platform's namespaces and kube-system (EKS add-ons).
+DEDICATED_TENANT_KEY = "agent-platform.io/dedicated-tenant"  # components/contracts/labels.py DEDICATED_TENANT_KEY
+DEDICATED_TAINT_EFFECT = "NoSchedule"  # components/contracts/labels.py dedicated_taint()
+TENANT_LABEL = "agent-platform.io/tenant"  # components/contracts/labels.py TENANT_LABEL, on every tenant Namespace
+# components/contracts/namespaces.py NODE_DAEMON_NAMESPACES: the platform's namespaces and kube-system (EKS add-ons).
 PLATFORM_NAMESPACES: tuple[str, ...] = (
     "agent-sandbox-system",
     "egress",

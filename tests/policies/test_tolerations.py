@@ -9,8 +9,8 @@ import pytest
 from agent_policies.sandbox_namespaces import sandbox_namespace_runtime_class
 from agent_policies.tolerations import DEDICATED_TAINT_EFFECT, DEDICATED_TENANT_KEY, PLATFORM_NAMESPACES, TENANT_LABEL
 
-from components import labels
-from components.podspec import TENANT_LABEL as PROGRAM_TENANT_LABEL
+from components.contracts import labels, namespaces
+from components.contracts.labels import TENANT_LABEL as PROGRAM_TENANT_LABEL
 from tests.policies.builders import NAMESPACE
 from tests.policy_cases import KINDS, PATCH_KINDS, UNKNOWN, Kind, k8s, kata_spec, resource, run_stack_policy, workload
 from tools.analyzer import AnalyzerResource, PolicyPackProcess
@@ -46,7 +46,7 @@ def test_the_pack_uses_the_platforms_names() -> None:
     assert DEDICATED_TENANT_KEY == labels.DEDICATED_TENANT_KEY
     assert labels.dedicated_taint("t") == {"key": DEDICATED_TENANT_KEY, "value": "t", "effect": DEDICATED_TAINT_EFFECT}
     assert TENANT_LABEL == PROGRAM_TENANT_LABEL
-    assert set(PLATFORM_NAMESPACES) == labels.NODE_DAEMON_NAMESPACES
+    assert set(PLATFORM_NAMESPACES) == namespaces.NODE_DAEMON_NAMESPACES
 
 
 @pytest.mark.parametrize("kind", list(KIND.values()), ids=list(KIND))

@@ -6,7 +6,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from components.labels import CAPACITY_PLACEHOLDER_LABEL, CORE_NODE_SELECTOR, GVISOR_TAINT, KATA_TAINT, SANDBOX_LABEL
+from components.contracts.labels import (
+    CAPACITY_PLACEHOLDER_LABEL,
+    CORE_NODE_SELECTOR,
+    GVISOR_TAINT,
+    KATA_TAINT,
+    SANDBOX_LABEL,
+)
 from tools.render import Rendered, catalog
 from tools.render_checks.model import Finding, Pod, Stack, describe
 

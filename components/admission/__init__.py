@@ -1,0 +1,1 @@
+"""In-cluster enforcement of the sandbox rules: ValidatingAdmissionPolicies."""

@@ -1,0 +1,453 @@
+"""Admission-time enforcement of the sandbox rules: ValidatingAdmissionPolicies (CEL, no extra controller).
+
+Pods that controllers create at run time and anything applied with kubectl never meet the CrossGuard pack, so the
+API server enforces the same rules. Everything but the component is plain data, so tests evaluate the rendered CEL
+offline. Details: docs/admission.md.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.contracts.labels import DEDICATED_TENANT_KEY, SANDBOX_LABEL, TENANT_LABEL, dedicated_taint
+from components.contracts.namespaces import NODE_DAEMON_NAMESPACES
+
+SANDBOX_POLICY = "agent-platform-sandbox"
+KATA_DNS_POLICY = "agent-platform-kata-dns"
+DEDICATED_NODES_POLICY = "agent-platform-dedicated-nodes"
+# IPv6 spellings that embed an IPv4 address (name, prefix, prefix length), judged by that address: the pack's
+# agent_policies/common.py IPV4_EMBEDDINGS, tested equal. IPv4-mapped is refused outright (CEL cannot parse it).
+IPV4_EMBEDDINGS: tuple[tuple[str, str, int], ...] = (
+    ("IPv4-compatible", "::", 96),
+    ("IPv4-translated", "::ffff:0:0:0", 96),
+    ("NAT64", "64:ff9b::", 96),
+    ("6to4", "2002::", 16),
+)
+KATA_PREFIX = "kata"  # runtime classes backed by Kata Containers (the pack's kataRuntimePrefix)
+VALIDATION_ACTIONS = {"Deny": ["Deny"], "Audit": ["Audit", "Warn"]}
+
+# (apiGroup, resources, where the pod spec lives): the kinds a pod template reaches the API server in.
+_TEMPLATE = "spec.template.spec"
+_POD_TEMPLATE = "spec.podTemplate.spec"
+WORKLOADS: tuple[tuple[str, tuple[str, ...], dict[str, str]], ...] = (
+    ("", ("pods", "pods/ephemeralcontainers"), {"Pod": "spec"}),
+    (
+        "apps",
+        ("deployments", "statefulsets", "daemonsets", "replicasets"),
+        {"Deployment": _TEMPLATE, "StatefulSet": _TEMPLATE, "DaemonSet": _TEMPLATE, "ReplicaSet": _TEMPLATE},
+    ),
+    ("batch", ("jobs", "cronjobs"), {"Job": _TEMPLATE, "CronJob": "spec.jobTemplate.spec.template.spec"}),
+    ("agents.x-k8s.io", ("sandboxes",), {"Sandbox": _POD_TEMPLATE}),
+    ("extensions.agents.x-k8s.io", ("sandboxtemplates",), {"SandboxTemplate": _POD_TEMPLATE}),
+)
+SPEC_PATHS: dict[str, str] = {kind: path for _, _, kinds in WORKLOADS for kind, path in kinds.items()}
+
+
+def cel_string(value: str) -> str:
+    """A CEL string literal (JSON escaping is valid CEL for the characters used here)."""
+    return json.dumps(value)
+
+
+def cel_list(values: Sequence[str]) -> str:
+    return "[" + ", ".join(cel_string(v) for v in values) + "]"
+
+
+def _kind_is(kinds: Sequence[str]) -> str:
+    return (
+        f"request.kind.kind == {cel_string(kinds[0])}" if len(kinds) == 1 else f"request.kind.kind in {cel_list(kinds)}"
+    )
+
+
+def _by_kind(render: dict[str, str], default_kind: str = "Deployment") -> str:
+    """``request.kind.kind == 'Pod' ? <Pod expr> : ... : <default>``, one branch per pod spec path."""
+    paths: dict[str, list[str]] = {}
+    for kind, path in SPEC_PATHS.items():
+        paths.setdefault(path, []).append(kind)
+    default_path = SPEC_PATHS[default_kind]
+    branches = [f"{_kind_is(kinds)} ? {render[path]}" for path, kinds in paths.items() if path != default_path]
+    return " : ".join([*branches, render[default_path]])
+
+
+def _object_path(path: str) -> str:
+    return "object." + path
+
+
+def _labels_path(spec_path: str) -> str:
+    """Where the pod labels are for a pod spec path: ``spec.template.spec`` -> ``spec.template.metadata.labels``."""
+    return "metadata.labels" if spec_path == "spec" else spec_path.removesuffix("spec") + "metadata.labels"
+
+
+def _true_label(labels: str, label: str = SANDBOX_LABEL) -> str:
+    """The label is "true" (any case) in the map at the ``object.``/``namespaceObject.`` path ``labels``; every
+    level guarded with has(), as metadata and labels are optional."""
+    root, *parts = labels.split(".")
+    guards = [f"has({root}.{'.'.join(parts[: i + 1])})" for i in range(len(parts))]
+    key = cel_string(label)
+    return "(" + " && ".join([*guards, f"{key} in {labels}", f"{labels}[{key}].lowerAscii() == 'true'"]) + ")"
+
+
+POD_SPEC = _by_kind({path: _object_path(path) for path in set(SPEC_PATHS.values())})
+SPEC_PATH = _by_kind({path: cel_string(path) for path in set(SPEC_PATHS.values())})
+VARIABLES = [{"name": "spec", "expression": POD_SPEC}, {"name": "specPath", "expression": SPEC_PATH}]
+# What makes a workload a sandbox, at both gates: the sandbox label on its namespace, on the object itself or on its
+# pod template (the pack: agent_policies/workloads.py sandbox_labelled and sandbox namespaces).
+SANDBOX = " || ".join(
+    [
+        f"(namespaceObject != null && {_true_label('namespaceObject.metadata.labels')})",
+        _true_label("object.metadata.labels"),
+        "("
+        + _by_kind({path: _true_label(_object_path(_labels_path(path))) for path in set(SPEC_PATHS.values())})
+        + ")",
+    ]
+)
+# Requests that only finish a deletion (finalizers) must not be blocked by a pod that predates the policy.
+NOT_BEING_DELETED = {
+    "name": "not-being-deleted",
+    "expression": "request.operation != 'UPDATE' || !has(object.metadata.deletionTimestamp)",
+}
+
+
+def _kata_runtime_condition() -> str:
+    """True when the pod spec's runtimeClassName starts with ``kata`` (matchConditions cannot use variables)."""
+    render = {}
+    for path in set(SPEC_PATHS.values()):
+        spec = _object_path(path)
+        render[path] = (
+            f"(has({spec}.runtimeClassName) && {spec}.runtimeClassName.startsWith({cel_string(KATA_PREFIX)}))"
+        )
+    return _by_kind(render)
+
+
+def match_constraints() -> dict[str, Any]:
+    return {
+        "resourceRules": [
+            {
+                "apiGroups": [group],
+                "apiVersions": ["*"],
+                "resources": list(resources),
+                "operations": ["CREATE", "UPDATE"],
+            }
+            for group, resources, _ in WORKLOADS
+        ]
+    }
+
+
+def _field(name: str) -> str:
+    return f"variables.spec.{name}"
+
+
+def _is_true(value: str) -> str:
+    return f"(has({value}) && {value} == true)"
+
+
+def _privileged(container: str) -> str:
+    return f"(has({container}.securityContext) && {_is_true(f'{container}.securityContext.privileged')})"
+
+
+def _names(items: str, condition: str, var: str) -> str:
+    """The ``name`` of every item of a list that meets ``condition`` (on ``var``), comma-separated."""
+    return f"{items}.filter({var}, {condition}).map({var}, {var}.name).join(', ')"
+
+
+def sandbox_policy_spec(allowed_runtime_classes: Sequence[str]) -> dict[str, Any]:
+    """``agent-platform-sandbox``: Kata runtime class, no host namespaces, no privilege, no hostPath."""
+    if not allowed_runtime_classes:
+        raise ValueError("at least one allowed runtime class is needed")
+    allowed = ", ".join(allowed_runtime_classes)
+    why_sandbox = f"sandbox pods ({SANDBOX_LABEL}=true on the namespace, the object or its pod template) "
+    runtime = _field("runtimeClassName")
+    validations: list[dict[str, Any]] = [
+        {
+            "expression": f"has({runtime}) && {runtime} in {cel_list(allowed_runtime_classes)}",
+            "message": f"set runtimeClassName to one of {allowed}; {why_sandbox}must run in a Kata micro-VM.",
+            "messageExpression": (
+                f"'set ' + variables.specPath + '.runtimeClassName to one of {allowed}'"
+                f" + (has({runtime}) ? ' instead of \"' + {runtime} + '\"' : '')"
+                f" + '; {why_sandbox}must run in a Kata Containers micro-VM.'"
+            ),
+            "reason": "Forbidden",
+        }
+    ]
+    for flag in ("hostNetwork", "hostPID", "hostIPC"):
+        validations.append(
+            {
+                "expression": f"!{_is_true(_field(flag))}",
+                "message": f"set {flag} to false; sandbox pods must not share the node namespaces.",
+                "messageExpression": (
+                    f"'remove ' + variables.specPath + '.{flag} (set it to false); "
+                    "sandbox pods must not share the node namespaces.'"
+                ),
+                "reason": "Forbidden",
+            }
+        )
+    for list_name in ("initContainers", "containers", "ephemeralContainers"):
+        items = _field(list_name)
+        validations.append(
+            {
+                "expression": f"!has({items}) || {items}.all(c, !{_privileged('c')})",
+                "message": f"set securityContext.privileged to false in every {list_name} entry; "
+                "sandbox containers must not be privileged.",
+                "messageExpression": (
+                    f"'set securityContext.privileged to false in ' + variables.specPath + '.{list_name}['"
+                    f" + {_names(items, _privileged('c'), 'c')} + ']; sandbox containers must not be privileged.'"
+                ),
+                "reason": "Forbidden",
+            }
+        )
+    volumes = _field("volumes")
+    validations.append(
+        {
+            "expression": f"!has({volumes}) || {volumes}.all(v, !has(v.hostPath))",
+            "message": "remove hostPath volumes; sandbox pods must not mount node paths "
+            "(use emptyDir or a PersistentVolumeClaim).",
+            "messageExpression": (
+                f"'remove the hostPath volume ' + {_names(volumes, 'has(v.hostPath)', 'v')}"
+                " + ' from ' + variables.specPath + '.volumes; sandbox pods must not mount node paths"
+                " (use emptyDir or a PersistentVolumeClaim).'"
+            ),
+            "reason": "Forbidden",
+        }
+    )
+    for validation in validations:  # only sandboxes (namespace, object or pod template labelled)
+        validation["expression"] = f"!variables.sandbox || ({validation['expression']})"
+    return {
+        "failurePolicy": "Fail",
+        "matchConstraints": match_constraints(),
+        "matchConditions": [NOT_BEING_DELETED],
+        "variables": [*VARIABLES, {"name": "sandbox", "expression": f"({SANDBOX})"}],
+        "validations": validations,
+    }
+
+
+def service_networks(service_cidrs: Sequence[str]) -> list[str]:
+    """Each service CIDR and, for an IPv4 one, each IPv6 spelling of it (IPV4_EMBEDDINGS), as CIDR strings."""
+    found = []
+    for cidr in service_cidrs:
+        network = ipaddress.ip_network(cidr, strict=False)
+        found.append(str(network))
+        if network.version == 4:
+            for _, prefix, length in IPV4_EMBEDDINGS:
+                base = int(ipaddress.IPv6Address(prefix)) | int(network.network_address) << (128 - length - 32)
+                found.append(str(ipaddress.IPv6Network((base, length + network.prefixlen))))
+    return found
+
+
+def kata_dns_policy_spec(service_cidrs: Sequence[str], resolver_ip: str) -> dict[str, Any]:
+    """``agent-platform-kata-dns``: Kata pods resolve through the VPC resolver, never a ClusterIP.
+
+    Kubernetes' ``ip()``/``isIP()`` refuse IPv4-mapped IPv6 (``::ffff:a.b.c.d``) and zones, so such a
+    nameserver is rejected as "not an IP address", wherever it points: write the plain IPv4 address.
+    """
+    if not service_cidrs:
+        raise ValueError("at least one service CIDR is needed")
+    hint = f"the VPC resolver {resolver_ip} (the VPC CIDR base address + 2)"
+    dns = _field("dnsConfig")
+    servers = _field("dnsConfig.nameservers")
+    has_servers = f"has({dns}) && has({servers})"
+    in_service = " || ".join(f"cidr({cel_string(c)}).containsIP(ip(n))" for c in service_networks(service_cidrs))
+    cidrs = ", ".join(service_cidrs)
+    policy = _field("dnsPolicy")
+    validations = [
+        {
+            "expression": f"has({policy}) && {policy} == 'None'",
+            "message": f'set dnsPolicy to "None" and list {hint} in dnsConfig.nameservers; '
+            "Kata pods cannot reach CoreDNS at its ClusterIP.",
+            "messageExpression": (
+                "'set ' + variables.specPath + '.dnsPolicy to \"None\"'"
+                f" + (has({policy}) ? ' instead of \"' + {policy} + '\"' : '')"
+                f" + ' and list {hint} in ' + variables.specPath + '.dnsConfig.nameservers;"
+                " Kata pods cannot reach CoreDNS at its ClusterIP.'"
+            ),
+            "reason": "Forbidden",
+        },
+        {
+            "expression": f"{has_servers} && size({servers}) > 0",
+            "message": f"add {hint} to dnsConfig.nameservers; a Kata pod with dnsPolicy None needs a nameserver.",
+            "messageExpression": (
+                f"'add {hint} to ' + variables.specPath + '.dnsConfig.nameservers;"
+                ' a Kata pod with dnsPolicy "None" needs at least one nameserver.\''
+            ),
+            "reason": "Invalid",
+        },
+        {
+            "expression": f"!({has_servers}) || {servers}.all(n, isIP(n))",
+            "message": f"replace every nameserver that is not a plain IP address with {hint}.",
+            "messageExpression": (
+                f"'replace nameserver ' + {servers}.filter(n, !isIP(n)).join(', ')"
+                " + ' in ' + variables.specPath + '.dnsConfig.nameservers with "
+                f"{hint}; nameservers must be IP addresses (IPv4-mapped IPv6 such as ::ffff:a.b.c.d is refused:"
+                " write the IPv4 address).'"
+            ),
+            "reason": "Invalid",
+        },
+        {
+            "expression": f"!({has_servers}) || {servers}.all(n, !isIP(n) || !({in_service}))",
+            "message": f"replace nameservers inside the service CIDR {cidrs} with {hint}; "
+            "Kata pods cannot reach ClusterIP addresses.",
+            "messageExpression": (
+                f"'replace nameserver ' + {servers}.filter(n, isIP(n) && ({in_service})).join(', ')"
+                " + ' in ' + variables.specPath + '.dnsConfig.nameservers with "
+                f"{hint}; it is inside the service CIDR {cidrs} (or an IPv6 spelling of it: IPv4-compatible,"
+                " IPv4-translated, NAT64 64:ff9b::/96, 6to4 2002::/16), which Kata pods cannot reach.'"
+            ),
+            "reason": "Forbidden",
+        },
+    ]
+    return {
+        "failurePolicy": "Fail",
+        "matchConstraints": match_constraints(),
+        "matchConditions": [
+            NOT_BEING_DELETED,
+            {"name": "kata-runtime-class", "expression": _kata_runtime_condition()},
+        ],
+        "variables": VARIABLES,
+        "validations": validations,
+    }
+
+
+DEDICATED_EFFECT = dedicated_taint("")["effect"]
+
+
+def _toleration_conditions(key: str) -> tuple[str, str]:
+    """CEL on a toleration ``t``: (it tolerates every value of a ``key:NoSchedule`` taint, it tolerates one value);
+    Kubernetes' Toleration.ToleratesTaint, as agent_policies/tolerations.py decides it."""
+    effect = f"(!has(t.effect) || t.effect == '' || t.effect == {cel_string(DEDICATED_EFFECT)})"
+    exists = "(has(t.operator) && t.operator == 'Exists')"
+    keyed = f"(has(t.key) && t.key == {cel_string(key)})"
+    every = f"({effect} && {exists} && (!has(t.key) || t.key == '' || t.key == {cel_string(key)}))"
+    one = f"({effect} && {keyed} && !{exists})"
+    return every, one
+
+
+def dedicated_nodes_policy_spec() -> dict[str, Any]:
+    """``agent-platform-dedicated-nodes``: a toleration for tenant T's dedicated nodes only in T's namespace (labelled
+    ``agent-platform.io/tenant: T``); tolerating every tenant's only for node DaemonSets (or the Pods a DaemonSet
+    controls) in the platform namespaces. Dedicated nodes rely on that taint alone."""
+    every, one = _toleration_conditions(DEDICATED_TENANT_KEY)
+    tolerations = _field("tolerations")
+    value = "(has(t.value) ? t.value : '')"
+    platform = sorted(NODE_DAEMON_NAMESPACES)
+    daemon = (
+        f"request.namespace in {cel_list(platform)} && (request.kind.kind == 'DaemonSet' || "
+        "(request.kind.kind == 'Pod' && has(object.metadata.ownerReferences) && object.metadata.ownerReferences.exists("
+        "r, r.kind == 'DaemonSet' && has(r.controller) && r.controller && r.apiVersion.startsWith('apps/'))))"
+    )
+    tenant_label = cel_string(TENANT_LABEL)
+    tenant = (
+        f"namespaceObject != null && has(namespaceObject.metadata.labels) && {tenant_label} in "
+        f"namespaceObject.metadata.labels ? namespaceObject.metadata.labels[{tenant_label}] : ''"
+    )
+    key = DEDICATED_TENANT_KEY
+    why = f"only pods in a namespace labelled {TENANT_LABEL}=<tenant> may run on the dedicated nodes of that tenant"
+    validations = [
+        {
+            "expression": f"!has({tolerations}) || {tolerations}.all(t, !{every} || variables.nodeDaemon)",
+            "message": f"remove tolerations of every {key} taint (operator Exists); {why}.",
+            "messageExpression": (
+                f"'remove the tolerations with operator Exists from ' + variables.specPath + '.tolerations: they "
+                f"tolerate the dedicated nodes of every tenant ({key}); only node DaemonSets in {', '.join(platform)} "
+                f"may, other pods tolerate {key}=<their tenant> in the namespace of that tenant.'"
+            ),
+            "reason": "Forbidden",
+        },
+        {
+            "expression": (
+                f"!has({tolerations}) || {tolerations}.all(t, !{one} || ({value} != '' && {value} == variables.tenant))"
+            ),
+            "message": f"remove tolerations of {key} for another tenant; {why}.",
+            "messageExpression": (
+                f"'remove the toleration ({key}=' + {tolerations}.filter(t, {one} && !({value} != '' && "
+                f"{value} == variables.tenant)).map(t, {value}).join(', ') + ') from ' + variables.specPath + "
+                f"'.tolerations; {why}, and this namespace belongs to ' + (variables.tenant == '' ? 'no tenant' : "
+                "'tenant ' + variables.tenant) + '.'"
+            ),
+            "reason": "Forbidden",
+        },
+    ]
+    return {
+        "failurePolicy": "Fail",
+        "matchConstraints": match_constraints(),
+        "matchConditions": [NOT_BEING_DELETED],
+        "variables": [
+            *VARIABLES,
+            {"name": "tenant", "expression": tenant},
+            {"name": "nodeDaemon", "expression": daemon},
+        ],
+        "validations": validations,
+    }
+
+
+def binding_specs(mode: str) -> dict[str, dict[str, Any]]:
+    """Binding name -> spec. Sandbox rules: namespaces labelled sandbox, and every other namespace (NotIn also
+    matches namespaces without the label, so no object is validated twice), where the policy's ``sandbox`` variable
+    picks the objects or pod templates labelled sandbox. Kata DNS and dedicated nodes: everywhere."""
+    if mode not in VALIDATION_ACTIONS:
+        raise ValueError(f"admission mode must be one of {', '.join(VALIDATION_ACTIONS)}, got {mode!r}")
+    actions = VALIDATION_ACTIONS[mode]
+    sandbox = {SANDBOX_LABEL: "true"}
+    return {
+        f"{SANDBOX_POLICY}-namespaces": {
+            "policyName": SANDBOX_POLICY,
+            "validationActions": actions,
+            "matchResources": {"namespaceSelector": {"matchLabels": sandbox}},
+        },
+        f"{SANDBOX_POLICY}-labelled": {
+            "policyName": SANDBOX_POLICY,
+            "validationActions": actions,
+            "matchResources": {
+                "namespaceSelector": {
+                    "matchExpressions": [{"key": SANDBOX_LABEL, "operator": "NotIn", "values": ["true"]}]
+                },
+            },
+        },
+        KATA_DNS_POLICY: {"policyName": KATA_DNS_POLICY, "validationActions": actions},
+        DEDICATED_NODES_POLICY: {"policyName": DEDICATED_NODES_POLICY, "validationActions": actions},
+    }
+
+
+@dataclass(frozen=True)
+class SandboxAdmissionArgs:
+    mode: str  # "Deny" or "Audit" (agent-platform:admissionMode)
+    runtime_classes: tuple[str, ...]  # the enabled RuntimeClasses sandbox pods may use
+    service_cidrs: tuple[str, ...]
+    resolver_ip: str  # named in the messages as the fix
+
+
+class SandboxAdmission(pulumi.ComponentResource):
+    """The three ValidatingAdmissionPolicies and their four bindings (cluster-scoped)."""
+
+    policies: dict[str, k8s.admissionregistration.v1.ValidatingAdmissionPolicy]
+    bindings: dict[str, k8s.admissionregistration.v1.ValidatingAdmissionPolicyBinding]
+
+    def __init__(self, name: str, args: SandboxAdmissionArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("agent-platform:admission:SandboxAdmission", name, None, opts)
+        labels = {"app.kubernetes.io/part-of": "agent-platform"}
+        specs = {
+            SANDBOX_POLICY: sandbox_policy_spec(args.runtime_classes),
+            KATA_DNS_POLICY: kata_dns_policy_spec(args.service_cidrs, args.resolver_ip),
+            DEDICATED_NODES_POLICY: dedicated_nodes_policy_spec(),
+        }
+        self.policies = {
+            policy: k8s.admissionregistration.v1.ValidatingAdmissionPolicy(
+                policy,
+                metadata={"name": policy, "labels": labels},
+                spec=spec,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            for policy, spec in specs.items()
+        }
+        for binding, spec in binding_specs(args.mode).items():
+            k8s.admissionregistration.v1.ValidatingAdmissionPolicyBinding(
+                binding,
+                metadata={"name": binding, "labels": labels},
+                spec=spec,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.policies[spec["policyName"]]]),
+            )
+        self.register_outputs({"mode": args.mode, "policies": list(specs)})

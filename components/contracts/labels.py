@@ -1,0 +1,38 @@
+"""Labels, taints, selectors and tolerations: what marks a sandbox, a tenant's objects and each kind of node."""
+
+SANDBOX_LABEL = "agent-platform.io/sandbox"  # on sandbox namespaces and every sandbox pod template
+TENANT_LABEL = "agent-platform.io/tenant"  # on every tenant Namespace and its objects
+AGENT_LABEL = "agent-platform.io/agent"
+WORKLOAD_LABEL = "agent-platform.io/workload"  # "deployment" or "warm-pool": keeps selectors disjoint
+PART_OF = {"app.kubernetes.io/part-of": "agent-platform"}
+CORE_NODE_LABEL = "node-role.agent-platform.io/core"  # core nodes: LiteLLM, monitoring, controllers
+KATA_NODE_LABEL = "workload-type"  # = "kata" on Kata nodes (managed group and Karpenter)
+KATA_NODE_VALUE = "kata"
+KATA_TAINT = {"key": "kata", "value": "true", "effect": "NoSchedule"}
+KATA_RUNTIME_LABEL = "katacontainers.io/kata-runtime"  # set to "true" by kata-deploy when a node is ready
+# kata-deploy 4.x also marks the nodes its (default) instance finished; its RuntimeClasses require both labels.
+KATA_DEPLOY_INSTANCE_LABEL = "kata-deploy.katacontainers.io/default"
+
+GVISOR_NODE_VALUE = "gvisor"  # KATA_NODE_LABEL = "gvisor" on the gVisor pool
+GVISOR_TAINT = {"key": "gvisor", "value": "true", "effect": "NoSchedule"}
+
+CORE_NODE_SELECTOR = {CORE_NODE_LABEL: "true"}
+GVISOR_NODE_SELECTOR = {KATA_NODE_LABEL: GVISOR_NODE_VALUE}
+KATA_NODE_SELECTOR = {KATA_NODE_LABEL: KATA_NODE_VALUE}
+KATA_TOLERATION = {"key": "kata", "operator": "Equal", "value": "true", "effect": "NoSchedule"}
+# Tenants with dedicatedNodes: their own Karpenter NodePool, whose nodes carry this label and taint (value = the
+# tenant); only that tenant's pods select and tolerate it. Node DaemonSets tolerate the key with Exists.
+DEDICATED_TENANT_KEY = "agent-platform.io/dedicated-tenant"
+DEDICATED_TOLERATION_ANY = {"key": DEDICATED_TENANT_KEY, "operator": "Exists", "effect": "NoSchedule"}
+
+
+def dedicated_taint(tenant: str) -> dict[str, str]:
+    return {"key": DEDICATED_TENANT_KEY, "value": tenant, "effect": "NoSchedule"}
+
+
+def dedicated_toleration(tenant: str) -> dict[str, str]:
+    return {"key": DEDICATED_TENANT_KEY, "operator": "Equal", "value": tenant, "effect": "NoSchedule"}
+
+
+# Low-priority pods that hold Kata capacity for sandboxes (Karpenter keeps their nodes up; sandboxes preempt them).
+CAPACITY_PLACEHOLDER_LABEL = "agent-platform.io/capacity-placeholder"

@@ -1,0 +1,1 @@
+"""The egress proxy: Squid with per-tenant domain allowlists behind an internal NLB."""

@@ -1,0 +1,1 @@
+"""The VPC, the sandbox nodes' security groups and the platform namespaces' NetworkPolicies."""
