@@ -312,3 +312,24 @@ def test_the_operator_stacks_are_current_and_use_upstream_fields() -> None:
             assert set(prerequisite["requirement"]) <= OPERATOR_FIELDS["requirement"]
             assert prerequisite["name"] in names
         assert (spec["repoDir"] == "tenants") == (SHARD_PROJECT in spec["stack"])
+
+
+@pytest.mark.parametrize(
+    ("changed", "stacks"),
+    [
+        (["docs/shards.md", "README.md"], []),
+        (["tenants/Pulumi.dev-a.yaml"], ["dev-shards", "tenants/dev-a"]),
+        (["Pulumi.dev-shards.yaml"], ["dev-shards", "tenants/dev-a", "tenants/dev-b"]),
+        (["Pulumi.prod.yaml", "docs/cloud.md"], ["prod"]),
+        (["Pulumi.staging.yaml", "Pulumi.prod.yaml"], ["prod", "staging"]),
+        (["tenants/Pulumi.new.yaml"], "every"),  # a shard not yet in the tree: its platform is unknown
+        (["components/tenants/tenant.py"], "every"),
+        (["Pulumi.yaml"], "every"),
+        (["tenants/__main__.py"], "every"),
+    ],
+)
+def test_ci_previews_only_the_stacks_a_change_touches(changed: list[str], stacks: Any) -> None:
+    from tools.affected import affected, every_stack
+
+    assert every_stack() == ["dev", "dev-shards", "prod", "staging", "tenants/dev-a", "tenants/dev-b"]
+    assert affected(changed) == (every_stack() if stacks == "every" else stacks)
