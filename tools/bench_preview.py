@@ -97,13 +97,7 @@ def run_one(count: int, out: Path) -> dict[str, Any]:
 
     started = time.monotonic()
     report = preview("dev", out, overrides={"agent-platform:tenants": generated_tenants(count)})
-    return {
-        "tenants": count,
-        "resources": len(report.result.registrations),
-        "mandatory": sum(v.enforcement_level == "mandatory" for v in report.violations),
-        "render_findings": len(report.findings),
-        "seconds": round(time.monotonic() - started, 2),
-    }
+    return _row(report, count, started)
 
 
 def measure(count: int, *mode: str) -> dict[str, Any]:
