@@ -147,7 +147,7 @@ observability = Observability(
 )
 
 # --- tenant shards (docs/shards.md): the proxy serves their tenants' users, read from their outputs
-shard_allowlists, shard_passwords = shard_egress_entries(cfg.tenant_shards, [t.name for t in cfg.tenants])
+shard_allowlists, shard_users = shard_egress_entries(cfg.tenant_shards, [t.name for t in cfg.tenants])
 
 # --- egress proxy (allowlist mode): per-tenant domain allowlists behind an internal NLB
 egress = (
@@ -161,7 +161,7 @@ egress = (
             monitoring=observability.release,
             depends_on=[cluster.core_node_group],
             shard_allowlists=shard_allowlists,
-            shard_passwords=shard_passwords,
+            shard_users=shard_users,
         ),
         opts=in_cluster,
     )

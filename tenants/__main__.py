@@ -16,7 +16,7 @@ from components.config import ConfigError, decode_raw  # noqa: E402
 from components.config.shards import PLATFORM_STACK_KEY, shard_config  # noqa: E402
 from components.tenants.shard import (  # noqa: E402
     EGRESS_ALLOWLISTS,
-    EGRESS_PASSWORDS,
+    EGRESS_USERS,
     TenantKeys,
     TenantProxyUsers,
     check_contract,
@@ -78,7 +78,7 @@ async def shard() -> None:
     pulumi.export("tenantNamespaces", {t.name: t.namespace for t in cfg.tenants})
     if proxy is not None:
         pulumi.export(EGRESS_ALLOWLISTS, proxy.allowlists)
-        pulumi.export(EGRESS_PASSWORDS, proxy.passwords)
+        pulumi.export(EGRESS_USERS, proxy.htpasswd_lines)
 
 
 pulumi.run(shard)

@@ -256,7 +256,8 @@ def test_offline_references_answer_each_side() -> None:
     platform_side = references(ROOT, "dev-shards")
     assert sorted(platform_side) == QUALIFIED
     acme = platform_side[QUALIFIED[0]]
-    assert acme["secretOutputNames"] == ["egressProxyPasswords"]
+    assert acme["secretOutputNames"] == ["egressProxyUsers"]
+    assert acme["outputs"]["egressProxyUsers"]["acme"].startswith("acme:$1$")
     assert list(acme["outputs"]["egressAllowlists"]) == ["acme"]
 
 

@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from components.egress.proxy import allowlists
-from components.tenants.shard import EGRESS_ALLOWLISTS, EGRESS_PASSWORDS
+from components.egress.squid import htpasswd_line
+from components.tenants.shard import EGRESS_ALLOWLISTS, EGRESS_USERS
 from tools.program import PLACEHOLDER, ROOT, load_stack
 
 SIZES = (10, 100, 500)
@@ -50,9 +51,9 @@ def generated_tenants(count: int) -> list[dict[str, Any]]:
 def shard_reference(tenants: list[dict[str, Any]]) -> dict[str, Any]:
     """What a shard of ``tenants`` exports for the platform, built as the shard program builds it."""
     cfg = load_stack("dev", {"agent-platform:tenants": tenants})
-    passwords = {t.name: PLACEHOLDER for t in cfg.tenants}
-    outputs = {EGRESS_ALLOWLISTS: allowlists(cfg.tenants), EGRESS_PASSWORDS: passwords}
-    return {"outputs": outputs, "secretOutputNames": [EGRESS_PASSWORDS]}
+    users = {t.name: htpasswd_line(t.name, PLACEHOLDER) for t in cfg.tenants}
+    outputs = {EGRESS_ALLOWLISTS: allowlists(cfg.tenants), EGRESS_USERS: users}
+    return {"outputs": outputs, "secretOutputNames": [EGRESS_USERS]}
 
 
 def run_platform(moved: int, shards: int, out: Path) -> dict[str, Any]:

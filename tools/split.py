@@ -16,7 +16,8 @@ import yaml
 
 from components.config.shards import PLATFORM_STACK_KEY, SHARD_PROJECT  # noqa: F401 (re-exported)
 from components.egress.proxy import allowlists
-from components.tenants.shard import EGRESS_ALLOWLISTS, EGRESS_PASSWORDS
+from components.egress.squid import htpasswd_line
+from components.tenants.shard import EGRESS_ALLOWLISTS, EGRESS_USERS
 from tools.program import PLACEHOLDER, ROOT, ProgramResult, load_stack, run_program, stack_config
 
 SHARDS = ROOT / "tenants"
@@ -47,7 +48,7 @@ def _stack_of(qualified: str, project: str) -> str:
 
 def shard_outputs(qualified: str, platform_stack: str) -> dict[str, Any]:
     """A shard's egress outputs as its program exports them, from its stack file (parsed against the platform's
-    settings); passwords are secret placeholders."""
+    settings); the htpasswd lines hash a placeholder password."""
     stack = _stack_of(qualified, SHARD_PROJECT)
     written = yaml.safe_load((SHARDS / f"Pulumi.{stack}.yaml").read_text())["config"]
     owned = {key: written[key] for key in ("agent-platform:tenants", "agent-platform:tenantSecrets") if key in written}
@@ -55,9 +56,9 @@ def shard_outputs(qualified: str, platform_stack: str) -> dict[str, Any]:
     return {
         "outputs": {
             EGRESS_ALLOWLISTS: allowlists(cfg.tenants),
-            EGRESS_PASSWORDS: {t.name: PLACEHOLDER for t in cfg.tenants},
+            EGRESS_USERS: {t.name: htpasswd_line(t.name, PLACEHOLDER) for t in cfg.tenants},
         },
-        "secretOutputNames": [EGRESS_PASSWORDS],
+        "secretOutputNames": [EGRESS_USERS],
     }
 
 

@@ -210,10 +210,10 @@ class EgressProxyArgs:
     lb_controller: pulumi.Resource | None = None  # its webhook must admit the LoadBalancer Service
     monitoring: pulumi.Resource | None = None  # kube-prometheus-stack (PodMonitor/PrometheusRule CRDs)
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)  # the core node group
-    # Tenants of shard stacks (docs/shards.md): {tenant: {"domains": [...]}} and {tenant: password} (secret),
-    # read from their outputs; both None in single-stack mode.
+    # Tenants of shard stacks (docs/shards.md): {tenant: {"domains": [...]}} and their htpasswd lines, read from
+    # their outputs (a shard hashes its own passwords: the platform never sees them); both None in single-stack mode.
     shard_allowlists: pulumi.Input[Mapping[str, Mapping[str, Sequence[str]]]] | None = None
-    shard_passwords: pulumi.Input[Mapping[str, str]] | None = None
+    shard_users: pulumi.Input[Mapping[str, str]] | None = None  # {tenant: htpasswd line} (secret)
 
 
 class EgressProxy(pulumi.ComponentResource):
@@ -256,8 +256,8 @@ class EgressProxy(pulumi.ComponentResource):
         )
         names = sorted(passwords)
         htpasswd_text = pulumi.Output.secret(
-            pulumi.Output.all(args.shard_passwords or {}, *(passwords[n] for n in names)).apply(
-                lambda values: htpasswd({**values[0], **dict(zip(names, values[1:], strict=True))})
+            pulumi.Output.all(args.shard_users or {}, *(passwords[n] for n in names)).apply(
+                lambda values: htpasswd(dict(zip(names, values[1:], strict=True)), values[0])
             )
         )
         secret = k8s.core.v1.Secret(

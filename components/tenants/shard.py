@@ -17,7 +17,7 @@ import pulumi_random as random
 from components.config import TenantConfig
 from components.contracts.gateway import CLUSTER_URL, KEY_JOB_SELECTOR, MASTER_KEY_KEY, MASTER_KEY_SECRET, NAMESPACE
 from components.egress.proxy import allowlists
-from components.egress.squid import proxy_url
+from components.egress.squid import htpasswd_line, proxy_url
 from components.gateway.keys import (
     KEY_JOB_BACKOFF_LIMIT,
     KEY_JOB_DEADLINE,
@@ -32,7 +32,7 @@ CONTRACT_VERSION = "1.0"
 CONTRACT_KEYS = ("version", "platformStack", "region", "settings", "gatewayUrl", "egressProxyHost", "agentSandbox")
 CONTRACT_KEYS += ("tenants",)
 # What a shard exports for the platform (read through tenantShards): non-secret allowlists, secret passwords.
-EGRESS_ALLOWLISTS, EGRESS_PASSWORDS = "egressAllowlists", "egressProxyPasswords"
+EGRESS_ALLOWLISTS, EGRESS_USERS = "egressAllowlists", "egressProxyUsers"
 
 
 def tenant_contract(
@@ -90,7 +90,7 @@ def merge_shard_entries(parts: Mapping[str, Mapping[str, Any] | None], own: Sequ
 def shard_egress_entries(
     stacks: Sequence[str], own: Sequence[str]
 ) -> tuple[pulumi.Output[dict[str, Any]] | None, pulumi.Output[dict[str, Any]] | None]:
-    """The egress allowlists and (secret) proxy passwords of every shard in ``stacks``, each read through a stack
+    """The egress allowlists and (secret) htpasswd lines of every shard in ``stacks``, each read through a stack
     reference and merged (one owner per tenant); (None, None) in single-stack mode."""
     if not stacks:
         return None, None
@@ -100,7 +100,7 @@ def shard_egress_entries(
         parts = pulumi.Output.all(*(ref.get_output(name) for ref in refs))
         return parts.apply(lambda p: merge_shard_entries(dict(zip(stacks, p, strict=True)), own))
 
-    return merged(EGRESS_ALLOWLISTS), pulumi.Output.secret(merged(EGRESS_PASSWORDS))
+    return merged(EGRESS_ALLOWLISTS), pulumi.Output.secret(merged(EGRESS_USERS))
 
 
 def shard_resource_name(stack: str) -> str:
@@ -181,11 +181,12 @@ class TenantKeys(pulumi.ComponentResource):
 
 
 class TenantProxyUsers(pulumi.ComponentResource):
-    """A shard's egress proxy users: one password per tenant, generated here and served by the platform's proxy,
-    which reads ``passwords`` (secret) and ``allowlists`` through the shard's stack outputs (tenantShards)."""
+    """A shard's egress proxy users: one password per tenant, generated and hashed here (the htpasswd line) and
+    served by the platform's proxy, which reads ``htpasswd_lines`` (secret) and ``allowlists`` through the shard's
+    stack outputs (tenantShards): the password itself never leaves the shard."""
 
     urls: dict[str, pulumi.Output[str]]  # secret
-    passwords: pulumi.Output[dict[str, str]]  # secret
+    htpasswd_lines: pulumi.Output[dict[str, str]]  # secret: {tenant: "tenant:$1$salt$hash"}
     allowlists: dict[str, dict[str, list[str]]]
 
     def __init__(
@@ -208,6 +209,8 @@ class TenantProxyUsers(pulumi.ComponentResource):
             )
             for tenant, password in results.items()
         }
-        self.passwords = pulumi.Output.secret(pulumi.Output.all(**results))
+        self.htpasswd_lines = pulumi.Output.secret(
+            pulumi.Output.all(**results).apply(lambda pw: {t: htpasswd_line(t, p) for t, p in pw.items()})
+        )
         self.allowlists = allowlists(tenants)
         self.register_outputs({})
