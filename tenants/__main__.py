@@ -77,8 +77,8 @@ async def shard() -> None:
     pulumi.export("platformContractVersion", contract["version"])
     pulumi.export("tenantNamespaces", {t.name: t.namespace for t in cfg.tenants})
     if proxy is not None:
-        pulumi.export(EGRESS_ALLOWLISTS, proxy.allowlists)
-        pulumi.export(EGRESS_USERS, proxy.htpasswd_lines)
+        pulumi.export(EGRESS_ALLOWLISTS, proxy.allowlists)  # JSON text
+        pulumi.export(EGRESS_USERS, proxy.htpasswd)  # htpasswd lines, secret
 
 
 pulumi.run(shard)

@@ -27,7 +27,7 @@ from typing import Any
 
 from components.egress.proxy import allowlists
 from components.egress.squid import htpasswd_line
-from components.tenants.shard import EGRESS_ALLOWLISTS, EGRESS_USERS
+from components.tenants.shard import EGRESS_ALLOWLISTS, EGRESS_USERS, allowlists_text, htpasswd_text
 from tools.program import PLACEHOLDER, ROOT, load_stack
 
 SIZES = (10, 100, 500)
@@ -51,8 +51,8 @@ def generated_tenants(count: int) -> list[dict[str, Any]]:
 def shard_reference(tenants: list[dict[str, Any]]) -> dict[str, Any]:
     """What a shard of ``tenants`` exports for the platform, built as the shard program builds it."""
     cfg = load_stack("dev", {"agent-platform:tenants": tenants})
-    users = {t.name: htpasswd_line(t.name, PLACEHOLDER) for t in cfg.tenants}
-    outputs = {EGRESS_ALLOWLISTS: allowlists(cfg.tenants), EGRESS_USERS: users}
+    users = htpasswd_text({t.name: htpasswd_line(t.name, PLACEHOLDER) for t in cfg.tenants})
+    outputs = {EGRESS_ALLOWLISTS: allowlists_text(allowlists(cfg.tenants)), EGRESS_USERS: users}
     return {"outputs": outputs, "secretOutputNames": [EGRESS_USERS]}
 
 

@@ -17,7 +17,7 @@ import yaml
 from components.config.shards import PLATFORM_STACK_KEY, SHARD_PROJECT  # noqa: F401 (re-exported)
 from components.egress.proxy import allowlists
 from components.egress.squid import htpasswd_line
-from components.tenants.shard import EGRESS_ALLOWLISTS, EGRESS_USERS
+from components.tenants.shard import EGRESS_ALLOWLISTS, EGRESS_USERS, allowlists_text, htpasswd_text
 from tools.program import PLACEHOLDER, ROOT, ProgramResult, load_stack, run_program, stack_config
 
 SHARDS = ROOT / "tenants"
@@ -55,8 +55,8 @@ def shard_outputs(qualified: str, platform_stack: str) -> dict[str, Any]:
     cfg = load_stack(platform_stack, owned)
     return {
         "outputs": {
-            EGRESS_ALLOWLISTS: allowlists(cfg.tenants),
-            EGRESS_USERS: {t.name: htpasswd_line(t.name, PLACEHOLDER) for t in cfg.tenants},
+            EGRESS_ALLOWLISTS: allowlists_text(allowlists(cfg.tenants)),
+            EGRESS_USERS: htpasswd_text({t.name: htpasswd_line(t.name, PLACEHOLDER) for t in cfg.tenants}),
         },
         "secretOutputNames": [EGRESS_USERS],
     }

@@ -6,6 +6,7 @@ Who owns what, and why: docs/shards.md#ownership.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -96,11 +97,30 @@ def shard_egress_entries(
         return None, None
     refs = [pulumi.StackReference(stack) for stack in stacks]
 
-    def merged(name: str) -> pulumi.Output[dict[str, Any]]:
+    def merged(name: str, parse: Any) -> pulumi.Output[dict[str, Any]]:
         parts = pulumi.Output.all(*(ref.get_output(name) for ref in refs))
-        return parts.apply(lambda p: merge_shard_entries(dict(zip(stacks, p, strict=True)), own))
+        return parts.apply(lambda p: merge_shard_entries({s: parse(v) for s, v in zip(stacks, p, strict=True)}, own))
 
-    return merged(EGRESS_ALLOWLISTS), pulumi.Output.secret(merged(EGRESS_USERS))
+    return merged(EGRESS_ALLOWLISTS, parse_allowlists), pulumi.Output.secret(merged(EGRESS_USERS, parse_htpasswd))
+
+
+# A shard exports its egress entries as two strings, not maps: the SDK makes an Output of every value of a map it
+# reads, which at 5,000 tenants costs the platform a minute; one string per shard costs nothing (docs/benchmarks.md).
+def allowlists_text(entries: Mapping[str, Any]) -> str:
+    return json.dumps(entries, sort_keys=True, separators=(",", ":"))
+
+
+def parse_allowlists(text: str | None) -> dict[str, Any]:
+    return json.loads(text) if text else {}
+
+
+def htpasswd_text(lines: Mapping[str, str]) -> str:
+    return "".join(f"{lines[user]}\n" for user in sorted(lines))
+
+
+def parse_htpasswd(text: str | None) -> dict[str, str]:
+    """``user:hash`` lines -> {user: line}."""
+    return {line.split(":", 1)[0]: line for line in (text or "").splitlines() if line}
 
 
 def shard_resource_name(stack: str) -> str:
@@ -182,12 +202,12 @@ class TenantKeys(pulumi.ComponentResource):
 
 class TenantProxyUsers(pulumi.ComponentResource):
     """A shard's egress proxy users: one password per tenant, generated and hashed here (the htpasswd line) and
-    served by the platform's proxy, which reads ``htpasswd_lines`` (secret) and ``allowlists`` through the shard's
+    served by the platform's proxy, which reads ``htpasswd`` (secret) and ``allowlists`` through the shard's
     stack outputs (tenantShards): the password itself never leaves the shard."""
 
     urls: dict[str, pulumi.Output[str]]  # secret
-    htpasswd_lines: pulumi.Output[dict[str, str]]  # secret: {tenant: "tenant:$1$salt$hash"}
-    allowlists: dict[str, dict[str, list[str]]]
+    htpasswd: pulumi.Output[str]  # secret: "tenant:$1$salt$hash" lines
+    allowlists: str  # JSON: {tenant: {"domains": [...], "cidrs": []}}
 
     def __init__(
         self,
@@ -209,8 +229,10 @@ class TenantProxyUsers(pulumi.ComponentResource):
             )
             for tenant, password in results.items()
         }
-        self.htpasswd_lines = pulumi.Output.secret(
-            pulumi.Output.all(**results).apply(lambda pw: {t: htpasswd_line(t, p) for t, p in pw.items()})
+        self.htpasswd = pulumi.Output.secret(
+            pulumi.Output.all(**results).apply(
+                lambda pw: htpasswd_text({t: htpasswd_line(t, p) for t, p in pw.items()})
+            )
         )
-        self.allowlists = allowlists(tenants)
+        self.allowlists = allowlists_text(allowlists(tenants))
         self.register_outputs({})
