@@ -13,6 +13,7 @@ import pytest
 
 from components.config import project_schema
 from tools.render import parse_objects
+from tools.render_checks.model import EKS_CRD_SETS
 
 CRD_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "schemas" / "crds"
 
@@ -25,7 +26,7 @@ def crd_sets() -> tuple[str, ...]:
     prometheus-operator v0.93.1's CRDs."""
     schema = project_schema()
     karpenter, sandbox = schema["karpenterVersion"]["default"], schema["agentSandboxVersion"]["default"]
-    return (f"karpenter-{karpenter}", f"agent-sandbox-{sandbox}", "prometheus-operator-v0.93.1")
+    return (f"karpenter-{karpenter}", f"agent-sandbox-{sandbox}", "prometheus-operator-v0.93.1", *EKS_CRD_SETS)
 
 
 @cache

@@ -15,6 +15,7 @@ from .common import (
     schema,
     string_list_property,
 )
+from .fargate import FARGATE_NAMESPACES_PROPERTY, configured_namespaces, defers_to_fargate
 from .workloads import PodTemplate, is_workload, sandbox_template
 
 ALLOWED_RUNTIME_CLASSES_PROPERTY = string_list_property(
@@ -43,7 +44,10 @@ def sandbox_runtime_class_validator(args: ResourceValidationArgs, report_violati
     template = sandbox_template(args)
     if template is None:
         return
-    allowed = config_strings(args.get_config(), "allowedRuntimeClasses", DEFAULT_RUNTIME_CLASSES)
+    config = args.get_config()
+    if defers_to_fargate(template, configured_namespaces(config)):
+        return  # fargate-sandbox-pods decides (sandbox-namespace-runtime-class: it sees the stack's Fargate profiles)
+    allowed = config_strings(config, "allowedRuntimeClasses", DEFAULT_RUNTIME_CLASSES)
     check_runtime_class(template, allowed, report_violation)
 
 
@@ -51,7 +55,8 @@ sandbox_runtime_class = ResourceValidationPolicy(
     name="sandbox-runtime-class",
     description=(
         "Sandbox workloads (pod template label agent-platform.io/sandbox=true, or a configured "
-        "sandbox namespace) must run in a Kata Containers micro-VM runtime class."
+        "sandbox namespace) must run in a Kata Containers micro-VM runtime class (Fargate pods: "
+        "fargate-sandbox-pods)."
     ),
     validate=sandbox_runtime_class_validator,
     config_schema=schema(
@@ -59,6 +64,7 @@ sandbox_runtime_class = ResourceValidationPolicy(
             "allowedRuntimeClasses": ALLOWED_RUNTIME_CLASSES_PROPERTY,
             "sandboxNamespaces": SANDBOX_NAMESPACES_PROPERTY,
             "sandboxKinds": SANDBOX_KINDS_PROPERTY,
+            "fargateNamespaces": FARGATE_NAMESPACES_PROPERTY,
         }
     ),
 )

@@ -9,6 +9,7 @@ dedicated-tenant-tolerations (tolerations.py), which needs the same pass over th
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -22,6 +23,13 @@ from .common import (
     Unknowns,
     config_strings,
     schema,
+)
+from .fargate import (
+    FARGATE_NAMESPACES_PROPERTY,
+    bound_namespaces,
+    check_fargate_workload,
+    configured_namespaces,
+    defers_to_fargate,
 )
 from .host_access import check_host_access
 from .placement import Resolved
@@ -66,21 +74,27 @@ def _check_workload(
     sandbox: Sequence[KubeObject],
     configured: Sequence[str],
     allowed: Sequence[str],
+    fargate: set[str],
     report_violation: ReportViolation,
     unknowns: Unknowns,
 ) -> None:
     template = pod_template(workload)
     if template is None:
         return
-    try:
-        if template.has_sandbox_label():
-            return  # already checked by sandbox-runtime-class and sandbox-no-host-access
-    except UnknownValueError:
-        pass  # cannot tell from the labels; the namespace decides
-    reason = _why_sandbox(workload, stack, sandbox, configured)
+    checked = False  # a sandbox the resource policies saw as one (label, or a configured namespace they can tell)
+    with contextlib.suppress(UnknownValueError):  # cannot tell from the labels: the namespace decides
+        checked = template.has_sandbox_label()
+    checked = checked or (workload.namespace_source in ("metadata", "provider") and workload.namespace in configured)
+    reason = "" if checked else _why_sandbox(workload, stack, sandbox, configured)
     if reason is None:
         return
-    check_runtime_class(template, allowed, report_violation, workload.urn, reason)
+    deferred = defers_to_fargate(template, tuple(fargate))
+    if deferred or (workload.namespace is not None and workload.namespace in fargate):
+        check_fargate_workload(template, fargate, reason, lambda message: report_violation(message, workload.urn))
+    if checked:
+        return  # sandbox-runtime-class and sandbox-no-host-access checked the rest
+    if not deferred:
+        check_runtime_class(template, allowed, report_violation, workload.urn, reason)
     check_host_access(template, lambda message: report_violation(message + reason, workload.urn), unknowns)
 
 
@@ -89,12 +103,12 @@ def check_sandbox_namespace_workloads(
 ) -> None:
     sandbox = sandbox_namespaces(stack, unknowns)
     configured = config_strings(config, "sandboxNamespaces", ())
-    workloads = list(stack.of_kinds(WORKLOAD_KINDS))
-    if not sandbox and not configured and not any(w.patch for w in workloads):
-        return
+    fargate = bound_namespaces(stack, report_violation, unknowns) | set(configured_namespaces(config))
     allowed = config_strings(config, "allowedRuntimeClasses", DEFAULT_RUNTIME_CLASSES)
-    for workload in workloads:
-        unknowns.run(_check_workload, workload, stack, sandbox, configured, allowed, report_violation, unknowns)
+    for workload in stack.of_kinds(WORKLOAD_KINDS):  # every one: a labelled sandbox may claim Fargate anywhere
+        unknowns.run(
+            _check_workload, workload, stack, sandbox, configured, allowed, fargate, report_violation, unknowns
+        )
 
 
 def sandbox_namespace_runtime_class_validator(args: StackValidationArgs, report_violation: ReportViolation) -> None:
@@ -119,6 +133,7 @@ sandbox_namespace_runtime_class = StackValidationPolicy(
         {
             "allowedRuntimeClasses": ALLOWED_RUNTIME_CLASSES_PROPERTY,
             "sandboxNamespaces": SANDBOX_NAMESPACES_PROPERTY,
+            "fargateNamespaces": FARGATE_NAMESPACES_PROPERTY,
             **TOLERATIONS_PROPERTIES,
         }
     ),
