@@ -154,7 +154,7 @@ def test_custom_resources_wait_for_the_controller_and_use_the_cluster_provider(d
     rules = [  # the sandbox nodes' (a Fargate tenant's pod security group has rules of its own)
         r.urn
         for r in dev.registrations
-        if r.type.startswith("aws:vpc/securityGroup") and "$agent-platform:tenants:FargateTier$" not in r.urn
+        if r.type.startswith("aws:vpc/securityGroup") and "agent-platform:tenants:FargateTier$" not in r.urn
     ]
     assert rules
     assert set(rules) <= deps

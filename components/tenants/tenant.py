@@ -149,7 +149,8 @@ class Tenant(pulumi.ComponentResource):
         _namespace_limits(name, cfg, meta, child)
         ready: list[pulumi.Resource] = []
         if args.fargate_security_group_id is not None:
-            # Not enforced on Fargate (the security group is), kept so the namespace says the same everywhere.
+            # A pod gets the profile's placement and the policy's group only if both exist when it is created.
+            ready.extend(args.depends_on)
             ready.append(
                 k8s.apiextensions.CustomResource(
                     f"{name}-pod-sg",
@@ -160,6 +161,7 @@ class Tenant(pulumi.ComponentResource):
                     opts=child,
                 )
             )
+        # Not enforced on Fargate (the security group is), kept so every tenant namespace says the same.
         k8s.networking.v1.NetworkPolicy(
             f"{name}-netpol",
             metadata=meta("sandbox-isolation"),
