@@ -24,8 +24,9 @@ from tools.program import ProgramResult
 PROFILE = "aws:eks/fargateProfile:FargateProfile"
 SGP = "kubernetes:vpcresources.k8s.aws/v1beta1:SecurityGroupPolicy"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
-INGRESS, EGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", (
-    "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
+INGRESS, EGRESS = (
+    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+    ("aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"),
 )
 
 
@@ -79,7 +80,9 @@ def test_tiers_default_and_mix() -> None:
     ]
     assert [t.namespace for t in cfg.fargate_tenants] == ["tenant-initech"]
     # A stack whose default runtime class is gvisor: its tenants are gVisor tenants unless they say otherwise.
-    gvisor_default = parse_config(gvisor=True, defaultRuntimeClass="gvisor", tenants=[{"name": "a", "agents": [agent()]}])
+    gvisor_default = parse_config(
+        gvisor=True, defaultRuntimeClass="gvisor", tenants=[{"name": "a", "agents": [agent()]}]
+    )
     assert gvisor_default.tenants[0].isolation == "gvisor"
 
 
@@ -93,7 +96,8 @@ def test_sizes_round_up_as_aws_documents() -> None:
     assert str(fargate_size("16", "119Gi")) == "16 vCPU / 120 GB"
     assert fargate_size("16", "120Gi") is None
     size = fargate_size("1", "2Gi")
-    assert size is not None and round(size.hourly_usd, 5) == round(0.04048 + 3 * 0.004445, 5)
+    assert size is not None
+    assert round(size.hourly_usd, 5) == round(0.04048 + 3 * 0.004445, 5)
 
 
 def test_the_tenant_sees_what_holds_differently() -> None:
@@ -128,9 +132,13 @@ def test_one_profile_binds_the_namespace_and_the_tier_label_in_private_subnets(d
     assert statement["Principal"] == {"Service": "eks-fargate-pods.amazonaws.com"}
     assert statement["Action"] == "sts:AssumeRole"
     arn = statement["Condition"]["ArnLike"]["aws:SourceArn"]
-    assert arn.startswith("arn:aws:eks:us-east-1:") and arn.endswith(":fargateprofile/agents-dev/tenant-initech/*")
-    (attachment,) = [r for r in dev.registrations if r.type == "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
-                     and r.parent == role.urn]
+    assert arn.startswith("arn:aws:eks:us-east-1:")
+    assert arn.endswith(":fargateprofile/agents-dev/tenant-initech/*")
+    (attachment,) = [
+        r
+        for r in dev.registrations
+        if r.type == "aws:iam/rolePolicyAttachment:RolePolicyAttachment" and r.parent == role.urn
+    ]
     assert attachment.inputs["policyArn"] == "arn:aws:iam::aws:policy/AmazonEKSFargatePodExecutionRolePolicy"
 
 
@@ -170,7 +178,8 @@ def test_the_namespace_binds_its_pods_to_the_group(dev: ProgramResult) -> None:
         "podSelector": {"matchLabels": FARGATE_POD_LABELS},
         "securityGroups": {"groupIds": [group_id]},
     }
-    assert group_id.startswith("sg-") and group.urn in policy.property_dependencies["spec"]
+    assert group_id.startswith("sg-")
+    assert group.urn in policy.property_dependencies["spec"]
     deployment = dev.named(DEPLOYMENT, "initech-hermes")
     assert {policy.urn, dev.of_type(PROFILE)[0].urn} <= set(deployment.dependencies)
     template = deployment.inputs["spec"]["template"]
@@ -195,9 +204,7 @@ def mixed() -> ProgramResult:
 
 def test_a_stack_mixing_all_three_tiers_previews_clean() -> None:
     result = mixed()
-    classes = {
-        r.name: r.inputs["spec"]["template"]["spec"].get("runtimeClassName") for r in result.of_type(DEPLOYMENT)
-    }
+    classes = {r.name: r.inputs["spec"]["template"]["spec"].get("runtimeClassName") for r in result.of_type(DEPLOYMENT)}
     assert {k: classes[k] for k in ("acme-bot", "umbrella-bot", "initech-bot")} == {
         "acme-bot": "kata-clh",
         "umbrella-bot": "gvisor",
@@ -213,9 +220,7 @@ def test_a_stack_mixing_all_three_tiers_previews_clean() -> None:
 
 
 def _stack(profile_labels: dict[str, str], profile_namespace: str = FARGATE_NAMESPACE) -> list[Any]:
-    profile = resource(
-        PROFILE, "profile", {"selectors": [{"namespace": profile_namespace, "labels": profile_labels}]}
-    )
+    profile = resource(PROFILE, "profile", {"selectors": [{"namespace": profile_namespace, "labels": profile_labels}]})
     pod = resource(
         "kubernetes:apps/v1:Deployment",
         "agent",
@@ -242,6 +247,7 @@ def test_a_profile_that_binds_loosely_binds_nothing(
     on an EC2 node without a micro-VM if the profile did not match it)."""
     outcome = run_stack_policy(sandbox_namespace_runtime_class, _stack(labels, profile_namespace))
     profile_message, pod_message = outcome.messages
-    assert profile_message.startswith("FargateProfile profile: selectors[0]: ") and problem in profile_message
+    assert profile_message.startswith("FargateProfile profile: selectors[0]: ")
+    assert problem in profile_message
     assert "is bound to no Fargate profile" in pod_message
     assert run_stack_policy(sandbox_namespace_runtime_class, _stack(dict(FARGATE_POD_LABELS))).messages == []

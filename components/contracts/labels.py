@@ -47,3 +47,6 @@ FARGATE_POD_LABELS = {ISOLATION_LABEL: FARGATE}
 # considerations"/"AWS Fargate"): the scheduler name; a pod may also ask to stay on EC2 with the annotation.
 FARGATE_SCHEDULER = "fargate-scheduler"
 FARGATE_COMPUTE_TYPE = "eks.amazonaws.com/compute-type"  # node label and pod annotation; "fargate" or "ec2"
+# Fargate nodes carry this taint and label (public reports: tigera/operator#2874, terraform-aws-eks#2864): a DaemonSet
+# that tolerates it must exclude the label, or it makes a pod for every Fargate node that never runs.
+FARGATE_TAINT = {"key": FARGATE_COMPUTE_TYPE, "value": FARGATE, "effect": "NoSchedule"}
