@@ -251,3 +251,46 @@ def test_a_profile_that_binds_loosely_binds_nothing(
     assert problem in profile_message
     assert "is bound to no Fargate profile" in pod_message
     assert run_stack_policy(sandbox_namespace_runtime_class, _stack(dict(FARGATE_POD_LABELS))).messages == []
+
+
+def test_the_pack_and_the_program_name_the_same_fargate_facts() -> None:
+    from agent_policies import fargate as pack
+
+    from components.contracts import labels
+    from components.tenants.fargate import profile_selectors
+    from tests.test_admission import FARGATE_TENANT
+
+    assert (pack.ISOLATION_LABEL, pack.FARGATE) == (labels.ISOLATION_LABEL, labels.FARGATE)
+    assert (pack.FARGATE_SCHEDULER, pack.FARGATE_COMPUTE_TYPE) == (
+        labels.FARGATE_SCHEDULER,
+        labels.FARGATE_COMPUTE_TYPE,
+    )
+    assert profile_selectors(FARGATE_TENANT) == [
+        {"namespace": FARGATE_NAMESPACE, "labels": {pack.ISOLATION_LABEL: pack.FARGATE}}
+    ]
+
+
+def test_messages_name_the_field_and_why(dev: ProgramResult) -> None:
+    """Admission's messages for a tenant who tries to leave the micro-VM (the pack's say the same in its words)."""
+    from tests import kube_cel
+    from tests.test_admission import rendered
+
+    gates = rendered(dev)
+
+    def denied(kind: str, spec: dict[str, Any], ns: str = FARGATE_NAMESPACE, **fields: Any) -> list[str]:
+        obj = build(kind, spec, ns, True, pod_labels=fields.pop("pod_labels", FARGATE_POD_LABELS), **fields)
+        return [message for _, message in kube_cel.admit(*gates, obj, namespace(ns)).denials]
+
+    why = "this namespace is bound to a Fargate profile, so every sandbox pod here must be a Fargate pod"
+    (node,) = denied("Pod", fargate_spec("Pod", nodeName="ip-10-1-2-3"))
+    assert node == f"remove spec.nodeName: it skips the scheduler and lands on any node; {why}."
+    (scheduler,) = denied("Pod", fargate_spec("Pod", schedulerName=None))
+    assert scheduler.startswith("leave spec.schedulerName to EKS: a Pod must be scheduled by fargate-scheduler")
+    (annotation,) = denied("Deployment", fargate_spec(), annotations={"eks.amazonaws.com/compute-type": "ec2"})
+    assert annotation.startswith(
+        "remove the pod annotation eks.amazonaws.com/compute-type (ec2 keeps a pod off Fargate)"
+    )
+    (label,) = denied("Deployment", fargate_spec(), pod_labels={})
+    assert label.startswith("label the pod template agent-platform.io/isolation=fargate")
+    (claim,) = denied("Deployment", fargate_spec(), ns="tenant-a")
+    assert claim.startswith("set spec.template.spec.runtimeClassName to one of kata-clh, kata-qemu;")

@@ -156,7 +156,7 @@ class PlatformConfig:
                 found.append(
                     f"{key}: fargate pulls images over the pod's own network interface, whose security group "
                     "allows no internet: its agent images must be reachable through egress.cidrs (a registry "
-                    "mirror or VPC endpoints), or the pods wait in ImagePullBackOff (docs/fargate.md#image-pulls)"
+                    "mirror or VPC endpoints), or the pods wait in ImagePullBackOff (docs/fargate.md#limits)"
                 )
             for j, agent in enumerate(tenant.agents):
                 size = fargate_size(agent.cpu, agent.memory)
