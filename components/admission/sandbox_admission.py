@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -245,30 +245,31 @@ def fargate_validations() -> list[dict[str, Any]]:
     ]
 
 
-def sandbox_policy_spec(
-    allowed_runtime_classes: Sequence[str], fargate_namespaces: Sequence[str] = ()
-) -> dict[str, Any]:
-    """``agent-platform-sandbox``: Kata runtime class (or, only in ``fargate_namespaces``, a Fargate pod), no host
-    namespaces, no privilege, no hostPath."""
-    if not allowed_runtime_classes:
-        raise ValueError("at least one allowed runtime class is needed")
+WHY_SANDBOX = f"sandbox pods ({SANDBOX_LABEL}=true on the namespace, the object or its pod template) "
+
+
+def _runtime_class(allowed_runtime_classes: Sequence[str]) -> list[dict[str, Any]]:
     allowed = ", ".join(allowed_runtime_classes)
-    why_sandbox = f"sandbox pods ({SANDBOX_LABEL}=true on the namespace, the object or its pod template) "
     runtime = _field("runtimeClassName")
-    validations: list[dict[str, Any]] = [
+    return [
         {
+            # Only in a namespace bound to a Fargate profile may it be absent (fargate_validations decide there).
             "expression": (
                 f"variables.fargateNamespace || (has({runtime}) && {runtime} in {cel_list(allowed_runtime_classes)})"
             ),
-            "message": f"set runtimeClassName to one of {allowed}; {why_sandbox}must run in a Kata micro-VM.",
+            "message": f"set runtimeClassName to one of {allowed}; {WHY_SANDBOX}must run in a Kata micro-VM.",
             "messageExpression": (
                 f"'set ' + variables.specPath + '.runtimeClassName to one of {allowed}'"
                 f" + (has({runtime}) ? ' instead of \"' + {runtime} + '\"' : '')"
-                f" + '; {why_sandbox}must run in a Kata Containers micro-VM.'"
+                f" + '; {WHY_SANDBOX}must run in a Kata Containers micro-VM.'"
             ),
             "reason": "Forbidden",
         }
     ]
+
+
+def _host_access(_: Sequence[str]) -> list[dict[str, Any]]:
+    validations: list[dict[str, Any]] = []
     for flag in ("hostNetwork", "hostPID", "hostIPC"):
         validations.append(
             {
@@ -309,9 +310,38 @@ def sandbox_policy_spec(
             "reason": "Forbidden",
         }
     )
-    validations += fargate_validations()
-    for validation in validations:  # only sandboxes (namespace, object or pod template labelled)
-        validation["expression"] = f"!variables.sandbox || ({validation['expression']})"
+    return validations
+
+
+# The validations of each sandbox pod-spec check of the pack, by rule, in the pack's order (agent_policies/
+# sandbox_checks.py SANDBOX_CHECKS; tests/test_admission.py holds them equal). Each gets the allowed runtime classes.
+SANDBOX_VALIDATIONS: dict[str, Callable[[Sequence[str]], list[dict[str, Any]]]] = {
+    "sandbox-runtime-class": _runtime_class,
+    "sandbox-no-host-access": _host_access,
+}
+
+
+def sandbox_validations(allowed_runtime_classes: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
+    """(rule, validation) for every validation of ``agent-platform-sandbox``, only for sandboxes (the namespace,
+    the object or its pod template labelled)."""
+    return [
+        (rule, {**validation, "expression": f"!variables.sandbox || ({validation['expression']})"})
+        for rule, group in SANDBOX_VALIDATIONS.items()
+        for validation in group(allowed_runtime_classes)
+    ]
+
+
+def sandbox_policy_spec(
+    allowed_runtime_classes: Sequence[str], fargate_namespaces: Sequence[str] = ()
+) -> dict[str, Any]:
+    """``agent-platform-sandbox``: every sandbox pod-spec check (Kata runtime class, no host access), and in the
+    namespaces bound to a Fargate profile the Fargate pod rules (the pack's fargate-sandbox-pods)."""
+    if not allowed_runtime_classes:
+        raise ValueError("at least one allowed runtime class is needed")
+    fargate = [
+        {**validation, "expression": f"!variables.sandbox || ({validation['expression']})"}
+        for validation in fargate_validations()
+    ]
     return {
         "failurePolicy": "Fail",
         "matchConstraints": match_constraints(),
@@ -323,7 +353,7 @@ def sandbox_policy_spec(
             # the policy, not a namespace label a tenant could hope to set.
             {"name": "fargateNamespace", "expression": f"request.namespace in {cel_list(sorted(fargate_namespaces))}"},
         ],
-        "validations": validations,
+        "validations": [validation for _, validation in sandbox_validations(allowed_runtime_classes)] + fargate,
     }
 
 
