@@ -26,8 +26,12 @@ from tools.split import shard_stacks as shard_files
 PROJECT = "agent-platform"
 DEV_SHARDS = {"dev-a": ["acme"], "dev-b": ["globex"]}
 QUALIFIED = [f"organization/{SHARD_PROJECT}/{stack}" for stack in DEV_SHARDS]
-# The dev platform as it is once its tenants are in shards: the same stack, no tenants of its own.
-SPLIT = {"agent-platform:tenants": [], "agent-platform:tenantShards": QUALIFIED}
+DEV = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]
+# Fargate tenants stay in the platform (their profile, role and security group are the platform's).
+KEPT = [t for t in DEV["agent-platform:tenants"] if t.get("isolation") == "fargate"]
+MOVED_TENANTS = [n for names in DEV_SHARDS.values() for n in names]
+# The dev platform as it is once its other tenants are in shards: the same stack, its Fargate tenant only.
+SPLIT = {"agent-platform:tenants": KEPT, "agent-platform:tenantShards": QUALIFIED}
 # What the platform declared per tenant beside the Tenant component, and the shard's resource that adopts each after
 # `pulumi state move` (its alias names the platform resource at the shard's root, where the move puts it).
 MOVED = {
@@ -35,10 +39,10 @@ MOVED = {
     "kubernetes:batch/v1:Job::gateway-key-job-{t}": "TenantKeys",
     "random:index/randomPassword:RandomPassword::egress-{t}-password": "TenantProxyUsers",
 }
-# Platform-only plumbing of the single stack's key Jobs that a shard does not need (its Jobs use the default account).
-DROPPED = {
+# Platform objects whose content lists every tenant it serves itself: fewer entries once tenants moved (masked values).
+SERVED = {
     "agent-platform:gateway:Gateway$kubernetes:core/v1:Secret::gateway-tenant-keys",
-    "agent-platform:gateway:Gateway$kubernetes:core/v1:ServiceAccount::gateway-key-registrar",
+    "agent-platform:egress:EgressProxy$kubernetes:core/v1:Secret::egress-htpasswd",
 }
 
 
@@ -59,6 +63,14 @@ def tail(urn: str, stack: str, project: str) -> str:
     prefix = f"urn:pulumi:{stack}::{project}::"
     assert urn.startswith(prefix), urn
     return urn[len(prefix) :]
+
+
+def dev_tenant(result: ProgramResult, urn: str) -> str:
+    """The tenant (Tenant component name) a resource of the tenant tree belongs to."""
+    by_urn = {r.urn: r for r in result.registrations}
+    while by_urn[urn].type != "agent-platform:agents:Tenant":
+        urn = by_urn[urn].parent
+    return by_urn[urn].name
 
 
 def tenant_tree(result: ProgramResult) -> set[str]:
@@ -85,7 +97,7 @@ def test_the_contract_has_its_keys_and_version(dev: ProgramResult) -> None:
     assert contract["version"] == CONTRACT_VERSION
     assert dev.outputs["outputsVersion"] == "1.1"
     assert "tenantContract" not in dev.secret_outputs
-    assert contract["tenants"] == ["acme", "globex"]
+    assert contract["tenants"] == ["acme", "globex", "initech"]
     assert contract["gatewayUrl"] == dev.outputs["litellmEndpoint"]
 
 
@@ -105,12 +117,13 @@ def test_a_shard_parses_the_platform_settings_as_the_platform_does(dev: ProgramR
     """Round trip: the dev tenants parsed against the contract give the dev stack's configuration, tenants and all,
     so a tenant renders the same in a shard as in the single stack."""
     platform = load_stack("dev")
-    tenants = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]["agent-platform:tenants"]
+    tenants = [t for t in DEV["agent-platform:tenants"] if t["name"] in MOVED_TENANTS]
     secrets = {"acme": {"hermes": {"TELEGRAM_BOT_TOKEN": "x"}}, "globex": {"openclaw": {"SLACK_BOT_TOKEN": "x"}}}
     secrets["globex"]["openclaw"]["SLACK_APP_TOKEN"] = "x"
     shard = shard_config(contract_of(dev), tenants, secrets, ["agent-platform:tenantSecrets"])
-    for section in ("network", "cluster", "karpenter", "kata", "gateway", "images", "egress", "tenants"):
+    for section in ("network", "cluster", "karpenter", "kata", "gateway", "images", "egress"):
         assert getattr(shard, section) == getattr(platform, section), section
+    assert shard.tenants == tuple(t for t in platform.tenants if t.name in MOVED_TENANTS)
 
 
 @pytest.mark.parametrize(
@@ -131,6 +144,7 @@ def test_a_shard_refuses_a_missing_or_incompatible_contract(contract: Any, messa
     [
         (lambda t: t.update(dedicatedNodes=True), "tenants[0].dedicatedNodes"),
         (lambda t: t.update(egress={"cidrs": ["198.51.100.0/24"]}), "tenants[0].egress.cidrs"),
+        (lambda t: t.update(isolation="fargate"), "tenants[0].isolation"),
     ],
 )
 def test_a_shard_refuses_what_only_the_platform_serves(dev: ProgramResult, change: Any, key: str) -> None:
@@ -167,12 +181,15 @@ def test_tenant_shards_are_qualified_stack_names() -> None:
 
 
 def test_the_repository_split_is_the_dev_stack_split() -> None:
-    """Pulumi.dev-shards.yaml is dev's platform settings with the shard list; the shard files hold dev's tenants."""
-    dev = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]
+    """Pulumi.dev-shards.yaml is dev's platform settings with its Fargate tenant and the shard list; the shard files
+    hold dev's other tenants."""
+    dev = DEV
     split = yaml.safe_load((ROOT / "Pulumi.dev-shards.yaml").read_text())["config"]
     assert split.pop("agent-platform:tenantShards") == QUALIFIED
+    assert split.pop("agent-platform:tenants") == KEPT
     owned = ("agent-platform:tenants", "agent-platform:tenantSecrets")
     assert split == {k: v for k, v in dev.items() if k not in owned}
+    assert {t["name"] for t in KEPT} | set(MOVED_TENANTS) == {t["name"] for t in dev["agent-platform:tenants"]}
     assert shard_files() == sorted(DEV_SHARDS)
     by_name = {t["name"]: t for t in dev["agent-platform:tenants"]}
     for stack, names in DEV_SHARDS.items():
@@ -191,13 +208,11 @@ def test_split_has_the_single_stack_resources_by_urn_mapping(dev: ProgramResult,
     moved: dict[str, Any] = {}
     for stack, result in shards.items():
         moved.update({tail(r.urn, stack, SHARD_PROJECT): r for r in result.registrations})
-    tenants = {tail(u, "dev", PROJECT) for u in tenant_tree(dev)}
-    per_tenant = {u for u in single if any(u.endswith(m.format(t=n)) for m in MOVED for n in ("acme", "globex"))}
+    tenants = {tail(u, "dev", PROJECT) for u in tenant_tree(dev) if dev_tenant(dev, u) in MOVED_TENANTS}
+    per_tenant = {u for u in single if any(u.endswith(m.format(t=n)) for m in MOVED for n in MOVED_TENANTS)}
     assert len(per_tenant) == 6
-    assert set(kept) == set(single) - tenants - per_tenant - DROPPED
-    for urn in kept:
-        if urn.startswith("agent-platform:egress:EgressProxy$kubernetes:core/v1:Secret"):
-            continue  # the htpasswd: masked; its entries come from the shards (placeholders offline)
+    assert set(kept) == set(single) - tenants - per_tenant
+    for urn in set(kept) - SERVED:
         assert kept[urn].inputs == single[urn].inputs, urn
     assert tenants <= set(moved)
     for urn in tenants:

@@ -78,6 +78,11 @@ def shard_config(
             "dedicated nodes are the platform's NodePools: keep this tenant in the platform stack",
         )
         check(
+            f"tenants[{i}].isolation",
+            not tenant.fargate,
+            "a Fargate tenant's profile, role and security group are the platform's: keep it in the platform stack",
+        )
+        check(
             f"tenants[{i}].egress.cidrs",
             not tenant.egress_cidrs,
             "egress CIDRs open the sandbox nodes' security group (platform): keep this tenant in the platform stack",

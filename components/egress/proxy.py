@@ -244,7 +244,9 @@ class EgressProxy(pulumi.ComponentResource):
         self.squid_conf = squid_conf(local)
         conf: pulumi.Input[str] = self.squid_conf
         if args.shard_allowlists is not None:
-            conf = pulumi.Output.from_input(args.shard_allowlists).apply(lambda s: squid_conf(local + shard_tenants(s)))
+            conf = pulumi.Output.from_input(args.shard_allowlists).apply(
+                lambda s: squid_conf(sorted(local + shard_tenants(s), key=lambda t: t.name))  # one order for all
+            )
         config_hash = (
             _config_hash(conf) if isinstance(conf, str) else pulumi.Output.from_input(conf).apply(_config_hash)
         )
