@@ -314,7 +314,7 @@ def test_warm_pool_with_storage_uses_volume_claim_templates() -> None:
             "litellm": {"models": ["claude-sonnet"]},
         }
     ]
-    result = tenants_result("dev", tenants=tenants, tenantSecrets={})
+    result = tenants_result("dev", tenants=tenants, tenantSecrets={}, knownTenants=["acme"])
     spec = one(result, TEMPLATE, "acme-hermes-template").inputs["spec"]
     assert spec["volumeClaimTemplates"] == [
         {
@@ -332,7 +332,7 @@ def test_warm_pool_with_storage_uses_volume_claim_templates() -> None:
 
 def test_no_warm_pool_means_no_agent_sandbox_install() -> None:
     tenants = [{"name": "acme", "agents": [{"name": "hermes", "type": "hermes"}]}]
-    result = tenants_result("dev", tenants=tenants, tenantSecrets={})
+    result = tenants_result("dev", tenants=tenants, tenantSecrets={}, knownTenants=["acme"])
     assert not result.of_type("kubernetes:yaml/v2:ConfigFile")
     assert not result.of_type("agent-platform:sandbox:AgentSandbox")
     assert not result.of_type(TEMPLATE)

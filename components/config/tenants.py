@@ -20,6 +20,7 @@ from components.config.keys import (
     integer,
     matching,
     number,
+    one_of,
     optional_boolean,
     optional_integer,
     quantity,
@@ -42,6 +43,10 @@ from components.k8s.quantity import quantity_value
 from components.tenants.agent_types import AGENT_TYPES, platform_env
 
 EGRESS_MODES = ("allowlist", "open")
+# Lifecycle (docs/tenants.md): a suspended agent or tenant runs no pods but keeps its volumes, Secrets and key; a
+# decommissioned tenant's keys are blocked at the gateway too. Only removal from tenants and knownTenants deletes.
+AGENT_STATES = ("running", "suspended")
+TENANT_STATES = ("active", "suspended", "decommissioned")
 # Ranges a tenant's egress.cidrs may not touch, none of them reachable on the internet (IANA special-purpose
 # registry, RFC 6890): "this network", shared address space (RFC 6598: carrier NAT, and EKS custom networking's
 # secondary pod ranges), loopback, link-local (instance metadata), IETF protocol assignments, benchmarking,
@@ -258,6 +263,11 @@ class AgentConfig:
     vm_memory_mib: int | None
     secret_env: tuple[str, ...]
     egress: EgressRules
+    state: str
+
+    @property
+    def suspended(self) -> bool:
+        return self.state == "suspended"
 
     @classmethod
     def from_reader(cls, r: Reader, default_runtime_class: str) -> AgentConfig:
@@ -363,6 +373,14 @@ AGENT_KEYS = (
         section(EgressRules.from_reader),
         default={},
     ),
+    Key(
+        "state",
+        "string",
+        "`running`, or `suspended`: no pods (warm pool included), its volume, Secrets and key kept; a chat agent "
+        "hears no messages while suspended.",
+        one_of(AGENT_STATES),
+        default="running",
+    ),
 )
 
 
@@ -437,12 +455,27 @@ LITELLM_KEYS = (
 @dataclass(frozen=True)
 class TenantConfig:
     name: str
+    former_names: tuple[str, ...]  # oldest first: the first is its identity (LiteLLM team, default namespace)
     namespace: str
     agents: tuple[AgentConfig, ...]
     quota: TenantQuota
     litellm: TenantLitellmConfig
     egress: EgressRules
     dedicated_nodes: bool  # its own tainted Karpenter NodePool: no other tenant's VM shares its hosts
+    state: str
+
+    @property
+    def identity(self) -> str:
+        """The name it was created with: what a rename must not change (its LiteLLM team, its namespace)."""
+        return (*self.former_names, self.name)[0]
+
+    @property
+    def decommissioned(self) -> bool:
+        return self.state == "decommissioned"
+
+    def runs(self, agent: AgentConfig) -> bool:
+        """Whether the agent has pods: it and its tenant are neither suspended nor decommissioned."""
+        return self.state == "active" and not agent.suspended
 
     @property
     def warm_pool_total(self) -> int:
@@ -472,6 +505,7 @@ class TenantConfig:
         agents = values["agents"]
         check(r.key("agents"), len(agents) > 0, "needs at least one agent")
         unique(r.key("agents"), [a.name for a in agents], "agent name")
+        unique(r.key("formerNames"), [*values["former_names"], values["name"]], "name (a former name repeats)")
         for kind in AGENT_TYPES.values():
             count = sum(a.type == kind.name for a in agents)
             check(
@@ -497,6 +531,11 @@ def tenant_namespace(key: str, value: str) -> None:
     )
 
 
+def former_name(key: str, value: str) -> str:
+    dns_label(40, "at most 40 characters")(key, value)
+    return value
+
+
 def agents(r: Reader, key: Key, context: Mapping[str, Any]) -> tuple[AgentConfig, ...]:
     return r.objects(key.name, lambda a: AgentConfig.from_reader(a, context["default_runtime_class"]))
 
@@ -509,11 +548,22 @@ TENANT_KEYS = (
         text(dns_label(40, "at most 40 characters")),
     ),
     Key(
+        "formerNames",
+        "list of strings",
+        "Names it had before, oldest first (a rename): its resources keep their state through aliases and it keeps "
+        "the first one's LiteLLM team, budget and namespace.",
+        strings(former_name),
+        default=[],
+    ),
+    Key(
         "namespace",
         "string",
         "Its namespace (not a platform or kube-* one).",
         text(tenant_namespace),
-        default=Derived("`tenant-<name>`", lambda values, _: f"tenant-{values['name']}"),
+        default=Derived(
+            "`tenant-<name>` (the first former name's after a rename)",
+            lambda values, _: f"tenant-{(*values['former_names'], values['name'])[0]}",
+        ),
     ),
     Key("agents", "list of objects", "Its agents (at least one; keys below).", agents),
     Key("quota", "object", "Its ResourceQuota (keys below).", section(TenantQuota.from_reader), default={}),
@@ -537,6 +587,14 @@ TENANT_KEYS = (
         "Its own tainted Karpenter NodePool: no other tenant's VM shares its hosts (Kata runtime classes only).",
         boolean(),
         default=False,
+    ),
+    Key(
+        "state",
+        "string",
+        "`active`; `suspended`: no agent pods, keys valid; `decommissioned`: no pods and its LiteLLM team and key "
+        "blocked at the gateway, namespace, volumes and spend kept (docs/tenants.md).",
+        one_of(TENANT_STATES),
+        default="active",
     ),
 )
 # Every declared key set, by where it sits in the stack config (the docs table: docs/cluster.md#tenant-keys).

@@ -43,6 +43,7 @@ from components.egress.squid import (
 from components.k8s.podspec import container_security_context, core_pod_template, topology_spread
 from components.k8s.reach import service_metadata, service_spec
 from components.k8s.resources import child_options, keep_one_available, platform_namespace, rolling_deployment
+from components.tenants.lifecycle import former_aliases
 
 CONFIG_MAP = "egress-proxy-config"
 HTPASSWD_SECRET = "egress-proxy-htpasswd"
@@ -232,7 +233,10 @@ class EgressProxy(pulumi.ComponentResource):
         self.namespace = ns  # NetworkPolicies wait for it (components/network/network_policies.py)
         passwords = {
             t.name: random.RandomPassword(
-                f"{name}-{t.name}-password", length=40, special=False, opts=pulumi.ResourceOptions(parent=self)
+                f"{name}-{t.name}-password",
+                length=40,
+                special=False,
+                opts=pulumi.ResourceOptions(parent=self, aliases=former_aliases(f"{name}-", t, "-password")),
             ).result
             for t in args.tenants
         }

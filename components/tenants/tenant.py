@@ -29,6 +29,7 @@ from components.tenants.agent_pod import (
 from components.tenants.agent_service import admit_callers, agent_service
 from components.tenants.agent_types import AGENT_TYPES
 from components.tenants.agent_types.base import LITELLM_KEY_ENV, PROXY_ENV, AgentFiles, AgentType
+from components.tenants.lifecycle import renamed
 from components.tenants.sandbox_network import OPEN_EGRESS, SandboxEgress, sandbox_egress_rules
 
 PROXY_SECRET = "egress-proxy"  # per tenant: the proxy URL with the tenant's credentials, and NO_PROXY
@@ -73,6 +74,7 @@ class TenantArgs:
     depends_on: tuple[pulumi.Resource, ...] = ()  # e.g. the RuntimeClasses
     egress: SandboxEgress = OPEN_EGRESS  # allowlist mode needs proxy_url
     proxy_url: pulumi.Input[str] | None = None  # http://<tenant>:<password>@<proxy NLB>:3128 (secret)
+    protect: bool = False  # the stack protects data: Pulumi leaves the namespace and volumes when it deletes them
 
     @classmethod
     def for_tenant(
@@ -103,6 +105,7 @@ class TenantArgs:
             depends_on=depends_on,
             egress=SandboxEgress(allowlist=platform.egress.allowlist, cidrs=tenant.egress_cidrs),
             proxy_url=proxy_url,
+            protect=platform.protect,
         )
 
 
@@ -110,8 +113,10 @@ class Tenant(pulumi.ComponentResource):
     namespace: str
 
     def __init__(self, name: str, args: TenantArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("agent-platform:agents:Tenant", name, None, opts)
         cfg = args.config
+        # a renamed tenant's resources keep their state (``name`` is the tenant's name)
+        opts = pulumi.ResourceOptions.merge(opts, renamed(name, cfg.former_names))
+        super().__init__("agent-platform:agents:Tenant", name, None, opts)
         if not args.models:
             raise ValueError(f"tenant {cfg.name}: no LiteLLM model to configure the agents with")
         if args.egress.allowlist and args.proxy_url is None:
@@ -121,7 +126,8 @@ class Tenant(pulumi.ComponentResource):
         namespace = k8s.core.v1.Namespace(
             f"{name}-ns",
             metadata={"name": ns_name, "labels": {**base_labels, SANDBOX_LABEL: "true", **PSA_LABELS}},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
+            # retain_on_delete: deleting the tenant for good leaves its namespace to the operator (docs/tenants.md)
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on), retain_on_delete=args.protect),
         )
         child = pulumi.ResourceOptions(parent=namespace)
 
@@ -282,7 +288,7 @@ class AgentBuilder:
                 f"{name}-data",
                 metadata=meta(f"{agent.name}-data", **labels),
                 spec=data_claim_spec(agent.storage_gib),
-                opts=child,
+                opts=pulumi.ResourceOptions(parent=self.namespace, retain_on_delete=args.protect),
             )
         template = self._template(agent, "deployment", (LITELLM_KEY_ENV, kind.token_env, *agent.secret_env))
         # A PVC is ReadWriteOnce: replace the pod (Recreate). Without one, never run two copies either:
@@ -296,7 +302,8 @@ class AgentBuilder:
             name,
             metadata=meta(agent.name, **labels, **{SANDBOX_LABEL: "true"}),
             spec={
-                "replicas": 1,
+                # suspended (or its tenant suspended / decommissioned): no pod; the volume and Secrets stay
+                "replicas": 1 if args.config.runs(agent) else 0,
                 "revisionHistoryLimit": 3,
                 "strategy": strategy,
                 "selector": {"matchLabels": selector_labels(args.config.name, agent.name, "deployment")},
@@ -352,6 +359,6 @@ class AgentBuilder:
             f"{name}-pool",
             metadata=self.meta(agent.name, **labels),
             template_name=agent.name,
-            replicas=agent.warm_pool,
+            replicas=agent.warm_pool if args.config.runs(agent) else 0,
             opts=pulumi.ResourceOptions(parent=self.namespace, depends_on=[args.sandbox_controller, template_cr]),
         )
