@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import program_result
 from tests.configs import config_error, parse_config
+from tests.conftest import program_result
 from tools.program import ROOT, ProgramResult
 from tools.registrations import alias_map, compare, snapshot
 
@@ -112,7 +112,8 @@ def test_suspended_and_decommissioned_run_no_pods_and_keep_their_volumes_and_sec
 def test_a_decommissioned_tenants_team_and_key_are_blocked_and_its_spend_kept() -> None:
     result = lifecycle_dev()
     team, key = job_spec(result, "acme", "TEAM_SPEC"), job_spec(result, "acme", "KEY_SPEC")
-    assert team["blocked"] is True and key["blocked"] is True
+    assert team["blocked"] is True
+    assert key["blocked"] is True
     assert team["team_id"] == "tenant-acme"  # blocked, not deleted: its spend history stays
     assert job_spec(result, "globex", "TEAM_SPEC")["blocked"] is False  # a suspended agent keeps a valid key
 
@@ -178,7 +179,8 @@ def test_config_edits_that_would_drop_data_fail_naming_the_tenant(
 ) -> None:
     message = config_error(tenants=tenants, knownTenants=known)
     assert message.startswith(f"agent-platform:{key}: "), message
-    assert reason in message and "\n" not in message, message
+    assert reason in message, message
+    assert "\n" not in message
 
 
 def test_deliberate_edits_pass() -> None:
