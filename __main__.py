@@ -140,6 +140,7 @@ observability = Observability(
         litellm_namespace=gateway.namespace,
         kata_monitor=kata_runtime.release if cfg.kata.monitor else None,
         depends_on=[cluster.core_node_group],
+        tenants=cfg.tenants,
     ),
     opts=in_cluster,
 )

@@ -44,6 +44,7 @@ INSTALLS = {
     "kata-deploy",
     "litellm",
     "monitoring",
+    "opencost",  # cost per tenant (components/observability/tenant_cost.py)
     "agent-sandbox",
 }
 

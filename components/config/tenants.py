@@ -462,6 +462,7 @@ class TenantConfig:
     litellm: TenantLitellmConfig
     egress: EgressRules
     dedicated_nodes: bool  # its own tainted Karpenter NodePool: no other tenant's VM shares its hosts
+    monthly_budget: float  # USD over a trailing 30 days, every cost; 0: no alert
     state: str
 
     @property
@@ -587,6 +588,14 @@ TENANT_KEYS = (
         "Its own tainted Karpenter NodePool: no other tenant's VM shares its hosts (Kata runtime classes only).",
         boolean(),
         default=False,
+    ),
+    Key(
+        "monthlyBudget",
+        "number",
+        "USD: an alert fires when its cost over the last 30 days (compute, Kata overhead, volumes, dedicated nodes, "
+        "models) passes it (0: no alert; docs/observability.md#cost-per-tenant).",
+        number(lo=0),
+        default=0,
     ),
     Key(
         "state",

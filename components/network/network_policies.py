@@ -174,6 +174,14 @@ def monitoring_policies(vpc_cidr: str) -> list[dict[str, Any]]:
             egress=[https_out()],
         ),
         policy(
+            "opencost",
+            ns,
+            obs.OPENCOST_PODS,
+            ingress=[{"from": [prometheus], "ports": tcp(obs.OPENCOST_PORT)}],
+            # its queries to Prometheus; the API server and AWS's public price list (pricing.us-east-1.amazonaws.com)
+            egress=[{"to": [prometheus], "ports": tcp(obs.PROMETHEUS_PORT)}, https_out()],
+        ),
+        policy(
             "prometheus-operator",
             ns,
             obs.OPERATOR_PODS,
