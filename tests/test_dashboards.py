@@ -17,8 +17,8 @@ import pytest
 import yaml
 
 from components.egress.squid import MTAIL_PROGRAM
-from components.observability.tenant_cost import cost_records
 from components.observability import monitoring as obs
+from components.observability.tenant_cost import cost_records
 from tests.tokens import RELEASE
 from tools.program import ProgramResult
 from tools.render import SHARED
