@@ -77,10 +77,14 @@ def test_a_renamed_tenant_keeps_its_litellm_team_and_namespace() -> None:
     assert result.outputs["tenantNamespaces"]["acme-corp"] == "tenant-acme"
 
 
+OFFICE_HOURS = {"start": "0 8 * * 1-5", "end": "0 19 * * 1-5", "timezone": "Europe/Berlin"}
+SCALED_OBJECT = "kubernetes:keda.sh/v1alpha1:ScaledObject"
+
+
 def lifecycle_dev() -> ProgramResult:
-    """acme decommissioned; globex's agent (with a warm pool) suspended."""
+    """acme decommissioned; globex's agent (with a warm pool and a schedule) suspended."""
     agents = copy.deepcopy(TENANTS[1]["agents"])
-    agents[0]["state"] = "suspended"
+    agents[0].update(state="suspended", schedule=OFFICE_HOURS)  # suspended wins over its schedule
     return program_result(
         "dev", {"agent-platform:tenants": tenants_with(acme={"state": "decommissioned"}, globex={"agents": agents})}
     )
@@ -104,9 +108,10 @@ def test_suspended_and_decommissioned_run_no_pods_and_keep_their_volumes_and_sec
     result, base = lifecycle_dev(), program_result("dev")
     assert replicas(result, DEPLOYMENT) == {"acme-hermes": 0, "globex-openclaw": 0}
     assert replicas(result, WARM_POOL) == {"globex-openclaw-pool": 0}
+    assert not result.of_type(SCALED_OBJECT)  # a suspended agent's schedule does not wake it
     kept = (NAMESPACE, PVC, "kubernetes:core/v1:Secret", "kubernetes:core/v1:ConfigMap")
-    for type_ in kept:
-        assert {r.urn for r in result.of_type(type_)} == {r.urn for r in base.of_type(type_)}, type_
+    for type_ in kept:  # every one the running stack has is still declared (KEDA's namespace comes in)
+        assert {r.urn for r in base.of_type(type_)} <= {r.urn for r in result.of_type(type_)}, type_
 
 
 def test_a_decommissioned_tenants_team_and_key_are_blocked_and_its_spend_kept() -> None:
@@ -197,3 +202,40 @@ def test_deliberate_edits_pass() -> None:
         assert [t.name for t in cfg.tenants] == [t["name"] for t in tenants]
     assert parse_config(tenants=[renamed]).tenants[0].namespace == "tenant-acme"  # the identity's
     assert parse_config(tenants=[{"name": "x", "agents": AGENTS}]).known_tenants is None  # not kept: not checked
+
+
+def test_a_scheduled_agent_leaves_its_replicas_to_a_keda_cron_scaler(each_stack: ProgramResult) -> None:
+    """staging's initech/hermes has office hours; Pulumi does not set its replicas, so it never fights KEDA."""
+    scheduled = {r.name: r for r in each_stack.of_type(SCALED_OBJECT)}
+    deployments = {r.name: r.inputs["spec"] for r in each_stack.of_type(DEPLOYMENT) if NAMESPACE in r.parent}
+    if each_stack.stack != "staging":
+        assert not scheduled
+        assert not each_stack.of_type("agent-platform:capacity:Keda")  # KEDA only where a schedule needs it
+        assert all(spec["replicas"] == 1 for spec in deployments.values())
+        return
+    (keda,) = each_stack.of_type("agent-platform:capacity:Keda")
+    assert set(scheduled) == {"initech-hermes-schedule"}
+    spec = scheduled["initech-hermes-schedule"].inputs["spec"]
+    assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "hermes"}
+    assert (spec["minReplicaCount"], spec["maxReplicaCount"]) == (0, 1)
+    (trigger,) = spec["triggers"]
+    assert trigger == {"type": "cron", "metadata": {**OFFICE_HOURS, "desiredReplicas": "1"}}
+    assert "replicas" not in deployments["initech-hermes"]
+    assert deployments["initech-openclaw"]["replicas"] == 1
+    release = each_stack.named("kubernetes:helm.sh/v3:Release", "keda-release")
+    assert release.urn in scheduled["initech-hermes-schedule"].dependencies
+
+
+@pytest.mark.parametrize(
+    ("schedule", "key", "reason"),
+    [
+        ({"start": "0 8 * *", "end": "0 19 * * 1-5"}, "schedule.start", "a cron expression of 5 fields"),
+        ({"start": "0 8 * * 1-5", "end": "0 8 * * 1-5"}, "schedule.end", "equals start"),
+        ({**OFFICE_HOURS, "timezone": "Mars/Olympus"}, "schedule.timezone", "is not an IANA time zone"),
+        ({"start": "0 8 * * 1-5"}, "schedule.end", "required"),
+    ],
+)
+def test_a_bad_schedule_fails_naming_its_key(schedule: dict[str, str], key: str, reason: str) -> None:
+    message = config_error(tenants=[{"name": "t", "agents": [{**AGENTS[0], "schedule": schedule}]}])
+    assert message.startswith(f"agent-platform:tenants[0].agents[0].{key}: "), message
+    assert reason in message, message

@@ -32,6 +32,7 @@ from components.config.tenants import (
     PLATFORM_AGENT_ENV,
     RESERVED_AGENT_ENV,
     AgentConfig,
+    AgentSchedule,
     EgressConfig,
     EgressRules,
     TenantConfig,
@@ -75,5 +76,5 @@ __all__ = [
     "load_yaml",
     "project_schema",
     "quantity_value",
-    "top_level_texts",
+    "top_level_texts", "AgentSchedule",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
+import zoneinfo
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -250,6 +251,45 @@ CLOUDWATCH_RETENTION_DAYS = (
 )
 
 
+_CRON_FIELD = r"[0-9A-Za-z*,/-]+"
+_CRON = re.compile(rf"^{_CRON_FIELD}( {_CRON_FIELD}){{4}}$")
+
+
+def cron(key: str, value: str) -> None:
+    check_match(key, value, _CRON, "a cron expression of 5 fields (minute hour day-of-month month day-of-week)")
+
+
+def time_zone(key: str, value: str) -> None:
+    zones = zoneinfo.available_timezones()
+    check(key, value == "UTC" or value in zones or not zones, f"{value!r} is not an IANA time zone like Europe/Paris")
+
+
+@dataclass(frozen=True)
+class AgentSchedule:
+    """When a running agent has its pod: from each ``start`` to the next ``end`` (KEDA cron scaler), in ``timezone``."""
+
+    start: str
+    end: str
+    timezone: str
+
+    @classmethod
+    def from_reader(cls, r: Reader) -> AgentSchedule:
+        values = read_keys(r, SCHEDULE_KEYS)
+        check(r.key("end"), values["end"] != values["start"], "equals start: the window would be empty")
+        return cls(**values)
+
+
+SCHEDULE_KEYS = (
+    Key("start", "string", "Cron expression: when its pod starts, e.g. `0 8 * * 1-5`.", text(cron)),
+    Key("end", "string", "Cron expression: when its pod stops, e.g. `0 19 * * 1-5`.", text(cron)),
+    Key("timezone", "string", "IANA time zone of both expressions.", text(time_zone), default="UTC"),
+)
+
+
+def optional_schedule(r: Reader, key: Key, _: Mapping[str, Any]) -> AgentSchedule | None:
+    return None if r.values.get(key.name) is None else r.object(key.name, AgentSchedule.from_reader)
+
+
 @dataclass(frozen=True)
 class AgentConfig:
     name: str
@@ -264,6 +304,7 @@ class AgentConfig:
     secret_env: tuple[str, ...]
     egress: EgressRules
     state: str
+    schedule: AgentSchedule | None
 
     @property
     def suspended(self) -> bool:
@@ -380,6 +421,14 @@ AGENT_KEYS = (
         "hears no messages while suspended.",
         one_of(AGENT_STATES),
         default="running",
+    ),
+    Key(
+        "schedule",
+        "object",
+        "Office hours of a running agent: its pod runs only inside the window (keys below; KEDA cron scaler). A chat "
+        "agent hears no messages outside it.",
+        optional_schedule,
+        default=Derived("unset: always running", lambda *_: None),
     ),
 )
 
@@ -610,6 +659,7 @@ TENANT_KEYS = (
 TENANT_KEY_SETS = (
     ("tenants[]", TENANT_KEYS),
     ("tenants[].agents[]", AGENT_KEYS),
+    ("tenants[].agents[].schedule", SCHEDULE_KEYS),
     ("tenants[].quota", QUOTA_KEYS),
     ("tenants[].litellm", LITELLM_KEYS),
     ("tenants[].egress", EGRESS_KEYS),  # and tenants[].agents[].egress

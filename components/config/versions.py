@@ -87,6 +87,7 @@ VERSION_KEYS: dict[str, tuple[str, ...]] = {
     "opencostVersion": ("oci://ghcr.io/opencost/charts/opencost",),
     "kataDeployVersion": ("oci://ghcr.io/kata-containers/kata-deploy-charts/kata-deploy",),
     "agentSandboxVersion": ("kubernetes-sigs/agent-sandbox (helm/ source chart)",),
+    "kedaVersion": ("https://kedacore.github.io/charts/keda",),
 }
 # Absent in a clone elsewhere (design.md section 5): the check is then skipped, and says so (catalog_note()).
 CATALOG_FILE = PROJECT_FILE.parent.parent / "shared" / "charts" / "catalog.json"

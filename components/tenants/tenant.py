@@ -15,6 +15,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from components.capacity.keda import scaled_object
 from components.config import AgentConfig, ImagesConfig, KataConfig, NetworkConfig, PlatformConfig, TenantConfig
 from components.contracts.cluster import STORAGE_CLASS
 from components.contracts.labels import SANDBOX_LABEL
@@ -71,6 +72,7 @@ class TenantArgs:
     secrets: pulumi.Input[Mapping[str, Mapping[str, str]]] | None = None
     # The agent-sandbox install (CRDs + controller), required when an agent has a warm pool.
     sandbox_controller: pulumi.Resource | None = None
+    scaler: pulumi.Resource | None = None  # the KEDA install, required when an agent has a schedule
     depends_on: tuple[pulumi.Resource, ...] = ()  # e.g. the RuntimeClasses
     egress: SandboxEgress = OPEN_EGRESS  # allowlist mode needs proxy_url
     proxy_url: pulumi.Input[str] | None = None  # http://<tenant>:<password>@<proxy NLB>:3128 (secret)
@@ -88,6 +90,7 @@ class TenantArgs:
         sandbox_controller: pulumi.Resource | None = None,
         depends_on: tuple[pulumi.Resource, ...] = (),
         proxy_url: pulumi.Input[str] | None = None,
+        scaler: pulumi.Resource | None = None,
     ) -> TenantArgs:
         """Args for one of the platform's tenants; its models default to every gateway model, its egress
         follows the stack's egressMode and its own cidrs."""
@@ -102,6 +105,7 @@ class TenantArgs:
             model_limits={m.name: (m.context_window, m.max_output_tokens) for m in platform.gateway.models},
             secrets=secrets,
             sandbox_controller=sandbox_controller,
+            scaler=scaler,
             depends_on=depends_on,
             egress=SandboxEgress(allowlist=platform.egress.allowlist, cidrs=tenant.egress_cidrs),
             proxy_url=proxy_url,
@@ -298,19 +302,31 @@ class AgentBuilder:
             if agent.storage_gib > 0
             else {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}
         )
-        k8s.apps.v1.Deployment(
-            name,
-            metadata=meta(agent.name, **labels, **{SANDBOX_LABEL: "true"}),
-            spec={
-                # suspended (or its tenant suspended / decommissioned): no pod; the volume and Secrets stay
-                "replicas": 1 if args.config.runs(agent) else 0,
-                "revisionHistoryLimit": 3,
-                "strategy": strategy,
-                "selector": {"matchLabels": selector_labels(args.config.name, agent.name, "deployment")},
-                "template": template,
-            },
-            opts=child,
+        scheduled = agent.schedule is not None and args.config.runs(agent)
+        spec: dict[str, Any] = {
+            "revisionHistoryLimit": 3,
+            "strategy": strategy,
+            "selector": {"matchLabels": selector_labels(args.config.name, agent.name, "deployment")},
+            "template": template,
+        }
+        if not scheduled:  # a schedule leaves replicas to KEDA: Pulumi does not set them, so it never fights it
+            # suspended (or its tenant suspended / decommissioned): no pod; the volume and Secrets stay
+            spec["replicas"] = 1 if args.config.runs(agent) else 0
+        deployment = k8s.apps.v1.Deployment(
+            name, metadata=meta(agent.name, **labels, **{SANDBOX_LABEL: "true"}), spec=spec, opts=child
         )
+        if scheduled and agent.schedule is not None:
+            if args.scaler is None:
+                raise ValueError(
+                    f"tenant {args.config.name}: agent {agent.name} has a schedule but KEDA is not installed"
+                )
+            scaled_object(
+                f"{name}-schedule",
+                meta(agent.name, **labels),
+                agent.name,
+                agent.schedule,
+                pulumi.ResourceOptions(parent=self.namespace, depends_on=[args.scaler, deployment]),
+            )
         if kind.callers:
             admit_callers(name, agent_service(args.config, agent, kind), {**labels}, args.network.cidr, child)
         if agent.warm_pool > 0:
