@@ -22,10 +22,11 @@ KUBERNETES_VERSION = f"{project_schema()['kubernetesVersion']['default']}.0"  # 
 
 def crd_sets() -> tuple[str, ...]:
     """The CRD folders of the pinned versions (Pulumi.yaml defaults); kube-prometheus-stack 88.5.3 ships
-    prometheus-operator v0.93.1's CRDs."""
+    prometheus-operator v0.93.1's CRDs, the keda chart its own."""
     schema = project_schema()
     karpenter, sandbox = schema["karpenterVersion"]["default"], schema["agentSandboxVersion"]["default"]
-    return (f"karpenter-{karpenter}", f"agent-sandbox-{sandbox}", "prometheus-operator-v0.93.1")
+    keda = schema["kedaVersion"]["default"]
+    return (f"karpenter-{karpenter}", f"agent-sandbox-{sandbox}", "prometheus-operator-v0.93.1", f"keda-{keda}")
 
 
 @cache

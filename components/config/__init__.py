@@ -76,5 +76,6 @@ __all__ = [
     "load_yaml",
     "project_schema",
     "quantity_value",
-    "top_level_texts", "AgentSchedule",
+    "top_level_texts",
+    "AgentSchedule",
 ]
