@@ -123,6 +123,16 @@ def test_a_decommissioned_tenants_team_and_key_are_blocked_and_its_spend_kept() 
     assert job_spec(result, "globex", "TEAM_SPEC")["blocked"] is False  # a suspended agent keeps a valid key
 
 
+def test_a_decommissioned_tenants_egress_proxy_user_is_dropped() -> None:
+    result, base = lifecycle_dev(), program_result("dev")
+    for run, users in ((base, ["acme", "globex"]), (result, ["globex"])):
+        htpasswd = run.named("kubernetes:core/v1:Secret", "egress-htpasswd").plain["stringData"]["htpasswd"]
+        assert [line.split(":")[0] for line in htpasswd.splitlines()] == users
+        conf = run.named("kubernetes:core/v1:ConfigMap", "egress-config").inputs["data"]["squid.conf"]
+        assert ("proxy_auth acme" in conf) == ("acme" in users)
+    assert result.named("kubernetes:core/v1:Secret", "acme-egress-proxy")  # the tenant's own Secret is kept
+
+
 def test_a_protected_stack_leaves_tenant_namespaces_and_volumes_behind() -> None:
     prod, dev = program_result("prod"), program_result("dev")
     (storage_class,) = prod.of_type("kubernetes:storage.k8s.io/v1:StorageClass")

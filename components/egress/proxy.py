@@ -240,7 +240,10 @@ class EgressProxy(pulumi.ComponentResource):
             ).result
             for t in args.tenants
         }
-        self.squid_conf = squid_conf([ProxyTenant.of(t) for t in args.tenants])
+        # A decommissioned tenant's proxy user is dropped (its password is kept for a re-activation): no credential
+        # of it stays valid (docs/tenants.md).
+        serving = [t for t in args.tenants if not t.decommissioned]
+        self.squid_conf = squid_conf([ProxyTenant.of(t) for t in serving])
         config_hash = hashlib.sha256((self.squid_conf + error_page() + MTAIL_PROGRAM).encode()).hexdigest()[:16]
         k8s.core.v1.ConfigMap(
             f"{name}-config",
@@ -248,7 +251,7 @@ class EgressProxy(pulumi.ComponentResource):
             data={"squid.conf": self.squid_conf, ERROR_PAGE: error_page(), "egress.mtail": MTAIL_PROGRAM},
             opts=k8s_opts(ns),
         )
-        names = sorted(passwords)
+        names = sorted(t.name for t in serving)
         htpasswd_text = pulumi.Output.secret(
             pulumi.Output.all(*(passwords[n] for n in names)).apply(
                 lambda values: htpasswd(dict(zip(names, values, strict=True)))
