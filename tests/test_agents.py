@@ -21,7 +21,7 @@ from components.runtime.agent_sandbox import AgentSandbox, AgentSandboxArgs, rel
 from components.runtime.kata_deploy import KataRuntime, KataRuntimeArgs
 from components.tenants.sandbox_network import SandboxEgress, sandbox_egress_rules
 from components.tenants.tenant import PSA_LABELS, Tenant, TenantArgs
-from tests.configs import config_error, parse_config
+from tests.configs import config_error, default, parse_config
 from tests.conftest import program_result
 from tests.schemas import is_custom_resource, validate_object
 from tests.test_podspec import assert_sandbox_pod
@@ -60,6 +60,7 @@ def tenants_program() -> None:
                 scaler=keda.release if keda else None,
                 depends_on=tuple(kata.runtime_classes),
                 proxy_url=pulumi.Output.secret(f"http://{tenant.name}:proxy-password@{PROXY_HOST}:3128"),
+                fargate_security_group_id=f"sg-fargate-{tenant.name}" if tenant.fargate else None,
             ),
             opts=opts,
         )
@@ -271,7 +272,7 @@ def test_a_non_default_vpc_cidr_moves_the_resolver_everywhere() -> None:
 def test_every_child_uses_the_cluster_provider_and_sits_under_its_tenant(tenants: ProgramResult) -> None:
     provider = tenants.of_type("pulumi:providers:kubernetes")[0].urn
     tenant_urns = {r.urn for r in tenants.of_type("agent-platform:agents:Tenant")}
-    assert len(tenant_urns) == 2
+    assert len(tenant_urns) == 3  # acme and globex on Kata, initech on Fargate
     objects = [r for r in mine(tenants) if r.type.startswith("kubernetes:")]
     assert objects
     assert all(r.provider == provider for r in objects)
@@ -289,7 +290,7 @@ def test_every_child_uses_the_cluster_provider_and_sits_under_its_tenant(tenants
 def test_warm_pool_agents_get_a_template_and_a_pool(tenants: ProgramResult) -> None:
     config_file = tenants.of_type("kubernetes:yaml/v2:ConfigFile")
     assert len(config_file) == 1
-    assert config_file[0].inputs["file"] == release_manifest_url("v1.0.0")
+    assert config_file[0].inputs["file"] == release_manifest_url(default("agentSandboxVersion"))
     template = one(tenants, TEMPLATE, "globex-openclaw-template")
     pool = one(tenants, WARM_POOL, "globex-openclaw-pool")
     assert pool.inputs["spec"]["replicas"] == 2
@@ -369,7 +370,11 @@ def test_main_wires_the_gateway_into_the_tenants(dev: ProgramResult) -> None:
     secret = dev.named("kubernetes:core/v1:Secret", "acme-hermes-secret")
     assert set(secret.inputs["stringData"].values()) == {MASK}
     assert secret.plain["stringData"]["LITELLM_API_KEY"].startswith("sk-")
-    assert dev.outputs["tenantNamespaces"] == {"acme": "tenant-acme", "globex": "tenant-globex"}
+    assert dev.outputs["tenantNamespaces"] == {
+        "acme": "tenant-acme",
+        "globex": "tenant-globex",
+        "initech": "tenant-initech",
+    }
     assert dev.outputs["runtimeClasses"] == ["kata-clh", "kata-qemu"]
     provider = dev.of_type("pulumi:providers:kubernetes")[0].urn
     assert dev.named(DEPLOYMENT, "acme-hermes").provider == provider

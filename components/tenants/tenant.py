@@ -18,7 +18,7 @@ import pulumi_random as random
 from components.capacity.keda import scaled_object
 from components.config import AgentConfig, ImagesConfig, KataConfig, NetworkConfig, PlatformConfig, TenantConfig
 from components.contracts.cluster import STORAGE_CLASS
-from components.contracts.labels import SANDBOX_LABEL
+from components.contracts.labels import FARGATE_POD_LABELS, ISOLATION_LABEL, SANDBOX_LABEL
 from components.k8s.podspec import selector_labels
 from components.runtime.agent_sandbox import sandbox_template, warm_pool
 from components.tenants.agent_pod import (
@@ -77,6 +77,8 @@ class TenantArgs:
     egress: SandboxEgress = OPEN_EGRESS  # allowlist mode needs proxy_url
     proxy_url: pulumi.Input[str] | None = None  # http://<tenant>:<password>@<proxy NLB>:3128 (secret)
     protect: bool = False  # the stack protects data: Pulumi leaves the namespace and volumes when it deletes them
+    # Fargate tenants: the pods' security group (components/tenants/fargate.py), bound by a SecurityGroupPolicy.
+    fargate_security_group_id: pulumi.Input[str] | None = None
 
     @classmethod
     def for_tenant(
@@ -91,6 +93,7 @@ class TenantArgs:
         depends_on: tuple[pulumi.Resource, ...] = (),
         proxy_url: pulumi.Input[str] | None = None,
         scaler: pulumi.Resource | None = None,
+        fargate_security_group_id: pulumi.Input[str] | None = None,
     ) -> TenantArgs:
         """Args for one of the platform's tenants; its models default to every gateway model, its egress
         follows the stack's egressMode and its own cidrs."""
@@ -110,7 +113,17 @@ class TenantArgs:
             egress=SandboxEgress(allowlist=platform.egress.allowlist, cidrs=tenant.egress_cidrs),
             proxy_url=proxy_url,
             protect=platform.protect,
+            fargate_security_group_id=fargate_security_group_id,
         )
+
+
+SECURITY_GROUP_POLICY = "sandbox-pods"  # per Fargate tenant: its pods' security group (vpcresources.k8s.aws)
+
+
+def security_group_policy_spec(group_id: str) -> dict[str, Any]:
+    """Every Fargate pod of the namespace (the tier label, as the profile selects) gets exactly this group: the VPC
+    resource controller's SecurityGroupPolicy (CRD v1beta1; EKS user guide sg-pods-example-deployment.html)."""
+    return {"podSelector": {"matchLabels": dict(FARGATE_POD_LABELS)}, "securityGroups": {"groupIds": [group_id]}}
 
 
 class Tenant(pulumi.ComponentResource):
@@ -125,11 +138,16 @@ class Tenant(pulumi.ComponentResource):
             raise ValueError(f"tenant {cfg.name}: no LiteLLM model to configure the agents with")
         if args.egress.allowlist and args.proxy_url is None:
             raise ValueError(f"tenant {cfg.name}: egressMode allowlist needs the egress proxy URL (proxy_url)")
+        if cfg.fargate != (args.fargate_security_group_id is not None):
+            raise ValueError(f"tenant {cfg.name}: a Fargate tenant, and only one, needs its pods' security group")
         ns_name = cfg.namespace
         base_labels = {"app.kubernetes.io/part-of": "agent-platform", "agent-platform.io/tenant": cfg.name}
         namespace = k8s.core.v1.Namespace(
             f"{name}-ns",
-            metadata={"name": ns_name, "labels": {**base_labels, SANDBOX_LABEL: "true", **PSA_LABELS}},
+            metadata={
+                "name": ns_name,
+                "labels": {**base_labels, SANDBOX_LABEL: "true", ISOLATION_LABEL: cfg.isolation, **PSA_LABELS},
+            },
             # retain_on_delete: deleting the tenant for good leaves its namespace to the operator (docs/tenants.md)
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on), retain_on_delete=args.protect),
         )
@@ -139,6 +157,21 @@ class Tenant(pulumi.ComponentResource):
             return {"name": object_name, "namespace": ns_name, "labels": {**base_labels, **labels}}
 
         _namespace_limits(name, cfg, meta, child)
+        ready: list[pulumi.Resource] = []
+        if args.fargate_security_group_id is not None:
+            # A pod gets the profile's placement and the policy's group only if both exist when it is created.
+            ready.extend(args.depends_on)
+            ready.append(
+                k8s.apiextensions.CustomResource(
+                    f"{name}-pod-sg",
+                    api_version="vpcresources.k8s.aws/v1beta1",
+                    kind="SecurityGroupPolicy",
+                    metadata=meta(SECURITY_GROUP_POLICY),
+                    spec=pulumi.Output.from_input(args.fargate_security_group_id).apply(security_group_policy_spec),
+                    opts=child,
+                )
+            )
+        # Not enforced on Fargate (the security group is), kept so every tenant namespace says the same.
         k8s.networking.v1.NetworkPolicy(
             f"{name}-netpol",
             metadata=meta("sandbox-isolation"),
@@ -176,7 +209,7 @@ class Tenant(pulumi.ComponentResource):
         )
 
         secrets = pulumi.Output.secret(args.secrets if args.secrets is not None else {})
-        agents = AgentBuilder(self, name, args, namespace, meta, proxy_secret, secrets)
+        agents = AgentBuilder(self, name, args, namespace, meta, proxy_secret, secrets, ready)
         for agent in cfg.agents:
             agents.add(agent)
 
@@ -246,9 +279,11 @@ class AgentBuilder:
         meta: Meta,
         proxy_secret: str | None,
         secrets: pulumi.Output[Any],
+        ready: Sequence[pulumi.Resource] = (),
     ) -> None:
         self.name, self.args, self.namespace, self.meta, self.tenant = name, args, namespace, meta, tenant
         self.proxy_secret, self.secrets = proxy_secret, secrets
+        self.ready = list(ready)  # what the pods wait for (a security group applies only to pods created after it)
         self.key_hash = pulumi.Output.unsecret(pulumi.Output.from_input(args.litellm_key).apply(litellm_key_hash))
 
     def add(self, agent: AgentConfig) -> None:
@@ -313,7 +348,10 @@ class AgentBuilder:
             # suspended (or its tenant suspended / decommissioned): no pod; the volume and Secrets stay
             spec["replicas"] = 1 if args.config.runs(agent) else 0
         deployment = k8s.apps.v1.Deployment(
-            name, metadata=meta(agent.name, **labels, **{SANDBOX_LABEL: "true"}), spec=spec, opts=child
+            name,
+            metadata=meta(agent.name, **labels, **{SANDBOX_LABEL: "true"}),
+            spec=spec,
+            opts=pulumi.ResourceOptions(parent=self.namespace, depends_on=self.ready or None),
         )
         if scheduled and agent.schedule is not None:
             if args.scaler is None:

@@ -3,29 +3,24 @@
 A workload without the sandbox label is still a sandbox when it lands in a Namespace of this stack (same cluster)
 labelled as a sandbox namespace, in a configured ``sandboxNamespaces`` namespace that only the stack can tell (its
 namespace computed from a Namespace of the stack), or when it is a server-side-apply patch of a sandbox workload of
-this stack; it then gets the checks of the two resource policies. The policy also reports
+this stack; it then gets every sandbox pod-spec check (sandbox_checks.SANDBOX_CHECKS). The policy also reports
 dedicated-tenant-tolerations (tolerations.py), which needs the same pass over the stack's workloads.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pulumi_policy import ReportViolation, StackValidationArgs, StackValidationPolicy
 from pulumi_policy.proxy import UnknownValueError
 
-from .common import (
-    DEFAULT_RUNTIME_CLASSES,
-    SANDBOX_LABEL,
-    SANDBOX_NAMESPACES_PROPERTY,
-    Unknowns,
-    config_strings,
-    schema,
-)
-from .host_access import check_host_access
+from .common import SANDBOX_LABEL, Unknowns, config_strings, schema
+from .fargate import bound_namespaces, check_fargate_workload, configured_namespaces, defers_to_fargate
 from .placement import Resolved
-from .runtime_class import ALLOWED_RUNTIME_CLASSES_PROPERTY, check_runtime_class
+from .pod_checks import SANDBOX_SCOPE
+from .sandbox_checks import SANDBOX_CHECKS
 from .stack import KubeObject, Stack
 from .tolerations import CONFIG_PROPERTIES as TOLERATIONS_PROPERTIES
 from .tolerations import check_dedicated_tenant_tolerations
@@ -65,23 +60,34 @@ def _check_workload(
     stack: Stack,
     sandbox: Sequence[KubeObject],
     configured: Sequence[str],
-    allowed: Sequence[str],
+    fargate: set[str],
+    config: Mapping[str, Any],
     report_violation: ReportViolation,
     unknowns: Unknowns,
 ) -> None:
     template = pod_template(workload)
     if template is None:
         return
-    try:
-        if template.has_sandbox_label():
-            return  # already checked by sandbox-runtime-class and sandbox-no-host-access
-    except UnknownValueError:
-        pass  # cannot tell from the labels; the namespace decides
-    reason = _why_sandbox(workload, stack, sandbox, configured)
+    checked = False  # a sandbox the resource policies saw as one (label, or a configured namespace they can tell)
+    with contextlib.suppress(UnknownValueError):  # cannot tell from the labels: the namespace decides
+        checked = template.has_sandbox_label()
+    checked = checked or (workload.namespace_source in ("metadata", "provider") and workload.namespace in configured)
+    reason = "" if checked else _why_sandbox(workload, stack, sandbox, configured)
     if reason is None:
         return
-    check_runtime_class(template, allowed, report_violation, workload.urn, reason)
-    check_host_access(template, lambda message: report_violation(message + reason, workload.urn), unknowns)
+    # fargate-sandbox-pods: a pod that claims Fargate, or any sandbox pod in a namespace bound to a profile.
+    if defers_to_fargate(template, tuple(fargate)) or (
+        workload.namespace is not None and workload.namespace in fargate
+    ):
+        check_fargate_workload(template, fargate, reason, lambda message: report_violation(message, workload.urn))
+    if checked:
+        return  # the sandbox checks' resource policies judged the rest
+
+    def report(message: str) -> None:
+        report_violation(message + reason, workload.urn)
+
+    for check in SANDBOX_CHECKS:
+        unknowns.run(check.run, template, config, report, unknowns)
 
 
 def check_sandbox_namespace_workloads(
@@ -89,12 +95,9 @@ def check_sandbox_namespace_workloads(
 ) -> None:
     sandbox = sandbox_namespaces(stack, unknowns)
     configured = config_strings(config, "sandboxNamespaces", ())
-    workloads = list(stack.of_kinds(WORKLOAD_KINDS))
-    if not sandbox and not configured and not any(w.patch for w in workloads):
-        return
-    allowed = config_strings(config, "allowedRuntimeClasses", DEFAULT_RUNTIME_CLASSES)
-    for workload in workloads:
-        unknowns.run(_check_workload, workload, stack, sandbox, configured, allowed, report_violation, unknowns)
+    fargate = bound_namespaces(stack, report_violation, unknowns) | set(configured_namespaces(config))
+    for workload in stack.of_kinds(WORKLOAD_KINDS):  # every one: a labelled sandbox may claim Fargate anywhere
+        unknowns.run(_check_workload, workload, stack, sandbox, configured, fargate, config, report_violation, unknowns)
 
 
 def sandbox_namespace_runtime_class_validator(args: StackValidationArgs, report_violation: ReportViolation) -> None:
@@ -112,13 +115,15 @@ sandbox_namespace_runtime_class = StackValidationPolicy(
         "Workloads in a Namespace declared in this stack (on the same cluster) with the label "
         "agent-platform.io/sandbox=true, and server-side-apply patches of a sandbox workload declared "
         "in this stack, must run in a Kata Containers runtime class without host access; a toleration for a "
-        "tenant's dedicated nodes is valid only in that tenant's Namespace (dedicated-tenant-tolerations)."
+        "tenant's dedicated nodes is valid only in that tenant's Namespace (dedicated-tenant-tolerations); a pod "
+        "without a runtime class only as a Fargate pod in a namespace bound to a Fargate profile "
+        "(fargate-sandbox-pods, fargate-profile-selectors)."
     ),
     validate=sandbox_namespace_runtime_class_validator,
     config_schema=schema(
         {
-            "allowedRuntimeClasses": ALLOWED_RUNTIME_CLASSES_PROPERTY,
-            "sandboxNamespaces": SANDBOX_NAMESPACES_PROPERTY,
+            **{key: spec for check in SANDBOX_CHECKS for key, spec in check.config.items()},
+            "sandboxNamespaces": SANDBOX_SCOPE["sandboxNamespaces"],
             **TOLERATIONS_PROPERTIES,
         }
     ),
