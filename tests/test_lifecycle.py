@@ -97,7 +97,7 @@ def replicas(result: ProgramResult, type_: str) -> dict[str, int]:
 
 def test_running_agents_have_their_pods() -> None:
     result = program_result("dev")
-    assert replicas(result, DEPLOYMENT) == {"acme-hermes": 1, "globex-openclaw": 1}
+    assert replicas(result, DEPLOYMENT) == {"acme-hermes": 1, "globex-openclaw": 1, "initech-hermes": 1}
     assert replicas(result, WARM_POOL) == {"globex-openclaw-pool": 2}
     for tenant in ("acme", "globex"):
         assert job_spec(result, tenant, "TEAM_SPEC")["blocked"] is False
@@ -106,7 +106,7 @@ def test_running_agents_have_their_pods() -> None:
 
 def test_suspended_and_decommissioned_run_no_pods_and_keep_their_volumes_and_secrets() -> None:
     result, base = lifecycle_dev(), program_result("dev")
-    assert replicas(result, DEPLOYMENT) == {"acme-hermes": 0, "globex-openclaw": 0}
+    assert replicas(result, DEPLOYMENT) == {"acme-hermes": 0, "globex-openclaw": 0, "initech-hermes": 1}
     assert replicas(result, WARM_POOL) == {"globex-openclaw-pool": 0}
     assert not result.of_type(SCALED_OBJECT)  # a suspended agent's schedule does not wake it
     kept = (NAMESPACE, PVC, "kubernetes:core/v1:Secret", "kubernetes:core/v1:ConfigMap")
@@ -125,7 +125,7 @@ def test_a_decommissioned_tenants_team_and_key_are_blocked_and_its_spend_kept() 
 
 def test_a_decommissioned_tenants_egress_proxy_user_is_dropped() -> None:
     result, base = lifecycle_dev(), program_result("dev")
-    for run, users in ((base, ["acme", "globex"]), (result, ["globex"])):
+    for run, users in ((base, ["acme", "globex", "initech"]), (result, ["globex", "initech"])):
         htpasswd = run.named("kubernetes:core/v1:Secret", "egress-htpasswd").plain["stringData"]["htpasswd"]
         assert [line.split(":")[0] for line in htpasswd.splitlines()] == users
         conf = run.named("kubernetes:core/v1:ConfigMap", "egress-config").inputs["data"]["squid.conf"]
