@@ -41,6 +41,9 @@ async def shard() -> None:
             decode_raw("tenants", config.get("agent-platform:tenants", "[]")),
             decode_raw("tenantSecrets", config.get("agent-platform:tenantSecrets", "{}")),
             secret_keys,
+            decode_raw("knownTenants", config["agent-platform:knownTenants"])
+            if "agent-platform:knownTenants" in config
+            else None,
         )
     except ConfigError as error:
         raise pulumi.RunError(str(error)) from None

@@ -31,7 +31,11 @@ DEV = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]
 KEPT = [t for t in DEV["agent-platform:tenants"] if t.get("isolation") == "fargate"]
 MOVED_TENANTS = [n for names in DEV_SHARDS.values() for n in names]
 # The dev platform as it is once its other tenants are in shards: the same stack, its Fargate tenant only.
-SPLIT = {"agent-platform:tenants": KEPT, "agent-platform:tenantShards": QUALIFIED}
+SPLIT = {
+    "agent-platform:tenants": KEPT,
+    "agent-platform:knownTenants": [t["name"] for t in KEPT],
+    "agent-platform:tenantShards": QUALIFIED,
+}
 # What the platform declared per tenant beside the Tenant component, and the shard's resource that adopts each after
 # `pulumi state move` (its alias names the platform resource at the shard's root, where the move puts it).
 MOVED = {
@@ -187,7 +191,8 @@ def test_the_repository_split_is_the_dev_stack_split() -> None:
     split = yaml.safe_load((ROOT / "Pulumi.dev-shards.yaml").read_text())["config"]
     assert split.pop("agent-platform:tenantShards") == QUALIFIED
     assert split.pop("agent-platform:tenants") == KEPT
-    owned = ("agent-platform:tenants", "agent-platform:tenantSecrets")
+    assert split.pop("agent-platform:knownTenants") == [t["name"] for t in KEPT]
+    owned = ("agent-platform:tenants", "agent-platform:tenantSecrets", "agent-platform:knownTenants")
     assert split == {k: v for k, v in dev.items() if k not in owned}
     assert {t["name"] for t in KEPT} | set(MOVED_TENANTS) == {t["name"] for t in dev["agent-platform:tenants"]}
     assert shard_files() == sorted(DEV_SHARDS)
@@ -197,6 +202,7 @@ def test_the_repository_split_is_the_dev_stack_split() -> None:
         assert shard["agent-platform:tenants"] == [by_name[n] for n in names]
         assert shard["agent-platform:tenantSecrets"] == {n: dev["agent-platform:tenantSecrets"][n] for n in names}
         assert shard[f"{SHARD_PROJECT}:platformStack"] == "organization/agent-platform/dev-shards"
+        assert shard["agent-platform:knownTenants"] == names
 
 
 def test_split_has_the_single_stack_resources_by_urn_mapping(dev: ProgramResult, split: Any) -> None:

@@ -50,7 +50,8 @@ def generated_tenants(count: int) -> list[dict[str, Any]]:
 
 def shard_reference(tenants: list[dict[str, Any]]) -> dict[str, Any]:
     """What a shard of ``tenants`` exports for the platform, built as the shard program builds it."""
-    cfg = load_stack("dev", {"agent-platform:tenants": tenants})
+    names = [t["name"] for t in tenants]
+    cfg = load_stack("dev", {"agent-platform:tenants": tenants, "agent-platform:knownTenants": names})
     users = htpasswd_text({t.name: htpasswd_line(t.name, PLACEHOLDER) for t in cfg.tenants})
     outputs = {EGRESS_ALLOWLISTS: allowlists_text(allowlists(cfg.tenants)), EGRESS_USERS: users}
     return {"outputs": outputs, "secretOutputNames": [EGRESS_USERS]}
@@ -64,7 +65,7 @@ def run_platform(moved: int, shards: int, out: Path) -> dict[str, Any]:
     size = max(1, -(-moved // max(shards, 1)))
     names = [f"organization/tenant-shards/bench-{i}" for i in range(shards)]
     refs = {name: shard_reference(tenants[i * size : (i + 1) * size]) for i, name in enumerate(names)}
-    overrides = {"agent-platform:tenants": [], "agent-platform:tenantShards": names}
+    overrides = {"agent-platform:tenants": [], "agent-platform:knownTenants": [], "agent-platform:tenantShards": names}
     started = time.monotonic()
     report = preview("dev", out, overrides=overrides, stack_references=refs)
     return _row(report, moved, started)
@@ -77,7 +78,12 @@ def run_shard(count: int, offset: int, out: Path) -> dict[str, Any]:
 
     refs = references(SHARDS, "dev-a")  # the platform run, before the clock starts
     tenants = generated_tenants(count + offset)[offset:]
-    overrides = {"agent-platform:tenants": tenants, "agent-platform:tenantSecrets": {}}
+    names = [t["name"] for t in tenants]
+    overrides = {
+        "agent-platform:tenants": tenants,
+        "agent-platform:tenantSecrets": {},
+        "agent-platform:knownTenants": names,
+    }
     started = time.monotonic()
     report = preview("dev-a", out, overrides=overrides, root=SHARDS, stack_references=refs)
     return _row(report, count, started)
@@ -97,7 +103,9 @@ def run_one(count: int, out: Path) -> dict[str, Any]:
     from tools.preview import preview
 
     started = time.monotonic()
-    report = preview("dev", out, overrides={"agent-platform:tenants": generated_tenants(count)})
+    tenants = generated_tenants(count)
+    overrides = {"agent-platform:tenants": tenants, "agent-platform:knownTenants": [t["name"] for t in tenants]}
+    report = preview("dev", out, overrides=overrides)
     return _row(report, count, started)
 
 

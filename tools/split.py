@@ -51,7 +51,12 @@ def shard_outputs(qualified: str, platform_stack: str) -> dict[str, Any]:
     settings); the htpasswd lines hash a placeholder password."""
     stack = _stack_of(qualified, SHARD_PROJECT)
     written = yaml.safe_load((SHARDS / f"Pulumi.{stack}.yaml").read_text())["config"]
-    owned = {key: written[key] for key in ("agent-platform:tenants", "agent-platform:tenantSecrets") if key in written}
+    owned = {
+        key: written[key]
+        for key in ("agent-platform:tenants", "agent-platform:tenantSecrets", "agent-platform:knownTenants")
+        if key in written
+    }
+    owned.setdefault("agent-platform:knownTenants", [t["name"] for t in owned.get("agent-platform:tenants", [])])
     cfg = load_stack(platform_stack, owned)
     return {
         "outputs": {

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 SHARD_PROJECT = "tenant-shards"
 PLATFORM_STACK_KEY = f"{SHARD_PROJECT}:platformStack"
 # Keys a shard owns (its tenants), the platform's secrets, and the shard list: never in the shared settings.
-NOT_SHARED = ("tenants", "tenantSecrets", "grafanaAdminPassword", "litellmDatabaseUrl", "tenantShards")
+NOT_SHARED = ("tenants", "tenantSecrets", "knownTenants", "grafanaAdminPassword", "litellmDatabaseUrl", "tenantShards")
 # grafanaAdminPassword is the platform's: a shard's parse passes this marker so the platform-only check holds.
 HELD_BY_PLATFORM = "held-by-the-platform-stack"
 _STACK = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
@@ -54,7 +54,11 @@ def running_stack_settings() -> dict[str, str]:
 
 
 def shard_config(
-    contract: Mapping[str, Any], tenants: Any, tenant_secrets: Any, secret_keys: Iterable[str] = ()
+    contract: Mapping[str, Any],
+    tenants: Any,
+    tenant_secrets: Any,
+    secret_keys: Iterable[str] = (),
+    known_tenants: Any = None,
 ) -> PlatformConfig:
     """A shard's typed configuration: the platform's settings from ``contract`` plus the shard's tenants, checked by
     the same parser, then against what only the platform can serve (docs/shards.md#ownership)."""
@@ -65,6 +69,7 @@ def shard_config(
         "tenants": tenants or [],
         "tenantSecrets": tenant_secrets or {},
         "grafanaAdminPassword": HELD_BY_PLATFORM,
+        **({"knownTenants": known_tenants} if known_tenants is not None else {}),  # the shard's own record
     }
     if tenant_secrets and f"{NAMESPACE}:tenantSecrets" not in set(secret_keys):
         raise ConfigError("tenantSecrets", "must be a secret (pulumi config set --secret --path ...)")
