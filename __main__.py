@@ -3,7 +3,8 @@
 import pulumi
 
 from components.admission.sandbox_admission import SandboxAdmission, SandboxAdmissionArgs
-from components.capacity.karpenter import Karpenter, KarpenterArgs
+from components.capacity.karpenter import GpuPool, Karpenter, KarpenterArgs
+from components.capacity.keda import Keda, KedaArgs
 from components.capacity.kata_node_group import KataNodes, KataNodesArgs
 from components.cluster.eks import Cluster, ClusterArgs
 from components.cluster.lb_controller import LoadBalancerController, LoadBalancerControllerArgs
@@ -13,12 +14,14 @@ from components.egress.proxy import EgressProxy, EgressProxyArgs
 from components.gateway.litellm import Gateway, GatewayArgs
 from components.gateway.metrics_key import MetricsKey, MetricsKeyArgs
 from components.gateway.placement import ManagedPlacement
+from components.models.servers import ModelServers, ModelServersArgs
 from components.network.network_policies import PlatformNetworkPolicies, PlatformNetworkPoliciesArgs
 from components.network.node_security import SandboxNodeSecurityGroup, SandboxNodeSecurityGroupArgs
 from components.network.vpc import Network, NetworkArgs
 from components.observability.monitoring import Observability, ObservabilityArgs
 from components.runtime.agent_sandbox import AgentSandbox, AgentSandboxArgs
 from components.runtime.kata_deploy import KataRuntime, KataRuntimeArgs, firecracker_devmapper_userdata
+from components.runtime.nvidia import DevicePluginArgs, NvidiaDevicePlugin
 from components.tenants.tenant import Tenant, TenantArgs
 
 try:
@@ -77,6 +80,15 @@ karpenter = Karpenter(
         gvisor=cfg.kata.gvisor,
         security_group=sandbox_nodes_sg,
         dedicated_tenants=tuple(t.name for t in cfg.tenants if t.dedicated_nodes),
+        # Self-hosted models: a tainted GPU pool, room for every model at its maximum plus one rollout surge each.
+        gpu=GpuPool(
+            cfg.models.instance_families,
+            cfg.models.gpu_capacity_types,
+            cfg.models.gpu_disk_gib,
+            cfg.models.gpu_limit + sum(m.gpus for m in cfg.models.self_hosted),
+        )
+        if cfg.models.enabled
+        else None,
     ),
     opts=in_cluster,
 )
@@ -103,6 +115,7 @@ gateway = Gateway(
     GatewayArgs(
         cfg.gateway,
         tenants=cfg.tenants,
+        tenant_models={t.name: cfg.tenant_models(t) for t in cfg.tenants},
         cluster_name=cluster.name,
         region=cfg.region,
         vpc_cidr=cfg.network.cidr,
@@ -112,6 +125,7 @@ gateway = Gateway(
         ),
         depends_on=[cluster.core_node_group],
         lb_controller=[lb_controller],
+        self_hosted=cfg.models.self_hosted,
     ),
     opts=in_cluster,
 )
@@ -143,6 +157,28 @@ observability = Observability(
     ),
     opts=in_cluster,
 )
+
+# --- self-hosted models (models.selfHosted): NVIDIA's device plugin on the GPU pool, KEDA, the vLLM servers
+models = None
+if cfg.models.enabled:
+    device_plugin = NvidiaDevicePlugin(
+        "nvidia",
+        DevicePluginArgs(cfg.models.device_plugin_version, depends_on=core_nodes),
+        opts=in_cluster,
+    )
+    keda = Keda("keda", KedaArgs(cfg.models.keda_version, depends_on=core_nodes), opts=in_cluster)
+    models = ModelServers(
+        "models",
+        ModelServersArgs(
+            cfg.models,
+            cluster_name=cluster.name,
+            region=cfg.region,
+            keda=keda.release,
+            monitoring=observability.release,
+            depends_on=[device_plugin.release, karpenter],
+        ),
+        opts=in_cluster,
+    )
 
 # --- egress proxy (allowlist mode): per-tenant domain allowlists behind an internal NLB
 egress = (
@@ -181,6 +217,12 @@ if egress is not None:
     platform_namespaces[namespaces.EGRESS_NAMESPACE] = egress.namespace
 if sandbox_controller is not None:
     platform_namespaces[namespaces.AGENT_SANDBOX_NAMESPACE] = sandbox_controller.manifest  # the manifest creates it
+if models is not None:
+    platform_namespaces[namespaces.MODELS_NAMESPACE] = models.namespace
+    platform_namespaces[namespaces.KEDA_NAMESPACE] = keda.namespace
+    platform_namespaces[namespaces.NVIDIA_NAMESPACE] = device_plugin.namespace
+if cfg.cluster.cloudwatch_observability:
+    platform_namespaces[namespaces.CLOUDWATCH_NAMESPACE] = cluster.addons["amazon-cloudwatch-observability"]
 PlatformNetworkPolicies(
     "network-policies",
     PlatformNetworkPoliciesArgs(

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from components.contracts.labels import SANDBOX_LABEL, TENANT_LABEL, dedicated_toleration
+from components.contracts.labels import GPU_RESOURCE, GPU_TOLERATION, SANDBOX_LABEL, TENANT_LABEL, dedicated_toleration
 from tools.policy_fixtures import VPC_DNS, Kind, kata_spec, workload
 
 ALLOWED_RUNTIME_CLASSES = ("kata-clh", "kata-qemu")
@@ -28,6 +28,8 @@ NAMESPACE_LABELS: dict[str, dict[str, str]] = {
     PLAIN_NAMESPACE: {},
     "kube-system": {},
     "kata-system": {},
+    "models": {},
+    "nvidia-device-plugin": {},
 }
 
 # kind -> (apiVersion, Pulumi resource type)
@@ -355,6 +357,53 @@ CASES += [
         False,
         "Pod",
         PLAIN_NAMESPACE,
+        False,
+        "DaemonSet",
+    ),
+]
+
+# --- GPU nodes (issue 24): tolerating their taint or requesting nvidia.com/gpu only for model servers (namespace
+# models) and node DaemonSets (or their Pods) in platform namespaces
+GPU_EXISTS = {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}  # what ExtendedResourceToleration adds
+
+
+def gpu_request(*, kata: bool = True, part: str = "limits", init: bool = False) -> dict[str, Any]:
+    """A pod spec whose (init) container asks for one GPU."""
+    spec = tolerating(kata=kata)
+    del spec["tolerations"]
+    container = {"name": "agent", "image": "a:1", "resources": {part: {GPU_RESOURCE: "1"}}}
+    if init:
+        return {**spec, "initContainers": [container]}
+    return {**spec, "containers": [{**spec["containers"][0], "resources": {part: {GPU_RESOURCE: "1"}}}]}
+
+
+CASES += [
+    Case("gpu-toleration-tenant", tolerating(GPU_TOLERATION), False, "Deployment"),
+    Case("gpu-toleration-exists-tenant", tolerating(GPU_EXISTS), False, "SandboxTemplate"),
+    Case("gpu-toleration-no-effect", tolerating({"key": GPU_RESOURCE, "value": "true"}), False, "Job"),
+    Case("gpu-toleration-other-value", tolerating({**GPU_TOLERATION, "value": "false"}), True, "Deployment"),
+    Case("gpu-toleration-no-execute", tolerating({**GPU_EXISTS, "effect": "NoExecute"}), True, "Deployment"),
+    Case("gpu-request-tenant", gpu_request(), False, "Deployment"),
+    Case("gpu-request-requests", gpu_request(part="requests"), False, "Sandbox"),
+    Case("gpu-request-init", gpu_request(init=True), False, "Pod"),
+    Case("gpu-request-plain", gpu_request(kata=False), False, "StatefulSet", PLAIN_NAMESPACE, False),
+    Case(
+        "gpu-model-server",
+        {**gpu_request(kata=False), "tolerations": [GPU_TOLERATION]},
+        True,
+        "Deployment",
+        "models",
+        False,
+    ),
+    Case("gpu-daemonset-platform", tolerating(GPU_EXISTS, kata=False), True, "DaemonSet", "nvidia-device-plugin", False),
+    Case("gpu-daemonset-elsewhere", tolerating(GPU_EXISTS, kata=False), False, "DaemonSet", PLAIN_NAMESPACE, False),
+    Case("gpu-deployment-platform", tolerating(GPU_EXISTS, kata=False), False, "Deployment", "kube-system", False),
+    Case(
+        "gpu-daemonset-pod-platform",
+        tolerating(GPU_EXISTS, kata=False),
+        True,
+        "Pod",
+        "nvidia-device-plugin",
         False,
         "DaemonSet",
     ),

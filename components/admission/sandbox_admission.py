@@ -16,12 +16,20 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.contracts.labels import DEDICATED_TENANT_KEY, SANDBOX_LABEL, TENANT_LABEL, dedicated_taint
-from components.contracts.namespaces import NODE_DAEMON_NAMESPACES
+from components.contracts.labels import (
+    DEDICATED_TENANT_KEY,
+    GPU_RESOURCE,
+    GPU_TAINT,
+    SANDBOX_LABEL,
+    TENANT_LABEL,
+    dedicated_taint,
+)
+from components.contracts.namespaces import MODELS_NAMESPACE, NODE_DAEMON_NAMESPACES
 
 SANDBOX_POLICY = "agent-platform-sandbox"
 KATA_DNS_POLICY = "agent-platform-kata-dns"
 DEDICATED_NODES_POLICY = "agent-platform-dedicated-nodes"
+GPU_NODES_POLICY = "agent-platform-gpu-nodes"
 # IPv6 spellings that embed an IPv4 address (name, prefix, prefix length), judged by that address: the pack's
 # agent_policies/common.py IPV4_EMBEDDINGS, tested equal. IPv4-mapped is refused outright (CEL cannot parse it).
 IPV4_EMBEDDINGS: tuple[tuple[str, str, int], ...] = (
@@ -313,6 +321,15 @@ def kata_dns_policy_spec(service_cidrs: Sequence[str], resolver_ip: str) -> dict
 
 
 DEDICATED_EFFECT = dedicated_taint("")["effect"]
+# A node DaemonSet (or a Pod one controls) in a platform namespace: may run on every node, tainted or not.
+NODE_DAEMON = {
+    "name": "nodeDaemon",
+    "expression": (
+        f"request.namespace in {cel_list(sorted(NODE_DAEMON_NAMESPACES))} && (request.kind.kind == 'DaemonSet' || "
+        "(request.kind.kind == 'Pod' && has(object.metadata.ownerReferences) && object.metadata.ownerReferences.exists("
+        "r, r.kind == 'DaemonSet' && has(r.controller) && r.controller && r.apiVersion.startsWith('apps/'))))"
+    ),
+}
 
 
 def _toleration_conditions(key: str) -> tuple[str, str]:
@@ -334,11 +351,6 @@ def dedicated_nodes_policy_spec() -> dict[str, Any]:
     tolerations = _field("tolerations")
     value = "(has(t.value) ? t.value : '')"
     platform = sorted(NODE_DAEMON_NAMESPACES)
-    daemon = (
-        f"request.namespace in {cel_list(platform)} && (request.kind.kind == 'DaemonSet' || "
-        "(request.kind.kind == 'Pod' && has(object.metadata.ownerReferences) && object.metadata.ownerReferences.exists("
-        "r, r.kind == 'DaemonSet' && has(r.controller) && r.controller && r.apiVersion.startsWith('apps/'))))"
-    )
     tenant_label = cel_string(TENANT_LABEL)
     tenant = (
         f"namespaceObject != null && has(namespaceObject.metadata.labels) && {tenant_label} in "
@@ -378,7 +390,69 @@ def dedicated_nodes_policy_spec() -> dict[str, Any]:
         "variables": [
             *VARIABLES,
             {"name": "tenant", "expression": tenant},
-            {"name": "nodeDaemon", "expression": daemon},
+            NODE_DAEMON,
+        ],
+        "validations": validations,
+    }
+
+
+def gpu_nodes_policy_spec() -> dict[str, Any]:
+    """``agent-platform-gpu-nodes``: tolerating the GPU nodes' taint or requesting their GPUs only in the model
+    servers' namespace, or on node DaemonSets (and their Pods) in the platform namespaces, as
+    agent_policies/gpu_nodes.py decides. A GPU request counts because Kubernetes' ExtendedResourceToleration plugin
+    adds a toleration of the taint named after the resource."""
+    key = cel_string(GPU_RESOURCE)
+    effect = f"(!has(t.effect) || t.effect == '' || t.effect == {cel_string(GPU_TAINT['effect'])})"
+    tolerates = (
+        f"({effect} && has(t.key) && t.key == {key} && ((has(t.operator) && t.operator == 'Exists') || "
+        f"(has(t.value) && t.value == {cel_string(GPU_TAINT['value'])})))"
+    )
+    requests = (
+        f"(has(c.resources) && ((has(c.resources.requests) && {key} in c.resources.requests) || "
+        f"(has(c.resources.limits) && {key} in c.resources.limits)))"
+    )
+    tolerations = _field("tolerations")
+    platform = sorted(NODE_DAEMON_NAMESPACES)
+    why = (
+        f"only model servers (namespace {MODELS_NAMESPACE}) and node DaemonSets in {', '.join(platform)} may run on "
+        "GPU nodes"
+    )
+    validations = [
+        {
+            "expression": f"variables.allowed || !has({tolerations}) || {tolerations}.all(t, !{tolerates})",
+            "message": f"remove tolerations of the {GPU_RESOURCE} taint; {why}.",
+            "messageExpression": (
+                f"'remove the tolerations of the {GPU_RESOURCE} taint from ' + variables.specPath + "
+                f"'.tolerations; {why}.'"
+            ),
+            "reason": "Forbidden",
+        }
+    ]
+    for list_name in ("initContainers", "containers"):
+        containers = _field(list_name)
+        validations.append(
+            {
+                "expression": f"variables.allowed || !has({containers}) || {containers}.all(c, !{requests})",
+                "message": f"remove the {GPU_RESOURCE} requests and limits from {list_name}; {why}.",
+                "messageExpression": (
+                    f"'remove the {GPU_RESOURCE} request from ' + variables.specPath + '.{list_name}[' + "
+                    f"{_names(containers, requests, 'c')} + ']; {why} (a pod requesting {GPU_RESOURCE} is given a "
+                    "toleration of their taint).'"
+                ),
+                "reason": "Forbidden",
+            }
+        )
+    return {
+        "failurePolicy": "Fail",
+        "matchConstraints": match_constraints(),
+        "matchConditions": [NOT_BEING_DELETED],
+        "variables": [
+            *VARIABLES,
+            NODE_DAEMON,
+            {
+                "name": "allowed",
+                "expression": f"request.namespace == {cel_string(MODELS_NAMESPACE)} || variables.nodeDaemon",
+            },
         ],
         "validations": validations,
     }
@@ -387,7 +461,7 @@ def dedicated_nodes_policy_spec() -> dict[str, Any]:
 def binding_specs(mode: str) -> dict[str, dict[str, Any]]:
     """Binding name -> spec. Sandbox rules: namespaces labelled sandbox, and every other namespace (NotIn also
     matches namespaces without the label, so no object is validated twice), where the policy's ``sandbox`` variable
-    picks the objects or pod templates labelled sandbox. Kata DNS and dedicated nodes: everywhere."""
+    picks the objects or pod templates labelled sandbox. Kata DNS, dedicated nodes and GPU nodes: everywhere."""
     if mode not in VALIDATION_ACTIONS:
         raise ValueError(f"admission mode must be one of {', '.join(VALIDATION_ACTIONS)}, got {mode!r}")
     actions = VALIDATION_ACTIONS[mode]
@@ -409,6 +483,7 @@ def binding_specs(mode: str) -> dict[str, dict[str, Any]]:
         },
         KATA_DNS_POLICY: {"policyName": KATA_DNS_POLICY, "validationActions": actions},
         DEDICATED_NODES_POLICY: {"policyName": DEDICATED_NODES_POLICY, "validationActions": actions},
+        GPU_NODES_POLICY: {"policyName": GPU_NODES_POLICY, "validationActions": actions},
     }
 
 
@@ -421,7 +496,7 @@ class SandboxAdmissionArgs:
 
 
 class SandboxAdmission(pulumi.ComponentResource):
-    """The three ValidatingAdmissionPolicies and their four bindings (cluster-scoped)."""
+    """The four ValidatingAdmissionPolicies and their five bindings (cluster-scoped)."""
 
     policies: dict[str, k8s.admissionregistration.v1.ValidatingAdmissionPolicy]
     bindings: dict[str, k8s.admissionregistration.v1.ValidatingAdmissionPolicyBinding]
@@ -433,6 +508,7 @@ class SandboxAdmission(pulumi.ComponentResource):
             SANDBOX_POLICY: sandbox_policy_spec(args.runtime_classes),
             KATA_DNS_POLICY: kata_dns_policy_spec(args.service_cidrs, args.resolver_ip),
             DEDICATED_NODES_POLICY: dedicated_nodes_policy_spec(),
+            GPU_NODES_POLICY: gpu_nodes_policy_spec(),
         }
         self.policies = {
             policy: k8s.admissionregistration.v1.ValidatingAdmissionPolicy(

@@ -7,6 +7,10 @@ KARPENTER_NAMESPACE = "karpenter"
 KATA_NAMESPACE = "kata-system"
 AGENT_SANDBOX_NAMESPACE = "agent-sandbox-system"
 EGRESS_NAMESPACE = "egress"
+MODELS_NAMESPACE = "models"  # the self-hosted model servers (vLLM): the only workloads on GPU nodes
+KEDA_NAMESPACE = "keda"  # KEDA, which scales the model servers
+NVIDIA_NAMESPACE = "nvidia-device-plugin"  # NVIDIA's device plugin DaemonSet, on GPU nodes
+CLOUDWATCH_NAMESPACE = "amazon-cloudwatch"  # the EKS CloudWatch observability add-on's (its node agents)
 PLATFORM_NAMESPACES = frozenset(
     {
         LITELLM_NAMESPACE,
@@ -15,6 +19,10 @@ PLATFORM_NAMESPACES = frozenset(
         KATA_NAMESPACE,
         AGENT_SANDBOX_NAMESPACE,
         EGRESS_NAMESPACE,
+        MODELS_NAMESPACE,
+        KEDA_NAMESPACE,
+        NVIDIA_NAMESPACE,
+        CLOUDWATCH_NAMESPACE,
     }
 )
 RESERVED_NAMESPACES = PLATFORM_NAMESPACES | {"default", KUBE_SYSTEM, "kube-public", "kube-node-lease"}

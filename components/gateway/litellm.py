@@ -6,7 +6,7 @@ never talks to LiteLLM (keys are registered by in-cluster Jobs). Details: docs/g
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,8 +16,9 @@ import pulumi_random as random
 
 from components.aws.bedrock import bedrock_policy
 from components.aws.iam import PodIdentity, account_policy
-from components.config import GatewayConfig, ModelConfig, TenantConfig
+from components.config import GatewayConfig, ModelConfig, SelfHostedModel, TenantConfig
 from components.contracts.labels import CORE_NODE_SELECTOR
+from components.contracts.models import server_url
 from components.contracts.namespaces import LITELLM_NAMESPACE
 from components.contracts.ports import LITELLM_PORT
 from components.gateway.cache import LitellmCache, LitellmCacheArgs, with_cache
@@ -70,8 +71,8 @@ LITELLM_UI_DIR = "/var/lib/litellm/ui"
 # Chart values
 
 
-def model_list(cfg: GatewayConfig) -> list[dict[str, Any]]:
-    return [
+def model_list(cfg: GatewayConfig, self_hosted: Sequence[SelfHostedModel] = ()) -> list[dict[str, Any]]:
+    bedrock = [
         {
             "model_name": m.name,
             "litellm_params": {"model": f"bedrock/{m.model_id}", "aws_region_name": cfg.bedrock_region},
@@ -79,6 +80,24 @@ def model_list(cfg: GatewayConfig) -> list[dict[str, Any]]:
         }
         for m in cfg.models
     ]
+    return [*bedrock, *(self_hosted_route(m) for m in self_hosted)]
+
+
+def self_hosted_route(m: SelfHostedModel) -> dict[str, Any]:
+    """A vLLM server as a LiteLLM route: the ``hosted_vllm`` provider (OpenAI-compatible; LiteLLM sends its fake key,
+    vLLM asks for none) at the model's Service, with the per-token prices LiteLLM charges spend and budgets with
+    (litellm_params fields, docs.litellm.ai/docs/proxy/custom_pricing; without them a self-hosted model costs
+    nothing). Tenants call it by its name, like a Bedrock model."""
+    return {
+        "model_name": m.name,
+        "litellm_params": {
+            "model": f"hosted_vllm/{m.name}",
+            "api_base": server_url(m.name),
+            "input_cost_per_token": m.input_cost_per_token,
+            "output_cost_per_token": m.output_cost_per_token,
+        },
+        "model_info": {"max_input_tokens": m.max_model_len},
+    }
 
 
 def model_info(m: ModelConfig) -> dict[str, Any]:
@@ -92,7 +111,9 @@ def model_info(m: ModelConfig) -> dict[str, Any]:
     return {"model_info": info} if info else {}
 
 
-def litellm_values(cfg: GatewayConfig, database_env: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+def litellm_values(
+    cfg: GatewayConfig, database_env: Sequence[dict[str, Any]] = (), self_hosted: Sequence[SelfHostedModel] = ()
+) -> dict[str, Any]:
     """Only what differs from the chart's defaults (the offline render checks that every key has an effect)."""
     repository, _, tag = cfg.image.rpartition(":")
     return {
@@ -119,7 +140,7 @@ def litellm_values(cfg: GatewayConfig, database_env: Sequence[dict[str, Any]] = 
         "volumeMounts": [{"name": "ui", "mountPath": LITELLM_UI_DIR}],
         "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}},
         "proxy_config": {
-            "model_list": model_list(cfg),
+            "model_list": model_list(cfg, self_hosted),
             "litellm_settings": {
                 "callbacks": ["prometheus"],
                 # /metrics is on the same port as the NLB: keep tenants from reading each other's spend.
@@ -152,10 +173,12 @@ def generated_key(name: str, length: int, parent: pulumi.Resource) -> pulumi.Out
 class GatewayArgs:
     config: GatewayConfig
     tenants: tuple[TenantConfig, ...]
+    tenant_models: Mapping[str, tuple[str, ...]]  # tenant -> the models its team and key may call
     cluster_name: pulumi.Input[str]
     region: str  # the cluster's region (the LB controller's); Bedrock's is config.bedrock_region
     vpc_cidr: str = ""  # NLB source range; empty leaves the controller's default
     placement: ManagedPlacement | None = None  # the managed database and cache (prod)
+    self_hosted: tuple[SelfHostedModel, ...] = ()  # vLLM servers (components/models/): hosted_vllm routes
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)  # e.g. the core node group
     lb_controller: Sequence[pulumi.Resource] = ()  # its webhook must admit the NLB Service
 
@@ -259,7 +282,7 @@ class Gateway(pulumi.ComponentResource):
             namespace=NAMESPACE,
             chart=LITELLM_CHART,
             version=cfg.chart_version,
-            values=with_cache(litellm_values(cfg, database.env), cache.settings, ca=cache.ca),
+            values=with_cache(litellm_values(cfg, database.env, args.self_hosted), cache.settings, ca=cache.ca),
             timeout=900,
             opts=k8s_opts(ns, service_account, master_key, database.migrations, bedrock_identity, *cache.ready),
         )
@@ -340,7 +363,8 @@ class Gateway(pulumi.ComponentResource):
             opts=opts,
         )
         for tenant in args.tenants:
-            job_name = key_job_name(tenant, args.config.curl_image)
+            models = args.tenant_models[tenant.name]
+            job_name = key_job_name(tenant, args.config.curl_image, models)
             labels = {**KEY_JOB_SELECTOR, "agent-platform.io/tenant": tenant.name}
             self.key_jobs[tenant.name] = run_to_completion_job(
                 f"{name}-key-job-{tenant.name}",
@@ -348,6 +372,7 @@ class Gateway(pulumi.ComponentResource):
                 key_job_pod_spec(
                     tenant,
                     args.config.curl_image,
+                    models=models,
                     service_account=KEY_JOB_SERVICE_ACCOUNT,
                     litellm_url=CLUSTER_URL,
                     master_key_secret=(MASTER_KEY_SECRET, MASTER_KEY_KEY),

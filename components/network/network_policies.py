@@ -15,10 +15,12 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.capacity import keda
 from components.capacity.karpenter import NAMESPACE as KARPENTER_NAMESPACE
-from components.contracts.namespaces import KUBE_SYSTEM
+from components.contracts.models import VLLM_PODS
+from components.contracts.namespaces import CLOUDWATCH_NAMESPACE, KUBE_SYSTEM, MODELS_NAMESPACE
 from components.contracts.networks import INSTANCE_METADATA, NON_INTERNET_IPV4
-from components.contracts.ports import PROXY_PORT
+from components.contracts.ports import PROXY_PORT, VLLM_PORT
 from components.egress import proxy as eg
 from components.egress import squid as sq
 from components.gateway import cache as gc
@@ -28,6 +30,7 @@ from components.gateway import rds
 from components.gateway import tenant_gateway as gp
 from components.observability import monitoring as obs
 from components.runtime import kata_deploy as kata
+from components.runtime import nvidia
 from components.runtime.agent_sandbox import NAMESPACE as SANDBOX_NAMESPACE
 
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"  # set by Kubernetes on every namespace
@@ -47,6 +50,9 @@ PLATFORM_NAMESPACES = (
     kata.NAMESPACE,
     SANDBOX_NAMESPACE,
     eg.NAMESPACE,
+    MODELS_NAMESPACE,
+    keda.NAMESPACE,
+    nvidia.NAMESPACE,
 )
 
 
@@ -133,7 +139,14 @@ def from_prometheus(*ports: int) -> dict[str, Any]:
 # Per namespace
 
 
-def litellm_policies(vpc_cidr: str, external_database: bool, external_cache: bool = False) -> list[dict[str, Any]]:
+def public_https() -> dict[str, Any]:
+    """TCP 443 to public addresses only: AWS and other public APIs, never the VPC, the metadata or the cluster."""
+    return {"to": [cidr("0.0.0.0/0", NON_INTERNET_IPV4)], "ports": tcp(HTTPS)}
+
+
+def litellm_policies(
+    vpc_cidr: str, external_database: bool, external_cache: bool = False, model_servers: bool = False
+) -> list[dict[str, Any]]:
     ns = gw.NAMESPACE
     # The database: the in-cluster PostgreSQL pod, or RDS in the VPC; the shared rate-limit cache likewise
     # (the in-cluster Valkey pod, or ElastiCache Serverless in the VPC).
@@ -160,12 +173,14 @@ def litellm_policies(vpc_cidr: str, external_database: bool, external_cache: boo
                     "ports": tcp(gw.PORT),
                 }
             ],
-            # Bedrock (public endpoints), never a private address: no SSRF into the VPC or the metadata service.
+            # Bedrock (public endpoints), never a private address: no SSRF into the VPC or the metadata service;
+            # the self-hosted model servers on their port.
             egress=[
-                {"to": [cidr("0.0.0.0/0", NON_INTERNET_IPV4)], "ports": tcp(HTTPS)},
+                public_https(),
                 database,
                 cache,
                 pod_identity_out(),
+                *([{"to": [pods(VLLM_PODS, MODELS_NAMESPACE)], "ports": tcp(VLLM_PORT)}] if model_servers else []),
             ],
         ),
         policy(
@@ -181,9 +196,8 @@ def litellm_policies(vpc_cidr: str, external_database: bool, external_cache: boo
     ]
     if external_database:
         # The RDS bootstrap Job: the master secret from Secrets Manager (public endpoint), then the database.
-        public_https = {"to": [cidr("0.0.0.0/0", NON_INTERNET_IPV4)], "ports": tcp(HTTPS)}
         policies.append(
-            policy("rds-bootstrap", ns, rds.BOOTSTRAP_LABELS, egress=[public_https, database, pod_identity_out()])
+            policy("rds-bootstrap", ns, rds.BOOTSTRAP_LABELS, egress=[public_https(), database, pod_identity_out()])
         )
     if not external_cache:
         policies.append(
@@ -203,9 +217,11 @@ def litellm_policies(vpc_cidr: str, external_database: bool, external_cache: boo
     return policies
 
 
-def monitoring_policies(vpc_cidr: str) -> list[dict[str, Any]]:
+def monitoring_policies(vpc_cidr: str, keda_scaler: bool = False) -> list[dict[str, Any]]:
     ns = obs.NAMESPACE
     prometheus, grafana = pods(obs.PROMETHEUS_PODS), pods(obs.GRAFANA_PODS)
+    # KEDA's operator queries Prometheus for the model servers' queue.
+    scaler = [{"from": [pods(keda.OPERATOR_PODS, keda.NAMESPACE)], "ports": tcp(obs.PROMETHEUS_PORT)}]
     return [
         default_deny(ns),
         allow_dns(ns),
@@ -213,7 +229,10 @@ def monitoring_policies(vpc_cidr: str) -> list[dict[str, Any]]:
             "prometheus",
             ns,
             obs.PROMETHEUS_PODS,
-            ingress=[{"from": [prometheus, grafana], "ports": tcp(obs.PROMETHEUS_PORT, obs.RELOADER_PORT)}],
+            ingress=[
+                {"from": [prometheus, grafana], "ports": tcp(obs.PROMETHEUS_PORT, obs.RELOADER_PORT)},
+                *(scaler if keda_scaler else []),
+            ],
             # Scrapes pods and nodes across the cluster, lists targets from the API server, pushes alerts.
             egress=[{"to": [cidr("0.0.0.0/0", [INSTANCE_METADATA])]}],
         ),
@@ -316,9 +335,64 @@ def egress_proxy_policies(vpc_cidr: str, service_cidr: str | None = None) -> lis
     ]
 
 
-def kube_system_policies() -> list[dict[str, Any]]:
-    """EKS's namespace, not policed here: strict mode would deny its pods without a policy selecting them."""
-    return [policy("allow-all", KUBE_SYSTEM, None, ingress=[{}], egress=[{}])]
+def model_server_policies() -> list[dict[str, Any]]:
+    """vLLM: reached by LiteLLM (the gateway is the only way in) and Prometheus on its one port; out, only the weights
+    (S3, or the Hugging Face Hub, public HTTPS) and Pod Identity."""
+    ns = MODELS_NAMESPACE
+    return [
+        default_deny(ns),
+        allow_dns(ns),
+        policy(
+            "model-servers",
+            ns,
+            VLLM_PODS,
+            ingress=[{"from": [pods(gw.SELECTOR, gw.NAMESPACE), pods(obs.PROMETHEUS_PODS, obs.NAMESPACE)], "ports": tcp(VLLM_PORT)}],
+            egress=[public_https(), pod_identity_out()],
+        ),
+    ]
+
+
+def keda_policies(vpc_cidr: str) -> list[dict[str, Any]]:
+    """KEDA: the operator reads Prometheus and the API server, the API server calls the metrics server (external
+    metrics) and the webhooks (its ENIs are in the VPC), the metrics server asks the operator over gRPC."""
+    ns = keda.NAMESPACE
+    operator, metrics_server = pods(keda.OPERATOR_PODS), pods(keda.METRICS_SERVER_PODS)
+    return [
+        default_deny(ns),
+        allow_dns(ns),
+        policy(
+            "keda-operator",
+            ns,
+            keda.OPERATOR_PODS,
+            ingress=[{"from": [metrics_server], "ports": tcp(keda.OPERATOR_GRPC_PORT)}],
+            egress=[https_out(), {"to": [pods(obs.PROMETHEUS_PODS, obs.NAMESPACE)], "ports": tcp(obs.PROMETHEUS_PORT)}],
+        ),
+        policy(
+            "keda-metrics-server",
+            ns,
+            keda.METRICS_SERVER_PODS,
+            ingress=[{"from": [cidr(vpc_cidr)], "ports": tcp(keda.METRICS_SERVER_PORT)}],
+            egress=[https_out(), {"to": [operator], "ports": tcp(keda.OPERATOR_GRPC_PORT)}],
+        ),
+        policy(
+            "keda-webhooks",
+            ns,
+            keda.WEBHOOK_PODS,
+            ingress=[{"from": [cidr(vpc_cidr)], "ports": tcp(keda.WEBHOOK_PORT)}],
+            egress=[https_out()],
+        ),
+    ]
+
+
+def device_plugin_policies() -> list[dict[str, Any]]:
+    """NVIDIA's device plugin talks to the kubelet over a socket on the host: no network at all."""
+    return [default_deny(nvidia.NAMESPACE)]
+
+
+def allow_all(namespace: str) -> list[dict[str, Any]]:
+    """A namespace of EKS add-ons (kube-system, amazon-cloudwatch), not policed here: strict mode would deny their
+    pods without a policy selecting them."""
+    return [policy("allow-all", namespace, None, ingress=[{}], egress=[{}])]
 
 
 def platform_policies(
@@ -330,14 +404,20 @@ def platform_policies(
     service_cidr: str | None = None,
 ) -> list[dict[str, Any]]:
     """Every policy for the platform namespaces this stack creates (and kube-system)."""
+    namespaces = list(namespaces)
+    models = MODELS_NAMESPACE in namespaces
     builders = {
-        gw.NAMESPACE: lambda: litellm_policies(vpc_cidr, external_database, external_cache),
-        obs.NAMESPACE: lambda: monitoring_policies(vpc_cidr),
+        gw.NAMESPACE: lambda: litellm_policies(vpc_cidr, external_database, external_cache, models),
+        obs.NAMESPACE: lambda: monitoring_policies(vpc_cidr, keda.NAMESPACE in namespaces),
         KARPENTER_NAMESPACE: lambda: controller_policies(KARPENTER_NAMESPACE),
         kata.NAMESPACE: lambda: kata_policies(kata_monitor),
         SANDBOX_NAMESPACE: lambda: controller_policies(SANDBOX_NAMESPACE),
         eg.NAMESPACE: lambda: egress_proxy_policies(vpc_cidr, service_cidr),
-        KUBE_SYSTEM: kube_system_policies,
+        MODELS_NAMESPACE: model_server_policies,
+        keda.NAMESPACE: lambda: keda_policies(vpc_cidr),
+        nvidia.NAMESPACE: device_plugin_policies,
+        KUBE_SYSTEM: lambda: allow_all(KUBE_SYSTEM),
+        CLOUDWATCH_NAMESPACE: lambda: allow_all(CLOUDWATCH_NAMESPACE),
     }
     unknown = set(namespaces) - set(builders)
     if unknown:

@@ -44,6 +44,9 @@ GRAFANA_PORT = 3000
 RELOADER_PORT = 8080  # config-reloader sidecars of Prometheus and Alertmanager
 KUBE_STATE_METRICS_PORTS = (8080, 8081)
 OPERATOR_PORT = 10250  # the operator's metrics and admission webhook (HTTPS)
+# Prometheus' Service (the chart's fullname, "<release>-kube-prometheus", + "-prometheus"): KEDA's Prometheus scaler
+# queries it for the model servers' queue (components/models/vllm.py).
+PROMETHEUS_URL = f"http://{RELEASE}-kube-prometheus-prometheus.{NAMESPACE}.svc:{PROMETHEUS_PORT}"
 
 
 def prometheus_label(name: str) -> str:

@@ -4,7 +4,8 @@ A workload without the sandbox label is still a sandbox when it lands in a Names
 labelled as a sandbox namespace, in a configured ``sandboxNamespaces`` namespace that only the stack can tell (its
 namespace computed from a Namespace of the stack), or when it is a server-side-apply patch of a sandbox workload of
 this stack; it then gets the checks of the two resource policies. The policy also reports
-dedicated-tenant-tolerations (tolerations.py), which needs the same pass over the stack's workloads.
+dedicated-tenant-tolerations (tolerations.py) and gpu-nodes-model-servers-only (gpu_nodes.py), which need the same
+pass over the stack's workloads.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from .common import (
     config_strings,
     schema,
 )
+from .gpu_nodes import CONFIG_PROPERTIES as GPU_NODES_PROPERTIES
+from .gpu_nodes import check_gpu_nodes
 from .host_access import check_host_access
 from .placement import Resolved
 from .runtime_class import ALLOWED_RUNTIME_CLASSES_PROPERTY, check_runtime_class
@@ -103,6 +106,7 @@ def sandbox_namespace_runtime_class_validator(args: StackValidationArgs, report_
     config = args.get_config()
     check_sandbox_namespace_workloads(stack, config, report_violation, unknowns)
     check_dedicated_tenant_tolerations(stack, config, report_violation, unknowns)
+    check_gpu_nodes(stack, config, report_violation, unknowns)
     unknowns.finish()
 
 
@@ -112,7 +116,8 @@ sandbox_namespace_runtime_class = StackValidationPolicy(
         "Workloads in a Namespace declared in this stack (on the same cluster) with the label "
         "agent-platform.io/sandbox=true, and server-side-apply patches of a sandbox workload declared "
         "in this stack, must run in a Kata Containers runtime class without host access; a toleration for a "
-        "tenant's dedicated nodes is valid only in that tenant's Namespace (dedicated-tenant-tolerations)."
+        "tenant's dedicated nodes is valid only in that tenant's Namespace (dedicated-tenant-tolerations); only "
+        "model servers and node DaemonSets may tolerate or request GPUs (gpu-nodes-model-servers-only)."
     ),
     validate=sandbox_namespace_runtime_class_validator,
     config_schema=schema(
@@ -120,6 +125,7 @@ sandbox_namespace_runtime_class = StackValidationPolicy(
             "allowedRuntimeClasses": ALLOWED_RUNTIME_CLASSES_PROPERTY,
             "sandboxNamespaces": SANDBOX_NAMESPACES_PROPERTY,
             **TOLERATIONS_PROPERTIES,
+            **GPU_NODES_PROPERTIES,
         }
     ),
 )

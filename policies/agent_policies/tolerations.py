@@ -31,12 +31,16 @@ TENANT_LABEL = "agent-platform.io/tenant"  # components/contracts/labels.py TENA
 # components/contracts/namespaces.py NODE_DAEMON_NAMESPACES: the platform's namespaces and kube-system (EKS add-ons).
 PLATFORM_NAMESPACES: tuple[str, ...] = (
     "agent-sandbox-system",
+    "amazon-cloudwatch",
     "egress",
     "karpenter",
     "kata-system",
+    "keda",
     "kube-system",
     "litellm",
+    "models",
     "monitoring",
+    "nvidia-device-plugin",
 )
 
 CONFIG_PROPERTIES: dict[str, dict[str, Any]] = {
@@ -76,7 +80,7 @@ def _tolerated(toleration: Any, key: str) -> tuple[bool, str] | None:
     return (True, "") if exists else (False, string(get(toleration, "value")) or "")
 
 
-def _node_daemon(workload: Resolved, stack: Stack) -> bool:
+def node_daemon(workload: Resolved, stack: Stack) -> bool:
     """A DaemonSet, or a Pod a DaemonSet controls."""
     if workload.kind == "DaemonSet":
         return True
@@ -100,7 +104,7 @@ def _why_not_here(
     """Why the toleration is not valid where the workload lands, or None when it is; raises UnknownValueError when
     that cannot be told."""
     if every:
-        if _node_daemon(workload, stack):
+        if node_daemon(workload, stack):
             if workload.namespace_unknown is not None:
                 raise workload.namespace_unknown  # a platform namespace or not cannot be told
             if workload.namespace in platform:

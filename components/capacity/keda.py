@@ -1,0 +1,70 @@
+"""KEDA: scales the model servers on their queue (vLLM's waiting requests, read from Prometheus), to zero where a
+model allows it.
+
+KEDA's metrics server registers the cluster's external-metrics API (``v1beta1.external.metrics.k8s.io``), of which
+there can be only one: the render checks fail when anything else the stack installs claims it
+(tools/render_checks/installs.py). The operator, metrics server and webhooks run on core nodes. Details:
+docs/models.md#scaling.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.contracts.labels import CORE_NODE_SELECTOR
+from components.contracts.namespaces import KEDA_NAMESPACE
+from components.k8s.resources import child_options, platform_namespace
+
+NAMESPACE = KEDA_NAMESPACE
+CHART = "keda"
+REPO = "https://kedacore.github.io/charts"
+RELEASE = "keda"
+# The chart's pods (its defaults: operator.name, webhooks.name) and ports, for the NetworkPolicies.
+OPERATOR_PODS = {"app.kubernetes.io/name": "keda-operator"}
+METRICS_SERVER_PODS = {"app.kubernetes.io/name": "keda-operator-metrics-apiserver"}
+WEBHOOK_PODS = {"app.kubernetes.io/name": "keda-admission-webhooks"}
+OPERATOR_GRPC_PORT = 9666  # the metrics server asks the operator for metric values
+METRICS_SERVER_PORT = 6443  # service.portHttpsTarget: the API server calls it for external metrics
+WEBHOOK_PORT = 9443  # webhooks.port default
+EXTERNAL_METRICS_API = "v1beta1.external.metrics.k8s.io"
+METRICS_SERVER_SERVICE = "keda-operator-metrics-apiserver"  # the APIService's backend (<operator.name>-metrics-apiserver)
+
+
+def keda_values() -> dict[str, Any]:
+    """Only what differs from the chart's defaults: every KEDA pod on core nodes."""
+    return {"nodeSelector": dict(CORE_NODE_SELECTOR)}
+
+
+@dataclass(frozen=True)
+class KedaArgs:
+    version: str
+    depends_on: Sequence[pulumi.Resource] = ()
+
+
+class Keda(pulumi.ComponentResource):
+    release: k8s.helm.v3.Release
+    namespace: k8s.core.v1.Namespace
+
+    def __init__(self, name: str, args: KedaArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("agent-platform:capacity:Keda", name, None, opts)
+        k8s_opts = child_options(self)
+        self.namespace = platform_namespace(
+            name, NAMESPACE, {"enforce": "restricted"}, k8s_opts(*args.depends_on)
+        )
+        # The CRDs (ScaledObject...) are chart templates (crds.install, on by default): upgraded with the release.
+        self.release = k8s.helm.v3.Release(
+            f"{name}-release",
+            name=RELEASE,
+            namespace=NAMESPACE,
+            chart=CHART,
+            repository_opts={"repo": REPO},
+            version=args.version,
+            values=keda_values(),
+            opts=k8s_opts(self.namespace),
+        )
+        self.register_outputs({"namespace": NAMESPACE})
