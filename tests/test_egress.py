@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from components.config import AGENT_EGRESS_DEFAULTS
-from components.contracts.ports import PROXY_PORT
-from components.egress import proxy as eg
+from components.contracts import egress as egc
+from components.contracts.egress import PROXY_PORT
 from components.egress import squid as sq
 from components.k8s.nlb import NLB_ANNOTATIONS
 from components.observability.monitoring import DASHBOARD_DIR
@@ -194,7 +194,7 @@ def test_every_tenant_pod_carries_the_proxy_settings(stack: str) -> None:
 def test_proxy_secret_values() -> None:
     data = proxy_secret_data(
         "http://acme:pw@internal-k8s-egress.elb.amazonaws.com:3128",
-        "http://internal-k8s-litellm.elb.amazonaws.com:4000",
+        ["http://internal-k8s-litellm.elb.amazonaws.com:4000"],
     )
     assert data["HTTPS_PROXY"] == data["http_proxy"] == "http://acme:pw@internal-k8s-egress.elb.amazonaws.com:3128"
     assert data["NO_PROXY"] == "localhost,127.0.0.1,::1,internal-k8s-litellm.elb.amazonaws.com"
@@ -262,7 +262,7 @@ def test_the_proxy_itself_reaches_only_internet_addresses_on_80_and_443(stack: s
     (policy,) = [
         r.inputs["spec"]
         for r in result.of_type(NETPOL)
-        if (r.inputs["metadata"]["namespace"], r.inputs["metadata"]["name"]) == (eg.NAMESPACE, "egress-proxy")
+        if (r.inputs["metadata"]["namespace"], r.inputs["metadata"]["name"]) == (egc.NAMESPACE, "egress-proxy")
     ]
     service_cidr = ipaddress.ip_network(
         result.of_type("eks:index:Cluster")[0].inputs["kubernetesServiceIpAddressRange"]

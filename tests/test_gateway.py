@@ -10,8 +10,9 @@ import pulumi
 import pytest
 
 from components.config import project_schema
+from components.contracts import gateway as gwc
 from components.contracts.labels import CORE_NODE_SELECTOR
-from components.gateway import litellm as gw
+from components.gateway import values
 from tests.configs import default
 from tests.conftest import program_result, rendered_installs
 from tests.schemas import validate_object
@@ -103,7 +104,7 @@ def test_litellm_release_values(each_stack: ProgramResult) -> None:
     assert values["image"] == {"repository": "ghcr.io/berriai/litellm-database", "tag": "v1.93.0"}
     zone = [c for c in values["topologySpreadConstraints"] if c["topologyKey"] == "topology.kubernetes.io/zone"]
     assert zone
-    assert zone[0]["labelSelector"]["matchLabels"] == gw.SELECTOR
+    assert zone[0]["labelSelector"]["matchLabels"] == gwc.SELECTOR
     assert zone[0]["maxSkew"] == 1
     settings = values["proxy_config"]["litellm_settings"]
     assert settings["callbacks"] == ["prometheus"]
@@ -148,7 +149,7 @@ def test_migrations_run_in_their_own_job_before_litellm(each_stack: ProgramResul
     assert values["envVars"]["DISABLE_SCHEMA_UPDATE"] == "true"
     job = each_stack.named(JOB, "gateway-db-migrations")
     labels = job.inputs["spec"]["template"]["metadata"]["labels"]
-    assert not all(labels.get(k) == v for k, v in gw.SELECTOR.items())
+    assert not all(labels.get(k) == v for k, v in gwc.SELECTOR.items())
     pod = job.inputs["spec"]["template"]["spec"]
     assert pod["containers"][0]["image"] == "ghcr.io/berriai/litellm-database:v1.93.0"
     assert pod["containers"][0]["command"] == ["python", "litellm/proxy/prisma_migration.py"]
@@ -157,7 +158,7 @@ def test_migrations_run_in_their_own_job_before_litellm(each_stack: ProgramResul
 
 def test_pdb_keeps_one_litellm_pod(each_stack: ProgramResult) -> None:
     pdb = each_stack.named("kubernetes:policy/v1:PodDisruptionBudget", "gateway-pdb")
-    assert pdb.inputs["spec"] == {"minAvailable": 1, "selector": {"matchLabels": gw.SELECTOR}}
+    assert pdb.inputs["spec"] == {"minAvailable": 1, "selector": {"matchLabels": gwc.SELECTOR}}
     assert pdb.inputs["metadata"]["namespace"] == "litellm"
 
 
@@ -244,7 +245,7 @@ def test_litellm_runs_non_root_on_a_read_only_root_with_writable_scratch(stack: 
     (deployment,) = [o for o in litellm.objects if o["kind"] == "Deployment"]
     pod = deployment["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
-    assert pod["securityContext"]["runAsUser"] == gw.LITELLM_UID != 0
+    assert pod["securityContext"]["runAsUser"] == values.LITELLM_UID != 0
     (container,) = pod["containers"]
     context = container["securityContext"]
     assert context["readOnlyRootFilesystem"] is True

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
+from components.contracts import gateway as gwc
 from components.gateway import keys
-from components.gateway import litellm as gw
 from components.gateway import metrics_key as gm
 from tests.conftest import program_result, rendered_installs
 from tests.tokens import JOB, SECRET
@@ -26,8 +26,11 @@ def test_metrics_key_may_call_metrics_only() -> None:
     pod = gm.metrics_job_pod_spec("docker.io/curlimages/curl:8.16.0")
     env = {e["name"]: e for e in pod["containers"][0]["env"]}
     assert json.loads(env["KEY_SPEC"]["value"]) == spec
-    assert env["TENANT_KEY"]["valueFrom"]["secretKeyRef"] == {"name": gm.METRICS_KEY_SECRET, "key": gm.METRICS_KEY_KEY}
-    assert env["MASTER_KEY"]["valueFrom"]["secretKeyRef"] == {"name": gw.MASTER_KEY_SECRET, "key": gw.MASTER_KEY_KEY}
+    assert env["TENANT_KEY"]["valueFrom"]["secretKeyRef"] == {
+        "name": gwc.METRICS_KEY_SECRET,
+        "key": gwc.METRICS_KEY_KEY,
+    }
+    assert env["MASTER_KEY"]["valueFrom"]["secretKeyRef"] == {"name": gwc.MASTER_KEY_SECRET, "key": gwc.MASTER_KEY_KEY}
     assert pod["containers"][0]["command"] == ["/bin/sh", "-c", keys.KEY_JOB_SCRIPT]  # the tested idempotent script
 
 
@@ -37,9 +40,9 @@ def test_metrics_key_is_generated_secret_and_registered_after_litellm(stack: str
     password = result.named("random:index/randomPassword:RandomPassword", "gateway-metrics-key-value")
     assert int(password.inputs["length"]) >= 48
     secret = result.named(SECRET, "gateway-metrics-key-secret")
-    assert secret.inputs["metadata"]["name"] == gm.METRICS_KEY_SECRET
-    assert secret.inputs["stringData"] == {gm.METRICS_KEY_KEY: MASK}
-    assert secret.plain["stringData"][gm.METRICS_KEY_KEY] == "sk-" + "r" * int(password.inputs["length"])
+    assert secret.inputs["metadata"]["name"] == gwc.METRICS_KEY_SECRET
+    assert secret.inputs["stringData"] == {gwc.METRICS_KEY_KEY: MASK}
+    assert secret.plain["stringData"][gwc.METRICS_KEY_KEY] == "sk-" + "r" * int(password.inputs["length"])
     job = result.named(JOB, "gateway-metrics-key-registration")
     assert result.named("kubernetes:helm.sh/v3:Release", "gateway-litellm").urn in job.dependencies
     assert job.inputs["spec"]["template"]["metadata"]["labels"] == gm.JOB_LABELS

@@ -24,8 +24,8 @@ from typing import Any
 
 import pytest
 
+from components.contracts import gateway as gwc
 from components.contracts.labels import CORE_NODE_SELECTOR
-from components.gateway import litellm as gw
 from components.gateway import tenant_gateway as gp
 from components.k8s.nlb import NLB_ANNOTATIONS
 from tests.conftest import program_result
@@ -420,11 +420,11 @@ def test_access_log_records_allowed_and_refused_requests(live_gateway: LiveGatew
 def test_nlb_targets_the_tenant_gateway_pods_not_litellm(stack: str) -> None:
     result: ProgramResult = program_result(stack)
     nlb = result.named(SERVICE, "gateway-nlb").inputs
-    assert nlb["metadata"]["name"] == gw.NLB_SERVICE
+    assert nlb["metadata"]["name"] == gwc.TENANT_GATEWAY.name
     assert nlb["metadata"]["annotations"] == NLB_ANNOTATIONS
     assert nlb["spec"]["selector"] == gp.SELECTOR
-    assert nlb["spec"]["ports"] == [{"name": "http", "port": gw.PORT, "targetPort": gp.LISTEN_PORT, "protocol": "TCP"}]
-    assert not set(gw.SELECTOR.items()) <= set(gp.SELECTOR.items())
+    assert nlb["spec"]["ports"] == [{"name": "http", "port": gwc.PORT, "targetPort": gp.LISTEN_PORT, "protocol": "TCP"}]
+    assert not set(gwc.SELECTOR.items()) <= set(gp.SELECTOR.items())
     deployment = result.named(DEPLOYMENT, "gateway-tenant-gateway-nginx").inputs
     assert deployment["spec"]["template"]["metadata"]["labels"] == gp.SELECTOR
 
@@ -433,7 +433,7 @@ def test_nlb_targets_the_tenant_gateway_pods_not_litellm(stack: str) -> None:
 def test_tenant_gateway_is_hardened_replicated_and_spread(stack: str) -> None:
     result = program_result(stack)
     deployment = result.named(DEPLOYMENT, "gateway-tenant-gateway-nginx").inputs
-    assert deployment["metadata"]["namespace"] == gw.NAMESPACE
+    assert deployment["metadata"]["namespace"] == gwc.NAMESPACE
     assert deployment["spec"]["replicas"] >= 2
     pod = deployment["spec"]["template"]["spec"]
     assert pod["nodeSelector"] == CORE_NODE_SELECTOR
@@ -454,6 +454,6 @@ def test_tenant_gateway_is_hardened_replicated_and_spread(stack: str) -> None:
     assert {"/tmp", gp.CACHE_DIR, gp.CONF_PATH} <= mounts
     assert container["image"].startswith("docker.io/nginxinc/nginx-unprivileged:")
     config = result.named(CONFIG_MAP, "gateway-tenant-gateway-config").inputs
-    assert config["data"]["nginx.conf"] == gp.nginx_conf(f"{gw.RELEASE}.{gw.NAMESPACE}.svc.cluster.local:{gw.PORT}")
+    assert config["data"]["nginx.conf"] == gp.nginx_conf(f"{gwc.RELEASE}.{gwc.NAMESPACE}.svc.cluster.local:{gwc.PORT}")
     pdb = result.named(PDB, "gateway-tenant-gateway-pdb").inputs
     assert pdb["spec"]["selector"]["matchLabels"] == gp.SELECTOR

@@ -9,7 +9,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from components.capacity.karpenter import node_pool_spec
+from components.capacity.karpenter_specs import node_pool_spec
 from tests.configs import default, parse_config
 from tests.conftest import program_result
 from tests.schemas import validate_custom_resource, validate_object

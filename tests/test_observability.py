@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from components.contracts import gateway as gwc
 from components.contracts.labels import CORE_NODE_SELECTOR
-from components.gateway import litellm as gw
 from components.observability import monitoring as obs
 from tests.conftest import program_result, rendered_installs
 from tests.schemas import validate_object
@@ -149,7 +149,7 @@ def test_litellm_service_monitor(each_stack: ProgramResult) -> None:
     assert inputs["metadata"]["namespace"] == "litellm"
     assert inputs["metadata"]["name"] == "litellm"
     spec = inputs["spec"]
-    assert spec["selector"] == {"matchLabels": gw.SELECTOR}
+    assert spec["selector"] == {"matchLabels": gwc.SELECTOR}
     assert spec["namespaceSelector"] == {"matchNames": ["litellm"]}
     (endpoint,) = spec["endpoints"]
     assert endpoint["port"] == "http"
@@ -160,12 +160,12 @@ def test_litellm_service_monitor(each_stack: ProgramResult) -> None:
         "type": "Bearer",
         "credentials": {"name": "litellm-metrics-key", "key": "token"},
     }
-    assert gw.MASTER_KEY_SECRET not in json.dumps(inputs)
+    assert gwc.MASTER_KEY_SECRET not in json.dumps(inputs)
     assert each_stack.named(RELEASE, "observability-stack").urn in monitor.dependencies  # the CRD
     assert each_stack.named("kubernetes:core/v1:Namespace", "gateway-ns").urn in monitor.dependencies
     # the NLB Service does not carry the chart's labels, so LiteLLM is not scraped twice
     nlb = each_stack.named("kubernetes:core/v1:Service", "gateway-nlb")
-    assert not set(gw.SELECTOR.items()) <= set((nlb.inputs["metadata"].get("labels") or {}).items())
+    assert not set(gwc.SELECTOR.items()) <= set((nlb.inputs["metadata"].get("labels") or {}).items())
 
 
 @pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.stem)

@@ -13,7 +13,7 @@ import pytest
 
 from components.config import ConfigError, project_schema
 from components.config.versions import VERSION_KEYS
-from components.gateway import litellm as gateway
+from components.gateway import values as gateway
 from components.observability import monitoring as observability
 from components.runtime import agent_sandbox as sandbox
 from components.runtime import kata_deploy as kata_runtime

@@ -3,8 +3,8 @@ model allows it.
 
 KEDA's metrics server registers the cluster's external-metrics API (``v1beta1.external.metrics.k8s.io``), of which
 there can be only one: the render checks fail when anything else the stack installs claims it
-(tools/render_checks/installs.py). The operator, metrics server and webhooks run on core nodes. Details:
-docs/models.md#scaling.
+(tools/render_checks/installs.py). The operator, metrics server and webhooks run on core nodes; their pods and ports
+are in components/contracts/capacity.py. Details: docs/models.md#scaling.
 """
 
 from __future__ import annotations
@@ -24,15 +24,6 @@ NAMESPACE = KEDA_NAMESPACE
 CHART = "keda"
 REPO = "https://kedacore.github.io/charts"
 RELEASE = "keda"
-# The chart's pods (its defaults: operator.name, webhooks.name) and ports, for the NetworkPolicies.
-OPERATOR_PODS = {"app.kubernetes.io/name": "keda-operator"}
-METRICS_SERVER_PODS = {"app.kubernetes.io/name": "keda-operator-metrics-apiserver"}
-WEBHOOK_PODS = {"app.kubernetes.io/name": "keda-admission-webhooks"}
-OPERATOR_GRPC_PORT = 9666  # the metrics server asks the operator for metric values
-METRICS_SERVER_PORT = 6443  # service.portHttpsTarget: the API server calls it for external metrics
-WEBHOOK_PORT = 9443  # webhooks.port default
-EXTERNAL_METRICS_API = "v1beta1.external.metrics.k8s.io"
-METRICS_SERVER_SERVICE = "keda-operator-metrics-apiserver"  # the APIService's backend (<operator.name>-metrics-apiserver)
 
 
 def keda_values() -> dict[str, Any]:

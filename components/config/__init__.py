@@ -26,7 +26,6 @@ from components.config.reader import (
     decode_raw,
     load_yaml,
     project_schema,
-    quantity_value,
     top_level_texts,
 )
 from components.config.tenants import (
@@ -41,6 +40,7 @@ from components.config.tenants import (
     TenantLitellmConfig,
     TenantQuota,
 )
+from components.k8s.quantity import quantity_value
 
 __all__ = [
     "AGENT_EGRESS_DEFAULTS",

@@ -29,11 +29,11 @@ from components.config.reader import (
     check_declared_type,
     decode_raw,
     project_schema,
-    quantity_value,
     unique,
 )
 from components.config.tenants import EgressConfig, TenantConfig
 from components.config.versions import catalog_note, check_kubernetes_version, check_published
+from components.k8s.quantity import quantity_value
 
 ADMISSION_MODES = ("Deny", "Audit")
 # Keys whose values must be Pulumi secrets (`pulumi config set --secret`), never plain text in the stack file.

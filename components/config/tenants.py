@@ -19,10 +19,10 @@ from components.config.reader import (
     check_match,
     parse_cidr,
     positive_quantity,
-    quantity_value,
     unique,
 )
 from components.contracts.namespaces import RESERVED_NAMESPACES
+from components.k8s.quantity import quantity_value
 from components.tenants.agent_types import AGENT_TYPES
 
 # Hosts each agent type needs to reach its chat platforms when egressMode is allowlist (docs/egress.md lists

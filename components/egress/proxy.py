@@ -17,8 +17,8 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components.config import EgressConfig, TenantConfig
-from components.contracts.namespaces import EGRESS_NAMESPACE
-from components.contracts.ports import PROXY_PORT
+from components.contracts.egress import APP, MTAIL_PORT, NAMESPACE, PROXY, PROXY_PORT, SELECTOR
+from components.contracts.labels import PART_OF
 from components.egress.squid import (
     AUTH_DIR,
     CONF_DIR,
@@ -27,7 +27,6 @@ from components.egress.squid import (
     ERROR_PAGE,
     LOG_DIR,
     MTAIL_DIR,
-    MTAIL_PORT,
     MTAIL_PROGRAM,
     MTAIL_UID,
     ROTATE_SECONDS,
@@ -41,17 +40,12 @@ from components.egress.squid import (
     proxy_url,
     squid_conf,
 )
-from components.k8s.nlb import NLB_ANNOTATIONS, NLB_CLASS
 from components.k8s.podspec import container_security_context, core_pod_template, topology_spread
+from components.k8s.reach import service_metadata, service_spec
 from components.k8s.resources import child_options, keep_one_available, platform_namespace, rolling_deployment
 
-NAMESPACE = EGRESS_NAMESPACE
-APP = "egress-proxy"
-NLB_SERVICE = "egress-proxy-nlb"
 CONFIG_MAP = "egress-proxy-config"
 HTPASSWD_SECRET = "egress-proxy-htpasswd"
-TENANT_PROXY_SECRET = "egress-proxy"  # in each tenant namespace: HTTPS_PROXY, HTTP_PROXY, NO_PROXY
-SELECTOR = {"app.kubernetes.io/name": APP}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -231,7 +225,7 @@ class EgressProxy(pulumi.ComponentResource):
 
         k8s_opts = child_options(self)
 
-        labels = {"app.kubernetes.io/part-of": "agent-platform", **SELECTOR}
+        labels = {**PART_OF, **SELECTOR}
         ns = platform_namespace(
             name, NAMESPACE, {"enforce": "restricted", "enforce-version": "latest"}, k8s_opts(*args.depends_on)
         )
@@ -269,19 +263,8 @@ class EgressProxy(pulumi.ComponentResource):
         keep_one_available(f"{name}-pdb", metadata, SELECTOR, k8s_opts(ns))
         nlb = k8s.core.v1.Service(
             f"{name}-nlb",
-            metadata={
-                "name": NLB_SERVICE,
-                "namespace": NAMESPACE,
-                "labels": labels,
-                "annotations": dict(NLB_ANNOTATIONS),
-            },
-            spec={
-                "type": "LoadBalancer",
-                "loadBalancerClass": NLB_CLASS,
-                "selector": dict(SELECTOR),
-                "ports": [{"name": "proxy", "port": PROXY_PORT, "targetPort": PROXY_PORT, "protocol": "TCP"}],
-                "loadBalancerSourceRanges": [args.vpc_cidr],
-            },
+            metadata=service_metadata(PROXY, labels),
+            spec=service_spec(PROXY, args.vpc_cidr),
             opts=k8s_opts(ns, *([args.lb_controller] if args.lb_controller is not None else [])),
         )
         if args.monitoring is not None:

@@ -12,8 +12,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from components.config import TenantConfig
+from components.contracts.egress import PROXY_PORT
 from components.contracts.networks import NON_INTERNET_IPV4
-from components.contracts.ports import PROXY_PORT
 
 SQUID_UID = 13  # the "proxy" user of Debian/Ubuntu's squid package
 CONF_DIR = "/etc/squid"
@@ -51,7 +51,6 @@ BLOCKED_DESTINATIONS: tuple[str, ...] = (
     "240.0.0.0/4",
     *BLOCKED_IPV6,
 )
-MTAIL_PORT = 3903
 MTAIL_DIR = "/etc/mtail"
 MTAIL_UID = 65534  # nobody; the image (FROM scratch) has no user of its own
 # Alert when one tenant gets more than this many denials within DENIED_BURST_WINDOW.

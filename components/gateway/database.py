@@ -15,21 +15,20 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components.cluster.eks import DEFAULT_STORAGE_CLASS
+from components.contracts.cluster import STORAGE_CLASS
+from components.contracts.gateway import MIGRATION_LABELS, POSTGRES_LABELS, POSTGRES_PORT
+from components.contracts.gateway import POSTGRES as POSTGRES_SERVICE
 from components.contracts.labels import CORE_NODE_SELECTOR
 from components.gateway.rds import RdsPostgres, RdsPostgresArgs
 from components.k8s.podspec import container_security_context, pod_security_context, selecting
 from components.k8s.resources import in_cluster_store, run_to_completion_job
 
 DATABASE_SECRET = "litellm-database"  # key "url": postgresql://...
-POSTGRES = "litellm-postgres"
-POSTGRES_PORT = 5432
+POSTGRES = POSTGRES_SERVICE.name
 POSTGRES_UID = 999  # the postgres user of the official image
 POSTGRES_DB = "litellm"
 POSTGRES_USER = "litellm"
 POSTGRES_GIB = 20
-POSTGRES_LABELS = {"app.kubernetes.io/name": "postgresql", "app.kubernetes.io/instance": POSTGRES}
-MIGRATION_LABELS = {"app.kubernetes.io/name": "litellm-migrations", "app.kubernetes.io/instance": "litellm"}
 MIGRATION_COMMAND = ["python", "litellm/proxy/prisma_migration.py"]  # what the chart's migration Job runs
 
 
@@ -82,7 +81,7 @@ def postgres_spec(image: str) -> dict[str, Any]:
                 "metadata": {"name": "data"},
                 "spec": {
                     "accessModes": ["ReadWriteOnce"],
-                    "storageClassName": DEFAULT_STORAGE_CLASS,
+                    "storageClassName": STORAGE_CLASS,
                     "resources": {"requests": {"storage": f"{POSTGRES_GIB}Gi"}},
                 },
             }
@@ -159,10 +158,9 @@ class LitellmDatabase(pulumi.ComponentResource):
             secret = k8s.core.v1.Secret(
                 f"{name}-url", metadata=secret_meta, type="Opaque", string_data=data, opts=k8s_opts
             )
-            store = {"name": POSTGRES, "namespace": args.namespace, "labels": dict(POSTGRES_LABELS)}
             spec = postgres_spec(args.postgres_image)
             _, database = in_cluster_store(
-                k8s.apps.v1.StatefulSet, f"{name}-postgres", store, ("postgres", POSTGRES_PORT), spec, secret, k8s_opts
+                k8s.apps.v1.StatefulSet, f"{name}-postgres", POSTGRES_SERVICE, spec, secret, k8s_opts
             )
             ready.extend([secret, database])
         self.migrations = run_to_completion_job(

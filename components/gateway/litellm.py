@@ -8,21 +8,25 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components.aws.bedrock import bedrock_policy
-from components.aws.iam import PodIdentity, account_policy
-from components.config import GatewayConfig, ModelConfig, SelfHostedModel, TenantConfig
-from components.contracts.labels import CORE_NODE_SELECTOR
-from components.contracts.models import server_url
-from components.contracts.namespaces import LITELLM_NAMESPACE
-from components.contracts.ports import LITELLM_PORT
-from components.gateway.cache import LitellmCache, LitellmCacheArgs, with_cache
-from components.gateway.database import LitellmDatabase, LitellmDatabaseArgs, database_url_env
+from components.config import GatewayConfig, SelfHostedModel, TenantConfig
+from components.contracts.gateway import (
+    CLUSTER_URL,
+    KEY_JOB_SELECTOR,
+    LITELLM,
+    MASTER_KEY_KEY,
+    MASTER_KEY_SECRET,
+    NAMESPACE,
+    RELEASE,
+    SELECTOR,
+    TENANT_GATEWAY,
+)
+from components.gateway.bedrock_access import bedrock_pod_identity
 from components.gateway.keys import (
     KEY_JOB_BACKOFF_LIMIT,
     KEY_JOB_DEADLINE,
@@ -30,130 +34,16 @@ from components.gateway.keys import (
     key_job_name,
     key_job_pod_spec,
 )
-from components.gateway.placement import ManagedPlacement
-from components.gateway.rds import RdsPostgresArgs
-from components.gateway.tenant_gateway import LISTEN_PORT as TENANT_GATEWAY_PORT
-from components.gateway.tenant_gateway import SELECTOR as TENANT_GATEWAY_SELECTOR
-from components.gateway.tenant_gateway import TenantGateway, TenantGatewayArgs
-from components.k8s.nlb import NLB_ANNOTATIONS, NLB_CLASS
-from components.k8s.podspec import topology_spread
+from components.gateway.stores import litellm_stores
+from components.gateway.tenant_gateway import TenantGateway, TenantGatewayArgs, tenant_nlb
+from components.gateway.values import LITELLM_CHART, SERVICE_ACCOUNT, release_values
 from components.k8s.resources import child_options, keep_one_available, platform_namespace, run_to_completion_job
 
-NAMESPACE = LITELLM_NAMESPACE
-RELEASE = "litellm"  # the chart's fullname is the release name when it contains "litellm"
-SERVICE_ACCOUNT = "litellm"
-PORT = LITELLM_PORT
-NLB_SERVICE = "litellm-nlb"
-MASTER_KEY_SECRET = "litellm-masterkey"
-MASTER_KEY_KEY = "masterkey"
+if TYPE_CHECKING:
+    from components.gateway.placement import ManagedPlacement
+
 TENANT_KEYS_SECRET = "litellm-tenant-keys"
 KEY_JOB_SERVICE_ACCOUNT = "litellm-key-registrar"
-KEY_JOB_SELECTOR = {"app.kubernetes.io/name": "litellm-key-registrar"}  # the key Jobs' pods
-SELECTOR = {"app.kubernetes.io/name": "litellm", "app.kubernetes.io/instance": RELEASE}
-CLUSTER_URL = f"http://{RELEASE}.{NAMESPACE}.svc.cluster.local:{PORT}"  # core pods only, never Kata pods
-LITELLM_CHART = "oci://ghcr.io/berriai/litellm-helm"
-POD_IDENTITY_TYPE = "agent-platform:gateway:PodIdentity"  # the deployed token of the gateway's identities
-
-
-# LiteLLM's pod: non-root with a read-only root. The litellm-database image runs as root by default (no USER) and
-# works for any uid since 1.90.6 (release notes: Prisma's CLI and engines baked at /opt/prisma, readable by every
-# uid; before, a non-root uid crashed resolving the query engine under /root). What it writes at start: temp files
-# (/tmp), caches under $HOME (HOME=/tmp here; the chart also mounts /.cache and /.npm with a read-only root), and the
-# admin UI, which it copies and restructures into LITELLM_UI_PATH (else it falls back to the packaged read-only copy
-# and extensionless /ui routes break). Migrations (prisma migrate) run in their own Job (components/gateway/database.py),
-# never in this pod (DISABLE_SCHEMA_UPDATE). 65534 is the "nobody" of the Wolfi base, the uid of LiteLLM's own
-# non_root image.
-LITELLM_UID = 65534
-LITELLM_UI_DIR = "/var/lib/litellm/ui"
-
-
-# ----------------------------------------------------------------------------------------------
-# Chart values
-
-
-def model_list(cfg: GatewayConfig, self_hosted: Sequence[SelfHostedModel] = ()) -> list[dict[str, Any]]:
-    bedrock = [
-        {
-            "model_name": m.name,
-            "litellm_params": {"model": f"bedrock/{m.model_id}", "aws_region_name": cfg.bedrock_region},
-            **model_info(m),
-        }
-        for m in cfg.models
-    ]
-    return [*bedrock, *(self_hosted_route(m) for m in self_hosted)]
-
-
-def self_hosted_route(m: SelfHostedModel) -> dict[str, Any]:
-    """A vLLM server as a LiteLLM route: the ``hosted_vllm`` provider (OpenAI-compatible; LiteLLM sends its fake key,
-    vLLM asks for none) at the model's Service, with the per-token prices LiteLLM charges spend and budgets with
-    (litellm_params fields, docs.litellm.ai/docs/proxy/custom_pricing; without them a self-hosted model costs
-    nothing). Tenants call it by its name, like a Bedrock model."""
-    return {
-        "model_name": m.name,
-        "litellm_params": {
-            "model": f"hosted_vllm/{m.name}",
-            "api_base": server_url(m.name),
-            "input_cost_per_token": m.input_cost_per_token,
-            "output_cost_per_token": m.output_cost_per_token,
-        },
-        "model_info": {"max_input_tokens": m.max_model_len},
-    }
-
-
-def model_info(m: ModelConfig) -> dict[str, Any]:
-    """LiteLLM's ``model_info`` limits (what /model/info reports), when bedrockModels sets them."""
-    info: dict[str, int] = {}
-    if m.context_window is not None:
-        info["max_input_tokens"] = m.context_window
-    if m.max_output_tokens is not None:
-        info["max_output_tokens"] = m.max_output_tokens
-        info["max_tokens"] = m.max_output_tokens  # LiteLLM's older name for the output limit
-    return {"model_info": info} if info else {}
-
-
-def litellm_values(
-    cfg: GatewayConfig, database_env: Sequence[dict[str, Any]] = (), self_hosted: Sequence[SelfHostedModel] = ()
-) -> dict[str, Any]:
-    """Only what differs from the chart's defaults (the offline render checks that every key has an effect)."""
-    repository, _, tag = cfg.image.rpartition(":")
-    return {
-        "image": {"repository": repository, "tag": tag},
-        "replicaCount": cfg.replicas,
-        "serviceAccount": {"name": SERVICE_ACCOUNT},
-        "masterkeySecretName": MASTER_KEY_SECRET,  # key MASTER_KEY_KEY, the chart's default key name
-        "nodeSelector": dict(CORE_NODE_SELECTOR),
-        "topologySpreadConstraints": topology_spread(SELECTOR),
-        "podSecurityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": LITELLM_UID,
-            "runAsGroup": LITELLM_UID,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
-        # readOnlyRootFilesystem also makes the chart mount emptyDirs at /tmp, /.cache and /.npm.
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]},
-            "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-        },
-        "volumes": [{"name": "ui", "emptyDir": {"sizeLimit": "256Mi"}}],
-        "volumeMounts": [{"name": "ui", "mountPath": LITELLM_UI_DIR}],
-        "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}},
-        "proxy_config": {
-            "model_list": model_list(cfg, self_hosted),
-            "litellm_settings": {
-                "callbacks": ["prometheus"],
-                # /metrics is on the same port as the NLB: keep tenants from reading each other's spend.
-                "require_auth_for_metrics_endpoint": True,
-                "prometheus_initialize_budget_metrics": True,
-            },
-        },
-        # The database (in-cluster or external) and its migrations: components/gateway/database.py.
-        "db": {"deployStandalone": False},
-        "migrationJob": {"enabled": False},
-        "envVars": {"DISABLE_SCHEMA_UPDATE": "true", "HOME": "/tmp", "LITELLM_UI_PATH": LITELLM_UI_DIR},
-        "extraEnvVars": list(database_env) or [database_url_env()],
-    }
 
 
 # ----------------------------------------------------------------------------------------------
@@ -178,9 +68,9 @@ class GatewayArgs:
     region: str  # the cluster's region (the LB controller's); Bedrock's is config.bedrock_region
     vpc_cidr: str = ""  # NLB source range; empty leaves the controller's default
     placement: ManagedPlacement | None = None  # the managed database and cache (prod)
-    self_hosted: tuple[SelfHostedModel, ...] = ()  # vLLM servers (components/models/): hosted_vllm routes
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)  # e.g. the core node group
     lb_controller: Sequence[pulumi.Resource] = ()  # its webhook must admit the NLB Service
+    self_hosted: tuple[SelfHostedModel, ...] = ()  # vLLM servers (components/models/): hosted_vllm routes
 
 
 class Gateway(pulumi.ComponentResource):
@@ -211,21 +101,8 @@ class Gateway(pulumi.ComponentResource):
             metadata={"name": SERVICE_ACCOUNT, "namespace": NAMESPACE},
             opts=k8s_opts(ns),
         )
-        model_ids = [m.model_id for m in cfg.models]
-        policy = account_policy(
-            self,
-            lambda partition, account: bedrock_policy(
-                model_ids, cfg.bedrock_region, account, partition, cfg.marketplace_product_ids
-            ),
-        )
-        bedrock_identity = PodIdentity(
-            f"{name}-bedrock",
-            cluster_name=args.cluster_name,
-            namespace=NAMESPACE,
-            service_account=SERVICE_ACCOUNT,
-            policy=policy,
-            opts=pulumi.ResourceOptions(parent=self),
-            type_token=POD_IDENTITY_TYPE,
+        bedrock_identity = bedrock_pod_identity(
+            f"{name}-bedrock", cfg, cluster_name=args.cluster_name, service_account=SERVICE_ACCOUNT, parent=self
         )
 
         # --- secrets the chart references. The master key is generated here, never chosen by hand.
@@ -238,43 +115,16 @@ class Gateway(pulumi.ComponentResource):
                 k8s_opts(ns), pulumi.ResourceOptions(additional_secret_outputs=["data", "stringData"])
             ),
         )
-        database = LitellmDatabase(
-            f"{name}-db",
-            LitellmDatabaseArgs(
-                namespace=NAMESPACE,
-                image=cfg.image,
-                postgres_image=cfg.postgres_image,
-                service_account=SERVICE_ACCOUNT,
-                rds=RdsPostgresArgs(
-                    config=cfg.rds,
-                    namespace=NAMESPACE,
-                    cluster_name=args.cluster_name,
-                    region=args.region,
-                    placement=placement,
-                    litellm_role=bedrock_identity.role,
-                    litellm_image=cfg.image,
-                    postgres_image=cfg.postgres_image,
-                    # LiteLLM's Pod Identity association: the migrations log in with its IAM token
-                    depends_on=(ns, service_account, bedrock_identity),
-                )
-                if cfg.rds_database and cfg.rds is not None and placement is not None
-                else None,
-                depends_on=(ns, service_account),
-            ),
-            pulumi.ResourceOptions(parent=self),
-        )
-        cache = LitellmCache(
-            f"{name}-cache",
-            LitellmCacheArgs(
-                mode=cfg.cache,
-                namespace=NAMESPACE,
-                image=cfg.cache_image,
-                tls=cfg.cache_tls,
-                engine_version=cfg.cache_engine_version,
-                placement=placement,
-                depends_on=(ns,),
-            ),
-            pulumi.ResourceOptions(parent=self),
+        database, cache = litellm_stores(
+            name,
+            cfg,
+            cluster_name=args.cluster_name,
+            region=args.region,
+            placement=placement,
+            identity=bedrock_identity,
+            service_account=(SERVICE_ACCOUNT, service_account),
+            namespace=ns,
+            parent=self,
         )
         self.release = k8s.helm.v3.Release(
             f"{name}-litellm",
@@ -282,7 +132,7 @@ class Gateway(pulumi.ComponentResource):
             namespace=NAMESPACE,
             chart=LITELLM_CHART,
             version=cfg.chart_version,
-            values=with_cache(litellm_values(cfg, database.env, args.self_hosted), cache.settings, ca=cache.ca),
+            values=release_values(cfg, database.env, cache.settings, cache.ca, args.self_hosted),
             timeout=900,
             opts=k8s_opts(ns, service_account, master_key, database.migrations, bedrock_identity, *cache.ready),
         )
@@ -296,33 +146,15 @@ class Gateway(pulumi.ComponentResource):
                 namespace=NAMESPACE,
                 image=cfg.tenant_gateway_image,
                 replicas=cfg.replicas,
-                upstream=f"{RELEASE}.{NAMESPACE}.svc.cluster.local:{PORT}",
+                upstream=f"{LITELLM.cluster_host}:{LITELLM.port}",
                 depends_on=(ns, self.release),
             ),
             pulumi.ResourceOptions(parent=self),
         )
-        nlb_spec: dict[str, Any] = {
-            "type": "LoadBalancer",
-            "loadBalancerClass": NLB_CLASS,
-            "selector": dict(TENANT_GATEWAY_SELECTOR),
-            "ports": [{"name": "http", "port": PORT, "targetPort": TENANT_GATEWAY_PORT, "protocol": "TCP"}],
-        }
-        if args.vpc_cidr:
-            nlb_spec["loadBalancerSourceRanges"] = [args.vpc_cidr]
-        nlb = k8s.core.v1.Service(
-            f"{name}-nlb",
-            metadata={
-                "name": NLB_SERVICE,
-                "namespace": NAMESPACE,
-                "labels": {"app.kubernetes.io/part-of": "agent-platform"},
-                "annotations": dict(NLB_ANNOTATIONS),
-            },
-            spec=nlb_spec,
-            # The controller's webhook must be up before a LoadBalancer Service is admitted.
-            opts=k8s_opts(ns, *args.lb_controller),
-        )
+        # The controller's webhook must be up before a LoadBalancer Service is admitted.
+        nlb = tenant_nlb(f"{name}-nlb", args.vpc_cidr, k8s_opts(ns, *args.lb_controller))
         self.hostname = nlb.status.apply(lambda status: status.load_balancer.ingress[0].hostname)
-        self.url = self.hostname.apply(lambda host: f"http://{host}:{PORT}")
+        self.url = self.hostname.apply(TENANT_GATEWAY.url)
 
         # --- tenant virtual keys: generated here, registered in LiteLLM by in-cluster Jobs
         passwords: dict[str, random.RandomPassword] = {}

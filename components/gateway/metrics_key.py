@@ -16,12 +16,10 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from components.contracts import gateway as gw
 from components.gateway import keys
-from components.gateway import litellm as gw
 from components.k8s.resources import run_to_completion_job
 
-METRICS_KEY_SECRET = "litellm-metrics-key"
-METRICS_KEY_KEY = "token"
 METRICS_KEY_ALIAS = "platform-prometheus-scrape"
 METRICS_ROUTES = ("/metrics",)
 METRICS_KEY_LENGTH = 64
@@ -54,7 +52,7 @@ def metrics_job_pod_spec(curl_image: str) -> dict[str, Any]:
         service_account=None,
         litellm_url=gw.CLUSTER_URL,
         master_key_secret=(gw.MASTER_KEY_SECRET, gw.MASTER_KEY_KEY),
-        key_secret=(METRICS_KEY_SECRET, METRICS_KEY_KEY),
+        key_secret=(gw.METRICS_KEY_SECRET, gw.METRICS_KEY_KEY),
         alias=METRICS_KEY_ALIAS,
         team=METRICS_TEAM,
         key=metrics_key_spec(),
@@ -82,12 +80,12 @@ class MetricsKey(pulumi.ComponentResource):
         self.secret = k8s.core.v1.Secret(
             f"{name}-secret",
             metadata={
-                "name": METRICS_KEY_SECRET,
+                "name": gw.METRICS_KEY_SECRET,
                 "namespace": gw.NAMESPACE,
                 "labels": {"app.kubernetes.io/part-of": "agent-platform"},
             },
             type="Opaque",
-            string_data={METRICS_KEY_KEY: key},
+            string_data={gw.METRICS_KEY_KEY: key},
             opts=pulumi.ResourceOptions(
                 parent=self,
                 depends_on=[args.namespace] if args.namespace is not None else [],
@@ -107,4 +105,4 @@ class MetricsKey(pulumi.ComponentResource):
                 custom_timeouts=pulumi.CustomTimeouts(create="35m", update="35m"),  # the Job's own deadline + margin
             ),
         )
-        self.register_outputs({"secret": METRICS_KEY_SECRET})
+        self.register_outputs({"secret": gw.METRICS_KEY_SECRET})

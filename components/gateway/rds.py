@@ -17,6 +17,7 @@ import pulumi_kubernetes as k8s
 
 from components.aws.iam import account_policy, pod_identity_role
 from components.config import RdsConfig
+from components.contracts.gateway import RDS_BOOTSTRAP_LABELS
 from components.contracts.labels import CORE_NODE_SELECTOR
 from components.gateway.placement import ManagedPlacement
 from components.k8s.podspec import container_security_context, plain_env, pod_security_context
@@ -27,7 +28,6 @@ DB_USER = "litellm"  # IAM-authenticated: the only user LiteLLM knows
 MASTER_USER = "litellm_admin"
 PORT = 5432
 BOOTSTRAP_SERVICE_ACCOUNT = "litellm-db-bootstrap"
-BOOTSTRAP_LABELS = {"app.kubernetes.io/name": "litellm-db-bootstrap", "app.kubernetes.io/instance": "litellm"}
 SECRETS_DIR = "/run/pg"
 CA_FILE = f"{SECRETS_DIR}/rds-ca.pem"  # the region's RDS CA bundle, fetched by the Job's first step
 # AWS publishes the CA bundles by region, over HTTPS only (RDS User Guide, "Using SSL/TLS to encrypt a connection to
@@ -234,7 +234,7 @@ class RdsPostgres(pulumi.ComponentResource):
         )
         self.bootstrap = run_to_completion_job(
             f"{name}-bootstrap",
-            {"name": "litellm-db-bootstrap", "namespace": args.namespace, "labels": dict(BOOTSTRAP_LABELS)},
+            {"name": "litellm-db-bootstrap", "namespace": args.namespace, "labels": dict(RDS_BOOTSTRAP_LABELS)},
             bootstrap_pod_spec(args.litellm_image, args.postgres_image, args.region, self.instance.address, secret_arn),
             backoff_limit=10,
             deadline_seconds=900,

@@ -16,14 +16,16 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.contracts.ports import LITELLM_PORT
+from components.contracts.gateway import TENANT_GATEWAY, TENANT_GATEWAY_SELECTOR
+from components.contracts.labels import PART_OF
 from components.k8s.podspec import container_security_context, core_pod_template, topology_spread
+from components.k8s.reach import service_metadata, service_spec
 from components.k8s.resources import keep_one_available, rolling_deployment
 
 APP = "litellm-tenant-gateway"
-SELECTOR = {"app.kubernetes.io/name": APP, "app.kubernetes.io/component": "tenant-gateway"}
+SELECTOR = TENANT_GATEWAY_SELECTOR
 CONFIG_MAP = APP
-LISTEN_PORT = LITELLM_PORT  # the NLB listener and target port: gateway.url does not change
+LISTEN_PORT = TENANT_GATEWAY.pod_port  # the NLB's target port, its listener's too: gateway.url does not change
 HEALTH_PORT = 8081  # kubelet probes only; answered by nginx itself
 NGINX_UID = 101  # the nginx user of the nginx-unprivileged image
 CONF_PATH = "/etc/nginx/nginx.conf"
@@ -299,3 +301,11 @@ class TenantGateway(pulumi.ComponentResource):
         rolling_deployment(f"{name}-nginx", metadata, SELECTOR, max(2, args.replicas), template, after_config)
         keep_one_available(f"{name}-pdb", metadata, SELECTOR, k8s_opts)
         self.register_outputs({"configHash": config_hash})
+
+
+def tenant_nlb(name: str, vpc_cidr: str, opts: pulumi.ResourceOptions) -> k8s.core.v1.Service:
+    """The internal cross-zone NLB in front of the nginx pods, open to the VPC only: what sandboxes call (Kata pods
+    reach no ClusterIP). ``opts`` must wait for the AWS Load Balancer Controller, whose webhook admits it."""
+    return k8s.core.v1.Service(
+        name, metadata=service_metadata(TENANT_GATEWAY, PART_OF), spec=service_spec(TENANT_GATEWAY, vpc_cidr), opts=opts
+    )

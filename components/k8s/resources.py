@@ -10,6 +10,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.contracts.labels import PART_OF
+from components.contracts.services import Service
+from components.k8s.reach import service_spec
 
 
 def child_options(parent: pulumi.Resource) -> Callable[..., pulumi.ResourceOptions]:
@@ -36,23 +38,16 @@ Workload = type[k8s.apps.v1.Deployment] | type[k8s.apps.v1.StatefulSet]
 def in_cluster_store(
     kind: Workload,
     name: str,
-    metadata: Mapping[str, Any],
-    port: tuple[str, int],
+    store: Service,
     spec: Mapping[str, Any],
     secret: k8s.core.v1.Secret,
     opts: pulumi.ResourceOptions,
 ) -> tuple[k8s.core.v1.Service, k8s.apps.v1.Deployment | k8s.apps.v1.StatefulSet]:
-    """A single-instance store (PostgreSQL, Valkey): its workload and a ClusterIP Service of the same name and
-    labels, selecting its pods by those labels, on one named container port. The workload waits for its
-    ``secret`` (password and config), a StatefulSet also for its governing Service."""
-    port_name, number = port
-    selector = dict(metadata["labels"])
-    service = k8s.core.v1.Service(
-        name,
-        metadata=metadata,
-        spec={"selector": selector, "ports": [{"name": port_name, "port": number, "targetPort": port_name}]},
-        opts=opts,
-    )
+    """A single-instance store (PostgreSQL, Valkey, declared as a service in its area's contract): its workload and
+    a ClusterIP Service of the same name, labelled as its pods and selecting them, on the store's named port. The
+    workload waits for its ``secret`` (password and config), a StatefulSet also for its governing Service."""
+    metadata = {"name": store.name, "namespace": store.namespace, "labels": dict(store.selector)}
+    service = k8s.core.v1.Service(name, metadata=metadata, spec=service_spec(store), opts=opts)
     after = [secret, service] if kind is k8s.apps.v1.StatefulSet else [secret]
     workload = kind(
         name,

@@ -19,7 +19,8 @@ import pulumi_kubernetes as k8s
 from components.aws.iam import PodIdentity, account_policy
 from components.config import ModelsConfig
 from components.contracts.labels import PART_OF
-from components.contracts.models import server_labels, server_name
+from components.contracts.models import server, server_labels, server_name
+from components.k8s.reach import service_metadata
 from components.k8s.resources import child_options, platform_namespace
 from components.models import vllm
 
@@ -81,7 +82,10 @@ class ModelServers(pulumi.ComponentResource):
                 ),
             )
             k8s.core.v1.Service(
-                f"{name}-{model.name}-svc", metadata=meta, spec=vllm.service_spec(model), opts=k8s_opts(self.namespace)
+                f"{name}-{model.name}-svc",
+                metadata=service_metadata(server(model.name), meta["labels"]),
+                spec=vllm.service_spec(model),
+                opts=k8s_opts(self.namespace),
             )
             k8s.policy.v1.PodDisruptionBudget(
                 f"{name}-{model.name}-pdb",

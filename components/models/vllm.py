@@ -17,13 +17,11 @@ from typing import Any
 
 from components.config import SelfHostedModel
 from components.contracts.labels import GPU_NODE_SELECTOR, GPU_RESOURCE, GPU_TOLERATION
-from components.contracts.models import VLLM_PODS, server_labels, server_name
-from components.contracts.namespaces import MODELS_NAMESPACE
-from components.contracts.ports import VLLM_PORT
+from components.contracts.models import NAMESPACE, VLLM_PODS, server, server_labels, server_name
+from components.contracts.models import PORT as VLLM_PORT
+from components.contracts.observability import PROMETHEUS_URL
 from components.k8s.podspec import container_security_context, plain_env, pod_security_context, selecting
-from components.observability.monitoring import PROMETHEUS_URL
-
-NAMESPACE = MODELS_NAMESPACE
+from components.k8s.reach import service_spec as reach_service_spec
 SERVER_COMMAND = ["vllm", "serve"]  # the image's console script; the model is given as --model
 WEIGHTS_DIR = "/models"  # the weights' emptyDir: S3 weights under <name>/, a Hugging Face cache under .hf/
 SERVER_UID = 1000  # vLLM writes only to $HOME (/tmp: compile and kernel caches) and the weights' volume
@@ -193,11 +191,7 @@ def deployment_spec(m: SelfHostedModel, images: ServerImages, service_account: s
 
 def service_spec(m: SelfHostedModel) -> dict[str, Any]:
     """ClusterIP only: LiteLLM (core nodes) calls it; nothing outside the cluster does."""
-    return {
-        "type": "ClusterIP",
-        "selector": server_labels(m.name),
-        "ports": [{"name": "http", "port": VLLM_PORT, "targetPort": "http", "protocol": "TCP"}],
-    }
+    return reach_service_spec(server(m.name))
 
 
 def disruption_budget_spec(m: SelfHostedModel) -> dict[str, Any]:

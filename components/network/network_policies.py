@@ -1,13 +1,14 @@
 """Default-deny NetworkPolicies for every platform namespace, with explicit allows.
 
-Sandboxes may reach the VPC CIDR on 4000 and 3128, which covers every pod IP, so the platform's pods refuse what
-they do not expect. The policies are plain data built by pure functions; :class:`PlatformNetworkPolicies` only
-creates the objects. Details: docs/gateway.md#networkpolicies-componentsnetworknetwork_policiespy.
+Sandboxes may reach the VPC CIDR on the NLB listener ports, which covers every pod IP, so the platform's pods refuse
+what they do not expect. Built from the areas' contracts (components/contracts/): who calls each service is declared
+there once (components/k8s/reach.py turns it into rules). The policies are plain data built by pure functions;
+:class:`PlatformNetworkPolicies` only creates the objects.
+Details: docs/gateway.md#networkpolicies-componentsnetworknetwork_policiespy.
 """
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,120 +16,35 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.capacity import keda
-from components.capacity.karpenter import NAMESPACE as KARPENTER_NAMESPACE
-from components.contracts.models import VLLM_PODS
-from components.contracts.namespaces import CLOUDWATCH_NAMESPACE, KUBE_SYSTEM, MODELS_NAMESPACE
-from components.contracts.networks import INSTANCE_METADATA, NON_INTERNET_IPV4
-from components.contracts.ports import PROXY_PORT, VLLM_PORT
-from components.egress import proxy as eg
-from components.egress import squid as sq
-from components.gateway import cache as gc
-from components.gateway import database as db
-from components.gateway import litellm as gw
-from components.gateway import rds
-from components.gateway import tenant_gateway as gp
-from components.observability import monitoring as obs
-from components.runtime import kata_deploy as kata
-from components.runtime import nvidia
-from components.runtime.agent_sandbox import NAMESPACE as SANDBOX_NAMESPACE
-
-NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"  # set by Kubernetes on every namespace
-DNS_PODS = {"k8s-app": "kube-dns"}  # CoreDNS (EKS add-on)
-DNS_PORT = 53
-# EKS Pod Identity agent (hostNetwork DaemonSet): AWS_CONTAINER_CREDENTIALS_FULL_URI=http://169.254.170.23/v1/credentials
-POD_IDENTITY_AGENT = "169.254.170.23/32"
-POD_IDENTITY_PORT = 80
-HTTPS = 443
-HTTP = 80
-
-# What each platform namespace is, for tests and the component: name -> policy builder key.
-PLATFORM_NAMESPACES = (
-    gw.NAMESPACE,
-    obs.NAMESPACE,
+from components.contracts import capacity
+from components.contracts import egress as eg
+from components.contracts import gateway as gw
+from components.contracts import models
+from components.contracts import observability as obs
+from components.contracts import runtime
+from components.contracts.namespaces import (
+    AGENT_SANDBOX_NAMESPACE,
+    CLOUDWATCH_NAMESPACE,
     KARPENTER_NAMESPACE,
-    kata.NAMESPACE,
-    SANDBOX_NAMESPACE,
-    eg.NAMESPACE,
-    MODELS_NAMESPACE,
-    keda.NAMESPACE,
-    nvidia.NAMESPACE,
+    KEDA_NAMESPACE,
+    KUBE_SYSTEM,
+    NVIDIA_NAMESPACE,
 )
-
-
-# ----------------------------------------------------------------------------------------------
-# Building blocks
-
-
-def tcp(*ports: int) -> list[dict[str, Any]]:
-    return [{"protocol": "TCP", "port": port} for port in ports]
-
-
-def pods(labels: Mapping[str, str], namespace: str | None = None) -> dict[str, Any]:
-    """A peer: pods with ``labels`` in ``namespace`` (None: the policy's own namespace)."""
-    peer: dict[str, Any] = {"podSelector": {"matchLabels": dict(labels)}}
-    if namespace is not None:
-        peer["namespaceSelector"] = {"matchLabels": {NAMESPACE_NAME_LABEL: namespace}}
-    return peer
-
-
-def cidr(block: str, except_: Sequence[str] = ()) -> dict[str, Any]:
-    ip_block: dict[str, Any] = {"cidr": block}
-    if except_:
-        ip_block["except"] = list(except_)
-    return {"ipBlock": ip_block}
-
-
-def policy(
-    name: str,
-    namespace: str,
-    selector: Mapping[str, str] | None,
-    *,
-    ingress: list[dict[str, Any]] | None = None,
-    egress: list[dict[str, Any]] | None = None,
-) -> dict[str, Any]:
-    """A NetworkPolicy body; ``None`` leaves that direction out, ``[]`` denies it for the selected pods."""
-    types = [t for t, rules in (("Ingress", ingress), ("Egress", egress)) if rules is not None]
-    spec: dict[str, Any] = {
-        "podSelector": {"matchLabels": dict(selector)} if selector else {},
-        "policyTypes": types,
-    }
-    if ingress:
-        spec["ingress"] = ingress
-    if egress:
-        spec["egress"] = egress
-    labels = {"app.kubernetes.io/part-of": "agent-platform", "app.kubernetes.io/managed-by": "pulumi"}
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": {"name": name, "namespace": namespace, "labels": labels},
-        "spec": spec,
-    }
-
-
-def default_deny(namespace: str) -> dict[str, Any]:
-    """Every pod of the namespace: nothing in, nothing out, unless another policy allows it."""
-    return policy("default-deny", namespace, None, ingress=[], egress=[])
-
-
-def allow_dns(namespace: str) -> dict[str, Any]:
-    return policy(
-        "allow-dns",
-        namespace,
-        None,
-        egress=[
-            {"to": [pods(DNS_PODS, KUBE_SYSTEM)], "ports": [{"protocol": "UDP", "port": DNS_PORT}, *tcp(DNS_PORT)]}
-        ],
-    )
-
-
-def https_out(*, except_: Sequence[str] = (INSTANCE_METADATA,)) -> dict[str, Any]:
-    """TCP 443 anywhere but ``except_``: the API server (its ClusterIP and ENIs) and the AWS APIs."""
-    return {"to": [cidr("0.0.0.0/0", except_)], "ports": tcp(HTTPS)}
-
-
-def pod_identity_out() -> dict[str, Any]:
-    return {"to": [cidr(POD_IDENTITY_AGENT)], "ports": tcp(POD_IDENTITY_PORT)}
+from components.contracts.networks import INSTANCE_METADATA, NON_INTERNET_IPV4
+from components.k8s.network_policy import (
+    HTTP,
+    HTTPS,
+    allow_dns,
+    cidr,
+    default_deny,
+    https_out,
+    non_internet,
+    pod_identity_out,
+    pods,
+    policy,
+    tcp,
+)
+from components.k8s.reach import egress, ingress
 
 
 def from_prometheus(*ports: int) -> dict[str, Any]:
@@ -151,15 +67,9 @@ def litellm_policies(
     # The database: the in-cluster PostgreSQL pod, or RDS in the VPC; the shared rate-limit cache likewise
     # (the in-cluster Valkey pod, or ElastiCache Serverless in the VPC).
     database = (
-        {"to": [cidr(vpc_cidr)], "ports": tcp(db.POSTGRES_PORT)}
-        if external_database
-        else {"to": [pods(db.POSTGRES_LABELS)], "ports": tcp(db.POSTGRES_PORT)}
+        {"to": [cidr(vpc_cidr)], "ports": tcp(gw.POSTGRES_PORT)} if external_database else egress(gw.POSTGRES, vpc_cidr)
     )
-    cache = (
-        {"to": [cidr(vpc_cidr)], "ports": tcp(gc.VALKEY_PORT)}
-        if external_cache
-        else {"to": [pods(gc.VALKEY_LABELS)], "ports": tcp(gc.VALKEY_PORT)}
-    )
+    cache = {"to": [cidr(vpc_cidr)], "ports": tcp(gw.VALKEY_PORT)} if external_cache else egress(gw.VALKEY, vpc_cidr)
     policies = [
         default_deny(ns),
         allow_dns(ns),
@@ -167,53 +77,37 @@ def litellm_policies(
             "litellm",
             ns,
             gw.SELECTOR,
-            ingress=[
-                {
-                    "from": [pods(gp.SELECTOR), pods(gw.KEY_JOB_SELECTOR), pods(obs.PROMETHEUS_PODS, obs.NAMESPACE)],
-                    "ports": tcp(gw.PORT),
-                }
-            ],
+            ingress=[ingress(gw.LITELLM, vpc_cidr)],
             # Bedrock (public endpoints), never a private address: no SSRF into the VPC or the metadata service;
-            # the self-hosted model servers on their port.
+            # the self-hosted model servers.
             egress=[
                 public_https(),
                 database,
                 cache,
                 pod_identity_out(),
-                *([{"to": [pods(VLLM_PODS, MODELS_NAMESPACE)], "ports": tcp(VLLM_PORT)}] if model_servers else []),
+                *([egress(models.MODEL_SERVERS, vpc_cidr, ns)] if model_servers else []),
             ],
         ),
         policy(
             "tenant-gateway",
             ns,
-            gp.SELECTOR,
-            ingress=[{"from": [cidr(vpc_cidr)], "ports": tcp(gp.LISTEN_PORT)}],  # the NLB (and pods) in the VPC
-            egress=[{"to": [pods(gw.SELECTOR)], "ports": tcp(gw.PORT)}],
+            gw.TENANT_GATEWAY_SELECTOR,
+            ingress=[ingress(gw.TENANT_GATEWAY, vpc_cidr)],  # the NLB (and pods) in the VPC
+            egress=[egress(gw.LITELLM, vpc_cidr)],
         ),
-        policy("key-jobs", ns, gw.KEY_JOB_SELECTOR, egress=[{"to": [pods(gw.SELECTOR)], "ports": tcp(gw.PORT)}]),
+        policy("key-jobs", ns, gw.KEY_JOB_SELECTOR, egress=[egress(gw.LITELLM, vpc_cidr)]),
         # IAM database tokens (RDS) are signed with Pod Identity credentials.
-        policy("migrations", ns, db.MIGRATION_LABELS, egress=[database, pod_identity_out()]),
+        policy("migrations", ns, gw.MIGRATION_LABELS, egress=[database, pod_identity_out()]),
     ]
     if external_database:
         # The RDS bootstrap Job: the master secret from Secrets Manager (public endpoint), then the database.
         policies.append(
-            policy("rds-bootstrap", ns, rds.BOOTSTRAP_LABELS, egress=[public_https(), database, pod_identity_out()])
+            policy("rds-bootstrap", ns, gw.RDS_BOOTSTRAP_LABELS, egress=[public_https(), database, pod_identity_out()])
         )
     if not external_cache:
-        policies.append(
-            policy(
-                "valkey", ns, gc.VALKEY_LABELS, ingress=[{"from": [pods(gw.SELECTOR)], "ports": tcp(gc.VALKEY_PORT)}]
-            )
-        )
+        policies.append(policy("valkey", ns, gw.VALKEY_LABELS, ingress=[ingress(gw.VALKEY, vpc_cidr)]))
     if not external_database:
-        policies.append(
-            policy(
-                "postgres",
-                ns,
-                db.POSTGRES_LABELS,
-                ingress=[{"from": [pods(gw.SELECTOR), pods(db.MIGRATION_LABELS)], "ports": tcp(db.POSTGRES_PORT)}],
-            )
-        )
+        policies.append(policy("postgres", ns, gw.POSTGRES_LABELS, ingress=[ingress(gw.POSTGRES, vpc_cidr)]))
     return policies
 
 
@@ -221,7 +115,7 @@ def monitoring_policies(vpc_cidr: str, keda_scaler: bool = False) -> list[dict[s
     ns = obs.NAMESPACE
     prometheus, grafana = pods(obs.PROMETHEUS_PODS), pods(obs.GRAFANA_PODS)
     # KEDA's operator queries Prometheus for the model servers' queue.
-    scaler = [{"from": [pods(keda.OPERATOR_PODS, keda.NAMESPACE)], "ports": tcp(obs.PROMETHEUS_PORT)}]
+    scaler = {"from": [pods(capacity.KEDA_OPERATOR_PODS, KEDA_NAMESPACE)], "ports": tcp(obs.PROMETHEUS_PORT)}
     return [
         default_deny(ns),
         allow_dns(ns),
@@ -231,7 +125,7 @@ def monitoring_policies(vpc_cidr: str, keda_scaler: bool = False) -> list[dict[s
             obs.PROMETHEUS_PODS,
             ingress=[
                 {"from": [prometheus, grafana], "ports": tcp(obs.PROMETHEUS_PORT, obs.RELOADER_PORT)},
-                *(scaler if keda_scaler else []),
+                *([scaler] if keda_scaler else []),
             ],
             # Scrapes pods and nodes across the cluster, lists targets from the API server, pushes alerts.
             egress=[{"to": [cidr("0.0.0.0/0", [INSTANCE_METADATA])]}],
@@ -300,17 +194,11 @@ def controller_policies(namespace: str) -> list[dict[str, Any]]:
 
 
 def kata_policies(kata_monitor: bool) -> list[dict[str, Any]]:
+    ns = runtime.NAMESPACE
     monitor = [
-        policy("kata-monitor", kata.NAMESPACE, kata.MONITOR_LABELS, ingress=[from_prometheus(kata.KATA_MONITOR_PORT)])
+        policy("kata-monitor", ns, runtime.KATA_MONITOR_LABELS, ingress=[from_prometheus(runtime.KATA_MONITOR_PORT)])
     ]
-    return [*controller_policies(kata.NAMESPACE), *(monitor if kata_monitor else [])]
-
-
-def non_internet(*extra: str) -> list[str]:
-    """The non-internet IPv4 ranges plus ``extra`` (the VPC, the service CIDR) where a range does not cover it."""
-    ranges = [ipaddress.ip_network(r) for r in NON_INTERNET_IPV4]
-    more = [e for e in dict.fromkeys(extra) if not any(ipaddress.ip_network(e).subnet_of(r) for r in ranges)]
-    return [*NON_INTERNET_IPV4, *more]
+    return [*controller_policies(ns), *(monitor if kata_monitor else [])]
 
 
 def egress_proxy_policies(vpc_cidr: str, service_cidr: str | None = None) -> list[dict[str, Any]]:
@@ -322,7 +210,7 @@ def egress_proxy_policies(vpc_cidr: str, service_cidr: str | None = None) -> lis
             "egress-proxy",
             ns,
             eg.SELECTOR,
-            ingress=[{"from": [cidr(vpc_cidr)], "ports": tcp(PROXY_PORT)}, from_prometheus(sq.MTAIL_PORT)],
+            ingress=[ingress(eg.PROXY, vpc_cidr), from_prometheus(eg.MTAIL_PORT)],
             # Squid's own ACLs decide the domains; the network keeps it on the internet: off the cluster's
             # services (ClusterIPs), the VPC, the metadata and every other non-internet range.
             egress=[
@@ -335,58 +223,54 @@ def egress_proxy_policies(vpc_cidr: str, service_cidr: str | None = None) -> lis
     ]
 
 
-def model_server_policies() -> list[dict[str, Any]]:
-    """vLLM: reached by LiteLLM (the gateway is the only way in) and Prometheus on its one port; out, only the weights
-    (S3, or the Hugging Face Hub, public HTTPS) and Pod Identity."""
-    ns = MODELS_NAMESPACE
+def model_server_policies(vpc_cidr: str) -> list[dict[str, Any]]:
+    """vLLM: reached by its callers only (LiteLLM: the gateway is the one way in; Prometheus); out, only the weights
+    (S3, or the Hugging Face Hub: public HTTPS) and Pod Identity."""
+    ns = models.NAMESPACE
     return [
         default_deny(ns),
         allow_dns(ns),
         policy(
             "model-servers",
             ns,
-            VLLM_PODS,
-            ingress=[{"from": [pods(gw.SELECTOR, gw.NAMESPACE), pods(obs.PROMETHEUS_PODS, obs.NAMESPACE)], "ports": tcp(VLLM_PORT)}],
+            models.VLLM_PODS,
+            ingress=[ingress(models.MODEL_SERVERS, vpc_cidr)],
             egress=[public_https(), pod_identity_out()],
         ),
     ]
 
 
 def keda_policies(vpc_cidr: str) -> list[dict[str, Any]]:
-    """KEDA: the operator reads Prometheus and the API server, the API server calls the metrics server (external
-    metrics) and the webhooks (its ENIs are in the VPC), the metrics server asks the operator over gRPC."""
-    ns = keda.NAMESPACE
-    operator, metrics_server = pods(keda.OPERATOR_PODS), pods(keda.METRICS_SERVER_PODS)
+    """KEDA: the operator reads Prometheus and the API server; the API server (its ENIs are in the VPC) calls the
+    metrics server for external metrics and the webhooks; the metrics server asks the operator over gRPC."""
+    ns = KEDA_NAMESPACE
+    operator, metrics_server = pods(capacity.KEDA_OPERATOR_PODS), pods(capacity.KEDA_METRICS_SERVER_PODS)
+    prometheus = {"to": [pods(obs.PROMETHEUS_PODS, obs.NAMESPACE)], "ports": tcp(obs.PROMETHEUS_PORT)}
     return [
         default_deny(ns),
         allow_dns(ns),
         policy(
             "keda-operator",
             ns,
-            keda.OPERATOR_PODS,
-            ingress=[{"from": [metrics_server], "ports": tcp(keda.OPERATOR_GRPC_PORT)}],
-            egress=[https_out(), {"to": [pods(obs.PROMETHEUS_PODS, obs.NAMESPACE)], "ports": tcp(obs.PROMETHEUS_PORT)}],
+            capacity.KEDA_OPERATOR_PODS,
+            ingress=[{"from": [metrics_server], "ports": tcp(capacity.KEDA_OPERATOR_GRPC_PORT)}],
+            egress=[https_out(), prometheus],
         ),
         policy(
             "keda-metrics-server",
             ns,
-            keda.METRICS_SERVER_PODS,
-            ingress=[{"from": [cidr(vpc_cidr)], "ports": tcp(keda.METRICS_SERVER_PORT)}],
-            egress=[https_out(), {"to": [operator], "ports": tcp(keda.OPERATOR_GRPC_PORT)}],
+            capacity.KEDA_METRICS_SERVER_PODS,
+            ingress=[{"from": [cidr(vpc_cidr)], "ports": tcp(capacity.KEDA_METRICS_SERVER_PORT)}],
+            egress=[https_out(), {"to": [operator], "ports": tcp(capacity.KEDA_OPERATOR_GRPC_PORT)}],
         ),
         policy(
             "keda-webhooks",
             ns,
-            keda.WEBHOOK_PODS,
-            ingress=[{"from": [cidr(vpc_cidr)], "ports": tcp(keda.WEBHOOK_PORT)}],
+            capacity.KEDA_WEBHOOK_PODS,
+            ingress=[{"from": [cidr(vpc_cidr)], "ports": tcp(capacity.KEDA_WEBHOOK_PORT)}],
             egress=[https_out()],
         ),
     ]
-
-
-def device_plugin_policies() -> list[dict[str, Any]]:
-    """NVIDIA's device plugin talks to the kubelet over a socket on the host: no network at all."""
-    return [default_deny(nvidia.NAMESPACE)]
 
 
 def allow_all(namespace: str) -> list[dict[str, Any]]:
@@ -405,17 +289,17 @@ def platform_policies(
 ) -> list[dict[str, Any]]:
     """Every policy for the platform namespaces this stack creates (and kube-system)."""
     namespaces = list(namespaces)
-    models = MODELS_NAMESPACE in namespaces
     builders = {
-        gw.NAMESPACE: lambda: litellm_policies(vpc_cidr, external_database, external_cache, models),
-        obs.NAMESPACE: lambda: monitoring_policies(vpc_cidr, keda.NAMESPACE in namespaces),
+        gw.NAMESPACE: lambda: litellm_policies(vpc_cidr, external_database, external_cache, models.NAMESPACE in namespaces),
+        obs.NAMESPACE: lambda: monitoring_policies(vpc_cidr, KEDA_NAMESPACE in namespaces),
         KARPENTER_NAMESPACE: lambda: controller_policies(KARPENTER_NAMESPACE),
-        kata.NAMESPACE: lambda: kata_policies(kata_monitor),
-        SANDBOX_NAMESPACE: lambda: controller_policies(SANDBOX_NAMESPACE),
+        runtime.NAMESPACE: lambda: kata_policies(kata_monitor),
+        AGENT_SANDBOX_NAMESPACE: lambda: controller_policies(AGENT_SANDBOX_NAMESPACE),
         eg.NAMESPACE: lambda: egress_proxy_policies(vpc_cidr, service_cidr),
-        MODELS_NAMESPACE: model_server_policies,
-        keda.NAMESPACE: lambda: keda_policies(vpc_cidr),
-        nvidia.NAMESPACE: device_plugin_policies,
+        models.NAMESPACE: lambda: model_server_policies(vpc_cidr),
+        KEDA_NAMESPACE: lambda: keda_policies(vpc_cidr),
+        # NVIDIA's device plugin talks to the kubelet over a socket on the host: no network at all.
+        NVIDIA_NAMESPACE: lambda: [default_deny(NVIDIA_NAMESPACE)],
         KUBE_SYSTEM: lambda: allow_all(KUBE_SYSTEM),
         CLOUDWATCH_NAMESPACE: lambda: allow_all(CLOUDWATCH_NAMESPACE),
     }

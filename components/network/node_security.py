@@ -14,8 +14,8 @@ import pulumi
 import pulumi_aws as aws
 
 from components.config import NetworkConfig
-from components.contracts.ports import LITELLM_PORT, PROXY_PORT
-from components.runtime.kata_deploy import KATA_MONITOR_PORT
+from components.contracts.runtime import KATA_MONITOR_PORT
+from components.contracts.sandboxes import sandbox_services
 
 KUBELET_PORT = 10250
 NODE_EXPORTER_PORT = 9100  # kube-prometheus-stack's prometheus-node-exporter (host network)
@@ -109,9 +109,8 @@ class SandboxNodeSecurityGroup(pulumi.ComponentResource):
         # --- out of the sandbox nodes
         rule("out", "https", group.id, "tcp", 443, cidr=ANYWHERE)
         rule("out", "http", group.id, "tcp", 80, cidr=ANYWHERE)
-        rule("out", "litellm-nlb", group.id, "tcp", LITELLM_PORT, cidr=args.network.cidr)
-        if args.allowlist:
-            rule("out", "egress-proxy-nlb", group.id, "tcp", PROXY_PORT, cidr=args.network.cidr)
+        for service in sandbox_services(args.allowlist):  # each through its NLB, whose addresses are in the VPC
+            rule("out", service.name, group.id, "tcp", service.port, cidr=args.network.cidr)
         for protocol in ("udp", "tcp"):
             rule("out", f"dns-{protocol}-resolver", group.id, protocol, 53, cidr=f"{args.network.resolver_ip}/32")
             rule("out", f"dns-{protocol}-coredns", group.id, protocol, 53, sg=cluster_sg)

@@ -16,37 +16,20 @@ import pulumi_kubernetes as k8s
 
 from components.config import ObservabilityConfig
 from components.contracts.cluster import STORAGE_CLASS
+from components.contracts.gateway import METRICS_KEY_KEY, METRICS_KEY_SECRET
+from components.contracts.gateway import NAMESPACE as LITELLM_NAMESPACE
+from components.contracts.gateway import SELECTOR as LITELLM_SELECTOR
 from components.contracts.labels import CORE_NODE_SELECTOR, KATA_NODE_LABEL, KATA_RUNTIME_LABEL, PART_OF, SANDBOX_LABEL
-from components.contracts.namespaces import KATA_NAMESPACE, LITELLM_NAMESPACE, MONITORING_NAMESPACE
-from components.gateway.litellm import SELECTOR as LITELLM_SELECTOR
-from components.gateway.metrics_key import METRICS_KEY_KEY, METRICS_KEY_SECRET
+from components.contracts.observability import NAMESPACE, RELEASE
+from components.contracts.runtime import KATA_MONITOR_LABELS, KATA_MONITOR_PORT
+from components.contracts.runtime import NAMESPACE as KATA_NAMESPACE
 from components.k8s.resources import child_options, platform_namespace
-from components.runtime.kata_deploy import KATA_MONITOR_PORT
-from components.runtime.kata_deploy import MONITOR_LABELS as KATA_MONITOR_LABELS
 
-NAMESPACE = MONITORING_NAMESPACE
-RELEASE = "monitoring"
 CHART = "kube-prometheus-stack"
 REPO = "https://prometheus-community.github.io/helm-charts"
 GRAFANA_ADMIN_SECRET = "grafana-admin"
 DASHBOARD_DIR = Path(__file__).resolve().parent / "dashboards"
 DASHBOARD_LABEL = "grafana_dashboard"  # the chart's grafana.sidecar.dashboards.label default
-# Pods and ports of the chart (its defaults; components/network/network_policies.py allows traffic by them).
-PROMETHEUS_PODS = {"app.kubernetes.io/name": "prometheus"}
-ALERTMANAGER_PODS = {"app.kubernetes.io/name": "alertmanager"}
-GRAFANA_PODS = {"app.kubernetes.io/name": "grafana"}
-KUBE_STATE_METRICS_PODS = {"app.kubernetes.io/name": "kube-state-metrics"}
-OPERATOR_PODS = {"app.kubernetes.io/name": "kube-prometheus-stack-prometheus-operator"}  # and its webhook Jobs
-PROMETHEUS_PORT = 9090
-ALERTMANAGER_PORT = 9093
-ALERTMANAGER_MESH_PORT = 9094
-GRAFANA_PORT = 3000
-RELOADER_PORT = 8080  # config-reloader sidecars of Prometheus and Alertmanager
-KUBE_STATE_METRICS_PORTS = (8080, 8081)
-OPERATOR_PORT = 10250  # the operator's metrics and admission webhook (HTTPS)
-# Prometheus' Service (the chart's fullname, "<release>-kube-prometheus", + "-prometheus"): KEDA's Prometheus scaler
-# queries it for the model servers' queue (components/models/vllm.py).
-PROMETHEUS_URL = f"http://{RELEASE}-kube-prometheus-prometheus.{NAMESPACE}.svc:{PROMETHEUS_PORT}"
 
 
 def prometheus_label(name: str) -> str:

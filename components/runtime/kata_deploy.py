@@ -31,8 +31,6 @@ NAMESPACE = KATA_NAMESPACE
 # Only sizing: annotations naming host paths (jailer, hypervisor, virtiofsd args) stay disallowed.
 ALLOWED_HYPERVISOR_ANNOTATIONS = ["default_vcpus", "default_memory"]
 FC_POOL = "kata-devpool"
-KATA_MONITOR_PORT = 8090  # kata-monitor's listen port (chart value monitor.port)
-MONITOR_LABELS = {"app.kubernetes.io/name": "kata-monitor", "app.kubernetes.io/instance": "kata-deploy"}
 
 
 def kata_deploy_values(cfg: KataConfig, dedicated_nodes: bool = False) -> dict[str, Any]:

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
 from components.config import ImagesConfig, NetworkConfig, TenantConfig
 from components.k8s.podspec import Container, SandboxPod, sandbox_pod_template, secret_env, volume_mount
+from components.k8s.reach import no_proxy
 from components.tenants.agent_types import AGENT_TYPES
 from components.tenants.agent_types.base import SEED_PATH
 
@@ -100,10 +100,9 @@ def proxy_env(secret: str) -> list[dict[str, Any]]:
     return [*secret_env(PROXY_ENV, secret), {"name": "NODE_USE_ENV_PROXY", "value": "1"}]
 
 
-def proxy_secret_data(proxy_url: str, litellm_url: str) -> dict[str, str]:
-    """HTTPS_PROXY/HTTP_PROXY/NO_PROXY (both spellings) for one tenant: everything goes through the proxy
-    except loopback and the LiteLLM NLB, which the NetworkPolicy lets the pods reach directly."""
-    host = urlsplit(litellm_url).hostname or ""
-    bypass = ",".join(dict.fromkeys(("localhost", "127.0.0.1", "::1", *([host] if host else []))))
-    values = {"HTTPS_PROXY": proxy_url, "HTTP_PROXY": proxy_url, "NO_PROXY": bypass}
+def proxy_secret_data(proxy_url: str, direct: Sequence[str]) -> dict[str, str]:
+    """HTTPS_PROXY/HTTP_PROXY/NO_PROXY (both spellings) for one tenant: everything goes through the proxy except
+    loopback and the ``direct`` URLs, the platform services the NetworkPolicy lets the pods call (the tenant
+    gateway's NLB)."""
+    values = {"HTTPS_PROXY": proxy_url, "HTTP_PROXY": proxy_url, "NO_PROXY": no_proxy(direct)}
     return {**values, **{k.lower(): v for k, v in values.items()}}

@@ -152,7 +152,7 @@ class Tenant(pulumi.ComponentResource):
                 string_data={
                     key: pulumi.Output.secret(
                         pulumi.Output.all(args.proxy_url, args.litellm_url).apply(
-                            lambda v, key=key: proxy_secret_data(v[0], v[1])[key]
+                            lambda v, key=key: proxy_secret_data(v[0], [v[1]])[key]
                         )
                     )
                     for key in PROXY_ENV
