@@ -10,7 +10,7 @@ EGRESS_NAMESPACE = "egress"
 MODELS_NAMESPACE = "models"  # the self-hosted model servers (vLLM): the only workloads on GPU nodes
 KEDA_NAMESPACE = "keda"  # KEDA, which scales the model servers
 NVIDIA_NAMESPACE = "nvidia-device-plugin"  # NVIDIA's device plugin DaemonSet, on GPU nodes
-CLOUDWATCH_NAMESPACE = "amazon-cloudwatch"  # the EKS CloudWatch observability add-on's (its node agents)
+CLOUDWATCH_NAMESPACE = "amazon-cloudwatch"  # created by the EKS add-on amazon-cloudwatch-observability (opt-in)
 PLATFORM_NAMESPACES = frozenset(
     {
         LITELLM_NAMESPACE,
@@ -22,10 +22,12 @@ PLATFORM_NAMESPACES = frozenset(
         MODELS_NAMESPACE,
         KEDA_NAMESPACE,
         NVIDIA_NAMESPACE,
-        CLOUDWATCH_NAMESPACE,
     }
 )
-RESERVED_NAMESPACES = PLATFORM_NAMESPACES | {"default", KUBE_SYSTEM, "kube-public", "kube-node-lease"}
-# Where node DaemonSets may tolerate every tenant's dedicated nodes (operator Exists): the platform's namespaces and
-# kube-system (EKS add-ons such as aws-node and kube-proxy tolerate every taint). Both gates: policies/, admission.
-NODE_DAEMON_NAMESPACES = PLATFORM_NAMESPACES | {KUBE_SYSTEM}
+# Namespaces of EKS add-ons: EKS manages what runs there (node agents tolerating every taint among them).
+EKS_ADDON_NAMESPACES = frozenset({KUBE_SYSTEM, CLOUDWATCH_NAMESPACE})
+RESERVED_NAMESPACES = PLATFORM_NAMESPACES | EKS_ADDON_NAMESPACES | {"default", "kube-public", "kube-node-lease"}
+# Where node DaemonSets may tolerate every tenant's dedicated nodes (operator Exists) and the GPU nodes: the platform's
+# namespaces and the EKS add-ons' (aws-node, kube-proxy, the CloudWatch agent tolerate every taint). Both gates:
+# policies/, admission.
+NODE_DAEMON_NAMESPACES = PLATFORM_NAMESPACES | EKS_ADDON_NAMESPACES

@@ -298,8 +298,8 @@ def platform_policies(
         eg.NAMESPACE: lambda: egress_proxy_policies(vpc_cidr, service_cidr),
         models.NAMESPACE: lambda: model_server_policies(vpc_cidr),
         KEDA_NAMESPACE: lambda: keda_policies(vpc_cidr),
-        # NVIDIA's device plugin talks to the kubelet over a socket on the host: no network at all.
-        NVIDIA_NAMESPACE: lambda: [default_deny(NVIDIA_NAMESPACE)],
+        # NVIDIA's device plugin talks to the kubelet over a socket on the host: no network but DNS.
+        NVIDIA_NAMESPACE: lambda: [default_deny(NVIDIA_NAMESPACE), allow_dns(NVIDIA_NAMESPACE)],
         KUBE_SYSTEM: lambda: allow_all(KUBE_SYSTEM),
         CLOUDWATCH_NAMESPACE: lambda: allow_all(CLOUDWATCH_NAMESPACE),
     }
