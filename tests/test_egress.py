@@ -14,13 +14,14 @@ import jsonschema
 import pytest
 import yaml
 
-from components.config import AGENT_EGRESS_DEFAULTS
 from components.contracts import egress as egc
 from components.contracts.egress import PROXY_PORT
 from components.egress import squid as sq
 from components.k8s.nlb import NLB_ANNOTATIONS
 from components.observability.monitoring import DASHBOARD_DIR
-from components.tenants.agent_pod import PROXY_ENV, proxy_secret_data
+from components.tenants.agent_pod import proxy_secret_data
+from components.tenants.agent_types import AGENT_TYPES
+from components.tenants.agent_types.base import PROXY_ENV
 from components.tenants.sandbox_network import SandboxEgress, sandbox_egress_rules
 from tests.configs import default, parse_config
 from tests.conftest import program_result
@@ -53,7 +54,7 @@ def test_agent_type_defaults_and_tenant_widening() -> None:
     )
     t = cfg.tenants[0]
     hermes, claw = t.agents
-    assert t.agent_domains(hermes) == (*AGENT_EGRESS_DEFAULTS["hermes"], "pypi.org", "*.pythonhosted.org")
+    assert t.agent_domains(hermes) == (*AGENT_TYPES["hermes"].egress_defaults, "pypi.org", "*.pythonhosted.org")
     assert t.agent_domains(claw) == ("slack.com", "*.slack.com", "pypi.org", "*.pythonhosted.org", "api.github.com")
     assert "api.telegram.org" in t.egress_domains
     assert "*.slack.com" in t.egress_domains

@@ -36,7 +36,7 @@ def platform(cidr: str = "10.1.0.0/16", **agent: Any) -> PlatformConfig:
 
 def template_for(cfg: PlatformConfig, agent: str, workload: str = "deployment", data: str = "emptyDir") -> dict:
     tenant: TenantConfig = cfg.tenants[0]
-    image = {"hermes": cfg.images.hermes, "openclaw": cfg.images.openclaw}[agent]
+    image = cfg.images.agents[agent]
     return agent_pod_template(
         tenant=tenant,
         agent_name=agent,

@@ -29,7 +29,6 @@ from components.config.reader import (
     top_level_texts,
 )
 from components.config.tenants import (
-    AGENT_EGRESS_DEFAULTS,
     EXTRA_RESERVED_AGENT_ENV,
     PLATFORM_AGENT_ENV,
     RESERVED_AGENT_ENV,
@@ -43,7 +42,6 @@ from components.config.tenants import (
 from components.k8s.quantity import quantity_value
 
 __all__ = [
-    "AGENT_EGRESS_DEFAULTS",
     "EXTRA_RESERVED_AGENT_ENV",
     "NAMESPACE",
     "NESTED_VIRT_FAMILIES",

@@ -23,6 +23,8 @@ VALKEY_PORT = 6379
 MASTER_KEY_SECRET, MASTER_KEY_KEY = "litellm-masterkey", "masterkey"
 METRICS_KEY_SECRET, METRICS_KEY_KEY = "litellm-metrics-key", "token"  # Prometheus' bearer token for /metrics
 
+GATEWAY_PODS = Pods(SELECTOR, NAMESPACE)  # LiteLLM as a caller (of MCP or model servers, say)
+
 # Sandboxes call the tenant gateway (nginx, inference routes only) through the internal NLB, never LiteLLM itself.
 TENANT_GATEWAY = Service("litellm-nlb", NAMESPACE, TENANT_GATEWAY_SELECTOR, PORT, callers=(SANDBOXES,), nlb=True)
 # LiteLLM (the chart's ClusterIP Service): the tenant gateway, the key Jobs and Prometheus.

@@ -22,6 +22,7 @@ from components.contracts import gateway as gw
 from components.contracts import models
 from components.contracts import observability as obs
 from components.contracts import runtime
+from components.contracts.labels import SANDBOX_LABEL
 from components.contracts.namespaces import (
     AGENT_SANDBOX_NAMESPACE,
     CLOUDWATCH_NAMESPACE,
@@ -31,6 +32,7 @@ from components.contracts.namespaces import (
     NVIDIA_NAMESPACE,
 )
 from components.contracts.networks import INSTANCE_METADATA, NON_INTERNET_IPV4
+from components.contracts.services import Pods
 from components.k8s.network_policy import (
     HTTP,
     HTTPS,
@@ -45,6 +47,25 @@ from components.k8s.network_policy import (
     tcp,
 )
 from components.k8s.reach import egress, ingress
+from components.tenants.agent_types import AGENT_TYPES
+
+
+def to_agents_called_by(caller: Pods) -> list[dict[str, Any]]:
+    """Egress for ``caller`` to every agent type that admits it (its service port, in any sandbox namespace): the
+    other end of the NetworkPolicy components/tenants/agent_service.py gives those agents."""
+    return [
+        {
+            "to": [
+                {
+                    "namespaceSelector": {"matchLabels": {SANDBOX_LABEL: "true"}},
+                    "podSelector": {"matchLabels": {"app.kubernetes.io/name": kind.name}},
+                }
+            ],
+            "ports": tcp(dict(kind.ports)[kind.service_port]),
+        }
+        for kind in AGENT_TYPES.values()
+        if caller in kind.callers
+    ]
 
 
 def from_prometheus(*ports: int) -> dict[str, Any]:
@@ -86,6 +107,7 @@ def litellm_policies(
                 cache,
                 pod_identity_out(),
                 *([egress(models.MODEL_SERVERS, vpc_cidr, ns)] if model_servers else []),
+                *to_agents_called_by(gw.GATEWAY_PODS),
             ],
         ),
         policy(

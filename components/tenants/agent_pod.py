@@ -8,21 +8,18 @@ from collections.abc import Sequence
 from typing import Any
 
 from components.config import ImagesConfig, NetworkConfig, TenantConfig
-from components.k8s.podspec import Container, SandboxPod, sandbox_pod_template, secret_env, volume_mount
+from components.k8s.podspec import Container, SandboxPod, plain_env, sandbox_pod_template, secret_env, volume_mount
 from components.k8s.reach import no_proxy
 from components.tenants.agent_types import AGENT_TYPES
-from components.tenants.agent_types.base import SEED_PATH
+from components.tenants.agent_types.base import NODE_PROXY_ENV, PROXY_ENV, SEED_PATH
 
 SERVICE_ACCOUNT = "sandbox"
-# Both spellings: Python (httpx, requests, aiohttp with trust_env), curl and pip read either; Node's
-# NODE_USE_ENV_PROXY and undici's EnvHttpProxyAgent read both too.
-PROXY_ENV = ("HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "https_proxy", "http_proxy", "no_proxy")
 
 
 def agent_image(images: ImagesConfig, agent_type: str) -> str:
     """The configured image. checkov CKV_K8S_43 asks for a digest: the stack config may give one
     (``repo:tag@sha256:...``); the defaults pin release tags."""
-    return {"hermes": images.hermes, "openclaw": images.openclaw}[agent_type]
+    return images.agents[agent_type]
 
 
 def agent_pod_template(
@@ -94,10 +91,9 @@ def agent_pod_template(
 
 
 def proxy_env(secret: str) -> list[dict[str, Any]]:
-    """The egress proxy settings, from the tenant's Secret (the URL carries the tenant's proxy password).
-    NODE_USE_ENV_PROXY=1 makes Node >= 24 (OpenClaw, and any npx tool an agent runs) honour them in
-    node:http/https and fetch; Python's httpx/requests/aiohttp(trust_env) read them natively."""
-    return [*secret_env(PROXY_ENV, secret), {"name": "NODE_USE_ENV_PROXY", "value": "1"}]
+    """The egress proxy settings, from the tenant's Secret (the URL carries the tenant's proxy password), and Node's
+    switch to honour them (agent_types/base.py)."""
+    return [*secret_env(PROXY_ENV, secret), *plain_env(NODE_PROXY_ENV)]
 
 
 def proxy_secret_data(proxy_url: str, direct: Sequence[str]) -> dict[str, str]:

@@ -21,14 +21,14 @@ from components.contracts.labels import SANDBOX_LABEL
 from components.k8s.podspec import selector_labels
 from components.runtime.agent_sandbox import sandbox_template, warm_pool
 from components.tenants.agent_pod import (
-    PROXY_ENV,
     SERVICE_ACCOUNT,
     agent_image,
     agent_pod_template,
     proxy_secret_data,
 )
+from components.tenants.agent_service import admit_callers, agent_service
 from components.tenants.agent_types import AGENT_TYPES
-from components.tenants.agent_types.base import LITELLM_KEY_ENV, AgentFiles, AgentType
+from components.tenants.agent_types.base import LITELLM_KEY_ENV, PROXY_ENV, AgentFiles, AgentType
 from components.tenants.sandbox_network import OPEN_EGRESS, SandboxEgress, sandbox_egress_rules
 
 PROXY_SECRET = "egress-proxy"  # per tenant: the proxy URL with the tenant's credentials, and NO_PROXY
@@ -305,6 +305,8 @@ class AgentBuilder:
             },
             opts=child,
         )
+        if kind.callers:
+            admit_callers(name, agent_service(args.config, agent, kind), {**labels}, args.network.cidr, child)
         if agent.warm_pool > 0:
             self._warm_pool(agent, labels, kind)
 

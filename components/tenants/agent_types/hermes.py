@@ -76,6 +76,8 @@ def _hermes_check(path: str) -> list[str]:
 
 HERMES = AgentType(
     name="hermes",
+    title="Hermes Agent",
+    image_key="hermesImage",
     uid=10000,
     data_path=HERMES_HOME,
     token_env="API_SERVER_KEY",  # required by Hermes when the API server listens beyond loopback
@@ -89,4 +91,8 @@ HERMES = AgentType(
     # node disk because tools (pip builds, browsers) write large temporary files there.
     tmp_medium="",
     tmp_size="4Gi",
+    # Telegram Bot API (long polling and file downloads on api.telegram.org); Discord REST on discord.com, the gateway
+    # WebSocket on gateway.discord.gg and its regional resume hosts (gateway-us-east1-b.discord.gg...), attachments on
+    # cdn.discordapp.com / media.discordapp.net.
+    egress_defaults=("api.telegram.org", "discord.com", "*.discord.gg", "cdn.discordapp.com", "media.discordapp.net"),
 )

@@ -79,6 +79,8 @@ def _openclaw_check(path: str) -> list[str]:
 
 OPENCLAW = AgentType(
     name="openclaw",
+    title="OpenClaw",
+    image_key="openclawImage",
     # The image's `node` user. checkov CKV_K8S_40 prefers UIDs >= 10000 to avoid clashing with host users;
     # inside a Kata micro-VM the UID belongs to the guest kernel, not the node.
     uid=1000,
@@ -91,4 +93,7 @@ OPENCLAW = AgentType(
     probes=exec_probes(_openclaw_check, live="/healthz", ready="/readyz"),
     tmp_medium="Memory",
     tmp_size="256Mi",
+    # Slack Web API on slack.com (apps.connections.open, chat.postMessage...), the Socket Mode WebSocket on
+    # wss-primary.slack.com / wss-backup.slack.com and files on files.slack.com.
+    egress_defaults=("slack.com", "*.slack.com"),
 )
