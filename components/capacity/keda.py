@@ -44,9 +44,7 @@ class Keda(pulumi.ComponentResource):
     def __init__(self, name: str, args: KedaArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("agent-platform:capacity:Keda", name, None, opts)
         k8s_opts = child_options(self)
-        self.namespace = platform_namespace(
-            name, NAMESPACE, {"enforce": "restricted"}, k8s_opts(*args.depends_on)
-        )
+        self.namespace = platform_namespace(name, NAMESPACE, {"enforce": "restricted"}, k8s_opts(*args.depends_on))
         # The CRDs (ScaledObject...) are chart templates (crds.install, on by default): upgraded with the release.
         self.release = k8s.helm.v3.Release(
             f"{name}-release",

@@ -22,7 +22,7 @@ from components.cluster.node_group import NodeGroupCluster, NodeGroupSpec, manag
 from components.config import ClusterConfig
 from components.contracts.cluster import STORAGE_CLASS
 from components.contracts.labels import CORE_NODE_SELECTOR
-from components.contracts.namespaces import CLOUDWATCH_NAMESPACE
+from components.contracts.namespaces import CLOUDWATCH_ADDON, CLOUDWATCH_NAMESPACE
 
 CONTROL_PLANE_LOGS = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 LOG_RETENTION_DAYS = 90
@@ -45,7 +45,6 @@ EBS_CSI_SERVICE_ACCOUNT = "ebs-csi-controller-sa"
 # The CloudWatch observability add-on (opt-in, cloudWatchObservability): its agent's service account and the managed
 # policies the EKS User Guide names for it (workloads-add-ons-available-eks, amazon-cloudwatch-observability); Pod
 # Identity is supported from add-on v3.1.0 (CloudWatch User Guide, Container-Insights-setup-EKS-addon).
-CLOUDWATCH_ADDON = "amazon-cloudwatch-observability"
 CLOUDWATCH_SERVICE_ACCOUNT = "cloudwatch-agent"
 CLOUDWATCH_POLICIES = ("CloudWatchAgentServerPolicy", "AWSXrayWriteOnlyAccess")
 # vpc-cni: /28 prefixes per ENI slot so Kata nodes are not capped by ENI IPs; the network policy agent

@@ -11,6 +11,9 @@ MODELS_NAMESPACE = "models"  # the self-hosted model servers (vLLM): the only wo
 KEDA_NAMESPACE = "keda"  # KEDA, which scales the model servers
 NVIDIA_NAMESPACE = "nvidia-device-plugin"  # NVIDIA's device plugin DaemonSet, on GPU nodes
 CLOUDWATCH_NAMESPACE = "amazon-cloudwatch"  # created by the EKS add-on amazon-cloudwatch-observability (opt-in)
+CLOUDWATCH_ADDON = "amazon-cloudwatch-observability"
+# EKS add-ons that create their own namespace (the render checks count them as created by the stack).
+ADDON_NAMESPACES = {CLOUDWATCH_ADDON: CLOUDWATCH_NAMESPACE}
 PLATFORM_NAMESPACES = frozenset(
     {
         LITELLM_NAMESPACE,

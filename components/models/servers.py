@@ -51,7 +51,11 @@ class ModelServers(pulumi.ComponentResource):
         self.deployments = {}
         for model in cfg.self_hosted:
             object_name = server_name(model.name)
-            meta = {"name": object_name, "namespace": vllm.NAMESPACE, "labels": {**PART_OF, **server_labels(model.name)}}
+            meta = {
+                "name": object_name,
+                "namespace": vllm.NAMESPACE,
+                "labels": {**PART_OF, **server_labels(model.name)},
+            }
             account = k8s.core.v1.ServiceAccount(
                 f"{name}-{model.name}-sa", metadata=meta, opts=k8s_opts(self.namespace)
             )
@@ -93,7 +97,15 @@ class ModelServers(pulumi.ComponentResource):
                 spec=vllm.disruption_budget_spec(model),
                 opts=k8s_opts(self.namespace),
             )
-            self._custom(name, f"{model.name}-scaler", "keda.sh/v1alpha1", "ScaledObject", meta, vllm.scaled_object_spec(model), args.keda)
+            self._custom(
+                name,
+                f"{model.name}-scaler",
+                "keda.sh/v1alpha1",
+                "ScaledObject",
+                meta,
+                vllm.scaled_object_spec(model),
+                args.keda,
+            )
         monitoring_meta = {"name": "model-servers", "namespace": vllm.NAMESPACE, "labels": dict(PART_OF)}
         for suffix, kind, spec in (
             ("monitor", "PodMonitor", vllm.pod_monitor_spec()),

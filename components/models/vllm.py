@@ -22,6 +22,7 @@ from components.contracts.models import PORT as VLLM_PORT
 from components.contracts.observability import PROMETHEUS_URL
 from components.k8s.podspec import container_security_context, plain_env, pod_security_context, selecting
 from components.k8s.reach import service_spec as reach_service_spec
+
 SERVER_COMMAND = ["vllm", "serve"]  # the image's console script; the model is given as --model
 WEIGHTS_DIR = "/models"  # the weights' emptyDir: S3 weights under <name>/, a Hugging Face cache under .hf/
 SERVER_UID = 1000  # vLLM writes only to $HOME (/tmp: compile and kernel caches) and the weights' volume

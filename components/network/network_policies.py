@@ -312,7 +312,9 @@ def platform_policies(
     """Every policy for the platform namespaces this stack creates (and kube-system)."""
     namespaces = list(namespaces)
     builders = {
-        gw.NAMESPACE: lambda: litellm_policies(vpc_cidr, external_database, external_cache, models.NAMESPACE in namespaces),
+        gw.NAMESPACE: lambda: litellm_policies(
+            vpc_cidr, external_database, external_cache, models.NAMESPACE in namespaces
+        ),
         obs.NAMESPACE: lambda: monitoring_policies(vpc_cidr, KEDA_NAMESPACE in namespaces),
         KARPENTER_NAMESPACE: lambda: controller_policies(KARPENTER_NAMESPACE),
         runtime.NAMESPACE: lambda: kata_policies(kata_monitor),
