@@ -4,8 +4,8 @@ import pulumi
 
 from components.admission.sandbox_admission import SandboxAdmission, SandboxAdmissionArgs
 from components.capacity.karpenter import GpuPool, Karpenter, KarpenterArgs
-from components.capacity.keda import Keda, KedaArgs
 from components.capacity.kata_node_group import KataNodes, KataNodesArgs
+from components.capacity.keda import Keda, KedaArgs
 from components.cluster.eks import Cluster, ClusterArgs
 from components.cluster.lb_controller import LoadBalancerController, LoadBalancerControllerArgs
 from components.config import ConfigError, load

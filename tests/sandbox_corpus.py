@@ -395,7 +395,9 @@ CASES += [
         "models",
         False,
     ),
-    Case("gpu-daemonset-platform", tolerating(GPU_EXISTS, kata=False), True, "DaemonSet", "nvidia-device-plugin", False),
+    Case(
+        "gpu-daemonset-platform", tolerating(GPU_EXISTS, kata=False), True, "DaemonSet", "nvidia-device-plugin", False
+    ),
     Case("gpu-daemonset-elsewhere", tolerating(GPU_EXISTS, kata=False), False, "DaemonSet", PLAIN_NAMESPACE, False),
     Case("gpu-deployment-platform", tolerating(GPU_EXISTS, kata=False), False, "Deployment", "kube-system", False),
     Case(

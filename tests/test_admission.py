@@ -282,7 +282,9 @@ def test_gpu_node_messages(gates: tuple[dict[str, Any], dict[str, Any]]) -> None
         "may run on GPU nodes"
     )
     (toleration,) = _messages(gates, "Deployment", tolerating(GPU_TOLERATION))
-    assert toleration == f"remove the tolerations of the nvidia.com/gpu taint from spec.template.spec.tolerations; {why}."
+    assert (
+        toleration == f"remove the tolerations of the nvidia.com/gpu taint from spec.template.spec.tolerations; {why}."
+    )
     (request,) = _messages(gates, "Pod", gpu_request(init=True))
     assert request == (
         f"remove the nvidia.com/gpu request from spec.initContainers[agent]; {why} (a pod requesting nvidia.com/gpu is "

@@ -128,7 +128,8 @@ def test_keys_list_the_model_only_for_granted_tenants(hosted: ProgramResult) -> 
     for part in ("TEAM_SPEC", "KEY_SPEC"):
         acme, globex = key_job_body(hosted, "acme", part), key_job_body(hosted, "globex", part)
         assert NAME in acme["models"]
-        assert globex["models"] and NAME not in globex["models"]
+        assert globex["models"]
+        assert NAME not in globex["models"]
 
 
 def test_the_gateway_routes_the_model_to_its_service_at_its_prices(hosted: ProgramResult) -> None:
@@ -175,12 +176,14 @@ def test_keda_scales_on_the_waiting_requests_from_zero(hosted: ProgramResult) ->
     assert f'model_name="{NAME}"' in queue["metadata"]["query"]
     assert metric_names(queue["metadata"]["query"]) == {"vllm:num_requests_waiting"}
     assert queue["metadata"]["threshold"] == str(MODEL["waitingRequestsTarget"])
-    assert float(wake["metadata"]["threshold"]) > 1000 and wake["metadata"]["activationThreshold"] == "0"
+    assert float(wake["metadata"]["threshold"]) > 1000
+    assert wake["metadata"]["activationThreshold"] == "0"
     exported = set().union(*exported_series().values())
     for trigger in spec["triggers"]:
         assert trigger["type"] == "prometheus"
         names = metric_names(trigger["metadata"]["query"])
-        assert names and names <= exported, trigger
+        assert names, trigger
+        assert names <= exported, trigger
 
 
 def test_a_model_that_never_sleeps_has_no_wake_trigger() -> None:
@@ -232,7 +235,8 @@ def test_the_gpu_pool_is_tainted_labelled_and_bounded(hosted: ProgramResult) -> 
     node_class = hosted.named("kubernetes:karpenter.k8s.aws/v1:EC2NodeClass", "karpenter-gpu-nodeclass").inputs["spec"]
     assert node_class["amiSelectorTerms"][0]["alias"].startswith("al2023@")  # the nvidia variant for GPU types
     (root,) = node_class["blockDeviceMappings"]
-    assert root["rootVolume"] and int(root["ebs"]["volumeSize"].removesuffix("Gi")) >= 100
+    assert root["rootVolume"]
+    assert int(root["ebs"]["volumeSize"].removesuffix("Gi")) >= 100
 
 
 def test_cloudwatch_observability_is_an_opt_in_addon_with_pod_identity(hosted: ProgramResult) -> None:

@@ -1,8 +1,6 @@
 """What the capacity area provides the others: KEDA's pods and ports (the chart's defaults), which the NetworkPolicies
 name, and the external-metrics API its metrics server registers."""
 
-from components.contracts.namespaces import KEDA_NAMESPACE
-
 KEDA_OPERATOR_PODS = {"app.kubernetes.io/name": "keda-operator"}
 KEDA_METRICS_SERVER_PODS = {"app.kubernetes.io/name": "keda-operator-metrics-apiserver"}
 KEDA_WEBHOOK_PODS = {"app.kubernetes.io/name": "keda-admission-webhooks"}

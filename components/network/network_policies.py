@@ -16,12 +16,10 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.contracts import capacity
+from components.contracts import capacity, models, runtime
 from components.contracts import egress as eg
 from components.contracts import gateway as gw
-from components.contracts import models
 from components.contracts import observability as obs
-from components.contracts import runtime
 from components.contracts.labels import SANDBOX_LABEL
 from components.contracts.namespaces import (
     AGENT_SANDBOX_NAMESPACE,

@@ -19,7 +19,17 @@ from typing import Any
 from pulumi_policy import ReportViolation
 from pulumi_policy.proxy import UnknownValueError
 
-from .common import Unknowns, config_str, config_strings, get, human_list, item_label, items, string, string_list_property
+from .common import (
+    Unknowns,
+    config_str,
+    config_strings,
+    get,
+    human_list,
+    item_label,
+    items,
+    string,
+    string_list_property,
+)
 from .placement import Resolved
 from .stack import Stack
 from .tolerations import PLATFORM_NAMESPACES, node_daemon
