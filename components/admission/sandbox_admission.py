@@ -18,6 +18,9 @@ import pulumi_kubernetes as k8s
 
 from components.contracts.labels import (
     DEDICATED_TENANT_KEY,
+    GPU_NODE_VALUES,
+    GPU_ONLY_LABEL_PREFIX,
+    GPU_ONLY_LABELS,
     GPU_RESOURCE,
     GPU_TAINT,
     SANDBOX_LABEL,
@@ -396,6 +399,35 @@ def dedicated_nodes_policy_spec() -> dict[str, Any]:
     }
 
 
+def _selects_gpu(key: str, operator: str, values: str) -> str:
+    """CEL: whether a node selector requirement selects GPU nodes (agent_policies/gpu_nodes.py selects_gpu_nodes)."""
+    shared = "{" + ", ".join(f"{cel_string(k)}: {cel_string(v)}" for k, v in sorted(GPU_NODE_VALUES.items())) + "}"
+    only = f"({key} in {cel_list(GPU_ONLY_LABELS)} || {key}.startsWith({cel_string(GPU_ONLY_LABEL_PREFIX)}))"
+    return (
+        f"(({only} && {operator} in ['In', 'Exists', 'Gt', 'Lt']) || "
+        f"({key} in {shared} && {operator} == 'In' && {shared}[{key}] in {values}))"
+    )
+
+
+def _gpu_selection() -> str:
+    """CEL: the pod spec selects GPU nodes in its nodeSelector or its node affinity (required or preferred)."""
+    selector = _field("nodeSelector")
+    affinity = _field("affinity")
+    node = f"{affinity}.nodeAffinity"
+    required = f"{node}.requiredDuringSchedulingIgnoredDuringExecution"
+    preferred = f"{node}.preferredDuringSchedulingIgnoredDuringExecution"
+    expression = _selects_gpu("e.key", "e.operator", "(has(e.values) ? e.values : [])")
+    entry = _selects_gpu("k", "'In'", f"[{selector}[k]]")
+    return (
+        f"(has({selector}) && {selector}.exists(k, {entry})) || "
+        f"(has({affinity}) && has({affinity}.nodeAffinity) && ("
+        f"(has({required}) && has({required}.nodeSelectorTerms) && {required}.nodeSelectorTerms.exists(t, "
+        f"has(t.matchExpressions) && t.matchExpressions.exists(e, {expression}))) || "
+        f"(has({preferred}) && {preferred}.exists(p, has(p.preference) && has(p.preference.matchExpressions) && "
+        f"p.preference.matchExpressions.exists(e, {expression})))))"
+    )
+
+
 def gpu_nodes_policy_spec() -> dict[str, Any]:
     """``agent-platform-gpu-nodes``: tolerating the GPU nodes' taint or requesting their GPUs only in the model
     servers' namespace, or on node DaemonSets (and their Pods) in the platform namespaces, as
@@ -428,6 +460,17 @@ def gpu_nodes_policy_spec() -> dict[str, Any]:
             "reason": "Forbidden",
         }
     ]
+    validations.append(
+        {
+            "expression": f"variables.allowed || !({_gpu_selection()})",
+            "message": f"remove the GPU node selection (nodeSelector, node affinity); {why}.",
+            "messageExpression": (
+                f"'remove the GPU node selection from ' + variables.specPath + '.nodeSelector or .affinity.nodeAffinity; "
+                f"{why}.'"
+            ),
+            "reason": "Forbidden",
+        }
+    )
     for list_name in ("initContainers", "containers"):
         containers = _field(list_name)
         validations.append(

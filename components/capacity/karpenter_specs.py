@@ -20,6 +20,7 @@ from components.contracts.cluster import DISCOVERY_TAG
 from components.contracts.labels import (
     CAPACITY_PLACEHOLDER_LABEL,
     GPU_NODE_SELECTOR,
+    GPU_NODE_VALUE,
     GPU_PRESENT_LABEL,
     GPU_RESOURCE,
     GPU_TAINT,
@@ -35,7 +36,7 @@ CONTROLLER_POLICY = (
 NODE_CLASS = "kata"
 NODE_POOL = "kata"
 GPU_NODE_CLASS = "gpu"
-GPU_NODE_POOL = "gpu"
+GPU_NODE_POOL = GPU_NODE_VALUE  # karpenter.sh/nodepool on its nodes (contracts/labels.py GPU_NODE_VALUES)
 # The GPU pool's nodes: labelled for the model servers' nodeSelector and for NVIDIA's device plugin, whose default
 # affinity needs nvidia.com/gpu.present=true (or labels only Node Feature Discovery sets); tainted so that only
 # model servers (and node DaemonSets) land there.

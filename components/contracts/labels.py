@@ -26,6 +26,14 @@ GPU_TAINT = {"key": GPU_RESOURCE, "value": "true", "effect": "NoSchedule"}
 GPU_TOLERATION = {"key": GPU_RESOURCE, "operator": "Equal", "value": "true", "effect": "NoSchedule"}
 GPU_PRESENT_LABEL = "nvidia.com/gpu.present"
 MODEL_SERVER_LABEL = "agent-platform.io/model-server"  # = the model's name, on every model server pod
+# A pod that selects GPU nodes (nodeSelector, or node affinity required or preferred) asks for the GPU pool: refused
+# outside the model servers at both gates, like the toleration. Labels only GPU nodes carry (any In, Exists, Gt, Lt on
+# them): NVIDIA's presence label and Karpenter's karpenter.k8s.aws/instance-gpu-* (count, name, manufacturer,
+# memory: set only on instance types with GPUs, Karpenter's instance-types reference); and values of shared labels
+# only the GPU pool's nodes have (In).
+GPU_ONLY_LABEL_PREFIX = "karpenter.k8s.aws/instance-gpu-"
+GPU_ONLY_LABELS = (GPU_PRESENT_LABEL,)
+GPU_NODE_VALUES = {KATA_NODE_LABEL: GPU_NODE_VALUE, "karpenter.sh/nodepool": GPU_NODE_VALUE}  # the NodePool is "gpu"
 
 CORE_NODE_SELECTOR = {CORE_NODE_LABEL: "true"}
 GPU_NODE_SELECTOR = {KATA_NODE_LABEL: GPU_NODE_VALUE}
