@@ -295,3 +295,19 @@ def test_keda_alone_claims_the_external_metrics_api(hosted: ProgramResult, rende
     rival = Obj("helm prometheus-adapter", {**claims[0].body}, "")
     (finding,) = check_api_services(Stack([*stack.objects, rival]))
     assert "claimed by 2 installs" in finding.message
+
+
+def test_the_pack_uses_the_platforms_gpu_names() -> None:
+    from agent_policies import gpu_nodes
+
+    from components.contracts import labels
+
+    assert gpu_nodes.GPU_RESOURCE == GPU_RESOURCE == GPU_TAINT["key"]
+    assert (GPU_TAINT["value"], GPU_TAINT["effect"]) == (gpu_nodes.GPU_TAINT_VALUE, gpu_nodes.GPU_TAINT_EFFECT)
+    assert gpu_nodes.MODEL_NAMESPACES == (MODELS_NAMESPACE,)
+    assert gpu_nodes.GPU_ONLY_LABEL_PREFIX == labels.GPU_ONLY_LABEL_PREFIX
+    assert gpu_nodes.GPU_ONLY_LABELS == labels.GPU_ONLY_LABELS
+    assert gpu_nodes.GPU_NODE_VALUES == labels.GPU_NODE_VALUES
+    # what the GPU pool's nodes carry is what the rule calls selecting them
+    node = {**GPU_NODE_SELECTOR, GPU_PRESENT_LABEL: "true", "karpenter.sh/nodepool": "gpu"}
+    assert all(gpu_nodes.selects_gpu_nodes(k, "In", [v]) for k, v in node.items())

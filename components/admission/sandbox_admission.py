@@ -228,11 +228,16 @@ def sandbox_policy_spec(allowed_runtime_classes: Sequence[str]) -> dict[str, Any
     )
     for validation in validations:  # only sandboxes (namespace, object or pod template labelled)
         validation["expression"] = f"!variables.sandbox || ({validation['expression']})"
+    return workload_policy([{"name": "sandbox", "expression": f"({SANDBOX})"}], validations)
+
+
+def workload_policy(variables: Sequence[dict[str, str]], validations: list[dict[str, Any]]) -> dict[str, Any]:
+    """A policy over every pod-bearing kind (not while being deleted), with the pod spec variables and ``variables``."""
     return {
         "failurePolicy": "Fail",
         "matchConstraints": match_constraints(),
         "matchConditions": [NOT_BEING_DELETED],
-        "variables": [*VARIABLES, {"name": "sandbox", "expression": f"({SANDBOX})"}],
+        "variables": [*VARIABLES, *variables],
         "validations": validations,
     }
 
@@ -386,17 +391,7 @@ def dedicated_nodes_policy_spec() -> dict[str, Any]:
             "reason": "Forbidden",
         },
     ]
-    return {
-        "failurePolicy": "Fail",
-        "matchConstraints": match_constraints(),
-        "matchConditions": [NOT_BEING_DELETED],
-        "variables": [
-            *VARIABLES,
-            {"name": "tenant", "expression": tenant},
-            NODE_DAEMON,
-        ],
-        "validations": validations,
-    }
+    return workload_policy([{"name": "tenant", "expression": tenant}, NODE_DAEMON], validations)
 
 
 def _selects_gpu(key: str, operator: str, values: str) -> str:
@@ -485,20 +480,8 @@ def gpu_nodes_policy_spec() -> dict[str, Any]:
                 "reason": "Forbidden",
             }
         )
-    return {
-        "failurePolicy": "Fail",
-        "matchConstraints": match_constraints(),
-        "matchConditions": [NOT_BEING_DELETED],
-        "variables": [
-            *VARIABLES,
-            NODE_DAEMON,
-            {
-                "name": "allowed",
-                "expression": f"request.namespace == {cel_string(MODELS_NAMESPACE)} || variables.nodeDaemon",
-            },
-        ],
-        "validations": validations,
-    }
+    allowed = f"request.namespace == {cel_string(MODELS_NAMESPACE)} || variables.nodeDaemon"
+    return workload_policy([NODE_DAEMON, {"name": "allowed", "expression": allowed}], validations)
 
 
 def binding_specs(mode: str) -> dict[str, dict[str, Any]]:

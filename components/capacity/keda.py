@@ -18,12 +18,12 @@ import pulumi_kubernetes as k8s
 
 from components.contracts.labels import CORE_NODE_SELECTOR
 from components.contracts.namespaces import KEDA_NAMESPACE
-from components.k8s.resources import child_options, platform_namespace
+from components.k8s.resources import Chart, chart_in_namespace
 
 NAMESPACE = KEDA_NAMESPACE
-CHART = "keda"
-REPO = "https://kedacore.github.io/charts"
-RELEASE = "keda"
+CHART = Chart(
+    release=NAMESPACE, chart="keda", repo="https://kedacore.github.io/charts", pod_security={"enforce": "restricted"}
+)
 
 
 def keda_values() -> dict[str, Any]:
@@ -43,17 +43,8 @@ class Keda(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: KedaArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("agent-platform:capacity:Keda", name, None, opts)
-        k8s_opts = child_options(self)
-        self.namespace = platform_namespace(name, NAMESPACE, {"enforce": "restricted"}, k8s_opts(*args.depends_on))
         # The CRDs (ScaledObject...) are chart templates (crds.install, on by default): upgraded with the release.
-        self.release = k8s.helm.v3.Release(
-            f"{name}-release",
-            name=RELEASE,
-            namespace=NAMESPACE,
-            chart=CHART,
-            repository_opts={"repo": REPO},
-            version=args.version,
-            values=keda_values(),
-            opts=k8s_opts(self.namespace),
+        self.namespace, self.release = chart_in_namespace(
+            self, name, CHART, args.version, keda_values(), args.depends_on
         )
         self.register_outputs({"namespace": NAMESPACE})

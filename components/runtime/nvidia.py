@@ -18,12 +18,16 @@ import pulumi_kubernetes as k8s
 
 from components.contracts.labels import GPU_NODE_SELECTOR
 from components.contracts.namespaces import NVIDIA_NAMESPACE
-from components.k8s.resources import child_options, platform_namespace
+from components.k8s.resources import Chart, chart_in_namespace
 
 NAMESPACE = NVIDIA_NAMESPACE
-CHART = "nvidia-device-plugin"
-REPO = "https://nvidia.github.io/k8s-device-plugin"
-RELEASE = "nvidia-device-plugin"
+# The plugin mounts the kubelet's device-plugins directory from the host: a privileged namespace.
+CHART = Chart(
+    release=NAMESPACE,
+    chart="nvidia-device-plugin",
+    repo="https://nvidia.github.io/k8s-device-plugin",
+    pod_security={"enforce": "privileged"},
+)
 
 
 def device_plugin_values() -> dict[str, Any]:
@@ -43,17 +47,7 @@ class NvidiaDevicePlugin(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: DevicePluginArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("agent-platform:runtime:NvidiaDevicePlugin", name, None, opts)
-        k8s_opts = child_options(self)
-        # The plugin mounts the kubelet's device-plugins directory from the host.
-        self.namespace = platform_namespace(name, NAMESPACE, {"enforce": "privileged"}, k8s_opts(*args.depends_on))
-        self.release = k8s.helm.v3.Release(
-            f"{name}-release",
-            name=RELEASE,
-            namespace=NAMESPACE,
-            chart=CHART,
-            repository_opts={"repo": REPO},
-            version=args.version,
-            values=device_plugin_values(),
-            opts=k8s_opts(self.namespace),
+        self.namespace, self.release = chart_in_namespace(
+            self, name, CHART, args.version, device_plugin_values(), args.depends_on
         )
         self.register_outputs({"namespace": NAMESPACE})

@@ -21,7 +21,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pulumi_policy import ReportViolation
-from pulumi_policy.proxy import UnknownValueError
 
 from .common import (
     Unknowns,
@@ -38,7 +37,7 @@ from .common import (
 from .placement import Resolved
 from .stack import Stack
 from .tolerations import PLATFORM_NAMESPACES, node_daemon
-from .workloads import WORKLOAD_KINDS, PodTemplate, pod_template
+from .workloads import WORKLOAD_KINDS, PodTemplate, known_pod_template
 
 GPU_RESOURCE = "nvidia.com/gpu"  # components/contracts/labels.py GPU_RESOURCE: the taint key and the resource
 GPU_TAINT_VALUE = "true"  # components/contracts/labels.py GPU_TAINT
@@ -142,10 +141,7 @@ def _check_workload(
     report_violation: ReportViolation,
     unknowns: Unknowns,
 ) -> None:
-    try:
-        template = pod_template(workload)
-    except UnknownValueError:
-        return  # an unknown pod spec: the resource policies note it already
+    template = known_pod_template(workload)
     if template is None:
         return
     field = template.field("tolerations")

@@ -23,7 +23,7 @@ from pulumi_policy.proxy import UnknownValueError
 from .common import Unknowns, config_str, config_strings, dig, get, human_list, items, string, string_list_property
 from .placement import Resolved
 from .stack import Stack
-from .workloads import WORKLOAD_KINDS, owned_by_daemon_set, pod_template
+from .workloads import WORKLOAD_KINDS, known_pod_template, owned_by_daemon_set
 
 DEDICATED_TENANT_KEY = "agent-platform.io/dedicated-tenant"  # components/contracts/labels.py DEDICATED_TENANT_KEY
 DEDICATED_TAINT_EFFECT = "NoSchedule"  # components/contracts/labels.py dedicated_taint()
@@ -133,10 +133,7 @@ def _check_workload(
     report_violation: ReportViolation,
     unknowns: Unknowns,
 ) -> None:
-    try:
-        template = pod_template(workload)
-    except UnknownValueError:
-        return  # an unknown pod spec: the resource policies note it already
+    template = known_pod_template(workload)
     if template is None:
         return
     field = template.field("tolerations")
