@@ -6,12 +6,14 @@ realtests/test_vllm_gateway.py (``make test-vllm``), with the route this program
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
 import pytest
 
-from components.config import PlatformConfig, decode_raw
+from components.config import PlatformConfig, SelfHostedModel, decode_raw
+from components.config.models import MODEL_KEYS
 from components.contracts.labels import GPU_NODE_SELECTOR, GPU_PRESENT_LABEL, GPU_RESOURCE, GPU_TAINT
 from components.contracts.namespaces import MODELS_NAMESPACE
 from components.models import vllm
@@ -311,3 +313,19 @@ def test_the_pack_uses_the_platforms_gpu_names() -> None:
     # what the GPU pool's nodes carry is what the rule calls selecting them
     node = {**GPU_NODE_SELECTOR, GPU_PRESENT_LABEL: "true", "karpenter.sh/nodepool": "gpu"}
     assert all(gpu_nodes.selects_gpu_nodes(k, "In", [v]) for k, v in node.items())
+
+
+def test_the_docs_table_is_the_model_keys() -> None:
+    """docs/models.md#model-keys lists the declared keys of a models.selfHosted[] entry (MODEL_KEYS), and every
+    declared key is a field of SelfHostedModel."""
+    expected = [f"| `models.selfHosted[].{k.name}` | {k.kind} | {k.default_doc} | {k.doc} |" for k in MODEL_KEYS]
+    text = (ROOT / "docs" / "models.md").read_text().split("### Model keys", 1)[1]
+    assert [line for line in text.splitlines() if line.startswith("| `models.")] == expected
+    assert {f.name for f in dataclasses.fields(SelfHostedModel)} == {k.attr for k in MODEL_KEYS}
+
+
+def test_an_undeclared_model_key_is_refused_with_the_nearest_declared_one() -> None:
+    message = config_error(**hosted_model(maxReplica=2), tenants=TENANTS)
+    assert message.startswith(
+        "agent-platform:models.selfHosted[0].maxReplica: unknown key; did you mean 'maxReplicas'?"
+    )

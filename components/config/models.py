@@ -8,10 +8,23 @@ replicas, and its per-token prices: LiteLLM records no spend for a model without
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from components.config.aws_facts import check_instance_family
-from components.config.reader import Reader, check, check_match, parse_semver, positive_quantity, unique
+from components.config.keys import (
+    Derived,
+    Key,
+    KeyReader,
+    integer,
+    matching,
+    quantity,
+    read_keys,
+    strings,
+    text,
+)
+from components.config.reader import Reader, check, check_match, parse_semver, unique
 
 # NVIDIA GPU families the EKS-optimized AL2023 NVIDIA AMI supports on x86_64 (EKS User Guide, ml-eks-optimized-ami:
 # p6-b300 ... g4dn), less the fractional-GPU g6f and gr6f: EC2 reports no whole GPU for them, so Karpenter never
@@ -39,24 +52,6 @@ _NAME = re.compile(r"^[a-z]([a-z0-9-]{0,38}[a-z0-9])?$")  # a DNS-1035 label: Se
 _S3 = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<prefix>[^\s]+?)/?$")
 _HF_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 _HF_REVISION = re.compile(r"^[0-9a-f]{40}$")
-MODEL_KEYS = (
-    "name",
-    "model",
-    "revision",
-    "instanceFamilies",
-    "gpus",
-    "minReplicas",
-    "maxReplicas",
-    "maxModelLen",
-    "maxNumSeqs",
-    "waitingRequestsTarget",
-    "inputCostPerToken",
-    "outputCostPerToken",
-    "tenants",
-    "cpu",
-    "memory",
-    "cacheGiB",
-)
 
 
 @dataclass(frozen=True)
@@ -86,15 +81,14 @@ class SelfHostedModel:
 
     @classmethod
     def from_reader(cls, r: Reader) -> SelfHostedModel:
-        r.reject_unknown(MODEL_KEYS)
-        name = r.matching("name", _NAME, "a DNS label of at most 40 characters (lowercase letters, digits, '-')")
-        model = r.str("model")
+        """The declared keys (MODEL_KEYS), then what ties them together."""
+        values = read_keys(r, MODEL_KEYS)
+        model, revision = values["model"], values["revision"]
         check(
             r.key("model"),
             bool(_S3.match(model) or _HF_ID.match(model)),
             f"{model!r} is neither s3://<bucket>/<prefix> nor a Hugging Face repository id like org/name",
         )
-        revision = r.str("revision") if "revision" in r.values else None
         if _S3.match(model):
             check(r.key("revision"), revision is None, "applies to Hugging Face repositories only, not to S3 weights")
         else:
@@ -104,48 +98,120 @@ class SelfHostedModel:
                 f"is required for {model}: pin the repository's commit (40 hex characters), as every version is",
             )
             check_match(r.key("revision"), revision or "", _HF_REVISION, "a 40-character commit hash")
-        families = r.strs("instanceFamilies", default=["g6"])
-        check(r.key("instanceFamilies"), len(families) > 0, "needs at least one GPU instance family")
-        unique(r.key("instanceFamilies"), families, "instance family")
-        for i, family in enumerate(families):
-            key = f"{r.key('instanceFamilies')}[{i}]"
-            check_instance_family(key, family)
-            check(
-                key,
-                family in NVIDIA_FAMILIES,
-                f"{family!r} is not an NVIDIA GPU family of the AL2023 NVIDIA AMI on x86_64: {', '.join(NVIDIA_FAMILIES)}",
-            )
-        gpus = r.int("gpus", default=1)
-        check(r.key("gpus"), gpus in GPUS_PER_REPLICA, f"{gpus} must be one of {', '.join(map(str, GPUS_PER_REPLICA))}")
-        low = r.int("minReplicas", default=1, lo=0, hi=50)
-        high = r.int("maxReplicas", default=max(low, 1), lo=1, hi=50)
-        check(r.key("maxReplicas"), high >= low, f"{high} is below minReplicas ({low})")
-        prices = {}
-        for key in ("inputCostPerToken", "outputCostPerToken"):
-            prices[key] = r.number(key, lo=0)
-            check(
-                r.key(key),
-                prices[key] > 0,
-                "must be more than 0: LiteLLM records no spend for a model without prices, so budgets would not apply",
-            )
-        return cls(
-            name=name,
-            model=model,
-            revision=revision,
-            instance_families=families,
-            gpus=gpus,
-            min_replicas=low,
-            max_replicas=high,
-            max_model_len=r.int("maxModelLen", lo=128, hi=10_000_000),
-            max_num_seqs=r.int("maxNumSeqs", default=64, lo=1, hi=4096),
-            waiting_requests_target=r.int("waitingRequestsTarget", default=4, lo=1, hi=10_000),
-            input_cost_per_token=prices["inputCostPerToken"],
-            output_cost_per_token=prices["outputCostPerToken"],
-            tenants=r.strs("tenants", default=[]),
-            cpu=positive_quantity(r.key("cpu"), r.values.get("cpu", "3"), "cpu"),
-            memory=positive_quantity(r.key("memory"), r.values.get("memory", "12Gi"), "memory"),
-            cache_gib=r.int("cacheGiB", default=50, lo=1, hi=16384),
+        check(
+            r.key("maxReplicas"),
+            values["max_replicas"] >= values["min_replicas"],
+            f"{values['max_replicas']} is below minReplicas ({values['min_replicas']})",
         )
+        return cls(**values)
+
+
+def _families(key: str, families: tuple[str, ...]) -> None:
+    check(key, len(families) > 0, "needs at least one GPU instance family")
+    unique(key, families, "instance family")
+    for i, family in enumerate(families):
+        check_instance_family(f"{key}[{i}]", family)
+        check(
+            f"{key}[{i}]",
+            family in NVIDIA_FAMILIES,
+            f"{family!r} is not an NVIDIA GPU family of the AL2023 NVIDIA AMI on x86_64: {', '.join(NVIDIA_FAMILIES)}",
+        )
+
+
+def _gpus(key: str, gpus: int) -> None:
+    check(key, gpus in GPUS_PER_REPLICA, f"{gpus} must be one of {', '.join(map(str, GPUS_PER_REPLICA))}")
+
+
+def _price(r: Reader, key: Key, _: Mapping[str, Any]) -> float:
+    price = r.number(key.name, lo=0)
+    check(
+        r.key(key.name),
+        price > 0,
+        "must be more than 0: LiteLLM records no spend for a model without prices, so budgets would not apply",
+    )
+    return price
+
+
+def _checked(read: KeyReader, checker: Callable[[str, Any], None]) -> KeyReader:
+    def checked(r: Reader, key: Key, context: Mapping[str, Any]) -> Any:
+        value = read(r, key, context)
+        checker(r.key(key.name), value)
+        return value
+
+    return checked
+
+
+def _optional_text(r: Reader, key: Key, _: Mapping[str, Any]) -> str | None:
+    return r.str(key.name) if key.name in r.values else None
+
+
+# One declaration per key of a models.selfHosted[] entry: the parser reads exactly these, and the docs table
+# (docs/models.md#model-keys) is checked against them (tests/test_models.py).
+MODEL_KEYS = (
+    Key(
+        "name",
+        "string",
+        "What tenants call (LiteLLM's model name, vLLM's served name); a DNS label of at most 40 characters.",
+        matching(_NAME, "a DNS label of at most 40 characters (lowercase letters, digits, '-')"),
+    ),
+    Key(
+        "model",
+        "string",
+        "The weights: `s3://<bucket>/<prefix>` (copied into the pod with the model's own role) or a Hugging Face "
+        "repository id `org/name`.",
+        text(),
+    ),
+    Key(
+        "revision",
+        "string",
+        "The Hugging Face commit (40 hex characters): required for a repository id, refused for S3 weights.",
+        _optional_text,
+        default=None,
+    ),
+    Key(
+        "instanceFamilies",
+        "list of strings",
+        "NVIDIA GPU families of the AL2023 NVIDIA AMI on x86_64 (g4dn, g5, g6, g6e, gr6, g7e, p3-p6).",
+        _checked(strings(), _families),
+        default=["g6"],
+    ),
+    Key(
+        "gpus",
+        "integer",
+        "GPUs per replica (vLLM's tensor parallelism): 1, 2, 4 or 8.",
+        _checked(integer(), _gpus),
+        default=1,
+    ),
+    Key("minReplicas", "integer", "0 scales the model to zero when idle (0-50).", integer(0, 50), default=1),
+    Key(
+        "maxReplicas",
+        "integer",
+        "KEDA's maximum (1-50, at least minReplicas).",
+        integer(1, 50),
+        default=Derived("`minReplicas`, at least 1", lambda values, _: max(values["min_replicas"], 1)),
+    ),
+    Key("maxModelLen", "integer", "Tokens per request, prompt and output (128 or more).", integer(128, 10_000_000)),
+    Key(
+        "maxNumSeqs",
+        "integer",
+        "Sequences one replica runs at once; past them requests wait in vLLM's queue (1-4096).",
+        integer(1, 4096),
+        default=64,
+    ),
+    Key(
+        "waitingRequestsTarget",
+        "integer",
+        "Waiting requests per replica KEDA aims for (its Prometheus trigger's threshold).",
+        integer(1, 10_000),
+        default=4,
+    ),
+    Key("inputCostPerToken", "number", "USD per prompt token LiteLLM charges (more than 0).", _price),
+    Key("outputCostPerToken", "number", "USD per generated token LiteLLM charges (more than 0).", _price),
+    Key("tenants", "list of strings", "Tenants granted the model (their LiteLLM team and key).", strings(), default=[]),
+    Key("cpu", "quantity", "CPU request of a replica.", quantity("cpu"), default="3"),
+    Key("memory", "quantity", "Memory of a replica, requests = limits.", quantity("memory"), default="12Gi"),
+    Key("cacheGiB", "integer", "The weights' emptyDir (GiB).", integer(1, 16384), default=50),
+)
 
 
 @dataclass(frozen=True)
