@@ -10,6 +10,7 @@ pass over the stack's workloads.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -17,6 +18,7 @@ from pulumi_policy import ReportViolation, StackValidationArgs, StackValidationP
 from pulumi_policy.proxy import UnknownValueError
 
 from .common import SANDBOX_LABEL, Unknowns, config_strings, schema
+from .fargate import bound_namespaces, check_fargate_workload, configured_namespaces, defers_to_fargate
 from .gpu_nodes import CONFIG_PROPERTIES as GPU_NODES_PROPERTIES
 from .gpu_nodes import check_gpu_nodes
 from .placement import Resolved
@@ -61,6 +63,7 @@ def _check_workload(
     stack: Stack,
     sandbox: Sequence[KubeObject],
     configured: Sequence[str],
+    fargate: set[str],
     config: Mapping[str, Any],
     report_violation: ReportViolation,
     unknowns: Unknowns,
@@ -68,14 +71,20 @@ def _check_workload(
     template = pod_template(workload)
     if template is None:
         return
-    try:
-        if template.has_sandbox_label():
-            return  # already checked by the sandbox checks' resource policies
-    except UnknownValueError:
-        pass  # cannot tell from the labels; the namespace decides
-    reason = _why_sandbox(workload, stack, sandbox, configured)
+    checked = False  # a sandbox the resource policies saw as one (label, or a configured namespace they can tell)
+    with contextlib.suppress(UnknownValueError):  # cannot tell from the labels: the namespace decides
+        checked = template.has_sandbox_label()
+    checked = checked or (workload.namespace_source in ("metadata", "provider") and workload.namespace in configured)
+    reason = "" if checked else _why_sandbox(workload, stack, sandbox, configured)
     if reason is None:
         return
+    # fargate-sandbox-pods: a pod that claims Fargate, or any sandbox pod in a namespace bound to a profile.
+    if defers_to_fargate(template, tuple(fargate)) or (
+        workload.namespace is not None and workload.namespace in fargate
+    ):
+        check_fargate_workload(template, fargate, reason, lambda message: report_violation(message, workload.urn))
+    if checked:
+        return  # the sandbox checks' resource policies judged the rest
 
     def report(message: str) -> None:
         report_violation(message + reason, workload.urn)
@@ -89,11 +98,9 @@ def check_sandbox_namespace_workloads(
 ) -> None:
     sandbox = sandbox_namespaces(stack, unknowns)
     configured = config_strings(config, "sandboxNamespaces", ())
-    workloads = list(stack.of_kinds(WORKLOAD_KINDS))
-    if not sandbox and not configured and not any(w.patch for w in workloads):
-        return
-    for workload in workloads:
-        unknowns.run(_check_workload, workload, stack, sandbox, configured, config, report_violation, unknowns)
+    fargate = bound_namespaces(stack, report_violation, unknowns) | set(configured_namespaces(config))
+    for workload in stack.of_kinds(WORKLOAD_KINDS):  # every one: a labelled sandbox may claim Fargate anywhere
+        unknowns.run(_check_workload, workload, stack, sandbox, configured, fargate, config, report_violation, unknowns)
 
 
 def sandbox_namespace_runtime_class_validator(args: StackValidationArgs, report_violation: ReportViolation) -> None:
@@ -113,7 +120,9 @@ sandbox_namespace_runtime_class = StackValidationPolicy(
         "agent-platform.io/sandbox=true, and server-side-apply patches of a sandbox workload declared "
         "in this stack, must run in a Kata Containers runtime class without host access; a toleration for a "
         "tenant's dedicated nodes is valid only in that tenant's Namespace (dedicated-tenant-tolerations); only "
-        "model servers and node DaemonSets may tolerate, request or select GPUs (gpu-nodes-model-servers-only)."
+        "model servers and node DaemonSets may tolerate, request or select GPUs (gpu-nodes-model-servers-only); a "
+        "pod without a runtime class only as a Fargate pod in a namespace bound to a Fargate profile "
+        "(fargate-sandbox-pods, fargate-profile-selectors)."
     ),
     validate=sandbox_namespace_runtime_class_validator,
     config_schema=schema(
