@@ -157,19 +157,25 @@ observability = Observability(
         litellm_namespace=gateway.namespace,
         kata_monitor=kata_runtime.release if cfg.kata.monitor else None,
         depends_on=[cluster.core_node_group],
+        tenants=cfg.tenants,
     ),
     opts=in_cluster,
 )
 
+# --- KEDA: agent schedules (cron scaler) and the self-hosted models' queue (Prometheus scaler); one install
+keda = (
+    Keda("keda", KedaArgs(cfg.images.keda_version, core_nodes), opts=in_cluster)
+    if cfg.models.enabled or any(a.schedule is not None for t in cfg.tenants for a in t.agents)
+    else None
+)
 # --- self-hosted models (models.selfHosted): NVIDIA's device plugin on the GPU pool, KEDA, the vLLM servers
 models = None
-if cfg.models.enabled:
+if cfg.models.enabled and keda is not None:
     device_plugin = NvidiaDevicePlugin(
         "nvidia",
         DevicePluginArgs(cfg.models.device_plugin_version, depends_on=core_nodes),
         opts=in_cluster,
     )
-    keda = Keda("keda", KedaArgs(cfg.models.keda_version, depends_on=core_nodes), opts=in_cluster)
     models = ModelServers(
         "models",
         ModelServersArgs(
@@ -207,6 +213,7 @@ sandbox_controller = (
     if cfg.any_warm_pool
     else None
 )
+# agent schedules (office hours): KEDA's cron scaler, installed only when an agent has a schedule
 # --- default-deny NetworkPolicies with explicit allows in every platform namespace, and allow-all in kube-system
 # (strict mode would deny EKS's add-ons otherwise). They wait for the namespaces only, not for the workloads.
 platform_namespaces: dict[str, pulumi.Resource | None] = {
@@ -222,8 +229,9 @@ if sandbox_controller is not None:
     platform_namespaces[namespaces.AGENT_SANDBOX_NAMESPACE] = sandbox_controller.manifest  # the manifest creates it
 if models is not None:
     platform_namespaces[namespaces.MODELS_NAMESPACE] = models.namespace
-    platform_namespaces[namespaces.KEDA_NAMESPACE] = keda.namespace
     platform_namespaces[namespaces.NVIDIA_NAMESPACE] = device_plugin.namespace
+if keda is not None:
+    platform_namespaces[namespaces.KEDA_NAMESPACE] = keda.namespace
 if cfg.cluster.cloudwatch_observability:
     platform_namespaces[namespaces.CLOUDWATCH_NAMESPACE] = cluster.addons["amazon-cloudwatch-observability"]
 PlatformNetworkPolicies(
@@ -278,6 +286,7 @@ tenants = [
             litellm_key=gateway.tenant_keys[tenant.name],
             secrets=tenant_secrets.apply(lambda s, t=tenant.name: (s or {}).get(t, {})),
             sandbox_controller=sandbox_controller,
+            scaler=keda.release if keda else None,
             # the tenant's pods start after its key is registered (a rotation rolls them onto the new key)
             depends_on=(
                 *kata_runtime.runtime_classes,

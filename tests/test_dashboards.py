@@ -19,6 +19,7 @@ import yaml
 
 from components.egress.squid import MTAIL_PROGRAM
 from components.observability import monitoring as obs
+from components.observability.tenant_cost import cost_records
 from tests.tokens import RELEASE
 from tools.program import ProgramResult
 from tools.render import SHARED
@@ -81,6 +82,8 @@ def exported_series() -> dict[str, set[str]]:
         "prometheus (every target)": set(EXPORTED["prometheus"]["names"]),
         "litellm": client_python_series(EXPORTED["litellm"]),
         "vllm": client_python_series(EXPORTED["vllm"]),
+        "opencost": set(EXPORTED["opencost"]["names"]),
+        "platform recording rules": {rule["record"] for rule in cost_records()},
     }
 
 
@@ -180,3 +183,5 @@ def test_pinned_metric_lists_are_of_the_installed_versions(dev: ProgramResult) -
     ):
         app_version = yaml.safe_load((chart / "charts" / subchart / "Chart.yaml").read_text())["appVersion"]
         assert app_version.lstrip("v") == EXPORTED[exporter]["version"].lstrip("v"), exporter
+    opencost = SHARED / "charts" / f"opencost-{dev.named(RELEASE, 'observability-opencost').inputs['version']}"
+    assert yaml.safe_load((opencost / "Chart.yaml").read_text())["appVersion"] == EXPORTED["opencost"]["version"]

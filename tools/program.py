@@ -55,6 +55,7 @@ class Registration:
     custom_timeouts: dict[str, str] = field(default_factory=dict)  # create/update/delete, when set
     aliases: list[dict[str, Any]] = field(default_factory=list)  # the request's alias specs (or URNs), wire form
     ignore_changes: list[str] = field(default_factory=list)  # properties whose diffs the engine ignores
+    retain_on_delete: bool = False  # Pulumi leaves the object in place when it deletes the resource
 
     @functools.cached_property
     def inputs(self) -> dict[str, Any]:
@@ -110,6 +111,7 @@ class RecordingMonitor(MockMonitor):
                     },
                     aliases=[json_format.MessageToDict(alias) for alias in request.aliases],
                     ignore_changes=list(request.ignoreChanges),
+                    retain_on_delete=request.retainOnDelete,
                 )
             )
         return response

@@ -1,50 +1,94 @@
-"""KEDA: scales the model servers on their queue (vLLM's waiting requests, read from Prometheus), to zero where a
-model allows it.
+"""Agent schedules: KEDA (chart 2.20.2, vendored) on core nodes, and a ScaledObject with a cron trigger per scheduled
+agent, which scales its Deployment to 1 inside the window and to 0 outside it.
 
-KEDA's metrics server registers the cluster's external-metrics API (``v1beta1.external.metrics.k8s.io``), of which
-there can be only one: the render checks fail when anything else the stack installs claims it
-(tools/render_checks/installs.py). The operator, metrics server and webhooks run on core nodes; their pods and ports
-are in components/contracts/capacity.py. Details: docs/models.md#scaling.
+Pulumi leaves a scheduled Deployment's ``spec.replicas`` to KEDA (the program does not set it), so neither ``pulumi
+up`` nor the nightly drift check fights the scaler. Details: docs/tenants.md#schedules.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.config import AgentSchedule
 from components.contracts.labels import CORE_NODE_SELECTOR
-from components.contracts.namespaces import KEDA_NAMESPACE
-from components.k8s.resources import Chart, chart_in_namespace
+from components.contracts.scaling import NAMESPACE
+from components.k8s.resources import child_options, platform_namespace
 
-NAMESPACE = KEDA_NAMESPACE
-CHART = Chart(
-    release=NAMESPACE, chart="keda", repo="https://kedacore.github.io/charts", pod_security={"enforce": "restricted"}
-)
+CHART = "keda"
+REPO = "https://kedacore.github.io/charts"
+API_VERSION = "keda.sh/v1alpha1"
 
 
 def keda_values() -> dict[str, Any]:
-    """Only what differs from the chart's defaults: every KEDA pod on core nodes."""
     return {"nodeSelector": dict(CORE_NODE_SELECTOR)}
 
 
 @dataclass(frozen=True)
 class KedaArgs:
     version: str
-    depends_on: Sequence[pulumi.Resource] = ()
+    depends_on: Sequence[pulumi.Resource] = ()  # the core node group
 
 
 class Keda(pulumi.ComponentResource):
+    """The KEDA operator, metrics API server and admission webhooks with their CRDs."""
+
     release: k8s.helm.v3.Release
     namespace: k8s.core.v1.Namespace
 
     def __init__(self, name: str, args: KedaArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("agent-platform:capacity:Keda", name, None, opts)
-        # The CRDs (ScaledObject...) are chart templates (crds.install, on by default): upgraded with the release.
-        self.namespace, self.release = chart_in_namespace(
-            self, name, CHART, args.version, keda_values(), args.depends_on
+        k8s_opts = child_options(self)
+        self.namespace = platform_namespace(
+            name, NAMESPACE, {"enforce": "restricted", "enforce-version": "latest"}, k8s_opts(*args.depends_on)
+        )
+        self.release = k8s.helm.v3.Release(
+            f"{name}-release",
+            name="keda",
+            namespace=NAMESPACE,
+            chart=CHART,
+            repository_opts={"repo": REPO},
+            version=args.version,
+            values=keda_values(),
+            timeout=600,
+            opts=k8s_opts(self.namespace),
         )
         self.register_outputs({"namespace": NAMESPACE})
+
+
+def scaled_object_spec(deployment: str, schedule: AgentSchedule) -> dict[str, Any]:
+    """One replica inside the window, none outside (KEDA cron scaler: ``timezone``, ``start``, ``end``,
+    ``desiredReplicas``; keda.sh/docs/scalers/cron)."""
+    return {
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment},
+        "minReplicaCount": 0,
+        "maxReplicaCount": 1,
+        "triggers": [
+            {
+                "type": "cron",
+                "metadata": {
+                    "timezone": schedule.timezone,
+                    "start": schedule.start,
+                    "end": schedule.end,
+                    "desiredReplicas": "1",
+                },
+            }
+        ],
+    }
+
+
+def scaled_object(
+    name: str, metadata: Mapping[str, Any], deployment: str, schedule: AgentSchedule, opts: pulumi.ResourceOptions
+) -> k8s.apiextensions.CustomResource:
+    return k8s.apiextensions.CustomResource(
+        name,
+        api_version=API_VERSION,
+        kind="ScaledObject",
+        metadata=dict(metadata),
+        spec=scaled_object_spec(deployment, schedule),
+        opts=opts,
+    )

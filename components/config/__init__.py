@@ -33,6 +33,7 @@ from components.config.tenants import (
     PLATFORM_AGENT_ENV,
     RESERVED_AGENT_ENV,
     AgentConfig,
+    AgentSchedule,
     EgressConfig,
     EgressRules,
     TenantConfig,
@@ -79,4 +80,5 @@ __all__ = [
     "project_schema",
     "quantity_value",
     "top_level_texts",
+    "AgentSchedule",
 ]

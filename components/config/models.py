@@ -219,7 +219,6 @@ class ModelsConfig:
     self_hosted: tuple[SelfHostedModel, ...]
     vllm_image: str  # "" when no model is self-hosted
     aws_cli_image: str  # copies S3 weights into the pod
-    keda_version: str
     device_plugin_version: str
     gpu_capacity_types: tuple[str, ...]
     gpu_disk_gib: int  # GPU nodes' root volume: images (vLLM's is several GB) and the weights' emptyDir
@@ -259,13 +258,11 @@ class ModelsConfig:
         for i, kind in enumerate(capacity):
             check(f"gpuCapacityTypes[{i}]", kind in ("on-demand", "spot"), f"{kind!r} is not on-demand or spot")
         check("gpuCapacityTypes", len(capacity) > 0, "needs on-demand, spot or both")
-        for key in ("kedaVersion", "nvidiaDevicePluginVersion"):
-            parse_semver(key, r.str(key))
+        parse_semver("nvidiaDevicePluginVersion", r.str("nvidiaDevicePluginVersion"))
         return cls(
             self_hosted=models,
             vllm_image=r.image("vllmImage") if image else "",
             aws_cli_image=r.image("awsCliImage"),
-            keda_version=r.str("kedaVersion").lstrip("v"),
             device_plugin_version=r.str("nvidiaDevicePluginVersion").lstrip("v"),
             gpu_capacity_types=capacity,
             gpu_disk_gib=r.int("gpuDiskGiB", lo=20, hi=16384),

@@ -16,10 +16,11 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.contracts import capacity, models, runtime
 from components.contracts import egress as eg
 from components.contracts import gateway as gw
+from components.contracts import models, runtime
 from components.contracts import observability as obs
+from components.contracts import scaling as keda
 from components.contracts.labels import SANDBOX_LABEL
 from components.contracts.namespaces import (
     AGENT_SANDBOX_NAMESPACE,
@@ -135,7 +136,7 @@ def monitoring_policies(vpc_cidr: str, keda_scaler: bool = False) -> list[dict[s
     ns = obs.NAMESPACE
     prometheus, grafana = pods(obs.PROMETHEUS_PODS), pods(obs.GRAFANA_PODS)
     # KEDA's operator queries Prometheus for the model servers' queue.
-    scaler = {"from": [pods(capacity.KEDA_OPERATOR_PODS, KEDA_NAMESPACE)], "ports": tcp(obs.PROMETHEUS_PORT)}
+    scaler = {"from": [pods(keda.OPERATOR_PODS, keda.NAMESPACE)], "ports": tcp(obs.PROMETHEUS_PORT)}
     return [
         default_deny(ns),
         allow_dns(ns),
@@ -194,6 +195,14 @@ def monitoring_policies(vpc_cidr: str, keda_scaler: bool = False) -> list[dict[s
             egress=[https_out()],
         ),
         policy(
+            "opencost",
+            ns,
+            obs.OPENCOST_PODS,
+            ingress=[{"from": [prometheus], "ports": tcp(obs.OPENCOST_PORT)}],
+            # its queries to Prometheus; the API server and AWS's public price list (pricing.us-east-1.amazonaws.com)
+            egress=[{"to": [prometheus], "ports": tcp(obs.PROMETHEUS_PORT)}, https_out()],
+        ),
+        policy(
             "prometheus-operator",
             ns,
             obs.OPERATOR_PODS,
@@ -210,6 +219,36 @@ def controller_policies(namespace: str) -> list[dict[str, Any]]:
         default_deny(namespace),
         allow_dns(namespace),
         policy("controllers", namespace, None, egress=[https_out(), pod_identity_out()]),
+    ]
+
+
+def keda_policies(vpc_cidr: str) -> list[dict[str, Any]]:
+    """KEDA: its metrics API server and admission webhook are called by the API server (its ENIs are in the VPC),
+    the metrics API server asks the operator over gRPC; all three talk to the API server."""
+    ns = keda.NAMESPACE
+    return [
+        *controller_policies(ns),
+        policy(
+            "keda-metrics-api",
+            ns,
+            keda.METRICS_API_PODS,
+            ingress=[{"from": [cidr(vpc_cidr)], "ports": tcp(keda.METRICS_API_PORT)}],
+            egress=[{"to": [pods(keda.OPERATOR_PODS)], "ports": tcp(keda.OPERATOR_GRPC_PORT)}],
+        ),
+        policy(
+            "keda-operator",
+            ns,
+            keda.OPERATOR_PODS,
+            ingress=[{"from": [pods(keda.METRICS_API_PODS)], "ports": tcp(keda.OPERATOR_GRPC_PORT)}],
+            # the Prometheus scaler: the model servers' queue (components/models/vllm.py)
+            egress=[{"to": [pods(obs.PROMETHEUS_PODS, obs.NAMESPACE)], "ports": tcp(obs.PROMETHEUS_PORT)}],
+        ),
+        policy(
+            "keda-webhooks",
+            ns,
+            keda.WEBHOOK_PODS,
+            ingress=[{"from": [cidr(vpc_cidr)], "ports": tcp(keda.WEBHOOK_PORT)}],
+        ),
     ]
 
 
@@ -260,39 +299,6 @@ def model_server_policies(vpc_cidr: str) -> list[dict[str, Any]]:
     ]
 
 
-def keda_policies(vpc_cidr: str) -> list[dict[str, Any]]:
-    """KEDA: the operator reads Prometheus and the API server; the API server (its ENIs are in the VPC) calls the
-    metrics server for external metrics and the webhooks; the metrics server asks the operator over gRPC."""
-    ns = KEDA_NAMESPACE
-    operator, metrics_server = pods(capacity.KEDA_OPERATOR_PODS), pods(capacity.KEDA_METRICS_SERVER_PODS)
-    prometheus = {"to": [pods(obs.PROMETHEUS_PODS, obs.NAMESPACE)], "ports": tcp(obs.PROMETHEUS_PORT)}
-    return [
-        default_deny(ns),
-        allow_dns(ns),
-        policy(
-            "keda-operator",
-            ns,
-            capacity.KEDA_OPERATOR_PODS,
-            ingress=[{"from": [metrics_server], "ports": tcp(capacity.KEDA_OPERATOR_GRPC_PORT)}],
-            egress=[https_out(), prometheus],
-        ),
-        policy(
-            "keda-metrics-server",
-            ns,
-            capacity.KEDA_METRICS_SERVER_PODS,
-            ingress=[{"from": [cidr(vpc_cidr)], "ports": tcp(capacity.KEDA_METRICS_SERVER_PORT)}],
-            egress=[https_out(), {"to": [operator], "ports": tcp(capacity.KEDA_OPERATOR_GRPC_PORT)}],
-        ),
-        policy(
-            "keda-webhooks",
-            ns,
-            capacity.KEDA_WEBHOOK_PODS,
-            ingress=[{"from": [cidr(vpc_cidr)], "ports": tcp(capacity.KEDA_WEBHOOK_PORT)}],
-            egress=[https_out()],
-        ),
-    ]
-
-
 def allow_all(namespace: str) -> list[dict[str, Any]]:
     """A namespace of EKS add-ons (kube-system, amazon-cloudwatch), not policed here: strict mode would deny their
     pods without a policy selecting them."""
@@ -317,9 +323,9 @@ def platform_policies(
         KARPENTER_NAMESPACE: lambda: controller_policies(KARPENTER_NAMESPACE),
         runtime.NAMESPACE: lambda: kata_policies(kata_monitor),
         AGENT_SANDBOX_NAMESPACE: lambda: controller_policies(AGENT_SANDBOX_NAMESPACE),
+        keda.NAMESPACE: lambda: keda_policies(vpc_cidr),
         eg.NAMESPACE: lambda: egress_proxy_policies(vpc_cidr, service_cidr),
         models.NAMESPACE: lambda: model_server_policies(vpc_cidr),
-        KEDA_NAMESPACE: lambda: keda_policies(vpc_cidr),
         # NVIDIA's device plugin talks to the kubelet over a socket on the host: no network but DNS.
         NVIDIA_NAMESPACE: lambda: [default_deny(NVIDIA_NAMESPACE), allow_dns(NVIDIA_NAMESPACE)],
         KUBE_SYSTEM: lambda: allow_all(KUBE_SYSTEM),
