@@ -54,7 +54,8 @@ async def shard() -> None:
         "cluster-k8s", kubeconfig=platform.require_output("kubeconfig"), enable_server_side_apply=True
     )
     in_cluster = pulumi.ResourceOptions(providers=[provider])
-    keys = TenantKeys(stack, cfg.tenants, cfg.gateway.curl_image, opts=in_cluster)
+    models = {t.name: cfg.tenant_models(t) for t in cfg.tenants}
+    keys = TenantKeys(stack, cfg.tenants, cfg.gateway.curl_image, models, opts=in_cluster)
     proxy = (
         TenantProxyUsers(stack, cfg.tenants, contract["egressProxyHost"], opts=in_cluster)
         if cfg.egress.allowlist

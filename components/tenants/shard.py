@@ -149,6 +149,7 @@ class TenantKeys(pulumi.ComponentResource):
         name: str,
         tenants: Sequence[TenantConfig],
         curl_image: str,
+        models: Mapping[str, Sequence[str]],  # tenant -> the models its team and key may call
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("agent-platform:agents:TenantKeys", name, None, opts)
@@ -172,13 +173,14 @@ class TenantKeys(pulumi.ComponentResource):
             self.jobs[tenant.name] = run_to_completion_job(
                 f"{name}-job-{tenant.name}",
                 {
-                    "name": key_job_name(tenant, curl_image),
+                    "name": key_job_name(tenant, curl_image, models[tenant.name]),
                     "namespace": NAMESPACE,
                     "labels": {**KEY_JOB_SELECTOR, "agent-platform.io/tenant": tenant.name},
                 },
                 key_job_pod_spec(
                     tenant,
                     curl_image,
+                    models=models[tenant.name],
                     service_account="",  # the namespace's default account; the pod mounts no token
                     litellm_url=CLUSTER_URL,
                     master_key_secret=(MASTER_KEY_SECRET, MASTER_KEY_KEY),
