@@ -7,7 +7,7 @@ objects around them. Details: docs/cluster.md#tenants.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -124,9 +124,7 @@ class Tenant(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
         )
         child = pulumi.ResourceOptions(parent=namespace)
-
-        def meta(object_name: str, **labels: str) -> dict[str, Any]:
-            return {"name": object_name, "namespace": ns_name, "labels": {**base_labels, **labels}}
+        meta = Meta(ns_name, base_labels)
 
         _namespace_limits(name, cfg, meta, child)
         k8s.networking.v1.NetworkPolicy(
@@ -166,7 +164,8 @@ class Tenant(pulumi.ComponentResource):
         )
 
         secrets = pulumi.Output.secret(args.secrets if args.secrets is not None else {})
-        agents = AgentBuilder(self, name, args, namespace, meta, proxy_secret, secrets)
+        # The agents' token passwords stay children of the tenant (their URNs).
+        agents = AgentBuilder(name, args, namespace, meta, proxy_secret, secrets, pulumi.ResourceOptions(parent=self))
         for agent in cfg.agents:
             agents.add(agent)
 
@@ -174,7 +173,15 @@ class Tenant(pulumi.ComponentResource):
         self.register_outputs({"namespace": ns_name})
 
 
-Meta = Callable[..., dict[str, Any]]  # object name, **labels -> metadata in the tenant namespace
+@dataclass(frozen=True)
+class Meta:
+    """Metadata of the tenant's objects: their namespace and the tenant's labels."""
+
+    namespace: str
+    labels: Mapping[str, str]
+
+    def __call__(self, object_name: str, **labels: str) -> dict[str, Any]:
+        return {"name": object_name, "namespace": self.namespace, "labels": {**self.labels, **labels}}
 
 
 def _namespace_limits(name: str, cfg: TenantConfig, meta: Meta, opts: pulumi.ResourceOptions) -> None:
@@ -229,15 +236,15 @@ class AgentBuilder:
 
     def __init__(
         self,
-        tenant: pulumi.Resource,
         name: str,
         args: TenantArgs,
         namespace: k8s.core.v1.Namespace,
         meta: Meta,
         proxy_secret: str | None,
         secrets: pulumi.Output[Any],
+        token_opts: pulumi.ResourceOptions,
     ) -> None:
-        self.name, self.args, self.namespace, self.meta, self.tenant = name, args, namespace, meta, tenant
+        self.name, self.args, self.namespace, self.meta, self.token_opts = name, args, namespace, meta, token_opts
         self.proxy_secret, self.secrets = proxy_secret, secrets
         self.key_hash = pulumi.Output.unsecret(pulumi.Output.from_input(args.litellm_key).apply(litellm_key_hash))
 
@@ -246,9 +253,7 @@ class AgentBuilder:
         kind = AGENT_TYPES[agent.type]
         labels = {"app.kubernetes.io/name": agent.type, "agent-platform.io/agent": agent.name}
         child = pulumi.ResourceOptions(parent=self.namespace)
-        token = random.RandomPassword(
-            f"{name}-token", length=48, special=False, opts=pulumi.ResourceOptions(parent=self.tenant)
-        )
+        token = random.RandomPassword(f"{name}-token", length=48, special=False, opts=self.token_opts)
         # Every value is a secret on its own (keys stay readable in previews and manifests).
         string_data = {
             LITELLM_KEY_ENV: pulumi.Output.secret(args.litellm_key),
