@@ -204,7 +204,7 @@ def test_tenant_keys_are_secret_sk_values() -> None:
             key.apply(lambda value, t=tenant: seen.__setitem__(t, value))
 
     result = run_program("dev", program=program)
-    assert set(seen) == {"acme", "globex"}
+    assert set(seen) == {"acme", "globex", "initech"}  # a Fargate tenant gets its own key and budget too
     assert all(value.startswith("sk-") and len(value) > 30 for value in seen.values())
     assert {"test-key-acme", "test-key-globex"} <= result.secret_outputs
     assert result.outputs["test-key-acme"] == MASK
@@ -231,10 +231,18 @@ def test_gateway_children_use_the_cluster_provider(each_stack: ProgramResult) ->
         assert registration.parent.endswith("Gateway::gateway") or "PodIdentity" in registration.parent
 
 
-def test_gateway_is_declared_before_the_tenants(dev: ProgramResult) -> None:
-    names = [r.name for r in dev.registrations]
-    tenant_types = [i for i, r in enumerate(dev.registrations) if r.type.startswith("agent-platform:agents")]
-    assert names.index("gateway") < min(tenant_types, default=len(names))
+def test_each_tenant_waits_for_its_own_key_at_the_gateway(dev: ProgramResult) -> None:
+    """The engine orders by dependencies, not by declaration: a tenant's namespace (and so everything in it) waits
+    for the Job that registers that tenant's team and key, and for no other tenant's."""
+    by_urn = {r.urn: r for r in dev.registrations}
+    tenants = [r for r in dev.registrations if r.type.endswith(":Tenant")]
+    assert tenants
+    for tenant in tenants:
+        (namespace,) = [
+            r for r in dev.registrations if r.parent == tenant.urn and r.type == "kubernetes:core/v1:Namespace"
+        ]
+        jobs = {by_urn[u].name for u in namespace.dependencies if by_urn[u].type == "kubernetes:batch/v1:Job"}
+        assert jobs == {f"gateway-key-job-{tenant.name}"}, tenant.name
 
 
 @pytest.mark.skipif(not (SHARED / "charts").is_dir(), reason=f"vendored charts not present at {SHARED}")

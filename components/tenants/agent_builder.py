@@ -68,9 +68,11 @@ class AgentBuilder:
         secrets: pulumi.Output[Any],
         egress_rules: list[dict[str, Any]],  # the tenant's sandbox egress (its NetworkPolicy's), for warm pools
         token_opts: pulumi.ResourceOptions,  # where the agents' token passwords live (the Tenant: their URNs)
+        ready: Sequence[pulumi.Resource] = (),  # what the pods wait for (a security group applies only to later pods)
     ) -> None:
         self.name, self.args, self.namespace, self.meta, self.token_opts = name, args, namespace, meta, token_opts
         self.proxy_secret, self.secrets, self.egress_rules = proxy_secret, secrets, egress_rules
+        self.ready = list(ready)
         self.key_hash = pulumi.Output.unsecret(pulumi.Output.from_input(args.litellm_key).apply(litellm_key_hash))
 
     def add(self, agent: AgentConfig, kind: AgentType) -> None:
@@ -131,7 +133,7 @@ class AgentBuilder:
                 "selector": {"matchLabels": selector_labels(args.config.name, agent.name, "deployment")},
                 "template": template,
             },
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self.namespace, depends_on=self.ready or None),
         )
         if kind.callers:
             admit_callers(name, agent_service(args.config, agent, kind), {**labels}, args.network.cidr, child)

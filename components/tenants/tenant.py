@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components.config import ImagesConfig, KataConfig, NetworkConfig, PlatformConfig, TenantConfig
-from components.contracts.labels import SANDBOX_LABEL
+from components.contracts.labels import FARGATE_POD_LABELS, ISOLATION_LABEL, SANDBOX_LABEL
 from components.tenants.agent_builder import AgentBuilder, Meta
 from components.tenants.agent_pod import (
     SERVICE_ACCOUNT,
@@ -58,6 +59,8 @@ class TenantArgs:
     depends_on: tuple[pulumi.Resource, ...] = ()  # e.g. the RuntimeClasses
     egress: SandboxEgress = OPEN_EGRESS  # allowlist mode needs proxy_url
     proxy_url: pulumi.Input[str] | None = None  # http://<tenant>:<password>@<proxy NLB>:3128 (secret)
+    # Fargate tenants: the pods' security group (components/tenants/fargate.py), bound by a SecurityGroupPolicy.
+    fargate_security_group_id: pulumi.Input[str] | None = None
 
     @classmethod
     def for_tenant(
@@ -71,6 +74,7 @@ class TenantArgs:
         sandbox_controller: pulumi.Resource | None = None,
         depends_on: tuple[pulumi.Resource, ...] = (),
         proxy_url: pulumi.Input[str] | None = None,
+        fargate_security_group_id: pulumi.Input[str] | None = None,
     ) -> TenantArgs:
         """Args for one of the platform's tenants; its models default to every gateway model, its egress
         follows the stack's egressMode and its own cidrs."""
@@ -88,7 +92,17 @@ class TenantArgs:
             depends_on=depends_on,
             egress=SandboxEgress(allowlist=platform.egress.allowlist, cidrs=tenant.egress_cidrs),
             proxy_url=proxy_url,
+            fargate_security_group_id=fargate_security_group_id,
         )
+
+
+SECURITY_GROUP_POLICY = "sandbox-pods"  # per Fargate tenant: its pods' security group (vpcresources.k8s.aws)
+
+
+def security_group_policy_spec(group_id: str) -> dict[str, Any]:
+    """Every Fargate pod of the namespace (the tier label, as the profile selects) gets exactly this group: the VPC
+    resource controller's SecurityGroupPolicy (CRD v1beta1; EKS user guide sg-pods-example-deployment.html)."""
+    return {"podSelector": {"matchLabels": dict(FARGATE_POD_LABELS)}, "securityGroups": {"groupIds": [group_id]}}
 
 
 class Tenant(pulumi.ComponentResource):
@@ -101,11 +115,16 @@ class Tenant(pulumi.ComponentResource):
             raise ValueError(f"tenant {cfg.name}: no LiteLLM model to configure the agents with")
         if args.egress.allowlist and args.proxy_url is None:
             raise ValueError(f"tenant {cfg.name}: egressMode allowlist needs the egress proxy URL (proxy_url)")
+        if cfg.fargate != (args.fargate_security_group_id is not None):
+            raise ValueError(f"tenant {cfg.name}: a Fargate tenant, and only one, needs its pods' security group")
         ns_name = cfg.namespace
         base_labels = {"app.kubernetes.io/part-of": "agent-platform", "agent-platform.io/tenant": cfg.name}
         namespace = k8s.core.v1.Namespace(
             f"{name}-ns",
-            metadata={"name": ns_name, "labels": {**base_labels, SANDBOX_LABEL: "true", **PSA_LABELS}},
+            metadata={
+                "name": ns_name,
+                "labels": {**base_labels, SANDBOX_LABEL: "true", ISOLATION_LABEL: cfg.isolation, **PSA_LABELS},
+            },
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
         )
         child = pulumi.ResourceOptions(parent=namespace)
@@ -113,6 +132,21 @@ class Tenant(pulumi.ComponentResource):
 
         _namespace_limits(name, cfg, meta, child)
         egress_rules = sandbox_egress_rules(args.network, args.egress)
+        ready: list[pulumi.Resource] = []
+        if args.fargate_security_group_id is not None:
+            # A pod gets the profile's placement and the policy's group only if both exist when it is created.
+            ready.extend(args.depends_on)
+            ready.append(
+                k8s.apiextensions.CustomResource(
+                    f"{name}-pod-sg",
+                    api_version="vpcresources.k8s.aws/v1beta1",
+                    kind="SecurityGroupPolicy",
+                    metadata=meta(SECURITY_GROUP_POLICY),
+                    spec=pulumi.Output.from_input(args.fargate_security_group_id).apply(security_group_policy_spec),
+                    opts=child,
+                )
+            )
+        # Not enforced on Fargate (the security group is), kept so every tenant namespace says the same.
         k8s.networking.v1.NetworkPolicy(
             f"{name}-netpol",
             metadata=meta("sandbox-isolation"),
@@ -151,7 +185,7 @@ class Tenant(pulumi.ComponentResource):
 
         secrets = pulumi.Output.secret(args.secrets if args.secrets is not None else {})
         agents = AgentBuilder(
-            name, args, namespace, meta, proxy_secret, secrets, egress_rules, pulumi.ResourceOptions(parent=self)
+            name, args, namespace, meta, proxy_secret, secrets, egress_rules, pulumi.ResourceOptions(parent=self), ready
         )
         for agent in cfg.agents:
             agents.add(agent, AGENT_TYPES[agent.type])

@@ -60,6 +60,12 @@ RULES: tuple[Rule, ...] = (
         sandbox_egress_allowlist,
         deploy_time_only="the tenant NetworkPolicies and SandboxTemplates are the platform's own objects",
     ),
+    Rule("fargate-sandbox-pods", sandbox_namespace_runtime_class, (SANDBOX_ADMISSION,)),
+    Rule(
+        "fargate-profile-selectors",
+        sandbox_namespace_runtime_class,
+        deploy_time_only="Fargate profiles are AWS resources; admission holds its Fargate namespaces as a list",
+    ),
     Rule("dedicated-tenant-tolerations", sandbox_namespace_runtime_class, (DEDICATED_NODES_ADMISSION,)),
 )
 
