@@ -173,9 +173,9 @@ class Servers:
         self.proc.wait(timeout=10)
 
 
-def key_job_containers() -> dict[str, dict[str, Any]]:
-    """tenant -> the container of the dev stack's rendered key Job."""
-    jobs = program_result("dev").of_type("kubernetes:batch/v1:Job")
+def key_job_containers(overrides: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """tenant -> the container of the dev stack's rendered key Job (with config ``overrides``)."""
+    jobs = program_result("dev", overrides).of_type("kubernetes:batch/v1:Job")
     prefix = "gateway-key-job-"
     return {
         job.name.removeprefix(prefix): job.inputs["spec"]["template"]["spec"]["containers"][0]

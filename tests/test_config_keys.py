@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 
-from components.config import AgentConfig, EgressRules, TenantConfig, TenantLitellmConfig, TenantQuota
+from components.config import (
+    AgentConfig,
+    AgentSchedule,
+    EgressRules,
+    TenantConfig,
+    TenantLitellmConfig,
+    TenantQuota,
+)
 from components.config.tenants import TENANT_KEY_SETS
 from tests.configs import config_error, parse_config
 from tools.program import ROOT
@@ -13,10 +20,13 @@ from tools.program import ROOT
 OBJECTS = {
     "tenants[]": TenantConfig,
     "tenants[].agents[]": AgentConfig,
+    "tenants[].agents[].schedule": AgentSchedule,
     "tenants[].quota": TenantQuota,
     "tenants[].litellm": TenantLitellmConfig,
     "tenants[].egress": EgressRules,
 }
+
+SCHEDULE = {"start": "0 8 * * 1-5", "end": "0 19 * * 1-5"}
 
 
 def expected_rows() -> list[str]:
@@ -41,18 +51,24 @@ def test_every_declared_key_is_a_field_and_every_field_a_key() -> None:
 
 def test_an_undeclared_key_is_refused_with_the_nearest_declared_one() -> None:
     for where, keys in TENANT_KEY_SETS:
-        tenant: dict = {"name": "t", "agents": [{"name": "a", "type": "hermes"}]}
-        section = {"tenants[]": tenant, "tenants[].agents[]": tenant["agents"][0]}
+        tenant: dict = {"name": "t", "agents": [{"name": "a", "type": "hermes", "schedule": dict(SCHEDULE)}]}
+        section = {
+            "tenants[]": tenant,
+            "tenants[].agents[]": tenant["agents"][0],
+            "tenants[].agents[].schedule": tenant["agents"][0]["schedule"],
+        }
         place = section.get(where) or tenant.setdefault(where.split(".")[1], {})
         place[f"{keys[-1].name}x"] = 1
         assert f"unknown key; did you mean {keys[-1].name!r}?" in config_error(tenants=[tenant]), where
 
 
 def test_defaults_are_the_declared_ones() -> None:
-    (tenant,) = parse_config(tenants=[{"name": "t", "agents": [{"name": "a", "type": "hermes"}]}]).tenants
+    agents = [{"name": "a", "type": "hermes"}, {"name": "b", "type": "hermes", "schedule": SCHEDULE}]
+    (tenant,) = parse_config(tenants=[{"name": "t", "agents": agents}]).tenants
     parsed = {
         "tenants[]": tenant,
         "tenants[].agents[]": tenant.agents[0],
+        "tenants[].agents[].schedule": tenant.agents[1].schedule,
         "tenants[].quota": tenant.quota,
         "tenants[].litellm": tenant.litellm,
         "tenants[].egress": tenant.egress,

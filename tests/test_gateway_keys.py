@@ -291,6 +291,7 @@ def test_key_job_puts_the_tenant_limits_on_its_team_and_the_key_under_it(dev: Pr
         "rpm_limit": 60,
         "tpm_limit": 100000,
         "metadata": {"tenant": "acme", "managed-by": "pulumi"},
+        "blocked": False,  # true once decommissioned (tests/test_lifecycle.py)
     }
     spec = json.loads(env["KEY_SPEC"])
     assert spec == {
@@ -303,6 +304,7 @@ def test_key_job_puts_the_tenant_limits_on_its_team_and_the_key_under_it(dev: Pr
         "budget_duration": None,
         "rpm_limit": None,
         "tpm_limit": None,
+        "blocked": False,
     }  # no key-level budget: spend and limits belong to the team, so a rotated key keeps them
     assert "key" not in spec
     assert env["TEAM_ID"] == "tenant-acme"

@@ -12,21 +12,23 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from components.capacity.keda import scaled_object
 from components.config import AgentConfig
 from components.contracts.cluster import STORAGE_CLASS
-from components.contracts.labels import SANDBOX_LABEL
-from components.k8s.podspec import selector_labels
+from components.contracts.labels import SANDBOX_LABEL, selector_labels
 from components.runtime.agent_sandbox import sandbox_template, warm_pool
 from components.tenants.agent_pod import (
     agent_image,
     agent_pod_template,
+    proxy_secret_data,
 )
 from components.tenants.agent_service import admit_callers, agent_service
-from components.tenants.agent_types.base import LITELLM_KEY_ENV, AgentFiles, AgentType
+from components.tenants.agent_types.base import LITELLM_KEY_ENV, PROXY_ENV, AgentFiles, AgentType
 
 if TYPE_CHECKING:
     from components.tenants.tenant import TenantArgs
 
+PROXY_SECRET = "egress-proxy"  # per tenant: the proxy URL with the tenant's credentials, and NO_PROXY
 LITELLM_KEY_HASH_ANNOTATION = "agent-platform.io/litellm-key-sha256"
 
 
@@ -64,14 +66,14 @@ class AgentBuilder:
         args: TenantArgs,
         namespace: k8s.core.v1.Namespace,
         meta: Meta,
-        proxy_secret: str | None,
         secrets: pulumi.Output[Any],
         egress_rules: list[dict[str, Any]],  # the tenant's sandbox egress (its NetworkPolicy's), for warm pools
         token_opts: pulumi.ResourceOptions,  # where the agents' token passwords live (the Tenant: their URNs)
         ready: Sequence[pulumi.Resource] = (),  # what the pods wait for (a security group applies only to later pods)
     ) -> None:
         self.name, self.args, self.namespace, self.meta, self.token_opts = name, args, namespace, meta, token_opts
-        self.proxy_secret, self.secrets, self.egress_rules = proxy_secret, secrets, egress_rules
+        self.secrets, self.egress_rules = secrets, egress_rules
+        self.proxy_secret = self._proxy_secret()
         self.ready = list(ready)
         self.key_hash = pulumi.Output.unsecret(pulumi.Output.from_input(args.litellm_key).apply(litellm_key_hash))
 
@@ -113,7 +115,7 @@ class AgentBuilder:
                 f"{name}-data",
                 metadata=meta(f"{agent.name}-data", **labels),
                 spec=data_claim_spec(agent.storage_gib),
-                opts=child,
+                opts=pulumi.ResourceOptions(parent=self.namespace, retain_on_delete=args.protect),
             )
         template = self._template(agent, "deployment", (LITELLM_KEY_ENV, kind.token_env, *agent.secret_env))
         # A PVC is ReadWriteOnce: replace the pod (Recreate). Without one, never run two copies either:
@@ -123,22 +125,61 @@ class AgentBuilder:
             if agent.storage_gib > 0
             else {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}
         )
-        k8s.apps.v1.Deployment(
+        scheduled = agent.schedule is not None and args.config.runs(agent)
+        spec: dict[str, Any] = {
+            "revisionHistoryLimit": 3,
+            "strategy": strategy,
+            "selector": {"matchLabels": selector_labels(args.config.name, agent.name, "deployment")},
+            "template": template,
+        }
+        if not scheduled:  # a schedule leaves replicas to KEDA: Pulumi does not set them, so it never fights it
+            # suspended (or its tenant suspended / decommissioned): no pod; the volume and Secrets stay
+            spec["replicas"] = 1 if args.config.runs(agent) else 0
+        deployment = k8s.apps.v1.Deployment(
             name,
             metadata=meta(agent.name, **labels, **{SANDBOX_LABEL: "true"}),
-            spec={
-                "replicas": 1,
-                "revisionHistoryLimit": 3,
-                "strategy": strategy,
-                "selector": {"matchLabels": selector_labels(args.config.name, agent.name, "deployment")},
-                "template": template,
-            },
+            spec=spec,
             opts=pulumi.ResourceOptions(parent=self.namespace, depends_on=self.ready or None),
         )
+        if scheduled and agent.schedule is not None:
+            if args.scaler is None:
+                raise ValueError(
+                    f"tenant {args.config.name}: agent {agent.name} has a schedule but KEDA is not installed"
+                )
+            scaled_object(
+                f"{name}-schedule",
+                meta(agent.name, **labels),
+                agent.name,
+                agent.schedule,
+                pulumi.ResourceOptions(parent=self.namespace, depends_on=[args.scaler, deployment]),
+            )
         if kind.callers:
             admit_callers(name, agent_service(args.config, agent, kind), {**labels}, args.network.cidr, child)
         if agent.warm_pool > 0:
             self._warm_pool(agent, labels, kind)
+
+    def _proxy_secret(self) -> str | None:
+        """The tenant's egress proxy settings every agent's pods read (allowlist mode): the proxy URL with the
+        tenant's credentials, and NO_PROXY. Its name, or None without a proxy."""
+        args = self.args
+        if not args.egress.allowlist or args.proxy_url is None:
+            return None
+        k8s.core.v1.Secret(
+            f"{self.name}-egress-proxy",
+            metadata=self.meta(PROXY_SECRET),
+            type="Opaque",
+            # Every value a secret on its own (keys stay readable in previews and manifests).
+            string_data={
+                key: pulumi.Output.secret(
+                    pulumi.Output.all(args.proxy_url, args.litellm_url).apply(
+                        lambda v, key=key: proxy_secret_data(v[0], [v[1]])[key]
+                    )
+                )
+                for key in PROXY_ENV
+            },
+            opts=pulumi.ResourceOptions(parent=self.namespace, additional_secret_outputs=["data", "stringData"]),
+        )
+        return PROXY_SECRET
 
     def _template(self, agent: AgentConfig, workload: str, secret_names: Sequence[str]) -> dict[str, Any]:
         storage = {"deployment": "pvc", "warm-pool": "claimTemplate"}[workload]
@@ -183,6 +224,6 @@ class AgentBuilder:
             f"{name}-pool",
             metadata=self.meta(agent.name, **labels),
             template_name=agent.name,
-            replicas=agent.warm_pool,
+            replicas=agent.warm_pool if args.config.runs(agent) else 0,
             opts=pulumi.ResourceOptions(parent=self.namespace, depends_on=[args.sandbox_controller, template_cr]),
         )

@@ -18,13 +18,11 @@ from components.contracts.labels import FARGATE_POD_LABELS, ISOLATION_LABEL, SAN
 from components.tenants.agent_builder import AgentBuilder, Meta
 from components.tenants.agent_pod import (
     SERVICE_ACCOUNT,
-    proxy_secret_data,
 )
 from components.tenants.agent_types import AGENT_TYPES
-from components.tenants.agent_types.base import PROXY_ENV
+from components.tenants.lifecycle import renamed
 from components.tenants.sandbox_network import OPEN_EGRESS, SandboxEgress, sandbox_egress_rules
 
-PROXY_SECRET = "egress-proxy"  # per tenant: the proxy URL with the tenant's credentials, and NO_PROXY
 PSA_LABELS = {
     # Enforce restricted: the sandbox pod template meets it (non-root, no escalation, every capability
     # dropped, seccomp RuntimeDefault, only emptyDir/configMap/PVC volumes; tests/test_admission.py checks
@@ -56,9 +54,11 @@ class TenantArgs:
     secrets: pulumi.Input[Mapping[str, Mapping[str, str]]] | None = None
     # The agent-sandbox install (CRDs + controller), required when an agent has a warm pool.
     sandbox_controller: pulumi.Resource | None = None
+    scaler: pulumi.Resource | None = None  # the KEDA install, required when an agent has a schedule
     depends_on: tuple[pulumi.Resource, ...] = ()  # e.g. the RuntimeClasses
     egress: SandboxEgress = OPEN_EGRESS  # allowlist mode needs proxy_url
     proxy_url: pulumi.Input[str] | None = None  # http://<tenant>:<password>@<proxy NLB>:3128 (secret)
+    protect: bool = False  # the stack protects data: Pulumi leaves the namespace and volumes when it deletes them
     # Fargate tenants: the pods' security group (components/tenants/fargate.py), bound by a SecurityGroupPolicy.
     fargate_security_group_id: pulumi.Input[str] | None = None
 
@@ -74,6 +74,7 @@ class TenantArgs:
         sandbox_controller: pulumi.Resource | None = None,
         depends_on: tuple[pulumi.Resource, ...] = (),
         proxy_url: pulumi.Input[str] | None = None,
+        scaler: pulumi.Resource | None = None,
         fargate_security_group_id: pulumi.Input[str] | None = None,
     ) -> TenantArgs:
         """Args for one of the platform's tenants; its models default to every gateway model, its egress
@@ -89,9 +90,11 @@ class TenantArgs:
             model_limits={m.name: (m.context_window, m.max_output_tokens) for m in platform.gateway.models},
             secrets=secrets,
             sandbox_controller=sandbox_controller,
+            scaler=scaler,
             depends_on=depends_on,
             egress=SandboxEgress(allowlist=platform.egress.allowlist, cidrs=tenant.egress_cidrs),
             proxy_url=proxy_url,
+            protect=platform.protect,
             fargate_security_group_id=fargate_security_group_id,
         )
 
@@ -109,8 +112,10 @@ class Tenant(pulumi.ComponentResource):
     namespace: str
 
     def __init__(self, name: str, args: TenantArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("agent-platform:agents:Tenant", name, None, opts)
         cfg = args.config
+        # a renamed tenant's resources keep their state (``name`` is the tenant's name)
+        opts = pulumi.ResourceOptions.merge(opts, renamed(name, cfg.former_names))
+        super().__init__("agent-platform:agents:Tenant", name, None, opts)
         if not args.models:
             raise ValueError(f"tenant {cfg.name}: no LiteLLM model to configure the agents with")
         if args.egress.allowlist and args.proxy_url is None:
@@ -125,7 +130,8 @@ class Tenant(pulumi.ComponentResource):
                 "name": ns_name,
                 "labels": {**base_labels, SANDBOX_LABEL: "true", ISOLATION_LABEL: cfg.isolation, **PSA_LABELS},
             },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
+            # retain_on_delete: deleting the tenant for good leaves its namespace to the operator (docs/tenants.md)
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on), retain_on_delete=args.protect),
         )
         child = pulumi.ResourceOptions(parent=namespace)
         meta = Meta(ns_name, base_labels)
@@ -158,24 +164,6 @@ class Tenant(pulumi.ComponentResource):
             },
             opts=child,
         )
-        proxy_secret: str | None = None
-        if args.egress.allowlist and args.proxy_url is not None:
-            proxy_secret = PROXY_SECRET
-            k8s.core.v1.Secret(
-                f"{name}-egress-proxy",
-                metadata=meta(PROXY_SECRET),
-                type="Opaque",
-                # Every value a secret on its own (keys stay readable in previews and manifests).
-                string_data={
-                    key: pulumi.Output.secret(
-                        pulumi.Output.all(args.proxy_url, args.litellm_url).apply(
-                            lambda v, key=key: proxy_secret_data(v[0], [v[1]])[key]
-                        )
-                    )
-                    for key in PROXY_ENV
-                },
-                opts=pulumi.ResourceOptions(parent=namespace, additional_secret_outputs=["data", "stringData"]),
-            )
         k8s.core.v1.ServiceAccount(
             f"{name}-sa",
             metadata=meta(SERVICE_ACCOUNT),
@@ -185,7 +173,7 @@ class Tenant(pulumi.ComponentResource):
 
         secrets = pulumi.Output.secret(args.secrets if args.secrets is not None else {})
         agents = AgentBuilder(
-            name, args, namespace, meta, proxy_secret, secrets, egress_rules, pulumi.ResourceOptions(parent=self), ready
+            name, args, namespace, meta, secrets, egress_rules, pulumi.ResourceOptions(parent=self), ready
         )
         for agent in cfg.agents:
             agents.add(agent, AGENT_TYPES[agent.type])
