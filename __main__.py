@@ -3,7 +3,7 @@
 import pulumi
 
 from components.admission.sandbox_admission import SandboxAdmission, SandboxAdmissionArgs
-from components.capacity.karpenter import Karpenter, KarpenterArgs
+from components.capacity.karpenter import GpuPool, Karpenter, KarpenterArgs
 from components.capacity.kata_node_group import KataNodes, KataNodesArgs
 from components.capacity.keda import Keda, KedaArgs
 from components.cluster.eks import Cluster, ClusterArgs
@@ -14,12 +14,14 @@ from components.egress.proxy import EgressProxy, EgressProxyArgs
 from components.gateway.litellm import Gateway, GatewayArgs
 from components.gateway.metrics_key import MetricsKey, MetricsKeyArgs
 from components.gateway.placement import ManagedPlacement
+from components.models.servers import ModelServers, ModelServersArgs
 from components.network.network_policies import PlatformNetworkPolicies, PlatformNetworkPoliciesArgs
 from components.network.node_security import SandboxNodeSecurityGroup, SandboxNodeSecurityGroupArgs
 from components.network.vpc import Network, NetworkArgs
 from components.observability.monitoring import Observability, ObservabilityArgs
 from components.runtime.agent_sandbox import AgentSandbox, AgentSandboxArgs
 from components.runtime.kata_deploy import KataRuntime, KataRuntimeArgs, firecracker_devmapper_userdata
+from components.runtime.nvidia import DevicePluginArgs, NvidiaDevicePlugin
 from components.tenants.fargate import FargateTier, FargateTierArgs
 from components.tenants.tenant import Tenant, TenantArgs
 
@@ -97,6 +99,15 @@ karpenter = Karpenter(
         security_group_id=sandbox_nodes_sg.id,
         security_group=sandbox_nodes_sg,
         dedicated_tenants=tuple(t.name for t in cfg.tenants if t.dedicated_nodes),
+        # Self-hosted models: a tainted GPU pool, room for every model at its maximum plus one rollout surge each.
+        gpu=GpuPool(
+            cfg.models.instance_families,
+            cfg.models.gpu_capacity_types,
+            cfg.models.gpu_disk_gib,
+            cfg.models.gpu_limit + sum(m.gpus for m in cfg.models.self_hosted),
+        )
+        if cfg.models.enabled
+        else None,
     ),
     opts=in_cluster,
 )
@@ -123,6 +134,7 @@ gateway = Gateway(
     GatewayArgs(
         cfg.gateway,
         tenants=cfg.tenants,
+        tenant_models={t.name: cfg.tenant_models(t) for t in cfg.tenants},
         cluster_name=cluster.name,
         region=cfg.region,
         vpc_cidr=cfg.network.cidr,
@@ -132,6 +144,7 @@ gateway = Gateway(
         ),
         depends_on=[cluster.core_node_group],
         lb_controller=[lb_controller],
+        self_hosted=cfg.models.self_hosted,
     ),
     opts=in_cluster,
 )
@@ -165,6 +178,33 @@ observability = Observability(
     opts=in_cluster,
 )
 
+# --- KEDA: agent schedules (cron scaler) and the self-hosted models' queue (Prometheus scaler); one install
+keda = (
+    Keda("keda", KedaArgs(cfg.images.keda_version, core_nodes), opts=in_cluster)
+    if cfg.models.enabled or any(a.schedule is not None for t in cfg.tenants for a in t.agents)
+    else None
+)
+# --- self-hosted models (models.selfHosted): NVIDIA's device plugin on the GPU pool, KEDA, the vLLM servers
+models = None
+if cfg.models.enabled and keda is not None:
+    device_plugin = NvidiaDevicePlugin(
+        "nvidia",
+        DevicePluginArgs(cfg.models.device_plugin_version, depends_on=core_nodes),
+        opts=in_cluster,
+    )
+    models = ModelServers(
+        "models",
+        ModelServersArgs(
+            cfg.models,
+            cluster_name=cluster.name,
+            region=cfg.region,
+            keda=keda.release,
+            monitoring=observability.release,
+            depends_on=[device_plugin.release, karpenter],
+        ),
+        opts=in_cluster,
+    )
+
 # --- egress proxy (allowlist mode): per-tenant domain allowlists behind an internal NLB
 egress = (
     EgressProxy(
@@ -190,11 +230,6 @@ sandbox_controller = (
     else None
 )
 # agent schedules (office hours): KEDA's cron scaler, installed only when an agent has a schedule
-keda = (
-    Keda("keda", KedaArgs(cfg.images.keda_version, core_nodes), opts=in_cluster)
-    if any(a.schedule is not None for t in cfg.tenants for a in t.agents)
-    else None
-)
 # --- default-deny NetworkPolicies with explicit allows in every platform namespace, and allow-all in kube-system
 # (strict mode would deny EKS's add-ons otherwise). They wait for the namespaces only, not for the workloads.
 platform_namespaces: dict[str, pulumi.Resource | None] = {
@@ -208,8 +243,13 @@ if egress is not None:
     platform_namespaces[namespaces.EGRESS_NAMESPACE] = egress.namespace
 if sandbox_controller is not None:
     platform_namespaces[namespaces.AGENT_SANDBOX_NAMESPACE] = sandbox_controller.manifest  # the manifest creates it
+if models is not None:
+    platform_namespaces[namespaces.MODELS_NAMESPACE] = models.namespace
+    platform_namespaces[namespaces.NVIDIA_NAMESPACE] = device_plugin.namespace
 if keda is not None:
     platform_namespaces[namespaces.KEDA_NAMESPACE] = keda.namespace
+if cfg.cluster.cloudwatch_observability:
+    platform_namespaces[namespaces.CLOUDWATCH_NAMESPACE] = cluster.addons["amazon-cloudwatch-observability"]
 PlatformNetworkPolicies(
     "network-policies",
     PlatformNetworkPoliciesArgs(

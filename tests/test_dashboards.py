@@ -2,8 +2,9 @@
 
 A misspelt metric or an unexported label is no error in Grafana, only an empty panel, so the names are checked
 here against what the scrape targets export: the egress proxy's mtail program (parsed), and pinned, cited lists
-of kube-state-metrics, node-exporter and LiteLLM at the versions the program installs
-(tests/fixtures/exported_metrics.json; the last test fails when those versions move).
+of kube-state-metrics, node-exporter and LiteLLM at the versions the program installs, and vLLM's as a live server
+exports them (tests/fixtures/exported_metrics.json, written by the real-vLLM lab; the last test fails when those
+versions move).
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ def exported_series() -> dict[str, set[str]]:
         "node-exporter": set(EXPORTED["node-exporter"]["names"]),
         "prometheus (every target)": set(EXPORTED["prometheus"]["names"]),
         "litellm": client_python_series(EXPORTED["litellm"]),
+        "vllm": client_python_series(EXPORTED["vllm"]),
         "opencost": set(EXPORTED["opencost"]["names"]),
         "platform recording rules": {rule["record"] for rule in cost_records()},
     }

@@ -23,7 +23,7 @@ import yaml
 from components.config import ConfigError, project_schema
 from components.config.versions import catalog_note
 from tools.analyzer import AnalyzerResource, Violation, run_pack
-from tools.program import ROOT, ProgramResult, load_stack, manifest_name, run_program
+from tools.program import ROOT, ProgramResult, config_file, load_stack, manifest_name, run_program
 from tools.render import RenderUnavailable, render_all, write_rendered
 from tools.render_checks import Finding, run_checks
 
@@ -227,13 +227,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--project-dir", type=Path, default=ROOT, help="folder with Pulumi.yaml and the stack files (default: here)"
     )
+    parser.add_argument(
+        "--config", type=Path, help="a file written like a stack file whose config overrides Pulumi.<stack>.yaml's"
+    )
     args = parser.parse_args(argv)
     policy_config = json.loads(args.policy_pack_config.read_text()) if args.policy_pack_config else None
     out = args.out or ROOT / "build" / args.stack
     started = time.monotonic()
     progress = Progress(args.stack, _echo)
     try:
-        report = preview(args.stack, out, args.policy_pack, policy_config, progress=progress, root=args.project_dir)
+        overrides = config_file(args.config) if args.config else None
+        report = preview(
+            args.stack, out, args.policy_pack, policy_config, overrides, progress=progress, root=args.project_dir
+        )
     except (ConfigError, FileNotFoundError, pulumi.RunError) as error:
         # One line naming the key, no traceback (a started progress line is ended first).
         if progress.number:

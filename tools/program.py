@@ -54,6 +54,7 @@ class Registration:
     property_dependencies: dict[str, list[str]] = field(default_factory=dict)
     custom_timeouts: dict[str, str] = field(default_factory=dict)  # create/update/delete, when set
     aliases: list[dict[str, Any]] = field(default_factory=list)  # the request's alias specs (or URNs), wire form
+    ignore_changes: list[str] = field(default_factory=list)  # properties whose diffs the engine ignores
     retain_on_delete: bool = False  # Pulumi leaves the object in place when it deletes the resource
 
     @functools.cached_property
@@ -109,6 +110,7 @@ class RecordingMonitor(MockMonitor):
                         k: v for k in ("create", "update", "delete") if (v := getattr(request.customTimeouts, k, ""))
                     },
                     aliases=[json_format.MessageToDict(alias) for alias in request.aliases],
+                    ignore_changes=list(request.ignoreChanges),
                     retain_on_delete=request.retainOnDelete,
                 )
             )
@@ -177,6 +179,15 @@ def _engine_string(value: Any) -> str:
     return json.dumps(value) if isinstance(value, dict | list) else str(value)
 
 
+def config_file(path: Path) -> dict[str, Any]:
+    """The ``config:`` section of a stack file (or an overlay written like one) as the CLI reads it: top-level values
+    as written, YAML 1.2 booleans, keys in the ``<namespace>:<name>`` form."""
+    text = path.read_text()
+    written = {**((load_yaml(text) or {}).get("config") or {}), **top_level_texts(text)}
+    # The CLI's key forms: `<namespace>:<name>`, or the old `<namespace>:config:<name>` (config.ParseKey).
+    return {re.sub(r"^([^:]+):config:([^:]+)$", r"\1:\2", key): value for key, value in written.items()}
+
+
 def stack_config(
     stack: str, overrides: dict[str, Any] | None = None, root: Path = ROOT
 ) -> tuple[dict[str, str], list[str]]:
@@ -195,10 +206,7 @@ def stack_config(
             values[full] = decl["default"]
         elif not isinstance(decl, dict):
             values[full] = decl
-    text = path.read_text()
-    written = {**((load_yaml(text) or {}).get("config") or {}), **top_level_texts(text)}
-    # The CLI's key forms: `<namespace>:<name>`, or the old `<namespace>:config:<name>` (config.ParseKey).
-    values.update({re.sub(r"^([^:]+):config:([^:]+)$", r"\1:\2", key): value for key, value in written.items()})
+    values.update(config_file(path))
     values.update(overrides or {})
     check_stack_file(values)
     secret_keys = sorted(k for k, v in values.items() if _has_secure(v))

@@ -18,6 +18,7 @@ from components.config.aws_facts import REGION_PARTITION, arn_partition, region_
 from components.config.cluster import ClusterConfig, KarpenterConfig, KataConfig, NetworkConfig
 from components.config.fargate import FARGATE_MEMORY_OVERHEAD_MIB, PROFILES_PER_CLUSTER_QUOTA, fargate_size
 from components.config.gateway import GatewayConfig
+from components.config.models import ModelsConfig
 from components.config.observability import ObservabilityConfig
 from components.config.reader import (
     NAMESPACE,
@@ -129,6 +130,7 @@ class PlatformConfig:
     observability: ObservabilityConfig
     images: ImagesConfig
     egress: EgressConfig
+    models: ModelsConfig
     tenants: tuple[TenantConfig, ...]
     known_tenants: tuple[str, ...] | None  # the stack's record of tenants whose data it holds (None: not kept)
     admission_mode: str  # ValidatingAdmissionPolicyBinding actions: Deny, or Audit (+ Warn) during rollout
@@ -180,6 +182,29 @@ class PlatformConfig:
     @property
     def any_warm_pool(self) -> bool:
         return any(t.warm_pool_total > 0 for t in self.tenants)
+
+    def tenant_models(self, tenant: TenantConfig) -> tuple[str, ...]:
+        """The LiteLLM models a tenant's team and key may call, never empty (LiteLLM reads an empty list as every
+        model): the ones it lists (every Bedrock model when it lists none), then the self-hosted models granted to
+        it (models.selfHosted[].tenants) that it does not list."""
+        granted = tuple(m.name for m in self.models.self_hosted if tenant.name in m.tenants)
+        listed = tenant.litellm.models or self.gateway.model_names
+        return (*listed, *(m for m in granted if m not in listed))
+
+    def model_limits(self) -> dict[str, tuple[int | None, int | None]]:
+        """Model name -> (context window, output limit) the agents configure; None where the config sets none."""
+        limits = {m.name: (m.context_window, m.max_output_tokens) for m in self.gateway.models}
+        return limits | {m.name: (m.max_model_len, None) for m in self.models.self_hosted}
+
+    def _check_self_hosted(self) -> None:
+        """Granted tenants exist, names do not clash with Bedrock's, and a tenant lists only models it may call."""
+        tenants = {t.name for t in self.tenants}
+        bedrock = set(self.gateway.model_names)
+        for i, model in enumerate(self.models.self_hosted):
+            key = f"models.selfHosted[{i}]"
+            check(f"{key}.name", model.name not in bedrock, f"{model.name!r} is also a bedrockModels name")
+            for j, tenant in enumerate(model.tenants):
+                check(f"{key}.tenants[{j}]", tenant in tenants, f"{tenant!r} is not a tenant of this stack")
 
     def _check_known_tenants(self) -> None:
         """Data survives config edits: a tenant the stack holds data for (knownTenants) may leave ``tenants`` only
@@ -283,14 +308,18 @@ class PlatformConfig:
         unique("tenants", [t.name for t in self.tenants], "tenant name")
         unique("tenants", [n for t in self.tenants for n in (*t.former_names, t.name)], "tenant name or former name")
         unique("tenants", [t.namespace for t in self.tenants], "tenant namespace")
+        self._check_self_hosted()
         self._check_known_tenants()
         models = set(self.gateway.model_names)
         for i, tenant in enumerate(self.tenants):
+            granted = {m.name for m in self.models.self_hosted if tenant.name in m.tenants}
             for model in tenant.litellm.models:
                 check(
                     f"tenants[{i}].litellm.models",
-                    model in models,
-                    f"{model!r} is not in bedrockModels ({', '.join(sorted(models))})",
+                    model in models | granted,
+                    f"{model!r} is a self-hosted model not granted to {tenant.name} (models.selfHosted[].tenants)"
+                    if model in self.models.names
+                    else f"{model!r} is not in bedrockModels ({', '.join(sorted(models))})",
                 )
             for j, agent in enumerate(tenant.agents):
                 check(
@@ -351,6 +380,7 @@ class PlatformConfig:
             "observability": ObservabilityConfig.from_reader(r),
             "images": ImagesConfig.from_reader(r),
             "egress": EgressConfig.from_reader(r),
+            "models": ModelsConfig.from_reader(r),
         }
         check_published(merged)  # once every version key has the shape of a version
         return cls(

@@ -77,8 +77,9 @@ class TenantArgs:
         scaler: pulumi.Resource | None = None,
         fargate_security_group_id: pulumi.Input[str] | None = None,
     ) -> TenantArgs:
-        """Args for one of the platform's tenants; its models default to every gateway model, its egress
-        follows the stack's egressMode and its own cidrs."""
+        """Args for one of the platform's tenants; its models are those its key may call (every Bedrock model when
+        it lists none, and the self-hosted ones granted to it), its egress follows the stack's egressMode and its
+        own cidrs."""
         return cls(
             tenant,
             network=platform.network,
@@ -86,8 +87,8 @@ class TenantArgs:
             images=platform.images,
             litellm_url=litellm_url,
             litellm_key=litellm_key,
-            models=tenant.litellm.models or platform.gateway.model_names,
-            model_limits={m.name: (m.context_window, m.max_output_tokens) for m in platform.gateway.models},
+            models=platform.tenant_models(tenant),
+            model_limits=platform.model_limits(),
             secrets=secrets,
             sandbox_controller=sandbox_controller,
             scaler=scaler,

@@ -194,6 +194,20 @@ def _dedicated(bad: bool) -> list[AnalyzerResource]:
     ]
 
 
+def _gpu_nodes(bad: bool) -> list[AnalyzerResource]:
+    """A GPU toleration on a tenant's agent (bad) or a model server, and a GPU request on a DaemonSet outside the
+    platform namespaces (bad) or in the device plugin's."""
+    toleration = {"key": "nvidia.com/gpu", "operator": "Equal", "value": "true", "effect": "NoSchedule"}
+    request = {"containers": [{"name": "plugin", "image": "p:1", "resources": {"limits": {"nvidia.com/gpu": "1"}}}]}
+    return [
+        namespace("tenant-globex", **{TENANT: "globex"}),
+        namespace("models"),
+        namespace("nvidia-device-plugin"),
+        pods("Deployment", "agent", kata_spec(tolerations=[toleration]), "tenant-globex" if bad else "models"),
+        pods("DaemonSet", "node-agent", request, "tenant-globex" if bad else "nvidia-device-plugin"),
+    ]
+
+
 AWS_LB = "aws:lb/loadBalancer:LoadBalancer"
 FARGATE_PROFILE = "aws:eks/fargateProfile:FargateProfile"
 TIER = {"agent-platform.io/isolation": "fargate"}
@@ -243,6 +257,7 @@ SCENARIOS: dict[str, Scenario] = {
     "kata-node-capacity": Scenario(_node_capacity, ("workers", "kata-pool")),
     "sandbox-egress-allowlist": Scenario(_egress, ("ns-tenant-a", "isolation", "warm")),
     "dedicated-tenant-tolerations": Scenario(_dedicated, ("agent", "node-agent")),
+    "gpu-nodes-model-servers-only": Scenario(_gpu_nodes, ("agent", "node-agent")),
     "fargate-sandbox-pods": Scenario(_fargate_pods, ("agent",)),
     "fargate-profile-selectors": Scenario(_fargate_profile, ("profile",)),
 }
