@@ -71,18 +71,34 @@ sandbox_nodes_sg = SandboxNodeSecurityGroup(
 kata_user_data = firecracker_devmapper_userdata() if cfg.kata.firecracker else None
 # Karpenter launches Kata nodes; a managed node group is opt-in (kataManagedNodeGroup), see README.
 kata_nodes = (
-    KataNodes("kata", KataNodesArgs.from_cluster(cluster, cfg.cluster.kata, kata_user_data, sandbox_nodes_sg))
+    KataNodes(
+        "kata",
+        KataNodesArgs(
+            cfg.cluster.kata,
+            cluster.node_group_cluster(),
+            kata_user_data,
+            security_group_id=sandbox_nodes_sg.id,
+            security_group=sandbox_nodes_sg,
+        ),
+    )
     if cfg.cluster.kata_managed_node_group
     else None
 )
 karpenter = Karpenter(
     "karpenter",
-    KarpenterArgs.from_cluster(
-        cluster,
+    KarpenterArgs(
         cfg.karpenter,
-        region=cfg.region,
+        cfg.region,
+        cluster_name=cluster.name,
+        cluster_plain_name=cfg.cluster.name,
+        cluster_endpoint=cluster.endpoint,
+        cluster_security_group_id=cluster.cluster_security_group_id,
+        disk_gib=cfg.cluster.kata.disk_gib,
+        node_ssm_access=cfg.cluster.node_ssm_access,
+        core_nodes=(cluster.core_node_group,),
         user_data=kata_user_data,
         gvisor=cfg.kata.gvisor,
+        security_group_id=sandbox_nodes_sg.id,
         security_group=sandbox_nodes_sg,
         dedicated_tenants=tuple(t.name for t in cfg.tenants if t.dedicated_nodes),
         # Self-hosted models: a tainted GPU pool, room for every model at its maximum plus one rollout surge each.

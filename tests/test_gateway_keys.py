@@ -195,7 +195,7 @@ def test_curl_image_may_be_pinned_by_digest(image: str) -> None:
 
 def test_a_rotated_key_rolls_the_agents_pods(dev: ProgramResult) -> None:
     """The pod template carries a hash of the tenant's key: a new key is a new template, so a rollout."""
-    from components.tenants.tenant import LITELLM_KEY_HASH_ANNOTATION, litellm_key_hash
+    from components.tenants.agent_builder import LITELLM_KEY_HASH_ANNOTATION, litellm_key_hash
 
     keys = dev.named("kubernetes:core/v1:Secret", "gateway-tenant-keys").plain["stringData"]
     deployments = [

@@ -10,7 +10,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -47,10 +47,6 @@ from components.contracts.labels import (
 from components.contracts.namespaces import KARPENTER_NAMESPACE
 from components.k8s.resources import platform_namespace
 from components.runtime import gvisor
-
-if TYPE_CHECKING:
-    from components.cluster.eks import Cluster
-    from components.network.node_security import SandboxNodeSecurityGroup
 
 NAMESPACE = KARPENTER_NAMESPACE
 SERVICE_ACCOUNT = "karpenter"
@@ -101,31 +97,6 @@ class KarpenterArgs:
     security_group: pulumi.Resource | None = None
     dedicated_tenants: tuple[str, ...] = ()  # tenants with dedicatedNodes: one tainted NodePool each
     gpu: GpuPool | None = None  # self-hosted models: the GPU pool
-
-    @classmethod
-    def from_cluster(
-        cls,
-        cluster: Cluster,
-        config: KarpenterConfig,
-        *,
-        region: str,
-        security_group: SandboxNodeSecurityGroup | None = None,
-        **kwargs: Any,
-    ) -> KarpenterArgs:
-        return cls(
-            config,
-            region,
-            cluster_name=cluster.name,
-            cluster_plain_name=cluster.config.name,
-            cluster_endpoint=cluster.endpoint,
-            cluster_security_group_id=cluster.cluster_security_group_id,
-            disk_gib=cluster.config.kata.disk_gib,
-            node_ssm_access=cluster.config.node_ssm_access,
-            core_nodes=(cluster.core_node_group,),
-            security_group_id=security_group.id if security_group else None,
-            security_group=security_group,
-            **kwargs,
-        )
 
 
 class Karpenter(pulumi.ComponentResource):

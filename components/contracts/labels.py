@@ -70,3 +70,8 @@ FARGATE_COMPUTE_TYPE = "eks.amazonaws.com/compute-type"  # node label and pod an
 # Fargate nodes carry this taint and label (public reports: tigera/operator#2874, terraform-aws-eks#2864): a DaemonSet
 # that tolerates it must exclude the label, or it makes a pod for every Fargate node that never runs.
 FARGATE_TAINT = {"key": FARGATE_COMPUTE_TYPE, "value": FARGATE, "effect": "NoSchedule"}
+
+
+def selector_labels(tenant: str, agent: str, workload: str) -> dict[str, str]:
+    """What selects one agent's pods of one workload (its Deployment, Service, NetworkPolicies)."""
+    return {TENANT_LABEL: tenant, AGENT_LABEL: agent, WORKLOAD_LABEL: workload}
