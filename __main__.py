@@ -9,6 +9,7 @@ from components.capacity.keda import Keda, KedaArgs
 from components.cluster.eks import Cluster, ClusterArgs
 from components.cluster.lb_controller import LoadBalancerController, LoadBalancerControllerArgs
 from components.config import ConfigError, load
+from components.config.shards import running_stack_settings
 from components.contracts import namespaces
 from components.egress.proxy import EgressProxy, EgressProxyArgs
 from components.gateway.litellm import Gateway, GatewayArgs
@@ -23,6 +24,7 @@ from components.runtime.agent_sandbox import AgentSandbox, AgentSandboxArgs
 from components.runtime.kata_deploy import KataRuntime, KataRuntimeArgs, firecracker_devmapper_userdata
 from components.runtime.nvidia import DevicePluginArgs, NvidiaDevicePlugin
 from components.tenants.fargate import FargateTier, FargateTierArgs
+from components.tenants.shard import shard_egress_entries, tenant_contract
 from components.tenants.tenant import Tenant, TenantArgs
 
 try:
@@ -205,6 +207,9 @@ if cfg.models.enabled and keda is not None:
         opts=in_cluster,
     )
 
+# --- tenant shards (docs/shards.md): the proxy serves their tenants' users, read from their outputs
+shard_allowlists, shard_users = shard_egress_entries(cfg.tenant_shards, [t.name for t in cfg.tenants])
+
 # --- egress proxy (allowlist mode): per-tenant domain allowlists behind an internal NLB
 egress = (
     EgressProxy(
@@ -216,6 +221,8 @@ egress = (
             lb_controller=lb_controller,
             monitoring=observability.release,
             depends_on=[cluster.core_node_group],
+            shard_allowlists=shard_allowlists,
+            shard_users=shard_users,
         ),
         opts=in_cluster,
     )
@@ -226,7 +233,7 @@ egress = (
 # --- kata runtime and tenants
 sandbox_controller = (
     AgentSandbox("agent-sandbox", AgentSandboxArgs(cfg.images.agent_sandbox_version, core_nodes), opts=in_cluster)
-    if cfg.any_warm_pool
+    if cfg.any_warm_pool or cfg.tenant_shards  # shards' warm pools need the controller too
     else None
 )
 # agent schedules (office hours): KEDA's cron scaler, installed only when an agent has a schedule
@@ -318,7 +325,7 @@ tenants = [
 ]
 
 # --- outputs (a contract with other teams: docs/outputs.md; bump the version when it changes)
-OUTPUTS_VERSION = "1.0"
+OUTPUTS_VERSION = "1.1"
 pulumi.export("outputsVersion", OUTPUTS_VERSION)
 pulumi.export("clusterName", cluster.name)
 pulumi.export("clusterEndpoint", cluster.endpoint)
@@ -334,3 +341,16 @@ pulumi.export("karpenterNodeRoleArn", karpenter.node_role_arn)
 pulumi.export("litellmEndpoint", gateway.url)
 pulumi.export("runtimeClasses", kata_runtime.runtime_class_names)
 pulumi.export("tenantNamespaces", {t.name: t.namespace for t in cfg.tenants})
+# What tenant shards read through their stack reference (docs/shards.md, docs/outputs.md#tenantcontract).
+pulumi.export(
+    "tenantContract",
+    tenant_contract(
+        platform_stack=pulumi.get_stack(),
+        region=cfg.region,
+        settings=running_stack_settings(),
+        gateway_url=gateway.url,
+        egress_proxy_host=egress.hostname if egress else None,
+        agent_sandbox=sandbox_controller is not None,
+        tenants=[t.name for t in cfg.tenants],
+    ),
+)

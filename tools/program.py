@@ -25,7 +25,7 @@ import yaml
 from google.protobuf import json_format
 from pulumi.runtime import set_mocks
 from pulumi.runtime.mocks import MockMonitor
-from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.stack import run_in_stack
 
 from components.config import PlatformConfig, check_stack_file, from_engine, load_yaml, top_level_texts
 from tools.mocks import PlatformMocks
@@ -247,6 +247,10 @@ def run_program(
     Exceptions from the program (``ConfigError`` above all) propagate unchanged.
     """
     config, secret_keys = stack_config(stack, overrides, root)
+    if stack_references is None:
+        from tools.split import references  # the split's other side, answered offline (tools/split.py)
+
+        stack_references = references(root, stack, overrides)
     region = config.get("aws:region", "us-east-1")
     project = yaml.safe_load((root / "Pulumi.yaml").read_text())["name"]
     mocks = PlatformMocks(region=region, stack=stack, project=project, stack_references=stack_references)
@@ -258,11 +262,25 @@ def run_program(
         try:
             set_mocks(mocks, project=project, stack=stack, preview=True, monitor=monitor)
             pulumi.runtime.set_all_config(config, secret_keys)
+            # set_mocks made and finished a root Stack of its own; the entrypoint below makes the program's
+            # (run_in_stack, as the language host does), which also runs what the program registers with pulumi.run.
+            pulumi.runtime.settings.set_root_resource(None)  # type: ignore[arg-type]
+            # What a failed run left pending (the Stack's outputs registered after the error) must not be awaited on
+            # this run's loop: cleared as pulumi.runtime.test does before each test.
+            pulumi.runtime.settings.SETTINGS.rpc_manager.clear()
+            pulumi.runtime.settings.SETTINGS.outputs.clear()
             main = program or (lambda: runpy.run_path(str(root / "__main__.py"), run_name="__main__"))
             if str(root) not in sys.path:
                 sys.path.insert(0, str(root))
-            loop.run_until_complete(run_pulumi_func(main))
-            stack_resource = pulumi.runtime.get_root_resource()
+            # The language host's entrypoint: a program may register an async part with pulumi.run (tenants/).
+            stacks: list[Any] = []
+
+            def entry() -> Any:
+                stacks.append(pulumi.runtime.get_root_resource())  # set in the entrypoint's task, not here
+                return main()
+
+            loop.run_until_complete(run_in_stack(entry))
+            stack_resource = stacks[0]
             outputs, secret_outputs = {}, set()
             for key, value in sorted(getattr(stack_resource, "outputs", {}).items()):
                 resolved, secret = _resolve_output(value)

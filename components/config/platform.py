@@ -32,6 +32,7 @@ from components.config.reader import (
     project_schema,
     unique,
 )
+from components.config.shards import shard_stacks
 from components.config.tenants import EgressConfig, TenantConfig
 from components.config.versions import catalog_note, check_kubernetes_version, check_published
 from components.k8s.quantity import quantity_value
@@ -136,6 +137,7 @@ class PlatformConfig:
     admission_mode: str  # ValidatingAdmissionPolicyBinding actions: Deny, or Audit (+ Warn) during rollout
     grafana_password_set: bool  # grafanaAdminPassword is a secret: only its presence is kept
     tenant_secret_paths: frozenset[str]  # "tenant.agent.ENV" present in tenantSecrets (no values)
+    tenant_shards: tuple[str, ...] = ()  # shard stacks whose egress entries the platform serves (docs/shards.md)
 
     @property
     def fargate_tenants(self) -> tuple[TenantConfig, ...]:
@@ -395,6 +397,7 @@ class PlatformConfig:
             ),
             known_tenants=r.strs("knownTenants") if r.values.get("knownTenants") is not None else None,
             admission_mode=r.choice("admissionMode", ADMISSION_MODES),
+            tenant_shards=shard_stacks(r.strs("tenantShards")),
             grafana_password_set=values.get("grafanaAdminPassword") not in (None, ""),
             tenant_secret_paths=_secret_paths(values.get("tenantSecrets")),
         )
