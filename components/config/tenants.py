@@ -9,8 +9,25 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
+from components.config.keys import (
+    Derived,
+    Key,
+    boolean,
+    integer,
+    matching,
+    number,
+    optional_boolean,
+    optional_integer,
+    quantity,
+    read_keys,
+    section,
+    strings,
+    text,
+)
 from components.config.reader import (
     DURATION,
     ConfigError,
@@ -18,7 +35,6 @@ from components.config.reader import (
     check,
     check_match,
     parse_cidr,
-    positive_quantity,
     unique,
 )
 from components.contracts.namespaces import RESERVED_NAMESPACES
@@ -140,15 +156,35 @@ class EgressRules:
 
     @classmethod
     def from_reader(cls, r: Reader) -> EgressRules:
-        r.reject_unknown(("domains", "cidrs", "typeDefaults"))
-        domains = tuple(
-            egress_domain(f"{r.key('domains')}[{i}]", d) for i, d in enumerate(r.strs("domains", default=[]))
-        )
-        cidrs = tuple(egress_cidr(f"{r.key('cidrs')}[{i}]", c) for i, c in enumerate(r.strs("cidrs", default=[])))
-        unique(r.key("domains"), domains, "domain")
-        unique(r.key("cidrs"), cidrs, "CIDR")
-        type_defaults = r.bool("typeDefaults") if "typeDefaults" in r.values else None
-        return cls(domains, cidrs, type_defaults)
+        values = read_keys(r, EGRESS_KEYS)
+        unique(r.key("domains"), values["domains"], "domain")
+        unique(r.key("cidrs"), values["cidrs"], "CIDR")
+        return cls(**values)
+
+
+EGRESS_KEYS = (
+    Key(
+        "domains",
+        "list of strings",
+        "Host names to allow through the egress proxy; `*.example.com` is example.com and every subdomain.",
+        strings(egress_domain),
+        default=[],
+    ),
+    Key(
+        "cidrs",
+        "list of strings",
+        "Internet ranges to reach directly (any port), at most a /8, outside the VPC and the service CIDR.",
+        strings(egress_cidr),
+        default=[],
+    ),
+    Key(
+        "typeDefaults",
+        "boolean",
+        "`false` drops the agent types' default domains (on an agent: for that agent, overriding the tenant).",
+        optional_boolean(),
+        default=Derived("inherited (`true` on a tenant)", lambda *_: None),
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -225,37 +261,9 @@ class AgentConfig:
 
     @classmethod
     def from_reader(cls, r: Reader, default_runtime_class: str) -> AgentConfig:
-        r.reject_unknown(
-            (
-                "name",
-                "type",
-                "runtimeClass",
-                "warmPool",
-                "cpu",
-                "memory",
-                "storageGiB",
-                "vmCpus",
-                "vmMemoryMiB",
-                "secretEnv",
-                "egress",
-            )
-        )
-        name = r.str("name")
-        check(
-            r.key("name"),
-            bool(_DNS_LABEL.match(name)) and len(name) <= 30,
-            f"{name!r} must be a DNS label of at most 30 characters",
-        )
-        secret_env = r.strs("secretEnv", default=[])
-        for k, env in enumerate(secret_env):
-            check_match(f"{r.key('secretEnv')}[{k}]", env, _ENV_NAME, "an environment variable name")
-            reserved = reserved_env_reason(env)
-            check(f"{r.key('secretEnv')}[{k}]", not reserved, reserved)
-        unique(r.key("secretEnv"), secret_env, "variable")
-        cpu = positive_quantity(r.key("cpu"), r.values.get("cpu", "1"), "cpu")
-        memory = positive_quantity(r.key("memory"), r.values.get("memory", "2Gi"), "memory")
-        vm_cpus = None if r.values.get("vmCpus") is None else r.int("vmCpus", lo=1, hi=64)
-        vm_memory = None if r.values.get("vmMemoryMiB") is None else r.int("vmMemoryMiB", lo=256, hi=262144)
+        values = read_keys(r, AGENT_KEYS, {"default_runtime_class": default_runtime_class})
+        unique(r.key("secretEnv"), values["secret_env"], "variable")
+        cpu, memory, vm_cpus, vm_memory = (values[k] for k in ("cpu", "memory", "vm_cpus", "vm_memory_mib"))
         # Kata sizes the VM at these plus the container limits, while the pod (and its quota) is charged only the
         # limits and the RuntimeClass overhead: a VM larger than its pod overcommits the node unseen.
         check(
@@ -268,25 +276,94 @@ class AgentConfig:
             vm_cpus is None or vm_cpus <= math.ceil(quantity_value(cpu)),
             f"{vm_cpus} vCPUs is more than the pod's cpu ({cpu}); raise cpu or lower vmCpus",
         )
-        agent_type = r.str("type")
-        check(
-            r.key("type"),
-            agent_type in AGENT_TYPES,
-            f"unknown agent type {agent_type!r}: not one of {', '.join(AGENT_TYPES)}",
-        )
-        return cls(
-            name=name,
-            type=agent_type,
-            runtime_class=r.str("runtimeClass", default=default_runtime_class),
-            warm_pool=r.int("warmPool", default=0, lo=0, hi=100),
-            cpu=cpu,
-            memory=memory,
-            storage_gib=r.int("storageGiB", default=0, lo=0, hi=1024),
-            vm_cpus=vm_cpus,
-            vm_memory_mib=vm_memory,
-            secret_env=secret_env,
-            egress=r.object("egress", EgressRules.from_reader),
-        )
+        return cls(**values)
+
+
+def dns_label(most: int, what: str) -> Callable[[str, str], None]:
+    def check_label(key: str, value: str) -> None:
+        check(key, bool(_DNS_LABEL.match(value)) and len(value) <= most, f"{value!r} must be a DNS label of {what}")
+
+    return check_label
+
+
+def agent_type(key: str, value: str) -> None:
+    check(key, value in AGENT_TYPES, f"unknown agent type {value!r}: not one of {', '.join(AGENT_TYPES)}")
+
+
+def secret_env_name(key: str, value: str) -> str:
+    check_match(key, value, _ENV_NAME, "an environment variable name")
+    reserved = reserved_env_reason(value)
+    check(key, not reserved, reserved)
+    return value
+
+
+UNSET_VM = Derived("unset: from the shim's default and the limits", lambda *_: None)
+AGENT_KEYS = (
+    Key(
+        "name",
+        "string",
+        "DNS label, at most 30 characters; names its objects in the namespace.",
+        text(dns_label(30, "at most 30 characters")),
+    ),
+    Key("type", "string", "The agent type: one of the registry's (docs/cluster.md#sandbox-pods).", text(agent_type)),
+    Key(
+        "runtimeClass",
+        "string",
+        "Its RuntimeClass: kata-clh, kata-qemu, or kata-fc / gvisor when the stack enables them.",
+        text(),
+        default=Derived("the stack's `defaultRuntimeClass`", lambda _, context: context["default_runtime_class"]),
+    ),
+    Key(
+        "warmPool",
+        "integer",
+        "More than 0: a SandboxTemplate and a SandboxWarmPool of that size (0-100).",
+        integer(0, 100),
+        default=0,
+    ),
+    Key("cpu", "quantity", "CPU, requests = limits (Guaranteed).", quantity("cpu"), default="1"),
+    Key(
+        "memory",
+        "quantity",
+        "Memory, requests = limits; a unit is required (512 is bytes).",
+        quantity("memory"),
+        default="2Gi",
+    ),
+    Key(
+        "storageGiB",
+        "integer",
+        "A persistent volume at the type's data path (0: an emptyDir), 0-1024.",
+        integer(0, 1024),
+        default=0,
+    ),
+    Key(
+        "vmCpus",
+        "integer",
+        "Kata VM vCPUs (annotation), 1-64, at most the pod's cpu.",
+        optional_integer(1, 64),
+        default=UNSET_VM,
+    ),
+    Key(
+        "vmMemoryMiB",
+        "integer",
+        "Kata VM memory in MiB (annotation), 256-262144, at most the pod's memory.",
+        optional_integer(256, 262144),
+        default=UNSET_VM,
+    ),
+    Key(
+        "secretEnv",
+        "list of strings",
+        "Variables from tenantSecrets.<tenant>.<agent> (never one the platform sets or reserves).",
+        strings(secret_env_name),
+        default=[],
+    ),
+    Key(
+        "egress",
+        "object",
+        "The agent's own egress rules (keys as the tenant's `egress`).",
+        section(EgressRules.from_reader),
+        default={},
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -298,13 +375,17 @@ class TenantQuota:
 
     @classmethod
     def from_reader(cls, r: Reader) -> TenantQuota:
-        r.reject_unknown(("cpu", "memory", "pods", "storage"))
-        return cls(
-            cpu=positive_quantity(r.key("cpu"), r.values.get("cpu", "16"), "cpu"),
-            memory=positive_quantity(r.key("memory"), r.values.get("memory", "64Gi"), "memory"),
-            pods=r.int("pods", default=20, lo=1, hi=1000),
-            storage=positive_quantity(r.key("storage"), r.values.get("storage", "200Gi"), "memory"),
-        )
+        return cls(**read_keys(r, QUOTA_KEYS))
+
+
+QUOTA_KEYS = (
+    Key("cpu", "quantity", "CPU of all its pods (Kata pod overhead included).", quantity("cpu"), default="16"),
+    Key(
+        "memory", "quantity", "Memory of all its pods (Kata pod overhead included).", quantity("memory"), default="64Gi"
+    ),
+    Key("pods", "integer", "Pods, and persistent volume claims (1-1000).", integer(1, 1000), default=20),
+    Key("storage", "quantity", "Storage requested by its volume claims.", quantity("memory"), default="200Gi"),
+)
 
 
 @dataclass(frozen=True)
@@ -317,15 +398,40 @@ class TenantLitellmConfig:
 
     @classmethod
     def from_reader(cls, r: Reader) -> TenantLitellmConfig:
-        r.reject_unknown(("maxBudget", "budgetDuration", "rpmLimit", "tpmLimit", "models"))
-        duration = r.matching("budgetDuration", DURATION, "a duration like 30d", default="30d")
-        return cls(
-            max_budget=r.number("maxBudget", default=100, lo=0),
-            budget_duration=duration,
-            rpm_limit=r.int("rpmLimit", default=60, lo=1),
-            tpm_limit=r.int("tpmLimit", default=100000, lo=1),
-            models=r.strs("models", default=[]),
-        )
+        return cls(**read_keys(r, LITELLM_KEYS))
+
+
+LITELLM_KEYS = (
+    Key(
+        "maxBudget",
+        "number",
+        "Spend limit (USD) of the tenant's LiteLLM team per budget period.",
+        number(lo=0),
+        default=100,
+    ),
+    Key(
+        "budgetDuration",
+        "string",
+        "The budget period, e.g. 30d (resets on the 1st of the month).",
+        matching(DURATION, "a duration like 30d"),
+        default="30d",
+    ),
+    Key(
+        "rpmLimit",
+        "integer",
+        "Requests per minute, shared by the tenant's keys and the gateway's replicas.",
+        integer(lo=1),
+        default=60,
+    ),
+    Key("tpmLimit", "integer", "Tokens per minute, likewise.", integer(lo=1), default=100000),
+    Key(
+        "models",
+        "list of strings",
+        "bedrockModels names it may use (empty: all); the first is its agents' default.",
+        strings(),
+        default=[],
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -362,25 +468,8 @@ class TenantConfig:
 
     @classmethod
     def from_reader(cls, r: Reader, default_runtime_class: str) -> TenantConfig:
-        r.reject_unknown(("name", "namespace", "agents", "quota", "litellm", "egress", "dedicatedNodes"))
-        name = r.str("name")
-        check(
-            r.key("name"),
-            bool(_DNS_LABEL.match(name)) and len(name) <= 40,
-            f"{name!r} must be a DNS label of at most 40 characters",
-        )
-        namespace = r.str("namespace", default=f"tenant-{name}")
-        check(
-            r.key("namespace"),
-            bool(_DNS_LABEL.match(namespace)) and len(namespace) <= 63,
-            f"{namespace!r} is not a valid namespace name",
-        )
-        check(
-            r.key("namespace"),
-            not namespace.startswith("kube-") and namespace not in RESERVED_NAMESPACES,
-            f"{namespace!r} is reserved for the platform",
-        )
-        agents = r.objects("agents", lambda a: AgentConfig.from_reader(a, default_runtime_class))
+        values = read_keys(r, TENANT_KEYS, {"default_runtime_class": default_runtime_class})
+        agents = values["agents"]
         check(r.key("agents"), len(agents) > 0, "needs at least one agent")
         unique(r.key("agents"), [a.name for a in agents], "agent name")
         for kind in AGENT_TYPES.values():
@@ -390,19 +479,71 @@ class TenantConfig:
                 kind.max_per_tenant is None or count <= kind.max_per_tenant,
                 f"{count} agents of type {kind.name!r}: a tenant may run at most {kind.max_per_tenant}",
             )
-        dedicated = r.bool("dedicatedNodes", default=False)
         for j, agent in enumerate(agents):
             check(
                 f"{r.key('agents')}[{j}].runtimeClass",
-                not dedicated or agent.runtime_class.startswith("kata-"),
+                not values["dedicated_nodes"] or agent.runtime_class.startswith("kata-"),
                 f"{agent.runtime_class!r}: dedicatedNodes are Kata nodes; use a kata-* runtime class",
             )
-        return cls(
-            name,
-            namespace,
-            agents,
-            r.object("quota", TenantQuota.from_reader),
-            r.object("litellm", TenantLitellmConfig.from_reader),
-            r.object("egress", EgressRules.from_reader),
-            dedicated,
-        )
+        return cls(**values)
+
+
+def tenant_namespace(key: str, value: str) -> None:
+    check(key, bool(_DNS_LABEL.match(value)) and len(value) <= 63, f"{value!r} is not a valid namespace name")
+    check(
+        key,
+        not value.startswith("kube-") and value not in RESERVED_NAMESPACES,
+        f"{value!r} is reserved for the platform",
+    )
+
+
+def agents(r: Reader, key: Key, context: Mapping[str, Any]) -> tuple[AgentConfig, ...]:
+    return r.objects(key.name, lambda a: AgentConfig.from_reader(a, context["default_runtime_class"]))
+
+
+TENANT_KEYS = (
+    Key(
+        "name",
+        "string",
+        "DNS label, at most 40 characters: the tenant's identity (LiteLLM team, proxy user).",
+        text(dns_label(40, "at most 40 characters")),
+    ),
+    Key(
+        "namespace",
+        "string",
+        "Its namespace (not a platform or kube-* one).",
+        text(tenant_namespace),
+        default=Derived("`tenant-<name>`", lambda values, _: f"tenant-{values['name']}"),
+    ),
+    Key("agents", "list of objects", "Its agents (at least one; keys below).", agents),
+    Key("quota", "object", "Its ResourceQuota (keys below).", section(TenantQuota.from_reader), default={}),
+    Key(
+        "litellm",
+        "object",
+        "Its LiteLLM team: budget, limits, models (keys below).",
+        section(TenantLitellmConfig.from_reader),
+        default={},
+    ),
+    Key(
+        "egress",
+        "object",
+        "Egress rules for all its agents (keys below).",
+        section(EgressRules.from_reader),
+        default={},
+    ),
+    Key(
+        "dedicatedNodes",
+        "boolean",
+        "Its own tainted Karpenter NodePool: no other tenant's VM shares its hosts (Kata runtime classes only).",
+        boolean(),
+        default=False,
+    ),
+)
+# Every declared key set, by where it sits in the stack config (the docs table: docs/cluster.md#tenant-keys).
+TENANT_KEY_SETS = (
+    ("tenants[]", TENANT_KEYS),
+    ("tenants[].agents[]", AGENT_KEYS),
+    ("tenants[].quota", QUOTA_KEYS),
+    ("tenants[].litellm", LITELLM_KEYS),
+    ("tenants[].egress", EGRESS_KEYS),  # and tenants[].agents[].egress
+)

@@ -1,0 +1,65 @@
+"""Tenant configuration keys are declared once (components/config/tenants.py, ``TENANT_KEY_SETS``): the parser reads
+exactly those, every declared key lands in its dataclass, and docs/cluster.md#tenant-keys is their table."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from components.config import AgentConfig, EgressRules, TenantConfig, TenantLitellmConfig, TenantQuota
+from components.config.tenants import TENANT_KEY_SETS
+from tests.configs import config_error, parse_config
+from tools.program import ROOT
+
+OBJECTS = {
+    "tenants[]": TenantConfig,
+    "tenants[].agents[]": AgentConfig,
+    "tenants[].quota": TenantQuota,
+    "tenants[].litellm": TenantLitellmConfig,
+    "tenants[].egress": EgressRules,
+}
+
+
+def expected_rows() -> list[str]:
+    return [
+        f"| `{where}.{key.name}` | {key.kind} | {key.default_doc} | {key.doc} |"
+        for where, keys in TENANT_KEY_SETS
+        for key in keys
+    ]
+
+
+def test_the_docs_table_is_the_declarations() -> None:
+    text = (ROOT / "docs" / "cluster.md").read_text().split("### Tenant keys", 1)[1]
+    rows = [line for line in text.splitlines() if line.startswith("| `tenants[]")]
+    assert rows == expected_rows(), "docs/cluster.md#tenant-keys; expected:\n" + "\n".join(expected_rows())
+
+
+def test_every_declared_key_is_a_field_and_every_field_a_key() -> None:
+    for where, keys in TENANT_KEY_SETS:
+        fields = {f.name for f in dataclasses.fields(OBJECTS[where])}
+        assert fields == {k.attr for k in keys}, where
+
+
+def test_an_undeclared_key_is_refused_with_the_nearest_declared_one() -> None:
+    for where, keys in TENANT_KEY_SETS:
+        tenant: dict = {"name": "t", "agents": [{"name": "a", "type": "hermes"}]}
+        section = {"tenants[]": tenant, "tenants[].agents[]": tenant["agents"][0]}
+        place = section.get(where) or tenant.setdefault(where.split(".")[1], {})
+        place[f"{keys[-1].name}x"] = 1
+        assert f"unknown key; did you mean {keys[-1].name!r}?" in config_error(tenants=[tenant]), where
+
+
+def test_defaults_are_the_declared_ones() -> None:
+    (tenant,) = parse_config(tenants=[{"name": "t", "agents": [{"name": "a", "type": "hermes"}]}]).tenants
+    parsed = {
+        "tenants[]": tenant,
+        "tenants[].agents[]": tenant.agents[0],
+        "tenants[].quota": tenant.quota,
+        "tenants[].litellm": tenant.litellm,
+        "tenants[].egress": tenant.egress,
+    }
+    for where, keys in TENANT_KEY_SETS:
+        for key in keys:
+            if isinstance(key.default, (str, int, float, bool)):
+                assert getattr(parsed[where], key.attr) == key.default, f"{where}.{key.name}"
+            elif key.default == []:
+                assert getattr(parsed[where], key.attr) == (), f"{where}.{key.name}"
