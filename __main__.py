@@ -219,6 +219,7 @@ tenants = [
             # the tenant's pods start after its key is registered (a rotation rolls them onto the new key)
             depends_on=(*kata_runtime.runtime_classes, gateway.key_jobs[tenant.name]),
             proxy_url=egress.tenant_proxy_urls[tenant.name] if egress else None,
+            mcp_tokens=gateway.mcp_tokens.get(tenant.name),
         ),
         opts=in_cluster,
     )

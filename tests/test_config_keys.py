@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 
-from components.config import AgentConfig, EgressRules, TenantConfig, TenantLitellmConfig, TenantQuota
+from components.config import (
+    AgentConfig,
+    EgressRules,
+    McpServerConfig,
+    TenantConfig,
+    TenantLitellmConfig,
+    TenantQuota,
+)
 from components.config.tenants import TENANT_KEY_SETS
 from tests.configs import config_error, parse_config
 from tools.program import ROOT
@@ -16,7 +23,9 @@ OBJECTS = {
     "tenants[].quota": TenantQuota,
     "tenants[].litellm": TenantLitellmConfig,
     "tenants[].egress": EgressRules,
+    "tenants[].agents[].mcp": McpServerConfig,
 }
+MCP_AGENT = {"name": "m", "type": "mcp", "mcp": {"image": "example.com/tools:1.0"}}
 
 
 def expected_rows() -> list[str]:
@@ -41,16 +50,21 @@ def test_every_declared_key_is_a_field_and_every_field_a_key() -> None:
 
 def test_an_undeclared_key_is_refused_with_the_nearest_declared_one() -> None:
     for where, keys in TENANT_KEY_SETS:
-        tenant: dict = {"name": "t", "agents": [{"name": "a", "type": "hermes"}]}
-        section = {"tenants[]": tenant, "tenants[].agents[]": tenant["agents"][0]}
+        tenant: dict = {"name": "t", "agents": [{"name": "a", "type": "hermes"}, dict(MCP_AGENT, mcp={"image": "x:1"})]}
+        section = {
+            "tenants[]": tenant,
+            "tenants[].agents[]": tenant["agents"][0],
+            "tenants[].agents[].mcp": tenant["agents"][1]["mcp"],
+        }
         place = section.get(where) or tenant.setdefault(where.split(".")[1], {})
         place[f"{keys[-1].name}x"] = 1
         assert f"unknown key; did you mean {keys[-1].name!r}?" in config_error(tenants=[tenant]), where
 
 
 def test_defaults_are_the_declared_ones() -> None:
-    (tenant,) = parse_config(tenants=[{"name": "t", "agents": [{"name": "a", "type": "hermes"}]}]).tenants
+    (tenant,) = parse_config(tenants=[{"name": "t", "agents": [{"name": "a", "type": "hermes"}, MCP_AGENT]}]).tenants
     parsed = {
+        "tenants[].agents[].mcp": tenant.agents[1].mcp,
         "tenants[]": tenant,
         "tenants[].agents[]": tenant.agents[0],
         "tenants[].quota": tenant.quota,
