@@ -1,6 +1,6 @@
 """The tenant key Job's own script against the real LiteLLM: team, key under it, rotation with a grace period.
 
-The Job is the dev stack's rendered ``litellm-key-acme-*`` Job, run against the session's LiteLLM (conftest.py); its
+The Job is the rendered ``litellm-key-acme-*`` Job (the dev stack with the MCP lab's servers), run against the session's LiteLLM (conftest.py); its
 container command runs under busybox sh as uid 100 with a private tmpfs /tmp (as in the curl image), secret refs
 replaced by lab keys.
 """
@@ -21,8 +21,8 @@ KEY_C = "sk-acmeCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCC"
 
 
 @pytest.fixture(scope="module")
-def job() -> dict[str, Any]:
-    return mcp_lab.key_job_containers()["acme"]
+def job(gateway: mcp_lab.Gateway) -> dict[str, Any]:
+    return gateway.jobs["acme"]
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,6 @@ from __future__ import annotations
 import http.client
 import http.server
 import json
-import os
-import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -29,7 +26,7 @@ from components.contracts.labels import CORE_NODE_SELECTOR
 from components.gateway import tenant_gateway as gp
 from components.k8s.nlb import NLB_ANNOTATIONS
 from tests.conftest import program_result
-from tests.localhost import free_port, serving
+from tests.tenant_gateway_nginx import nginx_binary, tenant_gateway
 from tests.tokens import DEPLOYMENT, SERVICE
 from tools.program import ProgramResult
 
@@ -233,8 +230,7 @@ class LiveGateway:
 
 @pytest.fixture(scope="module")
 def live_gateway() -> Iterator[LiveGateway]:
-    nginx = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if os.access(p, os.X_OK)), None)
-    if nginx is None:
+    if nginx_binary() is None:
         pytest.skip("the real-nginx test needs Debian's nginx (.ci/run installs it: apt-get install nginx)")
     stub = Stub(port=0)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), stub_handler(stub))
@@ -243,23 +239,8 @@ def live_gateway() -> Iterator[LiveGateway]:
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
     thread.start()
     try:
-        with tempfile.TemporaryDirectory(prefix="tenant-gateway-nginx-") as tmp:
-            workdir = Path(tmp)
-            workdir.chmod(0o777)  # run as root, nginx's workers switch to an unprivileged user
-            paths = gp.NginxPaths(
-                pid=str(workdir / "nginx.pid"),
-                temp=str(workdir),
-                access_log=str(workdir / "access.log"),
-                error_log=str(workdir / "error.log"),
-            )
-            port, health_port = free_port(), free_port()
-            conf = gp.nginx_conf(
-                f"127.0.0.1:{stub.port}", listen="127.0.0.1", port=port, health_port=health_port, paths=paths
-            )
-            (workdir / "nginx.conf").write_text(conf)
-            command = [nginx, "-p", str(workdir), "-c", str(workdir / "nginx.conf"), "-e", paths.error_log]
-            with serving(command, port):  # master and workers share the group: one signal stops them all
-                yield LiveGateway(port, health_port, stub, workdir)
+        with tenant_gateway(f"127.0.0.1:{stub.port}") as running:
+            yield LiveGateway(running.port, running.health_port, stub, running.workdir)
     finally:
         server.shutdown()
         server.server_close()
