@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from agent_policies import RULES
+from agent_policies import POLICIES, RULES, SANDBOX_CHECKS
 from agent_policies.common import IPV4_EMBEDDINGS as PACK_EMBEDDINGS
 from agent_policies.common import service_networks as pack_service_networks
 
@@ -22,8 +22,10 @@ from components.admission.sandbox_admission import (
     IPV4_EMBEDDINGS,
     KATA_DNS_POLICY,
     SANDBOX_POLICY,
+    SANDBOX_VALIDATIONS,
     binding_specs,
     sandbox_policy_spec,
+    sandbox_validations,
     service_networks,
 )
 from components.config import ConfigError
@@ -188,19 +190,32 @@ def test_corpus_exercises_every_validation(gates: tuple[dict[str, Any], dict[str
     assert failed == expected
 
 
+def test_admission_has_every_sandbox_check() -> None:
+    """agent-platform-sandbox validates each sandbox pod-spec check of the pack, in the pack's order, and nothing
+    else (a check left out of admission, or admission validations no check owns, fail here)."""
+    assert list(SANDBOX_VALIDATIONS) == [check.rule for check in SANDBOX_CHECKS]
+    for rule, validations in SANDBOX_VALIDATIONS.items():
+        assert validations(ALLOWED_RUNTIME_CLASSES), rule
+    assert [v for _, v in sandbox_validations(ALLOWED_RUNTIME_CLASSES)] == sandbox_policy_spec(ALLOWED_RUNTIME_CLASSES)[
+        "validations"
+    ]
+
+
 # --- the shared corpus: the pack agrees -----------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
 def pack() -> Iterator[PolicyPackProcess]:
-    """One pack process for the corpus, configured like the rendered policies."""
-    shared = {"sandboxNamespaces": list(SANDBOX_NAMESPACES)}
-    allowed = {"allowedRuntimeClasses": list(ALLOWED_RUNTIME_CLASSES)}
+    """One pack process for the corpus, configured like the rendered policies: each policy gets the settings its
+    schema knows."""
+    settings = {
+        "sandboxNamespaces": list(SANDBOX_NAMESPACES),
+        "allowedRuntimeClasses": list(ALLOWED_RUNTIME_CLASSES),
+        "serviceCidrs": [SERVICE_CIDR],
+    }
     config = {
-        "sandbox-runtime-class": {**allowed, **shared},
-        "sandbox-no-host-access": shared,
-        "sandbox-namespace-runtime-class": allowed,
-        "kata-dns": {"serviceCidrs": [SERVICE_CIDR]},
+        policy.name: {key: value for key, value in settings.items() if key in policy.config_schema.properties}
+        for policy in POLICIES
     }
     with PolicyPackProcess(PACK_DIR, config, project="agent-platform", stack="test") as process:
         process.configure()
@@ -232,6 +247,13 @@ def pack_denials(pack: PolicyPackProcess) -> dict[str, list[str]]:
         if v.enforcement_level == "mandatory" and v.policy in MIRRORED:
             denials[case_of[v.urn]].append(f"{v.policy}: {v.message}")
     return denials
+
+
+def test_corpus_exercises_every_mirrored_policy(pack_denials: dict[str, list[str]]) -> None:
+    """Each of the pack's policies with an admission counterpart denies some case of the corpus (a sandbox check
+    without corpus cases fails here)."""
+    denied = {message.split(":", 1)[0] for messages in pack_denials.values() for message in messages}
+    assert denied == MIRRORED
 
 
 @pytest.mark.parametrize("case", [pytest.param(case, id=case.id) for case in CASES])

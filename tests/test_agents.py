@@ -20,7 +20,7 @@ from components.runtime.agent_sandbox import AgentSandbox, AgentSandboxArgs, rel
 from components.runtime.kata_deploy import KataRuntime, KataRuntimeArgs
 from components.tenants.sandbox_network import SandboxEgress, sandbox_egress_rules
 from components.tenants.tenant import PSA_LABELS, Tenant, TenantArgs
-from tests.configs import config_error, parse_config
+from tests.configs import config_error, default, parse_config
 from tests.conftest import program_result
 from tests.schemas import is_custom_resource, validate_object
 from tests.test_podspec import assert_sandbox_pod
@@ -294,7 +294,7 @@ def test_every_child_uses_the_cluster_provider_and_sits_under_its_tenant(tenants
 def test_warm_pool_agents_get_a_template_and_a_pool(tenants: ProgramResult) -> None:
     config_file = tenants.of_type("kubernetes:yaml/v2:ConfigFile")
     assert len(config_file) == 1
-    assert config_file[0].inputs["file"] == release_manifest_url("v1.0.0")
+    assert config_file[0].inputs["file"] == release_manifest_url(default("agentSandboxVersion"))
     template = one(tenants, TEMPLATE, "globex-openclaw-template")
     pool = one(tenants, WARM_POOL, "globex-openclaw-pool")
     assert pool.inputs["spec"]["replicas"] == 2

@@ -105,7 +105,7 @@ MISTAKES: list[Any] = [
         "Kubernetes newer than Karpenter",
         line("agent-platform:kubernetesVersion: '1.37'"),
         "agent-platform:kubernetesVersion",
-        "not supported by Karpenter 1.14.1",
+        f"not supported by Karpenter {project_schema()['karpenterVersion']['default']}",
     ),
     ("Kubernetes too new", line("agent-platform:kubernetesVersion: '1.39'"), "agent-platform:kubernetesVersion", "yet"),
     ("Kubernetes patch", line("agent-platform:kubernetesVersion: 1.36.2"), "agent-platform:kubernetesVersion", "minor"),

@@ -25,7 +25,7 @@ from components.tenants.agent_types.base import PROXY_ENV
 from components.tenants.sandbox_network import SandboxEgress, sandbox_egress_rules
 from tests.configs import default, parse_config
 from tests.conftest import program_result
-from tests.schemas import CRD_DIR, validate_object
+from tests.schemas import CRD_DIR, crd_sets, validate_object
 from tests.tokens import DEPLOYMENT, NETPOL, SECRET, SERVICE, TEMPLATE
 from tools.program import MASK
 
@@ -328,7 +328,7 @@ def test_proxy_metrics_are_scraped_alerted_and_charted(dev: Any) -> None:
     assert "egress_bytes_total" in exprs
     assert "by (tenant)" in exprs
     # Last: the prometheus-operator CRDs (shared/, skipped when absent) of the version the chart ships.
-    crds = CRD_DIR / "prometheus-operator-v0.93.1"
+    crds = CRD_DIR / crd_sets()["kube-prometheus-stack"]
     if not crds.is_dir():
         pytest.skip(f"prometheus-operator CRDs not present at {crds}")
     for obj, file in ((monitor, "crd-podmonitors.yaml"), (rule, "crd-prometheusrules.yaml")):

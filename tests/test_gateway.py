@@ -76,7 +76,7 @@ def test_lb_controller_release(each_stack: ProgramResult) -> None:
     inputs = lb.inputs
     assert inputs["chart"] == "aws-load-balancer-controller"
     assert inputs["repositoryOpts"] == {"repo": "https://aws.github.io/eks-charts"}
-    assert inputs["version"] == "3.5.0"
+    assert inputs["version"] == default("awsLoadBalancerControllerVersion")
     assert inputs["namespace"] == "kube-system"
     values = inputs["values"]
     assert values["clusterName"] == f"agents-{each_stack.stack}"
@@ -95,13 +95,14 @@ def test_litellm_release_values(each_stack: ProgramResult) -> None:
     release = each_stack.named(RELEASE, "gateway-litellm")
     inputs = release.inputs
     assert inputs["chart"] == "oci://ghcr.io/berriai/litellm-helm"
-    assert inputs["version"] == "1.93.0"
+    assert inputs["version"] == default("litellmChartVersion")
     assert (inputs["name"], inputs["namespace"]) == ("litellm", "litellm")
     values = inputs["values"]
     assert values["replicaCount"] >= 2
     assert values["masterkeySecretName"] == "litellm-masterkey"
     assert values["serviceAccount"] == {"name": "litellm"}
-    assert values["image"] == {"repository": "ghcr.io/berriai/litellm-database", "tag": "v1.93.0"}
+    repository, tag = default("litellmImage").rsplit(":", 1)
+    assert values["image"] == {"repository": repository, "tag": tag}
     zone = [c for c in values["topologySpreadConstraints"] if c["topologyKey"] == "topology.kubernetes.io/zone"]
     assert zone
     assert zone[0]["labelSelector"]["matchLabels"] == gwc.SELECTOR
@@ -151,7 +152,7 @@ def test_migrations_run_in_their_own_job_before_litellm(each_stack: ProgramResul
     labels = job.inputs["spec"]["template"]["metadata"]["labels"]
     assert not all(labels.get(k) == v for k, v in gwc.SELECTOR.items())
     pod = job.inputs["spec"]["template"]["spec"]
-    assert pod["containers"][0]["image"] == "ghcr.io/berriai/litellm-database:v1.93.0"
+    assert pod["containers"][0]["image"] == default("litellmImage")
     assert pod["containers"][0]["command"] == ["python", "litellm/proxy/prisma_migration.py"]
     assert job.urn in each_stack.named(RELEASE, "gateway-litellm").dependencies
 
@@ -230,10 +231,18 @@ def test_gateway_children_use_the_cluster_provider(each_stack: ProgramResult) ->
         assert registration.parent.endswith("Gateway::gateway") or "PodIdentity" in registration.parent
 
 
-def test_gateway_is_declared_before_the_tenants(dev: ProgramResult) -> None:
-    names = [r.name for r in dev.registrations]
-    tenant_types = [i for i, r in enumerate(dev.registrations) if r.type.startswith("agent-platform:agents")]
-    assert names.index("gateway") < min(tenant_types, default=len(names))
+def test_each_tenant_waits_for_its_own_key_at_the_gateway(dev: ProgramResult) -> None:
+    """The engine orders by dependencies, not by declaration: a tenant's namespace (and so everything in it) waits
+    for the Job that registers that tenant's team and key, and for no other tenant's."""
+    by_urn = {r.urn: r for r in dev.registrations}
+    tenants = [r for r in dev.registrations if r.type.endswith(":Tenant")]
+    assert tenants
+    for tenant in tenants:
+        (namespace,) = [
+            r for r in dev.registrations if r.parent == tenant.urn and r.type == "kubernetes:core/v1:Namespace"
+        ]
+        jobs = {by_urn[u].name for u in namespace.dependencies if by_urn[u].type == "kubernetes:batch/v1:Job"}
+        assert jobs == {f"gateway-key-job-{tenant.name}"}, tenant.name
 
 
 @pytest.mark.skipif(not (SHARED / "charts").is_dir(), reason=f"vendored charts not present at {SHARED}")

@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 
 from components.capacity.karpenter_specs import node_pool_spec
-from tests.configs import default, parse_config
+from tests.configs import default, other_vendored, parse_config
 from tests.conftest import program_result
 from tests.schemas import validate_custom_resource, validate_object
 from tests.tokens import NODE_CLASS, NODE_POOL, RELEASE
@@ -89,10 +89,11 @@ def test_node_class_uses_the_karpenter_node_role(dev: ProgramResult) -> None:
 
 
 def test_kata_disk_ami_alias_and_version_come_from_config() -> None:
+    other = other_vendored("karpenterVersion")  # published and vendored (a config error otherwise)
     overrides = {
         "agent-platform:kataDiskGiB": 250,
         "agent-platform:karpenterAmiAlias": "al2023@v20251020",
-        "agent-platform:karpenterVersion": "1.14.0",  # published and vendored (a config error otherwise)
+        "agent-platform:karpenterVersion": other,
     }
     result = program_result("staging", overrides)
     spec = node_class(result).inputs["spec"]
@@ -100,7 +101,7 @@ def test_kata_disk_ami_alias_and_version_come_from_config() -> None:
     assert spec["amiSelectorTerms"] == [{"alias": "al2023@v20251020"}]
     crds = result.named(RELEASE, "karpenter-crd").inputs
     assert crds["chart"] == "oci://public.ecr.aws/karpenter/karpenter-crd"
-    assert crds["version"] == result.named(RELEASE, "karpenter-controller").inputs["version"] == "1.14.0"
+    assert crds["version"] == result.named(RELEASE, "karpenter-controller").inputs["version"] == other
     validate_custom_resource(node_class(result).inputs)
 
 
@@ -163,7 +164,7 @@ def test_controller_release_runs_on_core_nodes(dev: ProgramResult) -> None:
     release = dev.named(RELEASE, "karpenter-controller")
     inputs = release.inputs
     assert inputs["chart"] == "oci://public.ecr.aws/karpenter/karpenter"
-    assert inputs["version"] == "1.14.1"
+    assert inputs["version"] == default("karpenterVersion")
     assert inputs["namespace"] == "karpenter"
     assert inputs["skipCrds"] is True
     values = inputs["values"]

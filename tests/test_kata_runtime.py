@@ -47,7 +47,7 @@ def runtime_classes(result: ProgramResult) -> dict[str, dict[str, Any]]:
 def test_kata_deploy_release_runs_only_on_kata_nodes() -> None:
     release = kata().named(RELEASE, "kata-runtime-deploy").inputs
     assert release["chart"] == CHART == "oci://ghcr.io/kata-containers/kata-deploy-charts/kata-deploy"
-    assert release["version"] == "4.1.0"  # kataDeployVersion
+    assert release["version"] == default("kataDeployVersion")
     assert release["namespace"] == "kata-system"
     v = release["values"]
     assert v["nodeSelector"] == {"workload-type": "kata"}
@@ -145,6 +145,6 @@ def test_firecracker_user_data_prepares_the_devmapper_pool() -> None:
 def test_main_exports_the_runtime_classes_and_installs_after_the_core_nodes(dev: ProgramResult) -> None:
     assert dev.outputs["runtimeClasses"] == sorted(runtime_classes(dev))
     release = dev.named(RELEASE, "kata-runtime-deploy")
-    assert release.inputs["version"] == "4.1.0"
+    assert release.inputs["version"] == default("kataDeployVersion")
     node_groups = {r.urn for r in dev.of_type("aws:eks/nodeGroup:NodeGroup")}
     assert node_groups & set(release.dependencies)

@@ -12,6 +12,7 @@ import pytest
 from components.contracts import gateway as gwc
 from components.contracts.labels import CORE_NODE_SELECTOR
 from components.observability import monitoring as obs
+from tests.configs import default
 from tests.conftest import program_result, rendered_installs
 from tests.schemas import validate_object
 from tests.tokens import RELEASE
@@ -37,7 +38,7 @@ def test_release_is_the_pinned_chart_in_monitoring(each_stack: ProgramResult) ->
     release = each_stack.named(RELEASE, "observability-stack")
     assert release.inputs["chart"] == "kube-prometheus-stack"
     assert release.inputs["repositoryOpts"] == {"repo": "https://prometheus-community.github.io/helm-charts"}
-    assert release.inputs["version"] == "88.5.3"
+    assert release.inputs["version"] == default("kubePrometheusStackVersion")
     assert release.inputs["namespace"] == "monitoring"
     assert release.provider.endswith("::cluster-k8s")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -156,25 +156,28 @@ def _names(items: str, condition: str, var: str) -> str:
     return f"{items}.filter({var}, {condition}).map({var}, {var}.name).join(', ')"
 
 
-def sandbox_policy_spec(allowed_runtime_classes: Sequence[str]) -> dict[str, Any]:
-    """``agent-platform-sandbox``: Kata runtime class, no host namespaces, no privilege, no hostPath."""
-    if not allowed_runtime_classes:
-        raise ValueError("at least one allowed runtime class is needed")
+WHY_SANDBOX = f"sandbox pods ({SANDBOX_LABEL}=true on the namespace, the object or its pod template) "
+
+
+def _runtime_class(allowed_runtime_classes: Sequence[str]) -> list[dict[str, Any]]:
     allowed = ", ".join(allowed_runtime_classes)
-    why_sandbox = f"sandbox pods ({SANDBOX_LABEL}=true on the namespace, the object or its pod template) "
     runtime = _field("runtimeClassName")
-    validations: list[dict[str, Any]] = [
+    return [
         {
             "expression": f"has({runtime}) && {runtime} in {cel_list(allowed_runtime_classes)}",
-            "message": f"set runtimeClassName to one of {allowed}; {why_sandbox}must run in a Kata micro-VM.",
+            "message": f"set runtimeClassName to one of {allowed}; {WHY_SANDBOX}must run in a Kata micro-VM.",
             "messageExpression": (
                 f"'set ' + variables.specPath + '.runtimeClassName to one of {allowed}'"
                 f" + (has({runtime}) ? ' instead of \"' + {runtime} + '\"' : '')"
-                f" + '; {why_sandbox}must run in a Kata Containers micro-VM.'"
+                f" + '; {WHY_SANDBOX}must run in a Kata Containers micro-VM.'"
             ),
             "reason": "Forbidden",
         }
     ]
+
+
+def _host_access(_: Sequence[str]) -> list[dict[str, Any]]:
+    validations: list[dict[str, Any]] = []
     for flag in ("hostNetwork", "hostPID", "hostIPC"):
         validations.append(
             {
@@ -215,14 +218,37 @@ def sandbox_policy_spec(allowed_runtime_classes: Sequence[str]) -> dict[str, Any
             "reason": "Forbidden",
         }
     )
-    for validation in validations:  # only sandboxes (namespace, object or pod template labelled)
-        validation["expression"] = f"!variables.sandbox || ({validation['expression']})"
+    return validations
+
+
+# The validations of each sandbox pod-spec check of the pack, by rule, in the pack's order (agent_policies/
+# sandbox_checks.py SANDBOX_CHECKS; tests/test_admission.py holds them equal). Each gets the allowed runtime classes.
+SANDBOX_VALIDATIONS: dict[str, Callable[[Sequence[str]], list[dict[str, Any]]]] = {
+    "sandbox-runtime-class": _runtime_class,
+    "sandbox-no-host-access": _host_access,
+}
+
+
+def sandbox_validations(allowed_runtime_classes: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
+    """(rule, validation) for every validation of ``agent-platform-sandbox``, only for sandboxes (the namespace,
+    the object or its pod template labelled)."""
+    return [
+        (rule, {**validation, "expression": f"!variables.sandbox || ({validation['expression']})"})
+        for rule, group in SANDBOX_VALIDATIONS.items()
+        for validation in group(allowed_runtime_classes)
+    ]
+
+
+def sandbox_policy_spec(allowed_runtime_classes: Sequence[str]) -> dict[str, Any]:
+    """``agent-platform-sandbox``: every sandbox pod-spec check (Kata runtime class, no host access)."""
+    if not allowed_runtime_classes:
+        raise ValueError("at least one allowed runtime class is needed")
     return {
         "failurePolicy": "Fail",
         "matchConstraints": match_constraints(),
         "matchConditions": [NOT_BEING_DELETED],
         "variables": [*VARIABLES, {"name": "sandbox", "expression": f"({SANDBOX})"}],
-        "validations": validations,
+        "validations": [validation for _, validation in sandbox_validations(allowed_runtime_classes)],
     }
 
 

@@ -2,9 +2,10 @@
 
 ``policies/__main__.py`` builds the PolicyPack from :func:`all_policies`. The rules are listed once, in
 :data:`RULES`: each names the policy that reports it and the ValidatingAdmissionPolicies that enforce the same
-decision in the cluster (components/admission/sandbox_admission.py); the pack's policies, the README's table, the admission policies
-and the parity corpus are tested against this list (tests/policies/test_pack.py, tests/test_admission.py). Every rule
-reads resources through the resolution layer (placement.py); how to add one: policies/README.md#adding-a-rule.
+decision in the cluster (components/admission/sandbox_admission.py); the sandbox pod-spec checks come from their
+own list (sandbox_checks.py). The pack's policies, the README's tables, the admission policies and the parity
+corpus are tested against these lists (tests/policies/test_pack.py, tests/test_admission.py). Every rule reads
+resources through the resolution layer (placement.py); how to add one: policies/README.md#adding-a-rule.
 """
 
 from __future__ import annotations
@@ -15,13 +16,12 @@ from pulumi_policy import Policy
 
 from .dns import kata_dns
 from .egress import sandbox_egress_allowlist
-from .host_access import sandbox_no_host_access
 from .kata import kata_clh_no_init_containers
 from .mcp import mcp_servers_closed
 from .network import nlb_cross_zone
 from .node_capacity import kata_node_capacity
 from .nodes import nested_virtualization_nodes
-from .runtime_class import sandbox_runtime_class
+from .sandbox_checks import SANDBOX_CHECKS
 from .sandbox_namespaces import sandbox_namespace_runtime_class
 
 POLICY_PACK_NAME = "agent-platform-policies"
@@ -45,7 +45,7 @@ class Rule:
 
 
 RULES: tuple[Rule, ...] = (
-    Rule("sandbox-runtime-class", sandbox_runtime_class, (SANDBOX_ADMISSION,)),
+    *(Rule(check.rule, check.policy, (SANDBOX_ADMISSION,)) for check in SANDBOX_CHECKS),
     Rule("sandbox-namespace-runtime-class", sandbox_namespace_runtime_class, (SANDBOX_ADMISSION,)),
     Rule("kata-dns", kata_dns, (KATA_DNS_ADMISSION,)),
     Rule("nlb-cross-zone", nlb_cross_zone, deploy_time_only="load balancers are the platform's own objects"),
@@ -54,7 +54,6 @@ RULES: tuple[Rule, ...] = (
         kata_clh_no_init_containers,
         deploy_time_only="advisory: such a pod fails to start, it breaks nothing else",
     ),
-    Rule("sandbox-no-host-access", sandbox_no_host_access, (SANDBOX_ADMISSION,)),
     Rule("nested-virtualization-nodes", nested_virtualization_nodes, deploy_time_only="AWS launch templates"),
     Rule("kata-node-capacity", kata_node_capacity, deploy_time_only="AWS node groups, Karpenter node pools"),
     Rule(
@@ -79,4 +78,4 @@ def all_policies() -> list[Policy]:
     return list(POLICIES)
 
 
-__all__ = ["POLICIES", "POLICY_PACK_NAME", "RULES", "Rule", "all_policies"]
+__all__ = ["POLICIES", "POLICY_PACK_NAME", "RULES", "SANDBOX_CHECKS", "Rule", "all_policies"]

@@ -180,16 +180,6 @@ def string_list_property(description: str, default: Sequence[str], **extra: Any)
     }
 
 
-SANDBOX_NAMESPACES_PROPERTY = string_list_property(
-    f"Namespaces whose workloads are sandboxes even without the {SANDBOX_LABEL} pod template label.",
-    (),
-)
-SANDBOX_KINDS_PROPERTY = string_list_property(
-    "Workload kinds (e.g. Sandbox, SandboxTemplate) that are always treated as sandboxes.",
-    (),
-)
-
-
 def schema(properties: dict[str, dict[str, Any]]) -> PolicyConfigSchema:
     return PolicyConfigSchema(properties=properties)
 

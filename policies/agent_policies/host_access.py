@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
-from pulumi_policy import ReportViolation, ResourceValidationArgs, ResourceValidationPolicy
 from pulumi_policy.proxy import UnknownValueError
 
-from .common import (
-    SANDBOX_KINDS_PROPERTY,
-    SANDBOX_NAMESPACES_PROPERTY,
-    Unknowns,
-    applies_to,
-    dig,
-    get,
-    is_true,
-    item_label,
-    items,
-    mapping,
-    schema,
-)
-from .workloads import PodTemplate, is_workload, sandbox_template
+from .common import Unknowns, dig, get, is_true, item_label, items, mapping
+from .pod_checks import PodSpecCheck, Report
+from .workloads import PodTemplate
 
 _CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
 _HOST_NAMESPACES = ("hostNetwork", "hostPID", "hostIPC")
@@ -69,7 +58,7 @@ def _check_host_path(template: PodTemplate, report_violation: Callable[[str], No
         )
 
 
-def check_host_access(template: PodTemplate, report: Callable[[str], None], unknowns: Unknowns) -> None:
+def check_host_access(template: PodTemplate, _: Mapping[str, Any], report: Report, unknowns: Unknowns) -> None:
     """Host namespaces, privileged containers and hostPath volumes; a patch is judged on the fields it sets."""
     for flag in _HOST_NAMESPACES:
         unknowns.run(_check_host_namespace, template, flag, report)
@@ -78,24 +67,9 @@ def check_host_access(template: PodTemplate, report: Callable[[str], None], unkn
     unknowns.run(_check_host_path, template, report, unknowns)
 
 
-def sandbox_no_host_access_validator(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    template = sandbox_template(args)
-    if template is None:
-        return
-    unknowns = Unknowns()
-    check_host_access(template, report_violation, unknowns)
-    unknowns.finish()
-
-
-sandbox_no_host_access = ResourceValidationPolicy(
-    name="sandbox-no-host-access",
-    description=("Sandbox pods must not be privileged or use hostNetwork, hostPID, hostIPC or hostPath volumes."),
-    validate=sandbox_no_host_access_validator,
-    config_schema=schema(
-        {
-            "sandboxNamespaces": SANDBOX_NAMESPACES_PROPERTY,
-            "sandboxKinds": SANDBOX_KINDS_PROPERTY,
-        }
-    ),
+HOST_ACCESS = PodSpecCheck(
+    rule="sandbox-no-host-access",
+    description="Sandbox pods must not be privileged or use hostNetwork, hostPID, hostIPC or hostPath volumes.",
+    run=check_host_access,
 )
-applies_to(sandbox_no_host_access, is_workload)
+sandbox_no_host_access = HOST_ACCESS.policy

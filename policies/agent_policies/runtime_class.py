@@ -2,33 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping
+from typing import Any
 
-from pulumi_policy import ReportViolation, ResourceValidationArgs, ResourceValidationPolicy
-
-from .common import (
-    DEFAULT_RUNTIME_CLASSES,
-    SANDBOX_KINDS_PROPERTY,
-    SANDBOX_NAMESPACES_PROPERTY,
-    applies_to,
-    config_strings,
-    schema,
-    string_list_property,
-)
-from .workloads import PodTemplate, is_workload, sandbox_template
-
-ALLOWED_RUNTIME_CLASSES_PROPERTY = string_list_property(
-    "RuntimeClass names a sandbox pod may use.", DEFAULT_RUNTIME_CLASSES, minItems=1
-)
+from .common import DEFAULT_RUNTIME_CLASSES, Unknowns, config_strings, string_list_property
+from .pod_checks import PodSpecCheck, Report
+from .workloads import PodTemplate
 
 
-def check_runtime_class(
-    template: PodTemplate,
-    allowed: Sequence[str],
-    report_violation: ReportViolation,
-    urn: str | None = None,
-    reason: str = "",
-) -> None:
+def check_runtime_class(template: PodTemplate, config: Mapping[str, Any], report: Report, _: Unknowns) -> None:
+    allowed = config_strings(config, "allowedRuntimeClasses", DEFAULT_RUNTIME_CLASSES)
     runtime_class = template.runtime_class()
     if runtime_class is not None and runtime_class in allowed:
         return
@@ -36,30 +19,20 @@ def check_runtime_class(
         return  # a server-side-apply patch that leaves runtimeClassName as it is
     field = template.field("runtimeClassName")
     found = f' instead of "{runtime_class}"' if runtime_class is not None else ""
-    report_violation(f"{template.who}: set {field} to one of {', '.join(allowed)}{found}.{reason}", urn)
+    report(f"{template.who}: set {field} to one of {', '.join(allowed)}{found}.")
 
 
-def sandbox_runtime_class_validator(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    template = sandbox_template(args)
-    if template is None:
-        return
-    allowed = config_strings(args.get_config(), "allowedRuntimeClasses", DEFAULT_RUNTIME_CLASSES)
-    check_runtime_class(template, allowed, report_violation)
-
-
-sandbox_runtime_class = ResourceValidationPolicy(
-    name="sandbox-runtime-class",
+RUNTIME_CLASS = PodSpecCheck(
+    rule="sandbox-runtime-class",
     description=(
         "Sandbox workloads (pod template label agent-platform.io/sandbox=true, or a configured "
         "sandbox namespace) must run in a Kata Containers micro-VM runtime class."
     ),
-    validate=sandbox_runtime_class_validator,
-    config_schema=schema(
-        {
-            "allowedRuntimeClasses": ALLOWED_RUNTIME_CLASSES_PROPERTY,
-            "sandboxNamespaces": SANDBOX_NAMESPACES_PROPERTY,
-            "sandboxKinds": SANDBOX_KINDS_PROPERTY,
-        }
-    ),
+    run=check_runtime_class,
+    config={
+        "allowedRuntimeClasses": string_list_property(
+            "RuntimeClass names a sandbox pod may use.", DEFAULT_RUNTIME_CLASSES, minItems=1
+        )
+    },
 )
-applies_to(sandbox_runtime_class, is_workload)
+sandbox_runtime_class = RUNTIME_CLASS.policy

@@ -3,7 +3,7 @@
 A workload without the sandbox label is still a sandbox when it lands in a Namespace of this stack (same cluster)
 labelled as a sandbox namespace, in a configured ``sandboxNamespaces`` namespace that only the stack can tell (its
 namespace computed from a Namespace of the stack), or when it is a server-side-apply patch of a sandbox workload of
-this stack; it then gets the checks of the two resource policies. The policy also reports
+this stack; it then gets every sandbox pod-spec check (sandbox_checks.SANDBOX_CHECKS). The policy also reports
 dedicated-tenant-tolerations (tolerations.py), which needs the same pass over the stack's workloads.
 """
 
@@ -15,17 +15,10 @@ from typing import Any
 from pulumi_policy import ReportViolation, StackValidationArgs, StackValidationPolicy
 from pulumi_policy.proxy import UnknownValueError
 
-from .common import (
-    DEFAULT_RUNTIME_CLASSES,
-    SANDBOX_LABEL,
-    SANDBOX_NAMESPACES_PROPERTY,
-    Unknowns,
-    config_strings,
-    schema,
-)
-from .host_access import check_host_access
+from .common import SANDBOX_LABEL, Unknowns, config_strings, schema
 from .placement import Resolved
-from .runtime_class import ALLOWED_RUNTIME_CLASSES_PROPERTY, check_runtime_class
+from .pod_checks import SANDBOX_SCOPE
+from .sandbox_checks import SANDBOX_CHECKS
 from .stack import KubeObject, Stack
 from .tolerations import CONFIG_PROPERTIES as TOLERATIONS_PROPERTIES
 from .tolerations import check_dedicated_tenant_tolerations
@@ -65,7 +58,7 @@ def _check_workload(
     stack: Stack,
     sandbox: Sequence[KubeObject],
     configured: Sequence[str],
-    allowed: Sequence[str],
+    config: Mapping[str, Any],
     report_violation: ReportViolation,
     unknowns: Unknowns,
 ) -> None:
@@ -74,14 +67,18 @@ def _check_workload(
         return
     try:
         if template.has_sandbox_label():
-            return  # already checked by sandbox-runtime-class and sandbox-no-host-access
+            return  # already checked by the sandbox checks' resource policies
     except UnknownValueError:
         pass  # cannot tell from the labels; the namespace decides
     reason = _why_sandbox(workload, stack, sandbox, configured)
     if reason is None:
         return
-    check_runtime_class(template, allowed, report_violation, workload.urn, reason)
-    check_host_access(template, lambda message: report_violation(message + reason, workload.urn), unknowns)
+
+    def report(message: str) -> None:
+        report_violation(message + reason, workload.urn)
+
+    for check in SANDBOX_CHECKS:
+        unknowns.run(check.run, template, config, report, unknowns)
 
 
 def check_sandbox_namespace_workloads(
@@ -92,9 +89,8 @@ def check_sandbox_namespace_workloads(
     workloads = list(stack.of_kinds(WORKLOAD_KINDS))
     if not sandbox and not configured and not any(w.patch for w in workloads):
         return
-    allowed = config_strings(config, "allowedRuntimeClasses", DEFAULT_RUNTIME_CLASSES)
     for workload in workloads:
-        unknowns.run(_check_workload, workload, stack, sandbox, configured, allowed, report_violation, unknowns)
+        unknowns.run(_check_workload, workload, stack, sandbox, configured, config, report_violation, unknowns)
 
 
 def sandbox_namespace_runtime_class_validator(args: StackValidationArgs, report_violation: ReportViolation) -> None:
@@ -117,8 +113,8 @@ sandbox_namespace_runtime_class = StackValidationPolicy(
     validate=sandbox_namespace_runtime_class_validator,
     config_schema=schema(
         {
-            "allowedRuntimeClasses": ALLOWED_RUNTIME_CLASSES_PROPERTY,
-            "sandboxNamespaces": SANDBOX_NAMESPACES_PROPERTY,
+            **{key: spec for check in SANDBOX_CHECKS for key, spec in check.config.items()},
+            "sandboxNamespaces": SANDBOX_SCOPE["sandboxNamespaces"],
             **TOLERATIONS_PROPERTIES,
         }
     ),

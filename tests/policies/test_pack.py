@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agent_policies import POLICIES, POLICY_PACK_NAME, RULES
+from agent_policies import POLICIES, POLICY_PACK_NAME, RULES, SANDBOX_CHECKS
+from agent_policies.pod_checks import SANDBOX_SCOPE
 from agent_policies.runtime_class import sandbox_runtime_class
 from pulumi_policy import ResourceValidationPolicy, StackValidationPolicy
 
@@ -38,20 +39,8 @@ from tools.program import ROOT
 
 def test_pack_lists_every_rule_once() -> None:
     names = [p.name for p in POLICIES]
-    assert names == [
-        "sandbox-runtime-class",
-        "sandbox-namespace-runtime-class",
-        "kata-dns",
-        "nlb-cross-zone",
-        "kata-clh-no-init-containers",
-        "sandbox-no-host-access",
-        "nested-virtualization-nodes",
-        "kata-node-capacity",
-        "sandbox-egress-allowlist",  # tests/test_egress.py
-        "mcp-servers-closed",  # tests/test_mcp.py
-    ]
-    stack_level = {p.name for p in POLICIES if isinstance(p, StackValidationPolicy)}
-    assert stack_level == {"sandbox-namespace-runtime-class", "kata-node-capacity", "sandbox-egress-allowlist"}
+    assert names == list(dict.fromkeys(rule.policy.name for rule in RULES))
+    assert all(check.policy in POLICIES for check in SANDBOX_CHECKS)
     for policy in POLICIES:
         assert policy.config_schema is not None, policy.name
         for key, spec in policy.config_schema.properties.items():
@@ -92,6 +81,17 @@ def test_example_config_is_the_readmes_and_fits_every_stack() -> None:
         json.loads(readme.split("what CI previews and deploys every stack with):\n\n```json\n", 1)[1].split("```")[0])
         == example
     )
+    # The sandbox scope is the same on every policy that judges sandboxes (the SDK gives a policy only its own
+    # config, so the file repeats it per policy): every sandbox check's policy has it, the stack policy its namespaces.
+    scope = {key: example["sandbox-runtime-class"][key] for key in SANDBOX_SCOPE}
+    for check in SANDBOX_CHECKS:
+        assert {key: example.get(check.rule, {}).get(key) for key in SANDBOX_SCOPE} == scope, check.rule
+    stack = example["sandbox-namespace-runtime-class"]
+    assert stack["sandboxNamespaces"] == scope["sandboxNamespaces"]
+    for check in SANDBOX_CHECKS:  # the stack policy runs the checks with the same settings
+        assert {key: stack.get(key) for key in check.config} == {
+            key: example[check.rule].get(key) for key in check.config
+        }, check.rule
     default = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]["agent-platform:serviceCidr"]["default"]
     for stack in ("dev", "staging", "prod"):
         config = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
