@@ -10,7 +10,10 @@ from typing import Any
 import pytest
 
 from components.contracts import gateway as gwc
-from tests.configs import config_error
+from components.gateway import keys
+from components.gateway.mcp import mcp_servers, with_mcp
+from components.tenants.tenant import TenantArgs
+from tests.configs import config_error, parse_config
 from tests.conftest import program_result
 from tests.tokens import DEPLOYMENT, NETPOL, SERVICE
 from tools.program import ProgramResult
@@ -132,17 +135,15 @@ def test_the_tenant_s_agents_get_the_gateway_mcp_url(dev: ProgramResult) -> None
 
 
 def test_a_tenant_without_servers_grants_none_and_gets_no_url() -> None:
-    tenants = [{"name": "solo", "agents": [{"name": "hermes", "type": "hermes"}]}]
-    result = program_result("dev", {"agent-platform:tenants": tenants, "agent-platform:tenantSecrets": {}})
-    values = litellm_values(result)
-    assert "mcp_servers" not in values["proxy_config"]
-    assert values["proxy_config"]["general_settings"]["require_key_mcp_access_defined"] is True
-    (job,) = [j for j in result.of_type("kubernetes:batch/v1:Job") if j.name == "gateway-key-job-solo"]
-    env = {e["name"]: e.get("value") for e in job.inputs["spec"]["template"]["spec"]["containers"][0]["env"]}
-    for spec in ("TEAM_SPEC", "KEY_SPEC"):  # an empty grant written, never left out (an empty team is no ceiling)
-        assert json.loads(env[spec])["object_permission"] == {"mcp_servers": []}
-    secret = named(result, "kubernetes:core/v1:Secret", "tenant-solo", "hermes-secrets")
-    assert "LITELLM_MCP_URL" not in secret.inputs["stringData"]
+    cfg = parse_config(tenants=[{"name": "solo", "agents": [{"name": "hermes", "type": "hermes"}]}])
+    (tenant,) = cfg.tenants
+    for spec in (keys.team_spec(tenant), keys.key_spec(tenant)):  # written empty, never left out: an empty team
+        assert spec["object_permission"] == {"mcp_servers": []}  # grant left out would cap no key
+    values = with_mcp({"proxy_config": {}}, mcp_servers(cfg.tenants))
+    assert values["proxy_config"] == {"general_settings": {"require_key_mcp_access_defined": True}}
+    assert values["extraEnvVars"] == []
+    args = TenantArgs.for_tenant(tenant, cfg, litellm_url="http://nlb:4000", litellm_key="sk-solo")
+    assert args.mcp_url is None  # no LITELLM_MCP_URL in its agents' Secrets
 
 
 def server(**mcp: Any) -> dict[str, Any]:
