@@ -19,6 +19,7 @@ from components.network.vpc import Network, NetworkArgs
 from components.observability.monitoring import Observability, ObservabilityArgs
 from components.runtime.agent_sandbox import AgentSandbox, AgentSandboxArgs
 from components.runtime.kata_deploy import KataRuntime, KataRuntimeArgs, firecracker_devmapper_userdata
+from components.tenants.fargate import FargateTier, FargateTierArgs
 from components.tenants.tenant import Tenant, TenantArgs
 
 try:
@@ -26,6 +27,8 @@ try:
 except ConfigError as error:
     # One clear line naming the key, not a traceback from deep inside a provider.
     raise pulumi.RunError(str(error)) from None
+for warning in cfg.warnings:  # what holds differently than the tenant may expect (Fargate): docs/fargate.md
+    pulumi.log.warn(warning)
 
 # --- network
 network = Network(
@@ -55,7 +58,7 @@ sandbox_nodes_sg = SandboxNodeSecurityGroup(
         cluster_security_group_id=cluster.cluster_security_group_id,
         network=cfg.network,
         allowlist=cfg.egress.allowlist,
-        tenant_cidrs=tuple(c for t in cfg.tenants for c in t.egress_cidrs),
+        tenant_cidrs=tuple(c for t in cfg.tenants if not t.fargate for c in t.egress_cidrs),  # Fargate: own SG
         kata_monitor=cfg.kata.monitor,
     ),
 )
@@ -201,11 +204,28 @@ admission = SandboxAdmission(
         runtime_classes=cfg.kata.runtime_classes,
         service_cidrs=(cfg.cluster.service_cidr,),
         resolver_ip=cfg.network.resolver_ip,
+        fargate_namespaces=tuple(t.namespace for t in cfg.fargate_tenants),
     ),
     opts=in_cluster,
 )
 # {tenant: {agent: {ENV: value}}} (bot tokens...); config validation checked every agent's secretEnv is there.
 tenant_secrets = secrets.get_secret_object("tenantSecrets") or pulumi.Output.secret({})
+# Fargate tenants: a profile, a pod execution role and the pods' security group each (docs/fargate.md).
+fargate = {
+    tenant.name: FargateTier(
+        f"{tenant.name}-fargate",
+        FargateTierArgs(
+            tenant,
+            cfg.network,
+            allowlist=cfg.egress.allowlist,
+            cluster_name=cluster.name,
+            vpc_id=network.vpc_id,
+            private_subnet_ids=network.private_subnet_ids,
+            cluster_security_group_id=cluster.cluster_security_group_id,
+        ),
+    )
+    for tenant in cfg.fargate_tenants
+}
 tenants = [
     Tenant(
         tenant.name,
@@ -217,9 +237,14 @@ tenants = [
             secrets=tenant_secrets.apply(lambda s, t=tenant.name: (s or {}).get(t, {})),
             sandbox_controller=sandbox_controller,
             # the tenant's pods start after its key is registered (a rotation rolls them onto the new key)
-            depends_on=(*kata_runtime.runtime_classes, gateway.key_jobs[tenant.name]),
+            depends_on=(
+                *kata_runtime.runtime_classes,
+                gateway.key_jobs[tenant.name],
+                *([fargate[tenant.name].profile] if tenant.fargate else []),
+            ),
             proxy_url=egress.tenant_proxy_urls[tenant.name] if egress else None,
             mcp_tokens=gateway.mcp_tokens.get(tenant.name),
+            fargate_security_group_id=fargate[tenant.name].security_group_id if tenant.fargate else None,
         ),
         opts=in_cluster,
     )

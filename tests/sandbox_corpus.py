@@ -11,7 +11,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from components.contracts.labels import SANDBOX_LABEL, TENANT_LABEL, dedicated_toleration
+from components.contracts.labels import (
+    FARGATE_COMPUTE_TYPE,
+    FARGATE_POD_LABELS,
+    FARGATE_SCHEDULER,
+    ISOLATION_LABEL,
+    KATA_TOLERATION,
+    SANDBOX_LABEL,
+    TENANT_LABEL,
+    dedicated_toleration,
+)
 from tools.policy_fixtures import VPC_DNS, Kind, kata_spec, workload
 
 ALLOWED_RUNTIME_CLASSES = ("kata-clh", "kata-qemu")
@@ -20,11 +29,13 @@ SANDBOX_NAMESPACE = "tenant-a"  # labelled agent-platform.io/sandbox=true, tenan
 PLAIN_NAMESPACE = "apps"  # no label
 DEDICATED_NAMESPACE = "tenant-globex"  # a sandbox namespace of tenant globex, which has dedicated nodes
 UPPER_NAMESPACE = "tenant-upper"  # agent-platform.io/sandbox=True: any case counts, at both gates
+FARGATE_NAMESPACE = "tenant-initech"  # the dev stack's Fargate tenant: bound to its Fargate profile
 # Every namespace the corpus creates objects in, with its labels (kube-system, kata-system: platform namespaces).
 NAMESPACE_LABELS: dict[str, dict[str, str]] = {
     SANDBOX_NAMESPACE: {SANDBOX_LABEL: "true", TENANT_LABEL: "a"},
     DEDICATED_NAMESPACE: {SANDBOX_LABEL: "true", TENANT_LABEL: "globex"},
     UPPER_NAMESPACE: {SANDBOX_LABEL: "True"},
+    FARGATE_NAMESPACE: {SANDBOX_LABEL: "true", TENANT_LABEL: "initech", ISOLATION_LABEL: "fargate"},
     PLAIN_NAMESPACE: {},
     "kube-system": {},
     "kata-system": {},
@@ -60,14 +71,26 @@ Labelled = bool | str  # True: the object and its pod template; "object" or "tem
 
 
 def build(
-    kind: str, spec: Mapping[str, Any], ns: str, labelled: Labelled, name: str = "hermes", owner: str = ""
+    kind: str,
+    spec: Mapping[str, Any],
+    ns: str,
+    labelled: Labelled,
+    name: str = "hermes",
+    owner: str = "",
+    pod_labels: Mapping[str, str] | None = None,
+    annotations: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The object as kubectl (or Pulumi) sends it; the sandbox label where ``labelled`` says (the program sets it on
-    both); ``owner``: the kind of its controller (ownerReferences), as a controller-made Pod has."""
+    both); ``owner``: the kind of its controller (ownerReferences), as a controller-made Pod has; ``pod_labels`` and
+    ``annotations`` on the pod template."""
     api_version, resource_type = KINDS[kind]
     shape = Kind(resource_type, api_version, kind, "")
-    obj = workload(shape, dict(spec), sandbox=labelled is not False, namespace=ns, name=name, object_labels=True)
+    obj = workload(
+        shape, dict(spec), sandbox=labelled is not False, namespace=ns, name=name, labels=pod_labels, object_labels=True
+    )
     metadata, template = obj["metadata"], _template_metadata(obj)
+    if annotations:
+        template["annotations"] = dict(annotations)
     if labelled == "object" and template is not metadata:
         template["labels"] = {k: v for k, v in template["labels"].items() if k != SANDBOX_LABEL}
     if labelled == "template" and template is not metadata:
@@ -97,9 +120,20 @@ class Case:
     namespace: str = SANDBOX_NAMESPACE
     labelled: Labelled = True  # the sandbox label on the object and its pod template, one of them, or neither
     owner: str = ""  # the kind of the object's controller (a DaemonSet's Pod)
+    pod_labels: tuple[tuple[str, str], ...] = ()
+    annotations: tuple[tuple[str, str], ...] = ()
 
-    def object(self) -> dict[str, Any]:
-        return build(self.kind, self.spec, self.namespace, self.labelled, owner=self.owner)
+    def object(self, name: str = "hermes") -> dict[str, Any]:
+        return build(
+            self.kind,
+            self.spec,
+            self.namespace,
+            self.labelled,
+            name=name,
+            owner=self.owner,
+            pod_labels=dict(self.pod_labels),
+            annotations=dict(self.annotations),
+        )
 
     @property
     def resource_type(self) -> str:
@@ -358,6 +392,75 @@ CASES += [
         False,
         "DaemonSet",
     ),
+]
+
+# --- Fargate (issue 28): a sandbox pod without a runtime class only in a namespace bound to a Fargate profile, with the
+# tier label the profile selects, and nothing that could steer it onto an EC2 node; a Pod as the API server sees it
+# after EKS' Fargate webhook (schedulerName fargate-scheduler). Red team: every way to claim Fargate and land on EC2.
+TIER = tuple(FARGATE_POD_LABELS.items())
+EC2 = ((FARGATE_COMPUTE_TYPE, "ec2"),)
+NODE = "ip-10-1-2-3.ec2.internal"
+
+
+def fargate_spec(kind: str = "Deployment", **overrides: Any) -> dict[str, Any]:
+    """A compliant Fargate pod spec of ``kind``: no runtime class; a Pod carries the scheduler the webhook set."""
+    scheduler = {"schedulerName": FARGATE_SCHEDULER} if kind == "Pod" else {}
+    return kata_spec(**{"runtimeClassName": None, **scheduler, **overrides})
+
+
+def fargate_case(case_id: str, allowed: bool, kind: str = "Deployment", **fields: Any) -> Case:
+    spec = fields.pop("spec", None) or fargate_spec(kind)
+    fields.setdefault("namespace", FARGATE_NAMESPACE)
+    fields.setdefault("pod_labels", TIER)
+    return Case(f"fargate-{case_id}", spec, allowed, kind, **fields)
+
+
+AFFINITY = {
+    "nodeAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchExpressions": [{"key": "workload-type", "operator": "Exists"}]}]
+        }
+    }
+}
+CASES += [
+    *(fargate_case(f"compliant-{kind}", True, kind) for kind in KINDS if kind != "DaemonSet"),
+    fargate_case("daemonset", False, "DaemonSet"),
+    fargate_case("unlabelled-namespace-decides", True, labelled=False),
+    fargate_case("compute-type-selector", True, spec=fargate_spec(nodeSelector={FARGATE_COMPUTE_TYPE: "fargate"})),
+    fargate_case("compute-type-annotation-fargate", True, annotations=((FARGATE_COMPUTE_TYPE, "fargate"),)),
+    # tolerations only widen where a scheduler may put a pod; Fargate's scheduler places it (the Pod proves it)
+    fargate_case("kata-toleration", True, "Pod", spec=fargate_spec("Pod", tolerations=[KATA_TOLERATION])),
+    # the red team, in the Fargate namespace
+    fargate_case("kata-runtime-class", False, spec=kata_spec()),
+    fargate_case("runc-runtime-class", False, "Pod", spec=fargate_spec("Pod", runtimeClassName="runc")),
+    fargate_case("without-tier-label", False, pod_labels=()),
+    fargate_case("without-tier-label-pod", False, "Pod", pod_labels=()),
+    fargate_case("tier-label-other-value", False, pod_labels=((ISOLATION_LABEL, "Fargate"),)),
+    fargate_case("pod-without-fargate-scheduler", False, "Pod", spec=fargate_spec("Pod", schedulerName=None)),
+    fargate_case("pod-default-scheduler", False, "Pod", spec=fargate_spec("Pod", schedulerName="default-scheduler")),
+    fargate_case("default-scheduler", False, spec=fargate_spec(schedulerName="default-scheduler")),
+    fargate_case("node-name-pod", False, "Pod", spec=fargate_spec("Pod", nodeName=NODE)),
+    fargate_case("node-name-job", False, "Job", spec=fargate_spec(nodeName=NODE)),
+    fargate_case("kata-node-selector", False, spec=fargate_spec(nodeSelector={"workload-type": "kata"})),
+    fargate_case(
+        "ec2-node-selector", False, "Pod", spec=fargate_spec("Pod", nodeSelector={FARGATE_COMPUTE_TYPE: "ec2"})
+    ),
+    fargate_case("node-affinity", False, "StatefulSet", spec=fargate_spec(affinity=AFFINITY)),
+    fargate_case("compute-type-annotation-ec2", False, annotations=EC2),
+    fargate_case("compute-type-annotation-ec2-pod", False, "Pod", annotations=EC2),
+    fargate_case(
+        "kata-toleration-default-scheduler",
+        False,
+        "Pod",
+        spec=fargate_spec("Pod", tolerations=[KATA_TOLERATION], schedulerName="default-scheduler"),
+    ),
+    fargate_case("host-network", False, spec=fargate_spec(hostNetwork=True)),
+    fargate_case("daemonset-pod", False, "Pod", owner="DaemonSet", spec=fargate_spec("Pod", nodeName=NODE)),
+    # the red team: claiming Fargate where no profile binds the namespace
+    fargate_case("claim-in-kata-tenant", False, namespace=SANDBOX_NAMESPACE),
+    fargate_case("claim-pod-in-kata-tenant", False, "Pod", namespace=SANDBOX_NAMESPACE),
+    fargate_case("claim-elsewhere", False, "SandboxTemplate", namespace=PLAIN_NAMESPACE),
+    fargate_case("claim-unlabelled-namespace-decides", False, namespace=DEDICATED_NAMESPACE, labelled=False),
 ]
 
 SANDBOX_NAMESPACES = tuple(name for name, labels in NAMESPACE_LABELS.items() if labels.get(SANDBOX_LABEL) == "true")

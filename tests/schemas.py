@@ -16,6 +16,7 @@ import yaml
 from components.config import project_schema
 from components.config.versions import CATALOG_FILE, VERSION_KEYS
 from tools.render import parse_objects
+from tools.render_checks.model import EKS_CRD_SETS
 
 CRD_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "schemas" / "crds"
 
@@ -42,6 +43,7 @@ def crd_sets() -> dict[str, str]:
         "karpenter": f"karpenter-{schema['karpenterVersion']['default']}",
         "agent-sandbox": f"agent-sandbox-{schema['agentSandboxVersion']['default']}",
         "kube-prometheus-stack": f"prometheus-operator-{operator or 'unknown (chart not vendored)'}",
+        **{f"eks ({folder})": folder for folder in EKS_CRD_SETS},  # CRDs EKS itself provides (security groups for pods)
     }
 
 

@@ -24,11 +24,13 @@ from components.admission.sandbox_admission import (
     SANDBOX_POLICY,
     SANDBOX_VALIDATIONS,
     binding_specs,
+    fargate_validations,
     sandbox_policy_spec,
     sandbox_validations,
     service_networks,
 )
 from components.config import ConfigError
+from components.tenants.fargate import profile_selectors
 from components.tenants.tenant import PSA_LABELS
 from tests import kube_cel
 from tests.conftest import program_result
@@ -38,6 +40,7 @@ from tests.sandbox_corpus import (
     CASES,
     DEDICATED_NAMESPACE,
     EVERY,
+    FARGATE_NAMESPACE,
     GLOBEX,
     NAMESPACE_LABELS,
     PLAIN_NAMESPACE,
@@ -53,9 +56,11 @@ from tests.sandbox_corpus import (
     tolerating,
 )
 from tools.analyzer import PolicyPackProcess
-from tools.program import ProgramResult
+from tools.program import ProgramResult, load_stack
 
 VAP = "kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicy"
+FARGATE_PROFILE = "aws:eks/fargateProfile:FargateProfile"
+FARGATE_TENANT = next(t for t in load_stack("dev").tenants if t.fargate)  # the corpus' FARGATE_NAMESPACE
 BINDING = "kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicyBinding"
 
 
@@ -107,11 +112,14 @@ def test_values_come_from_the_stack_config(gates: tuple[dict[str, Any], dict[str
     """The corpus' assumptions hold for the rendered dev policies."""
     policies, bindings = gates
     runtime = policies[SANDBOX_POLICY]["validations"][0]["expression"]
-    assert runtime.endswith('in ["kata-clh", "kata-qemu"])')
+    assert runtime.endswith('in ["kata-clh", "kata-qemu"]))')
     assert ALLOWED_RUNTIME_CLASSES == ("kata-clh", "kata-qemu")
     expressions = " ".join(v["expression"] for v in policies[KATA_DNS_POLICY]["validations"])
     assert f'cidr("{SERVICE_CIDR}").containsIP(ip(n))' in expressions
     assert VPC_DNS in policies[KATA_DNS_POLICY]["validations"][0]["message"]
+    assert FARGATE_TENANT.namespace == FARGATE_NAMESPACE
+    fargate = next(v for v in policies[SANDBOX_POLICY]["variables"] if v["name"] == "fargateNamespace")
+    assert fargate["expression"] == f'request.namespace in ["{FARGATE_NAMESPACE}"]'
     namespaces = bindings[f"{SANDBOX_POLICY}-namespaces"]["matchResources"]["namespaceSelector"]
     assert namespaces == {"matchLabels": {"agent-platform.io/sandbox": "true"}}
 
@@ -127,7 +135,7 @@ def test_other_runtime_classes_and_cidrs_follow_the_config() -> None:
     )
     policies, bindings = rendered(result)
     assert policies[SANDBOX_POLICY]["validations"][0]["expression"].endswith(
-        'in ["kata-clh", "kata-qemu", "kata-fc", "gvisor"])'
+        'in ["kata-clh", "kata-qemu", "kata-fc", "gvisor"]))'
     )
     gvisor = build("Pod", kata_spec(runtimeClassName="gvisor", dnsPolicy="ClusterFirst"), SANDBOX_NAMESPACE, True)
     assert kube_cel.admit(policies, bindings, gvisor, namespace(SANDBOX_NAMESPACE)).allowed  # not Kata: no DNS rule
@@ -191,14 +199,16 @@ def test_corpus_exercises_every_validation(gates: tuple[dict[str, Any], dict[str
 
 
 def test_admission_has_every_sandbox_check() -> None:
-    """agent-platform-sandbox validates each sandbox pod-spec check of the pack, in the pack's order, and nothing
-    else (a check left out of admission, or admission validations no check owns, fail here)."""
+    """agent-platform-sandbox validates each sandbox pod-spec check of the pack, in the pack's order, then the
+    Fargate pod rules (the pack's stack rule fargate-sandbox-pods), and nothing else (a check left out of admission,
+    or admission validations no check owns, fail here)."""
     assert list(SANDBOX_VALIDATIONS) == [check.rule for check in SANDBOX_CHECKS]
     for rule, validations in SANDBOX_VALIDATIONS.items():
         assert validations(ALLOWED_RUNTIME_CLASSES), rule
-    assert [v for _, v in sandbox_validations(ALLOWED_RUNTIME_CLASSES)] == sandbox_policy_spec(ALLOWED_RUNTIME_CLASSES)[
-        "validations"
-    ]
+    checks = [v for _, v in sandbox_validations(ALLOWED_RUNTIME_CLASSES)]
+    fargate = [{**v, "expression": f"!variables.sandbox || ({v['expression']})"} for v in fargate_validations()]
+    assert checks + fargate == sandbox_policy_spec(ALLOWED_RUNTIME_CLASSES)["validations"]
+    assert "fargate-sandbox-pods" in {rule.name for rule in RULES if SANDBOX_POLICY in rule.admission}
 
 
 # --- the shared corpus: the pack agrees -----------------------------------------------------------
@@ -232,15 +242,13 @@ def pack_denials(pack: PolicyPackProcess) -> dict[str, list[str]]:
     """Every case through the pack at once: Analyze of each object, then one AnalyzeStack of all of them with the
     corpus' Namespaces (the stack rules need their labels); each case under its own name, judged on its own."""
     workloads = {
-        case.id: resource(
-            case.resource_type,
-            case.id.lower(),
-            build(case.kind, case.spec, case.namespace, case.labelled, name=case.id.lower(), owner=case.owner),
-        )
-        for case in CASES
+        case.id: resource(case.resource_type, case.id.lower(), case.object(name=case.id.lower())) for case in CASES
     }
     namespaces = [resource("kubernetes:core/v1:Namespace", f"ns-{name}", namespace(name)) for name in NAMESPACE_LABELS]
-    violations = pack.analyze_many(workloads.values()) + pack.analyze_stack([*namespaces, *workloads.values()])
+    # The Fargate tenant's profile, as the program declares it: what binds FARGATE_NAMESPACE at deploy time.
+    profile = resource(FARGATE_PROFILE, "initech-fargate-profile", {"selectors": profile_selectors(FARGATE_TENANT)})
+    stack = [*namespaces, profile, *workloads.values()]
+    violations = pack.analyze_many(workloads.values()) + pack.analyze_stack(stack)
     case_of = {r.urn: case_id for case_id, r in workloads.items()}
     denials: dict[str, list[str]] = {case.id: [] for case in CASES}
     for v in violations:
@@ -476,7 +484,20 @@ def test_tenant_namespaces_enforce_restricted_and_sandbox_pods_meet_it(each_stac
         if r.type.endswith(":SandboxTemplate")
     ]
     assert templates
+    gates = rendered(each_stack)
     for name, spec in templates:
         assert restricted_violations(spec) == [], name
-        obj = build("Pod", spec, SANDBOX_NAMESPACE, True)
-        assert kube_cel.admit(*rendered(each_stack), obj, namespace(SANDBOX_NAMESPACE)).allowed, name
+        if "runtimeClassName" in spec:
+            obj = build("Pod", spec, SANDBOX_NAMESPACE, True)
+            assert kube_cel.admit(*gates, obj, namespace(SANDBOX_NAMESPACE)).allowed, name
+            continue
+        # A Fargate tenant's pod, as the API server sees it after EKS' Fargate webhook: admitted in its namespace
+        # only, with its labels (the tier label the profile selects).
+        deployment = next(r for r in each_stack.of_type("kubernetes:apps/v1:Deployment") if r.name == name)
+        labels = deployment.inputs["spec"]["template"]["metadata"]["labels"]
+        pod = build("Pod", {**spec, "schedulerName": "fargate-scheduler"}, FARGATE_NAMESPACE, True, pod_labels=labels)
+        assert kube_cel.admit(*gates, pod, namespace(FARGATE_NAMESPACE)).allowed, name
+        elsewhere = build(
+            "Pod", {**spec, "schedulerName": "fargate-scheduler"}, SANDBOX_NAMESPACE, True, pod_labels=labels
+        )
+        assert not kube_cel.admit(*gates, elsewhere, namespace(SANDBOX_NAMESPACE)).allowed, name

@@ -57,6 +57,7 @@ def tenants_program() -> None:
                 depends_on=tuple(kata.runtime_classes),
                 proxy_url=pulumi.Output.secret(f"http://{tenant.name}:proxy-password@{PROXY_HOST}:3128"),
                 mcp_tokens={a.name: pulumi.Output.secret(mcp_token(tenant.name, a.name)) for a in tenant.agents},
+                fargate_security_group_id=f"sg-fargate-{tenant.name}" if tenant.fargate else None,
             ),
             opts=opts,
         )
@@ -276,7 +277,7 @@ def test_a_non_default_vpc_cidr_moves_the_resolver_everywhere() -> None:
 def test_every_child_uses_the_cluster_provider_and_sits_under_its_tenant(tenants: ProgramResult) -> None:
     provider = tenants.of_type("pulumi:providers:kubernetes")[0].urn
     tenant_urns = {r.urn for r in tenants.of_type("agent-platform:agents:Tenant")}
-    assert len(tenant_urns) == 2
+    assert len(tenant_urns) == 3  # acme and globex on Kata, initech on Fargate
     objects = [r for r in mine(tenants) if r.type.startswith("kubernetes:")]
     assert objects
     assert all(r.provider == provider for r in objects)
@@ -374,7 +375,11 @@ def test_main_wires_the_gateway_into_the_tenants(dev: ProgramResult) -> None:
     secret = dev.named("kubernetes:core/v1:Secret", "acme-hermes-secret")
     assert set(secret.inputs["stringData"].values()) == {MASK}
     assert secret.plain["stringData"]["LITELLM_API_KEY"].startswith("sk-")
-    assert dev.outputs["tenantNamespaces"] == {"acme": "tenant-acme", "globex": "tenant-globex"}
+    assert dev.outputs["tenantNamespaces"] == {
+        "acme": "tenant-acme",
+        "globex": "tenant-globex",
+        "initech": "tenant-initech",
+    }
     assert dev.outputs["runtimeClasses"] == ["kata-clh", "kata-qemu"]
     provider = dev.of_type("pulumi:providers:kubernetes")[0].urn
     assert dev.named(DEPLOYMENT, "acme-hermes").provider == provider

@@ -183,7 +183,7 @@ CONFIG_ERRORS = [
     (
         {"tenants": [tenant(agent(runtimeClass="runc"))]},
         "tenants[0].agents[0].runtimeClass",
-        "unknown runtime class 'runc'",
+        "'runc' is not a Kata runtime class",
     ),
     ({"tenants": [tenant(agent(cpu="lots"))]}, "tenants[0].agents[0].cpu", "quantity"),
     ({"tenants": [tenant(litellm={"models": ["gpt-9"]})]}, "tenants[0].litellm.models", "not in bedrockModels"),

@@ -120,7 +120,7 @@ def test_policy_through_the_pack_in_open_mode() -> None:
     open_mode = analyzer_resources(program_result("dev", {"agent-platform:egressMode": "open"}))
     violations = [v for v in run_pack(PACK_DIR, open_mode) if v.policy == "sandbox-egress-allowlist"]
     assert {v.enforcement_level for v in violations} == {"mandatory"}
-    assert len(violations) == 3  # acme's and globex's NetworkPolicies, globex's SandboxTemplate
+    assert len(violations) == 4  # acme's, globex's and initech's NetworkPolicies, globex's SandboxTemplate
     assert all("allows 0.0.0.0/0" in v.message for v in violations)
     advisory = run_pack(PACK_DIR, open_mode, {"sandbox-egress-allowlist": "advisory"})
     assert {v.enforcement_level for v in advisory if v.policy == "sandbox-egress-allowlist"} == {"advisory"}

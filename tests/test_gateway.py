@@ -204,7 +204,7 @@ def test_tenant_keys_are_secret_sk_values() -> None:
             key.apply(lambda value, t=tenant: seen.__setitem__(t, value))
 
     result = run_program("dev", program=program)
-    assert set(seen) == {"acme", "globex"}
+    assert set(seen) == {"acme", "globex", "initech"}  # a Fargate tenant gets its own key and budget too
     assert all(value.startswith("sk-") and len(value) > 30 for value in seen.values())
     assert {"test-key-acme", "test-key-globex"} <= result.secret_outputs
     assert result.outputs["test-key-acme"] == MASK

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from components.config import PlatformConfig, TenantConfig
-from components.contracts.labels import SANDBOX_LABEL
+from components.contracts.labels import ISOLATION_LABEL, SANDBOX_LABEL
 from components.k8s.podspec import (
     KATA_MEMORY_ANNOTATION,
     KATA_VCPUS_ANNOTATION,
@@ -55,11 +55,17 @@ def assert_sandbox_pod(template: dict[str, Any], *, resolver: str, namespace: st
     assert labels[SANDBOX_LABEL] == "true"
     assert labels["agent-platform.io/tenant"]
     assert labels["app.kubernetes.io/name"]
-    assert spec["runtimeClassName"].startswith("kata-")
+    if "runtimeClassName" in spec:
+        assert spec["runtimeClassName"].startswith("kata-")
+        assert ISOLATION_LABEL not in labels
+    else:  # a Fargate tenant's pod: its own micro-VM, placed by the profile that selects this label
+        assert labels[ISOLATION_LABEL] == "fargate"
+        assert not {"nodeSelector", "affinity", "tolerations", "nodeName", "schedulerName"} & set(spec)
+        assert not any("persistentVolumeClaim" in v for v in spec.get("volumes", []))
     assert spec["dnsPolicy"] == "None"
     assert spec["dnsConfig"]["nameservers"] == [resolver]
     assert spec["dnsConfig"]["searches"][:2] == [f"{namespace}.svc.cluster.local", "svc.cluster.local"]
-    if spec["runtimeClassName"] == "kata-clh":
+    if spec.get("runtimeClassName") == "kata-clh":
         assert "initContainers" not in spec
     assert spec["automountServiceAccountToken"] is False
     assert spec["enableServiceLinks"] is False

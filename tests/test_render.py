@@ -35,6 +35,7 @@ from tools.render_checks import (
     image_problem,
     lands_on_core,
 )
+from tools.render_checks.model import Obj, Stack
 
 pytestmark = pytest.mark.skipif(not (SHARED / "charts").is_dir(), reason=f"vendored charts not present at {SHARED}")
 INSTALLS = {
@@ -281,3 +282,32 @@ def test_a_render_finding_fails_the_preview(monkeypatch: pytest.MonkeyPatch, tmp
     report = json.loads((tmp_path / "render-report.json").read_text())
     assert report["skipped"] is None
     assert any("agent-sandbox-system" in f["key"] for f in report["findings"])
+
+
+def test_a_daemon_set_that_would_follow_pods_onto_fargate_is_reported() -> None:
+    """Fargate runs no DaemonSets: one that tolerates every taint makes a pod per Fargate node that stays Pending,
+    unless its affinity excludes Fargate nodes (as the node-exporter chart's default does)."""
+
+    def found(spec: dict[str, Any]) -> list[str]:
+        body = {
+            "apiVersion": "apps/v1",
+            "kind": "DaemonSet",
+            "metadata": {"name": "agent", "namespace": "monitoring"},
+            "spec": {"template": {"metadata": {"labels": {"app": "agent"}}, "spec": spec}},
+        }
+        return [f.message for f in check_placement(Stack([Obj("monitoring", body, "monitoring")]))]
+
+    every = {"tolerations": [{"operator": "Exists"}]}
+    assert "tolerates Fargate nodes' taint" in found(every)[0]
+    not_fargate = {"key": "eks.amazonaws.com/compute-type", "operator": "NotIn", "values": ["fargate"]}
+    affinity = {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [{"matchExpressions": [not_fargate]}]
+            }
+        }
+    }
+    assert found({**every, "affinity": affinity}) == []
+    assert found({**every, "nodeSelector": {"workload-type": "kata"}}) == []
+    assert found({"tolerations": [{"key": "kata", "operator": "Exists"}]}) == []
+    assert found({**every, "nodeSelector": {"kubernetes.io/os": "linux"}})  # Fargate nodes are linux too

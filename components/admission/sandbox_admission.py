@@ -16,7 +16,16 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.contracts.labels import DEDICATED_TENANT_KEY, SANDBOX_LABEL, TENANT_LABEL, dedicated_taint
+from components.contracts.labels import (
+    DEDICATED_TENANT_KEY,
+    FARGATE,
+    FARGATE_COMPUTE_TYPE,
+    FARGATE_SCHEDULER,
+    ISOLATION_LABEL,
+    SANDBOX_LABEL,
+    TENANT_LABEL,
+    dedicated_taint,
+)
 from components.contracts.namespaces import NODE_DAEMON_NAMESPACES
 
 SANDBOX_POLICY = "agent-platform-sandbox"
@@ -82,6 +91,31 @@ def _object_path(path: str) -> str:
 def _labels_path(spec_path: str) -> str:
     """Where the pod labels are for a pod spec path: ``spec.template.spec`` -> ``spec.template.metadata.labels``."""
     return "metadata.labels" if spec_path == "spec" else spec_path.removesuffix("spec") + "metadata.labels"
+
+
+def _metadata_path(spec_path: str, what: str) -> str:
+    """``labels`` or ``annotations`` of the pod template of a pod spec path."""
+    return _labels_path(spec_path).removesuffix("labels") + what
+
+
+def _has_entry(path: str, key: str) -> str:
+    """Every level of the map at ``path`` exists and holds ``key``."""
+    root, *parts = path.split(".")
+    guards = [f"has({root}.{'.'.join(parts[: i + 1])})" for i in range(len(parts))]
+    return "(" + " && ".join([*guards, f"{cel_string(key)} in {path}"]) + ")"
+
+
+def _pod_metadata_is(what: str, key: str, value: str, absent: bool) -> str:
+    """The pod template's ``what`` (labels or annotations) maps ``key`` to ``value`` (or, with ``absent``, may lack
+    it), wherever the kind keeps its pod template."""
+    render = {}
+    for path in set(SPEC_PATHS.values()):
+        entries = _object_path(_metadata_path(path, what))
+        equal = f"{entries}[{cel_string(key)}] == {cel_string(value)}"
+        render[path] = (
+            f"(!{_has_entry(entries, key)} || {equal})" if absent else f"({_has_entry(entries, key)} && {equal})"
+        )
+    return _by_kind(render)
 
 
 def _true_label(labels: str, label: str = SANDBOX_LABEL) -> str:
@@ -156,6 +190,61 @@ def _names(items: str, condition: str, var: str) -> str:
     return f"{items}.filter({var}, {condition}).map({var}, {var}.name).join(', ')"
 
 
+def fargate_validations() -> list[dict[str, Any]]:
+    """In a namespace bound to a Fargate profile (the policy's ``fargateNamespace``), what makes a sandbox pod a
+    Fargate pod, and nothing else: no runtime class, not a DaemonSet, the tier label the profile selects, and no way
+    to steer it onto an EC2 node (nodeName, a scheduler other than Fargate's, node selectors or affinity, the
+    ``eks.amazonaws.com/compute-type`` annotation). A Pod is judged after EKS' Fargate webhook mutated it, so it must
+    carry ``schedulerName: fargate-scheduler``: proof that the profile matched (docs/fargate.md#the-two-gates)."""
+    runtime, node_name, scheduler = _field("runtimeClassName"), _field("nodeName"), _field("schedulerName")
+    selector, affinity = _field("nodeSelector"), _field("affinity")
+    fargate_scheduler = cel_string(FARGATE_SCHEDULER)
+    why = "this namespace is bound to a Fargate profile, so every sandbox pod here must be a Fargate pod"
+    rules = [
+        (f"!has({runtime})", f"remove ' + variables.specPath + '.runtimeClassName; {why} (its own Firecracker VM)"),
+        (
+            "request.kind.kind != 'DaemonSet'",
+            f"use a Deployment, not a DaemonSet; Fargate runs no DaemonSets and {why}",
+        ),
+        (
+            _pod_metadata_is("labels", ISOLATION_LABEL, FARGATE, absent=False),
+            f"label the pod template {ISOLATION_LABEL}={FARGATE}, as the Fargate profile of the tenant selects; {why}",
+        ),
+        (
+            f"!has({node_name}) || (request.kind.kind == 'Pod' && request.operation != 'CREATE')",
+            f"remove ' + variables.specPath + '.nodeName: it skips the scheduler and lands on any node; {why}",
+        ),
+        (
+            f"request.kind.kind == 'Pod' ? (has({scheduler}) && {scheduler} == {fargate_scheduler}) : "
+            f"(!has({scheduler}) || {scheduler} == {fargate_scheduler})",
+            f"leave ' + variables.specPath + '.schedulerName to EKS: a Pod must be scheduled by {FARGATE_SCHEDULER} "
+            f"(set by the Fargate webhook when the profile matches); {why}",
+        ),
+        (
+            f"!has({selector}) || {selector}.all(k, k == {cel_string(FARGATE_COMPUTE_TYPE)} && "
+            f"{selector}[k] == {cel_string(FARGATE)})",
+            f"remove ' + variables.specPath + '.nodeSelector (only {FARGATE_COMPUTE_TYPE}={FARGATE} is allowed); {why}",
+        ),
+        (
+            f"!has({affinity}) || !has({affinity}.nodeAffinity)",
+            f"remove ' + variables.specPath + '.affinity.nodeAffinity; {why}",
+        ),
+        (
+            _pod_metadata_is("annotations", FARGATE_COMPUTE_TYPE, FARGATE, absent=True),
+            f"remove the pod annotation {FARGATE_COMPUTE_TYPE} (ec2 keeps a pod off Fargate); {why}",
+        ),
+    ]
+    return [
+        {
+            "expression": f"!variables.fargateNamespace || ({expression})",
+            "message": message.replace("' + variables.specPath + '.", "the pod spec's ") + ".",
+            "messageExpression": f"'{message}.'",
+            "reason": "Forbidden",
+        }
+        for expression, message in rules
+    ]
+
+
 WHY_SANDBOX = f"sandbox pods ({SANDBOX_LABEL}=true on the namespace, the object or its pod template) "
 
 
@@ -164,7 +253,10 @@ def _runtime_class(allowed_runtime_classes: Sequence[str]) -> list[dict[str, Any
     runtime = _field("runtimeClassName")
     return [
         {
-            "expression": f"has({runtime}) && {runtime} in {cel_list(allowed_runtime_classes)}",
+            # Only in a namespace bound to a Fargate profile may it be absent (fargate_validations decide there).
+            "expression": (
+                f"variables.fargateNamespace || (has({runtime}) && {runtime} in {cel_list(allowed_runtime_classes)})"
+            ),
             "message": f"set runtimeClassName to one of {allowed}; {WHY_SANDBOX}must run in a Kata micro-VM.",
             "messageExpression": (
                 f"'set ' + variables.specPath + '.runtimeClassName to one of {allowed}'"
@@ -239,16 +331,29 @@ def sandbox_validations(allowed_runtime_classes: Sequence[str]) -> list[tuple[st
     ]
 
 
-def sandbox_policy_spec(allowed_runtime_classes: Sequence[str]) -> dict[str, Any]:
-    """``agent-platform-sandbox``: every sandbox pod-spec check (Kata runtime class, no host access)."""
+def sandbox_policy_spec(
+    allowed_runtime_classes: Sequence[str], fargate_namespaces: Sequence[str] = ()
+) -> dict[str, Any]:
+    """``agent-platform-sandbox``: every sandbox pod-spec check (Kata runtime class, no host access), and in the
+    namespaces bound to a Fargate profile the Fargate pod rules (the pack's fargate-sandbox-pods)."""
     if not allowed_runtime_classes:
         raise ValueError("at least one allowed runtime class is needed")
+    fargate = [
+        {**validation, "expression": f"!variables.sandbox || ({validation['expression']})"}
+        for validation in fargate_validations()
+    ]
     return {
         "failurePolicy": "Fail",
         "matchConstraints": match_constraints(),
         "matchConditions": [NOT_BEING_DELETED],
-        "variables": [*VARIABLES, {"name": "sandbox", "expression": f"({SANDBOX})"}],
-        "validations": [validation for _, validation in sandbox_validations(allowed_runtime_classes)],
+        "variables": [
+            *VARIABLES,
+            {"name": "sandbox", "expression": f"({SANDBOX})"},
+            # The namespaces the program binds to a Fargate profile (exact namespace and tier label): a list in
+            # the policy, not a namespace label a tenant could hope to set.
+            {"name": "fargateNamespace", "expression": f"request.namespace in {cel_list(sorted(fargate_namespaces))}"},
+        ],
+        "validations": [validation for _, validation in sandbox_validations(allowed_runtime_classes)] + fargate,
     }
 
 
@@ -444,6 +549,7 @@ class SandboxAdmissionArgs:
     runtime_classes: tuple[str, ...]  # the enabled RuntimeClasses sandbox pods may use
     service_cidrs: tuple[str, ...]
     resolver_ip: str  # named in the messages as the fix
+    fargate_namespaces: tuple[str, ...] = ()  # bound to a Fargate profile each (components/tenants/fargate.py)
 
 
 class SandboxAdmission(pulumi.ComponentResource):
@@ -456,7 +562,7 @@ class SandboxAdmission(pulumi.ComponentResource):
         super().__init__("agent-platform:admission:SandboxAdmission", name, None, opts)
         labels = {"app.kubernetes.io/part-of": "agent-platform"}
         specs = {
-            SANDBOX_POLICY: sandbox_policy_spec(args.runtime_classes),
+            SANDBOX_POLICY: sandbox_policy_spec(args.runtime_classes, args.fargate_namespaces),
             KATA_DNS_POLICY: kata_dns_policy_spec(args.service_cidrs, args.resolver_ip),
             DEDICATED_NODES_POLICY: dedicated_nodes_policy_spec(),
         }

@@ -58,7 +58,8 @@ def read_keys(r: Reader, keys: Sequence[Key], context: Mapping[str, Any] | None 
     for key in keys:
         if isinstance(key.default, Derived):
             key = dataclasses.replace(key, default=key.default.compute(values, context or {}))
-        values[key.attr] = key.read(r, key, context or {})
+        # A reader sees the context and the values read before it (a tenant's agents see its isolation).
+        values[key.attr] = key.read(r, key, {**(context or {}), **values})
     return values
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from components.config.agents import ImagesConfig
 from components.config.aws_facts import REGION_PARTITION, arn_partition, region_partition
 from components.config.cluster import ClusterConfig, KarpenterConfig, KataConfig, NetworkConfig
+from components.config.fargate import FARGATE_MEMORY_OVERHEAD_MIB, PROFILES_PER_CLUSTER_QUOTA, fargate_size
 from components.config.gateway import GatewayConfig
 from components.config.observability import ObservabilityConfig
 from components.config.reader import (
@@ -135,6 +136,48 @@ class PlatformConfig:
     tenant_secret_paths: frozenset[str]  # "tenant.agent.ENV" present in tenantSecrets (no values)
 
     @property
+    def fargate_tenants(self) -> tuple[TenantConfig, ...]:
+        return tuple(t for t in self.tenants if t.fargate)
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """What the configuration allows but a tenant must know: the guarantees that hold differently on Fargate
+        (docs/fargate.md#limits), one line each, naming the key."""
+        found = []
+        for i, tenant in enumerate(self.tenants):
+            if not tenant.fargate:
+                continue
+            key = f"agent-platform:tenants[{i}].isolation"
+            found.append(
+                f"{key}: fargate: no NetworkPolicy is enforced on Fargate (its security group is the boundary), "
+                "pods use no EBS volume (the workspace is lost when a pod stops), and node-exporter/kata-monitor "
+                "metrics do not exist for its pods (docs/fargate.md#limits)"
+            )
+            if self.egress.allowlist:
+                found.append(
+                    f"{key}: fargate pulls images over the pod's own network interface, whose security group "
+                    "allows no internet: its agent images must be reachable through egress.cidrs (a registry "
+                    "mirror or VPC endpoints), or the pods wait in ImagePullBackOff (docs/fargate.md#limits)"
+                )
+            for j, agent in enumerate(tenant.agents):
+                size = fargate_size(agent.cpu, agent.memory)
+                if size is not None and (
+                    abs(size.vcpu - quantity_value(agent.cpu)) > 1e-9
+                    or abs(size.memory_gb * 2**30 - quantity_value(agent.memory)) > 1
+                ):
+                    found.append(
+                        f"agent-platform:tenants[{i}].agents[{j}].memory: Fargate bills {size} (about "
+                        f"${size.hourly_usd * 730:.0f}/month in us-east-1) for {agent.cpu} CPU and {agent.memory} "
+                        f"(+{FARGATE_MEMORY_OVERHEAD_MIB} MiB, rounded up; docs/fargate.md#sizing)"
+                    )
+        if len(self.fargate_tenants) > PROFILES_PER_CLUSTER_QUOTA:
+            found.append(
+                f"agent-platform:tenants: {len(self.fargate_tenants)} Fargate tenants need as many Fargate profiles; "
+                f"EKS allows {PROFILES_PER_CLUSTER_QUOTA} per cluster unless the service quota is raised"
+            )
+        return tuple(found)
+
+    @property
     def any_warm_pool(self) -> bool:
         return any(t.warm_pool_total > 0 for t in self.tenants)
 
@@ -232,7 +275,7 @@ class PlatformConfig:
             for j, agent in enumerate(tenant.agents):
                 check(
                     f"tenants[{i}].agents[{j}].runtimeClass",
-                    agent.runtime_class in self.kata.runtime_classes,
+                    tenant.fargate or agent.runtime_class in self.kata.runtime_classes,
                     f"unknown runtime class {agent.runtime_class!r}; enabled: {', '.join(self.kata.runtime_classes)}",
                 )
                 check(
@@ -240,7 +283,15 @@ class PlatformConfig:
                     agent.vm_cpus is None and agent.vm_memory_mib is None or agent.runtime_class.startswith("kata-"),
                     "VM sizing only applies to kata runtime classes",
                 )
-                self._check_fits_the_node_pool(f"tenants[{i}].agents[{j}]", agent.cpu, agent.memory)
+                if tenant.fargate:
+                    check(
+                        f"tenants[{i}].agents[{j}].memory",
+                        fargate_size(agent.cpu, agent.memory) is not None,
+                        f"{agent.cpu} CPU and {agent.memory} (+{FARGATE_MEMORY_OVERHEAD_MIB} MiB Fargate adds) is more "
+                        "than the largest Fargate pod (16 vCPU / 120 GB)",
+                    )
+                else:
+                    self._check_fits_the_node_pool(f"tenants[{i}].agents[{j}]", agent.cpu, agent.memory)
                 for env in agent.secret_env:
                     check(
                         f"tenantSecrets.{tenant.name}.{agent.name}.{env}",

@@ -37,12 +37,16 @@ from components.config.reader import (
     parse_cidr,
     unique,
 )
+from components.contracts.labels import FARGATE
 from components.contracts.namespaces import RESERVED_NAMESPACES
 from components.k8s.quantity import quantity_value
 from components.tenants.agent_types import AGENT_TYPES, platform_env
 from components.tenants.agent_types.mcp import MCP_PORT, MCP_PORT_RANGE
 
 EGRESS_MODES = ("allowlist", "open")
+# A tenant's isolation tier (docs/fargate.md#choosing-a-tier): Kata micro-VMs or gVisor on the platform's EC2 nodes,
+# or one Firecracker micro-VM per pod on AWS Fargate (no runtime class, no node).
+ISOLATIONS = ("kata", "gvisor", FARGATE)
 # Ranges a tenant's egress.cidrs may not touch, none of them reachable on the internet (IANA special-purpose
 # registry, RFC 6890): "this network", shared address space (RFC 6598: carrier NAT, and EKS custom networking's
 # secondary pod ranges), loopback, link-local (instance metadata), IETF protocol assignments, benchmarking,
@@ -317,8 +321,8 @@ class AgentConfig:
     mcp: McpServerConfig | None  # type mcp only
 
     @classmethod
-    def from_reader(cls, r: Reader, default_runtime_class: str) -> AgentConfig:
-        values = read_keys(r, AGENT_KEYS, {"default_runtime_class": default_runtime_class})
+    def from_reader(cls, r: Reader, context: Mapping[str, Any]) -> AgentConfig:
+        values = read_keys(r, AGENT_KEYS, context)
         unique(r.key("secretEnv"), values["secret_env"], "variable")
         server = AGENT_TYPES[values["type"]].mcp_server
         check(
@@ -327,6 +331,10 @@ class AgentConfig:
             f"is {'required for' if server else 'only for'} type mcp",
         )
         check(r.key("warmPool"), not (server and values["warm_pool"]), "an MCP server runs no warm pool")
+        if context["isolation"] == FARGATE:
+            check_fargate_agent(r, values)
+            # An MCP server is reachable by LiteLLM only because of its NetworkPolicy, which Fargate pods do not get.
+            check(r.key("type"), not server, "MCP servers need NetworkPolicy enforcement, which Fargate lacks")
         cpu, memory, vm_cpus, vm_memory = (values[k] for k in ("cpu", "memory", "vm_cpus", "vm_memory_mib"))
         # Kata sizes the VM at these plus the container limits, while the pod (and its quota) is charged only the
         # limits and the RuntimeClass overhead: a VM larger than its pod overcommits the node unseen.
@@ -373,9 +381,13 @@ AGENT_KEYS = (
     Key(
         "runtimeClass",
         "string",
-        "Its RuntimeClass: kata-clh, kata-qemu, or kata-fc / gvisor when the stack enables them.",
+        "Its RuntimeClass: kata-clh, kata-qemu, or kata-fc when the stack enables it (isolation kata); gvisor "
+        "(isolation gvisor); none on Fargate.",
         text(),
-        default=Derived("the stack's `defaultRuntimeClass`", lambda _, context: context["default_runtime_class"]),
+        default=Derived(
+            "from the tenant's isolation: the stack's `defaultRuntimeClass` (kata), gvisor, none (fargate)",
+            lambda _, context: tier_runtime_class(context["isolation"], context["default_runtime_class"]),
+        ),
     ),
     Key(
         "warmPool",
@@ -513,6 +525,7 @@ class TenantConfig:
     quota: TenantQuota
     litellm: TenantLitellmConfig
     egress: EgressRules
+    isolation: str  # kata, gvisor or fargate (ISOLATIONS)
     dedicated_nodes: bool  # its own tainted Karpenter NodePool: no other tenant's VM shares its hosts
 
     @property
@@ -537,10 +550,19 @@ class TenantConfig:
         """Addresses the tenant reaches directly (NetworkPolicy) or as raw IPs through the proxy."""
         return tuple(sorted({*self.egress.cidrs, *(c for a in self.agents for c in a.egress.cidrs)}))
 
+    @property
+    def fargate(self) -> bool:
+        return self.isolation == FARGATE
+
     @classmethod
     def from_reader(cls, r: Reader, default_runtime_class: str) -> TenantConfig:
         values = read_keys(r, TENANT_KEYS, {"default_runtime_class": default_runtime_class})
         agents = values["agents"]
+        check(
+            r.key("dedicatedNodes"),
+            not (values["dedicated_nodes"] and values["isolation"] == FARGATE),
+            "Fargate has no nodes to dedicate (every pod is its own micro-VM already); remove it or use isolation kata",
+        )
         check(r.key("agents"), len(agents) > 0, "needs at least one agent")
         unique(r.key("agents"), [a.name for a in agents], "agent name")
         for kind in AGENT_TYPES.values():
@@ -556,6 +578,7 @@ class TenantConfig:
                 not values["dedicated_nodes"] or agent.runtime_class.startswith("kata-"),
                 f"{agent.runtime_class!r}: dedicatedNodes are Kata nodes; use a kata-* runtime class",
             )
+            check_tier_runtime_class(f"{r.key('agents')}[{j}].runtimeClass", values["isolation"], agent.runtime_class)
         return cls(**values)
 
 
@@ -569,7 +592,64 @@ def tenant_namespace(key: str, value: str) -> None:
 
 
 def agents(r: Reader, key: Key, context: Mapping[str, Any]) -> tuple[AgentConfig, ...]:
-    return r.objects(key.name, lambda a: AgentConfig.from_reader(a, context["default_runtime_class"]))
+    return r.objects(key.name, lambda a: AgentConfig.from_reader(a, context))
+
+
+def tier_runtime_class(isolation: str, default_runtime_class: str) -> str:
+    """An agent's runtime class when it sets none: "" on Fargate (no runtime class at all)."""
+    if isolation == FARGATE:
+        return ""
+    if isolation == "gvisor":
+        return "gvisor"
+    return default_runtime_class
+
+
+def check_tier_runtime_class(key: str, isolation: str, runtime_class: str) -> None:
+    if isolation == "kata":
+        check(
+            key,
+            runtime_class.startswith("kata-"),
+            f"{runtime_class!r} is not a Kata runtime class; use kata-* or set the tenant's isolation: gvisor",
+        )
+    elif isolation == "gvisor":
+        check(key, runtime_class == "gvisor", f"{runtime_class!r}: a tenant with isolation gvisor runs gvisor")
+
+
+# Fargate's own limits (EKS user guide, fargate.html "AWS Fargate considerations"): one line each, naming the key.
+FARGATE_LIMITS: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
+    (
+        "storageGiB",
+        lambda v: v == 0,
+        "Fargate mounts no EBS volumes (only statically provisioned EFS); use 0: the workspace is an emptyDir on the "
+        "pod's ephemeral storage, deleted when the pod stops (docs/fargate.md#workspace)",
+    ),
+    (
+        "warmPool",
+        lambda v: v == 0,
+        "no warm pools on Fargate: agent-sandbox's managed NetworkPolicy is not enforced there and idle pods are "
+        "billed per second; use 0 (docs/fargate.md#limits)",
+    ),
+    ("vmCpus", lambda v: v is None, "Kata VM sizing; Fargate sizes the VM from requests (docs/fargate.md#sizing)"),
+    ("vmMemoryMiB", lambda v: v is None, "Kata VM sizing; Fargate sizes the VM from requests (docs/fargate.md#sizing)"),
+)
+
+
+def check_fargate_agent(r: Reader, values: Mapping[str, Any]) -> None:
+    """What an agent of a Fargate tenant cannot use; the runtime class first (set at all is wrong)."""
+    check(
+        r.key("runtimeClass"),
+        "runtimeClass" not in r.values,
+        "a Fargate tenant's pods run in Fargate's own Firecracker micro-VM and take no runtime class; remove it",
+    )
+    for name, ok, why in FARGATE_LIMITS:
+        key = next(k for k in AGENT_KEYS if k.name == name)
+        check(r.key(name), ok(values[key.attr]), f"{values[key.attr]!r}: {why}")
+    kind = AGENT_TYPES[values["type"]]
+    check(
+        r.key("type"),
+        not kind.callers,
+        f"{kind.name!r} is called by other services: its ingress NetworkPolicy is not enforced on Fargate",
+    )
 
 
 TENANT_KEYS = (
@@ -585,6 +665,17 @@ TENANT_KEYS = (
         "Its namespace (not a platform or kube-* one).",
         text(tenant_namespace),
         default=Derived("`tenant-<name>`", lambda values, _: f"tenant-{values['name']}"),
+    ),
+    Key(
+        "isolation",
+        "string",
+        "Its isolation tier: kata or gvisor (a runtime class on the platform's nodes) or fargate (a Firecracker "
+        "micro-VM per pod on AWS Fargate, no shared node; limits: docs/fargate.md).",
+        lambda r, key, _: r.choice(key.name, ISOLATIONS, default=key.default),
+        default=Derived(
+            '`"kata"` (`"gvisor"` when the stack\'s `defaultRuntimeClass` is gvisor)',
+            lambda _, context: "gvisor" if context["default_runtime_class"] == "gvisor" else "kata",
+        ),
     ),
     Key("agents", "list of objects", "Its agents (at least one; keys below).", agents),
     Key("quota", "object", "Its ResourceQuota (keys below).", section(TenantQuota.from_reader), default={}),

@@ -36,3 +36,17 @@ def dedicated_toleration(tenant: str) -> dict[str, str]:
 
 # Low-priority pods that hold Kata capacity for sandboxes (Karpenter keeps their nodes up; sandboxes preempt them).
 CAPACITY_PLACEHOLDER_LABEL = "agent-platform.io/capacity-placeholder"
+
+# The isolation tier of a tenant (config `isolation`) on its Namespace and, for Fargate, on every pod template: the
+# tenant's Fargate profile selects its namespace AND this label, and both gates accept a sandbox pod without a
+# runtime class only with it, in a namespace bound to a profile (docs/fargate.md).
+ISOLATION_LABEL = "agent-platform.io/isolation"
+FARGATE = "fargate"
+FARGATE_POD_LABELS = {ISOLATION_LABEL: FARGATE}
+# What EKS' Fargate admission webhook sets on a pod that matches a profile (user guide, fargate.html "Fargate
+# considerations"/"AWS Fargate"): the scheduler name; a pod may also ask to stay on EC2 with the annotation.
+FARGATE_SCHEDULER = "fargate-scheduler"
+FARGATE_COMPUTE_TYPE = "eks.amazonaws.com/compute-type"  # node label and pod annotation; "fargate" or "ec2"
+# Fargate nodes carry this taint and label (public reports: tigera/operator#2874, terraform-aws-eks#2864): a DaemonSet
+# that tolerates it must exclude the label, or it makes a pod for every Fargate node that never runs.
+FARGATE_TAINT = {"key": FARGATE_COMPUTE_TYPE, "value": FARGATE, "effect": "NoSchedule"}

@@ -16,6 +16,7 @@ from components.contracts.labels import (
     AGENT_LABEL,
     CORE_NODE_SELECTOR,
     DEDICATED_TENANT_KEY,
+    FARGATE_POD_LABELS,
     SANDBOX_LABEL,
     TENANT_LABEL,
     WORKLOAD_LABEL,
@@ -58,7 +59,7 @@ class SandboxPod:
     app: str  # agent type: app.kubernetes.io/name
     agent: str  # agent name
     workload: str  # "deployment" or "warm-pool"
-    runtime_class: str
+    runtime_class: str  # "" on Fargate (its own micro-VM per pod, no runtime class)
     uid: int  # the image's user; also its group
     cpu: str
     memory: str
@@ -70,6 +71,10 @@ class SandboxPod:
     vm_memory_mib: int | None = None
     extra_labels: Mapping[str, str] = field(default_factory=dict)
     dedicated_nodes: bool = False  # only on the tenant's own Kata nodes (tenant dedicatedNodes)
+
+    @property
+    def fargate(self) -> bool:
+        return not self.runtime_class
 
 
 def selector_labels(tenant: str, agent: str, workload: str) -> dict[str, str]:
@@ -83,6 +88,7 @@ def pod_labels(pod: SandboxPod) -> dict[str, str]:
         "app.kubernetes.io/instance": f"{pod.tenant}-{pod.agent}",
         "app.kubernetes.io/part-of": "agent-platform",
         **selector_labels(pod.tenant, pod.agent, pod.workload),
+        **(FARGATE_POD_LABELS if pod.fargate else {}),  # the tenant's Fargate profile selects it (docs/fargate.md)
         SANDBOX_LABEL: "true",
     }
 
@@ -163,6 +169,8 @@ def _check(pod: SandboxPod) -> None:
         )
     if pod.uid <= 0:
         raise ValueError(f"{pod.tenant}/{pod.agent}: sandbox containers run as a non-root UID, got {pod.uid}")
+    if pod.fargate and (pod.dedicated_nodes or any("persistentVolumeClaim" in v for v in pod.volumes)):
+        raise ValueError(f"{pod.tenant}/{pod.agent}: Fargate pods get no dedicated nodes and no EBS volume claims")
     for volume in pod.volumes:
         if "hostPath" in volume:
             raise ValueError(f"{pod.tenant}/{pod.agent}: hostPath volume {volume.get('name')!r} is not allowed")
@@ -173,7 +181,8 @@ def sandbox_pod_template(pod: SandboxPod, network: NetworkConfig) -> dict[str, A
     ``spec.podTemplate``. Raises ValueError when the pod would break an isolation rule."""
     _check(pod)
     spec: dict[str, Any] = {
-        "runtimeClassName": pod.runtime_class,
+        # Fargate: none (the profile's match puts the pod in a Firecracker micro-VM; both gates check the label).
+        **({"runtimeClassName": pod.runtime_class} if not pod.fargate else {}),
         "serviceAccountName": pod.service_account,
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,

@@ -18,7 +18,7 @@ import pulumi_random as random
 from components.config import AgentConfig, ImagesConfig, KataConfig, NetworkConfig, PlatformConfig, TenantConfig
 from components.contracts.cluster import STORAGE_CLASS
 from components.contracts.gateway import MCP_PATH
-from components.contracts.labels import SANDBOX_LABEL
+from components.contracts.labels import FARGATE_POD_LABELS, ISOLATION_LABEL, SANDBOX_LABEL
 from components.k8s.podspec import selector_labels
 from components.runtime.agent_sandbox import sandbox_template, warm_pool
 from components.tenants.agent_pod import (
@@ -78,6 +78,8 @@ class TenantArgs:
     # tenant gateway's MCP endpoint its other agents get (LITELLM_MCP_URL).
     mcp_tokens: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     mcp_url: pulumi.Input[str] | None = None
+    # Fargate tenants: the pods' security group (components/tenants/fargate.py), bound by a SecurityGroupPolicy.
+    fargate_security_group_id: pulumi.Input[str] | None = None
 
     @classmethod
     def for_tenant(
@@ -92,6 +94,7 @@ class TenantArgs:
         depends_on: tuple[pulumi.Resource, ...] = (),
         proxy_url: pulumi.Input[str] | None = None,
         mcp_tokens: Mapping[str, pulumi.Input[str]] | None = None,
+        fargate_security_group_id: pulumi.Input[str] | None = None,
     ) -> TenantArgs:
         """Args for one of the platform's tenants; its models default to every gateway model, its egress
         follows the stack's egressMode and its own cidrs; with MCP servers its agents get the gateway's MCP URL."""
@@ -112,7 +115,17 @@ class TenantArgs:
             proxy_url=proxy_url,
             mcp_tokens=mcp_tokens or {},
             mcp_url=pulumi.Output.from_input(litellm_url).apply(lambda url: url + MCP_PATH) if has_mcp else None,
+            fargate_security_group_id=fargate_security_group_id,
         )
+
+
+SECURITY_GROUP_POLICY = "sandbox-pods"  # per Fargate tenant: its pods' security group (vpcresources.k8s.aws)
+
+
+def security_group_policy_spec(group_id: str) -> dict[str, Any]:
+    """Every Fargate pod of the namespace (the tier label, as the profile selects) gets exactly this group: the VPC
+    resource controller's SecurityGroupPolicy (CRD v1beta1; EKS user guide sg-pods-example-deployment.html)."""
+    return {"podSelector": {"matchLabels": dict(FARGATE_POD_LABELS)}, "securityGroups": {"groupIds": [group_id]}}
 
 
 class Tenant(pulumi.ComponentResource):
@@ -127,11 +140,16 @@ class Tenant(pulumi.ComponentResource):
             raise ValueError(f"tenant {cfg.name}: egressMode allowlist needs the egress proxy URL (proxy_url)")
         if missing := [a.name for a in cfg.agents if a.mcp is not None and a.name not in args.mcp_tokens]:
             raise ValueError(f"tenant {cfg.name}: MCP servers {missing} need their gateway tokens (mcp_tokens)")
+        if cfg.fargate != (args.fargate_security_group_id is not None):
+            raise ValueError(f"tenant {cfg.name}: a Fargate tenant, and only one, needs its pods' security group")
         ns_name = cfg.namespace
         base_labels = {"app.kubernetes.io/part-of": "agent-platform", "agent-platform.io/tenant": cfg.name}
         namespace = k8s.core.v1.Namespace(
             f"{name}-ns",
-            metadata={"name": ns_name, "labels": {**base_labels, SANDBOX_LABEL: "true", **PSA_LABELS}},
+            metadata={
+                "name": ns_name,
+                "labels": {**base_labels, SANDBOX_LABEL: "true", ISOLATION_LABEL: cfg.isolation, **PSA_LABELS},
+            },
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
         )
         child = pulumi.ResourceOptions(parent=namespace)
@@ -140,6 +158,21 @@ class Tenant(pulumi.ComponentResource):
             return {"name": object_name, "namespace": ns_name, "labels": {**base_labels, **labels}}
 
         _namespace_limits(name, cfg, meta, child)
+        ready: list[pulumi.Resource] = []
+        if args.fargate_security_group_id is not None:
+            # A pod gets the profile's placement and the policy's group only if both exist when it is created.
+            ready.extend(args.depends_on)
+            ready.append(
+                k8s.apiextensions.CustomResource(
+                    f"{name}-pod-sg",
+                    api_version="vpcresources.k8s.aws/v1beta1",
+                    kind="SecurityGroupPolicy",
+                    metadata=meta(SECURITY_GROUP_POLICY),
+                    spec=pulumi.Output.from_input(args.fargate_security_group_id).apply(security_group_policy_spec),
+                    opts=child,
+                )
+            )
+        # Not enforced on Fargate (the security group is), kept so every tenant namespace says the same.
         k8s.networking.v1.NetworkPolicy(
             f"{name}-netpol",
             metadata=meta("sandbox-isolation"),
@@ -177,7 +210,7 @@ class Tenant(pulumi.ComponentResource):
         )
 
         secrets = pulumi.Output.secret(args.secrets if args.secrets is not None else {})
-        agents = AgentBuilder(self, name, args, namespace, meta, proxy_secret, secrets)
+        agents = AgentBuilder(self, name, args, namespace, meta, proxy_secret, secrets, ready)
         for agent in cfg.agents:
             agents.add(agent)
 
@@ -247,9 +280,11 @@ class AgentBuilder:
         meta: Meta,
         proxy_secret: str | None,
         secrets: pulumi.Output[Any],
+        ready: Sequence[pulumi.Resource] = (),
     ) -> None:
         self.name, self.args, self.namespace, self.meta, self.tenant = name, args, namespace, meta, tenant
         self.proxy_secret, self.secrets = proxy_secret, secrets
+        self.ready = list(ready)  # what the pods wait for (a security group applies only to pods created after it)
         self.key_hash = pulumi.Output.unsecret(pulumi.Output.from_input(args.litellm_key).apply(litellm_key_hash))
 
     def add(self, agent: AgentConfig) -> None:
@@ -324,7 +359,7 @@ class AgentBuilder:
                 "selector": {"matchLabels": selector_labels(args.config.name, agent.name, "deployment")},
                 "template": template,
             },
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self.namespace, depends_on=self.ready or None),
         )
         if kind.callers:
             admit_callers(name, agent_service(args.config, agent, kind), {**labels}, args.network.cidr, child)

@@ -66,6 +66,12 @@ RULES: tuple[Rule, ...] = (
         mcp_servers_closed,
         deploy_time_only="LiteLLM reads its MCP registration from a ConfigMap's YAML, which admission CEL cannot parse",
     ),
+    Rule("fargate-sandbox-pods", sandbox_namespace_runtime_class, (SANDBOX_ADMISSION,)),
+    Rule(
+        "fargate-profile-selectors",
+        sandbox_namespace_runtime_class,
+        deploy_time_only="Fargate profiles are AWS resources; admission holds its Fargate namespaces as a list",
+    ),
     Rule("dedicated-tenant-tolerations", sandbox_namespace_runtime_class, (DEDICATED_NODES_ADMISSION,)),
 )
 

@@ -394,3 +394,19 @@ def resolve(args: ResourceValidationArgs) -> Resolved:
     it through the dependencies).
     """
     return Resolved(args.resource_type, args.urn, args.name, args.props, args.provider)
+
+
+# --- where AWS Fargate puts pods ------------------------------------------------------------------
+
+FARGATE_PROFILE = "aws:eks/fargateProfile:FargateProfile"
+
+
+def fargate_selectors(profile: Resolved) -> list[tuple[str, Mapping[str, Any]]]:
+    """``(namespace, labels)`` of each selector of a FargateProfile: the pods it puts on Fargate are those of that
+    namespace (wildcards ``*``/``?`` allowed by EKS) carrying all those labels. Raises UnknownValueError when a
+    selector is unknown during preview."""
+    found = []
+    for selector in items(get(profile.props, "selectors")):
+        labels = get(selector, "labels")
+        found.append((string(get(selector, "namespace")) or "", labels if isinstance(labels, Mapping) else {}))
+    return found

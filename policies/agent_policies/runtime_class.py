@@ -6,11 +6,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from .common import DEFAULT_RUNTIME_CLASSES, Unknowns, config_strings, string_list_property
+from .fargate import FARGATE_NAMESPACES_PROPERTY, configured_namespaces, defers_to_fargate
 from .pod_checks import PodSpecCheck, Report
 from .workloads import PodTemplate
 
 
 def check_runtime_class(template: PodTemplate, config: Mapping[str, Any], report: Report, _: Unknowns) -> None:
+    if defers_to_fargate(template, configured_namespaces(config)):
+        return  # fargate-sandbox-pods decides (the stack policy: it sees the stack's Fargate profiles)
     allowed = config_strings(config, "allowedRuntimeClasses", DEFAULT_RUNTIME_CLASSES)
     runtime_class = template.runtime_class()
     if runtime_class is not None and runtime_class in allowed:
@@ -26,13 +29,15 @@ RUNTIME_CLASS = PodSpecCheck(
     rule="sandbox-runtime-class",
     description=(
         "Sandbox workloads (pod template label agent-platform.io/sandbox=true, or a configured "
-        "sandbox namespace) must run in a Kata Containers micro-VM runtime class."
+        "sandbox namespace) must run in a Kata Containers micro-VM runtime class (Fargate pods: "
+        "fargate-sandbox-pods)."
     ),
     run=check_runtime_class,
     config={
         "allowedRuntimeClasses": string_list_property(
             "RuntimeClass names a sandbox pod may use.", DEFAULT_RUNTIME_CLASSES, minItems=1
-        )
+        ),
+        "fargateNamespaces": FARGATE_NAMESPACES_PROPERTY,
     },
 )
 sandbox_runtime_class = RUNTIME_CLASS.policy

@@ -9,6 +9,7 @@ dedicated-tenant-tolerations (tolerations.py), which needs the same pass over th
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -16,6 +17,7 @@ from pulumi_policy import ReportViolation, StackValidationArgs, StackValidationP
 from pulumi_policy.proxy import UnknownValueError
 
 from .common import SANDBOX_LABEL, Unknowns, config_strings, schema
+from .fargate import bound_namespaces, check_fargate_workload, configured_namespaces, defers_to_fargate
 from .placement import Resolved
 from .pod_checks import SANDBOX_SCOPE
 from .sandbox_checks import SANDBOX_CHECKS
@@ -58,6 +60,7 @@ def _check_workload(
     stack: Stack,
     sandbox: Sequence[KubeObject],
     configured: Sequence[str],
+    fargate: set[str],
     config: Mapping[str, Any],
     report_violation: ReportViolation,
     unknowns: Unknowns,
@@ -65,14 +68,20 @@ def _check_workload(
     template = pod_template(workload)
     if template is None:
         return
-    try:
-        if template.has_sandbox_label():
-            return  # already checked by the sandbox checks' resource policies
-    except UnknownValueError:
-        pass  # cannot tell from the labels; the namespace decides
-    reason = _why_sandbox(workload, stack, sandbox, configured)
+    checked = False  # a sandbox the resource policies saw as one (label, or a configured namespace they can tell)
+    with contextlib.suppress(UnknownValueError):  # cannot tell from the labels: the namespace decides
+        checked = template.has_sandbox_label()
+    checked = checked or (workload.namespace_source in ("metadata", "provider") and workload.namespace in configured)
+    reason = "" if checked else _why_sandbox(workload, stack, sandbox, configured)
     if reason is None:
         return
+    # fargate-sandbox-pods: a pod that claims Fargate, or any sandbox pod in a namespace bound to a profile.
+    if defers_to_fargate(template, tuple(fargate)) or (
+        workload.namespace is not None and workload.namespace in fargate
+    ):
+        check_fargate_workload(template, fargate, reason, lambda message: report_violation(message, workload.urn))
+    if checked:
+        return  # the sandbox checks' resource policies judged the rest
 
     def report(message: str) -> None:
         report_violation(message + reason, workload.urn)
@@ -86,11 +95,9 @@ def check_sandbox_namespace_workloads(
 ) -> None:
     sandbox = sandbox_namespaces(stack, unknowns)
     configured = config_strings(config, "sandboxNamespaces", ())
-    workloads = list(stack.of_kinds(WORKLOAD_KINDS))
-    if not sandbox and not configured and not any(w.patch for w in workloads):
-        return
-    for workload in workloads:
-        unknowns.run(_check_workload, workload, stack, sandbox, configured, config, report_violation, unknowns)
+    fargate = bound_namespaces(stack, report_violation, unknowns) | set(configured_namespaces(config))
+    for workload in stack.of_kinds(WORKLOAD_KINDS):  # every one: a labelled sandbox may claim Fargate anywhere
+        unknowns.run(_check_workload, workload, stack, sandbox, configured, fargate, config, report_violation, unknowns)
 
 
 def sandbox_namespace_runtime_class_validator(args: StackValidationArgs, report_violation: ReportViolation) -> None:
@@ -108,7 +115,9 @@ sandbox_namespace_runtime_class = StackValidationPolicy(
         "Workloads in a Namespace declared in this stack (on the same cluster) with the label "
         "agent-platform.io/sandbox=true, and server-side-apply patches of a sandbox workload declared "
         "in this stack, must run in a Kata Containers runtime class without host access; a toleration for a "
-        "tenant's dedicated nodes is valid only in that tenant's Namespace (dedicated-tenant-tolerations)."
+        "tenant's dedicated nodes is valid only in that tenant's Namespace (dedicated-tenant-tolerations); a pod "
+        "without a runtime class only as a Fargate pod in a namespace bound to a Fargate profile "
+        "(fargate-sandbox-pods, fargate-profile-selectors)."
     ),
     validate=sandbox_namespace_runtime_class_validator,
     config_schema=schema(

@@ -192,6 +192,32 @@ def _mcp_servers(bad: bool) -> list[AnalyzerResource]:
         namespace("litellm"),
         resource(HELM_RELEASE, "litellm", {"name": "litellm", "namespace": "litellm", "values": values}),
     ]
+FARGATE_PROFILE = "aws:eks/fargateProfile:FargateProfile"
+TIER = {"agent-platform.io/isolation": "fargate"}
+
+
+def _profile(namespace_selected: str) -> AnalyzerResource:
+    return resource(
+        FARGATE_PROFILE,
+        "profile",
+        {"clusterName": "a", "selectors": [{"namespace": namespace_selected, "labels": dict(TIER)}]},
+    )
+
+
+def _fargate_pods(bad: bool) -> list[AnalyzerResource]:
+    """A Fargate pod in a namespace the stack's profile binds; bad: it names an EC2 node (nodeName)."""
+    spec = kata_spec(runtimeClassName=None, **({"nodeName": "ip-10-1-2-3.ec2.internal"} if bad else {}))
+    agent = resource(
+        KIND["Deployment"].resource_type,
+        "agent",
+        workload(KIND["Deployment"], spec, namespace="tenant-f", name="agent", labels=TIER),
+    )
+    return [namespace("tenant-f", **{SANDBOX: "true"}), _profile("tenant-f"), agent]
+
+
+def _fargate_profile(bad: bool) -> list[AnalyzerResource]:
+    """bad: a wildcard namespace, which could put another namespace's pods on Fargate."""
+    return [_profile("tenant-*" if bad else "tenant-f")]
 
 
 @dataclass(frozen=True)
@@ -216,6 +242,8 @@ SCENARIOS: dict[str, Scenario] = {
     "sandbox-egress-allowlist": Scenario(_egress, ("ns-tenant-a", "isolation", "warm")),
     "dedicated-tenant-tolerations": Scenario(_dedicated, ("agent", "node-agent")),
     "mcp-servers-closed": Scenario(_mcp_servers, ("litellm",)),
+    "fargate-sandbox-pods": Scenario(_fargate_pods, ("agent",)),
+    "fargate-profile-selectors": Scenario(_fargate_profile, ("profile",)),
 }
 
 

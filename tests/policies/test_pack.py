@@ -268,7 +268,12 @@ def test_grpc_config_schema_defaults_are_applied(pack: PolicyPackProcess, reconf
     config = pack.policy_config()
     assert config["sandbox-runtime-class"] == (
         "mandatory",
-        {"allowedRuntimeClasses": ["kata-clh", "kata-qemu", "kata-fc"], "sandboxNamespaces": [], "sandboxKinds": []},
+        {
+            "allowedRuntimeClasses": ["kata-clh", "kata-qemu", "kata-fc"],
+            "sandboxNamespaces": [],
+            "sandboxKinds": [],
+            "fargateNamespaces": [],
+        },
     )
     assert config["kata-clh-no-init-containers"][0] == "advisory"
     # Only sandboxNamespaces is given: allowedRuntimeClasses still comes from the defaults.

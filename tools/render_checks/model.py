@@ -11,7 +11,7 @@ from typing import Any
 import jsonschema
 
 from tools.program import ProgramResult, manifest_name
-from tools.render import Rendered
+from tools.render import SHARED, Rendered, parse_objects
 
 PROGRAM = "program"
 BUILTIN_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
@@ -43,6 +43,10 @@ PLATFORM_PODS: tuple[tuple[str, dict[str, str], tuple[int, ...], bool], ...] = (
     ("kube-system", {"k8s-app": "aws-node"}, (61678,), True),  # vpc-cni add-on
     ("kube-system", {"app": "ebs-csi-controller"}, (9808,), False),  # aws-ebs-csi-driver add-on
 )
+# CRDs every EKS cluster has without an install (controllers EKS runs in its control plane): the VPC resource
+# controller's SecurityGroupPolicy (security groups for pods; Fargate tenants, docs/fargate.md). Vendored from
+# aws/amazon-vpc-resource-controller-k8s at this tag (../shared/schemas/crds/README.md).
+EKS_CRD_SETS = ("vpc-resource-controller-v1.7.19",)
 # Where each workload kind keeps its pod template.
 _POD_TEMPLATE_PATHS: dict[str, tuple[str, ...]] = {
     **dict.fromkeys(("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"), ("spec", "template")),
@@ -176,6 +180,8 @@ def build_stack(result: ProgramResult, rendered: Sequence[Rendered]) -> Stack:
     for item in rendered:
         for body in item.objects:
             raw.append((f"{item.install.kind} {item.install.name}", body, item.install.namespace))
+    for path in sorted(p for folder in EKS_CRD_SETS for p in (SHARED / "schemas" / "crds" / folder).glob("*.yaml")):
+        raw.extend(("EKS", body, "") for body in parse_objects(path.read_text()) if body)
     for _, body, _ in raw:
         if body.get("kind") == "CustomResourceDefinition":
             crd_scopes[dig(body, "spec", "names", "kind") or ""] = dig(body, "spec", "scope") or ""

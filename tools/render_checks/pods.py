@@ -9,6 +9,9 @@ from typing import Any
 from components.contracts.labels import (
     CAPACITY_PLACEHOLDER_LABEL,
     CORE_NODE_SELECTOR,
+    FARGATE,
+    FARGATE_COMPUTE_TYPE,
+    FARGATE_TAINT,
     GVISOR_TAINT,
     KATA_TAINT,
     SANDBOX_LABEL,
@@ -23,6 +26,8 @@ WITHDRAWN_IMAGES = {
     "gcr.io/google_containers/": "gcr.io/google_containers is frozen; images moved to registry.k8s.io",
 }
 CORE_NODE_LABELS = {**CORE_NODE_SELECTOR, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64"}
+# Labels a Fargate node has (EKS on Fargate is Linux on x86 only): a node selector outside them keeps a pod off it.
+FARGATE_NODE_LABELS = {FARGATE_COMPUTE_TYPE: FARGATE, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64"}
 
 
 def _tolerates(spec: Mapping[str, Any], taint: Mapping[str, str]) -> bool:
@@ -46,8 +51,43 @@ def lands_on_core(spec: Mapping[str, Any]) -> bool:
     return pinned or not any(_tolerates(spec, taint) for taint in (KATA_TAINT, GVISOR_TAINT))
 
 
+def avoids_fargate(spec: Mapping[str, Any]) -> bool:
+    """Whether a pod can never be placed on a Fargate node: it does not tolerate the Fargate taint, selects a label a
+    Fargate node lacks, or every required node affinity term excludes ``eks.amazonaws.com/compute-type: fargate``."""
+    if not _tolerates(spec, FARGATE_TAINT):
+        return True
+    selector = spec.get("nodeSelector") or {}
+    if any(FARGATE_NODE_LABELS.get(k) != v for k, v in selector.items()):
+        return True
+    required = ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ) or {}
+    terms = required.get("nodeSelectorTerms") or []
+
+    def excludes(term: Mapping[str, Any]) -> bool:
+        for expression in term.get("matchExpressions") or []:
+            if expression.get("key") != FARGATE_COMPUTE_TYPE:
+                continue
+            values = expression.get("values") or []
+            operator = expression.get("operator")
+            if (operator == "NotIn" and FARGATE in values) or (operator == "In" and FARGATE not in values):
+                return True
+            if operator == "DoesNotExist":
+                return True
+        return False
+
+    return bool(terms) and all(excludes(term) for term in terms)
+
+
 def check_placement(stack: Stack) -> Iterator[Finding]:
     for pod in stack.pods:
+        if pod.daemon and pod.owner.origin != "EKS" and not avoids_fargate(pod.spec):
+            yield Finding(
+                pod.owner.origin,
+                str(pod.owner),
+                f"DaemonSet tolerates Fargate nodes' taint ({FARGATE_COMPUTE_TYPE}={FARGATE}) and does not exclude "
+                f"them: add node affinity {FARGATE_COMPUTE_TYPE} NotIn [{FARGATE}] (Fargate runs no DaemonSets)",
+            )
         if (
             pod.owner.origin == "EKS"
             or pod.daemon
