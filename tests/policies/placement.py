@@ -192,6 +192,8 @@ def _mcp_servers(bad: bool) -> list[AnalyzerResource]:
         namespace("litellm"),
         resource(HELM_RELEASE, "litellm", {"name": "litellm", "namespace": "litellm", "values": values}),
     ]
+
+
 FARGATE_PROFILE = "aws:eks/fargateProfile:FargateProfile"
 TIER = {"agent-platform.io/isolation": "fargate"}
 
