@@ -170,6 +170,12 @@ def test_a_bad_server_declaration_fails_with_one_line(agents: list[dict[str, Any
     assert expected in config_error(tenants=[{"name": "t", "agents": agents}])
 
 
+def test_no_server_on_a_fargate_tenant() -> None:
+    """Only its NetworkPolicy keeps a server to LiteLLM's pods, and Fargate pods get none (docs/fargate.md)."""
+    message = config_error(tenants=[{"name": "f", "isolation": "fargate", "agents": [server()]}])
+    assert "agents[0].type: 'mcp' is called by other services: its ingress NetworkPolicy is not enforced" in message
+
+
 def test_two_servers_with_one_gateway_name_are_refused() -> None:
     """LiteLLM refuses '-' in server names: tenant a-b's c and tenant a's b-c would both be a_b_c."""
     tenants = [

@@ -333,8 +333,6 @@ class AgentConfig:
         check(r.key("warmPool"), not (server and values["warm_pool"]), "an MCP server runs no warm pool")
         if context["isolation"] == FARGATE:
             check_fargate_agent(r, values)
-            # An MCP server is reachable by LiteLLM only because of its NetworkPolicy, which Fargate pods do not get.
-            check(r.key("type"), not server, "MCP servers need NetworkPolicy enforcement, which Fargate lacks")
         cpu, memory, vm_cpus, vm_memory = (values[k] for k in ("cpu", "memory", "vm_cpus", "vm_memory_mib"))
         # Kata sizes the VM at these plus the container limits, while the pod (and its quota) is charged only the
         # limits and the RuntimeClass overhead: a VM larger than its pod overcommits the node unseen.
