@@ -5,6 +5,7 @@ import pulumi
 from components.admission.sandbox_admission import SandboxAdmission, SandboxAdmissionArgs
 from components.capacity.karpenter import Karpenter, KarpenterArgs
 from components.capacity.kata_node_group import KataNodes, KataNodesArgs
+from components.capacity.keda import Keda, KedaArgs
 from components.cluster.eks import Cluster, ClusterArgs
 from components.cluster.lb_controller import LoadBalancerController, LoadBalancerControllerArgs
 from components.config import ConfigError, load
@@ -143,6 +144,7 @@ observability = Observability(
         litellm_namespace=gateway.namespace,
         kata_monitor=kata_runtime.release if cfg.kata.monitor else None,
         depends_on=[cluster.core_node_group],
+        tenants=cfg.tenants,
     ),
     opts=in_cluster,
 )
@@ -171,6 +173,12 @@ sandbox_controller = (
     if cfg.any_warm_pool
     else None
 )
+# agent schedules (office hours): KEDA's cron scaler, installed only when an agent has a schedule
+keda = (
+    Keda("keda", KedaArgs(cfg.images.keda_version, core_nodes), opts=in_cluster)
+    if any(a.schedule is not None for t in cfg.tenants for a in t.agents)
+    else None
+)
 # --- default-deny NetworkPolicies with explicit allows in every platform namespace, and allow-all in kube-system
 # (strict mode would deny EKS's add-ons otherwise). They wait for the namespaces only, not for the workloads.
 platform_namespaces: dict[str, pulumi.Resource | None] = {
@@ -184,6 +192,8 @@ if egress is not None:
     platform_namespaces[namespaces.EGRESS_NAMESPACE] = egress.namespace
 if sandbox_controller is not None:
     platform_namespaces[namespaces.AGENT_SANDBOX_NAMESPACE] = sandbox_controller.manifest  # the manifest creates it
+if keda is not None:
+    platform_namespaces[namespaces.KEDA_NAMESPACE] = keda.namespace
 PlatformNetworkPolicies(
     "network-policies",
     PlatformNetworkPoliciesArgs(
@@ -236,6 +246,7 @@ tenants = [
             litellm_key=gateway.tenant_keys[tenant.name],
             secrets=tenant_secrets.apply(lambda s, t=tenant.name: (s or {}).get(t, {})),
             sandbox_controller=sandbox_controller,
+            scaler=keda.release if keda else None,
             # the tenant's pods start after its key is registered (a rotation rolls them onto the new key)
             depends_on=(
                 *kata_runtime.runtime_classes,

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from realtests import lab, mcp_lab
+from tests.conftest import program_result
 
 KEY_A = "sk-acmeAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
 KEY_B = "sk-acmeBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB"
@@ -30,6 +31,15 @@ def proxy(gateway: mcp_lab.Gateway) -> lab.Proxy:
     """The session's LiteLLM (the dev stack's proxy_config; conftest.py), its keys and teams deleted first."""
     reset()
     return gateway.proxy
+
+
+@pytest.fixture(scope="module")
+def decommissioned_job(gateway: mcp_lab.Gateway) -> dict[str, Any]:
+    """acme's Job once the stack (the dev stack with the lab's MCP servers) sets ``state: decommissioned`` on it."""
+    tenants = mcp_lab.lab_tenants(gateway.tool_servers)
+    for tenant in tenants:
+        tenant["state"] = "decommissioned" if tenant["name"] == "acme" else tenant.get("state", "active")
+    return mcp_lab.key_job_containers(program_result("dev", {"agent-platform:tenants": tenants}))["acme"]
 
 
 def reset() -> None:
@@ -131,3 +141,36 @@ def test_upgrade_moves_a_per_key_limit_key_into_its_team(job: dict[str, Any], pr
     key = key_info(proxy, KEY_A)
     assert key["team_id"] == "tenant-acme"
     assert (key["rpm_limit"], key["max_budget"], key["budget_duration"]) == (None, None, None)
+
+
+def test_decommission_refuses_every_key_of_the_tenant_and_keeps_its_spend(
+    job: dict[str, Any], decommissioned_job: dict[str, Any], proxy: lab.Proxy
+) -> None:
+    """Blocked team and key: the current key and a rotated-out key still in its grace period both get 401."""
+    reset()
+    for key in (KEY_A, KEY_B):  # KEY_A is retired (2 h grace) when KEY_B arrives
+        rc, out = run(job, proxy, key)
+        assert rc == 0, out
+    lab.psql("""update "LiteLLM_TeamTable" set spend = 7.5 where team_id = 'tenant-acme'""")
+    assert (models_status(proxy, KEY_A), models_status(proxy, KEY_B)) == (200, 200)
+    rc, out = run(decommissioned_job, proxy, KEY_B)
+    assert rc == 0, out
+    assert "team tenant-acme updated" in out
+    assert "key tenant-acme updated" in out
+    for key in (KEY_A, KEY_B):
+        code, body = lab.call(proxy.url, "/v1/models", key=key)
+        assert code == 401, body
+        assert "blocked" in json.dumps(body), body
+    code, team = lab.call(proxy.url, "/team/info?team_id=tenant-acme")
+    assert code == 200, team
+    assert team["team_info"]["blocked"] is True
+    assert team["team_info"]["spend"] == 7.5  # kept: the team is blocked, not deleted
+    assert key_info(proxy, KEY_B)["blocked"] is True
+
+
+def test_reactivating_a_decommissioned_tenant_unblocks_it(job: dict[str, Any], proxy: lab.Proxy) -> None:
+    rc, out = run(job, proxy, KEY_B)
+    assert rc == 0, out
+    assert models_status(proxy, KEY_B) == 200
+    code, team = lab.call(proxy.url, "/team/info?team_id=tenant-acme")
+    assert (team["team_info"]["blocked"], team["team_info"]["spend"]) == (False, 7.5)

@@ -21,7 +21,14 @@ from tools.render import Rendered, render_all
 
 # Binaries some tests run for real, and the Debian package of each (.ci/run installs them; without one, the tests that
 # need it skip and say so in the -rs summary).
-DEBIAN_TOOLS = {"squid": "squid", "nginx": "nginx", "mtail": "mtail", "openssl": "openssl", "curl": "curl"}
+DEBIAN_TOOLS = {
+    "squid": "squid",
+    "nginx": "nginx",
+    "mtail": "mtail",
+    "openssl": "openssl",
+    "curl": "curl",
+    "promtool": "prometheus",
+}
 
 
 def missing_debian_packages() -> list[str]:

@@ -42,6 +42,7 @@ def crd_sets() -> dict[str, str]:
     return {
         "karpenter": f"karpenter-{schema['karpenterVersion']['default']}",
         "agent-sandbox": f"agent-sandbox-{schema['agentSandboxVersion']['default']}",
+        "keda": f"keda-{schema['kedaVersion']['default']}",  # the keda chart ships its own CRDs
         "kube-prometheus-stack": f"prometheus-operator-{operator or 'unknown (chart not vendored)'}",
         **{f"eks ({folder})": folder for folder in EKS_CRD_SETS},  # CRDs EKS itself provides (security groups for pods)
     }

@@ -297,7 +297,7 @@ def test_dedicated_node_messages(gates: tuple[dict[str, Any], dict[str, Any]]) -
     assert plain.endswith("and this namespace belongs to no tenant.")
     (every,) = _messages(gates, "DaemonSet", tolerating(EVERY), namespace=PLAIN_NAMESPACE, labelled=False)
     assert every.startswith("remove the tolerations with operator Exists from spec.template.spec.tolerations:")
-    assert "only node DaemonSets in agent-sandbox-system, egress, karpenter, kata-system, kube-system" in every
+    assert "only node DaemonSets in agent-sandbox-system, egress, karpenter, kata-system, keda, kube-system" in every
     assert _messages(gates, "Deployment", tolerating(GLOBEX), namespace=DEDICATED_NAMESPACE) == []
 
 

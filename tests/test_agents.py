@@ -14,6 +14,7 @@ import pulumi_kubernetes as k8s
 import pytest
 import yaml
 
+from components.capacity.keda import Keda, KedaArgs
 from components.config import load
 from components.contracts.labels import SANDBOX_LABEL
 from components.runtime.agent_sandbox import AgentSandbox, AgentSandboxArgs, release_manifest_url
@@ -43,6 +44,8 @@ def tenants_program() -> None:
         if cfg.any_warm_pool
         else None
     )
+    scheduled = any(a.schedule is not None for t in cfg.tenants for a in t.agents)
+    keda = Keda("keda", KedaArgs(cfg.images.keda_version), opts=opts) if scheduled else None
     secrets = pulumi.Config("agent-platform").get_secret_object("tenantSecrets")
     for tenant in cfg.tenants:
         Tenant(
@@ -54,6 +57,7 @@ def tenants_program() -> None:
                 litellm_key=pulumi.Output.secret(f"sk-{tenant.name}-virtual-key"),
                 secrets=None if secrets is None else secrets.apply(lambda s, t=tenant.name: s.get(t, {})),
                 sandbox_controller=controller,
+                scaler=keda.release if keda else None,
                 depends_on=tuple(kata.runtime_classes),
                 proxy_url=pulumi.Output.secret(f"http://{tenant.name}:proxy-password@{PROXY_HOST}:3128"),
                 mcp_tokens={a.name: pulumi.Output.secret(mcp_token(tenant.name, a.name)) for a in tenant.agents},
@@ -324,7 +328,7 @@ def test_warm_pool_with_storage_uses_volume_claim_templates() -> None:
             "litellm": {"models": ["claude-sonnet"]},
         }
     ]
-    result = tenants_result("dev", tenants=tenants, tenantSecrets={})
+    result = tenants_result("dev", tenants=tenants, tenantSecrets={}, knownTenants=["acme"])
     spec = one(result, TEMPLATE, "acme-hermes-template").inputs["spec"]
     assert spec["volumeClaimTemplates"] == [
         {
@@ -342,7 +346,7 @@ def test_warm_pool_with_storage_uses_volume_claim_templates() -> None:
 
 def test_no_warm_pool_means_no_agent_sandbox_install() -> None:
     tenants = [{"name": "acme", "agents": [{"name": "hermes", "type": "hermes"}]}]
-    result = tenants_result("dev", tenants=tenants, tenantSecrets={})
+    result = tenants_result("dev", tenants=tenants, tenantSecrets={}, knownTenants=["acme"])
     assert not result.of_type("kubernetes:yaml/v2:ConfigFile")
     assert not result.of_type("agent-platform:sandbox:AgentSandbox")
     assert not result.of_type(TEMPLATE)

@@ -14,7 +14,6 @@ from tests.conftest import program_result
 from tools.program import ProgramResult
 
 PROJECT = "agent-platform"
-STACK_TYPE = "pulumi:pulumi:Stack"
 
 # The AWS Load Balancer Controller's resources as the stacks recorded them while the Gateway installed it (before
 # the LoadBalancerController component), without the "urn:pulumi:<stack>::agent-platform::" prefix.
@@ -30,7 +29,8 @@ UNDER_THE_GATEWAY = (
 
 
 def urn_under(stack: str, parent: str, type_: str, name: str) -> str:
-    if parent and parent.split("::")[2] != STACK_TYPE:
+    """The mock monitor's rule (pulumi/runtime/mocks.py make_urn): a stack-level type is qualified by the stack's."""
+    if parent:
         type_ = parent.split("::")[2].split("$")[-1] + "$" + type_
     return f"urn:pulumi:{stack}::{PROJECT}::{type_}::{name}"
 

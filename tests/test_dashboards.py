@@ -18,6 +18,7 @@ import yaml
 
 from components.egress.squid import MTAIL_PROGRAM
 from components.observability import monitoring as obs
+from components.observability.tenant_cost import cost_records
 from tests.tokens import RELEASE
 from tools.program import ProgramResult
 from tools.render import SHARED
@@ -79,6 +80,8 @@ def exported_series() -> dict[str, set[str]]:
         "node-exporter": set(EXPORTED["node-exporter"]["names"]),
         "prometheus (every target)": set(EXPORTED["prometheus"]["names"]),
         "litellm": client_python_series(EXPORTED["litellm"]),
+        "opencost": set(EXPORTED["opencost"]["names"]),
+        "platform recording rules": {rule["record"] for rule in cost_records()},
     }
 
 
@@ -178,3 +181,5 @@ def test_pinned_metric_lists_are_of_the_installed_versions(dev: ProgramResult) -
     ):
         app_version = yaml.safe_load((chart / "charts" / subchart / "Chart.yaml").read_text())["appVersion"]
         assert app_version.lstrip("v") == EXPORTED[exporter]["version"].lstrip("v"), exporter
+    opencost = SHARED / "charts" / f"opencost-{dev.named(RELEASE, 'observability-opencost').inputs['version']}"
+    assert yaml.safe_load((opencost / "Chart.yaml").read_text())["appVersion"] == EXPORTED["opencost"]["version"]

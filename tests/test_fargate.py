@@ -198,7 +198,13 @@ def mixed() -> ProgramResult:
         {"name": "umbrella", "isolation": "gvisor", "agents": [agent()]},
         {"name": "initech", "isolation": "fargate", "agents": [agent()]},
     ]
-    overrides = {"gvisor": True, "tenants": tenants, "tenantSecrets": {}, "egressMode": "open"}
+    overrides = {
+        "gvisor": True,
+        "tenants": tenants,
+        "knownTenants": [t["name"] for t in tenants],  # the stack's record of its tenants (docs/tenants.md)
+        "tenantSecrets": {},
+        "egressMode": "open",
+    }
     return program_result("dev", {f"agent-platform:{k}": v for k, v in overrides.items()})
 
 

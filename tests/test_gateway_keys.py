@@ -293,6 +293,7 @@ def test_key_job_puts_the_tenant_limits_on_its_team_and_the_key_under_it(dev: Pr
         "tpm_limit": 100000,
         "metadata": {"tenant": "acme", "managed-by": "pulumi"},
         "object_permission": {"mcp_servers": ["acme_kb_tools"]},  # its own MCP server: the key's ceiling
+        "blocked": False,  # true once decommissioned (tests/test_lifecycle.py)
     }
     spec = json.loads(env["KEY_SPEC"])
     assert spec == {
@@ -306,6 +307,7 @@ def test_key_job_puts_the_tenant_limits_on_its_team_and_the_key_under_it(dev: Pr
         "budget_duration": None,
         "rpm_limit": None,
         "tpm_limit": None,
+        "blocked": False,
     }  # no key-level budget: spend and limits belong to the team, so a rotated key keeps them
     assert "key" not in spec
     assert env["TEAM_ID"] == "tenant-acme"

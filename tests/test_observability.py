@@ -99,8 +99,9 @@ def test_control_plane_monitors_are_off_on_eks(each_stack: ProgramResult) -> Non
 def test_kube_state_metrics_exports_the_sandbox_and_node_labels(each_stack: ProgramResult) -> None:
     allowlist = stack_values(each_stack)["kube-state-metrics"]["metricLabelsAllowlist"]
     assert "pods=[agent-platform.io/sandbox]" in allowlist
-    assert "namespaces=[agent-platform.io/sandbox]" in allowlist
-    assert "nodes=[workload-type,katacontainers.io/kata-runtime]" in allowlist
+    # the tenant of a namespace and of a dedicated node: the cost per tenant joins on them (tenant_cost.py)
+    assert "namespaces=[agent-platform.io/sandbox,agent-platform.io/tenant]" in allowlist
+    assert "nodes=[workload-type,katacontainers.io/kata-runtime,agent-platform.io/dedicated-tenant]" in allowlist
 
 
 @pytest.mark.skipif(not (SHARED / "charts").is_dir(), reason=f"vendored charts not present at {SHARED}")
@@ -191,7 +192,9 @@ def test_dashboards_cover_sandboxes_kata_capacity_and_litellm_per_key() -> None:
         path.stem: " ".join(t["expr"] for p in json.loads(path.read_text())["panels"] for t in p["targets"])
         for path in DASHBOARDS
     }
-    assert set(exprs) == {"sandboxes", "kata-capacity", "litellm", "egress"}  # egress: tests/test_egress.py
+    assert set(exprs) == {"sandboxes", "kata-capacity", "litellm", "egress", "tenant-cost"}  # egress: test_egress.py
+    for part in ("requests", "kata_overhead", "dedicated_nodes", "storage", "models"):
+        assert part in exprs["tenant-cost"]  # the parts of agent_platform:tenant_cost_per_hour (test_tenant_cost.py)
     assert 'label_agent_platform_io_sandbox="true"' in exprs["sandboxes"]
     assert "kube_pod_info" in exprs["sandboxes"]
     assert "by (node)" in exprs["sandboxes"]
@@ -232,7 +235,7 @@ def test_every_observability_object_is_a_valid_kubernetes_object(each_stack: Pro
         validate_object(registration.plain)
         kinds.add(registration.plain["kind"])
         assert registration.provider.endswith("::cluster-k8s")
-    assert kinds == {"Namespace", "Secret", "ConfigMap"}
+    assert kinds == {"Namespace", "Secret", "ConfigMap", "PrometheusRule"}  # the tenant cost rules
 
 
 def test_monitoring_namespace_allows_node_exporter(dev: ProgramResult) -> None:

@@ -40,7 +40,9 @@ def run_one(count: int, out: Path) -> dict[str, Any]:
     from tools.preview import preview
 
     started = time.monotonic()
-    report = preview("dev", out, overrides={"agent-platform:tenants": generated_tenants(count)})
+    tenants = generated_tenants(count)
+    overrides = {"agent-platform:tenants": tenants, "agent-platform:knownTenants": [t["name"] for t in tenants]}
+    report = preview("dev", out, overrides=overrides)
     return {
         "tenants": count,
         "resources": len(report.result.registrations),

@@ -54,6 +54,7 @@ class Registration:
     property_dependencies: dict[str, list[str]] = field(default_factory=dict)
     custom_timeouts: dict[str, str] = field(default_factory=dict)  # create/update/delete, when set
     aliases: list[dict[str, Any]] = field(default_factory=list)  # the request's alias specs (or URNs), wire form
+    retain_on_delete: bool = False  # Pulumi leaves the object in place when it deletes the resource
 
     @functools.cached_property
     def inputs(self) -> dict[str, Any]:
@@ -108,6 +109,7 @@ class RecordingMonitor(MockMonitor):
                         k: v for k in ("create", "update", "delete") if (v := getattr(request.customTimeouts, k, ""))
                     },
                     aliases=[json_format.MessageToDict(alias) for alias in request.aliases],
+                    retain_on_delete=request.retainOnDelete,
                 )
             )
         return response

@@ -67,32 +67,38 @@ def dump(root: Path) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for label, (stack, overrides) in variants(root).items():
         component_outputs.clear()
-        result = program.run_program(stack, overrides, root=root)
-        found[label] = {
-            "outputs": result.outputs,
-            "resources": {
-                r.urn: {
-                    "type": r.type,
-                    "name": r.name,
-                    "parent": r.parent,
-                    "provider": r.provider,
-                    "custom": r.custom,
-                    "protect": r.protect,
-                    "inputs": r.properties,
-                    "dependencies": sorted(r.dependencies),
-                    "propertyDependencies": {k: sorted(v) for k, v in sorted(r.property_dependencies.items())},
-                    "customTimeouts": r.custom_timeouts,
-                    "aliases": r.aliases,
-                    "outputs": component_outputs.get(r.urn),
-                }
-                for r in result.registrations
-            },
-        }
+        found[label] = snapshot(program.run_program(stack, overrides, root=root), component_outputs)
     return found
 
 
+def snapshot(result: Any, component_outputs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One variant's record: the stack outputs and every registration by URN (``result``: a ProgramResult)."""
+    return {
+        "outputs": result.outputs,
+        "resources": {
+            r.urn: {
+                "type": r.type,
+                "name": r.name,
+                "parent": r.parent,
+                "provider": r.provider,
+                "custom": r.custom,
+                "protect": r.protect,
+                "inputs": r.properties,
+                "dependencies": sorted(r.dependencies),
+                "propertyDependencies": {k: sorted(v) for k, v in sorted(r.property_dependencies.items())},
+                "customTimeouts": r.custom_timeouts,
+                "aliases": r.aliases,
+                "outputs": (component_outputs or {}).get(r.urn),
+            }
+            for r in result.registrations
+        },
+    }
+
+
 def _urn_under(stack: str, project: str, parent: str, type_: str, name: str) -> str:
-    if parent and parent.split("::")[2] != "pulumi:pulumi:Stack":
+    """The mock monitor's URN rule (pulumi/runtime/mocks.py make_urn): the type qualified by its parent's own type,
+    the stack's included (the real engine leaves the stack out; URNs here are the mock's)."""
+    if parent:
         type_ = parent.split("::")[2].split("$")[-1] + "$" + type_
     return f"urn:pulumi:{stack}::{project}::{type_}::{name}"
 

@@ -245,7 +245,9 @@ class Cluster(pulumi.ComponentResource):
             },
             provisioner="ebs.csi.aws.com",
             parameters={"type": "gp3", "encrypted": "true", "csi.storage.k8s.io/fstype": "ext4"},
-            reclaim_policy="Delete",
+            # Where the stack protects data, a volume outlives its claim (and a deleted namespace): an operator
+            # deletes it deliberately (docs/tenants.md). The policy is copied into each PV when it is provisioned.
+            reclaim_policy="Retain" if args.protect else "Delete",
             volume_binding_mode="WaitForFirstConsumer",
             allow_volume_expansion=True,
             opts=pulumi.ResourceOptions(parent=self, provider=self.provider),

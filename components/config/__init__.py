@@ -32,6 +32,7 @@ from components.config.tenants import (
     PLATFORM_AGENT_ENV,
     RESERVED_AGENT_ENV,
     AgentConfig,
+    AgentSchedule,
     EgressConfig,
     EgressRules,
     McpServerConfig,
@@ -78,4 +79,5 @@ __all__ = [
     "project_schema",
     "quantity_value",
     "top_level_texts",
+    "AgentSchedule",
 ]

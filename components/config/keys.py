@@ -118,6 +118,10 @@ def strings(
     return read
 
 
+def one_of(choices: Sequence[str]) -> Callable[[Reader, Key, Mapping[str, Any]], str]:
+    return lambda r, key, _: r.choice(key.name, choices, default=_default(key))
+
+
 def matching(pattern: str | re.Pattern[str], what: str) -> Callable[[Reader, Key, Mapping[str, Any]], str]:
     return lambda r, key, _: r.matching(key.name, pattern, what, default=_default(key))
 

@@ -131,6 +131,7 @@ class PlatformConfig:
     images: ImagesConfig
     egress: EgressConfig
     tenants: tuple[TenantConfig, ...]
+    known_tenants: tuple[str, ...] | None  # the stack's record of tenants whose data it holds (None: not kept)
     admission_mode: str  # ValidatingAdmissionPolicyBinding actions: Deny, or Audit (+ Warn) during rollout
     grafana_password_set: bool  # grafanaAdminPassword is a secret: only its presence is kept
     tenant_secret_paths: frozenset[str]  # "tenant.agent.ENV" present in tenantSecrets (no values)
@@ -180,6 +181,29 @@ class PlatformConfig:
     @property
     def any_warm_pool(self) -> bool:
         return any(t.warm_pool_total > 0 for t in self.tenants)
+
+    def _check_known_tenants(self) -> None:
+        """Data survives config edits: a tenant the stack holds data for (knownTenants) may leave ``tenants`` only
+        deliberately (removed from both lists), and a new tenant joins the record (docs/tenants.md)."""
+        if self.known_tenants is None:
+            return
+        unique("knownTenants", self.known_tenants, "tenant")
+        present = {n: t for t in self.tenants for n in (*t.former_names, t.name)}
+        for name in self.known_tenants:
+            check(
+                "tenants",
+                name in present,
+                f"tenant {name!r} is missing (it is in knownTenants): that would delete its namespace, volumes and "
+                f"Secrets. A rename keeps it with formerNames: [{name}]; to remove it set state: decommissioned, "
+                "then after its retention delete it from tenants and knownTenants together (docs/tenants.md)",
+            )
+        for i, tenant in enumerate(self.tenants):
+            check(
+                f"tenants[{i}].name",
+                any(n in self.known_tenants for n in (*tenant.former_names, tenant.name)),
+                f"tenant {tenant.name!r} is not in knownTenants: add it there (a new tenant), or list its old name "
+                "in formerNames (a rename)",
+            )
 
     def _check_quota(self, i: int, tenant: TenantConfig) -> None:
         """The tenant's agents (plus warm pools) must fit its ResourceQuota, Kata pod overhead included:
@@ -258,12 +282,14 @@ class PlatformConfig:
             "the gateway's Pod Identity credentials cannot call Bedrock across partitions",
         )
         unique("tenants", [t.name for t in self.tenants], "tenant name")
+        unique("tenants", [n for t in self.tenants for n in (*t.former_names, t.name)], "tenant name or former name")
         unique("tenants", [t.namespace for t in self.tenants], "tenant namespace")
         unique(
             "tenants",
             [mcp_server_name(t.name, a.name) for t in self.tenants for a in t.agents if a.mcp is not None],
             "MCP server name (<tenant>_<agent>, '-' read as '_')",
         )
+        self._check_known_tenants()
         models = set(self.gateway.model_names)
         for i, tenant in enumerate(self.tenants):
             for model in tenant.litellm.models:
@@ -343,6 +369,7 @@ class PlatformConfig:
                 lambda t: TenantConfig.from_reader(t, kata.default_runtime_class),
                 default=[],
             ),
+            known_tenants=r.strs("knownTenants") if r.values.get("knownTenants") is not None else None,
             admission_mode=r.choice("admissionMode", ADMISSION_MODES),
             grafana_password_set=values.get("grafanaAdminPassword") not in (None, ""),
             tenant_secret_paths=_secret_paths(values.get("tenantSecrets")),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
+import zoneinfo
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,7 @@ from components.config.keys import (
     integer,
     matching,
     number,
+    one_of,
     optional_boolean,
     optional_integer,
     quantity,
@@ -47,6 +49,10 @@ EGRESS_MODES = ("allowlist", "open")
 # A tenant's isolation tier (docs/fargate.md#choosing-a-tier): Kata micro-VMs or gVisor on the platform's EC2 nodes,
 # or one Firecracker micro-VM per pod on AWS Fargate (no runtime class, no node).
 ISOLATIONS = ("kata", "gvisor", FARGATE)
+# Lifecycle (docs/tenants.md): a suspended agent or tenant runs no pods but keeps its volumes, Secrets and key; a
+# decommissioned tenant's keys are blocked at the gateway too. Only removal from tenants and knownTenants deletes.
+AGENT_STATES = ("running", "suspended")
+TENANT_STATES = ("active", "suspended", "decommissioned")
 # Ranges a tenant's egress.cidrs may not touch, none of them reachable on the internet (IANA special-purpose
 # registry, RFC 6890): "this network", shared address space (RFC 6598: carrier NAT, and EKS custom networking's
 # secondary pod ranges), loopback, link-local (instance metadata), IETF protocol assignments, benchmarking,
@@ -305,6 +311,45 @@ MCP_KEYS = (
 )
 
 
+_CRON_FIELD = r"[0-9A-Za-z*,/-]+"
+_CRON = re.compile(rf"^{_CRON_FIELD}( {_CRON_FIELD}){{4}}$")
+
+
+def cron(key: str, value: str) -> None:
+    check_match(key, value, _CRON, "a cron expression of 5 fields (minute hour day-of-month month day-of-week)")
+
+
+def time_zone(key: str, value: str) -> None:
+    zones = zoneinfo.available_timezones()
+    check(key, value == "UTC" or value in zones or not zones, f"{value!r} is not an IANA time zone like Europe/Paris")
+
+
+@dataclass(frozen=True)
+class AgentSchedule:
+    """When a running agent has its pod: from each ``start`` to the next ``end`` (KEDA cron scaler), in ``timezone``."""
+
+    start: str
+    end: str
+    timezone: str
+
+    @classmethod
+    def from_reader(cls, r: Reader) -> AgentSchedule:
+        values = read_keys(r, SCHEDULE_KEYS)
+        check(r.key("end"), values["end"] != values["start"], "equals start: the window would be empty")
+        return cls(**values)
+
+
+SCHEDULE_KEYS = (
+    Key("start", "string", "Cron expression: when its pod starts, e.g. `0 8 * * 1-5`.", text(cron)),
+    Key("end", "string", "Cron expression: when its pod stops, e.g. `0 19 * * 1-5`.", text(cron)),
+    Key("timezone", "string", "IANA time zone of both expressions.", text(time_zone), default="UTC"),
+)
+
+
+def optional_schedule(r: Reader, key: Key, _: Mapping[str, Any]) -> AgentSchedule | None:
+    return None if r.values.get(key.name) is None else r.object(key.name, AgentSchedule.from_reader)
+
+
 @dataclass(frozen=True)
 class AgentConfig:
     name: str
@@ -319,6 +364,12 @@ class AgentConfig:
     secret_env: tuple[str, ...]
     egress: EgressRules
     mcp: McpServerConfig | None  # type mcp only
+    state: str
+    schedule: AgentSchedule | None
+
+    @property
+    def suspended(self) -> bool:
+        return self.state == "suspended"
 
     @classmethod
     def from_reader(cls, r: Reader, context: Mapping[str, Any]) -> AgentConfig:
@@ -444,6 +495,22 @@ AGENT_KEYS = (
         lambda r, key, _: r.object(key.name, McpServerConfig.from_reader) if key.name in r.values else None,
         default=Derived("none", lambda *_: None),
     ),
+    Key(
+        "state",
+        "string",
+        "`running`, or `suspended`: no pods (warm pool included), its volume, Secrets and key kept; a chat agent "
+        "hears no messages while suspended.",
+        one_of(AGENT_STATES),
+        default="running",
+    ),
+    Key(
+        "schedule",
+        "object",
+        "Office hours of a running agent: its pod runs only inside the window (keys below; KEDA cron scaler). A chat "
+        "agent hears no messages outside it.",
+        optional_schedule,
+        default=Derived("unset: always running", lambda *_: None),
+    ),
 )
 
 
@@ -518,6 +585,7 @@ LITELLM_KEYS = (
 @dataclass(frozen=True)
 class TenantConfig:
     name: str
+    former_names: tuple[str, ...]  # oldest first: the first is its identity (LiteLLM team, default namespace)
     namespace: str
     agents: tuple[AgentConfig, ...]
     quota: TenantQuota
@@ -525,6 +593,21 @@ class TenantConfig:
     egress: EgressRules
     isolation: str  # kata, gvisor or fargate (ISOLATIONS)
     dedicated_nodes: bool  # its own tainted Karpenter NodePool: no other tenant's VM shares its hosts
+    monthly_budget: float  # USD over a trailing 30 days, every cost; 0: no alert
+    state: str
+
+    @property
+    def identity(self) -> str:
+        """The name it was created with: what a rename must not change (its LiteLLM team, its namespace)."""
+        return (*self.former_names, self.name)[0]
+
+    @property
+    def decommissioned(self) -> bool:
+        return self.state == "decommissioned"
+
+    def runs(self, agent: AgentConfig) -> bool:
+        """Whether the agent has pods: it and its tenant are neither suspended nor decommissioned."""
+        return self.state == "active" and not agent.suspended
 
     @property
     def warm_pool_total(self) -> int:
@@ -563,6 +646,7 @@ class TenantConfig:
         )
         check(r.key("agents"), len(agents) > 0, "needs at least one agent")
         unique(r.key("agents"), [a.name for a in agents], "agent name")
+        unique(r.key("formerNames"), [*values["former_names"], values["name"]], "name (a former name repeats)")
         for kind in AGENT_TYPES.values():
             count = sum(a.type == kind.name for a in agents)
             check(
@@ -587,6 +671,11 @@ def tenant_namespace(key: str, value: str) -> None:
         not value.startswith("kube-") and value not in RESERVED_NAMESPACES,
         f"{value!r} is reserved for the platform",
     )
+
+
+def former_name(key: str, value: str) -> str:
+    dns_label(40, "at most 40 characters")(key, value)
+    return value
 
 
 def agents(r: Reader, key: Key, context: Mapping[str, Any]) -> tuple[AgentConfig, ...]:
@@ -658,11 +747,22 @@ TENANT_KEYS = (
         text(dns_label(40, "at most 40 characters")),
     ),
     Key(
+        "formerNames",
+        "list of strings",
+        "Names it had before, oldest first (a rename): its resources keep their state through aliases and it keeps "
+        "the first one's LiteLLM team, budget and namespace.",
+        strings(former_name),
+        default=[],
+    ),
+    Key(
         "namespace",
         "string",
         "Its namespace (not a platform or kube-* one).",
         text(tenant_namespace),
-        default=Derived("`tenant-<name>`", lambda values, _: f"tenant-{values['name']}"),
+        default=Derived(
+            "`tenant-<name>` (the first former name's after a rename)",
+            lambda values, _: f"tenant-{(*values['former_names'], values['name'])[0]}",
+        ),
     ),
     Key(
         "isolation",
@@ -698,11 +798,28 @@ TENANT_KEYS = (
         boolean(),
         default=False,
     ),
+    Key(
+        "monthlyBudget",
+        "number",
+        "USD: an alert fires when its cost over the last 30 days (compute, Kata overhead, volumes, dedicated nodes, "
+        "models) passes it (0: no alert; docs/observability.md#cost-per-tenant).",
+        number(lo=0),
+        default=0,
+    ),
+    Key(
+        "state",
+        "string",
+        "`active`; `suspended`: no agent pods, keys valid; `decommissioned`: no pods and its LiteLLM team and key "
+        "blocked at the gateway, namespace, volumes and spend kept (docs/tenants.md).",
+        one_of(TENANT_STATES),
+        default="active",
+    ),
 )
 # Every declared key set, by where it sits in the stack config (the docs table: docs/cluster.md#tenant-keys).
 TENANT_KEY_SETS = (
     ("tenants[]", TENANT_KEYS),
     ("tenants[].agents[]", AGENT_KEYS),
+    ("tenants[].agents[].schedule", SCHEDULE_KEYS),
     ("tenants[].quota", QUOTA_KEYS),
     ("tenants[].litellm", LITELLM_KEYS),
     ("tenants[].egress", EGRESS_KEYS),  # and tenants[].agents[].egress

@@ -84,8 +84,10 @@ VERSION_KEYS: dict[str, tuple[str, ...]] = {
     "awsLoadBalancerControllerVersion": ("https://aws.github.io/eks-charts/aws-load-balancer-controller",),
     "litellmChartVersion": ("oci://ghcr.io/berriai/litellm-helm",),
     "kubePrometheusStackVersion": ("https://prometheus-community.github.io/helm-charts/kube-prometheus-stack",),
+    "opencostVersion": ("oci://ghcr.io/opencost/charts/opencost",),
     "kataDeployVersion": ("oci://ghcr.io/kata-containers/kata-deploy-charts/kata-deploy",),
     "agentSandboxVersion": ("kubernetes-sigs/agent-sandbox (helm/ source chart)",),
+    "kedaVersion": ("https://kedacore.github.io/charts/keda",),
 }
 # Absent in a clone elsewhere (design.md section 5): the check is then skipped, and says so (catalog_note()).
 CATALOG_FILE = PROJECT_FILE.parent.parent / "shared" / "charts" / "catalog.json"

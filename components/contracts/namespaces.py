@@ -7,6 +7,7 @@ KARPENTER_NAMESPACE = "karpenter"
 KATA_NAMESPACE = "kata-system"
 AGENT_SANDBOX_NAMESPACE = "agent-sandbox-system"
 EGRESS_NAMESPACE = "egress"
+KEDA_NAMESPACE = "keda"  # agent schedules (KEDA cron scaler), installed when an agent has one
 PLATFORM_NAMESPACES = frozenset(
     {
         LITELLM_NAMESPACE,
@@ -15,6 +16,7 @@ PLATFORM_NAMESPACES = frozenset(
         KATA_NAMESPACE,
         AGENT_SANDBOX_NAMESPACE,
         EGRESS_NAMESPACE,
+        KEDA_NAMESPACE,
     }
 )
 RESERVED_NAMESPACES = PLATFORM_NAMESPACES | {"default", KUBE_SYSTEM, "kube-public", "kube-node-lease"}

@@ -16,3 +16,7 @@ GRAFANA_PORT = 3000
 RELOADER_PORT = 8080  # config-reloader sidecars of Prometheus and Alertmanager
 KUBE_STATE_METRICS_PORTS = (8080, 8081)
 OPERATOR_PORT = 10250  # the operator's metrics and admission webhook (HTTPS)
+# Prometheus' Service: <release>-kube-prometheus-prometheus (the chart's fullname; release "monitoring")
+PROMETHEUS_SERVICE = "monitoring-kube-prometheus-prometheus"
+OPENCOST_PODS = {"app.kubernetes.io/name": "opencost"}  # the OpenCost chart's selector labels
+OPENCOST_PORT = 9003  # its API and /metrics (opencost.exporter.apiPort)

@@ -43,6 +43,7 @@ from components.egress.squid import (
 from components.k8s.podspec import container_security_context, core_pod_template, topology_spread
 from components.k8s.reach import service_metadata, service_spec
 from components.k8s.resources import child_options, keep_one_available, platform_namespace, rolling_deployment
+from components.tenants.lifecycle import former_aliases
 
 CONFIG_MAP = "egress-proxy-config"
 HTPASSWD_SECRET = "egress-proxy-htpasswd"
@@ -232,11 +233,17 @@ class EgressProxy(pulumi.ComponentResource):
         self.namespace = ns  # NetworkPolicies wait for it (components/network/network_policies.py)
         passwords = {
             t.name: random.RandomPassword(
-                f"{name}-{t.name}-password", length=40, special=False, opts=pulumi.ResourceOptions(parent=self)
+                f"{name}-{t.name}-password",
+                length=40,
+                special=False,
+                opts=pulumi.ResourceOptions(parent=self, aliases=former_aliases(f"{name}-", t, "-password")),
             ).result
             for t in args.tenants
         }
-        self.squid_conf = squid_conf([ProxyTenant.of(t) for t in args.tenants])
+        # A decommissioned tenant's proxy user is dropped (its password is kept for a re-activation): no credential
+        # of it stays valid (docs/tenants.md).
+        serving = [t for t in args.tenants if not t.decommissioned]
+        self.squid_conf = squid_conf([ProxyTenant.of(t) for t in serving])
         config_hash = hashlib.sha256((self.squid_conf + error_page() + MTAIL_PROGRAM).encode()).hexdigest()[:16]
         k8s.core.v1.ConfigMap(
             f"{name}-config",
@@ -244,7 +251,7 @@ class EgressProxy(pulumi.ComponentResource):
             data={"squid.conf": self.squid_conf, ERROR_PAGE: error_page(), "egress.mtail": MTAIL_PROGRAM},
             opts=k8s_opts(ns),
         )
-        names = sorted(passwords)
+        names = sorted(t.name for t in serving)
         htpasswd_text = pulumi.Output.secret(
             pulumi.Output.all(*(passwords[n] for n in names)).apply(
                 lambda values: htpasswd(dict(zip(names, values, strict=True)))

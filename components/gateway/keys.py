@@ -48,7 +48,8 @@ def team_spec(tenant: TenantConfig) -> dict[str, Any]:
     """Body of /team/new and /team/update: the budget and limits the tenant's keys share."""
     limits = tenant.litellm
     return {
-        "team_id": team_id(tenant.name),
+        # the identity: a renamed tenant keeps its team, its spend and its budget period
+        "team_id": team_id(tenant.identity),
         "team_alias": team_id(tenant.name),
         "models": list(limits.models),
         "max_budget": limits.max_budget,
@@ -57,14 +58,17 @@ def team_spec(tenant: TenantConfig) -> dict[str, Any]:
         "tpm_limit": limits.tpm_limit,
         "metadata": {"tenant": tenant.name, "managed-by": "pulumi"},
         "object_permission": mcp_grant(tenant),  # the ceiling of its key's MCP grant
+        # A decommissioned tenant's team is blocked: every key under it gets 401, its spend stays. Sent explicitly
+        # either way, so re-activating (or re-adding) the tenant unblocks it.
+        "blocked": tenant.decommissioned,
     }
 
 
 def key_spec(tenant: TenantConfig) -> dict[str, Any]:
     """Body of /key/generate and /key/update, without the key itself (that one is secret)."""
     return {
-        "key_alias": key_alias(tenant.name),
-        "team_id": team_id(tenant.name),
+        "key_alias": key_alias(tenant.identity),
+        "team_id": team_id(tenant.identity),
         "models": list(tenant.litellm.models),
         # LLM routes only (what key_type "llm_api" stores): no key/user/team management with a tenant key.
         "allowed_routes": ["llm_api_routes"],  # includes LiteLLM's MCP routes (/mcp, /mcp/{subpath}...)
@@ -77,6 +81,7 @@ def key_spec(tenant: TenantConfig) -> dict[str, Any]:
         "budget_duration": None,
         "rpm_limit": None,
         "tpm_limit": None,
+        "blocked": tenant.decommissioned,  # the key itself too: it stays refused if it is ever moved off the team
     }
 
 

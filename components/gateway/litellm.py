@@ -40,6 +40,7 @@ from components.gateway.stores import litellm_stores
 from components.gateway.tenant_gateway import TenantGateway, TenantGatewayArgs, tenant_nlb
 from components.gateway.values import LITELLM_CHART, SERVICE_ACCOUNT, release_values
 from components.k8s.resources import child_options, keep_one_available, platform_namespace, run_to_completion_job
+from components.tenants.lifecycle import former_aliases
 
 if TYPE_CHECKING:
     from components.gateway.placement import ManagedPlacement
@@ -167,7 +168,11 @@ class Gateway(pulumi.ComponentResource):
         self.key_jobs = {}
         for tenant in args.tenants:
             passwords[tenant.name] = random.RandomPassword(
-                f"{name}-key-{tenant.name}", length=40, special=False, opts=pulumi.ResourceOptions(parent=self)
+                f"{name}-key-{tenant.name}",
+                length=40,
+                special=False,
+                # a renamed tenant keeps its key (docs/tenants.md)
+                opts=pulumi.ResourceOptions(parent=self, aliases=former_aliases(f"{name}-key-", tenant)),
             )
             self.tenant_keys[tenant.name] = pulumi.Output.secret(
                 passwords[tenant.name].result.apply(lambda value: f"sk-{value}")
@@ -245,6 +250,7 @@ class Gateway(pulumi.ComponentResource):
                 deadline_seconds=KEY_JOB_DEADLINE,
                 opts=pulumi.ResourceOptions(
                     parent=self,
+                    aliases=former_aliases(f"{name}-key-job-", tenant),
                     depends_on=[keys, registrar, *after],
                     # a rotated key (replaced RandomPassword) must be registered again
                     replace_with=[passwords[tenant.name]],

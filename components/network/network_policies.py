@@ -20,6 +20,7 @@ from components.contracts import egress as eg
 from components.contracts import gateway as gw
 from components.contracts import observability as obs
 from components.contracts import runtime
+from components.contracts import scaling as keda
 from components.contracts.labels import SANDBOX_LABEL
 from components.contracts.namespaces import AGENT_SANDBOX_NAMESPACE, KARPENTER_NAMESPACE, KUBE_SYSTEM
 from components.contracts.networks import INSTANCE_METADATA, NON_INTERNET_IPV4
@@ -186,6 +187,14 @@ def monitoring_policies(vpc_cidr: str) -> list[dict[str, Any]]:
             egress=[https_out()],
         ),
         policy(
+            "opencost",
+            ns,
+            obs.OPENCOST_PODS,
+            ingress=[{"from": [prometheus], "ports": tcp(obs.OPENCOST_PORT)}],
+            # its queries to Prometheus; the API server and AWS's public price list (pricing.us-east-1.amazonaws.com)
+            egress=[{"to": [prometheus], "ports": tcp(obs.PROMETHEUS_PORT)}, https_out()],
+        ),
+        policy(
             "prometheus-operator",
             ns,
             obs.OPERATOR_PODS,
@@ -202,6 +211,34 @@ def controller_policies(namespace: str) -> list[dict[str, Any]]:
         default_deny(namespace),
         allow_dns(namespace),
         policy("controllers", namespace, None, egress=[https_out(), pod_identity_out()]),
+    ]
+
+
+def keda_policies(vpc_cidr: str) -> list[dict[str, Any]]:
+    """KEDA: its metrics API server and admission webhook are called by the API server (its ENIs are in the VPC),
+    the metrics API server asks the operator over gRPC; all three talk to the API server."""
+    ns = keda.NAMESPACE
+    return [
+        *controller_policies(ns),
+        policy(
+            "keda-metrics-api",
+            ns,
+            keda.METRICS_API_PODS,
+            ingress=[{"from": [cidr(vpc_cidr)], "ports": tcp(keda.METRICS_API_PORT)}],
+            egress=[{"to": [pods(keda.OPERATOR_PODS)], "ports": tcp(keda.OPERATOR_GRPC_PORT)}],
+        ),
+        policy(
+            "keda-operator",
+            ns,
+            keda.OPERATOR_PODS,
+            ingress=[{"from": [pods(keda.METRICS_API_PODS)], "ports": tcp(keda.OPERATOR_GRPC_PORT)}],
+        ),
+        policy(
+            "keda-webhooks",
+            ns,
+            keda.WEBHOOK_PODS,
+            ingress=[{"from": [cidr(vpc_cidr)], "ports": tcp(keda.WEBHOOK_PORT)}],
+        ),
     ]
 
 
@@ -255,6 +292,7 @@ def platform_policies(
         KARPENTER_NAMESPACE: lambda: controller_policies(KARPENTER_NAMESPACE),
         runtime.NAMESPACE: lambda: kata_policies(kata_monitor),
         AGENT_SANDBOX_NAMESPACE: lambda: controller_policies(AGENT_SANDBOX_NAMESPACE),
+        keda.NAMESPACE: lambda: keda_policies(vpc_cidr),
         eg.NAMESPACE: lambda: egress_proxy_policies(vpc_cidr, service_cidr),
         KUBE_SYSTEM: kube_system_policies,
     }

@@ -14,16 +14,25 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.config import ObservabilityConfig
+from components.config import ObservabilityConfig, TenantConfig
 from components.contracts.cluster import STORAGE_CLASS
 from components.contracts.gateway import METRICS_KEY_KEY, METRICS_KEY_SECRET
 from components.contracts.gateway import NAMESPACE as LITELLM_NAMESPACE
 from components.contracts.gateway import SELECTOR as LITELLM_SELECTOR
-from components.contracts.labels import CORE_NODE_SELECTOR, KATA_NODE_LABEL, KATA_RUNTIME_LABEL, PART_OF, SANDBOX_LABEL
-from components.contracts.observability import NAMESPACE
+from components.contracts.labels import (
+    CORE_NODE_SELECTOR,
+    DEDICATED_TENANT_KEY,
+    KATA_NODE_LABEL,
+    KATA_RUNTIME_LABEL,
+    PART_OF,
+    SANDBOX_LABEL,
+    TENANT_LABEL,
+)
+from components.contracts.observability import NAMESPACE, PROMETHEUS_PORT, PROMETHEUS_SERVICE
 from components.contracts.runtime import KATA_MONITOR_LABELS, KATA_MONITOR_PORT
 from components.contracts.runtime import NAMESPACE as KATA_NAMESPACE
 from components.k8s.resources import child_options, platform_namespace
+from components.observability.tenant_cost import tenant_cost_rule_spec
 
 RELEASE = "monitoring"
 CHART = "kube-prometheus-stack"
@@ -31,6 +40,7 @@ REPO = "https://prometheus-community.github.io/helm-charts"
 GRAFANA_ADMIN_SECRET = "grafana-admin"
 DASHBOARD_DIR = Path(__file__).resolve().parent / "dashboards"
 DASHBOARD_LABEL = "grafana_dashboard"  # the chart's grafana.sidecar.dashboards.label default
+OPENCOST_CHART = "oci://ghcr.io/opencost/charts/opencost"
 
 
 def prometheus_label(name: str) -> str:
@@ -92,15 +102,36 @@ def stack_values(cfg: ObservabilityConfig) -> dict[str, Any]:
             # Its secrets collector lists and watches every Secret in the cluster (tenant keys, bot tokens) for
             # kube_secret_* series nothing here reads: off, and the chart's ClusterRole drops the grant with it.
             "collectorsExclude": ["secrets"],
-            # Exported as label_agent_platform_io_sandbox / label_workload_type for the dashboards.
+            # Exported as label_agent_platform_io_sandbox / label_workload_type for the dashboards; the tenant of a
+            # namespace and of a dedicated node for the cost per tenant (tenant_cost.py).
             "metricLabelsAllowlist": [
                 f"pods=[{SANDBOX_LABEL}]",
-                f"namespaces=[{SANDBOX_LABEL}]",
-                f"nodes=[{KATA_NODE_LABEL},{KATA_RUNTIME_LABEL}]",
+                f"namespaces=[{SANDBOX_LABEL},{TENANT_LABEL}]",
+                f"nodes=[{KATA_NODE_LABEL},{KATA_RUNTIME_LABEL},{DEDICATED_TENANT_KEY}]",
             ],
         },
         # A DaemonSet that must also run on Kata nodes (tainted): tolerate every taint.
         "prometheus-node-exporter": {"tolerations": [{"operator": "Exists"}]},
+    }
+
+
+def opencost_values() -> dict[str, Any]:
+    """OpenCost's exporter on the platform's Prometheus: node and volume prices for the cost per tenant. On AWS it
+    reads on-demand list prices from the public price list (no credentials; opencost.io/docs/configuration/aws)."""
+    return {
+        "opencost": {
+            "mcp": {"enabled": False},  # its bundled MCP server (on by default): nothing here uses it
+            "ui": {"enabled": False},  # Grafana shows the cost; the UI would be one more endpoint to guard
+            "prometheus": {
+                "internal": {  # enabled by default
+                    "serviceName": PROMETHEUS_SERVICE,
+                    "namespaceName": NAMESPACE,
+                    "port": PROMETHEUS_PORT,
+                }
+            },
+            "metrics": {"serviceMonitor": {"enabled": True}},  # Prometheus selects every ServiceMonitor
+            "nodeSelector": dict(CORE_NODE_SELECTOR),
+        }
     }
 
 
@@ -140,6 +171,7 @@ class ObservabilityArgs:
         None  # the kata-deploy 4.x release (runs kata-monitor): scraped by a PodMonitor
     )
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
+    tenants: Sequence[TenantConfig] = ()  # their monthly budgets become alerts (tenant_cost.py)
 
 
 class Observability(pulumi.ComponentResource):
@@ -182,6 +214,25 @@ class Observability(pulumi.ComponentResource):
                 data={f"{stem}.json": body},
                 opts=k8s_opts(ns),
             )
+        # Cost per tenant: OpenCost's prices (its ServiceMonitor needs the CRD) and the rules that charge tenants.
+        k8s.helm.v3.Release(
+            f"{name}-opencost",
+            name="opencost",
+            namespace=NAMESPACE,
+            chart=OPENCOST_CHART,
+            version=args.config.opencost_version,
+            values=opencost_values(),
+            timeout=600,
+            opts=k8s_opts(ns, self.release),
+        )
+        k8s.apiextensions.CustomResource(
+            f"{name}-tenant-cost",
+            api_version="monitoring.coreos.com/v1",
+            kind="PrometheusRule",
+            metadata={"name": "tenant-cost", "namespace": NAMESPACE, "labels": dict(PART_OF)},
+            spec=tenant_cost_rule_spec(args.tenants),
+            opts=k8s_opts(ns, self.release),
+        )
         # The ServiceMonitor CRD comes with the release.
         after = [self.release] + ([args.litellm_namespace] if args.litellm_namespace is not None else [])
 

@@ -15,6 +15,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from components.capacity.keda import scaled_object
 from components.config import AgentConfig, ImagesConfig, KataConfig, NetworkConfig, PlatformConfig, TenantConfig
 from components.contracts.cluster import STORAGE_CLASS
 from components.contracts.gateway import MCP_PATH
@@ -30,6 +31,7 @@ from components.tenants.agent_pod import (
 from components.tenants.agent_service import admit_callers, agent_service
 from components.tenants.agent_types import AGENT_TYPES, MCP_URL_ENV
 from components.tenants.agent_types.base import LITELLM_KEY_ENV, PROXY_ENV, AgentFiles, AgentType
+from components.tenants.lifecycle import renamed
 from components.tenants.sandbox_network import OPEN_EGRESS, SandboxEgress, sandbox_egress_rules
 
 PROXY_SECRET = "egress-proxy"  # per tenant: the proxy URL with the tenant's credentials, and NO_PROXY
@@ -71,6 +73,7 @@ class TenantArgs:
     secrets: pulumi.Input[Mapping[str, Mapping[str, str]]] | None = None
     # The agent-sandbox install (CRDs + controller), required when an agent has a warm pool.
     sandbox_controller: pulumi.Resource | None = None
+    scaler: pulumi.Resource | None = None  # the KEDA install, required when an agent has a schedule
     depends_on: tuple[pulumi.Resource, ...] = ()  # e.g. the RuntimeClasses
     egress: SandboxEgress = OPEN_EGRESS  # allowlist mode needs proxy_url
     proxy_url: pulumi.Input[str] | None = None  # http://<tenant>:<password>@<proxy NLB>:3128 (secret)
@@ -78,6 +81,7 @@ class TenantArgs:
     # tenant gateway's MCP endpoint its other agents get (LITELLM_MCP_URL).
     mcp_tokens: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     mcp_url: pulumi.Input[str] | None = None
+    protect: bool = False  # the stack protects data: Pulumi leaves the namespace and volumes when it deletes them
     # Fargate tenants: the pods' security group (components/tenants/fargate.py), bound by a SecurityGroupPolicy.
     fargate_security_group_id: pulumi.Input[str] | None = None
 
@@ -94,6 +98,7 @@ class TenantArgs:
         depends_on: tuple[pulumi.Resource, ...] = (),
         proxy_url: pulumi.Input[str] | None = None,
         mcp_tokens: Mapping[str, pulumi.Input[str]] | None = None,
+        scaler: pulumi.Resource | None = None,
         fargate_security_group_id: pulumi.Input[str] | None = None,
     ) -> TenantArgs:
         """Args for one of the platform's tenants; its models default to every gateway model, its egress
@@ -110,11 +115,13 @@ class TenantArgs:
             model_limits={m.name: (m.context_window, m.max_output_tokens) for m in platform.gateway.models},
             secrets=secrets,
             sandbox_controller=sandbox_controller,
+            scaler=scaler,
             depends_on=depends_on,
             egress=SandboxEgress(allowlist=platform.egress.allowlist, cidrs=tenant.egress_cidrs),
             proxy_url=proxy_url,
             mcp_tokens=mcp_tokens or {},
             mcp_url=pulumi.Output.from_input(litellm_url).apply(lambda url: url + MCP_PATH) if has_mcp else None,
+            protect=platform.protect,
             fargate_security_group_id=fargate_security_group_id,
         )
 
@@ -132,8 +139,10 @@ class Tenant(pulumi.ComponentResource):
     namespace: str
 
     def __init__(self, name: str, args: TenantArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("agent-platform:agents:Tenant", name, None, opts)
         cfg = args.config
+        # a renamed tenant's resources keep their state (``name`` is the tenant's name)
+        opts = pulumi.ResourceOptions.merge(opts, renamed(name, cfg.former_names))
+        super().__init__("agent-platform:agents:Tenant", name, None, opts)
         if not args.models:
             raise ValueError(f"tenant {cfg.name}: no LiteLLM model to configure the agents with")
         if args.egress.allowlist and args.proxy_url is None:
@@ -150,7 +159,8 @@ class Tenant(pulumi.ComponentResource):
                 "name": ns_name,
                 "labels": {**base_labels, SANDBOX_LABEL: "true", ISOLATION_LABEL: cfg.isolation, **PSA_LABELS},
             },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
+            # retain_on_delete: deleting the tenant for good leaves its namespace to the operator (docs/tenants.md)
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on), retain_on_delete=args.protect),
         )
         child = pulumi.ResourceOptions(parent=namespace)
 
@@ -339,7 +349,7 @@ class AgentBuilder:
                 f"{name}-data",
                 metadata=meta(f"{agent.name}-data", **labels),
                 spec=data_claim_spec(agent.storage_gib),
-                opts=child,
+                opts=pulumi.ResourceOptions(parent=self.namespace, retain_on_delete=args.protect),
             )
         template = self._template(agent, "deployment", (*model_key, kind.token_env, *agent.secret_env))
         # A PVC is ReadWriteOnce: replace the pod (Recreate). Without one, never run two copies either:
@@ -349,18 +359,34 @@ class AgentBuilder:
             if agent.storage_gib > 0
             else {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}
         )
-        k8s.apps.v1.Deployment(
+        scheduled = agent.schedule is not None and args.config.runs(agent)
+        spec: dict[str, Any] = {
+            "revisionHistoryLimit": 3,
+            "strategy": strategy,
+            "selector": {"matchLabels": selector_labels(args.config.name, agent.name, "deployment")},
+            "template": template,
+        }
+        if not scheduled:  # a schedule leaves replicas to KEDA: Pulumi does not set them, so it never fights it
+            # suspended (or its tenant suspended / decommissioned): no pod; the volume and Secrets stay
+            spec["replicas"] = 1 if args.config.runs(agent) else 0
+        deployment = k8s.apps.v1.Deployment(
             name,
             metadata=meta(agent.name, **labels, **{SANDBOX_LABEL: "true"}),
-            spec={
-                "replicas": 1,
-                "revisionHistoryLimit": 3,
-                "strategy": strategy,
-                "selector": {"matchLabels": selector_labels(args.config.name, agent.name, "deployment")},
-                "template": template,
-            },
+            spec=spec,
             opts=pulumi.ResourceOptions(parent=self.namespace, depends_on=self.ready or None),
         )
+        if scheduled and agent.schedule is not None:
+            if args.scaler is None:
+                raise ValueError(
+                    f"tenant {args.config.name}: agent {agent.name} has a schedule but KEDA is not installed"
+                )
+            scaled_object(
+                f"{name}-schedule",
+                meta(agent.name, **labels),
+                agent.name,
+                agent.schedule,
+                pulumi.ResourceOptions(parent=self.namespace, depends_on=[args.scaler, deployment]),
+            )
         if kind.callers:
             admit_callers(name, agent_service(args.config, agent, kind), {**labels}, args.network.cidr, child)
         if agent.warm_pool > 0:
@@ -415,6 +441,6 @@ class AgentBuilder:
             f"{name}-pool",
             metadata=self.meta(agent.name, **labels),
             template_name=agent.name,
-            replicas=agent.warm_pool,
+            replicas=agent.warm_pool if args.config.runs(agent) else 0,
             opts=pulumi.ResourceOptions(parent=self.namespace, depends_on=[args.sandbox_controller, template_cr]),
         )

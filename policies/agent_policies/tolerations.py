@@ -34,6 +34,7 @@ PLATFORM_NAMESPACES: tuple[str, ...] = (
     "egress",
     "karpenter",
     "kata-system",
+    "keda",
     "kube-system",
     "litellm",
     "monitoring",
