@@ -193,7 +193,11 @@ class Gateway(pulumi.ComponentResource):
                 f"{name}-mcp-token-{server.tenant.name}-{server.agent.name}",
                 length=48,
                 special=False,
-                opts=pulumi.ResourceOptions(parent=self),
+                # a renamed tenant keeps its servers' tokens (its LiteLLM server names follow the new name)
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    aliases=former_aliases(f"{name}-mcp-token-", server.tenant, f"-{server.agent.name}"),
+                ),
             )
             tokens = self.mcp_tokens.setdefault(server.tenant.name, {})
             tokens[server.agent.name] = pulumi.Output.secret(password.result)
