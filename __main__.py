@@ -3,24 +3,28 @@
 import pulumi
 
 from components.admission.sandbox_admission import SandboxAdmission, SandboxAdmissionArgs
-from components.capacity.karpenter import Karpenter, KarpenterArgs
+from components.capacity.karpenter import GpuPool, Karpenter, KarpenterArgs
 from components.capacity.kata_node_group import KataNodes, KataNodesArgs
 from components.capacity.keda import Keda, KedaArgs
 from components.cluster.eks import Cluster, ClusterArgs
 from components.cluster.lb_controller import LoadBalancerController, LoadBalancerControllerArgs
 from components.config import ConfigError, load
+from components.config.shards import running_stack_settings
 from components.contracts import namespaces
 from components.egress.proxy import EgressProxy, EgressProxyArgs
 from components.gateway.litellm import Gateway, GatewayArgs
 from components.gateway.metrics_key import MetricsKey, MetricsKeyArgs
 from components.gateway.placement import ManagedPlacement
+from components.models.servers import ModelServers, ModelServersArgs
 from components.network.network_policies import PlatformNetworkPolicies, PlatformNetworkPoliciesArgs
 from components.network.node_security import SandboxNodeSecurityGroup, SandboxNodeSecurityGroupArgs
 from components.network.vpc import Network, NetworkArgs
 from components.observability.monitoring import Observability, ObservabilityArgs
 from components.runtime.agent_sandbox import AgentSandbox, AgentSandboxArgs
 from components.runtime.kata_deploy import KataRuntime, KataRuntimeArgs, firecracker_devmapper_userdata
+from components.runtime.nvidia import DevicePluginArgs, NvidiaDevicePlugin
 from components.tenants.fargate import FargateTier, FargateTierArgs
+from components.tenants.shard import shard_egress_entries, tenant_contract
 from components.tenants.tenant import Tenant, TenantArgs
 
 try:
@@ -67,20 +71,45 @@ sandbox_nodes_sg = SandboxNodeSecurityGroup(
 kata_user_data = firecracker_devmapper_userdata() if cfg.kata.firecracker else None
 # Karpenter launches Kata nodes; a managed node group is opt-in (kataManagedNodeGroup), see README.
 kata_nodes = (
-    KataNodes("kata", KataNodesArgs.from_cluster(cluster, cfg.cluster.kata, kata_user_data, sandbox_nodes_sg))
+    KataNodes(
+        "kata",
+        KataNodesArgs(
+            cfg.cluster.kata,
+            cluster.node_group_cluster(),
+            kata_user_data,
+            security_group_id=sandbox_nodes_sg.id,
+            security_group=sandbox_nodes_sg,
+        ),
+    )
     if cfg.cluster.kata_managed_node_group
     else None
 )
 karpenter = Karpenter(
     "karpenter",
-    KarpenterArgs.from_cluster(
-        cluster,
+    KarpenterArgs(
         cfg.karpenter,
-        region=cfg.region,
+        cfg.region,
+        cluster_name=cluster.name,
+        cluster_plain_name=cfg.cluster.name,
+        cluster_endpoint=cluster.endpoint,
+        cluster_security_group_id=cluster.cluster_security_group_id,
+        disk_gib=cfg.cluster.kata.disk_gib,
+        node_ssm_access=cfg.cluster.node_ssm_access,
+        core_nodes=(cluster.core_node_group,),
         user_data=kata_user_data,
         gvisor=cfg.kata.gvisor,
+        security_group_id=sandbox_nodes_sg.id,
         security_group=sandbox_nodes_sg,
         dedicated_tenants=tuple(t.name for t in cfg.tenants if t.dedicated_nodes),
+        # Self-hosted models: a tainted GPU pool, room for every model at its maximum plus one rollout surge each.
+        gpu=GpuPool(
+            cfg.models.instance_families,
+            cfg.models.gpu_capacity_types,
+            cfg.models.gpu_disk_gib,
+            cfg.models.gpu_limit + sum(m.gpus for m in cfg.models.self_hosted),
+        )
+        if cfg.models.enabled
+        else None,
     ),
     opts=in_cluster,
 )
@@ -107,6 +136,7 @@ gateway = Gateway(
     GatewayArgs(
         cfg.gateway,
         tenants=cfg.tenants,
+        tenant_models={t.name: cfg.tenant_models(t) for t in cfg.tenants},
         cluster_name=cluster.name,
         region=cfg.region,
         vpc_cidr=cfg.network.cidr,
@@ -116,6 +146,7 @@ gateway = Gateway(
         ),
         depends_on=[cluster.core_node_group],
         lb_controller=[lb_controller],
+        self_hosted=cfg.models.self_hosted,
     ),
     opts=in_cluster,
 )
@@ -149,6 +180,36 @@ observability = Observability(
     opts=in_cluster,
 )
 
+# --- KEDA: agent schedules (cron scaler) and the self-hosted models' queue (Prometheus scaler); one install
+keda = (
+    Keda("keda", KedaArgs(cfg.images.keda_version, core_nodes), opts=in_cluster)
+    if cfg.models.enabled or any(a.schedule is not None for t in cfg.tenants for a in t.agents)
+    else None
+)
+# --- self-hosted models (models.selfHosted): NVIDIA's device plugin on the GPU pool, KEDA, the vLLM servers
+models = None
+if cfg.models.enabled and keda is not None:
+    device_plugin = NvidiaDevicePlugin(
+        "nvidia",
+        DevicePluginArgs(cfg.models.device_plugin_version, depends_on=core_nodes),
+        opts=in_cluster,
+    )
+    models = ModelServers(
+        "models",
+        ModelServersArgs(
+            cfg.models,
+            cluster_name=cluster.name,
+            region=cfg.region,
+            keda=keda.release,
+            monitoring=observability.release,
+            depends_on=[device_plugin.release, karpenter],
+        ),
+        opts=in_cluster,
+    )
+
+# --- tenant shards (docs/shards.md): the proxy serves their tenants' users, read from their outputs
+shard_allowlists, shard_users = shard_egress_entries(cfg.tenant_shards, [t.name for t in cfg.tenants])
+
 # --- egress proxy (allowlist mode): per-tenant domain allowlists behind an internal NLB
 egress = (
     EgressProxy(
@@ -160,6 +221,8 @@ egress = (
             lb_controller=lb_controller,
             monitoring=observability.release,
             depends_on=[cluster.core_node_group],
+            shard_allowlists=shard_allowlists,
+            shard_users=shard_users,
         ),
         opts=in_cluster,
     )
@@ -170,15 +233,10 @@ egress = (
 # --- kata runtime and tenants
 sandbox_controller = (
     AgentSandbox("agent-sandbox", AgentSandboxArgs(cfg.images.agent_sandbox_version, core_nodes), opts=in_cluster)
-    if cfg.any_warm_pool
+    if cfg.any_warm_pool or cfg.tenant_shards  # shards' warm pools need the controller too
     else None
 )
 # agent schedules (office hours): KEDA's cron scaler, installed only when an agent has a schedule
-keda = (
-    Keda("keda", KedaArgs(cfg.images.keda_version, core_nodes), opts=in_cluster)
-    if any(a.schedule is not None for t in cfg.tenants for a in t.agents)
-    else None
-)
 # --- default-deny NetworkPolicies with explicit allows in every platform namespace, and allow-all in kube-system
 # (strict mode would deny EKS's add-ons otherwise). They wait for the namespaces only, not for the workloads.
 platform_namespaces: dict[str, pulumi.Resource | None] = {
@@ -192,8 +250,13 @@ if egress is not None:
     platform_namespaces[namespaces.EGRESS_NAMESPACE] = egress.namespace
 if sandbox_controller is not None:
     platform_namespaces[namespaces.AGENT_SANDBOX_NAMESPACE] = sandbox_controller.manifest  # the manifest creates it
+if models is not None:
+    platform_namespaces[namespaces.MODELS_NAMESPACE] = models.namespace
+    platform_namespaces[namespaces.NVIDIA_NAMESPACE] = device_plugin.namespace
 if keda is not None:
     platform_namespaces[namespaces.KEDA_NAMESPACE] = keda.namespace
+if cfg.cluster.cloudwatch_observability:
+    platform_namespaces[namespaces.CLOUDWATCH_NAMESPACE] = cluster.addons["amazon-cloudwatch-observability"]
 PlatformNetworkPolicies(
     "network-policies",
     PlatformNetworkPoliciesArgs(
@@ -263,7 +326,7 @@ tenants = [
 ]
 
 # --- outputs (a contract with other teams: docs/outputs.md; bump the version when it changes)
-OUTPUTS_VERSION = "1.0"
+OUTPUTS_VERSION = "1.1"
 pulumi.export("outputsVersion", OUTPUTS_VERSION)
 pulumi.export("clusterName", cluster.name)
 pulumi.export("clusterEndpoint", cluster.endpoint)
@@ -279,3 +342,16 @@ pulumi.export("karpenterNodeRoleArn", karpenter.node_role_arn)
 pulumi.export("litellmEndpoint", gateway.url)
 pulumi.export("runtimeClasses", kata_runtime.runtime_class_names)
 pulumi.export("tenantNamespaces", {t.name: t.namespace for t in cfg.tenants})
+# What tenant shards read through their stack reference (docs/shards.md, docs/outputs.md#tenantcontract).
+pulumi.export(
+    "tenantContract",
+    tenant_contract(
+        platform_stack=pulumi.get_stack(),
+        region=cfg.region,
+        settings=running_stack_settings(),
+        gateway_url=gateway.url,
+        egress_proxy_host=egress.hostname if egress else None,
+        agent_sandbox=sandbox_controller is not None,
+        tenants=[t.name for t in cfg.tenants],
+    ),
+)

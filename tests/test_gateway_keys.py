@@ -195,7 +195,7 @@ def test_curl_image_may_be_pinned_by_digest(image: str) -> None:
 
 def test_a_rotated_key_rolls_the_agents_pods(dev: ProgramResult) -> None:
     """The pod template carries a hash of the tenant's key: a new key is a new template, so a rollout."""
-    from components.tenants.tenant import LITELLM_KEY_HASH_ANNOTATION, litellm_key_hash
+    from components.tenants.agent_builder import LITELLM_KEY_HASH_ANNOTATION, litellm_key_hash
 
     keys = dev.named("kubernetes:core/v1:Secret", "gateway-tenant-keys").plain["stringData"]
     deployments = [
@@ -318,11 +318,13 @@ def test_key_job_name_changes_with_the_spec() -> None:
     from components.config import TenantLitellmConfig
 
     tenant = PlatformConfig.from_dict("dev", "us-east-1", base_values()).tenants[0]
-    name = keys.key_job_name(tenant, "docker.io/curlimages/curl:8.16.0")
+    models = ("claude",)
+    name = keys.key_job_name(tenant, "docker.io/curlimages/curl:8.16.0", models)
     richer = replace(tenant, litellm=TenantLitellmConfig(**{**tenant.litellm.__dict__, "max_budget": 999.0}))
-    assert keys.key_job_name(richer, "docker.io/curlimages/curl:8.16.0") != name
-    assert keys.key_job_name(tenant, "docker.io/curlimages/curl:8.16.0") == name
-    assert keys.key_job_name(tenant, "docker.io/curlimages/curl:8.17.0") != name
+    assert keys.key_job_name(richer, "docker.io/curlimages/curl:8.16.0", models) != name
+    assert keys.key_job_name(tenant, "docker.io/curlimages/curl:8.16.0", models) == name
+    assert keys.key_job_name(tenant, "docker.io/curlimages/curl:8.17.0", models) != name
+    assert keys.key_job_name(tenant, "docker.io/curlimages/curl:8.16.0", (*models, "qwen-small")) != name
 
 
 def test_key_jobs_run_after_litellm(dev: ProgramResult) -> None:

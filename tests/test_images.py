@@ -67,6 +67,7 @@ def pins(stack: str) -> list[tuple[str, str]]:
     """(where, image) for every image ``stack`` sets."""
     config, _ = stack_config(stack)
     found = [(f"config agent-platform:{k}", decode_raw(k, config[f"agent-platform:{k}"])) for k in image_keys()]
+    found = [(where, image) for where, image in found if image]  # an unset optional key (vllmImage) pins nothing
     result = program_result(stack)
     for r in result.registrations:
         if r.type.startswith("kubernetes:") and r.type != "kubernetes:helm.sh/v3:Release":

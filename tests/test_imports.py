@@ -26,7 +26,6 @@ DATA_PACKAGES = ("components.config", "components.contracts")
 # rot).
 PENDING: dict[str, str] = {
     "components/gateway/litellm.py": "phase 4: tenant keys get an owner of their own",
-    "components/tenants/tenant.py": "phase 4: the agent builder receives data, not its caller",
 }
 
 

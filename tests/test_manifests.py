@@ -69,3 +69,33 @@ def test_every_object_has_an_explicit_name_and_namespace_where_namespaced() -> N
         assert obj["metadata"].get("name"), name
         if obj["kind"] not in cluster_scoped:
             assert obj["metadata"].get("namespace"), name
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_every_namespaced_object_waits_for_its_namespace(stack: str) -> None:
+    """An object in a Namespace the program declares depends on it, through its dependencies or parents (a name in
+    metadata is a plain string: without the dependency Pulumi may create the object first, and it fails)."""
+    result = program_result(stack)
+    by_urn = {r.urn: r for r in result.registrations}
+    namespaces = {
+        r.inputs["metadata"]["name"]: r.urn
+        for r in result.of_type("kubernetes:core/v1:Namespace")
+        if isinstance(r.inputs.get("metadata", {}).get("name"), str)
+    }
+
+    def upstream(urn: str) -> set[str]:
+        seen: set[str] = set()
+        todo = [urn]
+        while todo:
+            r = by_urn.get(todo.pop())
+            for dep in (*r.dependencies, r.parent) if r else ():
+                if dep and dep not in seen:
+                    seen.add(dep)
+                    todo.append(dep)
+        return seen
+
+    for r in result.registrations:
+        metadata = r.inputs.get("metadata") if r.type.startswith("kubernetes:") else None
+        namespace = metadata.get("namespace") if isinstance(metadata, dict) else None
+        if namespace in namespaces:
+            assert namespaces[namespace] in upstream(r.urn), f"{r.name} does not wait for Namespace {namespace}"

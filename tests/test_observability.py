@@ -192,7 +192,7 @@ def test_dashboards_cover_sandboxes_kata_capacity_and_litellm_per_key() -> None:
         path.stem: " ".join(t["expr"] for p in json.loads(path.read_text())["panels"] for t in p["targets"])
         for path in DASHBOARDS
     }
-    assert set(exprs) == {"sandboxes", "kata-capacity", "litellm", "egress", "tenant-cost"}  # egress: test_egress.py
+    assert set(exprs) == {"sandboxes", "kata-capacity", "litellm", "egress", "tenant-cost", "model-servers"}
     for part in ("requests", "kata_overhead", "dedicated_nodes", "storage", "models"):
         assert part in exprs["tenant-cost"]  # the parts of agent_platform:tenant_cost_per_hour (test_tenant_cost.py)
     assert 'label_agent_platform_io_sandbox="true"' in exprs["sandboxes"]
@@ -209,6 +209,15 @@ def test_dashboards_cover_sandboxes_kata_capacity_and_litellm_per_key() -> None:
     ):
         assert metric in exprs["litellm"]
     assert "by (api_key_alias)" in exprs["litellm"]
+    # model servers: the queue KEDA scales on, latency, tokens/s, replicas against KEDA's maximum, GPU nodes
+    for metric in (
+        "vllm:num_requests_waiting",
+        "vllm:e2e_request_latency_seconds_bucket",
+        "vllm:generation_tokens_total",
+        "kube_horizontalpodautoscaler_spec_max_replicas",
+        'kube_node_status_allocatable{resource="nvidia_com_gpu"}',
+    ):
+        assert metric in exprs["model-servers"]
 
 
 def test_dashboards_ship_as_sidecar_configmaps(each_stack: ProgramResult) -> None:

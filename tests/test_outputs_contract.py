@@ -33,7 +33,7 @@ def test_exported_names_match_the_contract(stack: str) -> None:
 
 def test_output_types_match_the_contract(dev) -> None:  # noqa: ANN001
     _, names = contract()
-    python_types = {"string": str, "list of strings": list, "map of string to string": dict}
+    python_types = {"string": str, "list of strings": list, "map of string to string": dict, "object": dict}
     for name, (kind, secret) in names.items():
         value = dev.outputs[name]
         if secret:

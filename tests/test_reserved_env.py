@@ -10,8 +10,8 @@ import pytest
 
 from components.config import EXTRA_RESERVED_AGENT_ENV, PLATFORM_AGENT_ENV, RESERVED_AGENT_ENV
 from components.tenants.agent_pod import agent_pod_template
-from components.tenants.agent_types import AGENT_TYPES, MCP_URL_ENV
-from components.tenants.agent_types.base import LITELLM_KEY_ENV
+from components.tenants.agent_types import AGENT_TYPES
+from components.tenants.agent_types.base import LITELLM_KEY_ENV, MCP_URL_ENV
 from tests.configs import config_error, parse_config
 from tools.program import ProgramResult
 

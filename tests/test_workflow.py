@@ -24,7 +24,13 @@ ROOT = Path(__file__).resolve().parent.parent
 GITHUB = ROOT / ".github"
 WORKFLOWS = GITHUB / "workflows"
 BIN = Path(sys.executable).parent
-STACKS = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in ROOT.glob("Pulumi.*.yaml"))
+# dev-shards: the offline example of the platform/shard split (docs/shards.md), not deployed by this pipeline.
+EXAMPLE_STACKS = {"dev-shards"}
+STACKS = sorted(
+    s
+    for p in ROOT.glob("Pulumi.*.yaml")
+    if (s := p.name.removeprefix("Pulumi.").removesuffix(".yaml")) not in EXAMPLE_STACKS
+)
 PROMOTION = ["dev", "staging", "prod"]
 SHA_PIN = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_./-]+@[0-9a-f]{40} # v\d+(\.\d+)*$")
 # Pulumi CLI sub-commands that change a stack (or its state); none may run outside the deploy workflow.

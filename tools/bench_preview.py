@@ -4,6 +4,11 @@ Offline preview of the dev stack (program under the mock engine plus the policy 
 gRPC) with 10, 100 and 500 generated tenants. Each size runs in its own process so wall time and
 peak memory (largest RSS among the process and its children, the policy pack included) are its own.
 Target: 500 tenants in under 60 s on a 2-core machine, time growing no worse than linearly.
+
+``--split``: the same tenants in shard stacks (docs/shards.md): the platform stack with 0, 500 and 5,000 tenants
+moved to shards (their egress entries read through stack references), one shard of 250 and of 500 tenants, and
+5,000 tenants as 10 shards of 500, two processes at a time. A shard's figure excludes the platform run its process
+makes first for its stack reference (the CLI reads the platform's outputs instead); its peak memory includes it.
 Figures measured with it are kept in docs/benchmarks.md.
 """
 
@@ -16,13 +21,20 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from tools.program import ROOT
+from components.egress.proxy import allowlists
+from components.egress.squid import htpasswd_line
+from components.tenants.shard import EGRESS_ALLOWLISTS, EGRESS_USERS, allowlists_text, htpasswd_text
+from tools.program import PLACEHOLDER, ROOT, load_stack
 
 SIZES = (10, 100, 500)
 TARGET_SECONDS = 60.0
+SPLIT_PLATFORM = ((0, 0), (500, 2), (5000, 10))  # tenants moved to shards, shard stacks
+SHARD_SIZES = (250, 500)
+SHARD_TARGET_SECONDS, FLEET_TARGET_SECONDS = 45.0, 480.0
 
 
 def generated_tenants(count: int) -> list[dict[str, Any]]:
@@ -36,15 +48,50 @@ def generated_tenants(count: int) -> list[dict[str, Any]]:
     return tenants
 
 
-def run_one(count: int, out: Path) -> dict[str, Any]:
+def shard_reference(tenants: list[dict[str, Any]]) -> dict[str, Any]:
+    """What a shard of ``tenants`` exports for the platform, built as the shard program builds it."""
+    names = [t["name"] for t in tenants]
+    cfg = load_stack("dev", {"agent-platform:tenants": tenants, "agent-platform:knownTenants": names})
+    users = htpasswd_text({t.name: htpasswd_line(t.name, PLACEHOLDER) for t in cfg.tenants})
+    outputs = {EGRESS_ALLOWLISTS: allowlists_text(allowlists(cfg.tenants)), EGRESS_USERS: users}
+    return {"outputs": outputs, "secretOutputNames": [EGRESS_USERS]}
+
+
+def run_platform(moved: int, shards: int, out: Path) -> dict[str, Any]:
+    """The dev platform with no tenants of its own and ``moved`` tenants in ``shards`` shard stacks."""
     from tools.preview import preview
 
+    tenants = generated_tenants(moved)
+    size = max(1, -(-moved // max(shards, 1)))
+    names = [f"organization/tenant-shards/bench-{i}" for i in range(shards)]
+    refs = {name: shard_reference(tenants[i * size : (i + 1) * size]) for i, name in enumerate(names)}
+    overrides = {"agent-platform:tenants": [], "agent-platform:knownTenants": [], "agent-platform:tenantShards": names}
     started = time.monotonic()
-    tenants = generated_tenants(count)
-    overrides = {"agent-platform:tenants": tenants, "agent-platform:knownTenants": [t["name"] for t in tenants]}
-    report = preview("dev", out, overrides=overrides)
+    report = preview("dev", out, overrides=overrides, stack_references=refs)
+    return _row(report, moved, started)
+
+
+def run_shard(count: int, offset: int, out: Path) -> dict[str, Any]:
+    """The shard dev-a holding ``count`` generated tenants (names from ``offset``), against the dev-shards platform."""
+    from tools.preview import preview
+    from tools.split import SHARDS, references
+
+    refs = references(SHARDS, "dev-a")  # the platform run, before the clock starts
+    tenants = generated_tenants(count + offset)[offset:]
+    names = [t["name"] for t in tenants]
+    overrides = {
+        "agent-platform:tenants": tenants,
+        "agent-platform:tenantSecrets": {},
+        "agent-platform:knownTenants": names,
+    }
+    started = time.monotonic()
+    report = preview("dev-a", out, overrides=overrides, root=SHARDS, stack_references=refs)
+    return _row(report, count, started)
+
+
+def _row(report: Any, tenants: int, started: float) -> dict[str, Any]:
     return {
-        "tenants": count,
+        "tenants": tenants,
         "resources": len(report.result.registrations),
         "mandatory": sum(v.enforcement_level == "mandatory" for v in report.violations),
         "render_findings": len(report.findings),
@@ -52,9 +99,21 @@ def run_one(count: int, out: Path) -> dict[str, Any]:
     }
 
 
-def measure(count: int) -> dict[str, Any]:
+def run_one(count: int, out: Path) -> dict[str, Any]:
+    from tools.preview import preview
+
+    started = time.monotonic()
+    tenants = generated_tenants(count)
+    overrides = {"agent-platform:tenants": tenants, "agent-platform:knownTenants": [t["name"] for t in tenants]}
+    report = preview("dev", out, overrides=overrides)
+    return _row(report, count, started)
+
+
+def measure(count: int, *mode: str) -> dict[str, Any]:
+    """One preview in its own process: ``--one N`` (single stack), ``--platform N SHARDS``, ``--shard N OFFSET``."""
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "tools.bench_preview", "--one", str(count), "--out", tmp]
+        flag, *extra = mode or ("--one",)
+        cmd = [sys.executable, "-m", "tools.bench_preview", flag, str(count), *extra, "--out", tmp]
         started = time.monotonic()
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
         assert proc.stdout is not None
@@ -67,6 +126,7 @@ def measure(count: int) -> dict[str, Any]:
     row = json.loads(stdout.strip().splitlines()[-1])
     row["wall_seconds"] = round(wall, 2)
     row["peak_rss_mib"] = round(usage.ru_maxrss / 1024, 1)  # Linux reports KiB
+    print(f"  {' '.join(cmd[3:-2])}: {json.dumps(row)}", file=sys.stderr, flush=True)  # progress, one line each
     return row
 
 
@@ -74,11 +134,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--platform", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--shard", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
-    args = parser.parse_args(argv)
+    parser.add_argument("--split", action="store_true", help="platform and shard previews (docs/shards.md)")
+    args, rest = parser.parse_known_args(argv)
     if args.one is not None:
         print(json.dumps(run_one(args.one, args.out)))
         return 0
+    if args.platform is not None:
+        print(json.dumps(run_platform(args.platform, int(rest[0]), args.out)))
+        return 0
+    if args.shard is not None:
+        print(json.dumps(run_shard(args.shard, int(rest[0]), args.out)))
+        return 0
+    if args.split:
+        return split_benchmark()
 
     rows = [measure(n) for n in args.sizes]
     print(f"{'tenants':>8} {'resources':>10} {'wall s':>8} {'preview s':>10} {'peak MiB':>9} {'mandatory':>10}")
@@ -107,6 +178,33 @@ def main(argv: list[str] | None = None) -> int:
         f"{'ok' if within else 'TOO SLOW'}"
     )
     return 0 if ok else 1
+
+
+def split_benchmark() -> int:
+    """The platform's preview with 0, 500 and 5,000 tenants in shards; shards of 250 and 500; 10 x 500, 2 at a time."""
+    rows = [(f"platform, {n} tenants in {k} shards", measure(n, "--platform", str(k))) for n, k in SPLIT_PLATFORM]
+    rows += [(f"one shard of {n}", measure(n, "--shard", "0")) for n in SHARD_SIZES]
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        fleet = list(pool.map(lambda i: measure(500, "--shard", str(i * 500)), range(10)))
+    fleet_wall = round(time.monotonic() - started, 1)
+    rows += [(f"fleet shard {i} of 500", row) for i, row in enumerate(fleet)]
+    print(f"{'run':<36} {'resources':>10} {'wall s':>8} {'preview s':>10} {'peak MiB':>9} {'mandatory':>10}")
+    for name, r in rows:
+        print(
+            f"{name:<36} {r['resources']:>10} {r['wall_seconds']:>8} {r['seconds']:>10} {r['peak_rss_mib']:>9} "
+            f"{r['mandatory']:>10}"
+        )
+    platform = [r["seconds"] for name, r in rows if name.startswith("platform")]
+    largest_shard = max(r["seconds"] for name, r in rows if name == "one shard of 500")
+    peak = max(r["peak_rss_mib"] for _, r in rows)
+    print(
+        f"platform preview {min(platform)}-{max(platform)} s with 0-5000 tenants in shards; one 500-tenant shard "
+        f"{largest_shard} s (target < {SHARD_TARGET_SECONDS:.0f} s); 5000 tenants as 10 shards, 2 at a time: "
+        f"{fleet_wall} s wall (target < {FLEET_TARGET_SECONDS:.0f} s); peak {peak} MiB per process (target < 1024)"
+    )
+    ok = largest_shard < SHARD_TARGET_SECONDS and fleet_wall < FLEET_TARGET_SECONDS and peak < 1024
+    return 0 if ok and all(r["mandatory"] == 0 for _, r in rows) else 1
 
 
 if __name__ == "__main__":

@@ -23,9 +23,12 @@ import yaml
 from components.config import ConfigError, project_schema
 from components.config.versions import catalog_note
 from tools.analyzer import AnalyzerResource, Violation, run_pack
-from tools.program import ROOT, ProgramResult, load_stack, manifest_name, run_program
+from tools.program import ROOT, ProgramResult, config_file, load_stack, manifest_name, run_program
 from tools.render import RenderUnavailable, render_all, write_rendered
 from tools.render_checks import Finding, run_checks
+from tools.render_checks.model import build_stack
+from tools.split import SHARD_PROJECT, platform_of, project_name, references, split_stack
+from tools.split import policy_config as split_policy_config
 
 
 @dataclass
@@ -116,9 +119,17 @@ class Progress:
             self.echo(f"{outcome} ({time.monotonic() - self.started:.1f} s)\n")
 
 
-def check_installs(result: ProgramResult, out: Path, progress: Progress | None = None) -> tuple[list[Finding], str]:
-    """Render every install into ``out/rendered`` and check it; ("", reason) when it cannot run here."""
+def check_installs(
+    result: ProgramResult, out: Path, progress: Progress | None = None, platform: ProgramResult | None = None
+) -> tuple[list[Finding], str]:
+    """Render every install into ``out/rendered`` and check it; ("", reason) when it cannot run here. A shard's
+    objects are checked in their cluster: beside the ``platform`` run's objects and installs (namespaces, CRDs),
+    and only the shard's own findings are reported (the platform's preview reports its own)."""
     progress = progress or Progress(result.stack, None)
+    own = result
+    if platform is not None:
+        registrations = platform.registrations + result.registrations
+        result = ProgramResult(result.stack, registrations, result.outputs, result.secret_outputs)
     kube_version = kubernetes_version(result)
     progress.start("render the Helm charts and manifests (vendored, ../shared)")
     try:
@@ -129,10 +140,13 @@ def check_installs(result: ProgramResult, out: Path, progress: Progress | None =
         progress.start("render checks")
         progress.done("skipped")
     else:
-        write_rendered(rendered, out)
+        write_rendered(rendered if platform is None else [], out)  # a shard installs nothing
         progress.done(_count(len(rendered), "install"))
         progress.start("render checks (versions, values, schemas, selectors, placement, images)")
         findings, skipped = run_checks(result, rendered, kube_version), ""
+        if platform is not None:
+            keys = {str(obj) for obj in build_stack(own, []).objects}
+            findings = [finding for finding in findings if finding.key in keys]
         progress.done(_count(len(findings), "finding"))
     report = {"skipped": skipped or None, "findings": [vars(f) for f in findings]}
     (out / "render-report.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -190,26 +204,34 @@ def preview(
     result: ProgramResult | None = None,
     progress: Progress | None = None,
     root: Path = ROOT,
+    stack_references: dict[str, dict[str, Any]] | None = None,
 ) -> Report:
     """Preview ``stack`` into ``out_dir``; ``result`` reuses a program run already made with the same config.
-    The configuration is checked first (a ConfigError before any resource is declared)."""
+    The configuration is checked first (a ConfigError before any resource is declared). ``stack_references``
+    answers the program's stack references (default: the split's other side, tools/split.py)."""
     out = out_dir or ROOT / "build" / stack
     progress = progress or Progress(stack, None)
+    shard = project_name(root) == SHARD_PROJECT
+    refs: dict[str, dict[str, Any]] = {}
     if result is None:
         progress.start("configuration (Pulumi.yaml defaults + Pulumi." + stack + ".yaml)")
-        load_stack(stack, overrides, root)
+        if not shard:  # a shard's configuration is parsed against the platform's contract, in its program
+            load_stack(stack, overrides, root)
+        refs = stack_references if stack_references is not None else references(root, stack, overrides)
         note = catalog_note()
-        progress.done(f"ok{f'; note: {note}' if note else ''}")
+        progress.done(f"ok{f'; note: {note}' if note else ''}{f'; stack references: {len(refs)}' if refs else ''}")
         progress.start("program under the mock engine")
-        result = run_program(stack, overrides, root=root)
+        result = run_program(stack, overrides, root=root, stack_references=refs)
         progress.done(f"{len(result.registrations)} resources, {len(result.outputs)} outputs")
     else:
         progress.number = 2
     progress.start("policy pack over the analyzer gRPC protocol")
+    # A shard's pack gets the platform's facts (the service CIDR) from the contract (docs/shards.md#policy).
+    policy_config = policy_config or split_policy_config(refs)
     violations = run_pack(pack_dir, analyzer_resources(result), policy_config)
     progress.done(_count(len(violations), "violation"))
     write_build(result, violations, out)
-    findings, skipped = check_installs(result, out, progress)
+    findings, skipped = check_installs(result, out, progress, platform_of(root, stack, overrides))
     return Report(result, violations, findings, skipped)
 
 
@@ -227,13 +249,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--project-dir", type=Path, default=ROOT, help="folder with Pulumi.yaml and the stack files (default: here)"
     )
+    parser.add_argument(
+        "--config", type=Path, help="a file written like a stack file whose config overrides Pulumi.<stack>.yaml's"
+    )
     args = parser.parse_args(argv)
     policy_config = json.loads(args.policy_pack_config.read_text()) if args.policy_pack_config else None
     out = args.out or ROOT / "build" / args.stack
+    # `--stack tenants/dev-a`: the stack dev-a of the project in tenants/ (a shard, docs/shards.md).
+    root, stack = split_stack(args.stack) if "/" in args.stack else (args.project_dir, args.stack)
     started = time.monotonic()
     progress = Progress(args.stack, _echo)
     try:
-        report = preview(args.stack, out, args.policy_pack, policy_config, progress=progress, root=args.project_dir)
+        overrides = config_file(args.config) if args.config else None
+        report = preview(stack, out, args.policy_pack, policy_config, overrides, progress=progress, root=root)
     except (ConfigError, FileNotFoundError, pulumi.RunError) as error:
         # One line naming the key, no traceback (a started progress line is ended first).
         if progress.number:

@@ -25,7 +25,7 @@ import yaml
 from google.protobuf import json_format
 from pulumi.runtime import set_mocks
 from pulumi.runtime.mocks import MockMonitor
-from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.stack import run_in_stack
 
 from components.config import PlatformConfig, check_stack_file, from_engine, load_yaml, top_level_texts
 from tools.mocks import PlatformMocks
@@ -54,6 +54,7 @@ class Registration:
     property_dependencies: dict[str, list[str]] = field(default_factory=dict)
     custom_timeouts: dict[str, str] = field(default_factory=dict)  # create/update/delete, when set
     aliases: list[dict[str, Any]] = field(default_factory=list)  # the request's alias specs (or URNs), wire form
+    ignore_changes: list[str] = field(default_factory=list)  # properties whose diffs the engine ignores
     retain_on_delete: bool = False  # Pulumi leaves the object in place when it deletes the resource
 
     @functools.cached_property
@@ -109,6 +110,7 @@ class RecordingMonitor(MockMonitor):
                         k: v for k in ("create", "update", "delete") if (v := getattr(request.customTimeouts, k, ""))
                     },
                     aliases=[json_format.MessageToDict(alias) for alias in request.aliases],
+                    ignore_changes=list(request.ignoreChanges),
                     retain_on_delete=request.retainOnDelete,
                 )
             )
@@ -177,6 +179,15 @@ def _engine_string(value: Any) -> str:
     return json.dumps(value) if isinstance(value, dict | list) else str(value)
 
 
+def config_file(path: Path) -> dict[str, Any]:
+    """The ``config:`` section of a stack file (or an overlay written like one) as the CLI reads it: top-level values
+    as written, YAML 1.2 booleans, keys in the ``<namespace>:<name>`` form."""
+    text = path.read_text()
+    written = {**((load_yaml(text) or {}).get("config") or {}), **top_level_texts(text)}
+    # The CLI's key forms: `<namespace>:<name>`, or the old `<namespace>:config:<name>` (config.ParseKey).
+    return {re.sub(r"^([^:]+):config:([^:]+)$", r"\1:\2", key): value for key, value in written.items()}
+
+
 def stack_config(
     stack: str, overrides: dict[str, Any] | None = None, root: Path = ROOT
 ) -> tuple[dict[str, str], list[str]]:
@@ -195,10 +206,7 @@ def stack_config(
             values[full] = decl["default"]
         elif not isinstance(decl, dict):
             values[full] = decl
-    text = path.read_text()
-    written = {**((load_yaml(text) or {}).get("config") or {}), **top_level_texts(text)}
-    # The CLI's key forms: `<namespace>:<name>`, or the old `<namespace>:config:<name>` (config.ParseKey).
-    values.update({re.sub(r"^([^:]+):config:([^:]+)$", r"\1:\2", key): value for key, value in written.items()})
+    values.update(config_file(path))
     values.update(overrides or {})
     check_stack_file(values)
     secret_keys = sorted(k for k, v in values.items() if _has_secure(v))
@@ -239,6 +247,10 @@ def run_program(
     Exceptions from the program (``ConfigError`` above all) propagate unchanged.
     """
     config, secret_keys = stack_config(stack, overrides, root)
+    if stack_references is None:
+        from tools.split import references  # the split's other side, answered offline (tools/split.py)
+
+        stack_references = references(root, stack, overrides)
     region = config.get("aws:region", "us-east-1")
     project = yaml.safe_load((root / "Pulumi.yaml").read_text())["name"]
     mocks = PlatformMocks(region=region, stack=stack, project=project, stack_references=stack_references)
@@ -250,11 +262,25 @@ def run_program(
         try:
             set_mocks(mocks, project=project, stack=stack, preview=True, monitor=monitor)
             pulumi.runtime.set_all_config(config, secret_keys)
+            # set_mocks made and finished a root Stack of its own; the entrypoint below makes the program's
+            # (run_in_stack, as the language host does), which also runs what the program registers with pulumi.run.
+            pulumi.runtime.settings.set_root_resource(None)  # type: ignore[arg-type]
+            # What a failed run left pending (the Stack's outputs registered after the error) must not be awaited on
+            # this run's loop: cleared as pulumi.runtime.test does before each test.
+            pulumi.runtime.settings.SETTINGS.rpc_manager.clear()
+            pulumi.runtime.settings.SETTINGS.outputs.clear()
             main = program or (lambda: runpy.run_path(str(root / "__main__.py"), run_name="__main__"))
             if str(root) not in sys.path:
                 sys.path.insert(0, str(root))
-            loop.run_until_complete(run_pulumi_func(main))
-            stack_resource = pulumi.runtime.get_root_resource()
+            # The language host's entrypoint: a program may register an async part with pulumi.run (tenants/).
+            stacks: list[Any] = []
+
+            def entry() -> Any:
+                stacks.append(pulumi.runtime.get_root_resource())  # set in the entrypoint's task, not here
+                return main()
+
+            loop.run_until_complete(run_in_stack(entry))
+            stack_resource = stacks[0]
             outputs, secret_outputs = {}, set()
             for key, value in sorted(getattr(stack_resource, "outputs", {}).items()):
                 resolved, secret = _resolve_output(value)

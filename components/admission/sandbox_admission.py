@@ -21,16 +21,22 @@ from components.contracts.labels import (
     FARGATE,
     FARGATE_COMPUTE_TYPE,
     FARGATE_SCHEDULER,
+    GPU_NODE_VALUES,
+    GPU_ONLY_LABEL_PREFIX,
+    GPU_ONLY_LABELS,
+    GPU_RESOURCE,
+    GPU_TAINT,
     ISOLATION_LABEL,
     SANDBOX_LABEL,
     TENANT_LABEL,
     dedicated_taint,
 )
-from components.contracts.namespaces import NODE_DAEMON_NAMESPACES
+from components.contracts.namespaces import MODELS_NAMESPACE, NODE_DAEMON_NAMESPACES
 
 SANDBOX_POLICY = "agent-platform-sandbox"
 KATA_DNS_POLICY = "agent-platform-kata-dns"
 DEDICATED_NODES_POLICY = "agent-platform-dedicated-nodes"
+GPU_NODES_POLICY = "agent-platform-gpu-nodes"
 # IPv6 spellings that embed an IPv4 address (name, prefix, prefix length), judged by that address: the pack's
 # agent_policies/common.py IPV4_EMBEDDINGS, tested equal. IPv4-mapped is refused outright (CEL cannot parse it).
 IPV4_EMBEDDINGS: tuple[tuple[str, str, int], ...] = (
@@ -342,18 +348,26 @@ def sandbox_policy_spec(
         {**validation, "expression": f"!variables.sandbox || ({validation['expression']})"}
         for validation in fargate_validations()
     ]
+    # The namespaces the program binds to a Fargate profile (exact namespace and tier label): a list in the policy,
+    # not a namespace label a tenant could hope to set.
+    fargate_namespace = f"request.namespace in {cel_list(sorted(fargate_namespaces))}"
+    return workload_policy(
+        [
+            {"name": "sandbox", "expression": f"({SANDBOX})"},
+            {"name": "fargateNamespace", "expression": fargate_namespace},
+        ],
+        [validation for _, validation in sandbox_validations(allowed_runtime_classes)] + fargate,
+    )
+
+
+def workload_policy(variables: Sequence[dict[str, str]], validations: list[dict[str, Any]]) -> dict[str, Any]:
+    """A policy over every pod-bearing kind (not while being deleted), with the pod spec variables and ``variables``."""
     return {
         "failurePolicy": "Fail",
         "matchConstraints": match_constraints(),
         "matchConditions": [NOT_BEING_DELETED],
-        "variables": [
-            *VARIABLES,
-            {"name": "sandbox", "expression": f"({SANDBOX})"},
-            # The namespaces the program binds to a Fargate profile (exact namespace and tier label): a list in
-            # the policy, not a namespace label a tenant could hope to set.
-            {"name": "fargateNamespace", "expression": f"request.namespace in {cel_list(sorted(fargate_namespaces))}"},
-        ],
-        "validations": [validation for _, validation in sandbox_validations(allowed_runtime_classes)] + fargate,
+        "variables": [*VARIABLES, *variables],
+        "validations": validations,
     }
 
 
@@ -444,6 +458,15 @@ def kata_dns_policy_spec(service_cidrs: Sequence[str], resolver_ip: str) -> dict
 
 
 DEDICATED_EFFECT = dedicated_taint("")["effect"]
+# A node DaemonSet (or a Pod one controls) in a platform namespace: may run on every node, tainted or not.
+NODE_DAEMON = {
+    "name": "nodeDaemon",
+    "expression": (
+        f"request.namespace in {cel_list(sorted(NODE_DAEMON_NAMESPACES))} && (request.kind.kind == 'DaemonSet' || "
+        "(request.kind.kind == 'Pod' && has(object.metadata.ownerReferences) && object.metadata.ownerReferences.exists("
+        "r, r.kind == 'DaemonSet' && has(r.controller) && r.controller && r.apiVersion.startsWith('apps/'))))"
+    ),
+}
 
 
 def _toleration_conditions(key: str) -> tuple[str, str]:
@@ -465,11 +488,6 @@ def dedicated_nodes_policy_spec() -> dict[str, Any]:
     tolerations = _field("tolerations")
     value = "(has(t.value) ? t.value : '')"
     platform = sorted(NODE_DAEMON_NAMESPACES)
-    daemon = (
-        f"request.namespace in {cel_list(platform)} && (request.kind.kind == 'DaemonSet' || "
-        "(request.kind.kind == 'Pod' && has(object.metadata.ownerReferences) && object.metadata.ownerReferences.exists("
-        "r, r.kind == 'DaemonSet' && has(r.controller) && r.controller && r.apiVersion.startsWith('apps/'))))"
-    )
     tenant_label = cel_string(TENANT_LABEL)
     tenant = (
         f"namespaceObject != null && has(namespaceObject.metadata.labels) && {tenant_label} in "
@@ -502,23 +520,103 @@ def dedicated_nodes_policy_spec() -> dict[str, Any]:
             "reason": "Forbidden",
         },
     ]
-    return {
-        "failurePolicy": "Fail",
-        "matchConstraints": match_constraints(),
-        "matchConditions": [NOT_BEING_DELETED],
-        "variables": [
-            *VARIABLES,
-            {"name": "tenant", "expression": tenant},
-            {"name": "nodeDaemon", "expression": daemon},
-        ],
-        "validations": validations,
-    }
+    return workload_policy([{"name": "tenant", "expression": tenant}, NODE_DAEMON], validations)
+
+
+def _selects_gpu(key: str, operator: str, values: str) -> str:
+    """CEL: whether a node selector requirement selects GPU nodes (agent_policies/gpu_nodes.py selects_gpu_nodes)."""
+    shared = "{" + ", ".join(f"{cel_string(k)}: {cel_string(v)}" for k, v in sorted(GPU_NODE_VALUES.items())) + "}"
+    only = f"({key} in {cel_list(GPU_ONLY_LABELS)} || {key}.startsWith({cel_string(GPU_ONLY_LABEL_PREFIX)}))"
+    return (
+        f"(({only} && {operator} in ['In', 'Exists', 'Gt', 'Lt']) || "
+        f"({key} in {shared} && {operator} == 'In' && {shared}[{key}] in {values}))"
+    )
+
+
+def _gpu_selection() -> str:
+    """CEL: the pod spec selects GPU nodes in its nodeSelector or its node affinity (required or preferred)."""
+    selector = _field("nodeSelector")
+    affinity = _field("affinity")
+    node = f"{affinity}.nodeAffinity"
+    required = f"{node}.requiredDuringSchedulingIgnoredDuringExecution"
+    preferred = f"{node}.preferredDuringSchedulingIgnoredDuringExecution"
+    expression = _selects_gpu("e.key", "e.operator", "(has(e.values) ? e.values : [])")
+    entry = _selects_gpu("k", "'In'", f"[{selector}[k]]")
+    return (
+        f"(has({selector}) && {selector}.exists(k, {entry})) || "
+        f"(has({affinity}) && has({affinity}.nodeAffinity) && ("
+        f"(has({required}) && has({required}.nodeSelectorTerms) && {required}.nodeSelectorTerms.exists(t, "
+        f"has(t.matchExpressions) && t.matchExpressions.exists(e, {expression}))) || "
+        f"(has({preferred}) && {preferred}.exists(p, has(p.preference) && has(p.preference.matchExpressions) && "
+        f"p.preference.matchExpressions.exists(e, {expression})))))"
+    )
+
+
+def gpu_nodes_policy_spec() -> dict[str, Any]:
+    """``agent-platform-gpu-nodes``: tolerating the GPU nodes' taint or requesting their GPUs only in the model
+    servers' namespace, or on node DaemonSets (and their Pods) in the platform namespaces, as
+    agent_policies/gpu_nodes.py decides. A GPU request counts because Kubernetes' ExtendedResourceToleration plugin
+    adds a toleration of the taint named after the resource."""
+    key = cel_string(GPU_RESOURCE)
+    effect = f"(!has(t.effect) || t.effect == '' || t.effect == {cel_string(GPU_TAINT['effect'])})"
+    tolerates = (
+        f"({effect} && has(t.key) && t.key == {key} && ((has(t.operator) && t.operator == 'Exists') || "
+        f"(has(t.value) && t.value == {cel_string(GPU_TAINT['value'])})))"
+    )
+    requests = (
+        f"(has(c.resources) && ((has(c.resources.requests) && {key} in c.resources.requests) || "
+        f"(has(c.resources.limits) && {key} in c.resources.limits)))"
+    )
+    tolerations = _field("tolerations")
+    platform = sorted(NODE_DAEMON_NAMESPACES)
+    why = (
+        f"only model servers (namespace {MODELS_NAMESPACE}) and node DaemonSets in {', '.join(platform)} may run on "
+        "GPU nodes"
+    )
+    validations = [
+        {
+            "expression": f"variables.allowed || !has({tolerations}) || {tolerations}.all(t, !{tolerates})",
+            "message": f"remove tolerations of the {GPU_RESOURCE} taint; {why}.",
+            "messageExpression": (
+                f"'remove the tolerations of the {GPU_RESOURCE} taint from ' + variables.specPath + "
+                f"'.tolerations; {why}.'"
+            ),
+            "reason": "Forbidden",
+        }
+    ]
+    validations.append(
+        {
+            "expression": f"variables.allowed || !({_gpu_selection()})",
+            "message": f"remove the GPU node selection (nodeSelector, node affinity); {why}.",
+            "messageExpression": (
+                f"'remove the GPU node selection from ' + variables.specPath + '.nodeSelector or .affinity.nodeAffinity; "
+                f"{why}.'"
+            ),
+            "reason": "Forbidden",
+        }
+    )
+    for list_name in ("initContainers", "containers"):
+        containers = _field(list_name)
+        validations.append(
+            {
+                "expression": f"variables.allowed || !has({containers}) || {containers}.all(c, !{requests})",
+                "message": f"remove the {GPU_RESOURCE} requests and limits from {list_name}; {why}.",
+                "messageExpression": (
+                    f"'remove the {GPU_RESOURCE} request from ' + variables.specPath + '.{list_name}[' + "
+                    f"{_names(containers, requests, 'c')} + ']; {why} (a pod requesting {GPU_RESOURCE} is given a "
+                    "toleration of their taint).'"
+                ),
+                "reason": "Forbidden",
+            }
+        )
+    allowed = f"request.namespace == {cel_string(MODELS_NAMESPACE)} || variables.nodeDaemon"
+    return workload_policy([NODE_DAEMON, {"name": "allowed", "expression": allowed}], validations)
 
 
 def binding_specs(mode: str) -> dict[str, dict[str, Any]]:
     """Binding name -> spec. Sandbox rules: namespaces labelled sandbox, and every other namespace (NotIn also
     matches namespaces without the label, so no object is validated twice), where the policy's ``sandbox`` variable
-    picks the objects or pod templates labelled sandbox. Kata DNS and dedicated nodes: everywhere."""
+    picks the objects or pod templates labelled sandbox. Kata DNS, dedicated nodes and GPU nodes: everywhere."""
     if mode not in VALIDATION_ACTIONS:
         raise ValueError(f"admission mode must be one of {', '.join(VALIDATION_ACTIONS)}, got {mode!r}")
     actions = VALIDATION_ACTIONS[mode]
@@ -540,6 +638,7 @@ def binding_specs(mode: str) -> dict[str, dict[str, Any]]:
         },
         KATA_DNS_POLICY: {"policyName": KATA_DNS_POLICY, "validationActions": actions},
         DEDICATED_NODES_POLICY: {"policyName": DEDICATED_NODES_POLICY, "validationActions": actions},
+        GPU_NODES_POLICY: {"policyName": GPU_NODES_POLICY, "validationActions": actions},
     }
 
 
@@ -553,7 +652,7 @@ class SandboxAdmissionArgs:
 
 
 class SandboxAdmission(pulumi.ComponentResource):
-    """The three ValidatingAdmissionPolicies and their four bindings (cluster-scoped)."""
+    """The four ValidatingAdmissionPolicies and their five bindings (cluster-scoped)."""
 
     policies: dict[str, k8s.admissionregistration.v1.ValidatingAdmissionPolicy]
     bindings: dict[str, k8s.admissionregistration.v1.ValidatingAdmissionPolicyBinding]
@@ -565,6 +664,7 @@ class SandboxAdmission(pulumi.ComponentResource):
             SANDBOX_POLICY: sandbox_policy_spec(args.runtime_classes, args.fargate_namespaces),
             KATA_DNS_POLICY: kata_dns_policy_spec(args.service_cidrs, args.resolver_ip),
             DEDICATED_NODES_POLICY: dedicated_nodes_policy_spec(),
+            GPU_NODES_POLICY: gpu_nodes_policy_spec(),
         }
         self.policies = {
             policy: k8s.admissionregistration.v1.ValidatingAdmissionPolicy(

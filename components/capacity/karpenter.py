@@ -10,7 +10,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -20,10 +20,13 @@ from pulumi_kubernetes.helm.v3 import Release
 
 from components.aws.iam import PodIdentity, account_policy
 from components.capacity.karpenter_specs import (
+    GPU_NODE_CLASS,
+    GPU_NODE_POOL,
     NODE_CLASS,
     NODE_POOL,
     PLACEHOLDER,
     controller_policy,
+    gpu_node_pool_spec,
     interruption_queue_policy,
     node_class_spec,
     node_pool_spec,
@@ -44,10 +47,6 @@ from components.contracts.labels import (
 from components.contracts.namespaces import KARPENTER_NAMESPACE
 from components.k8s.resources import platform_namespace
 from components.runtime import gvisor
-
-if TYPE_CHECKING:
-    from components.cluster.eks import Cluster
-    from components.network.node_security import SandboxNodeSecurityGroup
 
 NAMESPACE = KARPENTER_NAMESPACE
 SERVICE_ACCOUNT = "karpenter"
@@ -70,6 +69,16 @@ INTERRUPTION_EVENTS = {
 
 
 @dataclass(frozen=True)
+class GpuPool:
+    """The GPU NodePool of the self-hosted models (components/models/)."""
+
+    families: tuple[str, ...]
+    capacity_types: tuple[str, ...]
+    disk_gib: int
+    gpus: int  # the pool's limit: every model at its maximum, plus one rollout surge each
+
+
+@dataclass(frozen=True)
 class KarpenterArgs:
     config: KarpenterConfig
     region: str
@@ -87,31 +96,7 @@ class KarpenterArgs:
     security_group_id: pulumi.Input[str] | None = None
     security_group: pulumi.Resource | None = None
     dedicated_tenants: tuple[str, ...] = ()  # tenants with dedicatedNodes: one tainted NodePool each
-
-    @classmethod
-    def from_cluster(
-        cls,
-        cluster: Cluster,
-        config: KarpenterConfig,
-        *,
-        region: str,
-        security_group: SandboxNodeSecurityGroup | None = None,
-        **kwargs: Any,
-    ) -> KarpenterArgs:
-        return cls(
-            config,
-            region,
-            cluster_name=cluster.name,
-            cluster_plain_name=cluster.config.name,
-            cluster_endpoint=cluster.endpoint,
-            cluster_security_group_id=cluster.cluster_security_group_id,
-            disk_gib=cluster.config.kata.disk_gib,
-            node_ssm_access=cluster.config.node_ssm_access,
-            core_nodes=(cluster.core_node_group,),
-            security_group_id=security_group.id if security_group else None,
-            security_group=security_group,
-            **kwargs,
-        )
+    gpu: GpuPool | None = None  # self-hosted models: the GPU pool
 
 
 class Karpenter(pulumi.ComponentResource):
@@ -272,6 +257,17 @@ class Karpenter(pulumi.ComponentResource):
                 arches=gvisor.architectures(cfg.gvisor_families),
             )
             karpenter_object("NodePool", gvisor.NODE_POOL, spec, after(crds, release, gvisor_class))
+        if args.gpu is not None:
+            # GPU nodes run the platform's model servers, not sandboxes: the cluster security group, like core nodes.
+            gpu_spec = class_spec(
+                nested_virtualization=False,
+                pool=GPU_NODE_POOL,
+                disk_gib=args.gpu.disk_gib,
+                security_group_id=args.cluster_security_group_id,
+            )
+            gpu_class = karpenter_object("EC2NodeClass", GPU_NODE_CLASS, gpu_spec, class_opts)
+            spec = gpu_node_pool_spec(cfg, args.gpu.families, args.gpu.capacity_types, args.gpu.gpus)
+            karpenter_object("NodePool", GPU_NODE_POOL, spec, after(crds, release, gpu_class))
 
         self.node_role_arn = nodes.role.arn
         self.register_outputs({"nodeRoleArn": self.node_role_arn})

@@ -17,7 +17,17 @@ from components.capacity.kata_node_group import KATA_IMDS_HOP_LIMIT
 from components.cluster.node_group import ROOT_DEVICE
 from components.config import KarpenterConfig
 from components.contracts.cluster import DISCOVERY_TAG
-from components.contracts.labels import CAPACITY_PLACEHOLDER_LABEL, KATA_NODE_SELECTOR, KATA_TAINT, KATA_TOLERATION
+from components.contracts.labels import (
+    CAPACITY_PLACEHOLDER_LABEL,
+    GPU_NODE_SELECTOR,
+    GPU_NODE_VALUE,
+    GPU_PRESENT_LABEL,
+    GPU_RESOURCE,
+    GPU_TAINT,
+    KATA_NODE_SELECTOR,
+    KATA_TAINT,
+    KATA_TOLERATION,
+)
 from components.k8s.podspec import container_security_context, selecting
 
 CONTROLLER_POLICY = (
@@ -25,6 +35,14 @@ CONTROLLER_POLICY = (
 )
 NODE_CLASS = "kata"
 NODE_POOL = "kata"
+GPU_NODE_CLASS = "gpu"
+GPU_NODE_POOL = GPU_NODE_VALUE  # karpenter.sh/nodepool on its nodes (contracts/labels.py GPU_NODE_VALUES)
+# The GPU pool's nodes: labelled for the model servers' nodeSelector and for NVIDIA's device plugin, whose default
+# affinity needs nvidia.com/gpu.present=true (or labels only Node Feature Discovery sets); tainted so that only
+# model servers (and node DaemonSets) land there.
+GPU_NODE_LABELS = {**GPU_NODE_SELECTOR, GPU_PRESENT_LABEL: "true"}
+# A model server takes minutes to come back (node, image, weights): GPU nodes are consolidated only once empty.
+GPU_DISRUPTION = {"consolidationPolicy": "WhenEmpty", "consolidateAfter": "10m", "budgets": [{"nodes": "1"}]}
 # With vpc-cni prefix delegation pods are not capped by ENI IPs; use the Kubernetes default instead of
 # Karpenter's ENI-based estimate.
 KATA_MAX_PODS = 110
@@ -116,8 +134,13 @@ def node_pool_spec(
     taints: Sequence[Mapping[str, str]] | None = None,  # several taints (a dedicated pool); overrides ``taint``
     families: Sequence[str] | None = None,
     arches: Sequence[str] = ("amd64",),
+    capacity_types: Sequence[str] | None = None,
+    requirements: Sequence[Mapping[str, Any]] = (),
+    limits: Mapping[str, str] | None = None,
+    disruption: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A NodePool: the Kata pool by default (nested-virtualization families, amd64)."""
+    """A NodePool: the Kata pool by default (nested-virtualization families, amd64, the configured limits and
+    disruption)."""
     return {
         "template": {
             "metadata": {"labels": dict(labels)},
@@ -130,19 +153,44 @@ def node_pool_spec(
                         "operator": "In",
                         "values": list(families or cfg.instance_families),
                     },
-                    {"key": "karpenter.sh/capacity-type", "operator": "In", "values": list(cfg.capacity_types)},
+                    {
+                        "key": "karpenter.sh/capacity-type",
+                        "operator": "In",
+                        "values": list(capacity_types or cfg.capacity_types),
+                    },
                     {"key": "kubernetes.io/arch", "operator": "In", "values": list(arches)},
                     {"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]},
+                    *(dict(r) for r in requirements),
                 ],
             },
         },
-        "limits": {"cpu": str(cfg.cpu_limit), "memory": f"{cfg.memory_limit_gib}Gi"},
-        "disruption": {
+        "limits": dict(limits) if limits else {"cpu": str(cfg.cpu_limit), "memory": f"{cfg.memory_limit_gib}Gi"},
+        "disruption": dict(disruption)
+        if disruption
+        else {
             "consolidationPolicy": cfg.consolidation_policy,
             "consolidateAfter": cfg.consolidate_after,
             "budgets": [{"nodes": cfg.disruption_budget}],
         },
     }
+
+
+def gpu_node_pool_spec(
+    cfg: KarpenterConfig, families: Sequence[str], capacity_types: Sequence[str], gpus: int
+) -> dict[str, Any]:
+    """The GPU pool: NVIDIA instances of ``families`` (one EC2NodeClass with the AL2023 alias: Karpenter picks the
+    AMI's nvidia variant for instance types with GPUs), at most ``gpus`` GPUs in all."""
+    return node_pool_spec(
+        cfg,
+        node_class=GPU_NODE_CLASS,
+        labels=GPU_NODE_LABELS,
+        taint=GPU_TAINT,
+        families=families,
+        capacity_types=capacity_types,
+        requirements=[{"key": "karpenter.k8s.aws/instance-gpu-manufacturer", "operator": "In", "values": ["nvidia"]}],
+        limits={GPU_RESOURCE: str(gpus)},
+        disruption=GPU_DISRUPTION,
+    )
 
 
 def interruption_queue_policy(queue_arn: str) -> str:

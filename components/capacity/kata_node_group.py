@@ -7,7 +7,6 @@ The Kata runtime itself (kata-deploy, RuntimeClasses) lives in components/runtim
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import pulumi
 
@@ -15,10 +14,6 @@ from components.cluster.node_group import NodeGroupCluster, NodeGroupSpec, manag
 from components.config import NodeGroupConfig
 from components.contracts.cluster import DISCOVERY_TAG
 from components.contracts.labels import KATA_NODE_SELECTOR, KATA_TAINT
-
-if TYPE_CHECKING:
-    from components.cluster.eks import Cluster
-    from components.network.node_security import SandboxNodeSecurityGroup
 
 NESTED_VIRTUALIZATION = {"nested_virtualization": "enabled"}
 # Hop limit 1: the IMDSv2 token response cannot cross the extra hop into a pod network namespace (or a
@@ -36,22 +31,6 @@ class KataNodesArgs:
     # EKS cluster SG.
     security_group_id: pulumi.Input[str] | None = None
     security_group: pulumi.Resource | None = None
-
-    @classmethod
-    def from_cluster(
-        cls,
-        cluster: Cluster,
-        config: NodeGroupConfig,
-        user_data: str | None = None,
-        security_group: SandboxNodeSecurityGroup | None = None,
-    ) -> KataNodesArgs:
-        return cls(
-            config,
-            cluster.node_group_cluster(),
-            user_data,
-            security_group_id=security_group.id if security_group else None,
-            security_group=security_group,
-        )
 
 
 class KataNodes(pulumi.ComponentResource):

@@ -22,6 +22,7 @@ from components.cluster.node_group import NodeGroupCluster, NodeGroupSpec, manag
 from components.config import ClusterConfig
 from components.contracts.cluster import STORAGE_CLASS
 from components.contracts.labels import CORE_NODE_SELECTOR
+from components.contracts.namespaces import CLOUDWATCH_ADDON, CLOUDWATCH_NAMESPACE
 
 CONTROL_PLANE_LOGS = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 LOG_RETENTION_DAYS = 90
@@ -41,6 +42,11 @@ VPC_CNI_SERVICE_ACCOUNT = "aws-node"
 CORE_IMDS_HOP_LIMIT = 1
 CLUSTER_ADMIN_POLICY = "AmazonEKSClusterAdminPolicy"
 EBS_CSI_SERVICE_ACCOUNT = "ebs-csi-controller-sa"
+# The CloudWatch observability add-on (opt-in, cloudWatchObservability): its agent's service account and the managed
+# policies the EKS User Guide names for it (workloads-add-ons-available-eks, amazon-cloudwatch-observability); Pod
+# Identity is supported from add-on v3.1.0 (CloudWatch User Guide, Container-Insights-setup-EKS-addon).
+CLOUDWATCH_SERVICE_ACCOUNT = "cloudwatch-agent"
+CLOUDWATCH_POLICIES = ("CloudWatchAgentServerPolicy", "AWSXrayWriteOnlyAccess")
 # vpc-cni: /28 prefixes per ENI slot so Kata nodes are not capped by ENI IPs; the network policy agent
 # enforces the tenants' NetworkPolicies.
 VPC_CNI_CONFIGURATION = {
@@ -236,6 +242,9 @@ class Cluster(pulumi.ComponentResource):
             pod_identity=[{"role_arn": ebs_csi_role.arn, "service_account": EBS_CSI_SERVICE_ACCOUNT}],
         )
 
+        if cfg.cloudwatch_observability:
+            self.addons[CLOUDWATCH_ADDON] = self._cloudwatch_addon(name, cfg, after_nodes)
+
         # --- default StorageClass: encrypted gp3 through the EBS CSI driver
         k8s.storage.v1.StorageClass(
             f"{name}-{DEFAULT_STORAGE_CLASS}",
@@ -272,6 +281,34 @@ class Cluster(pulumi.ComponentResource):
             security_group_id=self.cluster_security_group_id,
             prerequisites=self.node_prerequisites,
             ssm=self.config.node_ssm_access,
+        )
+
+    def _cloudwatch_addon(self, name: str, cfg: ClusterConfig, after: Sequence[pulumi.Resource]) -> aws.eks.Addon:
+        """Container Insights: the CloudWatch agent and Fluent Bit on every node, with their role through Pod
+        Identity (no node role permissions)."""
+        role = aws.iam.Role(
+            f"{name}-cloudwatch-role",
+            assume_role_policy=pod_identity_trust_policy(
+                self.name, CLOUDWATCH_NAMESPACE, CLOUDWATCH_SERVICE_ACCOUNT, self
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        attachments = [
+            aws.iam.RolePolicyAttachment(
+                f"{name}-{policy}",
+                role=role.name,
+                policy_arn=managed_policy_arn(policy, self),
+                opts=pulumi.ResourceOptions(parent=role),
+            )
+            for policy in CLOUDWATCH_POLICIES
+        ]
+        return self._addon(
+            name,
+            CLOUDWATCH_ADDON,
+            cfg,
+            None,
+            [*after, *attachments],
+            pod_identity=[{"role_arn": role.arn, "service_account": CLOUDWATCH_SERVICE_ACCOUNT}],
         )
 
     def _addon(

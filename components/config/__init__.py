@@ -14,6 +14,7 @@ from components.config.cluster import (
     NodeGroupConfig,
 )
 from components.config.gateway import GatewayConfig, ModelConfig, RdsConfig
+from components.config.models import ModelsConfig, SelfHostedModel
 from components.config.observability import ObservabilityConfig
 from components.config.platform import SECRET_KEYS, PlatformConfig, check_stack_file, from_engine, load
 from components.config.reader import (
@@ -62,11 +63,13 @@ __all__ = [
     "KarpenterConfig",
     "KataConfig",
     "ModelConfig",
+    "ModelsConfig",
     "NetworkConfig",
     "NodeGroupConfig",
     "ObservabilityConfig",
     "PlatformConfig",
     "RdsConfig",
+    "SelfHostedModel",
     "Reader",
     "TenantConfig",
     "TenantLitellmConfig",

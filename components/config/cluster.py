@@ -130,6 +130,7 @@ class ClusterConfig:
     kata: NodeGroupConfig
     kata_managed_node_group: bool
     node_ssm_access: bool  # AmazonSSMManagedInstanceCore on node roles (Session Manager), opt-in
+    cloudwatch_observability: bool = False  # the EKS add-on amazon-cloudwatch-observability, opt-in
 
     @classmethod
     def from_reader(cls, r: Reader, stack: str) -> ClusterConfig:
@@ -165,6 +166,7 @@ class ClusterConfig:
             kata=kata,
             kata_managed_node_group=r.bool("kataManagedNodeGroup"),
             node_ssm_access=r.bool("nodeSsmAccess"),
+            cloudwatch_observability=r.bool("cloudWatchObservability"),
         )
 
 

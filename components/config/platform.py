@@ -18,6 +18,7 @@ from components.config.aws_facts import REGION_PARTITION, arn_partition, region_
 from components.config.cluster import ClusterConfig, KarpenterConfig, KataConfig, NetworkConfig
 from components.config.fargate import FARGATE_MEMORY_OVERHEAD_MIB, PROFILES_PER_CLUSTER_QUOTA, fargate_size
 from components.config.gateway import GatewayConfig
+from components.config.models import ModelsConfig
 from components.config.observability import ObservabilityConfig
 from components.config.reader import (
     NAMESPACE,
@@ -31,6 +32,7 @@ from components.config.reader import (
     project_schema,
     unique,
 )
+from components.config.shards import shard_stacks
 from components.config.tenants import EgressConfig, TenantConfig
 from components.config.versions import catalog_note, check_kubernetes_version, check_published
 from components.contracts.gateway import mcp_server_name
@@ -130,11 +132,13 @@ class PlatformConfig:
     observability: ObservabilityConfig
     images: ImagesConfig
     egress: EgressConfig
+    models: ModelsConfig
     tenants: tuple[TenantConfig, ...]
     known_tenants: tuple[str, ...] | None  # the stack's record of tenants whose data it holds (None: not kept)
     admission_mode: str  # ValidatingAdmissionPolicyBinding actions: Deny, or Audit (+ Warn) during rollout
     grafana_password_set: bool  # grafanaAdminPassword is a secret: only its presence is kept
     tenant_secret_paths: frozenset[str]  # "tenant.agent.ENV" present in tenantSecrets (no values)
+    tenant_shards: tuple[str, ...] = ()  # shard stacks whose egress entries the platform serves (docs/shards.md)
 
     @property
     def fargate_tenants(self) -> tuple[TenantConfig, ...]:
@@ -181,6 +185,29 @@ class PlatformConfig:
     @property
     def any_warm_pool(self) -> bool:
         return any(t.warm_pool_total > 0 for t in self.tenants)
+
+    def tenant_models(self, tenant: TenantConfig) -> tuple[str, ...]:
+        """The LiteLLM models a tenant's team and key may call, never empty (LiteLLM reads an empty list as every
+        model): the ones it lists (every Bedrock model when it lists none), then the self-hosted models granted to
+        it (models.selfHosted[].tenants) that it does not list."""
+        granted = tuple(m.name for m in self.models.self_hosted if tenant.name in m.tenants)
+        listed = tenant.litellm.models or self.gateway.model_names
+        return (*listed, *(m for m in granted if m not in listed))
+
+    def model_limits(self) -> dict[str, tuple[int | None, int | None]]:
+        """Model name -> (context window, output limit) the agents configure; None where the config sets none."""
+        limits = {m.name: (m.context_window, m.max_output_tokens) for m in self.gateway.models}
+        return limits | {m.name: (m.max_model_len, None) for m in self.models.self_hosted}
+
+    def _check_self_hosted(self) -> None:
+        """Granted tenants exist, names do not clash with Bedrock's, and a tenant lists only models it may call."""
+        tenants = {t.name for t in self.tenants}
+        bedrock = set(self.gateway.model_names)
+        for i, model in enumerate(self.models.self_hosted):
+            key = f"models.selfHosted[{i}]"
+            check(f"{key}.name", model.name not in bedrock, f"{model.name!r} is also a bedrockModels name")
+            for j, tenant in enumerate(model.tenants):
+                check(f"{key}.tenants[{j}]", tenant in tenants, f"{tenant!r} is not a tenant of this stack")
 
     def _check_known_tenants(self) -> None:
         """Data survives config edits: a tenant the stack holds data for (knownTenants) may leave ``tenants`` only
@@ -289,14 +316,18 @@ class PlatformConfig:
             [mcp_server_name(t.name, a.name) for t in self.tenants for a in t.agents if a.mcp is not None],
             "MCP server name (<tenant>_<agent>, '-' read as '_')",
         )
+        self._check_self_hosted()
         self._check_known_tenants()
         models = set(self.gateway.model_names)
         for i, tenant in enumerate(self.tenants):
+            granted = {m.name for m in self.models.self_hosted if tenant.name in m.tenants}
             for model in tenant.litellm.models:
                 check(
                     f"tenants[{i}].litellm.models",
-                    model in models,
-                    f"{model!r} is not in bedrockModels ({', '.join(sorted(models))})",
+                    model in models | granted,
+                    f"{model!r} is a self-hosted model not granted to {tenant.name} (models.selfHosted[].tenants)"
+                    if model in self.models.names
+                    else f"{model!r} is not in bedrockModels ({', '.join(sorted(models))})",
                 )
             for j, agent in enumerate(tenant.agents):
                 check(
@@ -357,6 +388,7 @@ class PlatformConfig:
             "observability": ObservabilityConfig.from_reader(r),
             "images": ImagesConfig.from_reader(r),
             "egress": EgressConfig.from_reader(r),
+            "models": ModelsConfig.from_reader(r),
         }
         check_published(merged)  # once every version key has the shape of a version
         return cls(
@@ -371,6 +403,7 @@ class PlatformConfig:
             ),
             known_tenants=r.strs("knownTenants") if r.values.get("knownTenants") is not None else None,
             admission_mode=r.choice("admissionMode", ADMISSION_MODES),
+            tenant_shards=shard_stacks(r.strs("tenantShards")),
             grafana_password_set=values.get("grafanaAdminPassword") not in (None, ""),
             tenant_secret_paths=_secret_paths(values.get("tenantSecrets")),
         )

@@ -29,6 +29,7 @@ UNDECLARED_KEYS: dict[str, type] = {
     "tenants": list,
     "bedrockModels": list,
     "tenantSecrets": dict,
+    "models": dict,
     "litellmDatabaseUrl": str,
 }
 # Keys an older version of the project asked for, with what to do now.

@@ -88,6 +88,7 @@ VERSION_KEYS: dict[str, tuple[str, ...]] = {
     "kataDeployVersion": ("oci://ghcr.io/kata-containers/kata-deploy-charts/kata-deploy",),
     "agentSandboxVersion": ("kubernetes-sigs/agent-sandbox (helm/ source chart)",),
     "kedaVersion": ("https://kedacore.github.io/charts/keda",),
+    "nvidiaDevicePluginVersion": ("https://nvidia.github.io/k8s-device-plugin/nvidia-device-plugin",),
 }
 # Absent in a clone elsewhere (design.md section 5): the check is then skipped, and says so (catalog_note()).
 CATALOG_FILE = PROJECT_FILE.parent.parent / "shared" / "charts" / "catalog.json"

@@ -16,7 +16,27 @@ KATA_DEPLOY_INSTANCE_LABEL = "kata-deploy.katacontainers.io/default"
 GVISOR_NODE_VALUE = "gvisor"  # KATA_NODE_LABEL = "gvisor" on the gVisor pool
 GVISOR_TAINT = {"key": "gvisor", "value": "true", "effect": "NoSchedule"}
 
+# GPU nodes (Karpenter's GPU pool): only model servers (and node DaemonSets) run there. The taint key is the extended
+# resource's name, as Karpenter's docs taint GPU pools: Kubernetes' ExtendedResourceToleration admission plugin adds a
+# toleration of it to any pod that requests nvidia.com/gpu, so both gates refuse the request too. NVIDIA's device
+# plugin (its default affinity) runs only on nodes labelled nvidia.com/gpu.present=true.
+GPU_NODE_VALUE = "gpu"  # KATA_NODE_LABEL = "gpu" on the GPU pool
+GPU_RESOURCE = "nvidia.com/gpu"
+GPU_TAINT = {"key": GPU_RESOURCE, "value": "true", "effect": "NoSchedule"}
+GPU_TOLERATION = {"key": GPU_RESOURCE, "operator": "Equal", "value": "true", "effect": "NoSchedule"}
+GPU_PRESENT_LABEL = "nvidia.com/gpu.present"
+MODEL_SERVER_LABEL = "agent-platform.io/model-server"  # = the model's name, on every model server pod
+# A pod that selects GPU nodes (nodeSelector, or node affinity required or preferred) asks for the GPU pool: refused
+# outside the model servers at both gates, like the toleration. Labels only GPU nodes carry (any In, Exists, Gt, Lt on
+# them): NVIDIA's presence label and Karpenter's karpenter.k8s.aws/instance-gpu-* (count, name, manufacturer,
+# memory: set only on instance types with GPUs, Karpenter's instance-types reference); and values of shared labels
+# only the GPU pool's nodes have (In).
+GPU_ONLY_LABEL_PREFIX = "karpenter.k8s.aws/instance-gpu-"
+GPU_ONLY_LABELS = (GPU_PRESENT_LABEL,)
+GPU_NODE_VALUES = {KATA_NODE_LABEL: GPU_NODE_VALUE, "karpenter.sh/nodepool": GPU_NODE_VALUE}  # the NodePool is "gpu"
+
 CORE_NODE_SELECTOR = {CORE_NODE_LABEL: "true"}
+GPU_NODE_SELECTOR = {KATA_NODE_LABEL: GPU_NODE_VALUE}
 GVISOR_NODE_SELECTOR = {KATA_NODE_LABEL: GVISOR_NODE_VALUE}
 KATA_NODE_SELECTOR = {KATA_NODE_LABEL: KATA_NODE_VALUE}
 KATA_TOLERATION = {"key": "kata", "operator": "Equal", "value": "true", "effect": "NoSchedule"}
@@ -50,3 +70,8 @@ FARGATE_COMPUTE_TYPE = "eks.amazonaws.com/compute-type"  # node label and pod an
 # Fargate nodes carry this taint and label (public reports: tigera/operator#2874, terraform-aws-eks#2864): a DaemonSet
 # that tolerates it must exclude the label, or it makes a pod for every Fargate node that never runs.
 FARGATE_TAINT = {"key": FARGATE_COMPUTE_TYPE, "value": FARGATE, "effect": "NoSchedule"}
+
+
+def selector_labels(tenant: str, agent: str, workload: str) -> dict[str, str]:
+    """What selects one agent's pods of one workload (its Deployment, Service, NetworkPolicies)."""
+    return {TENANT_LABEL: tenant, AGENT_LABEL: agent, WORKLOAD_LABEL: workload}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -136,7 +136,7 @@ def squid_command(
     return ["/bin/sh", "-c", script]
 
 
-def proxy_pod_spec(image: str, mtail_image: str, config_hash: str) -> dict[str, Any]:
+def proxy_pod_spec(image: str, mtail_image: str, config_hash: pulumi.Input[str]) -> dict[str, Any]:
     """Squid pod: core nodes, non-root (the image's proxy user), read-only root, every capability dropped;
     an mtail sidecar reads the access log and serves per-tenant metrics on :3903."""
     volumes = [
@@ -211,6 +211,10 @@ class EgressProxyArgs:
     lb_controller: pulumi.Resource | None = None  # its webhook must admit the LoadBalancer Service
     monitoring: pulumi.Resource | None = None  # kube-prometheus-stack (PodMonitor/PrometheusRule CRDs)
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)  # the core node group
+    # Tenants of shard stacks (docs/shards.md): {tenant: {"domains": [...]}} and their htpasswd lines, read from
+    # their outputs (a shard hashes its own passwords: the platform never sees them); both None in single-stack mode.
+    shard_allowlists: pulumi.Input[Mapping[str, Mapping[str, Sequence[str]]]] | None = None
+    shard_users: pulumi.Input[Mapping[str, str]] | None = None  # {tenant: htpasswd line} (secret)
 
 
 class EgressProxy(pulumi.ComponentResource):
@@ -243,18 +247,26 @@ class EgressProxy(pulumi.ComponentResource):
         # A decommissioned tenant's proxy user is dropped (its password is kept for a re-activation): no credential
         # of it stays valid (docs/tenants.md).
         serving = [t for t in args.tenants if not t.decommissioned]
-        self.squid_conf = squid_conf([ProxyTenant.of(t) for t in serving])
-        config_hash = hashlib.sha256((self.squid_conf + error_page() + MTAIL_PROGRAM).encode()).hexdigest()[:16]
+        local = [ProxyTenant.of(t) for t in serving]
+        self.squid_conf = squid_conf(local)
+        conf: pulumi.Input[str] = self.squid_conf
+        if args.shard_allowlists is not None:
+            conf = pulumi.Output.from_input(args.shard_allowlists).apply(
+                lambda s: squid_conf(sorted(local + shard_tenants(s), key=lambda t: t.name))  # one order for all
+            )
+        config_hash = (
+            _config_hash(conf) if isinstance(conf, str) else pulumi.Output.from_input(conf).apply(_config_hash)
+        )
         k8s.core.v1.ConfigMap(
             f"{name}-config",
             metadata={"name": CONFIG_MAP, "namespace": NAMESPACE, "labels": labels},
-            data={"squid.conf": self.squid_conf, ERROR_PAGE: error_page(), "egress.mtail": MTAIL_PROGRAM},
+            data={"squid.conf": conf, ERROR_PAGE: error_page(), "egress.mtail": MTAIL_PROGRAM},
             opts=k8s_opts(ns),
         )
         names = sorted(t.name for t in serving)
         htpasswd_text = pulumi.Output.secret(
-            pulumi.Output.all(*(passwords[n] for n in names)).apply(
-                lambda values: htpasswd(dict(zip(names, values, strict=True)))
+            pulumi.Output.all(args.shard_users or {}, *(passwords[n] for n in names)).apply(
+                lambda values: htpasswd(dict(zip(names, values[1:], strict=True)), values[0])
             )
         )
         secret = k8s.core.v1.Secret(
@@ -296,6 +308,16 @@ class EgressProxy(pulumi.ComponentResource):
             for tenant, password in passwords.items()
         }
         self.register_outputs({"hostname": self.hostname, "allowlists": json.dumps(allowlists(args.tenants))})
+
+
+def _config_hash(conf: str) -> str:
+    """Rolls the proxy pods when the configuration they load changes."""
+    return hashlib.sha256((conf + error_page() + MTAIL_PROGRAM).encode()).hexdigest()[:16]
+
+
+def shard_tenants(entries: Mapping[str, Mapping[str, Sequence[str]]]) -> list[ProxyTenant]:
+    """The proxy users of shard tenants, from their allowlists (domains only: CIDRs stay platform tenants')."""
+    return [ProxyTenant(tenant, tuple(entry.get("domains", ()))) for tenant, entry in sorted(entries.items())]
 
 
 def allowlists(tenants: Iterable[TenantConfig]) -> dict[str, dict[str, list[str]]]:

@@ -8,7 +8,7 @@ docs/egress.md#two-layers.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from components.config import TenantConfig
@@ -292,8 +292,10 @@ def htpasswd_line(user: str, password: str) -> str:
     return f"{user}:{md5_crypt(password, salt)}"
 
 
-def htpasswd(passwords: dict[str, str]) -> str:
-    return "".join(f"{htpasswd_line(user, pw)}\n" for user, pw in sorted(passwords.items()))
+def htpasswd(passwords: dict[str, str], lines: Mapping[str, str] | None = None) -> str:
+    """The htpasswd file of ``passwords`` (user -> password) and of ``lines`` hashed elsewhere (user -> line)."""
+    entries = {**(lines or {}), **{user: htpasswd_line(user, pw) for user, pw in passwords.items()}}
+    return "".join(f"{entries[user]}\n" for user in sorted(entries))
 
 
 def proxy_url(user: str, password: str, host: str, port: int = PROXY_PORT) -> str:

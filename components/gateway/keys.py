@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from components.config import TenantConfig
@@ -44,14 +45,15 @@ def key_alias(tenant: str) -> str:
     return f"tenant-{tenant}"
 
 
-def team_spec(tenant: TenantConfig) -> dict[str, Any]:
-    """Body of /team/new and /team/update: the budget and limits the tenant's keys share."""
+def team_spec(tenant: TenantConfig, models: Sequence[str]) -> dict[str, Any]:
+    """Body of /team/new and /team/update: the budget and limits the tenant's keys share, and the models it may call
+    (``PlatformConfig.tenant_models``: never empty, which LiteLLM would read as every model)."""
     limits = tenant.litellm
     return {
         # the identity: a renamed tenant keeps its team, its spend and its budget period
         "team_id": team_id(tenant.identity),
         "team_alias": team_id(tenant.name),
-        "models": list(limits.models),
+        "models": list(models),
         "max_budget": limits.max_budget,
         "budget_duration": limits.budget_duration,
         "rpm_limit": limits.rpm_limit,
@@ -64,12 +66,12 @@ def team_spec(tenant: TenantConfig) -> dict[str, Any]:
     }
 
 
-def key_spec(tenant: TenantConfig) -> dict[str, Any]:
+def key_spec(tenant: TenantConfig, models: Sequence[str]) -> dict[str, Any]:
     """Body of /key/generate and /key/update, without the key itself (that one is secret)."""
     return {
         "key_alias": key_alias(tenant.identity),
         "team_id": team_id(tenant.identity),
-        "models": list(tenant.litellm.models),
+        "models": list(models),
         # LLM routes only (what key_type "llm_api" stores): no key/user/team management with a tenant key.
         "allowed_routes": ["llm_api_routes"],  # includes LiteLLM's MCP routes (/mcp, /mcp/{subpath}...)
         # With require_key_mcp_access_defined the key inherits no server from its team: it names its own.
@@ -145,10 +147,15 @@ rm -f "$auth" /tmp/key.json /tmp/team.json "$out"
 )
 
 
-def key_job_name(tenant: TenantConfig, curl_image: str) -> str:
+def key_job_name(tenant: TenantConfig, curl_image: str, models: Sequence[str]) -> str:
     """``litellm-key-<tenant>-<hash>``: a changed spec, script or image gives a new Job, so it runs again."""
     material = json.dumps(
-        {"team": team_spec(tenant), "key": key_spec(tenant), "script": KEY_JOB_SCRIPT, "image": curl_image},
+        {
+            "team": team_spec(tenant, models),
+            "key": key_spec(tenant, models),
+            "script": KEY_JOB_SCRIPT,
+            "image": curl_image,
+        },
         sort_keys=True,
     )
     return f"litellm-key-{tenant.name}-{hashlib.sha256(material.encode()).hexdigest()[:8]}"
@@ -213,6 +220,7 @@ def key_job_pod_spec(
     tenant: TenantConfig,
     curl_image: str,
     *,
+    models: Sequence[str],
     service_account: str,
     litellm_url: str,
     master_key_secret: tuple[str, str],
@@ -225,6 +233,6 @@ def key_job_pod_spec(
         master_key_secret=master_key_secret,
         key_secret=(tenant_keys_secret, tenant.name),
         alias=key_alias(tenant.name),
-        team=team_spec(tenant),
-        key=key_spec(tenant),
+        team=team_spec(tenant, models),
+        key=key_spec(tenant, models),
     )

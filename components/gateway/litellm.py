@@ -6,7 +6,7 @@ never talks to LiteLLM (keys are registered by in-cluster Jobs). Details: docs/g
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -14,7 +14,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components.config import GatewayConfig, TenantConfig
+from components.config import GatewayConfig, SelfHostedModel, TenantConfig
 from components.contracts.gateway import (
     CLUSTER_URL,
     KEY_JOB_SELECTOR,
@@ -66,12 +66,14 @@ def generated_key(name: str, length: int, parent: pulumi.Resource) -> pulumi.Out
 class GatewayArgs:
     config: GatewayConfig
     tenants: tuple[TenantConfig, ...]
+    tenant_models: Mapping[str, tuple[str, ...]]  # tenant -> the models its team and key may call
     cluster_name: pulumi.Input[str]
     region: str  # the cluster's region (the LB controller's); Bedrock's is config.bedrock_region
     vpc_cidr: str = ""  # NLB source range; empty leaves the controller's default
     placement: ManagedPlacement | None = None  # the managed database and cache (prod)
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)  # e.g. the core node group
     lb_controller: Sequence[pulumi.Resource] = ()  # its webhook must admit the NLB Service
+    self_hosted: tuple[SelfHostedModel, ...] = ()  # vLLM servers (components/models/): hosted_vllm routes
 
 
 class Gateway(pulumi.ComponentResource):
@@ -136,7 +138,7 @@ class Gateway(pulumi.ComponentResource):
             namespace=NAMESPACE,
             chart=LITELLM_CHART,
             version=cfg.chart_version,
-            values=with_mcp(release_values(cfg, database.env, cache.settings, cache.ca), servers),
+            values=with_mcp(release_values(cfg, database.env, cache.settings, cache.ca, args.self_hosted), servers),
             timeout=900,
             opts=k8s_opts(
                 ns, service_account, master_key, database.migrations, bedrock_identity, *cache.ready, *mcp_secret
@@ -237,7 +239,8 @@ class Gateway(pulumi.ComponentResource):
             opts=opts,
         )
         for tenant in args.tenants:
-            job_name = key_job_name(tenant, args.config.curl_image)
+            models = args.tenant_models[tenant.name]
+            job_name = key_job_name(tenant, args.config.curl_image, models)
             labels = {**KEY_JOB_SELECTOR, "agent-platform.io/tenant": tenant.name}
             self.key_jobs[tenant.name] = run_to_completion_job(
                 f"{name}-key-job-{tenant.name}",
@@ -245,6 +248,7 @@ class Gateway(pulumi.ComponentResource):
                 key_job_pod_spec(
                     tenant,
                     args.config.curl_image,
+                    models=models,
                     service_account=KEY_JOB_SERVICE_ACCOUNT,
                     litellm_url=CLUSTER_URL,
                     master_key_secret=(MASTER_KEY_SECRET, MASTER_KEY_KEY),

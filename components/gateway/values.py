@@ -7,9 +7,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from components.config import GatewayConfig, ModelConfig
+from components.config import GatewayConfig, ModelConfig, SelfHostedModel
 from components.contracts.gateway import MASTER_KEY_SECRET, SELECTOR
 from components.contracts.labels import CORE_NODE_SELECTOR
+from components.contracts.models import server_url
 from components.gateway.cache import with_cache
 from components.gateway.database import database_url_env
 from components.k8s.podspec import topology_spread
@@ -30,8 +31,8 @@ LITELLM_UID = 65534
 LITELLM_UI_DIR = "/var/lib/litellm/ui"
 
 
-def model_list(cfg: GatewayConfig) -> list[dict[str, Any]]:
-    return [
+def model_list(cfg: GatewayConfig, self_hosted: Sequence[SelfHostedModel] = ()) -> list[dict[str, Any]]:
+    bedrock = [
         {
             "model_name": m.name,
             "litellm_params": {"model": f"bedrock/{m.model_id}", "aws_region_name": cfg.bedrock_region},
@@ -39,6 +40,24 @@ def model_list(cfg: GatewayConfig) -> list[dict[str, Any]]:
         }
         for m in cfg.models
     ]
+    return [*bedrock, *(self_hosted_route(m) for m in self_hosted)]
+
+
+def self_hosted_route(m: SelfHostedModel) -> dict[str, Any]:
+    """A vLLM server as a LiteLLM route: the ``hosted_vllm`` provider (OpenAI-compatible; LiteLLM sends its fake key,
+    vLLM asks for none) at the model's Service, with the per-token prices LiteLLM charges spend and budgets with
+    (litellm_params fields, docs.litellm.ai/docs/proxy/custom_pricing; without them a self-hosted model costs
+    nothing). Tenants call it by its name, like a Bedrock model."""
+    return {
+        "model_name": m.name,
+        "litellm_params": {
+            "model": f"hosted_vllm/{m.name}",
+            "api_base": server_url(m.name),
+            "input_cost_per_token": m.input_cost_per_token,
+            "output_cost_per_token": m.output_cost_per_token,
+        },
+        "model_info": {"max_input_tokens": m.max_model_len},
+    }
 
 
 def model_info(m: ModelConfig) -> dict[str, Any]:
@@ -52,7 +71,9 @@ def model_info(m: ModelConfig) -> dict[str, Any]:
     return {"model_info": info} if info else {}
 
 
-def litellm_values(cfg: GatewayConfig, database_env: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+def litellm_values(
+    cfg: GatewayConfig, database_env: Sequence[dict[str, Any]] = (), self_hosted: Sequence[SelfHostedModel] = ()
+) -> dict[str, Any]:
     """Only what differs from the chart's defaults (the offline render checks that every key has an effect)."""
     repository, _, tag = cfg.image.rpartition(":")
     return {
@@ -79,7 +100,7 @@ def litellm_values(cfg: GatewayConfig, database_env: Sequence[dict[str, Any]] = 
         "volumeMounts": [{"name": "ui", "mountPath": LITELLM_UI_DIR}],
         "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}},
         "proxy_config": {
-            "model_list": model_list(cfg),
+            "model_list": model_list(cfg, self_hosted),
             "litellm_settings": {
                 "callbacks": ["prometheus"],
                 # /metrics is on the same port as the NLB: keep tenants from reading each other's spend.
@@ -96,7 +117,12 @@ def litellm_values(cfg: GatewayConfig, database_env: Sequence[dict[str, Any]] = 
 
 
 def release_values(
-    cfg: GatewayConfig, database_env: Sequence[dict[str, Any]], cache_settings: Any, cache_ca: bool
+    cfg: GatewayConfig,
+    database_env: Sequence[dict[str, Any]],
+    cache_settings: Any,
+    cache_ca: bool,
+    self_hosted: Sequence[SelfHostedModel] = (),
 ) -> dict[str, Any]:
-    """The release's values: LiteLLM's own, with its database and its cache (settings, password, CA)."""
-    return with_cache(litellm_values(cfg, database_env), cache_settings, ca=cache_ca)
+    """The release's values: LiteLLM's own (its routes: Bedrock's and the self-hosted models'), with its database
+    and its cache (settings, password, CA)."""
+    return with_cache(litellm_values(cfg, database_env, self_hosted), cache_settings, ca=cache_ca)

@@ -13,14 +13,12 @@ from typing import Any
 
 from components.config import NetworkConfig
 from components.contracts.labels import (
-    AGENT_LABEL,
     CORE_NODE_SELECTOR,
     DEDICATED_TENANT_KEY,
     FARGATE_POD_LABELS,
     SANDBOX_LABEL,
-    TENANT_LABEL,
-    WORKLOAD_LABEL,
     dedicated_toleration,
+    selector_labels,
 )
 
 # Runtime classes that cannot start initContainers (Cloud Hypervisor).
@@ -75,10 +73,6 @@ class SandboxPod:
     @property
     def fargate(self) -> bool:
         return not self.runtime_class
-
-
-def selector_labels(tenant: str, agent: str, workload: str) -> dict[str, str]:
-    return {TENANT_LABEL: tenant, AGENT_LABEL: agent, WORKLOAD_LABEL: workload}
 
 
 def pod_labels(pod: SandboxPod) -> dict[str, str]:

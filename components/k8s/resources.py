@@ -3,7 +3,8 @@ the platform namespace every component owns (labelled part-of the platform, with
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
@@ -30,6 +31,41 @@ def platform_namespace(
     """``pod_security``: ``pod-security.kubernetes.io/<mode>`` suffix -> level, e.g. ``{"enforce": "baseline"}``."""
     labels = {**PART_OF, **{f"pod-security.kubernetes.io/{k}": v for k, v in pod_security.items()}}
     return k8s.core.v1.Namespace(f"{name}-ns", metadata={"name": namespace, "labels": labels}, opts=opts)
+
+
+@dataclass(frozen=True)
+class Chart:
+    """A third-party chart the platform installs as one release in a namespace of its own."""
+
+    release: str  # the Helm release name = the namespace
+    chart: str
+    repo: str
+    pod_security: Mapping[str, str]  # the namespace's Pod Security levels (see platform_namespace)
+
+
+def chart_in_namespace(
+    parent: pulumi.Resource,
+    name: str,
+    chart: Chart,
+    version: str,
+    values: Mapping[str, Any],
+    depends_on: Sequence[pulumi.Resource] = (),
+) -> tuple[k8s.core.v1.Namespace, k8s.helm.v3.Release]:
+    """``chart`` at ``version`` with ``values``, in its namespace (children of ``parent``; the namespace waits for
+    ``depends_on``, the release for the namespace)."""
+    opts = child_options(parent)
+    namespace = platform_namespace(name, chart.release, chart.pod_security, opts(*depends_on))
+    release = k8s.helm.v3.Release(
+        f"{name}-release",
+        name=chart.release,
+        namespace=chart.release,
+        chart=chart.chart,
+        repository_opts={"repo": chart.repo},
+        version=version,
+        values=dict(values),
+        opts=opts(namespace),
+    )
+    return namespace, release
 
 
 Workload = type[k8s.apps.v1.Deployment] | type[k8s.apps.v1.StatefulSet]

@@ -18,11 +18,18 @@ import pulumi_kubernetes as k8s
 
 from components.contracts import egress as eg
 from components.contracts import gateway as gw
+from components.contracts import models, runtime
 from components.contracts import observability as obs
-from components.contracts import runtime
 from components.contracts import scaling as keda
 from components.contracts.labels import SANDBOX_LABEL
-from components.contracts.namespaces import AGENT_SANDBOX_NAMESPACE, KARPENTER_NAMESPACE, KUBE_SYSTEM
+from components.contracts.namespaces import (
+    AGENT_SANDBOX_NAMESPACE,
+    CLOUDWATCH_NAMESPACE,
+    KARPENTER_NAMESPACE,
+    KEDA_NAMESPACE,
+    KUBE_SYSTEM,
+    NVIDIA_NAMESPACE,
+)
 from components.contracts.networks import INSTANCE_METADATA, NON_INTERNET_IPV4
 from components.contracts.services import Pods
 from components.k8s.network_policy import (
@@ -80,7 +87,14 @@ def from_prometheus(*ports: int) -> dict[str, Any]:
 # Per namespace
 
 
-def litellm_policies(vpc_cidr: str, external_database: bool, external_cache: bool = False) -> list[dict[str, Any]]:
+def public_https() -> dict[str, Any]:
+    """TCP 443 to public addresses only: AWS and other public APIs, never the VPC, the metadata or the cluster."""
+    return {"to": [cidr("0.0.0.0/0", NON_INTERNET_IPV4)], "ports": tcp(HTTPS)}
+
+
+def litellm_policies(
+    vpc_cidr: str, external_database: bool, external_cache: bool = False, model_servers: bool = False
+) -> list[dict[str, Any]]:
     ns = gw.NAMESPACE
     # The database: the in-cluster PostgreSQL pod, or RDS in the VPC; the shared rate-limit cache likewise
     # (the in-cluster Valkey pod, or ElastiCache Serverless in the VPC).
@@ -96,12 +110,14 @@ def litellm_policies(vpc_cidr: str, external_database: bool, external_cache: boo
             ns,
             gw.SELECTOR,
             ingress=[ingress(gw.LITELLM, vpc_cidr)],
-            # Bedrock (public endpoints), never a private address: no SSRF into the VPC or the metadata service.
+            # Bedrock (public endpoints), never a private address: no SSRF into the VPC or the metadata service;
+            # the self-hosted model servers.
             egress=[
-                {"to": [cidr("0.0.0.0/0", NON_INTERNET_IPV4)], "ports": tcp(HTTPS)},
+                public_https(),
                 database,
                 cache,
                 pod_identity_out(),
+                *([egress(models.MODEL_SERVERS, vpc_cidr, ns)] if model_servers else []),
                 *to_agents_called_by(gw.GATEWAY_PODS),
             ],
         ),
@@ -118,9 +134,8 @@ def litellm_policies(vpc_cidr: str, external_database: bool, external_cache: boo
     ]
     if external_database:
         # The RDS bootstrap Job: the master secret from Secrets Manager (public endpoint), then the database.
-        public_https = {"to": [cidr("0.0.0.0/0", NON_INTERNET_IPV4)], "ports": tcp(HTTPS)}
         policies.append(
-            policy("rds-bootstrap", ns, gw.RDS_BOOTSTRAP_LABELS, egress=[public_https, database, pod_identity_out()])
+            policy("rds-bootstrap", ns, gw.RDS_BOOTSTRAP_LABELS, egress=[public_https(), database, pod_identity_out()])
         )
     if not external_cache:
         policies.append(policy("valkey", ns, gw.VALKEY_LABELS, ingress=[ingress(gw.VALKEY, vpc_cidr)]))
@@ -129,9 +144,11 @@ def litellm_policies(vpc_cidr: str, external_database: bool, external_cache: boo
     return policies
 
 
-def monitoring_policies(vpc_cidr: str) -> list[dict[str, Any]]:
+def monitoring_policies(vpc_cidr: str, keda_scaler: bool = False) -> list[dict[str, Any]]:
     ns = obs.NAMESPACE
     prometheus, grafana = pods(obs.PROMETHEUS_PODS), pods(obs.GRAFANA_PODS)
+    # KEDA's operator queries Prometheus for the model servers' queue.
+    scaler = {"from": [pods(keda.OPERATOR_PODS, keda.NAMESPACE)], "ports": tcp(obs.PROMETHEUS_PORT)}
     return [
         default_deny(ns),
         allow_dns(ns),
@@ -139,7 +156,10 @@ def monitoring_policies(vpc_cidr: str) -> list[dict[str, Any]]:
             "prometheus",
             ns,
             obs.PROMETHEUS_PODS,
-            ingress=[{"from": [prometheus, grafana], "ports": tcp(obs.PROMETHEUS_PORT, obs.RELOADER_PORT)}],
+            ingress=[
+                {"from": [prometheus, grafana], "ports": tcp(obs.PROMETHEUS_PORT, obs.RELOADER_PORT)},
+                *([scaler] if keda_scaler else []),
+            ],
             # Scrapes pods and nodes across the cluster, lists targets from the API server, pushes alerts.
             egress=[{"to": [cidr("0.0.0.0/0", [INSTANCE_METADATA])]}],
         ),
@@ -232,6 +252,8 @@ def keda_policies(vpc_cidr: str) -> list[dict[str, Any]]:
             ns,
             keda.OPERATOR_PODS,
             ingress=[{"from": [pods(keda.METRICS_API_PODS)], "ports": tcp(keda.OPERATOR_GRPC_PORT)}],
+            # the Prometheus scaler: the model servers' queue (components/models/vllm.py)
+            egress=[{"to": [pods(obs.PROMETHEUS_PODS, obs.NAMESPACE)], "ports": tcp(obs.PROMETHEUS_PORT)}],
         ),
         policy(
             "keda-webhooks",
@@ -272,9 +294,27 @@ def egress_proxy_policies(vpc_cidr: str, service_cidr: str | None = None) -> lis
     ]
 
 
-def kube_system_policies() -> list[dict[str, Any]]:
-    """EKS's namespace, not policed here: strict mode would deny its pods without a policy selecting them."""
-    return [policy("allow-all", KUBE_SYSTEM, None, ingress=[{}], egress=[{}])]
+def model_server_policies(vpc_cidr: str) -> list[dict[str, Any]]:
+    """vLLM: reached by its callers only (LiteLLM: the gateway is the one way in; Prometheus); out, only the weights
+    (S3, or the Hugging Face Hub: public HTTPS) and Pod Identity."""
+    ns = models.NAMESPACE
+    return [
+        default_deny(ns),
+        allow_dns(ns),
+        policy(
+            "model-servers",
+            ns,
+            models.VLLM_PODS,
+            ingress=[ingress(models.MODEL_SERVERS, vpc_cidr)],
+            egress=[public_https(), pod_identity_out()],
+        ),
+    ]
+
+
+def allow_all(namespace: str) -> list[dict[str, Any]]:
+    """A namespace of EKS add-ons (kube-system, amazon-cloudwatch), not policed here: strict mode would deny their
+    pods without a policy selecting them."""
+    return [policy("allow-all", namespace, None, ingress=[{}], egress=[{}])]
 
 
 def platform_policies(
@@ -286,15 +326,22 @@ def platform_policies(
     service_cidr: str | None = None,
 ) -> list[dict[str, Any]]:
     """Every policy for the platform namespaces this stack creates (and kube-system)."""
+    namespaces = list(namespaces)
     builders = {
-        gw.NAMESPACE: lambda: litellm_policies(vpc_cidr, external_database, external_cache),
-        obs.NAMESPACE: lambda: monitoring_policies(vpc_cidr),
+        gw.NAMESPACE: lambda: litellm_policies(
+            vpc_cidr, external_database, external_cache, models.NAMESPACE in namespaces
+        ),
+        obs.NAMESPACE: lambda: monitoring_policies(vpc_cidr, KEDA_NAMESPACE in namespaces),
         KARPENTER_NAMESPACE: lambda: controller_policies(KARPENTER_NAMESPACE),
         runtime.NAMESPACE: lambda: kata_policies(kata_monitor),
         AGENT_SANDBOX_NAMESPACE: lambda: controller_policies(AGENT_SANDBOX_NAMESPACE),
         keda.NAMESPACE: lambda: keda_policies(vpc_cidr),
         eg.NAMESPACE: lambda: egress_proxy_policies(vpc_cidr, service_cidr),
-        KUBE_SYSTEM: kube_system_policies,
+        models.NAMESPACE: lambda: model_server_policies(vpc_cidr),
+        # NVIDIA's device plugin talks to the kubelet over a socket on the host: no network but DNS.
+        NVIDIA_NAMESPACE: lambda: [default_deny(NVIDIA_NAMESPACE), allow_dns(NVIDIA_NAMESPACE)],
+        KUBE_SYSTEM: lambda: allow_all(KUBE_SYSTEM),
+        CLOUDWATCH_NAMESPACE: lambda: allow_all(CLOUDWATCH_NAMESPACE),
     }
     unknown = set(namespaces) - set(builders)
     if unknown:

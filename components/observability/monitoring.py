@@ -28,13 +28,12 @@ from components.contracts.labels import (
     SANDBOX_LABEL,
     TENANT_LABEL,
 )
-from components.contracts.observability import NAMESPACE, PROMETHEUS_PORT, PROMETHEUS_SERVICE
+from components.contracts.observability import NAMESPACE, PROMETHEUS_PORT, PROMETHEUS_SERVICE, RELEASE
 from components.contracts.runtime import KATA_MONITOR_LABELS, KATA_MONITOR_PORT
 from components.contracts.runtime import NAMESPACE as KATA_NAMESPACE
 from components.k8s.resources import child_options, platform_namespace
 from components.observability.tenant_cost import tenant_cost_rule_spec
 
-RELEASE = "monitoring"
 CHART = "kube-prometheus-stack"
 REPO = "https://prometheus-community.github.io/helm-charts"
 GRAFANA_ADMIN_SECRET = "grafana-admin"

@@ -11,9 +11,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.config import AgentConfig, TenantConfig
+from components.contracts.labels import selector_labels
 from components.contracts.services import Service
 from components.k8s.network_policy import policy
-from components.k8s.podspec import selector_labels
 from components.k8s.reach import ingress, service_spec
 from components.tenants.agent_pod import agent_ports
 from components.tenants.agent_types.base import AgentType

@@ -6,35 +6,24 @@ objects around them. Details: docs/cluster.md#tenants.
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
-import pulumi_random as random
 
-from components.capacity.keda import scaled_object
-from components.config import AgentConfig, ImagesConfig, KataConfig, NetworkConfig, PlatformConfig, TenantConfig
-from components.contracts.cluster import STORAGE_CLASS
+from components.config import ImagesConfig, KataConfig, NetworkConfig, PlatformConfig, TenantConfig
 from components.contracts.gateway import MCP_PATH
 from components.contracts.labels import FARGATE_POD_LABELS, ISOLATION_LABEL, SANDBOX_LABEL
-from components.k8s.podspec import selector_labels
-from components.runtime.agent_sandbox import sandbox_template, warm_pool
+from components.tenants.agent_builder import AgentBuilder, Meta
 from components.tenants.agent_pod import (
     SERVICE_ACCOUNT,
-    agent_image,
-    agent_pod_template,
-    proxy_secret_data,
 )
-from components.tenants.agent_service import admit_callers, agent_service
-from components.tenants.agent_types import AGENT_TYPES, MCP_URL_ENV
-from components.tenants.agent_types.base import LITELLM_KEY_ENV, PROXY_ENV, AgentFiles, AgentType
+from components.tenants.agent_types import AGENT_TYPES
 from components.tenants.lifecycle import renamed
 from components.tenants.sandbox_network import OPEN_EGRESS, SandboxEgress, sandbox_egress_rules
 
-PROXY_SECRET = "egress-proxy"  # per tenant: the proxy URL with the tenant's credentials, and NO_PROXY
 PSA_LABELS = {
     # Enforce restricted: the sandbox pod template meets it (non-root, no escalation, every capability
     # dropped, seccomp RuntimeDefault, only emptyDir/configMap/PVC volumes; tests/test_admission.py checks
@@ -50,13 +39,6 @@ PSA_LABELS = {
 
 # ---------------------------------------------------------------------------------------------------
 # Tenant component
-
-LITELLM_KEY_HASH_ANNOTATION = "agent-platform.io/litellm-key-sha256"
-
-
-def litellm_key_hash(key: str) -> str:
-    """First 16 hex digits of the key's SHA-256: changes with the key, reveals nothing usable about it."""
-    return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -101,8 +83,9 @@ class TenantArgs:
         scaler: pulumi.Resource | None = None,
         fargate_security_group_id: pulumi.Input[str] | None = None,
     ) -> TenantArgs:
-        """Args for one of the platform's tenants; its models default to every gateway model, its egress
-        follows the stack's egressMode and its own cidrs; with MCP servers its agents get the gateway's MCP URL."""
+        """Args for one of the platform's tenants; its models are those its key may call (every Bedrock model when
+        it lists none, and the self-hosted ones granted to it), its egress follows the stack's egressMode and its
+        own cidrs; with MCP servers its agents get the gateway's MCP URL."""
         has_mcp = any(agent.mcp is not None for agent in tenant.agents)
         return cls(
             tenant,
@@ -111,8 +94,8 @@ class TenantArgs:
             images=platform.images,
             litellm_url=litellm_url,
             litellm_key=litellm_key,
-            models=tenant.litellm.models or platform.gateway.model_names,
-            model_limits={m.name: (m.context_window, m.max_output_tokens) for m in platform.gateway.models},
+            models=platform.tenant_models(tenant),
+            model_limits=platform.model_limits(),
             secrets=secrets,
             sandbox_controller=sandbox_controller,
             scaler=scaler,
@@ -163,11 +146,10 @@ class Tenant(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on), retain_on_delete=args.protect),
         )
         child = pulumi.ResourceOptions(parent=namespace)
-
-        def meta(object_name: str, **labels: str) -> dict[str, Any]:
-            return {"name": object_name, "namespace": ns_name, "labels": {**base_labels, **labels}}
+        meta = Meta(ns_name, base_labels)
 
         _namespace_limits(name, cfg, meta, child)
+        egress_rules = sandbox_egress_rules(args.network, args.egress)
         ready: list[pulumi.Resource] = []
         if args.fargate_security_group_id is not None:
             # A pod gets the profile's placement and the policy's group only if both exist when it is created.
@@ -190,28 +172,10 @@ class Tenant(pulumi.ComponentResource):
                 "podSelector": {},  # every pod in the namespace
                 "policyTypes": ["Ingress", "Egress"],
                 "ingress": [],  # agents only connect out (WebSocket / long polling)
-                "egress": sandbox_egress_rules(args.network, args.egress),
+                "egress": egress_rules,
             },
             opts=child,
         )
-        proxy_secret: str | None = None
-        if args.egress.allowlist and args.proxy_url is not None:
-            proxy_secret = PROXY_SECRET
-            k8s.core.v1.Secret(
-                f"{name}-egress-proxy",
-                metadata=meta(PROXY_SECRET),
-                type="Opaque",
-                # Every value a secret on its own (keys stay readable in previews and manifests).
-                string_data={
-                    key: pulumi.Output.secret(
-                        pulumi.Output.all(args.proxy_url, args.litellm_url).apply(
-                            lambda v, key=key: proxy_secret_data(v[0], [v[1]])[key]
-                        )
-                    )
-                    for key in PROXY_ENV
-                },
-                opts=pulumi.ResourceOptions(parent=namespace, additional_secret_outputs=["data", "stringData"]),
-            )
         k8s.core.v1.ServiceAccount(
             f"{name}-sa",
             metadata=meta(SERVICE_ACCOUNT),
@@ -220,15 +184,14 @@ class Tenant(pulumi.ComponentResource):
         )
 
         secrets = pulumi.Output.secret(args.secrets if args.secrets is not None else {})
-        agents = AgentBuilder(self, name, args, namespace, meta, proxy_secret, secrets, ready)
+        agents = AgentBuilder(
+            name, args, namespace, meta, secrets, egress_rules, pulumi.ResourceOptions(parent=self), ready
+        )
         for agent in cfg.agents:
-            agents.add(agent)
+            agents.add(agent, AGENT_TYPES[agent.type])
 
         self.namespace = ns_name
         self.register_outputs({"namespace": ns_name})
-
-
-Meta = Callable[..., dict[str, Any]]  # object name, **labels -> metadata in the tenant namespace
 
 
 def _namespace_limits(name: str, cfg: TenantConfig, meta: Meta, opts: pulumi.ResourceOptions) -> None:
@@ -267,180 +230,3 @@ def _namespace_limits(name: str, cfg: TenantConfig, meta: Meta, opts: pulumi.Res
         },
         opts=opts,
     )
-
-
-def data_claim_spec(storage_gib: int) -> dict[str, Any]:
-    """An agent's persistent volume (Deployment PVC or warm-pool claim template)."""
-    return {
-        "accessModes": ["ReadWriteOnce"],
-        "storageClassName": STORAGE_CLASS,
-        "resources": {"requests": {"storage": f"{storage_gib}Gi"}},
-    }
-
-
-class AgentBuilder:
-    """One agent's resources in its tenant namespace: Secret, ConfigMap, optional PVC, Deployment, warm pool."""
-
-    def __init__(
-        self,
-        tenant: pulumi.Resource,
-        name: str,
-        args: TenantArgs,
-        namespace: k8s.core.v1.Namespace,
-        meta: Meta,
-        proxy_secret: str | None,
-        secrets: pulumi.Output[Any],
-        ready: Sequence[pulumi.Resource] = (),
-    ) -> None:
-        self.name, self.args, self.namespace, self.meta, self.tenant = name, args, namespace, meta, tenant
-        self.proxy_secret, self.secrets = proxy_secret, secrets
-        self.ready = list(ready)  # what the pods wait for (a security group applies only to pods created after it)
-        self.key_hash = pulumi.Output.unsecret(pulumi.Output.from_input(args.litellm_key).apply(litellm_key_hash))
-
-    def add(self, agent: AgentConfig) -> None:
-        name, args, meta = f"{self.name}-{agent.name}", self.args, self.meta
-        kind = AGENT_TYPES[agent.type]
-        labels = {"app.kubernetes.io/name": agent.type, "agent-platform.io/agent": agent.name}
-        child = pulumi.ResourceOptions(parent=self.namespace)
-        if kind.mcp_server:  # the gateway generated its token: LiteLLM sends it, the server requires it
-            token: pulumi.Input[str] = args.mcp_tokens[agent.name]
-        else:
-            token = random.RandomPassword(
-                f"{name}-token", length=48, special=False, opts=pulumi.ResourceOptions(parent=self.tenant)
-            ).result
-        # An MCP server has no use for the tenant's LiteLLM key (it is called, it calls no model) nor for the MCP URL;
-        # the tenant's other agents get both (the URL is no secret, but it is an output: the pod template is data).
-        values = {LITELLM_KEY_ENV: args.litellm_key, MCP_URL_ENV: args.mcp_url}
-        gateway = {} if kind.mcp_server else {env: values[env] for env in self.gateway_env()}
-        model_key = tuple(gateway)
-        # Every value is a secret on its own (keys stay readable in previews and manifests).
-        string_data = {
-            **{env: pulumi.Output.secret(value) for env, value in gateway.items()},
-            kind.token_env: pulumi.Output.secret(token),
-            **{
-                env: self.secrets.apply(lambda s, a=agent.name, e=env: str(s[a][e]))  # secret: derived from one
-                for env in agent.secret_env
-            },
-        }
-        k8s.core.v1.Secret(
-            f"{name}-secret",
-            metadata=meta(f"{agent.name}-secrets", **labels),
-            type="Opaque",
-            string_data=string_data,
-            opts=pulumi.ResourceOptions(parent=self.namespace, additional_secret_outputs=["data", "stringData"]),
-        )
-        files = pulumi.Output.from_input(args.litellm_url).apply(
-            lambda url: kind.files(
-                AgentFiles(
-                    tenant=args.config.name,
-                    agent=agent.name,
-                    litellm_url=url,
-                    models=args.models,
-                    limits=args.model_limits,
-                )
-            )
-        )
-        if not kind.mcp_server:  # an MCP server's image carries its own configuration
-            k8s.core.v1.ConfigMap(
-                f"{name}-config", metadata=meta(f"{agent.name}-config", **labels), data=files, opts=child
-            )
-        if agent.storage_gib > 0:
-            k8s.core.v1.PersistentVolumeClaim(
-                f"{name}-data",
-                metadata=meta(f"{agent.name}-data", **labels),
-                spec=data_claim_spec(agent.storage_gib),
-                opts=pulumi.ResourceOptions(parent=self.namespace, retain_on_delete=args.protect),
-            )
-        template = self._template(agent, "deployment", (*model_key, kind.token_env, *agent.secret_env))
-        # A PVC is ReadWriteOnce: replace the pod (Recreate). Without one, never run two copies either:
-        # both would hold the same bot connection (maxSurge 0).
-        strategy = (
-            {"type": "Recreate"}
-            if agent.storage_gib > 0
-            else {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}
-        )
-        scheduled = agent.schedule is not None and args.config.runs(agent)
-        spec: dict[str, Any] = {
-            "revisionHistoryLimit": 3,
-            "strategy": strategy,
-            "selector": {"matchLabels": selector_labels(args.config.name, agent.name, "deployment")},
-            "template": template,
-        }
-        if not scheduled:  # a schedule leaves replicas to KEDA: Pulumi does not set them, so it never fights it
-            # suspended (or its tenant suspended / decommissioned): no pod; the volume and Secrets stay
-            spec["replicas"] = 1 if args.config.runs(agent) else 0
-        deployment = k8s.apps.v1.Deployment(
-            name,
-            metadata=meta(agent.name, **labels, **{SANDBOX_LABEL: "true"}),
-            spec=spec,
-            opts=pulumi.ResourceOptions(parent=self.namespace, depends_on=self.ready or None),
-        )
-        if scheduled and agent.schedule is not None:
-            if args.scaler is None:
-                raise ValueError(
-                    f"tenant {args.config.name}: agent {agent.name} has a schedule but KEDA is not installed"
-                )
-            scaled_object(
-                f"{name}-schedule",
-                meta(agent.name, **labels),
-                agent.name,
-                agent.schedule,
-                pulumi.ResourceOptions(parent=self.namespace, depends_on=[args.scaler, deployment]),
-            )
-        if kind.callers:
-            admit_callers(name, agent_service(args.config, agent, kind), {**labels}, args.network.cidr, child)
-        if agent.warm_pool > 0:
-            self._warm_pool(agent, labels, kind)
-
-    def gateway_env(self) -> tuple[str, ...]:
-        """What an agent (not an MCP server) reads of the gateway from its Secret: its key, the MCP URL."""
-        return (LITELLM_KEY_ENV, *((MCP_URL_ENV,) if self.args.mcp_url is not None else ()))
-
-    def _template(self, agent: AgentConfig, workload: str, secret_names: Sequence[str]) -> dict[str, Any]:
-        storage = {"deployment": "pvc", "warm-pool": "claimTemplate"}[workload]
-        template = agent_pod_template(
-            tenant=self.args.config,
-            agent_name=agent.name,
-            image=agent_image(self.args.images, agent),
-            network=self.args.network,
-            workload=workload,
-            data=storage if agent.storage_gib > 0 else "emptyDir",
-            secret_names=tuple(secret_names),
-            proxy_secret=self.proxy_secret,
-        )
-        if AGENT_TYPES[agent.type].mcp_server:
-            return template  # no LiteLLM key to roll onto
-        # A rotated LiteLLM key changes the template, so the pods roll onto it (the old key stays valid
-        # for gateway_keys.KEY_ROTATION_GRACE); the hash is not the key and is not secret.
-        template["metadata"].setdefault("annotations", {})[LITELLM_KEY_HASH_ANNOTATION] = self.key_hash
-        return template
-
-    def _warm_pool(self, agent: AgentConfig, labels: dict[str, str], kind: AgentType) -> None:
-        args, name = self.args, f"{self.name}-{agent.name}"
-        if args.sandbox_controller is None:
-            raise ValueError(
-                f"tenant {args.config.name}: agent {agent.name} has a warm pool but agent-sandbox is not installed"
-            )
-        # Warm sandboxes serve SandboxClaims (on-demand sessions), not the tenant's bot: they get the LiteLLM key
-        # and the gateway token but not the bot tokens, so spare pods never open a second connection to the chat
-        # platform.
-        claims = (
-            [{"metadata": {"name": "data"}, "spec": data_claim_spec(agent.storage_gib)}]
-            if agent.storage_gib > 0
-            else []
-        )
-        template_cr = sandbox_template(
-            f"{name}-template",
-            metadata=self.meta(agent.name, **labels),
-            pod_template=self._template(agent, "warm-pool", (*self.gateway_env(), kind.token_env)),
-            egress=sandbox_egress_rules(args.network, args.egress),
-            volume_claim_templates=claims,
-            opts=pulumi.ResourceOptions(parent=self.namespace, depends_on=[args.sandbox_controller]),
-        )
-        warm_pool(
-            f"{name}-pool",
-            metadata=self.meta(agent.name, **labels),
-            template_name=agent.name,
-            replicas=agent.warm_pool if args.config.runs(agent) else 0,
-            opts=pulumi.ResourceOptions(parent=self.namespace, depends_on=[args.sandbox_controller, template_cr]),
-        )

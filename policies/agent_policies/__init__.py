@@ -28,6 +28,7 @@ POLICY_PACK_NAME = "agent-platform-policies"
 SANDBOX_ADMISSION = "agent-platform-sandbox"
 KATA_DNS_ADMISSION = "agent-platform-kata-dns"
 DEDICATED_NODES_ADMISSION = "agent-platform-dedicated-nodes"
+GPU_NODES_ADMISSION = "agent-platform-gpu-nodes"
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ RULES: tuple[Rule, ...] = (
         deploy_time_only="Fargate profiles are AWS resources; admission holds its Fargate namespaces as a list",
     ),
     Rule("dedicated-tenant-tolerations", sandbox_namespace_runtime_class, (DEDICATED_NODES_ADMISSION,)),
+    Rule("gpu-nodes-model-servers-only", sandbox_namespace_runtime_class, (GPU_NODES_ADMISSION,)),
 )
 
 # The pack's policies, once each, in the order of the rules.

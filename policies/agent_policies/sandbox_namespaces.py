@@ -4,7 +4,8 @@ A workload without the sandbox label is still a sandbox when it lands in a Names
 labelled as a sandbox namespace, in a configured ``sandboxNamespaces`` namespace that only the stack can tell (its
 namespace computed from a Namespace of the stack), or when it is a server-side-apply patch of a sandbox workload of
 this stack; it then gets every sandbox pod-spec check (sandbox_checks.SANDBOX_CHECKS). The policy also reports
-dedicated-tenant-tolerations (tolerations.py), which needs the same pass over the stack's workloads.
+dedicated-tenant-tolerations (tolerations.py) and gpu-nodes-model-servers-only (gpu_nodes.py), which need the same
+pass over the stack's workloads.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from pulumi_policy.proxy import UnknownValueError
 
 from .common import SANDBOX_LABEL, Unknowns, config_strings, schema
 from .fargate import bound_namespaces, check_fargate_workload, configured_namespaces, defers_to_fargate
+from .gpu_nodes import CONFIG_PROPERTIES as GPU_NODES_PROPERTIES
+from .gpu_nodes import check_gpu_nodes
 from .placement import Resolved
 from .pod_checks import SANDBOX_SCOPE
 from .sandbox_checks import SANDBOX_CHECKS
@@ -106,6 +109,7 @@ def sandbox_namespace_runtime_class_validator(args: StackValidationArgs, report_
     config = args.get_config()
     check_sandbox_namespace_workloads(stack, config, report_violation, unknowns)
     check_dedicated_tenant_tolerations(stack, config, report_violation, unknowns)
+    check_gpu_nodes(stack, config, report_violation, unknowns)
     unknowns.finish()
 
 
@@ -115,8 +119,9 @@ sandbox_namespace_runtime_class = StackValidationPolicy(
         "Workloads in a Namespace declared in this stack (on the same cluster) with the label "
         "agent-platform.io/sandbox=true, and server-side-apply patches of a sandbox workload declared "
         "in this stack, must run in a Kata Containers runtime class without host access; a toleration for a "
-        "tenant's dedicated nodes is valid only in that tenant's Namespace (dedicated-tenant-tolerations); a pod "
-        "without a runtime class only as a Fargate pod in a namespace bound to a Fargate profile "
+        "tenant's dedicated nodes is valid only in that tenant's Namespace (dedicated-tenant-tolerations); only "
+        "model servers and node DaemonSets may tolerate, request or select GPUs (gpu-nodes-model-servers-only); a "
+        "pod without a runtime class only as a Fargate pod in a namespace bound to a Fargate profile "
         "(fargate-sandbox-pods, fargate-profile-selectors)."
     ),
     validate=sandbox_namespace_runtime_class_validator,
@@ -125,6 +130,7 @@ sandbox_namespace_runtime_class = StackValidationPolicy(
             **{key: spec for check in SANDBOX_CHECKS for key, spec in check.config.items()},
             "sandboxNamespaces": SANDBOX_SCOPE["sandboxNamespaces"],
             **TOLERATIONS_PROPERTIES,
+            **GPU_NODES_PROPERTIES,
         }
     ),
 )

@@ -23,7 +23,7 @@ from pulumi_policy.proxy import UnknownValueError
 from .common import Unknowns, config_str, config_strings, dig, get, human_list, items, string, string_list_property
 from .placement import Resolved
 from .stack import Stack
-from .workloads import WORKLOAD_KINDS, owned_by_daemon_set, pod_template
+from .workloads import WORKLOAD_KINDS, known_pod_template, owned_by_daemon_set
 
 DEDICATED_TENANT_KEY = "agent-platform.io/dedicated-tenant"  # components/contracts/labels.py DEDICATED_TENANT_KEY
 DEDICATED_TAINT_EFFECT = "NoSchedule"  # components/contracts/labels.py dedicated_taint()
@@ -31,13 +31,16 @@ TENANT_LABEL = "agent-platform.io/tenant"  # components/contracts/labels.py TENA
 # components/contracts/namespaces.py NODE_DAEMON_NAMESPACES: the platform's namespaces and kube-system (EKS add-ons).
 PLATFORM_NAMESPACES: tuple[str, ...] = (
     "agent-sandbox-system",
+    "amazon-cloudwatch",
     "egress",
     "karpenter",
     "kata-system",
     "keda",
     "kube-system",
     "litellm",
+    "models",
     "monitoring",
+    "nvidia-device-plugin",
 )
 
 CONFIG_PROPERTIES: dict[str, dict[str, Any]] = {
@@ -77,7 +80,7 @@ def _tolerated(toleration: Any, key: str) -> tuple[bool, str] | None:
     return (True, "") if exists else (False, string(get(toleration, "value")) or "")
 
 
-def _node_daemon(workload: Resolved, stack: Stack) -> bool:
+def node_daemon(workload: Resolved, stack: Stack) -> bool:
     """A DaemonSet, or a Pod a DaemonSet controls."""
     if workload.kind == "DaemonSet":
         return True
@@ -101,7 +104,7 @@ def _why_not_here(
     """Why the toleration is not valid where the workload lands, or None when it is; raises UnknownValueError when
     that cannot be told."""
     if every:
-        if _node_daemon(workload, stack):
+        if node_daemon(workload, stack):
             if workload.namespace_unknown is not None:
                 raise workload.namespace_unknown  # a platform namespace or not cannot be told
             if workload.namespace in platform:
@@ -130,10 +133,7 @@ def _check_workload(
     report_violation: ReportViolation,
     unknowns: Unknowns,
 ) -> None:
-    try:
-        template = pod_template(workload)
-    except UnknownValueError:
-        return  # an unknown pod spec: the resource policies note it already
+    template = known_pod_template(workload)
     if template is None:
         return
     field = template.field("tolerations")

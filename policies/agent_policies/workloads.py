@@ -102,6 +102,14 @@ def pod_template(resource: Resolved) -> PodTemplate | None:
     return resource.memo("pod_template", lambda: _pod_template(resource))
 
 
+def known_pod_template(resource: Resolved) -> PodTemplate | None:
+    """``pod_template``, or None also when the pod spec is unknown (the resource policies note that already)."""
+    try:
+        return pod_template(resource)
+    except UnknownValueError:
+        return None
+
+
 def _pod_template(resource: Resolved) -> PodTemplate | None:
     shape = SHAPES.get(resource.kind_key)  # type: ignore[arg-type]
     props = resource.props

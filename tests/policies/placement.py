@@ -6,7 +6,9 @@ name) and the same resources, under the same names, that comply. Scenarios are w
 declared. tests/policies/test_placement.py moves them (:data:`PLACEMENTS`: the provider's default namespace, a
 default computed from a Namespace, an unknown namespace resolved through dependencies), turns each Kubernetes
 resource into its ``*Patch`` kind in turn, and adds the opposite stack with the same names on cluster B and in
-us-west-2; the verdict must not change. A new rule needs only its scenario; the variants come with it.
+us-west-2; the verdict must not change. A new rule needs only its scenario; the variants come with it. A sandbox
+pod-spec check (agent_policies.SANDBOX_CHECKS) gets its scenario from the parity corpus: the first case of a
+sandbox namespace that the check reports, against a compliant pod spec.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent_policies.placement import CLUSTER_SCOPED, kind_of
+from agent_policies.pod_checks import PodSpecCheck
+from agent_policies.sandbox_checks import SANDBOX_CHECKS
 
 from tests.policy_cases import (
     KINDS,
@@ -26,9 +30,11 @@ from tests.policy_cases import (
     k8s_provider,
     kata_spec,
     resource,
+    run_resource_policy,
     urn,
     workload,
 )
+from tests.sandbox_corpus import CASES, SANDBOX_NAMESPACE, build
 from tests.tokens import LAUNCH_TEMPLATE, NETPOL, NODE_CLASS, NODE_GROUP, NODE_POOL, SERVICE, TEMPLATE
 from tools.analyzer import AnalyzerResource
 
@@ -67,14 +73,22 @@ def pods(kind: str, name: str, spec: dict[str, Any], ns: str, sandbox: bool = Fa
     )
 
 
-def _runtime_class(bad: bool) -> list[AnalyzerResource]:
-    spec = kata_spec(runtimeClassName="runc" if bad else "kata-qemu")
-    return [namespace("tenant-a", **{SANDBOX: "true"}), pods("Deployment", "agent", spec, "tenant-a", sandbox=True)]
+def _pod_check(check: PodSpecCheck) -> Callable[[bool], list[AnalyzerResource]]:
+    """A sandbox check's scenario: the first corpus case of a sandbox namespace it reports, or a compliant spec."""
+    case = next(
+        c
+        for c in CASES
+        if c.namespace == SANDBOX_NAMESPACE
+        and c.labelled is True
+        and c.kind in KIND
+        and run_resource_policy(check.policy, c.resource_type, build(c.kind, c.spec, c.namespace, True)).messages
+    )
 
+    def stack(bad: bool) -> list[AnalyzerResource]:
+        spec = case.spec if bad else kata_spec(runtimeClassName="kata-qemu")
+        return [namespace("tenant-a", **{SANDBOX: "true"}), pods(case.kind, "agent", spec, "tenant-a", sandbox=True)]
 
-def _host_access(bad: bool) -> list[AnalyzerResource]:
-    spec = kata_spec(hostNetwork=bad)
-    return [namespace("tenant-a", **{SANDBOX: "true"}), pods("StatefulSet", "agent", spec, "tenant-a", sandbox=True)]
+    return stack
 
 
 def _kata_dns(bad: bool) -> list[AnalyzerResource]:
@@ -180,6 +194,20 @@ def _dedicated(bad: bool) -> list[AnalyzerResource]:
     ]
 
 
+def _gpu_nodes(bad: bool) -> list[AnalyzerResource]:
+    """A GPU toleration on a tenant's agent (bad) or a model server, and a GPU request on a DaemonSet outside the
+    platform namespaces (bad) or in the device plugin's."""
+    toleration = {"key": "nvidia.com/gpu", "operator": "Equal", "value": "true", "effect": "NoSchedule"}
+    request = {"containers": [{"name": "plugin", "image": "p:1", "resources": {"limits": {"nvidia.com/gpu": "1"}}}]}
+    return [
+        namespace("tenant-globex", **{TENANT: "globex"}),
+        namespace("models"),
+        namespace("nvidia-device-plugin"),
+        pods("Deployment", "agent", kata_spec(tolerations=[toleration]), "tenant-globex" if bad else "models"),
+        pods("DaemonSet", "node-agent", request, "tenant-globex" if bad else "nvidia-device-plugin"),
+    ]
+
+
 AWS_LB = "aws:lb/loadBalancer:LoadBalancer"
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 
@@ -233,17 +261,17 @@ class Scenario:
 
 
 SCENARIOS: dict[str, Scenario] = {
-    "sandbox-runtime-class": Scenario(_runtime_class, ("agent",)),
+    **{check.rule: Scenario(_pod_check(check), ("agent",)) for check in SANDBOX_CHECKS},
     "sandbox-namespace-runtime-class": Scenario(_sandbox_namespace, ("agent",)),
     "kata-dns": Scenario(_kata_dns, ("agent",)),
     "nlb-cross-zone": Scenario(_nlb, ("gateway", "nlb")),
     "kata-clh-no-init-containers": Scenario(_kata_clh, ("agent",)),
-    "sandbox-no-host-access": Scenario(_host_access, ("agent",)),
     "nested-virtualization-nodes": Scenario(_nested_nodes, ("kata-lt",)),
     "kata-node-capacity": Scenario(_node_capacity, ("workers", "kata-pool")),
     "sandbox-egress-allowlist": Scenario(_egress, ("ns-tenant-a", "isolation", "warm")),
     "dedicated-tenant-tolerations": Scenario(_dedicated, ("agent", "node-agent")),
     "mcp-servers-closed": Scenario(_mcp_servers, ("litellm",)),
+    "gpu-nodes-model-servers-only": Scenario(_gpu_nodes, ("agent", "node-agent")),
     "fargate-sandbox-pods": Scenario(_fargate_pods, ("agent",)),
     "fargate-profile-selectors": Scenario(_fargate_profile, ("profile",)),
 }

@@ -71,16 +71,11 @@ def test_one_rule_list() -> None:
             assert f"reported as `{rule.policy.name}`" in (PACK_DIR / "README.md").read_text(), rule.name
 
 
-def test_example_config_is_the_readmes_and_fits_every_stack() -> None:
+def test_example_config_fits_every_stack() -> None:
     """CI previews and deploys every stack with example-config.json: the kata-dns service CIDR is each stack's."""
     import yaml
 
     example = json.loads((PACK_DIR / "example-config.json").read_text())
-    readme = (PACK_DIR / "README.md").read_text()
-    assert (
-        json.loads(readme.split("what CI previews and deploys every stack with):\n\n```json\n", 1)[1].split("```")[0])
-        == example
-    )
     # The sandbox scope is the same on every policy that judges sandboxes (the SDK gives a policy only its own
     # config, so the file repeats it per policy): every sandbox check's policy has it, the stack policy its namespaces.
     scope = {key: example["sandbox-runtime-class"][key] for key in SANDBOX_SCOPE}

@@ -10,7 +10,13 @@ from collections.abc import Iterable, Sequence
 
 from tools.program import ProgramResult
 from tools.render import Rendered
-from tools.render_checks.installs import check_namespaces, check_schemas, check_values, check_versions
+from tools.render_checks.installs import (
+    check_api_services,
+    check_namespaces,
+    check_schemas,
+    check_values,
+    check_versions,
+)
 from tools.render_checks.model import Finding, Obj, Pod, Stack, build_stack, matches, pods_of
 from tools.render_checks.pods import check_images, check_placement, image_problem, lands_on_core, normalize_image
 from tools.render_checks.selectors import check_scrape_targets, check_selectors
@@ -21,6 +27,7 @@ __all__ = [
     "Pod",
     "Stack",
     "build_stack",
+    "check_api_services",
     "check_images",
     "check_namespaces",
     "check_placement",
@@ -45,6 +52,7 @@ def run_checks(result: ProgramResult, rendered: Sequence[Rendered], kube_version
         check_values(rendered, kube_version),
         check_schemas(stack, kube_version),
         check_namespaces(stack),
+        check_api_services(stack),
         check_selectors(stack),
         check_scrape_targets(stack, rendered),
         check_placement(stack),

@@ -23,6 +23,27 @@ def check_namespaces(stack: Stack) -> Iterator[Finding]:
             yield Finding(obj.origin, str(obj), f"namespace {obj.namespace} is created by nothing in this stack")
 
 
+def check_api_services(stack: Stack) -> Iterator[Finding]:
+    """One backend per aggregated API: the API server serves an APIService name from one Service only, so a second
+    claimant (another install's ``v1beta1.external.metrics.k8s.io``, e.g. prometheus-adapter with external rules
+    next to KEDA's metrics server) would take the API from the first: whichever applied last wins."""
+    claims: dict[str, list[str]] = {}
+    for obj in stack.objects:
+        if obj.kind == "APIService":
+            service = obj.body.get("spec", {}).get("service") or {}
+            claims.setdefault(obj.name, []).append(
+                f"{obj.origin} (Service {service.get('namespace', '?')}/{service.get('name', '?')})"
+            )
+    for name, claimants in claims.items():
+        if len(claimants) > 1:
+            yield Finding(
+                claimants[1].split(" (")[0],
+                f"APIService {name}",
+                f"is claimed by {len(claimants)} installs: {'; '.join(claimants)}; only one can serve it: "
+                "switch the other off",
+            )
+
+
 def check_schemas(stack: Stack, kube_version: str) -> Iterator[Finding]:
     """Built-in kinds of the installs against the Kubernetes schemas (kubernetes-validate reloads its schema
     files per call, about 35 ms: objects once found valid are remembered by content hash), custom resources

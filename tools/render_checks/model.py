@@ -10,10 +10,12 @@ from typing import Any
 
 import jsonschema
 
+from components.contracts.namespaces import ADDON_NAMESPACES
 from tools.program import ProgramResult, manifest_name
 from tools.render import SHARED, Rendered, parse_objects
 
 PROGRAM = "program"
+EKS_ADDON = "aws:eks/addon:Addon"
 BUILTIN_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
 CLUSTER_SCOPED = frozenset(
     {
@@ -177,6 +179,8 @@ def build_stack(result: ProgramResult, rendered: Sequence[Rendered]) -> Stack:
     for r in result.registrations:
         if manifest_name(r):
             raw.append((PROGRAM, {k: v for k, v in r.inputs.items() if not k.startswith("__")}, ""))
+        elif r.type == EKS_ADDON and (namespace := ADDON_NAMESPACES.get(r.inputs.get("addonName", ""))):
+            raw.append(("EKS", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}, ""))
     for item in rendered:
         for body in item.objects:
             raw.append((f"{item.install.kind} {item.install.name}", body, item.install.namespace))

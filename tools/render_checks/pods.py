@@ -1,5 +1,5 @@
-"""Placement and images: every system pod lands on core nodes, and every image is pinned, from a registry that still
-serves it, and set explicitly where the vendored chart is approximate."""
+"""Placement and images: every system pod lands on core nodes and every model server on the GPU pool, and every image
+is pinned, from a registry that still serves it, and set explicitly where the vendored chart is approximate."""
 
 from __future__ import annotations
 
@@ -12,8 +12,11 @@ from components.contracts.labels import (
     FARGATE,
     FARGATE_COMPUTE_TYPE,
     FARGATE_TAINT,
+    GPU_NODE_SELECTOR,
+    GPU_TAINT,
     GVISOR_TAINT,
     KATA_TAINT,
+    MODEL_SERVER_LABEL,
     SANDBOX_LABEL,
 )
 from tools.render import Rendered, catalog
@@ -48,7 +51,13 @@ def lands_on_core(spec: Mapping[str, Any]) -> bool:
     if any(CORE_NODE_LABELS.get(k) != v for k, v in selector.items()):
         return False
     pinned = all(selector.get(k) == v for k, v in CORE_NODE_SELECTOR.items())
-    return pinned or not any(_tolerates(spec, taint) for taint in (KATA_TAINT, GVISOR_TAINT))
+    return pinned or not any(_tolerates(spec, taint) for taint in (KATA_TAINT, GVISOR_TAINT, GPU_TAINT))
+
+
+def lands_on_gpu_only(spec: Mapping[str, Any]) -> bool:
+    """Whether the pod selects the GPU pool's nodes (and tolerates their taint, or it would never run)."""
+    selector = spec.get("nodeSelector") or {}
+    return all(selector.get(k) == v for k, v in GPU_NODE_SELECTOR.items()) and _tolerates(spec, GPU_TAINT)
 
 
 def avoids_fargate(spec: Mapping[str, Any]) -> bool:
@@ -81,6 +90,16 @@ def avoids_fargate(spec: Mapping[str, Any]) -> bool:
 
 def check_placement(stack: Stack) -> Iterator[Finding]:
     for pod in stack.pods:
+        if MODEL_SERVER_LABEL in pod.labels and not pod.daemon:
+            if not lands_on_gpu_only(pod.spec):
+                yield Finding(
+                    pod.owner.origin,
+                    str(pod.owner),
+                    f"model server would not land on the GPU pool (nodeSelector "
+                    f"{describe(pod.spec.get('nodeSelector') or {})}); select {describe(GPU_NODE_SELECTOR)} and "
+                    f"tolerate {describe(GPU_TAINT)}",
+                )
+            continue
         if pod.daemon and pod.owner.origin != "EKS" and not avoids_fargate(pod.spec):
             yield Finding(
                 pod.owner.origin,

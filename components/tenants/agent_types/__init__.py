@@ -6,14 +6,12 @@ NetworkPolicy). Adding a type: its module, one line below, its image key in Pulu
 
 from __future__ import annotations
 
-from components.tenants.agent_types.base import LITELLM_KEY_ENV, NODE_PROXY_ENV, PROXY_ENV, AgentType
+from components.tenants.agent_types.base import LITELLM_KEY_ENV, MCP_URL_ENV, NODE_PROXY_ENV, PROXY_ENV, AgentType
 from components.tenants.agent_types.hermes import HERMES
 from components.tenants.agent_types.mcp import MCP
 from components.tenants.agent_types.openclaw import OPENCLAW
 
 AGENT_TYPES: dict[str, AgentType] = {t.name: t for t in (HERMES, OPENCLAW, MCP)}
-# Set in every agent container of a tenant with MCP servers: the tenant gateway's MCP endpoint (docs/mcp.md).
-MCP_URL_ENV = "LITELLM_MCP_URL"
 
 
 def platform_env() -> frozenset[str]:

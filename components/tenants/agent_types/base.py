@@ -14,6 +14,8 @@ from components.contracts.services import Pods
 
 SEED_PATH = "/etc/agent-seed"  # the ConfigMap, read-only
 LITELLM_KEY_ENV = "LITELLM_API_KEY"
+# Set in every agent container of a tenant with MCP servers: the tenant gateway's MCP endpoint (docs/mcp.md).
+MCP_URL_ENV = "LITELLM_MCP_URL"
 # The egress proxy settings every sandbox gets in allowlist mode (its tenant's Secret), in both spellings: Python
 # (httpx, requests, aiohttp with trust_env), curl and pip read either; Node's NODE_USE_ENV_PROXY and undici's
 # EnvHttpProxyAgent read both too. NODE_USE_ENV_PROXY=1 makes Node >= 24 honour them in node:http/https and fetch.
