@@ -317,6 +317,7 @@ tenants = [
                 *([fargate[tenant.name].profile] if tenant.fargate else []),
             ),
             proxy_url=egress.tenant_proxy_urls[tenant.name] if egress else None,
+            mcp_tokens=gateway.mcp_tokens.get(tenant.name),
             fargate_security_group_id=fargate[tenant.name].security_group_id if tenant.fargate else None,
         ),
         opts=in_cluster,

@@ -1,7 +1,8 @@
 """The labs' servers on 127.0.0.1, prepared once per session: real LiteLLM, PostgreSQL, Redis, MCP servers; real vLLM.
 
-``gateway`` is one LiteLLM for the key-Job and MCP tests (a LiteLLM start is the lab's slowest step): the dev
-stack's rendered proxy_config with the chart's default ``general_settings`` and the MCP lab's registration.
+``gateway`` is one LiteLLM for the key-Job and MCP tests (a LiteLLM start is the lab's slowest step): the proxy_config
+the program renders for the dev stack with the MCP lab's servers declared (mcp_lab.lab_tenants), its general_settings
+without the shared cache, plus the chart's default master key setting.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from typing import Any
 import pytest
 
 from realtests import lab, mcp_lab, vllm_lab
-from tests.conftest import program_result
 from tests.localhost import free_port
 
 GATEWAY_PORT = 4110
@@ -77,18 +77,16 @@ def lab_locked() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def gateway(postgres: None) -> Iterator[mcp_lab.Gateway]:
-    dev = program_result("dev")
-    config = copy.deepcopy(
-        dev.named("kubernetes:helm.sh/v3:Release", "gateway-litellm").plain["values"]["proxy_config"]
-    )
-    jobs = mcp_lab.key_job_containers()
     tool_servers = mcp_lab.lab_servers()
-    registration = mcp_lab.gateway_mcp_registration(
-        [s for s in tool_servers if not s.allow_all_keys],  # the open one: only its own test registers it
-        {tenant: json.loads(mcp_lab.job_env(job, "TEAM_SPEC")) for tenant, job in jobs.items()},
-        {tenant: json.loads(mcp_lab.job_env(job, "KEY_SPEC")) for tenant, job in jobs.items()},
+    start = time.monotonic()
+    result = mcp_lab.lab_program(tool_servers)
+    FIGURES["program_rendered_s"] = round(time.monotonic() - start, 1)
+    registration = mcp_lab.rendered_registration(result, tool_servers)
+    jobs = mcp_lab.key_job_containers(result)
+    config = copy.deepcopy(
+        result.named("kubernetes:helm.sh/v3:Release", "gateway-litellm").plain["values"]["proxy_config"]
     )
-    # The chart's default general_settings (no cache) plus the MCP settings.
+    # The chart's default general_settings (its master key) plus the rendered ones.
     config["general_settings"] = {"master_key": "os.environ/PROXY_MASTER_KEY", **registration.general_settings}
     config["mcp_servers"] = registration.mcp_servers
     start = time.monotonic()

@@ -5,13 +5,16 @@ lab's venv, and the servers and the client are meant to be independent of the ga
 (``mcp_server.py``) and each client session (``mcp_client.py``) run as processes of that venv on 127.0.0.1; the
 independent client is the TypeScript SDK from npm (``mcp_npm/``).
 
-``gateway_mcp_registration`` is the one place that turns tenants' tool servers into what LiteLLM is configured
-with (``mcp_servers`` entries, ``general_settings``, the tokens' environment) and what the tenants' key Jobs send
-(team and key bodies with ``object_permission``): the program's rendered proxy_config and key Jobs replace it.
+The gateway is configured with what the program renders (``rendered_registration``): the dev stack's tenants with the
+lab's servers declared as ``mcp`` agents (``lab_tenants``), run through the real program; LiteLLM gets the rendered
+``mcp_servers`` and ``general_settings``, each server's token in the variable the rendered values name, and the
+tenants' key Jobs run as rendered (their team and key bodies carry the MCP grants). The one change: a server's
+in-cluster host becomes 127.0.0.1, where the lab's server listens (there is no cluster DNS here).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import secrets
 import shutil
@@ -20,9 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from components.contracts.gateway import MCP_TOKENS_SECRET, mcp_server_name
 from realtests import lab
 from tests.conftest import program_result
 from tests.localhost import free_port, wait_for_port
+from tools.program import ProgramResult
 
 MCP_VERSION = "2.3.0"  # the mcp SDK on PyPI (servers and client); LiteLLM 1.93's own client is mcp 1.x
 HERE = Path(__file__).resolve().parent
@@ -59,6 +66,7 @@ class ToolServer:
 
     name: str
     tenant: str | None  # the tenant whose team is granted it; None: nobody's (a shared server)
+    agent: str  # its agents[] name in the tenant's config (LiteLLM's name is <tenant>_<agent>)
     transport: str  # "http" (streamable HTTP) or "sse"
     port: int
     token: str  # what the server expects as its bearer token (a Pulumi secret in the platform)
@@ -66,8 +74,12 @@ class ToolServer:
     allow_all_keys: bool = False
 
     @property
+    def path(self) -> str:
+        return "/sse" if self.transport == "sse" else "/mcp"
+
+    @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/{'sse' if self.transport == 'sse' else 'mcp'}"
+        return f"http://127.0.0.1:{self.port}{self.path}"
 
     @property
     def token_env(self) -> str:
@@ -85,53 +97,75 @@ def lab_servers() -> list[ToolServer]:
 
     tools = ("echo", "whoami")  # "wipe" is left out
     return [
-        ToolServer("acme_tools", "acme", "http", free_port(), token("acme"), tools),
-        ToolServer("globex_tools", "globex", "http", free_port(), token("globex"), tools),
-        ToolServer("globex_sse", "globex", "sse", free_port(), token("globexsse")),
-        ToolServer("open_tools", None, "http", free_port(), token("open"), allow_all_keys=True),
+        ToolServer("acme_tools", "acme", "tools", "http", free_port(), token("acme"), tools),
+        ToolServer("globex_tools", "globex", "tools", "http", free_port(), token("globex"), tools),
+        ToolServer("globex_sse", "globex", "sse", "sse", free_port(), token("globexsse")),
+        ToolServer("open_tools", None, "open", "http", free_port(), token("open"), allow_all_keys=True),
     ]
 
 
 @dataclass(frozen=True)
 class Registration:
+    """What the program rendered for the gateway (``rendered_registration``)."""
+
     mcp_servers: dict[str, dict[str, Any]]
     general_settings: dict[str, Any]
     env: dict[str, str]  # the gateway's environment (from a Secret in the cluster)
-    teams: dict[str, dict[str, Any]]  # tenant -> /team/new and /team/update body
-    keys: dict[str, dict[str, Any]]  # tenant -> /key/generate and /key/update body, without "key"
+    teams: dict[str, dict[str, Any]]  # tenant -> /team/new and /team/update body (the key Job's TEAM_SPEC)
+    keys: dict[str, dict[str, Any]]  # tenant -> /key/generate and /key/update body, without "key" (KEY_SPEC)
 
 
-def gateway_mcp_registration(
-    servers: list[ToolServer], team_specs: dict[str, dict[str, Any]], key_specs: dict[str, dict[str, Any]]
-) -> Registration:
-    """LiteLLM's ``mcp_servers`` entries and the tenants' team/key bodies granting each tenant its own servers.
+LAB_IMAGE = "example.com/lab/mcp-server:2.3.0"  # the lab runs the server as a process; the image is not pulled
 
-    ``team_specs``/``key_specs`` are the tenants' TEAM_SPEC/KEY_SPEC of the rendered key Jobs (without MCP).
-    The key carries its grant itself: with ``require_key_mcp_access_defined`` a key inherits nothing from its
-    team, whose grant is the ceiling."""
-    mcp_servers = {}
-    for server in servers:
-        entry: dict[str, Any] = {
-            "url": server.url,
-            "transport": server.transport,
-            "auth_type": "bearer_token",
-            "auth_value": f"os.environ/{server.token_env}",
-            "allow_all_keys": server.allow_all_keys,
-            "available_on_public_internet": False,
-        }
-        if server.allowed_tools is not None:
-            entry["allowed_tools"] = list(server.allowed_tools)
-        mcp_servers[server.name] = entry
 
-    def granted(tenant: str) -> dict[str, Any]:
-        return {"object_permission": {"mcp_servers": [s.name for s in servers if s.tenant == tenant]}}
+def lab_tenants(servers: list[ToolServer]) -> list[dict[str, Any]]:
+    """The dev stack's tenants (Pulumi.dev.yaml) with the lab's servers as their ``mcp`` agents, as a stack file
+    declares them; a shared server (no tenant) is not the program's: the program refuses one open to all keys."""
+    config = yaml.safe_load((lab.ROOT / "Pulumi.dev.yaml").read_text())["config"]
+    tenants = config["agent-platform:tenants"]
+    for tenant in tenants:
+        tenant["agents"] = [a for a in tenant["agents"] if a["type"] != "mcp"]
+        for server in (s for s in servers if s.tenant == tenant["name"]):
+            assert mcp_server_name(server.tenant, server.agent) == server.name, server
+            mcp: dict[str, Any] = {"image": LAB_IMAGE, "port": server.port, "path": server.path}
+            mcp |= {"transport": server.transport}
+            if server.allowed_tools:
+                mcp["allowedTools"] = list(server.allowed_tools)
+            tenant["agents"].append({"name": server.agent, "type": "mcp", "cpu": "250m", "memory": "256Mi", "mcp": mcp})
+    return tenants
 
+
+def lab_program(servers: list[ToolServer]) -> ProgramResult:
+    """The real program for the dev stack with the lab's tenants."""
+    return program_result("dev", {"agent-platform:tenants": lab_tenants(servers)})
+
+
+def rendered_registration(result: ProgramResult, servers: list[ToolServer]) -> Registration:
+    """What the program rendered for the servers: LiteLLM's ``mcp_servers`` (hosts rewritten to 127.0.0.1) and
+    ``general_settings``, the tokens' environment as the rendered release reads it from its Secret, and the tenants'
+    team and key bodies from their rendered key Jobs."""
+    values = copy.deepcopy(result.named("kubernetes:helm.sh/v3:Release", "gateway-litellm").plain["values"])
+    config = values["proxy_config"]
+    mcp_servers = config["mcp_servers"]
+    by_name = {s.name: s for s in servers}
+    for name, entry in mcp_servers.items():
+        host = entry["url"].split("//", 1)[1].split(":", 1)[0]
+        assert host.endswith(".svc.cluster.local"), entry["url"]
+        entry["url"] = entry["url"].replace(f"//{host}:", "//127.0.0.1:", 1)
+        assert entry["url"] == by_name[name].url, (entry["url"], by_name[name])
+    env = {
+        item["name"]: by_name[item["valueFrom"]["secretKeyRef"]["key"]].token
+        for item in values["extraEnvVars"]
+        if item.get("valueFrom", {}).get("secretKeyRef", {}).get("name") == MCP_TOKENS_SECRET
+    }
+    jobs = key_job_containers(result)
     return Registration(
         mcp_servers=mcp_servers,
-        general_settings={"require_key_mcp_access_defined": True},
-        env={server.token_env: server.token for server in servers},
-        teams={tenant: {**spec, **granted(tenant)} for tenant, spec in team_specs.items()},
-        keys={tenant: {**spec, **granted(tenant)} for tenant, spec in key_specs.items()},
+        # The session's LiteLLM runs without the shared cache: the rendered settings but coordination_redis.
+        general_settings={k: v for k, v in config["general_settings"].items() if k != "coordination_redis"},
+        env=env,
+        teams={tenant: json.loads(job_env(job, "TEAM_SPEC")) for tenant, job in jobs.items()},
+        keys={tenant: json.loads(job_env(job, "KEY_SPEC")) for tenant, job in jobs.items()},
     )
 
 
@@ -173,9 +207,9 @@ class Servers:
         self.proc.wait(timeout=10)
 
 
-def key_job_containers(overrides: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
-    """tenant -> the container of the dev stack's rendered key Job (with config ``overrides``)."""
-    jobs = program_result("dev", overrides).of_type("kubernetes:batch/v1:Job")
+def key_job_containers(result: ProgramResult) -> dict[str, dict[str, Any]]:
+    """tenant -> the container of the rendered key Job."""
+    jobs = result.of_type("kubernetes:batch/v1:Job")
     prefix = "gateway-key-job-"
     return {
         job.name.removeprefix(prefix): job.inputs["spec"]["template"]["spec"]["containers"][0]

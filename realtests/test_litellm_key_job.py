@@ -1,6 +1,6 @@
 """The tenant key Job's own script against the real LiteLLM: team, key under it, rotation with a grace period.
 
-The Job is the dev stack's rendered ``litellm-key-acme-*`` Job, run against the session's LiteLLM (conftest.py); its
+The Job is the rendered ``litellm-key-acme-*`` Job (the dev stack with the MCP lab's servers), run against the session's LiteLLM (conftest.py); its
 container command runs under busybox sh as uid 100 with a private tmpfs /tmp (as in the curl image), secret refs
 replaced by lab keys.
 """
@@ -12,10 +12,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-import yaml
 
 from realtests import lab, mcp_lab
-from tools.program import ROOT
+from tests.conftest import program_result
 
 KEY_A = "sk-acmeAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
 KEY_B = "sk-acmeBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB"
@@ -23,8 +22,8 @@ KEY_C = "sk-acmeCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCC"
 
 
 @pytest.fixture(scope="module")
-def job() -> dict[str, Any]:
-    return mcp_lab.key_job_containers()["acme"]
+def job(gateway: mcp_lab.Gateway) -> dict[str, Any]:
+    return gateway.jobs["acme"]
 
 
 @pytest.fixture(scope="module")
@@ -35,12 +34,12 @@ def proxy(gateway: mcp_lab.Gateway) -> lab.Proxy:
 
 
 @pytest.fixture(scope="module")
-def decommissioned_job() -> dict[str, Any]:
-    """acme's Job once the dev stack sets ``state: decommissioned`` on it."""
-    tenants = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]["agent-platform:tenants"]
+def decommissioned_job(gateway: mcp_lab.Gateway) -> dict[str, Any]:
+    """acme's Job once the stack (the dev stack with the lab's MCP servers) sets ``state: decommissioned`` on it."""
+    tenants = mcp_lab.lab_tenants(gateway.tool_servers)
     for tenant in tenants:
         tenant["state"] = "decommissioned" if tenant["name"] == "acme" else tenant.get("state", "active")
-    return mcp_lab.key_job_containers({"agent-platform:tenants": tenants})["acme"]
+    return mcp_lab.key_job_containers(program_result("dev", {"agent-platform:tenants": tenants}))["acme"]
 
 
 def reset() -> None:

@@ -1,15 +1,16 @@
 """LiteLLM 1.93 as the tenants' MCP gateway, with real MCP servers and real MCP clients (docs/mcp.md).
 
 Tenant A (acme) has one streamable-HTTP server, tenant B (globex) one streamable-HTTP and one SSE server, each
-with its own bearer token; the session's LiteLLM (conftest.py) registers them with ``allow_all_keys: false``,
-``available_on_public_internet: false`` and ``require_key_mcp_access_defined``, and the tenants' teams and keys
-are written by the dev stack's own key-Job script with the MCP grants added to its bodies. The clients are the
+with its own bearer token, declared as ``mcp`` agents; the session's LiteLLM (conftest.py) runs the registration the
+program renders for them (``allow_all_keys: false``, ``available_on_public_internet: false``,
+``require_key_mcp_access_defined``), and the tenants' teams and keys are written by their rendered key Jobs, whose
+bodies carry the grants. Agents call through the rendered tenant gateway (nginx) in front of it. The clients are the
 ``mcp`` SDK (Python) and the TypeScript SDK (npm); every response body they received is searched for tokens.
 """
 
 from __future__ import annotations
 
-import copy
+import hashlib
 import json
 import secrets
 import time
@@ -23,10 +24,19 @@ import pytest
 
 from realtests import lab, mcp_lab
 from realtests.conftest import FIGURES
+from tests.tenant_gateway_nginx import RunningGateway, tenant_gateway
 
 REFUSED = "User not allowed to call this tool."
 LEAKING_REFUSAL = "User not allowed to call this tool. Allowed MCP servers: [MCPServer("
 TOOLS_B = {"globex_tools": ("echo", "whoami"), "globex_sse": ("echo", "whoami", "wipe")}  # globex_sse: no allowlist
+
+
+@pytest.fixture(scope="module")
+def tenant_gw(gateway: mcp_lab.Gateway) -> Iterator[RunningGateway]:
+    """The rendered tenant gateway (nginx.conf of components/gateway/tenant_gateway.py, Debian's nginx) in front of
+    the session's LiteLLM: what agents call (LITELLM_MCP_URL is its /mcp/)."""
+    with tenant_gateway(f"127.0.0.1:{gateway.proxy.port}") as running:
+        yield running
 
 
 def call(name: str, text: str | None = None) -> dict[str, Any]:
@@ -46,8 +56,10 @@ def lab_gw(gateway: mcp_lab.Gateway) -> Iterator[dict[str, Any]]:
     start = time.monotonic()
     for tenant in ("acme", "globex"):
         keys[tenant] = fresh_key(tenant)
-        rc, out = run_key_job(gateway, tenant, keys[tenant])
-        assert rc == 0, out
+        for run in ("created", "updated"):  # the second run takes the update path with the same grants
+            rc, out = run_key_job(gateway, tenant, keys[tenant])
+            assert rc == 0, out
+            assert f"team tenant-{tenant} {run}" in out, out
     FIGURES["key_jobs_s"] = round(time.monotonic() - start, 1)
     no_grant = {**gateway.registration.keys["acme"], "key_alias": "acme-no-mcp", "key": fresh_key("acme")}
     del no_grant["object_permission"]
@@ -71,12 +83,8 @@ def emptied_team(gateway: mcp_lab.Gateway) -> dict[str, Any]:
 
 
 def run_key_job(gateway: mcp_lab.Gateway, tenant: str, key: str) -> tuple[int, str]:
-    """The tenant's rendered key Job with the registration's team/key bodies (with their MCP grants)."""
-    container = copy.deepcopy(gateway.jobs[tenant])
-    bodies = {"TEAM_SPEC": gateway.registration.teams[tenant], "KEY_SPEC": gateway.registration.keys[tenant]}
-    for item in container["env"]:
-        if item["name"] in bodies:
-            item["value"] = json.dumps(bodies[item["name"]], sort_keys=True)
+    """The tenant's rendered key Job, as rendered (its team and key bodies carry the MCP grants)."""
+    container = gateway.jobs[tenant]
     secrets_ = {("litellm-masterkey", "masterkey"): lab.MASTER_KEY, ("litellm-tenant-keys", tenant): key}
     return lab.run_job_container(container, secrets_, gateway.proxy.url)
 
@@ -88,6 +96,29 @@ def everything(result: Any) -> str:
 
 def tokens_in(text: str, gateway: mcp_lab.Gateway) -> set[str]:
     return {s.name for s in gateway.tool_servers if s.token in text}
+
+
+def stored_grant(table: str, column: str, value: str) -> list[str]:
+    """The ``mcp_servers`` LiteLLM stored for a key (``LiteLLM_VerificationToken.token``, the key's SHA-256) or a team,
+    read from its database: a key never goes into a URL (LiteLLM's access log prints query strings)."""
+    out = lab.psql(
+        f'select p.mcp_servers from "{table}" t join "LiteLLM_ObjectPermissionTable" p '
+        f"on p.object_permission_id = t.object_permission_id where t.{column} = '{value}'"
+    )
+    return sorted(out.strip("{}").split(",")) if out.strip("{}") else []
+
+
+def test_the_rendered_grants_give_each_tenant_its_own_servers(gateway: mcp_lab.Gateway, lab_gw: dict[str, Any]) -> None:
+    """After the key Jobs' second (update) run. LiteLLM stores a team's grant as written and a key's as server ids
+    (it resolves names, aliases and ids against the team's grant: a stable hash for a config-defined server)."""
+    own = {"acme": ["acme_tools"], "globex": ["globex_sse", "globex_tools"]}
+    ids = rest_ids(gateway, lab_gw)
+    for tenant, servers in own.items():
+        for body in (gateway.registration.teams[tenant], gateway.registration.keys[tenant]):
+            assert sorted(body["object_permission"]["mcp_servers"]) == servers
+        assert stored_grant("LiteLLM_TeamTable", "team_id", f"tenant-{tenant}") == servers
+        token = hashlib.sha256(lab_gw["keys"][tenant].encode()).hexdigest()
+        assert stored_grant("LiteLLM_VerificationToken", "token", token) == sorted(ids[s] for s in servers)
 
 
 def test_the_config_names_the_tokens_only(gateway: mcp_lab.Gateway) -> None:
@@ -370,3 +401,46 @@ def test_a_session_id_is_bound_to_its_caller(gateway: mcp_lab.Gateway, lab_gw: d
     assert code == 403, stolen
     assert "acme_tools" not in stolen
     assert f"session '{session}' owner mismatch" in gateway.proxy.log.read_text()
+
+
+@pytest.mark.parametrize("path", ["/mcp", "/mcp/"])
+def test_agents_reach_their_tools_through_the_tenant_gateway(
+    gateway: mcp_lab.Gateway, lab_gw: dict[str, Any], tenant_gw: RunningGateway, path: str
+) -> None:
+    """What an agent does with LITELLM_MCP_URL: lists and calls its tenant's tools through nginx, is refused the
+    other tenant's, and never sees LiteLLM's redirect (nginx sends /mcp to /mcp/ itself)."""
+    url, keys = tenant_gw.url + path, lab_gw["keys"]
+    a = mcp_lab.session(
+        url, keys["acme"], [{"op": "list"}, call("acme_tools-echo", "via nginx"), call("globex_sse-wipe")]
+    )
+    assert a["error"] is None, a
+    assert a["ops"][:2] == [
+        {"tools": ["acme_tools-echo", "acme_tools-whoami"]},
+        {"text": "acme_tools echoes: via nginx", "is_error": False},
+    ]
+    assert a["ops"][2]["is_error"]
+    assert a["ops"][2]["text"].startswith("Error: " + LEAKING_REFUSAL)
+    assert not [w for w in a["wire"] if w["status"] == 307], a["wire"]
+    assert tokens_in(everything(a), gateway) == {"acme_tools"}  # the caller's own server only (LiteLLM's refusal)
+    b = mcp_lab.session(url, keys["globex"], [{"op": "list"}])
+    assert b["ops"][0] == {"tools": sorted(f"{s}-{t}" for s in ("globex_tools", "globex_sse") for t in TOOLS_B[s])}
+    none = mcp_lab.session(url, keys["no_grant"], [{"op": "list"}])
+    assert none["ops"] == [{"tools": []}]
+    per_server = mcp_lab.session(tenant_gw.url + "/mcp/acme_tools", keys["acme"], [{"op": "list"}])
+    assert per_server["ops"] == [], per_server  # no other MCP route is forwarded
+    assert {w["status"] for w in per_server["wire"]} == {403}, per_server["wire"]
+
+
+def test_the_tenant_gateway_drops_a_caller_sent_server_authorization(
+    gateway: mcp_lab.Gateway, lab_gw: dict[str, Any], tenant_gw: RunningGateway
+) -> None:
+    """The answer to ``x-mcp-<server>-authorization`` (test_a_caller_sent_header_replaces_the_configured_token): through
+    the tenant gateway the server receives its configured token only, and the call works."""
+    acme = lab_gw["servers"]["acme_tools"]
+    chosen, received, result = mcp_lab.override_probe(
+        gateway.servers, acme, tenant_gw.url + "/mcp/", lab_gw["keys"]["acme"], "acme_tools-echo"
+    )
+    assert received
+    assert set(received) == {f"Bearer {acme.token}"}
+    assert chosen not in json.dumps(gateway.servers.requests())
+    assert result["ops"] == [{"text": "acme_tools echoes: override", "is_error": False}]

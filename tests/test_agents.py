@@ -60,10 +60,15 @@ def tenants_program() -> None:
                 scaler=keda.release if keda else None,
                 depends_on=tuple(kata.runtime_classes),
                 proxy_url=pulumi.Output.secret(f"http://{tenant.name}:proxy-password@{PROXY_HOST}:3128"),
+                mcp_tokens={a.name: pulumi.Output.secret(mcp_token(tenant.name, a.name)) for a in tenant.agents},
                 fargate_security_group_id=f"sg-fargate-{tenant.name}" if tenant.fargate else None,
             ),
             opts=opts,
         )
+
+
+def mcp_token(tenant: str, agent: str) -> str:
+    return f"mcp-token-of-{tenant}-{agent}"
 
 
 def tenants_result(stack: str, **overrides: Any) -> ProgramResult:
@@ -143,8 +148,12 @@ def test_service_account_has_no_token(tenants: ProgramResult) -> None:
 @pytest.mark.parametrize(
     ("tenant", "agent", "keys"),
     [
-        ("acme", "hermes", {"LITELLM_API_KEY", "API_SERVER_KEY", "TELEGRAM_BOT_TOKEN"}),
-        ("globex", "openclaw", {"LITELLM_API_KEY", "OPENCLAW_GATEWAY_TOKEN", "SLACK_BOT_TOKEN", "SLACK_APP_TOKEN"}),
+        ("acme", "hermes", {"LITELLM_API_KEY", "LITELLM_MCP_URL", "API_SERVER_KEY", "TELEGRAM_BOT_TOKEN"}),
+        (
+            "globex",
+            "openclaw",
+            {"LITELLM_API_KEY", "LITELLM_MCP_URL", "OPENCLAW_GATEWAY_TOKEN", "SLACK_BOT_TOKEN", "SLACK_APP_TOKEN"},
+        ),
     ],
 )
 def test_agent_secrets_are_secret(tenants: ProgramResult, tenant: str, agent: str, keys: set[str]) -> None:

@@ -9,6 +9,7 @@ from components.config import (
     AgentConfig,
     AgentSchedule,
     EgressRules,
+    McpServerConfig,
     TenantConfig,
     TenantLitellmConfig,
     TenantQuota,
@@ -24,7 +25,9 @@ OBJECTS = {
     "tenants[].quota": TenantQuota,
     "tenants[].litellm": TenantLitellmConfig,
     "tenants[].egress": EgressRules,
+    "tenants[].agents[].mcp": McpServerConfig,
 }
+MCP_AGENT = {"name": "m", "type": "mcp", "mcp": {"image": "example.com/tools:1.0"}}
 
 SCHEDULE = {"start": "0 8 * * 1-5", "end": "0 19 * * 1-5"}
 
@@ -51,11 +54,13 @@ def test_every_declared_key_is_a_field_and_every_field_a_key() -> None:
 
 def test_an_undeclared_key_is_refused_with_the_nearest_declared_one() -> None:
     for where, keys in TENANT_KEY_SETS:
-        tenant: dict = {"name": "t", "agents": [{"name": "a", "type": "hermes", "schedule": dict(SCHEDULE)}]}
+        agents = [{"name": "a", "type": "hermes", "schedule": dict(SCHEDULE)}, dict(MCP_AGENT, mcp={"image": "x:1"})]
+        tenant: dict = {"name": "t", "agents": agents}
         section = {
             "tenants[]": tenant,
             "tenants[].agents[]": tenant["agents"][0],
             "tenants[].agents[].schedule": tenant["agents"][0]["schedule"],
+            "tenants[].agents[].mcp": tenant["agents"][1]["mcp"],
         }
         place = section.get(where) or tenant.setdefault(where.split(".")[1], {})
         place[f"{keys[-1].name}x"] = 1
@@ -63,12 +68,13 @@ def test_an_undeclared_key_is_refused_with_the_nearest_declared_one() -> None:
 
 
 def test_defaults_are_the_declared_ones() -> None:
-    agents = [{"name": "a", "type": "hermes"}, {"name": "b", "type": "hermes", "schedule": SCHEDULE}]
+    agents = [{"name": "a", "type": "hermes"}, MCP_AGENT, {"name": "b", "type": "hermes", "schedule": SCHEDULE}]
     (tenant,) = parse_config(tenants=[{"name": "t", "agents": agents}]).tenants
     parsed = {
+        "tenants[].agents[].mcp": tenant.agents[1].mcp,
         "tenants[]": tenant,
         "tenants[].agents[]": tenant.agents[0],
-        "tenants[].agents[].schedule": tenant.agents[1].schedule,
+        "tenants[].agents[].schedule": tenant.agents[2].schedule,
         "tenants[].quota": tenant.quota,
         "tenants[].litellm": tenant.litellm,
         "tenants[].egress": tenant.egress,

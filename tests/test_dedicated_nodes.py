@@ -66,7 +66,7 @@ def test_a_dedicated_tenant_gets_its_own_tainted_pool() -> None:
 def test_only_the_dedicated_tenants_pods_select_and_tolerate_its_nodes() -> None:
     result = dedicated()
     globex = pods(result, "tenant-globex")
-    assert len(globex) == 2  # the Deployment and the warm pool's SandboxTemplate
+    assert len(globex) == 3  # OpenClaw's Deployment and warm pool SandboxTemplate, the MCP server's Deployment
     for spec in globex:
         assert spec["nodeSelector"] == {DEDICATED_TENANT_KEY: "globex"}
         assert spec["tolerations"] == [

@@ -143,7 +143,11 @@ def test_md5_crypt_matches_openssl() -> None:
 
 def netpol_egress(result: Any) -> list[list[dict[str, Any]]]:
     # the sandboxes' policies (the platform namespaces' own are tests/test_network_policies.py's)
-    rules = [r.inputs["spec"]["egress"] for r in result.of_type(NETPOL) if "PlatformNetworkPolicies" not in r.urn]
+    rules = [
+        r.inputs["spec"]["egress"]
+        for r in result.of_type(NETPOL)
+        if "PlatformNetworkPolicies" not in r.urn and "Egress" in r.inputs["spec"]["policyTypes"]
+    ]
     rules += [r.inputs["spec"]["networkPolicy"]["egress"] for r in result.of_type(TEMPLATE)]
     return rules
 

@@ -202,6 +202,7 @@ def test_a_rotated_key_rolls_the_agents_pods(dev: ProgramResult) -> None:
         d
         for d in dev.of_type("kubernetes:apps/v1:Deployment")
         if d.inputs["metadata"]["namespace"].startswith("tenant-")
+        and d.inputs["metadata"]["labels"]["app.kubernetes.io/name"] != "mcp"  # MCP servers hold no LiteLLM key
     ]
     assert deployments
     for deployment in deployments:
@@ -291,6 +292,7 @@ def test_key_job_puts_the_tenant_limits_on_its_team_and_the_key_under_it(dev: Pr
         "rpm_limit": 60,
         "tpm_limit": 100000,
         "metadata": {"tenant": "acme", "managed-by": "pulumi"},
+        "object_permission": {"mcp_servers": ["acme_kb_tools"]},  # its own MCP server: the key's ceiling
         "blocked": False,  # true once decommissioned (tests/test_lifecycle.py)
     }
     spec = json.loads(env["KEY_SPEC"])
@@ -299,6 +301,7 @@ def test_key_job_puts_the_tenant_limits_on_its_team_and_the_key_under_it(dev: Pr
         "team_id": "tenant-acme",
         "models": ["claude-sonnet"],
         "allowed_routes": ["llm_api_routes"],
+        "object_permission": {"mcp_servers": ["acme_kb_tools"]},  # its own grant (require_key_mcp_access_defined)
         "metadata": {"tenant": "acme", "managed-by": "pulumi"},
         "max_budget": None,
         "budget_duration": None,

@@ -12,9 +12,6 @@ from __future__ import annotations
 import http.client
 import http.server
 import json
-import os
-import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -29,7 +26,7 @@ from components.contracts.labels import CORE_NODE_SELECTOR
 from components.gateway import tenant_gateway as gp
 from components.k8s.nlb import NLB_ANNOTATIONS
 from tests.conftest import program_result
-from tests.localhost import free_port, serving
+from tests.tenant_gateway_nginx import nginx_binary, tenant_gateway
 from tests.tokens import DEPLOYMENT, SERVICE
 from tools.program import ProgramResult
 
@@ -64,6 +61,16 @@ BLOCKED = (
     ("GET", "/sso/key/generate"),
     ("POST", "/v1/chat/completions/../../key/generate"),
     ("GET", "/V1/MODELS"),
+    # MCP: only /mcp/ (every granted server); no per-server, REST or listing route (docs/mcp.md).
+    ("POST", "/mcp/acme_tools"),
+    ("POST", "/acme_tools/mcp"),
+    ("GET", "/mcp-rest/tools/list"),
+    ("POST", "/mcp-rest/tools/call"),
+    ("GET", "/v1/mcp/server"),
+    ("GET", "/v1/mcp/tools"),
+    ("POST", "/v1/mcp/server"),
+    ("GET", "/mcp/../key/list"),
+    ("POST", "/mcp//acme_tools"),
 )
 
 
@@ -75,7 +82,7 @@ def test_every_route_is_an_exact_location_with_a_fixed_upstream_path_and_the_res
     conf = gp.nginx_conf("litellm.litellm.svc.cluster.local:4000")
     for route in gp.ROUTES:
         assert f"location = {route.path} {{" in conf
-        assert f"proxy_pass http://litellm{route.path};" in conf
+        assert f"proxy_pass http://litellm{route.upstream or route.path};" in conf
     assert conf.count("proxy_pass ") == len(gp.ROUTES)
     assert "server litellm.litellm.svc.cluster.local:4000;" in conf
     assert f"location / {{ return 403 '{gp.FORBIDDEN_BODY}'; }}" in conf
@@ -223,8 +230,7 @@ class LiveGateway:
 
 @pytest.fixture(scope="module")
 def live_gateway() -> Iterator[LiveGateway]:
-    nginx = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if os.access(p, os.X_OK)), None)
-    if nginx is None:
+    if nginx_binary() is None:
         pytest.skip("the real-nginx test needs Debian's nginx (.ci/run installs it: apt-get install nginx)")
     stub = Stub(port=0)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), stub_handler(stub))
@@ -233,23 +239,8 @@ def live_gateway() -> Iterator[LiveGateway]:
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
     thread.start()
     try:
-        with tempfile.TemporaryDirectory(prefix="tenant-gateway-nginx-") as tmp:
-            workdir = Path(tmp)
-            workdir.chmod(0o777)  # run as root, nginx's workers switch to an unprivileged user
-            paths = gp.NginxPaths(
-                pid=str(workdir / "nginx.pid"),
-                temp=str(workdir),
-                access_log=str(workdir / "access.log"),
-                error_log=str(workdir / "error.log"),
-            )
-            port, health_port = free_port(), free_port()
-            conf = gp.nginx_conf(
-                f"127.0.0.1:{stub.port}", listen="127.0.0.1", port=port, health_port=health_port, paths=paths
-            )
-            (workdir / "nginx.conf").write_text(conf)
-            command = [nginx, "-p", str(workdir), "-c", str(workdir / "nginx.conf"), "-e", paths.error_log]
-            with serving(command, port):  # master and workers share the group: one signal stops them all
-                yield LiveGateway(port, health_port, stub, workdir)
+        with tenant_gateway(f"127.0.0.1:{stub.port}") as running:
+            yield LiveGateway(running.port, running.health_port, stub, running.workdir)
     finally:
         server.shutdown()
         server.server_close()
@@ -269,9 +260,9 @@ def test_every_allowed_route_reaches_the_upstream_unchanged(live_gateway: LiveGa
         method, route.path + "?probe=1", body, {"Authorization": "Bearer sk-tenant", "Content-Type": "application/json"}
     )
     assert status == 200, payload
-    assert json.loads(payload)["path"] == f"{route.path}?probe=1"
+    assert json.loads(payload)["path"] == f"{route.upstream or route.path}?probe=1"
     seen = live_gateway.stub.seen[before]
-    assert (seen.method, seen.path) == (method, f"{route.path}?probe=1")
+    assert (seen.method, seen.path) == (method, f"{route.upstream or route.path}?probe=1")
     assert seen.headers["authorization"] == "Bearer sk-tenant"  # LiteLLM still authenticates the tenant key
     if body:
         assert seen.body == body
@@ -299,6 +290,8 @@ def test_every_other_route_gets_403_and_never_reaches_the_upstream(
         ("POST", "/v1/models"),
         ("DELETE", "/v1/models"),
         ("POST", "/health/readiness"),
+        ("PUT", "/mcp/"),
+        ("PATCH", "/mcp"),
     ],
 )
 def test_methods_are_restricted_per_route(live_gateway: LiveGateway, method: str, path: str) -> None:
@@ -315,6 +308,44 @@ def test_dot_segments_and_double_slashes_are_forwarded_as_the_canonical_path(liv
         status, _ = live_gateway.request("POST", raw, chat_body(), {"Content-Type": "application/json"})
         assert status == 200, raw
     assert live_gateway.stub.paths()[before:] == ["/v1/chat/completions"] * 3
+
+
+@pytest.mark.parametrize("path", ["/mcp", "/mcp/"])
+def test_mcp_requests_reach_litellm_with_only_the_mcp_headers(live_gateway: LiveGateway, path: str) -> None:
+    """A caller's ``x-mcp-<server>-authorization`` would replace the server's token in LiteLLM 1.93 (docs/mcp.md):
+    the MCP routes forward a fixed list of request headers, so no ``x-mcp-*`` (nor anything else) gets through."""
+    kept = {
+        "Authorization": "Bearer sk-tenant",
+        "Content-Type": "application/json",
+        "Accept": "application/json, text/event-stream",
+        "Mcp-Session-Id": "session-1",
+        "Mcp-Protocol-Version": "2025-06-18",
+        "Last-Event-ID": "7",
+    }
+    dropped = {
+        "x-mcp-acme_tools-authorization": "Bearer caller-chosen",
+        "x-mcp-globex_tools-x-api-key": "caller-chosen",
+        "x-mcp-auth": "caller-chosen",
+        "x-mcp-servers": "globex_tools",
+        "x-mcp-access-groups": "all",
+        "x-litellm-api-key": "sk-other",
+        "Cookie": "session=x",
+    }
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}).encode()
+    for method in ("POST", "GET", "DELETE"):
+        before = len(live_gateway.stub.seen)
+        status, _ = live_gateway.request(method, path, body if method == "POST" else None, {**kept, **dropped})
+        assert status == 200
+        (seen,) = live_gateway.stub.seen[before:]
+        assert (seen.method, seen.path) == (method, "/mcp/")  # never LiteLLM's 307 from /mcp
+        assert {k.lower(): v for k, v in kept.items()}.items() <= seen.headers.items()
+        assert not {h for h in seen.headers if h.startswith("x-mcp") or h in ("cookie", "x-litellm-api-key")}
+        if method == "POST":
+            assert seen.body == body
+    before = len(live_gateway.stub.seen)
+    live_gateway.request("POST", path, body, {"Authorization": "Bearer sk-tenant"})
+    (seen,) = live_gateway.stub.seen[before:]
+    assert "mcp-session-id" not in seen.headers  # an unset header is not sent empty
 
 
 def test_sse_stream_arrives_incrementally(live_gateway: LiveGateway) -> None:

@@ -88,7 +88,28 @@ def pins(stack: str) -> list[tuple[str, str]]:
 def stack_pins(request: pytest.FixtureRequest) -> list[tuple[str, str]]:
     if not (SHARED / "charts").is_dir():
         pytest.skip(f"{SHARED / 'charts'} is absent (the charts to render)")
-    return pins(request.param)
+    tenants = tenant_images(request.param)
+    return [(where, image) for where, image in pins(request.param) if image not in tenants]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_tenant_images_pin_a_tag_and_a_digest(stack: str) -> None:
+    problems = {image: tenant_problem(image) for image in tenant_images(stack) if tenant_problem(image)}
+    assert not problems, problems
+    assert tenant_problem("example.com/acme/tools:1.0") is not None
+
+
+def tenant_images(stack: str) -> set[str]:
+    """The stack's tenants' own images (MCP servers, ``agents[].mcp.image``): in the tenant's registry, which no
+    catalog lists; the check for them is a tag and a digest (``tenant_problem``)."""
+    config, _ = stack_config(stack)
+    tenants = decode_raw("tenants", config.get("agent-platform:tenants", [])) or []
+    return {a["mcp"]["image"] for t in tenants for a in t.get("agents", []) if isinstance(a.get("mcp"), dict)}
+
+
+def tenant_problem(image: str) -> str | None:
+    _, tag, digest = parts(image)
+    return None if tag and digest else "a tenant's image pins a tag and a digest (repo:tag@sha256:...)"
 
 
 def problem(image: str) -> str | None:

@@ -97,7 +97,8 @@ def replicas(result: ProgramResult, type_: str) -> dict[str, int]:
 
 def test_running_agents_have_their_pods() -> None:
     result = program_result("dev")
-    assert replicas(result, DEPLOYMENT) == {"acme-hermes": 1, "globex-openclaw": 1, "initech-hermes": 1}
+    running = {"acme-hermes": 1, "acme-kb-tools": 1, "globex-openclaw": 1, "globex-crm-tools": 1, "initech-hermes": 1}
+    assert replicas(result, DEPLOYMENT) == running
     assert replicas(result, WARM_POOL) == {"globex-openclaw-pool": 2}
     for tenant in ("acme", "globex"):
         assert job_spec(result, tenant, "TEAM_SPEC")["blocked"] is False
@@ -106,7 +107,9 @@ def test_running_agents_have_their_pods() -> None:
 
 def test_suspended_and_decommissioned_run_no_pods_and_keep_their_volumes_and_secrets() -> None:
     result, base = lifecycle_dev(), program_result("dev")
-    assert replicas(result, DEPLOYMENT) == {"acme-hermes": 0, "globex-openclaw": 0, "initech-hermes": 1}
+    # acme (decommissioned) runs nothing, its MCP server included; only globex's OpenClaw is suspended
+    expected = {"acme-hermes": 0, "acme-kb-tools": 0, "globex-openclaw": 0, "globex-crm-tools": 1, "initech-hermes": 1}
+    assert replicas(result, DEPLOYMENT) == expected
     assert replicas(result, WARM_POOL) == {"globex-openclaw-pool": 0}
     assert not result.of_type(SCALED_OBJECT)  # a suspended agent's schedule does not wake it
     kept = (NAMESPACE, PVC, "kubernetes:core/v1:Secret", "kubernetes:core/v1:ConfigMap")

@@ -434,3 +434,21 @@ def test_sandboxes_bypass_the_proxy_for_every_platform_url_they_are_given(stack:
         hosts = {h for text in (json.dumps(g) for g in given) for h in URL.findall(text) if in_vpc(h, vpc)}
         assert hosts, f"{namespace}: no platform URL found (the LiteLLM one at least)"
         assert hosts <= bypass, f"{namespace}: {sorted(hosts - bypass)} would go through the egress proxy"
+
+
+@RENDERED
+def test_only_litellm_reaches_a_tenant_s_mcp_servers() -> None:
+    """Each MCP server (dev: acme's on 8080, globex's on 9000) answers LiteLLM's pods on its own port, and nobody
+    else: not its own tenant's agents, not another tenant's, not the tenant gateway."""
+    objects, reach = rendered("dev")
+    servers = [p for p in sandboxes(objects) if p.labels.get("app.kubernetes.io/name") == "mcp"]
+    assert {(p.namespace, p.labels["agent-platform.io/agent"]) for p in servers} == {
+        ("tenant-acme", "kb-tools"),
+        ("tenant-globex", "crm-tools"),
+    }
+    litellm, nginx = workloads(objects, "litellm", "nginx")
+    ports = {"tenant-acme": 8080, "tenant-globex": 9000}
+    for server in servers:
+        assert reach.open_ports(litellm, server, extra=(8080, 9000)) == [ports[server.namespace]]
+        for source in [*sandboxes(objects), nginx]:
+            assert reach.open_ports(source, server, extra=(8080, 9000)) == [], source

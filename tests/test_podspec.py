@@ -19,7 +19,7 @@ from components.k8s.podspec import (
     sandbox_pod_template,
 )
 from components.runtime.agent_sandbox import sandbox_template_spec
-from components.tenants.agent_pod import agent_pod_template
+from components.tenants.agent_pod import agent_image, agent_pod_template
 from components.tenants.agent_types import AGENT_TYPES
 from components.tenants.sandbox_network import sandbox_egress_rules
 from tests.configs import parse_config
@@ -30,17 +30,18 @@ def platform(cidr: str = "10.1.0.0/16", **agent: Any) -> PlatformConfig:
     agents = [
         {"name": "hermes", "type": "hermes", "cpu": "2", "memory": "4Gi", "storageGiB": 10, **agent},
         {"name": "openclaw", "type": "openclaw", **agent},
+        {"name": "mcp", "type": "mcp", "mcp": {"image": "example.com/acme/tools:1.0"}, **agent},
     ]
     return parse_config(vpcCidr=cidr, tenants=[{"name": "acme", "agents": agents}])
 
 
 def template_for(cfg: PlatformConfig, agent: str, workload: str = "deployment", data: str = "emptyDir") -> dict:
     tenant: TenantConfig = cfg.tenants[0]
-    image = cfg.images.agents[agent]
+    config = next(a for a in tenant.agents if a.name == agent)
     return agent_pod_template(
         tenant=tenant,
         agent_name=agent,
-        image=image,
+        image=agent_image(cfg.images, config),
         network=cfg.network,
         workload=workload,
         data=data,

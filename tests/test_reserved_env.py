@@ -11,7 +11,7 @@ import pytest
 from components.config import EXTRA_RESERVED_AGENT_ENV, PLATFORM_AGENT_ENV, RESERVED_AGENT_ENV
 from components.tenants.agent_pod import agent_pod_template
 from components.tenants.agent_types import AGENT_TYPES
-from components.tenants.agent_types.base import LITELLM_KEY_ENV
+from components.tenants.agent_types.base import LITELLM_KEY_ENV, MCP_URL_ENV
 from tests.configs import config_error, parse_config
 from tools.program import ProgramResult
 
@@ -27,12 +27,12 @@ def env_names(pod_template: dict[str, Any]) -> set[str]:
 
 def template_env(agent_type: str, proxy: bool) -> set[str]:
     """Env names of one agent type's pod template, with the platform's own secrets (no tenant secretEnv)."""
-    cfg = parse_config(
-        tenants=[{"name": "t", "agents": [{"name": "a", "type": agent_type}]}],
-        egressMode="allowlist" if proxy else "open",
-    )
-    (tenant,) = cfg.tenants
     kind = AGENT_TYPES[agent_type]
+    agent = {"name": "a", "type": agent_type, **({"mcp": {"image": "example/tools:1"}} if kind.mcp_server else {})}
+    cfg = parse_config(tenants=[{"name": "t", "agents": [agent]}], egressMode="allowlist" if proxy else "open")
+    (tenant,) = cfg.tenants
+    # What the tenant's builder puts in an agent's Secret: the gateway's key and MCP URL (none for an MCP server).
+    gateway = () if kind.mcp_server else (LITELLM_KEY_ENV, MCP_URL_ENV)
     template = agent_pod_template(
         tenant=tenant,
         agent_name="a",
@@ -40,7 +40,7 @@ def template_env(agent_type: str, proxy: bool) -> set[str]:
         network=cfg.network,
         workload="deployment",
         data="emptyDir",
-        secret_names=(LITELLM_KEY_ENV, kind.token_env),
+        secret_names=(*gateway, kind.token_env),
         proxy_secret="egress-proxy" if proxy else None,
     )
     return env_names(template)

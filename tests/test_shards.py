@@ -5,6 +5,7 @@ replaced, and the platform's per-tenant pieces adopted by the shards after `pulu
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import re
 from typing import Any
@@ -27,8 +28,11 @@ PROJECT = "agent-platform"
 DEV_SHARDS = {"dev-a": ["acme"], "dev-b": ["globex"]}
 QUALIFIED = [f"organization/{SHARD_PROJECT}/{stack}" for stack in DEV_SHARDS]
 DEV = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]
+# The single stack the split example is cut from: dev without its MCP servers, which a shard cannot host yet (the
+# platform's gateway registers them with a token it generates: docs/shards.md#ownership).
+DEV_TENANTS = [{**t, "agents": [a for a in t["agents"] if a["type"] != "mcp"]} for t in DEV["agent-platform:tenants"]]
 # Fargate tenants stay in the platform (their profile, role and security group are the platform's).
-KEPT = [t for t in DEV["agent-platform:tenants"] if t.get("isolation") == "fargate"]
+KEPT = [t for t in DEV_TENANTS if t.get("isolation") == "fargate"]
 MOVED_TENANTS = [n for names in DEV_SHARDS.values() for n in names]
 # The dev platform as it is once its other tenants are in shards: the same stack, its Fargate tenant only.
 SPLIT = {
@@ -52,6 +56,12 @@ SERVED = {
 
 def contract_of(result: ProgramResult) -> dict[str, Any]:
     return result.outputs["tenantContract"]
+
+
+@pytest.fixture(scope="module")
+def base() -> ProgramResult:
+    """The single stack the split is cut from (dev without MCP servers)."""
+    return program_result("dev", {"agent-platform:tenants": DEV_TENANTS})
 
 
 @pytest.fixture(scope="module")
@@ -121,13 +131,17 @@ def test_a_shard_parses_the_platform_settings_as_the_platform_does(dev: ProgramR
     """Round trip: the dev tenants parsed against the contract give the dev stack's configuration, tenants and all,
     so a tenant renders the same in a shard as in the single stack."""
     platform = load_stack("dev")
-    tenants = [t for t in DEV["agent-platform:tenants"] if t["name"] in MOVED_TENANTS]
+    tenants = [t for t in DEV_TENANTS if t["name"] in MOVED_TENANTS]  # a shard refuses MCP servers (below)
     secrets = {"acme": {"hermes": {"TELEGRAM_BOT_TOKEN": "x"}}, "globex": {"openclaw": {"SLACK_BOT_TOKEN": "x"}}}
     secrets["globex"]["openclaw"]["SLACK_APP_TOKEN"] = "x"
     shard = shard_config(contract_of(dev), tenants, secrets, ["agent-platform:tenantSecrets"])
     for section in ("network", "cluster", "karpenter", "kata", "gateway", "images", "egress"):
         assert getattr(shard, section) == getattr(platform, section), section
-    assert shard.tenants == tuple(t for t in platform.tenants if t.name in MOVED_TENANTS)
+    assert shard.tenants == tuple(
+        dataclasses.replace(t, agents=tuple(a for a in t.agents if a.mcp is None))
+        for t in platform.tenants
+        if t.name in MOVED_TENANTS
+    )
 
 
 @pytest.mark.parametrize(
@@ -149,6 +163,12 @@ def test_a_shard_refuses_a_missing_or_incompatible_contract(contract: Any, messa
         (lambda t: t.update(dedicatedNodes=True), "tenants[0].dedicatedNodes"),
         (lambda t: t.update(egress={"cidrs": ["198.51.100.0/24"]}), "tenants[0].egress.cidrs"),
         (lambda t: t.update(isolation="fargate"), "tenants[0].isolation"),
+        (
+            lambda t: t["agents"].append(
+                {"name": "tools", "type": "mcp", "mcp": {"image": "t/mcp:1.0", "port": 8080, "transport": "http"}}
+            ),
+            "tenants[0].agents[1].mcp",
+        ),
     ],
 )
 def test_a_shard_refuses_what_only_the_platform_serves(dev: ProgramResult, change: Any, key: str) -> None:
@@ -194,9 +214,9 @@ def test_the_repository_split_is_the_dev_stack_split() -> None:
     assert split.pop("agent-platform:knownTenants") == [t["name"] for t in KEPT]
     owned = ("agent-platform:tenants", "agent-platform:tenantSecrets", "agent-platform:knownTenants")
     assert split == {k: v for k, v in dev.items() if k not in owned}
-    assert {t["name"] for t in KEPT} | set(MOVED_TENANTS) == {t["name"] for t in dev["agent-platform:tenants"]}
+    assert {t["name"] for t in KEPT} | set(MOVED_TENANTS) == {t["name"] for t in DEV_TENANTS}
     assert shard_files() == sorted(DEV_SHARDS)
-    by_name = {t["name"]: t for t in dev["agent-platform:tenants"]}
+    by_name = {t["name"]: t for t in DEV_TENANTS}
     for stack, names in DEV_SHARDS.items():
         shard = yaml.safe_load((SHARDS / f"Pulumi.{stack}.yaml").read_text())["config"]
         assert shard["agent-platform:tenants"] == [by_name[n] for n in names]
@@ -205,16 +225,16 @@ def test_the_repository_split_is_the_dev_stack_split() -> None:
         assert shard["agent-platform:knownTenants"] == names
 
 
-def test_split_has_the_single_stack_resources_by_urn_mapping(dev: ProgramResult, split: Any) -> None:
+def test_split_has_the_single_stack_resources_by_urn_mapping(base: ProgramResult, split: Any) -> None:
     """Every resource of the single stack is in the platform (same URN) or in a shard (the URN with the shard's
     stack and project), with the same inputs: nothing is replaced. Only the key Jobs' plumbing differs."""
     platform, shards = split
-    single = {tail(r.urn, "dev", PROJECT): r for r in dev.registrations}
+    single = {tail(r.urn, "dev", PROJECT): r for r in base.registrations}
     kept = {tail(r.urn, "dev", PROJECT): r for r in platform.registrations}
     moved: dict[str, Any] = {}
     for stack, result in shards.items():
         moved.update({tail(r.urn, stack, SHARD_PROJECT): r for r in result.registrations})
-    tenants = {tail(u, "dev", PROJECT) for u in tenant_tree(dev) if dev_tenant(dev, u) in MOVED_TENANTS}
+    tenants = {tail(u, "dev", PROJECT) for u in tenant_tree(base) if dev_tenant(base, u) in MOVED_TENANTS}
     per_tenant = {u for u in single if any(u.endswith(m.format(t=n)) for m in MOVED for n in MOVED_TENANTS)}
     assert len(per_tenant) == 6
     assert set(kept) == set(single) - tenants - per_tenant
@@ -230,10 +250,10 @@ def test_split_has_the_single_stack_resources_by_urn_mapping(dev: ProgramResult,
     assert len(volumes) == 1
 
 
-def test_moved_resources_keep_their_provider(dev: ProgramResult, split: Any) -> None:
+def test_moved_resources_keep_their_provider(base: ProgramResult, split: Any) -> None:
     """`pulumi state move` copies the platform's provider to the shard's root under its name; the shard's provider
     is that one (same name, same inputs), so no moved resource sees a provider change."""
-    (provider,) = (r for r in dev.registrations if r.type == "pulumi:providers:kubernetes")
+    (provider,) = (r for r in base.registrations if r.type == "pulumi:providers:kubernetes")
     for stack, result in split[1].items():
         (own,) = (r for r in result.registrations if r.type == "pulumi:providers:kubernetes")
         # The mock monitor qualifies a root resource's type with the Stack's; the engine does not.
@@ -264,14 +284,14 @@ def test_the_platform_per_tenant_pieces_are_adopted_by_alias(split: Any) -> None
                 assert {"spec": {"name": name, "noParent": True}} in resource.aliases
 
 
-def test_the_proxy_serves_the_shard_tenants(dev: ProgramResult, split: Any) -> None:
+def test_the_proxy_serves_the_shard_tenants(base: ProgramResult, split: Any) -> None:
     """The platform's squid.conf with the tenants in shards is the single stack's (same users, same allowlists)."""
 
     def squid_conf(result: ProgramResult) -> str:
         (config,) = (r for r in result.of_type("kubernetes:core/v1:ConfigMap") if r.name == "egress-config")
         return config.inputs["data"]["squid.conf"]
 
-    assert squid_conf(split[0]) == squid_conf(dev)
+    assert squid_conf(split[0]) == squid_conf(base)
 
 
 def test_offline_references_answer_each_side() -> None:

@@ -12,7 +12,7 @@ from components.tenants.agent_types import AGENT_TYPES
 
 @dataclass(frozen=True)
 class ImagesConfig:
-    agents: Mapping[str, str]  # agent type -> its image (the type's image_key)
+    agents: Mapping[str, str]  # agent type -> its image (the type's image_key; types without one: each agent's own)
     agent_sandbox_version: str
     keda_version: str  # the scaler of agent schedules
 
@@ -20,5 +20,5 @@ class ImagesConfig:
     def from_reader(cls, r: Reader) -> ImagesConfig:
         parse_semver("agentSandboxVersion", r.str("agentSandboxVersion"))
         parse_semver("kedaVersion", r.str("kedaVersion"))
-        agents = {name: r.image(t.image_key) for name, t in AGENT_TYPES.items()}
+        agents = {name: r.image(t.image_key) for name, t in AGENT_TYPES.items() if t.image_key}
         return cls(agents, r.str("agentSandboxVersion"), r.str("kedaVersion").lstrip("v"))

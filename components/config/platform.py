@@ -35,6 +35,7 @@ from components.config.reader import (
 from components.config.shards import shard_stacks
 from components.config.tenants import EgressConfig, TenantConfig
 from components.config.versions import catalog_note, check_kubernetes_version, check_published
+from components.contracts.gateway import mcp_server_name
 from components.k8s.quantity import quantity_value
 
 ADMISSION_MODES = ("Deny", "Audit")
@@ -310,6 +311,11 @@ class PlatformConfig:
         unique("tenants", [t.name for t in self.tenants], "tenant name")
         unique("tenants", [n for t in self.tenants for n in (*t.former_names, t.name)], "tenant name or former name")
         unique("tenants", [t.namespace for t in self.tenants], "tenant namespace")
+        unique(
+            "tenants",
+            [mcp_server_name(t.name, a.name) for t in self.tenants for a in t.agents if a.mcp is not None],
+            "MCP server name (<tenant>_<agent>, '-' read as '_')",
+        )
         self._check_self_hosted()
         self._check_known_tenants()
         models = set(self.gateway.model_names)

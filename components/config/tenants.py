@@ -43,6 +43,7 @@ from components.contracts.labels import FARGATE
 from components.contracts.namespaces import RESERVED_NAMESPACES
 from components.k8s.quantity import quantity_value
 from components.tenants.agent_types import AGENT_TYPES, platform_env
+from components.tenants.agent_types.mcp import MCP_PORT, MCP_PORT_RANGE
 
 EGRESS_MODES = ("allowlist", "open")
 # A tenant's isolation tier (docs/fargate.md#choosing-a-tier): Kata micro-VMs or gVisor on the platform's EC2 nodes,
@@ -255,6 +256,61 @@ CLOUDWATCH_RETENTION_DAYS = (
 )
 
 
+MCP_TRANSPORTS = ("http", "sse")  # LiteLLM's names: streamable HTTP, SSE (never stdio: it would run in LiteLLM's pod)
+_HTTP_PATH = re.compile(r"^/[A-Za-z0-9._~/-]*$")
+_TOOL_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+
+
+def image_pin(key: str, value: str) -> None:
+    Reader({"image": value}, key.rpartition(".")[0]).image("image")
+
+
+@dataclass(frozen=True)
+class McpServerConfig:
+    """``agents[].mcp`` of an agent of type ``mcp``: what runs and how the gateway reaches and registers it."""
+
+    image: str
+    port: int
+    path: str
+    transport: str
+    args: tuple[str, ...]
+    allowed_tools: tuple[str, ...]
+
+    @classmethod
+    def from_reader(cls, r: Reader) -> McpServerConfig:
+        values = read_keys(r, MCP_KEYS)
+        unique(r.key("allowedTools"), values["allowed_tools"], "tool")
+        return cls(**values)
+
+
+MCP_KEYS = (
+    Key("image", "string", "The server's image, pinned by tag or digest (never `latest`).", text(image_pin)),
+    Key("port", "integer", "The port it listens on (1024-65535).", integer(*MCP_PORT_RANGE), default=MCP_PORT),
+    Key(
+        "path",
+        "string",
+        "Its MCP endpoint's path (streamable HTTP: `/mcp`; SSE: usually `/sse`).",
+        matching(_HTTP_PATH, "a URL path starting with /"),
+        default="/mcp",
+    ),
+    Key(
+        "transport",
+        "string",
+        "`http` (streamable HTTP) or `sse`; stdio servers are not supported.",
+        text(lambda key, v: check(key, v in MCP_TRANSPORTS, f"{v!r} is not one of {', '.join(MCP_TRANSPORTS)}")),
+        default="http",
+    ),
+    Key("args", "list of strings", "Arguments to the image's entrypoint.", strings(), default=[]),
+    Key(
+        "allowedTools",
+        "list of strings",
+        "The only tools the gateway lists and calls (empty: all of them).",
+        strings(lambda key, v: check_match(key, v, _TOOL_NAME, "a tool name")),
+        default=[],
+    ),
+)
+
+
 _CRON_FIELD = r"[0-9A-Za-z*,/-]+"
 _CRON = re.compile(rf"^{_CRON_FIELD}( {_CRON_FIELD}){{4}}$")
 
@@ -307,6 +363,7 @@ class AgentConfig:
     vm_memory_mib: int | None
     secret_env: tuple[str, ...]
     egress: EgressRules
+    mcp: McpServerConfig | None  # type mcp only
     state: str
     schedule: AgentSchedule | None
 
@@ -318,6 +375,13 @@ class AgentConfig:
     def from_reader(cls, r: Reader, context: Mapping[str, Any]) -> AgentConfig:
         values = read_keys(r, AGENT_KEYS, context)
         unique(r.key("secretEnv"), values["secret_env"], "variable")
+        server = AGENT_TYPES[values["type"]].mcp_server
+        check(
+            r.key("mcp"),
+            server == (values["mcp"] is not None),
+            f"is {'required for' if server else 'only for'} type mcp",
+        )
+        check(r.key("warmPool"), not (server and values["warm_pool"]), "an MCP server runs no warm pool")
         if context["isolation"] == FARGATE:
             check_fargate_agent(r, values)
         cpu, memory, vm_cpus, vm_memory = (values[k] for k in ("cpu", "memory", "vm_cpus", "vm_memory_mib"))
@@ -423,6 +487,13 @@ AGENT_KEYS = (
         "The agent's own egress rules (keys as the tenant's `egress`).",
         section(EgressRules.from_reader),
         default={},
+    ),
+    Key(
+        "mcp",
+        "object",
+        "Type `mcp` only (required there): the MCP server (keys below; docs/mcp.md).",
+        lambda r, key, _: r.object(key.name, McpServerConfig.from_reader) if key.name in r.values else None,
+        default=Derived("none", lambda *_: None),
     ),
     Key(
         "state",
@@ -752,4 +823,5 @@ TENANT_KEY_SETS = (
     ("tenants[].quota", QUOTA_KEYS),
     ("tenants[].litellm", LITELLM_KEYS),
     ("tenants[].egress", EGRESS_KEYS),  # and tenants[].agents[].egress
+    ("tenants[].agents[].mcp", MCP_KEYS),
 )

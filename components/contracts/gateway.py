@@ -45,3 +45,20 @@ POSTGRES = Service(
 )
 VALKEY = Service("litellm-valkey", NAMESPACE, VALKEY_LABELS, VALKEY_PORT, (Pods(SELECTOR),), "valkey")
 CLUSTER_URL = LITELLM.url()  # core pods only (runc), never Kata pods
+
+
+# Tenants' MCP servers (docs/mcp.md): the gateway reads each server's token from this Secret into its environment
+# (the proxy config, a ConfigMap, only names the variable); agents reach them through the tenant gateway's /mcp/.
+MCP_TOKENS_SECRET = "litellm-mcp-tokens"
+MCP_PATH = "/mcp/"  # LiteLLM answers /mcp with a 307 to /mcp/ built from the request's Host
+
+
+def mcp_server_name(tenant: str, agent: str) -> str:
+    """LiteLLM's name of a tenant's MCP server: ``-`` is its tool-name separator (``<server>-<tool>``) and refused in
+    server names, so both DNS labels map it to ``_`` (the configuration refuses two servers with one name)."""
+    return f"{tenant}_{agent}".replace("-", "_")
+
+
+def mcp_token_env(server: str) -> str:
+    """The gateway's environment variable holding ``server``'s token."""
+    return f"MCP_TOKEN_{server.upper()}"

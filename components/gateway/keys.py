@@ -13,6 +13,7 @@ from typing import Any
 
 from components.config import TenantConfig
 from components.contracts.labels import CORE_NODE_SELECTOR
+from components.gateway.mcp import mcp_grant
 from components.k8s.podspec import container_security_context, plain_env, pod_security_context
 
 KEY_ROTATION_GRACE = "2h"  # longer than any rollout of a tenant's pods
@@ -58,6 +59,7 @@ def team_spec(tenant: TenantConfig, models: Sequence[str]) -> dict[str, Any]:
         "rpm_limit": limits.rpm_limit,
         "tpm_limit": limits.tpm_limit,
         "metadata": {"tenant": tenant.name, "managed-by": "pulumi"},
+        "object_permission": mcp_grant(tenant),  # the ceiling of its key's MCP grant
         # A decommissioned tenant's team is blocked: every key under it gets 401, its spend stays. Sent explicitly
         # either way, so re-activating (or re-adding) the tenant unblocks it.
         "blocked": tenant.decommissioned,
@@ -71,7 +73,9 @@ def key_spec(tenant: TenantConfig, models: Sequence[str]) -> dict[str, Any]:
         "team_id": team_id(tenant.identity),
         "models": list(models),
         # LLM routes only (what key_type "llm_api" stores): no key/user/team management with a tenant key.
-        "allowed_routes": ["llm_api_routes"],
+        "allowed_routes": ["llm_api_routes"],  # includes LiteLLM's MCP routes (/mcp, /mcp/{subpath}...)
+        # With require_key_mcp_access_defined the key inherits no server from its team: it names its own.
+        "object_permission": mcp_grant(tenant),
         "metadata": {"tenant": tenant.name, "managed-by": "pulumi"},
         # Explicit nulls clear key-level limits a key registered before teams still carries (LiteLLM's
         # /key/update applies every field that is set, null included): the team's are the only ones.

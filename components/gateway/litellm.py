@@ -21,6 +21,7 @@ from components.contracts.gateway import (
     LITELLM,
     MASTER_KEY_KEY,
     MASTER_KEY_SECRET,
+    MCP_TOKENS_SECRET,
     NAMESPACE,
     RELEASE,
     SELECTOR,
@@ -34,6 +35,7 @@ from components.gateway.keys import (
     key_job_name,
     key_job_pod_spec,
 )
+from components.gateway.mcp import McpServer, mcp_servers, with_mcp
 from components.gateway.stores import litellm_stores
 from components.gateway.tenant_gateway import TenantGateway, TenantGatewayArgs, tenant_nlb
 from components.gateway.values import LITELLM_CHART, SERVICE_ACCOUNT, release_values
@@ -78,6 +80,7 @@ class Gateway(pulumi.ComponentResource):
     url: pulumi.Output[str]
     hostname: pulumi.Output[str]
     tenant_keys: dict[str, pulumi.Output[str]]  # secret
+    mcp_tokens: dict[str, dict[str, pulumi.Output[str]]]  # tenant -> MCP server (agent) -> its bearer token (secret)
     key_jobs: dict[str, k8s.batch.v1.Job]  # tenant -> the Job that registered its key (tenant pods wait for it)
     release: k8s.helm.v3.Release
     namespace: k8s.core.v1.Namespace
@@ -116,6 +119,8 @@ class Gateway(pulumi.ComponentResource):
                 k8s_opts(ns), pulumi.ResourceOptions(additional_secret_outputs=["data", "stringData"])
             ),
         )
+        servers = mcp_servers(args.tenants)
+        mcp_secret = self._mcp_tokens(name, servers, k8s_opts(ns))
         database, cache = litellm_stores(
             name,
             cfg,
@@ -133,9 +138,11 @@ class Gateway(pulumi.ComponentResource):
             namespace=NAMESPACE,
             chart=LITELLM_CHART,
             version=cfg.chart_version,
-            values=release_values(cfg, database.env, cache.settings, cache.ca, args.self_hosted),
+            values=with_mcp(release_values(cfg, database.env, cache.settings, cache.ca, args.self_hosted), servers),
             timeout=900,
-            opts=k8s_opts(ns, service_account, master_key, database.migrations, bedrock_identity, *cache.ready),
+            opts=k8s_opts(
+                ns, service_account, master_key, database.migrations, bedrock_identity, *cache.ready, *mcp_secret
+            ),
         )
         keep_one_available(f"{name}-pdb", {"name": RELEASE, "namespace": NAMESPACE}, SELECTOR, k8s_opts(ns))
 
@@ -176,6 +183,38 @@ class Gateway(pulumi.ComponentResource):
             self._key_jobs(name, args, ns, passwords, [self.release, master_key])
 
         self.register_outputs({"url": self.url, "hostname": self.hostname})
+
+    def _mcp_tokens(
+        self, name: str, servers: tuple[McpServer, ...], opts: pulumi.ResourceOptions
+    ) -> list[k8s.core.v1.Secret]:
+        """One generated bearer token per MCP server (its own: a leaked one opens nothing else), in the Secret
+        LiteLLM's environment reads; the tenant's server gets the same value (``mcp_tokens``)."""
+        self.mcp_tokens = {}
+        for server in servers:
+            password = random.RandomPassword(
+                f"{name}-mcp-token-{server.tenant.name}-{server.agent.name}",
+                length=48,
+                special=False,
+                # a renamed tenant keeps its servers' tokens (its LiteLLM server names follow the new name)
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    aliases=former_aliases(f"{name}-mcp-token-", server.tenant, f"-{server.agent.name}"),
+                ),
+            )
+            tokens = self.mcp_tokens.setdefault(server.tenant.name, {})
+            tokens[server.agent.name] = pulumi.Output.secret(password.result)
+        if not servers:
+            return []
+        secret = k8s.core.v1.Secret(
+            f"{name}-mcp-tokens",
+            metadata={"name": MCP_TOKENS_SECRET, "namespace": NAMESPACE},
+            type="Opaque",
+            string_data={s.name: self.mcp_tokens[s.tenant.name][s.agent.name] for s in servers},
+            opts=pulumi.ResourceOptions.merge(
+                opts, pulumi.ResourceOptions(additional_secret_outputs=["data", "stringData"])
+            ),
+        )
+        return [secret]
 
     def _key_jobs(
         self,

@@ -16,7 +16,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.contracts.gateway import TENANT_GATEWAY, TENANT_GATEWAY_SELECTOR
+from components.contracts.gateway import MCP_PATH, TENANT_GATEWAY, TENANT_GATEWAY_SELECTOR
 from components.contracts.labels import PART_OF
 from components.k8s.podspec import container_security_context, core_pod_template, topology_spread
 from components.k8s.reach import service_metadata, service_spec
@@ -39,6 +39,11 @@ STREAM_WORKER_CONNECTIONS = 4096
 class Route:
     path: str
     methods: tuple[str, ...]
+    upstream: str = ""  # LiteLLM's path when it is not ``path``
+    # Only these request headers reach LiteLLM (None: every header). The MCP routes: LiteLLM 1.93 turns a caller's
+    # x-mcp-<server>-authorization into the upstream server's Authorization, and reads x-mcp-auth, x-mcp-servers,
+    # x-mcp-access-groups (docs/mcp.md); stock nginx cannot drop headers by prefix, so it forwards a list.
+    headers: tuple[str, ...] | None = None
 
 
 # What the agents call (OpenAI-compatible), each with and without the /v1 prefix LiteLLM also serves, plus the
@@ -50,10 +55,25 @@ OPENAI_ROUTES = {
     "models": "GET",
     "model/info": "GET",
 }
+# The streamable-HTTP MCP endpoint (every server the caller's key is granted): POST messages, GET the server's event
+# stream, DELETE ends a session. /mcp goes to /mcp/ directly: LiteLLM would answer it with a 307 built from the Host
+# nginx sends. What the MCP client sends that LiteLLM needs: the key, the body's type, the accepted types, the session
+# and protocol version, and the event to resume a stream from.
+MCP_METHODS = ("POST", "GET", "DELETE")
+MCP_REQUEST_HEADERS = (
+    "Authorization",
+    "Content-Type",
+    "Accept",
+    "Mcp-Session-Id",
+    "Mcp-Protocol-Version",
+    "Last-Event-ID",
+)
+MCP_ROUTES = tuple(Route(path, MCP_METHODS, MCP_PATH, MCP_REQUEST_HEADERS) for path in (MCP_PATH.rstrip("/"), MCP_PATH))
 ROUTES: tuple[Route, ...] = (
     *(Route(f"{prefix}/{path}", (method,)) for path, method in OPENAI_ROUTES.items() for prefix in ("/v1", "")),
     Route("/health/liveliness", ("GET",)),
     Route("/health/readiness", ("GET",)),
+    *MCP_ROUTES,
 )
 # LiteLLM 1.93's response headers that describe the backend or the platform rather than the tenant's own call
 # (proxy/common_request_processing.py get_custom_headers, proxy/common_utils/callback_utils.py,
@@ -105,8 +125,8 @@ HIDDEN_RESPONSE_HEADERS: tuple[str, ...] = (
 FORBIDDEN_BODY = json.dumps(
     {
         "error": {
-            "message": "agent-platform tenant gateway: only inference routes are served here "
-            "(/v1/chat/completions, /v1/completions, /v1/embeddings, /v1/models, /v1/model/info)",
+            "message": "agent-platform tenant gateway: only inference and MCP routes are served here "
+            "(/v1/chat/completions, /v1/completions, /v1/embeddings, /v1/models, /v1/model/info, /mcp/)",
             "type": "forbidden",
             "code": "route_not_allowed",
         }
@@ -138,6 +158,20 @@ class NginxPaths:
 def _quoted(text: str) -> str:
     """An nginx single-quoted string."""
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _only_headers(headers: tuple[str, ...] | None) -> list[str]:
+    """A location's request headers: only ``headers`` (an empty value is not sent), plus the server's own settings,
+    which a location with proxy_set_header of its own no longer inherits."""
+    if headers is None:
+        return []
+    variables = {"Content-Type": "$content_type"}
+    return [
+        "      proxy_pass_request_headers off;",
+        '      proxy_set_header Connection "";',
+        "      proxy_set_header X-Forwarded-For $remote_addr;",
+        *(f"      proxy_set_header {h} {variables.get(h, '$http_' + h.lower().replace('-', '_'))};" for h in headers),
+    ]
 
 
 def nginx_conf(
@@ -206,7 +240,8 @@ def nginx_conf(
         lines += [
             f"    location = {route.path} {{",
             f"      if ($request_method !~ ^({methods})$) {{ return 405 {_quoted(METHOD_BODY)}; }}",
-            f"      proxy_pass http://litellm{route.path};",
+            *_only_headers(route.headers),
+            f"      proxy_pass http://litellm{route.upstream or route.path};",
             "    }",
         ]
     lines += [

@@ -131,7 +131,7 @@ def _container(c: Container, pod: SandboxPod) -> dict[str, Any]:
         # checkov CKV_K8S_15 wants Always: tags are pinned (config refuses :latest), and pulling multi-GB
         # agent images on every start would defeat warm pools.
         "imagePullPolicy": "IfNotPresent",
-        "command": list(c.command),
+        **({"command": list(c.command)} if c.command else {}),  # none: the image's entrypoint
         "securityContext": container_security_context(pod.uid, c.read_only_root),
         "resources": {"requests": dict(resources), "limits": dict(resources)},
     }

@@ -47,6 +47,8 @@ from components.k8s.network_policy import (
 )
 from components.k8s.reach import egress, ingress
 from components.tenants.agent_types import AGENT_TYPES
+from components.tenants.agent_types.base import AgentType
+from components.tenants.agent_types.mcp import MCP_PORT_RANGE
 
 
 def to_agents_called_by(caller: Pods) -> list[dict[str, Any]]:
@@ -60,11 +62,21 @@ def to_agents_called_by(caller: Pods) -> list[dict[str, Any]]:
                     "podSelector": {"matchLabels": {"app.kubernetes.io/name": kind.name}},
                 }
             ],
-            "ports": tcp(dict(kind.ports)[kind.service_port]),
+            "ports": called_ports(kind),
         }
         for kind in AGENT_TYPES.values()
         if caller in kind.callers
     ]
+
+
+def called_ports(kind: AgentType) -> list[dict[str, Any]]:
+    """The type's service port; an MCP server's is its tenant's choice (agents[].mcp.port, in MCP_PORT_RANGE): the
+    caller may open any of them on MCP pods, each server admits its callers on its own port only
+    (components/tenants/agent_service.py). The VPC CNI enforces port ranges (endPort; aws/containers-roadmap#2481
+    discusses its limit of 24 ranges per selector rule)."""
+    if kind.mcp_server:
+        return [{"protocol": "TCP", "port": MCP_PORT_RANGE[0], "endPort": MCP_PORT_RANGE[1]}]
+    return tcp(dict(kind.ports)[kind.service_port])
 
 
 def from_prometheus(*ports: int) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from components.tenants.agent_pod import (
     proxy_secret_data,
 )
 from components.tenants.agent_service import admit_callers, agent_service
-from components.tenants.agent_types.base import LITELLM_KEY_ENV, PROXY_ENV, AgentFiles, AgentType
+from components.tenants.agent_types.base import LITELLM_KEY_ENV, MCP_URL_ENV, PROXY_ENV, AgentFiles, AgentType
 
 if TYPE_CHECKING:
     from components.tenants.tenant import TenantArgs
@@ -81,11 +81,18 @@ class AgentBuilder:
         name, args, meta = f"{self.name}-{agent.name}", self.args, self.meta
         labels = {"app.kubernetes.io/name": agent.type, "agent-platform.io/agent": agent.name}
         child = pulumi.ResourceOptions(parent=self.namespace)
-        token = random.RandomPassword(f"{name}-token", length=48, special=False, opts=self.token_opts)
+        if kind.mcp_server:  # the gateway generated its token: LiteLLM sends it, the server requires it
+            token: pulumi.Input[str] = args.mcp_tokens[agent.name]
+        else:
+            token = random.RandomPassword(f"{name}-token", length=48, special=False, opts=self.token_opts).result
+        # An MCP server has no use for the tenant's LiteLLM key (it is called, it calls no model) nor for the MCP URL;
+        # the tenant's other agents get both (the URL is no secret, but it is an output: the pod template is data).
+        values = {LITELLM_KEY_ENV: args.litellm_key, MCP_URL_ENV: args.mcp_url}
+        gateway = {} if kind.mcp_server else {env: values[env] for env in self.gateway_env()}
         # Every value is a secret on its own (keys stay readable in previews and manifests).
         string_data = {
-            LITELLM_KEY_ENV: pulumi.Output.secret(args.litellm_key),
-            kind.token_env: pulumi.Output.secret(token.result),
+            **{env: pulumi.Output.secret(value) for env, value in gateway.items()},
+            kind.token_env: pulumi.Output.secret(token),
             **{
                 env: self.secrets.apply(lambda s, a=agent.name, e=env: str(s[a][e]))  # secret: derived from one
                 for env in agent.secret_env
@@ -109,7 +116,10 @@ class AgentBuilder:
                 )
             )
         )
-        k8s.core.v1.ConfigMap(f"{name}-config", metadata=meta(f"{agent.name}-config", **labels), data=files, opts=child)
+        if not kind.mcp_server:  # an MCP server's image carries its own configuration
+            k8s.core.v1.ConfigMap(
+                f"{name}-config", metadata=meta(f"{agent.name}-config", **labels), data=files, opts=child
+            )
         if agent.storage_gib > 0:
             k8s.core.v1.PersistentVolumeClaim(
                 f"{name}-data",
@@ -117,7 +127,7 @@ class AgentBuilder:
                 spec=data_claim_spec(agent.storage_gib),
                 opts=pulumi.ResourceOptions(parent=self.namespace, retain_on_delete=args.protect),
             )
-        template = self._template(agent, "deployment", (LITELLM_KEY_ENV, kind.token_env, *agent.secret_env))
+        template = self._template(agent, kind, "deployment", (*gateway, kind.token_env, *agent.secret_env))
         # A PVC is ReadWriteOnce: replace the pod (Recreate). Without one, never run two copies either:
         # both would hold the same bot connection (maxSurge 0).
         strategy = (
@@ -158,6 +168,10 @@ class AgentBuilder:
         if agent.warm_pool > 0:
             self._warm_pool(agent, labels, kind)
 
+    def gateway_env(self) -> tuple[str, ...]:
+        """What an agent (not an MCP server) reads of the gateway from its Secret: its key, the MCP URL."""
+        return (LITELLM_KEY_ENV, *((MCP_URL_ENV,) if self.args.mcp_url is not None else ()))
+
     def _proxy_secret(self) -> str | None:
         """The tenant's egress proxy settings every agent's pods read (allowlist mode): the proxy URL with the
         tenant's credentials, and NO_PROXY. Its name, or None without a proxy."""
@@ -181,18 +195,22 @@ class AgentBuilder:
         )
         return PROXY_SECRET
 
-    def _template(self, agent: AgentConfig, workload: str, secret_names: Sequence[str]) -> dict[str, Any]:
+    def _template(
+        self, agent: AgentConfig, kind: AgentType, workload: str, secret_names: Sequence[str]
+    ) -> dict[str, Any]:
         storage = {"deployment": "pvc", "warm-pool": "claimTemplate"}[workload]
         template = agent_pod_template(
             tenant=self.args.config,
             agent_name=agent.name,
-            image=agent_image(self.args.images, agent.type),
+            image=agent_image(self.args.images, agent),
             network=self.args.network,
             workload=workload,
             data=storage if agent.storage_gib > 0 else "emptyDir",
             secret_names=tuple(secret_names),
             proxy_secret=self.proxy_secret,
         )
+        if kind.mcp_server:
+            return template  # no LiteLLM key to roll onto
         # A rotated LiteLLM key changes the template, so the pods roll onto it (the old key stays valid
         # for gateway_keys.KEY_ROTATION_GRACE); the hash is not the key and is not secret.
         template["metadata"].setdefault("annotations", {})[LITELLM_KEY_HASH_ANNOTATION] = self.key_hash
@@ -215,7 +233,7 @@ class AgentBuilder:
         template_cr = sandbox_template(
             f"{name}-template",
             metadata=self.meta(agent.name, **labels),
-            pod_template=self._template(agent, "warm-pool", (LITELLM_KEY_ENV, kind.token_env)),
+            pod_template=self._template(agent, kind, "warm-pool", (*self.gateway_env(), kind.token_env)),
             egress=self.egress_rules,
             volume_claim_templates=claims,
             opts=pulumi.ResourceOptions(parent=self.namespace, depends_on=[args.sandbox_controller]),

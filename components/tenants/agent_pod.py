@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from components.config import ImagesConfig, NetworkConfig, TenantConfig
+from components.config import AgentConfig, ImagesConfig, NetworkConfig, TenantConfig
 from components.k8s.podspec import Container, SandboxPod, plain_env, sandbox_pod_template, secret_env, volume_mount
 from components.k8s.reach import no_proxy
 from components.tenants.agent_types import AGENT_TYPES
@@ -16,10 +16,16 @@ from components.tenants.agent_types.base import NODE_PROXY_ENV, PROXY_ENV, SEED_
 SERVICE_ACCOUNT = "sandbox"
 
 
-def agent_image(images: ImagesConfig, agent_type: str) -> str:
-    """The configured image. checkov CKV_K8S_43 asks for a digest: the stack config may give one
-    (``repo:tag@sha256:...``); the defaults pin release tags."""
-    return images.agents[agent_type]
+def agent_image(images: ImagesConfig, agent: AgentConfig) -> str:
+    """The configured image (an MCP server's: its own). checkov CKV_K8S_43 asks for a digest: the stack config may
+    give one (``repo:tag@sha256:...``); the defaults pin release tags."""
+    return agent.mcp.image if agent.mcp is not None else images.agents[agent.type]
+
+
+def agent_ports(agent: AgentConfig) -> tuple[tuple[str, int], ...]:
+    """The type's ports; an MCP server's one port is its configured one."""
+    kind = AGENT_TYPES[agent.type]
+    return ((kind.service_port, agent.mcp.port),) if agent.mcp is not None else kind.ports
 
 
 def agent_pod_template(
@@ -38,8 +44,9 @@ def agent_pod_template(
     ``proxy_secret`` names the tenant's egress proxy Secret (allowlist mode)."""
     agent = next(a for a in tenant.agents if a.name == agent_name)
     kind = AGENT_TYPES[agent.type]
+    seeded = not kind.mcp_server  # an MCP server's image carries its own configuration
     volumes: list[dict[str, Any]] = [
-        {"name": "seed", "configMap": {"name": f"{agent.name}-config", "defaultMode": 0o444}},
+        *([{"name": "seed", "configMap": {"name": f"{agent.name}-config", "defaultMode": 0o444}}] if seeded else []),
         {"name": "tmp", "emptyDir": {"sizeLimit": kind.tmp_size, **({"medium": "Memory"} if kind.tmp_medium else {})}},
     ]
     if data == "pvc":
@@ -53,21 +60,22 @@ def agent_pod_template(
     container = Container(
         name=agent.type,
         image=image,
-        command=("/bin/sh", "-c", kind.entrypoint),
+        command=("/bin/sh", "-c", kind.entrypoint) if kind.entrypoint else (),
+        args=agent.mcp.args if agent.mcp is not None else (),
         env=(
             *kind.env(agent.memory),
             *secret_env(secret_names, f"{agent.name}-secrets"),
             *(proxy_env(proxy_secret) if proxy_secret else ()),
         ),
-        ports=kind.ports,
+        ports=agent_ports(agent),
         volume_mounts=(
             volume_mount("data", kind.data_path),
-            volume_mount("seed", SEED_PATH, read_only=True),
+            *((volume_mount("seed", SEED_PATH, read_only=True),) if seeded else ()),
             volume_mount("tmp", "/tmp"),
         ),
-        startup_probe=kind.probes["startupProbe"],
-        readiness_probe=kind.probes["readinessProbe"],
-        liveness_probe=kind.probes["livenessProbe"],
+        startup_probe=kind.probes.get("startupProbe"),
+        readiness_probe=kind.probes.get("readinessProbe"),
+        liveness_probe=kind.probes.get("livenessProbe"),
         working_dir=kind.data_path,
     )
     pod = SandboxPod(

@@ -15,6 +15,7 @@ from components.contracts.labels import selector_labels
 from components.contracts.services import Service
 from components.k8s.network_policy import policy
 from components.k8s.reach import ingress, service_spec
+from components.tenants.agent_pod import agent_ports
 from components.tenants.agent_types.base import AgentType
 
 
@@ -24,7 +25,7 @@ def agent_service(tenant: TenantConfig, agent: AgentConfig, kind: AgentType) -> 
         agent.name,
         tenant.namespace,
         selector_labels(tenant.name, agent.name, "deployment"),
-        dict(kind.ports)[kind.service_port],
+        dict(agent_ports(agent))[kind.service_port],
         callers=kind.callers,
         port_name=kind.service_port,
     )

@@ -17,6 +17,7 @@ from pulumi_policy import Policy
 from .dns import kata_dns
 from .egress import sandbox_egress_allowlist
 from .kata import kata_clh_no_init_containers
+from .mcp import mcp_servers_closed
 from .network import nlb_cross_zone
 from .node_capacity import kata_node_capacity
 from .nodes import nested_virtualization_nodes
@@ -60,6 +61,11 @@ RULES: tuple[Rule, ...] = (
         "sandbox-egress-allowlist",
         sandbox_egress_allowlist,
         deploy_time_only="the tenant NetworkPolicies and SandboxTemplates are the platform's own objects",
+    ),
+    Rule(
+        "mcp-servers-closed",
+        mcp_servers_closed,
+        deploy_time_only="LiteLLM reads its MCP registration from a ConfigMap's YAML, which admission CEL cannot parse",
     ),
     Rule("fargate-sandbox-pods", sandbox_namespace_runtime_class, (SANDBOX_ADMISSION,)),
     Rule(

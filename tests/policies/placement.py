@@ -209,6 +209,19 @@ def _gpu_nodes(bad: bool) -> list[AnalyzerResource]:
 
 
 AWS_LB = "aws:lb/loadBalancer:LoadBalancer"
+HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
+
+
+def _mcp_servers(bad: bool) -> list[AnalyzerResource]:
+    server = {"url": "http://tools.tenant-a.svc.cluster.local:8080/mcp", "transport": "http"}
+    server |= {"allow_all_keys": bad, "available_on_public_internet": False}
+    values = {"proxy_config": {"mcp_servers": {"a_tools": server}}}
+    return [
+        namespace("litellm"),
+        resource(HELM_RELEASE, "litellm", {"name": "litellm", "namespace": "litellm", "values": values}),
+    ]
+
+
 FARGATE_PROFILE = "aws:eks/fargateProfile:FargateProfile"
 TIER = {"agent-platform.io/isolation": "fargate"}
 
@@ -257,6 +270,7 @@ SCENARIOS: dict[str, Scenario] = {
     "kata-node-capacity": Scenario(_node_capacity, ("workers", "kata-pool")),
     "sandbox-egress-allowlist": Scenario(_egress, ("ns-tenant-a", "isolation", "warm")),
     "dedicated-tenant-tolerations": Scenario(_dedicated, ("agent", "node-agent")),
+    "mcp-servers-closed": Scenario(_mcp_servers, ("litellm",)),
     "gpu-nodes-model-servers-only": Scenario(_gpu_nodes, ("agent", "node-agent")),
     "fargate-sandbox-pods": Scenario(_fargate_pods, ("agent",)),
     "fargate-profile-selectors": Scenario(_fargate_profile, ("profile",)),
@@ -270,9 +284,13 @@ def _providers(resources: list[AnalyzerResource]) -> dict[str, AnalyzerResource]
     return {r.urn: r for r in resources if r.type.startswith("pulumi:providers:")}
 
 
+def is_object(r: AnalyzerResource) -> bool:
+    """A Kubernetes object (a Helm install is none: its namespace is an input, it has no ``*Patch`` kind)."""
+    return kind_of(r.type) is not None and not r.type.startswith("kubernetes:helm.sh/")
+
+
 def is_namespaced(r: AnalyzerResource) -> bool:
-    kind = kind_of(r.type)
-    return kind is not None and kind not in CLUSTER_SCOPED
+    return is_object(r) and kind_of(r.type) not in CLUSTER_SCOPED
 
 
 def _namespace_resource(resources: list[AnalyzerResource], r: AnalyzerResource, name: str) -> AnalyzerResource:
@@ -357,7 +375,7 @@ def as_patch(resources: list[AnalyzerResource], name: str | None) -> list[Analyz
 
 
 def kubernetes_names(resources: list[AnalyzerResource]) -> list[str]:
-    return [r.name for r in resources if kind_of(r.type) is not None]
+    return [r.name for r in resources if is_object(r)]
 
 
 def elsewhere(resources: list[AnalyzerResource]) -> list[AnalyzerResource]:

@@ -136,6 +136,7 @@ def test_validators_ignore_other_resource_types_without_reading_them() -> None:
     types |= {"aws:alb/loadBalancer:LoadBalancer", "kubernetes:core/v1:ConfigMap", "kubernetes:core/v1:PodTemplate"}
     types |= {"kubernetes:core/v1:ReplicationController", "kubernetes:extensions/v1beta1:Deployment", "x:y:Z"}
     types |= {"kubernetes:core/v1:ConfigMapPatch", "kubernetes:core/v1:ServicePatch", "pulumi:providers:kubernetes"}
+    types |= {"kubernetes:helm.sh/v3:Release", "kubernetes:helm.sh/v4:Chart", "kubernetes:yaml/v2:ConfigFile"}
     declared = [p for p in POLICIES if isinstance(p, ResourceValidationPolicy)]
     assert all(callable(getattr(p, "applies_to", None)) for p in declared)
     for policy in declared:
