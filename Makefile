@@ -28,9 +28,9 @@ $(UV):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
+# --compile-bytecode: every later process reads .pyc files instead of compiling pulumi_aws & co. from source
+# (with PYTHONDONTWRITEBYTECODE set they would compile on every start: twice the CPU of a program run).
 $(VENV)/.installed: pyproject.toml uv.lock $(UV)
-	# --compile-bytecode: every later process reads .pyc files instead of compiling pulumi_aws & co. from source
-	# (with PYTHONDONTWRITEBYTECODE set they would compile on every start: twice the CPU of a program run).
 	UV_PROJECT_ENVIRONMENT=$(VENV) UV_PYTHON_DOWNLOADS=never $(UV) sync --frozen --compile-bytecode --python "$$(command -v $(PYTHON))"
 	$(PY) -m tools.helm
 	@touch $@
