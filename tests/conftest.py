@@ -1,7 +1,8 @@
 """Shared fixtures: each program run under the mock engine happens once per test session.
 
 A run is keyed by stack, config overrides and the program evaluated (the project's ``__main__`` unless a test
-builds a smaller one), so every test module asking for the same run gets the same ``ProgramResult``.
+builds a smaller one), so every test module asking for the same run gets the same ``ProgramResult``; runs of the
+project's program are also cached on disk for the other worker and later sessions (tools/run_cache.py).
 Tests treat results as read-only. Runs expected to fail (config errors) call ``run_program`` directly.
 """
 
@@ -18,6 +19,7 @@ import pytest
 from tools.preview import kubernetes_version
 from tools.program import ProgramResult, run_program
 from tools.render import Rendered, render_all
+from tools.run_cache import cached_run
 
 # Binaries some tests run for real, and the Debian package of each (.ci/run installs them; without one, the tests that
 # need it skip and say so in the -rs summary).
@@ -52,6 +54,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         reporter.write_line(line)
 
 
+# Every optional sandbox feature on (kata-fc with kata-monitor, gVisor, the managed Kata group): one run that the
+# tests of any one of them share.
+FEATURES = {f"agent-platform:{key}": True for key in ("kataFirecracker", "gvisor", "kataManagedNodeGroup")}
+
 _RUNS: dict[tuple[str, str, Callable[[], Any] | None], ProgramResult] = {}
 _RENDERS: dict[tuple[str, str], list[Rendered]] = {}
 
@@ -62,7 +68,8 @@ def program_result(
     """The registrations of ``program`` (default: the real program) for ``stack`` with config ``overrides``."""
     key = (stack, json.dumps(overrides or {}, sort_keys=True), program)
     if key not in _RUNS:
-        _RUNS[key] = run_program(stack, overrides, program=program)
+        # The project's program: shared with the other workers and later sessions (tools/run_cache.py).
+        _RUNS[key] = run_program(stack, overrides, program=program) if program else cached_run(stack, overrides)
     return _RUNS[key]
 
 

@@ -4,18 +4,20 @@
 from __future__ import annotations
 
 import json
+import re
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import jsonschema
-import kubernetes_validate
 import pytest
-import yaml
+from kubernetes_validate import utils as kubernetes_validate
+from referencing import Registry, Resource
 
 from components.config import project_schema
+from components.config.reader import safe_load
 from components.config.versions import CATALOG_FILE, VERSION_KEYS
-from tools.render import parse_objects
+from tools.render import cached_objects
 from tools.render_checks.model import EKS_CRD_SETS
 
 CRD_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "schemas" / "crds"
@@ -31,7 +33,7 @@ def _chart_app_version(key: str) -> str | None:
     entry = json.loads(CATALOG_FILE.read_text())["charts"].get(VERSION_KEYS[key][0]) or {}
     vendored = (entry.get("vendored") or {}).get(str(project_schema()[key]["default"]))
     chart = CATALOG_FILE.parent / vendored["dir"] / "Chart.yaml" if vendored else None
-    return yaml.safe_load(chart.read_text()).get("appVersion") if chart and chart.is_file() else None
+    return safe_load(chart.read_text()).get("appVersion") if chart and chart.is_file() else None
 
 
 def crd_sets() -> dict[str, str]:
@@ -60,7 +62,7 @@ def crd_schemas() -> dict[tuple[str, str], dict[str, Any]]:
     if not CRD_DIR.is_dir():
         return schemas
     for path in sorted(p for folder in crd_sets().values() for p in (CRD_DIR / folder).glob("*.yaml")):
-        for doc in parse_objects(path.read_text()):
+        for doc in cached_objects(path.read_text()):  # parsed once, then JSON from the render cache
             if not doc or doc.get("kind") != "CustomResourceDefinition":
                 continue
             spec = doc["spec"]
@@ -92,9 +94,29 @@ def is_custom_resource(obj: dict[str, Any]) -> bool:
     return "." in group and not group.endswith(".k8s.io")
 
 
+@cache
+def _definitions(folder: str) -> Resource[Any]:
+    return Resource.from_contents(
+        kubernetes_validate.schema_contents(f"{folder}/_definitions.json", KUBERNETES_VERSION)
+    )
+
+
+@cache
+def kubernetes_validator(api_version: str, kind: str) -> jsonschema.Draft202012Validator:
+    """The validator ``kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)`` builds (its schema files,
+    registry and draft), made once per kind: the library re-reads its definitions file (1.5 MB of JSON) per call."""
+    wanted = kubernetes_validate.major_minor(KUBERNETES_VERSION)
+    version = [v for v in kubernetes_validate.all_versions() if kubernetes_validate.major_minor(v) <= wanted][-1]
+    folder = f"kubernetes-json-schema/v{version}-local-strict"
+    group = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)  # rbac.authorization.k8s.io/v1 -> rbac-v1
+    schema = kubernetes_validate.schema_contents(f"{folder}/{kind.lower()}-{group}.json", KUBERNETES_VERSION)
+    registry = _definitions(folder) @ (Resource.from_contents(schema) @ Registry())
+    return jsonschema.Draft202012Validator(schema, registry=registry)
+
+
 def validate_object(obj: dict[str, Any]) -> None:
     """Raise if ``obj`` is not a valid Kubernetes object of its apiVersion/kind."""
     if is_custom_resource(obj):
         validate_custom_resource(obj)
     else:
-        kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+        kubernetes_validator(obj["apiVersion"], obj["kind"]).validate(obj)

@@ -8,9 +8,9 @@ import dataclasses
 import re
 
 import pytest
-import yaml
 
 from components.config import project_schema
+from components.config.reader import safe_load
 from components.contracts import gateway as gwc
 from components.contracts.labels import SANDBOX_LABEL
 from components.contracts.services import Pods
@@ -80,7 +80,7 @@ TOOLS = dataclasses.replace(
 
 @pytest.fixture(scope="module")
 def with_tools() -> ProgramResult:
-    tenants = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]["agent-platform:tenants"]
+    tenants = safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]["agent-platform:tenants"]
     tenants[0]["agents"].append({"name": "tools", "type": "tools"})
     with pytest.MonkeyPatch.context() as patch:
         patch.setitem(AGENT_TYPES, "tools", TOOLS)

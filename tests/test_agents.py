@@ -12,10 +12,10 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 import pytest
-import yaml
 
 from components.capacity.keda import Keda, KedaArgs
 from components.config import load
+from components.config.reader import safe_load
 from components.contracts.labels import SANDBOX_LABEL
 from components.runtime.agent_sandbox import AgentSandbox, AgentSandboxArgs, release_manifest_url
 from components.runtime.kata_deploy import KataRuntime, KataRuntimeArgs
@@ -176,7 +176,7 @@ def test_agent_secrets_are_secret(tenants: ProgramResult, tenant: str, agent: st
 def test_hermes_config_points_at_litellm_and_reads_the_key_from_the_environment(tenants: ProgramResult) -> None:
     data = one(tenants, "kubernetes:core/v1:ConfigMap", "acme-hermes-config").inputs["data"]
     assert set(data) == {"config.yaml", ".env", "SOUL.md"}
-    model = yaml.safe_load(data["config.yaml"])["model"]
+    model = safe_load(data["config.yaml"])["model"]
     assert model == {
         "default": "claude-sonnet",  # the tenant's first LiteLLM model
         "provider": "custom",
@@ -375,7 +375,7 @@ def test_quota_counts_the_kata_pod_overhead() -> None:
 
 def test_main_wires_the_gateway_into_the_tenants(dev: ProgramResult) -> None:
     config_map = dev.named("kubernetes:core/v1:ConfigMap", "acme-hermes-config").inputs["data"]
-    assert yaml.safe_load(config_map["config.yaml"])["model"]["base_url"] == dev.outputs["litellmEndpoint"] + "/v1"
+    assert safe_load(config_map["config.yaml"])["model"]["base_url"] == dev.outputs["litellmEndpoint"] + "/v1"
     secret = dev.named("kubernetes:core/v1:Secret", "acme-hermes-secret")
     assert set(secret.inputs["stringData"].values()) == {MASK}
     assert secret.plain["stringData"]["LITELLM_API_KEY"].startswith("sk-")

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
+from components.config.reader import safe_load
 from components.egress.squid import MTAIL_PROGRAM
 from components.observability import monitoring as obs
 from components.observability.tenant_cost import cost_records
@@ -184,7 +184,7 @@ def test_pinned_metric_lists_are_of_the_installed_versions(dev: ProgramResult) -
         sub = chart / "charts" / subchart / "Chart.yaml"
         if not sub.is_file():  # vendored without its subcharts: it cannot render (tests/test_render.py reports it)
             pytest.skip(f"{sub} not vendored")
-        app_version = yaml.safe_load(sub.read_text())["appVersion"]
+        app_version = safe_load(sub.read_text())["appVersion"]
         assert app_version.lstrip("v") == EXPORTED[exporter]["version"].lstrip("v"), exporter
     opencost = SHARED / "charts" / f"opencost-{dev.named(RELEASE, 'observability-opencost').inputs['version']}"
-    assert yaml.safe_load((opencost / "Chart.yaml").read_text())["appVersion"] == EXPORTED["opencost"]["version"]
+    assert safe_load((opencost / "Chart.yaml").read_text())["appVersion"] == EXPORTED["opencost"]["version"]

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import yaml
 from agent_policies.sandbox_namespaces import sandbox_namespace_runtime_class
 
 from components.config import PROJECT_FILE
+from components.config.reader import safe_load
 from components.contracts.labels import DEDICATED_TENANT_KEY
 from tests.configs import parse_config
 from tests.conftest import program_result
@@ -23,7 +23,7 @@ KATA_TAINT = {"key": "kata", "value": "true", "effect": "NoSchedule"}
 
 def dedicated() -> ProgramResult:
     """dev with globex (an openclaw agent with a warm pool) on dedicated nodes; acme stays shared."""
-    tenants = yaml.safe_load((PROJECT_FILE.parent / "Pulumi.dev.yaml").read_text())["config"]["agent-platform:tenants"]
+    tenants = safe_load((PROJECT_FILE.parent / "Pulumi.dev.yaml").read_text())["config"]["agent-platform:tenants"]
     globex = next(t for t in tenants if t["name"] == "globex")
     globex["dedicatedNodes"] = True
     return program_result("dev", {"agent-platform:tenants": tenants})

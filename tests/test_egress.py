@@ -12,8 +12,8 @@ from typing import Any
 
 import jsonschema
 import pytest
-import yaml
 
+from components.config.reader import safe_load
 from components.contracts import egress as egc
 from components.contracts.egress import PROXY_PORT
 from components.egress import squid as sq
@@ -336,7 +336,7 @@ def test_proxy_metrics_are_scraped_alerted_and_charted(dev: Any) -> None:
     if not crds.is_dir():
         pytest.skip(f"prometheus-operator CRDs not present at {crds}")
     for obj, file in ((monitor, "crd-podmonitors.yaml"), (rule, "crd-prometheusrules.yaml")):
-        crd = yaml.safe_load((crds / file).read_text())
+        crd = safe_load((crds / file).read_text())
         schema = next(v["schema"]["openAPIV3Schema"] for v in crd["spec"]["versions"] if v["name"] == "v1")
         jsonschema.Draft7Validator(schema).validate(obj)  # no metaschema check: the CRD uses (?i) patterns
 

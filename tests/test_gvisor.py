@@ -16,18 +16,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
+from components.config.reader import safe_load
 from components.runtime import gvisor
 from tests.configs import config_error, default, parse_config
-from tests.conftest import program_result
+from tests.conftest import FEATURES, program_result
 from tests.tokens import NODE_CLASS, NODE_POOL, RUNTIME_CLASS
 from tools.program import ProgramResult
 
 
 @pytest.fixture(scope="module")
 def with_gvisor() -> ProgramResult:
-    return program_result("dev", {"agent-platform:gvisor": True})
+    return program_result("dev", FEATURES)
 
 
 def parts(user_data: str) -> dict[str, str]:
@@ -65,7 +65,7 @@ def test_runtime_class_schedules_only_onto_the_gvisor_pool(with_gvisor: ProgramR
 def test_node_user_data_installs_the_pinned_tarball_and_registers_the_runtime(with_gvisor: ProgramResult) -> None:
     user_data = with_gvisor.named(NODE_CLASS, "karpenter-gvisor-nodeclass").inputs["spec"]["userData"]
     found = parts(user_data)
-    node_config = yaml.safe_load(found["application/node.eks.aws"])
+    node_config = safe_load(found["application/node.eks.aws"])
     containerd = tomllib.loads(node_config["spec"]["containerd"]["config"])
     runtime = containerd["plugins"]["io.containerd.cri.v1.runtime"]["containerd"]["runtimes"]["runsc"]
     assert runtime == {"runtime_type": "io.containerd.runsc.v1"}

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from tests.conftest import program_result
+from tests.conftest import FEATURES, program_result
 from tests.tokens import LAUNCH_TEMPLATE, NODE_GROUP
 from tools.program import ProgramResult
 
@@ -129,7 +129,7 @@ def test_component_parents_its_children() -> None:
 def test_firecracker_prepares_the_devmapper_pool_on_every_kata_node() -> None:
     """With kataFirecracker on, both the managed Kata group and Karpenter's nodes get the user data that
     creates the thin pool and registers containerd's devmapper snapshotter; without it, neither has any."""
-    with_fc = program_result("dev", {"agent-platform:kataFirecracker": True, **MANAGED})
+    with_fc = program_result("dev", FEATURES)
     template = next(r for r in with_fc.of_type("aws:ec2/launchTemplate:LaunchTemplate") if "kata" in r.name)
     user_data = base64.b64decode(template.inputs["userData"]).decode()
     assert user_data.startswith("MIME-Version: 1.0")

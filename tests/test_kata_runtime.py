@@ -7,9 +7,9 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
-import yaml
 
 from components.config import load
+from components.config.reader import safe_load
 from components.contracts.labels import KATA_RUNTIME_LABEL, KATA_TOLERATION
 from components.runtime.kata_deploy import (
     CHART,
@@ -124,7 +124,7 @@ def test_firecracker_user_data_prepares_the_devmapper_pool() -> None:
     assert message.is_multipart()
     parts = {p.get_content_type(): p.get_payload() for p in message.get_payload()}
     assert set(parts) == {"application/node.eks.aws", "text/x-shellscript"}
-    node_config = yaml.safe_load(parts["application/node.eks.aws"])
+    node_config = safe_load(parts["application/node.eks.aws"])
     assert node_config["kind"] == "NodeConfig"
     assert node_config["apiVersion"] == "node.eks.aws/v1alpha1"
     containerd = node_config["spec"]["containerd"]["config"]

@@ -13,14 +13,14 @@ import json
 from typing import Any
 
 import pytest
-import yaml
 
+from components.config.reader import safe_load
 from tests.configs import config_error, parse_config
 from tests.conftest import program_result
 from tools.program import ROOT, ProgramResult
 from tools.registrations import alias_map, compare, snapshot
 
-DEV = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]
+DEV = safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]
 TENANTS = DEV["agent-platform:tenants"]
 SECRETS = DEV["agent-platform:tenantSecrets"]
 JOB = "kubernetes:batch/v1:Job"

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 
-import yaml
-
+from components.config.reader import safe_load
 from components.tenants.agent_types.base import AgentFiles
 from components.tenants.agent_types.hermes import hermes_files
 from components.tenants.agent_types.openclaw import openclaw_files
@@ -39,11 +38,11 @@ def files(models: tuple[str, ...], limits: dict) -> AgentFiles:
 
 def test_hermes_gets_the_default_models_context_length() -> None:
     f = files(("claude", "nova"), {"claude": (200000, 64000), "nova": (300000, 10000)})
-    model = yaml.safe_load(hermes_files(f)["config.yaml"])["model"]
+    model = safe_load(hermes_files(f)["config.yaml"])["model"]
     assert model["default"] == "claude"
     assert model["context_length"] == 200000
     assert "max_tokens" not in model  # Hermes: output limits are provider-owned, not configuration
-    bare = yaml.safe_load(hermes_files(files(("claude",), {}))["config.yaml"])["model"]
+    bare = safe_load(hermes_files(files(("claude",), {}))["config.yaml"])["model"]
     assert "context_length" not in bare
 
 
@@ -62,7 +61,7 @@ def test_the_stacks_agents_carry_their_models_limits(dev: ProgramResult) -> None
     for config_map in maps:
         data = config_map.inputs["data"]
         if "config.yaml" in data:
-            assert yaml.safe_load(data["config.yaml"])["model"]["context_length"] in (200000, 300000)
+            assert safe_load(data["config.yaml"])["model"]["context_length"] in (200000, 300000)
             seen += 1
         if "openclaw.json" in data:
             for model in json.loads(data["openclaw.json"])["models"]["providers"]["litellm"]["models"]:

@@ -31,7 +31,7 @@ from components.gateway import tenant_gateway as gp
 from components.k8s import network_policy as netpol
 from components.network import network_policies as np
 from components.runtime import kata_deploy as kata
-from tests.conftest import program_result, rendered_installs
+from tests.conftest import FEATURES, program_result, rendered_installs
 from tests.reachability import Reachability, pods_with
 from tests.tokens import DEPLOYMENT, NETPOL, TEMPLATE
 from tools.render import SHARED
@@ -44,7 +44,7 @@ KATA_FC = "dev+kata-fc"  # dev with kata-fc: kata-monitor runs only with a Go-ru
 
 @cache
 def rendered(stack: str) -> tuple[Stack, Reachability]:
-    name, overrides = ("dev", {"agent-platform:kataFirecracker": True}) if stack == KATA_FC else (stack, None)
+    name, overrides = ("dev", FEATURES) if stack == KATA_FC else (stack, None)
     result = program_result(name, overrides)
     objects = build_stack(result, rendered_installs(name, overrides))
     vpc = result.named("aws:ec2/vpc:Vpc", "network-vpc").inputs["cidrBlock"]

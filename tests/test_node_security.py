@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from components.config.reader import safe_load
 from tests.configs import parse_config
 from tests.conftest import program_result
 from tests.tokens import LAUNCH_TEMPLATE
@@ -25,11 +26,10 @@ FIRECRACKER = "agent-platform:kataFirecracker"  # kata-fc is a Go-runtime shim: 
 def managed_with_cidrs() -> ProgramResult:
     """dev with the Kata managed node group, kata-monitor (Firecracker) and a tenant that reaches
     198.51.100.7/32 directly."""
-    import yaml
 
     from components.config import PROJECT_FILE
 
-    tenants = yaml.safe_load((PROJECT_FILE.parent / "Pulumi.dev.yaml").read_text())["config"]["agent-platform:tenants"]
+    tenants = safe_load((PROJECT_FILE.parent / "Pulumi.dev.yaml").read_text())["config"]["agent-platform:tenants"]
     tenants[0]["egress"] = {"cidrs": ["198.51.100.7/32"]}
     overrides = {"agent-platform:kataManagedNodeGroup": True, "agent-platform:tenants": tenants, FIRECRACKER: True}
     return program_result("dev", overrides)
@@ -132,7 +132,6 @@ def test_no_sandbox_rule_opens_a_core_host_port() -> None:
 
 def test_the_monitoring_ports_match_what_prometheus_scrapes() -> None:
     """The node ports the sandbox group admits are the ones kube-prometheus-stack scrapes on every node."""
-    import yaml
 
     from components.network import node_security
     from tools.render import SHARED
@@ -141,7 +140,7 @@ def test_the_monitoring_ports_match_what_prometheus_scrapes() -> None:
     chart = SHARED / "charts" / f"kube-prometheus-stack-{version}"
     if not chart.is_dir():
         pytest.skip(f"{chart} not present")
-    values = yaml.safe_load((chart / "values.yaml").read_text())
+    values = safe_load((chart / "values.yaml").read_text())
     assert values["kubeProxy"]["enabled"] is True
     assert values["kubeProxy"]["service"]["port"] == node_security.KUBE_PROXY_METRICS_PORT
     assert values["kubelet"]["enabled"] is True
@@ -149,6 +148,6 @@ def test_the_monitoring_ports_match_what_prometheus_scrapes() -> None:
     subchart = chart / "charts" / "prometheus-node-exporter" / "values.yaml"
     if not subchart.is_file():  # vendored without its subcharts: it cannot render (tests/test_render.py reports it)
         pytest.skip(f"{subchart} not vendored")
-    exporter = yaml.safe_load(subchart.read_text())
+    exporter = safe_load(subchart.read_text())
     assert exporter["service"]["port"] == node_security.NODE_EXPORTER_PORT
     assert exporter["hostNetwork"] is True

@@ -13,7 +13,7 @@ from components.contracts import gateway as gwc
 from components.contracts.labels import CORE_NODE_SELECTOR
 from components.observability import monitoring as obs
 from tests.configs import default
-from tests.conftest import program_result, rendered_installs
+from tests.conftest import FEATURES, program_result, rendered_installs
 from tests.schemas import validate_object
 from tests.tokens import RELEASE
 from tools.program import MASK, PLACEHOLDER, ProgramResult, Registration
@@ -80,7 +80,7 @@ def test_kata_monitor_is_scraped_with_a_pod_monitor_when_it_runs(each_stack: Pro
     """kata-monitor listens on its pod IP (a PodMonitor, not a node job) and runs only with a Go-runtime shim."""
     assert "additionalScrapeConfigs" not in stack_values(each_stack)["prometheus"]["prometheusSpec"]
     assert not [m for m in each_stack.of_type(POD_MONITOR) if "kata" in m.name]  # runtime-rs only: nothing to see
-    fc = program_result("dev", {"agent-platform:kataFirecracker": True})
+    fc = program_result("dev", FEATURES)
     monitor = fc.named(POD_MONITOR, "observability-kata-monitor").inputs
     assert monitor["metadata"]["namespace"] == "kata-system"
     assert monitor["spec"]["selector"] == {

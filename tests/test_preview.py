@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
+from components.config.reader import safe_load
 from tests.conftest import program_result, skip_unrenderable
 from tools import preview
 from tools.program import PLACEHOLDER, ROOT
@@ -80,7 +80,7 @@ def test_build_holds_the_four_outputs_of_the_contract(dev_build: Path) -> None:
     manifests = sorted((dev_build / "manifests").glob("*.yaml"))
     assert manifests
     for path in manifests:
-        obj = yaml.safe_load(path.read_text())
+        obj = safe_load(path.read_text())
         assert {"apiVersion", "kind", "metadata"} <= set(obj), path.name
         assert path.name.startswith(obj["kind"] + "_")
 

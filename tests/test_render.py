@@ -17,7 +17,7 @@ from components.gateway import values as gateway
 from components.observability import monitoring as observability
 from components.runtime import agent_sandbox as sandbox
 from components.runtime import kata_deploy as kata_runtime
-from tests.conftest import all_renders, program_result, rendered_installs, skip_unrenderable, unrenderable
+from tests.conftest import FEATURES, all_renders, program_result, rendered_installs, skip_unrenderable, unrenderable
 from tools.preview import check_installs, kubernetes_version
 from tools.preview import main as preview_main
 from tools.program import PLACEHOLDER, load_stack, run_program
@@ -83,9 +83,6 @@ def wrap(module: Any, name: str, edit: Callable[[dict[str, Any]], None]) -> Call
     return patched
 
 
-FEATURES = {f"agent-platform:{key}": True for key in ("kataFirecracker", "gvisor", "kataManagedNodeGroup")}
-
-
 def test_every_install_renders() -> None:
     """The one report of an install Helm cannot render (a bumped chart vendored without its subcharts, say): every
     test that needs it skips, naming it."""
@@ -127,9 +124,8 @@ def test_every_pinned_version_is_published_and_a_config_default(dev) -> None:  #
 def test_every_install_version_comes_from_a_checked_version_key() -> None:
     """Each install (every optional feature on) is in VERSION_KEYS under the key that sets its version, so a bad
     version is a config error naming that key, never only a render finding."""
-    features = {f"agent-platform:{key}": True for key in ("kataFirecracker", "gvisor", "kataManagedNodeGroup")}
     schema = project_schema()
-    for install in installs(program_result("dev", features)):
+    for install in installs(program_result("dev", FEATURES)):
         keys = [key for key, refs in VERSION_KEYS.items() if install.chart in refs]
         assert keys, f"{install.label}: add the config key that sets its version to VERSION_KEYS"
         assert install.version.lstrip("v") == str(schema[keys[0]]["default"]).lstrip("v"), install.label

@@ -12,9 +12,9 @@ from typing import Any
 
 import pulumi
 import pytest
-import yaml
 
 from components.config import ConfigError
+from components.config.reader import safe_load, safe_load_all
 from components.config.shards import NOT_SHARED, SHARD_PROJECT, shard_config, shard_stacks
 from components.tenants.shard import CONTRACT_KEYS, CONTRACT_VERSION, check_contract, merge_shard_entries
 from tests.conftest import program_result
@@ -27,7 +27,7 @@ from tools.split import shard_stacks as shard_files
 PROJECT = "agent-platform"
 DEV_SHARDS = {"dev-a": ["acme"], "dev-b": ["globex"]}
 QUALIFIED = [f"organization/{SHARD_PROJECT}/{stack}" for stack in DEV_SHARDS]
-DEV = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]
+DEV = safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]
 # The single stack the split example is cut from: dev without its MCP servers, which a shard cannot host yet (the
 # platform's gateway registers them with a token it generates: docs/shards.md#ownership).
 DEV_TENANTS = [{**t, "agents": [a for a in t["agents"] if a["type"] != "mcp"]} for t in DEV["agent-platform:tenants"]]
@@ -208,7 +208,7 @@ def test_the_repository_split_is_the_dev_stack_split() -> None:
     """Pulumi.dev-shards.yaml is dev's platform settings with its Fargate tenant and the shard list; the shard files
     hold dev's other tenants."""
     dev = DEV
-    split = yaml.safe_load((ROOT / "Pulumi.dev-shards.yaml").read_text())["config"]
+    split = safe_load((ROOT / "Pulumi.dev-shards.yaml").read_text())["config"]
     assert split.pop("agent-platform:tenantShards") == QUALIFIED
     assert split.pop("agent-platform:tenants") == KEPT
     assert split.pop("agent-platform:knownTenants") == [t["name"] for t in KEPT]
@@ -218,7 +218,7 @@ def test_the_repository_split_is_the_dev_stack_split() -> None:
     assert shard_files() == sorted(DEV_SHARDS)
     by_name = {t["name"]: t for t in DEV_TENANTS}
     for stack, names in DEV_SHARDS.items():
-        shard = yaml.safe_load((SHARDS / f"Pulumi.{stack}.yaml").read_text())["config"]
+        shard = safe_load((SHARDS / f"Pulumi.{stack}.yaml").read_text())["config"]
         assert shard["agent-platform:tenants"] == [by_name[n] for n in names]
         assert shard["agent-platform:tenantSecrets"] == {n: dev["agent-platform:tenantSecrets"][n] for n in names}
         assert shard[f"{SHARD_PROJECT}:platformStack"] == "organization/agent-platform/dev-shards"
@@ -337,7 +337,7 @@ def test_the_operator_stacks_are_current_and_use_upstream_fields() -> None:
     from tools.operator_stacks import OUT, render
 
     assert OUT.read_text() == render(), "run: python -m tools.operator_stacks"
-    objects = list(yaml.safe_load_all(OUT.read_text()))
+    objects = safe_load_all(OUT.read_text())
     names = {o["metadata"]["name"] for o in objects}
     assert [o["spec"]["stack"] for o in objects] == [
         "organization/agent-platform/dev-shards",

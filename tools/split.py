@@ -12,8 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from components.config.reader import safe_load
 from components.config.shards import PLATFORM_STACK_KEY, SHARD_PROJECT  # noqa: F401 (re-exported)
 from components.egress.proxy import allowlists
 from components.egress.squid import htpasswd_line
@@ -25,7 +24,7 @@ PLATFORM_PROJECT = "agent-platform"
 
 
 def project_name(root: Path) -> str:
-    return str(yaml.safe_load((root / "Pulumi.yaml").read_text())["name"])
+    return str(safe_load((root / "Pulumi.yaml").read_text())["name"])
 
 
 def split_stack(path: str) -> tuple[Path, str]:
@@ -50,7 +49,7 @@ def shard_outputs(qualified: str, platform_stack: str) -> dict[str, Any]:
     """A shard's egress outputs as its program exports them, from its stack file (parsed against the platform's
     settings); the htpasswd lines hash a placeholder password."""
     stack = _stack_of(qualified, SHARD_PROJECT)
-    written = yaml.safe_load((SHARDS / f"Pulumi.{stack}.yaml").read_text())["config"]
+    written = safe_load((SHARDS / f"Pulumi.{stack}.yaml").read_text())["config"]
     owned = {
         key: written[key]
         for key in ("agent-platform:tenants", "agent-platform:tenantSecrets", "agent-platform:knownTenants")
@@ -96,7 +95,7 @@ def references(root: Path, stack: str, overrides: dict[str, Any] | None = None) 
     platform = platform_of(root, stack, overrides)
     if platform is not None:
         return {values[PLATFORM_STACK_KEY]: platform_outputs(platform)}
-    shards = yaml.safe_load(values.get("agent-platform:tenantShards", "[]"))
+    shards = safe_load(values.get("agent-platform:tenantShards", "[]"))
     return {qualified: shard_outputs(qualified, stack) for qualified in shards}
 
 

@@ -14,6 +14,7 @@ from agent_policies.pod_checks import SANDBOX_SCOPE
 from agent_policies.runtime_class import sandbox_runtime_class
 from pulumi_policy import ResourceValidationPolicy, StackValidationPolicy
 
+from components.config.reader import safe_load
 from tests.policies.builders import (
     AWS_LB,
     CROSS_ZONE,
@@ -73,7 +74,6 @@ def test_one_rule_list() -> None:
 
 def test_example_config_fits_every_stack() -> None:
     """CI previews and deploys every stack with example-config.json: the kata-dns service CIDR is each stack's."""
-    import yaml
 
     example = json.loads((PACK_DIR / "example-config.json").read_text())
     # The sandbox scope is the same on every policy that judges sandboxes (the SDK gives a policy only its own
@@ -87,9 +87,9 @@ def test_example_config_fits_every_stack() -> None:
         assert {key: stack.get(key) for key in check.config} == {
             key: example[check.rule].get(key) for key in check.config
         }, check.rule
-    default = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]["agent-platform:serviceCidr"]["default"]
+    default = safe_load((ROOT / "Pulumi.yaml").read_text())["config"]["agent-platform:serviceCidr"]["default"]
     for stack in ("dev", "staging", "prod"):
-        config = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
+        config = safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
         assert example["kata-dns"]["serviceCidrs"] == [config.get("agent-platform:serviceCidr", default)], stack
 
 
