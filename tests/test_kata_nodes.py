@@ -134,7 +134,7 @@ def test_firecracker_prepares_the_devmapper_pool_on_every_kata_node() -> None:
     user_data = base64.b64decode(template.inputs["userData"]).decode()
     assert user_data.startswith("MIME-Version: 1.0")
     assert 'plugins."io.containerd.snapshotter.v1.devmapper"' in user_data
-    node_class = with_fc.of_type("kubernetes:karpenter.k8s.aws/v1:EC2NodeClass")[0].inputs
+    node_class = with_fc.named("kubernetes:karpenter.k8s.aws/v1:EC2NodeClass", "karpenter-kata-nodeclass").inputs
     assert node_class["spec"]["userData"] == user_data
     assert all(
         "userData" not in r.inputs for r in program_result("dev").of_type("aws:ec2/launchTemplate:LaunchTemplate")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
-import subprocess
-import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -47,22 +48,22 @@ def dev_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@dataclass(frozen=True)
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
 @pytest.fixture(scope="module")
-def violating_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
-    """``python -m tools.preview`` (the ``make preview`` entry point) with a pack that forbids every VPC."""
+def violating_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Run, Path]:
+    """``make preview``'s entry point (``tools.preview.main``, in this process: the subprocess form is run by
+    tests/test_config_errors.py) with a pack that forbids every VPC."""
     out = tmp_path_factory.mktemp("violating") / "dev"
-    command = [
-        sys.executable,
-        "-m",
-        "tools.preview",
-        "--stack",
-        "dev",
-        "--out",
-        str(out),
-        "--policy-pack",
-        str(FIXTURE_PACK),
-    ]
-    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120), out
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        code = preview.main(["--stack", "dev", "--out", str(out), "--policy-pack", str(FIXTURE_PACK)])
+    return Run(code, stdout.getvalue(), stderr.getvalue()), out
 
 
 def test_build_holds_the_four_outputs_of_the_contract(dev_build: Path) -> None:
@@ -99,7 +100,7 @@ def test_secrets_never_reach_the_build_folder_unmasked(dev_build: Path) -> None:
 
 
 def test_violation_from_a_test_pack_is_reported_through_grpc_and_fails_the_preview(
-    violating_run: tuple[subprocess.CompletedProcess[str], Path],
+    violating_run: tuple[Run, Path],
 ) -> None:
     proc, out = violating_run
     assert proc.returncode == 1, proc.stderr
@@ -123,7 +124,7 @@ def test_policy_config_can_downgrade_the_violation(tmp_path: Path) -> None:
 
 
 def test_make_preview_entry_point_exits_non_zero_and_prints_a_summary(
-    violating_run: tuple[subprocess.CompletedProcess[str], Path],
+    violating_run: tuple[Run, Path],
 ) -> None:
     proc, out = violating_run
     skip_when_unrenderable(out)

@@ -23,12 +23,17 @@ sys.addaudithook(_watch)  # audit hooks cannot be removed: this one records only
 
 def test_every_file_a_run_reads_or_imports_is_in_the_key() -> None:
     global OPENED  # noqa: PLW0603 (the audit hook's switch)
+    before = set(sys.modules)  # what this worker imported already (the engine's own modules: keyed as tools/)
     OPENED = []
     try:
         run_program("dev-shards")  # the split's platform: reads the shard project's stack files too
     finally:
         opened, OPENED = OPENED, None
-    imported = {Path(m.__file__).resolve() for m in list(sys.modules.values()) if getattr(m, "__file__", None)}
+    imported = {
+        Path(module.__file__).resolve()
+        for name in set(sys.modules) - before
+        if getattr(module := sys.modules[name], "__file__", None)
+    }
     tests = ROOT / "tests"  # this test's own files (the warnings module reads their lines)
     ours = {
         p
