@@ -14,13 +14,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # components/ l
 
 from components.config import ConfigError, decode_raw  # noqa: E402
 from components.config.shards import PLATFORM_STACK_KEY, shard_config  # noqa: E402
-from components.tenants.shard import (  # noqa: E402
-    EGRESS_ALLOWLISTS,
-    EGRESS_USERS,
-    TenantKeys,
-    TenantProxyUsers,
-    check_contract,
-)
+from components.tenants.gateway_access import TenantKeys, TenantKeysArgs  # noqa: E402
+from components.tenants.shard import EGRESS_ALLOWLISTS, EGRESS_USERS, TenantProxyUsers, check_contract  # noqa: E402
 from components.tenants.tenant import Tenant, TenantArgs  # noqa: E402
 
 config = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
@@ -55,7 +50,7 @@ async def shard() -> None:
     )
     in_cluster = pulumi.ResourceOptions(providers=[provider])
     models = {t.name: cfg.tenant_models(t) for t in cfg.tenants}
-    keys = TenantKeys(stack, cfg.tenants, cfg.gateway.curl_image, models, opts=in_cluster)
+    keys = TenantKeys(stack, TenantKeysArgs.shard(stack, cfg.tenants, cfg.gateway.curl_image, models), opts=in_cluster)
     proxy = (
         TenantProxyUsers(stack, cfg.tenants, contract["egressProxyHost"], opts=in_cluster)
         if cfg.egress.allowlist

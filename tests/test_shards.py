@@ -49,7 +49,7 @@ MOVED = {
 }
 # Platform objects whose content lists every tenant it serves itself: fewer entries once tenants moved (masked values).
 SERVED = {
-    "agent-platform:gateway:Gateway$kubernetes:core/v1:Secret::gateway-tenant-keys",
+    "agent-platform:agents:TenantKeys$kubernetes:core/v1:Secret::gateway-key-secret",
     "agent-platform:egress:EgressProxy$kubernetes:core/v1:Secret::egress-htpasswd",
 }
 
