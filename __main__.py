@@ -24,7 +24,7 @@ from components.runtime.agent_sandbox import AgentSandbox, AgentSandboxArgs
 from components.runtime.kata_deploy import KataRuntime, KataRuntimeArgs, firecracker_devmapper_userdata
 from components.runtime.nvidia import DevicePluginArgs, NvidiaDevicePlugin
 from components.tenants.fargate import FargateTier, FargateTierArgs
-from components.tenants.gateway_access import McpTokens, TenantKeys, TenantKeysArgs
+from components.tenants.gateway_access import McpTokens, TenantKeys, TenantKeysArgs, gateway_mcp
 from components.tenants.shard import shard_egress_entries, tenant_contract
 from components.tenants.tenant import Tenant, TenantArgs
 
@@ -136,6 +136,8 @@ lb_controller = LoadBalancerController(
 secrets = pulumi.Config("agent-platform")
 former_gateway = pulumi.create_urn("gateway", "agent-platform:gateway:Gateway")
 mcp = McpTokens("gateway-mcp-token", cfg.tenants, former_parent=former_gateway)
+# the gateway registers its own tenants' MCP servers and its shards' (read from their outputs: docs/shards.md)
+mcp_servers, mcp_tokens = gateway_mcp(mcp, cfg.tenant_shards, [t.name for t in cfg.tenants])
 gateway = Gateway(
     "gateway",
     GatewayArgs(
@@ -150,8 +152,8 @@ gateway = Gateway(
         depends_on=[cluster.core_node_group],
         lb_controller=[lb_controller],
         self_hosted=cfg.models.self_hosted,
-        mcp_servers=mcp.servers,
-        mcp_tokens=mcp.by_server,
+        mcp_servers=mcp_servers,
+        mcp_tokens=mcp_tokens,
     ),
     opts=in_cluster,
 )

@@ -31,7 +31,7 @@ from components.gateway.keys import (
 from components.gateway.mcp import mcp_servers
 from components.k8s.resources import run_to_completion_job
 from components.tenants.lifecycle import former_aliases
-from components.tenants.shard import shard_resource_name
+from components.tenants.shard import merge_shard_entries, shard_resource_name
 
 # The names the Gateway gave these resources: the aliases of a moved resource name them.
 FORMER_KEY, FORMER_KEY_JOB, FORMER_MCP_TOKEN = "gateway-key-", "gateway-key-job-", "gateway-mcp-token-"
@@ -204,7 +204,7 @@ class McpTokens(pulumi.ComponentResource):
     ) -> None:
         super().__init__("agent-platform:agents:McpTokens", name, None, opts)
         self.tokens, self.servers, self.by_server = {}, {}, {}
-        self._tenants: dict[str, list[str]] = {}
+        self._tenants_config = tuple(tenants)
         for server in mcp_servers(tenants):
             tenant, agent = server.tenant, server.agent.name
             password = random.RandomPassword(
@@ -218,17 +218,33 @@ class McpTokens(pulumi.ComponentResource):
             self.tokens.setdefault(tenant.name, {})[agent] = token
             self.servers[server.name] = server.registration()
             self.by_server[server.name] = token
-            self._tenants.setdefault(tenant.name, []).append(server.name)
         self.register_outputs({})
 
     def exported(self) -> tuple[str, pulumi.Output[str]]:
         """A shard's outputs for the platform: ``{tenant: {server: registration}}`` as JSON text, and
         ``{tenant: {server: token}}`` as JSON text in a Pulumi secret (one string each, as the egress entries)."""
-        servers = {t: {s: self.servers[s] for s in names} for t, names in self._tenants.items()}
-        tokens = pulumi.Output.all(**self.by_server).apply(
-            lambda by: mcp_text({t: {s: by[s] for s in names} for t, names in self._tenants.items()})
+        servers = shard_mcp_entries(self._tenants_config)
+        tokens = pulumi.Output.from_input(self.by_server).apply(
+            lambda by: mcp_text({t: {s: by[s] for s in entries} for t, entries in servers.items()})
         )
         return mcp_text(servers), pulumi.Output.secret(tokens)
+
+
+def shard_mcp_entries(tenants: Sequence[TenantConfig]) -> dict[str, dict[str, Any]]:
+    """``{tenant: {LiteLLM server name: its mcp_servers entry}}`` for the tenants with MCP servers."""
+    found: dict[str, dict[str, Any]] = {}
+    for server in mcp_servers(tenants):
+        found.setdefault(server.tenant.name, {})[server.name] = server.registration()
+    return found
+
+
+def check_mcp_registration(contract: Mapping[str, Any], servers: Mapping[str, Any]) -> None:
+    """A shard with MCP servers needs a platform that registers them (tenantContract 1.1 ``mcpServers``)."""
+    if servers and not contract.get("mcpServers"):
+        raise pulumi.RunError(
+            f"platform tenantContract {contract.get('version')} does not register shards' MCP servers "
+            f"({', '.join(sorted(servers))}): update the platform first (docs/shards.md)"
+        )
 
 
 def mcp_text(entries: Mapping[str, Any]) -> str:
@@ -237,3 +253,37 @@ def mcp_text(entries: Mapping[str, Any]) -> str:
 
 def parse_mcp(text: str | None) -> dict[str, Any]:
     return json.loads(text) if text else {}
+
+
+def gateway_mcp(
+    own: McpTokens, stacks: Sequence[str], own_tenants: Sequence[str]
+) -> tuple[pulumi.Input[Mapping[str, Any]], pulumi.Input[Mapping[str, Any]]]:
+    """What the platform's gateway registers: its own tenants' servers and tokens, and, with shards, each shard's
+    (read through a stack reference and merged, one owner per tenant and per server name) as Outputs, the tokens
+    secret."""
+    if not stacks:
+        return own.servers, own.by_server
+    refs = [pulumi.StackReference(f"{stack}-mcp", stack_name=stack) for stack in stacks]
+
+    def merged(name: str, mine: Mapping[str, Any]) -> pulumi.Output[dict[str, Any]]:
+        parts = pulumi.Output.all(*(ref.get_output(name) for ref in refs))
+        return parts.apply(
+            lambda p: flat_servers(
+                mine, merge_shard_entries({s: parse_mcp(v) for s, v in zip(stacks, p, strict=True)}, own_tenants)
+            )
+        )
+
+    tokens = pulumi.Output.from_input(own.by_server).apply(lambda mine: merged(MCP_TOKENS, mine))
+    return merged(MCP_SERVERS, own.servers), pulumi.Output.secret(tokens)
+
+
+def flat_servers(own: Mapping[str, Any], shards: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """The platform's own servers, then the shards' (``{tenant: {server: value}}``) by server name; two servers of
+    one LiteLLM name (``a-b``/``c`` and ``a``/``b-c`` both map to ``a_b_c``) are refused."""
+    found = dict(own)
+    for tenant, servers in shards.items():
+        for name, value in servers.items():
+            if name in found:
+                raise pulumi.RunError(f"MCP server {name!r} of tenant {tenant!r} is registered twice: rename one")
+            found[name] = value
+    return found

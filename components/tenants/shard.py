@@ -20,9 +20,10 @@ from components.egress.proxy import allowlists
 from components.egress.squid import htpasswd_line, proxy_url
 
 # The contract's own version (tenantContract.version): a shard refuses another major. docs/outputs.md.
-CONTRACT_VERSION = "1.0"
+CONTRACT_VERSION = "1.1"
 CONTRACT_KEYS = ("version", "platformStack", "region", "settings", "gatewayUrl", "egressProxyHost", "agentSandbox")
-CONTRACT_KEYS += ("tenants",)
+CONTRACT_KEYS += ("tenants", "mcpServers")
+ADDED_IN_MINOR = ("mcpServers",)  # a 1.0 platform lacks them: a shard that needs one checks it (docs/outputs.md)
 # What a shard exports for the platform (read through tenantShards): non-secret allowlists, secret passwords.
 EGRESS_ALLOWLISTS, EGRESS_USERS = "egressAllowlists", "egressProxyUsers"
 
@@ -47,6 +48,7 @@ def tenant_contract(
         "egressProxyHost": egress_proxy_host,
         "agentSandbox": agent_sandbox,
         "tenants": sorted(tenants),
+        "mcpServers": True,  # the platform registers its shards' MCP servers (their mcpServers outputs)
     }
 
 
@@ -59,7 +61,7 @@ def check_contract(contract: Any, supported_major: str = CONTRACT_VERSION.split(
     version = str(contract.get("version", ""))
     if version.split(".")[0] != supported_major:
         raise pulumi.RunError(f"platform tenantContract {version or '?'} is not compatible with {supported_major}.x")
-    missing = [key for key in CONTRACT_KEYS if key not in contract]
+    missing = [key for key in CONTRACT_KEYS if key not in contract and key not in ADDED_IN_MINOR]
     if missing:
         raise pulumi.RunError(f"platform tenantContract {version} lacks {', '.join(missing)}")
     return contract
