@@ -24,6 +24,7 @@ from components.runtime.agent_sandbox import AgentSandbox, AgentSandboxArgs
 from components.runtime.kata_deploy import KataRuntime, KataRuntimeArgs, firecracker_devmapper_userdata
 from components.runtime.nvidia import DevicePluginArgs, NvidiaDevicePlugin
 from components.tenants.fargate import FargateTier, FargateTierArgs
+from components.tenants.gateway_access import McpTokens, TenantKeys, TenantKeysArgs, gateway_mcp
 from components.tenants.shard import shard_egress_entries, tenant_contract
 from components.tenants.tenant import Tenant, TenantArgs
 
@@ -129,14 +130,18 @@ lb_controller = LoadBalancerController(
     opts=in_cluster,
 )
 
-# --- model gateway (before the tenants: agents use gateway.url and gateway.tenant_keys)
+# --- model gateway (before the tenants: agents use gateway.url). Tenants' access to it (keys, MCP tokens) has an
+# owner of its own, the same in a shard (components/tenants/gateway_access.py); the Gateway created those before:
+# they keep their URNs through aliases.
 secrets = pulumi.Config("agent-platform")
+former_gateway = pulumi.create_urn("gateway", "agent-platform:gateway:Gateway")
+mcp = McpTokens("gateway-mcp-token", cfg.tenants, former_parent=former_gateway)
+# the gateway registers its own tenants' MCP servers and its shards' (read from their outputs: docs/shards.md)
+mcp_servers, mcp_tokens = gateway_mcp(mcp, cfg.tenant_shards, [t.name for t in cfg.tenants])
 gateway = Gateway(
     "gateway",
     GatewayArgs(
         cfg.gateway,
-        tenants=cfg.tenants,
-        tenant_models={t.name: cfg.tenant_models(t) for t in cfg.tenants},
         cluster_name=cluster.name,
         region=cfg.region,
         vpc_cidr=cfg.network.cidr,
@@ -147,6 +152,20 @@ gateway = Gateway(
         depends_on=[cluster.core_node_group],
         lb_controller=[lb_controller],
         self_hosted=cfg.models.self_hosted,
+        mcp_servers=mcp_servers,
+        mcp_tokens=mcp_tokens,
+    ),
+    opts=in_cluster,
+)
+tenant_keys = TenantKeys(
+    "gateway-key",
+    TenantKeysArgs.platform(
+        cfg.tenants,
+        cfg.gateway.curl_image,
+        {t.name: cfg.tenant_models(t) for t in cfg.tenants},
+        gateway=former_gateway,
+        namespace=gateway.namespace,
+        litellm=[gateway.release, gateway.master_key],
     ),
     opts=in_cluster,
 )
@@ -306,18 +325,18 @@ tenants = [
             tenant,
             cfg,
             litellm_url=gateway.url,
-            litellm_key=gateway.tenant_keys[tenant.name],
+            litellm_key=tenant_keys.keys[tenant.name],
             secrets=tenant_secrets.apply(lambda s, t=tenant.name: (s or {}).get(t, {})),
             sandbox_controller=sandbox_controller,
             scaler=keda.release if keda else None,
             # the tenant's pods start after its key is registered (a rotation rolls them onto the new key)
             depends_on=(
                 *kata_runtime.runtime_classes,
-                gateway.key_jobs[tenant.name],
+                tenant_keys.jobs[tenant.name],
                 *([fargate[tenant.name].profile] if tenant.fargate else []),
             ),
             proxy_url=egress.tenant_proxy_urls[tenant.name] if egress else None,
-            mcp_tokens=gateway.mcp_tokens.get(tenant.name),
+            mcp_tokens=mcp.tokens.get(tenant.name),
             fargate_security_group_id=fargate[tenant.name].security_group_id if tenant.fargate else None,
         ),
         opts=in_cluster,

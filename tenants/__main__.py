@@ -1,6 +1,6 @@
 """A shard of tenants: reads the platform's tenantContract through a stack reference and deploys its tenants the way
 the platform stack does in single-stack mode (same components, same names), plus what a shard owns of the gateway
-and the egress proxy: its tenants' LiteLLM keys and proxy passwords. docs/shards.md.
+and the egress proxy: its tenants' LiteLLM keys, MCP server tokens and proxy passwords. docs/shards.md.
 """
 
 import sys
@@ -14,13 +14,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # components/ l
 
 from components.config import ConfigError, decode_raw  # noqa: E402
 from components.config.shards import PLATFORM_STACK_KEY, shard_config  # noqa: E402
-from components.tenants.shard import (  # noqa: E402
-    EGRESS_ALLOWLISTS,
-    EGRESS_USERS,
+from components.tenants.gateway_access import (  # noqa: E402
+    MCP_SERVERS,
+    MCP_TOKENS,
+    McpTokens,
     TenantKeys,
-    TenantProxyUsers,
-    check_contract,
+    TenantKeysArgs,
+    check_mcp_registration,
 )
+from components.tenants.shard import EGRESS_ALLOWLISTS, EGRESS_USERS, TenantProxyUsers, check_contract  # noqa: E402
 from components.tenants.tenant import Tenant, TenantArgs  # noqa: E402
 
 config = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
@@ -55,7 +57,10 @@ async def shard() -> None:
     )
     in_cluster = pulumi.ResourceOptions(providers=[provider])
     models = {t.name: cfg.tenant_models(t) for t in cfg.tenants}
-    keys = TenantKeys(stack, cfg.tenants, cfg.gateway.curl_image, models, opts=in_cluster)
+    keys = TenantKeys(stack, TenantKeysArgs.shard(stack, cfg.tenants, cfg.gateway.curl_image, models), opts=in_cluster)
+    # Its MCP servers' tokens (the platform's gateway registers the servers from this shard's outputs, below)
+    mcp = McpTokens(f"{stack}-mcp-token", cfg.tenants, former_parent=None)
+    check_mcp_registration(contract, mcp.servers)
     proxy = (
         TenantProxyUsers(stack, cfg.tenants, contract["egressProxyHost"], opts=in_cluster)
         if cfg.egress.allowlist
@@ -75,11 +80,15 @@ async def shard() -> None:
                 sandbox_controller=platform if contract["agentSandbox"] else None,
                 depends_on=(keys.jobs[tenant.name],),
                 proxy_url=proxy.urls[tenant.name] if proxy else None,
+                mcp_tokens=mcp.tokens.get(tenant.name),
             ),
             opts=in_cluster,
         )
     pulumi.export("platformContractVersion", contract["version"])
     pulumi.export("tenantNamespaces", {t.name: t.namespace for t in cfg.tenants})
+    servers, tokens = mcp.exported()
+    pulumi.export(MCP_SERVERS, servers)  # JSON text: {tenant: {server: LiteLLM registration}}
+    pulumi.export(MCP_TOKENS, tokens)  # JSON text, secret: {tenant: {server: token}}
     if proxy is not None:
         pulumi.export(EGRESS_ALLOWLISTS, proxy.allowlists)  # JSON text
         pulumi.export(EGRESS_USERS, proxy.htpasswd)  # htpasswd lines, secret

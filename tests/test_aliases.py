@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import program_result
-from tools.program import ProgramResult
+from tools.program import ProgramResult, load_stack
 
 PROJECT = "agent-platform"
 
@@ -73,3 +73,45 @@ def test_aliases_are_not_claimed_twice_and_never_shadow_a_live_urn() -> None:
     claimed = [alias for known in others.values() for alias in known]
     assert len(claimed) == len(set(claimed))
     assert not set(claimed) & set(aliases)
+
+
+# Tenants' gateway access as the stacks recorded it while the Gateway minted it (before
+# components/tenants/gateway_access.py), per tenant ({t}) and MCP server ({t}-{a}); same prefix omitted as above.
+GATEWAY = "agent-platform:gateway:Gateway$"
+UNDER_THE_GATEWAY_PER_TENANT = (
+    GATEWAY + "random:index/randomPassword:RandomPassword::gateway-key-{t}",
+    GATEWAY + "kubernetes:batch/v1:Job::gateway-key-job-{t}",
+)
+UNDER_THE_GATEWAY_ONCE = (
+    GATEWAY + "kubernetes:core/v1:Secret::gateway-tenant-keys",
+    GATEWAY + "kubernetes:core/v1:ServiceAccount::gateway-key-registrar",
+)
+UNDER_THE_GATEWAY_PER_SERVER = (GATEWAY + "random:index/randomPassword:RandomPassword::gateway-mcp-token-{t}-{a}",)
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_tenant_keys_and_mcp_tokens_keep_the_urns_they_had_under_the_gateway(stack: str) -> None:
+    cfg = load_stack(stack)
+    old = [
+        *UNDER_THE_GATEWAY_ONCE,
+        *(p.format(t=t.name) for p in UNDER_THE_GATEWAY_PER_TENANT for t in cfg.tenants),
+        *(
+            p.format(t=t.name, a=a.name)
+            for p in UNDER_THE_GATEWAY_PER_SERVER
+            for t in cfg.tenants
+            for a in t.agents
+            if a.mcp is not None
+        ),
+    ]
+    result = program_result(stack)
+    aliases = alias_urns(result)
+    for suffix in old:
+        urn = f"urn:pulumi:{stack}::{PROJECT}::{suffix}"
+        holders = [u for u, known in aliases.items() if urn in known]
+        assert len(holders) == 1, f"{urn}: held by {holders or 'nothing'}: the resource would be replaced"
+        assert "agent-platform:gateway:Gateway" not in holders[0]  # moved: no longer the Gateway's
+    gateway_children = [r for r in result.registrations if r.parent.endswith("Gateway::gateway")]
+    assert not [r.name for r in gateway_children if r.name.startswith(("gateway-key", "gateway-mcp-token-"))]
+    servers = sum(1 for t in cfg.tenants for a in t.agents if a.mcp is not None)
+    assert len(old) == 2 + 2 * len(cfg.tenants) + servers
+    assert stack != "dev" or servers == 2

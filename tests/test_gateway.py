@@ -22,11 +22,9 @@ from tools.render import SHARED
 
 
 def gateway_children(result: ProgramResult) -> list[Registration]:
-    return [
-        r
-        for r in result.registrations
-        if "agent-platform:gateway:Gateway" in r.urn and r.type.startswith("kubernetes:")
-    ]
+    """The Gateway's objects, and the tenants' key Secret and Jobs it runs in its namespace (TenantKeys)."""
+    owners = ("agent-platform:gateway:Gateway", "agent-platform:agents:TenantKeys")
+    return [r for r in result.registrations if any(o in r.urn for o in owners) and r.type.startswith("kubernetes:")]
 
 
 # --------------------------------------------------------------------------------------------
@@ -189,7 +187,7 @@ def test_no_secret_value_appears_in_inputs_or_outputs(each_stack: ProgramResult)
     masked = json.dumps([r.inputs for r in each_stack.registrations]) + json.dumps(each_stack.outputs)
     assert PLACEHOLDER not in masked
     assert "rrrrrrrrrrrrrrrr" not in masked  # the mocked RandomPassword results (tenant keys, DB password)
-    tenant_keys = each_stack.named(SECRET, "gateway-tenant-keys")
+    tenant_keys = each_stack.named(SECRET, "gateway-key-secret")
     assert tenant_keys.inputs["stringData"] == MASK or set(tenant_keys.inputs["stringData"].values()) == {MASK}
 
 
@@ -198,7 +196,7 @@ def test_tenant_keys_are_secret_sk_values() -> None:
 
     def program() -> None:
         module = runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
-        keys: dict[str, pulumi.Output[str]] = module["gateway"].tenant_keys
+        keys: dict[str, pulumi.Output[str]] = module["tenant_keys"].keys
         for tenant, key in keys.items():
             pulumi.export(f"test-key-{tenant}", key)
             key.apply(lambda value, t=tenant: seen.__setitem__(t, value))
@@ -228,7 +226,10 @@ def test_every_gateway_object_is_a_valid_kubernetes_object(each_stack: ProgramRe
 def test_gateway_children_use_the_cluster_provider(each_stack: ProgramResult) -> None:
     for registration in gateway_children(each_stack):
         assert registration.provider.endswith("::cluster-k8s"), registration.name
-        assert registration.parent.endswith("Gateway::gateway") or "PodIdentity" in registration.parent
+        assert (
+            registration.parent.endswith(("Gateway::gateway", "TenantKeys::gateway-key"))
+            or "PodIdentity" in registration.parent
+        )
 
 
 def test_each_tenant_waits_for_its_own_key_at_the_gateway(dev: ProgramResult) -> None:

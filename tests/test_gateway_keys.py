@@ -197,7 +197,7 @@ def test_a_rotated_key_rolls_the_agents_pods(dev: ProgramResult) -> None:
     """The pod template carries a hash of the tenant's key: a new key is a new template, so a rollout."""
     from components.tenants.agent_builder import LITELLM_KEY_HASH_ANNOTATION, litellm_key_hash
 
-    keys = dev.named("kubernetes:core/v1:Secret", "gateway-tenant-keys").plain["stringData"]
+    keys = dev.named("kubernetes:core/v1:Secret", "gateway-key-secret").plain["stringData"]
     deployments = [
         d
         for d in dev.of_type("kubernetes:apps/v1:Deployment")
@@ -329,7 +329,7 @@ def test_key_job_name_changes_with_the_spec() -> None:
 
 def test_key_jobs_run_after_litellm(dev: ProgramResult) -> None:
     litellm = dev.named(RELEASE, "gateway-litellm")
-    keys = dev.named(SECRET, "gateway-tenant-keys")
+    keys = dev.named(SECRET, "gateway-key-secret")
     for job in key_jobs(dev).values():
         assert litellm.urn in job.dependencies
         assert keys.urn in job.dependencies

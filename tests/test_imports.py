@@ -24,9 +24,7 @@ MAX_COMPONENT_IMPORTS = 5
 DATA_PACKAGES = ("components.config", "components.contracts")
 # Modules still over the limit, with the change that brings them under it (each must still be over: the list cannot
 # rot).
-PENDING: dict[str, str] = {
-    "components/gateway/litellm.py": "phase 4: tenant keys get an owner of their own",
-}
+PENDING: dict[str, str] = {}
 
 
 def module_name(path: Path) -> str:

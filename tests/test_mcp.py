@@ -11,7 +11,8 @@ import pytest
 
 from components.contracts import gateway as gwc
 from components.gateway import keys
-from components.gateway.mcp import mcp_servers, with_mcp
+from components.gateway.mcp import mcp_servers
+from components.gateway.values import with_mcp
 from components.tenants.tenant import TenantArgs
 from tests.configs import config_error, parse_config
 from tests.conftest import program_result
@@ -143,7 +144,7 @@ def test_a_tenant_without_servers_grants_none_and_gets_no_url() -> None:
         keys.key_spec(tenant, models),
     ):  # written empty, never left out: an empty team
         assert spec["object_permission"] == {"mcp_servers": []}  # grant left out would cap no key
-    values = with_mcp({"proxy_config": {}}, mcp_servers(cfg.tenants))
+    values = with_mcp({"proxy_config": {}}, {s.name: s.registration() for s in mcp_servers(cfg.tenants)})
     assert values["proxy_config"] == {"general_settings": {"require_key_mcp_access_defined": True}}
     assert values["extraEnvVars"] == []
     args = TenantArgs.for_tenant(tenant, cfg, litellm_url="http://nlb:4000", litellm_key="sk-solo")

@@ -5,7 +5,6 @@ replaced, and the platform's per-tenant pieces adopted by the shards after `pulu
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 import re
 from typing import Any
@@ -16,11 +15,12 @@ import pytest
 from components.config import ConfigError
 from components.config.reader import safe_load, safe_load_all
 from components.config.shards import NOT_SHARED, SHARD_PROJECT, shard_config, shard_stacks
+from components.tenants.gateway_access import check_mcp_registration, flat_servers
 from components.tenants.shard import CONTRACT_KEYS, CONTRACT_VERSION, check_contract, merge_shard_entries
 from tests.conftest import program_result
 from tools.analyzer import run_pack
 from tools.preview import analyzer_resources
-from tools.program import ROOT, ProgramResult, load_stack, run_program
+from tools.program import MASK, PLACEHOLDER, ROOT, ProgramResult, load_stack, run_program
 from tools.split import SHARDS, platform_outputs, references
 from tools.split import shard_stacks as shard_files
 
@@ -28,9 +28,10 @@ PROJECT = "agent-platform"
 DEV_SHARDS = {"dev-a": ["acme"], "dev-b": ["globex"]}
 QUALIFIED = [f"organization/{SHARD_PROJECT}/{stack}" for stack in DEV_SHARDS]
 DEV = safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]
-# The single stack the split example is cut from: dev without its MCP servers, which a shard cannot host yet (the
-# platform's gateway registers them with a token it generates: docs/shards.md#ownership).
-DEV_TENANTS = [{**t, "agents": [a for a in t["agents"] if a["type"] != "mcp"]} for t in DEV["agent-platform:tenants"]]
+# The single stack the split example is cut from: dev itself, its MCP servers included.
+DEV_TENANTS = DEV["agent-platform:tenants"]
+# Each moved tenant's MCP server (agent): the shard mints its token, the platform's gateway registers it.
+SERVERS = {"acme": "kb-tools", "globex": "crm-tools"}
 # Fargate tenants stay in the platform (their profile, role and security group are the platform's).
 KEPT = [t for t in DEV_TENANTS if t.get("isolation") == "fargate"]
 MOVED_TENANTS = [n for names in DEV_SHARDS.values() for n in names]
@@ -46,10 +47,11 @@ MOVED = {
     "random:index/randomPassword:RandomPassword::gateway-key-{t}": "TenantKeys",
     "kubernetes:batch/v1:Job::gateway-key-job-{t}": "TenantKeys",
     "random:index/randomPassword:RandomPassword::egress-{t}-password": "TenantProxyUsers",
+    "random:index/randomPassword:RandomPassword::gateway-mcp-token-{t}-{a}": "McpTokens",
 }
 # Platform objects whose content lists every tenant it serves itself: fewer entries once tenants moved (masked values).
 SERVED = {
-    "agent-platform:gateway:Gateway$kubernetes:core/v1:Secret::gateway-tenant-keys",
+    "agent-platform:agents:TenantKeys$kubernetes:core/v1:Secret::gateway-key-secret",
     "agent-platform:egress:EgressProxy$kubernetes:core/v1:Secret::egress-htpasswd",
 }
 
@@ -60,8 +62,8 @@ def contract_of(result: ProgramResult) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def base() -> ProgramResult:
-    """The single stack the split is cut from (dev without MCP servers)."""
-    return program_result("dev", {"agent-platform:tenants": DEV_TENANTS})
+    """The single stack the split is cut from (dev)."""
+    return program_result("dev")
 
 
 @pytest.fixture(scope="module")
@@ -131,17 +133,13 @@ def test_a_shard_parses_the_platform_settings_as_the_platform_does(dev: ProgramR
     """Round trip: the dev tenants parsed against the contract give the dev stack's configuration, tenants and all,
     so a tenant renders the same in a shard as in the single stack."""
     platform = load_stack("dev")
-    tenants = [t for t in DEV_TENANTS if t["name"] in MOVED_TENANTS]  # a shard refuses MCP servers (below)
+    tenants = [t for t in DEV_TENANTS if t["name"] in MOVED_TENANTS]
     secrets = {"acme": {"hermes": {"TELEGRAM_BOT_TOKEN": "x"}}, "globex": {"openclaw": {"SLACK_BOT_TOKEN": "x"}}}
     secrets["globex"]["openclaw"]["SLACK_APP_TOKEN"] = "x"
     shard = shard_config(contract_of(dev), tenants, secrets, ["agent-platform:tenantSecrets"])
     for section in ("network", "cluster", "karpenter", "kata", "gateway", "images", "egress"):
         assert getattr(shard, section) == getattr(platform, section), section
-    assert shard.tenants == tuple(
-        dataclasses.replace(t, agents=tuple(a for a in t.agents if a.mcp is None))
-        for t in platform.tenants
-        if t.name in MOVED_TENANTS
-    )
+    assert shard.tenants == tuple(t for t in platform.tenants if t.name in MOVED_TENANTS)
 
 
 @pytest.mark.parametrize(
@@ -163,12 +161,6 @@ def test_a_shard_refuses_a_missing_or_incompatible_contract(contract: Any, messa
         (lambda t: t.update(dedicatedNodes=True), "tenants[0].dedicatedNodes"),
         (lambda t: t.update(egress={"cidrs": ["198.51.100.0/24"]}), "tenants[0].egress.cidrs"),
         (lambda t: t.update(isolation="fargate"), "tenants[0].isolation"),
-        (
-            lambda t: t["agents"].append(
-                {"name": "tools", "type": "mcp", "mcp": {"image": "t/mcp:1.0", "port": 8080, "transport": "http"}}
-            ),
-            "tenants[0].agents[1].mcp",
-        ),
     ],
 )
 def test_a_shard_refuses_what_only_the_platform_serves(dev: ProgramResult, change: Any, key: str) -> None:
@@ -235,8 +227,10 @@ def test_split_has_the_single_stack_resources_by_urn_mapping(base: ProgramResult
     for stack, result in shards.items():
         moved.update({tail(r.urn, stack, SHARD_PROJECT): r for r in result.registrations})
     tenants = {tail(u, "dev", PROJECT) for u in tenant_tree(base) if dev_tenant(base, u) in MOVED_TENANTS}
-    per_tenant = {u for u in single if any(u.endswith(m.format(t=n)) for m in MOVED for n in MOVED_TENANTS)}
-    assert len(per_tenant) == 6
+    per_tenant = {
+        u for u in single if any(u.endswith(m.format(t=n, a=SERVERS[n])) for m in MOVED for n in MOVED_TENANTS)
+    }
+    assert len(per_tenant) == 8
     assert set(kept) == set(single) - tenants - per_tenant
     for urn in set(kept) - SERVED:
         assert kept[urn].inputs == single[urn].inputs, urn
@@ -273,13 +267,17 @@ def test_the_platform_per_tenant_pieces_are_adopted_by_alias(split: Any) -> None
     for stack, result in split[1].items():
         for tenant in DEV_SHARDS[stack]:
             for pattern, component in MOVED.items():
-                type_, name = pattern.format(t=tenant).split("::")
+                type_, name = pattern.format(t=tenant, a=SERVERS[tenant]).split("::")
                 (resource,) = (
                     r
                     for r in result.registrations
                     if r.type == type_ and f"agent-platform:agents:{component}$" in r.urn
                 )
-                assert resource.name == f"{stack}-{tenant}" or resource.name == f"{stack}-job-{tenant}"
+                assert resource.name in (
+                    f"{stack}-{tenant}",
+                    f"{stack}-job-{tenant}",
+                    f"{stack}-mcp-token-{tenant}-{SERVERS[tenant]}",
+                )
                 # noParent: the URN of a root resource in this stack and project, where the move puts it.
                 assert {"spec": {"name": name, "noParent": True}} in resource.aliases
 
@@ -298,7 +296,8 @@ def test_offline_references_answer_each_side() -> None:
     platform_side = references(ROOT, "dev-shards")
     assert sorted(platform_side) == QUALIFIED
     acme = platform_side[QUALIFIED[0]]
-    assert acme["secretOutputNames"] == ["egressProxyUsers"]
+    assert acme["secretOutputNames"] == ["egressProxyUsers", "mcpTokens"]
+    assert list(json.loads(acme["outputs"]["mcpServers"])) == ["acme"]
     assert acme["outputs"]["egressProxyUsers"].startswith("acme:$1$")
     assert list(json.loads(acme["outputs"]["egressAllowlists"])) == ["acme"]
 
@@ -306,7 +305,7 @@ def test_offline_references_answer_each_side() -> None:
 def test_the_pack_judges_shard_resources_with_the_contract_facts(split: Any) -> None:
     """A shard's Deployment that points DNS into the service CIDR named by the contract is refused by the pack."""
     result = copy.deepcopy(split[1]["dev-a"])
-    (deployment,) = result.of_type("kubernetes:apps/v1:Deployment")
+    (deployment,) = (d for d in result.of_type("kubernetes:apps/v1:Deployment") if d.name == "acme-hermes")
     pod = deployment.properties["spec"]["template"]["spec"]
     pod["dnsConfig"]["nameservers"] = ["172.20.0.10"]
     config = {"kata-dns": {"serviceCidrs": [split[0].outputs["tenantContract"]["settings"]["serviceCidr"]]}}
@@ -376,3 +375,77 @@ def test_ci_previews_only_the_stacks_a_change_touches(changed: list[str], stacks
 
     assert every_stack() == ["dev", "dev-shards", "prod", "staging", "tenants/dev-a", "tenants/dev-b"]
     assert affected(changed) == (every_stack() if stacks == "every" else stacks)
+
+
+# ---------------------------------------------------------------------------------------------------
+# MCP servers of shard tenants
+
+
+def grants(result: ProgramResult) -> dict[str, dict[str, list[str]]]:
+    """Each key Job's tenant -> the MCP servers its team and its key are granted (what the Job writes to LiteLLM)."""
+    found = {}
+    for job in result.of_type("kubernetes:batch/v1:Job"):
+        if "agent-platform:agents:TenantKeys" not in job.urn:
+            continue
+        env = {e["name"]: e.get("value") for e in job.inputs["spec"]["template"]["spec"]["containers"][0]["env"]}
+        team, key = json.loads(env["TEAM_SPEC"]), json.loads(env["KEY_SPEC"])
+        found[team["metadata"]["tenant"]] = {
+            "team": team["object_permission"]["mcp_servers"],
+            "key": key["object_permission"]["mcp_servers"],
+        }
+    return found
+
+
+def test_the_platform_registers_shard_servers_as_its_own(base: ProgramResult, split: Any) -> None:
+    """The platform's LiteLLM registers both shards' servers closed (never open to all keys, never public), with
+    their tokens read from the Secret only; each server is granted to its own tenant's team and key alone, so
+    another tenant's key (globex's for acme's server, acme's for globex's) cannot reach it."""
+    platform, shards = split
+    (release,) = (r for r in platform.registrations if r.name == "gateway-litellm")
+    servers = release.inputs["values"]["proxy_config"]["mcp_servers"]
+    assert sorted(servers) == ["acme_kb_tools", "globex_crm_tools"]
+    for name, entry in servers.items():
+        assert entry["allow_all_keys"] is False
+        assert entry["available_on_public_internet"] is False
+        assert entry["auth_value"] == f"os.environ/MCP_TOKEN_{name.upper()}"
+    env = {e["name"]: e for e in release.inputs["values"]["extraEnvVars"]}
+    for name in servers:
+        ref = env[f"MCP_TOKEN_{name.upper()}"]["valueFrom"]["secretKeyRef"]
+        assert ref == {"name": "litellm-mcp-tokens", "key": name}
+    expected = {"acme": ["acme_kb_tools"], "globex": ["globex_crm_tools"]}
+    by_shard = {**grants(shards["dev-a"]), **grants(shards["dev-b"])}
+    assert by_shard == {t: {"team": s, "key": s} for t, s in expected.items()}
+    assert {t: g for t, g in grants(base).items() if t in expected} == by_shard  # as in the single stack
+    assert "acme_kb_tools" not in by_shard["globex"]["key"]
+    assert "globex_crm_tools" not in by_shard["acme"]["team"]
+
+
+def test_shard_mcp_tokens_stay_secret(split: Any) -> None:
+    """A shard exports its servers' tokens only as a secret output; no token value is in any input or plain output
+    on either side (the mocked RandomPassword result is rrrr..., the platform's offline token the placeholder)."""
+    platform, shards = split
+    for result in (platform, *shards.values()):
+        text = json.dumps([r.inputs for r in result.registrations]) + json.dumps(result.outputs)
+        assert "rrrrrrrrrrrrrrrr" not in text
+        assert PLACEHOLDER not in text
+    (tokens,) = (r for r in platform.registrations if r.name == "gateway-mcp-tokens")
+    assert tokens.inputs["stringData"] == {"acme_kb_tools": MASK, "globex_crm_tools": MASK}
+    for stack, result in shards.items():
+        assert "mcpTokens" in result.secret_outputs
+        assert "mcpServers" not in result.secret_outputs
+        assert list(json.loads(result.outputs["mcpServers"])) == DEV_SHARDS[stack]
+
+
+def test_a_shard_with_servers_needs_a_platform_that_registers_them() -> None:
+    contract = {"version": "1.0", **{k: None for k in CONTRACT_KEYS if k not in ("version", "mcpServers")}}
+    assert check_contract(contract) == contract  # a 1.0 platform still serves shards without servers
+    check_mcp_registration(contract, {})
+    with pytest.raises(pulumi.RunError, match=r"tenantContract 1.0 does not register shards' MCP servers \(a_b\)"):
+        check_mcp_registration(contract, {"a_b": {}})
+    check_mcp_registration({**contract, "mcpServers": True}, {"a_b": {}})
+
+
+def test_two_servers_of_one_litellm_name_are_refused() -> None:
+    assert flat_servers({"a": 1}, {"t": {"b": 2}}) == {"a": 1, "b": 2}
+    with pytest.raises(pulumi.RunError, match="MCP server 'a_b_c' of tenant 'a' is registered twice"):
+        flat_servers({"a_b_c": 1}, {"a": {"a_b_c": 2}})

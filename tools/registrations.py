@@ -157,6 +157,9 @@ def compare(base: dict[str, Any], new: dict[str, Any]) -> list[str]:
                 continue
             before = dict(old_resources[old])
             after = _rename({k: v for k, v in r.items() if k != "aliases"}, back)
+            # renamed URNs sort elsewhere: compare dependencies as sets
+            after["dependencies"] = sorted(after["dependencies"])
+            after["propertyDependencies"] = {k: sorted(v) for k, v in after["propertyDependencies"].items()}
             for key in sorted(set(before) | set(after)):
                 if key == "aliases":
                     continue

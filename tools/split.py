@@ -16,6 +16,7 @@ from components.config.reader import safe_load
 from components.config.shards import PLATFORM_STACK_KEY, SHARD_PROJECT  # noqa: F401 (re-exported)
 from components.egress.proxy import allowlists
 from components.egress.squid import htpasswd_line
+from components.tenants.gateway_access import MCP_SERVERS, MCP_TOKENS, mcp_text, shard_mcp_entries
 from components.tenants.shard import EGRESS_ALLOWLISTS, EGRESS_USERS, allowlists_text, htpasswd_text
 from tools.program import PLACEHOLDER, ROOT, ProgramResult, load_stack, run_program, stack_config
 
@@ -46,8 +47,8 @@ def _stack_of(qualified: str, project: str) -> str:
 
 
 def shard_outputs(qualified: str, platform_stack: str) -> dict[str, Any]:
-    """A shard's egress outputs as its program exports them, from its stack file (parsed against the platform's
-    settings); the htpasswd lines hash a placeholder password."""
+    """A shard's egress and MCP outputs as its program exports them, from its stack file (parsed against the
+    platform's settings); the htpasswd lines hash a placeholder password, the MCP tokens are the placeholder."""
     stack = _stack_of(qualified, SHARD_PROJECT)
     written = safe_load((SHARDS / f"Pulumi.{stack}.yaml").read_text())["config"]
     owned = {
@@ -57,12 +58,15 @@ def shard_outputs(qualified: str, platform_stack: str) -> dict[str, Any]:
     }
     owned.setdefault("agent-platform:knownTenants", [t["name"] for t in owned.get("agent-platform:tenants", [])])
     cfg = load_stack(platform_stack, owned)
+    servers = shard_mcp_entries(cfg.tenants)
     return {
         "outputs": {
             EGRESS_ALLOWLISTS: allowlists_text(allowlists(cfg.tenants)),
             EGRESS_USERS: htpasswd_text({t.name: htpasswd_line(t.name, PLACEHOLDER) for t in cfg.tenants}),
+            MCP_SERVERS: mcp_text(servers),
+            MCP_TOKENS: mcp_text({t: {s: PLACEHOLDER for s in entries} for t, entries in servers.items()}),
         },
-        "secretOutputNames": [EGRESS_USERS],
+        "secretOutputNames": [EGRESS_USERS, MCP_TOKENS],
     }
 
 

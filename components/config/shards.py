@@ -87,13 +87,6 @@ def shard_config(
             not tenant.fargate,
             "a Fargate tenant's profile, role and security group are the platform's: keep it in the platform stack",
         )
-        for j, agent in enumerate(tenant.agents):
-            check(
-                f"tenants[{i}].agents[{j}].mcp",
-                agent.mcp is None,
-                "an MCP server is registered in the platform's gateway with a token it generates: keep this tenant "
-                "in the platform stack",
-            )
         check(
             f"tenants[{i}].egress.cidrs",
             not tenant.egress_cidrs,

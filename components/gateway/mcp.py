@@ -1,5 +1,5 @@
-"""Tenants' MCP servers in the gateway: LiteLLM's ``mcp_servers`` registration, each server's token in LiteLLM's
-environment, and the grants that open each server to its own tenant's team and key only. Plain data.
+"""Tenants' MCP servers in the gateway: LiteLLM's ``mcp_servers`` registration of each and the grants that open each
+server to its own tenant's team and key only. Plain data (the release values: components/gateway/values.py).
 
 LiteLLM 1.93 (measured in realtests/test_litellm_mcp.py, docs/mcp.md): ``allow_all_keys`` defaults to false and
 ``available_on_public_internet`` to true; with ``general_settings.require_key_mcp_access_defined`` a key sees only the
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from components.config import AgentConfig, TenantConfig
-from components.contracts.gateway import MCP_TOKENS_SECRET, mcp_server_name, mcp_token_env
+from components.contracts.gateway import mcp_server_name, mcp_token_env
 from components.tenants.agent_service import agent_service
 from components.tenants.agent_types import AGENT_TYPES
 
@@ -68,18 +68,3 @@ def mcp_grant(tenant: TenantConfig) -> dict[str, Any]:
     """``object_permission`` for the tenant's team and key: its own servers, an empty list included (an empty team
     grant left out would leave a key's earlier grant uncapped)."""
     return {"mcp_servers": [s.name for s in mcp_servers([tenant])]}
-
-
-def with_mcp(values: dict[str, Any], servers: Sequence[McpServer]) -> dict[str, Any]:
-    """LiteLLM chart values plus the servers' registration, the key-grant rule and the tokens' environment."""
-    proxy_config = dict(values["proxy_config"])
-    general = dict(proxy_config.get("general_settings") or {})
-    general["require_key_mcp_access_defined"] = True  # a key without its own grant sees no server
-    proxy_config["general_settings"] = general
-    if servers:
-        proxy_config["mcp_servers"] = {s.name: s.registration() for s in servers}
-    tokens = [
-        {"name": s.token_env, "valueFrom": {"secretKeyRef": {"name": MCP_TOKENS_SECRET, "key": s.name}}}
-        for s in servers
-    ]
-    return {**values, "proxy_config": proxy_config, "extraEnvVars": [*values.get("extraEnvVars", []), *tokens]}

@@ -4,11 +4,13 @@ effect). Plain data. Details: docs/gateway.md#litellm-on-core-nodes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import pulumi
+
 from components.config import GatewayConfig, ModelConfig, SelfHostedModel
-from components.contracts.gateway import MASTER_KEY_SECRET, SELECTOR
+from components.contracts.gateway import MASTER_KEY_SECRET, MCP_TOKENS_SECRET, SELECTOR, mcp_token_env
 from components.contracts.labels import CORE_NODE_SELECTOR
 from components.contracts.models import server_url
 from components.gateway.cache import with_cache
@@ -126,3 +128,31 @@ def release_values(
     """The release's values: LiteLLM's own (its routes: Bedrock's and the self-hosted models'), with its database
     and its cache (settings, password, CA)."""
     return with_cache(litellm_values(cfg, database_env, self_hosted), cache_settings, ca=cache_ca)
+
+
+def _registered(proxy_config: Mapping[str, Any], servers: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    general = {**(proxy_config.get("general_settings") or {}), "require_key_mcp_access_defined": True}
+    found = {"mcp_servers": {name: dict(entry) for name, entry in servers.items()}} if servers else {}
+    return {**proxy_config, "general_settings": general, **found}
+
+
+def _token_env(env: Sequence[Any], servers: Mapping[str, Any]) -> list[Any]:
+    secret = {"name": MCP_TOKENS_SECRET}
+    return [*env, *({"name": mcp_token_env(s), "valueFrom": {"secretKeyRef": {**secret, "key": s}}} for s in servers)]
+
+
+def with_mcp(values: dict[str, Any], servers: pulumi.Input[Mapping[str, Mapping[str, Any]]]) -> dict[str, Any]:
+    """The release values plus the tenants' MCP servers (LiteLLM name -> ``mcp_servers`` entry,
+    components/gateway/mcp.py), the key-grant rule (a key without its own grant sees no server) and each server's
+    token in the environment (the Secret MCP_TOKENS_SECRET, by server name). ``servers`` is an Output when shards
+    bring servers: then only the two keys it changes wait for it."""
+    proxy_config, env = values["proxy_config"], values.get("extraEnvVars", [])
+    if not isinstance(servers, pulumi.Output):
+        return {**values, "proxy_config": _registered(proxy_config, servers), "extraEnvVars": _token_env(env, servers)}
+    return {
+        **values,
+        "proxy_config": pulumi.Output.all(pulumi.Output.from_input(proxy_config), servers).apply(
+            lambda v: _registered(*v)
+        ),
+        "extraEnvVars": pulumi.Output.all(pulumi.Output.from_input(env), servers).apply(lambda v: _token_env(*v)),
+    }

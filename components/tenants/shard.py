@@ -1,5 +1,6 @@
-"""Tenant shards: the contract the platform exports for them, and the per-tenant pieces a shard owns beside its
-Tenants: the LiteLLM key (minted and registered by the shard) and the egress proxy password (served by the platform).
+"""Tenant shards: the contract the platform exports for them, and the egress proxy passwords a shard owns beside its
+Tenants (served by the platform). A shard's gateway access (LiteLLM keys, MCP tokens) is the same component the
+platform uses for its own tenants: components/tenants/gateway_access.py.
 
 Who owns what, and why: docs/shards.md#ownership.
 """
@@ -12,26 +13,17 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pulumi
-import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components.config import TenantConfig
-from components.contracts.gateway import CLUSTER_URL, KEY_JOB_SELECTOR, MASTER_KEY_KEY, MASTER_KEY_SECRET, NAMESPACE
 from components.egress.proxy import allowlists
 from components.egress.squid import htpasswd_line, proxy_url
-from components.gateway.keys import (
-    KEY_JOB_BACKOFF_LIMIT,
-    KEY_JOB_DEADLINE,
-    KEY_JOB_PULUMI_TIMEOUT,
-    key_job_name,
-    key_job_pod_spec,
-)
-from components.k8s.resources import run_to_completion_job
 
 # The contract's own version (tenantContract.version): a shard refuses another major. docs/outputs.md.
-CONTRACT_VERSION = "1.0"
+CONTRACT_VERSION = "1.1"
 CONTRACT_KEYS = ("version", "platformStack", "region", "settings", "gatewayUrl", "egressProxyHost", "agentSandbox")
-CONTRACT_KEYS += ("tenants",)
+CONTRACT_KEYS += ("tenants", "mcpServers")
+ADDED_IN_MINOR = ("mcpServers",)  # a 1.0 platform lacks them: a shard that needs one checks it (docs/outputs.md)
 # What a shard exports for the platform (read through tenantShards): non-secret allowlists, secret passwords.
 EGRESS_ALLOWLISTS, EGRESS_USERS = "egressAllowlists", "egressProxyUsers"
 
@@ -56,6 +48,7 @@ def tenant_contract(
         "egressProxyHost": egress_proxy_host,
         "agentSandbox": agent_sandbox,
         "tenants": sorted(tenants),
+        "mcpServers": True,  # the platform registers its shards' MCP servers (their mcpServers outputs)
     }
 
 
@@ -68,7 +61,7 @@ def check_contract(contract: Any, supported_major: str = CONTRACT_VERSION.split(
     version = str(contract.get("version", ""))
     if version.split(".")[0] != supported_major:
         raise pulumi.RunError(f"platform tenantContract {version or '?'} is not compatible with {supported_major}.x")
-    missing = [key for key in CONTRACT_KEYS if key not in contract]
+    missing = [key for key in CONTRACT_KEYS if key not in contract and key not in ADDED_IN_MINOR]
     if missing:
         raise pulumi.RunError(f"platform tenantContract {version} lacks {', '.join(missing)}")
     return contract
@@ -135,71 +128,6 @@ def moved_from(parent: pulumi.Resource, platform_name: str) -> pulumi.ResourceOp
     return pulumi.ResourceOptions(
         parent=parent, aliases=[pulumi.Alias(name=platform_name, parent=pulumi.ROOT_STACK_RESOURCE)]
     )
-
-
-class TenantKeys(pulumi.ComponentResource):
-    """A shard's LiteLLM keys: one per tenant, generated here and registered by the same in-cluster Job the platform
-    runs for its own tenants, in the gateway's namespace, where the master key Secret is read by reference only."""
-
-    keys: dict[str, pulumi.Output[str]]  # secret
-    jobs: dict[str, k8s.batch.v1.Job]
-
-    def __init__(
-        self,
-        name: str,
-        tenants: Sequence[TenantConfig],
-        curl_image: str,
-        models: Mapping[str, Sequence[str]],  # tenant -> the models its team and key may call
-        opts: pulumi.ResourceOptions | None = None,
-    ) -> None:
-        super().__init__("agent-platform:agents:TenantKeys", name, None, opts)
-        passwords = {
-            t.name: random.RandomPassword(
-                f"{name}-{t.name}", length=40, special=False, opts=moved_from(self, f"gateway-key-{t.name}")
-            )
-            for t in tenants
-        }
-        self.keys = {t: pulumi.Output.secret(p.result.apply(lambda v: f"sk-{v}")) for t, p in passwords.items()}
-        secret_name = f"litellm-tenant-keys-{shard_resource_name(name)}"
-        secret = k8s.core.v1.Secret(
-            f"{name}-secret",
-            metadata={"name": secret_name, "namespace": NAMESPACE},
-            type="Opaque",
-            string_data=dict(self.keys),
-            opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["data", "stringData"]),
-        )
-        self.jobs = {}
-        for tenant in tenants:
-            self.jobs[tenant.name] = run_to_completion_job(
-                f"{name}-job-{tenant.name}",
-                {
-                    "name": key_job_name(tenant, curl_image, models[tenant.name]),
-                    "namespace": NAMESPACE,
-                    "labels": {**KEY_JOB_SELECTOR, "agent-platform.io/tenant": tenant.name},
-                },
-                key_job_pod_spec(
-                    tenant,
-                    curl_image,
-                    models=models[tenant.name],
-                    service_account="",  # the namespace's default account; the pod mounts no token
-                    litellm_url=CLUSTER_URL,
-                    master_key_secret=(MASTER_KEY_SECRET, MASTER_KEY_KEY),
-                    tenant_keys_secret=secret_name,
-                ),
-                backoff_limit=KEY_JOB_BACKOFF_LIMIT,
-                deadline_seconds=KEY_JOB_DEADLINE,
-                opts=pulumi.ResourceOptions.merge(
-                    moved_from(self, f"gateway-key-job-{tenant.name}"),
-                    pulumi.ResourceOptions(
-                        depends_on=[secret],
-                        replace_with=[passwords[tenant.name]],
-                        custom_timeouts=pulumi.CustomTimeouts(
-                            create=KEY_JOB_PULUMI_TIMEOUT, update=KEY_JOB_PULUMI_TIMEOUT
-                        ),
-                    ),
-                ),
-            )
-        self.register_outputs({})
 
 
 class TenantProxyUsers(pulumi.ComponentResource):
