@@ -208,7 +208,7 @@ if cfg.models.enabled and keda is not None:
     )
 
 # --- tenant shards (docs/shards.md): the proxy serves their tenants' users, read from their outputs
-shard_allowlists, shard_users = shard_egress_entries(cfg.tenant_shards, [t.name for t in cfg.tenants])
+shard_allowlists, shard_users = shard_egress_entries(cfg.tenant_shards)
 
 # --- egress proxy (allowlist mode): per-tenant domain allowlists behind an internal NLB
 egress = (

@@ -25,10 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from components.egress.proxy import allowlists
-from components.egress.squid import htpasswd_line
-from components.tenants.shard import EGRESS_ALLOWLISTS, EGRESS_USERS, allowlists_text, htpasswd_text
-from tools.program import PLACEHOLDER, ROOT, load_stack
+from tools.program import ROOT, load_stack
+from tools.split import shard_exports
 
 SIZES = (10, 100, 500)
 TARGET_SECONDS = 60.0
@@ -51,10 +49,9 @@ def generated_tenants(count: int) -> list[dict[str, Any]]:
 def shard_reference(tenants: list[dict[str, Any]]) -> dict[str, Any]:
     """What a shard of ``tenants`` exports for the platform, built as the shard program builds it."""
     names = [t["name"] for t in tenants]
-    cfg = load_stack("dev", {"agent-platform:tenants": tenants, "agent-platform:knownTenants": names})
-    users = htpasswd_text({t.name: htpasswd_line(t.name, PLACEHOLDER) for t in cfg.tenants})
-    outputs = {EGRESS_ALLOWLISTS: allowlists_text(allowlists(cfg.tenants)), EGRESS_USERS: users}
-    return {"outputs": outputs, "secretOutputNames": [EGRESS_USERS]}
+    return shard_exports(
+        load_stack("dev", {"agent-platform:tenants": tenants, "agent-platform:knownTenants": names}).tenants
+    )
 
 
 def run_platform(moved: int, shards: int, out: Path) -> dict[str, Any]:

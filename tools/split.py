@@ -9,15 +9,18 @@ them with (passwords are placeholders, secret), since a shard's run needs the pl
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from components.config import TenantConfig
 from components.config.shards import PLATFORM_STACK_KEY, SHARD_PROJECT  # noqa: F401 (re-exported)
 from components.egress.proxy import allowlists
+from components.egress.shard_entries import allowlists_text, htpasswd_text
 from components.egress.squid import htpasswd_line
-from components.tenants.shard import EGRESS_ALLOWLISTS, EGRESS_USERS, allowlists_text, htpasswd_text
+from components.tenants.shard import EGRESS_ALLOWLISTS, EGRESS_USERS
 from tools.program import PLACEHOLDER, ROOT, ProgramResult, load_stack, run_program, stack_config
 
 SHARDS = ROOT / "tenants"
@@ -57,11 +60,16 @@ def shard_outputs(qualified: str, platform_stack: str) -> dict[str, Any]:
         if key in written
     }
     owned.setdefault("agent-platform:knownTenants", [t["name"] for t in owned.get("agent-platform:tenants", [])])
-    cfg = load_stack(platform_stack, owned)
+    return shard_exports(load_stack(platform_stack, owned).tenants)
+
+
+def shard_exports(tenants: Sequence[TenantConfig]) -> dict[str, Any]:
+    """What a shard of ``tenants`` exports for the platform (a stack reference's answer), built with the functions
+    the shard program exports them with; the htpasswd lines hash a placeholder password."""
     return {
         "outputs": {
-            EGRESS_ALLOWLISTS: allowlists_text(allowlists(cfg.tenants)),
-            EGRESS_USERS: htpasswd_text({t.name: htpasswd_line(t.name, PLACEHOLDER) for t in cfg.tenants}),
+            EGRESS_ALLOWLISTS: allowlists_text(allowlists(tenants)),
+            EGRESS_USERS: htpasswd_text({t.name: htpasswd_line(t.name, PLACEHOLDER) for t in tenants}),
         },
         "secretOutputNames": [EGRESS_USERS],
     }
