@@ -59,13 +59,14 @@ def parse_allowlists(stack: str, text: str | None) -> dict[str, tuple[str, ...]]
     if not isinstance(entries, dict):
         raise _refuse(stack, "egressAllowlists is not a map of tenants")
     parsed: dict[str, tuple[str, ...]] = {}
+    checked: dict[str, str] = {}  # tenants share most domains (their agent types' defaults): each checked once
     for name, entry in entries.items():
         domains = entry.get("domains", []) if isinstance(entry, dict) else None
         if not isinstance(domains, list) or not all(isinstance(d, str) for d in domains):
             raise _refuse(stack, f"egressAllowlists.{name} has no list of domains")
         key = f"shard {stack} egressAllowlists.{_tenant(stack, name)}.domains"
         try:
-            parsed[name] = tuple(egress_domain(key, d) for d in domains)
+            parsed[name] = tuple(checked.get(d) or checked.setdefault(d, egress_domain(key, d)) for d in domains)
         except ConfigError as error:
             raise pulumi.RunError(f"{key}: {error.reason}") from None
     return parsed
