@@ -214,9 +214,13 @@ def test_the_platform_serves_only_well_formed_shard_entries(allowlists: Any, use
     """A shard writes data, never Squid configuration: a domain, tenant name or htpasswd line that is not one is
     refused with the shard's name (docs/shards.md#ownership)."""
     text = allowlists if isinstance(allowlists, str) else json.dumps(allowlists)
-    with pytest.raises(pulumi.RunError, match=re.escape(message)) as refused:
+
+    def serve() -> None:
         shard_proxy_tenants({"org/tenant-shards/s1": text}, [])
         shard_htpasswd_lines({"org/tenant-shards/s1": users}, [])
+
+    with pytest.raises(pulumi.RunError, match=re.escape(message)) as refused:
+        serve()
     assert "org/tenant-shards/s1" in str(refused.value)
 
 
