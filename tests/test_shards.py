@@ -16,8 +16,13 @@ import yaml
 
 from components.config import ConfigError
 from components.config.shards import NOT_SHARED, SHARD_PROJECT, shard_config, shard_stacks
-from components.egress.shard_entries import merge_shard_entries, shard_htpasswd_lines, shard_proxy_tenants
-from components.egress.squid import ProxyTenant, htpasswd_line
+from components.egress.squid import (
+    ProxyTenant,
+    htpasswd_line,
+    merge_shard_entries,
+    shard_htpasswd_lines,
+    shard_proxy_tenants,
+)
 from components.tenants.shard import CONTRACT_KEYS, CONTRACT_VERSION, check_contract
 from tests.conftest import program_result
 from tools.analyzer import run_pack

@@ -18,8 +18,7 @@ import yaml
 from components.config import TenantConfig
 from components.config.shards import PLATFORM_STACK_KEY, SHARD_PROJECT  # noqa: F401 (re-exported)
 from components.egress.proxy import allowlists
-from components.egress.shard_entries import allowlists_text, htpasswd_text
-from components.egress.squid import htpasswd_line
+from components.egress.squid import allowlists_text, htpasswd_line, htpasswd_text
 from components.tenants.shard import EGRESS_ALLOWLISTS, EGRESS_USERS
 from tools.program import PLACEHOLDER, ROOT, ProgramResult, load_stack, run_program, stack_config
 

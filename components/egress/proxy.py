@@ -19,7 +19,6 @@ import pulumi_random as random
 from components.config import EgressConfig, TenantConfig
 from components.contracts.egress import APP, MTAIL_PORT, NAMESPACE, PROXY, PROXY_PORT, SELECTOR
 from components.contracts.labels import PART_OF
-from components.egress.shard_entries import shard_htpasswd_lines, shard_proxy_tenants
 from components.egress.squid import (
     AUTH_DIR,
     CONF_DIR,
@@ -39,6 +38,8 @@ from components.egress.squid import (
     error_page,
     htpasswd,
     proxy_url,
+    shard_htpasswd_lines,
+    shard_proxy_tenants,
     squid_conf,
 )
 from components.k8s.podspec import container_security_context, core_pod_template, topology_spread
@@ -213,7 +214,7 @@ class EgressProxyArgs:
     monitoring: pulumi.Resource | None = None  # kube-prometheus-stack (PodMonitor/PrometheusRule CRDs)
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)  # the core node group
     # Tenants of shard stacks (docs/shards.md): each shard's allowlists (JSON) and htpasswd lines (secret) as it
-    # exports them, {stack: text}; parsed and checked here (components/egress/shard_entries.py). A shard hashes its
+    # exports them, {stack: text}; parsed and checked here (components/egress/squid.py). A shard hashes its
     # own passwords: the platform never sees them. Both None in single-stack mode.
     shard_allowlists: pulumi.Input[Mapping[str, str | None]] | None = None
     shard_users: pulumi.Input[Mapping[str, str | None]] | None = None

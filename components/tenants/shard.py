@@ -17,8 +17,7 @@ import pulumi_random as random
 from components.config import TenantConfig
 from components.contracts.gateway import CLUSTER_URL, KEY_JOB_SELECTOR, MASTER_KEY_KEY, MASTER_KEY_SECRET, NAMESPACE
 from components.egress.proxy import allowlists
-from components.egress.shard_entries import allowlists_text, htpasswd_text
-from components.egress.squid import htpasswd_line, proxy_url
+from components.egress.squid import allowlists_text, htpasswd_line, htpasswd_text, proxy_url
 from components.gateway.keys import (
     KEY_JOB_BACKOFF_LIMIT,
     KEY_JOB_DEADLINE,
@@ -77,7 +76,7 @@ def check_contract(contract: Any, supported_major: str = CONTRACT_VERSION.split(
 def shard_egress_entries(stacks: Sequence[str]) -> tuple[pulumi.Output[dict[str, str]] | None, ...]:
     """The egress outputs of every shard in ``stacks`` as ``{stack: text}``: the allowlists and the (secret) htpasswd
     lines, read through stack references; (None, None) in single-stack mode. The proxy parses, checks and merges them
-    as it renders (components/egress/shard_entries.py)."""
+    as it renders (components/egress/squid.py)."""
     if not stacks:
         return None, None
     refs = [pulumi.StackReference(stack) for stack in stacks]
