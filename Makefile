@@ -20,7 +20,7 @@ help:
 	@echo "make lint | format        ruff check / ruff format"
 	@echo "make requirements         regenerate requirements.txt from uv.lock (after a re-lock)"
 	@echo "make bench-policy         policy pack throughput through gRPC"
-	@echo "make bench-preview        offline preview time and memory with 10/100/500 tenants, and split into shards"
+	@echo "make bench-preview        offline preview time and memory with 10/100/500 tenants (ARGS=--split: in shards)"
 	@echo "make shards OP=preview    preview (or OP=up) every shard stack with the Automation API (needs the Pulumi CLI)"
 
 $(UV):
@@ -89,7 +89,7 @@ bench-policy: venv
 	$(PY) -m tools.bench_policy
 
 bench-preview: venv
-	$(PY) -m tools.bench_preview
+	$(PY) -m tools.bench_preview $(ARGS)
 
 clean:
 	rm -rf build .pytest_cache .tools

@@ -25,7 +25,7 @@ from components.runtime.kata_deploy import KataRuntime, KataRuntimeArgs, firecra
 from components.runtime.nvidia import DevicePluginArgs, NvidiaDevicePlugin
 from components.tenants.fargate import FargateTier, FargateTierArgs
 from components.tenants.gateway_access import McpTokens, TenantKeys, TenantKeysArgs, gateway_mcp
-from components.tenants.shard import shard_egress_entries, tenant_contract
+from components.tenants.shard import shard_egress_entries, shard_references, tenant_contract
 from components.tenants.tenant import Tenant, TenantArgs
 
 try:
@@ -136,8 +136,10 @@ lb_controller = LoadBalancerController(
 secrets = pulumi.Config("agent-platform")
 former_gateway = pulumi.create_urn("gateway", "agent-platform:gateway:Gateway")
 mcp = McpTokens("gateway-mcp-token", cfg.tenants, former_parent=former_gateway)
-# the gateway registers its own tenants' MCP servers and its shards' (read from their outputs: docs/shards.md)
-mcp_servers, mcp_tokens = gateway_mcp(mcp, cfg.tenant_shards, [t.name for t in cfg.tenants])
+# Tenant shards (docs/shards.md): one stack reference each; the gateway registers their MCP servers and the egress
+# proxy serves their tenants' users, read from their outputs.
+shards = shard_references(cfg.tenant_shards)
+mcp_servers, mcp_tokens = gateway_mcp(mcp, shards, [t.name for t in cfg.tenants])
 gateway = Gateway(
     "gateway",
     GatewayArgs(
@@ -226,8 +228,8 @@ if cfg.models.enabled and keda is not None:
         opts=in_cluster,
     )
 
-# --- tenant shards (docs/shards.md): the proxy serves their tenants' users, read from their outputs
-shard_allowlists, shard_users = shard_egress_entries(cfg.tenant_shards, [t.name for t in cfg.tenants])
+# --- the shards' egress entries (checked and merged by the proxy as it renders)
+shard_allowlists, shard_users = shard_egress_entries(shards)
 
 # --- egress proxy (allowlist mode): per-tenant domain allowlists behind an internal NLB
 egress = (

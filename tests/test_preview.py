@@ -156,3 +156,26 @@ def test_every_stack_previews_without_any_violation(stack: str, tmp_path_factory
     skip_when_unrenderable(out)
     assert code == 0
     assert json.loads((out / "policy-report.json").read_text()) == []
+
+
+def test_resources_analyzed_as_they_register_get_the_verdicts_of_one_batch() -> None:
+    """The preview streams each registration to the pack (PreviewSession, as the CLI does); the violations, and
+    their order, are those of analyzing the same resources after the run (run_pack)."""
+    from google.protobuf import struct_pb2
+
+    from tools.analyzer import PolicyPackProcess, PreviewSession, run_pack
+
+    result = program_result("dev")
+    config = {"no-vpcs": "advisory"}
+    with PolicyPackProcess(FIXTURE_PACK, config) as pack:
+        pack.configure()
+        pack.configure_stack()
+        session = PreviewSession(pack)
+        add = preview.analyze_as_registered(session)
+        for r in result.registrations:
+            properties = struct_pb2.Struct()
+            properties.update(r.properties)
+            add(r, properties)
+        streamed = session.finish()()
+    assert streamed
+    assert streamed == run_pack(FIXTURE_PACK, preview.analyzer_resources(result), config)

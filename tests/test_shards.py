@@ -14,9 +14,15 @@ import pytest
 
 from components.config import ConfigError
 from components.config.reader import safe_load, safe_load_all
-from components.config.shards import NOT_SHARED, SHARD_PROJECT, shard_config, shard_stacks
+from components.config.shards import NOT_SHARED, SHARD_PROJECT, merge_shard_entries, shard_config, shard_stacks
+from components.egress.squid import (
+    ProxyTenant,
+    htpasswd_line,
+    shard_htpasswd_lines,
+    shard_proxy_tenants,
+)
 from components.tenants.gateway_access import check_mcp_registration, flat_servers
-from components.tenants.shard import CONTRACT_KEYS, CONTRACT_VERSION, check_contract, merge_shard_entries
+from components.tenants.shard import CONTRACT_KEYS, CONTRACT_VERSION, check_contract
 from tests.conftest import program_result
 from tools.analyzer import run_pack
 from tools.preview import analyzer_resources
@@ -182,6 +188,45 @@ def test_one_owner_per_tenant() -> None:
         merge_shard_entries({"s1": {"a": 1}, "s2": {"a": 2}}, [])
     with pytest.raises(pulumi.RunError, match="tenant 'c' is in shard s1 and in the platform stack"):
         merge_shard_entries({"s1": {"c": 1}}, ["c"])
+
+
+@pytest.mark.parametrize(
+    ("allowlists", "users", "message"),
+    [
+        ({"a": {"domains": ["x.example\nhttp_access allow all"]}}, "", "is not a host name"),
+        ({"a": {"domains": ["*"]}}, "", "would allow every domain"),
+        ({"a": {"domains": ["10.0.0.1"]}}, "", "is an IP address"),
+        ({"a b": {"domains": []}}, "", "'a b' is not a tenant name"),
+        ({"A": {"domains": []}}, "", "'A' is not a tenant name"),
+        ({"a": {"domains": "x.example"}}, "", "has no list of domains"),
+        ("[]", "", "is not a map of tenants"),
+        ("{", "", "is not JSON"),
+        ({}, "a:plaintext\n", "a line that is not user:$1$salt$hash ('a')"),
+        ({}, "A:$1$abcdefgh$" + "x" * 22 + "\n", "'A' is not a tenant name"),
+        ({}, "a:$1$abcdefgh$" + "x" * 22 + "\nauth_param basic program /bin/sh\n", "not user:$1$salt$hash"),
+    ],
+)
+def test_the_platform_serves_only_well_formed_shard_entries(allowlists: Any, users: str, message: str) -> None:
+    """A shard writes data, never Squid configuration: a domain, tenant name or htpasswd line that is not one is
+    refused with the shard's name (docs/shards.md#ownership)."""
+    text = allowlists if isinstance(allowlists, str) else json.dumps(allowlists)
+
+    def serve() -> None:
+        shard_proxy_tenants({"org/tenant-shards/s1": text}, [])
+        shard_htpasswd_lines({"org/tenant-shards/s1": users}, [])
+
+    with pytest.raises(pulumi.RunError, match=re.escape(message)) as refused:
+        serve()
+    assert "org/tenant-shards/s1" in str(refused.value)
+
+
+def test_well_formed_shard_entries_are_served() -> None:
+    line = htpasswd_line("a", "pw")
+    texts = {"s1": json.dumps({"a": {"domains": ["*.Example.com.", "x.example"], "cidrs": ["10.0.0.0/8"]}}), "s2": None}
+    assert shard_proxy_tenants(texts, ["c"]) == [ProxyTenant("a", ("*.example.com", "x.example"))]  # no CIDRs
+    assert shard_htpasswd_lines({"s1": f"{line}\n", "s2": None}, ["c"]) == {"a": line}
+    with pytest.raises(pulumi.RunError, match="tenant 'c' is in shard s1 and in the platform stack"):
+        shard_htpasswd_lines({"s1": htpasswd_line("c", "pw")}, ["c"])
 
 
 def test_tenant_shards_are_qualified_stack_names() -> None:

@@ -15,13 +15,14 @@ import json
 import re
 import runpy
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pulumi
-from google.protobuf import json_format
+from google.protobuf import json_format, struct_pb2
 from pulumi.runtime import set_mocks
 from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.stack import run_in_stack
@@ -85,35 +86,43 @@ class ProgramResult:
         return matches[0]
 
 
+# Called with each registration and its properties as the engine received them (a protobuf Struct), in order.
+OnRegister = Callable[["Registration", struct_pb2.Struct], None]
+
+
 class RecordingMonitor(MockMonitor):
-    def __init__(self, mocks: PlatformMocks) -> None:
+    def __init__(self, mocks: PlatformMocks, on_register: OnRegister | None = None) -> None:
         super().__init__(mocks)
         mocks.monitor = self
         self.registrations: list[Registration] = []
+        self.on_register = on_register
+        self._lock = threading.Lock()  # the SDK registers from several threads: one order for both
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
         response = super().RegisterResource(request)
         if request.type != "pulumi:pulumi:Stack":
-            self.registrations.append(
-                Registration(
-                    urn=response.urn,
-                    type=request.type,
-                    name=request.name,
-                    parent=request.parent,
-                    provider=request.provider.rsplit("::", 1)[0] if request.provider else "",
-                    custom=request.custom,
-                    protect=request.protect,
-                    properties=json_format.MessageToDict(request.object),
-                    dependencies=list(request.dependencies),
-                    property_dependencies={k: list(v.urns) for k, v in request.propertyDependencies.items()},
-                    custom_timeouts={
-                        k: v for k in ("create", "update", "delete") if (v := getattr(request.customTimeouts, k, ""))
-                    },
-                    aliases=[json_format.MessageToDict(alias) for alias in request.aliases],
-                    ignore_changes=list(request.ignoreChanges),
-                    retain_on_delete=request.retainOnDelete,
-                )
+            registration = Registration(
+                urn=response.urn,
+                type=request.type,
+                name=request.name,
+                parent=request.parent,
+                provider=request.provider.rsplit("::", 1)[0] if request.provider else "",
+                custom=request.custom,
+                protect=request.protect,
+                properties=json_format.MessageToDict(request.object),
+                dependencies=list(request.dependencies),
+                property_dependencies={k: list(v.urns) for k, v in request.propertyDependencies.items()},
+                custom_timeouts={
+                    k: v for k in ("create", "update", "delete") if (v := getattr(request.customTimeouts, k, ""))
+                },
+                aliases=[json_format.MessageToDict(alias) for alias in request.aliases],
+                ignore_changes=list(request.ignoreChanges),
+                retain_on_delete=request.retainOnDelete,
             )
+            with self._lock:
+                self.registrations.append(registration)
+                if self.on_register is not None:
+                    self.on_register(registration, request.object)
         return response
 
 
@@ -240,11 +249,13 @@ def run_program(
     program: Callable[[], Any] | None = None,
     root: Path = ROOT,
     stack_references: dict[str, dict[str, Any]] | None = None,
+    on_register: OnRegister | None = None,
 ) -> ProgramResult:
     """Evaluate ``program`` (default: the project's ``__main__.py``) for ``stack`` under mocks.
 
     Runs in a fresh context and event loop, so several runs in one process do not share state.
-    Exceptions from the program (``ConfigError`` above all) propagate unchanged.
+    Exceptions from the program (``ConfigError`` above all) propagate unchanged. ``on_register`` sees each
+    resource as it registers (the offline preview's policy pack, tools/preview.py).
     """
     config, secret_keys = stack_config(stack, overrides, root)
     if stack_references is None:
@@ -254,7 +265,7 @@ def run_program(
     region = config.get("aws:region", "us-east-1")
     project = safe_load((root / "Pulumi.yaml").read_text())["name"]
     mocks = PlatformMocks(region=region, stack=stack, project=project, stack_references=stack_references)
-    monitor = RecordingMonitor(mocks)
+    monitor = RecordingMonitor(mocks, on_register)
 
     def run() -> ProgramResult:
         loop = asyncio.new_event_loop()

@@ -9,15 +9,17 @@ them with (passwords are placeholders, secret), since a shard's run needs the pl
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from components.config import TenantConfig
 from components.config.reader import safe_load
 from components.config.shards import PLATFORM_STACK_KEY, SHARD_PROJECT  # noqa: F401 (re-exported)
 from components.egress.proxy import allowlists
-from components.egress.squid import htpasswd_line
+from components.egress.squid import allowlists_text, htpasswd_line, htpasswd_text
 from components.tenants.gateway_access import MCP_SERVERS, MCP_TOKENS, mcp_text, shard_mcp_entries
-from components.tenants.shard import EGRESS_ALLOWLISTS, EGRESS_USERS, allowlists_text, htpasswd_text
+from components.tenants.shard import EGRESS_ALLOWLISTS, EGRESS_USERS
 from tools.program import PLACEHOLDER, ROOT, ProgramResult, load_stack, run_program, stack_config
 
 SHARDS = ROOT / "tenants"
@@ -57,12 +59,18 @@ def shard_outputs(qualified: str, platform_stack: str) -> dict[str, Any]:
         if key in written
     }
     owned.setdefault("agent-platform:knownTenants", [t["name"] for t in owned.get("agent-platform:tenants", [])])
-    cfg = load_stack(platform_stack, owned)
-    servers = shard_mcp_entries(cfg.tenants)
+    return shard_exports(load_stack(platform_stack, owned).tenants)
+
+
+def shard_exports(tenants: Sequence[TenantConfig]) -> dict[str, Any]:
+    """What a shard of ``tenants`` exports for the platform (a stack reference's answer), built with the functions
+    the shard program exports them with; the htpasswd lines hash a placeholder password, the MCP tokens are the
+    placeholder."""
+    servers = shard_mcp_entries(tenants)
     return {
         "outputs": {
-            EGRESS_ALLOWLISTS: allowlists_text(allowlists(cfg.tenants)),
-            EGRESS_USERS: htpasswd_text({t.name: htpasswd_line(t.name, PLACEHOLDER) for t in cfg.tenants}),
+            EGRESS_ALLOWLISTS: allowlists_text(allowlists(tenants)),
+            EGRESS_USERS: htpasswd_text({t.name: htpasswd_line(t.name, PLACEHOLDER) for t in tenants}),
             MCP_SERVERS: mcp_text(servers),
             MCP_TOKENS: mcp_text({t: {s: PLACEHOLDER for s in entries} for t, entries in servers.items()}),
         },

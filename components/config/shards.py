@@ -8,8 +8,10 @@ the platform's contract (``tenantContract.settings``), so a tenant renders the s
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
+
+import pulumi
 
 from components.config.reader import NAMESPACE, ConfigError, check, decode_raw, unique
 
@@ -93,3 +95,17 @@ def shard_config(
             "egress CIDRs open the sandbox nodes' security group (platform): keep this tenant in the platform stack",
         )
     return cfg
+
+
+def merge_shard_entries(parts: Mapping[str, Mapping[str, Any] | None], own: Sequence[str]) -> dict[str, Any]:
+    """One output of every shard (``{stack: {tenant: entry}}``; None before a shard's first update) as one map;
+    a tenant of two stacks (or of a shard and the platform's own list) is refused: one owner per tenant."""
+    owners = {tenant: "the platform stack" for tenant in own}
+    entries: dict[str, Any] = {}
+    for stack, part in parts.items():
+        for tenant, entry in (part or {}).items():
+            if tenant in owners:
+                raise pulumi.RunError(f"tenant {tenant!r} is in shard {stack} and in {owners[tenant]}: keep one")
+            owners[tenant] = f"shard {stack}"
+            entries[tenant] = entry
+    return entries

@@ -38,6 +38,8 @@ from components.egress.squid import (
     error_page,
     htpasswd,
     proxy_url,
+    shard_htpasswd_lines,
+    shard_proxy_tenants,
     squid_conf,
 )
 from components.k8s.podspec import container_security_context, core_pod_template, topology_spread
@@ -211,10 +213,11 @@ class EgressProxyArgs:
     lb_controller: pulumi.Resource | None = None  # its webhook must admit the LoadBalancer Service
     monitoring: pulumi.Resource | None = None  # kube-prometheus-stack (PodMonitor/PrometheusRule CRDs)
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)  # the core node group
-    # Tenants of shard stacks (docs/shards.md): {tenant: {"domains": [...]}} and their htpasswd lines, read from
-    # their outputs (a shard hashes its own passwords: the platform never sees them); both None in single-stack mode.
-    shard_allowlists: pulumi.Input[Mapping[str, Mapping[str, Sequence[str]]]] | None = None
-    shard_users: pulumi.Input[Mapping[str, str]] | None = None  # {tenant: htpasswd line} (secret)
+    # Tenants of shard stacks (docs/shards.md): each shard's allowlists (JSON) and htpasswd lines (secret) as it
+    # exports them, {stack: text}; parsed and checked here (components/egress/squid.py). A shard hashes its
+    # own passwords: the platform never sees them. Both None in single-stack mode.
+    shard_allowlists: pulumi.Input[Mapping[str, str | None]] | None = None
+    shard_users: pulumi.Input[Mapping[str, str | None]] | None = None
 
 
 class EgressProxy(pulumi.ComponentResource):
@@ -248,11 +251,12 @@ class EgressProxy(pulumi.ComponentResource):
         # of it stays valid (docs/tenants.md).
         serving = [t for t in args.tenants if not t.decommissioned]
         local = [ProxyTenant.of(t) for t in serving]
+        owners = [t.name for t in args.tenants]  # a shard cannot serve a tenant of this stack (one owner per tenant)
         self.squid_conf = squid_conf(local)
         conf: pulumi.Input[str] = self.squid_conf
         if args.shard_allowlists is not None:
-            conf = pulumi.Output.from_input(args.shard_allowlists).apply(
-                lambda s: squid_conf(sorted(local + shard_tenants(s), key=lambda t: t.name))  # one order for all
+            conf = pulumi.Output.from_input(args.shard_allowlists).apply(  # one order for all tenants
+                lambda texts: squid_conf(sorted(local + shard_proxy_tenants(texts, owners), key=lambda t: t.name))
             )
         config_hash = (
             _config_hash(conf) if isinstance(conf, str) else pulumi.Output.from_input(conf).apply(_config_hash)
@@ -266,7 +270,7 @@ class EgressProxy(pulumi.ComponentResource):
         names = sorted(t.name for t in serving)
         htpasswd_text = pulumi.Output.secret(
             pulumi.Output.all(args.shard_users or {}, *(passwords[n] for n in names)).apply(
-                lambda values: htpasswd(dict(zip(names, values[1:], strict=True)), values[0])
+                lambda v: htpasswd(dict(zip(names, v[1:], strict=True)), shard_htpasswd_lines(v[0], owners))
             )
         )
         secret = k8s.core.v1.Secret(
@@ -313,11 +317,6 @@ class EgressProxy(pulumi.ComponentResource):
 def _config_hash(conf: str) -> str:
     """Rolls the proxy pods when the configuration they load changes."""
     return hashlib.sha256((conf + error_page() + MTAIL_PROGRAM).encode()).hexdigest()[:16]
-
-
-def shard_tenants(entries: Mapping[str, Mapping[str, Sequence[str]]]) -> list[ProxyTenant]:
-    """The proxy users of shard tenants, from their allowlists (domains only: CIDRs stay platform tenants')."""
-    return [ProxyTenant(tenant, tuple(entry.get("domains", ()))) for tenant, entry in sorted(entries.items())]
 
 
 def allowlists(tenants: Iterable[TenantConfig]) -> dict[str, dict[str, list[str]]]:

@@ -20,6 +20,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components.config import TenantConfig
+from components.config.shards import merge_shard_entries
 from components.contracts.gateway import CLUSTER_URL, KEY_JOB_SELECTOR, MASTER_KEY_KEY, MASTER_KEY_SECRET, NAMESPACE
 from components.gateway.keys import (
     KEY_JOB_BACKOFF_LIMIT,
@@ -31,7 +32,7 @@ from components.gateway.keys import (
 from components.gateway.mcp import mcp_servers
 from components.k8s.resources import run_to_completion_job
 from components.tenants.lifecycle import former_aliases
-from components.tenants.shard import merge_shard_entries, shard_resource_name
+from components.tenants.shard import shard_resource_name, shard_texts
 
 # The names the Gateway gave these resources: the aliases of a moved resource name them.
 FORMER_KEY, FORMER_KEY_JOB, FORMER_MCP_TOKEN = "gateway-key-", "gateway-key-job-", "gateway-mcp-token-"
@@ -256,20 +257,18 @@ def parse_mcp(text: str | None) -> dict[str, Any]:
 
 
 def gateway_mcp(
-    own: McpTokens, stacks: Sequence[str], own_tenants: Sequence[str]
+    own: McpTokens, refs: Mapping[str, pulumi.StackReference], own_tenants: Sequence[str]
 ) -> tuple[pulumi.Input[Mapping[str, Any]], pulumi.Input[Mapping[str, Any]]]:
     """What the platform's gateway registers: its own tenants' servers and tokens, and, with shards, each shard's
-    (read through a stack reference and merged, one owner per tenant and per server name) as Outputs, the tokens
+    (read through its stack reference and merged, one owner per tenant and per server name) as Outputs, the tokens
     secret."""
-    if not stacks:
+    if not refs:
         return own.servers, own.by_server
-    refs = [pulumi.StackReference(f"{stack}-mcp", stack_name=stack) for stack in stacks]
 
     def merged(name: str, mine: Mapping[str, Any]) -> pulumi.Output[dict[str, Any]]:
-        parts = pulumi.Output.all(*(ref.get_output(name) for ref in refs))
-        return parts.apply(
-            lambda p: flat_servers(
-                mine, merge_shard_entries({s: parse_mcp(v) for s, v in zip(stacks, p, strict=True)}, own_tenants)
+        return shard_texts(refs, name).apply(
+            lambda texts: flat_servers(
+                mine, merge_shard_entries({stack: parse_mcp(text) for stack, text in texts.items()}, own_tenants)
             )
         )
 

@@ -7,7 +7,6 @@ Who owns what, and why: docs/shards.md#ownership.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -17,7 +16,7 @@ import pulumi_random as random
 
 from components.config import TenantConfig
 from components.egress.proxy import allowlists
-from components.egress.squid import htpasswd_line, proxy_url
+from components.egress.squid import allowlists_text, htpasswd_line, htpasswd_text, proxy_url
 
 # The contract's own version (tenantContract.version): a shard refuses another major. docs/outputs.md.
 CONTRACT_VERSION = "1.1"
@@ -67,53 +66,28 @@ def check_contract(contract: Any, supported_major: str = CONTRACT_VERSION.split(
     return contract
 
 
-def merge_shard_entries(parts: Mapping[str, Mapping[str, Any] | None], own: Sequence[str]) -> dict[str, Any]:
-    """One output of every shard (``{stack: {tenant: entry}}``; None before a shard's first update) as one map;
-    a tenant of two stacks (or of a shard and the platform's own list) is refused: one owner per tenant."""
-    owners = {tenant: "the platform stack" for tenant in own}
-    entries: dict[str, Any] = {}
-    for stack, part in parts.items():
-        for tenant, entry in (part or {}).items():
-            if tenant in owners:
-                raise pulumi.RunError(f"tenant {tenant!r} is in shard {stack} and in {owners[tenant]}: keep one")
-            owners[tenant] = f"shard {stack}"
-            entries[tenant] = entry
-    return entries
+def shard_references(stacks: Sequence[str]) -> dict[str, pulumi.StackReference]:
+    """One stack reference per shard stack: the platform reads every output of a shard through it."""
+    return {stack: pulumi.StackReference(stack) for stack in stacks}
+
+
+def shard_texts(refs: Mapping[str, pulumi.StackReference], name: str) -> pulumi.Output[dict[str, Any]]:
+    """Output ``name`` of every shard as ``{stack: value}`` (None before a shard's first update)."""
+    stacks = list(refs)
+    return pulumi.Output.all(*(refs[stack].get_output(name) for stack in stacks)).apply(
+        lambda values: dict(zip(stacks, values, strict=True))
+    )
 
 
 def shard_egress_entries(
-    stacks: Sequence[str], own: Sequence[str]
-) -> tuple[pulumi.Output[dict[str, Any]] | None, pulumi.Output[dict[str, Any]] | None]:
-    """The egress allowlists and (secret) htpasswd lines of every shard in ``stacks``, each read through a stack
-    reference and merged (one owner per tenant); (None, None) in single-stack mode."""
-    if not stacks:
+    refs: Mapping[str, pulumi.StackReference],
+) -> tuple[pulumi.Output[dict[str, str]] | None, ...]:
+    """The egress outputs of every shard as ``{stack: text}``: the allowlists and the (secret) htpasswd lines;
+    (None, None) in single-stack mode. The proxy parses, checks and merges them as it renders
+    (components/egress/squid.py)."""
+    if not refs:
         return None, None
-    refs = [pulumi.StackReference(stack) for stack in stacks]
-
-    def merged(name: str, parse: Any) -> pulumi.Output[dict[str, Any]]:
-        parts = pulumi.Output.all(*(ref.get_output(name) for ref in refs))
-        return parts.apply(lambda p: merge_shard_entries({s: parse(v) for s, v in zip(stacks, p, strict=True)}, own))
-
-    return merged(EGRESS_ALLOWLISTS, parse_allowlists), pulumi.Output.secret(merged(EGRESS_USERS, parse_htpasswd))
-
-
-# A shard exports its egress entries as two strings, not maps: the SDK makes an Output of every value of a map it
-# reads, which at 5,000 tenants costs the platform a minute; one string per shard costs nothing (docs/benchmarks.md).
-def allowlists_text(entries: Mapping[str, Any]) -> str:
-    return json.dumps(entries, sort_keys=True, separators=(",", ":"))
-
-
-def parse_allowlists(text: str | None) -> dict[str, Any]:
-    return json.loads(text) if text else {}
-
-
-def htpasswd_text(lines: Mapping[str, str]) -> str:
-    return "".join(f"{lines[user]}\n" for user in sorted(lines))
-
-
-def parse_htpasswd(text: str | None) -> dict[str, str]:
-    """``user:hash`` lines -> {user: line}."""
-    return {line.split(":", 1)[0]: line for line in (text or "").splitlines() if line}
+    return shard_texts(refs, EGRESS_ALLOWLISTS), pulumi.Output.secret(shard_texts(refs, EGRESS_USERS))
 
 
 def shard_resource_name(stack: str) -> str:

@@ -5,7 +5,7 @@ Nothing of the policies is imported: everything goes through the wire protocol, 
 """
 
 from tools.analyzer.config import load_config_file, reconcile_config
-from tools.analyzer.process import PolicyPackError, PolicyPackProcess, run_pack
+from tools.analyzer.process import PolicyPackError, PolicyPackProcess, PreviewSession, run_pack
 from tools.analyzer.wire import (
     ENFORCEMENT_LEVELS,
     SECRET_SIG,
@@ -28,6 +28,7 @@ __all__ = [
     "EncodedPreview",
     "PolicyPackError",
     "PolicyPackProcess",
+    "PreviewSession",
     "Violation",
     "encode_preview",
     "load_config_file",

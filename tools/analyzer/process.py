@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import grpc
-from google.protobuf import empty_pb2
+from google.protobuf import empty_pb2, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc, plugin_pb2
 
 from tools.analyzer.config import reconcile_config
@@ -30,6 +30,7 @@ from tools.analyzer.wire import (
     Violation,
     analyze_request,
     encode_preview,
+    encode_resource,
     stack_request,
     violations_of,
 )
@@ -307,6 +308,50 @@ class PolicyPackProcess:
         process = getattr(self, "_process", None)
         if process is not None and process.poll() is None:
             process.kill()
+
+
+class PreviewSession:
+    """What the CLI does during a preview: Analyze each resource as the program registers it (so the pack works
+    while the program still runs, in its own process), then AnalyzeStack once with every resource.
+
+    ``add`` may be called from the program's threads; requests go out in registration order, each resource's
+    properties as the engine received them (a Struct, sent as it is). Same violations, in the same order, as
+    :meth:`PolicyPackProcess.analyze_preview` over the same resources.
+    """
+
+    # Calls queue behind every resource registered before them: no per-call deadline shorter than a whole preview.
+    TIMEOUT = 3600.0
+
+    def __init__(self, pack: PolicyPackProcess) -> None:
+        self.pack = pack
+        self._lock = threading.Lock()
+        self._analyzed: list[tuple[grpc.Future, str]] = []
+        self._stack = analyzer_pb2.AnalyzeStackRequest()
+        self._providers: dict[str, struct_pb2.Struct] = {}  # provider URN -> its properties
+
+    def add(self, resource: AnalyzerResource, properties: struct_pb2.Struct) -> None:
+        with self._lock:
+            if resource.type.startswith("pulumi:providers:"):
+                self._providers[resource.urn] = properties
+            request, entry = encode_resource(resource, properties, self._providers.get(resource.provider_urn))
+            self._analyzed.append((self.pack._analyze_bytes.future(request, timeout=self.TIMEOUT), resource.urn))
+            self._stack.resources.append(entry)
+
+    def finish(self) -> Callable[[], list[Violation]]:
+        """Send AnalyzeStack; the returned call waits for every answer (do other work in between)."""
+        with self._lock:
+            stack = self.pack._analyze_stack_bytes.future(self._stack.SerializeToString(), timeout=self.TIMEOUT)
+
+        def violations() -> list[Violation]:
+            found: list[Violation] = []
+            for method, future, urn in [("Analyze", f, u) for f, u in self._analyzed] + [("AnalyzeStack", stack, "")]:
+                try:
+                    found.extend(violations_of(future.result(), urn))
+                except grpc.RpcError as error:
+                    raise self.pack._rpc_error(method, error) from None
+            return found
+
+        return violations
 
 
 def run_pack(

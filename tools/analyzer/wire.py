@@ -70,7 +70,9 @@ def _struct(properties: Mapping[str, Any]) -> struct_pb2.Struct:
     return message
 
 
-def _provider(r: AnalyzerResource) -> analyzer_pb2.AnalyzerProviderResource | None:
+def _provider(
+    r: AnalyzerResource, properties: struct_pb2.Struct | None = None
+) -> analyzer_pb2.AnalyzerProviderResource | None:
     if not r.provider_urn:
         return None
     provider_type = r.provider_type or r.provider_urn.split("::")[-2]
@@ -78,7 +80,7 @@ def _provider(r: AnalyzerResource) -> analyzer_pb2.AnalyzerProviderResource | No
         type=provider_type,
         urn=r.provider_urn,
         name=r.provider_urn.rsplit("::", 1)[-1],
-        properties=_struct(r.provider_properties),
+        properties=properties if properties is not None else _struct(r.provider_properties),
     )
 
 
@@ -86,7 +88,11 @@ def _options(r: AnalyzerResource) -> analyzer_pb2.AnalyzerResourceOptions:
     return analyzer_pb2.AnalyzerResourceOptions(protect=r.protect, parent=r.parent)
 
 
-def _resource_fields(r: AnalyzerResource, properties: struct_pb2.Struct | None) -> dict[str, Any]:
+def _resource_fields(
+    r: AnalyzerResource,
+    properties: struct_pb2.Struct | None,
+    provider: analyzer_pb2.AnalyzerProviderResource | None = None,
+) -> dict[str, Any]:
     """The fields AnalyzeRequest and AnalyzerResource share."""
     return {
         "type": r.type,
@@ -94,17 +100,25 @@ def _resource_fields(r: AnalyzerResource, properties: struct_pb2.Struct | None) 
         "urn": r.urn,
         "name": r.name,
         "options": _options(r),
-        "provider": _provider(r),
+        "provider": provider if provider is not None else _provider(r),
     }
 
 
-def analyze_request(r: AnalyzerResource, properties: struct_pb2.Struct | None = None) -> analyzer_pb2.AnalyzeRequest:
-    return analyzer_pb2.AnalyzeRequest(**_resource_fields(r, properties))
+def analyze_request(
+    r: AnalyzerResource,
+    properties: struct_pb2.Struct | None = None,
+    provider: analyzer_pb2.AnalyzerProviderResource | None = None,
+) -> analyzer_pb2.AnalyzeRequest:
+    return analyzer_pb2.AnalyzeRequest(**_resource_fields(r, properties, provider))
 
 
-def _stack_resource(r: AnalyzerResource, properties: struct_pb2.Struct | None = None) -> analyzer_pb2.AnalyzerResource:
+def _stack_resource(
+    r: AnalyzerResource,
+    properties: struct_pb2.Struct | None = None,
+    provider: analyzer_pb2.AnalyzerProviderResource | None = None,
+) -> analyzer_pb2.AnalyzerResource:
     message = analyzer_pb2.AnalyzerResource(
-        **_resource_fields(r, properties),
+        **_resource_fields(r, properties, provider),
         parent=r.parent,
         dependencies=list(r.dependencies),
     )
@@ -115,6 +129,15 @@ def _stack_resource(r: AnalyzerResource, properties: struct_pb2.Struct | None = 
 
 def stack_request(resources: Iterable[AnalyzerResource]) -> analyzer_pb2.AnalyzeStackRequest:
     return analyzer_pb2.AnalyzeStackRequest(resources=[_stack_resource(r) for r in resources])
+
+
+def encode_resource(
+    r: AnalyzerResource, properties: struct_pb2.Struct, provider_properties: struct_pb2.Struct | None
+) -> tuple[bytes, analyzer_pb2.AnalyzerResource]:
+    """One resource's AnalyzeRequest (serialized) and AnalyzeStack entry from its properties and its provider's
+    properties as the engine received them (no re-encoding of the wire form)."""
+    provider = _provider(r, provider_properties)
+    return analyze_request(r, properties, provider).SerializeToString(), _stack_resource(r, properties, provider)
 
 
 def encode_preview(resources: Sequence[AnalyzerResource]) -> EncodedPreview:
