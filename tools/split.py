@@ -20,7 +20,8 @@ from components.egress.proxy import allowlists
 from components.egress.squid import allowlists_text, htpasswd_line, htpasswd_text
 from components.tenants.gateway_access import MCP_SERVERS, MCP_TOKENS, mcp_text, shard_mcp_entries
 from components.tenants.shard import EGRESS_ALLOWLISTS, EGRESS_USERS
-from tools.program import PLACEHOLDER, ROOT, ProgramResult, load_stack, run_program, stack_config
+from tools.program import PLACEHOLDER, ROOT, ProgramResult, load_stack, stack_config
+from tools.run_cache import cached_run
 
 SHARDS = ROOT / "tenants"
 PLATFORM_PROJECT = "agent-platform"
@@ -82,9 +83,10 @@ _PLATFORM_RUNS: dict[str, ProgramResult] = {}
 
 
 def platform_run(stack: str) -> ProgramResult:
-    """The platform program's run for ``stack`` (once per process: every shard of it reads the same outputs)."""
+    """The platform program's run for ``stack``: once per process, and from the run cache when the same sources made
+    it before (tools/run_cache.py), as a real shard reads the platform's deployed outputs without running it."""
     if stack not in _PLATFORM_RUNS:
-        _PLATFORM_RUNS[stack] = run_program(stack)
+        _PLATFORM_RUNS[stack] = cached_run(stack)
     return _PLATFORM_RUNS[stack]
 
 
