@@ -204,6 +204,8 @@ def test_one_owner_per_tenant() -> None:
         ({}, "a:plaintext\n", "a line that is not user:$1$salt$hash ('a')"),
         ({}, "A:$1$abcdefgh$" + "x" * 22 + "\n", "'A' is not a tenant name"),
         ({}, "a:$1$abcdefgh$" + "x" * 22 + "\nauth_param basic program /bin/sh\n", "not user:$1$salt$hash"),
+        ({"a": {"domains": []}}, "b:$1$abcdefgh$" + "x" * 22 + "\n", "users that are not its tenants: b"),
+        ({}, "a:$1$abcdefgh$" + "x" * 22 + "\n", "users that are not its tenants: a"),
     ],
 )
 def test_the_platform_serves_only_well_formed_shard_entries(allowlists: Any, users: str, message: str) -> None:
@@ -213,7 +215,7 @@ def test_the_platform_serves_only_well_formed_shard_entries(allowlists: Any, use
 
     def serve() -> None:
         shard_proxy_tenants({"org/tenant-shards/s1": text}, [])
-        shard_htpasswd_lines({"org/tenant-shards/s1": users}, [])
+        shard_htpasswd_lines({"org/tenant-shards/s1": users}, [], {"org/tenant-shards/s1": text})
 
     with pytest.raises(pulumi.RunError, match=re.escape(message)) as refused:
         serve()
@@ -224,9 +226,19 @@ def test_well_formed_shard_entries_are_served() -> None:
     line = htpasswd_line("a", "pw")
     texts = {"s1": json.dumps({"a": {"domains": ["*.Example.com.", "x.example"], "cidrs": ["10.0.0.0/8"]}}), "s2": None}
     assert shard_proxy_tenants(texts, ["c"]) == [ProxyTenant("a", ("*.example.com", "x.example"))]  # no CIDRs
-    assert shard_htpasswd_lines({"s1": f"{line}\n", "s2": None}, ["c"]) == {"a": line}
+    assert shard_htpasswd_lines({"s1": f"{line}\n", "s2": None}, ["c"], texts) == {"a": line}
     with pytest.raises(pulumi.RunError, match="tenant 'c' is in shard s1 and in the platform stack"):
-        shard_htpasswd_lines({"s1": htpasswd_line("c", "pw")}, ["c"])
+        shard_htpasswd_lines({"s1": htpasswd_line("c", "pw")}, ["c"], {"s1": json.dumps({"c": {"domains": []}})})
+
+
+def test_a_shard_cannot_add_a_credential_for_another_shards_tenant() -> None:
+    """Shard s2 serves tenant b; s1 exports a line for b (its own password) and no allowlist for it: refused, or
+    s1's password would open b's allowlist."""
+    allowlists = {"s1": json.dumps({"a": {"domains": []}}), "s2": json.dumps({"b": {"domains": ["x.example"]}})}
+    users = {"s1": htpasswd_line("a", "pw") + "\n" + htpasswd_line("b", "s1s"), "s2": None}
+    assert [t.name for t in shard_proxy_tenants(allowlists, [])] == ["a", "b"]
+    with pytest.raises(pulumi.RunError, match="shard s1: egressProxyUsers has users that are not its tenants: b"):
+        shard_htpasswd_lines(users, [], allowlists)
 
 
 def test_tenant_shards_are_qualified_stack_names() -> None:

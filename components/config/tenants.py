@@ -739,12 +739,15 @@ def check_fargate_agent(r: Reader, values: Mapping[str, Any]) -> None:
     )
 
 
+# A tenant's name: its identity (LiteLLM team, proxy user), also what every entry a shard exports must name.
+tenant_name = dns_label(40, "at most 40 characters")
+
 TENANT_KEYS = (
     Key(
         "name",
         "string",
         "DNS label, at most 40 characters: the tenant's identity (LiteLLM team, proxy user).",
-        text(dns_label(40, "at most 40 characters")),
+        text(tenant_name),
     ),
     Key(
         "formerNames",

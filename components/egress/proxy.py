@@ -269,9 +269,9 @@ class EgressProxy(pulumi.ComponentResource):
         )
         names = sorted(t.name for t in serving)
         htpasswd_text = pulumi.Output.secret(
-            pulumi.Output.all(args.shard_users or {}, *(passwords[n] for n in names)).apply(
-                lambda v: htpasswd(dict(zip(names, v[1:], strict=True)), shard_htpasswd_lines(v[0], owners))
-            )
+            pulumi.Output.all(
+                args.shard_users or {}, args.shard_allowlists or {}, *(passwords[n] for n in names)
+            ).apply(lambda v: htpasswd(dict(zip(names, v[2:], strict=True)), shard_htpasswd_lines(v[0], owners, v[1])))
         )
         secret = k8s.core.v1.Secret(
             f"{name}-htpasswd",

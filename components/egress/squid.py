@@ -18,7 +18,7 @@ import pulumi
 
 from components.config import ConfigError, TenantConfig
 from components.config.shards import merge_shard_entries
-from components.config.tenants import egress_domain
+from components.config.tenants import egress_domain, tenant_name
 from components.contracts.egress import PROXY_PORT
 from components.contracts.networks import NON_INTERNET_IPV4
 
@@ -318,8 +318,6 @@ def proxy_url(user: str, password: str, host: str, port: int = PROXY_PORT) -> st
 # name, every domain must pass the configuration's check, every htpasswd line must be one MD5-crypt user line, so
 # nothing a shard exports becomes a Squid directive or another tenant's credential (one owner per tenant).
 
-# What a tenant name is in the configuration (components/config/tenants.py, TENANT_KEYS "name").
-_TENANT = re.compile(r"^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$")
 # user:$1$<salt, 1-8>$<22 characters>, as components/egress/squid.py md5_crypt writes it.
 _HTPASSWD_LINE = re.compile(r"^(?P<user>[^:\s]+):\$1\$[./0-9A-Za-z]{1,8}\$[./0-9A-Za-z]{22}$")
 
@@ -339,8 +337,10 @@ def _refuse(stack: str, what: str) -> pulumi.RunError:
 
 
 def _tenant(stack: str, name: Any) -> str:
-    if not isinstance(name, str) or not _TENANT.match(name):
-        raise _refuse(stack, f"{name!r} is not a tenant name")
+    try:
+        tenant_name("name", name if isinstance(name, str) else "")
+    except ConfigError:
+        raise _refuse(stack, f"{name!r} is not a tenant name") from None
     return name
 
 
@@ -384,6 +384,17 @@ def shard_proxy_tenants(texts: Mapping[str, str | None], own: Sequence[str]) -> 
     return [ProxyTenant(tenant, domains) for tenant, domains in sorted(merged.items())]
 
 
-def shard_htpasswd_lines(texts: Mapping[str, str | None], own: Sequence[str]) -> dict[str, str]:
-    """Every shard's htpasswd lines (``{stack: text}``) as ``{user: line}``, one owner per user."""
-    return merge_shard_entries({stack: parse_htpasswd(stack, text) for stack, text in texts.items()}, own)
+def shard_htpasswd_lines(
+    texts: Mapping[str, str | None], own: Sequence[str], allowlists: Mapping[str, str | None]
+) -> dict[str, str]:
+    """Every shard's htpasswd lines (``{stack: text}``) as ``{user: line}``, one owner per user. A shard's users must
+    be tenants of its own allowlists (``{stack: text}``): a shard cannot add a credential for another shard's tenant,
+    whose allowlist that credential would open."""
+    parsed = {}
+    for stack, text in texts.items():
+        lines = parse_htpasswd(stack, text)
+        strays = sorted(set(lines) - set(parse_allowlists(stack, allowlists.get(stack))))
+        if strays:
+            raise _refuse(stack, f"egressProxyUsers has users that are not its tenants: {', '.join(strays)}")
+        parsed[stack] = lines
+    return merge_shard_entries(parsed, own)
