@@ -21,7 +21,13 @@ from components.egress.squid import (
     shard_htpasswd_lines,
     shard_proxy_tenants,
 )
-from components.tenants.gateway_access import check_mcp_registration, flat_servers
+from components.tenants.gateway_access import (
+    check_mcp_registration,
+    flat_servers,
+    shard_mcp_entries,
+    shard_servers,
+    shard_tokens,
+)
 from components.tenants.shard import CONTRACT_KEYS, CONTRACT_VERSION, check_contract
 from tests.conftest import program_result
 from tools.analyzer import run_pack
@@ -239,6 +245,49 @@ def test_a_shard_cannot_add_a_credential_for_another_shards_tenant() -> None:
     assert [t.name for t in shard_proxy_tenants(allowlists, [])] == ["a", "b"]
     with pytest.raises(pulumi.RunError, match="shard s1: egressProxyUsers has users that are not its tenants: b"):
         shard_htpasswd_lines(users, [], allowlists)
+
+
+def genuine_mcp_entry() -> tuple[str, str, dict[str, Any]]:
+    """(tenant, server, entry) of dev's first MCP server, as its shard exports it."""
+    tenant, servers = sorted(shard_mcp_entries(load_stack("dev").tenants).items())[0]
+    name, entry = sorted(servers.items())[0]
+    return tenant, name, entry
+
+
+MCP_EDITS = {  # what a hostile or broken shard might export in place of the genuine entry
+    "stdio command": lambda e: e | {"transport": "stdio", "command": "/bin/sh", "args": ["-c", "id"]},
+    "extra key": lambda e: e | {"headers": {"x": "y"}},
+    "open to all keys": lambda e: e | {"allow_all_keys": True},
+    "public": lambda e: e | {"available_on_public_internet": True},
+    "other token": lambda e: e | {"auth_value": "os.environ/LITELLM_MASTER_KEY"},
+    "platform service": lambda e: e | {"url": "http://litellm.litellm.svc.cluster.local:4000/mcp"},
+    "platform namespace": lambda e: e | {"url": re.sub(r"^(http://[^.]+)\.[^.]+\.", r"\1.kube-system.", e["url"])},
+    "outside url": lambda e: e | {"url": "http://169.254.169.254:80/latest"},
+    "another agent's service": lambda e: e | {"url": e["url"].replace("http://", "http://other", 1)},
+    "another tenant": lambda e: e | {"description": "globex/" + e["description"].split("/")[1]},
+    "port": lambda e: e | {"url": re.sub(r":[0-9]+/", ":80/", e["url"])},
+    "tools": lambda e: e | {"allowed_tools": ["a b"]},
+    "not a map": lambda e: e["url"],
+}
+
+
+@pytest.mark.parametrize("edit", MCP_EDITS.values(), ids=MCP_EDITS.keys())
+def test_the_platform_registers_only_mcp_servers_a_shard_declares(edit: Any) -> None:
+    """A shard exports data: an MCP registration is accepted only when it is what the platform itself writes for a
+    server of that tenant (never a stdio command, another URL, another token, a server open to all keys)."""
+    tenant, name, entry = genuine_mcp_entry()
+    assert shard_servers("s1", json.dumps({tenant: {name: entry}})) == {tenant: {name: entry}}
+    with pytest.raises(pulumi.RunError, match=f"shard s1: mcpServers.{tenant}.{name} "):
+        shard_servers("s1", json.dumps({tenant: {name: edit(copy.deepcopy(entry))}}))
+
+
+def test_a_shard_sends_tokens_only_for_its_own_servers() -> None:
+    tenant, name, entry = genuine_mcp_entry()
+    servers = {tenant: {name: entry}}
+    assert shard_tokens("s1", json.dumps({tenant: {name: "t"}}), servers) == {tenant: {name: "t"}}
+    for tokens in ({tenant: {"other_server": "t"}}, {"globex": {name: "t"}}, {tenant: {name: 1}}, {tenant: "t"}):
+        with pytest.raises(pulumi.RunError, match="shard s1: mcpTokens"):
+            shard_tokens("s1", json.dumps(tokens), servers)
 
 
 def test_tenant_shards_are_qualified_stack_names() -> None:

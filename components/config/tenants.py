@@ -257,8 +257,8 @@ CLOUDWATCH_RETENTION_DAYS = (
 
 
 MCP_TRANSPORTS = ("http", "sse")  # LiteLLM's names: streamable HTTP, SSE (never stdio: it would run in LiteLLM's pod)
-_HTTP_PATH = re.compile(r"^/[A-Za-z0-9._~/-]*$")
-_TOOL_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+HTTP_PATH = re.compile(r"^/[A-Za-z0-9._~/-]*$")
+TOOL_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
 
 def image_pin(key: str, value: str) -> None:
@@ -290,7 +290,7 @@ MCP_KEYS = (
         "path",
         "string",
         "Its MCP endpoint's path (streamable HTTP: `/mcp`; SSE: usually `/sse`).",
-        matching(_HTTP_PATH, "a URL path starting with /"),
+        matching(HTTP_PATH, "a URL path starting with /"),
         default="/mcp",
     ),
     Key(
@@ -305,7 +305,7 @@ MCP_KEYS = (
         "allowedTools",
         "list of strings",
         "The only tools the gateway lists and calls (empty: all of them).",
-        strings(lambda key, v: check_match(key, v, _TOOL_NAME, "a tool name")),
+        strings(lambda key, v: check_match(key, v, TOOL_NAME, "a tool name")),
         default=[],
     ),
 )
@@ -418,13 +418,15 @@ def secret_env_name(key: str, value: str) -> str:
     return value
 
 
+agent_name = dns_label(30, "at most 30 characters")  # also what a shard's MCP server entries must name
+
 UNSET_VM = Derived("unset: from the shim's default and the limits", lambda *_: None)
 AGENT_KEYS = (
     Key(
         "name",
         "string",
         "DNS label, at most 30 characters; names its objects in the namespace.",
-        text(dns_label(30, "at most 30 characters")),
+        text(agent_name),
     ),
     Key("type", "string", "The agent type: one of the registry's (docs/cluster.md#sandbox-pods).", text(agent_type)),
     Key(

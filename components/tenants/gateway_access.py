@@ -29,7 +29,7 @@ from components.gateway.keys import (
     key_job_name,
     key_job_pod_spec,
 )
-from components.gateway.mcp import mcp_servers
+from components.gateway.mcp import check_shard_registration, mcp_servers
 from components.k8s.resources import run_to_completion_job
 from components.tenants.lifecycle import former_aliases
 from components.tenants.shard import shard_resource_name, shard_texts
@@ -252,28 +252,70 @@ def mcp_text(entries: Mapping[str, Any]) -> str:
     return json.dumps(entries, sort_keys=True, separators=(",", ":"))
 
 
-def parse_mcp(text: str | None) -> dict[str, Any]:
-    return json.loads(text) if text else {}
+def _shard_map(stack: str, output: str, text: str | None) -> dict[str, Any]:
+    try:
+        entries = json.loads(text) if text else {}
+    except ValueError:
+        entries = None
+    if not isinstance(entries, dict) or not all(isinstance(v, dict) for v in entries.values()):
+        raise pulumi.RunError(f"shard {stack}: {output} is not a JSON map of tenants to maps")
+    return entries
+
+
+def shard_servers(stack: str, text: str | None) -> dict[str, dict[str, Any]]:
+    """A shard's ``mcpServers`` (``{tenant: {server: entry}}``), every entry exactly what the platform would register
+    for a server of that tenant (components/gateway/mcp.py ``check_shard_registration``)."""
+    entries = _shard_map(stack, MCP_SERVERS, text)
+    for tenant, servers in entries.items():
+        for name, entry in servers.items():
+            try:
+                check_shard_registration(tenant, name, entry)
+            except ValueError as error:
+                raise pulumi.RunError(
+                    f"shard {stack}: {MCP_SERVERS}.{tenant}.{name} {error}: the platform registers only the servers "
+                    "a shard's configuration declares"
+                ) from None
+    return entries
+
+
+def shard_tokens(stack: str, text: str | None, servers: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, str]]:
+    """A shard's ``mcpTokens`` (``{tenant: {server: token}}``): a token for each of its own servers only."""
+    tokens = _shard_map(stack, MCP_TOKENS, text)
+    for tenant, by_server in tokens.items():
+        strays = sorted(set(by_server) - set(servers.get(tenant, {})))
+        if strays or not all(isinstance(t, str) and t for t in by_server.values()):
+            raise pulumi.RunError(
+                f"shard {stack}: {MCP_TOKENS}.{tenant} holds a token that is not text or for a server it does not "
+                f"export ({', '.join(strays) or 'an empty token'})"
+            )
+    return tokens
 
 
 def gateway_mcp(
     own: McpTokens, refs: Mapping[str, pulumi.StackReference], own_tenants: Sequence[str]
 ) -> tuple[pulumi.Input[Mapping[str, Any]], pulumi.Input[Mapping[str, Any]]]:
     """What the platform's gateway registers: its own tenants' servers and tokens, and, with shards, each shard's
-    (read through its stack reference and merged, one owner per tenant and per server name) as Outputs, the tokens
-    secret."""
+    (read through its stack reference, checked and merged: one owner per tenant and per server name) as Outputs, the
+    tokens secret."""
     if not refs:
         return own.servers, own.by_server
 
-    def merged(name: str, mine: Mapping[str, Any]) -> pulumi.Output[dict[str, Any]]:
-        return shard_texts(refs, name).apply(
-            lambda texts: flat_servers(
-                mine, merge_shard_entries({stack: parse_mcp(text) for stack, text in texts.items()}, own_tenants)
-            )
-        )
+    def checked(texts: Mapping[str, str | None]) -> dict[str, dict[str, dict[str, Any]]]:
+        return {stack: shard_servers(stack, text) for stack, text in texts.items()}
 
-    tokens = pulumi.Output.from_input(own.by_server).apply(lambda mine: merged(MCP_TOKENS, mine))
-    return merged(MCP_SERVERS, own.servers), pulumi.Output.secret(tokens)
+    servers_texts = shard_texts(refs, MCP_SERVERS)
+    servers = servers_texts.apply(
+        lambda texts: flat_servers(own.servers, merge_shard_entries(checked(texts), own_tenants))
+    )
+
+    def merged_tokens(values: list[Any]) -> dict[str, Any]:
+        mine, server_texts, token_texts = values
+        servers_of = checked(server_texts)
+        tokens = {stack: shard_tokens(stack, text, servers_of[stack]) for stack, text in token_texts.items()}
+        return flat_servers(mine, merge_shard_entries(tokens, own_tenants))
+
+    tokens = pulumi.Output.all(own.by_server, servers_texts, shard_texts(refs, MCP_TOKENS)).apply(merged_tokens)
+    return servers, pulumi.Output.secret(tokens)
 
 
 def flat_servers(own: Mapping[str, Any], shards: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
