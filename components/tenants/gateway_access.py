@@ -63,9 +63,7 @@ class TenantKeysArgs:
     models: Mapping[str, Sequence[str]]  # tenant -> the models its team and key may call
     secret_name: str  # the Secret in the gateway's namespace the Jobs read the keys from (one per stack)
     former_parent: pulumi.Input[str] | None  # where the keys and Jobs were: the Gateway's URN, or None (a shard's root)
-    registrar: str = (
-        ""  # a service account of its own for the Jobs (none: the namespace's default; no token either way)
-    )
+    registrar: str = ""  # the Jobs' own service account ("": the namespace's default; no token either way)
     namespace: Sequence[pulumi.Resource] = ()  # the gateway's namespace (the same stack only)
     litellm: Sequence[pulumi.Resource] = ()  # LiteLLM's release and master key: the Jobs wait for them (same stack)
 
