@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from components.config.reader import safe_load
+import yaml
 
 # Feature variants beside the three stacks: every optional path of the program taken at least once.
 DEV_FEATURES = {
@@ -34,7 +34,7 @@ PROD_FEATURES = {"egressMode": "open", "admissionMode": "Audit"}
 
 
 def variants(root: Path) -> dict[str, tuple[str, dict[str, Any]]]:
-    tenants = safe_load((root / "Pulumi.dev.yaml").read_text())["config"]["agent-platform:tenants"]
+    tenants = yaml.safe_load((root / "Pulumi.dev.yaml").read_text())["config"]["agent-platform:tenants"]
     for tenant in tenants:
         if tenant["name"] == "globex":
             tenant["dedicatedNodes"] = True
