@@ -72,21 +72,52 @@ def test_one_rule_list() -> None:
             assert f"reported as `{rule.policy.name}`" in (PACK_DIR / "README.md").read_text(), rule.name
 
 
+def sandbox_scope_is_consistent(config: dict[str, Any]) -> bool:
+    """The sandbox scope is set alike on every policy that judges sandboxes, or on none (the SDK gives a policy only its
+    own config): a scope on some checks only would judge one pod by two scopes. The stack policy runs the checks with
+    the settings their own policies have."""
+    entry = {rule: v if isinstance(v := config.get(rule), dict) else {} for rule in [c.rule for c in SANDBOX_CHECKS]}
+    stack = config.get("sandbox-namespace-runtime-class")
+    stack = stack if isinstance(stack, dict) else {}
+    scopes = [{key: e.get(key) for key in SANDBOX_SCOPE} for e in entry.values()]
+    scopes.append({"sandboxNamespaces": stack.get("sandboxNamespaces"), "sandboxKinds": scopes[0]["sandboxKinds"]})
+    same_checks = all(
+        {key: stack.get(key) for key in c.config} == {key: entry[c.rule].get(key) for key in c.config}
+        for c in SANDBOX_CHECKS
+    )
+    return all(scope == scopes[0] for scope in scopes) and same_checks
+
+
+@pytest.mark.parametrize(
+    ("edit", "consistent"),
+    [
+        ({}, True),
+        (
+            {rule: {"sandboxNamespaces": ["shared"]} for rule in ("sandbox-runtime-class", "sandbox-no-host-access")},
+            False,
+        ),
+        ({"sandbox-runtime-class": {"allowedRuntimeClasses": ["kata-qemu"]}}, False),
+    ],
+)
+def test_a_scope_on_some_sandbox_policies_only_is_refused(edit: dict[str, Any], consistent: bool) -> None:
+    example = json.loads((PACK_DIR / "example-config.json").read_text())
+    complete = {
+        **example,
+        **{c.rule: {**example.get(c.rule, {}), "sandboxNamespaces": ["shared"]} for c in SANDBOX_CHECKS},
+    }
+    complete["sandbox-namespace-runtime-class"] = {
+        **example["sandbox-namespace-runtime-class"],
+        "sandboxNamespaces": ["shared"],
+    }
+    assert sandbox_scope_is_consistent(complete)  # set everywhere alike
+    assert sandbox_scope_is_consistent({**example, **edit}) is consistent
+
+
 def test_example_config_fits_every_stack() -> None:
     """CI previews and deploys every stack with example-config.json: the kata-dns service CIDR is each stack's."""
 
     example = json.loads((PACK_DIR / "example-config.json").read_text())
-    # The sandbox scope is the same on every policy that judges sandboxes (the SDK gives a policy only its own
-    # config, so the file repeats it per policy): every sandbox check's policy has it, the stack policy its namespaces.
-    scope = {key: example["sandbox-runtime-class"][key] for key in SANDBOX_SCOPE}
-    for check in SANDBOX_CHECKS:
-        assert {key: example.get(check.rule, {}).get(key) for key in SANDBOX_SCOPE} == scope, check.rule
-    stack = example["sandbox-namespace-runtime-class"]
-    assert stack["sandboxNamespaces"] == scope["sandboxNamespaces"]
-    for check in SANDBOX_CHECKS:  # the stack policy runs the checks with the same settings
-        assert {key: stack.get(key) for key in check.config} == {
-            key: example[check.rule].get(key) for key in check.config
-        }, check.rule
+    assert sandbox_scope_is_consistent(example)
     default = safe_load((ROOT / "Pulumi.yaml").read_text())["config"]["agent-platform:serviceCidr"]["default"]
     for stack in ("dev", "staging", "prod"):
         config = safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
