@@ -18,11 +18,10 @@ def _watch(event: str, args: tuple[Any, ...]) -> None:
         OPENED.append(Path(args[0]).resolve())
 
 
-sys.addaudithook(_watch)  # audit hooks cannot be removed: this one records only while OPENED is a list
-
-
 def test_every_file_a_run_reads_or_imports_is_in_the_key() -> None:
     global OPENED  # noqa: PLW0603 (the audit hook's switch)
+    # Added here, not at collection: audit hooks cannot be removed, and every worker collects this module.
+    sys.addaudithook(_watch)  # records only while OPENED is a list
     before = set(sys.modules)  # what this worker imported already (the engine's own modules: keyed as tools/)
     OPENED = []
     try:
