@@ -3,6 +3,8 @@ the platform stack does in single-stack mode (same components, same names), plus
 and the egress proxy: its tenants' LiteLLM keys, MCP server tokens and proxy passwords. docs/shards.md.
 """
 
+import asyncio
+import gc
 import sys
 from pathlib import Path
 
@@ -31,6 +33,10 @@ platform_stack = config.get(PLATFORM_STACK_KEY) or ""
 if not platform_stack:
     raise pulumi.RunError(f"{PLATFORM_STACK_KEY}: is required (<org>/agent-platform/<stack>)")
 platform = pulumi.StackReference(platform_stack)
+# Everything a shard declares (resources, their Outputs, the SDK's futures) stays referenced until the run ends, so
+# the cyclic collector traverses a growing heap again and again for little garbage: about a third of a 500-tenant
+# shard's CPU (docs/benchmarks.md#tenants-in-shards). This process ends with the run.
+gc.disable()
 
 
 async def shard() -> None:
@@ -84,6 +90,9 @@ async def shard() -> None:
             ),
             opts=in_cluster,
         )
+        # Let the tenant's registrations go to the engine now (its event loop runs them) rather than after the last
+        # tenant is declared: the engine checks and previews them while the program declares the next one.
+        await asyncio.sleep(0)
     pulumi.export("platformContractVersion", contract["version"])
     pulumi.export("tenantNamespaces", {t.name: t.namespace for t in cfg.tenants})
     servers, tokens = mcp.exported()

@@ -7,7 +7,7 @@ import pytest
 
 from tests.conftest import program_result
 from tests.schemas import CRD_DIR, crd_sets, is_custom_resource, missing_crd_sets, validate_object
-from tools.preview import manifest_name
+from tools.program import manifest_name
 
 NO_SHARED_CRD: set[str] = set()  # every custom resource's CRD is vendored for its pinned version
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import time
 from collections import Counter
@@ -18,22 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-import yaml
-from google.protobuf import struct_pb2
 
 from components.config import ConfigError, project_schema
 from components.config.versions import catalog_note
-from tools.analyzer import AnalyzerResource, PolicyPackProcess, PreviewSession, Violation, run_pack
-from tools.program import (
-    ROOT,
-    OnRegister,
-    ProgramResult,
-    Registration,
-    config_file,
-    load_stack,
-    manifest_name,
-    run_program,
-)
+from tools.analyzer import PolicyPackProcess, Violation, run_pack
+from tools.build import write_build, write_outputs
+from tools.engine import EngineProcess, analyzer_resources
+from tools.program import ROOT, ProgramResult, config_file, load_stack, run_program
 from tools.render import RenderUnavailable, render_all, write_rendered
 from tools.render_checks import Finding, run_checks
 from tools.render_checks.model import build_stack
@@ -53,67 +43,12 @@ class Report:
         return bool(self.findings) or any(v.enforcement_level == "mandatory" for v in self.violations)
 
 
-_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml when present: the same YAML, 10x faster
-
-
-# What a registration hands to the analyzer as it is (the provider is looked up by its URN).
-_ANALYZED_FIELDS = ("type", "urn", "name", "properties", "parent", "protect", "dependencies", "property_dependencies")
-
-
-def analyzer_resource(r: Registration, provider: Registration | None) -> AnalyzerResource:
-    """One registration as the CLI hands it to an analyzer (``provider``: the registration of its provider)."""
-    return AnalyzerResource(
-        **{name: getattr(r, name) for name in _ANALYZED_FIELDS},
-        provider_urn=r.provider,
-        provider_type=provider.type if provider else "",
-        provider_properties=provider.properties if provider else {},
-    )
-
-
-def analyzer_resources(result: ProgramResult) -> list[AnalyzerResource]:
-    """The program's registrations as the CLI hands them to an analyzer."""
-    by_urn = {r.urn: r for r in result.registrations}
-    return [analyzer_resource(r, by_urn.get(r.provider)) for r in result.registrations]
-
-
-def analyze_as_registered(session: PreviewSession) -> OnRegister:
-    """run_program's ``on_register``: each resource goes to the pack as it registers, as the CLI sends it."""
-    providers: dict[str, Registration] = {}
-
-    def add(r: Registration, properties: struct_pb2.Struct) -> None:
-        if r.type.startswith("pulumi:providers:"):
-            providers[r.urn] = r
-        session.add(analyzer_resource(r, providers.get(r.provider)), properties)
-
-    return add
-
-
 def write_policy_report(violations: list[Violation], out: Path) -> None:
     report = [
         {"policy": v.policy, "enforcementLevel": v.enforcement_level, "urn": v.urn, "message": v.message}
         for v in violations
     ]
     (out / "policy-report.json").write_text(json.dumps(report, indent=2) + "\n")
-
-
-def write_build(result: ProgramResult, out: Path) -> None:
-    """``resources.json``, ``outputs.json`` and ``manifests/`` (secrets masked)."""
-    if out.exists():
-        shutil.rmtree(out)
-    (out / "manifests").mkdir(parents=True)
-    resources = [
-        {"urn": r.urn, "type": r.type, "name": r.name, "parent": r.parent, "provider": r.provider, "inputs": r.inputs}
-        for r in result.registrations
-    ]
-    # One resource a line: json's C encoder (indent= would take the pure-Python one, 3x slower at 7,000 resources).
-    lines = ",\n".join(json.dumps(resource, sort_keys=True) for resource in resources)
-    (out / "resources.json").write_text(f"[\n{lines}\n]\n")
-    (out / "outputs.json").write_text(json.dumps(result.outputs, indent=2, sort_keys=True) + "\n")
-    for r in result.registrations:
-        name = manifest_name(r)
-        if name:
-            body = {k: v for k, v in r.inputs.items() if not k.startswith("__")}
-            (out / "manifests" / name).write_text(yaml.dump(body, Dumper=_DUMPER, sort_keys=False))
 
 
 def kubernetes_version(result: ProgramResult) -> str:
@@ -238,37 +173,37 @@ def preview(
     answers the program's stack references (default: the split's other side, tools/split.py)."""
     out = out_dir or ROOT / "build" / stack
     progress = progress or Progress(stack, None)
-    shard = project_name(root) == SHARD_PROJECT
-    refs: dict[str, dict[str, Any]] = {}
-    if result is None:
-        progress.start("configuration (Pulumi.yaml defaults + Pulumi." + stack + ".yaml)")
-        if not shard:  # a shard's configuration is parsed against the platform's contract, in its program
-            load_stack(stack, overrides, root)
-        refs = stack_references if stack_references is not None else references(root, stack, overrides)
-        note = catalog_note()
-        progress.done(f"ok{f'; note: {note}' if note else ''}{f'; stack references: {len(refs)}' if refs else ''}")
-        # A shard's pack gets the platform's facts (the service CIDR) from the contract (docs/shards.md#policy).
-        with PolicyPackProcess(pack_dir, policy_config or split_policy_config(refs)) as pack:
-            pack.configure()
-            pack.configure_stack()
-            session = PreviewSession(pack)  # the pack analyzes each resource as it registers, as with the CLI
-            progress.start("program under the mock engine")
-            result = run_program(
-                stack, overrides, root=root, stack_references=refs, on_register=analyze_as_registered(session)
-            )
-            progress.done(f"{len(result.registrations)} resources, {len(result.outputs)} outputs")
-            progress.start("policy pack over the analyzer gRPC protocol (build/ written meanwhile)")
-            answers = session.finish()
-            write_build(result, out)
-            violations = answers()
-    else:
+    platform = platform_of(root, stack, overrides)
+    if result is not None:
         progress.number = 2
+        write_build(result, out)
+        findings, skipped = check_installs(result, out, progress, platform)
         progress.start("policy pack over the analyzer gRPC protocol")
         violations = run_pack(pack_dir, analyzer_resources(result), policy_config)
-        write_build(result, out)
+        progress.done(_count(len(violations), "violation"))
+        write_policy_report(violations, out)
+        return Report(result, violations, findings, skipped)
+    progress.start("configuration (Pulumi.yaml defaults + Pulumi." + stack + ".yaml)")
+    if project_name(root) != SHARD_PROJECT:  # a shard's configuration is parsed against the contract, in its program
+        load_stack(stack, overrides, root)
+    refs = stack_references if stack_references is not None else references(root, stack, overrides)
+    note = catalog_note()
+    progress.done(f"ok{f'; note: {note}' if note else ''}{f'; stack references: {len(refs)}' if refs else ''}")
+    # The engine's process answers the program, streams each resource to the pack as it registers (as the CLI does)
+    # and writes build/ (tools/engine.py); the installs are checked while it writes and the pack analyzes the stack.
+    # A shard's pack gets the platform's facts (the service CIDR) from the contract (docs/shards.md#policy).
+    with EngineProcess(out) as engine, PolicyPackProcess(pack_dir, policy_config or split_policy_config(refs)) as pack:
+        pack.configure()
+        pack.configure_stack()
+        progress.start("program under the mock engine")
+        result = run_program(stack, overrides, root=root, stack_references=refs, engine=engine.connect(pack.address))
+        progress.done(f"{len(result.registrations)} resources, {len(result.outputs)} outputs")
+        findings, skipped = check_installs(result, out, progress, platform)
+        progress.start("policy pack over the analyzer gRPC protocol")
+        violations = engine.violations()
+    write_outputs(result.outputs, out)
     progress.done(_count(len(violations), "violation"))
     write_policy_report(violations, out)
-    findings, skipped = check_installs(result, out, progress, platform_of(root, stack, overrides))
     return Report(result, violations, findings, skipped)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import gc
 import json
 import re
 import runpy
@@ -23,8 +24,9 @@ from typing import Any
 
 import pulumi
 from google.protobuf import json_format, struct_pb2
-from pulumi.runtime import set_mocks
+from pulumi.runtime import MockResourceArgs, set_mocks
 from pulumi.runtime.mocks import MockMonitor
+from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.stack import run_in_stack
 
 from components.config import PlatformConfig, check_stack_file, from_engine, load_yaml, top_level_texts
@@ -86,6 +88,32 @@ class ProgramResult:
         return matches[0]
 
 
+# The wire form's special values: the signature key (secrets, resource references, assets, output values) and the
+# unknown sentinel. A request without them is plain JSON.
+_MARKED = re.compile(b"4dabf18193072939515e22adb298388d|04da6b54-80e4-46f7-96ec-b56ff0331ba9")
+_ABSENT = object()
+
+
+def registration_of(request: Any, urn: str, properties: dict[str, Any] | None = None) -> Registration:
+    """A RegisterResourceRequest as recorded (``properties``: its object as a dict, when already made)."""
+    return Registration(
+        urn=urn,
+        type=request.type,
+        name=request.name,
+        parent=request.parent,
+        provider=request.provider.rsplit("::", 1)[0] if request.provider else "",
+        custom=request.custom,
+        protect=request.protect,
+        properties=json_format.MessageToDict(request.object) if properties is None else properties,
+        dependencies=list(request.dependencies),
+        property_dependencies={k: list(v.urns) for k, v in request.propertyDependencies.items()},
+        custom_timeouts={k: v for k in ("create", "update", "delete") if (v := getattr(request.customTimeouts, k, ""))},
+        aliases=[json_format.MessageToDict(alias) for alias in request.aliases],
+        ignore_changes=list(request.ignoreChanges),
+        retain_on_delete=request.retainOnDelete,
+    )
+
+
 # Called with each registration and its properties as the engine received them (a protobuf Struct), in order.
 OnRegister = Callable[["Registration", struct_pb2.Struct], None]
 
@@ -99,31 +127,50 @@ class RecordingMonitor(MockMonitor):
         self._lock = threading.Lock()  # the SDK registers from several threads: one order for both
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
-        response = super().RegisterResource(request)
-        if request.type != "pulumi:pulumi:Stack":
-            registration = Registration(
-                urn=response.urn,
-                type=request.type,
-                name=request.name,
-                parent=request.parent,
-                provider=request.provider.rsplit("::", 1)[0] if request.provider else "",
-                custom=request.custom,
-                protect=request.protect,
-                properties=json_format.MessageToDict(request.object),
-                dependencies=list(request.dependencies),
-                property_dependencies={k: list(v.urns) for k, v in request.propertyDependencies.items()},
-                custom_timeouts={
-                    k: v for k in ("create", "update", "delete") if (v := getattr(request.customTimeouts, k, ""))
-                },
-                aliases=[json_format.MessageToDict(alias) for alias in request.aliases],
-                ignore_changes=list(request.ignoreChanges),
-                retain_on_delete=request.retainOnDelete,
-            )
-            with self._lock:
-                self.registrations.append(registration)
-                if self.on_register is not None:
-                    self.on_register(registration, request.object)
+        if request.type == "pulumi:pulumi:Stack":
+            return super().RegisterResource(request)
+        properties = json_format.MessageToDict(request.object)
+        response = self._answer(request, properties)
+        self._record(request, response.urn, properties)
         return response
+
+    def _record(self, request: Any, urn: str, properties: dict[str, Any]) -> None:
+        registration = registration_of(request, urn, properties)
+        with self._lock:
+            self.registrations.append(registration)
+            if self.on_register is not None:
+                self.on_register(registration, request.object)
+
+    def _answer(self, request: Any, properties: dict[str, Any]) -> Any:
+        """The mock's answer. Plain JSON inputs (no secret, unknown, resource reference or asset: nothing the SDK's
+        wire form marks) skip MockMonitor's deserialize and serialize, which give them back unchanged: the mocks see
+        the same values, and only what they add or change goes into a copy of the request's object."""
+        if _MARKED.search(request.object.SerializeToString()):
+            return super().RegisterResource(request)
+        urn = self.make_urn(request.parent, request.type, request.name)
+        args = MockResourceArgs(
+            typ=request.type,
+            name=request.name,
+            inputs=dict(properties),
+            provider=request.provider,
+            resource_id=request.importId,
+            custom=request.custom or False,
+        )
+        id_, state = self.mocks.new_resource(args)
+        answer = struct_pb2.Struct()
+        answer.CopyFrom(request.object)
+        answer.update({k: v for k, v in state.items() if properties.get(k, _ABSENT) != v})
+        self.resources[urn] = MockMonitor.ResourceRegistration(urn, id_, state)
+        return resource_pb2.RegisterResourceResponse(urn=urn, id=id_, object=answer)
+
+    def recorded(self) -> list[Registration]:
+        """What the run registered, in order (once the run is over)."""
+        return list(self.registrations)
+
+
+# What answers the SDK for run_program: an in-process RecordingMonitor, or tools/engine.py's client of a monitor in
+# its own process (the preview's). Either has ``recorded()``.
+Engine = Callable[[PlatformMocks, "OnRegister | None"], Any]
 
 
 _DESCEND = object()
@@ -250,12 +297,14 @@ def run_program(
     root: Path = ROOT,
     stack_references: dict[str, dict[str, Any]] | None = None,
     on_register: OnRegister | None = None,
+    engine: Engine | None = None,
 ) -> ProgramResult:
     """Evaluate ``program`` (default: the project's ``__main__.py``) for ``stack`` under mocks.
 
     Runs in a fresh context and event loop, so several runs in one process do not share state.
     Exceptions from the program (``ConfigError`` above all) propagate unchanged. ``on_register`` sees each
-    resource as it registers (the offline preview's policy pack, tools/preview.py).
+    resource as it registers (the offline preview's policy pack, tools/preview.py). ``engine`` makes the monitor the
+    SDK talks to from the mocks (tools/engine.py runs it in a process of its own, as the CLI's engine is).
     """
     config, secret_keys = stack_config(stack, overrides, root)
     if stack_references is None:
@@ -265,11 +314,12 @@ def run_program(
     region = config.get("aws:region", "us-east-1")
     project = safe_load((root / "Pulumi.yaml").read_text())["name"]
     mocks = PlatformMocks(region=region, stack=stack, project=project, stack_references=stack_references)
-    monitor = RecordingMonitor(mocks, on_register)
+    monitor = (engine or RecordingMonitor)(mocks, on_register)
 
     def run() -> ProgramResult:
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
+        collecting = gc.isenabled()  # a program may turn the collector off for its run (tenants/__main__.py)
         try:
             set_mocks(mocks, project=project, stack=stack, preview=True, monitor=monitor)
             pulumi.runtime.set_all_config(config, secret_keys)
@@ -298,10 +348,12 @@ def run_program(
                 outputs[key] = MASK if secret else mask_secrets(resolved)
                 if secret:
                     secret_outputs.add(key)
-            return ProgramResult(stack, list(monitor.registrations), outputs, frozenset(secret_outputs))
+            return ProgramResult(stack, monitor.recorded(), outputs, frozenset(secret_outputs))
         finally:
             loop.close()
             asyncio.set_event_loop(None)
+            if collecting:
+                gc.enable()
 
     return contextvars.Context().run(run)
 

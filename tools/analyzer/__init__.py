@@ -5,7 +5,7 @@ Nothing of the policies is imported: everything goes through the wire protocol, 
 """
 
 from tools.analyzer.config import load_config_file, reconcile_config
-from tools.analyzer.process import PolicyPackError, PolicyPackProcess, PreviewSession, run_pack
+from tools.analyzer.process import AnalyzerClient, PolicyPackError, PolicyPackProcess, PreviewSession, run_pack
 from tools.analyzer.wire import (
     ENFORCEMENT_LEVELS,
     SECRET_SIG,
@@ -24,6 +24,7 @@ __all__ = [
     "SECRET_SIG",
     "SIG_KEY",
     "UNKNOWN",
+    "AnalyzerClient",
     "AnalyzerResource",
     "EncodedPreview",
     "PolicyPackError",

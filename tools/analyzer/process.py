@@ -46,6 +46,44 @@ class PolicyPackError(RuntimeError):
     """The policy pack failed to start or a call to it failed."""
 
 
+class AnalyzerClient:
+    """The engine's end of a connection to a running pack: raw Analyze and AnalyzeStack calls on serialized requests
+    (the offline engine's process holds one, tools/engine.py). ``describe`` adds the pack's stderr to errors."""
+
+    def __init__(self, address: str, timeout: float, describe: Callable[[], str] = str) -> None:
+        self.address = address
+        self.channel = grpc.insecure_channel(address, options=_GRPC_OPTIONS)
+        self._describe = describe
+        try:
+            grpc.channel_ready_future(self.channel).result(timeout=timeout)
+        except grpc.FutureTimeoutError:
+            self.channel.close()
+            raise PolicyPackError(f"no policy pack answers on {address} within {timeout:g} s") from None
+        self.stub = analyzer_pb2_grpc.AnalyzerStub(self.channel)
+        # Requests already serialized (see encode_preview) are sent as they are.
+        self.analyze_bytes = self.channel.unary_unary(
+            "/pulumirpc.Analyzer/Analyze",
+            request_serializer=None,
+            response_deserializer=analyzer_pb2.AnalyzeResponse.FromString,
+        )
+        self.analyze_stack_bytes = self.channel.unary_unary(
+            "/pulumirpc.Analyzer/AnalyzeStack",
+            request_serializer=None,
+            response_deserializer=analyzer_pb2.AnalyzeResponse.FromString,
+        )
+
+    def rpc_error(self, method: str, error: grpc.RpcError) -> PolicyPackError:
+        status = error.code() if isinstance(error, grpc.Call) else None
+        details = error.details() if isinstance(error, grpc.Call) else str(error)
+        tail = self._describe().strip()
+        return PolicyPackError(
+            f"{method} failed ({status}): {details}" + (f"\n--- pack stderr ---\n{tail}" if tail else "")
+        )
+
+    def close(self) -> None:
+        self.channel.close()
+
+
 class PolicyPackProcess:
     """A running policy pack plus an Analyzer client; use it as a context manager."""
 
@@ -69,7 +107,7 @@ class PolicyPackProcess:
         self._stderr: collections.deque[bytes] = collections.deque()
         self._stderr_size = 0
         self._stderr_lock = threading.Lock()
-        self._channel: grpc.Channel | None = None
+        self.client: AnalyzerClient | None = None
         self._started = False
         if not (self.pack_dir / "__main__.py").is_file():
             raise PolicyPackError(f"{self.pack_dir} is not a Python policy pack (no __main__.py)")
@@ -100,20 +138,9 @@ class PolicyPackProcess:
             self._start_reader(self._process.stdout, on_stdout, eof=lambda: lines.put(None))
             port = self._wait_for_port(lines, startup_timeout)
             self._started = True
-            self._channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=_GRPC_OPTIONS)
-            grpc.channel_ready_future(self._channel).result(timeout=startup_timeout)
-            self.stub = analyzer_pb2_grpc.AnalyzerStub(self._channel)
-            # Requests already serialized (see encode_preview) are sent as they are.
-            self._analyze_bytes = self._channel.unary_unary(
-                "/pulumirpc.Analyzer/Analyze",
-                request_serializer=None,
-                response_deserializer=analyzer_pb2.AnalyzeResponse.FromString,
-            )
-            self._analyze_stack_bytes = self._channel.unary_unary(
-                "/pulumirpc.Analyzer/AnalyzeStack",
-                request_serializer=None,
-                response_deserializer=analyzer_pb2.AnalyzeResponse.FromString,
-            )
+            self.address = f"127.0.0.1:{port}"
+            self.client = AnalyzerClient(self.address, startup_timeout, lambda: self.stderr)
+            self.stub = self.client.stub
         except BaseException:
             self.close()
             raise
@@ -183,9 +210,8 @@ class PolicyPackProcess:
             raise self._rpc_error(method, error) from None
 
     def _rpc_error(self, method: str, error: grpc.RpcError) -> PolicyPackError:
-        status = error.code() if isinstance(error, grpc.Call) else None
-        details = error.details() if isinstance(error, grpc.Call) else str(error)
-        return PolicyPackError(f"{method} failed ({status}): {details}\n--- pack stderr ---\n{self.stderr.strip()}")
+        assert self.client is not None
+        return self.client.rpc_error(method, error)
 
     # --- protocol -----------------------------------------------------------------------------
 
@@ -243,7 +269,8 @@ class PolicyPackProcess:
                 raise self._rpc_error("Analyze", error) from None
             violations.extend(violations_of(response, urn))
 
-        send = self._analyze_bytes.future
+        assert self.client is not None
+        send = self.client.analyze_bytes.future
         for urn, request in requests:
             window.append((send(request, timeout=self.call_timeout), urn))
             if len(window) >= max(1, workers):
@@ -270,7 +297,9 @@ class PolicyPackProcess:
         encoded_at = time.perf_counter()
         violations = self.analyze_encoded(zip(encoded.urns, encoded.analyze, strict=True), workers)
         analyzed = time.perf_counter()
-        violations.extend(violations_of(self._call("AnalyzeStack", encoded.stack, self._analyze_stack_bytes), ""))
+        assert self.client is not None
+        stack = self._call("AnalyzeStack", encoded.stack, self.client.analyze_stack_bytes)
+        violations.extend(violations_of(stack, ""))
         if timings is not None:
             timings["encode"] = encoded_at - started
             timings["analyze"] = analyzed - encoded_at
@@ -287,9 +316,9 @@ class PolicyPackProcess:
     # --- lifecycle ----------------------------------------------------------------------------
 
     def close(self) -> None:
-        if self._channel is not None:
-            self._channel.close()
-            self._channel = None
+        if self.client is not None:
+            self.client.close()
+            self.client = None
         if self._process.poll() is None:
             self._process.terminate()
             try:
@@ -322,7 +351,7 @@ class PreviewSession:
     # Calls queue behind every resource registered before them: no per-call deadline shorter than a whole preview.
     TIMEOUT = 3600.0
 
-    def __init__(self, pack: PolicyPackProcess) -> None:
+    def __init__(self, pack: AnalyzerClient) -> None:
         self.pack = pack
         self._lock = threading.Lock()
         self._analyzed: list[tuple[grpc.Future, str]] = []
@@ -334,13 +363,13 @@ class PreviewSession:
             if resource.type.startswith("pulumi:providers:"):
                 self._providers[resource.urn] = properties
             request, entry = encode_resource(resource, properties, self._providers.get(resource.provider_urn))
-            self._analyzed.append((self.pack._analyze_bytes.future(request, timeout=self.TIMEOUT), resource.urn))
+            self._analyzed.append((self.pack.analyze_bytes.future(request, timeout=self.TIMEOUT), resource.urn))
             self._stack.resources.append(entry)
 
     def finish(self) -> Callable[[], list[Violation]]:
         """Send AnalyzeStack; the returned call waits for every answer (do other work in between)."""
         with self._lock:
-            stack = self.pack._analyze_stack_bytes.future(self._stack.SerializeToString(), timeout=self.TIMEOUT)
+            stack = self.pack.analyze_stack_bytes.future(self._stack.SerializeToString(), timeout=self.TIMEOUT)
 
         def violations() -> list[Violation]:
             found: list[Violation] = []
@@ -348,7 +377,7 @@ class PreviewSession:
                 try:
                     found.extend(violations_of(future.result(), urn))
                 except grpc.RpcError as error:
-                    raise self.pack._rpc_error(method, error) from None
+                    raise self.pack.rpc_error(method, error) from None
             return found
 
         return violations
