@@ -35,7 +35,7 @@ if not platform_stack:
 platform = pulumi.StackReference(platform_stack)
 # Everything a shard declares (resources, their Outputs, the SDK's futures) stays referenced until the run ends, so
 # the cyclic collector traverses a growing heap again and again for little garbage: about a third of a 500-tenant
-# shard's CPU (docs/benchmarks.md#tenants-in-shards). This process ends with the run.
+# shard's CPU (docs/benchmarks.md, Tenants in shards). This process ends with the run.
 gc.disable()
 
 

@@ -15,7 +15,7 @@ from tests.conftest import program_result
 from tests.policy_cases import run_stack_policy
 from tests.schemas import validate_object
 from tests.tokens import DEPLOYMENT, NODE_POOL, RELEASE, TEMPLATE
-from tools.preview import analyzer_resources
+from tools.engine import analyzer_resources
 from tools.program import ProgramResult, Registration
 
 KATA_TAINT = {"key": "kata", "value": "true", "effect": "NoSchedule"}

@@ -13,7 +13,7 @@ from tests.conftest import program_result
 from tests.policy_cases import PACK_DIR, k8s, resource, run_stack_policy
 from tests.tokens import NETPOL, TEMPLATE
 from tools.analyzer import run_pack
-from tools.preview import analyzer_resources
+from tools.engine import analyzer_resources
 
 # --------------------------------------------------------------------------------------------
 # CrossGuard: sandbox-egress-allowlist (direct calls, then the whole pack over gRPC)

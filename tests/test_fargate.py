@@ -18,7 +18,7 @@ from tests.policy_cases import PACK_DIR, resource, run_stack_policy
 from tests.sandbox_corpus import FARGATE_NAMESPACE, build, fargate_spec, namespace
 from tests.schemas import validate_object
 from tools.analyzer import run_pack
-from tools.preview import analyzer_resources
+from tools.engine import analyzer_resources
 from tools.program import ProgramResult
 
 PROFILE = "aws:eks/fargateProfile:FargateProfile"

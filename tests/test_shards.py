@@ -31,7 +31,7 @@ from components.tenants.gateway_access import (
 from components.tenants.shard import CONTRACT_KEYS, CONTRACT_VERSION, check_contract
 from tests.conftest import program_result
 from tools.analyzer import run_pack
-from tools.preview import analyzer_resources
+from tools.engine import analyzer_resources
 from tools.program import MASK, PLACEHOLDER, ROOT, ProgramResult, load_stack, run_program
 from tools.split import SHARDS, platform_outputs, references
 from tools.split import shard_stacks as shard_files

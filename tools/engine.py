@@ -3,11 +3,12 @@
 The program's process keeps what a real program's process does, the SDK (and the mock answers it waits for,
 RecordingMonitor's fast path in tools/program.py); each RegisterResource request goes, serialized, down a pipe to this
 process, which records it, streams it to the policy pack (Analyze, as the CLI does while the program runs) and writes
-its manifest into ``build/<stack>/``. A 500-tenant shard spends about 37 s of one core in the SDK alone; recording,
-streaming and writing take another core's time beside it instead of after it (figures: docs/benchmarks.md).
+its manifest into ``build/<stack>/``: recording, streaming and writing take another core's time beside the program's
+instead of after it, and nothing in the program waits for them (figures: docs/benchmarks.md, Tenants in shards).
 
 On the engine's stdin: a setup message, then one frame per registration (URN and request bytes), then an empty frame
-at the end of the run. On its stdout: the registrations, then the pack's violations (length-prefixed pickles).
+at the end of the run. On its stdout: "ready" (or its error), the registrations, then the pack's violations
+(length-prefixed pickles).
 ``python -m tools.engine`` is the engine's side; :class:`EngineProcess` the program's.
 """
 
@@ -106,7 +107,10 @@ def _frames(stream: IO[bytes]) -> Iterator[tuple[str, bytes]]:
         if len(sizes) < 8:
             raise RunFailed
         head, body = int.from_bytes(sizes[:4], "big"), int.from_bytes(sizes[4:], "big")
-        yield stream.read(head).decode(), stream.read(body)
+        urn, request = stream.read(head), stream.read(body)
+        if len(urn) + len(request) < head + body:
+            raise RunFailed
+        yield urn.decode(), request
 
 
 # ---------------------------------------------------------------------------------------------
