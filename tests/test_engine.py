@@ -18,7 +18,7 @@ from tools import preview
 from tools.build import write_build
 from tools.engine import EngineError
 from tools.mocks import PlatformMocks
-from tools.program import ROOT, OnRegister, ProgramResult, RecordingMonitor, run_program
+from tools.program import ROOT, SECRET_SIG, OnRegister, ProgramResult, RecordingMonitor, run_program
 from tools.split import SHARDS, references
 
 FIXTURE_PACK = ROOT / "tests" / "fixtures" / "violating_pack"
@@ -56,7 +56,7 @@ def test_the_mock_answers_are_the_sdk_mock_monitors(stack: str) -> None:
     assert len(monitor.answers) > 20
     assert [(t, fast) for t, fast, sdk in monitor.answers if fast != sdk] == []
     # Both paths ran: the secrets' requests take the SDK's (a Secret's stringData, a provider's kubeconfig).
-    secret_types = {t for t, _, sdk in monitor.answers if "1b47061264138c4ac30d75fd1eb44270" in json.dumps(sdk)}
+    secret_types = {t for t, _, sdk in monitor.answers if SECRET_SIG in json.dumps(sdk)}
     assert "kubernetes:core/v1:Secret" in secret_types
 
 

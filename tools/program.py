@@ -90,7 +90,7 @@ class ProgramResult:
 
 # The wire form's special values: the signature key (secrets, resource references, assets, output values) and the
 # unknown sentinel. A request without them is plain JSON.
-_MARKED = re.compile(b"4dabf18193072939515e22adb298388d|04da6b54-80e4-46f7-96ec-b56ff0331ba9")
+_MARKED = re.compile(b"|".join(re.escape(mark.encode()) for mark in (SECRET_SIG_KEY, UNKNOWN)))
 _ABSENT = object()
 
 

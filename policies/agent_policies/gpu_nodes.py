@@ -36,7 +36,7 @@ from .common import (
 )
 from .placement import Resolved
 from .stack import Stack
-from .tolerations import PLATFORM_NAMESPACES, node_daemon
+from .tolerations import PLATFORM_NAMESPACES, node_daemon, tolerated
 from .workloads import WORKLOAD_KINDS, PodTemplate, known_pod_template
 
 GPU_RESOURCE = "nvidia.com/gpu"  # components/contracts/labels.py GPU_RESOURCE: the taint key and the resource
@@ -67,11 +67,11 @@ def tolerates_gpu(toleration: Any, key: str) -> bool:
     """Whether the toleration tolerates ``key=true:NoSchedule`` with that key named (Kubernetes'
     ``Toleration.ToleratesTaint``); one with no key tolerates every taint and is judged by
     dedicated-tenant-tolerations."""
-    if (string(get(toleration, "effect")) or "") not in ("", GPU_TAINT_EFFECT):
+    found = tolerated(toleration, key, GPU_TAINT_EFFECT)
+    if found is None or (string(get(toleration, "key")) or "") != key:
         return False
-    if (string(get(toleration, "key")) or "") != key:
-        return False
-    return get(toleration, "operator") == "Exists" or (string(get(toleration, "value")) or "") == GPU_TAINT_VALUE
+    every_value, value = found
+    return every_value or value == GPU_TAINT_VALUE
 
 
 def selects_gpu_nodes(key: Any, operator: Any, values: Any) -> bool:

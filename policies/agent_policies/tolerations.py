@@ -63,13 +63,14 @@ CONFIG_PROPERTIES: dict[str, dict[str, Any]] = {
 }
 
 
-def _tolerated(toleration: Any, key: str) -> tuple[bool, str] | None:
-    """(every value, the value) when the toleration tolerates a ``key:NoSchedule`` taint; None when it does not.
+def tolerated(toleration: Any, key: str, effect: str = DEDICATED_TAINT_EFFECT) -> tuple[bool, str] | None:
+    """(every value, the value) when the toleration tolerates a ``key:<effect>`` taint; None when it does not.
 
     Kubernetes' ``Toleration.ToleratesTaint``: the effect must be empty or the taint's; an empty key with ``Exists``
     tolerates every taint; ``Exists`` tolerates every value of its key; ``Equal`` (or no operator) only its value.
+    The one reading of a toleration the rules share (dedicated nodes here, GPU nodes in gpu_nodes.py).
     """
-    if (string(get(toleration, "effect")) or "") not in ("", DEDICATED_TAINT_EFFECT):
+    if (string(get(toleration, "effect")) or "") not in ("", effect):
         return None  # e.g. NoExecute with tolerationSeconds, as the EBS CSI controller has: another taint
     toleration_key = string(get(toleration, "key")) or ""
     exists = get(toleration, "operator") == "Exists"
@@ -139,7 +140,7 @@ def _check_workload(
     field = template.field("tolerations")
     for index, toleration in enumerate(items(get(template.spec, "tolerations"), unknowns)):
         try:
-            found = _tolerated(toleration, key)
+            found = tolerated(toleration, key)
             why = None if found is None else _why_not_here(workload, stack, *found, key, label, platform)
         except UnknownValueError as error:
             unknowns.record(error)
