@@ -15,6 +15,7 @@ from pulumi.runtime.mocks import MockMonitor
 
 from tests.conftest import program_result
 from tools import preview
+from tools.analyzer import PolicyPackError
 from tools.build import write_build
 from tools.engine import EngineError
 from tools.mocks import PlatformMocks
@@ -122,3 +123,14 @@ def test_an_engine_failure_is_reported_with_its_cause(tmp_path: Path) -> None:
     blocker.write_text("")
     with pytest.raises(EngineError, match="NotADirectoryError|FileExistsError"):
         preview.preview("dev", blocker / "dev")
+
+
+def test_a_failing_policy_stops_the_preview_with_the_packs_error(tmp_path: Path) -> None:
+    """A policy that raises: the preview stops with the pack's error and the tail of its stderr, not the engine's
+    traceback."""
+    with pytest.raises(PolicyPackError, match=r"Analyze failed") as caught:
+        preview.preview("dev", tmp_path / "dev", ROOT / "tests" / "fixtures" / "broken_pack")
+    message = str(caught.value)
+    assert "this test pack fails on every VPC (network-vpc)" in message
+    assert "--- pack stderr ---" in message
+    assert "tools/engine.py" not in message

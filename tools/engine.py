@@ -31,7 +31,14 @@ from typing import IO, Any
 from google.protobuf import struct_pb2
 from pulumi.runtime.proto import resource_pb2
 
-from tools.analyzer import AnalyzerClient, AnalyzerResource, PolicyPackError, PreviewSession, Violation
+from tools.analyzer import (
+    AnalyzerClient,
+    AnalyzerResource,
+    PolicyPackError,
+    PolicyPackProcess,
+    PreviewSession,
+    Violation,
+)
 from tools.build import clear, write_manifest, write_resources
 from tools.mocks import PlatformMocks
 from tools.program import ROOT, OnRegister, ProgramResult, RecordingMonitor, Registration, registration_of
@@ -73,7 +80,8 @@ def analyze_as_registered(session: PreviewSession) -> OnRegister:
 
 
 # ---------------------------------------------------------------------------------------------
-# Messages: length-prefixed pickles ("ok", value) or ("error", text) on stdout; frames on stdin.
+# Messages: length-prefixed pickles ("ok", value), ("pack", the pack's error) or ("error", a traceback) on stdout;
+# frames on stdin.
 
 
 def _send(stream: IO[bytes], value: Any, tag: str = "ok") -> None:
@@ -127,6 +135,7 @@ class EngineProcess:
 
     def __init__(self, out: Path | None, python: str = sys.executable) -> None:
         self.out = out
+        self.pack_stderr: Callable[[], str] = str  # the pack's stderr tail, for its errors (set by connect)
         self._process = subprocess.Popen(
             [python, "-m", "tools.engine"], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE
         )
@@ -136,15 +145,19 @@ class EngineProcess:
         self._lock = threading.Lock()
         self._error: Exception | None = None
 
-    def connect(self, pack: str | None) -> Callable[[PlatformMocks, OnRegister | None], ForwardingMonitor]:
+    def connect(
+        self, pack: PolicyPackProcess | None
+    ) -> Callable[[PlatformMocks, OnRegister | None], ForwardingMonitor]:
         """run_program's ``engine``: a monitor that answers here and records in the engine, which streams to the
-        pack at ``pack``."""
+        running ``pack``."""
+        if pack is not None:
+            self.pack_stderr = lambda: pack.stderr
 
         def start(mocks: PlatformMocks, on_register: OnRegister | None) -> ForwardingMonitor:
             if on_register is not None:
                 raise ValueError("the engine process streams to the pack itself: pass its address, not on_register")
             assert self._process.stdin is not None
-            _send(self._process.stdin, {"pack": pack, "out": self.out})
+            _send(self._process.stdin, {"pack": pack.address if pack else None, "out": self.out})
             self._next()  # ready: connected to the pack, build folder made (or its error, before the run starts)
             return ForwardingMonitor(mocks, self._process.stdin.fileno(), self._finish, self._failed)
 
@@ -156,8 +169,10 @@ class EngineProcess:
         if message is None:
             raise EngineError(f"the engine process exited (code {self._process.wait()}); its stderr is above")
         tag, value = message
+        if tag == "pack":
+            raise PolicyPackError(f"{value}\n--- pack stderr ---\n{self.pack_stderr().strip()}")
         if tag == "error":
-            raise (PolicyPackError if "PolicyPackError" in value else EngineError)(value)
+            raise EngineError(value)
         return value
 
     def _failed(self) -> None:
@@ -281,6 +296,9 @@ def main() -> int:
     os.dup2(2, 1)
     try:
         serve(sys.stdin.buffer, stdout)
+    except PolicyPackError as error:  # the pack's own failure (a policy raised): its message, not ours
+        _send(stdout, str(error), "pack")
+        return 1
     except Exception:  # noqa: BLE001 (reported to the program's side, which raises it)
         _send(stdout, traceback.format_exc(), "error")
         return 1

@@ -196,7 +196,7 @@ def preview(
         pack.configure()
         pack.configure_stack()
         progress.start("program under the mock engine")
-        result = run_program(stack, overrides, root=root, stack_references=refs, engine=engine.connect(pack.address))
+        result = run_program(stack, overrides, root=root, stack_references=refs, engine=engine.connect(pack))
         progress.done(f"{len(result.registrations)} resources, {len(result.outputs)} outputs")
         findings, skipped = check_installs(result, out, progress, platform)
         progress.start("policy pack over the analyzer gRPC protocol")
