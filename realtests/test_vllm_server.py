@@ -7,6 +7,7 @@ check the live server still exports every one of them (VLLM_LAB_WRITE_FIXTURE=1 
 
 from __future__ import annotations
 
+import functools
 import os
 import statistics
 import threading
@@ -128,8 +129,12 @@ def test_token_counters_and_latency_counts_match_the_completions(
 def test_requests_past_max_num_seqs_wait_in_the_gauge_keda_reads(
     vllm_server: vllm_lab.Server, vllm_figures: dict[str, Any], exposition: str
 ) -> None:
-    """4x --max-num-seqs concurrent long requests: the waiting gauge rises above 0 while at most max-num-seqs run,
-    then both return to 0 (a trigger on it scales out under load and back in when the queue drains)."""
+    """8x --max-num-seqs concurrent long requests: the waiting gauge rises above 0 while at most max-num-seqs run,
+    then both return to 0 (a trigger on it scales out under load and back in when the queue drains).
+
+    The first max-num-seqs requests go first; the others once the gauge shows them running, so they arrive while
+    every slot is taken (on two busy cores vLLM's API server can forward a burst more slowly than its engine
+    finishes requests, and a burst sent at once then never queues: a flaky test, seen in CI)."""
     labels = {"model_name": SERVED_NAME}
     samples: list[tuple[float, float]] = []
     done = threading.Event()
@@ -145,17 +150,22 @@ def test_requests_past_max_num_seqs_wait_in_the_gauge_keda_reads(
             )
             time.sleep(0.02)
 
+    def running() -> bool:
+        return bool(samples) and samples[-1][1] >= vllm_lab.MAX_NUM_SEQS
+
     sampler = threading.Thread(target=sample)
     sampler.start()
-    burst = 4 * vllm_lab.MAX_NUM_SEQS
+    burst = 8 * vllm_lab.MAX_NUM_SEQS  # a tiny model finishes a wave in well under a second: a long queue behind it
     tokens = vllm_lab.MAX_MODEL_LEN - 64  # long enough for each wave to outlast a few /metrics samples
+    send = functools.partial(chat, vllm_server.url, max_tokens=tokens, ignore_eos=True)
     try:
         with ThreadPoolExecutor(burst) as pool:
-            responses = list(
-                pool.map(
-                    lambda i: chat(vllm_server.url, f"count {i}", max_tokens=tokens, ignore_eos=True), range(burst)
-                )
-            )
+            first = [pool.submit(send, f"count {i}") for i in range(vllm_lab.MAX_NUM_SEQS)]
+            deadline = time.monotonic() + 60
+            while not running() and time.monotonic() < deadline and not all(f.done() for f in first):
+                time.sleep(0.01)
+            rest = [pool.submit(send, f"count {i}") for i in range(vllm_lab.MAX_NUM_SEQS, burst)]
+            responses = [f.result() for f in first + rest]
     finally:
         done.set()
         sampler.join(timeout=30)
