@@ -298,21 +298,18 @@ def gateway_mcp(
     if not refs:
         return own.servers, own.by_server
 
-    def checked(texts: Mapping[str, str | None]) -> dict[str, dict[str, dict[str, Any]]]:
-        return {stack: shard_servers(stack, text) for stack, text in texts.items()}
-
-    servers_texts = shard_texts(refs, MCP_SERVERS)
-    servers = servers_texts.apply(
-        lambda texts: flat_servers(own.servers, merge_shard_entries(checked(texts), own_tenants))
+    # Each shard's servers, checked once: registered, and the tokens are checked against them.
+    checked = shard_texts(refs, MCP_SERVERS).apply(
+        lambda texts: {stack: shard_servers(stack, text) for stack, text in texts.items()}
     )
+    servers = checked.apply(lambda of: flat_servers(own.servers, merge_shard_entries(of, own_tenants)))
 
     def merged_tokens(values: list[Any]) -> dict[str, Any]:
-        mine, server_texts, token_texts = values
-        servers_of = checked(server_texts)
+        mine, servers_of, token_texts = values
         tokens = {stack: shard_tokens(stack, text, servers_of[stack]) for stack, text in token_texts.items()}
         return flat_servers(mine, merge_shard_entries(tokens, own_tenants))
 
-    tokens = pulumi.Output.all(own.by_server, servers_texts, shard_texts(refs, MCP_TOKENS)).apply(merged_tokens)
+    tokens = pulumi.Output.all(own.by_server, checked, shard_texts(refs, MCP_TOKENS)).apply(merged_tokens)
     return servers, pulumi.Output.secret(tokens)
 
 

@@ -51,7 +51,6 @@ class AnalyzerClient:
     (the offline engine's process holds one, tools/engine.py). ``describe`` adds the pack's stderr to errors."""
 
     def __init__(self, address: str, timeout: float, describe: Callable[[], str] = str) -> None:
-        self.address = address
         self.channel = grpc.insecure_channel(address, options=_GRPC_OPTIONS)
         self._describe = describe
         try:
